@@ -1,0 +1,1 @@
+//! GGUF block types and llama.cpp's file types (mixtures chosen tensor by tensor).

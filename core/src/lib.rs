@@ -1,0 +1,47 @@
+//! # headroom-core
+//!
+//! The pure math behind headroom's one question: *can this machine hold this model, and how fast
+//! will it run?* No I/O, no clocks, no threads, no GPU: every function is a deterministic
+//! computation over plain data, so the same code runs in the CLI and in the browser
+//! (`wasm32-unknown-unknown`).
+//!
+//! Data flow:
+//!
+//! ```text
+//! config.json ──► config::model_from_config_json ──► ModelSpec ──► tensors::tensors ──► quant (bytes)
+//!                                                        │
+//! devices catalog / ProbeReport ──► DeviceSpec           ▼
+//!                                       └──────► estimate::estimate ──► Estimate (+ advice)
+//! ```
+//!
+//! * [`model::ModelSpec`] — the shape of a model, from a Hugging Face `config.json`
+//!   ([`config`]) or the bundled [`model_catalog`].
+//! * [`tensors`] — every stored weight tensor with its shape; [`params`] counts them.
+//! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
+//! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
+//! * [`devices`] and [`usable_memory`] — what a machine offers; [`speed`] — tokens per second.
+//! * [`estimate`] and [`advice`] — the answer: components, verdict, and what would fit.
+//! * [`report`] — the probe report schema shared by `headroom probe`, the site and `headroom fit`.
+#![deny(missing_docs)]
+
+pub mod activations;
+pub mod advice;
+pub mod config;
+pub mod devices;
+pub mod error;
+pub mod estimate;
+pub mod gguf;
+pub mod kv_cache;
+pub mod model;
+pub mod model_catalog;
+pub mod params;
+pub mod quant;
+pub mod report;
+pub mod runtime;
+pub mod speed;
+pub mod tensors;
+pub mod training;
+pub mod units;
+pub mod usable_memory;
+
+pub use error::CoreError;

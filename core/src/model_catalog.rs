@@ -1,0 +1,1 @@
+//! The bundled catalog of widely used open models (data in `core/data/models.json`).

@@ -1,0 +1,1 @@
+//! Shared helpers for headroom's cross-crate tests.

@@ -1,0 +1,1 @@
+//! headroom's cross-crate tests: one binary, modules grouped by intent.

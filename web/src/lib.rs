@@ -1,0 +1,1 @@
+//! headroom's site (Leptos CSR). Filled in by the site issue.
