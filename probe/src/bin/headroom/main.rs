@@ -1,20 +1,72 @@
 //! `headroom`: can this machine hold this model, and how fast will it run?
+//!
+//! The binary is argument parsing plus glue; the math lives in `headroom-core` and the kernels in
+//! the `headroom-probe` library. Every error a user can cause ends as one line on stderr and exit
+//! code 2.
+
+mod devices_cmd;
+mod fit;
+mod hub;
+mod models_cmd;
+mod probe_cmd;
+mod show_cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Exit code for every error a user can act on (bad input, no GPU, network failure).
+const EXIT_USER_ERROR: u8 = 2;
+
 #[derive(Parser)]
-#[command(name = "headroom", version, about = "Can this machine hold this model, and how fast will it run?")]
+#[command(
+    name = "headroom",
+    version,
+    about = "Can this machine hold this model, and how fast will it run?"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Will MODEL fit on a device, and how fast will it run?
+    Fit(fit::FitArgs),
+    /// List the bundled model catalog.
+    Models(models_cmd::ModelsArgs),
+    /// List the bundled device catalog.
+    Devices(devices_cmd::DevicesArgs),
+    /// Measure this machine's GPU and write a JSON report.
+    Probe(probe_cmd::ProbeArgs),
+    /// Summarize a saved probe report.
+    Show(show_cmd::ShowArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Fit(args) => fit::run(args),
+        Command::Models(args) => models_cmd::run(args),
+        Command::Devices(args) => devices_cmd::run(args),
+        Command::Probe(args) => probe_cmd::run(args),
+        Command::Show(args) => show_cmd::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_USER_ERROR)
+        }
+    }
+}
+
+/// `headroom models | head` closes stdout early; that is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,0 +1,1 @@
+//! Fetching `config.json` from the Hugging Face Hub (`$HF_ENDPOINT`, `$HF_TOKEN`).
