@@ -130,10 +130,10 @@ fn ctrl_c_leaves_a_valid_partial_report() {
     // Wait until the first stage is in the file, then interrupt.
     let start = Instant::now();
     loop {
-        if let Ok(text) = std::fs::read_to_string(&out_path) {
-            if ProbeReport::from_json(&text).is_ok_and(|r| !r.stages.is_empty()) {
-                break;
-            }
+        if let Ok(text) = std::fs::read_to_string(&out_path)
+            && ProbeReport::from_json(&text).is_ok_and(|r| !r.stages.is_empty())
+        {
+            break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(600),

@@ -186,7 +186,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         "batch" => p.batch, "heads" => p.heads, "seq" => p.seq, "head_dim" => p.head_dim,
         "causal" => p.causal, "storage" => if f16 { "f16" } else { "f32" }, "compute" => "f32",
     };
-    if !matches!(p.head_dim, 64 | 128) || p.seq % QUERY_BLOCK != 0 || p.seq == 0 {
+    if !matches!(p.head_dim, 64 | 128) || !p.seq.is_multiple_of(QUERY_BLOCK) || p.seq == 0 {
         return skipped(
             &name,
             base,

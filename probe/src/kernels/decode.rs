@@ -217,7 +217,7 @@ struct Chunk {
 }
 
 fn half_at(word: u32, index: u64) -> f64 {
-    let bits = if index % 2 == 0 {
+    let bits = if index.is_multiple_of(2) {
         word & 0xFFFF
     } else {
         word >> 16

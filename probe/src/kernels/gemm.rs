@@ -554,7 +554,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 fn_,
                 subgroup,
             };
-            if n % tile.block_m() != 0 || n % tile.block_n() != 0 {
+            if !n.is_multiple_of(tile.block_m()) || !n.is_multiple_of(tile.block_n()) {
                 continue;
             }
             candidates.push((
@@ -574,7 +574,10 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
             4
         };
         for &tile in &p.tiles {
-            if n % tile.bm != 0 || n % tile.bn != 0 || n % tile.bk != 0 {
+            if !n.is_multiple_of(tile.bm)
+                || !n.is_multiple_of(tile.bn)
+                || !n.is_multiple_of(tile.bk)
+            {
                 continue;
             }
             if tile.shared_bytes(acc_bytes) > gpu.limits.max_compute_workgroup_storage_size
