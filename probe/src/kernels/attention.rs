@@ -37,6 +37,10 @@ pub struct AttentionParams {
     pub seed: u64,
     /// Measurement length.
     pub settings: MeasureSettings,
+    /// Keys per shared-memory tile; `None`: the most that fit the adapter's workgroup storage
+    /// (up to 32). CPU rasterizers take a small tile: LLVM compiles the unrolled 32-key body for
+    /// minutes on lavapipe.
+    pub key_block: Option<u32>,
 }
 
 impl AttentionParams {
@@ -193,7 +197,13 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
             "head_dim must be 64 or 128 and seq a multiple of 64",
         );
     }
-    let bc = key_block(p.head_dim, gpu.limits.max_compute_workgroup_storage_size);
+    let fit = key_block(p.head_dim, gpu.limits.max_compute_workgroup_storage_size);
+    // A tile must divide the 64-row query block (the causal loop ends on a block boundary).
+    let bc = p
+        .key_block
+        .map_or(fit, |b| b.clamp(1, fit))
+        .next_power_of_two()
+        .min(fit);
     base.insert("key_block".into(), serde_json::json!(bc));
     let (b, h, s, d) = (
         p.batch as usize,

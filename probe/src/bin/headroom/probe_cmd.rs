@@ -79,6 +79,8 @@ struct Sizes {
     sweep_step_params: u64,
     stage_time_limit_s: f64,
     measure: MeasureSettings,
+    /// Attention key tile override (`None`: as large as shared memory allows).
+    attention_key_block: Option<u32>,
 }
 
 const FULL: Sizes = Sizes {
@@ -92,6 +94,7 @@ const FULL: Sizes = Sizes {
     sweep_step_params: 1_000_000_000,
     stage_time_limit_s: 600.0,
     measure: MeasureSettings::FULL,
+    attention_key_block: None,
 };
 
 const QUICK: Sizes = Sizes {
@@ -103,6 +106,7 @@ const QUICK: Sizes = Sizes {
     sweep_step_params: 4_000_000_000,
     stage_time_limit_s: 60.0,
     measure: MeasureSettings::QUICK,
+    attention_key_block: None,
 };
 
 /// A CPU rasterizer (lavapipe, ~1 GFLOP/s) checks correctness, not speed: tiny sizes.
@@ -113,8 +117,11 @@ const CPU_ADAPTER: Sizes = Sizes {
     bandwidth_bytes: 32 * MIB,
     decode_params: 16 * MIB,
     sweep_step_params: 16 * MIB,
-    stage_time_limit_s: 120.0,
+    // lavapipe compiles shaders with LLVM: a cold compile of the attention kernels takes
+    // minutes on a 2-core machine.
+    stage_time_limit_s: 900.0,
     measure: MeasureSettings::ONCE,
+    attention_key_block: Some(4),
 };
 
 /// Parses `16GiB`, `20GB`, `512MiB`, `1.5GiB`, `1000000` (bytes).
@@ -435,6 +442,7 @@ impl Run<'_> {
                             causal,
                             seed: run.next_seed(),
                             settings: run.sizes.measure,
+                            key_block: run.sizes.attention_key_block,
                         };
                         vec![pollster::block_on(attention::run(
                             run.device, run.queue, &p,
