@@ -151,19 +151,18 @@ impl Runtime {
     }
 
     /// The engine people would use on `device` for weights in `format`: GGUF → llama.cpp;
-    /// MLX-quantized weights → MLX; other formats on Apple → transformers on MPS for 16/32-bit
-    /// checkpoints; NVIDIA and other discrete GPUs → transformers on CUDA.
+    /// MLX-quantized weights → MLX; other formats on Apple silicon → MLX (which loads 16-bit
+    /// Hugging Face checkpoints directly); NVIDIA and other discrete GPUs → transformers on CUDA.
     pub fn default_for(device: &DeviceSpec, format: &WeightFormat) -> Runtime {
         if format.is_gguf() {
             return Runtime::LlamaCpp;
         }
-        let format_name = format.to_string().to_ascii_lowercase();
-        if format_name.starts_with("mlx") {
+        if matches!(format, WeightFormat::Mlx { .. }) {
             return Runtime::Mlx;
         }
         match device.memory_kind {
-            MemoryKind::Unified if device.vendor == "apple" => Runtime::TransformersMps,
-            _ => Runtime::TransformersCuda,
+            MemoryKind::Unified => Runtime::Mlx,
+            MemoryKind::Discrete => Runtime::TransformersCuda,
         }
     }
 
