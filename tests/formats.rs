@@ -247,9 +247,9 @@ fn llama_cpp_per_tensor_rules() {
         dtype_of("Llama-3.1-8B", "Q3_K_M", "blk.2.attn_output.weight"),
         "Q4_K"
     );
-    // 70B: attn_v bumped to Q5_K.
+    // 70B: attn_v outside use_more_bits (layer 11 of 80) bumped from Q4_K to Q5_K.
     assert_eq!(
-        dtype_of("Llama-2-70b-hf", "Q4_K_M", "blk.4.attn_v.weight"),
+        dtype_of("Llama-2-70b-hf", "Q4_K_M", "blk.11.attn_v.weight"),
         "Q5_K"
     );
     // One block type everywhere.
