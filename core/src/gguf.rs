@@ -167,7 +167,7 @@ impl GgmlType {
     /// blocks (llama.cpp then falls back to another type).
     pub const fn row_bytes(self, row_len: u64) -> Option<u64> {
         let (bytes, elements) = self.block();
-        if row_len % elements == 0 {
+        if row_len.is_multiple_of(elements) {
             Some(row_len / elements * bytes)
         } else {
             None
@@ -533,6 +533,9 @@ struct Counters {
 }
 
 /// The type `llama_tensor_get_type_impl` picks before the shape fallback.
+// The branches mirror llama.cpp's if/else chain one for one (so it can be compared line by line),
+// including the ones that give the same type.
+#[allow(clippy::if_same_then_else)]
 fn pick(
     ctx: &Context,
     tensor: &Tensor,
@@ -560,7 +563,7 @@ fn pick(
     );
 
     if cat == Category::Output || (ctx.tied && cat == Category::TokenEmbd) {
-        if ftype == F::MXFP4_MOE || nx % default.block_elements() != 0 {
+        if ftype == F::MXFP4_MOE || !nx.is_multiple_of(default.block_elements()) {
             t = G::Q8_0;
         } else if matches!(
             ftype,
@@ -762,7 +765,7 @@ fn pick(
 /// Where even the fallback does not fit (rows not a multiple of 32) llama.cpp uses F16.
 pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
     use GgmlType as G;
-    if row_len % t.block_elements() == 0 {
+    if row_len.is_multiple_of(t.block_elements()) {
         return t;
     }
     let f = match t {
@@ -781,7 +784,7 @@ pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
         // llama.cpp aborts for the 32-element types here; headroom reports F16 instead.
         _ => G::F16,
     };
-    if row_len % f.block_elements() == 0 {
+    if row_len.is_multiple_of(f.block_elements()) {
         f
     } else {
         G::F16
