@@ -63,6 +63,11 @@ pub fn entries() -> &'static [CatalogModel] {
     })
 }
 
+/// Every catalog id, in catalog order (for listings and suggestions).
+pub fn names() -> Vec<String> {
+    entries().iter().map(|e| e.id.clone()).collect()
+}
+
 /// Parse a published count such as `8.03B`, `494M` or `1.2T` into parameters and the value of one
 /// unit of its last digit (publishers round or truncate to the digits they show, so the true count
 /// lies within one such unit). `None` for text that is not such a count.
