@@ -111,6 +111,19 @@ fn hand_worked_bytes() {
 }
 
 #[test]
+fn bitsandbytes_leaves_fused_gpt_oss_experts_alone() {
+    assert_eq!(
+        dtype_of("gpt-oss-20b", "nf4", "blk.0.ffn_down_exps.weight"),
+        "bf16"
+    );
+    assert_eq!(dtype_of("gpt-oss-20b", "nf4", "blk.0.attn_q.weight"), "nf4");
+    assert_eq!(
+        dtype_of("Mixtral-8x7B-v0.1", "nf4", "blk.0.ffn_down_exps.weight"),
+        "nf4"
+    );
+}
+
+#[test]
 fn active_bytes_read_per_token() {
     // Mixtral bf16: every active weight except the input table, plus one embedding row.
     let mixtral = fixture_model("Mixtral-8x7B-v0.1");
