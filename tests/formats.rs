@@ -308,6 +308,21 @@ fn block_sizes_match_facts() {
 }
 
 #[test]
+fn ggml_ids_are_unique_and_round_trip() {
+    let mut ids: Vec<u32> = GgmlType::ALL.iter().map(|t| t.ggml_id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), GgmlType::ALL.len());
+    for t in GgmlType::ALL {
+        assert_eq!(GgmlType::from_ggml_id(t.ggml_id()), Some(t));
+    }
+    // A few from ggml.h's enum.
+    assert_eq!(GgmlType::Q4_K.ggml_id(), 12);
+    assert_eq!(GgmlType::BF16.ggml_id(), 30);
+    assert_eq!(GgmlType::from_ggml_id(4), None, "removed Q4_2");
+}
+
+#[test]
 fn names_parse_and_round_trip() {
     let cases = [
         ("fp16", WeightFormat::F16),

@@ -206,6 +206,45 @@ impl GgmlType {
         }
     }
 
+    /// The `ggml_type` number stored in GGUF tensor headers (ggml.h's `enum ggml_type`; ids 4, 5
+    /// and 31–33 belong to removed types, 9 is Q8_1 and 24–28 are integer/f64 types, none of
+    /// which a model's weights use).
+    pub const fn ggml_id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
+            GgmlType::Q5_1 => 7,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q2_K => 10,
+            GgmlType::Q3_K => 11,
+            GgmlType::Q4_K => 12,
+            GgmlType::Q5_K => 13,
+            GgmlType::Q6_K => 14,
+            GgmlType::Q8_K => 15,
+            GgmlType::IQ2_XXS => 16,
+            GgmlType::IQ2_XS => 17,
+            GgmlType::IQ3_XXS => 18,
+            GgmlType::IQ1_S => 19,
+            GgmlType::IQ4_NL => 20,
+            GgmlType::IQ3_S => 21,
+            GgmlType::IQ2_S => 22,
+            GgmlType::IQ4_XS => 23,
+            GgmlType::IQ1_M => 29,
+            GgmlType::BF16 => 30,
+            GgmlType::TQ1_0 => 34,
+            GgmlType::TQ2_0 => 35,
+            GgmlType::MXFP4 => 39,
+        }
+    }
+
+    /// The type with `ggml_type` number `id`, if it is one of these.
+    pub fn from_ggml_id(id: u32) -> Option<GgmlType> {
+        GgmlType::ALL.into_iter().find(|t| t.ggml_id() == id)
+    }
+
     /// Look a type up by name, case-insensitively.
     pub fn from_name(name: &str) -> Option<GgmlType> {
         GgmlType::ALL
