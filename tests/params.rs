@@ -241,3 +241,13 @@ fn bad_fields_are_named() {
         .expect_err("missing");
     assert!(matches!(err, CoreError::BadField { .. }), "{err:?}");
 }
+
+#[test]
+fn absurd_but_in_range_sizes_are_rejected_without_overflow() {
+    // Each field is within its own limit, but together they describe 10^20+ parameters.
+    let json = r#"{"model_type": "mixtral", "hidden_size": 9000000, "num_hidden_layers": 9000,
+        "num_attention_heads": 1, "intermediate_size": 9000000, "vocab_size": 9000000,
+        "num_local_experts": 900000, "num_experts_per_tok": 2, "max_position_embeddings": 4096}"#;
+    let err = model_from_config_json("huge", json).expect_err("absurd");
+    assert!(matches!(err, CoreError::OutOfRange { .. }), "{err:?}");
+}
