@@ -174,7 +174,14 @@ fn rows() -> Vec<Row> {
             WEIGHTS_TOLERANCE,
         ));
         rows.push(row(
-            "weights",
+            "weights (parameter bytes)",
+            "bf16".into(),
+            weights_bytes(&model, &WeightFormat::Bf16) as f64,
+            u(build, "param_bytes") as f64,
+            WEIGHTS_TOLERANCE,
+        ));
+        rows.push(row(
+            "weights (allocated)",
             "bf16, memory_allocated after build".into(),
             weights_bytes(&model, &WeightFormat::Bf16) as f64,
             u(build, "weights_allocated_bytes") as f64,
