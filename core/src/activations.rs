@@ -13,10 +13,10 @@
 //!   output; k, v, rotated k) and MLP phase `2·hidden + 3·I` (residual, normed input; gate,
 //!   up, and their product alive together before `down_proj`). transformers also keeps the
 //!   embedding output (`hidden`) alive for the whole layer loop. MoE: every (token, expert) slot
-//!   (`tokens × experts_per_token`) holds `3·hidden + 3·I_expert` when the engine computes all
+//!   (`tokens × experts_per_token`) holds `3·hidden + 4·I_expert` when the engine computes all
 //!   selected experts at once (transformers 5 `grouped_mm`, llama.cpp `mul_mat_id`, vLLM
-//!   `fused_moe`, MLX `gather_mm`): gathered input, expert output and its routing-weighted copy,
-//!   the fused gate/up output and the SwiGLU product. Shared experts add `3·I_shared`.
+//!   `fused_moe`, MLX `gather_mm`): gathered input, down output and its copies, the fused gate/up
+//!   output, its masked copy and the SwiGLU product. Shared experts add `3·I_shared`.
 //! * **Attention scores** when attention is *not* fused: `batch · heads · chunk · kv_len`
 //!   scores, each held in the activation type and once more in fp32 for the softmax
 //!   (transformers eager: `softmax(..., dtype=float32)`; ggml: f32 KQ and f32 softmax).
@@ -134,11 +134,13 @@ fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool) -> u64 {
     } else {
         routed_token_slots.div_ceil(moe.num_experts.max(1))
     };
-    // Per (token, expert) slot: the gathered input, the expert's output and its routing-weighted
-    // copy (3·h), and the fused gate/up output with the SwiGLU product (3·I).
+    // Per (token, expert) slot, as transformers 5's grouped_mm path allocates it (read from the
+    // source and checked against the H200 measurements, core/docs/ACCURACY.md): the gathered
+    // input, the down output and its copies (3·h), the fused gate_up output, its `masked_fill`
+    // copy and the SwiGLU product (4·I).
     let per_slot = h
         .saturating_mul(3)
-        .saturating_add(moe.expert_intermediate_size.saturating_mul(3));
+        .saturating_add(moe.expert_intermediate_size.saturating_mul(4));
     let routed = routed_tokens_alive.saturating_mul(per_slot);
     let shared = n
         .saturating_mul(3)
