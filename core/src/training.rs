@@ -41,7 +41,9 @@
 //! (`h` per token) is stored, plus one layer's full activations while it is recomputed.
 //!
 //! LoRA uses the same per-layer count (an upper bound: a frozen linear layer without an adapter
-//! does not save its input) plus the `r`-wide adapter intermediate per adapted matrix.
+//! does not save its input) plus what peft keeps per adapted matrix: the fp32 copy of its input
+//! (`in · 4` bytes, adapters are fp32) and `lora_A`'s fp32 output (`r · 4`). QLoRA adds one bf16
+//! dequantized copy of the largest 4-bit matrix (bitsandbytes dequantizes per matmul).
 
 use std::{fmt, str::FromStr};
 
@@ -635,8 +637,26 @@ pub fn training_memory(
             let gradients_bytes = a.saturating_mul(4);
             let optimizer_bytes = a.saturating_mul(8);
             let temp = a.saturating_mul(4);
-            let activation_bytes =
+            let mut activation_bytes =
                 training_activation_bytes_for(model, mode, batch, seq, fused_attention, Some(&lp));
+            if let Mode::Qlora(_) = mode {
+                // bitsandbytes' 4-bit matmul dequantizes each weight matrix to bf16 for the
+                // product (forward and backward): one transient of the largest quantized matrix.
+                let largest = tensors(model)
+                    .iter()
+                    .filter(|t| {
+                        !t.is_vector()
+                            && !matches!(t.role, TensorRole::TokenEmbedding | TensorRole::Output)
+                    })
+                    .map(|t| t.elements() / t.matrices().max(1))
+                    .max()
+                    .unwrap_or(0);
+                activation_bytes = activation_bytes.saturating_add(largest.saturating_mul(2));
+                assumptions.push(format!(
+                    "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB)                      during each matmul",
+                    largest.saturating_mul(2) as f64 / (1u64 << 20) as f64
+                ));
+            }
             assumptions.push(format!(
                 "{} rank {} on {} ({} matrices): {} trainable parameters, fp32 adapters + fp32 \
                  grads + AdamW = 16 B each",
