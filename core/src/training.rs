@@ -653,7 +653,8 @@ pub fn training_memory(
                     .unwrap_or(0);
                 activation_bytes = activation_bytes.saturating_add(largest.saturating_mul(2));
                 assumptions.push(format!(
-                    "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB)                      during each matmul",
+                    "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB) \
+                     during each matmul",
                     largest.saturating_mul(2) as f64 / (1u64 << 20) as f64
                 ));
             }
