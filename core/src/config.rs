@@ -675,6 +675,38 @@ fn moe_spec(
                 dense_layers,
             }
         }
+        // An unknown family that names experts: approximate every layer (but DeepSeek-style
+        // `first_k_dense_replace` ones) as router + routed experts (+ shared experts).
+        Architecture::Other(_) => {
+            let Some(num) =
+                f.first_u64(&["num_local_experts", "num_experts", "n_routed_experts"])?
+            else {
+                return Ok(None);
+            };
+            if num <= 1 {
+                return Ok(None);
+            }
+            let Some(k) = f.first_u64(&["num_experts_per_tok", "experts_per_token", "moe_topk"])?
+            else {
+                return Ok(None);
+            };
+            check_experts("num_experts", num, k)?;
+            let expert_inter = f.u64_or("moe_intermediate_size", intermediate_size)?;
+            f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
+            let shared_inter = match f.opt_u64("shared_expert_intermediate_size")? {
+                Some(s) => s,
+                None => f.u64_or("n_shared_experts", 0)? * expert_inter,
+            };
+            let first_dense = f.u64_or("first_k_dense_replace", 0)?;
+            MoeSpec {
+                num_experts: num,
+                experts_per_token: k,
+                expert_intermediate_size: expert_inter,
+                num_shared_experts: u64::from(shared_inter > 0),
+                shared_intermediate_size: shared_inter,
+                dense_layers: (0..num_layers.min(first_dense)).collect(),
+            }
+        }
         _ => return Ok(None),
     };
     Ok(Some(spec))
