@@ -380,6 +380,17 @@ fn prefill_activations_follow_the_mechanisms() {
     let la = prefill_activation_bytes(&m, 4096, 1, l, &lp, ActivationOptions::default());
     assert_eq!(la.chunk_tokens, 512);
     assert_eq!(la.layer_bytes, 512 * (2 * 4096 + 3 * 14336) * 4);
+    // vLLM reserves a profiling pass of its whole 8192-token budget, even for short requests.
+    let v = VLLM;
+    let va = prefill_activation_bytes(
+        &m,
+        100,
+        1,
+        v,
+        &v.profile(&h100),
+        ActivationOptions::default(),
+    );
+    assert_eq!(va.chunk_tokens, 8192);
 }
 
 #[test]

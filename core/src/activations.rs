@@ -6,8 +6,9 @@
 //! is larger. The mechanisms, per runtime (see [`crate::runtime::RuntimeProfile`]):
 //!
 //! * **Chunk.** transformers runs the whole prompt of every sequence in one forward pass;
-//!   llama.cpp evaluates `n_ubatch` (512) tokens at a time across all sequences; vLLM at most
-//!   `max_num_batched_tokens` (8192) per step; mlx-lm `prefill_step_size` (2048) per sequence.
+//!   llama.cpp evaluates `n_ubatch` (512) tokens at a time across all sequences; vLLM reserves
+//!   activations for a profiling pass of its whole `max_num_batched_tokens` (8192) budget;
+//!   mlx-lm `prefill_step_size` (2048) per sequence.
 //! * **Layer working set** (elements per token in the chunk): attention phase
 //!   `2·hidden + 3·q_dim + 3·kv_dim` (residual input, normed input; q, rotated q, attention
 //!   output; k, v, rotated k) and MLP phase `2·hidden + 3·I` (residual, normed input; gate,
@@ -81,6 +82,9 @@ pub fn chunk_tokens(profile: &RuntimeProfile, runtime: Runtime, context: u64, ba
         (_, None) => all,
         // mlx-lm steps each sequence's prompt separately.
         (Runtime::Mlx, Some(step)) => context.min(step).saturating_mul(batch),
+        // vLLM sizes its activation reserve with a profiling forward of the whole
+        // max_num_batched_tokens budget at start, whatever the requests will be.
+        (Runtime::Vllm { .. }, Some(budget)) => budget,
         (_, Some(chunk)) => all.min(chunk),
     }
 }

@@ -28,7 +28,10 @@
 //! `4·h + 2·q_dim + 2·kv_dim + 4·I` — norm inputs (2·h), norm outputs feeding projections (2·h),
 //! rotated q and k and v saved by attention (`q_dim + 2·kv_dim`, unexpanded), attention output
 //! feeding `o_proj` (`q_dim`), and the MLP's gate, SiLU(gate), up, and product (`4·I`). MoE
-//! layers store `4·I_expert` for each of the `k` experts a token visits, plus the shared experts.
+//! layers store `3·h + 4·I_expert` for each of the `k` experts a token visits when the experts
+//! are trained (transformers 5's grouped_mm working set, see `activations`), `h + 4·I_expert` when
+//! they are frozen (LoRA: a frozen GEMM keeps no input for a weight gradient), plus the shared
+//! experts and the router logits.
 //! Without fused attention the scores are stored too: `heads · s` per token, in the activation
 //! type (for `attn @ V`) and fp32 (softmax output), Korthikanti's `5·a·s/h` term.
 //! The loss: `b·s·vocab` logits in bf16, their fp32 upcast, and the fp32 log-softmax saved by
@@ -426,15 +429,29 @@ fn training_activation_bytes(mode: &Mode) -> u64 {
 }
 
 /// Activations stored per token of one layer, in elements (see the module docs).
-pub fn layer_activation_elements_per_token(model: &ModelSpec, layer: u64) -> u64 {
+/// `experts_trained`: whether the routed experts' weights receive gradients (full fine-tuning).
+pub fn layer_activation_elements_per_token(
+    model: &ModelSpec,
+    layer: u64,
+    experts_trained: bool,
+) -> u64 {
     let h = model.hidden_size;
     let (q_dim, kv_dim) = attention_widths(model);
     let mlp = match &model.moe {
-        Some(moe) if !moe.dense_layers.contains(&layer) => moe
-            .experts_per_token
-            .saturating_mul(h.saturating_add(moe.expert_intermediate_size.saturating_mul(4)))
-            .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
-            .saturating_add(moe.num_experts),
+        // Per (token, expert) slot the grouped_mm path keeps gate_up, its masked copy, SiLU and
+        // the product (4·I) and the down output the routing weights multiply (h); when the
+        // experts are trained it also keeps the gathered input for their weight gradient and
+        // the down output's copy (2·h more): the inference working set of activations.rs.
+        Some(moe) if !moe.dense_layers.contains(&layer) => {
+            let slot_h = if experts_trained { 3 } else { 1 };
+            moe.experts_per_token
+                .saturating_mul(
+                    h.saturating_mul(slot_h)
+                        .saturating_add(moe.expert_intermediate_size.saturating_mul(4)),
+                )
+                .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
+                .saturating_add(moe.num_experts)
+        }
         _ => model.intermediate_size.saturating_mul(4),
     };
     h.saturating_mul(4)
@@ -490,9 +507,10 @@ pub fn training_activation_bytes_for(
             .saturating_mul(e.saturating_add(FP32_BYTES))
     };
     let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
+    let experts_trained = matches!(mode, Mode::Full(_));
     let layer_bytes = |layer: u64| {
         tokens.saturating_mul(
-            layer_activation_elements_per_token(model, layer)
+            layer_activation_elements_per_token(model, layer, experts_trained)
                 .saturating_mul(e)
                 .saturating_add(scores_per_token)
                 .saturating_add(lora_per_token),
