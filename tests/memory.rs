@@ -380,6 +380,25 @@ fn prefill_activations_follow_the_mechanisms() {
     let la = prefill_activation_bytes(&m, 4096, 1, l, &lp, ActivationOptions::default());
     assert_eq!(la.chunk_tokens, 512);
     assert_eq!(la.layer_bytes, 512 * (2 * 4096 + 3 * 14336) * 4);
+    // MoE decode through transformers' batched_mm gathers the selected experts' weights:
+    // Mixtral, batch 4: 4 · 2 slots · 3 · 4096 · 14336 · 2 B per layer, unless prefill only.
+    let mx = fixture_model("Mixtral-8x7B-v0.1");
+    let generate = prefill_activation_bytes(&mx, 2048, 4, t, &p, ActivationOptions::default());
+    assert_eq!(generate.decode_step_bytes, 4 * 2 * 3 * 4096 * 14336 * 2);
+    assert_eq!(generate.total_bytes, generate.decode_step_bytes);
+    let pre = prefill_activation_bytes(
+        &mx,
+        2048,
+        4,
+        t,
+        &p,
+        ActivationOptions {
+            decode: Some(false),
+            ..Default::default()
+        },
+    );
+    assert_eq!(pre.decode_step_bytes, 0);
+    assert!(pre.total_bytes < generate.total_bytes);
     // vLLM reserves a profiling pass of its whole 8192-token budget, even for short requests.
     let v = VLLM;
     let va = prefill_activation_bytes(
