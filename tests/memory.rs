@@ -465,6 +465,31 @@ fn lora_trainable_params_exact_from_shapes() {
         lora_params(&mx, &experts).unwrap().trainable_params,
         32 * 8 * 8 * 3 * (4096 + 14336)
     );
+    // peft's conversion on MoE models: gate/up/down land on the stacked experts (gate_up at rank
+    // 2r, down at rank r, all 64 experts), dense and shared MLPs get none. DeepSeek-V2-Lite,
+    // r 16 on q, o, gate, up, down: 27 · [16 · (2048 + 3072) + 16 · (2048 + 2048)] attention
+    // + 26 MoE layers · [64 · 32 · (2048 + 2 · 1408) + 64 · 16 · (1408 + 2048)]. (The same
+    // formula on the 4-layer model measured with peft 0.21 gives its 41,091,072 exactly.)
+    let ds = fixture_model("DeepSeek-V2-Lite");
+    let ds_lora = LoraSettings {
+        rank: 16,
+        target_modules: ["q_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        gradient_checkpointing: false,
+    };
+    let p = lora_params(&ds, &ds_lora).unwrap();
+    assert_eq!(
+        p.trainable_params,
+        27 * (16 * (2048 + 3072) + 16 * (2048 + 2048))
+            + 26 * (64 * 32 * (2048 + 2 * 1408) + 64 * 16 * (1408 + 2048))
+    );
+    // W + ΔW of every expert, bf16, kept per MoE layer: 64 · 3 · 2048 · 1408 · 2 B.
+    assert_eq!(
+        p.materialized_expert_bytes_per_layer,
+        64 * 3 * 2048 * 1408 * 2
+    );
     assert!(matches!(
         lora_params(
             &m,

@@ -42,7 +42,9 @@
 //!
 //! LoRA uses the same per-layer count (an upper bound: a frozen linear layer without an adapter
 //! does not save its input) plus what peft keeps per adapted matrix: the fp32 copy of its input
-//! (`in · 4` bytes, adapters are fp32) and `lora_A`'s fp32 output (`r · 4`). QLoRA adds one bf16
+//! (`in · 4` bytes, adapters are fp32) and `lora_A`'s fp32 output (`r · 4`). On MoE models peft
+//! turns gate/up/down targets into adapters on the stacked experts, which materialize `W + ΔW`
+//! of every expert (bf16) per MoE layer and keep it for the backward pass. QLoRA adds one bf16
 //! dequantized copy of the largest 4-bit matrix (bitsandbytes dequantizes per matmul).
 
 use std::{fmt, str::FromStr};
@@ -372,13 +374,45 @@ pub struct LoraParams {
     /// saved for `lora_A`'s backward) and saves `lora_A`'s fp32 output (`r · 4`). Routed experts
     /// count `experts_per_token` matrices per token.
     pub activation_bytes_per_token_layer: u64,
+    /// Bytes of expert weights peft's `ParamWrapper` materializes (W + ΔW, bf16) in each MoE
+    /// layer and keeps for the backward pass, when gate/up/down targets land on stacked experts.
+    #[serde(default)]
+    pub materialized_expert_bytes_per_layer: u64,
 }
 
-/// Exact LoRA trainable parameters from the tensor shapes.
+/// Exact LoRA trainable parameters from the tensor shapes. On MoE models, gate/up/down targets
+/// follow peft's conversion to adapters on the stacked experts (see the code).
 pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
+    use TensorRole::*;
     let mut roles = Vec::new();
     for t in &settings.target_modules {
         roles.extend(lora_target_roles(model, t)?);
+    }
+    // peft ≥ 0.21 on a transformers-5 MoE model (fused expert tensors) rewrites the MLP targets
+    // gate/up/down (Mixtral: w1/w3/w2) into `ParamWrapper` adapters on the stacked experts —
+    // gate_up at rank 2r, down at rank r, spanning all experts — and drops them as module
+    // targets, so dense and shared MLPs get no adapter (`_convert_peft_config_moe`; measured:
+    // DeepSeek-V2-Lite, 41,091,072 trainable parameters exactly, core/docs/ACCURACY.md).
+    let names: Vec<String> = settings
+        .target_modules
+        .iter()
+        .map(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            t.strip_suffix("_proj").unwrap_or(&t).to_string()
+        })
+        .collect();
+    let has = |a: &str, b: &str| names.iter().any(|n| n == a || n == b);
+    let (moe_gate_up, moe_down) = match &model.moe {
+        Some(_) => (has("gate", "w1") || has("up", "w3"), has("down", "w2")),
+        None => (false, false),
+    };
+    if moe_gate_up || moe_down {
+        roles.retain(|r| {
+            !matches!(
+                r,
+                FfnGate | FfnUp | FfnDown | FfnGateUp | FfnGateShared | FfnUpShared | FfnDownShared
+            )
+        });
     }
     let mut trainable: u64 = 0;
     let mut matrices: u64 = 0;
@@ -411,11 +445,45 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
             *entry = entry.saturating_add(bytes);
         }
     }
+    let mut materialized = 0u64;
+    if let Some(moe) = &model.moe {
+        let moe_layers = model
+            .num_layers
+            .saturating_sub(moe.dense_layers.len() as u64);
+        let (h, i, e) = (
+            model.hidden_size,
+            moe.expert_intermediate_size,
+            moe.num_experts,
+        );
+        let mut per_layer_params = 0u64;
+        if moe_gate_up {
+            per_layer_params = per_layer_params.saturating_add(
+                e.saturating_mul(settings.rank.saturating_mul(2))
+                    .saturating_mul(h.saturating_add(i.saturating_mul(2))),
+            );
+            // W + ΔW of gate_up, materialized in bf16 on every forward and kept for backward.
+            materialized = materialized.saturating_add(e.saturating_mul(2 * i).saturating_mul(h));
+        }
+        if moe_down {
+            per_layer_params = per_layer_params.saturating_add(
+                e.saturating_mul(settings.rank)
+                    .saturating_mul(i.saturating_add(h)),
+            );
+            materialized = materialized.saturating_add(e.saturating_mul(i).saturating_mul(h));
+        }
+        if per_layer_params > 0 {
+            trainable = trainable.saturating_add(per_layer_params.saturating_mul(moe_layers));
+            matrices = matrices.saturating_add(
+                moe_layers.saturating_mul(u64::from(moe_gate_up) + u64::from(moe_down)),
+            );
+        }
+    }
     Ok(LoraParams {
         trainable_params: trainable,
         adapted_matrices: matrices,
         adapted_per_layer: per_layer.values().copied().max().unwrap_or(0),
         activation_bytes_per_token_layer: act_per_layer.values().copied().max().unwrap_or(0),
+        materialized_expert_bytes_per_layer: materialized.saturating_mul(2),
     })
 }
 
@@ -510,13 +578,20 @@ pub fn training_activation_bytes_for(
     };
     let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
     let experts_trained = matches!(mode, Mode::Full(_));
+    let materialized = lora.map_or(0, |l| l.materialized_expert_bytes_per_layer);
     let layer_bytes = |layer: u64| {
-        tokens.saturating_mul(
-            layer_activation_elements_per_token(model, layer, experts_trained)
-                .saturating_mul(e)
-                .saturating_add(scores_per_token)
-                .saturating_add(lora_per_token),
-        )
+        let moe_layer = model
+            .moe
+            .as_ref()
+            .is_some_and(|m| !m.dense_layers.contains(&layer));
+        tokens
+            .saturating_mul(
+                layer_activation_elements_per_token(model, layer, experts_trained)
+                    .saturating_mul(e)
+                    .saturating_add(scores_per_token)
+                    .saturating_add(lora_per_token),
+            )
+            .saturating_add(if moe_layer { materialized } else { 0 })
     };
     // Final norm input/output, and the loss at the start of the backward pass: the logits in the
     // activation dtype (kept by the model output), cross-entropy's saved fp32 log-softmax, the
