@@ -714,6 +714,15 @@ pub fn training_memory(
             let temp = a.saturating_mul(4);
             let mut activation_bytes =
                 training_activation_bytes_for(model, mode, batch, seq, fused_attention, Some(&lp));
+            if lp.materialized_expert_bytes_per_layer > 0 {
+                assumptions.push(format!(
+                    "MoE: peft puts the gate/up/down adapters on the stacked experts (all \
+                     experts, gate_up at rank 2r) and materializes W + ΔW of every expert, \
+                     {:.0} MiB per MoE layer, kept for the backward pass; name only attention \
+                     targets (q,k,v,o) to avoid it",
+                    lp.materialized_expert_bytes_per_layer as f64 / (1u64 << 20) as f64
+                ));
+            }
             if let Mode::Qlora(_) = mode {
                 // bitsandbytes' 4-bit matmul dequantizes each weight matrix to bf16 for the
                 // product (forward and backward): one transient of the largest quantized matrix.
