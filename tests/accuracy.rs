@@ -41,56 +41,12 @@ const TRAINING_TOLERANCE: f64 = 0.15;
 /// Comparisons the model does not meet yet: (case id, quantity, setting prefix, reason).
 /// A row matches when its case and quantity are equal and its setting starts with the prefix.
 /// Each reason names the framework behaviour behind the miss (see `core/docs/ACCURACY.md`).
-const KNOWN_MISSES: &[(&str, &str, &str, &str)] = &[
-    (
-        "gemma-3-1b",
-        "weights (allocated)",
-        "bf16, memory_allocated after build",
-        "allocator residue of the random initialisation, held by no Python-visible tensor (35.9 MiB in both sweeps, 50.4 MiB when built first in a fresh process): not model state, not modelled",
-    ),
-    (
-        "mixtral-8x7b-l4",
-        "generation peak",
-        "b1 L2048+32 logits last sdpa",
-        "generate() decodes MoE layers with batched_mm, which gathers the selected experts' weights per (sequence, expert) slot: batch·top_k·3·h·I·2 B (672 MiB at b1) on top of the cache; core sizes the prefill only",
-    ),
-    (
-        "mixtral-8x7b-l4",
-        "generation peak",
-        "b1 L2048+32 logits all sdpa",
-        "generate() decodes MoE layers with batched_mm, which gathers the selected experts' weights per (sequence, expert) slot: batch·top_k·3·h·I·2 B (672 MiB at b1) on top of the cache; core sizes the prefill only",
-    ),
-    (
-        "mixtral-8x7b-l4",
-        "generation peak",
-        "b4 L2048+32 logits last sdpa",
-        "generate() decodes MoE layers with batched_mm, which gathers the selected experts' weights per (sequence, expert) slot: batch·top_k·3·h·I·2 B (672 MiB at b1) on top of the cache; core sizes the prefill only",
-    ),
-    (
-        "mixtral-8x7b-l4",
-        "generation peak",
-        "b4 L2048+32 logits all sdpa",
-        "generate() decodes MoE layers with batched_mm, which gathers the selected experts' weights per (sequence, expert) slot: batch·top_k·3·h·I·2 B (672 MiB at b1) on top of the cache; core sizes the prefill only",
-    ),
-    (
-        "deepseek-v2-lite-l8",
-        "lora trainable params",
-        "lora b2 s1024",
-        "peft 0.21 turns gate/up/down targets on transformers-5 fused-MoE models into ParamWrapper adapters on the stacked expert tensors (gate_up rank 2r, down rank r, all experts; dense and shared MLPs dropped) and materialises W + dW every forward; core's LoRA model adapts the per-matrix roles",
-    ),
-    (
-        "deepseek-v2-lite-l8",
-        "training peak over weights",
-        "lora b2 s1024",
-        "peft 0.21 turns gate/up/down targets on transformers-5 fused-MoE models into ParamWrapper adapters on the stacked expert tensors (gate_up rank 2r, down rank r, all experts; dense and shared MLPs dropped) and materialises W + dW every forward; core's LoRA model adapts the per-matrix roles",
-    ),
-    (
-        "deepseek-v2-lite-l8",
-        "lora trainable params",
-        "lora_gc b2 s1024",
-        "peft 0.21 turns gate/up/down targets on transformers-5 fused-MoE models into ParamWrapper adapters on the stacked expert tensors (gate_up rank 2r, down rank r, all experts; dense and shared MLPs dropped) and materialises W + dW every forward; core's LoRA model adapts the per-matrix roles",
-    ),
-];
+const KNOWN_MISSES: &[(&str, &str, &str, &str)] = &[(
+    "gemma-3-1b",
+    "weights (allocated)",
+    "bf16, memory_allocated after build",
+    "allocator residue of the random initialisation, held by no Python-visible tensor (35.9 MiB in both sweeps, 50.4 MiB when built first in a fresh process): not model state, not modelled",
+)];
 
 /// One predicted-vs-measured comparison.
 #[derive(Debug, Clone)]
@@ -172,17 +128,20 @@ fn request(model: &ModelSpec, batch: u64, context: u64, mode: Mode) -> EstimateR
 }
 
 /// Predicted inference peak over the weights: KV cache + activations, for the measured
-/// attention kernel and logits setting.
+/// attention kernel and logits setting; `decode`: whether decode steps follow (generation) or
+/// only the prefill ran (a plain forward).
 fn predicted_inference_peak(
     model: &ModelSpec,
     batch: u64,
     context: u64,
     fused_attention: bool,
     logits_all_positions: bool,
+    decode: bool,
 ) -> f64 {
     let mut req = request(model, batch, context, Mode::Inference);
     req.activation.fused_attention = Some(fused_attention);
     req.activation.logits_all_positions = Some(logits_all_positions);
+    req.activation.decode = Some(decode);
     let est = estimate(&req).unwrap_or_else(|e| panic!("estimate for {}: {e}", model.name));
     (est.kv_cache_bytes + est.activation_bytes) as f64
 }
@@ -288,7 +247,7 @@ fn rows() -> Vec<Row> {
                     rows.push(row(
                         "prefill peak",
                         format!("b{b} L{l} {logits} {attn}"),
-                        predicted_inference_peak(&model, b, l, fused, keep_all),
+                        predicted_inference_peak(&model, b, l, fused, keep_all, false),
                         u(r, "peak_over_weights_bytes") as f64,
                         PEAK_TOLERANCE,
                     ));
@@ -298,7 +257,7 @@ fn rows() -> Vec<Row> {
                     rows.push(row(
                         "generation peak",
                         format!("b{b} L{l}+{new_tokens} {logits} {attn}"),
-                        predicted_inference_peak(&model, b, total, fused, keep_all),
+                        predicted_inference_peak(&model, b, total, fused, keep_all, true),
                         u(r, "peak_over_weights_bytes") as f64,
                         PEAK_TOLERANCE,
                     ));
@@ -314,7 +273,7 @@ fn rows() -> Vec<Row> {
             rows.push(row(
                 "prefill peak",
                 format!("b{b} L{l} logits last eager"),
-                predicted_inference_peak(&model, b, l, false, false),
+                predicted_inference_peak(&model, b, l, false, false, false),
                 u(r, "peak_over_weights_bytes") as f64,
                 PEAK_TOLERANCE,
             ));
