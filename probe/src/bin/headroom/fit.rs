@@ -1,11 +1,780 @@
-//! `headroom fit` (not yet implemented).
+//! `headroom fit`: will MODEL fit on a device, and how fast will it run?
+//!
+//! Two layers, as in ripgrep: [`FitArgs`] is checked first (numbers in range, names that parse,
+//! a device given) without touching the file system or the network; only then is the model read,
+//! fetched or looked up, and the estimate computed by `headroom-core`.
+
+pub mod model_input;
+pub mod table;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use headroom_core::{
+    advice,
+    devices::{self, DeviceSpec},
+    estimate::{Estimate, EstimateRequest, Verdict, estimate},
+    kv_cache::KvDtype,
+    model::ModelSpec,
+    quant::WeightFormat,
+    report::ProbeReport,
+    runtime::Runtime,
+    training::{FullSettings, LoraSettings, Mode, Optimizer, TrainingPrecision},
+};
+use serde::Serialize;
+
+use self::{
+    model_input::{ModelSource, ResolvedModel},
+    table::{Align, Table, gib, thousands, tokens_per_s},
+};
+
+/// Longest context accepted: 2^24 = 16,777,216 tokens. The longest context any open model
+/// advertises today is 10M tokens (Llama 4 Scout); beyond that a number is a typo.
+const MAX_CONTEXT_TOKENS: u64 = 1 << 24;
+
+/// Largest batch accepted: 2^16 sequences. Serving engines cap concurrent sequences far lower
+/// (vLLM's default `max_num_seqs` is 256); beyond this a number is a typo.
+const MAX_BATCH: u64 = 1 << 16;
+
+/// Most devices accepted: 2^12. An estimate for one model split over more GPUs than a large
+/// cluster pod holds is not a question this tool answers.
+const MAX_DEVICES: u32 = 1 << 12;
+
+/// Largest LoRA rank accepted. Published recipes use 8–256; a rank above the hidden size of any
+/// current model (≤ 2^14 = 16,384) cannot be applied to it.
+const MAX_LORA_RANK: u64 = 1 << 14;
+
+/// LoRA rank used when none is given: 16, the PEFT examples' and most recipes' choice.
+const DEFAULT_LORA_RANK: u64 = 16;
+
+/// Modules adapted by default: every linear projection of attention and MLP ("all-linear"), the
+/// QLoRA paper's recommendation.
+const DEFAULT_LORA_TARGETS: &str = "q,k,v,o,gate,up,down";
+
+/// The JSON output, one object per format.
+///
+/// `headroom fit MODEL --json` prints one such object; `--quant all --json` prints an array of
+/// them, one per format that could be estimated, in the order of `WeightFormat::all()`.
+///
+/// ```json
+/// {"model":"Llama-3.1-8B","params_total":8030261248,"params_active":8030261248,
+///  "quant":"Q4_K_M","context":4096,"batch":1,"weights_bytes":4920734720,
+///  "kv_cache_bytes":536870912,"activation_bytes":...,"overhead_bytes":...,
+///  "training_bytes":0,"total_bytes":...,"per_device_bytes":...,"device":"NVIDIA RTX 4090",
+///  "usable_bytes":...,"devices_needed":1,"fits":true,"verdict":"fits",
+///  "decode_tokens_per_s":...,"prefill_tokens_per_s":...,"assumptions":["..."],
+///  "mode":"inference","runtime":"llama_cpp","kv_dtype":"f16","device_id":"rtx-4090",
+///  "device_count":1,"model_source":"headroom's model catalog",
+///  "longest_context":131072,"best_format":"BF16"}
+/// ```
+#[derive(Serialize)]
+struct FitJson<'a> {
+    #[serde(flatten)]
+    estimate: &'a Estimate,
+    mode: &'static str,
+    runtime: Runtime,
+    kv_dtype: KvDtype,
+    device_id: &'a str,
+    device_count: u32,
+    model_source: String,
+    /// Longest context that fits with these settings, if computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longest_context: Option<u64>,
+    /// Best format that fits with these settings, if computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_format: Option<String>,
+}
+
+/// What the memory is for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    /// Generation only.
+    Inference,
+    /// LoRA adapters on a frozen base in the chosen format.
+    Lora,
+    /// LoRA adapters on a 4-bit NF4 base.
+    Qlora,
+    /// Every weight trained.
+    Full,
+}
+
+impl ModeArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Inference => "inference",
+            Self::Lora => "lora",
+            Self::Qlora => "qlora",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// KV cache element type.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum KvDtypeArg {
+    F16,
+    Bf16,
+    Fp8,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+impl From<KvDtypeArg> for KvDtype {
+    fn from(arg: KvDtypeArg) -> Self {
+        match arg {
+            KvDtypeArg::F16 => KvDtype::F16,
+            KvDtypeArg::Bf16 => KvDtype::Bf16,
+            KvDtypeArg::Fp8 => KvDtype::Fp8,
+            KvDtypeArg::Q8_0 => KvDtype::Q8_0,
+            KvDtypeArg::Q4_0 => KvDtype::Q4_0,
+        }
+    }
+}
+
+/// Optimizer of a full fine-tune.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OptimizerArg {
+    /// AdamW: two fp32 moments per parameter.
+    Adamw,
+    /// bitsandbytes 8-bit Adam.
+    Adam8bit,
+    /// SGD without momentum: no optimizer state.
+    Sgd,
+}
+
+/// Precision of a full fine-tune.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PrecisionArg {
+    /// Everything in fp32.
+    Fp32,
+    /// bf16 weights and gradients with an fp32 master copy.
+    Bf16Mixed,
+}
 
 /// Arguments of `headroom fit`.
 #[derive(clap::Args)]
-pub struct FitArgs {}
+#[command(after_long_help = AFTER_HELP)]
+pub struct FitArgs {
+    /// A catalog name (see `headroom models`), a path to a config.json or to a folder holding one,
+    /// or a Hugging Face id owner/name (fetched from $HF_ENDPOINT, default https://huggingface.co,
+    /// with $HF_TOKEN when set). Checked in that order: existing path, catalog, Hub.
+    #[arg(value_name = "MODEL")]
+    model: String,
+
+    /// Weight format, e.g. bf16, fp8, Q4_K_M, nf4, gptq-4bit-g128, mlx-4bit; or `all` to compare
+    /// every format side by side. Default: the checkpoint's own precision (nf4 for --mode qlora).
+    #[arg(long, short = 'q', value_name = "Q|all")]
+    quant: Option<String>,
+
+    /// Context length in tokens (prompt + generated). Default: 4096, or the model's maximum if
+    /// smaller — never silently the maximum.
+    #[arg(long, short = 'c', value_name = "TOKENS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONTEXT_TOKENS))]
+    context: Option<u64>,
+
+    /// Sequences processed together.
+    #[arg(long, short = 'b', value_name = "B", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
+    batch: u64,
+
+    /// What the memory is for.
+    #[arg(long, value_enum, default_value_t = ModeArg::Inference)]
+    mode: ModeArg,
+
+    /// Engine: transformers-cuda, transformers-mps, llama.cpp, mlx, vllm. Default: llama.cpp for
+    /// GGUF formats, MLX formats on MLX, otherwise transformers (MPS on Apple, CUDA elsewhere).
+    #[arg(long, short = 'r', value_name = "R")]
+    runtime: Option<String>,
+
+    /// Device from the catalog (see `headroom devices`), e.g. rtx-4090, h100-sxm, m2-10c-16gb.
+    /// With --probe, the catalog entry's figures are replaced by the measured ones.
+    #[arg(long, short = 'd', value_name = "NAME")]
+    device: Option<String>,
+
+    /// Identical devices the model is split over (tensor or pipeline parallel).
+    #[arg(long = "devices", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEVICES)))]
+    device_count: u32,
+
+    /// KV cache element type.
+    #[arg(long, value_enum, value_name = "T", default_value_t = KvDtypeArg::F16)]
+    kv_dtype: KvDtypeArg,
+
+    /// LoRA rank (--mode lora|qlora).
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_LORA_RANK,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LORA_RANK))]
+    lora_rank: u64,
+
+    /// Modules adapted by LoRA, comma-separated, from q,k,v,o,gate,up,down (--mode lora|qlora).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = DEFAULT_LORA_TARGETS)]
+    lora_targets: Vec<String>,
+
+    /// Gradient checkpointing: recompute activations in the backward pass (training modes).
+    #[arg(long)]
+    checkpointing: bool,
+
+    /// Optimizer of a full fine-tune (--mode full).
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adamw)]
+    optimizer: OptimizerArg,
+
+    /// Precision of a full fine-tune (--mode full).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Bf16Mixed)]
+    precision: PrecisionArg,
+
+    /// A report written by `headroom probe`: its measured memory, bandwidth and compute replace
+    /// the catalog's figures (alone, or on top of --device).
+    #[arg(long, value_name = "REPORT.json")]
+    probe: Option<PathBuf>,
+
+    /// Print JSON instead of a table: one object, or with --quant all an array of objects.
+    #[arg(long)]
+    json: bool,
+}
+
+const AFTER_HELP: &str = "\
+JSON (--json): one object with model, params_total, params_active, quant, context, batch,
+weights_bytes, kv_cache_bytes, activation_bytes, overhead_bytes, training_bytes (0 for inference),
+total_bytes, per_device_bytes, device, device_id, device_count, usable_bytes, devices_needed, fits,
+verdict (fits | fits_tightly | needs_offload | does_not_fit), decode_tokens_per_s,
+prefill_tokens_per_s, assumptions (array of strings), mode, runtime, kv_dtype, model_source and,
+where computed, longest_context and best_format. Byte counts are integers. With --quant all,
+an array of such objects, one per format that could be estimated.
+
+Units: GiB = 2^30 bytes in tables; JSON gives bytes.
+
+Examples:
+  headroom fit llama-3.1-8b --device rtx-4090
+  headroom fit ./Llama-3.1-8B/config.json --quant Q4_K_M --context 32768 --device m2-10c-16gb
+  headroom fit Qwen/Qwen2.5-7B --quant all --device h100-sxm
+  headroom fit llama-3.1-8b --mode qlora --batch 4 --context 2048 --checkpointing --device rtx-4090
+  headroom fit llama-3.1-8b --probe report.json";
+
+/// Which formats to estimate.
+enum QuantChoice {
+    /// The default for the model and mode.
+    Default,
+    /// One format.
+    One(WeightFormat),
+    /// Every format, side by side.
+    All,
+}
+
+/// The arguments after the checks that need no I/O.
+struct Checked {
+    quant: QuantChoice,
+    runtime: Option<Runtime>,
+    mode: Mode,
+    mode_name: &'static str,
+}
+
+/// Known LoRA target module roles.
+const LORA_TARGET_NAMES: [&str; 7] = ["q", "k", "v", "o", "gate", "up", "down"];
+
+/// First layer: every argument that can be checked without I/O.
+fn check(args: &FitArgs) -> anyhow::Result<Checked> {
+    let quant = match args.quant.as_deref().map(str::trim) {
+        None => QuantChoice::Default,
+        Some(q) if q.eq_ignore_ascii_case("all") => QuantChoice::All,
+        Some(q) => QuantChoice::One(q.parse::<WeightFormat>().with_context(|| {
+            format!("--quant `{q}`: list the formats with `headroom fit MODEL --quant all`")
+        })?),
+    };
+    let runtime = match args.runtime.as_deref() {
+        None => None,
+        Some(r) => Some(
+            r.parse::<Runtime>()
+                .with_context(|| format!("--runtime `{r}`"))?,
+        ),
+    };
+    let training_flags_given = args.checkpointing;
+    let mode = match args.mode {
+        ModeArg::Inference => {
+            if training_flags_given {
+                bail!(
+                    "--checkpointing applies to training; add --mode lora, qlora or full, or \
+                     drop it"
+                );
+            }
+            Mode::Inference
+        }
+        ModeArg::Lora | ModeArg::Qlora => {
+            let mut targets = Vec::new();
+            for target in &args.lora_targets {
+                let target = target.trim().to_ascii_lowercase();
+                if !LORA_TARGET_NAMES.contains(&target.as_str()) {
+                    bail!(
+                        "--lora-targets: unknown module `{target}`; choose from {}",
+                        LORA_TARGET_NAMES.join(",")
+                    );
+                }
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+            let settings = LoraSettings {
+                rank: args.lora_rank,
+                target_modules: targets,
+                gradient_checkpointing: args.checkpointing,
+            };
+            if args.mode == ModeArg::Lora {
+                Mode::Lora(settings)
+            } else {
+                Mode::Qlora(settings)
+            }
+        }
+        ModeArg::Full => Mode::Full(FullSettings {
+            precision: match args.precision {
+                PrecisionArg::Fp32 => TrainingPrecision::Fp32,
+                PrecisionArg::Bf16Mixed => TrainingPrecision::Bf16Mixed,
+            },
+            optimizer: match args.optimizer {
+                OptimizerArg::Adamw => Optimizer::AdamW,
+                OptimizerArg::Adam8bit => Optimizer::Adam8bit,
+                OptimizerArg::Sgd => Optimizer::Sgd,
+            },
+            gradient_checkpointing: args.checkpointing,
+        }),
+    };
+    if args.device.is_none() && args.probe.is_none() {
+        bail!(
+            "no device given: pass --device NAME (list them with `headroom devices`, e.g. \
+             --device rtx-4090) or --probe REPORT.json from `headroom probe`"
+        );
+    }
+    Ok(Checked {
+        quant,
+        runtime,
+        mode,
+        mode_name: args.mode.name(),
+    })
+}
+
+/// The device from the catalog, a probe report, or both.
+fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
+    let catalog = match args.device.as_deref() {
+        Some(name) => Some(
+            devices::find(name)
+                .with_context(|| "list the devices with `headroom devices`".to_string())?,
+        ),
+        None => None,
+    };
+    let Some(path) = args.probe.as_deref() else {
+        // `check` made sure one of the two was given.
+        return catalog.context("no device given: pass --device NAME or --probe REPORT.json");
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read probe report {}; check the path (write one with `headroom probe`)",
+            path.display()
+        )
+    })?;
+    let report = ProbeReport::from_json(&text)
+        .with_context(|| format!("probe report {}", path.display()))?;
+    let measured = report.measured_device().with_context(|| {
+        format!(
+            "probe report {} measured no GPU device; run `headroom probe` again on a machine \
+             with a GPU, or pass --device NAME",
+            path.display()
+        )
+    })?;
+    Ok(match catalog {
+        Some(device) => device.with_measurements(&measured),
+        None => DeviceSpec::from_measured(&measured),
+    })
+}
+
+/// The format used without --quant: the checkpoint's own precision, or NF4 for QLoRA (its base
+/// is 4-bit by definition).
+fn default_format(spec: &ModelSpec, mode: &Mode) -> anyhow::Result<WeightFormat> {
+    if matches!(mode, Mode::Qlora(_)) {
+        return "nf4"
+            .parse::<WeightFormat>()
+            .context("the NF4 format QLoRA needs is missing from headroom-core");
+    }
+    Ok(WeightFormat::default_for(spec))
+}
+
+/// One estimated format.
+struct FormatResult {
+    request: EstimateRequest,
+    estimate: Estimate,
+}
 
 /// Run the command.
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
-    let FitArgs {} = args;
-    anyhow::bail!("`headroom fit` is not implemented yet")
+    let checked = check(&args)?;
+    let device = resolve_device(&args)?;
+    let ResolvedModel { spec, source } = model_input::resolve(&args.model)?;
+    if let Some(context) = args.context
+        && context > spec.max_context
+        && spec.max_context > 0
+    {
+        // Not an error: people run models past their trained length with rope scaling, but the
+        // answer must say so.
+        eprintln!(
+            "note: --context {} is beyond {}'s max_position_embeddings ({}); quality past it is \
+             not guaranteed",
+            thousands(context),
+            spec.name,
+            thousands(spec.max_context)
+        );
+    }
+    let single = !matches!(checked.quant, QuantChoice::All);
+    let formats: Vec<WeightFormat> = match &checked.quant {
+        QuantChoice::Default => vec![default_format(&spec, &checked.mode)?],
+        QuantChoice::One(format) => vec![format.clone()],
+        QuantChoice::All => WeightFormat::all(),
+    };
+    let mut results = Vec::with_capacity(formats.len());
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    for format in formats {
+        let runtime = checked
+            .runtime
+            .unwrap_or_else(|| Runtime::default_for(&device, &format));
+        let request = EstimateRequest {
+            model: spec.clone(),
+            format: format.clone(),
+            context: args.context,
+            batch: args.batch,
+            mode: checked.mode.clone(),
+            runtime,
+            kv_dtype: args.kv_dtype.into(),
+            device: device.clone(),
+            device_count: args.device_count,
+        };
+        match estimate(&request) {
+            Ok(estimate) => results.push(FormatResult { request, estimate }),
+            // A format the mode cannot use (e.g. GGUF with training) is a skipped row in a
+            // comparison, but the whole answer when it was the only format asked for.
+            Err(err) if single => {
+                return Err(err).with_context(|| format!("{} as {format}", spec.name));
+            }
+            Err(err) => skipped.push((format.to_string(), err.to_string())),
+        }
+    }
+    let ctx = OutputContext {
+        args: &args,
+        checked: &checked,
+        device: &device,
+        spec: &spec,
+        source: &source,
+    };
+    let mut out = String::new();
+    if single {
+        let Some(result) = results.first() else {
+            bail!("no estimate was produced for {}", spec.name);
+        };
+        let longest_context = advice::longest_context(&result.request)?;
+        let best_format = advice::best_format(&result.request)?;
+        if args.json {
+            let json = ctx.json(result, longest_context, best_format.as_ref());
+            out.push_str(&serde_json::to_string_pretty(&json)?);
+            out.push('\n');
+        } else {
+            ctx.human(&mut out, result, longest_context, best_format.as_ref());
+        }
+    } else {
+        if results.is_empty() {
+            let reasons: Vec<String> = skipped
+                .iter()
+                .map(|(f, why)| format!("{f}: {why}"))
+                .collect();
+            bail!(
+                "no format could be estimated for {} in {} mode ({})",
+                spec.name,
+                checked.mode_name,
+                reasons.join("; ")
+            );
+        }
+        if args.json {
+            let all: Vec<FitJson<'_>> = results.iter().map(|r| ctx.json(r, None, None)).collect();
+            out.push_str(&serde_json::to_string_pretty(&all)?);
+            out.push('\n');
+        } else {
+            ctx.comparison(&mut out, &results, &skipped);
+        }
+    }
+    write_stdout(&out)
+}
+
+/// Write everything at once; a closed pipe surfaces as an `io::Error` that `main` treats as
+/// success.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Everything the output needs besides one result.
+struct OutputContext<'a> {
+    args: &'a FitArgs,
+    checked: &'a Checked,
+    device: &'a DeviceSpec,
+    spec: &'a ModelSpec,
+    source: &'a ModelSource,
+}
+
+/// Share of usable memory above which the verdict is "fits tightly" (the contract in
+/// `headroom_core::estimate::Verdict`), shown as a percentage.
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "n/a".to_owned()
+    } else {
+        format!("{:.0}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// The verdict in words a user acts on.
+fn verdict_words(estimate: &Estimate) -> String {
+    let needed = estimate
+        .devices_needed
+        .filter(|n| *n > 1)
+        .map(|n| format!("; needs at least {n} such devices (--devices {n})"))
+        .unwrap_or_default();
+    match estimate.verdict {
+        Verdict::Fits => "fits".to_owned(),
+        Verdict::FitsTightly => "fits tightly (over 90% of usable memory)".to_owned(),
+        Verdict::NeedsOffload => format!(
+            "does not fit in GPU memory; runs only with layers offloaded to the CPU (much slower){needed}"
+        ),
+        Verdict::DoesNotFit => format!("does not fit{needed}"),
+    }
+}
+
+/// Short verdict for the comparison table.
+fn verdict_short(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Fits => "fits",
+        Verdict::FitsTightly => "fits tightly",
+        Verdict::NeedsOffload => "needs offload",
+        Verdict::DoesNotFit => "does not fit",
+    }
+}
+
+/// Runtime name as typed on the command line.
+fn runtime_name(runtime: &Runtime) -> String {
+    runtime.to_string()
+}
+
+/// Effective bits per stored weight: weight bytes × 8 ÷ parameters.
+fn bits_per_weight(estimate: &Estimate) -> String {
+    if estimate.params_total == 0 {
+        return "n/a".to_owned();
+    }
+    format!(
+        "{:.2}",
+        estimate.weights_bytes as f64 * 8.0 / estimate.params_total as f64
+    )
+}
+
+impl OutputContext<'_> {
+    fn json<'r>(
+        &'r self,
+        result: &'r FormatResult,
+        longest_context: Option<u64>,
+        best_format: Option<&WeightFormat>,
+    ) -> FitJson<'r> {
+        FitJson {
+            estimate: &result.estimate,
+            mode: self.checked.mode_name,
+            runtime: result.request.runtime,
+            kv_dtype: result.request.kv_dtype,
+            device_id: &self.device.id,
+            device_count: self.args.device_count,
+            model_source: self.source.to_string(),
+            longest_context,
+            best_format: best_format.map(ToString::to_string),
+        }
+    }
+
+    /// The header lines: model, settings, device.
+    fn header(&self, out: &mut String, estimate: &Estimate, runtime: Option<&Runtime>) {
+        use std::fmt::Write;
+        let spec = self.spec;
+        let active = if estimate.params_active != estimate.params_total {
+            format!(", {} active", thousands(estimate.params_active))
+        } else {
+            String::new()
+        };
+        let approximate = if spec.approximate {
+            " [approximate: unknown architecture, generic fields]"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{} — {} parameters{active}{approximate} (from {})",
+            spec.name,
+            thousands(estimate.params_total),
+            self.source
+        );
+        let runtime = runtime
+            .map(|r| format!(" · {}", runtime_name(r)))
+            .unwrap_or_default();
+        let kv = serde_json::to_value(KvDtype::from(self.args.kv_dtype))
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "context {} tokens · batch {} · {}{runtime} · KV cache {kv}",
+            thousands(estimate.context),
+            estimate.batch,
+            self.checked.mode_name,
+        );
+        let count = if self.args.device_count > 1 {
+            format!(" × {} (memory per device shown)", self.args.device_count)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "device: {} ({} memory){count}",
+            estimate.device,
+            gib(self.device.memory_bytes)
+        );
+    }
+
+    /// One format in full: components, verdict, speed, advice, assumptions.
+    fn human(
+        &self,
+        out: &mut String,
+        result: &FormatResult,
+        longest_context: Option<u64>,
+        best_format: Option<&WeightFormat>,
+    ) {
+        use std::fmt::Write;
+        let e = &result.estimate;
+        self.header(out, e, Some(&result.request.runtime));
+        let _ = writeln!(
+            out,
+            "format: {} ({} bits per weight)\n",
+            e.quant,
+            bits_per_weight(e)
+        );
+        let mut table = Table::new(&[
+            ("component", Align::Left),
+            ("GiB", Align::Right),
+            ("bytes", Align::Right),
+        ]);
+        let mut row = |name: &str, bytes: u64| {
+            table.row(vec![
+                name.to_owned(),
+                format!("{:.2}", bytes as f64 / headroom_core::units::GIB as f64),
+                thousands(bytes),
+            ]);
+        };
+        row("weights", e.weights_bytes);
+        row("KV cache", e.kv_cache_bytes);
+        row("activations", e.activation_bytes);
+        row("runtime overhead", e.overhead_bytes);
+        if !matches!(result.request.mode, Mode::Inference) {
+            row("training", e.training_bytes);
+        }
+        row("total", e.total_bytes);
+        if self.args.device_count > 1 {
+            row(
+                &format!("per device (of {})", self.args.device_count),
+                e.per_device_bytes,
+            );
+        }
+        row("usable (one device)", e.usable_bytes);
+        out.push_str(&table.render());
+        let _ = writeln!(
+            out,
+            "\nverdict: {} — {} of {} usable ({})",
+            verdict_words(e),
+            gib(e.per_device_bytes),
+            gib(e.usable_bytes),
+            percent(e.per_device_bytes, e.usable_bytes)
+        );
+        let _ = writeln!(
+            out,
+            "speed:   ~{} tokens/s decode per sequence, ~{} tokens/s prefill (estimates)",
+            tokens_per_s(e.decode_tokens_per_s),
+            tokens_per_s(e.prefill_tokens_per_s)
+        );
+        let longest = match longest_context {
+            Some(tokens) => format!(
+                "{} tokens (model maximum {})",
+                thousands(tokens),
+                thousands(self.spec.max_context)
+            ),
+            None => "none — not even a short context fits with these settings".to_owned(),
+        };
+        let _ = writeln!(out, "longest context that fits: {longest}");
+        let best = match best_format {
+            Some(format) => format.to_string(),
+            None => "none — no format fits at this context and batch".to_owned(),
+        };
+        let _ = writeln!(out, "best format that fits:     {best}");
+        if !e.assumptions.is_empty() {
+            let _ = writeln!(out, "\nassumptions:");
+            for assumption in &e.assumptions {
+                let _ = writeln!(out, "  - {assumption}");
+            }
+        }
+    }
+
+    /// Every format side by side.
+    fn comparison(&self, out: &mut String, results: &[FormatResult], skipped: &[(String, String)]) {
+        use std::fmt::Write;
+        let Some(first) = results.first() else {
+            return;
+        };
+        let runtime = self.checked.runtime.as_ref();
+        self.header(out, &first.estimate, runtime);
+        if runtime.is_none() {
+            let _ = writeln!(
+                out,
+                "runtime: each format's usual engine (column `runtime`); pick one with --runtime"
+            );
+        }
+        out.push('\n');
+        let mut table = Table::new(&[
+            ("format", Align::Left),
+            ("bpw", Align::Right),
+            ("weights", Align::Right),
+            ("total", Align::Right),
+            ("usable", Align::Right),
+            ("verdict", Align::Left),
+            ("decode tok/s", Align::Right),
+            ("prefill tok/s", Align::Right),
+            ("runtime", Align::Left),
+        ]);
+        for result in results {
+            let e = &result.estimate;
+            table.row(vec![
+                e.quant.clone(),
+                bits_per_weight(e),
+                gib(e.weights_bytes),
+                gib(e.per_device_bytes),
+                gib(e.usable_bytes),
+                verdict_short(e.verdict).to_owned(),
+                tokens_per_s(e.decode_tokens_per_s),
+                tokens_per_s(e.prefill_tokens_per_s),
+                runtime_name(&result.request.runtime),
+            ]);
+        }
+        out.push_str(&table.render());
+        let fitting = results.iter().filter(|r| r.estimate.fits).count();
+        let _ = writeln!(
+            out,
+            "\n{fitting} of {} formats fit; `total` is per device, GiB = 2^30 bytes.",
+            table.len()
+        );
+        for (format, why) in skipped {
+            let _ = writeln!(out, "skipped {format}: {why}");
+        }
+        let _ = writeln!(
+            out,
+            "For one format's components and assumptions: headroom fit {} --quant FORMAT ...",
+            self.args.model
+        );
+    }
 }

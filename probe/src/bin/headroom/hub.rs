@@ -1,1 +1,193 @@
 //! Fetching `config.json` from the Hugging Face Hub (`$HF_ENDPOINT`, `$HF_TOKEN`).
+//!
+//! `headroom fit owner/name` reads `{endpoint}/{owner}/{name}/resolve/main/config.json`, the URL
+//! the Hub's own clients use for one file of the `main` revision. Only `config.json` is fetched:
+//! a few kilobytes, never weights. Every failure ends in one message that says what happened and
+//! what to do (accept a license, set `HF_TOKEN`, fix the id, or pass a local `config.json`).
+
+use std::{io::ErrorKind, time::Duration};
+
+use anyhow::{Context, bail};
+
+/// The public Hub, used when `$HF_ENDPOINT` is not set (the variable `huggingface_hub` reads too).
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// Environment variable that replaces [`DEFAULT_ENDPOINT`] (mirrors, self-hosted hubs, tests).
+pub const ENDPOINT_VAR: &str = "HF_ENDPOINT";
+
+/// Environment variable holding an access token, sent as `Authorization: Bearer …`.
+pub const TOKEN_VAR: &str = "HF_TOKEN";
+
+/// Whole-request limit. A config.json is a few KB; 30 s covers a slow link without leaving the
+/// user staring at a hung terminal.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connect (TCP + TLS) limit: an unreachable host should fail fast.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest config.json accepted. Real ones are under 100 KB (multimodal configs included); a
+/// larger body is not a config and must not be read into memory whole.
+const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
+/// Most characters in one part of a Hub id (the Hub's own limit is 96 for a repo name).
+const MAX_ID_PART_CHARS: usize = 96;
+
+/// Whether `text` has the shape of a Hub model id, `owner/name`: exactly one `/`, both parts
+/// made of ASCII letters, digits, `-`, `_`, `.`, neither starting with `.` or `-`.
+pub fn looks_like_hub_id(text: &str) -> bool {
+    let Some((owner, name)) = text.split_once('/') else {
+        return false;
+    };
+    [owner, name].iter().all(|part| {
+        !part.is_empty()
+            && part.len() <= MAX_ID_PART_CHARS
+            && !part.starts_with(['.', '-'])
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    })
+}
+
+/// The Hub to ask: `$HF_ENDPOINT` without a trailing `/`, or [`DEFAULT_ENDPOINT`].
+pub fn endpoint_from_env() -> anyhow::Result<String> {
+    let endpoint = match std::env::var(ENDPOINT_VAR) {
+        Ok(value) if !value.trim().is_empty() => value.trim().trim_end_matches('/').to_owned(),
+        _ => return Ok(DEFAULT_ENDPOINT.to_owned()),
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        bail!(
+            "{ENDPOINT_VAR}=`{endpoint}` is not an http:// or https:// URL; \
+             set it to a Hub such as {DEFAULT_ENDPOINT} or unset it"
+        );
+    }
+    Ok(endpoint)
+}
+
+/// `$HF_TOKEN` if set and not blank.
+pub fn token_from_env() -> Option<String> {
+    std::env::var(TOKEN_VAR)
+        .ok()
+        .map(|token| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+}
+
+/// The URL of `id`'s `config.json` on the `main` revision.
+pub fn config_url(endpoint: &str, id: &str) -> String {
+    format!("{endpoint}/{id}/resolve/main/config.json")
+}
+
+/// Fetch `id`'s `config.json` from the Hub named by the environment.
+pub fn fetch_config(id: &str) -> anyhow::Result<String> {
+    let endpoint = endpoint_from_env()?;
+    fetch_config_from(&endpoint, token_from_env().as_deref(), id)
+}
+
+/// Fetch `id`'s `config.json` from `endpoint`, sending `token` when given.
+pub fn fetch_config_from(endpoint: &str, token: Option<&str>, id: &str) -> anyhow::Result<String> {
+    let url = config_url(endpoint, id);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        // Statuses are turned into messages below, each with its own advice.
+        .http_status_as_error(false)
+        // The Hub redirects renamed repos on the same host; keep the token for those only.
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+        .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut request = agent.get(&url);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = match request.call() {
+        Ok(response) => response,
+        Err(err) => return Err(network_error(endpoint, id, &err)),
+    };
+    let status = response.status().as_u16();
+    match status {
+        200 => {}
+        401 | 403 => {
+            let token_advice = if token.is_some() {
+                format!(
+                    "{TOKEN_VAR} was sent and refused: check that the token has read access \
+                     and that you accepted the license"
+                )
+            } else {
+                format!(
+                    "if the model is gated, accept its license at {endpoint}/{id} and set \
+                     {TOKEN_VAR} to an access token"
+                )
+            };
+            bail!(
+                "`{id}` on {endpoint} is gated, private or misspelled (HTTP {status}); \
+                 {token_advice}; or pass the path of a downloaded config.json"
+            );
+        }
+        404 => bail!(
+            "no repository `{id}` with a config.json on {endpoint} (HTTP 404); check the id \
+             (owner/name, as on the model page) or pass the path of a local config.json"
+        ),
+        _ => bail!(
+            "{endpoint} answered HTTP {status} for {url}; try again later or pass the path of a \
+             local config.json"
+        ),
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_CONFIG_BYTES)
+        .read_to_string()
+        .with_context(|| {
+            format!(
+                "could not read `{id}`'s config.json from {url} (not UTF-8 text under {} MiB?); \
+                 pass the path of a local config.json",
+                MAX_CONFIG_BYTES >> 20
+            )
+        })
+}
+
+/// One message for every way the request can fail before a status arrives.
+fn network_error(endpoint: &str, id: &str, err: &ureq::Error) -> anyhow::Error {
+    let what = match err {
+        ureq::Error::Timeout(_) => format!("timed out after {} s", REQUEST_TIMEOUT.as_secs()),
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
+            "connection refused".to_owned()
+        }
+        other => other.to_string(),
+    };
+    anyhow::anyhow!(
+        "could not reach {endpoint} to fetch `{id}`'s config.json ({what}); check the network \
+         and {ENDPOINT_VAR}, or download config.json and pass its path instead"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_ids() {
+        for id in [
+            "meta-llama/Llama-3.1-8B",
+            "Qwen/Qwen2.5-0.5B",
+            "a/b",
+            "x_y/z.1",
+        ] {
+            assert!(looks_like_hub_id(id), "{id}");
+        }
+        for id in [
+            "llama", "a/b/c", "/x", "x/", "./x", "a b/c", "../etc", "-a/b", "",
+        ] {
+            assert!(!looks_like_hub_id(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn url_shape() {
+        assert_eq!(
+            config_url("http://127.0.0.1:1", "o/n"),
+            "http://127.0.0.1:1/o/n/resolve/main/config.json"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! `headroom fit owner/name` against a local stand-in for the Hugging Face Hub.
+//!
+//! A `TcpListener` on 127.0.0.1 serves fixture configs at the Hub's URL layout
+//! (`/{owner}/{name}/resolve/main/config.json`) and records each request's path and
+//! `Authorization` header. `HF_ENDPOINT` points the binary at it. Each server answers a fixed number
+//! of connections and then ends, and every socket has a read timeout, so nothing outlives a test.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{TcpListener, TcpStream},
+    path::Path,
+    process::{Command, Output},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+/// The token the gated route accepts.
+const TOKEN: &str = "hf_test_token_123";
+
+/// Most time a test waits on one socket read.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+}
+
+fn data(rel: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Serve `connections` requests, then stop. Routes:
+/// - `/acme/tiny/…/config.json` → 200, Llama-3.2-1B's config;
+/// - `/gated/model/…/config.json` → 200 with `Bearer TOKEN`, else 401;
+/// - `/broken/server/…` → 500;
+/// - `/acme/notjson/…` → 200 with a body that is not JSON;
+/// - anything else → 404.
+fn serve(connections: usize) -> (String, Arc<Mutex<Vec<Seen>>>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let endpoint = format!("http://{}", listener.local_addr().expect("local addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let config = data("hf-configs/Llama-3.2-1B.json");
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            let Ok(stream) = stream else { continue };
+            if let Some(request) = answer(stream, &config) {
+                log.lock().expect("log").push(request);
+            }
+        }
+    });
+    (endpoint, seen, handle)
+}
+
+fn answer(mut stream: TcpStream, config: &str) -> Option<Seen> {
+    stream.set_read_timeout(Some(SOCKET_TIMEOUT)).ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let path = request_line.split_whitespace().nth(1)?.to_owned();
+    let mut authorization = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(value.trim().to_owned());
+        }
+    }
+    let (status, body) = match path.as_str() {
+        "/acme/tiny/resolve/main/config.json" => ("200 OK", config.to_owned()),
+        "/gated/model/resolve/main/config.json" => {
+            if authorization.as_deref() == Some(&format!("Bearer {TOKEN}")) {
+                ("200 OK", config.to_owned())
+            } else {
+                (
+                    "401 Unauthorized",
+                    r#"{"error":"Access to model gated/model is restricted."}"#.to_owned(),
+                )
+            }
+        }
+        "/broken/server/resolve/main/config.json" => {
+            ("500 Internal Server Error", "oops".to_owned())
+        }
+        "/acme/notjson/resolve/main/config.json" => ("200 OK", "<html>hello</html>".to_owned()),
+        _ => (
+            "404 Not Found",
+            r#"{"error":"Repository not found"}"#.to_owned(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).ok()?;
+    Some(Seen {
+        path,
+        authorization,
+    })
+}
+
+/// Run `headroom fit ID --device rtx-4090 --json` against `endpoint`, with `token` as HF_TOKEN.
+fn fit(endpoint: &str, id: &str, token: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
+    cmd.args(["fit", id, "--device", "rtx-4090", "--json"])
+        .env("HF_ENDPOINT", endpoint)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("HF_TOKEN");
+    // A proxy from the environment must not intercept loopback traffic.
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(token) = token {
+        cmd.env("HF_TOKEN", token);
+    }
+    cmd.output().expect("run headroom")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit code 2 and exactly one `error: ` line containing every one of `needles`.
+fn assert_user_error(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "exit code; stderr:\n{err}");
+    assert!(out.stdout.is_empty(), "stdout must be empty on error");
+    assert!(err.starts_with("error: "), "stderr:\n{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line; stderr:\n{err}"
+    );
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "`{needle}` missing from stderr:\n{err}"
+        );
+    }
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(out));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Llama-3.2-1B's exact parameter count (tests/data/param_counts.json).
+fn llama_3_2_1b_params() -> u64 {
+    let counts: serde_json::Value =
+        serde_json::from_str(&data("param_counts.json")).expect("param_counts.json");
+    counts["Llama-3.2-1B"]["params_total"]
+        .as_u64()
+        .expect("count")
+}
+
+#[test]
+fn public_model_is_fetched_without_a_token() {
+    let (endpoint, seen, server) = serve(1);
+    let json = json_of(&fit(&endpoint, "acme/tiny", None));
+    server.join().expect("server");
+    assert_eq!(json["model"], "acme/tiny");
+    assert_eq!(json["params_total"].as_u64(), Some(llama_3_2_1b_params()));
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "/acme/tiny/resolve/main/config.json");
+    assert_eq!(seen[0].authorization, None, "no token set, none sent");
+}
+
+#[test]
+fn token_is_sent_as_bearer() {
+    let (endpoint, seen, server) = serve(1);
+    // A trailing slash on HF_ENDPOINT is allowed, as with huggingface_hub.
+    let json = json_of(&fit(&format!("{endpoint}/"), "gated/model", Some(TOKEN)));
+    server.join().expect("server");
+    assert_eq!(json["params_total"].as_u64(), Some(llama_3_2_1b_params()));
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen[0].path, "/gated/model/resolve/main/config.json");
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+}
+
+#[test]
+fn gated_without_token_says_accept_license_and_set_token() {
+    let (endpoint, _, server) = serve(1);
+    let out = fit(&endpoint, "gated/model", None);
+    server.join().expect("server");
+    assert_user_error(&out, &["gated/model", "401", "license", "HF_TOKEN"]);
+}
+
+#[test]
+fn wrong_token_is_refused_and_said_so() {
+    let (endpoint, _, server) = serve(1);
+    let out = fit(&endpoint, "gated/model", Some("hf_wrong"));
+    server.join().expect("server");
+    assert_user_error(
+        &out,
+        &["gated/model", "401", "HF_TOKEN was sent and refused"],
+    );
+}
+
+#[test]
+fn missing_repo_is_404() {
+    let (endpoint, _, server) = serve(1);
+    let out = fit(&endpoint, "nobody/nothing", None);
+    server.join().expect("server");
+    assert_user_error(&out, &["nobody/nothing", "404", "config.json"]);
+}
+
+#[test]
+fn server_error_is_reported() {
+    let (endpoint, _, server) = serve(1);
+    let out = fit(&endpoint, "broken/server", None);
+    server.join().expect("server");
+    assert_user_error(&out, &["HTTP 500", "local config.json"]);
+}
+
+#[test]
+fn body_that_is_not_json_names_the_model() {
+    let (endpoint, _, server) = serve(1);
+    let out = fit(&endpoint, "acme/notjson", None);
+    server.join().expect("server");
+    assert_user_error(&out, &["acme/notjson", "JSON"]);
+}
+
+#[test]
+fn refused_connection_is_a_network_failure() {
+    // Bind to learn a free port, then close it: connecting there is refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = fit(&format!("http://127.0.0.1:{port}"), "acme/tiny", None);
+    assert_user_error(&out, &["could not reach", "acme/tiny", "config.json"]);
+}
+
+#[test]
+fn endpoint_that_is_not_a_url_is_rejected() {
+    let out = fit("ftp://example.invalid", "acme/tiny", None);
+    assert_user_error(&out, &["HF_ENDPOINT", "http"]);
+}
+
+#[test]
+fn catalog_name_never_touches_the_network() {
+    // A closed port: any request would fail. A catalog model must not make one.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = fit(&format!("http://127.0.0.1:{port}"), "llama-3.1-8b", None);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+}
