@@ -121,11 +121,23 @@ fn json(out: &Output) -> Value {
 fn assert_bad_input(args: &[&str], needles: &[&str], one_line: bool) {
     let out = headroom(args);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: exit code; stderr:\n{err}");
-    assert!(out.stdout.is_empty(), "{args:?}: stdout not empty:\n{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: exit code; stderr:\n{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: stdout not empty:\n{}",
+        stdout(&out)
+    );
     assert!(err.starts_with("error: "), "{args:?}: stderr:\n{err}");
     if one_line {
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line; stderr:\n{err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line; stderr:\n{err}"
+        );
     }
     assert!(!err.contains("panicked"), "{args:?}: panic:\n{err}");
     for needle in needles {
@@ -141,7 +153,11 @@ fn check_fit_object(obj: &Value) {
         assert!(obj.get(key).is_some(), "key `{key}` missing:\n{obj:#}");
     }
     for key in INTEGER_KEYS {
-        assert!(obj[key].is_u64(), "`{key}` is not a non-negative integer: {}", obj[key]);
+        assert!(
+            obj[key].is_u64(),
+            "`{key}` is not a non-negative integer: {}",
+            obj[key]
+        );
     }
     let sum: u64 = [
         "weights_bytes",
@@ -153,14 +169,22 @@ fn check_fit_object(obj: &Value) {
     .iter()
     .map(|k| obj[k].as_u64().unwrap_or(0))
     .sum();
-    assert_eq!(obj["total_bytes"].as_u64(), Some(sum), "total is the sum:\n{obj:#}");
+    assert_eq!(
+        obj["total_bytes"].as_u64(),
+        Some(sum),
+        "total is the sum:\n{obj:#}"
+    );
     let verdict = obj["verdict"].as_str().expect("verdict is a string");
     let fits = obj["fits"].as_bool().expect("fits is a bool");
     assert!(
         ["fits", "fits_tightly", "needs_offload", "does_not_fit"].contains(&verdict),
         "verdict {verdict}"
     );
-    assert_eq!(fits, verdict == "fits" || verdict == "fits_tightly", "{obj:#}");
+    assert_eq!(
+        fits,
+        verdict == "fits" || verdict == "fits_tightly",
+        "{obj:#}"
+    );
     assert!(obj["decode_tokens_per_s"].is_number() || obj["decode_tokens_per_s"].is_null());
     let assumptions = obj["assumptions"].as_array().expect("assumptions array");
     assert!(!assumptions.is_empty(), "assumptions must be stated");
@@ -210,7 +234,12 @@ fn every_fixture_on_every_reference_device() {
 
 #[test]
 fn table_shows_components_verdict_and_assumptions() {
-    let text = success(&headroom(&["fit", &config("Llama-3.1-8B"), "--device", "rtx-4090"]));
+    let text = success(&headroom(&[
+        "fit",
+        &config("Llama-3.1-8B"),
+        "--device",
+        "rtx-4090",
+    ]));
     for needle in [
         "Llama-3.1-8B",
         "8,030,261,248 parameters",
@@ -261,7 +290,13 @@ fn json_is_one_object_with_integer_bytes() {
 
 #[test]
 fn default_context_is_4096_not_the_maximum() {
-    let obj = json(&headroom(&["fit", &config("Llama-3.1-8B"), "--device", "rtx-4090", "--json"]));
+    let obj = json(&headroom(&[
+        "fit",
+        &config("Llama-3.1-8B"),
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
     assert_eq!(obj["context"], 4096, "max_position_embeddings is 131072");
 }
 
@@ -284,7 +319,11 @@ fn kv_cache_grows_with_context_and_batch() {
     };
     let base = at("4096", "1");
     assert!(base > 0);
-    assert_eq!(at("8192", "1"), 2 * base, "KV cache is linear in context for full attention");
+    assert_eq!(
+        at("8192", "1"),
+        2 * base,
+        "KV cache is linear in context for full attention"
+    );
     assert_eq!(at("4096", "2"), 2 * base, "KV cache is linear in batch");
 }
 
@@ -298,7 +337,16 @@ fn quant_all_puts_formats_side_by_side() {
         "--quant",
         "all",
     ]));
-    for needle in ["format", "bpw", "weights", "total", "verdict", "decode tok/s", "Q4_K_M", "Q8_0"] {
+    for needle in [
+        "format",
+        "bpw",
+        "weights",
+        "total",
+        "verdict",
+        "decode tok/s",
+        "Q4_K_M",
+        "Q8_0",
+    ] {
         assert!(text.contains(needle), "`{needle}` missing:\n{text}");
     }
     let rows = text.lines().filter(|l| l.contains(" GiB ")).count();
@@ -330,10 +378,17 @@ fn quant_all_json_is_an_array_of_fit_objects() {
     let weights = |q: &str| {
         items
             .iter()
-            .find(|i| i["quant"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(q)))
+            .find(|i| {
+                i["quant"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(q))
+            })
             .and_then(|i| i["weights_bytes"].as_u64())
     };
-    let max = items.iter().filter_map(|i| i["weights_bytes"].as_u64()).max();
+    let max = items
+        .iter()
+        .filter_map(|i| i["weights_bytes"].as_u64())
+        .max();
     if let Some(f32_bytes) = weights("fp32").or_else(|| weights("f32")) {
         assert_eq!(Some(f32_bytes), max);
     }
@@ -342,8 +397,17 @@ fn quant_all_json_is_an_array_of_fit_objects() {
 #[test]
 fn moe_model_reports_active_parameters() {
     let counts = param_counts();
-    let obj = json(&headroom(&["fit", &config("Mixtral-8x7B-v0.1"), "--device", "h100-sxm", "--json"]));
-    assert_eq!(obj["params_active"], counts["Mixtral-8x7B-v0.1"]["params_active"]);
+    let obj = json(&headroom(&[
+        "fit",
+        &config("Mixtral-8x7B-v0.1"),
+        "--device",
+        "h100-sxm",
+        "--json",
+    ]));
+    assert_eq!(
+        obj["params_active"],
+        counts["Mixtral-8x7B-v0.1"]["params_active"]
+    );
     assert!(obj["params_active"].as_u64() < obj["params_total"].as_u64());
 }
 
@@ -379,7 +443,13 @@ fn training_modes_report_training_memory() {
 
 #[test]
 fn several_devices_split_the_memory() {
-    let one = json(&headroom(&["fit", &config("Llama-3.1-70B"), "--device", "rtx-4090", "--json"]));
+    let one = json(&headroom(&[
+        "fit",
+        &config("Llama-3.1-70B"),
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
     let four = json(&headroom(&[
         "fit",
         &config("Llama-3.1-70B"),
@@ -390,21 +460,39 @@ fn several_devices_split_the_memory() {
         "--json",
     ]));
     assert!(four["per_device_bytes"].as_u64() < one["per_device_bytes"].as_u64());
-    assert_eq!(one["fits"], false, "70B in bf16 does not fit one 24 GB card");
+    assert_eq!(
+        one["fits"], false,
+        "70B in bf16 does not fit one 24 GB card"
+    );
 }
 
 #[test]
 fn catalog_name_and_folder_work() {
-    let obj = json(&headroom(&["fit", "llama-3.1-8b", "--device", "rtx-4090", "--json"]));
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
     check_fit_object(&obj);
     // A folder holding config.json is read like the file; the name is the folder's.
     let dir = std::env::temp_dir().join(format!("headroom-cli-{}", std::process::id()));
     let folder = dir.join("My-Model");
     std::fs::create_dir_all(&folder).expect("mkdir");
     std::fs::copy(config("Qwen2.5-0.5B"), folder.join("config.json")).expect("copy");
-    let obj = json(&headroom(&["fit", &folder.display().to_string(), "--device", "rtx-4090", "--json"]));
+    let obj = json(&headroom(&[
+        "fit",
+        &folder.display().to_string(),
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
     assert_eq!(obj["model"], "My-Model");
-    assert_eq!(obj["params_total"], param_counts()["Qwen2.5-0.5B"]["params_total"]);
+    assert_eq!(
+        obj["params_total"],
+        param_counts()["Qwen2.5-0.5B"]["params_total"]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -418,7 +506,11 @@ fn models_lists_the_catalog() {
     let filtered = json(&headroom(&["models", "qwen", "--json"]));
     let filtered = filtered.as_array().expect("array");
     assert!(!filtered.is_empty() && filtered.len() < items.len());
-    assert_bad_input(&["models", "no-such-model-zzz"], &["no-such-model-zzz", "headroom models"], true);
+    assert_bad_input(
+        &["models", "no-such-model-zzz"],
+        &["no-such-model-zzz", "headroom models"],
+        true,
+    );
 }
 
 #[test]
@@ -436,7 +528,11 @@ fn devices_lists_the_catalog() {
     let nvidia = json(&headroom(&["devices", "rtx", "--json"]));
     let nvidia = nvidia.as_array().expect("array");
     assert!(!nvidia.is_empty() && nvidia.len() < items.len());
-    assert_bad_input(&["devices", "no-such-gpu-zzz"], &["no-such-gpu-zzz", "headroom devices"], true);
+    assert_bad_input(
+        &["devices", "no-such-gpu-zzz"],
+        &["no-such-gpu-zzz", "headroom devices"],
+        true,
+    );
 }
 
 // ---- bad input: exit 2 and one message naming the problem and what to do ----
@@ -479,12 +575,19 @@ fn folder_without_config_is_bad_input() {
 #[test]
 fn malformed_json_is_bad_input() {
     let path = data_dir().join("bad/malformed.json").display().to_string();
-    assert_bad_input(&["fit", &path, "--device", "rtx-4090"], &["malformed.json", "JSON"], true);
+    assert_bad_input(
+        &["fit", &path, "--device", "rtx-4090"],
+        &["malformed.json", "JSON"],
+        true,
+    );
 }
 
 #[test]
 fn unsupported_architecture_is_bad_input() {
-    let path = data_dir().join("bad/unknown-arch.json").display().to_string();
+    let path = data_dir()
+        .join("bad/unknown-arch.json")
+        .display()
+        .to_string();
     assert_bad_input(
         &["fit", &path, "--device", "rtx-4090"],
         &["unknown-arch.json", "model_type", "llama"],
@@ -512,13 +615,24 @@ fn unknown_device_is_bad_input() {
 
 #[test]
 fn missing_device_is_bad_input() {
-    assert_bad_input(&["fit", "llama-3.1-8b"], &["--device", "headroom devices", "--probe"], true);
+    assert_bad_input(
+        &["fit", "llama-3.1-8b"],
+        &["--device", "headroom devices", "--probe"],
+        true,
+    );
 }
 
 #[test]
 fn unknown_format_is_bad_input() {
     assert_bad_input(
-        &["fit", "llama-3.1-8b", "--device", "rtx-4090", "--quant", "Q9_Z"],
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--quant",
+            "Q9_Z",
+        ],
         &["Q9_Z", "--quant"],
         true,
     );
@@ -527,7 +641,14 @@ fn unknown_format_is_bad_input() {
 #[test]
 fn unknown_runtime_is_bad_input() {
     assert_bad_input(
-        &["fit", "llama-3.1-8b", "--device", "rtx-4090", "--runtime", "tensorflow"],
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--runtime",
+            "tensorflow",
+        ],
         &["tensorflow", "--runtime"],
         true,
     );
@@ -556,7 +677,11 @@ fn impossible_numbers_are_bad_input() {
 
 #[test]
 fn bad_enum_values_are_bad_input() {
-    for (flag, value) in [("--mode", "pretrain"), ("--kv-dtype", "int3"), ("--optimizer", "lion")] {
+    for (flag, value) in [
+        ("--mode", "pretrain"),
+        ("--kv-dtype", "int3"),
+        ("--optimizer", "lion"),
+    ] {
         assert_bad_input(
             &["fit", "llama-3.1-8b", "--device", "rtx-4090", flag, value],
             &[flag, value],
@@ -568,7 +693,13 @@ fn bad_enum_values_are_bad_input() {
 #[test]
 fn training_flag_without_training_is_bad_input() {
     assert_bad_input(
-        &["fit", "llama-3.1-8b", "--device", "rtx-4090", "--checkpointing"],
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--checkpointing",
+        ],
         &["--checkpointing", "--mode"],
         true,
     );
@@ -597,7 +728,14 @@ fn arguments_are_checked_before_any_work() {
     // A bad number is reported even though the model does not exist: no file or network access
     // happens before the arguments are valid.
     assert_bad_input(
-        &["fit", "does/not/exist.json", "--device", "rtx-4090", "--batch", "0"],
+        &[
+            "fit",
+            "does/not/exist.json",
+            "--device",
+            "rtx-4090",
+            "--batch",
+            "0",
+        ],
         &["--batch"],
         false,
     );
@@ -615,7 +753,11 @@ fn missing_probe_report_is_bad_input() {
 #[test]
 fn malformed_probe_report_is_bad_input() {
     let path = data_dir().join("bad/malformed.json").display().to_string();
-    assert_bad_input(&["fit", "llama-3.1-8b", "--probe", &path], &["malformed.json"], true);
+    assert_bad_input(
+        &["fit", "llama-3.1-8b", "--probe", &path],
+        &["malformed.json"],
+        true,
+    );
 }
 
 #[test]

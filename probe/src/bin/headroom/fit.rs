@@ -73,7 +73,7 @@ struct FitJson<'a> {
     #[serde(flatten)]
     estimate: &'a Estimate,
     mode: &'static str,
-    runtime: Runtime,
+    runtime: String,
     kv_dtype: KvDtype,
     device_id: &'a str,
     device_count: u32,
@@ -355,10 +355,7 @@ fn check(args: &FitArgs) -> anyhow::Result<Checked> {
 /// The device from the catalog, a probe report, or both.
 fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
     let catalog = match args.device.as_deref() {
-        Some(name) => Some(
-            devices::find(name)
-                .with_context(|| "list the devices with `headroom devices`".to_string())?,
-        ),
+        Some(name) => Some(devices::find(name).context("--device")?),
         None => None,
     };
     let Some(path) = args.probe.as_deref() else {
@@ -502,7 +499,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
 
 /// Write everything at once; a closed pipe surfaces as an `io::Error` that `main` treats as
 /// success.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
@@ -519,8 +516,7 @@ struct OutputContext<'a> {
     source: &'a ModelSource,
 }
 
-/// Share of usable memory above which the verdict is "fits tightly" (the contract in
-/// `headroom_core::estimate::Verdict`), shown as a percentage.
+/// `part` as a percentage of `whole`.
 fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
         "n/a".to_owned()
@@ -582,7 +578,7 @@ impl OutputContext<'_> {
         FitJson {
             estimate: &result.estimate,
             mode: self.checked.mode_name,
-            runtime: result.request.runtime,
+            runtime: runtime_name(&result.request.runtime),
             kv_dtype: result.request.kv_dtype,
             device_id: &self.device.id,
             device_count: self.args.device_count,
