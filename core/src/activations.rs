@@ -153,9 +153,7 @@ pub fn prefill_activation_bytes(
     options: ActivationOptions,
 ) -> ActivationBytes {
     let e = profile.activation_element_bytes;
-    let fused = options
-        .fused_attention
-        .unwrap_or(profile.fused_attention);
+    let fused = options.fused_attention.unwrap_or(profile.fused_attention);
     let logits_all = options
         .logits_all_positions
         .unwrap_or(profile.logits_all_positions);

@@ -265,7 +265,10 @@ impl DeviceSpec {
         if let Some(bytes) = m.usable_bytes {
             self.measured_usable_bytes = Some(bytes);
         }
-        if let Some(bw) = m.read_bandwidth_bytes_per_s.filter(|v| v.is_finite() && *v > 0.0) {
+        if let Some(bw) = m
+            .read_bandwidth_bytes_per_s
+            .filter(|v| v.is_finite() && *v > 0.0)
+        {
             self.bandwidth_bytes_per_s = bw;
             self.bandwidth_measured = true;
         }

@@ -344,10 +344,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
             model.max_context
         ));
     }
-    assumptions.push(format!(
-        "runtime {}: {}",
-        profile.name, profile.notes
-    ));
+    assumptions.push(format!("runtime {}: {}", profile.name, profile.notes));
 
     // Weights, KV, activations, training.
     let format_used = match &req.mode {
@@ -371,23 +368,18 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
             frozen_weights,
             batch,
             context,
-            req.activation.fused_attention.unwrap_or(profile.fused_attention),
+            req.activation
+                .fused_attention
+                .unwrap_or(profile.fused_attention),
         )?;
         assumptions.extend(t.assumptions.iter().cloned());
-        assumptions.push(
-            "training: no KV cache (use_cache=False); sequence length = context".to_string(),
-        );
+        assumptions
+            .push("training: no KV cache (use_cache=False); sequence length = context".to_string());
         (t.weights_bytes, 0, 0, t.training_bytes)
     } else {
         let kv = kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime);
-        let act = prefill_activation_bytes(
-            model,
-            context,
-            batch,
-            req.runtime,
-            &profile,
-            req.activation,
-        );
+        let act =
+            prefill_activation_bytes(model, context, batch, req.runtime, &profile, req.activation);
         let mut kv_note = format!(
             "KV cache {} for {batch} × {context} tokens: {} B per token per layer{}",
             req.kv_dtype,
@@ -527,7 +519,8 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
         (0.0, 0.0)
     } else {
         let active_bytes = active_weights_bytes(model, &format_used);
-        let kv_steady = kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime).steady_bytes;
+        let kv_steady =
+            kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime).steady_bytes;
         let kv_per_seq = kv_steady / batch.max(1);
         let mut d = decode_tokens_per_s(&req.device, active_bytes, kv_per_seq, batch);
         let mut p = prefill_tokens_per_s(
@@ -541,8 +534,9 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
             // Ideal tensor parallelism: every device reads and computes its share at once.
             d.tokens_per_s *= n_dev as f64;
             p.tokens_per_s *= n_dev as f64;
-            d.assumptions
-                .push(format!("× {n_dev} devices: ideal tensor-parallel scaling, no communication cost"));
+            d.assumptions.push(format!(
+                "× {n_dev} devices: ideal tensor-parallel scaling, no communication cost"
+            ));
         }
         if verdict == Verdict::NeedsOffload {
             d.assumptions.push(

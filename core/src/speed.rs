@@ -46,7 +46,10 @@ pub fn decode_tokens_per_s(
     batch: u64,
 ) -> SpeedEstimate {
     let (eff, basis) = if device.bandwidth_measured {
-        (1.0, "measured bandwidth (probe report), no efficiency factor".to_string())
+        (
+            1.0,
+            "measured bandwidth (probe report), no efficiency factor".to_string(),
+        )
     } else {
         (
             DATASHEET_BANDWIDTH_EFFICIENCY,
@@ -116,7 +119,10 @@ pub fn prefill_tokens_per_s(
         device.fp32_flops
     };
     let (eff, basis) = if device.compute_measured {
-        (1.0, "measured GEMM rate (probe report), no efficiency factor".to_string())
+        (
+            1.0,
+            "measured GEMM rate (probe report), no efficiency factor".to_string(),
+        )
     } else {
         (
             DATASHEET_COMPUTE_EFFICIENCY,

@@ -274,7 +274,9 @@ impl FromStr for Mode {
                 for part in parts {
                     match part {
                         "fp32" | "f32" => f.precision = TrainingPrecision::Fp32,
-                        "bf16-mixed" | "mixed" | "amp" => f.precision = TrainingPrecision::Bf16Mixed,
+                        "bf16-mixed" | "mixed" | "amp" => {
+                            f.precision = TrainingPrecision::Bf16Mixed
+                        }
                         "bf16" | "bf16-pure" => f.precision = TrainingPrecision::Bf16,
                         "adamw" | "adam" => f.optimizer = Optimizer::AdamW,
                         "adam8bit" | "adamw8bit" | "8bit" => f.optimizer = Optimizer::Adam8bit,
@@ -474,7 +476,9 @@ pub fn training_activation_bytes_for(
             .saturating_mul(e.saturating_add(FP32_BYTES))
     };
     let lora_per_token = lora.map_or(0, |l| {
-        l.adapted_per_layer.saturating_mul(lora_rank).saturating_mul(e)
+        l.adapted_per_layer
+            .saturating_mul(lora_rank)
+            .saturating_mul(e)
     });
     let layer_bytes = |layer: u64| {
         tokens.saturating_mul(

@@ -137,7 +137,11 @@ pub fn usable_memory(
     };
     let mut usable = base;
     if let Some(s) = runtime.memory_share() {
-        let s = if s.is_finite() { s.clamp(0.0, 1.0) } else { 1.0 };
+        let s = if s.is_finite() {
+            s.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         // vLLM's budget is a share of *total* GPU memory (vLLM `gpu_memory_utilization`).
         usable = ((device.memory_bytes as f64) * s).min(base as f64) as u64;
         basis = format!(
@@ -184,7 +188,11 @@ pub fn offload_capacity_bytes(
 /// Bytes each of `device_count` identical devices holds when `shared_bytes` (weights, KV,
 /// activations: split evenly by tensor or pipeline parallelism) are spread over them and each
 /// carries its own `per_device_bytes` (runtime context).
-pub fn per_device_bytes(shared_bytes: u64, per_device_overhead_bytes: u64, device_count: u32) -> u64 {
+pub fn per_device_bytes(
+    shared_bytes: u64,
+    per_device_overhead_bytes: u64,
+    device_count: u32,
+) -> u64 {
     let n = u64::from(device_count.max(1));
     shared_bytes
         .div_ceil(n)

@@ -11,10 +11,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use headroom_core::units::{GIB, MIB};
 use headroom_core::{
     advice,
     devices::{self, DeviceSpec},
-    estimate::{Estimate, EstimateRequest, Verdict, estimate},
+    estimate::{Estimate, EstimateRequest, Verdict, estimate, qlora_base_format},
     kv_cache::KvDtype,
     model::ModelSpec,
     quant::WeightFormat,
@@ -45,6 +46,10 @@ const MAX_DEVICES: u32 = 1 << 12;
 /// current model (≤ 2^14 = 16,384) cannot be applied to it.
 const MAX_LORA_RANK: u64 = 1 << 14;
 
+/// Largest memory size accepted for --wired-limit-mb and --host-memory-gib: 2^16 GiB = 64 TiB,
+/// beyond the largest single machine sold; a bigger number is a typo.
+const MAX_MEMORY_GIB: u64 = 1 << 16;
+
 /// LoRA rank used when none is given: 16, the PEFT examples' and most recipes' choice.
 const DEFAULT_LORA_RANK: u64 = 16;
 
@@ -72,11 +77,9 @@ const DEFAULT_LORA_TARGETS: &str = "q,k,v,o,gate,up,down";
 struct FitJson<'a> {
     #[serde(flatten)]
     estimate: &'a Estimate,
-    mode: &'static str,
-    runtime: String,
-    kv_dtype: KvDtype,
+    /// Catalog id of the device (`measured` when it came from a probe report alone).
     device_id: &'a str,
-    device_count: u32,
+    /// Where the model came from: a file, the catalog, or a Hub URL.
     model_source: String,
     /// Longest context that fits with these settings, if computed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,6 +226,18 @@ pub struct FitArgs {
     /// Precision of a full fine-tune (--mode full).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Bf16Mixed)]
     precision: PrecisionArg,
+
+    /// macOS `iogpu.wired_limit_mb` (MiB), when raised with `sudo sysctl iogpu.wired_limit_mb=N`:
+    /// replaces Metal's default share of unified memory on Apple devices.
+    #[arg(long, value_name = "MB",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_GIB * 1024))]
+    wired_limit_mb: Option<u64>,
+
+    /// Host RAM beside a discrete GPU, GiB, for the offload verdict. Default: core's assumption
+    /// (stated in the assumptions).
+    #[arg(long, value_name = "GIB",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_GIB))]
+    host_memory_gib: Option<u64>,
 
     /// A report written by `headroom probe`: its measured memory, bandwidth and compute replace
     /// the catalog's figures (alone, or on top of --device).
@@ -386,12 +401,12 @@ fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
 /// The format used without --quant: the checkpoint's own precision, or NF4 for QLoRA (its base
 /// is 4-bit by definition).
 fn default_format(spec: &ModelSpec, mode: &Mode) -> anyhow::Result<WeightFormat> {
-    if matches!(mode, Mode::Qlora(_)) {
-        return "nf4"
-            .parse::<WeightFormat>()
-            .context("the NF4 format QLoRA needs is missing from headroom-core");
-    }
-    Ok(WeightFormat::default_for(spec))
+    let checkpoint = WeightFormat::default_for(spec);
+    Ok(if matches!(mode, Mode::Qlora(_)) {
+        qlora_base_format(&checkpoint)
+    } else {
+        checkpoint
+    })
 }
 
 /// One estimated format.
@@ -431,17 +446,15 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         let runtime = checked
             .runtime
             .unwrap_or_else(|| Runtime::default_for(&device, &format));
-        let request = EstimateRequest {
-            model: spec.clone(),
-            format: format.clone(),
-            context: args.context,
-            batch: args.batch,
-            mode: checked.mode.clone(),
-            runtime,
-            kv_dtype: args.kv_dtype.into(),
-            device: device.clone(),
-            device_count: args.device_count,
-        };
+        let mut request = EstimateRequest::new(spec.clone(), format.clone(), device.clone());
+        request.context = args.context;
+        request.batch = args.batch;
+        request.mode = checked.mode.clone();
+        request.runtime = runtime;
+        request.kv_dtype = args.kv_dtype.into();
+        request.device_count = args.device_count;
+        request.wired_limit_bytes = args.wired_limit_mb.map(|mb| mb * MIB);
+        request.host_memory_bytes = args.host_memory_gib.map(|g| g * GIB);
         match estimate(&request) {
             Ok(estimate) => results.push(FormatResult { request, estimate }),
             // A format the mode cannot use (e.g. GGUF with training) is a skipped row in a
@@ -577,11 +590,7 @@ impl OutputContext<'_> {
     ) -> FitJson<'r> {
         FitJson {
             estimate: &result.estimate,
-            mode: self.checked.mode_name,
-            runtime: runtime_name(&result.request.runtime),
-            kv_dtype: result.request.kv_dtype,
             device_id: &self.device.id,
-            device_count: self.args.device_count,
             model_source: self.source.to_string(),
             longest_context,
             best_format: best_format.map(ToString::to_string),
