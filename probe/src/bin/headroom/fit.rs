@@ -174,12 +174,12 @@ pub struct FitArgs {
 
     /// Context length in tokens (prompt + generated). Default: 4096, or the model's maximum if
     /// smaller — never silently the maximum.
-    #[arg(long, short = 'c', value_name = "TOKENS",
+    #[arg(long, short = 'c', value_name = "TOKENS", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_CONTEXT_TOKENS))]
     context: Option<u64>,
 
     /// Sequences processed together.
-    #[arg(long, short = 'b', value_name = "B", default_value_t = 1,
+    #[arg(long, short = 'b', value_name = "B", default_value_t = 1, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
     batch: u64,
 
@@ -198,7 +198,7 @@ pub struct FitArgs {
     device: Option<String>,
 
     /// Identical devices the model is split over (tensor or pipeline parallel).
-    #[arg(long = "devices", value_name = "N", default_value_t = 1,
+    #[arg(long = "devices", value_name = "N", default_value_t = 1, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEVICES)))]
     device_count: u32,
 
@@ -207,7 +207,7 @@ pub struct FitArgs {
     kv_dtype: KvDtypeArg,
 
     /// LoRA rank (--mode lora|qlora).
-    #[arg(long, value_name = "R", default_value_t = DEFAULT_LORA_RANK,
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_LORA_RANK, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_LORA_RANK))]
     lora_rank: u64,
 

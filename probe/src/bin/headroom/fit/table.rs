@@ -120,6 +120,8 @@ pub fn params_short(n: u64) -> String {
 pub fn tokens_per_s(rate: f64) -> String {
     if !rate.is_finite() || rate <= 0.0 {
         "n/a".to_owned()
+    } else if rate >= 1000.0 {
+        thousands(rate.round() as u64)
     } else if rate >= 100.0 {
         format!("{rate:.0}")
     } else if rate >= 10.0 {
