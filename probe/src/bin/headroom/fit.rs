@@ -63,15 +63,16 @@ const DEFAULT_LORA_TARGETS: &str = "q,k,v,o,gate,up,down";
 /// them, one per format that could be estimated, in the order of `WeightFormat::all()`.
 ///
 /// ```json
-/// {"model":"Llama-3.1-8B","params_total":8030261248,"params_active":8030261248,
-///  "quant":"Q4_K_M","context":4096,"batch":1,"weights_bytes":4920734720,
-///  "kv_cache_bytes":536870912,"activation_bytes":...,"overhead_bytes":...,
-///  "training_bytes":0,"total_bytes":...,"per_device_bytes":...,"device":"NVIDIA RTX 4090",
-///  "usable_bytes":...,"devices_needed":1,"fits":true,"verdict":"fits",
-///  "decode_tokens_per_s":...,"prefill_tokens_per_s":...,"assumptions":["..."],
-///  "mode":"inference","runtime":"llama_cpp","kv_dtype":"f16","device_id":"rtx-4090",
-///  "device_count":1,"model_source":"headroom's model catalog",
-///  "longest_context":131072,"best_format":"BF16"}
+/// {"model": "Llama-3.1-8B", "params_total": 8030261248, "params_active": 8030261248,
+///  "quant": "Q4_K_M", "context": 4096, "batch": 1, "weights_bytes": 4912898048,
+///  "kv_cache_bytes": 536870912, "activation_bytes": 109051904, "overhead_bytes": 524288000,
+///  "training_bytes": 0, "total_bytes": 6083108864, "per_device_bytes": 6083108864,
+///  "device": "NVIDIA GeForce RTX 4090", "usable_bytes": 25769803776, "devices_needed": 1,
+///  "fits": true, "verdict": "fits", "decode_tokens_per_s": 167.86,
+///  "prefill_tokens_per_s": 16389.35, "assumptions": ["context 4096 tokens (default: ...)"],
+///  "runtime": "llama.cpp", "mode": "inference", "kv_cache_dtype": "f16", "device_count": 1,
+///  "device_id": "rtx-4090", "model_source": "config Llama-3.1-8B.json",
+///  "longest_context": 131072, "best_format": "bf16"}
 /// ```
 #[derive(Serialize)]
 struct FitJson<'a> {
@@ -187,8 +188,9 @@ pub struct FitArgs {
     #[arg(long, value_enum, default_value_t = ModeArg::Inference)]
     mode: ModeArg,
 
-    /// Engine: transformers-cuda, transformers-mps, llama.cpp, mlx, vllm. Default: llama.cpp for
-    /// GGUF formats, MLX formats on MLX, otherwise transformers (MPS on Apple, CUDA elsewhere).
+    /// Engine: transformers (PyTorch CUDA), transformers-mps, llama.cpp, mlx, vllm, or
+    /// vllm:SHARE (e.g. vllm:0.85, its gpu_memory_utilization). Default: llama.cpp for GGUF
+    /// formats, MLX for MLX formats and on Apple silicon, transformers on discrete GPUs.
     #[arg(long, short = 'r', value_name = "R")]
     runtime: Option<String>,
 
@@ -252,11 +254,12 @@ pub struct FitArgs {
 const AFTER_HELP: &str = "\
 JSON (--json): one object with model, params_total, params_active, quant, context, batch,
 weights_bytes, kv_cache_bytes, activation_bytes, overhead_bytes, training_bytes (0 for inference),
-total_bytes, per_device_bytes, device, device_id, device_count, usable_bytes, devices_needed, fits,
-verdict (fits | fits_tightly | needs_offload | does_not_fit), decode_tokens_per_s,
-prefill_tokens_per_s, assumptions (array of strings), mode, runtime, kv_dtype, model_source and,
-where computed, longest_context and best_format. Byte counts are integers. With --quant all,
-an array of such objects, one per format that could be estimated.
+total_bytes, per_device_bytes, device, device_id, device_count, usable_bytes (one device),
+devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fit),
+decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
+kv_cache_dtype, model_source and, for one format, longest_context and best_format (omitted when
+nothing fits). Byte counts are integers. With --quant all: a JSON array of such objects, one per
+format that could be estimated, highest precision first (without longest_context/best_format).
 
 Units: GiB = 2^30 bytes in tables; JSON gives bytes.
 
@@ -394,7 +397,17 @@ fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
     })?;
     Ok(match catalog {
         Some(device) => device.with_measurements(&measured),
-        None => DeviceSpec::from_measured(&measured),
+        None => {
+            if measured.memory_bytes.is_none() && measured.usable_bytes.is_none() {
+                bail!(
+                    "probe report {} does not say how much memory {} has; add --device NAME \
+                     to take the memory size from the catalog (`headroom devices`)",
+                    path.display(),
+                    measured.name
+                );
+            }
+            DeviceSpec::from_measured(&measured)
+        }
     })
 }
 
@@ -643,6 +656,9 @@ impl OutputContext<'_> {
             estimate.device,
             gib(self.device.memory_bytes)
         );
+        if self.args.probe.is_some() {
+            let _ = writeln!(out, "device figures: {}", self.device.source);
+        }
     }
 
     /// One format in full: components, verdict, speed, advice, assumptions.
