@@ -115,8 +115,7 @@ pub fn max_kv_len(model: &ModelSpec, context: u64) -> u64 {
         .unwrap_or(context)
 }
 
-/// MLP intermediate elements alive per token of the chunk (see the module docs), as a
-/// (numerator, denominator) pair so that per-expert shares stay exact in integers.
+/// MLP intermediate elements alive for the `n` tokens of one chunk (see the module docs).
 fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool) -> u64 {
     let dense = n.saturating_mul(3).saturating_mul(model.intermediate_size);
     let Some(moe) = &model.moe else {

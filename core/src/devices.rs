@@ -87,6 +87,9 @@ const NOISE_WORDS: &[&str] = &[
     "apple", "nvidia", "geforce", "amd", "radeon", "intel", "gpu", "core", "cores", "the",
 ];
 
+/// Words that name a different product tier of the same chip or card.
+const TIER_WORDS: &[&str] = &["pro", "max", "ultra", "ti"];
+
 /// Lower-case alphanumeric tokens, with "16 gb" / "16g" merged into "16gb" and noise dropped.
 fn tokens(text: &str) -> Vec<String> {
     let raw: Vec<String> = text
@@ -170,6 +173,20 @@ pub fn find_in(devices: &[DeviceSpec], name: &str) -> Result<DeviceSpec, CoreErr
             !q_tokens.is_empty() && q_tokens.iter().all(|t| c.contains(t))
         })
         .collect();
+    // "m2" means the plain M2, not the M2 Pro; "rtx 4060" not the 4060 Ti: drop matches
+    // carrying a tier word the query lacks, unless that leaves none.
+    let untiered: Vec<&DeviceSpec> = matches
+        .iter()
+        .copied()
+        .filter(|d| {
+            candidate_tokens(d)
+                .iter()
+                .all(|t| !TIER_WORDS.contains(&t.as_str()) || q_tokens.contains(t))
+        })
+        .collect();
+    if !untiered.is_empty() {
+        matches = untiered;
+    }
     if matches.is_empty() {
         let q = compact(query);
         matches = devices
@@ -217,7 +234,7 @@ fn close_matches_hint(devices: &[DeviceSpec], q_tokens: &[String]) -> String {
         })
         .filter(|(s, _)| *s > 0)
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     let names: Vec<&str> = scored.iter().take(6).map(|(_, d)| d.id.as_str()).collect();
     if names.is_empty() {
         "`headroom devices` lists the catalog".into()
