@@ -1,7 +1,13 @@
 //! `headroom devices [FILTER] [--json]`: the bundled device catalog.
 
 use anyhow::bail;
-use headroom_core::devices::{self, DeviceSpec, MemoryKind};
+use headroom_core::{
+    devices::{self, DeviceSpec, MemoryKind},
+    quant::WeightFormat,
+    runtime::Runtime,
+    usable_memory::usable_memory,
+};
+use serde::Serialize;
 
 use crate::fit::{
     model_input::normalize,
@@ -27,6 +33,23 @@ const GIGA: f64 = 1e9;
 /// 10^12, for TFLOPS columns.
 const TERA: f64 = 1e12;
 
+/// One device in `--json`: the catalog entry plus what its usual runtime may use.
+#[derive(Serialize)]
+struct DeviceJson<'a> {
+    #[serde(flatten)]
+    device: &'a DeviceSpec,
+    /// Usable memory for 16-bit weights on the device's usual runtime (see `usable_runtime`).
+    usable_bytes: u64,
+    /// The runtime `usable_bytes` is for.
+    usable_runtime: String,
+}
+
+/// Memory the device's usual runtime may use for a 16-bit model, and that runtime.
+fn usable(device: &DeviceSpec) -> (u64, Runtime) {
+    let runtime = Runtime::default_for(device, &WeightFormat::Bf16);
+    (usable_memory(device, runtime, None).usable_bytes, runtime)
+}
+
 /// Whether every word of `filter` occurs in the device's id, name or vendor.
 pub fn matches(device: &DeviceSpec, filter: &str) -> bool {
     let haystack = normalize(&format!("{} {} {}", device.id, device.name, device.vendor));
@@ -51,13 +74,25 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
     }
     let mut out = String::new();
     if args.json {
-        out.push_str(&serde_json::to_string_pretty(&selected)?);
+        let items: Vec<DeviceJson<'_>> = selected
+            .iter()
+            .map(|device| {
+                let (usable_bytes, runtime) = usable(device);
+                DeviceJson {
+                    device,
+                    usable_bytes,
+                    usable_runtime: runtime.to_string(),
+                }
+            })
+            .collect();
+        out.push_str(&serde_json::to_string_pretty(&items)?);
         out.push('\n');
     } else {
         let mut table = Table::new(&[
             ("id", Align::Left),
             ("name", Align::Left),
             ("memory", Align::Right),
+            ("usable", Align::Right),
             ("kind", Align::Left),
             ("bandwidth", Align::Right),
             ("FP32", Align::Right),
@@ -68,6 +103,7 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
                 d.id.clone(),
                 d.name.clone(),
                 gib(d.memory_bytes),
+                gib(usable(d).0),
                 match d.memory_kind {
                     MemoryKind::Unified => "unified",
                     MemoryKind::Discrete => "discrete",
@@ -80,8 +116,10 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
         }
         out.push_str(&table.render());
         out.push_str(&format!(
-            "\n{} devices. Memory in GiB (2^30 bytes); bandwidth and FLOPS are datasheet peaks \
-             (`headroom probe` measures them). Use an id with `headroom fit MODEL --device ID`.\n",
+            "\n{} devices. Memory in GiB (2^30 bytes); usable: what the usual runtime may use \
+             (Apple: Metal's working set); bandwidth and FLOPS are \
+             datasheet peaks (`headroom probe` measures them).\n\
+             Use an id with `headroom fit MODEL --device ID`.\n",
             table.len()
         ));
     }
