@@ -198,6 +198,20 @@ fn token_is_sent_as_bearer() {
 }
 
 #[test]
+fn model_page_url_means_its_id() {
+    let (endpoint, seen, server) = serve(1);
+    let json = json_of(&fit(
+        &endpoint,
+        "https://huggingface.co/acme/tiny/tree/main",
+        None,
+    ));
+    server.join().expect("server");
+    assert_eq!(json["model"], "acme/tiny");
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen[0].path, "/acme/tiny/resolve/main/config.json");
+}
+
+#[test]
 fn gated_without_token_says_accept_license_and_set_token() {
     let (endpoint, _, server) = serve(1);
     let out = fit(&endpoint, "gated/model", None);

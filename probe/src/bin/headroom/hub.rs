@@ -48,6 +48,27 @@ pub fn looks_like_hub_id(text: &str) -> bool {
     })
 }
 
+/// Hosts whose model-page URLs are understood as ids (`https://huggingface.co/Qwen/Qwen2.5-7B`).
+const HUB_URL_PREFIXES: [&str; 4] = [
+    "https://huggingface.co/",
+    "http://huggingface.co/",
+    "https://hf.co/",
+    "huggingface.co/",
+];
+
+/// The `owner/name` in a model page's URL, e.g. `https://huggingface.co/Qwen/Qwen2.5-7B` or
+/// `…/Qwen/Qwen2.5-7B/blob/main/config.json`; `None` for anything else.
+pub fn id_from_url(text: &str) -> Option<&str> {
+    let rest = HUB_URL_PREFIXES
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix))?;
+    let mut parts = rest.splitn(3, '/');
+    let owner = parts.next()?;
+    let name = parts.next()?;
+    let id = &rest[..owner.len() + 1 + name.len()];
+    looks_like_hub_id(id).then_some(id)
+}
+
 /// The Hub to ask: `$HF_ENDPOINT` without a trailing `/`, or [`DEFAULT_ENDPOINT`].
 pub fn endpoint_from_env() -> anyhow::Result<String> {
     let endpoint = match std::env::var(ENDPOINT_VAR) {
@@ -74,12 +95,6 @@ pub fn token_from_env() -> Option<String> {
 /// The URL of `id`'s `config.json` on the `main` revision.
 pub fn config_url(endpoint: &str, id: &str) -> String {
     format!("{endpoint}/{id}/resolve/main/config.json")
-}
-
-/// Fetch `id`'s `config.json` from the Hub named by the environment.
-pub fn fetch_config(id: &str) -> anyhow::Result<String> {
-    let endpoint = endpoint_from_env()?;
-    fetch_config_from(&endpoint, token_from_env().as_deref(), id)
 }
 
 /// Fetch `id`'s `config.json` from `endpoint`, sending `token` when given.
@@ -181,6 +196,21 @@ mod tests {
         ] {
             assert!(!looks_like_hub_id(id), "{id}");
         }
+    }
+
+    #[test]
+    fn ids_from_urls() {
+        assert_eq!(
+            id_from_url("https://huggingface.co/Qwen/Qwen2.5-7B"),
+            Some("Qwen/Qwen2.5-7B")
+        );
+        assert_eq!(
+            id_from_url("https://huggingface.co/Qwen/Qwen2.5-7B/blob/main/config.json"),
+            Some("Qwen/Qwen2.5-7B")
+        );
+        assert_eq!(id_from_url("https://huggingface.co/Qwen"), None);
+        assert_eq!(id_from_url("https://example.com/a/b"), None);
+        assert_eq!(id_from_url("Qwen/Qwen2.5-7B"), None);
     }
 
     #[test]

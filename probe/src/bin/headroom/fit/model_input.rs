@@ -50,6 +50,9 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
     if path.exists() {
         return from_path(path);
     }
+    // A model page's URL pasted from the browser means its id.
+    let from_url = hub::id_from_url(arg);
+    let arg = from_url.unwrap_or(arg);
     if let Some(spec) = model_catalog::find(arg) {
         return Ok(ResolvedModel {
             spec,
@@ -57,10 +60,11 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
         });
     }
     // A `.json` name is a file the user expected to exist, never a Hub repo.
-    let looks_like_path = arg.ends_with(".json")
-        || arg.starts_with(['.', '/', '~'])
-        || arg.contains('\\')
-        || arg.matches('/').count() > 1;
+    let looks_like_path = from_url.is_none()
+        && (arg.ends_with(".json")
+            || arg.starts_with(['.', '/', '~'])
+            || arg.contains('\\')
+            || arg.matches('/').count() > 1);
     if looks_like_path {
         bail!(
             "no such file or folder `{arg}`; give the path of a config.json (or of a folder \
