@@ -111,6 +111,19 @@ fn hand_worked_bytes() {
 }
 
 #[test]
+fn bitsandbytes_leaves_fused_gpt_oss_experts_alone() {
+    assert_eq!(
+        dtype_of("gpt-oss-20b", "nf4", "blk.0.ffn_down_exps.weight"),
+        "bf16"
+    );
+    assert_eq!(dtype_of("gpt-oss-20b", "nf4", "blk.0.attn_q.weight"), "nf4");
+    assert_eq!(
+        dtype_of("Mixtral-8x7B-v0.1", "nf4", "blk.0.ffn_down_exps.weight"),
+        "nf4"
+    );
+}
+
+#[test]
 fn active_bytes_read_per_token() {
     // Mixtral bf16: every active weight except the input table, plus one embedding row.
     let mixtral = fixture_model("Mixtral-8x7B-v0.1");
@@ -292,6 +305,21 @@ fn block_sizes_match_facts() {
         // Every block type is usable on its own.
         assert_eq!(fmt(&format!("gguf-{name}")), WeightFormat::GgufPure(t));
     }
+}
+
+#[test]
+fn ggml_ids_are_unique_and_round_trip() {
+    let mut ids: Vec<u32> = GgmlType::ALL.iter().map(|t| t.ggml_id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), GgmlType::ALL.len());
+    for t in GgmlType::ALL {
+        assert_eq!(GgmlType::from_ggml_id(t.ggml_id()), Some(t));
+    }
+    // A few from ggml.h's enum.
+    assert_eq!(GgmlType::Q4_K.ggml_id(), 12);
+    assert_eq!(GgmlType::BF16.ggml_id(), 30);
+    assert_eq!(GgmlType::from_ggml_id(4), None, "removed Q4_2");
 }
 
 #[test]

@@ -241,3 +241,32 @@ fn bad_fields_are_named() {
         .expect_err("missing");
     assert!(matches!(err, CoreError::BadField { .. }), "{err:?}");
 }
+
+#[test]
+fn absurd_but_in_range_sizes_are_rejected_without_overflow() {
+    // Each field is within its own limit, but together they describe 10^20+ parameters.
+    let json = r#"{"model_type": "mixtral", "hidden_size": 9000000, "num_hidden_layers": 9000,
+        "num_attention_heads": 1, "intermediate_size": 9000000, "vocab_size": 9000000,
+        "num_local_experts": 900000, "num_experts_per_tok": 2, "max_position_embeddings": 4096}"#;
+    let err = model_from_config_json("huge", json).expect_err("absurd");
+    assert!(matches!(err, CoreError::OutOfRange { .. }), "{err:?}");
+}
+
+#[test]
+fn unknown_moe_model_is_approximated_with_its_experts() {
+    // OLMoE-1B-7B's config fields (model_type olmoe is not a supported family).
+    let json = r#"{"model_type": "olmoe", "hidden_size": 2048, "num_hidden_layers": 16,
+        "num_attention_heads": 16, "num_key_value_heads": 16, "intermediate_size": 1024,
+        "vocab_size": 50304, "num_experts": 64, "num_experts_per_tok": 8,
+        "max_position_embeddings": 4096, "tie_word_embeddings": false}"#;
+    let m = model_from_config_json("olmoe", json).expect("approximate");
+    assert!(m.approximate);
+    let moe = m.moe.as_ref().expect("experts recognised");
+    assert_eq!((moe.num_experts, moe.experts_per_token), (64, 8));
+    // By hand, llama-like: embeddings 2 × 50304 × 2048; per layer q/k/v/o 4 × 2048², router
+    // 64 × 2048, experts 64 × 3 × 2048 × 1024, two norms; final norm.
+    let per_layer = 4 * 2048 * 2048 + 64 * 2048 + 64 * 3 * 2048 * 1024 + 2 * 2048;
+    let total = 2 * 50304 * 2048 + 16 * per_layer + 2048;
+    assert_eq!(param_counts(&m).total, total);
+    assert_eq!(total, 6_919_096_320);
+}

@@ -43,14 +43,17 @@ const GENERIC_FIELDS: &[&str] = &[
 /// Largest width (hidden, intermediate, vocabulary, head) accepted. The largest real models are far
 /// below (vocabularies ~10^6, hidden sizes ~2·10^4); anything above is a typo or a corrupt file.
 pub const MAX_DIMENSION: u64 = 10_000_000;
-/// Largest layer count accepted (real models: ≤ ~200).
-pub const MAX_LAYERS: u64 = 100_000;
+/// Largest layer count accepted (real models: ≤ ~200). Also bounds the tensor list's length.
+pub const MAX_LAYERS: u64 = 10_000;
 /// Largest head count accepted.
 pub const MAX_HEADS: u64 = 100_000;
 /// Largest expert count accepted (real models: ≤ ~1024).
 pub const MAX_EXPERTS: u64 = 1_000_000;
 /// Largest `max_position_embeddings` accepted (2^32 tokens; real models ≤ 10^7).
 pub const MAX_CONTEXT_TOKENS: u64 = 1 << 32;
+/// Largest total parameter count accepted: 10^15 (500× the largest published models). Keeps every
+/// byte count far below `u64::MAX`.
+pub const MAX_PARAMS: u64 = 1_000_000_000_000_000;
 
 /// Parse a `config.json` text. `name` is what the model is called in output (file name, Hub id).
 /// Unknown fields are ignored; a multimodal config's `text_config` is used for the language model.
@@ -430,7 +433,7 @@ fn build(
         None => f.opt_str("dtype")?,
     };
 
-    Ok(ModelSpec {
+    let spec = ModelSpec {
         name: name.to_string(),
         architecture: arch,
         approximate,
@@ -450,7 +453,18 @@ fn build(
         checkpoint_quantization: quant_method,
         attention_bias,
         mlp_bias,
-    })
+    };
+    let total = crate::params::param_counts(&spec).total;
+    if total > MAX_PARAMS {
+        return Err(CoreError::OutOfRange {
+            field: format!("parameter count of {name}"),
+            value: total.to_string(),
+            problem: format!(
+                "above {MAX_PARAMS} (10^15); the config's sizes are not a real model — check them"
+            ),
+        });
+    }
+    Ok(spec)
 }
 
 /// The attention of each layer: from `layer_types` when the config lists them, else the family rule.
@@ -659,6 +673,38 @@ fn moe_spec(
                 num_shared_experts: shared,
                 shared_intermediate_size: shared * expert_inter,
                 dense_layers,
+            }
+        }
+        // An unknown family that names experts: approximate every layer (but DeepSeek-style
+        // `first_k_dense_replace` ones) as router + routed experts (+ shared experts).
+        Architecture::Other(_) => {
+            let Some(num) =
+                f.first_u64(&["num_local_experts", "num_experts", "n_routed_experts"])?
+            else {
+                return Ok(None);
+            };
+            if num <= 1 {
+                return Ok(None);
+            }
+            let Some(k) = f.first_u64(&["num_experts_per_tok", "experts_per_token", "moe_topk"])?
+            else {
+                return Ok(None);
+            };
+            check_experts("num_experts", num, k)?;
+            let expert_inter = f.u64_or("moe_intermediate_size", intermediate_size)?;
+            f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
+            let shared_inter = match f.opt_u64("shared_expert_intermediate_size")? {
+                Some(s) => s,
+                None => f.u64_or("n_shared_experts", 0)? * expert_inter,
+            };
+            let first_dense = f.u64_or("first_k_dense_replace", 0)?;
+            MoeSpec {
+                num_experts: num,
+                experts_per_token: k,
+                expert_intermediate_size: expert_inter,
+                num_shared_experts: u64::from(shared_inter > 0),
+                shared_intermediate_size: shared_inter,
+                dense_layers: (0..num_layers.min(first_dense)).collect(),
             }
         }
         _ => return Ok(None),

@@ -167,7 +167,7 @@ impl GgmlType {
     /// blocks (llama.cpp then falls back to another type).
     pub const fn row_bytes(self, row_len: u64) -> Option<u64> {
         let (bytes, elements) = self.block();
-        if row_len % elements == 0 {
+        if row_len.is_multiple_of(elements) {
             Some(row_len / elements * bytes)
         } else {
             None
@@ -204,6 +204,45 @@ impl GgmlType {
             GgmlType::TQ2_0 => "TQ2_0",
             GgmlType::MXFP4 => "MXFP4",
         }
+    }
+
+    /// The `ggml_type` number stored in GGUF tensor headers (ggml.h's `enum ggml_type`; ids 4, 5
+    /// and 31–33 belong to removed types, 9 is Q8_1 and 24–28 are integer/f64 types, none of
+    /// which a model's weights use).
+    pub const fn ggml_id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
+            GgmlType::Q5_1 => 7,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q2_K => 10,
+            GgmlType::Q3_K => 11,
+            GgmlType::Q4_K => 12,
+            GgmlType::Q5_K => 13,
+            GgmlType::Q6_K => 14,
+            GgmlType::Q8_K => 15,
+            GgmlType::IQ2_XXS => 16,
+            GgmlType::IQ2_XS => 17,
+            GgmlType::IQ3_XXS => 18,
+            GgmlType::IQ1_S => 19,
+            GgmlType::IQ4_NL => 20,
+            GgmlType::IQ3_S => 21,
+            GgmlType::IQ2_S => 22,
+            GgmlType::IQ4_XS => 23,
+            GgmlType::IQ1_M => 29,
+            GgmlType::BF16 => 30,
+            GgmlType::TQ1_0 => 34,
+            GgmlType::TQ2_0 => 35,
+            GgmlType::MXFP4 => 39,
+        }
+    }
+
+    /// The type with `ggml_type` number `id`, if it is one of these.
+    pub fn from_ggml_id(id: u32) -> Option<GgmlType> {
+        GgmlType::ALL.into_iter().find(|t| t.ggml_id() == id)
     }
 
     /// Look a type up by name, case-insensitively.
@@ -533,6 +572,9 @@ struct Counters {
 }
 
 /// The type `llama_tensor_get_type_impl` picks before the shape fallback.
+// The branches mirror llama.cpp's if/else chain one for one (so it can be compared line by line),
+// including the ones that give the same type.
+#[allow(clippy::if_same_then_else)]
 fn pick(
     ctx: &Context,
     tensor: &Tensor,
@@ -560,7 +602,7 @@ fn pick(
     );
 
     if cat == Category::Output || (ctx.tied && cat == Category::TokenEmbd) {
-        if ftype == F::MXFP4_MOE || nx % default.block_elements() != 0 {
+        if ftype == F::MXFP4_MOE || !nx.is_multiple_of(default.block_elements()) {
             t = G::Q8_0;
         } else if matches!(
             ftype,
@@ -762,7 +804,7 @@ fn pick(
 /// Where even the fallback does not fit (rows not a multiple of 32) llama.cpp uses F16.
 pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
     use GgmlType as G;
-    if row_len % t.block_elements() == 0 {
+    if row_len.is_multiple_of(t.block_elements()) {
         return t;
     }
     let f = match t {
@@ -781,7 +823,7 @@ pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
         // llama.cpp aborts for the 32-element types here; headroom reports F16 instead.
         _ => G::F16,
     };
-    if row_len % f.block_elements() == 0 {
+    if row_len.is_multiple_of(f.block_elements()) {
         f
     } else {
         G::F16

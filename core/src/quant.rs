@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     CoreError,
     gguf::{self, GgmlType, LlamaFileType},
-    model::ModelSpec,
+    model::{Architecture, ModelSpec},
     tensors::{Tensor, TensorRole, tensors},
 };
 
@@ -72,6 +72,8 @@ pub enum WeightFormat {
     /// Embedding, output head, norms and routers stay 16-bit.
     Fp8,
     /// bitsandbytes LLM.int8: int8 linear weights plus one fp32 statistic per output row.
+    /// bitsandbytes only replaces `nn.Linear` layers: the embedding, the output head and
+    /// transformers' fused gpt-oss experts stay 16-bit.
     BnbInt8,
     /// bitsandbytes NF4: 4-bit linear weights, one fp32 absmax per 64 (8-bit absmax per 64 plus an
     /// fp32 per 256 absmax with double quantization).
@@ -438,6 +440,19 @@ fn is_block_linear(t: &Tensor) -> bool {
         )
 }
 
+/// Whether bitsandbytes quantizes `t`: it replaces every `nn.Linear` but the output head (routers
+/// included); the embedding is an `nn.Embedding` and stays 16-bit. transformers stores gpt-oss
+/// experts as fused parameters, not `nn.Linear` modules, so bitsandbytes leaves them 16-bit
+/// (other MoE families are per-expert `nn.Linear` in transformers 4.x).
+fn bnb_quantizes(model: &ModelSpec, t: &Tensor) -> bool {
+    let fused_experts = model.architecture == Architecture::GptOss
+        && matches!(
+            t.role,
+            TensorRole::FfnGateExperts | TensorRole::FfnUpExperts | TensorRole::FfnDownExperts
+        );
+    (is_block_linear(t) || t.role == TensorRole::FfnRouter) && !t.is_vector() && !fused_experts
+}
+
 fn ceil_div(a: u64, b: u64) -> u64 {
     a.div_ceil(b.max(1))
 }
@@ -471,15 +486,13 @@ fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, 
             ("fp8".into(), n + scales)
         }
         WeightFormat::BnbInt8 => {
-            // bitsandbytes replaces every nn.Linear but the output head (routers included);
-            // the embedding is an nn.Embedding and stays 16-bit.
-            if !(is_block_linear(t) || t.role == TensorRole::FfnRouter) || t.is_vector() {
+            if !bnb_quantizes(model, t) {
                 return half(t, hname);
             }
             ("int8".into(), n + m * rows * F32_BYTES)
         }
         WeightFormat::BnbNf4 { double_quant } | WeightFormat::BnbFp4 { double_quant } => {
-            if !(is_block_linear(t) || t.role == TensorRole::FfnRouter) || t.is_vector() {
+            if !bnb_quantizes(model, t) {
                 return half(t, hname);
             }
             let per_matrix = rows * cols;

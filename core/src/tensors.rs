@@ -86,7 +86,10 @@ pub struct Tensor {
 impl Tensor {
     /// Number of elements (parameters).
     pub fn elements(&self) -> u64 {
-        self.shape.iter().product()
+        // Saturating: configs are range-checked, but a product must never panic.
+        self.shape
+            .iter()
+            .fold(1u64, |acc, d| acc.saturating_mul(*d))
     }
 
     /// Elements of one row (the last dimension; 1 for a scalar).
@@ -96,13 +99,21 @@ impl Tensor {
 
     /// Rows: elements / row length (every expert's rows for a stacked expert tensor).
     pub fn rows(&self) -> u64 {
-        self.shape.iter().rev().skip(1).product()
+        self.shape
+            .iter()
+            .rev()
+            .skip(1)
+            .fold(1u64, |acc, d| acc.saturating_mul(*d))
     }
 
     /// Matrices stacked in this tensor: the expert count for `[experts, rows, cols]`, else 1.
     pub fn matrices(&self) -> u64 {
         if self.shape.len() >= 3 {
-            self.shape.iter().rev().skip(2).product()
+            self.shape
+                .iter()
+                .rev()
+                .skip(2)
+                .fold(1u64, |acc, d| acc.saturating_mul(*d))
         } else {
             1
         }
@@ -122,7 +133,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn push(&mut self, name: String, role: TensorRole, layer: Option<u64>, shape: Vec<u64>) {
-        let elements: u64 = shape.iter().product();
+        let elements = shape.iter().fold(1u64, |acc, d| acc.saturating_mul(*d));
         self.out.push(Tensor {
             name,
             role,
@@ -139,14 +150,14 @@ impl Builder<'_> {
     /// A routed-expert tensor: one token reads `experts_per_token` of the `experts` matrices.
     fn experts(&mut self, i: u64, suffix: &str, role: TensorRole, shape: Vec<u64>, k: u64) {
         let experts = shape.first().copied().unwrap_or(1).max(1);
-        let elements: u64 = shape.iter().product();
+        let elements = shape.iter().fold(1u64, |acc, d| acc.saturating_mul(*d));
         self.out.push(Tensor {
             name: format!("blk.{i}.{suffix}"),
             role,
             layer: Some(i),
             shape,
             // Exact: elements is a multiple of `experts`.
-            active_elements: elements / experts * k,
+            active_elements: (elements / experts).saturating_mul(k),
         });
     }
 }
