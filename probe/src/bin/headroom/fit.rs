@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use headroom_core::units::{GIB, MIB};
 use headroom_core::{
-    advice,
+    advice::{Advice, FormatChoice, TrainingAdvice, advise},
     devices::{self, DeviceSpec},
     estimate::{Estimate, EstimateRequest, Verdict, estimate, qlora_base_format},
     kv_cache::KvDtype,
@@ -72,7 +72,8 @@ const DEFAULT_LORA_TARGETS: &str = "q,k,v,o,gate,up,down";
 ///  "prefill_tokens_per_s": 16389.35, "assumptions": ["context 4096 tokens (default: ...)"],
 ///  "runtime": "llama.cpp", "mode": "inference", "kv_cache_dtype": "f16", "device_count": 1,
 ///  "device_id": "rtx-4090", "model_source": "config Llama-3.1-8B.json",
-///  "longest_context": 131072, "best_format": "bf16"}
+///  "longest_context": 131072, "best_format": {"format": "bf16", "runtime": "transformers",
+///  "verdict": "fits", "total_bytes": 17574666240, "decode_tokens_per_s": 55.7}}
 /// ```
 #[derive(Serialize)]
 struct FitJson<'a> {
@@ -82,12 +83,15 @@ struct FitJson<'a> {
     device_id: &'a str,
     /// Where the model came from: a file, the catalog, or a Hub URL.
     model_source: String,
-    /// Longest context that fits with these settings, if computed.
+    /// Longest context that fits with everything else as given (`null` if none); one format only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    longest_context: Option<u64>,
-    /// Best format that fits with these settings, if computed.
+    longest_context: Option<Option<u64>>,
+    /// Highest-precision format that fits (`null` if none); one format only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    best_format: Option<String>,
+    best_format: Option<Option<&'a FormatChoice>>,
+    /// Training settings that fit; training modes, one format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    training_advice: Option<&'a TrainingAdvice>,
 }
 
 /// What the memory is for.
@@ -257,9 +261,10 @@ weights_bytes, kv_cache_bytes, activation_bytes, overhead_bytes, training_bytes 
 total_bytes, per_device_bytes, device, device_id, device_count, usable_bytes (one device),
 devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fit),
 decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
-kv_cache_dtype, model_source and, for one format, longest_context and best_format (omitted when
-nothing fits). Byte counts are integers. With --quant all: a JSON array of such objects, one per
-format that could be estimated, highest precision first (without longest_context/best_format).
+kv_cache_dtype, model_source and, for one format, longest_context (null if nothing fits),
+best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or null) and, for
+training, training_advice. Byte counts are integers. With --quant all: a JSON array of such
+objects, one per format that could be estimated, highest precision first (without the advice).
 
 Units: GiB = 2^30 bytes in tables; JSON gives bytes.
 
@@ -490,14 +495,21 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         let Some(result) = results.first() else {
             bail!("no estimate was produced for {}", spec.name);
         };
-        let longest_context = advice::longest_context(&result.request)?;
-        let best_format = advice::best_format(&result.request)?;
+        // The advice repeats the estimate with its own assumptions added; show those.
+        let advice = advise(&result.request)
+            .with_context(|| format!("advice for {} as {}", spec.name, result.estimate.quant))?;
+        let result = FormatResult {
+            request: result.request.clone(),
+            estimate: advice.estimate.clone(),
+        };
+        let mut result = result;
+        result.estimate.assumptions = advice.assumptions.clone();
         if args.json {
-            let json = ctx.json(result, longest_context, best_format.as_ref());
+            let json = ctx.json(&result, Some(&advice));
             out.push_str(&serde_json::to_string_pretty(&json)?);
             out.push('\n');
         } else {
-            ctx.human(&mut out, result, longest_context, best_format.as_ref());
+            ctx.human(&mut out, &result, &advice);
         }
     } else {
         if results.is_empty() {
@@ -513,7 +525,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
             );
         }
         if args.json {
-            let all: Vec<FitJson<'_>> = results.iter().map(|r| ctx.json(r, None, None)).collect();
+            let all: Vec<FitJson<'_>> = results.iter().map(|r| ctx.json(r, None)).collect();
             out.push_str(&serde_json::to_string_pretty(&all)?);
             out.push('\n');
         } else {
@@ -583,6 +595,46 @@ fn runtime_name(runtime: &Runtime) -> String {
     runtime.to_string()
 }
 
+/// The training settings that fit, one line each.
+fn training_lines(out: &mut String, t: &TrainingAdvice) {
+    use std::fmt::Write;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let _ = writeln!(out, "training settings that fit:");
+    let _ = writeln!(
+        out,
+        "  as given:                       {}",
+        yes_no(t.fits_as_given)
+    );
+    if !t.fits_as_given {
+        let _ = writeln!(
+            out,
+            "  with gradient checkpointing:    {}",
+            yes_no(t.fits_with_checkpointing)
+        );
+    }
+    let or_none = |v: Option<u64>| v.map_or_else(|| "none".to_owned(), thousands);
+    let _ = writeln!(
+        out,
+        "  largest batch at this length:   {}",
+        or_none(t.max_batch)
+    );
+    let _ = writeln!(
+        out,
+        "  longest sequence at batch 1:    {} tokens",
+        or_none(t.max_sequence_tokens)
+    );
+    if let Some(rank) = t.max_lora_rank {
+        let _ = writeln!(out, "  largest LoRA rank:              {rank}");
+    }
+    if let Some(targets) = &t.lora_targets {
+        let _ = writeln!(
+            out,
+            "  widest LoRA targets:            {}",
+            targets.join(",")
+        );
+    }
+}
+
 /// Effective bits per stored weight: weight bytes × 8 ÷ parameters.
 fn bits_per_weight(estimate: &Estimate) -> String {
     if estimate.params_total == 0 {
@@ -595,18 +647,14 @@ fn bits_per_weight(estimate: &Estimate) -> String {
 }
 
 impl OutputContext<'_> {
-    fn json<'r>(
-        &'r self,
-        result: &'r FormatResult,
-        longest_context: Option<u64>,
-        best_format: Option<&WeightFormat>,
-    ) -> FitJson<'r> {
+    fn json<'r>(&'r self, result: &'r FormatResult, advice: Option<&'r Advice>) -> FitJson<'r> {
         FitJson {
             estimate: &result.estimate,
             device_id: &self.device.id,
             model_source: self.source.to_string(),
-            longest_context,
-            best_format: best_format.map(ToString::to_string),
+            longest_context: advice.map(|a| a.longest_context),
+            best_format: advice.map(|a| a.best_format.as_ref()),
+            training_advice: advice.and_then(|a| a.training.as_ref()),
         }
     }
 
@@ -662,13 +710,7 @@ impl OutputContext<'_> {
     }
 
     /// One format in full: components, verdict, speed, advice, assumptions.
-    fn human(
-        &self,
-        out: &mut String,
-        result: &FormatResult,
-        longest_context: Option<u64>,
-        best_format: Option<&WeightFormat>,
-    ) {
+    fn human(&self, out: &mut String, result: &FormatResult, advice: &Advice) {
         use std::fmt::Write;
         let e = &result.estimate;
         self.header(out, e, Some(&result.request.runtime));
@@ -720,7 +762,7 @@ impl OutputContext<'_> {
             tokens_per_s(e.decode_tokens_per_s),
             tokens_per_s(e.prefill_tokens_per_s)
         );
-        let longest = match longest_context {
+        let longest = match advice.longest_context {
             Some(tokens) => format!(
                 "{} tokens (model maximum {})",
                 thousands(tokens),
@@ -729,11 +771,21 @@ impl OutputContext<'_> {
             None => "none — not even a short context fits with these settings".to_owned(),
         };
         let _ = writeln!(out, "longest context that fits: {longest}");
-        let best = match best_format {
-            Some(format) => format.to_string(),
+        let best = match &advice.best_format {
+            Some(choice) => format!(
+                "{} ({}, {} total, ~{} tokens/s decode, {})",
+                choice.format,
+                verdict_short(choice.verdict),
+                gib(choice.total_bytes),
+                tokens_per_s(choice.decode_tokens_per_s),
+                choice.runtime
+            ),
             None => "none — no format fits at this context and batch".to_owned(),
         };
         let _ = writeln!(out, "best format that fits:     {best}");
+        if let Some(training) = &advice.training {
+            training_lines(out, training);
+        }
         if !e.assumptions.is_empty() {
             let _ = writeln!(out, "\nassumptions:");
             for assumption in &e.assumptions {

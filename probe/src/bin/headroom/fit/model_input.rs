@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use headroom_core::{config::model_from_config_json, model::ModelSpec, model_catalog};
+use headroom_core::{CoreError, config::model_from_config_json, model::ModelSpec, model_catalog};
 
 use crate::hub;
 
@@ -53,12 +53,18 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
     // A model page's URL pasted from the browser means its id.
     let from_url = hub::id_from_url(arg);
     let arg = from_url.unwrap_or(arg);
-    if let Some(spec) = model_catalog::find(arg) {
-        return Ok(ResolvedModel {
-            spec,
-            source: ModelSource::Catalog,
-        });
-    }
+    let not_in_catalog = match model_catalog::find_entry(arg) {
+        Ok(entry) => {
+            let spec = entry
+                .model()
+                .with_context(|| format!("catalog entry `{}`", entry.id))?;
+            return Ok(ResolvedModel {
+                spec,
+                source: ModelSource::Catalog,
+            });
+        }
+        Err(err) => err,
+    };
     // A `.json` name is a file the user expected to exist, never a Hub repo.
     let looks_like_path = from_url.is_none()
         && (arg.ends_with(".json")
@@ -81,16 +87,12 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
             source: ModelSource::Hub(hub::config_url(&endpoint, arg)),
         });
     }
-    let suggestions = close_catalog_names(arg);
-    let hint = if suggestions.is_empty() {
-        String::from("list the catalog with `headroom models`")
-    } else {
-        format!("did you mean {}?", suggestions.join(", "))
+    // Core's message carries the close catalog matches.
+    let hint = match not_in_catalog {
+        CoreError::Unknown { hint, .. } => hint,
+        other => other.to_string(),
     };
-    bail!(
-        "unknown model `{arg}`: not a file, not in the catalog, not a Hugging Face id \
-         (owner/name); {hint}"
-    )
+    bail!("unknown model `{arg}`: not a file, not in the catalog, not a Hugging Face id; {hint}")
 }
 
 /// Read a config.json, or the config.json inside a folder.
@@ -140,31 +142,6 @@ fn display_name(file: &Path) -> String {
         }
     }
     stem.to_owned()
-}
-
-/// Most suggestions shown for an unknown name.
-const MAX_SUGGESTIONS: usize = 3;
-
-/// Catalog names that contain what the user typed (ignoring case and punctuation), or that it
-/// contains, best first.
-fn close_catalog_names(arg: &str) -> Vec<String> {
-    let wanted = normalize(arg);
-    if wanted.is_empty() {
-        return Vec::new();
-    }
-    let mut hits: Vec<(usize, String)> = model_catalog::names()
-        .into_iter()
-        .filter_map(|name| {
-            let have = normalize(&name);
-            (have.contains(&wanted) || wanted.contains(&have))
-                .then(|| (have.len().abs_diff(wanted.len()), name))
-        })
-        .collect();
-    hits.sort();
-    hits.into_iter()
-        .take(MAX_SUGGESTIONS)
-        .map(|(_, name)| name)
-        .collect()
 }
 
 /// Lowercase letters and digits only: `Llama-3.1_8B` → `llama318b`.
