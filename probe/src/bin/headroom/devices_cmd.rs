@@ -20,7 +20,7 @@ pub struct DevicesArgs {
     /// Show only devices whose id, name or vendor contain every word of FILTER (case and
     /// punctuation ignored), e.g. `m3 max`, `rtx`, `h100`.
     #[arg(value_name = "FILTER")]
-    filter: Option<String>,
+    filter: Vec<String>,
 
     /// Print a JSON array of device objects (bytes, bytes per second and FLOP/s as numbers)
     /// instead of a table.
@@ -61,7 +61,8 @@ pub fn matches(device: &DeviceSpec, filter: &str) -> bool {
 
 /// Run the command.
 pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
-    let filter = args.filter.as_deref().unwrap_or("");
+    let filter = args.filter.join(" ");
+    let filter = filter.as_str();
     let selected: Vec<&DeviceSpec> = devices::catalog()
         .iter()
         .filter(|d| matches(d, filter))

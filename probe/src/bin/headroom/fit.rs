@@ -393,13 +393,7 @@ fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
     })?;
     let report = ProbeReport::from_json(&text)
         .with_context(|| format!("probe report {}", path.display()))?;
-    let measured = report.measured_device().with_context(|| {
-        format!(
-            "probe report {} measured no GPU device; run `headroom probe` again on a machine \
-             with a GPU, or pass --device NAME",
-            path.display()
-        )
-    })?;
+    let measured = report.measured_device();
     Ok(match catalog {
         Some(device) => device.with_measurements(&measured),
         None => {
@@ -565,18 +559,37 @@ fn percent(part: u64, whole: u64) -> String {
 
 /// The verdict in words a user acts on.
 fn verdict_words(estimate: &Estimate) -> String {
+    let usage = format!(
+        "{} of {} usable ({})",
+        gib(estimate.per_device_bytes),
+        gib(estimate.usable_bytes),
+        percent(estimate.per_device_bytes, estimate.usable_bytes)
+    );
     let needed = estimate
         .devices_needed
-        .filter(|n| *n > 1)
+        .filter(|n| *n > estimate.device_count.max(1))
         .map(|n| format!("; needs at least {n} such devices (--devices {n})"))
         .unwrap_or_default();
     match estimate.verdict {
-        Verdict::Fits => "fits".to_owned(),
-        Verdict::FitsTightly => "fits tightly (over 90% of usable memory)".to_owned(),
+        Verdict::Fits => format!("fits — {usage}"),
+        Verdict::FitsTightly => {
+            format!("fits tightly — {usage}; over 90% leaves little room for anything else")
+        }
         Verdict::NeedsOffload => format!(
-            "does not fit in GPU memory; runs only with layers offloaded to the CPU (much slower){needed}"
+            "does not fit in GPU memory — {usage}; runs only with layers offloaded to the CPU \
+             (much slower){needed}"
         ),
-        Verdict::DoesNotFit => format!("does not fit{needed}"),
+        Verdict::DoesNotFit => format!("does not fit — {usage}{needed}"),
+    }
+}
+
+/// `~rate` or `n/a`.
+fn approx_rate(rate: f64) -> String {
+    let text = tokens_per_s(rate);
+    if text == "n/a" {
+        text
+    } else {
+        format!("~{text}")
     }
 }
 
@@ -748,20 +761,22 @@ impl OutputContext<'_> {
         }
         row("usable (one device)", e.usable_bytes);
         out.push_str(&table.render());
-        let _ = writeln!(
-            out,
-            "\nverdict: {} — {} of {} usable ({})",
-            verdict_words(e),
-            gib(e.per_device_bytes),
-            gib(e.usable_bytes),
-            percent(e.per_device_bytes, e.usable_bytes)
-        );
-        let _ = writeln!(
-            out,
-            "speed:   ~{} tokens/s decode per sequence, ~{} tokens/s prefill (estimates)",
-            tokens_per_s(e.decode_tokens_per_s),
-            tokens_per_s(e.prefill_tokens_per_s)
-        );
+        let _ = writeln!(out, "\nverdict: {}", verdict_words(e));
+        let speed = if matches!(result.request.mode, Mode::Inference) {
+            format!(
+                "{} tokens/s decode per sequence, {} tokens/s prefill (estimates{})",
+                approx_rate(e.decode_tokens_per_s),
+                approx_rate(e.prefill_tokens_per_s),
+                if e.fits {
+                    ""
+                } else {
+                    "; with everything in GPU memory, which it is not"
+                }
+            )
+        } else {
+            "not estimated for training".to_owned()
+        };
+        let _ = writeln!(out, "speed:   {speed}");
         let longest = match advice.longest_context {
             Some(tokens) => format!(
                 "{} tokens (model maximum {})",
@@ -773,11 +788,11 @@ impl OutputContext<'_> {
         let _ = writeln!(out, "longest context that fits: {longest}");
         let best = match &advice.best_format {
             Some(choice) => format!(
-                "{} ({}, {} total, ~{} tokens/s decode, {})",
+                "{} ({}, {} total, {} tokens/s decode, {})",
                 choice.format,
                 verdict_short(choice.verdict),
                 gib(choice.total_bytes),
-                tokens_per_s(choice.decode_tokens_per_s),
+                approx_rate(choice.decode_tokens_per_s),
                 choice.runtime
             ),
             None => "none — no format fits at this context and batch".to_owned(),

@@ -20,7 +20,7 @@ pub struct ModelsArgs {
     /// Show only models whose id, Hub id or family contain every word of FILTER (case and
     /// punctuation ignored), e.g. `qwen`, `llama 3.1`, `moe`.
     #[arg(value_name = "FILTER")]
-    filter: Option<String>,
+    filter: Vec<String>,
 
     /// Print a JSON array instead of a table: each catalog entry (id, hub_id, family,
     /// published_params, ...) with params_total, params_active, layers, max_context and
@@ -75,7 +75,8 @@ fn architecture_name(spec: &ModelSpec) -> String {
 
 /// Run the command.
 pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
-    let filter = args.filter.as_deref().unwrap_or("");
+    let filter = args.filter.join(" ");
+    let filter = filter.as_str();
     let mut selected = Vec::new();
     for entry in model_catalog::entries() {
         let spec = entry

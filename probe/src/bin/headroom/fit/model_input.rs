@@ -17,8 +17,8 @@ use crate::hub;
 pub enum ModelSource {
     /// A local config.json.
     File(PathBuf),
-    /// The bundled catalog.
-    Catalog,
+    /// The bundled catalog; the entry's Hugging Face id.
+    Catalog(String),
     /// Fetched from a Hub at this URL.
     Hub(String),
 }
@@ -27,7 +27,7 @@ impl std::fmt::Display for ModelSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::File(path) => write!(f, "config {}", path.display()),
-            Self::Catalog => write!(f, "headroom's model catalog"),
+            Self::Catalog(hub_id) => write!(f, "headroom's model catalog, {hub_id}"),
             Self::Hub(url) => write!(f, "{url}"),
         }
     }
@@ -60,7 +60,7 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
                 .with_context(|| format!("catalog entry `{}`", entry.id))?;
             return Ok(ResolvedModel {
                 spec,
-                source: ModelSource::Catalog,
+                source: ModelSource::Catalog(entry.hub_id.clone()),
             });
         }
         Err(err) => err,

@@ -3,7 +3,7 @@
 //! No color and no box-drawing: the output reads the same in a pipe, a log file and a terminal
 //! with `NO_COLOR` set.
 
-use headroom_core::units::{GB, GIB};
+use headroom_core::units::GIB;
 
 /// Column alignment.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,11 +82,6 @@ impl Table {
 /// Bytes as GiB with two decimals, e.g. `4.58 GiB`.
 pub fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / GIB as f64)
-}
-
-/// Bytes as GB (10^9) with one decimal, e.g. `24.0 GB` — how vendors label memory.
-pub fn gb(bytes: u64) -> String {
-    format!("{:.1} GB", bytes as f64 / GB as f64)
 }
 
 /// A count with thousands separators, e.g. `8,030,261,248`.
