@@ -129,17 +129,16 @@ fn from_path(path: &Path) -> anyhow::Result<ResolvedModel> {
 /// file's stem (`Llama-3.1-8B.json` → `Llama-3.1-8B`).
 fn display_name(file: &Path) -> String {
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-    if stem == "config" {
-        if let Some(folder) = file
+    if stem == "config"
+        && let Some(folder) = file
             .canonicalize()
             .ok()
             .as_deref()
             .and_then(Path::parent)
             .and_then(Path::file_name)
             .and_then(|s| s.to_str())
-        {
-            return folder.to_owned();
-        }
+    {
+        return folder.to_owned();
     }
     stem.to_owned()
 }
