@@ -770,3 +770,70 @@ fn unreachable_hub_is_bad_input() {
         true,
     );
 }
+
+#[test]
+fn wired_limit_raises_apple_usable_memory() {
+    let usable = |extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m3-max-40c-64gb",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json(&headroom(&args))["usable_bytes"]
+            .as_u64()
+            .expect("usable")
+    };
+    let default = usable(&[]);
+    let raised = usable(&["--wired-limit-mb", "57344"]);
+    assert!(
+        default < 64 << 30,
+        "Metal's working set is a share of RAM, not all of it"
+    );
+    assert_eq!(
+        raised,
+        57344 << 20,
+        "the override replaces the working-set rule"
+    );
+}
+
+#[test]
+fn runtime_choice_is_followed() {
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--runtime",
+        "vllm:0.85",
+        "--json",
+    ]));
+    check_fit_object(&obj);
+    assert_eq!(obj["runtime"], "vllm:0.85");
+}
+
+#[test]
+fn training_comparison_groups_skipped_formats() {
+    let text = success(&headroom(&[
+        "fit",
+        "llama-3.2-1b",
+        "--device",
+        "rtx-4090",
+        "--mode",
+        "lora",
+        "--quant",
+        "all",
+    ]));
+    let skipped: Vec<&str> = text.lines().filter(|l| l.starts_with("skipped ")).collect();
+    // GGUF types cannot be trained; they share one reason and one line.
+    assert!(!skipped.is_empty(), "{text}");
+    assert!(
+        skipped
+            .iter()
+            .any(|l| l.contains("Q4_K_M") && l.contains("Q8_0")),
+        "{text}"
+    );
+    assert!(text.contains("bf16"), "{text}");
+}

@@ -856,8 +856,16 @@ impl OutputContext<'_> {
             "\n{fitting} of {} formats fit; `total` is per device, GiB = 2^30 bytes.",
             table.len()
         );
+        // One line per reason: a training comparison skips every GGUF type for the same one.
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
         for (format, why) in skipped {
-            let _ = writeln!(out, "skipped {format}: {why}");
+            match reasons.iter_mut().find(|(reason, _)| reason == why) {
+                Some((_, formats)) => formats.push(format),
+                None => reasons.push((why, vec![format])),
+            }
+        }
+        for (why, formats) in reasons {
+            let _ = writeln!(out, "skipped {}: {why}", formats.join(", "));
         }
         let _ = writeln!(
             out,
