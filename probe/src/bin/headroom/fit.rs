@@ -167,13 +167,15 @@ enum PrecisionArg {
 #[command(after_long_help = AFTER_HELP)]
 pub struct FitArgs {
     /// A catalog name (see `headroom models`), a path to a config.json or to a folder holding one,
-    /// or a Hugging Face id owner/name (fetched from $HF_ENDPOINT, default https://huggingface.co,
-    /// with $HF_TOKEN when set). Checked in that order: existing path, catalog, Hub.
+    /// or a Hugging Face id owner/name or its model page URL (config.json fetched from $HF_ENDPOINT,
+    /// default https://huggingface.co, with $HF_TOKEN when set). Checked in that order: existing
+    /// path, catalog, Hub.
     #[arg(value_name = "MODEL")]
     model: String,
 
     /// Weight format, e.g. bf16, fp8, Q4_K_M, nf4, gptq-4bit-g128, mlx-4bit; or `all` to compare
-    /// every format side by side. Default: the checkpoint's own precision (nf4 for --mode qlora).
+    /// every format side by side. Default: the checkpoint's own precision (NF4 with double
+    /// quantization for --mode qlora).
     #[arg(long, short = 'q', value_name = "Q|all")]
     quant: Option<String>,
 
