@@ -719,7 +719,7 @@ fn bad_lora_target_is_bad_input() {
             "--lora-targets",
             "q,v,embed",
         ],
-        &["--lora-targets", "embed"],
+        &["embed"],
         true,
     );
 }

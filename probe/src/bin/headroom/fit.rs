@@ -17,11 +17,14 @@ use headroom_core::{
     devices::{self, DeviceSpec},
     estimate::{Estimate, EstimateRequest, Verdict, estimate, qlora_base_format},
     kv_cache::KvDtype,
+    report::ProbeReport,
     model::ModelSpec,
     quant::WeightFormat,
-    report::ProbeReport,
     runtime::Runtime,
-    training::{FullSettings, LoraSettings, Mode, Optimizer, TrainingPrecision},
+    training::{
+        DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LoraSettings, Mode, Optimizer,
+        TrainingPrecision,
+    },
 };
 use serde::Serialize;
 
@@ -49,13 +52,6 @@ const MAX_LORA_RANK: u64 = 1 << 14;
 /// Largest memory size accepted for --wired-limit-mb and --host-memory-gib: 2^16 GiB = 64 TiB,
 /// beyond the largest single machine sold; a bigger number is a typo.
 const MAX_MEMORY_GIB: u64 = 1 << 16;
-
-/// LoRA rank used when none is given: 16, the PEFT examples' and most recipes' choice.
-const DEFAULT_LORA_RANK: u64 = 16;
-
-/// Modules adapted by default: every linear projection of attention and MLP ("all-linear"), the
-/// QLoRA paper's recommendation.
-const DEFAULT_LORA_TARGETS: &str = "q,k,v,o,gate,up,down";
 
 /// The JSON output, one object per format.
 ///
@@ -214,26 +210,28 @@ pub struct FitArgs {
     #[arg(long, value_enum, value_name = "T", default_value_t = KvDtypeArg::F16)]
     kv_dtype: KvDtypeArg,
 
-    /// LoRA rank (--mode lora|qlora).
-    #[arg(long, value_name = "R", default_value_t = DEFAULT_LORA_RANK, allow_negative_numbers = true,
+    /// LoRA rank (--mode lora|qlora). Default: 16.
+    #[arg(long, value_name = "R", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_LORA_RANK))]
-    lora_rank: u64,
+    lora_rank: Option<u64>,
 
-    /// Modules adapted by LoRA, comma-separated, from q,k,v,o,gate,up,down (--mode lora|qlora).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = DEFAULT_LORA_TARGETS)]
-    lora_targets: Vec<String>,
+    /// Modules adapted by LoRA, comma-separated (--mode lora|qlora): q, k, v, o, gate, up, down,
+    /// the fused qkv and gate_up (Phi-3), MLA's q_a, q_b, kv_a, kv_b, experts, or all-linear.
+    /// Default: q,k,v,o,gate,up,down.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    lora_targets: Option<Vec<String>>,
 
     /// Gradient checkpointing: recompute activations in the backward pass (training modes).
     #[arg(long)]
     checkpointing: bool,
 
-    /// Optimizer of a full fine-tune (--mode full).
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Adamw)]
-    optimizer: OptimizerArg,
+    /// Optimizer of a full fine-tune (--mode full). Default: adamw.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
 
-    /// Precision of a full fine-tune (--mode full).
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Bf16Mixed)]
-    precision: PrecisionArg,
+    /// Precision of a full fine-tune (--mode full). Default: bf16-mixed.
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
 
     /// macOS `iogpu.wired_limit_mb` (MiB), when raised with `sudo sysctl iogpu.wired_limit_mb=N`:
     /// replaces Metal's default share of unified memory on Apple devices.
@@ -295,9 +293,6 @@ struct Checked {
     mode_name: &'static str,
 }
 
-/// Known LoRA target module roles.
-const LORA_TARGET_NAMES: [&str; 7] = ["q", "k", "v", "o", "gate", "up", "down"];
-
 /// First layer: every argument that can be checked without I/O.
 fn check(args: &FitArgs) -> anyhow::Result<Checked> {
     let quant = match args.quant.as_deref().map(str::trim) {
@@ -314,25 +309,52 @@ fn check(args: &FitArgs) -> anyhow::Result<Checked> {
                 .with_context(|| format!("--runtime `{r}`"))?,
         ),
     };
-    let training_flags_given = args.checkpointing;
+    // A training option in the wrong mode is a mistake worth stopping for: silently ignoring
+    // it would answer a question the user did not ask.
+    let lora = matches!(args.mode, ModeArg::Lora | ModeArg::Qlora);
+    let misplaced = [
+        (
+            "--checkpointing",
+            args.checkpointing && args.mode == ModeArg::Inference,
+        ),
+        ("--lora-rank", args.lora_rank.is_some() && !lora),
+        ("--lora-targets", args.lora_targets.is_some() && !lora),
+        (
+            "--optimizer",
+            args.optimizer.is_some() && args.mode != ModeArg::Full,
+        ),
+        (
+            "--precision",
+            args.precision.is_some() && args.mode != ModeArg::Full,
+        ),
+    ];
+    if let Some((flag, _)) = misplaced.iter().find(|(_, wrong)| *wrong) {
+        let modes = match *flag {
+            "--checkpointing" => "--mode lora, qlora or full",
+            "--lora-rank" | "--lora-targets" => "--mode lora or qlora",
+            _ => "--mode full",
+        };
+        bail!(
+            "{flag} applies to {modes}, not --mode {}; add the mode or drop {flag}",
+            args.mode.name()
+        );
+    }
     let mode = match args.mode {
-        ModeArg::Inference => {
-            if training_flags_given {
-                bail!(
-                    "--checkpointing applies to training; add --mode lora, qlora or full, or \
-                     drop it"
-                );
-            }
-            Mode::Inference
-        }
+        ModeArg::Inference => Mode::Inference,
         ModeArg::Lora | ModeArg::Qlora => {
-            let mut targets = Vec::new();
-            for target in &args.lora_targets {
-                let target = target.trim().to_ascii_lowercase();
-                if !LORA_TARGET_NAMES.contains(&target.as_str()) {
+            let mut targets: Vec<String> = Vec::new();
+            let given = args.lora_targets.clone().unwrap_or_else(|| {
+                DEFAULT_LORA_TARGETS
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect()
+            });
+            for target in given {
+                let target = target.trim().to_owned();
+                if target.is_empty() {
                     bail!(
-                        "--lora-targets: unknown module `{target}`; choose from {}",
-                        LORA_TARGET_NAMES.join(",")
+                        "--lora-targets has an empty name; give a comma-separated list such as \
+                         q,k,v,o"
                     );
                 }
                 if !targets.contains(&target) {
@@ -340,7 +362,7 @@ fn check(args: &FitArgs) -> anyhow::Result<Checked> {
                 }
             }
             let settings = LoraSettings {
-                rank: args.lora_rank,
+                rank: args.lora_rank.unwrap_or(DEFAULT_LORA_RANK),
                 target_modules: targets,
                 gradient_checkpointing: args.checkpointing,
             };
@@ -351,11 +373,11 @@ fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             }
         }
         ModeArg::Full => Mode::Full(FullSettings {
-            precision: match args.precision {
+            precision: match args.precision.unwrap_or(PrecisionArg::Bf16Mixed) {
                 PrecisionArg::Fp32 => TrainingPrecision::Fp32,
                 PrecisionArg::Bf16Mixed => TrainingPrecision::Bf16Mixed,
             },
-            optimizer: match args.optimizer {
+            optimizer: match args.optimizer.unwrap_or(OptimizerArg::Adamw) {
                 OptimizerArg::Adamw => Optimizer::AdamW,
                 OptimizerArg::Adam8bit => Optimizer::Adam8bit,
                 OptimizerArg::Sgd => Optimizer::Sgd,
