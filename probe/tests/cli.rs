@@ -87,6 +87,12 @@ fn headroom(args: &[&str]) -> Output {
         .args(args)
         // Nothing in these tests may reach a network: a Hub id would fail fast here.
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        // Nor may a real Hugging Face cache on this machine answer for a Hub id.
+        .env(
+            "HF_HUB_CACHE",
+            std::env::temp_dir().join("headroom-cli-no-cache-here"),
+        )
+        .env_remove("HF_HUB_OFFLINE")
         .env_remove("HF_TOKEN")
         .output()
         .expect("run headroom")

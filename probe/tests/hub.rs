@@ -8,7 +8,7 @@
 use std::{
     io::{BufRead, BufReader, Write},
     net::{TcpListener, TcpStream},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Output},
     sync::{Arc, Mutex},
     thread::JoinHandle,
@@ -108,12 +108,24 @@ fn answer(mut stream: TcpStream, config: &str) -> Option<Seen> {
     })
 }
 
-/// Run `headroom fit ID --device rtx-4090 --json` against `endpoint`, with `token` as HF_TOKEN.
-fn fit(endpoint: &str, id: &str, token: Option<&str>) -> Output {
+/// A fresh folder under the system temp dir, unique to this test process and `tag`.
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("headroom-hub-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+/// `headroom fit ID --device rtx-4090 --json` against `endpoint`, with `token` as HF_TOKEN and
+/// `cache` as the Hugging Face cache (an empty one when `None`, so a real cache never answers).
+fn fit_with(endpoint: &str, id: &str, token: Option<&str>, cache: Option<&Path>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
+    let empty = std::env::temp_dir().join("headroom-hub-no-cache-here");
     cmd.args(["fit", id, "--device", "rtx-4090", "--json"])
         .env("HF_ENDPOINT", endpoint)
         .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("HF_HUB_CACHE", cache.unwrap_or(&empty))
+        .env_remove("HF_HUB_OFFLINE")
         .env_remove("HF_TOKEN");
     // A proxy from the environment must not intercept loopback traffic.
     for var in [
@@ -129,7 +141,41 @@ fn fit(endpoint: &str, id: &str, token: Option<&str>) -> Output {
     if let Some(token) = token {
         cmd.env("HF_TOKEN", token);
     }
-    cmd.output().expect("run headroom")
+    cmd
+}
+
+/// Run `headroom fit ID --device rtx-4090 --json` against `endpoint`, with `token` as HF_TOKEN.
+fn fit(endpoint: &str, id: &str, token: Option<&str>) -> Output {
+    fit_with(endpoint, id, token, None)
+        .output()
+        .expect("run headroom")
+}
+
+/// A port on 127.0.0.1 where nothing listens: bound to learn a free one, then closed.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A Hugging Face cache holding `id` with Llama-3.2-1B's config, laid out as huggingface_hub
+/// writes it.
+fn cache_with(tag: &str, id: &str) -> PathBuf {
+    let cache = temp_dir(tag);
+    let repo = cache.join(format!("models--{}", id.replace('/', "--")));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).expect("mkdir");
+    std::fs::create_dir_all(repo.join("refs")).expect("mkdir");
+    std::fs::write(repo.join("refs/main"), commit).expect("write ref");
+    std::fs::write(
+        snapshot.join("config.json"),
+        data("hf-configs/Llama-3.2-1B.json"),
+    )
+    .expect("write config");
+    cache
 }
 
 fn stderr(out: &Output) -> String {
@@ -256,12 +302,7 @@ fn body_that_is_not_json_names_the_model() {
 
 #[test]
 fn refused_connection_is_a_network_failure() {
-    // Bind to learn a free port, then close it: connecting there is refused.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = closed_port();
     let out = fit(&format!("http://127.0.0.1:{port}"), "acme/tiny", None);
     assert_user_error(&out, &["could not reach", "acme/tiny", "config.json"]);
 }
@@ -275,11 +316,77 @@ fn endpoint_that_is_not_a_url_is_rejected() {
 #[test]
 fn catalog_name_never_touches_the_network() {
     // A closed port: any request would fail. A catalog model must not make one.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = closed_port();
     let out = fit(&format!("http://127.0.0.1:{port}"), "llama-3.1-8b", None);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+}
+
+#[test]
+fn offline_reads_the_local_cache() {
+    let cache = cache_with("offline", "acme/cached");
+    let port = closed_port();
+    let out = fit_with(
+        &format!("http://127.0.0.1:{port}"),
+        "acme/cached",
+        None,
+        Some(&cache),
+    )
+    .env("HF_HUB_OFFLINE", "1")
+    .output()
+    .expect("run");
+    let json = json_of(&out);
+    assert_eq!(json["params_total"].as_u64(), Some(llama_3_2_1b_params()));
+    assert!(
+        json["model_source"]
+            .as_str()
+            .is_some_and(|s| s.contains("models--acme--cached")),
+        "{json:#}"
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn offline_without_cache_says_so() {
+    let cache = temp_dir("offline-empty");
+    let out = fit_with("http://127.0.0.1:9", "acme/absent", None, Some(&cache))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("run");
+    assert_user_error(&out, &["HF_HUB_OFFLINE", "acme/absent", "config.json"]);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn unreachable_hub_falls_back_to_the_cache() {
+    let cache = cache_with("fallback", "acme/cached");
+    let port = closed_port();
+    let out = fit_with(
+        &format!("http://127.0.0.1:{port}"),
+        "acme/cached",
+        None,
+        Some(&cache),
+    )
+    .output()
+    .expect("run");
+    let json = json_of(&out);
+    assert_eq!(json["params_total"].as_u64(), Some(llama_3_2_1b_params()));
+    assert!(
+        stderr(&out).contains("unreachable; using the cached"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn http_errors_do_not_fall_back_to_the_cache() {
+    // A 404 is an answer, not an outage: the cache must not hide a wrong id.
+    let cache = cache_with("no-fallback", "nobody/nothing");
+    let (endpoint, _, server) = serve(1);
+    let out = fit_with(&endpoint, "nobody/nothing", None, Some(&cache))
+        .output()
+        .expect("run");
+    server.join().expect("server");
+    assert_user_error(&out, &["404"]);
+    let _ = std::fs::remove_dir_all(&cache);
 }

@@ -5,7 +5,11 @@
 //! a few kilobytes, never weights. Every failure ends in one message that says what happened and
 //! what to do (accept a license, set `HF_TOKEN`, fix the id, or pass a local `config.json`).
 
-use std::{io::ErrorKind, time::Duration};
+use std::{
+    io::ErrorKind,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 
@@ -17,6 +21,10 @@ pub const ENDPOINT_VAR: &str = "HF_ENDPOINT";
 
 /// Environment variable holding an access token, sent as `Authorization: Bearer …`.
 pub const TOKEN_VAR: &str = "HF_TOKEN";
+
+/// Set to 1/true/yes/on, the Hub is not asked; only the local cache is read (as in
+/// `huggingface_hub`).
+pub const OFFLINE_VAR: &str = "HF_HUB_OFFLINE";
 
 /// Whole-request limit. A config.json is a few KB; 30 s covers a slow link without leaving the
 /// user staring at a hung terminal.
@@ -161,6 +169,12 @@ pub fn fetch_config_from(endpoint: &str, token: Option<&str>, id: &str) -> anyho
         })
 }
 
+/// The Hub could not be reached at all (as opposed to answering with an error status): the one
+/// failure the local cache may stand in for.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(String);
+
 /// One message for every way the request can fail before a status arrives.
 fn network_error(endpoint: &str, id: &str, err: &ureq::Error) -> anyhow::Error {
     let what = match err {
@@ -171,10 +185,112 @@ fn network_error(endpoint: &str, id: &str, err: &ureq::Error) -> anyhow::Error {
         }
         other => other.to_string(),
     };
-    anyhow::anyhow!(
+    anyhow::Error::new(Unreachable(format!(
         "could not reach {endpoint} to fetch `{id}`'s config.json ({what}); check the network \
          and {ENDPOINT_VAR}, or download config.json and pass its path instead"
-    )
+    )))
+}
+
+/// Whether `$HF_HUB_OFFLINE` asks for no network.
+pub fn offline_from_env() -> bool {
+    std::env::var(OFFLINE_VAR).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+/// The Hugging Face cache folder, resolved as `huggingface_hub` does: `$HF_HUB_CACHE`, else
+/// `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
+pub fn cache_dir_from_env() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("HF_HUB_CACHE") {
+        return Some(dir);
+    }
+    if let Some(home) = var("HF_HOME") {
+        return Some(home.join("hub"));
+    }
+    if let Some(xdg) = var("XDG_CACHE_HOME") {
+        return Some(xdg.join("huggingface").join("hub"));
+    }
+    var("HOME").map(|home| home.join(".cache").join("huggingface").join("hub"))
+}
+
+/// `id`'s cached `config.json` in the `huggingface_hub` cache layout
+/// (`models--{owner}--{name}/snapshots/{commit}/config.json`), preferring the commit that
+/// `refs/main` names, else the most recently written snapshot.
+pub fn cached_config(cache_dir: &Path, id: &str) -> Option<PathBuf> {
+    let repo = cache_dir.join(format!("models--{}", id.replace('/', "--")));
+    let snapshots = repo.join("snapshots");
+    if let Ok(commit) = std::fs::read_to_string(repo.join("refs").join("main")) {
+        let file = snapshots.join(commit.trim()).join("config.json");
+        if file.is_file() {
+            return Some(file);
+        }
+    }
+    std::fs::read_dir(&snapshots)
+        .ok()?
+        .filter_map(|entry| {
+            let file = entry.ok()?.path().join("config.json");
+            let modified = std::fs::metadata(&file).ok()?.modified().ok()?;
+            Some((modified, file))
+        })
+        .max()
+        .map(|(_, file)| file)
+}
+
+/// Where a config's text came from.
+pub enum ConfigOrigin {
+    /// Fetched from this URL.
+    Url(String),
+    /// Read from the local Hugging Face cache.
+    Cache(PathBuf),
+}
+
+/// `id`'s config.json: from the Hub, or from the local cache when `$HF_HUB_OFFLINE` is set or
+/// the Hub cannot be reached.
+pub fn config_for(id: &str) -> anyhow::Result<(String, ConfigOrigin)> {
+    let cache = cache_dir_from_env();
+    let from_cache = |file: PathBuf| -> anyhow::Result<(String, ConfigOrigin)> {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read cached {}", file.display()))?;
+        Ok((text, ConfigOrigin::Cache(file)))
+    };
+    if offline_from_env() {
+        if let Some(file) = cache.as_deref().and_then(|dir| cached_config(dir, id)) {
+            return from_cache(file);
+        }
+        let place = cache.map_or_else(
+            || "no cache folder found".to_owned(),
+            |dir| dir.display().to_string(),
+        );
+        bail!(
+            "{OFFLINE_VAR} is set and `{id}` is not in the Hugging Face cache ({place}); unset \
+             {OFFLINE_VAR} to fetch it, or pass the path of a local config.json"
+        );
+    }
+    let endpoint = endpoint_from_env()?;
+    match fetch_config_from(&endpoint, token_from_env().as_deref(), id) {
+        Ok(text) => Ok((text, ConfigOrigin::Url(config_url(&endpoint, id)))),
+        Err(err) if err.downcast_ref::<Unreachable>().is_some() => {
+            match cache.as_deref().and_then(|dir| cached_config(dir, id)) {
+                Some(file) => {
+                    eprintln!(
+                        "note: {endpoint} unreachable; using the cached {}",
+                        file.display()
+                    );
+                    from_cache(file)
+                }
+                None => Err(err),
+            }
+        }
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]

@@ -78,14 +78,14 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
         );
     }
     if hub::looks_like_hub_id(arg) {
-        let endpoint = hub::endpoint_from_env()?;
-        let json = hub::fetch_config_from(&endpoint, hub::token_from_env().as_deref(), arg)?;
+        let (json, origin) = hub::config_for(arg)?;
+        let source = match origin {
+            hub::ConfigOrigin::Url(url) => ModelSource::Hub(url),
+            hub::ConfigOrigin::Cache(file) => ModelSource::File(file),
+        };
         let spec = model_from_config_json(arg, &json)
-            .with_context(|| format!("`{arg}`'s config.json from {endpoint}"))?;
-        return Ok(ResolvedModel {
-            spec,
-            source: ModelSource::Hub(hub::config_url(&endpoint, arg)),
-        });
+            .with_context(|| format!("`{arg}`'s config.json from {source}"))?;
+        return Ok(ResolvedModel { spec, source });
     }
     // Core's message carries the close catalog matches.
     let hint = match not_in_catalog {
