@@ -470,3 +470,9 @@ fn known_misses_name_real_rows() {
         );
     }
 }
+
+#[test]
+#[ignore = "prints the predicted-vs-measured table for core/docs/ACCURACY.md; run with --ignored --nocapture"]
+fn print_accuracy_table() {
+    println!("{}", table(&rows()));
+}

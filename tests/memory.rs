@@ -121,9 +121,12 @@ fn deepseek_v2_lite_mla_latent_vs_decompressed() {
         kv_cache_bytes(&m, 4096, 1, KvDtype::F16, VLLM).total_bytes,
         27 * 4096 * 1152
     );
-    // transformers: 16 heads · (128 nope + 64 rope) keys + 16 · 128 values = 5120 elements =
-    // 10240 B per token per layer → 27 · 4096 · 10240 = 1,132,462,080 B.
-    let full = kv_cache_bytes(&m, 4096, 1, KvDtype::Bf16, Runtime::TransformersCuda);
+    // transformers 5 caches the latent too (keys [b, 1, t, 512], values [b, 1, t, 64], measured).
+    let t = kv_cache_bytes(&m, 4096, 1, KvDtype::Bf16, Runtime::TransformersCuda);
+    assert_eq!(t.total_bytes, 27 * 4096 * 1152);
+    // MLX (mlx-lm's DeepSeek-V2): 16 heads · (128 nope + 64 rope) keys + 16 · 128 values = 5120
+    // elements = 10240 B per token per layer → 27 · 4096 · 10240 = 1,132,462,080 B.
+    let full = kv_cache_bytes(&m, 4096, 1, KvDtype::Bf16, Runtime::Mlx);
     assert_eq!(full.total_bytes, 27 * 4096 * 10240);
     assert!(!full.mla_latent);
 }
@@ -339,8 +342,9 @@ fn prefill_activations_follow_the_mechanisms() {
     let p = t.profile(&h100);
     let base = prefill_activation_bytes(&m, 4096, 1, t, &p, ActivationOptions::default());
     assert!(base.fused_attention && base.attention_scores_bytes == 0);
-    // MLP phase: 4096 tokens · (2 · 4096 + 3 · 14336) elements · 2 B.
-    assert_eq!(base.layer_bytes, 4096 * (2 * 4096 + 3 * 14336) * 2);
+    // MLP phase: 4096 tokens · (2 · 4096 + 3 · 14336) elements, plus the embedding output
+    // transformers keeps through the layer loop (4096), · 2 B.
+    assert_eq!(base.layer_bytes, 4096 * (2 * 4096 + 3 * 14336 + 4096) * 2);
     // Logits for every position in bf16: 4096 · 128256 · 2 B ≈ 1 GiB.
     let all = prefill_activation_bytes(
         &m,
@@ -355,7 +359,8 @@ fn prefill_activations_follow_the_mechanisms() {
     );
     assert_eq!(all.logits_bytes, 4096 * 128_256 * 2);
     assert!(all.total_bytes > base.total_bytes);
-    // Eager attention: 32 heads · 4096² scores in bf16 + fp32 = 6 B each, plus a bf16 mask.
+    // Eager attention: 32 heads · 4096² scores, three bf16 copies and one fp32 = 10 B each,
+    // plus a bf16 mask.
     let eager = prefill_activation_bytes(
         &m,
         4096,
@@ -367,7 +372,7 @@ fn prefill_activations_follow_the_mechanisms() {
             ..Default::default()
         },
     );
-    assert_eq!(eager.attention_scores_bytes, 32 * 4096 * 4096 * 6);
+    assert_eq!(eager.attention_scores_bytes, 32 * 4096 * 4096 * 10);
     assert_eq!(eager.mask_bytes, 4096 * 4096 * 2);
     // llama.cpp evaluates 512 tokens at a time in f32.
     let l = Runtime::LlamaCpp;

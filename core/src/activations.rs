@@ -11,23 +11,29 @@
 //! * **Layer working set** (elements per token in the chunk): attention phase
 //!   `2·hidden + 3·q_dim + 3·kv_dim` (residual input, normed input; q, rotated q, attention
 //!   output; k, v, rotated k) and MLP phase `2·hidden + 3·I` (residual, normed input; gate,
-//!   up, and their product alive together before `down_proj`). MoE: routed tokens
-//!   × `experts_per_token` × `3·I_expert` when the engine computes all selected experts at once
-//!   (llama.cpp `mul_mat_id`, vLLM `fused_moe`, MLX `gather_mm`); transformers loops over
-//!   experts, so only one expert's share (`tokens · k / E`) is alive. Shared experts add `3·I_shared`.
+//!   up, and their product alive together before `down_proj`). transformers also keeps the
+//!   embedding output (`hidden`) alive for the whole layer loop. MoE: every (token, expert) slot
+//!   (`tokens × experts_per_token`) holds `3·hidden + 4·I_expert` when the engine computes all
+//!   selected experts at once (transformers 5 `grouped_mm`, llama.cpp `mul_mat_id`, vLLM
+//!   `fused_moe`, MLX `gather_mm`): gathered input, down output and its copies, the fused gate/up
+//!   output, its masked copy and the SwiGLU product. Shared experts add `3·I_shared`.
 //! * **Attention scores** when attention is *not* fused: `batch · heads · chunk · kv_len`
 //!   scores, each held in the activation type and once more in fp32 for the softmax
 //!   (transformers eager: `softmax(..., dtype=float32)`; ggml: f32 KQ and f32 softmax).
-//!   transformers eager also materializes a `batch · chunk · kv_len` mask; llama.cpp always builds
-//!   an f16 `chunk · kv_len` mask.
+//!   transformers eager keeps three activation-type copies and one fp32 copy alive at the
+//!   softmax, and materializes a `batch · chunk · kv_len` mask; with SDPA it builds a boolean mask
+//!   only when a sliding window is shorter than the prompt. llama.cpp always builds an f16
+//!   `chunk · kv_len` mask. gpt-oss (attention sinks) runs eager attention in transformers, with
+//!   its softmax in the activation type (three copies, no fp32).
 //! * **Logits**: a plain transformers forward computes `batch · tokens · vocab` logits in the
-//!   model dtype; `generate()` only the last position (`logits_to_keep=1`), upcast to fp32;
-//!   llama.cpp, vLLM and MLX only the last position, in fp32.
+//!   model dtype (transformers 5 no longer upcasts them); `generate()` only the last position
+//!   (`logits_to_keep=1`); llama.cpp, vLLM and MLX only the last position, in fp32. Gemma-2's
+//!   final logit soft-capping holds two copies of the logits in transformers.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    model::{LayerAttention, ModelSpec},
+    model::{Architecture, LayerAttention, ModelSpec},
     runtime::{Runtime, RuntimeProfile},
 };
 
@@ -50,7 +56,7 @@ pub struct ActivationOptions {
 /// The activation peak of one prefill and what it is made of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationBytes {
-    /// The peak: `max(layer working set + scores + mask, logits + final hidden)`.
+    /// The peak: `max(MLP phase, attention phase + scores + mask, logits + final hidden)`.
     pub total_bytes: u64,
     /// Largest layer working set (hidden states, projections, MLP intermediates).
     pub layer_bytes: u64,
@@ -115,8 +121,9 @@ pub fn max_kv_len(model: &ModelSpec, context: u64) -> u64 {
         .unwrap_or(context)
 }
 
-/// MLP intermediate elements alive for the `n` tokens of one chunk (see the module docs).
+/// MLP elements alive for the `n` tokens of one chunk (see the module docs).
 fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool) -> u64 {
+    let h = model.hidden_size;
     let dense = n.saturating_mul(3).saturating_mul(model.intermediate_size);
     let Some(moe) = &model.moe else {
         return dense;
@@ -127,9 +134,14 @@ fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool) -> u64 {
     } else {
         routed_token_slots.div_ceil(moe.num_experts.max(1))
     };
-    let routed = routed_tokens_alive
+    // Per (token, expert) slot, as transformers 5's grouped_mm path allocates it (read from the
+    // source and checked against the H200 measurements, core/docs/ACCURACY.md): the gathered
+    // input, the down output and its copies (3·h), the fused gate_up output, its `masked_fill`
+    // copy and the SwiGLU product (4·I).
+    let per_slot = h
         .saturating_mul(3)
-        .saturating_mul(moe.expert_intermediate_size);
+        .saturating_add(moe.expert_intermediate_size.saturating_mul(4));
+    let routed = routed_tokens_alive.saturating_mul(per_slot);
     let shared = n
         .saturating_mul(3)
         .saturating_mul(moe.shared_intermediate_size);
@@ -152,7 +164,15 @@ pub fn prefill_activation_bytes(
     options: ActivationOptions,
 ) -> ActivationBytes {
     let e = profile.activation_element_bytes;
-    let fused = options.fused_attention.unwrap_or(profile.fused_attention);
+    let transformers = matches!(
+        runtime,
+        Runtime::TransformersCuda | Runtime::TransformersMps
+    );
+    // gpt-oss's attention sinks have no SDPA kernel in transformers: it runs eager attention.
+    let gpt_oss = model.architecture == Architecture::GptOss;
+    let fused = options
+        .fused_attention
+        .unwrap_or(profile.fused_attention && !(transformers && gpt_oss));
     let logits_all = options
         .logits_all_positions
         .unwrap_or(profile.logits_all_positions);
@@ -164,13 +184,15 @@ pub fn prefill_activation_bytes(
             .saturating_add(q_dim.saturating_mul(3))
             .saturating_add(kv_dim.saturating_mul(3)),
     );
-    let all_experts_at_once = !matches!(
-        runtime,
-        Runtime::TransformersCuda | Runtime::TransformersMps
-    );
     let mlp_elems = n
         .saturating_mul(h.saturating_mul(2))
-        .saturating_add(mlp_elements(model, n, all_experts_at_once));
+        .saturating_add(mlp_elements(model, n, profile.moe_all_experts_at_once));
+    // transformers keeps the embedding output referenced for the whole layer loop.
+    let embeds = if profile.keeps_input_embeddings {
+        n.saturating_mul(h)
+    } else {
+        0
+    };
     let kv_len = max_kv_len(model, context);
     // Queries per sequence in this pass.
     let q_per_seq = match (runtime, profile.prefill_chunk_tokens) {
@@ -187,36 +209,64 @@ pub fn prefill_activation_bytes(
     let scores_elems = score_rows
         .saturating_mul(model.num_attention_heads)
         .saturating_mul(kv_len);
+    // transformers eager: `matmul(q, kᵀ)`, `* scaling` and `+ mask` each make a new tensor in
+    // the activation type, the softmax runs in fp32, and its `.to(dtype)` copy is made while the
+    // fp32 result and the pre-softmax scores are still referenced: 3 activation-type copies and
+    // one fp32 copy alive at once. ggml: f32 KQ and f32 softmax.
+    let score_bytes = if transformers && gpt_oss {
+        // gpt-oss appends the sink logit and runs the softmax in the activation type:
+        // `cat`, `- max` and `softmax` copies, no fp32.
+        e.saturating_mul(3)
+    } else if transformers {
+        e.saturating_mul(3).saturating_add(FP32_BYTES)
+    } else {
+        e.saturating_add(FP32_BYTES)
+    };
     let attention_scores_bytes = if fused {
         0
     } else {
-        scores_elems.saturating_mul(e.saturating_add(FP32_BYTES))
+        scores_elems.saturating_mul(score_bytes)
     };
+    // Sliding-window layers cannot use SDPA's built-in causal flag once the prompt is longer
+    // than the window: transformers then materializes a boolean batch × q × kv mask.
+    let windowed_prompt = model
+        .layer_attention
+        .iter()
+        .any(|a| matches!(a, LayerAttention::Sliding { window } if *window < context));
     let mask_bytes = match runtime {
         Runtime::LlamaCpp => n.saturating_mul(kv_len).saturating_mul(F16_BYTES),
-        Runtime::TransformersCuda | Runtime::TransformersMps if !fused => {
-            score_rows.saturating_mul(kv_len).saturating_mul(e)
-        }
+        _ if transformers && !fused => score_rows.saturating_mul(kv_len).saturating_mul(e),
+        _ if transformers && windowed_prompt => score_rows.saturating_mul(kv_len),
         _ => 0,
     };
-    let layer_bytes = attn_elems.max(mlp_elems).saturating_mul(e);
+    let layer_bytes = attn_elems
+        .max(mlp_elems)
+        .saturating_add(embeds)
+        .saturating_mul(e);
+    // Scores exist during the attention phase only, not beside the MLP's intermediates; the
+    // mask is built once before the layer loop and lives through all of it.
+    let attn_phase_bytes = attn_elems
+        .saturating_add(embeds)
+        .saturating_mul(e)
+        .saturating_add(attention_scores_bytes);
     let logits_positions = if logits_all {
         context.saturating_mul(batch)
     } else {
         batch
     };
-    let logits_elem_bytes = if logits_all {
-        e
+    // Gemma-2's final logit soft-capping (`logits / cap`, `tanh`, `* cap`) holds two copies of
+    // the logits at once in transformers.
+    let logits_copies = if transformers && model.architecture == Architecture::Gemma2 {
+        2
     } else {
-        profile.logits_element_bytes.saturating_add(e)
+        1
     };
     let logits_bytes = logits_positions
         .saturating_mul(model.vocab_size)
-        .saturating_mul(logits_elem_bytes);
-    let final_hidden = n.saturating_mul(h).saturating_mul(e);
-    let layer_peak = layer_bytes
-        .saturating_add(attention_scores_bytes)
-        .saturating_add(mask_bytes);
+        .saturating_mul(profile.logits_element_bytes)
+        .saturating_mul(logits_copies);
+    let final_hidden = n.saturating_mul(h).saturating_add(embeds).saturating_mul(e);
+    let layer_peak = layer_bytes.max(attn_phase_bytes).saturating_add(mask_bytes);
     let total = layer_peak.max(logits_bytes.saturating_add(final_hidden));
     ActivationBytes {
         total_bytes: total,

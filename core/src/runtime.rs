@@ -40,12 +40,13 @@ pub enum Runtime {
 /// vLLM's default `gpu_memory_utilization` (engine argument default, vLLM docs "Engine Arguments").
 pub const VLLM_DEFAULT_GPU_MEMORY_UTILIZATION: f64 = 0.9;
 
-/// Memory a CUDA context takes on the device before any tensor is allocated: driver state, the
-/// kernels of the CUDA runtime, cuBLAS and cuDNN loaded lazily (`CUDA_MODULE_LOADING=LAZY`, the
-/// default since CUDA 11.7 / PyTorch 1.13). `nvidia-smi` shows 300–600 MiB for an idle PyTorch
-/// process depending on GPU and CUDA version (PyTorch forum threads "CUDA context memory"); we take
-/// 500 MiB. It is *not* counted by `torch.cuda.max_memory_allocated`, only by the driver.
-pub const CUDA_CONTEXT_BYTES: u64 = 500 * MIB;
+/// Memory a CUDA context takes on the device before any tensor is allocated: driver state and the
+/// kernels of the CUDA runtime and cuBLAS, loaded lazily (`CUDA_MODULE_LOADING=LAZY`, the default
+/// since CUDA 11.7). Measured on an H200 (driver 580, PyTorch 2.11 + CUDA 13.0): device memory used
+/// outside PyTorch's allocator was 619 MiB after the first tensor and 685 MiB after the first bf16
+/// matmul (`tests/data/measured/h200-transformers-5.17.json`, `runtime_empty`); older stacks
+/// report 300–600 MiB. It is *not* counted by `torch.cuda.max_memory_allocated`.
+pub const CUDA_CONTEXT_BYTES: u64 = 685 * MIB;
 
 /// cuBLAS workspace PyTorch allocates through its caching allocator on first GEMM: 4 MiB × 8 by
 /// default (`CUBLAS_WORKSPACE_CONFIG=:4096:8`, PyTorch "Reproducibility" notes), counted by
@@ -118,6 +119,12 @@ pub struct RuntimeProfile {
     pub activation_element_bytes: u64,
     /// Whether a plain forward computes logits for every prompt position (else only the last).
     pub logits_all_positions: bool,
+    /// Whether the input embeddings stay alive through the whole layer loop (transformers keeps
+    /// `inputs_embeds` referenced in the model's `forward`).
+    pub keeps_input_embeddings: bool,
+    /// Whether MoE layers run every selected expert of every token at once (grouped GEMM:
+    /// transformers 5 `grouped_mm`, llama.cpp `mul_mat_id`, vLLM `fused_moe`, MLX `gather_mm`).
+    pub moe_all_experts_at_once: bool,
     /// Bytes of one logit element.
     pub logits_element_bytes: u64,
     /// Sliding-window cache behaviour.
@@ -192,10 +199,14 @@ impl Runtime {
     /// How this engine stores MLA attention.
     pub fn mla_cache(&self) -> MlaCache {
         match self {
-            Runtime::LlamaCpp | Runtime::Vllm { .. } => MlaCache::Latent,
-            Runtime::TransformersCuda | Runtime::TransformersMps | Runtime::Mlx => {
-                MlaCache::Decompressed
-            }
+            // transformers 5.x caches the compressed latent (keys [b, 1, t, kv_lora_rank],
+            // values [b, 1, t, qk_rope_head_dim]: measured with 5.17, tests/data/measured);
+            // 4.x cached decompressed per-head keys and values.
+            Runtime::LlamaCpp
+            | Runtime::Vllm { .. }
+            | Runtime::TransformersCuda
+            | Runtime::TransformersMps => MlaCache::Latent,
+            Runtime::Mlx => MlaCache::Decompressed,
         }
     }
 
@@ -229,7 +240,9 @@ impl Runtime {
                 fused_attention: true,
                 activation_element_bytes: 2,
                 logits_all_positions: false,
-                logits_element_bytes: 4,
+                keeps_input_embeddings: true,
+                moe_all_experts_at_once: true,
+                logits_element_bytes: 2,
                 sliding_window: self.sliding_window_cache(),
                 mla: self.mla_cache(),
                 kv_preallocated: false,
@@ -237,7 +250,9 @@ impl Runtime {
                         20 MiB+; freed blocks stay reserved, so nvidia-smi shows reserved, not \
                         allocated, memory. attn_implementation defaults to \"sdpa\" (fused \
                         flash/mem-efficient kernels). generate() computes logits for the last \
-                        position only (logits_to_keep=1) and upcasts them to fp32."
+                        position only (logits_to_keep=1); transformers 5 keeps them in the model \
+                        dtype. MoE experts run as one grouped GEMM (experts_implementation \
+                        grouped_mm)."
                     .into(),
             },
             Runtime::TransformersMps => RuntimeProfile {
@@ -252,7 +267,9 @@ impl Runtime {
                 fused_attention: false,
                 activation_element_bytes: 2,
                 logits_all_positions: false,
-                logits_element_bytes: 4,
+                keeps_input_embeddings: true,
+                moe_all_experts_at_once: true,
+                logits_element_bytes: 2,
                 sliding_window: self.sliding_window_cache(),
                 mla: self.mla_cache(),
                 kv_preallocated: false,
@@ -278,6 +295,8 @@ impl Runtime {
                 fused_attention: true,
                 activation_element_bytes: 4,
                 logits_all_positions: false,
+                keeps_input_embeddings: false,
+                moe_all_experts_at_once: true,
                 logits_element_bytes: 4,
                 sliding_window: self.sliding_window_cache(),
                 mla: self.mla_cache(),
@@ -297,6 +316,8 @@ impl Runtime {
                 fused_attention: true,
                 activation_element_bytes: 2,
                 logits_all_positions: false,
+                keeps_input_embeddings: false,
+                moe_all_experts_at_once: true,
                 logits_element_bytes: 4,
                 sliding_window: self.sliding_window_cache(),
                 mla: self.mla_cache(),
@@ -319,6 +340,8 @@ impl Runtime {
                 fused_attention: true,
                 activation_element_bytes: 2,
                 logits_all_positions: false,
+                keeps_input_embeddings: false,
+                moe_all_experts_at_once: true,
                 logits_element_bytes: 4,
                 sliding_window: self.sliding_window_cache(),
                 mla: self.mla_cache(),

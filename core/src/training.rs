@@ -360,8 +360,13 @@ pub struct LoraParams {
     pub trainable_params: u64,
     /// Adapted matrices.
     pub adapted_matrices: u64,
-    /// Adapted matrices in one layer (the most in any layer), for the activation count.
+    /// Adapted matrices in one layer (the most in any layer).
     pub adapted_per_layer: u64,
+    /// Activation bytes the adapters store per token in the layer where they store the most:
+    /// peft casts each adapted matrix's input to the adapters' fp32 (`in_features · 4` bytes,
+    /// saved for `lora_A`'s backward) and saves `lora_A`'s fp32 output (`r · 4`). Routed experts
+    /// count `experts_per_token` matrices per token.
+    pub activation_bytes_per_token_layer: u64,
 }
 
 /// Exact LoRA trainable parameters from the tensor shapes.
@@ -373,6 +378,8 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
     let mut trainable: u64 = 0;
     let mut matrices: u64 = 0;
     let mut per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
+    let mut act_per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
+    let k = model.moe.as_ref().map_or(1, |m| m.experts_per_token);
     for tensor in tensors(model) {
         if tensor.is_vector() || !roles.contains(&tensor.role) {
             continue;
@@ -391,12 +398,19 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
         matrices = matrices.saturating_add(n);
         if let Some(layer) = tensor.layer {
             *per_layer.entry(layer).or_default() += n;
+            let per_token_matrices = if n > 1 { k.min(n) } else { 1 };
+            let bytes = per_token_matrices
+                .saturating_mul(cols.saturating_add(settings.rank))
+                .saturating_mul(FP32_BYTES);
+            let entry = act_per_layer.entry(layer).or_default();
+            *entry = entry.saturating_add(bytes);
         }
     }
     Ok(LoraParams {
         trainable_params: trainable,
         adapted_matrices: matrices,
         adapted_per_layer: per_layer.values().copied().max().unwrap_or(0),
+        activation_bytes_per_token_layer: act_per_layer.values().copied().max().unwrap_or(0),
     })
 }
 
@@ -418,8 +432,7 @@ pub fn layer_activation_elements_per_token(model: &ModelSpec, layer: u64) -> u64
     let mlp = match &model.moe {
         Some(moe) if !moe.dense_layers.contains(&layer) => moe
             .experts_per_token
-            .saturating_mul(4)
-            .saturating_mul(moe.expert_intermediate_size)
+            .saturating_mul(h.saturating_add(moe.expert_intermediate_size.saturating_mul(4)))
             .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
             .saturating_add(moe.num_experts),
         _ => model.intermediate_size.saturating_mul(4),
@@ -448,8 +461,10 @@ pub struct TrainingBytes {
     pub optimizer_step_temp_bytes: u64,
     /// Activations kept for the backward pass, loss included.
     pub activation_bytes: u64,
-    /// Everything but `weights_bytes`: gradients + master + optimizer +
-    /// `max(activations, optimizer step temporary)` (the two never coexist).
+    /// Everything but `weights_bytes`: master + optimizer state +
+    /// `max(activations, gradients + optimizer step temporary)`. The backward pass frees
+    /// activations as it fills gradients, and the step's temporary comes after the activations
+    /// are gone; measured peaks (H200, tests/data/measured) follow this shape.
     pub training_bytes: u64,
     /// What was assumed, in words.
     pub assumptions: Vec<String>,
@@ -463,7 +478,6 @@ pub fn training_activation_bytes_for(
     seq: u64,
     fused_attention: bool,
     lora: Option<&LoraParams>,
-    lora_rank: u64,
 ) -> u64 {
     let e = training_activation_bytes(mode);
     let tokens = batch.saturating_mul(seq);
@@ -475,11 +489,7 @@ pub fn training_activation_bytes_for(
             .saturating_mul(seq)
             .saturating_mul(e.saturating_add(FP32_BYTES))
     };
-    let lora_per_token = lora.map_or(0, |l| {
-        l.adapted_per_layer
-            .saturating_mul(lora_rank)
-            .saturating_mul(e)
-    });
+    let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
     let layer_bytes = |layer: u64| {
         tokens.saturating_mul(
             layer_activation_elements_per_token(model, layer)
@@ -488,27 +498,34 @@ pub fn training_activation_bytes_for(
                 .saturating_add(lora_per_token),
         )
     };
-    let layers = model.num_layers;
-    let stored = if mode.gradient_checkpointing() {
-        // Each layer's input, plus the largest layer recomputed in full during backward.
-        let inputs = tokens
-            .saturating_mul(model.hidden_size)
-            .saturating_mul(e)
-            .saturating_mul(layers);
-        let largest = (0..layers).map(layer_bytes).max().unwrap_or(0);
-        inputs.saturating_add(largest)
-    } else {
-        (0..layers).fold(0u64, |acc, l| acc.saturating_add(layer_bytes(l)))
-    };
-    // Final norm input/output + logits (activation dtype) + fp32 upcast + fp32 log-softmax.
+    // Final norm input/output, and the loss at the start of the backward pass: the logits in the
+    // activation dtype (kept by the model output), cross-entropy's saved fp32 log-softmax, the
+    // fp32 gradient arriving at it and the fp32 gradient it returns (the peak measured on an H200
+    // is exactly one fp32 logits tensor above the forward peak).
     let final_hidden = tokens
         .saturating_mul(model.hidden_size)
         .saturating_mul(2)
         .saturating_mul(e);
     let logits = tokens
         .saturating_mul(model.vocab_size)
-        .saturating_mul(e.saturating_add(FP32_BYTES).saturating_add(FP32_BYTES));
-    stored.saturating_add(final_hidden).saturating_add(logits)
+        .saturating_mul(e.saturating_add(FP32_BYTES.saturating_mul(3)));
+    let loss = final_hidden.saturating_add(logits);
+    let layers = model.num_layers;
+    if mode.gradient_checkpointing() {
+        // Each layer's input stays; the loss's backward comes first, then one layer at a time is
+        // recomputed and differentiated after the loss tensors are gone (its gradients are
+        // transient and smaller than its saved activations).
+        let inputs = tokens
+            .saturating_mul(model.hidden_size)
+            .saturating_mul(e)
+            .saturating_mul(layers);
+        let largest = (0..layers).map(layer_bytes).max().unwrap_or(0);
+        inputs.saturating_add(loss.max(largest))
+    } else {
+        (0..layers)
+            .fold(0u64, |acc, l| acc.saturating_add(layer_bytes(l)))
+            .saturating_add(loss)
+    }
 }
 
 /// Training memory for `mode` at `batch × seq`. `frozen_weights_bytes` are the base weights in
@@ -553,7 +570,7 @@ pub fn training_memory(
                 Optimizer::Sgd => (0, 0),
             };
             let activation_bytes =
-                training_activation_bytes_for(model, mode, batch, seq, fused_attention, None, 0);
+                training_activation_bytes_for(model, mode, batch, seq, fused_attention, None);
             let gradients_bytes = p.saturating_mul(g);
             let master_weights_bytes = p.saturating_mul(master);
             let optimizer_bytes = p.saturating_mul(opt_per_param);
@@ -585,10 +602,9 @@ pub fn training_memory(
                 optimizer_bytes,
                 optimizer_step_temp_bytes: temp,
                 activation_bytes,
-                training_bytes: gradients_bytes
-                    .saturating_add(master_weights_bytes)
+                training_bytes: master_weights_bytes
                     .saturating_add(optimizer_bytes)
-                    .saturating_add(activation_bytes.max(temp)),
+                    .saturating_add(activation_bytes.max(gradients_bytes.saturating_add(temp))),
                 assumptions,
             })
         }
@@ -601,15 +617,8 @@ pub fn training_memory(
             let gradients_bytes = a.saturating_mul(4);
             let optimizer_bytes = a.saturating_mul(8);
             let temp = a.saturating_mul(4);
-            let activation_bytes = training_activation_bytes_for(
-                model,
-                mode,
-                batch,
-                seq,
-                fused_attention,
-                Some(&lp),
-                l.rank,
-            );
+            let activation_bytes =
+                training_activation_bytes_for(model, mode, batch, seq, fused_attention, Some(&lp));
             assumptions.push(format!(
                 "{} rank {} on {} ({} matrices): {} trainable parameters, fp32 adapters + fp32 \
                  grads + AdamW = 16 B each",
@@ -636,10 +645,9 @@ pub fn training_memory(
                 optimizer_bytes,
                 optimizer_step_temp_bytes: temp,
                 activation_bytes,
-                training_bytes: gradients_bytes
-                    .saturating_add(master_weights_bytes)
+                training_bytes: master_weights_bytes
                     .saturating_add(optimizer_bytes)
-                    .saturating_add(activation_bytes.max(temp)),
+                    .saturating_add(activation_bytes.max(gradients_bytes.saturating_add(temp))),
                 assumptions,
             })
         }
