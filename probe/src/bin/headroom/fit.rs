@@ -731,7 +731,7 @@ impl OutputContext<'_> {
             self.checked.mode_name,
         );
         let count = if self.args.device_count > 1 {
-            format!(" × {} (memory per device shown)", self.args.device_count)
+            format!(" × {}", self.args.device_count)
         } else {
             String::new()
         };
