@@ -843,3 +843,112 @@ fn training_comparison_groups_skipped_formats() {
     );
     assert!(text.contains("bf16"), "{text}");
 }
+
+// ---- --probe: a report from `headroom probe` replaces catalog figures ----
+
+fn report(name: &str) -> String {
+    data_dir().join("probe").join(name).display().to_string()
+}
+
+#[test]
+fn probe_report_alone_is_the_device() {
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--probe",
+        &report("h100-report.json"),
+        "--json",
+    ]));
+    check_fit_object(&obj);
+    assert_eq!(obj["device_id"], "measured");
+    assert_eq!(obj["device"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(
+        obj["usable_bytes"].as_u64(),
+        Some(85_520_809_984),
+        "device-local memory"
+    );
+    let assumptions = obj["assumptions"].to_string();
+    assert!(
+        assumptions.contains("measured"),
+        "measured bandwidth must be named: {assumptions}"
+    );
+    // The measured 3.0 TB/s read bandwidth replaces the datasheet's figure: decode speed changes.
+    let catalog = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--json",
+    ]));
+    assert_ne!(obj["decode_tokens_per_s"], catalog["decode_tokens_per_s"]);
+    let text = success(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--probe",
+        &report("h100-report.json"),
+    ]));
+    assert!(text.contains("device figures: probe report"), "{text}");
+}
+
+#[test]
+fn probe_report_refines_a_catalog_device() {
+    let out = headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--probe",
+        &report("h100-report.json"),
+        "--json",
+    ]);
+    let obj = json(&out);
+    assert_eq!(obj["device_id"], "h100-sxm");
+    assert!(
+        obj["assumptions"].to_string().contains("measured"),
+        "{obj:#}"
+    );
+    assert!(
+        stderr(&out).is_empty(),
+        "same device, no note: {}",
+        stderr(&out)
+    );
+    // A report from another adapter is used, but the user is told.
+    let out = headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--probe",
+        &report("no-memory-report.json"),
+    ]);
+    success(&out);
+    assert!(stderr(&out).contains("llvmpipe"), "{}", stderr(&out));
+}
+
+#[test]
+fn probe_report_without_memory_needs_a_device() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--probe",
+            &report("no-memory-report.json"),
+        ],
+        &["no-memory-report.json", "how much memory", "--device"],
+        true,
+    );
+}
+
+#[test]
+fn probe_report_from_a_newer_schema_is_bad_input() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--probe",
+            &report("future-report.json"),
+        ],
+        &["future-report.json", "schema_version"],
+        true,
+    );
+}

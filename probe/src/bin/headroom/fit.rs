@@ -17,9 +17,9 @@ use headroom_core::{
     devices::{self, DeviceSpec},
     estimate::{Estimate, EstimateRequest, Verdict, estimate, qlora_base_format},
     kv_cache::KvDtype,
-    report::ProbeReport,
     model::ModelSpec,
     quant::WeightFormat,
+    report::ProbeReport,
     runtime::Runtime,
     training::{
         DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LoraSettings, Mode, Optimizer,
@@ -419,7 +419,17 @@ fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
         .with_context(|| format!("probe report {}", path.display()))?;
     let measured = report.measured_device();
     Ok(match catalog {
-        Some(device) => device.with_measurements(&measured),
+        Some(device) => {
+            if !same_device(&device, &measured.name) {
+                eprintln!(
+                    "note: {} measured `{}`; its figures replace the catalog's for `{}`",
+                    path.display(),
+                    measured.name,
+                    device.name
+                );
+            }
+            device.with_measurements(&measured)
+        }
         None => {
             if measured.memory_bytes.is_none() && measured.usable_bytes.is_none() {
                 bail!(
@@ -432,6 +442,18 @@ fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
             DeviceSpec::from_measured(&measured)
         }
     })
+}
+
+/// Whether a probe's adapter name plausibly names the catalog `device`: the first part of the
+/// catalog id that holds a digit (`h100`, `4090`, `m2`) appears in the adapter name, ignoring case
+/// and punctuation.
+fn same_device(device: &DeviceSpec, adapter_name: &str) -> bool {
+    let adapter = model_input::normalize(adapter_name);
+    device
+        .id
+        .split('-')
+        .find(|part| part.chars().any(|c| c.is_ascii_digit()))
+        .is_none_or(|part| adapter.contains(&model_input::normalize(part)))
 }
 
 /// The format used without --quant: the checkpoint's own precision, or NF4 for QLoRA (its base
