@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
-use headroom_core::units::{GIB, MIB};
 use headroom_core::{
     advice::{Advice, FormatChoice, TrainingAdvice, advise},
     devices::{self, DeviceSpec},
@@ -25,6 +24,7 @@ use headroom_core::{
         DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LoraSettings, Mode, Optimizer,
         TrainingPrecision,
     },
+    units::{GIB, MIB},
 };
 use serde::Serialize;
 
@@ -456,15 +456,14 @@ fn same_device(device: &DeviceSpec, adapter_name: &str) -> bool {
         .is_none_or(|part| adapter.contains(&model_input::normalize(part)))
 }
 
-/// The format used without --quant: the checkpoint's own precision, or NF4 for QLoRA (its base
-/// is 4-bit by definition).
-fn default_format(spec: &ModelSpec, mode: &Mode) -> anyhow::Result<WeightFormat> {
+/// The format used without --quant: the checkpoint's own precision, or QLoRA's 4-bit base.
+fn default_format(spec: &ModelSpec, mode: &Mode) -> WeightFormat {
     let checkpoint = WeightFormat::default_for(spec);
-    Ok(if matches!(mode, Mode::Qlora(_)) {
+    if matches!(mode, Mode::Qlora(_)) {
         qlora_base_format(&checkpoint)
     } else {
         checkpoint
-    })
+    }
 }
 
 /// One estimated format.
@@ -494,7 +493,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     }
     let single = !matches!(checked.quant, QuantChoice::All);
     let formats: Vec<WeightFormat> = match &checked.quant {
-        QuantChoice::Default => vec![default_format(&spec, &checked.mode)?],
+        QuantChoice::Default => vec![default_format(&spec, &checked.mode)],
         QuantChoice::One(format) => vec![format.clone()],
         QuantChoice::All => WeightFormat::all(),
     };
@@ -538,12 +537,12 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         // The advice repeats the estimate with its own assumptions added; show those.
         let advice = advise(&result.request)
             .with_context(|| format!("advice for {} as {}", spec.name, result.estimate.quant))?;
+        let mut estimate = advice.estimate.clone();
+        estimate.assumptions = advice.assumptions.clone();
         let result = FormatResult {
             request: result.request.clone(),
-            estimate: advice.estimate.clone(),
+            estimate,
         };
-        let mut result = result;
-        result.estimate.assumptions = advice.assumptions.clone();
         if args.json {
             let json = ctx.json(&result, Some(&advice));
             out.push_str(&serde_json::to_string_pretty(&json)?);
