@@ -952,3 +952,51 @@ fn probe_report_from_a_newer_schema_is_bad_input() {
         true,
     );
 }
+
+#[test]
+fn table_and_json_agree() {
+    let args = [
+        "fit",
+        "gemma-2-9b",
+        "--device",
+        "rtx-4090",
+        "--quant",
+        "Q5_K_M",
+        "--context",
+        "8192",
+    ];
+    let text = success(&headroom(&args));
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let obj = json(&headroom(&with_json));
+    // Each component row ends with its exact byte count, thousands separated.
+    let bytes_of = |label: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no `{label}` row:\n{text}"));
+        let last = line.split_whitespace().last().expect("cells");
+        last.replace(',', "")
+            .parse()
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    for (label, key) in [
+        ("weights", "weights_bytes"),
+        ("KV cache", "kv_cache_bytes"),
+        ("activations", "activation_bytes"),
+        ("runtime overhead", "overhead_bytes"),
+        ("total", "total_bytes"),
+        ("usable", "usable_bytes"),
+    ] {
+        assert_eq!(Some(bytes_of(label)), obj[key].as_u64(), "{label} vs {key}");
+    }
+    let verdict_line = text
+        .lines()
+        .find(|l| l.starts_with("verdict: "))
+        .expect("verdict");
+    let expected = obj["verdict"].as_str().expect("verdict").replace('_', " ");
+    assert!(
+        verdict_line.starts_with(&format!("verdict: {expected}")),
+        "{verdict_line}"
+    );
+}
