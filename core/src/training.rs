@@ -28,7 +28,10 @@
 //! `4·h + 2·q_dim + 2·kv_dim + 4·I` — norm inputs (2·h), norm outputs feeding projections (2·h),
 //! rotated q and k and v saved by attention (`q_dim + 2·kv_dim`, unexpanded), attention output
 //! feeding `o_proj` (`q_dim`), and the MLP's gate, SiLU(gate), up, and product (`4·I`). MoE
-//! layers store `4·I_expert` for each of the `k` experts a token visits, plus the shared experts.
+//! layers store `3·h + 4·I_expert` for each of the `k` experts a token visits when the experts
+//! are trained (transformers 5's grouped_mm working set, see `activations`), `h + 4·I_expert` when
+//! they are frozen (LoRA: a frozen GEMM keeps no input for a weight gradient), plus the shared
+//! experts and the router logits.
 //! Without fused attention the scores are stored too: `heads · s` per token, in the activation
 //! type (for `attn @ V`) and fp32 (softmax output), Korthikanti's `5·a·s/h` term.
 //! The loss: `b·s·vocab` logits in bf16, their fp32 upcast, and the fp32 log-softmax saved by
@@ -38,7 +41,11 @@
 //! (`h` per token) is stored, plus one layer's full activations while it is recomputed.
 //!
 //! LoRA uses the same per-layer count (an upper bound: a frozen linear layer without an adapter
-//! does not save its input) plus the `r`-wide adapter intermediate per adapted matrix.
+//! does not save its input) plus what peft keeps per adapted matrix: the fp32 copy of its input
+//! (`in · 4` bytes, adapters are fp32) and `lora_A`'s fp32 output (`r · 4`). On MoE models peft
+//! turns gate/up/down targets into adapters on the stacked experts, which materialize `W + ΔW`
+//! of every expert (bf16) per MoE layer and keep it for the backward pass. QLoRA adds one bf16
+//! dequantized copy of the largest 4-bit matrix (bitsandbytes dequantizes per matmul).
 
 use std::{fmt, str::FromStr};
 
@@ -367,13 +374,45 @@ pub struct LoraParams {
     /// saved for `lora_A`'s backward) and saves `lora_A`'s fp32 output (`r · 4`). Routed experts
     /// count `experts_per_token` matrices per token.
     pub activation_bytes_per_token_layer: u64,
+    /// Bytes of expert weights peft's `ParamWrapper` materializes (W + ΔW, bf16) in each MoE
+    /// layer and keeps for the backward pass, when gate/up/down targets land on stacked experts.
+    #[serde(default)]
+    pub materialized_expert_bytes_per_layer: u64,
 }
 
-/// Exact LoRA trainable parameters from the tensor shapes.
+/// Exact LoRA trainable parameters from the tensor shapes. On MoE models, gate/up/down targets
+/// follow peft's conversion to adapters on the stacked experts (see the code).
 pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
+    use TensorRole::*;
     let mut roles = Vec::new();
     for t in &settings.target_modules {
         roles.extend(lora_target_roles(model, t)?);
+    }
+    // peft ≥ 0.21 on a transformers-5 MoE model (fused expert tensors) rewrites the MLP targets
+    // gate/up/down (Mixtral: w1/w3/w2) into `ParamWrapper` adapters on the stacked experts —
+    // gate_up at rank 2r, down at rank r, spanning all experts — and drops them as module
+    // targets, so dense and shared MLPs get no adapter (`_convert_peft_config_moe`; measured:
+    // DeepSeek-V2-Lite, 41,091,072 trainable parameters exactly, core/docs/ACCURACY.md).
+    let names: Vec<String> = settings
+        .target_modules
+        .iter()
+        .map(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            t.strip_suffix("_proj").unwrap_or(&t).to_string()
+        })
+        .collect();
+    let has = |a: &str, b: &str| names.iter().any(|n| n == a || n == b);
+    let (moe_gate_up, moe_down) = match &model.moe {
+        Some(_) => (has("gate", "w1") || has("up", "w3"), has("down", "w2")),
+        None => (false, false),
+    };
+    if moe_gate_up || moe_down {
+        roles.retain(|r| {
+            !matches!(
+                r,
+                FfnGate | FfnUp | FfnDown | FfnGateUp | FfnGateShared | FfnUpShared | FfnDownShared
+            )
+        });
     }
     let mut trainable: u64 = 0;
     let mut matrices: u64 = 0;
@@ -406,11 +445,45 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
             *entry = entry.saturating_add(bytes);
         }
     }
+    let mut materialized = 0u64;
+    if let Some(moe) = &model.moe {
+        let moe_layers = model
+            .num_layers
+            .saturating_sub(moe.dense_layers.len() as u64);
+        let (h, i, e) = (
+            model.hidden_size,
+            moe.expert_intermediate_size,
+            moe.num_experts,
+        );
+        let mut per_layer_params = 0u64;
+        if moe_gate_up {
+            per_layer_params = per_layer_params.saturating_add(
+                e.saturating_mul(settings.rank.saturating_mul(2))
+                    .saturating_mul(h.saturating_add(i.saturating_mul(2))),
+            );
+            // W + ΔW of gate_up, materialized in bf16 on every forward and kept for backward.
+            materialized = materialized.saturating_add(e.saturating_mul(2 * i).saturating_mul(h));
+        }
+        if moe_down {
+            per_layer_params = per_layer_params.saturating_add(
+                e.saturating_mul(settings.rank)
+                    .saturating_mul(i.saturating_add(h)),
+            );
+            materialized = materialized.saturating_add(e.saturating_mul(i).saturating_mul(h));
+        }
+        if per_layer_params > 0 {
+            trainable = trainable.saturating_add(per_layer_params.saturating_mul(moe_layers));
+            matrices = matrices.saturating_add(
+                moe_layers.saturating_mul(u64::from(moe_gate_up) + u64::from(moe_down)),
+            );
+        }
+    }
     Ok(LoraParams {
         trainable_params: trainable,
         adapted_matrices: matrices,
         adapted_per_layer: per_layer.values().copied().max().unwrap_or(0),
         activation_bytes_per_token_layer: act_per_layer.values().copied().max().unwrap_or(0),
+        materialized_expert_bytes_per_layer: materialized.saturating_mul(2),
     })
 }
 
@@ -426,15 +499,29 @@ fn training_activation_bytes(mode: &Mode) -> u64 {
 }
 
 /// Activations stored per token of one layer, in elements (see the module docs).
-pub fn layer_activation_elements_per_token(model: &ModelSpec, layer: u64) -> u64 {
+/// `experts_trained`: whether the routed experts' weights receive gradients (full fine-tuning).
+pub fn layer_activation_elements_per_token(
+    model: &ModelSpec,
+    layer: u64,
+    experts_trained: bool,
+) -> u64 {
     let h = model.hidden_size;
     let (q_dim, kv_dim) = attention_widths(model);
     let mlp = match &model.moe {
-        Some(moe) if !moe.dense_layers.contains(&layer) => moe
-            .experts_per_token
-            .saturating_mul(h.saturating_add(moe.expert_intermediate_size.saturating_mul(4)))
-            .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
-            .saturating_add(moe.num_experts),
+        // Per (token, expert) slot the grouped_mm path keeps gate_up, its masked copy, SiLU and
+        // the product (4·I) and the down output the routing weights multiply (h); when the
+        // experts are trained it also keeps the gathered input for their weight gradient and
+        // the down output's copy (2·h more): the inference working set of activations.rs.
+        Some(moe) if !moe.dense_layers.contains(&layer) => {
+            let slot_h = if experts_trained { 3 } else { 1 };
+            moe.experts_per_token
+                .saturating_mul(
+                    h.saturating_mul(slot_h)
+                        .saturating_add(moe.expert_intermediate_size.saturating_mul(4)),
+                )
+                .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
+                .saturating_add(moe.num_experts)
+        }
         _ => model.intermediate_size.saturating_mul(4),
     };
     h.saturating_mul(4)
@@ -490,13 +577,21 @@ pub fn training_activation_bytes_for(
             .saturating_mul(e.saturating_add(FP32_BYTES))
     };
     let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
+    let experts_trained = matches!(mode, Mode::Full(_));
+    let materialized = lora.map_or(0, |l| l.materialized_expert_bytes_per_layer);
     let layer_bytes = |layer: u64| {
-        tokens.saturating_mul(
-            layer_activation_elements_per_token(model, layer)
-                .saturating_mul(e)
-                .saturating_add(scores_per_token)
-                .saturating_add(lora_per_token),
-        )
+        let moe_layer = model
+            .moe
+            .as_ref()
+            .is_some_and(|m| !m.dense_layers.contains(&layer));
+        tokens
+            .saturating_mul(
+                layer_activation_elements_per_token(model, layer, experts_trained)
+                    .saturating_mul(e)
+                    .saturating_add(scores_per_token)
+                    .saturating_add(lora_per_token),
+            )
+            .saturating_add(if moe_layer { materialized } else { 0 })
     };
     // Final norm input/output, and the loss at the start of the backward pass: the logits in the
     // activation dtype (kept by the model output), cross-entropy's saved fp32 log-softmax, the
@@ -617,8 +712,36 @@ pub fn training_memory(
             let gradients_bytes = a.saturating_mul(4);
             let optimizer_bytes = a.saturating_mul(8);
             let temp = a.saturating_mul(4);
-            let activation_bytes =
+            let mut activation_bytes =
                 training_activation_bytes_for(model, mode, batch, seq, fused_attention, Some(&lp));
+            if lp.materialized_expert_bytes_per_layer > 0 {
+                assumptions.push(format!(
+                    "MoE: peft puts the gate/up/down adapters on the stacked experts (all \
+                     experts, gate_up at rank 2r) and materializes W + ΔW of every expert, \
+                     {:.0} MiB per MoE layer, kept for the backward pass; name only attention \
+                     targets (q,k,v,o) to avoid it",
+                    lp.materialized_expert_bytes_per_layer as f64 / (1u64 << 20) as f64
+                ));
+            }
+            if let Mode::Qlora(_) = mode {
+                // bitsandbytes' 4-bit matmul dequantizes each weight matrix to bf16 for the
+                // product (forward and backward): one transient of the largest quantized matrix.
+                let largest = tensors(model)
+                    .iter()
+                    .filter(|t| {
+                        !t.is_vector()
+                            && !matches!(t.role, TensorRole::TokenEmbedding | TensorRole::Output)
+                    })
+                    .map(|t| t.elements() / t.matrices().max(1))
+                    .max()
+                    .unwrap_or(0);
+                activation_bytes = activation_bytes.saturating_add(largest.saturating_mul(2));
+                assumptions.push(format!(
+                    "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB) \
+                     during each matmul",
+                    largest.saturating_mul(2) as f64 / (1u64 << 20) as f64
+                ));
+            }
             assumptions.push(format!(
                 "{} rank {} on {} ({} matrices): {} trainable parameters, fp32 adapters + fp32 \
                  grads + AdamW = 16 B each",
