@@ -126,6 +126,7 @@ fn fit_with(endpoint: &str, id: &str, token: Option<&str>, cache: Option<&Path>)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("HF_HUB_CACHE", cache.unwrap_or(&empty))
         .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_DOWNLOAD_TIMEOUT")
         .env_remove("HF_TOKEN");
     // A proxy from the environment must not intercept loopback traffic.
     for var in [
@@ -389,4 +390,40 @@ fn http_errors_do_not_fall_back_to_the_cache() {
     server.join().expect("server");
     assert_user_error(&out, &["404"]);
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn silent_server_times_out() {
+    // Accepts the connection, reads the request, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = std::thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            let _ = stream.set_read_timeout(Some(SOCKET_TIMEOUT));
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            // Hold the connection open until the client gives up and closes it.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = fit_with(&endpoint, "acme/slow", None, None)
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "1")
+        .output()
+        .expect("run");
+    let waited = started.elapsed();
+    server.join().expect("server");
+    assert_user_error(&out, &["timed out after 1 s", "HF_HUB_DOWNLOAD_TIMEOUT"]);
+    assert!(waited < SOCKET_TIMEOUT, "gave up after {waited:?}");
+}
+
+#[test]
+fn bad_timeout_setting_is_rejected() {
+    let out = fit_with("http://127.0.0.1:9", "acme/x", None, None)
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "soon")
+        .output()
+        .expect("run");
+    assert_user_error(&out, &["HF_HUB_DOWNLOAD_TIMEOUT", "soon"]);
 }

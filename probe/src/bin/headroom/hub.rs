@@ -26,12 +26,20 @@ pub const TOKEN_VAR: &str = "HF_TOKEN";
 /// `huggingface_hub`).
 pub const OFFLINE_VAR: &str = "HF_HUB_OFFLINE";
 
+/// Seconds allowed for the whole request, overriding [`DEFAULT_TIMEOUT`] (the variable
+/// `huggingface_hub` reads for the same purpose).
+pub const TIMEOUT_VAR: &str = "HF_HUB_DOWNLOAD_TIMEOUT";
+
 /// Whole-request limit. A config.json is a few KB; 30 s covers a slow link without leaving the
 /// user staring at a hung terminal.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Connect (TCP + TLS) limit: an unreachable host should fail fast.
+/// Connect (TCP + TLS) limit, or the whole-request limit if shorter: an unreachable host should
+/// fail fast.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest timeout accepted from [`TIMEOUT_VAR`] (one hour): beyond it the number is a mistake.
+const MAX_TIMEOUT_S: f64 = 3600.0;
 
 /// Largest config.json accepted. Real ones are under 100 KB (multimodal configs included); a
 /// larger body is not a config and must not be read into memory whole.
@@ -100,17 +108,39 @@ pub fn token_from_env() -> Option<String> {
         .filter(|token| !token.is_empty())
 }
 
+/// The request limit: `$HF_HUB_DOWNLOAD_TIMEOUT` seconds, or [`DEFAULT_TIMEOUT`].
+pub fn timeout_from_env() -> anyhow::Result<Duration> {
+    let Ok(text) = std::env::var(TIMEOUT_VAR) else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= MAX_TIMEOUT_S => {
+            Ok(Duration::from_secs_f64(seconds))
+        }
+        _ => bail!(
+            "{TIMEOUT_VAR}=`{text}` is not a number of seconds between 0 and {MAX_TIMEOUT_S}; \
+             set it to e.g. 30 or unset it"
+        ),
+    }
+}
+
 /// The URL of `id`'s `config.json` on the `main` revision.
 pub fn config_url(endpoint: &str, id: &str) -> String {
     format!("{endpoint}/{id}/resolve/main/config.json")
 }
 
-/// Fetch `id`'s `config.json` from `endpoint`, sending `token` when given.
-pub fn fetch_config_from(endpoint: &str, token: Option<&str>, id: &str) -> anyhow::Result<String> {
+/// Fetch `id`'s `config.json` from `endpoint`, sending `token` when given, giving up after
+/// `timeout`.
+pub fn fetch_config_from(
+    endpoint: &str,
+    token: Option<&str>,
+    id: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let url = config_url(endpoint, id);
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
         // Statuses are turned into messages below, each with its own advice.
         .http_status_as_error(false)
         // The Hub redirects renamed repos on the same host; keep the token for those only.
@@ -124,7 +154,7 @@ pub fn fetch_config_from(endpoint: &str, token: Option<&str>, id: &str) -> anyho
     }
     let mut response = match request.call() {
         Ok(response) => response,
-        Err(err) => return Err(network_error(endpoint, id, &err)),
+        Err(err) => return Err(network_error(endpoint, id, &err, timeout)),
     };
     let status = response.status().as_u16();
     match status {
@@ -176,9 +206,12 @@ pub fn fetch_config_from(endpoint: &str, token: Option<&str>, id: &str) -> anyho
 pub struct Unreachable(String);
 
 /// One message for every way the request can fail before a status arrives.
-fn network_error(endpoint: &str, id: &str, err: &ureq::Error) -> anyhow::Error {
+fn network_error(endpoint: &str, id: &str, err: &ureq::Error, timeout: Duration) -> anyhow::Error {
     let what = match err {
-        ureq::Error::Timeout(_) => format!("timed out after {} s", REQUEST_TIMEOUT.as_secs()),
+        ureq::Error::Timeout(_) => format!(
+            "timed out after {} s; {TIMEOUT_VAR} sets the limit",
+            timeout.as_secs_f64()
+        ),
         ureq::Error::HostNotFound => "host not found".to_owned(),
         ureq::Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
             "connection refused".to_owned()
@@ -275,7 +308,8 @@ pub fn config_for(id: &str) -> anyhow::Result<(String, ConfigOrigin)> {
         );
     }
     let endpoint = endpoint_from_env()?;
-    match fetch_config_from(&endpoint, token_from_env().as_deref(), id) {
+    let timeout = timeout_from_env()?;
+    match fetch_config_from(&endpoint, token_from_env().as_deref(), id, timeout) {
         Ok(text) => Ok((text, ConfigOrigin::Url(config_url(&endpoint, id)))),
         Err(err) if err.downcast_ref::<Unreachable>().is_some() => {
             match cache.as_deref().and_then(|dir| cached_config(dir, id)) {
