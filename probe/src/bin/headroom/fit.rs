@@ -268,6 +268,14 @@ objects, one per format that could be estimated, highest precision first (withou
 
 Units: GiB = 2^30 bytes in tables; JSON gives bytes.
 
+Environment (Hugging Face ids only):
+  HF_ENDPOINT              the Hub to ask (default https://huggingface.co)
+  HF_TOKEN                 access token for gated or private models
+  HF_HUB_OFFLINE=1         read only the local Hugging Face cache
+  HF_HUB_CACHE, HF_HOME    where that cache is (default ~/.cache/huggingface/hub); it is also
+                           used when the Hub cannot be reached
+  HF_HUB_DOWNLOAD_TIMEOUT  seconds before giving up (default 30)
+
 Examples:
   headroom fit llama-3.1-8b --device rtx-4090
   headroom fit ./Llama-3.1-8B/config.json --quant Q4_K_M --context 32768 --device m2-10c-16gb
