@@ -1000,3 +1000,26 @@ fn table_and_json_agree() {
         "{verdict_line}"
     );
 }
+
+#[test]
+fn full_fine_tune_of_a_quantized_checkpoint_defaults_to_bf16() {
+    // gpt-oss ships MXFP4 experts; a full fine-tune trains 16-bit weights.
+    let inference = json(&headroom(&[
+        "fit",
+        &config("gpt-oss-20b"),
+        "--device",
+        "h100-sxm",
+        "--json",
+    ]));
+    assert_eq!(inference["quant"], "mxfp4");
+    let full = json(&headroom(&[
+        "fit",
+        &config("gpt-oss-20b"),
+        "--device",
+        "h100-sxm",
+        "--mode",
+        "full",
+        "--json",
+    ]));
+    assert_eq!(full["quant"], "bf16");
+}

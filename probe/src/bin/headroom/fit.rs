@@ -464,13 +464,16 @@ fn same_device(device: &DeviceSpec, adapter_name: &str) -> bool {
         .is_none_or(|part| adapter.contains(&model_input::normalize(part)))
 }
 
-/// The format used without --quant: the checkpoint's own precision, or QLoRA's 4-bit base.
+/// The format used without --quant: the checkpoint's own precision, QLoRA's 4-bit base, or bf16
+/// for a full fine-tune of a quantized checkpoint.
 fn default_format(spec: &ModelSpec, mode: &Mode) -> WeightFormat {
     let checkpoint = WeightFormat::default_for(spec);
-    if matches!(mode, Mode::Qlora(_)) {
-        qlora_base_format(&checkpoint)
-    } else {
-        checkpoint
+    match mode {
+        Mode::Qlora(_) => qlora_base_format(&checkpoint),
+        // A full fine-tune trains 16/32-bit weights: a quantized checkpoint (MXFP4, FP8) is
+        // dequantized to bf16 first.
+        Mode::Full(_) if checkpoint.is_quantized() => WeightFormat::Bf16,
+        _ => checkpoint,
     }
 }
 
