@@ -123,6 +123,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             ("hub id", Align::Left),
             ("architecture", Align::Left),
             ("params", Align::Right),
+            ("published", Align::Right),
             ("active", Align::Right),
             ("layers", Align::Right),
             ("max context", Align::Right),
@@ -139,6 +140,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
                 entry.hub_id.clone(),
                 architecture_name(spec),
                 params_short(counts.total),
+                entry.published_params.clone(),
                 active,
                 spec.num_layers.to_string(),
                 thousands(spec.max_context),
@@ -147,7 +149,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         out.push_str(&table.render());
         out.push_str(&format!(
             "\n{} models. params: every stored weight, counted from the config (B = 10^9); \
-             active: per token, for MoE models.\nUse an id with `headroom fit ID --device DEVICE`.\n",
+             published: the publisher's figure; active: per token, for MoE models.\nUse an id with `headroom fit ID --device DEVICE`.\n",
             table.len()
         ));
     }
