@@ -1023,3 +1023,40 @@ fn full_fine_tune_of_a_quantized_checkpoint_defaults_to_bf16() {
     ]));
     assert_eq!(full["quant"], "bf16");
 }
+
+#[test]
+fn absurd_or_incomplete_config_is_bad_input() {
+    let path = data_dir()
+        .join("bad/absurd-hidden-size.json")
+        .display()
+        .to_string();
+    assert_bad_input(
+        &["fit", &path, "--device", "rtx-4090"],
+        &["absurd-hidden-size.json", "hidden_size"],
+        true,
+    );
+    let path = data_dir()
+        .join("bad/missing-layers.json")
+        .display()
+        .to_string();
+    assert_bad_input(
+        &["fit", &path, "--device", "rtx-4090"],
+        &["missing-layers.json", "num_hidden_layers", "missing"],
+        true,
+    );
+}
+
+#[test]
+fn apple_usable_memory_is_a_share_of_ram() {
+    let all = json(&headroom(&["devices", "m2 16gb", "--json"]));
+    let m2 = all
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["id"] == "m2-10c-16gb"))
+        .expect("m2-10c-16gb listed");
+    let memory = m2["memory_bytes"].as_u64().expect("memory");
+    let usable = m2["usable_bytes"].as_u64().expect("usable");
+    assert!(
+        usable < memory,
+        "Metal's working set is below RAM: {usable} vs {memory}"
+    );
+}
