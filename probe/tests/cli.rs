@@ -83,8 +83,19 @@ fn param_counts() -> Value {
 
 /// Run `headroom ARGS` with no network (HF_ENDPOINT at a closed port) and no color settings.
 fn headroom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_headroom"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
+    // A proxy from the environment must not stand between the binary and loopback.
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(args)
         // Nothing in these tests may reach a network: a Hub id would fail fast here.
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
         // Nor may a real Hugging Face cache on this machine answer for a Hub id.
@@ -93,6 +104,7 @@ fn headroom(args: &[&str]) -> Output {
             std::env::temp_dir().join("headroom-cli-no-cache-here"),
         )
         .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_DOWNLOAD_TIMEOUT")
         .env_remove("HF_TOKEN")
         .output()
         .expect("run headroom")
