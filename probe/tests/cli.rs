@@ -81,6 +81,14 @@ fn param_counts() -> Value {
     serde_json::from_str(&text).expect("param_counts.json")
 }
 
+/// A port on 127.0.0.1 where nothing listens: bound to learn a free one, then closed.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1")
+}
+
 /// Run `headroom ARGS` with no network (HF_ENDPOINT at a closed port) and no color settings.
 fn headroom(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
@@ -96,8 +104,8 @@ fn headroom(args: &[&str]) -> Output {
         cmd.env_remove(var);
     }
     cmd.args(args)
-        // Nothing in these tests may reach a network: a Hub id would fail fast here.
-        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        // Nothing in these tests may reach a network: a Hub id fails fast at a closed port.
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()))
         // Nor may a real Hugging Face cache on this machine answer for a Hub id.
         .env(
             "HF_HUB_CACHE",
@@ -781,7 +789,7 @@ fn malformed_probe_report_is_bad_input() {
 
 #[test]
 fn unreachable_hub_is_bad_input() {
-    // HF_ENDPOINT points at port 9 on loopback (see `headroom`): nothing listens there.
+    // HF_ENDPOINT points at a closed port on loopback (see `headroom`).
     assert_bad_input(
         &["fit", "someone/some-model", "--device", "rtx-4090"],
         &["could not reach", "someone/some-model", "config.json"],
