@@ -1080,3 +1080,25 @@ fn apple_usable_memory_is_a_share_of_ram() {
         "Metal's working set is below RAM: {usable} vs {memory}"
     );
 }
+
+#[test]
+fn context_accepts_k_suffix_and_max() {
+    let at = |context: &str| {
+        json(&headroom(&[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "h100-sxm",
+            "--context",
+            context,
+            "--json",
+        ]))["context"]
+            .as_u64()
+    };
+    assert_eq!(at("32k"), Some(32_768));
+    assert_eq!(
+        at("max"),
+        Some(131_072),
+        "Llama-3.1's max_position_embeddings"
+    );
+}

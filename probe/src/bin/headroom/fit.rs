@@ -175,11 +175,12 @@ pub struct FitArgs {
     #[arg(long, short = 'q', value_name = "Q|all")]
     quant: Option<String>,
 
-    /// Context length in tokens (prompt + generated). Default: 4096, or the model's maximum if
-    /// smaller — never silently the maximum.
+    /// Context length in tokens (prompt + generated): a count such as 8192, with a k or m suffix
+    /// (32k = 32,768; 1m = 1,048,576), or `max` for the model's maximum. Default: 4096, or the
+    /// model's maximum if smaller — never silently the maximum.
     #[arg(long, short = 'c', value_name = "TOKENS", allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_CONTEXT_TOKENS))]
-    context: Option<u64>,
+          value_parser = parse_context)]
+    context: Option<ContextArg>,
 
     /// Sequences processed together.
     #[arg(long, short = 'b', value_name = "B", default_value_t = 1, allow_negative_numbers = true,
@@ -279,9 +280,43 @@ Environment (Hugging Face ids only):
 Examples:
   headroom fit llama-3.1-8b --device rtx-4090
   headroom fit ./Llama-3.1-8B/config.json --quant Q4_K_M --context 32768 --device m2-10c-16gb
-  headroom fit Qwen/Qwen2.5-7B --quant all --device h100-sxm
+  headroom fit Qwen/Qwen2.5-7B --quant all --context 32k --device h100-sxm
   headroom fit llama-3.1-8b --mode qlora --batch 4 --context 2048 --checkpointing --device rtx-4090
   headroom fit llama-3.1-8b --probe report.json";
+
+/// `--context`: a token count or the model's maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ContextArg {
+    /// This many tokens.
+    Tokens(u64),
+    /// `max_position_embeddings`.
+    Max,
+}
+
+/// Parse `--context`: `8192`, `32k`/`32K` (× 1024, as context lengths are quoted: "128K" =
+/// 131,072), `1m` (× 1024²), or `max`; within 1..=[`MAX_CONTEXT_TOKENS`].
+fn parse_context(text: &str) -> Result<ContextArg, String> {
+    let t = text.trim().to_ascii_lowercase();
+    if t == "max" {
+        return Ok(ContextArg::Max);
+    }
+    let (digits, scale) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1u64 << 20),
+        _ => (t.as_str(), 1),
+    };
+    let expected = "expected a token count such as 8192, 32k or max";
+    let count: u64 = digits.parse().map_err(|_| expected.to_owned())?;
+    let tokens = count
+        .checked_mul(scale)
+        .ok_or_else(|| expected.to_owned())?;
+    if !(1..=MAX_CONTEXT_TOKENS).contains(&tokens) {
+        return Err(format!(
+            "{tokens} tokens is not in 1..={MAX_CONTEXT_TOKENS}; give the tokens one request holds"
+        ));
+    }
+    Ok(ContextArg::Tokens(tokens))
+}
 
 /// Which formats to estimate.
 enum QuantChoice {
@@ -488,8 +523,13 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let checked = check(&args)?;
     let device = resolve_device(&args)?;
     let ResolvedModel { spec, source } = model_input::resolve(&args.model)?;
-    if let Some(context) = args.context
-        && context > spec.max_context
+    let context = match args.context {
+        None => None,
+        Some(ContextArg::Max) => Some(spec.max_context.max(1)),
+        Some(ContextArg::Tokens(tokens)) => Some(tokens),
+    };
+    if let Some(ContextArg::Tokens(tokens)) = args.context
+        && tokens > spec.max_context
         && spec.max_context > 0
     {
         // Not an error: people run models past their trained length with rope scaling, but the
@@ -497,7 +537,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         eprintln!(
             "note: --context {} is beyond {}'s max_position_embeddings ({}); quality past it is \
              not guaranteed",
-            thousands(context),
+            thousands(tokens),
             spec.name,
             thousands(spec.max_context)
         );
@@ -515,7 +555,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
             .runtime
             .unwrap_or_else(|| Runtime::default_for(&device, &format));
         let mut request = EstimateRequest::new(spec.clone(), format.clone(), device.clone());
-        request.context = args.context;
+        request.context = context;
         request.batch = args.batch;
         request.mode = checked.mode.clone();
         request.runtime = runtime;
@@ -928,5 +968,31 @@ impl OutputContext<'_> {
             "For one format's components and assumptions: headroom fit {} --quant FORMAT ...",
             self.args.model
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_forms() {
+        assert_eq!(parse_context("8192"), Ok(ContextArg::Tokens(8192)));
+        assert_eq!(parse_context("32k"), Ok(ContextArg::Tokens(32_768)));
+        assert_eq!(parse_context("128K"), Ok(ContextArg::Tokens(131_072)));
+        assert_eq!(parse_context("1m"), Ok(ContextArg::Tokens(1_048_576)));
+        assert_eq!(parse_context("max"), Ok(ContextArg::Max));
+        for bad in [
+            "0",
+            "0k",
+            "-1",
+            "lots",
+            "",
+            "k",
+            "17m",
+            "99999999999999999999k",
+        ] {
+            assert!(parse_context(bad).is_err(), "{bad}");
+        }
     }
 }
