@@ -25,9 +25,12 @@
 //! count `s·b·h·(34 + 5·a·s/h)` bytes per layer for a GPT layer in 16-bit with dropout. For the
 //! Llama-style layers here (RMSNorm, no dropout, GQA, SwiGLU) the same bookkeeping of what each
 //! operation saves gives, per token, in elements of the activation type (2 bytes in bf16):
-//! `4·h + 2·q_dim + 2·kv_dim + 4·I` — norm inputs (2·h), norm outputs feeding projections (2·h),
-//! rotated q and k and v saved by attention (`q_dim + 2·kv_dim`, unexpanded), attention output
-//! feeding `o_proj` (`q_dim`), and the MLP's gate, SiLU(gate), up, and product (`4·I`). MoE
+//! `2·h + 2·q_dim + 2·kv_dim + 4·I` — norm outputs feeding projections (2·h), rotated q and k and
+//! v saved by attention (`q_dim + 2·kv_dim`, unexpanded), attention output feeding `o_proj`
+//! (`q_dim`), and the MLP's gate, SiLU(gate), up, and product (`4·I`) — plus the norms' own saved
+//! tensors in bytes: transformers' RMSNorm runs in fp32 and keeps an fp32 input copy, and with a
+//! trained weight the normalized tensor (see [`norm_saved_bytes_per_token`]). A frozen base
+//! (LoRA) drops the norm outputs and `down_proj`'s input: frozen linears keep no inputs. MoE
 //! layers store `3·h + 4·I_expert` for each of the `k` experts a token visits when the experts
 //! are trained (transformers 5's grouped_mm working set, see `activations`), `h + 4·I_expert` when
 //! they are frozen (LoRA: a frozen GEMM keeps no input for a weight gradient), plus the shared
@@ -54,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     CoreError,
     activations::{FP32_BYTES, attention_widths},
-    model::ModelSpec,
+    model::{Architecture, ModelSpec},
     params::param_counts,
     tensors::{TensorRole, tensors},
 };
@@ -499,7 +502,8 @@ fn training_activation_bytes(mode: &Mode) -> u64 {
 }
 
 /// Activations stored per token of one layer, in elements (see the module docs).
-/// `experts_trained`: whether the routed experts' weights receive gradients (full fine-tuning).
+/// `experts_trained`: whether the base weights (routed experts included) receive gradients
+/// (full fine-tuning); frozen linear layers keep no input for a weight gradient.
 pub fn layer_activation_elements_per_token(
     model: &ModelSpec,
     layer: u64,
@@ -522,12 +526,53 @@ pub fn layer_activation_elements_per_token(
                 .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
                 .saturating_add(moe.num_experts)
         }
-        _ => model.intermediate_size.saturating_mul(4),
+        // gate output (SiLU's input), SiLU(gate) and up (the product's inputs), and the product
+        // itself when `down_proj` is trained (a frozen linear keeps no input).
+        _ => model
+            .intermediate_size
+            .saturating_mul(if experts_trained { 4 } else { 3 }),
     };
-    h.saturating_mul(4)
+    // The outputs of the two norms that feed projections (2·h), kept by trained projections
+    // only (peft's own fp32 input copies are counted with the adapters); the norms' own saved
+    // tensors are counted in bytes by `norm_saved_bytes_per_token`.
+    let norm_outputs = if experts_trained {
+        h.saturating_mul(2)
+    } else {
+        0
+    };
+    norm_outputs
         .saturating_add(q_dim.saturating_mul(2))
         .saturating_add(kv_dim.saturating_mul(2))
         .saturating_add(mlp)
+}
+
+/// Bytes the RMSNorms of one layer save per token for the backward pass. transformers computes
+/// RMSNorm in fp32 (`hidden_states.to(torch.float32)`): each norm keeps its fp32 input copy
+/// (4·h bytes); when the norm weight is trained it also keeps the normalized tensor its weight
+/// multiplies (Llama-style: in the activation dtype; Gemma-style `(1 + weight)` scaling: fp32).
+/// Gemma-2/3 have four norms per layer, the others two.
+pub fn norm_saved_bytes_per_token(model: &ModelSpec, weights_trained: bool, e: u64) -> u64 {
+    let gemma = matches!(
+        model.architecture,
+        Architecture::Gemma | Architecture::Gemma2 | Architecture::Gemma3
+    );
+    let norms: u64 = if matches!(
+        model.architecture,
+        Architecture::Gemma2 | Architecture::Gemma3
+    ) {
+        4
+    } else {
+        2
+    };
+    let input_copy = FP32_BYTES.max(e);
+    let normalized = match (weights_trained, gemma) {
+        (false, _) => 0,
+        (true, true) => FP32_BYTES.max(e),
+        (true, false) => e,
+    };
+    norms
+        .saturating_mul(input_copy.saturating_add(normalized))
+        .saturating_mul(model.hidden_size)
 }
 
 /// Memory of one training step beyond the (frozen or trained) weights.
@@ -579,6 +624,7 @@ pub fn training_activation_bytes_for(
     let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
     let experts_trained = matches!(mode, Mode::Full(_));
     let materialized = lora.map_or(0, |l| l.materialized_expert_bytes_per_layer);
+    let norm_bytes = norm_saved_bytes_per_token(model, experts_trained, e);
     let layer_bytes = |layer: u64| {
         let moe_layer = model
             .moe
@@ -588,6 +634,7 @@ pub fn training_activation_bytes_for(
             .saturating_mul(
                 layer_activation_elements_per_token(model, layer, experts_trained)
                     .saturating_mul(e)
+                    .saturating_add(norm_bytes)
                     .saturating_add(scores_per_token)
                     .saturating_add(lora_per_token),
             )
