@@ -458,9 +458,16 @@ fn build(
     if total > MAX_PARAMS {
         return Err(CoreError::OutOfRange {
             field: format!("parameter count of {name}"),
-            value: total.to_string(),
+            // The count saturates at u64::MAX: say "more than" rather than print that bound.
+            value: if total == u64::MAX {
+                format!("more than {}", u64::MAX)
+            } else {
+                total.to_string()
+            },
             problem: format!(
-                "above {MAX_PARAMS} (10^15); the config's sizes are not a real model — check them"
+                "above {MAX_PARAMS} (10^15); the config's sizes (hidden_size, \
+                 intermediate_size, vocab_size, num_hidden_layers, expert counts and widths) \
+                 are not a real model — check them"
             ),
         });
     }
@@ -566,6 +573,13 @@ fn layer_attention(
         // (transformers: `bool((layer_idx + 1) % pattern)`).
         Architecture::Gemma3 => {
             let w = window.unwrap_or(gemma3_defaults::SLIDING_WINDOW);
+            if w == 0 {
+                return Err(f.bad(
+                    "sliding_window",
+                    "is 0; Gemma-3's local layers need a window of at least 1 token (4096 in \
+                     the published checkpoints) — fix the config",
+                ));
+            }
             let pattern = f.u64_or(
                 "sliding_window_pattern",
                 gemma3_defaults::SLIDING_WINDOW_PATTERN,
@@ -634,6 +648,7 @@ fn moe_spec(
                 .collect();
             let (shared, shared_inter) = if *arch == Architecture::Qwen2Moe {
                 let s = f.u64("shared_expert_intermediate_size")?;
+                let s = shared_size_in_range(f, "shared_expert_intermediate_size", s)?;
                 if s > 0 { (1, s) } else { (0, 0) }
             } else {
                 (0, 0)
@@ -658,6 +673,14 @@ fn moe_spec(
             let expert_inter = f.u64("moe_intermediate_size")?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let shared = f.u64_or("n_shared_experts", 0)?;
+            if shared > MAX_EXPERTS {
+                return Err(f.bad(
+                    "n_shared_experts",
+                    format!(
+                        "is {shared}, above the plausible maximum {MAX_EXPERTS}; fix the config"
+                    ),
+                ));
+            }
             let first_dense = f.u64_or("first_k_dense_replace", 0)?;
             let freq = f.u64_or("moe_layer_freq", 1)?;
             let freq = f.check_range("moe_layer_freq", freq, MAX_LAYERS)?;
@@ -671,6 +694,7 @@ fn moe_spec(
                 experts_per_token: k,
                 expert_intermediate_size: expert_inter,
                 num_shared_experts: shared,
+                // Both factors are range-checked, so the product stays far below u64::MAX.
                 shared_intermediate_size: shared * expert_inter,
                 dense_layers,
             }
@@ -694,8 +718,19 @@ fn moe_spec(
             let expert_inter = f.u64_or("moe_intermediate_size", intermediate_size)?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let shared_inter = match f.opt_u64("shared_expert_intermediate_size")? {
-                Some(s) => s,
-                None => f.u64_or("n_shared_experts", 0)? * expert_inter,
+                Some(s) => shared_size_in_range(f, "shared_expert_intermediate_size", s)?,
+                None => {
+                    let n = f.u64_or("n_shared_experts", 0)?;
+                    if n > MAX_EXPERTS {
+                        return Err(f.bad(
+                            "n_shared_experts",
+                            format!(
+                                "is {n}, above the plausible maximum {MAX_EXPERTS}; fix the config"
+                            ),
+                        ));
+                    }
+                    n * expert_inter
+                }
             };
             let first_dense = f.u64_or("first_k_dense_replace", 0)?;
             MoeSpec {
@@ -710,6 +745,17 @@ fn moe_spec(
         _ => return Ok(None),
     };
     Ok(Some(spec))
+}
+
+/// A shared-expert width: 0 (no shared expert) or at most [`MAX_DIMENSION`].
+fn shared_size_in_range(f: &Fields<'_>, field: &str, value: u64) -> Result<u64, CoreError> {
+    if value > MAX_DIMENSION {
+        return Err(f.bad(
+            field,
+            format!("is {value}, above the plausible maximum {MAX_DIMENSION}; fix the config"),
+        ));
+    }
+    Ok(value)
 }
 
 fn mla_spec(f: &Fields<'_>, arch: &Architecture) -> Result<Option<MlaSpec>, CoreError> {
