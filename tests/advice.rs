@@ -262,3 +262,29 @@ fn bad_input_is_a_clear_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn regression_deserialized_zero_group_size_is_an_error_not_a_panic() {
+    // `FromStr` refuses group 0, but a request deserialized from JSON (the site's URL state) can
+    // carry it; MLX's per-group arithmetic divided by it.
+    let mut r = request("Llama-3.1-8B", "mlx-4bit-g64", "m2 16gb");
+    r.format = WeightFormat::Mlx {
+        bits: 4,
+        group_size: 0,
+    };
+    match estimate(&r) {
+        Err(CoreError::OutOfRange { field, .. }) => assert!(field.contains("group"), "{field}"),
+        other => panic!("{other:?}"),
+    }
+    // The byte count itself never divides by zero either: with no usable group every matrix
+    // stays 16-bit, 2 bytes per parameter.
+    let m = r.model.clone();
+    let p = headroom_core::params::param_counts(&m).total;
+    assert_eq!(headroom_core::quant::weights_bytes(&m, &r.format), 2 * p);
+    let mut g = request("Llama-3.1-8B", "gptq", "h100");
+    g.format = WeightFormat::Gptq {
+        bits: 0,
+        group_size: 128,
+    };
+    assert!(matches!(estimate(&g), Err(CoreError::OutOfRange { .. })));
+}

@@ -245,6 +245,22 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             "must be in (0, 1], e.g. vllm:0.9",
         ));
     }
+    // `FromStr` only makes valid formats, but a request deserialized from JSON (the site's URL
+    // state, a saved request) can carry any numbers.
+    match req.format {
+        WeightFormat::Gptq { bits, group_size }
+        | WeightFormat::Awq { bits, group_size }
+        | WeightFormat::Mlx { bits, group_size }
+            if bits == 0 || bits > 8 || group_size == 0 =>
+        {
+            return Err(out_of_range(
+                "format bits / group size",
+                format!("{bits}-bit g{group_size}"),
+                "bits must be 1–8 and the group size at least 1, e.g. gptq-4bit-g128",
+            ));
+        }
+        _ => {}
+    }
     if !req.runtime.supports_kv_dtype(req.kv_dtype) {
         return Err(CoreError::Unsupported(format!(
             "{} cannot keep its KV cache in {}: f16/bf16 work everywhere, fp8 in vLLM, \
