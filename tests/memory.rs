@@ -551,3 +551,14 @@ fn mode_and_runtime_names_parse() {
         assert_eq!(d.to_string().parse::<KvDtype>().unwrap(), d);
     }
 }
+
+#[test]
+fn regression_wired_limit_zero_means_the_default_working_set() {
+    // `sudo sysctl iogpu.wired_limit_mb=0` restores macOS' default; it used to make usable memory
+    // 0 bytes, so nothing fit. 16 GiB M2: default working set 2/3 · 16 GiB = 10,922.67 MiB.
+    let m2 = devices::find("m2 16gb").unwrap();
+    let default = usable_memory(&m2, Runtime::Mlx, None);
+    let zero = usable_memory(&m2, Runtime::Mlx, Some(0));
+    assert_eq!(zero.usable_bytes, 16 * GIB / 3 * 2 + (16 * GIB % 3) * 2 / 3);
+    assert_eq!(zero, default);
+}
