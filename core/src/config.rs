@@ -114,6 +114,94 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
     build(name, &fields, &model_type, quant_method)
 }
 
+/// Check a [`ModelSpec`] that did not come from [`model_from_config_json`] (deserialized from a
+/// link, a file header, a saved request) against the same limits a config gets: every width in
+/// `1..=`[`MAX_DIMENSION`], layers in `1..=`[`MAX_LAYERS`], heads in `1..=`[`MAX_HEADS`], experts
+/// in `1..=`[`MAX_EXPERTS`], and at most [`MAX_PARAMS`] parameters. Within these limits every byte
+/// count in core stays far below `u64::MAX`, so no later product can overflow.
+///
+/// Errors: [`CoreError::BadField`] naming the field, or [`CoreError::OutOfRange`] for the
+/// parameter count.
+pub fn check_model_spec(spec: &ModelSpec) -> Result<(), CoreError> {
+    let bad = |field: &str, value: u64, max: u64| CoreError::BadField {
+        what: format!("model {}", spec.name),
+        field: field.to_string(),
+        problem: format!("is {value}; it must be between 1 and {max} — fix the model description"),
+    };
+    let check = |field: &str, value: u64, max: u64| {
+        if value == 0 || value > max {
+            Err(bad(field, value, max))
+        } else {
+            Ok(())
+        }
+    };
+    check("hidden_size", spec.hidden_size, MAX_DIMENSION)?;
+    check("vocab_size", spec.vocab_size, MAX_DIMENSION)?;
+    check("intermediate_size", spec.intermediate_size, MAX_DIMENSION)?;
+    check("head_dim", spec.head_dim, MAX_DIMENSION)?;
+    check("num_hidden_layers", spec.num_layers, MAX_LAYERS)?;
+    check("num_attention_heads", spec.num_attention_heads, MAX_HEADS)?;
+    check("num_key_value_heads", spec.num_kv_heads, MAX_HEADS)?;
+    check(
+        "max_position_embeddings",
+        spec.max_context,
+        MAX_CONTEXT_TOKENS,
+    )?;
+    if let Some(moe) = &spec.moe {
+        check("num_experts", moe.num_experts, MAX_EXPERTS)?;
+        check(
+            "num_experts_per_tok",
+            moe.experts_per_token,
+            moe.num_experts,
+        )?;
+        check(
+            "moe_intermediate_size",
+            moe.expert_intermediate_size,
+            MAX_DIMENSION,
+        )?;
+        if moe.num_shared_experts > MAX_EXPERTS {
+            return Err(bad("n_shared_experts", moe.num_shared_experts, MAX_EXPERTS));
+        }
+        // All shared experts together (DeepSeek: n_shared_experts · moe_intermediate_size).
+        let max_shared = MAX_DIMENSION.saturating_mul(MAX_EXPERTS);
+        if moe.shared_intermediate_size > max_shared {
+            return Err(bad(
+                "shared_expert_intermediate_size",
+                moe.shared_intermediate_size,
+                max_shared,
+            ));
+        }
+    }
+    if let Some(mla) = &spec.mla {
+        if let Some(r) = mla.q_lora_rank {
+            check("q_lora_rank", r, MAX_DIMENSION)?;
+        }
+        check("kv_lora_rank", mla.kv_lora_rank, MAX_DIMENSION)?;
+        check("qk_rope_head_dim", mla.qk_rope_head_dim, MAX_DIMENSION)?;
+        check("qk_nope_head_dim", mla.qk_nope_head_dim, MAX_DIMENSION)?;
+        check("v_head_dim", mla.v_head_dim, MAX_DIMENSION)?;
+    }
+    if let Some(w) = spec.layer_attention.iter().find_map(|a| match a {
+        LayerAttention::Sliding { window } if *window == 0 => Some(*window),
+        _ => None,
+    }) {
+        return Err(bad("sliding_window", w, MAX_CONTEXT_TOKENS));
+    }
+    let total = crate::params::param_counts(spec).total;
+    if total > MAX_PARAMS {
+        return Err(CoreError::OutOfRange {
+            field: format!("parameter count of {}", spec.name),
+            value: if total == u64::MAX {
+                format!("more than {}", u64::MAX)
+            } else {
+                total.to_string()
+            },
+            problem: format!("above {MAX_PARAMS} (10^15); the model's sizes are not a real model"),
+        });
+    }
+    Ok(())
+}
+
 /// Reads fields of one JSON object and reports problems with their dotted path.
 struct Fields<'a> {
     what: &'a str,

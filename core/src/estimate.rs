@@ -227,13 +227,9 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             "must be between 1 and 65536 identical devices",
         ));
     }
-    if req.model.num_layers == 0 || req.model.hidden_size == 0 {
-        return Err(CoreError::BadField {
-            what: req.model.name.clone(),
-            field: "num_hidden_layers / hidden_size".into(),
-            problem: "must be positive".into(),
-        });
-    }
+    // A ModelSpec can arrive deserialized (a shared link, a file header) without passing the
+    // config parser's checks: apply the same limits before any arithmetic.
+    crate::config::check_model_spec(&req.model)?;
     if let Runtime::Vllm {
         gpu_memory_utilization,
     } = req.runtime

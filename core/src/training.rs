@@ -465,7 +465,8 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
                     .saturating_mul(h.saturating_add(i.saturating_mul(2))),
             );
             // W + ΔW of gate_up, materialized in bf16 on every forward and kept for backward.
-            materialized = materialized.saturating_add(e.saturating_mul(2 * i).saturating_mul(h));
+            materialized = materialized
+                .saturating_add(e.saturating_mul(i.saturating_mul(2)).saturating_mul(h));
         }
         if moe_down {
             per_layer_params = per_layer_params.saturating_add(
