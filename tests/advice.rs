@@ -288,3 +288,38 @@ fn regression_deserialized_zero_group_size_is_an_error_not_a_panic() {
     };
     assert!(matches!(estimate(&g), Err(CoreError::OutOfRange { .. })));
 }
+
+#[test]
+fn moe_decode_reads_active_not_total_weights() {
+    // Qwen3-30B-A3B in bf16 on an H200 (transformers, 4096 tokens, batch 1), by hand:
+    // active weights without the input embedding 3,041,867,776 (param_counts.json) + one
+    // embedding row of 2048, × 2 B = 6,083,739,648 B; KV 48 layers · 2 · 4 heads · 128 · 2 B ·
+    // 4096 tokens = 402,653,184 B. Decode = 4.12 TB/s achieved (4.8 × 4.12/4.8) ÷ 6,486,392,832 B
+    // ≈ 635.2 tokens/s. Counting all 30.5B parameters would give ≈ 67.
+    let mut r = request("Qwen3-30B-A3B", "bf16", "h200");
+    r.context = Some(4096);
+    let e = estimate(&r).unwrap();
+    let expected = 4.12e12 / (2.0 * (3_041_867_776.0 + 2048.0) + 402_653_184.0);
+    assert!(
+        (e.decode_tokens_per_s / expected - 1.0).abs() < 0.005,
+        "{} vs {expected}",
+        e.decode_tokens_per_s
+    );
+}
+
+#[test]
+fn prefill_is_flops_over_the_matrix_rate() {
+    // Llama-3.1-8B bf16 on an H100 SXM at 4096 tokens, by hand: 2 FLOPs × (8,030,261,248 −
+    // 128,256 · 4096 input embedding = 7,504,924,672 params) = 15,009,849,344; attention
+    // 32 layers · 2 · 32 heads · (128 + 128) · 2048 average keys = 1,073,741,824; rate
+    // 989 TFLOPS × 790/989 = 790 TFLOPS → 790e12 / 16,083,591,168 ≈ 49,118 tokens/s.
+    let mut r = request("Llama-3.1-8B", "bf16", "h100");
+    r.context = Some(4096);
+    let e = estimate(&r).unwrap();
+    let expected = 790e12 / (15_009_849_344.0 + 1_073_741_824.0);
+    assert!(
+        (e.prefill_tokens_per_s / expected - 1.0).abs() < 0.001,
+        "{} vs {expected}",
+        e.prefill_tokens_per_s
+    );
+}
