@@ -323,3 +323,26 @@ fn prefill_is_flops_over_the_matrix_rate() {
         e.prefill_tokens_per_s
     );
 }
+
+#[test]
+fn verdict_thresholds_at_their_edges() {
+    // One request, per-device need P bytes; a discrete device's usable memory is its memory.
+    // fits ⇔ P ≤ ⌊0.9 · U⌋; fits tightly ⇔ P ≤ U; needs offload ⇔ P ≤ U + ¾ · host RAM.
+    let base = request("Llama-3.2-1B", "bf16", "rtx 4090");
+    let p = estimate(&base).unwrap().per_device_bytes;
+    let with = |usable: u64, host: u64| {
+        let mut r = base.clone();
+        r.device.memory_bytes = usable;
+        r.host_memory_bytes = Some(host);
+        estimate(&r).unwrap().verdict
+    };
+    // Smallest U with ⌊0.9 U⌋ ≥ P: U = ⌈10 P / 9⌉.
+    let u90 = (p * 10).div_ceil(9);
+    assert!(u90 * 9 / 10 >= p && (u90 - 1) * 9 / 10 < p);
+    assert_eq!(with(u90, 0), Verdict::Fits);
+    assert_eq!(with(u90 - 1, 0), Verdict::FitsTightly);
+    assert_eq!(with(p, 0), Verdict::FitsTightly);
+    // One byte short: offload to 4 bytes of host RAM (¾ · 4 = 3 ≥ 1) works, none does not.
+    assert_eq!(with(p - 1, 4), Verdict::NeedsOffload);
+    assert_eq!(with(p - 1, 0), Verdict::DoesNotFit);
+}
