@@ -270,3 +270,11 @@ fn bad_arguments_exit_2_before_any_work() {
         .expect("show");
     assert_eq!(shown.status.code(), Some(2));
 }
+
+#[test]
+fn checked_in_reports_validate_against_the_schema() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for name in ["h200-report.json", "lavapipe-report.json"] {
+        validate_against_schema(&data.join(name));
+    }
+}

@@ -445,7 +445,8 @@ impl Run<'_> {
     }
 
     fn bandwidth(&mut self) -> StageRecord {
-        // Two buffers: keep both within a third of the budget.
+        // Two buffers: keep both within a third of the budget (the kernel also clamps each to
+        // the adapter's max_buffer_size).
         let size = self.sizes.bandwidth_bytes.min(self.memory_cap / 6).max(MIB);
         let items: Vec<(String, Box<dyn FnOnce(&mut Self) -> Vec<Measurement> + '_>)> = vec![(
             "read, write, copy".to_owned(),
@@ -471,11 +472,14 @@ impl Run<'_> {
             items.push((
                 format!("{} {:.1}B params", format.label(), params as f64 / 1e9),
                 Box::new(move |run: &mut Self| {
+                    let info = run.adapter.get_info();
                     let p = DecodeParams {
                         format,
                         model_params: params,
                         seed: run.next_seed() as u32,
                         settings: run.sizes.measure,
+                        subgroup_size: (info.subgroup_min_size == info.subgroup_max_size)
+                            .then_some(info.subgroup_max_size),
                     };
                     vec![pollster::block_on(decode::run(run.device, run.queue, &p))]
                 }),
