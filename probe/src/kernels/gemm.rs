@@ -708,3 +708,36 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_rejects_a_wrong_product() {
+        let n = 16;
+        let inputs = inputs(GemmVariant::F32, n, 1);
+        // The exact product passes.
+        let mut c = vec![0f32; n * n];
+        for r in 0..n {
+            for col in 0..n {
+                c[r * n + col] = (0..n)
+                    .map(|k| inputs.a[r * n + k] * inputs.b[k * n + col])
+                    .sum();
+            }
+        }
+        let ok = verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&c), n);
+        assert!(ok.passed, "{ok:?}");
+        // An all-zero output (a kernel that wrote nothing) fails with relative error 1.
+        let zeros = vec![0f32; n * n];
+        let bad = verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&zeros), n);
+        assert!(
+            !bad.passed && (bad.rel_error - 1.0).abs() < 1e-12,
+            "{bad:?}"
+        );
+        // One element off by 1% of the matrix norm fails f32's tolerance.
+        let mut off = c.clone();
+        off[5] += 0.5;
+        assert!(!verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&off), n).passed);
+    }
+}
