@@ -9,7 +9,8 @@ step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
-for pkg in mesa-vulkan-drivers libvulkan1; do
+# python3-jsonschema: the probe's tests validate reports against probe/report.schema.json.
+for pkg in mesa-vulkan-drivers libvulkan1 python3-jsonschema; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,7 +6,6 @@
 //! what to do (accept a license, set `HF_TOKEN`, fix the id, or pass a local `config.json`).
 
 use std::{
-    io::ErrorKind,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -36,6 +35,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connect (TCP + TLS) limit, or the whole-request limit if shorter: an unreachable host should
 /// fail fast.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest timeout accepted from [`TIMEOUT_VAR`] (one hour): beyond it the number is a mistake.
@@ -43,6 +43,7 @@ const MAX_TIMEOUT_S: f64 = 3600.0;
 
 /// Largest config.json accepted. Real ones are under 100 KB (multimodal configs included); a
 /// larger body is not a config and must not be read into memory whole.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
 const MAX_CONFIG_BYTES: u64 = 8 << 20;
 
 /// Most characters in one part of a Hub id (the Hub's own limit is 96 for a repo name).
@@ -131,6 +132,7 @@ pub fn config_url(endpoint: &str, id: &str) -> String {
 
 /// Fetch `id`'s `config.json` from `endpoint`, sending `token` when given, giving up after
 /// `timeout`.
+#[cfg(feature = "hub")]
 pub fn fetch_config_from(
     endpoint: &str,
     token: Option<&str>,
@@ -205,8 +207,24 @@ pub fn fetch_config_from(
 #[error("{0}")]
 pub struct Unreachable(String);
 
+/// Without the `hub` feature (e.g. the macOS cross-check in CI, where `ring` cannot be built
+/// without Apple's SDK) there is no HTTP client: say so and point to a local file.
+#[cfg(not(feature = "hub"))]
+pub fn fetch_config_from(
+    endpoint: &str,
+    _token: Option<&str>,
+    id: &str,
+    _timeout: Duration,
+) -> anyhow::Result<String> {
+    bail!(
+        "this headroom was built without Hugging Face Hub support (cargo feature `hub`), so          `{id}` cannot be fetched from {endpoint}; download its config.json and pass the path"
+    )
+}
+
 /// One message for every way the request can fail before a status arrives.
+#[cfg(feature = "hub")]
 fn network_error(endpoint: &str, id: &str, err: &ureq::Error, timeout: Duration) -> anyhow::Error {
+    use std::io::ErrorKind;
     let what = match err {
         ureq::Error::Timeout(_) => format!(
             "timed out after {} s; {TIMEOUT_VAR} sets the limit",
