@@ -9,14 +9,22 @@ step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
-# python3-jsonschema: the probe's tests validate reports against probe/report.schema.json.
-for pkg in mesa-vulkan-drivers libvulkan1 python3-jsonschema; do
+for pkg in mesa-vulkan-drivers libvulkan1; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]} (lavapipe: Vulkan on the CPU, so every kernel runs without a GPU)"
   as_root apt-get update
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The probe's tests validate reports against probe/report.schema.json with Python's jsonschema,
+# run by whichever python3 is first on PATH.
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+  step "installing Python's jsonschema for $(command -v python3)"
+  python3 -m pip install --quiet jsonschema || {
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends python3-jsonschema
+  }
 fi
 
 step "cargo test --workspace"
