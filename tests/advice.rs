@@ -371,8 +371,21 @@ fn default_runtime_follows_device_vendor_and_format() {
     // A measured non-Apple adapter that shares host memory (an integrated GPU, lavapipe).
     let mut igpu = m2.clone();
     igpu.vendor = "measured".into();
-    assert_eq!(
-        Runtime::default_for(&igpu, &fmt("bf16")),
-        Runtime::TransformersCuda
-    );
+    assert_eq!(Runtime::default_for(&igpu, &fmt("bf16")), Runtime::LlamaCpp);
+}
+
+/// "Use this device" with a measured non-Apple unified adapter (lavapipe, a browser benchmark)
+/// gives a verdict in the checkpoint's own format, not a runtime error.
+#[test]
+fn measured_non_apple_unified_device_gets_a_verdict_in_bf16() {
+    use headroom_core::{
+        devices::DeviceSpec, estimate, model_catalog, quant::WeightFormat, report::ProbeReport,
+    };
+    let text = include_str!("../probe/tests/data/lavapipe-report.json");
+    let report = ProbeReport::from_json(text).expect("lavapipe report parses");
+    let device = DeviceSpec::from_measured(&report.measured_device());
+    let model = model_catalog::find("qwen2.5-0.5b").expect("catalog model");
+    let req = estimate::EstimateRequest::new(model, WeightFormat::Bf16, device);
+    let est = estimate::estimate(&req).expect("a verdict, not an error");
+    assert!(est.total_bytes > 0);
 }

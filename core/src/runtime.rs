@@ -160,7 +160,8 @@ impl Runtime {
     /// The engine people would use on `device` for weights in `format`: GGUF → llama.cpp;
     /// MLX-quantized weights → MLX; fp32/fp16/bf16 on Apple silicon → MLX (which loads Hugging
     /// Face float checkpoints directly); other formats on Apple silicon (GPTQ, AWQ, fp8,
-    /// bitsandbytes) → transformers on MPS; every other device → transformers (PyTorch profile).
+    /// bitsandbytes) → transformers on MPS; other unified-memory adapters (integrated GPUs,
+    /// lavapipe, a browser) → llama.cpp; discrete GPUs → transformers on CUDA.
     pub fn default_for(device: &DeviceSpec, format: &WeightFormat) -> Runtime {
         if format.is_gguf() {
             return Runtime::LlamaCpp;
@@ -170,8 +171,9 @@ impl Runtime {
         }
         // MLX runs only on Apple silicon and loads float checkpoints and its own quantized
         // formats; GPTQ/AWQ/bitsandbytes/fp8 checkpoints on a Mac go through PyTorch's MPS
-        // backend. Any other device (discrete, or a measured non-Apple adapter such as an
-        // integrated GPU or lavapipe) gets the PyTorch profile.
+        // backend. A measured non-Apple adapter that shares host memory (an integrated GPU,
+        // lavapipe, a browser benchmark) has neither CUDA nor Metal: llama.cpp's Vulkan backend
+        // is what runs there. Discrete GPUs get the PyTorch CUDA profile.
         let is_apple = device.vendor.eq_ignore_ascii_case("apple");
         let float_checkpoint = matches!(
             format,
@@ -180,7 +182,8 @@ impl Runtime {
         match (device.memory_kind, is_apple) {
             (MemoryKind::Unified, true) if float_checkpoint => Runtime::Mlx,
             (MemoryKind::Unified, true) => Runtime::TransformersMps,
-            _ => Runtime::TransformersCuda,
+            (MemoryKind::Unified, false) => Runtime::LlamaCpp,
+            (MemoryKind::Discrete, _) => Runtime::TransformersCuda,
         }
     }
 
