@@ -1,0 +1,1 @@
+//! The one place the site calls into `headroom-core`'s catalogs and estimate.

@@ -1,0 +1,9 @@
+//! Reports: dropped probe reports as charts.
+
+use leptos::prelude::*;
+
+/// The reports page.
+#[component]
+pub fn ReportsPage() -> impl IntoView {
+    view! { <section id="reports"><h1>"Reports"</h1></section> }
+}
