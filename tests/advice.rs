@@ -1,1 +1,264 @@
-//! Tests: advice.
+//! Tests: advice. Verdicts for Llama-3.1-8B and 70B on an M2 16 GB, an M3 Max 64 GB, an RTX 4090
+//! and an H100; longest context; best format; training settings; bad input.
+
+use headroom_core::{
+    CoreError,
+    advice::{advise, best_format, longest_context, training_advice},
+    devices,
+    estimate::{EstimateRequest, Verdict, estimate},
+    quant::WeightFormat,
+    runtime::Runtime,
+    training::{FullSettings, LoraSettings, Mode},
+    units::GIB,
+};
+use headroom_tests::fixture_model;
+
+fn request(model: &str, format: &str, device: &str) -> EstimateRequest {
+    let format: WeightFormat = format.parse().expect("format parses");
+    let device = devices::find(device).expect("device in catalog");
+    EstimateRequest::new(fixture_model(model), format, device)
+}
+
+fn verdict(model: &str, format: &str, device: &str) -> Verdict {
+    estimate(&request(model, format, device))
+        .expect("estimate")
+        .verdict
+}
+
+#[test]
+fn llama_3_1_8b_verdicts() {
+    // bf16 weights are 8.03e9 · 2 B = 14.96 GiB: more than the M2's 10.67 GiB working set, and
+    // more than working set + 3/4 of the remaining 5.33 GiB of RAM.
+    assert_eq!(
+        verdict("Llama-3.1-8B", "bf16", "m2 16gb"),
+        Verdict::DoesNotFit
+    );
+    assert_eq!(
+        verdict("Llama-3.1-8B", "bf16", "m3 max 64gb"),
+        Verdict::Fits
+    );
+    assert_eq!(verdict("Llama-3.1-8B", "bf16", "rtx 4090"), Verdict::Fits);
+    assert_eq!(verdict("Llama-3.1-8B", "bf16", "h100"), Verdict::Fits);
+    for d in ["m2 16gb", "m3 max 64gb", "rtx 4090", "h100"] {
+        assert_eq!(verdict("Llama-3.1-8B", "Q4_K_M", d), Verdict::Fits, "{d}");
+    }
+}
+
+#[test]
+fn llama_3_1_70b_verdicts() {
+    for d in ["m2 16gb", "m3 max 64gb", "rtx 4090", "h100"] {
+        assert_eq!(
+            verdict("Llama-3.1-70B", "bf16", d),
+            Verdict::DoesNotFit,
+            "{d}"
+        );
+    }
+    // Q4_K_M ≈ 39.6 GiB: fits the M3 Max's 48 GiB working set, spills past a 24 GiB 4090 into
+    // host RAM, fits an H100.
+    assert_eq!(
+        verdict("Llama-3.1-70B", "Q4_K_M", "m2 16gb"),
+        Verdict::DoesNotFit
+    );
+    assert_eq!(
+        verdict("Llama-3.1-70B", "Q4_K_M", "m3 max 64gb"),
+        Verdict::Fits
+    );
+    assert_eq!(
+        verdict("Llama-3.1-70B", "Q4_K_M", "rtx 4090"),
+        Verdict::NeedsOffload
+    );
+    assert_eq!(verdict("Llama-3.1-70B", "Q4_K_M", "h100"), Verdict::Fits);
+}
+
+#[test]
+fn seventy_b_bf16_needs_two_h100s() {
+    let mut req = request("Llama-3.1-70B", "bf16", "h100");
+    let one = estimate(&req).unwrap();
+    assert_eq!(one.devices_needed, Some(2));
+    req.device_count = 2;
+    let two = estimate(&req).unwrap();
+    assert!(two.fits, "{:?}", two.verdict);
+    // Each device carries half the shared bytes plus its own CUDA context.
+    let overhead_each = two.overhead_bytes / 2;
+    assert_eq!(
+        two.per_device_bytes,
+        (two.total_bytes - two.overhead_bytes).div_ceil(2) + overhead_each
+    );
+    // The total is the sum of its components, exactly.
+    assert_eq!(
+        two.total_bytes,
+        two.weights_bytes
+            + two.kv_cache_bytes
+            + two.activation_bytes
+            + two.overhead_bytes
+            + two.training_bytes
+    );
+}
+
+#[test]
+fn longest_context_is_the_edge_of_fitting() {
+    let req = request("Llama-3.1-8B", "Q4_K_M", "m2 16gb");
+    let longest = longest_context(&req).unwrap().expect("some context fits");
+    assert!(
+        longest > 4096 && longest < req.model.max_context,
+        "{longest}"
+    );
+    let mut at = req.clone();
+    at.context = Some(longest);
+    assert!(estimate(&at).unwrap().fits);
+    at.context = Some(longest + 1);
+    assert!(!estimate(&at).unwrap().fits);
+    // An H100 holds the 8B model at its full 128K context.
+    let h = request("Llama-3.1-8B", "bf16", "h100");
+    assert_eq!(longest_context(&h).unwrap(), Some(h.model.max_context));
+    // Nothing fits: no context.
+    let none = request("Llama-3.1-70B", "bf16", "m2 16gb");
+    assert_eq!(longest_context(&none).unwrap(), None);
+}
+
+#[test]
+fn best_format_is_the_highest_precision_that_fits() {
+    // On a 16 GB M2 the 16-bit 8B model does not fit; 8-bit (8.5 GiB) does.
+    let b = best_format(&request("Llama-3.1-8B", "bf16", "m2 16gb"))
+        .unwrap()
+        .expect("a format fits");
+    assert_eq!(b.format, "Q8_0");
+    assert_eq!(b.runtime, "llama.cpp");
+    assert_eq!(b.verdict, Verdict::Fits);
+    // An H100 holds the 8B model in fp32.
+    let h = best_format(&request("Llama-3.1-8B", "bf16", "h100"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.format, "fp32");
+    // Nothing fits the 70B model on a 16 GB Mac.
+    assert!(
+        best_format(&request("Llama-3.1-70B", "bf16", "m2 16gb"))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn full_fine_tune_of_8b_does_not_fit_one_h100() {
+    // 16 B/param × 8.03e9 = 120 GiB of weights, grads, master and moments alone.
+    let mut req = request("Llama-3.1-8B", "bf16", "h100");
+    req.mode = Mode::Full(FullSettings::default_settings());
+    req.context = Some(2048);
+    let e = estimate(&req).unwrap();
+    assert!(e.weights_bytes + e.training_bytes > 119 * GIB);
+    assert!(!e.fits);
+    assert_eq!(e.kv_cache_bytes, 0);
+}
+
+#[test]
+fn qlora_on_a_4090_and_its_settings() {
+    let mut req = request("Llama-3.1-8B", "bf16", "rtx 4090");
+    req.mode = Mode::Qlora(LoraSettings {
+        gradient_checkpointing: true,
+        ..LoraSettings::default_settings()
+    });
+    req.context = Some(2048);
+    let e = estimate(&req).unwrap();
+    assert!(e.fits, "{:?} {}", e.verdict, e.total_bytes);
+    // The base is NF4 with double quantization, about a quarter of bf16.
+    assert!(e.weights_bytes < 6 * GIB, "{}", e.weights_bytes);
+    let t = training_advice(&req).unwrap().expect("training advice");
+    assert!(t.fits_as_given);
+    let max_batch = t.max_batch.expect("batch 1 fits");
+    assert!(max_batch >= 1);
+    let mut over = req.clone();
+    over.batch = max_batch + 1;
+    if max_batch < 1024 {
+        assert!(!estimate(&over).unwrap().fits);
+    }
+    assert!(t.max_lora_rank.unwrap() >= 16);
+    assert_eq!(t.lora_targets.unwrap().len(), 7);
+}
+
+#[test]
+fn lora_needs_checkpointing_at_long_sequences() {
+    // Llama-3.2-1B LoRA at 4096 tokens on a 16 GB card: 2.3 GiB bf16 base + 16 layers of kept
+    // activations incl. peft's fp32 input copies (≈ 10.6 GiB) + the loss (4096 · 128256 · 14 B
+    // ≈ 6.8 GiB) do not fit; recomputing the layers (keeping only their inputs) does.
+    let mut req = request("Llama-3.2-1B", "bf16", "rtx-4060-ti-16gb");
+    req.mode = Mode::Lora(LoraSettings::default_settings());
+    req.context = Some(4096);
+    req.batch = 1;
+    let t = training_advice(&req).unwrap().unwrap();
+    assert!(!t.fits_as_given);
+    assert!(t.fits_with_checkpointing);
+}
+
+#[test]
+fn advise_bundles_everything() {
+    let a = advise(&request("Llama-3.1-8B", "Q4_K_M", "m2 16gb")).unwrap();
+    assert!(a.longest_context.is_some());
+    assert!(a.best_format.is_some());
+    assert!(a.training.is_none());
+    assert!(a.estimate.decode_tokens_per_s > 1.0 && a.estimate.prefill_tokens_per_s > 10.0);
+    assert!(a.assumptions.iter().any(|s| s.contains("decode")));
+    assert!(a.assumptions.iter().any(|s| s.contains("prefill")));
+    assert!(a.assumptions.iter().any(|s| s.contains("working set")));
+}
+
+#[test]
+fn speed_follows_bandwidth_and_active_parameters() {
+    // Decode reads the active weights: Q4_K_M (4.58 GiB) on an H100 at 3.35 TB/s × 0.86 is
+    // ≈ 0.86 · 3.35e12 / (4.58 GiB + 0.5 GiB KV) ≈ 530 tokens/s.
+    let e = estimate(&request("Llama-3.1-8B", "Q4_K_M", "h100")).unwrap();
+    assert!(
+        (450.0..650.0).contains(&e.decode_tokens_per_s),
+        "{}",
+        e.decode_tokens_per_s
+    );
+    // MoE: Qwen3-30B-A3B decodes like a 3B model, far faster than its 30B total suggests.
+    let moe = estimate(&request("Qwen3-30B-A3B", "Q4_K_M", "m3 max 64gb")).unwrap();
+    let dense = estimate(&request("Llama-3.1-8B", "Q4_K_M", "m3 max 64gb")).unwrap();
+    assert!(moe.decode_tokens_per_s > dense.decode_tokens_per_s);
+    // A measured bandwidth replaces the datasheet and drops the efficiency factor.
+    let mut req = request("Llama-3.1-8B", "Q4_K_M", "m2 16gb");
+    req.device.bandwidth_bytes_per_s = 50e9;
+    req.device.bandwidth_measured = true;
+    let slow = estimate(&req).unwrap();
+    assert!(slow.decode_tokens_per_s < 10.0);
+    assert!(
+        slow.assumptions
+            .iter()
+            .any(|s| s.contains("measured bandwidth"))
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let base = request("Llama-3.1-8B", "bf16", "h100");
+    let mut r = base.clone();
+    r.context = Some(0);
+    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { field, .. }) if field == "context"));
+    r.context = Some(200_000_000);
+    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+    let mut r = base.clone();
+    r.batch = 0;
+    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { field, .. }) if field == "batch"));
+    r.batch = 2_000_000;
+    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+    let mut r = base.clone();
+    r.device_count = 0;
+    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+    // GGUF needs llama.cpp; MLX needs a Mac; q8_0 KV needs llama.cpp.
+    let mut r = request("Llama-3.1-8B", "Q4_K_M", "h100");
+    r.runtime = Runtime::TransformersCuda;
+    assert!(matches!(estimate(&r), Err(CoreError::Unsupported(_))));
+    let mut r = base.clone();
+    r.runtime = Runtime::Mlx;
+    assert!(matches!(estimate(&r), Err(CoreError::Unsupported(_))));
+    let mut r = base.clone();
+    r.kv_dtype = headroom_core::kv_cache::KvDtype::Q8_0;
+    assert!(matches!(estimate(&r), Err(CoreError::Unsupported(_))));
+    // A full fine-tune of a quantized model is refused with a way out.
+    let mut r = request("Llama-3.1-8B", "nf4", "h100");
+    r.mode = Mode::Full(FullSettings::default_settings());
+    match estimate(&r) {
+        Err(CoreError::Unsupported(msg)) => assert!(msg.contains("--quant bf16"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,10 +1,742 @@
 //! Hugging Face `config.json` → [`ModelSpec`].
+//!
+//! The text is parsed into a JSON value first (so a syntax error reports its line and column), then
+//! each field is read by name, so a missing or wrong-typed field is reported by its dotted path.
+//! Defaults for fields a config may omit follow the `transformers` configuration class of the family
+//! (e.g. `Gemma3TextConfig` for the text part of a multimodal Gemma-3 config).
 
-use crate::{CoreError, model::ModelSpec};
+use serde_json::{Map, Value};
+
+use crate::{
+    CoreError,
+    model::{Architecture, LayerAttention, MlaSpec, ModelSpec, MoeSpec},
+};
+
+/// The `model_type` values headroom counts exactly.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "qwen3_moe",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "gemma3_text",
+    "phi3",
+    "deepseek_v2",
+    "deepseek_v3",
+    "gpt_oss",
+];
+
+/// Generic fields that let an unknown `model_type` get a llama-like, approximate estimate.
+const GENERIC_FIELDS: &[&str] = &[
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+];
+
+/// Largest width (hidden, intermediate, vocabulary, head) accepted. The largest real models are far
+/// below (vocabularies ~10^6, hidden sizes ~2·10^4); anything above is a typo or a corrupt file.
+pub const MAX_DIMENSION: u64 = 10_000_000;
+/// Largest layer count accepted (real models: ≤ ~200). Also bounds the tensor list's length.
+pub const MAX_LAYERS: u64 = 10_000;
+/// Largest head count accepted.
+pub const MAX_HEADS: u64 = 100_000;
+/// Largest expert count accepted (real models: ≤ ~1024).
+pub const MAX_EXPERTS: u64 = 1_000_000;
+/// Largest `max_position_embeddings` accepted (2^32 tokens; real models ≤ 10^7).
+pub const MAX_CONTEXT_TOKENS: u64 = 1 << 32;
+/// Largest total parameter count accepted: 10^15 (500× the largest published models). Keeps every
+/// byte count far below `u64::MAX`.
+pub const MAX_PARAMS: u64 = 1_000_000_000_000_000;
 
 /// Parse a `config.json` text. `name` is what the model is called in output (file name, Hub id).
 /// Unknown fields are ignored; a multimodal config's `text_config` is used for the language model.
+///
+/// Errors: [`CoreError::MalformedJson`] with line and column for invalid JSON or a non-object;
+/// [`CoreError::BadField`] naming a missing, wrong-typed or absurd field;
+/// [`CoreError::UnsupportedArchitecture`] for an unknown `model_type` lacking the generic fields.
 pub fn model_from_config_json(name: &str, json: &str) -> Result<ModelSpec, CoreError> {
-    let _ = (name, json);
-    todo!("issue #2: config parsing (weights helper)")
+    let value: Value = serde_json::from_str(json).map_err(|e| CoreError::MalformedJson {
+        what: format!("config.json of {name}"),
+        detail: format!("{e} — fix the file or fetch it again"),
+    })?;
+    model_from_config_value(name, &value)
+}
+
+/// Like [`model_from_config_json`] for an already parsed JSON value.
+pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, CoreError> {
+    let root = value.as_object().ok_or_else(|| CoreError::MalformedJson {
+        what: format!("config.json of {name}"),
+        detail: "the top level is not a JSON object".into(),
+    })?;
+    let what = format!("config.json of {name}");
+    let outer = Fields {
+        what: &what,
+        prefix: String::new(),
+        map: root,
+    };
+    let outer_type = outer.opt_str("model_type")?;
+
+    // Multimodal configs (Gemma-3, Llava, Mistral-3, ...) nest the language model.
+    let (fields, model_type) = match root.get("text_config") {
+        Some(Value::Object(text)) => {
+            let inner = Fields {
+                what: &what,
+                prefix: "text_config.".into(),
+                map: text,
+            };
+            let inner_type = inner.opt_str("model_type")?;
+            let model_type = match (inner_type, outer_type.as_deref()) {
+                (Some(t), _) => t,
+                // transformers' Gemma3Config defaults its text part to Gemma3TextConfig.
+                (None, Some("gemma3")) => "gemma3_text".to_string(),
+                (None, Some(t)) => t.to_string(),
+                (None, None) => String::new(),
+            };
+            (inner, model_type)
+        }
+        Some(Value::Null) | None => (outer, outer_type.unwrap_or_default()),
+        Some(_) => {
+            return Err(CoreError::BadField {
+                what,
+                field: "text_config".into(),
+                problem: "is not an object".into(),
+            });
+        }
+    };
+    let quant_method = quantization_method(root);
+    build(name, &fields, &model_type, quant_method)
+}
+
+/// Reads fields of one JSON object and reports problems with their dotted path.
+struct Fields<'a> {
+    what: &'a str,
+    prefix: String,
+    map: &'a Map<String, Value>,
+}
+
+impl Fields<'_> {
+    fn bad(&self, field: &str, problem: impl Into<String>) -> CoreError {
+        CoreError::BadField {
+            what: self.what.to_string(),
+            field: format!("{}{}", self.prefix, field),
+            problem: problem.into(),
+        }
+    }
+
+    /// A field that is present and not null.
+    fn get(&self, field: &str) -> Option<&Value> {
+        self.map.get(field).filter(|v| !v.is_null())
+    }
+
+    fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    fn opt_u64(&self, field: &str) -> Result<Option<u64>, CoreError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => {
+                if let Some(n) = v.as_u64() {
+                    return Ok(Some(n));
+                }
+                // Some configs write integers as floats (`4096.0`).
+                if let Some(f) = v.as_f64()
+                    && f >= 0.0
+                    && f.fract() == 0.0
+                    && f < 1.8e19
+                {
+                    return Ok(Some(f as u64));
+                }
+                Err(self.bad(
+                    field,
+                    format!("must be a non-negative integer, found {v}; fix the config"),
+                ))
+            }
+        }
+    }
+
+    fn u64(&self, field: &str) -> Result<u64, CoreError> {
+        self.opt_u64(field)?.ok_or_else(|| {
+            self.bad(
+                field,
+                "is missing; the config must give it (copy the model's config.json from its Hub page)",
+            )
+        })
+    }
+
+    fn u64_or(&self, field: &str, default: u64) -> Result<u64, CoreError> {
+        Ok(self.opt_u64(field)?.unwrap_or(default))
+    }
+
+    /// First present field among `names`, as a positive integer.
+    fn first_u64(&self, names: &[&str]) -> Result<Option<u64>, CoreError> {
+        for n in names {
+            if let Some(v) = self.opt_u64(n)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    fn opt_bool(&self, field: &str) -> Result<Option<bool>, CoreError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.bad(field, format!("must be true or false, found {v}"))),
+        }
+    }
+
+    fn bool_or(&self, field: &str, default: bool) -> Result<bool, CoreError> {
+        Ok(self.opt_bool(field)?.unwrap_or(default))
+    }
+
+    fn opt_str(&self, field: &str) -> Result<Option<String>, CoreError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.bad(field, format!("must be a string, found {v}"))),
+        }
+    }
+
+    /// `layer_types` (or similar): a list of strings.
+    fn opt_str_list(&self, field: &str) -> Result<Option<Vec<String>>, CoreError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.bad(field, format!("must list strings, found {v}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.bad(field, format!("must be a list, found {v}"))),
+        }
+    }
+
+    fn opt_u64_list(&self, field: &str) -> Result<Option<Vec<u64>>, CoreError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_u64().ok_or_else(|| {
+                        self.bad(field, format!("must list non-negative integers, found {v}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.bad(field, format!("must be a list, found {v}"))),
+        }
+    }
+
+    /// Check `1 ≤ value ≤ max`.
+    fn check_range(&self, field: &str, value: u64, max: u64) -> Result<u64, CoreError> {
+        if value == 0 {
+            return Err(self.bad(field, "is 0; a model needs at least 1 — fix the config"));
+        }
+        if value > max {
+            return Err(self.bad(
+                field,
+                format!("is {value}, above the plausible maximum {max}; fix the config"),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+fn quantization_method(root: &Map<String, Value>) -> Option<String> {
+    root.get("quantization_config")
+        .and_then(|q| q.get("quant_method"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn architecture_of(model_type: &str) -> Option<Architecture> {
+    Some(match model_type {
+        "llama" => Architecture::Llama,
+        "mistral" => Architecture::Mistral,
+        "mixtral" => Architecture::Mixtral,
+        "qwen2" => Architecture::Qwen2,
+        "qwen2_moe" => Architecture::Qwen2Moe,
+        "qwen3" => Architecture::Qwen3,
+        "qwen3_moe" => Architecture::Qwen3Moe,
+        "gemma" => Architecture::Gemma,
+        "gemma2" => Architecture::Gemma2,
+        "gemma3" | "gemma3_text" => Architecture::Gemma3,
+        "phi3" => Architecture::Phi3,
+        "deepseek_v2" => Architecture::DeepseekV2,
+        "deepseek_v3" => Architecture::DeepseekV3,
+        "gpt_oss" => Architecture::GptOss,
+        _ => return None,
+    })
+}
+
+/// Field defaults of `transformers`' `Gemma3TextConfig`, used when a multimodal Gemma-3 config's
+/// `text_config` leaves them out (the 4B checkpoint lists only a handful of fields).
+mod gemma3_defaults {
+    pub const VOCAB_SIZE: u64 = 262_208;
+    pub const HIDDEN_SIZE: u64 = 2304;
+    pub const INTERMEDIATE_SIZE: u64 = 9216;
+    pub const NUM_HIDDEN_LAYERS: u64 = 26;
+    pub const NUM_ATTENTION_HEADS: u64 = 8;
+    pub const NUM_KEY_VALUE_HEADS: u64 = 4;
+    pub const HEAD_DIM: u64 = 256;
+    pub const MAX_POSITION_EMBEDDINGS: u64 = 131_072;
+    pub const SLIDING_WINDOW: u64 = 4096;
+    pub const SLIDING_WINDOW_PATTERN: u64 = 6;
+}
+
+/// `GemmaConfig` / `Gemma2Config` default `head_dim` (256).
+const GEMMA_DEFAULT_HEAD_DIM: u64 = 256;
+
+fn build(
+    name: &str,
+    f: &Fields<'_>,
+    model_type: &str,
+    quant_method: Option<String>,
+) -> Result<ModelSpec, CoreError> {
+    let arch = match architecture_of(model_type) {
+        Some(a) => a,
+        None => {
+            let missing: Vec<&str> = GENERIC_FIELDS
+                .iter()
+                .copied()
+                .filter(|n| !f.has(n))
+                .collect();
+            if !missing.is_empty() || model_type.is_empty() {
+                let missing = if missing.is_empty() {
+                    "`model_type`".to_string()
+                } else {
+                    missing
+                        .iter()
+                        .map(|m| format!("`{}{m}`", f.prefix))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(CoreError::UnsupportedArchitecture {
+                    model_type: if model_type.is_empty() {
+                        "(none)".into()
+                    } else {
+                        model_type.into()
+                    },
+                    missing,
+                    supported: SUPPORTED_MODEL_TYPES.join(", "),
+                });
+            }
+            Architecture::Other(model_type.to_string())
+        }
+    };
+    let approximate = matches!(arch, Architecture::Other(_));
+    let is_gemma3 = arch == Architecture::Gemma3;
+
+    let dim = |field: &str, gemma3_default: u64| -> Result<u64, CoreError> {
+        let v = if is_gemma3 {
+            f.u64_or(field, gemma3_default)?
+        } else {
+            f.u64(field)?
+        };
+        f.check_range(field, v, MAX_DIMENSION)
+    };
+    let hidden_size = dim("hidden_size", gemma3_defaults::HIDDEN_SIZE)?;
+    let vocab_size = dim("vocab_size", gemma3_defaults::VOCAB_SIZE)?;
+    let intermediate_size = dim("intermediate_size", gemma3_defaults::INTERMEDIATE_SIZE)?;
+    let num_layers = if is_gemma3 {
+        f.u64_or("num_hidden_layers", gemma3_defaults::NUM_HIDDEN_LAYERS)?
+    } else {
+        f.u64("num_hidden_layers")?
+    };
+    let num_layers = f.check_range("num_hidden_layers", num_layers, MAX_LAYERS)?;
+    let heads = if is_gemma3 {
+        f.u64_or("num_attention_heads", gemma3_defaults::NUM_ATTENTION_HEADS)?
+    } else {
+        f.u64("num_attention_heads")?
+    };
+    let heads = f.check_range("num_attention_heads", heads, MAX_HEADS)?;
+    let kv_default = if is_gemma3 {
+        gemma3_defaults::NUM_KEY_VALUE_HEADS
+    } else {
+        heads
+    };
+    let kv_heads = f.u64_or("num_key_value_heads", kv_default)?;
+    let kv_heads = f.check_range("num_key_value_heads", kv_heads, MAX_HEADS)?;
+    if heads % kv_heads != 0 {
+        return Err(f.bad(
+            "num_key_value_heads",
+            format!(
+                "is {kv_heads}, which does not divide num_attention_heads = {heads}; fix the config"
+            ),
+        ));
+    }
+    let head_dim_default = match arch {
+        Architecture::Gemma | Architecture::Gemma2 => GEMMA_DEFAULT_HEAD_DIM,
+        Architecture::Gemma3 => gemma3_defaults::HEAD_DIM,
+        _ => {
+            if hidden_size % heads != 0 && !f.has("head_dim") {
+                return Err(f.bad(
+                    "head_dim",
+                    format!(
+                        "is missing and hidden_size {hidden_size} is not a multiple of \
+                         num_attention_heads {heads}; add head_dim to the config"
+                    ),
+                ));
+            }
+            hidden_size / heads
+        }
+    };
+    let head_dim = f.u64_or("head_dim", head_dim_default)?;
+    let head_dim = f.check_range("head_dim", head_dim, MAX_DIMENSION)?;
+
+    // Gemma ties the output head to the embedding unless told otherwise; the others don't.
+    let tie_default = matches!(
+        arch,
+        Architecture::Gemma | Architecture::Gemma2 | Architecture::Gemma3
+    );
+    let tie_word_embeddings = f.bool_or("tie_word_embeddings", tie_default)?;
+
+    let max_context = match f.first_u64(&[
+        "max_position_embeddings",
+        "max_sequence_length",
+        "n_positions",
+        "seq_length",
+    ])? {
+        Some(v) => v,
+        None if is_gemma3 => gemma3_defaults::MAX_POSITION_EMBEDDINGS,
+        None => {
+            return Err(f.bad(
+                "max_position_embeddings",
+                "is missing; the config must say the longest context the model supports",
+            ));
+        }
+    };
+    let max_context = f.check_range("max_position_embeddings", max_context, MAX_CONTEXT_TOKENS)?;
+
+    let layer_attention = layer_attention(f, &arch, num_layers)?;
+    let moe = moe_spec(f, &arch, num_layers, intermediate_size)?;
+    let mla = mla_spec(f, &arch)?;
+
+    // gpt-oss always has biases on its attention projections; elsewhere the config says.
+    let attention_bias = f.bool_or("attention_bias", arch == Architecture::GptOss)?;
+    let mlp_bias = f.bool_or("mlp_bias", false)?;
+
+    let torch_dtype = match f.opt_str("torch_dtype")? {
+        Some(d) => Some(d),
+        // transformers ≥ 4.56 writes `dtype`.
+        None => f.opt_str("dtype")?,
+    };
+
+    let spec = ModelSpec {
+        name: name.to_string(),
+        architecture: arch,
+        approximate,
+        hidden_size,
+        num_layers,
+        num_attention_heads: heads,
+        num_kv_heads: kv_heads,
+        head_dim,
+        vocab_size,
+        intermediate_size,
+        tie_word_embeddings,
+        max_context,
+        layer_attention,
+        moe,
+        mla,
+        torch_dtype,
+        checkpoint_quantization: quant_method,
+        attention_bias,
+        mlp_bias,
+    };
+    let total = crate::params::param_counts(&spec).total;
+    if total > MAX_PARAMS {
+        return Err(CoreError::OutOfRange {
+            field: format!("parameter count of {name}"),
+            value: total.to_string(),
+            problem: format!(
+                "above {MAX_PARAMS} (10^15); the config's sizes are not a real model — check them"
+            ),
+        });
+    }
+    Ok(spec)
+}
+
+/// The attention of each layer: from `layer_types` when the config lists them, else the family rule.
+fn layer_attention(
+    f: &Fields<'_>,
+    arch: &Architecture,
+    num_layers: u64,
+) -> Result<Vec<LayerAttention>, CoreError> {
+    let n = num_layers as usize;
+    let window = f.opt_u64("sliding_window")?;
+    let sliding = |w: u64| LayerAttention::Sliding { window: w };
+
+    if let Some(types) = f.opt_str_list("layer_types")? {
+        if types.len() != n {
+            return Err(f.bad(
+                "layer_types",
+                format!(
+                    "lists {} layers but num_hidden_layers is {num_layers}; fix the config",
+                    types.len()
+                ),
+            ));
+        }
+        let default_window = if *arch == Architecture::Gemma3 {
+            Some(gemma3_defaults::SLIDING_WINDOW)
+        } else {
+            None
+        };
+        return types
+            .iter()
+            .map(|t| match t.as_str() {
+                "full_attention" => Ok(LayerAttention::Full),
+                "sliding_attention" | "sliding_window" | "local_attention" => {
+                    match window.or(default_window) {
+                        Some(w) if w > 0 => Ok(sliding(w)),
+                        _ => Err(f.bad(
+                            "sliding_window",
+                            "is missing or 0 although layer_types names sliding layers",
+                        )),
+                    }
+                }
+                other => Err(f.bad(
+                    "layer_types",
+                    format!("has `{other}`; headroom knows full_attention and sliding_attention"),
+                )),
+            })
+            .collect();
+    }
+
+    let all = |a: LayerAttention| Ok(vec![a; n]);
+    match arch {
+        // Mistral applies its window to every layer when the config sets one (v0.1: 4096).
+        // Phi-3 does the same (`sliding_window` 2047 on the 4k models).
+        Architecture::Mistral | Architecture::Mixtral | Architecture::Phi3 => match window {
+            Some(w) if w > 0 && w < u64::MAX => all(sliding(w)),
+            _ => all(LayerAttention::Full),
+        },
+        // Qwen2/Qwen3: the window only applies with `use_sliding_window`, to layers from
+        // `max_window_layers` on (transformers' Qwen2Config.layer_types).
+        Architecture::Qwen2
+        | Architecture::Qwen2Moe
+        | Architecture::Qwen3
+        | Architecture::Qwen3Moe => {
+            let use_swa = f.bool_or("use_sliding_window", false)?;
+            match (use_swa, window) {
+                (true, Some(w)) if w > 0 => {
+                    let from = f.u64_or("max_window_layers", num_layers)?;
+                    Ok((0..num_layers)
+                        .map(|i| {
+                            if i >= from {
+                                sliding(w)
+                            } else {
+                                LayerAttention::Full
+                            }
+                        })
+                        .collect())
+                }
+                _ => all(LayerAttention::Full),
+            }
+        }
+        // Gemma-2: even layers (0, 2, ...) are local (transformers: `not bool(layer_idx % 2)`).
+        Architecture::Gemma2 => {
+            let w = window.filter(|w| *w > 0).ok_or_else(|| {
+                f.bad(
+                    "sliding_window",
+                    "is missing; Gemma-2 alternates local and global layers",
+                )
+            })?;
+            Ok((0..num_layers)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        sliding(w)
+                    } else {
+                        LayerAttention::Full
+                    }
+                })
+                .collect())
+        }
+        // Gemma-3: every `sliding_window_pattern`-th layer is global, the rest local
+        // (transformers: `bool((layer_idx + 1) % pattern)`).
+        Architecture::Gemma3 => {
+            let w = window.unwrap_or(gemma3_defaults::SLIDING_WINDOW);
+            let pattern = f.u64_or(
+                "sliding_window_pattern",
+                gemma3_defaults::SLIDING_WINDOW_PATTERN,
+            )?;
+            let pattern = f.check_range("sliding_window_pattern", pattern, MAX_LAYERS)?;
+            Ok((0..num_layers)
+                .map(|i| {
+                    if (i + 1) % pattern != 0 {
+                        sliding(w)
+                    } else {
+                        LayerAttention::Full
+                    }
+                })
+                .collect())
+        }
+        _ => all(LayerAttention::Full),
+    }
+}
+
+fn moe_spec(
+    f: &Fields<'_>,
+    arch: &Architecture,
+    num_layers: u64,
+    intermediate_size: u64,
+) -> Result<Option<MoeSpec>, CoreError> {
+    let check_experts = |field: &str, num: u64, k: u64| -> Result<(), CoreError> {
+        f.check_range(field, num, MAX_EXPERTS)?;
+        if k == 0 || k > num {
+            return Err(f.bad(
+                "num_experts_per_tok",
+                format!("is {k}; it must be between 1 and the number of experts ({num})"),
+            ));
+        }
+        Ok(())
+    };
+    let spec = match arch {
+        Architecture::Mixtral | Architecture::GptOss => {
+            let num = f.u64("num_local_experts")?;
+            let k = match f.first_u64(&["num_experts_per_tok", "experts_per_token"])? {
+                Some(k) => k,
+                None => f.u64("num_experts_per_tok")?,
+            };
+            check_experts("num_local_experts", num, k)?;
+            MoeSpec {
+                num_experts: num,
+                experts_per_token: k,
+                expert_intermediate_size: intermediate_size,
+                num_shared_experts: 0,
+                shared_intermediate_size: 0,
+                dense_layers: vec![],
+            }
+        }
+        Architecture::Qwen2Moe | Architecture::Qwen3Moe => {
+            let num = f.u64("num_experts")?;
+            let k = f.u64("num_experts_per_tok")?;
+            check_experts("num_experts", num, k)?;
+            let expert_inter = f.u64("moe_intermediate_size")?;
+            f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
+            let step = f.u64_or("decoder_sparse_step", 1)?;
+            let step = f.check_range("decoder_sparse_step", step, MAX_LAYERS)?;
+            let mlp_only = f.opt_u64_list("mlp_only_layers")?.unwrap_or_default();
+            // transformers: a layer is sparse when it is not in mlp_only_layers and
+            // (layer_idx + 1) % decoder_sparse_step == 0.
+            let dense_layers = (0..num_layers)
+                .filter(|i| mlp_only.contains(i) || (i + 1) % step != 0)
+                .collect();
+            let (shared, shared_inter) = if *arch == Architecture::Qwen2Moe {
+                let s = f.u64("shared_expert_intermediate_size")?;
+                if s > 0 { (1, s) } else { (0, 0) }
+            } else {
+                (0, 0)
+            };
+            MoeSpec {
+                num_experts: num,
+                experts_per_token: k,
+                expert_intermediate_size: expert_inter,
+                num_shared_experts: shared,
+                shared_intermediate_size: shared_inter,
+                dense_layers,
+            }
+        }
+        Architecture::DeepseekV2 | Architecture::DeepseekV3 => {
+            let num = match f.opt_u64("n_routed_experts")? {
+                Some(n) => n,
+                // Without routed experts every layer is dense.
+                None => return Ok(None),
+            };
+            let k = f.u64("num_experts_per_tok")?;
+            check_experts("n_routed_experts", num, k)?;
+            let expert_inter = f.u64("moe_intermediate_size")?;
+            f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
+            let shared = f.u64_or("n_shared_experts", 0)?;
+            let first_dense = f.u64_or("first_k_dense_replace", 0)?;
+            let freq = f.u64_or("moe_layer_freq", 1)?;
+            let freq = f.check_range("moe_layer_freq", freq, MAX_LAYERS)?;
+            // modeling_deepseek: MoE when layer_idx >= first_k_dense_replace and
+            // layer_idx % moe_layer_freq == 0.
+            let dense_layers = (0..num_layers)
+                .filter(|i| *i < first_dense || i % freq != 0)
+                .collect();
+            MoeSpec {
+                num_experts: num,
+                experts_per_token: k,
+                expert_intermediate_size: expert_inter,
+                num_shared_experts: shared,
+                shared_intermediate_size: shared * expert_inter,
+                dense_layers,
+            }
+        }
+        // An unknown family that names experts: approximate every layer (but DeepSeek-style
+        // `first_k_dense_replace` ones) as router + routed experts (+ shared experts).
+        Architecture::Other(_) => {
+            let Some(num) =
+                f.first_u64(&["num_local_experts", "num_experts", "n_routed_experts"])?
+            else {
+                return Ok(None);
+            };
+            if num <= 1 {
+                return Ok(None);
+            }
+            let Some(k) = f.first_u64(&["num_experts_per_tok", "experts_per_token", "moe_topk"])?
+            else {
+                return Ok(None);
+            };
+            check_experts("num_experts", num, k)?;
+            let expert_inter = f.u64_or("moe_intermediate_size", intermediate_size)?;
+            f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
+            let shared_inter = match f.opt_u64("shared_expert_intermediate_size")? {
+                Some(s) => s,
+                None => f.u64_or("n_shared_experts", 0)? * expert_inter,
+            };
+            let first_dense = f.u64_or("first_k_dense_replace", 0)?;
+            MoeSpec {
+                num_experts: num,
+                experts_per_token: k,
+                expert_intermediate_size: expert_inter,
+                num_shared_experts: u64::from(shared_inter > 0),
+                shared_intermediate_size: shared_inter,
+                dense_layers: (0..num_layers.min(first_dense)).collect(),
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(spec))
+}
+
+fn mla_spec(f: &Fields<'_>, arch: &Architecture) -> Result<Option<MlaSpec>, CoreError> {
+    if !matches!(arch, Architecture::DeepseekV2 | Architecture::DeepseekV3) {
+        return Ok(None);
+    }
+    let q_lora_rank = match f.opt_u64("q_lora_rank")? {
+        Some(r) => Some(f.check_range("q_lora_rank", r, MAX_DIMENSION)?),
+        None => None,
+    };
+    let kv_lora_rank = f.check_range("kv_lora_rank", f.u64("kv_lora_rank")?, MAX_DIMENSION)?;
+    let qk_rope_head_dim = f.check_range(
+        "qk_rope_head_dim",
+        f.u64("qk_rope_head_dim")?,
+        MAX_DIMENSION,
+    )?;
+    let qk_nope_head_dim = f.check_range(
+        "qk_nope_head_dim",
+        f.u64("qk_nope_head_dim")?,
+        MAX_DIMENSION,
+    )?;
+    let v_head_dim = f.check_range("v_head_dim", f.u64("v_head_dim")?, MAX_DIMENSION)?;
+    Ok(Some(MlaSpec {
+        q_lora_rank,
+        kv_lora_rank,
+        qk_rope_head_dim,
+        qk_nope_head_dim,
+        v_head_dim,
+    }))
 }

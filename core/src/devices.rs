@@ -1,7 +1,15 @@
 //! Devices: a catalog kept as data (`core/data/devices.json`) and the [`DeviceSpec`] the estimates
 //! use. A probe report's measurements replace catalog figures (see [`crate::report::MeasuredDevice`]).
+//!
+//! The catalog holds Apple M1–M5 in every GPU-core and RAM configuration sold (binned chips have
+//! their FP32/FP16 rates scaled by GPU-core count from the top bin), NVIDIA RTX 30/40/50, A100,
+//! H100, H200, B200, L4, L40S, AMD RX 7900 and MI300X, and Intel Arc. Every entry names its source.
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, report::MeasuredDevice};
 
 /// How the device's memory relates to the host's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,4 +44,265 @@ pub struct DeviceSpec {
     pub max_buffer_bytes: Option<u64>,
     /// Where these numbers came from (datasheet URL or probe report).
     pub source: String,
+    /// Memory the GPU may use as measured by a probe (Metal's `recommendedMaxWorkingSetSize`, or
+    /// the largest clean step of the allocation sweep); replaces the rule-of-thumb share.
+    #[serde(default)]
+    pub measured_usable_bytes: Option<u64>,
+    /// True when `bandwidth_bytes_per_s` was measured (then speed estimates apply no datasheet
+    /// efficiency factor).
+    #[serde(default)]
+    pub bandwidth_measured: bool,
+    /// True when `fp16_flops`/`fp32_flops` were measured.
+    #[serde(default)]
+    pub compute_measured: bool,
+}
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    devices: Vec<DeviceSpec>,
+}
+
+/// The bundled catalog's JSON text.
+pub const CATALOG_JSON: &str = include_str!("../data/devices.json");
+
+/// Parse the bundled catalog, reporting a malformed file (a build-time mistake) as an error.
+pub fn catalog_result() -> Result<Vec<DeviceSpec>, CoreError> {
+    serde_json::from_str::<CatalogFile>(CATALOG_JSON)
+        .map(|c| c.devices)
+        .map_err(|e| CoreError::MalformedJson {
+            what: "core/data/devices.json".into(),
+            detail: e.to_string(),
+        })
+}
+
+/// Every device in the bundled catalog (parsed once). Empty only if the bundled file is
+/// malformed, which a test rules out.
+pub fn catalog() -> &'static [DeviceSpec] {
+    static CATALOG: OnceLock<Vec<DeviceSpec>> = OnceLock::new();
+    CATALOG.get_or_init(|| catalog_result().unwrap_or_default())
+}
+
+/// Words that say nothing about which device is meant.
+const NOISE_WORDS: &[&str] = &[
+    "apple", "nvidia", "geforce", "amd", "radeon", "intel", "gpu", "core", "cores", "the",
+];
+
+/// Words that name a different product tier of the same chip or card.
+const TIER_WORDS: &[&str] = &["pro", "max", "ultra", "ti"];
+
+/// Lower-case alphanumeric tokens, with "16 gb" / "16g" merged into "16gb" and noise dropped.
+fn tokens(text: &str) -> Vec<String> {
+    let raw: Vec<String> = text
+        .to_ascii_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let t = &raw[i];
+        let is_number = t.chars().all(|c| c.is_ascii_digit());
+        if is_number && raw.get(i + 1).is_some_and(|n| n == "gb" || n == "g") {
+            out.push(format!("{t}gb"));
+            i += 2;
+            continue;
+        }
+        if let Some(n) = t.strip_suffix('g')
+            && !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit())
+        {
+            out.push(format!("{n}gb"));
+        } else if let Some(n) = t.strip_suffix('c')
+            && !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit())
+        {
+            // "10c" and "10-core" mean the same.
+            out.push(n.to_string());
+        } else if !NOISE_WORDS.contains(&t.as_str()) {
+            out.push(t.clone());
+        }
+        i += 1;
+    }
+    out
+}
+
+fn compact(text: &str) -> String {
+    text.to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+fn candidate_tokens(d: &DeviceSpec) -> Vec<String> {
+    let mut t = tokens(&d.id);
+    t.extend(tokens(&d.name));
+    t
+}
+
+/// Find a catalog device by id or name, case-insensitively and forgivingly: `m2 16gb`,
+/// `rtx 4090`, `h100`, `M3 Max 40-core 64GB`. When several match and they differ only in speed
+/// (GPU-core bins, SXM vs PCIe), the fastest is taken; when they differ in memory size the
+/// answer is an error listing them. Unknown names give [`CoreError::Unknown`] with close matches.
+pub fn find(name: &str) -> Result<DeviceSpec, CoreError> {
+    find_in(catalog(), name)
+}
+
+/// [`find`] over any list of devices.
+pub fn find_in(devices: &[DeviceSpec], name: &str) -> Result<DeviceSpec, CoreError> {
+    let query = name.trim();
+    if query.is_empty() {
+        return Err(CoreError::Unknown {
+            kind: "device".into(),
+            name: name.to_string(),
+            hint: "give a device name or id; `headroom devices` lists them".into(),
+        });
+    }
+    let lower = query.to_ascii_lowercase();
+    if let Some(d) = devices
+        .iter()
+        .find(|d| d.id.eq_ignore_ascii_case(&lower) || d.name.eq_ignore_ascii_case(query))
+    {
+        return Ok(d.clone());
+    }
+    let q_tokens = tokens(query);
+    let mut matches: Vec<&DeviceSpec> = devices
+        .iter()
+        .filter(|d| {
+            let c = candidate_tokens(d);
+            !q_tokens.is_empty() && q_tokens.iter().all(|t| c.contains(t))
+        })
+        .collect();
+    // "m2" means the plain M2, not the M2 Pro; "rtx 4060" not the 4060 Ti: drop matches
+    // carrying a tier word the query lacks, unless that leaves none.
+    let untiered: Vec<&DeviceSpec> = matches
+        .iter()
+        .copied()
+        .filter(|d| {
+            candidate_tokens(d)
+                .iter()
+                .all(|t| !TIER_WORDS.contains(&t.as_str()) || q_tokens.contains(t))
+        })
+        .collect();
+    if !untiered.is_empty() {
+        matches = untiered;
+    }
+    if matches.is_empty() {
+        let q = compact(query);
+        matches = devices
+            .iter()
+            .filter(|d| compact(&d.name).contains(&q) || compact(&d.id).contains(&q))
+            .collect();
+    }
+    if matches.is_empty() {
+        return Err(CoreError::Unknown {
+            kind: "device".into(),
+            name: name.to_string(),
+            hint: close_matches_hint(devices, &q_tokens),
+        });
+    }
+    let first_memory = matches[0].memory_bytes;
+    if matches.iter().any(|d| d.memory_bytes != first_memory) {
+        let mut ids: Vec<&str> = matches.iter().map(|d| d.id.as_str()).collect();
+        ids.truncate(12);
+        return Err(CoreError::Unknown {
+            kind: "device".into(),
+            name: name.to_string(),
+            hint: format!(
+                "it matches devices with different memory sizes; name one of: {}",
+                ids.join(", ")
+            ),
+        });
+    }
+    let best = matches
+        .iter()
+        .max_by(|a, b| {
+            (a.fp16_flops + a.bandwidth_bytes_per_s)
+                .total_cmp(&(b.fp16_flops + b.bandwidth_bytes_per_s))
+        })
+        .copied()
+        .unwrap_or(matches[0]);
+    Ok(best.clone())
+}
+
+fn close_matches_hint(devices: &[DeviceSpec], q_tokens: &[String]) -> String {
+    let mut scored: Vec<(usize, &DeviceSpec)> = devices
+        .iter()
+        .map(|d| {
+            let c = candidate_tokens(d);
+            (q_tokens.iter().filter(|t| c.contains(t)).count(), d)
+        })
+        .filter(|(s, _)| *s > 0)
+        .collect();
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
+    let names: Vec<&str> = scored.iter().take(6).map(|(_, d)| d.id.as_str()).collect();
+    if names.is_empty() {
+        "`headroom devices` lists the catalog".into()
+    } else {
+        format!(
+            "close matches: {}; `headroom devices` lists all",
+            names.join(", ")
+        )
+    }
+}
+
+impl DeviceSpec {
+    /// A device made only from a probe report's measurements. Figures the probe did not
+    /// measure are 0 (speed estimates then report no number rather than a guess).
+    pub fn from_measured(m: &MeasuredDevice) -> DeviceSpec {
+        let base = DeviceSpec {
+            id: "measured".into(),
+            name: m.name.clone(),
+            vendor: "measured".into(),
+            memory_kind: if m.unified_memory {
+                MemoryKind::Unified
+            } else {
+                MemoryKind::Discrete
+            },
+            memory_bytes: 0,
+            bandwidth_bytes_per_s: 0.0,
+            fp32_flops: 0.0,
+            fp16_flops: 0.0,
+            max_buffer_bytes: None,
+            source: String::new(),
+            measured_usable_bytes: None,
+            bandwidth_measured: false,
+            compute_measured: false,
+        };
+        let mut d = base.with_measurements(m);
+        d.source = format!("probe report for {}", m.name);
+        d
+    }
+
+    /// This catalog entry with every figure the probe measured replacing the catalog's.
+    pub fn with_measurements(mut self, m: &MeasuredDevice) -> DeviceSpec {
+        if let Some(bytes) = m.memory_bytes {
+            self.memory_bytes = bytes;
+        }
+        if let Some(bytes) = m.usable_bytes {
+            self.measured_usable_bytes = Some(bytes);
+        }
+        if let Some(bw) = m
+            .read_bandwidth_bytes_per_s
+            .filter(|v| v.is_finite() && *v > 0.0)
+        {
+            self.bandwidth_bytes_per_s = bw;
+            self.bandwidth_measured = true;
+        }
+        if let Some(f) = m.fp32_flops.filter(|v| v.is_finite() && *v > 0.0) {
+            self.fp32_flops = f;
+            self.compute_measured = true;
+        }
+        if let Some(f) = m.fp16_flops.filter(|v| v.is_finite() && *v > 0.0) {
+            self.fp16_flops = f;
+            self.compute_measured = true;
+        }
+        if let Some(b) = m.max_buffer_bytes {
+            self.max_buffer_bytes = Some(b);
+        }
+        if !self.source.is_empty() {
+            self.source = format!("{}; measured figures from a probe report", self.source);
+        }
+        self
+    }
 }

@@ -1,10 +1,30 @@
 //! The answer: memory components, verdict and speed for one model, format, setting and device.
+//!
+//! `total = weights + KV cache + activations + overhead + training`, exactly (checked
+//! arithmetic: a total beyond 16 EiB is an error, never a wrapped number). Each component comes
+//! from its own module; the runtime profile ([`crate::runtime`]) decides how the engine behaves.
+//!
+//! Verdict, per device: **fits** ≤ 90% of usable memory; **fits tightly** ≤ 100%; **needs
+//! offload** when the total fits in the devices' usable memory plus the host memory layers can be
+//! offloaded to; else **does not fit**.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CoreError, devices::DeviceSpec, kv_cache::KvDtype, model::ModelSpec, quant::WeightFormat,
-    runtime::Runtime, training::Mode,
+    CoreError,
+    activations::{ActivationOptions, prefill_activation_bytes},
+    devices::{DeviceSpec, MemoryKind},
+    kv_cache::{KvDtype, kv_cache_bytes},
+    model::ModelSpec,
+    params::param_counts,
+    quant::{WeightFormat, active_weights_bytes, weights_bytes},
+    runtime::Runtime,
+    speed::{decode_tokens_per_s, prefill_tokens_per_s},
+    training::{Mode, training_memory},
+    units::GIB,
+    usable_memory::{
+        DEFAULT_HOST_MEMORY_BYTES, devices_needed, offload_capacity_bytes, usable_memory,
+    },
 };
 
 /// Everything an estimate depends on.
@@ -28,6 +48,54 @@ pub struct EstimateRequest {
     pub device: DeviceSpec,
     /// Identical devices the model is split over (tensor or pipeline parallel), at least 1.
     pub device_count: u32,
+    /// macOS `iogpu.wired_limit_mb` in bytes, when an administrator raised the GPU's share of
+    /// unified memory; replaces Metal's default working set.
+    #[serde(default)]
+    pub wired_limit_bytes: Option<u64>,
+    /// Host RAM beside a discrete GPU, for the offload verdict; `None` assumes
+    /// [`DEFAULT_HOST_MEMORY_BYTES`].
+    #[serde(default)]
+    pub host_memory_bytes: Option<u64>,
+    /// Attention kernel and logits choices; defaults follow the runtime.
+    #[serde(default)]
+    pub activation: ActivationOptions,
+}
+
+/// Largest context accepted (10^8 tokens): far beyond any model, small enough to stay exact.
+pub const MAX_CONTEXT_TOKENS: u64 = 100_000_000;
+/// Largest batch accepted (10^6 sequences).
+pub const MAX_BATCH: u64 = 1_000_000;
+/// Largest device count accepted.
+pub const MAX_DEVICES: u32 = 65_536;
+/// "Fits" holds up to this share of usable memory (the rest is slack for allocator
+/// fragmentation and what the estimate does not see); percent.
+pub const FITS_THRESHOLD_PERCENT: u64 = 90;
+
+impl EstimateRequest {
+    /// A request with the usual defaults: the model's default context, batch 1, inference, the
+    /// device's usual runtime for `format`, f16 KV cache, one device.
+    pub fn new(model: ModelSpec, format: WeightFormat, device: DeviceSpec) -> EstimateRequest {
+        let runtime = Runtime::default_for(&device, &format);
+        EstimateRequest {
+            model,
+            format,
+            context: None,
+            batch: 1,
+            mode: Mode::Inference,
+            runtime,
+            kv_dtype: KvDtype::F16,
+            device,
+            device_count: 1,
+            wired_limit_bytes: None,
+            host_memory_bytes: None,
+            activation: ActivationOptions::default(),
+        }
+    }
+
+    /// The context this request uses.
+    pub fn context_tokens(&self) -> u64 {
+        self.context.unwrap_or_else(|| self.model.default_context())
+    }
 }
 
 /// Will it fit?
@@ -42,6 +110,23 @@ pub enum Verdict {
     NeedsOffload,
     /// Does not fit at all.
     DoesNotFit,
+}
+
+impl Verdict {
+    /// `fits`, `fits tightly`, `needs offload`, `does not fit`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Fits => "fits",
+            Verdict::FitsTightly => "fits tightly",
+            Verdict::NeedsOffload => "needs offload",
+            Verdict::DoesNotFit => "does not fit",
+        }
+    }
+
+    /// True for `Fits` and `FitsTightly`.
+    pub fn fits(&self) -> bool {
+        matches!(self, Verdict::Fits | Verdict::FitsTightly)
+    }
 }
 
 /// The answer for one request. Byte counts are integers; speeds carry their assumptions.
@@ -89,10 +174,415 @@ pub struct Estimate {
     pub prefill_tokens_per_s: f64,
     /// Every assumption behind the numbers, in words.
     pub assumptions: Vec<String>,
+    /// The runtime the estimate follows, e.g. `llama.cpp`.
+    #[serde(default)]
+    pub runtime: String,
+    /// The mode, e.g. `inference`, `lora:r=16:targets=q,v`.
+    #[serde(default)]
+    pub mode: String,
+    /// KV cache element type, e.g. `f16`.
+    #[serde(default)]
+    pub kv_cache_dtype: String,
+    /// Identical devices the estimate splits over.
+    #[serde(default)]
+    pub device_count: u32,
+}
+
+fn out_of_range(field: &str, value: impl ToString, problem: &str) -> CoreError {
+    CoreError::OutOfRange {
+        field: field.into(),
+        value: value.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Check the request's numbers and combinations before any arithmetic.
+pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
+    let context = req.context_tokens();
+    if context == 0 || context > MAX_CONTEXT_TOKENS {
+        return Err(out_of_range(
+            "context",
+            context,
+            "must be between 1 and 100000000 tokens, e.g. --context 4096",
+        ));
+    }
+    if req.batch == 0 || req.batch > MAX_BATCH {
+        return Err(out_of_range(
+            "batch",
+            req.batch,
+            "must be between 1 and 1000000 sequences",
+        ));
+    }
+    if req.device_count == 0 || req.device_count > MAX_DEVICES {
+        return Err(out_of_range(
+            "devices",
+            req.device_count,
+            "must be between 1 and 65536 identical devices",
+        ));
+    }
+    if req.model.num_layers == 0 || req.model.hidden_size == 0 {
+        return Err(CoreError::BadField {
+            what: req.model.name.clone(),
+            field: "num_hidden_layers / hidden_size".into(),
+            problem: "must be positive".into(),
+        });
+    }
+    if let Runtime::Vllm {
+        gpu_memory_utilization,
+    } = req.runtime
+        && !(gpu_memory_utilization > 0.0 && gpu_memory_utilization <= 1.0)
+    {
+        return Err(out_of_range(
+            "vllm gpu_memory_utilization",
+            gpu_memory_utilization,
+            "must be in (0, 1], e.g. vllm:0.9",
+        ));
+    }
+    if !req.runtime.supports_kv_dtype(req.kv_dtype) {
+        return Err(CoreError::Unsupported(format!(
+            "{} cannot keep its KV cache in {}: f16/bf16 work everywhere, fp8 in vLLM, \
+             q8_0/q4_0 in llama.cpp",
+            req.runtime, req.kv_dtype
+        )));
+    }
+    let unified = req.device.memory_kind == MemoryKind::Unified;
+    match req.runtime {
+        Runtime::TransformersCuda | Runtime::Vllm { .. } if unified => {
+            return Err(CoreError::Unsupported(format!(
+                "{} needs a discrete GPU (CUDA); on {} use transformers-mps, mlx or llama.cpp",
+                req.runtime, req.device.name
+            )));
+        }
+        Runtime::TransformersMps | Runtime::Mlx if !unified => {
+            return Err(CoreError::Unsupported(format!(
+                "{} runs on Apple silicon only; on {} use transformers, vllm or llama.cpp",
+                req.runtime, req.device.name
+            )));
+        }
+        _ => {}
+    }
+    if req.format.is_gguf() && req.runtime != Runtime::LlamaCpp {
+        return Err(CoreError::Unsupported(format!(
+            "{} is a GGUF format, which runs in llama.cpp: use --runtime llama.cpp or a \
+             non-GGUF --quant",
+            req.format
+        )));
+    }
+    if matches!(req.format, WeightFormat::Mlx { .. }) && req.runtime != Runtime::Mlx {
+        return Err(CoreError::Unsupported(format!(
+            "{} is an MLX format: use --runtime mlx on Apple silicon",
+            req.format
+        )));
+    }
+    if req.mode.is_training() {
+        if !matches!(
+            req.runtime,
+            Runtime::TransformersCuda | Runtime::TransformersMps
+        ) {
+            return Err(CoreError::Unsupported(format!(
+                "training ({}) is estimated for transformers/PyTorch only, not {}; use \
+                 --runtime transformers (or transformers-mps on Apple)",
+                req.mode.name(),
+                req.runtime
+            )));
+        }
+        if let Mode::Full(_) = req.mode
+            && !matches!(
+                req.format,
+                WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
+            )
+        {
+            return Err(CoreError::Unsupported(format!(
+                "a full fine-tune trains 16/32-bit weights, not {}: use --quant bf16 (or \
+                 --mode lora/qlora for a quantized base)",
+                req.format
+            )));
+        }
+    }
+    Ok(context)
+}
+
+/// QLoRA's base format: bitsandbytes NF4 with double quantization (the QLoRA paper's setting),
+/// unless the request already names a bitsandbytes 4-bit format.
+pub fn qlora_base_format(format: &WeightFormat) -> WeightFormat {
+    match format {
+        WeightFormat::BnbNf4 { .. } | WeightFormat::BnbFp4 { .. } => format.clone(),
+        _ => WeightFormat::BnbNf4 { double_quant: true },
+    }
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / GIB as f64
 }
 
 /// Compute the estimate for `req`.
 pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
-    let _ = req;
-    todo!("issue #2: estimate (memory helper)")
+    let context = validate(req)?;
+    let model = &req.model;
+    let batch = req.batch;
+    let n_dev = u64::from(req.device_count);
+    let profile = req.runtime.profile(&req.device);
+    let counts = param_counts(model);
+    let mut assumptions: Vec<String> = Vec::new();
+
+    if model.approximate {
+        assumptions.push(format!(
+            "{}: unknown architecture, parameter counts approximated from generic config fields",
+            model.name
+        ));
+    }
+    if req.context.is_none() {
+        assumptions.push(format!(
+            "context {context} tokens (default: 4096 or the model's maximum if smaller; the \
+             model supports {})",
+            model.max_context
+        ));
+    } else if context > model.max_context {
+        assumptions.push(format!(
+            "context {context} exceeds the model's max_position_embeddings {}: memory is \
+             estimated anyway",
+            model.max_context
+        ));
+    }
+    assumptions.push(format!("runtime {}: {}", profile.name, profile.notes));
+
+    // Weights, KV, activations, training.
+    let format_used = match &req.mode {
+        Mode::Qlora(_) => {
+            let f = qlora_base_format(&req.format);
+            if f != req.format {
+                assumptions.push(format!(
+                    "QLoRA base weights in {f} (bitsandbytes NF4 + double quantization), not {}",
+                    req.format
+                ));
+            }
+            f
+        }
+        _ => req.format.clone(),
+    };
+    let frozen_weights = weights_bytes(model, &format_used);
+    let (weights, kv, activations, training) = if req.mode.is_training() {
+        let t = training_memory(
+            model,
+            &req.mode,
+            frozen_weights,
+            batch,
+            context,
+            req.activation
+                .fused_attention
+                .unwrap_or(profile.fused_attention),
+        )?;
+        assumptions.extend(t.assumptions.iter().cloned());
+        assumptions
+            .push("training: no KV cache (use_cache=False); sequence length = context".to_string());
+        (t.weights_bytes, 0, 0, t.training_bytes)
+    } else {
+        let kv = kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime);
+        let act =
+            prefill_activation_bytes(model, context, batch, req.runtime, &profile, req.activation);
+        let mut kv_note = format!(
+            "KV cache {} for {batch} × {context} tokens: {} B per token per layer{}",
+            req.kv_dtype,
+            kv.bytes_per_token_per_layer,
+            if kv.mla_latent {
+                " (MLA compressed latent kv_lora_rank + qk_rope_head_dim)"
+            } else if model.mla.is_some() {
+                " (MLA keys/values decompressed per head, as this runtime caches them)"
+            } else {
+                " (2 · n_kv_heads · head_dim)"
+            }
+        );
+        if model
+            .layer_attention
+            .iter()
+            .any(|a| matches!(a, crate::model::LayerAttention::Sliding { .. }))
+        {
+            kv_note.push_str(match req.runtime.sliding_window_cache() {
+                crate::runtime::SlidingWindowCache::Window => {
+                    "; sliding-window layers hold min(tokens, window)"
+                }
+                crate::runtime::SlidingWindowCache::WindowPlusUbatch => {
+                    "; sliding-window layers hold window × batch + n_ubatch (512) cells, padded \
+                     to 256 (llama.cpp SWA cache)"
+                }
+                crate::runtime::SlidingWindowCache::FullUntilFirstDecode => {
+                    "; sliding-window layers keep only the window once decoding runs, but hold \
+                     the whole prompt right after the prefill (transformers keeps a view of the \
+                     prompt's K/V): the peak counts every token"
+                }
+            });
+        }
+        assumptions.push(kv_note);
+        assumptions.push(format!(
+            "activations: prefill of {} tokens per forward pass, {} attention, logits for {} \
+             ({:.2} GiB layer working set, {:.2} GiB scores, {:.2} GiB logits)",
+            act.chunk_tokens,
+            if act.fused_attention {
+                "fused (no score matrix)"
+            } else {
+                "materialized"
+            },
+            if act.logits_all_positions {
+                "every position"
+            } else {
+                "the last position only"
+            },
+            gib(act.layer_bytes),
+            gib(act.attention_scores_bytes),
+            gib(act.logits_bytes)
+        ));
+        (frozen_weights, kv.total_bytes, act.total_bytes, 0)
+    };
+    let overhead_per_device = profile.fixed_overhead_bytes;
+    let overhead = overhead_per_device.saturating_mul(n_dev);
+    assumptions.push(format!(
+        "runtime overhead {:.2} GiB per device: {}",
+        gib(overhead_per_device),
+        profile.overhead_source
+    ));
+
+    let components = [weights, kv, activations, overhead, training];
+    let overflow = || {
+        out_of_range(
+            "memory estimate",
+            "over 16 EiB",
+            "the request needs more bytes than a 64-bit count holds; reduce context or batch",
+        )
+    };
+    if components.contains(&u64::MAX) {
+        return Err(overflow());
+    }
+    let total = components
+        .iter()
+        .try_fold(0u64, |acc, c| acc.checked_add(*c))
+        .ok_or_else(overflow)?;
+    let shared = total - overhead;
+    let per_device = shared
+        .div_ceil(n_dev)
+        .checked_add(overhead_per_device)
+        .ok_or_else(overflow)?;
+
+    // Usable memory and verdict.
+    let usable = usable_memory(&req.device, req.runtime, req.wired_limit_bytes);
+    assumptions.push(format!("usable memory: {}", usable.basis));
+    let usable_bytes = usable.usable_bytes;
+    let fits_limit = (usable_bytes / 100)
+        .saturating_mul(FITS_THRESHOLD_PERCENT)
+        .saturating_add(usable_bytes % 100 * FITS_THRESHOLD_PERCENT / 100);
+    let offload = offload_capacity_bytes(&req.device, usable_bytes, req.host_memory_bytes);
+    let verdict = if per_device <= fits_limit {
+        Verdict::Fits
+    } else if per_device <= usable_bytes {
+        Verdict::FitsTightly
+    } else if total <= usable_bytes.saturating_mul(n_dev).saturating_add(offload) {
+        Verdict::NeedsOffload
+    } else {
+        Verdict::DoesNotFit
+    };
+    assumptions.push(format!(
+        "verdict: fits ≤ {FITS_THRESHOLD_PERCENT}% of usable memory per device, fits tightly ≤ \
+         100%, needs offload if the rest fits in {:.1} GiB of host memory ({})",
+        gib(offload),
+        match (req.device.memory_kind, req.host_memory_bytes) {
+            (MemoryKind::Unified, _) =>
+                "3/4 of the unified memory outside the GPU working set".to_string(),
+            (MemoryKind::Discrete, Some(h)) => format!("3/4 of {:.0} GiB host RAM", gib(h)),
+            (MemoryKind::Discrete, None) => format!(
+                "3/4 of an assumed {:.0} GiB host RAM; give the real figure to refine",
+                gib(DEFAULT_HOST_MEMORY_BYTES)
+            ),
+        }
+    ));
+    if let Some(max_buffer) = usable.max_buffer_bytes {
+        let largest = largest_tensor_bytes(model, &format_used);
+        if largest > max_buffer {
+            assumptions.push(format!(
+                "warning: the largest weight tensor ({:.2} GiB) exceeds the largest single \
+                 buffer ({:.2} GiB); runtimes that put one tensor in one buffer will fail",
+                gib(largest),
+                gib(max_buffer)
+            ));
+        }
+    }
+    let needed = devices_needed(shared, overhead_per_device, usable_bytes, MAX_DEVICES);
+    if req.device_count > 1 {
+        assumptions.push(format!(
+            "split over {} identical devices: weights, KV and activations divided evenly \
+             (tensor/pipeline parallel), runtime overhead on each",
+            req.device_count
+        ));
+    }
+
+    // Speed.
+    let (decode, prefill) = if req.mode.is_training() {
+        assumptions.push("speeds: not estimated for training (reported as 0)".to_string());
+        (0.0, 0.0)
+    } else {
+        let active_bytes = active_weights_bytes(model, &format_used);
+        let kv_steady =
+            kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime).steady_bytes;
+        let kv_per_seq = kv_steady / batch.max(1);
+        let mut d = decode_tokens_per_s(&req.device, active_bytes, kv_per_seq, batch);
+        let mut p = prefill_tokens_per_s(
+            &req.device,
+            model,
+            counts.active_excluding_input_embedding,
+            context,
+            !matches!(format_used, WeightFormat::F32),
+        );
+        if req.device_count > 1 {
+            // Ideal tensor parallelism: every device reads and computes its share at once.
+            d.tokens_per_s *= n_dev as f64;
+            p.tokens_per_s *= n_dev as f64;
+            d.assumptions.push(format!(
+                "× {n_dev} devices: ideal tensor-parallel scaling, no communication cost"
+            ));
+        }
+        if verdict == Verdict::NeedsOffload {
+            d.assumptions.push(
+                "offloaded layers run at host-memory speed: real decode will be much slower"
+                    .to_string(),
+            );
+        }
+        assumptions.extend(d.assumptions);
+        assumptions.extend(p.assumptions);
+        (d.tokens_per_s, p.tokens_per_s)
+    };
+
+    Ok(Estimate {
+        model: model.name.clone(),
+        params_total: counts.total,
+        params_active: counts.active,
+        quant: format_used.to_string(),
+        context,
+        batch,
+        weights_bytes: weights,
+        kv_cache_bytes: kv,
+        activation_bytes: activations,
+        overhead_bytes: overhead,
+        training_bytes: training,
+        total_bytes: total,
+        per_device_bytes: per_device,
+        device: req.device.name.clone(),
+        usable_bytes,
+        devices_needed: needed,
+        fits: verdict.fits(),
+        verdict,
+        decode_tokens_per_s: decode,
+        prefill_tokens_per_s: prefill,
+        assumptions,
+        runtime: req.runtime.to_string(),
+        mode: req.mode.to_string(),
+        kv_cache_dtype: req.kv_dtype.to_string(),
+        device_count: req.device_count,
+    })
+}
+
+/// Bytes of the largest single weight tensor in `format` (for the single-buffer check).
+fn largest_tensor_bytes(model: &ModelSpec, format: &WeightFormat) -> u64 {
+    crate::quant::tensor_formats(model, format)
+        .iter()
+        .map(|(_, s)| s.bytes)
+        .max()
+        .unwrap_or(0)
 }

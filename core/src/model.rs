@@ -125,6 +125,13 @@ pub struct ModelSpec {
     pub torch_dtype: Option<String>,
     /// Checkpoint quantization method from `quantization_config.quant_method`, e.g. `mxfp4`.
     pub checkpoint_quantization: Option<String>,
+    /// `attention_bias`: the q/k/v/o projections carry biases (Llama variants, gpt-oss). Qwen2's
+    /// q/k/v biases are part of its architecture and do not depend on this flag.
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// `mlp_bias`: the dense MLP projections carry biases.
+    #[serde(default)]
+    pub mlp_bias: bool,
 }
 
 /// The context used when the user gives none: 4096 tokens, or the model's maximum if smaller.

@@ -2,21 +2,50 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ModelSpec;
+use crate::{
+    model::ModelSpec,
+    tensors::{TensorRole, tensors},
+};
 
 /// Parameter counts of a model.
+///
+/// The definitions match `tests/data/hf-configs/param_counts.json` (checked to the parameter for
+/// every fixture): `active` counts the whole input embedding table, as vendors do for "active
+/// parameters" (Mixtral-8x7B: 12,879,925,248); `active_excluding_input_embedding` counts none of
+/// it (Mixtral: 12,748,853,248 = active − 32000 × 4096). Bytes read per token add one embedding row
+/// on top of the latter (see [`crate::quant::active_weights_bytes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamCounts {
     /// Every stored weight.
     pub total: u64,
     /// Weights one token touches, including the whole input embedding table (the vendors' count).
+    /// Equals `total` for dense models.
     pub active: u64,
-    /// Weights one token reads, counting one row of the input embedding: bytes read per token.
+    /// `active` less the input embedding table. When the embedding is tied to the output head the
+    /// table stays counted, because the head reads all of it every token.
     pub active_excluding_input_embedding: u64,
 }
 
-/// Count `model`'s parameters from its exact tensor list.
+/// Count `model`'s parameters from its exact tensor list ([`crate::tensors::tensors`]).
 pub fn param_counts(model: &ModelSpec) -> ParamCounts {
-    let _ = model;
-    todo!("issue #2: params (weights helper)")
+    let mut total = 0u64;
+    let mut active = 0u64;
+    let mut embedding = 0u64;
+    for t in tensors(model) {
+        let n = t.elements();
+        total = total.saturating_add(n);
+        if t.role == TensorRole::TokenEmbedding {
+            active = active.saturating_add(n);
+            if !model.tie_word_embeddings {
+                embedding = embedding.saturating_add(n);
+            }
+        } else {
+            active = active.saturating_add(t.active_elements);
+        }
+    }
+    ParamCounts {
+        total,
+        active,
+        active_excluding_input_embedding: active - embedding,
+    }
 }

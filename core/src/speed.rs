@@ -1,1 +1,155 @@
 //! Speed: decode tokens/s (bandwidth ÷ bytes read per token) and prefill tokens/s (FLOPs ÷ rate).
+//!
+//! * **Decode** is memory-bound: each step reads every active weight once (MoE: the routed
+//!   experts of one token — with a batch, more experts are touched; we keep one token's share,
+//!   an optimistic simplification we state) plus every sequence's KV cache. Per-sequence
+//!   tokens/s = `bandwidth × efficiency ÷ (active weight bytes + batch × KV bytes per sequence)`.
+//! * **Prefill** is compute-bound: `2 · active params` FLOPs per token for the matrix products
+//!   plus attention `4 · layers · heads · head_dim · (average key length)` (QKᵀ and AV; a causal
+//!   prompt of `s` tokens averages `s/2` keys, windows cap it). Tokens/s =
+//!   `rate × efficiency ÷ FLOPs per token`.
+//!
+//! Efficiency: with datasheet figures we apply the ratios measured on an H200 through PyTorch
+//! (FACTS.md): device copy 4.12 of 4.8 TB/s and bf16 GEMM 790 of 989 TFLOPS. With figures a probe
+//! measured, no factor: the measurement already is the achieved rate.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    devices::DeviceSpec,
+    model::{LayerAttention, ModelSpec},
+};
+
+/// Achieved ÷ datasheet bandwidth: 4.12 TB/s measured device copy on an H200 (4.8 TB/s
+/// datasheet), FACTS.md.
+pub const DATASHEET_BANDWIDTH_EFFICIENCY: f64 = 4.12 / 4.8;
+
+/// Achieved ÷ datasheet matrix rate: 790 TFLOPS measured bf16 cuBLAS GEMM on an H200 (989
+/// datasheet), FACTS.md.
+pub const DATASHEET_COMPUTE_EFFICIENCY: f64 = 790.0 / 989.0;
+
+/// A speed with the assumptions behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeedEstimate {
+    /// Tokens per second (0 when the device figure is unknown).
+    pub tokens_per_s: f64,
+    /// The assumptions, in words.
+    pub assumptions: Vec<String>,
+}
+
+/// Decode tokens/s per sequence for `active_weight_bytes` read per step and `kv_bytes_per_seq`
+/// of cache per sequence (read in full each step), with `batch` sequences decoding together.
+pub fn decode_tokens_per_s(
+    device: &DeviceSpec,
+    active_weight_bytes: u64,
+    kv_bytes_per_seq: u64,
+    batch: u64,
+) -> SpeedEstimate {
+    let (eff, basis) = if device.bandwidth_measured {
+        (
+            1.0,
+            "measured bandwidth (probe report), no efficiency factor".to_string(),
+        )
+    } else {
+        (
+            DATASHEET_BANDWIDTH_EFFICIENCY,
+            format!(
+                "datasheet bandwidth × {:.2} (achieved/datasheet copy bandwidth measured on an H200)",
+                DATASHEET_BANDWIDTH_EFFICIENCY
+            ),
+        )
+    };
+    let bytes_per_step =
+        active_weight_bytes as f64 + (kv_bytes_per_seq as f64) * (batch.max(1) as f64);
+    let bw = device.bandwidth_bytes_per_s * eff;
+    let tps = if bytes_per_step > 0.0 && bw.is_finite() && bw > 0.0 {
+        bw / bytes_per_step
+    } else {
+        0.0
+    };
+    SpeedEstimate {
+        tokens_per_s: tps,
+        assumptions: vec![format!(
+            "decode: {:.0} GB/s ({basis}) ÷ {:.2} GB read per step (active weights {:.2} GB + \
+             KV {:.3} GB × batch {}); MoE reads one token's experts; per sequence",
+            bw / 1e9,
+            bytes_per_step / 1e9,
+            active_weight_bytes as f64 / 1e9,
+            kv_bytes_per_seq as f64 / 1e9,
+            batch.max(1)
+        )],
+    }
+}
+
+/// Attention FLOPs per prompt token for a prompt of `context` tokens (QKᵀ and AV, 2 FLOPs per
+/// multiply-add, average key length `context/2`, windows capped).
+pub fn attention_flops_per_token(model: &ModelSpec, context: u64) -> f64 {
+    let (qk_dim, v_dim) = match &model.mla {
+        Some(m) => (
+            (m.qk_nope_head_dim + m.qk_rope_head_dim) as f64,
+            m.v_head_dim as f64,
+        ),
+        None => (model.head_dim as f64, model.head_dim as f64),
+    };
+    let heads = model.num_attention_heads as f64;
+    let layers = model.num_layers as usize;
+    let mut flops = 0.0;
+    for i in 0..layers {
+        let avg_keys = match model.layer_attention.get(i) {
+            Some(LayerAttention::Sliding { window }) if *window < context => *window as f64,
+            _ => context as f64 / 2.0,
+        };
+        flops += 2.0 * heads * (qk_dim + v_dim) * avg_keys;
+    }
+    flops
+}
+
+/// Prefill tokens/s for `active_params` per token (matrix products) at `context` tokens.
+/// `use_fp16_rate`: 16-bit or quantized weights on matrix units (else the FP32 rate).
+pub fn prefill_tokens_per_s(
+    device: &DeviceSpec,
+    model: &ModelSpec,
+    active_params: u64,
+    context: u64,
+    use_fp16_rate: bool,
+) -> SpeedEstimate {
+    let rate = if use_fp16_rate {
+        device.fp16_flops
+    } else {
+        device.fp32_flops
+    };
+    let (eff, basis) = if device.compute_measured {
+        (
+            1.0,
+            "measured GEMM rate (probe report), no efficiency factor".to_string(),
+        )
+    } else {
+        (
+            DATASHEET_COMPUTE_EFFICIENCY,
+            format!(
+                "datasheet rate × {:.2} (achieved/datasheet bf16 GEMM measured on an H200)",
+                DATASHEET_COMPUTE_EFFICIENCY
+            ),
+        )
+    };
+    let attn = attention_flops_per_token(model, context);
+    let flops_per_token = 2.0 * active_params as f64 + attn;
+    let effective = rate * eff;
+    let tps = if flops_per_token > 0.0 && effective.is_finite() && effective > 0.0 {
+        effective / flops_per_token
+    } else {
+        0.0
+    };
+    SpeedEstimate {
+        tokens_per_s: tps,
+        assumptions: vec![format!(
+            "prefill: {:.1} TFLOPS {} ({basis}) ÷ {:.2} GFLOP per token (2 × {:.2}B active \
+             params + {:.2} GFLOP attention at {context} tokens)",
+            effective / 1e12,
+            if use_fp16_rate { "fp16" } else { "fp32" },
+            flops_per_token / 1e9,
+            active_params as f64 / 1e9,
+            attn / 1e9
+        )],
+    }
+}

@@ -1,7 +1,56 @@
-//! Training memory: full fine-tune (fp32, bf16 mixed precision + AdamW, 8-bit Adam, SGD), LoRA,
-//! QLoRA, gradient checkpointing.
+//! Training memory: full fine-tune (fp32, bf16 mixed precision + AdamW, pure bf16, 8-bit Adam,
+//! SGD), LoRA, QLoRA, gradient checkpointing.
+//!
+//! ## Bytes per trained parameter
+//! | precision | weights | grads | master | AdamW | 8-bit Adam | SGD |
+//! |---|---|---|---|---|---|---|
+//! | fp32 | 4 | 4 | – | 8 | 2 | 0 |
+//! | bf16 mixed | 2 | 2 | 4 | 8 | 2 | 0 |
+//! | pure bf16 | 2 | 2 | – | 4 | 2 | 0 |
+//!
+//! bf16 mixed precision is 16 bytes per parameter with AdamW, not 8 (ZeRO, Rajbhandari et al.
+//! 2020, §3.1: 2 + 2 + 4 + 4 + 4). PyTorch AMP with fp32 parameters arrives at the same 16
+//! (4 weights + 4 grads + 8 moments). *Pure* bf16 (a model loaded in bf16 handed to
+//! `torch.optim.AdamW`) keeps the moments in the parameters' dtype: 8 bytes per parameter.
+//! bitsandbytes 8-bit Adam keeps two 8-bit moments (2 bytes; its per-2048-block fp32 absmax is
+//! 0.004 B/param, ignored). SGD here is plain SGD without momentum (no state).
+//!
+//! PyTorch's default AdamW on CUDA is the `foreach` implementation: its step allocates one
+//! temporary the size of all moments' dtype (`torch._foreach_sqrt(exp_avg_sqs)`), so the step
+//! peak adds one more state-sized copy (4 B/param fp32 moments, 2 B/param bf16). It happens after
+//! the backward pass has freed the activations, so the peak is `max(activations, step temp)`.
+//!
+//! ## Activations per layer (stored for the backward pass)
+//! Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models", §4)
+//! count `s·b·h·(34 + 5·a·s/h)` bytes per layer for a GPT layer in 16-bit with dropout. For the
+//! Llama-style layers here (RMSNorm, no dropout, GQA, SwiGLU) the same bookkeeping of what each
+//! operation saves gives, per token, in elements of the activation type (2 bytes in bf16):
+//! `4·h + 2·q_dim + 2·kv_dim + 4·I` — norm inputs (2·h), norm outputs feeding projections (2·h),
+//! rotated q and k and v saved by attention (`q_dim + 2·kv_dim`, unexpanded), attention output
+//! feeding `o_proj` (`q_dim`), and the MLP's gate, SiLU(gate), up, and product (`4·I`). MoE
+//! layers store `4·I_expert` for each of the `k` experts a token visits, plus the shared experts.
+//! Without fused attention the scores are stored too: `heads · s` per token, in the activation
+//! type (for `attn @ V`) and fp32 (softmax output), Korthikanti's `5·a·s/h` term.
+//! The loss: `b·s·vocab` logits in bf16, their fp32 upcast, and the fp32 log-softmax saved by
+//! cross-entropy (transformers' `ForCausalLMLoss`).
+//!
+//! With gradient checkpointing (transformers wraps each decoder layer) only each layer's input
+//! (`h` per token) is stored, plus one layer's full activations while it is recomputed.
+//!
+//! LoRA uses the same per-layer count (an upper bound: a frozen linear layer without an adapter
+//! does not save its input) plus the `r`-wide adapter intermediate per adapted matrix.
+
+use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
+
+use crate::{
+    CoreError,
+    activations::{FP32_BYTES, attention_widths},
+    model::ModelSpec,
+    params::param_counts,
+    tensors::{TensorRole, tensors},
+};
 
 /// What the memory is for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +98,9 @@ pub enum TrainingPrecision {
     Fp32,
     /// bf16 mixed precision: bf16 weights and gradients with an fp32 master copy.
     Bf16Mixed,
+    /// Pure bf16: weights, gradients and optimizer state all in bf16 (what a model loaded in
+    /// bf16 and handed to `torch.optim.AdamW` does; numerically fragile).
+    Bf16,
 }
 
 /// Full fine-tune settings.
@@ -60,4 +112,550 @@ pub struct FullSettings {
     pub optimizer: Optimizer,
     /// Recompute activations in the backward pass.
     pub gradient_checkpointing: bool,
+}
+
+/// Default LoRA rank when none is given (peft's `LoraConfig` default is 8; 16 is the common
+/// recipe value in published fine-tuning guides — we use 16 and say so).
+pub const DEFAULT_LORA_RANK: u64 = 16;
+
+/// Default LoRA targets: every attention and MLP projection (the QLoRA paper's finding that
+/// adapting all linear layers is needed to match full fine-tuning; Dettmers et al. 2023 §4).
+pub const DEFAULT_LORA_TARGETS: &[&str] = &["q", "k", "v", "o", "gate", "up", "down"];
+
+/// Target names `lora_target_roles` understands.
+pub const LORA_TARGET_NAMES: &str = "q, k, v, o, qkv, gate, up, down, gate_up, q_a, q_b, kv_a, \
+     kv_b, experts, all-linear (also the `*_proj` spellings and Mixtral's w1/w2/w3)";
+
+impl LoraSettings {
+    /// LoRA with rank [`DEFAULT_LORA_RANK`] on [`DEFAULT_LORA_TARGETS`], no checkpointing.
+    pub fn default_settings() -> LoraSettings {
+        LoraSettings {
+            rank: DEFAULT_LORA_RANK,
+            target_modules: DEFAULT_LORA_TARGETS.iter().map(|s| s.to_string()).collect(),
+            gradient_checkpointing: false,
+        }
+    }
+}
+
+impl FullSettings {
+    /// bf16 mixed precision with AdamW, no checkpointing.
+    pub fn default_settings() -> FullSettings {
+        FullSettings {
+            precision: TrainingPrecision::Bf16Mixed,
+            optimizer: Optimizer::AdamW,
+            gradient_checkpointing: false,
+        }
+    }
+}
+
+impl Mode {
+    /// Whether gradients flow (anything but inference).
+    pub fn is_training(&self) -> bool {
+        !matches!(self, Mode::Inference)
+    }
+
+    /// Whether activations are recomputed in the backward pass.
+    pub fn gradient_checkpointing(&self) -> bool {
+        match self {
+            Mode::Inference => false,
+            Mode::Lora(l) | Mode::Qlora(l) => l.gradient_checkpointing,
+            Mode::Full(f) => f.gradient_checkpointing,
+        }
+    }
+
+    /// The mode's short name: `inference`, `lora`, `qlora`, `full`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Inference => "inference",
+            Mode::Lora(_) => "lora",
+            Mode::Qlora(_) => "qlora",
+            Mode::Full(_) => "full",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Inference => write!(f, "inference"),
+            Mode::Lora(l) | Mode::Qlora(l) => {
+                write!(
+                    f,
+                    "{}:r={}:targets={}",
+                    self.name(),
+                    l.rank,
+                    l.target_modules.join(",")
+                )?;
+                if l.gradient_checkpointing {
+                    write!(f, ":ckpt")?;
+                }
+                Ok(())
+            }
+            Mode::Full(s) => {
+                let p = match s.precision {
+                    TrainingPrecision::Fp32 => "fp32",
+                    TrainingPrecision::Bf16Mixed => "bf16-mixed",
+                    TrainingPrecision::Bf16 => "bf16",
+                };
+                let o = match s.optimizer {
+                    Optimizer::AdamW => "adamw",
+                    Optimizer::Adam8bit => "adam8bit",
+                    Optimizer::Sgd => "sgd",
+                };
+                write!(f, "full:{p}:{o}")?;
+                if s.gradient_checkpointing {
+                    write!(f, ":ckpt")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The compact grammar `Mode::from_str` accepts, for help texts.
+pub const MODE_GRAMMAR: &str = "inference | lora[:r=N][:targets=q,k,v,...][:ckpt] | \
+     qlora[:r=N][:targets=...][:ckpt] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|sgd][:ckpt]";
+
+impl FromStr for Mode {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        let mut parts = lower.split(':');
+        let head = parts.next().unwrap_or("");
+        let bad = |part: &str| CoreError::Unknown {
+            kind: "mode option".into(),
+            name: part.to_string(),
+            hint: format!("the mode grammar is {MODE_GRAMMAR}"),
+        };
+        match head {
+            "inference" | "infer" => match parts.next() {
+                None => Ok(Mode::Inference),
+                Some(p) => Err(bad(p)),
+            },
+            "lora" | "qlora" => {
+                let mut l = LoraSettings::default_settings();
+                for part in parts {
+                    if let Some(r) = part.strip_prefix("r=").or(part.strip_prefix("rank=")) {
+                        l.rank = r.parse().map_err(|_| CoreError::OutOfRange {
+                            field: "LoRA rank".into(),
+                            value: r.to_string(),
+                            problem: "must be a whole number ≥ 1, e.g. r=16".into(),
+                        })?;
+                        if l.rank == 0 {
+                            return Err(CoreError::OutOfRange {
+                                field: "LoRA rank".into(),
+                                value: r.to_string(),
+                                problem: "must be ≥ 1, e.g. r=16".into(),
+                            });
+                        }
+                    } else if let Some(t) = part.strip_prefix("targets=") {
+                        l.target_modules = t
+                            .split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(str::to_string)
+                            .collect();
+                    } else if matches!(part, "ckpt" | "checkpointing" | "gc") {
+                        l.gradient_checkpointing = true;
+                    } else if matches!(part, "no-ckpt" | "nockpt") {
+                        l.gradient_checkpointing = false;
+                    } else {
+                        return Err(bad(part));
+                    }
+                }
+                Ok(if head == "lora" {
+                    Mode::Lora(l)
+                } else {
+                    Mode::Qlora(l)
+                })
+            }
+            "full" => {
+                let mut f = FullSettings::default_settings();
+                for part in parts {
+                    match part {
+                        "fp32" | "f32" => f.precision = TrainingPrecision::Fp32,
+                        "bf16-mixed" | "mixed" | "amp" => {
+                            f.precision = TrainingPrecision::Bf16Mixed
+                        }
+                        "bf16" | "bf16-pure" => f.precision = TrainingPrecision::Bf16,
+                        "adamw" | "adam" => f.optimizer = Optimizer::AdamW,
+                        "adam8bit" | "adamw8bit" | "8bit" => f.optimizer = Optimizer::Adam8bit,
+                        "sgd" => f.optimizer = Optimizer::Sgd,
+                        "ckpt" | "checkpointing" | "gc" => f.gradient_checkpointing = true,
+                        "no-ckpt" | "nockpt" => f.gradient_checkpointing = false,
+                        other => return Err(bad(other)),
+                    }
+                }
+                Ok(Mode::Full(f))
+            }
+            _ => Err(CoreError::Unknown {
+                kind: "mode".into(),
+                name: s.to_string(),
+                hint: format!("use {MODE_GRAMMAR}"),
+            }),
+        }
+    }
+}
+
+/// Tensor roles a LoRA target name adapts on `model`.
+pub fn lora_target_roles(model: &ModelSpec, target: &str) -> Result<Vec<TensorRole>, CoreError> {
+    use TensorRole::*;
+    let t = target.trim().to_ascii_lowercase();
+    let t = t.strip_suffix("_proj").unwrap_or(&t).to_string();
+    let mla = model.mla.is_some();
+    let roles = match t.as_str() {
+        "q" => vec![AttnQ, AttnQA, AttnQB, AttnQkv],
+        "k" if mla => vec![AttnKvA, AttnKvB],
+        "v" if mla => vec![AttnKvA, AttnKvB],
+        "k" => vec![AttnK, AttnQkv],
+        "v" => vec![AttnV, AttnQkv],
+        "qkv" => vec![AttnQkv],
+        "o" | "out" | "dense" => vec![AttnOutput],
+        "q_a" => vec![AttnQA],
+        "q_b" => vec![AttnQB],
+        "kv_a" | "kv_a_proj_with_mqa" => vec![AttnKvA],
+        "kv_b" => vec![AttnKvB],
+        "gate" | "w1" => vec![FfnGate, FfnGateShared, FfnGateUp],
+        "up" | "w3" => vec![FfnUp, FfnUpShared, FfnGateUp],
+        "down" | "w2" => vec![FfnDown, FfnDownShared],
+        "gate_up" => vec![FfnGateUp],
+        "experts" => vec![FfnGateExperts, FfnUpExperts, FfnDownExperts],
+        "all-linear" | "all" | "all_linear" => vec![
+            AttnQ,
+            AttnK,
+            AttnV,
+            AttnQkv,
+            AttnOutput,
+            AttnQA,
+            AttnQB,
+            AttnKvA,
+            AttnKvB,
+            FfnGate,
+            FfnUp,
+            FfnGateUp,
+            FfnDown,
+            FfnGateExperts,
+            FfnUpExperts,
+            FfnDownExperts,
+            FfnGateShared,
+            FfnUpShared,
+            FfnDownShared,
+        ],
+        _ => {
+            return Err(CoreError::Unknown {
+                kind: "LoRA target module".into(),
+                name: target.to_string(),
+                hint: format!("use any of: {LORA_TARGET_NAMES}"),
+            });
+        }
+    };
+    Ok(roles)
+}
+
+/// Adapter size of LoRA with `settings` on `model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoraParams {
+    /// Trainable parameters: `r · (in + out)` per adapted matrix (each expert of a stacked
+    /// expert tensor is one matrix).
+    pub trainable_params: u64,
+    /// Adapted matrices.
+    pub adapted_matrices: u64,
+    /// Adapted matrices in one layer (the most in any layer).
+    pub adapted_per_layer: u64,
+    /// Activation bytes the adapters store per token in the layer where they store the most:
+    /// peft casts each adapted matrix's input to the adapters' fp32 (`in_features · 4` bytes,
+    /// saved for `lora_A`'s backward) and saves `lora_A`'s fp32 output (`r · 4`). Routed experts
+    /// count `experts_per_token` matrices per token.
+    pub activation_bytes_per_token_layer: u64,
+}
+
+/// Exact LoRA trainable parameters from the tensor shapes.
+pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
+    let mut roles = Vec::new();
+    for t in &settings.target_modules {
+        roles.extend(lora_target_roles(model, t)?);
+    }
+    let mut trainable: u64 = 0;
+    let mut matrices: u64 = 0;
+    let mut per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
+    let mut act_per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
+    let k = model.moe.as_ref().map_or(1, |m| m.experts_per_token);
+    for tensor in tensors(model) {
+        if tensor.is_vector() || !roles.contains(&tensor.role) {
+            continue;
+        }
+        let n = tensor.matrices();
+        let cols = tensor.row_len();
+        let rows = if tensor.shape.len() >= 2 {
+            tensor.shape[tensor.shape.len() - 2]
+        } else {
+            1
+        };
+        trainable = trainable.saturating_add(
+            n.saturating_mul(settings.rank)
+                .saturating_mul(rows.saturating_add(cols)),
+        );
+        matrices = matrices.saturating_add(n);
+        if let Some(layer) = tensor.layer {
+            *per_layer.entry(layer).or_default() += n;
+            let per_token_matrices = if n > 1 { k.min(n) } else { 1 };
+            let bytes = per_token_matrices
+                .saturating_mul(cols.saturating_add(settings.rank))
+                .saturating_mul(FP32_BYTES);
+            let entry = act_per_layer.entry(layer).or_default();
+            *entry = entry.saturating_add(bytes);
+        }
+    }
+    Ok(LoraParams {
+        trainable_params: trainable,
+        adapted_matrices: matrices,
+        adapted_per_layer: per_layer.values().copied().max().unwrap_or(0),
+        activation_bytes_per_token_layer: act_per_layer.values().copied().max().unwrap_or(0),
+    })
+}
+
+/// Activation element size during training: bf16 (mixed and pure) or fp32.
+fn training_activation_bytes(mode: &Mode) -> u64 {
+    match mode {
+        Mode::Full(FullSettings {
+            precision: TrainingPrecision::Fp32,
+            ..
+        }) => 4,
+        _ => 2,
+    }
+}
+
+/// Activations stored per token of one layer, in elements (see the module docs).
+pub fn layer_activation_elements_per_token(model: &ModelSpec, layer: u64) -> u64 {
+    let h = model.hidden_size;
+    let (q_dim, kv_dim) = attention_widths(model);
+    let mlp = match &model.moe {
+        Some(moe) if !moe.dense_layers.contains(&layer) => moe
+            .experts_per_token
+            .saturating_mul(h.saturating_add(moe.expert_intermediate_size.saturating_mul(4)))
+            .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
+            .saturating_add(moe.num_experts),
+        _ => model.intermediate_size.saturating_mul(4),
+    };
+    h.saturating_mul(4)
+        .saturating_add(q_dim.saturating_mul(2))
+        .saturating_add(kv_dim.saturating_mul(2))
+        .saturating_add(mlp)
+}
+
+/// Memory of one training step beyond the (frozen or trained) weights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingBytes {
+    /// Bytes of the weights as they sit in memory during training (the estimate's
+    /// `weights_bytes` for full fine-tuning; for LoRA/QLoRA the caller's frozen-base bytes).
+    pub weights_bytes: u64,
+    /// Parameters that receive gradients.
+    pub trainable_params: u64,
+    /// Gradients.
+    pub gradients_bytes: u64,
+    /// fp32 master weights (mixed precision) or fp32 adapters (LoRA).
+    pub master_weights_bytes: u64,
+    /// Optimizer state (moments).
+    pub optimizer_bytes: u64,
+    /// Temporary of the optimizer step (PyTorch foreach AdamW).
+    pub optimizer_step_temp_bytes: u64,
+    /// Activations kept for the backward pass, loss included.
+    pub activation_bytes: u64,
+    /// Everything but `weights_bytes`: master + optimizer state +
+    /// `max(activations, gradients + optimizer step temporary)`. The backward pass frees
+    /// activations as it fills gradients, and the step's temporary comes after the activations
+    /// are gone; measured peaks (H200, tests/data/measured) follow this shape.
+    pub training_bytes: u64,
+    /// What was assumed, in words.
+    pub assumptions: Vec<String>,
+}
+
+/// Activation bytes of one training step: stored activations for `batch × seq`, logits and loss.
+pub fn training_activation_bytes_for(
+    model: &ModelSpec,
+    mode: &Mode,
+    batch: u64,
+    seq: u64,
+    fused_attention: bool,
+    lora: Option<&LoraParams>,
+) -> u64 {
+    let e = training_activation_bytes(mode);
+    let tokens = batch.saturating_mul(seq);
+    let scores_per_token = if fused_attention {
+        0
+    } else {
+        model
+            .num_attention_heads
+            .saturating_mul(seq)
+            .saturating_mul(e.saturating_add(FP32_BYTES))
+    };
+    let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
+    let layer_bytes = |layer: u64| {
+        tokens.saturating_mul(
+            layer_activation_elements_per_token(model, layer)
+                .saturating_mul(e)
+                .saturating_add(scores_per_token)
+                .saturating_add(lora_per_token),
+        )
+    };
+    // Final norm input/output, and the loss at the start of the backward pass: the logits in the
+    // activation dtype (kept by the model output), cross-entropy's saved fp32 log-softmax, the
+    // fp32 gradient arriving at it and the fp32 gradient it returns (the peak measured on an H200
+    // is exactly one fp32 logits tensor above the forward peak).
+    let final_hidden = tokens
+        .saturating_mul(model.hidden_size)
+        .saturating_mul(2)
+        .saturating_mul(e);
+    let logits = tokens
+        .saturating_mul(model.vocab_size)
+        .saturating_mul(e.saturating_add(FP32_BYTES.saturating_mul(3)));
+    let loss = final_hidden.saturating_add(logits);
+    let layers = model.num_layers;
+    if mode.gradient_checkpointing() {
+        // Each layer's input stays; the loss's backward comes first, then one layer at a time is
+        // recomputed and differentiated after the loss tensors are gone (its gradients are
+        // transient and smaller than its saved activations).
+        let inputs = tokens
+            .saturating_mul(model.hidden_size)
+            .saturating_mul(e)
+            .saturating_mul(layers);
+        let largest = (0..layers).map(layer_bytes).max().unwrap_or(0);
+        inputs.saturating_add(loss.max(largest))
+    } else {
+        (0..layers)
+            .fold(0u64, |acc, l| acc.saturating_add(layer_bytes(l)))
+            .saturating_add(loss)
+    }
+}
+
+/// Training memory for `mode` at `batch × seq`. `frozen_weights_bytes` are the base weights in
+/// their format for LoRA/QLoRA (ignored for full fine-tuning, whose weights follow the training
+/// precision). `fused_attention` is the attention kernel (SDPA/flash: true).
+pub fn training_memory(
+    model: &ModelSpec,
+    mode: &Mode,
+    frozen_weights_bytes: u64,
+    batch: u64,
+    seq: u64,
+    fused_attention: bool,
+) -> Result<TrainingBytes, CoreError> {
+    let mut assumptions = Vec::new();
+    let attn = if fused_attention {
+        "fused attention (SDPA/flash): no score matrix stored"
+    } else {
+        "eager attention: scores stored in bf16 and fp32 per head"
+    };
+    match mode {
+        Mode::Inference => Ok(TrainingBytes {
+            weights_bytes: frozen_weights_bytes,
+            trainable_params: 0,
+            gradients_bytes: 0,
+            master_weights_bytes: 0,
+            optimizer_bytes: 0,
+            optimizer_step_temp_bytes: 0,
+            activation_bytes: 0,
+            training_bytes: 0,
+            assumptions,
+        }),
+        Mode::Full(s) => {
+            let p = param_counts(model).total;
+            let (w, g, master, state_elem, state_count) = match s.precision {
+                TrainingPrecision::Fp32 => (4, 4, 0, 4, 2),
+                TrainingPrecision::Bf16Mixed => (2, 2, 4, 4, 2),
+                TrainingPrecision::Bf16 => (2, 2, 0, 2, 2),
+            };
+            let (opt_per_param, temp_per_param) = match s.optimizer {
+                Optimizer::AdamW => (state_elem * state_count, state_elem),
+                Optimizer::Adam8bit => (2, 0),
+                Optimizer::Sgd => (0, 0),
+            };
+            let activation_bytes =
+                training_activation_bytes_for(model, mode, batch, seq, fused_attention, None);
+            let gradients_bytes = p.saturating_mul(g);
+            let master_weights_bytes = p.saturating_mul(master);
+            let optimizer_bytes = p.saturating_mul(opt_per_param);
+            let temp = p.saturating_mul(temp_per_param);
+            assumptions.push(format!(
+                "full fine-tune {mode}: {w} B/param weights + {g} B grads + {master} B fp32 \
+                 master + {opt_per_param} B optimizer state = {} B/param",
+                w + g + master + opt_per_param
+            ));
+            if temp_per_param > 0 {
+                assumptions.push(format!(
+                    "PyTorch foreach AdamW step allocates one more {temp_per_param} B/param \
+                     temporary (after activations are freed)"
+                ));
+            }
+            assumptions.push(format!(
+                "training activations for batch {batch} × {seq} tokens: {attn}; {}",
+                if s.gradient_checkpointing {
+                    "gradient checkpointing per decoder layer"
+                } else {
+                    "all layer activations kept"
+                }
+            ));
+            Ok(TrainingBytes {
+                weights_bytes: p.saturating_mul(w),
+                trainable_params: p,
+                gradients_bytes,
+                master_weights_bytes,
+                optimizer_bytes,
+                optimizer_step_temp_bytes: temp,
+                activation_bytes,
+                training_bytes: master_weights_bytes
+                    .saturating_add(optimizer_bytes)
+                    .saturating_add(activation_bytes.max(gradients_bytes.saturating_add(temp))),
+                assumptions,
+            })
+        }
+        Mode::Lora(l) | Mode::Qlora(l) => {
+            let lp = lora_params(model, l)?;
+            let a = lp.trainable_params;
+            // peft upcasts adapters to fp32 (`autocast_adapter_dtype=True`); grads fp32; AdamW
+            // two fp32 moments; foreach step temporary one fp32 copy.
+            let master_weights_bytes = a.saturating_mul(4);
+            let gradients_bytes = a.saturating_mul(4);
+            let optimizer_bytes = a.saturating_mul(8);
+            let temp = a.saturating_mul(4);
+            let activation_bytes = training_activation_bytes_for(
+                model,
+                mode,
+                batch,
+                seq,
+                fused_attention,
+                Some(&lp),
+            );
+            assumptions.push(format!(
+                "{} rank {} on {} ({} matrices): {} trainable parameters, fp32 adapters + fp32 \
+                 grads + AdamW = 16 B each",
+                mode.name(),
+                l.rank,
+                l.target_modules.join(","),
+                lp.adapted_matrices,
+                a
+            ));
+            assumptions.push(format!(
+                "training activations for batch {batch} × {seq} tokens: {attn}; {}; frozen \
+                 layers counted as if they stored their inputs (upper bound)",
+                if l.gradient_checkpointing {
+                    "gradient checkpointing per decoder layer"
+                } else {
+                    "all layer activations kept"
+                }
+            ));
+            Ok(TrainingBytes {
+                weights_bytes: frozen_weights_bytes,
+                trainable_params: a,
+                gradients_bytes,
+                master_weights_bytes,
+                optimizer_bytes,
+                optimizer_step_temp_bytes: temp,
+                activation_bytes,
+                training_bytes: master_weights_bytes
+                    .saturating_add(optimizer_bytes)
+                    .saturating_add(activation_bytes.max(gradients_bytes.saturating_add(temp))),
+                assumptions,
+            })
+        }
+    }
 }
