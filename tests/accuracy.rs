@@ -57,7 +57,11 @@ struct Row {
 impl Row {
     fn rel_error(&self) -> f64 {
         if self.measured == 0.0 {
-            if self.predicted == 0.0 { 0.0 } else { f64::INFINITY }
+            if self.predicted == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            }
         } else {
             (self.predicted - self.measured) / self.measured
         }
@@ -71,7 +75,9 @@ impl Row {
         KNOWN_MISSES
             .iter()
             .find(|(case, quantity, setting, _)| {
-                *case == self.case && *quantity == self.quantity && self.setting.starts_with(setting)
+                *case == self.case
+                    && *quantity == self.quantity
+                    && self.setting.starts_with(setting)
             })
             .map(|(_, _, _, reason)| *reason)
     }
@@ -137,7 +143,11 @@ fn lora_targets(record: &Value) -> Vec<String> {
     record
         .get("lora_targets")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -151,7 +161,10 @@ fn rows() -> Vec<Row> {
         let build = &case["build"];
         if case.get("config_used").is_none() || !build.get("params").is_some_and(Value::is_u64) {
             // A case that did not build has nothing to compare; it is listed loudly.
-            eprintln!("accuracy: case {id} has no measurements ({})", s(case, "status"));
+            eprintln!(
+                "accuracy: case {id} has no measurements ({})",
+                s(case, "status")
+            );
             continue;
         }
         let model = model_of(&id, &case["config_used"]);
@@ -196,12 +209,17 @@ fn rows() -> Vec<Row> {
             }
             let (b, l) = (u(r, "batch"), u(r, "context"));
             let keep_all = r["logits_to_keep"].as_u64() == Some(0);
-            let logits = if keep_all { "logits all" } else { "logits last" };
+            let logits = if keep_all {
+                "logits all"
+            } else {
+                "logits last"
+            };
             match s(r, "kind") {
                 "prefill" => {
                     if !keep_all {
                         // The cache is the same with either logits setting: compare it once.
-                        let kv = kv_cache_bytes(&model, l, b, KvDtype::Bf16, Runtime::TransformersCuda);
+                        let kv =
+                            kv_cache_bytes(&model, l, b, KvDtype::Bf16, Runtime::TransformersCuda);
                         let cache = &r["cache"];
                         rows.push(row(
                             "kv after prefill (allocated)",
@@ -260,7 +278,10 @@ fn rows() -> Vec<Row> {
         };
         for r in case["training"].as_array().into_iter().flatten() {
             if !ok(r) {
-                eprintln!("accuracy: {id}: training measurement not ok: {}", s(r, "label"));
+                eprintln!(
+                    "accuracy: {id}: training measurement not ok: {}",
+                    s(r, "label")
+                );
                 continue;
             }
             let (b, seq) = (u(r, "batch"), u(r, "seq"));
@@ -282,7 +303,11 @@ fn rows() -> Vec<Row> {
                     gradient_checkpointing: gc,
                 });
                 // The base the step started from already held the fp32 adapters.
-                (mode, peak_over_base + u(r, "adapter_allocated_bytes") as f64, false)
+                (
+                    mode,
+                    peak_over_base + u(r, "adapter_allocated_bytes") as f64,
+                    false,
+                )
             } else if label.starts_with("mixed_bf16") {
                 let mode = Mode::Full(FullSettings {
                     precision: TrainingPrecision::Bf16Mixed,
@@ -291,7 +316,11 @@ fn rows() -> Vec<Row> {
                 });
                 // fp32 weights + autocast: the split between "weights" and "training" differs
                 // from a bf16 copy + fp32 master, the total does not: compare totals.
-                (mode, peak_over_base + u(r, "fp32_weights_allocated_bytes") as f64, true)
+                (
+                    mode,
+                    peak_over_base + u(r, "fp32_weights_allocated_bytes") as f64,
+                    true,
+                )
             } else {
                 panic!("{id}: unknown training label {label}");
             };
@@ -304,7 +333,11 @@ fn rows() -> Vec<Row> {
                 est.training_bytes as f64
             };
             rows.push(row(
-                if compare_total { "training peak (total)" } else { "training peak over weights" },
+                if compare_total {
+                    "training peak (total)"
+                } else {
+                    "training peak over weights"
+                },
                 setting,
                 predicted,
                 measured,
@@ -349,28 +382,49 @@ fn measured_fixture_covers_the_issue() {
     let rows = rows();
     let mut cases: Vec<&str> = rows.iter().map(|r| r.case.as_str()).collect();
     cases.dedup();
-    assert!(cases.len() >= 8, "only {} measured architectures", cases.len());
+    assert!(
+        cases.len() >= 8,
+        "only {} measured architectures",
+        cases.len()
+    );
     let pairs: std::collections::BTreeSet<&str> = rows
         .iter()
         .filter(|r| r.quantity == "kv after prefill (allocated)")
         .map(|r| r.setting.as_str())
         .collect();
-    assert!(pairs.len() >= 3, "only {} (batch, context) pairs", pairs.len());
-    for q in ["generation peak", "training peak over weights", "training peak (total)"] {
+    assert!(
+        pairs.len() >= 3,
+        "only {} (batch, context) pairs",
+        pairs.len()
+    );
+    for q in [
+        "generation peak",
+        "training peak over weights",
+        "training peak (total)",
+    ] {
         assert!(rows.iter().any(|r| r.quantity == q), "no `{q}` rows");
     }
     assert!(rows.iter().any(|r| r.setting.contains("logits all")));
     assert!(rows.iter().any(|r| r.setting.contains("eager")));
     assert!(rows.iter().any(|r| r.setting.starts_with("lora_gc")));
-    assert!(rows.iter().any(|r| r.setting.starts_with("full_bf16_adamw_gc")));
+    assert!(
+        rows.iter()
+            .any(|r| r.setting.starts_with("full_bf16_adamw_gc"))
+    );
 }
 
 #[test]
 fn measured_cases_within_tolerance() {
     let rows = rows();
     eprintln!("{}", table(&rows));
-    let failures: Vec<&Row> = rows.iter().filter(|r| !r.passes() && r.known_miss().is_none()).collect();
-    let known: Vec<&Row> = rows.iter().filter(|r| !r.passes() && r.known_miss().is_some()).collect();
+    let failures: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !r.passes() && r.known_miss().is_none())
+        .collect();
+    let known: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !r.passes() && r.known_miss().is_some())
+        .collect();
     if !known.is_empty() {
         eprintln!(
             "accuracy: {} known misses (KNOWN_MISSES, core/docs/ACCURACY.md) not asserted here; \
@@ -390,9 +444,16 @@ fn measured_cases_within_tolerance() {
 #[test]
 #[ignore = "known misses (KNOWN_MISSES): the model does not reach these yet, see core/docs/ACCURACY.md"]
 fn known_misses_within_tolerance() {
-    let rows: Vec<Row> = rows().into_iter().filter(|r| r.known_miss().is_some()).collect();
+    let rows: Vec<Row> = rows()
+        .into_iter()
+        .filter(|r| r.known_miss().is_some())
+        .collect();
     let failing: Vec<Row> = rows.iter().filter(|r| !r.passes()).cloned().collect();
-    assert!(failing.is_empty(), "known misses still outside tolerance:\n{}", table(&failing));
+    assert!(
+        failing.is_empty(),
+        "known misses still outside tolerance:\n{}",
+        table(&failing)
+    );
 }
 
 #[test]
@@ -402,7 +463,9 @@ fn known_misses_name_real_rows() {
     let rows = rows();
     for (case, quantity, setting, _) in KNOWN_MISSES {
         assert!(
-            rows.iter().any(|r| r.case == *case && r.quantity == *quantity && r.setting.starts_with(setting)),
+            rows.iter().any(|r| r.case == *case
+                && r.quantity == *quantity
+                && r.setting.starts_with(setting)),
             "KNOWN_MISSES entry ({case}, {quantity}, {setting}) matches no comparison"
         );
     }

@@ -227,9 +227,10 @@ pub fn prefill_activation_bytes(
     };
     // Sliding-window layers cannot use SDPA's built-in causal flag once the prompt is longer
     // than the window: transformers then materializes a boolean batch × q × kv mask.
-    let windowed_prompt = model.layer_attention.iter().any(
-        |a| matches!(a, LayerAttention::Sliding { window } if *window < context),
-    );
+    let windowed_prompt = model
+        .layer_attention
+        .iter()
+        .any(|a| matches!(a, LayerAttention::Sliding { window } if *window < context));
     let mask_bytes = match runtime {
         Runtime::LlamaCpp => n.saturating_mul(kv_len).saturating_mul(F16_BYTES),
         _ if transformers && !fused => score_rows.saturating_mul(kv_len).saturating_mul(e),

@@ -617,14 +617,8 @@ pub fn training_memory(
             let gradients_bytes = a.saturating_mul(4);
             let optimizer_bytes = a.saturating_mul(8);
             let temp = a.saturating_mul(4);
-            let activation_bytes = training_activation_bytes_for(
-                model,
-                mode,
-                batch,
-                seq,
-                fused_attention,
-                Some(&lp),
-            );
+            let activation_bytes =
+                training_activation_bytes_for(model, mode, batch, seq, fused_attention, Some(&lp));
             assumptions.push(format!(
                 "{} rank {} on {} ({} matrices): {} trainable parameters, fp32 adapters + fp32 \
                  grads + AdamW = 16 B each",

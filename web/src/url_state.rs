@@ -144,7 +144,7 @@ mod tests {
         let mut q = Query::parse("?a=1&a=2&b=3");
         q.set("a", "9");
         assert_eq!(q.to_search(), "?b=3&a=9");
-        q.set_opt::<String>("b", None);
+        q.set_opt("b", None::<String>);
         assert_eq!(q.to_search(), "?a=9");
     }
 

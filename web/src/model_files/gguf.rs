@@ -82,47 +82,30 @@ pub struct GgmlType {
     pub block_bytes: u64,
 }
 
-/// ggml types: (id, name, elements per block, bytes per block), from llama.cpp `ggml.c`
-/// `type_traits` (the same figures as FACTS.md's table). Ids 4, 5 (removed Q4_2/Q4_3) and
-/// 31–33 (removed Q4_0_4_4 etc.) are absent on purpose.
-const GGML_TYPES: &[(u32, &str, u64, u64)] = &[
-    (0, "F32", 1, 4),
-    (1, "F16", 1, 2),
-    (2, "Q4_0", 32, 18),
-    (3, "Q4_1", 32, 20),
-    (6, "Q5_0", 32, 22),
-    (7, "Q5_1", 32, 24),
-    (8, "Q8_0", 32, 34),
+/// ggml types headroom-core's [`headroom_core::gguf::GgmlType`] does not list (they do not occur
+/// as quantization targets but may appear in a file): (id, name, elements per block, bytes per
+/// block), from llama.cpp `ggml.c` `type_traits`.
+const EXTRA_GGML_TYPES: &[(u32, &str, u64, u64)] = &[
     (9, "Q8_1", 32, 36),
-    (10, "Q2_K", 256, 84),
-    (11, "Q3_K", 256, 110),
-    (12, "Q4_K", 256, 144),
-    (13, "Q5_K", 256, 176),
-    (14, "Q6_K", 256, 210),
-    (15, "Q8_K", 256, 292),
-    (16, "IQ2_XXS", 256, 66),
-    (17, "IQ2_XS", 256, 74),
-    (18, "IQ3_XXS", 256, 98),
-    (19, "IQ1_S", 256, 50),
-    (20, "IQ4_NL", 32, 18),
-    (21, "IQ3_S", 256, 110),
-    (22, "IQ2_S", 256, 82),
-    (23, "IQ4_XS", 256, 136),
     (24, "I8", 1, 1),
     (25, "I16", 1, 2),
     (26, "I32", 1, 4),
     (27, "I64", 1, 8),
     (28, "F64", 1, 8),
-    (29, "IQ1_M", 256, 56),
-    (30, "BF16", 1, 2),
-    (34, "TQ1_0", 256, 54),
-    (35, "TQ2_0", 256, 66),
-    (39, "MXFP4", 32, 17),
 ];
 
-/// Look up a ggml type by its number.
+/// Look up a ggml type by its number: core's block table first, then the extras above.
 pub fn ggml_type(id: u32) -> Option<GgmlType> {
-    GGML_TYPES
+    if let Some(t) = headroom_core::gguf::GgmlType::from_ggml_id(id) {
+        let (block_bytes, block_elements) = t.block();
+        return Some(GgmlType {
+            id,
+            name: t.name(),
+            block_elements,
+            block_bytes,
+        });
+    }
+    EXTRA_GGML_TYPES
         .iter()
         .find(|t| t.0 == id)
         .map(|&(id, name, block_elements, block_bytes)| GgmlType {
