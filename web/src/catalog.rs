@@ -272,9 +272,11 @@ pub struct FormatRow {
     pub decode_tokens_per_s: f64,
 }
 
-/// Everything the result panel shows.
+/// The main result: what must update at once on every change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calculation {
+    /// The request the settings make.
+    pub request: EstimateRequest,
     /// The estimate for the settings as given.
     pub estimate: Estimate,
     /// The device used.
@@ -285,13 +287,7 @@ pub struct Calculation {
     pub longest_context: Option<u64>,
     /// The model's maximum context.
     pub max_context: u64,
-    /// Highest-precision format that fits.
-    pub best_format: Option<String>,
-    /// Every format side by side.
-    pub formats: Vec<FormatRow>,
-    /// Advice's assumptions (beyond the estimate's).
-    pub advice_assumptions: Vec<String>,
-    /// Exact weights from a file, when one was dropped, with the estimate's difference.
+    /// Exact weights from a file, when one was dropped.
     pub exact: Option<ExactWeights>,
 }
 
@@ -315,38 +311,41 @@ pub fn request(settings: &CalcSettings, model: &ModelSpec) -> Result<EstimateReq
     Ok(req)
 }
 
-/// The whole calculation for the Calculator page.
+/// The main result for the Calculator page: the estimate and the longest context that fits.
 pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculation, String> {
     let req = request(settings, model)?;
-    let advice = advice::advise(&req).map_err(|e| e.to_string())?;
-    let mut formats = Vec::new();
-    for format in WeightFormat::all() {
-        let mut r = req.clone();
-        r.runtime = advice::runtime_for_format(&req, &format);
-        r.format = format;
-        // A format some mode cannot use (e.g. GGUF with training) is left out of the table;
-        // the reason is the estimate's own error, which the selected format would show.
-        if let Ok(e) = estimate::estimate(&r) {
-            formats.push(FormatRow {
-                format: e.quant.clone(),
-                runtime: e.runtime.clone(),
-                per_device_bytes: e.per_device_bytes,
-                verdict: e.verdict,
-                decode_tokens_per_s: e.decode_tokens_per_s,
-            });
-        }
-    }
+    let estimate = estimate::estimate(&req).map_err(|e| e.to_string())?;
+    let longest_context = advice::longest_context(&req).map_err(|e| e.to_string())?;
     Ok(Calculation {
         unified: req.device.memory_kind == MemoryKind::Unified,
         device: req.device.clone(),
-        longest_context: advice.longest_context,
+        longest_context,
         max_context: model.max_context,
-        best_format: advice.best_format.map(|b| b.format),
-        formats,
-        advice_assumptions: advice.assumptions,
-        estimate: advice.estimate,
+        estimate,
         exact: settings.exact.clone(),
+        request: req,
     })
+}
+
+/// One row of the every-format table: `req` in `format` with the runtime that can load it.
+/// `None` for a format the request's mode cannot use (e.g. GGUF with training); the estimate's
+/// own error says why when that format is selected.
+pub fn format_row(req: &EstimateRequest, format: WeightFormat) -> Option<FormatRow> {
+    let mut r = req.clone();
+    r.runtime = advice::runtime_for_format(req, &format);
+    r.format = format;
+    estimate::estimate(&r).ok().map(|e| FormatRow {
+        format: e.quant,
+        runtime: e.runtime,
+        per_device_bytes: e.per_device_bytes,
+        verdict: e.verdict,
+        decode_tokens_per_s: e.decode_tokens_per_s,
+    })
+}
+
+/// The best format that fits, by core's rule ([`advice::best_format`]).
+pub fn best_format(req: &EstimateRequest) -> Option<String> {
+    advice::best_format(req).ok().flatten().map(|b| b.format)
 }
 
 /// The "use at most 70–75%" guide for unified memory (FACTS.md, Apple silicon): lower and upper
@@ -399,8 +398,14 @@ mod tests {
         let c = calculate(&s, &model).unwrap();
         assert!(c.estimate.total_bytes > c.estimate.weights_bytes);
         assert!(c.unified);
-        assert!(c.formats.len() >= 10, "{}", c.formats.len());
-        assert!(c.formats.iter().any(|f| f.format == "Q4_K_M"));
+        let rows: Vec<_> = WeightFormat::all()
+            .into_iter()
+            .filter_map(|f| format_row(&c.request, f))
+            .collect();
+        assert!(rows.len() >= 10, "{}", rows.len());
+        assert!(rows.iter().any(|f| f.format == "Q4_K_M"));
+        // A 16 GB M2 holds an 8B model in some format.
+        assert!(best_format(&c.request).is_some());
     }
 
     #[test]

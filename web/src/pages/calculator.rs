@@ -330,6 +330,43 @@ pub fn CalculatorPage() -> impl IntoView {
         (out, browser::now_ms() - start)
     });
 
+    // The every-format table: ~30 estimates, too many for the per-change budget, so it is
+    // computed after the main result, a few formats per task so typing stays responsive. A newer
+    // change abandons an older computation (generation counter).
+    let table = RwSignal::new(None::<FormatTable>);
+    let table_generation = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        let Some(Ok(calc)) = result.get().0 else {
+            table.set(None);
+            return;
+        };
+        let req = calc.request;
+        let generation = table_generation.get_value() + 1;
+        table_generation.set_value(generation);
+        spawn_local(async move {
+            let start = browser::now_ms();
+            let mut rows = Vec::new();
+            for (i, format) in headroom_core::quant::WeightFormat::all()
+                .into_iter()
+                .enumerate()
+            {
+                if i % FORMATS_PER_TASK == 0 {
+                    browser::sleep_ms(0).await;
+                    if table_generation.get_value() != generation {
+                        return;
+                    }
+                }
+                rows.extend(catalog::format_row(&req, format));
+            }
+            let best = catalog::best_format(&req);
+            table.set(Some(FormatTable {
+                rows,
+                best,
+                elapsed_ms: browser::now_ms() - start,
+            }));
+        });
+    });
+
     let set_model = move |source: ModelSource, state: ModelState| {
         model.set(state);
         settings.update(|s| {
@@ -583,6 +620,16 @@ pub fn CalculatorPage() -> impl IntoView {
                     Some(Err(e)) => view! { <p id="result-error" class="error">{e}</p> }.into_any(),
                     Some(Ok(c)) => view! { <ResultView calc=c /> }.into_any(),
                 }}
+                {move || {
+                    let selected = result.with(|r| match &r.0 {
+                        Some(Ok(c)) => Some(c.estimate.quant.clone()),
+                        _ => None,
+                    })?;
+                    Some(match table.get() {
+                        None => view! { <p class="note">"computing every format…"</p> }.into_any(),
+                        Some(t) => view! { <FormatTableView table=t selected=selected /> }.into_any(),
+                    })
+                }}
             </div>
         </section>
     }
@@ -709,27 +756,9 @@ fn ResultView(
         },
         e.device
     );
-    let selected = e.quant.clone();
-    let rows = calc
-        .formats
-        .iter()
-        .map(|f| {
-            let class = verdict_class(f.verdict);
-            view! {
-                <tr class:selected=f.format == selected>
-                    <td>{f.format.clone()}</td>
-                    <td class="num">{format::bytes(f.per_device_bytes)}</td>
-                    <td><span class=format!("badge {class}")>{verdict_short(f.verdict)}</span></td>
-                    <td class="num">{format::tokens_per_s(f.decode_tokens_per_s)}</td>
-                    <td class="note">{f.runtime.clone()}</td>
-                </tr>
-            }
-        })
-        .collect_view();
     let assumptions = e
         .assumptions
         .iter()
-        .chain(calc.advice_assumptions.iter())
         .map(|a| view! { <li>{a.clone()}</li> })
         .collect_view();
     let longest = match calc.longest_context {
@@ -758,20 +787,71 @@ fn ResultView(
                 <tr><th>"Decode"</th><td class="num">{format::tokens_per_s(e.decode_tokens_per_s)} " per sequence"</td></tr>
                 <tr><th>"Prefill"</th><td class="num">{format::tokens_per_s(e.prefill_tokens_per_s)}</td></tr>
                 <tr><th>"Longest context that fits"</th><td id="longest-context" class="num">{longest}</td></tr>
-                <tr><th>"Best format that fits"</th><td class="num">{calc.best_format.clone().unwrap_or_else(|| "none".into())}</td></tr>
                 <tr><th>"Runtime, KV cache, mode"</th><td class="num">{format!("{}, {}, {}", e.runtime, e.kv_cache_dtype, e.mode)}</td></tr>
                 {exact}
             </tbody>
         </table>
+        <h2>"Assumptions"</h2>
+        <ul class="assumptions" id="assumptions">
+            {assumptions}
+            <li>"longest context: the largest context up to the model's maximum that fits or fits tightly, everything else as given (core's binary search)"</li>
+        </ul>
+    }
+}
+
+/// Formats estimated per background task (each estimate is ~1–2 ms in the browser).
+const FORMATS_PER_TASK: usize = 3;
+
+/// Every format side by side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormatTable {
+    /// One row per format core knows, highest precision first.
+    pub rows: Vec<catalog::FormatRow>,
+    /// The best format that fits (core's rule).
+    pub best: Option<String>,
+    /// Time to compute the table, ms.
+    pub elapsed_ms: f64,
+}
+
+/// The table of every format.
+#[component]
+fn FormatTableView(
+    /// The rows.
+    table: FormatTable,
+    /// The selected format's name (highlighted).
+    selected: String,
+) -> impl IntoView {
+    let rows = table
+        .rows
+        .iter()
+        .map(|f| {
+            let class = verdict_class(f.verdict);
+            view! {
+                <tr class:selected=f.format == selected>
+                    <td>{f.format.clone()}</td>
+                    <td class="num">{format::bytes(f.per_device_bytes)}</td>
+                    <td><span class=format!("badge {class}")>{verdict_short(f.verdict)}</span></td>
+                    <td class="num">{format::tokens_per_s(f.decode_tokens_per_s)}</td>
+                    <td class="note">{f.runtime.clone()}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let best = match &table.best {
+        Some(b) => format!(
+            "Best format that fits: {b} (highest precision with room; else the first that fits tightly)."
+        ),
+        None => "No format fits with these settings.".to_string(),
+    };
+    view! {
         <h2>"Every format"</h2>
+        <p id="best-format">{best}</p>
         <div class="table-wrap">
-            <table id="formats">
+            <table id="formats" data-table-ms=format!("{:.1}", table.elapsed_ms)>
                 <thead><tr><th>"format"</th><th class="num">"memory"</th><th>"fits?"</th><th class="num">"decode"</th><th>"runtime"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
         </div>
-        <h2>"Assumptions"</h2>
-        <ul class="assumptions" id="assumptions">{assumptions}</ul>
     }
 }
 
