@@ -17,11 +17,21 @@ module.exports = {
     const text = await verdict(page);
     log(text);
     assert.match(text, /qwen3-8b in Q4_K_M on .*4090.*: fits/);
+    await page.waitForSelector('#formats tbody tr', { timeout: 30000 });
     const rows = await page.$$eval('#formats tbody tr', (r) => r.length);
     assert.ok(rows >= 10, `format table has ${rows} rows`);
-    const ms = Number(await page.getAttribute('#result', 'data-recompute-ms'));
-    log(`recompute: ${ms} ms`);
-    assert.ok(ms < 5, `recompute took ${ms} ms (budget 5 ms)`);
+    assert.match(await page.textContent('#best-format'), /Best format that fits: /);
+    // Budget: the main result recomputes in < 5 ms per change. Measure several changes.
+    const times = [];
+    for (const ctx of ['8192', '16384', '32768', '4096']) {
+      await page.fill('#context', ctx);
+      await page.waitForFunction((c) => document.querySelector('#verdict') && document.location.search.includes(`ctx=${c}`), ctx);
+      times.push(Number(await page.getAttribute('#result', 'data-recompute-ms')));
+    }
+    const tableMs = Number(await page.getAttribute('#formats', 'data-table-ms'));
+    log(`recompute per change: ${times.join(', ')} ms (budget 5 ms); every-format table (background): ${tableMs} ms`);
+    const worst = Math.max(...times);
+    assert.ok(worst < 5, `recompute took ${worst} ms (budget 5 ms)`);
     assert.match(page.url(), /model=qwen3-8b/);
     assert.match(page.url(), /device=rtx-4090/);
     await shot('calculator');

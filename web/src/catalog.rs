@@ -283,8 +283,6 @@ pub struct Calculation {
     pub device: DeviceSpec,
     /// Whether the device has unified memory (draw the 70–75% guide).
     pub unified: bool,
-    /// Longest context that fits, tokens.
-    pub longest_context: Option<u64>,
     /// The model's maximum context.
     pub max_context: u64,
     /// Exact weights from a file, when one was dropped.
@@ -311,15 +309,13 @@ pub fn request(settings: &CalcSettings, model: &ModelSpec) -> Result<EstimateReq
     Ok(req)
 }
 
-/// The main result for the Calculator page: the estimate and the longest context that fits.
+/// The main result for the Calculator page: the estimate for the settings as given.
 pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculation, String> {
     let req = request(settings, model)?;
     let estimate = estimate::estimate(&req).map_err(|e| e.to_string())?;
-    let longest_context = advice::longest_context(&req).map_err(|e| e.to_string())?;
     Ok(Calculation {
         unified: req.device.memory_kind == MemoryKind::Unified,
         device: req.device.clone(),
-        longest_context,
         max_context: model.max_context,
         estimate,
         exact: settings.exact.clone(),
@@ -341,6 +337,11 @@ pub fn format_row(req: &EstimateRequest, format: WeightFormat) -> Option<FormatR
         verdict: e.verdict,
         decode_tokens_per_s: e.decode_tokens_per_s,
     })
+}
+
+/// The longest context that fits (core's binary search, [`advice::longest_context`]).
+pub fn longest_context(req: &EstimateRequest) -> Option<u64> {
+    advice::longest_context(req).ok().flatten()
 }
 
 /// The best format that fits, by core's rule ([`advice::best_format`]).
@@ -406,6 +407,14 @@ mod tests {
         assert!(rows.iter().any(|f| f.format == "Q4_K_M"));
         // A 16 GB M2 holds an 8B model in some format.
         assert!(best_format(&c.request).is_some());
+        // bf16 weights (16 GB) do not fit a 16 GB Mac at any context; Q4_K_M does at 4096+.
+        assert_eq!(longest_context(&c.request), None);
+        let q4 = CalcSettings {
+            format: "Q4_K_M".into(),
+            ..CalcSettings::default()
+        };
+        let c = calculate(&q4, &model).unwrap();
+        assert!(longest_context(&c.request).is_some_and(|l| l >= 4096));
     }
 
     #[test]

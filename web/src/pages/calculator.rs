@@ -359,9 +359,16 @@ pub fn CalculatorPage() -> impl IntoView {
                 rows.extend(catalog::format_row(&req, format));
             }
             let best = catalog::best_format(&req);
+            browser::sleep_ms(0).await;
+            if table_generation.get_value() != generation {
+                return;
+            }
+            let longest_context = catalog::longest_context(&req);
             table.set(Some(FormatTable {
                 rows,
                 best,
+                longest_context,
+                max_context: req.model.max_context,
                 elapsed_ms: browser::now_ms() - start,
             }));
         });
@@ -626,7 +633,7 @@ pub fn CalculatorPage() -> impl IntoView {
                         _ => None,
                     })?;
                     Some(match table.get() {
-                        None => view! { <p class="note">"computing every format…"</p> }.into_any(),
+                        None => view! { <p class="note">"computing the longest context and every format…"</p> }.into_any(),
                         Some(t) => view! { <FormatTableView table=t selected=selected /> }.into_any(),
                     })
                 }}
@@ -761,11 +768,6 @@ fn ResultView(
         .iter()
         .map(|a| view! { <li>{a.clone()}</li> })
         .collect_view();
-    let longest = match calc.longest_context {
-        Some(c) if c >= calc.max_context => format!("{c} tokens (the model's maximum)"),
-        Some(c) => format!("{c} tokens (model maximum {})", calc.max_context),
-        None => "none: even 1 token does not fit".into(),
-    };
     let exact = calc.exact.as_ref().map(|x| {
         let diff = x.bytes as i128 - e.weights_bytes as i128;
         view! {
@@ -786,7 +788,6 @@ fn ResultView(
                 <tr><th>"Devices needed"</th><td class="num">{e.devices_needed.map(|d| d.to_string()).unwrap_or_else(|| "—".into())}</td></tr>
                 <tr><th>"Decode"</th><td class="num">{format::tokens_per_s(e.decode_tokens_per_s)} " per sequence"</td></tr>
                 <tr><th>"Prefill"</th><td class="num">{format::tokens_per_s(e.prefill_tokens_per_s)}</td></tr>
-                <tr><th>"Longest context that fits"</th><td id="longest-context" class="num">{longest}</td></tr>
                 <tr><th>"Runtime, KV cache, mode"</th><td class="num">{format!("{}, {}, {}", e.runtime, e.kv_cache_dtype, e.mode)}</td></tr>
                 {exact}
             </tbody>
@@ -809,6 +810,10 @@ pub struct FormatTable {
     pub rows: Vec<catalog::FormatRow>,
     /// The best format that fits (core's rule).
     pub best: Option<String>,
+    /// The longest context that fits, tokens.
+    pub longest_context: Option<u64>,
+    /// The model's maximum context.
+    pub max_context: u64,
     /// Time to compute the table, ms.
     pub elapsed_ms: f64,
 }
@@ -837,6 +842,11 @@ fn FormatTableView(
             }
         })
         .collect_view();
+    let longest = match table.longest_context {
+        Some(c) if c >= table.max_context => format!("{c} tokens (the model's maximum)"),
+        Some(c) => format!("{c} tokens (model maximum {})", table.max_context),
+        None => "none: even 1 token does not fit".into(),
+    };
     let best = match &table.best {
         Some(b) => format!(
             "Best format that fits: {b} (highest precision with room; else the first that fits tightly)."
@@ -844,6 +854,7 @@ fn FormatTableView(
         None => "No format fits with these settings.".to_string(),
     };
     view! {
+        <p>"Longest context that fits: " <strong id="longest-context">{longest}</strong></p>
         <h2>"Every format"</h2>
         <p id="best-format">{best}</p>
         <div class="table-wrap">
