@@ -1,8 +1,64 @@
 //! The probe report: what `headroom probe` and the browser benchmark write, and what the site and
 //! `headroom fit --probe` read. Versioned by `schema_version`; the JSON Schema is checked in at
-//! `probe/report.schema.json`.
+//! `probe/report.schema.json` and a test validates written reports against it.
+//!
+//! A report is written after every stage (temporary file, then rename), so a report whose
+//! `complete` is `false` is a partial run (interrupted, crashed, or still running) whose finished
+//! stages are all valid.
+//!
+//! # Example
+//!
+//! ```
+//! use headroom_core::report::ProbeReport;
+//!
+//! let json = r#"{
+//!   "schema_version": 1,
+//!   "tool": { "name": "headroom", "version": "0.1.0" },
+//!   "date_utc": "2026-11-22T03:00:00Z",
+//!   "complete": true,
+//!   "host": { "os": "linux", "arch": "x86_64", "cpu_model": "AMD EPYC", "cpu_cores": 16,
+//!             "ram_bytes": 137438953472 },
+//!   "adapters": [{
+//!     "index": 0, "name": "NVIDIA H100 80GB HBM3", "backend": "vulkan", "device_type": "discrete_gpu",
+//!     "driver": "NVIDIA", "driver_info": "580.95", "vendor_id": 4318, "device_id": 8960,
+//!     "unified_memory": false, "device_local_memory_bytes": 85520809984,
+//!     "limits": { "max_buffer_size": 18446744073709551615, "max_storage_buffer_binding_size": 4294967292,
+//!                 "max_compute_workgroup_storage_size": 49152,
+//!                 "max_compute_invocations_per_workgroup": 1024,
+//!                 "max_compute_workgroups_per_dimension": 65535,
+//!                 "subgroup_min_size": 32, "subgroup_max_size": 32 },
+//!     "features": ["SHADER_F16", "SUBGROUP", "TIMESTAMP_QUERY"],
+//!     "cooperative_matrix": [{ "m": 16, "n": 16, "k": 16, "ab_type": "f16", "cr_type": "f32" }]
+//!   }],
+//!   "selected_adapter": 0,
+//!   "settings": { "quick": true, "only": [], "budget_bytes": 76968728985,
+//!                 "budget_source": "90% of device-local memory", "allow_swap": false },
+//!   "stages": [{
+//!     "stage": "gemm", "status": "ok", "duration_s": 2.5,
+//!     "measurements": [{
+//!       "name": "gemm.f32", "status": "ok",
+//!       "params": { "m": 4096, "n": 4096, "k": 4096, "tile": "128x128x8/8x8" },
+//!       "verification": { "passed": true, "rel_error": 1.2e-7, "tolerance": 1e-4,
+//!                         "checked_elements": 524288, "reference": "f64 CPU on sampled rows" },
+//!       "timing": { "timer": "gpu_timestamp", "iterations": 20, "total_s": 0.3, "per_iter_s": 0.015 },
+//!       "flops_per_s": 9.1e12
+//!     }]
+//!   }]
+//! }"#;
+//! let report = ProbeReport::from_json(json).unwrap();
+//! let device = report.measured_device();
+//! assert_eq!(device.name, "NVIDIA H100 80GB HBM3");
+//! assert_eq!(device.fp32_flops, Some(9.1e12));
+//! ```
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+
+/// The schema version this build writes and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Measured facts about one device that replace catalog figures in an estimate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,4 +82,480 @@ pub struct MeasuredDevice {
     pub max_buffer_bytes: Option<u64>,
     /// Measured decode tokens/s from the decode simulation, if run.
     pub decode_simulation_tokens_per_s: Option<f64>,
+}
+
+/// One run of `headroom probe` (or the browser benchmark).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// Version of this schema ([`SCHEMA_VERSION`] when written by this build).
+    pub schema_version: u32,
+    /// The program that wrote the report.
+    pub tool: ToolInfo,
+    /// When the run started, RFC 3339 in UTC (filled by the binary: core has no clock).
+    pub date_utc: String,
+    /// `false` while the run is going on or when it was interrupted: finished stages are valid.
+    pub complete: bool,
+    /// The machine.
+    pub host: HostInfo,
+    /// Every adapter found, in enumeration order.
+    pub adapters: Vec<AdapterInfo>,
+    /// Index into `adapters` of the one measured, if any.
+    pub selected_adapter: Option<usize>,
+    /// How the run was asked for.
+    pub settings: ProbeSettings,
+    /// Every stage run or skipped, in order.
+    pub stages: Vec<StageRecord>,
+}
+
+/// The program that wrote a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// `headroom` (CLI) or `headroom-web` (browser benchmark).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// The host machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Operating system (`linux`, `macos`, `windows`, `browser`).
+    pub os: String,
+    /// OS version string, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    /// CPU architecture (`x86_64`, `aarch64`, `wasm32`).
+    pub arch: String,
+    /// CPU model name, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    /// Logical CPU cores, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<u32>,
+    /// Physical RAM, bytes, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_bytes: Option<u64>,
+    /// RAM available when the probe started, bytes, if known (Linux `MemAvailable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_available_bytes: Option<u64>,
+    /// Swap space configured, bytes, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_total_bytes: Option<u64>,
+    /// macOS memory facts for the GPU, on macOS only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macos: Option<MacMemoryInfo>,
+}
+
+/// What macOS says about how much memory the GPU may take.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MacMemoryInfo {
+    /// `sysctl hw.memsize`, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hw_memsize_bytes: Option<u64>,
+    /// `sysctl iogpu.wired_limit_mb` (0 = the OS default), MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iogpu_wired_limit_mb: Option<u64>,
+    /// Metal's `recommendedMaxWorkingSetSize` of the default device, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_max_working_set_bytes: Option<u64>,
+}
+
+/// One GPU adapter as the driver describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterInfo {
+    /// Position in enumeration order (what `--adapter N` takes).
+    pub index: usize,
+    /// Name reported by the driver.
+    pub name: String,
+    /// `vulkan`, `metal`, `dx12`, `gl` or `browser_webgpu`.
+    pub backend: String,
+    /// `discrete_gpu`, `integrated_gpu`, `virtual_gpu`, `cpu` or `other`.
+    pub device_type: String,
+    /// Driver name.
+    pub driver: String,
+    /// Driver version / details.
+    pub driver_info: String,
+    /// PCI vendor id (0 if unknown).
+    pub vendor_id: u32,
+    /// PCI device id (0 if unknown).
+    pub device_id: u32,
+    /// The GPU shares memory with the CPU (integrated, Apple silicon, CPU rasterizers).
+    pub unified_memory: bool,
+    /// Size of the largest device-local memory heap, bytes, where the backend tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_local_memory_bytes: Option<u64>,
+    /// The limits that matter for the probe.
+    pub limits: AdapterLimits,
+    /// Features relevant to the probe (wgpu names).
+    pub features: Vec<String>,
+    /// Cooperative-matrix configurations offered (empty if none).
+    pub cooperative_matrix: Vec<CoopMatrixShape>,
+}
+
+/// Adapter limits that decide the probe's sizes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdapterLimits {
+    /// Largest buffer the adapter accepts, bytes.
+    pub max_buffer_size: u64,
+    /// Largest storage-buffer binding, bytes.
+    pub max_storage_buffer_binding_size: u64,
+    /// Workgroup shared memory, bytes.
+    pub max_compute_workgroup_storage_size: u32,
+    /// Invocations per workgroup.
+    pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroups per dispatch dimension.
+    pub max_compute_workgroups_per_dimension: u32,
+    /// Smallest subgroup size (0 if unknown).
+    pub subgroup_min_size: u32,
+    /// Largest subgroup size (0 if unknown).
+    pub subgroup_max_size: u32,
+}
+
+/// One cooperative-matrix (matrix unit) configuration: `C[m×n] += A[m×k] · B[k×n]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoopMatrixShape {
+    /// Rows of A and C.
+    pub m: u32,
+    /// Columns of B and C.
+    pub n: u32,
+    /// Columns of A, rows of B.
+    pub k: u32,
+    /// Element type of A and B (`f16`, `f32`, ...).
+    pub ab_type: String,
+    /// Element type of C, the accumulator.
+    pub cr_type: String,
+}
+
+/// How the run was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeSettings {
+    /// `--quick`: smaller sizes and shorter measurements.
+    pub quick: bool,
+    /// `--only`: the stages asked for (empty = all).
+    pub only: Vec<String>,
+    /// Memory budget for the sweep and the largest buffer, bytes, if any.
+    pub budget_bytes: Option<u64>,
+    /// Where the budget came from (`--budget`, 90% of device memory, Metal working set, ...).
+    pub budget_source: String,
+    /// `--allow-swap`: the sweep may go past the swap knee.
+    pub allow_swap: bool,
+}
+
+/// Whether a stage or a measurement produced a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Ran and, where there is a check, passed it.
+    Ok,
+    /// Ran and failed (error, failed check, out of memory, device lost, time limit).
+    Failed,
+    /// Not run; `reason` says why.
+    Skipped,
+}
+
+/// One stage of the probe (`gemm`, `attention`, `bandwidth`, `max_buffer`, `sweep`, `decode`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    /// Stage name.
+    pub stage: String,
+    /// Outcome of the stage as a whole.
+    pub status: Status,
+    /// Why it was skipped or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Wall time the stage took, seconds.
+    pub duration_s: f64,
+    /// Kernel measurements (GEMM, attention, bandwidth, decode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+    /// Result of the largest-buffer stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_buffer: Option<MaxBufferResult>,
+    /// Result of the model-size sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepResult>,
+}
+
+/// One timed, verified kernel run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Variant id, e.g. `gemm.f32`, `gemm.f16.acc_f16`, `gemm.coop.f16.acc_f32`,
+    /// `attention.f16.d128.causal`, `bandwidth.copy`, `decode.q4_0`.
+    pub name: String,
+    /// Outcome; a failed check is `failed` with `error` set and no speed.
+    pub status: Status,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Shapes, tile choice and other parameters.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// The check against a CPU reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// How the time was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+    /// Floating-point operations per second (multiply-add = 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops_per_s: Option<f64>,
+    /// Bytes per second; `bytes_counted` says which bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_s: Option<f64>,
+    /// Which bytes `bytes_per_s` counts (`read`, `written`, `read + written`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_counted: Option<String>,
+    /// Tokens per second (decode simulation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
+    /// Accumulator type of half-precision matrix work (`f32`, `f16`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accumulator: Option<String>,
+}
+
+/// A kernel's output compared with a CPU reference computed in higher precision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The error was within `tolerance`.
+    pub passed: bool,
+    /// Relative error (Frobenius norm of the difference over that of the reference, or
+    /// mismatching elements over checked elements for exact checks).
+    pub rel_error: f64,
+    /// Largest accepted `rel_error`.
+    pub tolerance: f64,
+    /// Output elements compared.
+    pub checked_elements: u64,
+    /// How the reference was computed.
+    pub reference: String,
+}
+
+/// How a measurement was timed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// `gpu_timestamp` or `wall_clock`.
+    pub timer: String,
+    /// Kernel runs inside the timed interval.
+    pub iterations: u32,
+    /// Length of the timed interval, seconds.
+    pub total_s: f64,
+    /// `total_s / iterations`.
+    pub per_iter_s: f64,
+}
+
+/// The largest single buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaxBufferResult {
+    /// The adapter's `max_buffer_size`, bytes.
+    pub adapter_limit_bytes: u64,
+    /// The search's upper end (limit, budget and device memory), bytes.
+    pub searched_up_to_bytes: u64,
+    /// Largest size the driver accepted without an error, bytes.
+    pub largest_accepted_bytes: u64,
+    /// Largest size whose every word was written with a pattern and read back correctly, bytes.
+    pub largest_verified_bytes: u64,
+    /// Each size tried, in order.
+    pub attempts: Vec<AllocationAttempt>,
+}
+
+/// One allocation tried by the largest-buffer search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocationAttempt {
+    /// Size asked for, bytes.
+    pub bytes: u64,
+    /// Created without an out-of-memory or validation error.
+    pub accepted: bool,
+    /// Pattern written and read back correctly.
+    pub verified: bool,
+    /// The error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why the model-size sweep stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepStopReason {
+    /// The next step would pass the memory budget.
+    Budget,
+    /// An allocation, fill or check failed (out of memory, validation error, device lost).
+    Error,
+    /// A step's time per GB jumped far above the earlier steps: the host is swapping.
+    Swapping,
+    /// The stage's time limit was reached.
+    TimeLimit,
+    /// The adapter's buffer limits leave nothing to allocate.
+    NothingToAllocate,
+}
+
+/// The model-size allocation sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepResult {
+    /// Parameters added per step.
+    pub step_params: u64,
+    /// Bytes per parameter (2: fp16).
+    pub bytes_per_param: u64,
+    /// Size of each allocated buffer, bytes (at most the binding limit).
+    pub chunk_bytes: u64,
+    /// Budget the sweep stayed within, bytes, if any.
+    pub budget_bytes: Option<u64>,
+    /// A step whose seconds per GB exceed this factor times the median of the earlier steps
+    /// counts as swapping.
+    pub swap_factor: f64,
+    /// Every step taken, in order (the failed one last, if any).
+    pub steps: Vec<SweepStep>,
+    /// Why the sweep ended.
+    pub stop_reason: SweepStopReason,
+    /// Details of the stop (the error, the budget, the jump).
+    pub stop_detail: String,
+    /// Largest model that fit cleanly (allocated, filled, verified, before any swap knee),
+    /// parameters.
+    pub largest_clean_params: u64,
+    /// The same in bytes.
+    pub largest_clean_bytes: u64,
+}
+
+/// One step of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepStep {
+    /// Model size held after the step, parameters.
+    pub params: u64,
+    /// Bytes held after the step.
+    pub total_bytes: u64,
+    /// Wall time of the step (allocate, fill, verify), seconds.
+    pub step_s: f64,
+    /// `step_s` per GB (10^9 bytes) added.
+    pub s_per_gb: f64,
+    /// Every new buffer was allocated, filled and read back correctly.
+    pub ok: bool,
+    /// The error, if the step failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ProbeReport {
+    /// Parses a report, checking its `schema_version`. Errors name the field and what to do.
+    pub fn from_json(text: &str) -> Result<ProbeReport, CoreError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|err| CoreError::MalformedJson {
+                what: "probe report".to_owned(),
+                detail: err.to_string(),
+            })?;
+        let version = value
+            .get("schema_version")
+            .ok_or_else(|| CoreError::BadField {
+                what: "probe report".to_owned(),
+                field: "schema_version".to_owned(),
+                problem: "is missing: is this a file written by `headroom probe`?".to_owned(),
+            })?;
+        match version.as_u64() {
+            Some(v) if v >= 1 && v <= u64::from(SCHEMA_VERSION) => {}
+            _ => {
+                return Err(CoreError::BadField {
+                    what: "probe report".to_owned(),
+                    field: "schema_version".to_owned(),
+                    problem: format!(
+                        "is {version}; this build reads versions 1 to {SCHEMA_VERSION}: \
+                         update headroom or re-run `headroom probe`"
+                    ),
+                });
+            }
+        }
+        serde_json::from_value(value).map_err(|err| CoreError::MalformedJson {
+            what: "probe report".to_owned(),
+            detail: err.to_string(),
+        })
+    }
+
+    /// Serializes the report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        // Serialization of these plain types cannot fail (string keys, finite or null floats
+        // are handled by serde_json by writing `null` for non-finite numbers).
+        serde_json::to_string_pretty(self).unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"))
+    }
+
+    /// The measured adapter, if one was selected.
+    pub fn adapter(&self) -> Option<&AdapterInfo> {
+        self.selected_adapter.and_then(|i| self.adapters.get(i))
+    }
+
+    /// A stage's record, if it ran or was skipped.
+    pub fn stage(&self, name: &str) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.stage == name)
+    }
+
+    /// Every successful measurement of every stage.
+    pub fn ok_measurements(&self) -> impl Iterator<Item = &Measurement> {
+        self.stages
+            .iter()
+            .flat_map(|s| s.measurements.iter())
+            .filter(|m| m.status == Status::Ok)
+    }
+
+    /// The facts an estimate uses, taken from the measured stages. Only verified measurements
+    /// count; a figure that was not measured is `None`.
+    pub fn measured_device(&self) -> MeasuredDevice {
+        let adapter = self.adapter();
+        let unified_memory = adapter.is_some_and(|a| a.unified_memory);
+        let memory_bytes = if unified_memory {
+            self.host
+                .macos
+                .as_ref()
+                .and_then(|m| m.hw_memsize_bytes)
+                .or(self.host.ram_bytes)
+        } else {
+            adapter.and_then(|a| a.device_local_memory_bytes)
+        };
+        let best = |prefix: &str, field: fn(&Measurement) -> Option<f64>| {
+            self.ok_measurements()
+                .filter(|m| m.name.starts_with(prefix))
+                .filter_map(field)
+                .fold(None, |acc: Option<f64>, x| {
+                    Some(acc.map_or(x, |a| a.max(x)))
+                })
+        };
+        let sweep_clean = self
+            .stage("sweep")
+            .and_then(|s| s.sweep.as_ref())
+            .map(|s| s.largest_clean_bytes)
+            .filter(|&b| b > 0);
+        let working_set = self
+            .host
+            .macos
+            .as_ref()
+            .and_then(|m| m.recommended_max_working_set_bytes);
+        let decode = self
+            .ok_measurements()
+            .filter(|m| m.name.starts_with("decode."))
+            .filter_map(|m| m.tokens_per_s.map(|t| (m.name.as_str(), t)))
+            .fold(None, |acc: Option<(&str, f64)>, (name, t)| {
+                // Prefer q4_0 (the common local format), else the first.
+                match acc {
+                    Some((prev, _)) if prev == "decode.q4_0" => acc,
+                    Some(_) if name == "decode.q4_0" => Some((name, t)),
+                    Some(_) => acc,
+                    None => Some((name, t)),
+                }
+            })
+            .map(|(_, t)| t);
+        MeasuredDevice {
+            name: adapter.map_or_else(String::new, |a| a.name.clone()),
+            unified_memory,
+            memory_bytes,
+            usable_bytes: sweep_clean.or(working_set),
+            read_bandwidth_bytes_per_s: best("bandwidth.read", |m| m.bytes_per_s),
+            fp32_flops: best("gemm.f32", |m| m.flops_per_s),
+            fp16_flops: best("gemm.", |m| {
+                if m.name.starts_with("gemm.f32") {
+                    None
+                } else {
+                    m.flops_per_s
+                }
+            }),
+            max_buffer_bytes: self
+                .stage("max_buffer")
+                .and_then(|s| s.max_buffer.as_ref())
+                .map(|m| m.largest_verified_bytes)
+                .filter(|&b| b > 0),
+            decode_simulation_tokens_per_s: decode,
+        }
+    }
 }

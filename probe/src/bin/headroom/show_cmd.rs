@@ -1,11 +1,198 @@
-//! `headroom show` (not yet implemented).
+//! `headroom show FILE`: a summary of a saved probe report (the same table `headroom probe`
+//! prints at the end).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use headroom_core::report::{Measurement, ProbeReport, Status};
 
 /// Arguments of `headroom show`.
 #[derive(clap::Args)]
-pub struct ShowArgs {}
+pub struct ShowArgs {
+    /// A JSON report written by `headroom probe` (or the site's benchmark).
+    file: PathBuf,
+}
 
 /// Run the command.
 pub fn run(args: ShowArgs) -> anyhow::Result<()> {
-    let ShowArgs {} = args;
-    anyhow::bail!("`headroom show` is not implemented yet")
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let report = ProbeReport::from_json(&text).with_context(|| {
+        format!(
+            "{} is not a valid headroom probe report",
+            args.file.display()
+        )
+    })?;
+    print_summary(&report, &mut std::io::stdout())?;
+    Ok(())
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+fn speed(m: &Measurement) -> String {
+    if let Some(t) = m.tokens_per_s {
+        let bw = m
+            .bytes_per_s
+            .map_or_else(String::new, |b| format!(" ({:.1} GB/s)", b / 1e9));
+        format!("{t:.1} tokens/s{bw}")
+    } else if let Some(f) = m.flops_per_s {
+        format!("{:.2} TFLOP/s", f / 1e12)
+    } else if let Some(b) = m.bytes_per_s {
+        format!(
+            "{:.1} GB/s {}",
+            b / 1e9,
+            m.bytes_counted.as_deref().unwrap_or("")
+        )
+    } else {
+        "-".to_owned()
+    }
+}
+
+fn status(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Failed => "FAILED",
+        Status::Skipped => "skipped",
+    }
+}
+
+/// Prints the report's summary table.
+pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "headroom probe report ({} {}, {})",
+        report.tool.name, report.tool.version, report.date_utc
+    )?;
+    if !report.complete {
+        writeln!(
+            out,
+            "PARTIAL: the run did not finish; the stages below are the ones that did"
+        )?;
+    }
+    let host = &report.host;
+    writeln!(
+        out,
+        "host: {} {} {}, {} cores, RAM {}",
+        host.os,
+        host.os_version.as_deref().unwrap_or(""),
+        host.cpu_model.as_deref().unwrap_or("unknown CPU"),
+        host.cpu_cores
+            .map_or_else(|| "?".to_owned(), |c| c.to_string()),
+        host.ram_bytes.map_or_else(
+            || "unknown".to_owned(),
+            |b| format!("{:.1} GiB", b as f64 / GIB)
+        ),
+    )?;
+    if let Some(mac) = &host.macos {
+        writeln!(
+            out,
+            "macOS: hw.memsize {:?}, iogpu.wired_limit_mb {:?}, Metal working set {:?} bytes",
+            mac.hw_memsize_bytes, mac.iogpu_wired_limit_mb, mac.recommended_max_working_set_bytes
+        )?;
+    }
+    if let Some(a) = report.adapter() {
+        writeln!(
+            out,
+            "adapter: {} ({}, {}, driver {} {}){}",
+            a.name,
+            a.backend,
+            a.device_type,
+            a.driver,
+            a.driver_info,
+            a.device_local_memory_bytes
+                .map_or_else(String::new, |b| format!(
+                    ", {:.1} GiB device-local",
+                    b as f64 / GIB
+                ))
+        )?;
+    }
+    writeln!(
+        out,
+        "budget: {} ({})",
+        report.settings.budget_bytes.map_or_else(
+            || "none".to_owned(),
+            |b| format!("{:.2} GiB", b as f64 / GIB)
+        ),
+        report.settings.budget_source
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<28} {:<8} {:<34} {}",
+        "measurement", "status", "result", "check / note"
+    )?;
+    for stage in &report.stages {
+        if stage.measurements.is_empty() && stage.max_buffer.is_none() && stage.sweep.is_none() {
+            writeln!(
+                out,
+                "{:<28} {:<8} {:<34} {}",
+                stage.stage,
+                status(stage.status),
+                "-",
+                stage.reason.as_deref().unwrap_or("")
+            )?;
+        }
+        for m in &stage.measurements {
+            let check = match (&m.verification, &m.error) {
+                (_, Some(err)) => err.clone(),
+                (Some(v), None) => format!("rel err {:.1e} ≤ {:.0e}", v.rel_error, v.tolerance),
+                (None, None) => String::new(),
+            };
+            let tile = m
+                .params
+                .get("tile")
+                .and_then(|t| t.as_str())
+                .map_or_else(String::new, |t| format!(" [{t}]"));
+            writeln!(
+                out,
+                "{:<28} {:<8} {:<34} {check}{tile}",
+                m.name,
+                status(m.status),
+                speed(m)
+            )?;
+        }
+        if let Some(mb) = &stage.max_buffer {
+            writeln!(
+                out,
+                "{:<28} {:<8} {:<34} limit {:.2} GiB, accepted {:.2} GiB, searched to {:.2} GiB",
+                "max_buffer",
+                status(stage.status),
+                format!("{:.2} GiB verified", mb.largest_verified_bytes as f64 / GIB),
+                mb.adapter_limit_bytes as f64 / GIB,
+                mb.largest_accepted_bytes as f64 / GIB,
+                mb.searched_up_to_bytes as f64 / GIB,
+            )?;
+        }
+        if let Some(sw) = &stage.sweep {
+            writeln!(
+                out,
+                "{:<28} {:<8} {:<34} {} steps; {}",
+                "sweep",
+                status(stage.status),
+                format!(
+                    "{:.2}B params ({:.1} GiB) clean",
+                    sw.largest_clean_params as f64 / 1e9,
+                    sw.largest_clean_bytes as f64 / GIB
+                ),
+                sw.steps.len(),
+                sw.stop_detail
+            )?;
+        }
+    }
+    let d = report.measured_device();
+    writeln!(out)?;
+    writeln!(
+        out,
+        "for estimates: fp32 {} TFLOP/s, fp16 {} TFLOP/s, read {} GB/s, usable {} GiB",
+        d.fp32_flops
+            .map_or_else(|| "-".to_owned(), |f| format!("{:.2}", f / 1e12)),
+        d.fp16_flops
+            .map_or_else(|| "-".to_owned(), |f| format!("{:.2}", f / 1e12)),
+        d.read_bandwidth_bytes_per_s
+            .map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b / 1e9)),
+        d.usable_bytes
+            .map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b as f64 / GIB)),
+    )?;
+    Ok(())
 }

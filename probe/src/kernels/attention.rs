@@ -1,0 +1,335 @@
+//! Fused attention `O = softmax(Q·Kᵀ/√d)·V`, causal and not, head_dim 64 and 128, in the style of
+//! FlashAttention: one invocation owns one query row (q and the output accumulator in registers,
+//! generated per head size), keys and values stream through shared memory in tiles, and the
+//! softmax is computed online (running max and sum), so the S×S score matrix never exists.
+//! Storage is f16 where the adapter has `SHADER_F16` (else f32); arithmetic is f32.
+//!
+//! FLOPs counted: 4·B·H·S²·D without a mask, half that with the causal mask (the work a causal
+//! kernel must do), the convention of FlashAttention's benchmarks.
+
+use headroom_core::report::{Measurement, Status, Verification};
+
+use crate::gpu::{Gpu, scoped};
+use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped};
+use crate::{ProbeError, Rng, params};
+
+/// Query rows per workgroup (one per invocation).
+const QUERY_BLOCK: u32 = 64;
+/// Query rows (per checked head) compared with the CPU reference.
+const CHECK_ROWS: usize = 16;
+/// Heads compared with the CPU reference.
+const CHECK_HEADS: usize = 2;
+
+/// Inputs to one attention run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionParams {
+    /// Batch.
+    pub batch: u32,
+    /// Heads.
+    pub heads: u32,
+    /// Sequence length (a multiple of 64).
+    pub seq: u32,
+    /// Head size: 64 or 128.
+    pub head_dim: u32,
+    /// Causal mask.
+    pub causal: bool,
+    /// Seed of the inputs.
+    pub seed: u64,
+    /// Measurement length.
+    pub settings: MeasureSettings,
+}
+
+impl AttentionParams {
+    /// Report name, e.g. `attention.f16.d128.causal`.
+    pub fn name(&self, f16: bool) -> String {
+        format!(
+            "attention.{}.d{}.{}",
+            if f16 { "f16" } else { "f32" },
+            self.head_dim,
+            if self.causal { "causal" } else { "full" }
+        )
+    }
+}
+
+/// Keys per shared-memory tile that fit the adapter's workgroup storage (K and V tiles in f32).
+fn key_block(head_dim: u32, shared_limit_bytes: u32) -> u32 {
+    let per_key = 2 * head_dim * 4;
+    let mut block = 32;
+    while block > 4 && block * per_key > shared_limit_bytes {
+        block /= 2;
+    }
+    block
+}
+
+/// WGSL for one head size, mask and storage type.
+pub fn wgsl(head_dim: u32, causal: bool, f16: bool, key_block: u32) -> String {
+    let d4 = head_dim / 4;
+    let st = if f16 { "f16" } else { "f32" };
+    let enable = if f16 { "enable f16;\n" } else { "" };
+    let bc = key_block;
+    let mut s = format!(
+        r#"{enable}
+struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
+@group(0) @binding(0) var<storage, read> q_in: array<vec4<{st}>>;
+@group(0) @binding(1) var<storage, read> k_in: array<vec4<{st}>>;
+@group(0) @binding(2) var<storage, read> v_in: array<vec4<{st}>>;
+@group(0) @binding(3) var<storage, read_write> o_out: array<vec4<{st}>>;
+@group(0) @binding(4) var<uniform> p: Params;
+var<workgroup> ks: array<vec4<f32>, {kv_len}>;
+var<workgroup> vs: array<vec4<f32>, {kv_len}>;
+@compute @workgroup_size({QUERY_BLOCK})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
+    let seq = p.seq;
+    let head_base = wid.y * seq * {d4}u;
+    let row = wid.x * {QUERY_BLOCK}u + lid.x;
+    let q_base = head_base + row * {d4}u;
+"#,
+        kv_len = bc * d4
+    );
+    // q pre-scaled by log2(e)/sqrt(d): the softmax then uses exp2.
+    for i in 0..d4 {
+        s += &format!("    let q{i} = vec4<f32>(q_in[q_base + {i}u]) * p.scale_log2;\n");
+        s += &format!("    var o{i} = vec4<f32>(0.0);\n");
+    }
+    s += "    var m = -1e30;\n    var l = 0.0;\n";
+    if causal {
+        s += &format!("    let key_end = (wid.x + 1u) * {QUERY_BLOCK}u;\n");
+    } else {
+        s += "    let key_end = seq;\n";
+    }
+    s += &format!(
+        r#"    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{
+        workgroupBarrier();
+        for (var t = lid.x; t < {kv_len}u; t += {QUERY_BLOCK}u) {{
+            ks[t] = vec4<f32>(k_in[head_base + k0 * {d4}u + t]);
+            vs[t] = vec4<f32>(v_in[head_base + k0 * {d4}u + t]);
+        }}
+        workgroupBarrier();
+        var sc: array<f32, {bc}>;
+        var tile_max = -1e30;
+        for (var j = 0u; j < {bc}u; j++) {{
+            let kb = j * {d4}u;
+            var dot_sum = 0.0;
+"#,
+        kv_len = bc * d4
+    );
+    for i in 0..d4 {
+        s += &format!("            dot_sum += dot(q{i}, ks[kb + {i}u]);\n");
+    }
+    if causal {
+        s += "            if (k0 + j > row) { dot_sum = -1e30; }\n";
+    }
+    s += r#"            sc[j] = dot_sum;
+            tile_max = max(tile_max, dot_sum);
+        }
+        let m_new = max(m, tile_max);
+        let correction = exp2(m - m_new);
+        l = l * correction;
+"#;
+    for i in 0..d4 {
+        s += &format!("        o{i} = o{i} * correction;\n");
+    }
+    s += &format!(
+        "        for (var j = 0u; j < {bc}u; j++) {{\n            let pj = exp2(sc[j] - m_new);\n            l += pj;\n            let vb = j * {d4}u;\n"
+    );
+    for i in 0..d4 {
+        s += &format!("            o{i} = fma(vec4<f32>(pj), vs[vb + {i}u], o{i});\n");
+    }
+    s += "        }\n        m = m_new;\n    }\n    let inv_l = 1.0 / l;\n";
+    for i in 0..d4 {
+        s += &format!("    o_out[q_base + {i}u] = vec4<{st}>(o{i} * inv_l);\n");
+    }
+    s += "}\n";
+    s
+}
+
+fn reference_row(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    seq: usize,
+    d: usize,
+    row: usize,
+    causal: bool,
+) -> Vec<f64> {
+    let scale = 1.0 / (d as f64).sqrt();
+    let keys = if causal { row + 1 } else { seq };
+    let scores: Vec<f64> = (0..keys)
+        .map(|j| {
+            (0..d)
+                .map(|x| f64::from(q[row * d + x]) * f64::from(k[j * d + x]))
+                .sum::<f64>()
+                * scale
+        })
+        .collect();
+    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+    let sum: f64 = weights.iter().sum();
+    (0..d)
+        .map(|x| {
+            weights
+                .iter()
+                .enumerate()
+                .map(|(j, w)| w * f64::from(v[j * d + x]))
+                .sum::<f64>()
+                / sum
+        })
+        .collect()
+}
+
+/// Runs one attention configuration.
+pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams) -> Measurement {
+    let gpu = Gpu::new(device, queue);
+    let f16 = gpu.has(wgpu::Features::SHADER_F16);
+    let name = p.name(f16);
+    let mut base = params! {
+        "batch" => p.batch, "heads" => p.heads, "seq" => p.seq, "head_dim" => p.head_dim,
+        "causal" => p.causal, "storage" => if f16 { "f16" } else { "f32" }, "compute" => "f32",
+    };
+    if !matches!(p.head_dim, 64 | 128) || p.seq % QUERY_BLOCK != 0 || p.seq == 0 {
+        return skipped(
+            &name,
+            base,
+            "head_dim must be 64 or 128 and seq a multiple of 64",
+        );
+    }
+    let bc = key_block(p.head_dim, gpu.limits.max_compute_workgroup_storage_size);
+    base.insert("key_block".into(), serde_json::json!(bc));
+    let (b, h, s, d) = (
+        p.batch as usize,
+        p.heads as usize,
+        p.seq as usize,
+        p.head_dim as usize,
+    );
+    let elems = b * h * s * d;
+    let elem_bytes = if f16 { 2 } else { 4 };
+    if (elems * elem_bytes) as u64 > gpu.limits.max_storage_buffer_binding_size {
+        return skipped(
+            &name,
+            base,
+            "a tensor is larger than the storage binding limit",
+        );
+    }
+    let mut rng = Rng::new(p.seed);
+    let round = |x: Vec<f32>| -> Vec<f32> {
+        if f16 {
+            x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+        } else {
+            x
+        }
+    };
+    let (q, k, v) = (
+        round(rng.vec_f32(elems)),
+        round(rng.vec_f32(elems)),
+        round(rng.vec_f32(elems)),
+    );
+    let bytes = |x: &[f32]| -> Vec<u8> {
+        if f16 {
+            let h: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
+            bytemuck::cast_slice(&h).to_vec()
+        } else {
+            bytemuck::cast_slice(x).to_vec()
+        }
+    };
+    let source = wgsl(p.head_dim, p.causal, f16, bc);
+    let result = scoped(&gpu, &name, async {
+        let pipeline = gpu.pipeline(&name, &source).await?;
+        let qb = gpu.storage_init("q", &bytes(&q));
+        let kb = gpu.storage_init("k", &bytes(&k));
+        let vb = gpu.storage_init("v", &bytes(&v));
+        let ob = gpu.storage("o", (elems * elem_bytes) as u64);
+        let scale_log2 = std::f32::consts::LOG2_E / (p.head_dim as f32).sqrt();
+        let uniform = gpu.uniform(&[p.seq, scale_log2.to_bits(), 0, 0]);
+        let bind = gpu.bind(
+            &pipeline,
+            &[
+                (&qb, 0, None),
+                (&kb, 0, None),
+                (&vb, 0, None),
+                (&ob, 0, None),
+                (&uniform, 0, None),
+            ],
+        );
+        gpu.clear(&ob);
+        let (gx, gy) = (p.seq / QUERY_BLOCK, p.batch * p.heads);
+        let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            for _ in 0..reps {
+                pass.dispatch_workgroups(gx, gy, 1);
+            }
+        };
+        let measured = gpu
+            .measure(&record, p.settings.target_s, p.settings.max_iterations)
+            .await?;
+        let out = gpu.read_back(&ob, 0, (elems * elem_bytes) as u64).await?;
+        Ok::<_, ProbeError>((measured, out))
+    })
+    .await;
+    let (measured, out) = match result {
+        Ok(x) => x,
+        Err(err) => return failed(&name, base, &err),
+    };
+    let o: Vec<f32> = if f16 {
+        bytemuck::cast_slice::<u8, half::f16>(&out)
+            .iter()
+            .map(|x| x.to_f32())
+            .collect()
+    } else {
+        bytemuck::cast_slice::<u8, f32>(&out).to_vec()
+    };
+    let heads_checked: Vec<usize> = (0..b * h)
+        .step_by(((b * h) / CHECK_HEADS).max(1))
+        .take(CHECK_HEADS)
+        .collect();
+    let rows: Vec<usize> = (0..CHECK_ROWS.min(s))
+        .map(|i| i * (s - 1) / (CHECK_ROWS.min(s) - 1).max(1))
+        .collect();
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for &bh in &heads_checked {
+        let off = bh * s * d;
+        for &r in &rows {
+            want.extend(reference_row(
+                &q[off..off + s * d],
+                &k[off..off + s * d],
+                &v[off..off + s * d],
+                s,
+                d,
+                r,
+                p.causal,
+            ));
+            got.extend(
+                o[off + r * d..off + (r + 1) * d]
+                    .iter()
+                    .map(|&x| f64::from(x)),
+            );
+        }
+    }
+    let err = rel_frobenius(&got, &want);
+    // f16 output rounding is 2^-11 relative; the f32 online softmax adds far less.
+    let tolerance = if f16 { 5e-3 } else { 1e-4 };
+    let check = Verification {
+        passed: err.is_finite() && err <= tolerance,
+        rel_error: err,
+        tolerance,
+        checked_elements: got.len() as u64,
+        reference: "f64 softmax attention on the CPU over sampled rows of sampled heads, same rounded inputs".to_owned(),
+    };
+    let work = 4.0 * (b * h) as f64 * (s as f64) * (s as f64) * d as f64;
+    let flops = if p.causal { work / 2.0 } else { work };
+    let passed = check.passed;
+    Measurement {
+        name,
+        status: if passed { Status::Ok } else { Status::Failed },
+        error: (!passed)
+            .then(|| format!("wrong result: relative error {err:.3e} > tolerance {tolerance:.1e}")),
+        params: base,
+        verification: Some(check),
+        timing: Some(measured.timing()),
+        flops_per_s: passed.then(|| flops / measured.per_iter_s()),
+        bytes_per_s: None,
+        bytes_counted: None,
+        tokens_per_s: None,
+        accumulator: Some("f32".to_owned()),
+    }
+}

@@ -1,0 +1,401 @@
+//! Decode simulation: one token of a dense model is a matrix–vector product over every weight,
+//! so a dequantizing mat-vec over a weight buffer of a model's size gives tokens per second
+//! without downloading a model. Weights are rows of [`HIDDEN`] columns in fp16, q8_0 or q4_0.
+//!
+//! Block formats keep GGUF's bytes per weight (q8_0: 34 bytes per 32 weights; q4_0: 18 per 32,
+//! the low nibbles of a block's 16 bytes are weights 0–15, the high nibbles 16–31) but store the
+//! quants and the f16 scales in two arrays, so every load is aligned — the layout GPU engines
+//! repack GGUF blocks into.
+
+use headroom_core::report::{Measurement, Status, Verification};
+
+use crate::gpu::{Gpu, scoped};
+use crate::kernels::fill::{Fill, Filler};
+use crate::kernels::{GIB, MeasureSettings, failed, rel_frobenius, skipped};
+use crate::pattern::{half_pair, pattern, piece_seed};
+use crate::{ProbeError, Rng, params};
+
+/// Columns of every weight row (a typical hidden size: Llama-3-8B's 4096).
+pub const HIDDEN: u32 = 4096;
+/// Weights per quantization block (GGUF q8_0 and q4_0).
+const BLOCK: u32 = 32;
+/// Rows per workgroup; 256 / 8 = 32 invocations share a row.
+const ROWS_PER_WORKGROUP: u32 = 8;
+const WORKGROUP_SIZE: u32 = 256;
+/// Each region (quants or scales of one chunk) stays under 1 GiB: one binding, one fill seed.
+const MAX_REGION_BYTES: u64 = GIB;
+/// Rows compared with the CPU reference.
+const CHECK_ROWS: u64 = 64;
+
+/// Weight format of the simulated model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// f16 weights.
+    F16,
+    /// GGUF q8_0: int8 quants, one f16 scale per 32.
+    Q8_0,
+    /// GGUF q4_0: 4-bit quants (offset 8), one f16 scale per 32.
+    Q4_0,
+}
+
+impl WeightFormat {
+    /// Every format.
+    pub const ALL: [WeightFormat; 3] = [WeightFormat::F16, WeightFormat::Q8_0, WeightFormat::Q4_0];
+
+    /// `fp16`, `q8_0`, `q4_0`.
+    pub fn label(self) -> &'static str {
+        match self {
+            WeightFormat::F16 => "fp16",
+            WeightFormat::Q8_0 => "q8_0",
+            WeightFormat::Q4_0 => "q4_0",
+        }
+    }
+
+    /// Bytes of quants (or f16 weights) per row.
+    fn quant_row_bytes(self) -> u64 {
+        u64::from(HIDDEN)
+            * match self {
+                WeightFormat::F16 => 2,
+                WeightFormat::Q8_0 => 1,
+                WeightFormat::Q4_0 => 0,
+            }
+            + if self == WeightFormat::Q4_0 {
+                u64::from(HIDDEN) / 2
+            } else {
+                0
+            }
+    }
+
+    /// Bytes of f16 scales per row.
+    fn scale_row_bytes(self) -> u64 {
+        match self {
+            WeightFormat::F16 => 0,
+            _ => u64::from(HIDDEN / BLOCK) * 2,
+        }
+    }
+
+    /// Bytes per weight (fp16 2, q8_0 34/32, q4_0 18/32).
+    pub fn bytes_per_weight(self) -> f64 {
+        (self.quant_row_bytes() + self.scale_row_bytes()) as f64 / f64::from(HIDDEN)
+    }
+}
+
+fn wgsl(format: WeightFormat) -> String {
+    let k4 = HIDDEN / 4;
+    let body = match format {
+        WeightFormat::F16 => format!(
+            r#"    let row_base = row * {units}u;
+    for (var u = lane; u < {units}u; u += 32u) {{
+        let w = quants[row_base + u];
+        let a = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+        let b = vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
+        acc += dot(a, x[u * 2u]) + dot(b, x[u * 2u + 1u]);
+    }}
+"#,
+            units = HIDDEN / 8
+        ),
+        WeightFormat::Q8_0 => format!(
+            r#"    let blocks = {blocks}u;
+    for (var blk = lane; blk < blocks; blk += 32u) {{
+        let si = row * blocks + blk;
+        let scale = unpack2x16float(scales[si / 2u])[si % 2u];
+        let q0 = quants[(row * blocks + blk) * 2u];
+        let q1 = quants[(row * blocks + blk) * 2u + 1u];
+        var s = 0.0;
+        s += dot(i8x4(q0.x), x[blk * 8u]) + dot(i8x4(q0.y), x[blk * 8u + 1u]);
+        s += dot(i8x4(q0.z), x[blk * 8u + 2u]) + dot(i8x4(q0.w), x[blk * 8u + 3u]);
+        s += dot(i8x4(q1.x), x[blk * 8u + 4u]) + dot(i8x4(q1.y), x[blk * 8u + 5u]);
+        s += dot(i8x4(q1.z), x[blk * 8u + 6u]) + dot(i8x4(q1.w), x[blk * 8u + 7u]);
+        acc += s * scale;
+    }}
+"#,
+            blocks = HIDDEN / BLOCK
+        ),
+        WeightFormat::Q4_0 => format!(
+            r#"    let blocks = {blocks}u;
+    for (var blk = lane; blk < blocks; blk += 32u) {{
+        let si = row * blocks + blk;
+        let scale = unpack2x16float(scales[si / 2u])[si % 2u];
+        let q = quants[row * blocks + blk];
+        var s = 0.0;
+        s += dot(lo4(q.x), x[blk * 8u]) + dot(hi4(q.x), x[blk * 8u + 4u]);
+        s += dot(lo4(q.y), x[blk * 8u + 1u]) + dot(hi4(q.y), x[blk * 8u + 5u]);
+        s += dot(lo4(q.z), x[blk * 8u + 2u]) + dot(hi4(q.z), x[blk * 8u + 6u]);
+        s += dot(lo4(q.w), x[blk * 8u + 3u]) + dot(hi4(q.w), x[blk * 8u + 7u]);
+        acc += s * scale;
+    }}
+"#,
+            blocks = HIDDEN / BLOCK
+        ),
+    };
+    let scales_binding = if format == WeightFormat::F16 {
+        ""
+    } else {
+        "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n"
+    };
+    format!(
+        r#"struct Params {{ row_offset: u32, rows: u32, pad0: u32, pad1: u32 }}
+@group(0) @binding(0) var<storage, read> quants: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>, {k4}>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+{scales_binding}
+var<workgroup> partial: array<f32, {WORKGROUP_SIZE}>;
+fn i8x4(w: u32) -> vec4<f32> {{
+    return vec4<f32>(vec4<i32>(bitcast<i32>(w << 24u), bitcast<i32>(w << 16u),
+                               bitcast<i32>(w << 8u), bitcast<i32>(w)) >> vec4<u32>(24u));
+}}
+fn lo4(w: u32) -> vec4<f32> {{
+    return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);
+}}
+fn hi4(w: u32) -> vec4<f32> {{
+    return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);
+}}
+@compute @workgroup_size({WORKGROUP_SIZE})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
+    let lane = lid.x % 32u;
+    let slot = lid.x / 32u;
+    let row = wid.x * {ROWS_PER_WORKGROUP}u + slot;
+    var acc = 0.0;
+{body}
+    partial[lid.x] = acc;
+    workgroupBarrier();
+    for (var half_width = 16u; half_width > 0u; half_width = half_width / 2u) {{
+        if (lane < half_width) {{
+            partial[lid.x] += partial[lid.x + half_width];
+        }}
+        workgroupBarrier();
+    }}
+    if (lane == 0u) {{
+        y[p.row_offset + row] = partial[lid.x];
+    }}
+}}
+"#
+    )
+}
+
+/// Inputs to one decode simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeParams {
+    /// Weight format.
+    pub format: WeightFormat,
+    /// Parameters of the simulated model (rounded to whole rows of [`HIDDEN`]).
+    pub model_params: u64,
+    /// Seed of the weights and the input vector.
+    pub seed: u32,
+    /// Measurement length.
+    pub settings: MeasureSettings,
+}
+
+struct Chunk {
+    rows: u64,
+    row_offset: u64,
+    quants: wgpu::Buffer,
+    scales: Option<wgpu::Buffer>,
+    quant_seed: u32,
+    scale_seed: u32,
+}
+
+fn half_at(word: u32, index: u64) -> f64 {
+    let bits = if index % 2 == 0 {
+        word & 0xFFFF
+    } else {
+        word >> 16
+    };
+    f64::from(half::f16::from_bits(bits as u16).to_f32())
+}
+
+/// CPU reference of one row of one chunk.
+fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 {
+    let k = u64::from(HIDDEN);
+    match format {
+        WeightFormat::F16 => (0..k)
+            .map(|e| {
+                let index = r * k + e;
+                half_at(
+                    half_pair(pattern((index / 2) as u32, chunk.quant_seed)),
+                    index,
+                ) * f64::from(x[e as usize])
+            })
+            .sum(),
+        WeightFormat::Q8_0 | WeightFormat::Q4_0 => {
+            let blocks = k / u64::from(BLOCK);
+            let mut total = 0.0;
+            for blk in 0..blocks {
+                let si = r * blocks + blk;
+                let scale = half_at(half_pair(pattern((si / 2) as u32, chunk.scale_seed)), si);
+                let mut s = 0.0;
+                for e in 0..u64::from(BLOCK) {
+                    let q = if format == WeightFormat::Q8_0 {
+                        let byte = (r * k + blk * 32 + e) as u32;
+                        let word = pattern(byte / 4, chunk.quant_seed);
+                        f64::from(((word >> ((byte % 4) * 8)) & 0xFF) as u8 as i8)
+                    } else {
+                        let block_byte = (r * blocks + blk) * 16;
+                        let (byte, shift) = if e < 16 {
+                            (block_byte + e, 0)
+                        } else {
+                            (block_byte + e - 16, 4)
+                        };
+                        let word = pattern((byte / 4) as u32, chunk.quant_seed);
+                        f64::from(((word >> ((byte % 4) * 8 + shift)) & 0xF) as i32 - 8)
+                    };
+                    s += q * f64::from(x[(blk * 32 + e) as usize]);
+                }
+                total += s * scale;
+            }
+            total
+        }
+    }
+}
+
+/// Runs one decode simulation.
+pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -> Measurement {
+    let gpu = Gpu::new(device, queue);
+    let format = p.format;
+    let name = format!("decode.{}", format.label());
+    let total_rows = (p.model_params / u64::from(HIDDEN)) / u64::from(ROWS_PER_WORKGROUP)
+        * u64::from(ROWS_PER_WORKGROUP);
+    let weight_bytes = total_rows * (format.quant_row_bytes() + format.scale_row_bytes());
+    let mut base = params! {
+        "format" => format.label(), "hidden" => HIDDEN, "rows" => total_rows,
+        "model_params" => total_rows * u64::from(HIDDEN), "weight_bytes" => weight_bytes,
+        "layout" => "quants and f16 scales in separate arrays (GGUF bytes per weight)",
+    };
+    if total_rows == 0 {
+        return skipped(&name, base, "model smaller than one workgroup of rows");
+    }
+    let region_limit = MAX_REGION_BYTES.min(gpu.limits.max_storage_buffer_binding_size);
+    let rows_per_chunk = (region_limit / format.quant_row_bytes()).min(
+        u64::from(gpu.limits.max_compute_workgroups_per_dimension) * u64::from(ROWS_PER_WORKGROUP),
+    ) / u64::from(ROWS_PER_WORKGROUP)
+        * u64::from(ROWS_PER_WORKGROUP);
+    base.insert("rows_per_chunk".into(), serde_json::json!(rows_per_chunk));
+    let mut x_rng = Rng::new(u64::from(p.seed) ^ 0xDEC0DE);
+    let x = x_rng.vec_f32(HIDDEN as usize);
+    let result = scoped(&gpu, &name, async {
+        let filler = Filler::new(&gpu).await?;
+        let pipeline = gpu.pipeline(&name, &wgsl(format)).await?;
+        let xb = gpu.storage_init("x", bytemuck::cast_slice(&x));
+        let yb = gpu.storage("y", total_rows * 4);
+        let mut chunks = Vec::new();
+        let mut row_offset = 0;
+        let mut index = 0u32;
+        while row_offset < total_rows {
+            let rows = rows_per_chunk.min(total_rows - row_offset);
+            let quant_seed = piece_seed(p.seed, 2 * index);
+            let scale_seed = piece_seed(p.seed, 2 * index + 1);
+            let quants = gpu.storage("decode quants", rows * format.quant_row_bytes());
+            let fill = if format == WeightFormat::F16 {
+                Fill::Halves
+            } else {
+                Fill::Words
+            };
+            filler.fill(
+                &gpu,
+                &quants,
+                0,
+                rows * format.quant_row_bytes(),
+                quant_seed,
+                fill,
+            );
+            let scales = (format != WeightFormat::F16).then(|| {
+                let bytes = (rows * format.scale_row_bytes()).div_ceil(16) * 16;
+                let buffer = gpu.storage("decode scales", bytes);
+                filler.fill(&gpu, &buffer, 0, bytes, scale_seed, Fill::Halves);
+                buffer
+            });
+            chunks.push(Chunk {
+                rows,
+                row_offset,
+                quants,
+                scales,
+                quant_seed,
+                scale_seed,
+            });
+            row_offset += rows;
+            index += 1;
+        }
+        let binds: Vec<(wgpu::BindGroup, u32)> = chunks
+            .iter()
+            .map(|c| {
+                let uniform = gpu.uniform(&[c.row_offset as u32, c.rows as u32, 0, 0]);
+                let mut entries = vec![
+                    (&c.quants, 0, None),
+                    (&xb, 0, None),
+                    (&yb, 0, None),
+                    (&uniform, 0, None),
+                ];
+                if let Some(s) = &c.scales {
+                    entries.push((s, 0, None));
+                }
+                (
+                    gpu.bind(&pipeline, &entries),
+                    (c.rows / u64::from(ROWS_PER_WORKGROUP)) as u32,
+                )
+            })
+            .collect();
+        gpu.clear(&yb);
+        let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
+            pass.set_pipeline(&pipeline);
+            for _ in 0..reps {
+                for (bind, groups) in &binds {
+                    pass.set_bind_group(0, bind, &[]);
+                    pass.dispatch_workgroups(*groups, 1, 1);
+                }
+            }
+        };
+        let measured = gpu
+            .measure(&record, p.settings.target_s, p.settings.max_iterations)
+            .await?;
+        let y = gpu.read_back(&yb, 0, total_rows * 4).await?;
+        Ok::<_, ProbeError>((measured, y, chunks))
+    })
+    .await;
+    let (measured, y, chunks) = match result {
+        Ok(x) => x,
+        Err(err) => return failed(&name, base, &err),
+    };
+    let y: &[f32] = bytemuck::cast_slice(&y);
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    let checks = CHECK_ROWS.min(total_rows);
+    for i in 0..checks {
+        let row = i * (total_rows - 1) / (checks - 1).max(1);
+        let Some(chunk) = chunks
+            .iter()
+            .find(|c| row >= c.row_offset && row < c.row_offset + c.rows)
+        else {
+            continue;
+        };
+        want.push(reference_row(format, chunk, row - chunk.row_offset, &x));
+        got.push(f64::from(y[row as usize]));
+    }
+    let err = rel_frobenius(&got, &want);
+    // Only the f32 summation order differs from the f64 reference.
+    let tolerance = 1e-4;
+    let check = Verification {
+        passed: err.is_finite() && err <= tolerance,
+        rel_error: err,
+        tolerance,
+        checked_elements: got.len() as u64,
+        reference:
+            "f64 dot products on the CPU of sampled rows, weights regenerated from the fill pattern"
+                .to_owned(),
+    };
+    let passed = check.passed;
+    let per_token_s = measured.per_iter_s();
+    Measurement {
+        name,
+        status: if passed { Status::Ok } else { Status::Failed },
+        error: (!passed)
+            .then(|| format!("wrong result: relative error {err:.3e} > tolerance {tolerance:.1e}")),
+        params: base,
+        verification: Some(check),
+        timing: Some(measured.timing()),
+        flops_per_s: None,
+        bytes_per_s: passed.then(|| weight_bytes as f64 / per_token_s),
+        bytes_counted: Some("weights read (quants + scales)".to_owned()),
+        tokens_per_s: passed.then(|| 1.0 / per_token_s),
+        accumulator: Some("f32".to_owned()),
+    }
+}

@@ -1,0 +1,678 @@
+//! Matrix multiplication `C = A · B` (row-major, square `n × n`): f32; f16 inputs with f32
+//! accumulate and, separately, f16 accumulate; and f16 on matrix units through cooperative
+//! matrices (native only, `EXPERIMENTAL_COOPERATIVE_MATRIX`).
+//!
+//! The vector kernels are generated per tile shape: a workgroup computes a `BM × BN` tile from
+//! `BK`-deep slices of A and B staged in shared memory; each invocation keeps a `TM × TN` block of
+//! C in registers (fully unrolled, vec4 loads). Several tile shapes are tried and the fastest
+//! verified one is kept (the choice is in the report). The cooperative-matrix kernel has one
+//! subgroup compute `FM × FN` fragments of the adapter's fragment size.
+
+use headroom_core::report::{Measurement, Status, Verification};
+
+use crate::gpu::{Gpu, Measured};
+use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped};
+use crate::{ProbeError, Rng, params};
+
+/// Which GEMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmVariant {
+    /// f32 in, f32 accumulate, f32 out.
+    F32,
+    /// f16 in, f32 accumulate, f32 out (`SHADER_F16`).
+    F16AccF32,
+    /// f16 in, f16 accumulate, f16 out (`SHADER_F16`).
+    F16AccF16,
+    /// f16 in on matrix units, f32 accumulate and out.
+    CoopF16AccF32,
+    /// f16 in on matrix units, f16 accumulate and out.
+    CoopF16AccF16,
+}
+
+impl GemmVariant {
+    /// Every variant, in report order.
+    pub const ALL: [GemmVariant; 5] = [
+        GemmVariant::F32,
+        GemmVariant::F16AccF32,
+        GemmVariant::F16AccF16,
+        GemmVariant::CoopF16AccF32,
+        GemmVariant::CoopF16AccF16,
+    ];
+
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmVariant::F32 => "gemm.f32",
+            GemmVariant::F16AccF32 => "gemm.f16.acc_f32",
+            GemmVariant::F16AccF16 => "gemm.f16.acc_f16",
+            GemmVariant::CoopF16AccF32 => "gemm.coop.f16.acc_f32",
+            GemmVariant::CoopF16AccF16 => "gemm.coop.f16.acc_f16",
+        }
+    }
+
+    fn input(self) -> &'static str {
+        if self == GemmVariant::F32 {
+            "f32"
+        } else {
+            "f16"
+        }
+    }
+
+    /// Accumulator (and output) type.
+    pub fn accumulator(self) -> &'static str {
+        match self {
+            GemmVariant::F32 | GemmVariant::F16AccF32 | GemmVariant::CoopF16AccF32 => "f32",
+            GemmVariant::F16AccF16 | GemmVariant::CoopF16AccF16 => "f16",
+        }
+    }
+
+    fn is_coop(self) -> bool {
+        matches!(
+            self,
+            GemmVariant::CoopF16AccF32 | GemmVariant::CoopF16AccF16
+        )
+    }
+
+    /// Accepted relative Frobenius error against an f64 reference on the same (rounded) inputs.
+    /// f32: ~√K·2⁻²⁴ with margin; f16 inputs, f32 accumulate: only the f32 sum errs; f16
+    /// accumulate: each partial sum is rounded to 11 bits, ~√K·2⁻¹¹ for K ≤ 8192.
+    fn tolerance(self) -> f64 {
+        match self.accumulator() {
+            "f32" => 1e-4,
+            _ => 5e-2,
+        }
+    }
+}
+
+/// One tile shape of the vector kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tile {
+    /// Rows of C per workgroup.
+    pub bm: u32,
+    /// Columns of C per workgroup.
+    pub bn: u32,
+    /// Depth of each staged slice.
+    pub bk: u32,
+    /// Rows of C per invocation (multiple of 4).
+    pub tm: u32,
+    /// Columns of C per invocation (multiple of 4).
+    pub tn: u32,
+}
+
+impl Tile {
+    /// Candidates tried at run time, largest register block first.
+    pub const CANDIDATES: [Tile; 3] = [
+        Tile {
+            bm: 128,
+            bn: 128,
+            bk: 8,
+            tm: 8,
+            tn: 8,
+        },
+        Tile {
+            bm: 64,
+            bn: 128,
+            bk: 8,
+            tm: 4,
+            tn: 8,
+        },
+        Tile {
+            bm: 64,
+            bn: 64,
+            bk: 8,
+            tm: 4,
+            tn: 4,
+        },
+    ];
+
+    fn threads(self) -> u32 {
+        (self.bm / self.tm) * (self.bn / self.tn)
+    }
+
+    /// `BMxBNxBK/TMxTN`.
+    pub fn label(self) -> String {
+        format!(
+            "{}x{}x{}/{}x{}",
+            self.bm, self.bn, self.bk, self.tm, self.tn
+        )
+    }
+
+    fn shared_bytes(self, acc_bytes: u32) -> u32 {
+        (self.bm + self.bn) * self.bk * acc_bytes
+    }
+}
+
+/// WGSL for the register-tiled vector kernel.
+pub fn vector_wgsl(variant: GemmVariant, tile: Tile) -> String {
+    let tin = variant.input();
+    let t = variant.accumulator();
+    let Tile { bm, bn, bk, tm, tn } = tile;
+    let wgx = bn / tn;
+    let wgy = bm / tm;
+    let threads = wgx * wgy;
+    let enable = if tin == "f16" || t == "f16" {
+        "enable f16;\n"
+    } else {
+        ""
+    };
+    let mut s = format!(
+        r#"{enable}
+struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
+@group(0) @binding(0) var<storage, read> mat_a: array<vec4<{tin}>>;
+@group(0) @binding(1) var<storage, read> mat_b: array<vec4<{tin}>>;
+@group(0) @binding(2) var<storage, read_write> mat_c: array<vec4<{t}>>;
+@group(0) @binding(3) var<uniform> dims: Dims;
+// A slice, transposed: as_t[k * {bm} + m]; B slice: bs[k * {bn} + n], both as vec4.
+var<workgroup> as_t: array<vec4<{t}>, {a_len}>;
+var<workgroup> bs: array<vec4<{t}>, {b_len}>;
+@compute @workgroup_size({wgx}, {wgy}, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
+    let tx = lid.x;
+    let ty = lid.y;
+    let tid = ty * {wgx}u + tx;
+    let row0 = wid.y * {bm}u;
+    let col0 = wid.x * {bn}u;
+    let k4 = dims.k / 4u;
+    let n4 = dims.n / 4u;
+"#,
+        a_len = bm * bk / 4,
+        b_len = bn * bk / 4,
+    );
+    for i in 0..tm {
+        for j in 0..tn / 4 {
+            s += &format!("    var c{i}_{j} = vec4<{t}>();\n");
+        }
+    }
+    s += &format!("    for (var k0 = 0u; k0 < dims.k; k0 += {bk}u) {{\n");
+    // Stage A: BM×BK as BM*BK/4 vec4 along k, stored transposed.
+    let a_vec4 = bm * bk / 4;
+    let mut v = 0;
+    while v < a_vec4 {
+        let guard = v + threads > a_vec4;
+        s += &format!("        {{ let v = tid + {v}u;\n");
+        if guard {
+            s += &format!("        if (v < {a_vec4}u) {{\n");
+        }
+        s += &format!(
+            "        let r = v / {kq}u; let kq = v % {kq}u;\n        let a = vec4<{t}>(mat_a[(row0 + r) * k4 + k0 / 4u + kq]);\n",
+            kq = bk / 4
+        );
+        for c in 0..4 {
+            let comp = ["x", "y", "z", "w"][c];
+            s +=
+                &format!("        as_t[((kq * 4u + {c}u) * {bm}u + r) / 4u][r % 4u] = a.{comp};\n");
+        }
+        if guard {
+            s += "        }\n";
+        }
+        s += "        }\n";
+        v += threads;
+    }
+    let b_vec4 = bn * bk / 4;
+    let mut v = 0;
+    while v < b_vec4 {
+        let guard = v + threads > b_vec4;
+        s += &format!("        {{ let v = tid + {v}u;\n");
+        if guard {
+            s += &format!("        if (v < {b_vec4}u) {{\n");
+        }
+        s += &format!(
+            "        let kr = v / {nq}u; let nq = v % {nq}u;\n        bs[v] = vec4<{t}>(mat_b[(k0 + kr) * n4 + col0 / 4u + nq]);\n",
+            nq = bn / 4
+        );
+        if guard {
+            s += "        }\n";
+        }
+        s += "        }\n";
+        v += threads;
+    }
+    s += "        workgroupBarrier();\n";
+    for k in 0..bk {
+        // Rows of this invocation: ty*4 + c + q*WGY*4 (q-th group of 4); columns tx*4 + j*WGX*4:
+        // neighbouring invocations read neighbouring vec4s (no bank conflicts, coalesced stores).
+        for q in 0..tm / 4 {
+            s += &format!(
+                "        let a{q}_{k} = as_t[{k}u * {bm4}u + ty + {off}u];\n",
+                bm4 = bm / 4,
+                off = q * wgy
+            );
+        }
+        for j in 0..tn / 4 {
+            s += &format!(
+                "        let b{j}_{k} = bs[{k}u * {bn4}u + tx + {off}u];\n",
+                bn4 = bn / 4,
+                off = j * wgx
+            );
+        }
+        for i in 0..tm {
+            let comp = ["x", "y", "z", "w"][(i % 4) as usize];
+            for j in 0..tn / 4 {
+                s += &format!(
+                    "        c{i}_{j} = fma(vec4<{t}>(a{q}_{k}.{comp}), b{j}_{k}, c{i}_{j});\n",
+                    q = i / 4
+                );
+            }
+        }
+    }
+    s += "        workgroupBarrier();\n    }\n";
+    for i in 0..tm {
+        for j in 0..tn / 4 {
+            s += &format!(
+                "    mat_c[(row0 + ty * 4u + {r}u) * n4 + col0 / 4u + tx + {cj}u] = c{i}_{j};\n",
+                r = (i % 4) + (i / 4) * wgy * 4,
+                cj = j * wgx
+            );
+        }
+    }
+    s += "}\n";
+    s
+}
+
+/// One cooperative-matrix configuration: fragment size and fragments per subgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoopTile {
+    /// Fragment edge (8 or 16).
+    pub frag: u32,
+    /// Fragments per subgroup along M.
+    pub fm: u32,
+    /// Fragments per subgroup along N.
+    pub fn_: u32,
+    /// Subgroup size (one subgroup per workgroup).
+    pub subgroup: u32,
+}
+
+impl CoopTile {
+    fn block_m(self) -> u32 {
+        self.frag * self.fm
+    }
+    fn block_n(self) -> u32 {
+        self.frag * self.fn_
+    }
+    /// `FRAGxFRAG FMxFN sgS`.
+    pub fn label(self) -> String {
+        format!(
+            "{f}x{f} frags {}x{} sg{}",
+            self.fm,
+            self.fn_,
+            self.subgroup,
+            f = self.frag
+        )
+    }
+}
+
+/// WGSL for the cooperative-matrix kernel. naga 30 traps (TOOLCHAIN.md): bindings must not be
+/// named `A`/`B`/`C`, and every index inside `coopLoad`/`coopStore` is bound with `let` first.
+pub fn coop_wgsl(variant: GemmVariant, tile: CoopTile) -> String {
+    let t = variant.accumulator();
+    let CoopTile {
+        frag,
+        fm,
+        fn_,
+        subgroup,
+    } = tile;
+    let ty = format!("coop_mat{frag}x{frag}");
+    let mut s = format!(
+        r#"enable f16;
+enable wgpu_cooperative_matrix;
+struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
+@group(0) @binding(0) var<storage, read> mat_a: array<f16>;
+@group(0) @binding(1) var<storage, read> mat_b: array<f16>;
+@group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
+@group(0) @binding(3) var<uniform> dims: Dims;
+@compute @workgroup_size({subgroup}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>) {{
+    let kk = dims.k;
+    let nn = dims.n;
+    let r0 = wid.y * {bm}u;
+    let c0 = wid.x * {bn}u;
+"#,
+        bm = tile.block_m(),
+        bn = tile.block_n()
+    );
+    for i in 0..fm {
+        for j in 0..fn_ {
+            s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
+        }
+    }
+    s += &format!("    for (var k = 0u; k < kk; k += {frag}u) {{\n");
+    for i in 0..fm {
+        s += &format!("        let pa{i} = (r0 + {o}u) * kk + k;\n", o = i * frag);
+        s += &format!("        let a{i} = coopLoadT<{ty}<f16, A>>(&mat_a[pa{i}], kk);\n");
+    }
+    for j in 0..fn_ {
+        s += &format!("        let pb{j} = k * nn + c0 + {o}u;\n", o = j * frag);
+        s += &format!("        let b{j} = coopLoadT<{ty}<f16, B>>(&mat_b[pb{j}], nn);\n");
+    }
+    for i in 0..fm {
+        for j in 0..fn_ {
+            s += &format!("        acc{i}_{j} = coopMultiplyAdd(a{i}, b{j}, acc{i}_{j});\n");
+        }
+    }
+    s += "    }\n";
+    for i in 0..fm {
+        for j in 0..fn_ {
+            s += &format!(
+                "    let pc{i}_{j} = (r0 + {ro}u) * nn + c0 + {co}u;\n    coopStoreT(acc{i}_{j}, &mat_c[pc{i}_{j}], nn);\n",
+                ro = i * frag,
+                co = j * frag
+            );
+        }
+    }
+    s += "}\n";
+    s
+}
+
+/// The cooperative-matrix fragment sizes this adapter offers for f16 inputs with the variant's
+/// accumulator (8 and 16 are the sizes WGSL names).
+pub fn coop_fragments(
+    props: &[wgpu::CooperativeMatrixProperties],
+    variant: GemmVariant,
+) -> Vec<u32> {
+    let want = if variant.accumulator() == "f32" {
+        wgpu::CooperativeScalarType::F32
+    } else {
+        wgpu::CooperativeScalarType::F16
+    };
+    let mut out: Vec<u32> = props
+        .iter()
+        .filter(|p| {
+            p.m_size == p.n_size
+                && p.n_size == p.k_size
+                && (p.m_size == 8 || p.m_size == 16)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == want
+        })
+        .map(|p| p.m_size)
+        .collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out.dedup();
+    out
+}
+
+/// Inputs to one GEMM run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GemmParams {
+    /// Variant.
+    pub variant: GemmVariant,
+    /// M = N = K.
+    pub n: u32,
+    /// Seed of the random inputs.
+    pub seed: u64,
+    /// Measurement length.
+    pub settings: MeasureSettings,
+    /// Vector tile shapes to try (default [`Tile::CANDIDATES`]).
+    pub tiles: Vec<Tile>,
+    /// Cooperative-matrix configurations reported by the adapter
+    /// (`Adapter::cooperative_matrix_properties`), for the coop variants.
+    pub coop_properties: Vec<wgpu::CooperativeMatrixProperties>,
+    /// Subgroup size for the coop kernel (the adapter's `subgroup_max_size`).
+    pub subgroup_size: u32,
+}
+
+/// Rows of C compared with the CPU reference (all of them for small matrices).
+const CHECK_ROWS: usize = 32;
+
+struct Inputs {
+    a_bytes: Vec<u8>,
+    b_bytes: Vec<u8>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+fn inputs(variant: GemmVariant, n: usize, seed: u64) -> Inputs {
+    let mut rng = Rng::new(seed);
+    let mut a = rng.vec_f32(n * n);
+    let mut b = rng.vec_f32(n * n);
+    if variant.input() == "f16" {
+        let a16: Vec<half::f16> = a.iter().map(|&x| half::f16::from_f32(x)).collect();
+        let b16: Vec<half::f16> = b.iter().map(|&x| half::f16::from_f32(x)).collect();
+        // The reference multiplies the rounded inputs: only the kernel's arithmetic is judged.
+        a = a16.iter().map(|x| x.to_f32()).collect();
+        b = b16.iter().map(|x| x.to_f32()).collect();
+        Inputs {
+            a_bytes: bytemuck::cast_slice(&a16).to_vec(),
+            b_bytes: bytemuck::cast_slice(&b16).to_vec(),
+            a,
+            b,
+        }
+    } else {
+        Inputs {
+            a_bytes: bytemuck::cast_slice(&a).to_vec(),
+            b_bytes: bytemuck::cast_slice(&b).to_vec(),
+            a,
+            b,
+        }
+    }
+}
+
+fn verify(variant: GemmVariant, inputs: &Inputs, c_bytes: &[u8], n: usize) -> Verification {
+    let c: Vec<f32> = if variant.accumulator() == "f16" {
+        bytemuck::cast_slice::<u8, half::f16>(c_bytes)
+            .iter()
+            .map(|x| x.to_f32())
+            .collect()
+    } else {
+        bytemuck::cast_slice::<u8, f32>(c_bytes).to_vec()
+    };
+    let rows: Vec<usize> = if n <= CHECK_ROWS {
+        (0..n).collect()
+    } else {
+        (0..CHECK_ROWS)
+            .map(|i| i * (n - 1) / (CHECK_ROWS - 1))
+            .collect()
+    };
+    let mut got = Vec::with_capacity(rows.len() * n);
+    let mut want = Vec::with_capacity(rows.len() * n);
+    let mut acc = vec![0f64; n];
+    for &r in &rows {
+        acc.iter_mut().for_each(|x| *x = 0.0);
+        for k in 0..n {
+            let a = f64::from(inputs.a[r * n + k]);
+            let brow = &inputs.b[k * n..(k + 1) * n];
+            for (x, &b) in acc.iter_mut().zip(brow) {
+                *x += a * f64::from(b);
+            }
+        }
+        want.extend_from_slice(&acc);
+        got.extend(c[r * n..(r + 1) * n].iter().map(|&x| f64::from(x)));
+    }
+    let err = rel_frobenius(&got, &want);
+    Verification {
+        passed: err.is_finite() && err <= variant.tolerance(),
+        rel_error: err,
+        tolerance: variant.tolerance(),
+        checked_elements: (rows.len() * n) as u64,
+        reference: "f64 on the CPU over evenly spaced rows, same rounded inputs".to_owned(),
+    }
+}
+
+/// Runs one GEMM variant at one size: every tile candidate is verified and timed, the fastest
+/// verified one is reported. Never panics; failures are recorded.
+pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> Measurement {
+    let gpu = Gpu::new(device, queue);
+    let name = p.variant.name();
+    let n = p.n;
+    let mut base = params! { "m" => n, "n" => n, "k" => n };
+    if p.variant.input() == "f16" && !gpu.has(wgpu::Features::SHADER_F16) {
+        return skipped(name, base, "the adapter lacks SHADER_F16");
+    }
+    // Candidate kernels: (label, source, grid, shared bytes).
+    let mut candidates: Vec<(String, String, (u32, u32))> = Vec::new();
+    if p.variant.is_coop() {
+        if !gpu.has(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            return skipped(
+                name,
+                base,
+                "the adapter lacks EXPERIMENTAL_COOPERATIVE_MATRIX (matrix units through wgpu: native Vulkan/Metal only)",
+            );
+        }
+        let frags = coop_fragments(&p.coop_properties, p.variant);
+        let Some(&frag) = frags.first() else {
+            return skipped(
+                name,
+                base,
+                &format!(
+                    "no square 8x8/16x16 f16 cooperative-matrix configuration with {} accumulate",
+                    p.variant.accumulator()
+                ),
+            );
+        };
+        let subgroup = p.subgroup_size.max(1);
+        for (fm, fn_) in [(4, 4), (4, 2), (2, 2)] {
+            let tile = CoopTile {
+                frag,
+                fm,
+                fn_,
+                subgroup,
+            };
+            if n % tile.block_m() != 0 || n % tile.block_n() != 0 {
+                continue;
+            }
+            candidates.push((
+                tile.label(),
+                coop_wgsl(p.variant, tile),
+                (n / tile.block_n(), n / tile.block_m()),
+            ));
+        }
+        base.insert(
+            "fragment".into(),
+            serde_json::json!(format!("{frag}x{frag}x{frag}")),
+        );
+    } else {
+        let acc_bytes = if p.variant.accumulator() == "f16" {
+            2
+        } else {
+            4
+        };
+        for &tile in &p.tiles {
+            if n % tile.bm != 0 || n % tile.bn != 0 || n % tile.bk != 0 {
+                continue;
+            }
+            if tile.shared_bytes(acc_bytes) > gpu.limits.max_compute_workgroup_storage_size
+                || tile.threads() > gpu.limits.max_compute_invocations_per_workgroup
+            {
+                continue;
+            }
+            candidates.push((
+                tile.label(),
+                vector_wgsl(p.variant, tile),
+                (n / tile.bn, n / tile.bm),
+            ));
+        }
+    }
+    if candidates.is_empty() {
+        return skipped(name, base, &format!("no tile shape divides n = {n}"));
+    }
+    let in_bytes: u64 = if p.variant.input() == "f16" { 2 } else { 4 };
+    let out_bytes: u64 = if p.variant.accumulator() == "f16" {
+        2
+    } else {
+        4
+    };
+    let elems = u64::from(n) * u64::from(n);
+    if elems * in_bytes.max(out_bytes) > gpu.limits.max_storage_buffer_binding_size {
+        return skipped(
+            name,
+            base,
+            "a matrix is larger than the storage binding limit",
+        );
+    }
+    let inputs = inputs(p.variant, n as usize, p.seed);
+    let result = crate::gpu::scoped(&gpu, name, async {
+        let a = gpu.storage_init("gemm a", &inputs.a_bytes);
+        let b = gpu.storage_init("gemm b", &inputs.b_bytes);
+        let c = gpu.storage("gemm c", elems * out_bytes);
+        let dims = gpu.uniform(&[n, n, n, 0]);
+        let mut tried = serde_json::Map::new();
+        let mut best: Option<(String, Measured, Verification)> = None;
+        let mut last_failure: Option<(String, Verification)> = None;
+        for (label, source, (gx, gy)) in &candidates {
+            let pipeline = match gpu.pipeline(&format!("{name} {label}"), source).await {
+                Ok(pipeline) => pipeline,
+                Err(err) => {
+                    tried.insert(label.clone(), serde_json::json!(err.to_string()));
+                    continue;
+                }
+            };
+            let bind = gpu.bind(
+                &pipeline,
+                &[
+                    (&a, 0, None),
+                    (&b, 0, None),
+                    (&c, 0, None),
+                    (&dims, 0, None),
+                ],
+            );
+            gpu.clear(&c);
+            let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind, &[]);
+                for _ in 0..reps {
+                    pass.dispatch_workgroups(*gx, *gy, 1);
+                }
+            };
+            let measured = gpu
+                .measure(&record, p.settings.target_s, p.settings.max_iterations)
+                .await?;
+            let c_bytes = gpu.read_back(&c, 0, elems * out_bytes).await?;
+            let check = verify(p.variant, &inputs, &c_bytes, n as usize);
+            let flops = 2.0 * (elems as f64) * f64::from(n) / measured.per_iter_s();
+            if !check.passed {
+                tried.insert(
+                    label.clone(),
+                    serde_json::json!(format!("wrong result: rel_error {:.3e}", check.rel_error)),
+                );
+                last_failure = Some((label.clone(), check));
+                continue;
+            }
+            tried.insert(label.clone(), serde_json::json!(flops));
+            if best
+                .as_ref()
+                .is_none_or(|(_, m, _)| measured.per_iter_s() < m.per_iter_s())
+            {
+                best = Some((label.clone(), measured, check));
+            }
+        }
+        Ok((best, last_failure, tried))
+    })
+    .await;
+    match result {
+        Err(err) => failed(name, base, &err),
+        Ok((best, last_failure, tried)) => {
+            base.insert("candidates".into(), serde_json::Value::Object(tried));
+            match best {
+                Some((label, measured, check)) => {
+                    base.insert("tile".into(), serde_json::json!(label));
+                    Measurement {
+                        name: name.to_owned(),
+                        status: Status::Ok,
+                        error: None,
+                        params: base,
+                        verification: Some(check),
+                        timing: Some(measured.timing()),
+                        flops_per_s: Some(
+                            2.0 * (elems as f64) * f64::from(n) / measured.per_iter_s(),
+                        ),
+                        bytes_per_s: None,
+                        bytes_counted: None,
+                        tokens_per_s: None,
+                        accumulator: Some(p.variant.accumulator().to_owned()),
+                    }
+                }
+                None => {
+                    let err = match last_failure {
+                        Some((label, check)) => ProbeError::WrongResult(format!(
+                            "tile {label}: relative error {:.3e} > tolerance {:.1e}",
+                            check.rel_error, check.tolerance
+                        )),
+                        None => ProbeError::Unsupported("no tile shape compiled".to_owned()),
+                    };
+                    let mut m = failed(name, base, &err);
+                    m.verification = None;
+                    m.accumulator = Some(p.variant.accumulator().to_owned());
+                    m
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! One module per kernel. Each `run` takes `&wgpu::Device, &wgpu::Queue` and its parameters,
+//! checks the kernel's output against a CPU reference on fresh random data, and only then
+//! reports a speed. A failed check is a [`Measurement`] with status `failed` and the error.
+
+use std::collections::BTreeMap;
+
+use headroom_core::report::{Measurement, Status};
+
+pub mod attention;
+pub mod bandwidth;
+pub mod decode;
+pub mod fill;
+pub mod gemm;
+pub mod max_buffer;
+pub mod sweep;
+
+use crate::ProbeError;
+
+/// Bytes in a GiB (2^30).
+pub const GIB: u64 = 1 << 30;
+/// Bytes in a MiB (2^20).
+pub const MIB: u64 = 1 << 20;
+/// Bytes in a GB (10^9).
+pub const GB: f64 = 1e9;
+
+/// Alignment of storage-buffer binding offsets that every adapter accepts
+/// (WebGPU's `minStorageBufferOffsetAlignment` is at most 256).
+pub const BINDING_ALIGN_BYTES: u64 = 256;
+
+/// Relative Frobenius error `‖got − want‖ / ‖want‖`.
+pub fn rel_frobenius(got: &[f64], want: &[f64]) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for (g, w) in got.iter().zip(want) {
+        num += (g - w) * (g - w);
+        den += w * w;
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
+/// A measurement that failed before it produced a result.
+pub fn failed(
+    name: &str,
+    params: BTreeMap<String, serde_json::Value>,
+    err: &ProbeError,
+) -> Measurement {
+    Measurement {
+        name: name.to_owned(),
+        status: Status::Failed,
+        error: Some(err.to_string()),
+        params,
+        verification: None,
+        timing: None,
+        flops_per_s: None,
+        bytes_per_s: None,
+        bytes_counted: None,
+        tokens_per_s: None,
+        accumulator: None,
+    }
+}
+
+/// A measurement not run, with the reason.
+pub fn skipped(
+    name: &str,
+    params: BTreeMap<String, serde_json::Value>,
+    reason: &str,
+) -> Measurement {
+    Measurement {
+        status: Status::Skipped,
+        error: Some(reason.to_owned()),
+        ..failed(name, params, &ProbeError::Unsupported(String::new()))
+    }
+}
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeasureSettings {
+    /// Each measurement lasts at least this long, seconds (FACTS.md: ≥ 0.1 s; browsers round
+    /// timestamps to 100 µs).
+    pub target_s: f64,
+    /// Cap on repetitions in one submit.
+    pub max_iterations: u32,
+}
+
+impl MeasureSettings {
+    /// The full probe: 0.2 s per measurement.
+    pub const FULL: MeasureSettings = MeasureSettings {
+        target_s: 0.2,
+        max_iterations: 1000,
+    };
+    /// `--quick`: 0.05 s per measurement.
+    pub const QUICK: MeasureSettings = MeasureSettings {
+        target_s: 0.05,
+        max_iterations: 200,
+    };
+    /// Tests on a CPU rasterizer: one repetition.
+    pub const ONCE: MeasureSettings = MeasureSettings {
+        target_s: 0.0,
+        max_iterations: 1,
+    };
+}
+
+/// Shorthand for building a parameter map.
+#[macro_export]
+macro_rules! params {
+    ($($key:expr => $value:expr),* $(,)?) => {{
+        let mut map = std::collections::BTreeMap::<String, serde_json::Value>::new();
+        $( map.insert($key.to_string(), serde_json::json!($value)); )*
+        map
+    }};
+}

@@ -1,0 +1,307 @@
+//! Every kernel's correctness on a real Vulkan device at small sizes. CI runs these on Mesa's
+//! lavapipe (`apt-get install mesa-vulkan-drivers libvulkan1`), a conformant Vulkan driver on the
+//! CPU (~1 GFLOP/s), so the sizes stay tiny.
+
+use std::sync::OnceLock;
+
+use headroom_core::report::{Status, SweepStopReason};
+use headroom_probe::kernels::attention::{self, AttentionParams};
+use headroom_probe::kernels::bandwidth::{self, BandwidthParams};
+use headroom_probe::kernels::decode::{self, DecodeParams, HIDDEN, WeightFormat};
+use headroom_probe::kernels::gemm::{self, GemmParams, GemmVariant, Tile};
+use headroom_probe::kernels::max_buffer::{self, MaxBufferParams};
+use headroom_probe::kernels::sweep::{self, DEFAULT_SWAP_FACTOR, SweepParams};
+use headroom_probe::kernels::{MIB, MeasureSettings};
+
+struct TestGpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: wgpu::Adapter,
+}
+
+/// One device shared by all tests (the first Vulkan adapter: lavapipe in CI).
+fn gpu() -> &'static TestGpu {
+    static GPU: OnceLock<TestGpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::VULKAN,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+        let adapter = adapters.into_iter().next().unwrap_or_else(|| {
+            panic!("no Vulkan adapter: install lavapipe with `apt-get install mesa-vulkan-drivers libvulkan1`")
+        });
+        let (device, queue) = pollster::block_on(headroom_probe::adapter::request_device(&adapter))
+            .unwrap_or_else(|err| panic!("request_device failed: {err}"));
+        TestGpu { device, queue, adapter }
+    })
+}
+
+fn gemm_params(variant: GemmVariant, n: u32) -> GemmParams {
+    let g = gpu();
+    GemmParams {
+        variant,
+        n,
+        seed: 7,
+        settings: MeasureSettings::ONCE,
+        tiles: Tile::CANDIDATES.to_vec(),
+        coop_properties: g.adapter.cooperative_matrix_properties(),
+        subgroup_size: g.adapter.get_info().subgroup_max_size,
+    }
+}
+
+fn assert_ok(m: &headroom_core::report::Measurement) {
+    assert_eq!(
+        m.status,
+        Status::Ok,
+        "{} failed: {:?} ({:?})",
+        m.name,
+        m.error,
+        m.verification
+    );
+    let v = m
+        .verification
+        .as_ref()
+        .unwrap_or_else(|| panic!("{} has no verification", m.name));
+    assert!(v.passed && v.rel_error <= v.tolerance, "{}: {v:?}", m.name);
+    assert!(v.checked_elements > 0);
+    assert!(
+        m.timing
+            .as_ref()
+            .is_some_and(|t| t.total_s > 0.0 && t.iterations >= 1)
+    );
+}
+
+#[test]
+fn gemm_f32_every_tile_is_correct() {
+    let g = gpu();
+    let m = pollster::block_on(gemm::run(
+        &g.device,
+        &g.queue,
+        &gemm_params(GemmVariant::F32, 256),
+    ));
+    assert_ok(&m);
+    assert!(m.flops_per_s.is_some_and(|f| f > 0.0));
+    assert_eq!(m.accumulator.as_deref(), Some("f32"));
+    // Every candidate tile ran and verified (a number, not an error string).
+    let candidates = m.params["candidates"].as_object().expect("candidates");
+    assert_eq!(candidates.len(), Tile::CANDIDATES.len(), "{candidates:?}");
+    assert!(candidates.values().all(|v| v.is_number()), "{candidates:?}");
+}
+
+#[test]
+fn gemm_f16_both_accumulators_are_correct() {
+    let g = gpu();
+    if !g.device.features().contains(wgpu::Features::SHADER_F16) {
+        panic!("lavapipe offers SHADER_F16; this adapter does not");
+    }
+    for variant in [GemmVariant::F16AccF32, GemmVariant::F16AccF16] {
+        let m = pollster::block_on(gemm::run(&g.device, &g.queue, &gemm_params(variant, 128)));
+        assert_ok(&m);
+        assert_eq!(m.accumulator.as_deref(), Some(variant.accumulator()));
+    }
+}
+
+#[test]
+fn gemm_odd_size_is_skipped_with_reason() {
+    let g = gpu();
+    let m = pollster::block_on(gemm::run(
+        &g.device,
+        &g.queue,
+        &gemm_params(GemmVariant::F32, 100),
+    ));
+    assert_eq!(m.status, Status::Skipped);
+    assert!(
+        m.error.as_deref().is_some_and(|e| e.contains("divides")),
+        "{:?}",
+        m.error
+    );
+}
+
+#[test]
+fn gemm_coop_is_skipped_without_matrix_units() {
+    let g = gpu();
+    if g.device
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        let m = pollster::block_on(gemm::run(
+            &g.device,
+            &g.queue,
+            &gemm_params(GemmVariant::CoopF16AccF32, 256),
+        ));
+        assert_ok(&m);
+        return;
+    }
+    let m = pollster::block_on(gemm::run(
+        &g.device,
+        &g.queue,
+        &gemm_params(GemmVariant::CoopF16AccF32, 256),
+    ));
+    assert_eq!(m.status, Status::Skipped);
+    assert!(
+        m.error
+            .as_deref()
+            .is_some_and(|e| e.contains("COOPERATIVE_MATRIX"))
+    );
+}
+
+#[test]
+fn coop_kernel_source_binds_every_index() {
+    // naga 30 panics on indices written inline in coopLoad/coopStore: every one is a `let`.
+    let tile = gemm::CoopTile {
+        frag: 16,
+        fm: 2,
+        fn_: 2,
+        subgroup: 32,
+    };
+    let src = gemm::coop_wgsl(GemmVariant::CoopF16AccF32, tile);
+    for line in src
+        .lines()
+        .filter(|l| l.contains("coopLoadT") || l.contains("coopStoreT"))
+    {
+        assert!(
+            line.contains("&mat_a[pa") || line.contains("&mat_b[pb") || line.contains("&mat_c[pc"),
+            "{line}"
+        );
+    }
+    let module = wgpu::naga::front::wgsl::parse_str(&src);
+    assert!(
+        module.is_ok(),
+        "{:?}",
+        module.err().map(|e| e.emit_to_string(&src))
+    );
+}
+
+#[test]
+fn attention_all_variants_are_correct() {
+    let g = gpu();
+    for head_dim in [64, 128] {
+        for causal in [false, true] {
+            let p = AttentionParams {
+                batch: 1,
+                heads: 2,
+                seq: 128,
+                head_dim,
+                causal,
+                seed: 11,
+                settings: MeasureSettings::ONCE,
+            };
+            let m = pollster::block_on(attention::run(&g.device, &g.queue, &p));
+            assert_ok(&m);
+            assert!(m.name.contains(&format!("d{head_dim}")));
+        }
+    }
+}
+
+#[test]
+fn bandwidth_read_write_copy_are_checked() {
+    let g = gpu();
+    let p = BandwidthParams {
+        size_bytes: 8 * MIB,
+        seed: 3,
+        settings: MeasureSettings::ONCE,
+    };
+    let ms = pollster::block_on(bandwidth::run(&g.device, &g.queue, &p));
+    let names: Vec<&str> = ms.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["bandwidth.read", "bandwidth.write", "bandwidth.copy"]
+    );
+    for m in &ms {
+        assert_ok(m);
+        assert!(m.bytes_per_s.is_some_and(|b| b > 0.0));
+    }
+    assert_eq!(ms[2].bytes_counted.as_deref(), Some("read + written"));
+    assert_eq!(
+        ms[2].params["bytes_per_iteration"].as_f64(),
+        Some(2.0 * (8 * MIB) as f64)
+    );
+}
+
+#[test]
+fn max_buffer_verifies_up_to_the_cap_and_respects_simulated_oom() {
+    let g = gpu();
+    let p = MaxBufferParams {
+        cap_bytes: 32 * MIB,
+        seed: 5,
+        simulate_oom_above_bytes: None,
+        time_limit_s: 60.0,
+    };
+    let r = pollster::block_on(max_buffer::run(&g.device, &g.queue, &p)).expect("fill kernels");
+    assert_eq!(r.largest_verified_bytes, 32 * MIB);
+    assert_eq!(r.attempts.len(), 1);
+    let p = MaxBufferParams {
+        simulate_oom_above_bytes: Some(10 * MIB),
+        ..p
+    };
+    let r = pollster::block_on(max_buffer::run(&g.device, &g.queue, &p)).expect("fill kernels");
+    assert!(
+        r.largest_verified_bytes <= 10 * MIB && r.largest_verified_bytes >= 9 * MIB,
+        "{r:?}"
+    );
+    assert!(
+        r.attempts[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("simulated"))
+    );
+}
+
+fn sweep_params() -> SweepParams {
+    SweepParams {
+        step_params: 2 * MIB,
+        budget_bytes: Some(20 * MIB),
+        swap_factor: DEFAULT_SWAP_FACTOR,
+        allow_swap: false,
+        time_limit_s: 120.0,
+        seed: 9,
+        simulate_oom_above_bytes: None,
+    }
+}
+
+#[test]
+fn sweep_stops_at_the_budget() {
+    let g = gpu();
+    let r =
+        pollster::block_on(sweep::run(&g.device, &g.queue, &sweep_params())).expect("fill kernels");
+    assert_eq!(r.stop_reason, SweepStopReason::Budget, "{r:?}");
+    // Steps of 4 MiB (2 Mi params × 2 bytes) up to the 20 MiB budget: 5 steps.
+    assert_eq!(r.steps.len(), 5, "{r:?}");
+    assert!(r.steps.iter().all(|s| s.ok && s.total_bytes <= 20 * MIB));
+    assert_eq!(r.largest_clean_bytes, 20 * MIB);
+}
+
+#[test]
+fn sweep_records_a_simulated_out_of_memory() {
+    let g = gpu();
+    let p = SweepParams {
+        simulate_oom_above_bytes: Some(10 * MIB),
+        ..sweep_params()
+    };
+    let r = pollster::block_on(sweep::run(&g.device, &g.queue, &p)).expect("fill kernels");
+    assert_eq!(r.stop_reason, SweepStopReason::Error, "{r:?}");
+    assert!(r.stop_detail.contains("out of memory"), "{}", r.stop_detail);
+    let last = r.steps.last().expect("a failed step");
+    assert!(!last.ok && last.error.is_some());
+    assert_eq!(r.largest_clean_bytes, 8 * MIB);
+}
+
+#[test]
+fn decode_every_format_is_correct() {
+    let g = gpu();
+    for format in WeightFormat::ALL {
+        let p = DecodeParams {
+            format,
+            model_params: u64::from(HIDDEN) * 256,
+            seed: 13,
+            settings: MeasureSettings::ONCE,
+        };
+        let m = pollster::block_on(decode::run(&g.device, &g.queue, &p));
+        assert_ok(&m);
+        assert!(m.tokens_per_s.is_some_and(|t| t > 0.0));
+        let bytes = m.params["weight_bytes"].as_u64().expect("weight_bytes");
+        let expected = (256.0 * f64::from(HIDDEN) * format.bytes_per_weight()) as u64;
+        assert_eq!(bytes, expected, "{}", format.label());
+    }
+}
