@@ -110,8 +110,8 @@ async fn browser_adapter_info() -> BrowserAdapterInfo {
     }
 }
 
-/// Get an adapter and a device with the adapter's own limits (wgpu's defaults cap buffers at
-/// 256 MiB, which would cut the bandwidth and allocation measurements short).
+/// Get an adapter and a device as the probe requests it (the adapter's own limits: wgpu's
+/// defaults cap buffers at 256 MiB, which would cut the memory measurements short).
 pub async fn acquire() -> Result<GpuContext, GpuError> {
     if !has_navigator_gpu() {
         return Err(GpuError::NoWebGpu);
@@ -126,14 +126,8 @@ pub async fn acquire() -> Result<GpuContext, GpuError> {
         })
         .await
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
-    let features = adapter.features() & wgpu::Features::SHADER_F16;
-    let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            label: Some("headroom benchmark"),
-            required_features: features,
-            required_limits: adapter.limits(),
-            ..Default::default()
-        })
+    // The probe's own device request: the adapter's limits and every probe feature it has.
+    let (device, queue) = headroom_probe::adapter::request_device(&adapter)
         .await
         .map_err(|e| GpuError::NoDevice(e.to_string()))?;
     let info = browser_adapter_info().await;

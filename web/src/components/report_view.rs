@@ -20,7 +20,9 @@ use crate::{
 pub fn report_warnings(report: &ProbeReport) -> Vec<String> {
     let mut w = Vec::new();
     if !report.complete {
-        w.push("the run did not finish (complete = false): only the stages below were measured".into());
+        w.push(
+            "the run did not finish (complete = false): only the stages below were measured".into(),
+        );
     }
     match report.selected_adapter {
         Some(i) if i >= report.adapters.len() => w.push(format!(
@@ -78,16 +80,15 @@ pub fn use_in_calculator(state: AppState, device: &DeviceSpec) {
     let mut q = Query::parse(&crate::browser::location_search());
     // Keep nothing of the other page's parameters but a previous calculator model, if any.
     let mut fresh = Query::new();
-    for key in ["model", "hf", "cfg", "name", "spec", "format", "ctx", "mode"] {
+    for key in [
+        "model", "hf", "cfg", "name", "spec", "format", "ctx", "mode",
+    ] {
         if let Some(v) = q.get(key) {
             fresh.set(key, v.to_string());
         }
     }
     q = fresh;
-    q.set(
-        "devspec",
-        serde_json::to_string(device).unwrap_or_default(),
-    );
+    q.set("devspec", serde_json::to_string(device).unwrap_or_default());
     state.navigate(Page::Calculator, q);
 }
 

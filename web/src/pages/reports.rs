@@ -99,23 +99,24 @@ fn SideBySide(
         .iter()
         .map(|(n, r)| (n.clone(), r.measured_device(), device_from_report(r)))
         .collect();
-    let metric = |f: fn(&headroom_core::report::MeasuredDevice) -> Option<f64>, scale: f64, unit: &str| {
-        devices
-            .iter()
-            .map(|(n, m, d)| {
-                let v = f(m).unwrap_or(0.0) / scale;
-                Bar {
-                    label: format!("{} ({})", d.name, n),
-                    value: v,
-                    value_text: if f(m).is_some() {
-                        format!("{v:.2} {unit}")
-                    } else {
-                        "not measured".into()
-                    },
-                }
-            })
-            .collect::<Vec<_>>()
-    };
+    let metric =
+        |f: fn(&headroom_core::report::MeasuredDevice) -> Option<f64>, scale: f64, unit: &str| {
+            devices
+                .iter()
+                .map(|(n, m, d)| {
+                    let v = f(m).unwrap_or(0.0) / scale;
+                    Bar {
+                        label: format!("{} ({})", d.name, n),
+                        value: v,
+                        value_text: if f(m).is_some() {
+                            format!("{v:.2} {unit}")
+                        } else {
+                            "not measured".into()
+                        },
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
     let rows = devices
         .iter()
         .map(|(n, m, d)| {
