@@ -28,6 +28,6 @@ for _ in $(seq 100); do
 done
 [ -n "$port" ] || { echo "error: the static server did not start:" >&2; cat "$log" >&2; exit 1; }
 export SCREENSHOT_DIR="$REPO_DIR/target/screenshots"
-mkdir -p "$SCREENSHOT_DIR"
+rm -rf "$SCREENSHOT_DIR"; mkdir -p "$SCREENSHOT_DIR"
 timed node "$WEB_DIR/e2e/run.js" "http://127.0.0.1:$port/"
 echo "screenshots: $SCREENSHOT_DIR"

@@ -62,7 +62,7 @@ fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
       failed++;
       console.log(`FAIL ${name}: ${e.message.split('\n').slice(0, 4).join(' ')}`);
       for (const err of errors) console.log(`    page: ${err}`);
-      try { await shot(`FAILED-${name}`); } catch (_) { /* page may be gone */ }
+      try { await shot(`FAILED-${name.replace(/[^A-Za-z0-9]+/g, "-")}`); } catch (_) { /* page may be gone */ }
     }
     await page.close();
   }

@@ -32,16 +32,18 @@ pub fn nice_ticks(max: f64) -> Vec<f64> {
     ticks
 }
 
-/// Format a tick value compactly.
-fn tick_label(v: f64) -> String {
-    if v == 0.0 {
+/// Format a tick value compactly, with enough decimals for small values (0.0002 stays 0.0002).
+pub fn tick_label(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
         "0".into()
     } else if v.abs() >= 100.0 || v.fract().abs() < 1e-9 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.1}")
     } else {
-        format!("{v:.2}")
+        let decimals = (-v.abs().log10()).ceil() as usize + 1;
+        let text = format!("{v:.decimals$}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -371,5 +373,8 @@ mod tests {
         assert!(*t.last().unwrap() >= 123.0 && t.len() <= 7, "{t:?}");
         assert_eq!(nice_ticks(0.0), vec![0.0, 1.0]);
         assert_eq!(nice_ticks(f64::NAN), vec![0.0, 1.0]);
+        assert_eq!(tick_label(0.0002), "0.0002");
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(2.5), "2.5");
     }
 }

@@ -43,15 +43,38 @@ pub fn report_warnings(report: &ProbeReport) -> Vec<String> {
     w
 }
 
-/// Measurements whose name starts with `prefix`, as bars of `value(m)` scaled by `scale`.
+/// A unit for values up to `max`: the first of `units` (largest first) that `max` reaches, so a
+/// CPU adapter's GFLOP/s are not drawn as 0.000 TFLOP/s.
+fn pick_unit(max: f64, units: &[(f64, &'static str)]) -> (f64, &'static str) {
+    units
+        .iter()
+        .copied()
+        .find(|(scale, _)| max >= *scale)
+        .or(units.last().copied())
+        .unwrap_or((1.0, ""))
+}
+
+/// FLOP/s units.
+const FLOPS_UNITS: &[(f64, &str)] = &[(1e12, "TFLOP/s"), (1e9, "GFLOP/s"), (1.0, "FLOP/s")];
+/// Bytes/s units (decimal, as datasheets give bandwidth).
+const BANDWIDTH_UNITS: &[(f64, &str)] = &[(1e9, "GB/s"), (1e6, "MB/s"), (1.0, "B/s")];
+/// Tokens/s.
+const TOKEN_UNITS: &[(f64, &str)] = &[(1.0, "tokens/s")];
+
+/// Measurements whose name starts with `prefix`, as bars in a unit that suits their size.
 fn bars(
     report: &ProbeReport,
     prefix: &str,
     value: fn(&Measurement) -> Option<f64>,
-    scale: f64,
-    unit: &str,
-) -> Vec<Bar> {
-    report
+    units: &[(f64, &'static str)],
+) -> (Vec<Bar>, &'static str) {
+    let max = report
+        .ok_measurements()
+        .filter(|m| m.name.starts_with(prefix))
+        .filter_map(value)
+        .fold(0.0, f64::max);
+    let (scale, unit) = pick_unit(max, units);
+    let bars = report
         .ok_measurements()
         .filter(|m| m.name.starts_with(prefix))
         .filter(|m| m.verification.as_ref().is_none_or(|v| v.passed))
@@ -67,7 +90,8 @@ fn bars(
                 value_text: format!("{:.3} {unit}", v / scale),
             })
         })
-        .collect()
+        .collect();
+    (bars, unit)
 }
 
 /// The device a report measured, as the calculator uses it.
@@ -110,10 +134,10 @@ pub fn ReportView(
         .into_iter()
         .map(|w| view! { <li>{w}</li> })
         .collect_view();
-    let gemm = bars(&report, "gemm", |m| m.flops_per_s, 1e12, "TFLOP/s");
-    let attention = bars(&report, "attention", |m| m.flops_per_s, 1e12, "TFLOP/s");
-    let bandwidth = bars(&report, "bandwidth", |m| m.bytes_per_s, 1e9, "GB/s");
-    let decode = bars(&report, "decode", |m| m.tokens_per_s, 1.0, "tok/s");
+    let gemm = bars(&report, "gemm", |m| m.flops_per_s, FLOPS_UNITS);
+    let attention = bars(&report, "attention", |m| m.flops_per_s, FLOPS_UNITS);
+    let bandwidth = bars(&report, "bandwidth", |m| m.bytes_per_s, BANDWIDTH_UNITS);
+    let decode = bars(&report, "decode", |m| m.tokens_per_s, TOKEN_UNITS);
     let sweep = report.stage("sweep").and_then(|s| s.sweep.clone());
     let sweep_view = sweep.map(|s| {
         let points: Vec<Point> = s
@@ -129,7 +153,8 @@ pub fn ReportView(
             x: st.total_bytes as f64 / GIB as f64,
             y: st.step_s,
         });
-        let stop = last.map(|p| (p, format!("{:?}: {}", s.stop_reason, s.stop_detail)));
+        let stop = last.map(|p| (p, format!("{:?}", s.stop_reason).to_lowercase()));
+        let stop_detail = format!("Stopped ({:?}): {}", s.stop_reason, s.stop_detail);
         view! {
             <h3>"Model-size sweep"</h3>
             <p class="note">{format!(
@@ -145,6 +170,7 @@ pub fn ReportView(
                 points=points
                 stop=stop
             />
+            <p class="note">{stop_detail}</p>
         }
     });
     let max_buffer = report
@@ -157,9 +183,12 @@ pub fn ReportView(
                    {format::bytes(m.adapter_limit_bytes)} ")."</p>
             }
         });
-    let chart = |title: &str, unit: &str, b: Vec<Bar>| {
+    let chart = |title: &str, (b, unit): (Vec<Bar>, &str)| {
         (!b.is_empty()).then(|| {
-            view! { <BarChart title=title.to_string() unit=unit.to_string() bars=b /> }
+            view! {
+                <h3>{title.to_string()}</h3>
+                <BarChart title=title.to_string() unit=unit.to_string() bars=b />
+            }
         })
     };
     let rows = report
@@ -208,10 +237,10 @@ pub fn ReportView(
             {use_button}
             {sweep_view}
             {max_buffer}
-            {chart("Matrix multiply (GEMM)", "TFLOP/s", gemm)}
-            {chart("Attention", "TFLOP/s", attention)}
-            {chart("Memory bandwidth", "GB/s", bandwidth)}
-            {chart("Decode simulation", "tokens/s", decode)}
+            {chart("Matrix multiply (GEMM), verified", gemm)}
+            {chart("Attention, verified", attention)}
+            {chart("Memory bandwidth (copy counts read + write)", bandwidth)}
+            {chart("Decode simulation", decode)}
             <details>
                 <summary>"Every measurement"</summary>
                 <div class="table-wrap">
