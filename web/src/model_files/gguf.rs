@@ -185,7 +185,7 @@ impl GgufHeader {
             e.1 += t.bytes;
         }
         let mut v: Vec<_> = by_type.into_iter().map(|(n, (e, b))| (n, e, b)).collect();
-        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v.sort_by_key(|b| std::cmp::Reverse(b.2));
         v
     }
 }

@@ -90,7 +90,7 @@ impl SafetensorsHeader {
             .into_iter()
             .map(|(n, (e, b))| (n.to_string(), e, b))
             .collect();
-        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v.sort_by_key(|b| std::cmp::Reverse(b.2));
         v
     }
 }

@@ -22,8 +22,8 @@ pub enum ModelState {
     Loading(String),
     /// Ready for the estimate.
     Ready {
-        /// The shape.
-        spec: ModelSpec,
+        /// The shape (boxed: a spec is far larger than the other variants).
+        spec: Box<ModelSpec>,
         /// Where it came from, in words.
         source: String,
     },
@@ -69,14 +69,14 @@ fn resolve_sync(source: &ModelSource) -> Option<ModelState> {
     Some(match source {
         ModelSource::Catalog(id) => match catalog::catalog_model(id) {
             Ok(spec) => ModelState::Ready {
-                spec,
+                spec: Box::new(spec),
                 source: format!("catalog: {id}"),
             },
             Err(e) => ModelState::Failed(e),
         },
         ModelSource::Config { name, json } => match catalog::model_from_config(name, json) {
             Ok(spec) => ModelState::Ready {
-                spec,
+                spec: Box::new(spec),
                 source: format!("config.json: {name}"),
             },
             Err(e) => ModelState::Failed(format!("config.json: {e}")),
@@ -84,7 +84,7 @@ fn resolve_sync(source: &ModelSource) -> Option<ModelState> {
         ModelSource::Spec(json) => match serde_json::from_str::<ModelSpec>(json) {
             Ok(spec) => ModelState::Ready {
                 source: format!("model file header: {}", spec.name),
-                spec,
+                spec: Box::new(spec),
             },
             Err(e) => ModelState::Failed(format!("the model in this link is unreadable: {e}")),
         },
@@ -138,7 +138,7 @@ async fn fetch_hub(repo_id: String) -> ModelState {
         )),
         Ok(r) => match catalog::model_from_config(&repo_id, &r.body) {
             Ok(spec) => ModelState::Ready {
-                spec,
+                spec: Box::new(spec),
                 source: format!("Hugging Face: {repo_id}"),
             },
             Err(e) => ModelState::Failed(format!("{repo_id}/config.json: {e}")),
@@ -229,7 +229,7 @@ async fn read_safetensors(files: &[web_sys::File]) -> Result<FileOutcome, String
         names.push(name);
     }
     let mut by_type: Vec<_> = by.into_iter().map(|(t, (e, b))| (t, e, b)).collect();
-    by_type.sort_by(|a, b| b.2.cmp(&a.2));
+    by_type.sort_by_key(|b| std::cmp::Reverse(b.2));
     let files = names.join(", ");
     Ok(FileOutcome {
         spec: None,
@@ -439,7 +439,7 @@ pub fn CalculatorPage() -> impl IntoView {
                         let json = serde_json::to_string(&spec).unwrap_or_default();
                         model.set(ModelState::Ready {
                             source: format!("model file header: {}", spec.name),
-                            spec,
+                            spec: Box::new(spec),
                         });
                         settings.update(|s| s.model = ModelSource::Spec(json));
                     }
