@@ -41,7 +41,12 @@ const TRAINING_TOLERANCE: f64 = 0.15;
 /// Comparisons the model does not meet yet: (case id, quantity, setting prefix, reason).
 /// A row matches when its case and quantity are equal and its setting starts with the prefix.
 /// Each reason names the framework behaviour behind the miss (see `core/docs/ACCURACY.md`).
-const KNOWN_MISSES: &[(&str, &str, &str, &str)] = &[];
+const KNOWN_MISSES: &[(&str, &str, &str, &str)] = &[(
+    "gemma-3-1b",
+    "weights (allocated)",
+    "bf16, memory_allocated after build",
+    "allocator residue of the random initialisation, held by no Python-visible tensor (35.9 MiB in both sweeps, 50.4 MiB when built first in a fresh process): not model state, not modelled",
+)];
 
 /// One predicted-vs-measured comparison.
 #[derive(Debug, Clone)]
@@ -123,17 +128,20 @@ fn request(model: &ModelSpec, batch: u64, context: u64, mode: Mode) -> EstimateR
 }
 
 /// Predicted inference peak over the weights: KV cache + activations, for the measured
-/// attention kernel and logits setting.
+/// attention kernel and logits setting; `decode`: whether decode steps follow (generation) or
+/// only the prefill ran (a plain forward).
 fn predicted_inference_peak(
     model: &ModelSpec,
     batch: u64,
     context: u64,
     fused_attention: bool,
     logits_all_positions: bool,
+    decode: bool,
 ) -> f64 {
     let mut req = request(model, batch, context, Mode::Inference);
     req.activation.fused_attention = Some(fused_attention);
     req.activation.logits_all_positions = Some(logits_all_positions);
+    req.activation.decode = Some(decode);
     let est = estimate(&req).unwrap_or_else(|e| panic!("estimate for {}: {e}", model.name));
     (est.kv_cache_bytes + est.activation_bytes) as f64
 }
@@ -239,7 +247,7 @@ fn rows() -> Vec<Row> {
                     rows.push(row(
                         "prefill peak",
                         format!("b{b} L{l} {logits} {attn}"),
-                        predicted_inference_peak(&model, b, l, fused, keep_all),
+                        predicted_inference_peak(&model, b, l, fused, keep_all, false),
                         u(r, "peak_over_weights_bytes") as f64,
                         PEAK_TOLERANCE,
                     ));
@@ -249,7 +257,7 @@ fn rows() -> Vec<Row> {
                     rows.push(row(
                         "generation peak",
                         format!("b{b} L{l}+{new_tokens} {logits} {attn}"),
-                        predicted_inference_peak(&model, b, total, fused, keep_all),
+                        predicted_inference_peak(&model, b, total, fused, keep_all, true),
                         u(r, "peak_over_weights_bytes") as f64,
                         PEAK_TOLERANCE,
                     ));
@@ -265,7 +273,7 @@ fn rows() -> Vec<Row> {
             rows.push(row(
                 "prefill peak",
                 format!("b{b} L{l} logits last eager"),
-                predicted_inference_peak(&model, b, l, false, false),
+                predicted_inference_peak(&model, b, l, false, false, false),
                 u(r, "peak_over_weights_bytes") as f64,
                 PEAK_TOLERANCE,
             ));
@@ -324,6 +332,17 @@ fn rows() -> Vec<Row> {
             } else {
                 panic!("{id}: unknown training label {label}");
             };
+            if let Mode::Lora(settings) = &mode {
+                let lp = headroom_core::training::lora_params(&train_model, settings)
+                    .unwrap_or_else(|e| panic!("{id}: LoRA targets: {e}"));
+                rows.push(row(
+                    "lora trainable params",
+                    setting.clone(),
+                    lp.trainable_params as f64,
+                    u(r, "trainable_params") as f64,
+                    WEIGHTS_TOLERANCE,
+                ));
+            }
             let mut req = request(&train_model, b, seq, mode);
             req.activation.fused_attention = Some(fused);
             let est = estimate(&req).unwrap_or_else(|e| panic!("estimate {id} {label}: {e}"));
@@ -350,10 +369,16 @@ fn rows() -> Vec<Row> {
 
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| case | quantity | setting | predicted MiB | measured MiB | error | tolerance | status |\n\
-         |---|---|---|---:|---:|---:|---:|---|\n",
+        "| case | quantity | setting | predicted | measured | unit | error | tolerance | status |\n\
+         |---|---|---|---:|---:|---|---:|---:|---|\n",
     );
     for r in rows {
+        // Counts in millions, bytes in MiB.
+        let (scale, unit) = if r.quantity.contains("params") {
+            (1e6, "M")
+        } else {
+            (MIB, "MiB")
+        };
         let status = match (r.passes(), r.known_miss()) {
             (true, None) => "ok".to_string(),
             (true, Some(_)) => "ok (listed as known miss: remove it)".to_string(),
@@ -361,12 +386,13 @@ fn table(rows: &[Row]) -> String {
             (false, None) => "FAIL".to_string(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:+.1}% | {:.1}% | {} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {} | {:+.2}% | {:.1}% | {} |\n",
             r.case,
             r.quantity,
             r.setting,
-            r.predicted / MIB,
-            r.measured / MIB,
+            r.predicted / scale,
+            r.measured / scale,
+            unit,
             100.0 * r.rel_error(),
             100.0 * r.tolerance,
             status
@@ -469,4 +495,10 @@ fn known_misses_name_real_rows() {
             "KNOWN_MISSES entry ({case}, {quantity}, {setting}) matches no comparison"
         );
     }
+}
+
+#[test]
+#[ignore = "prints the predicted-vs-measured table for core/docs/ACCURACY.md; run with --ignored --nocapture"]
+fn print_accuracy_table() {
+    println!("{}", table(&rows()));
 }

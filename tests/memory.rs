@@ -380,6 +380,36 @@ fn prefill_activations_follow_the_mechanisms() {
     let la = prefill_activation_bytes(&m, 4096, 1, l, &lp, ActivationOptions::default());
     assert_eq!(la.chunk_tokens, 512);
     assert_eq!(la.layer_bytes, 512 * (2 * 4096 + 3 * 14336) * 4);
+    // MoE decode through transformers' batched_mm gathers the selected experts' weights:
+    // Mixtral, batch 4: 4 · 2 slots · 3 · 4096 · 14336 · 2 B per layer, unless prefill only.
+    let mx = fixture_model("Mixtral-8x7B-v0.1");
+    let generate = prefill_activation_bytes(&mx, 2048, 4, t, &p, ActivationOptions::default());
+    assert_eq!(generate.decode_step_bytes, 4 * 2 * 3 * 4096 * 14336 * 2);
+    assert_eq!(generate.total_bytes, generate.decode_step_bytes);
+    let pre = prefill_activation_bytes(
+        &mx,
+        2048,
+        4,
+        t,
+        &p,
+        ActivationOptions {
+            decode: Some(false),
+            ..Default::default()
+        },
+    );
+    assert_eq!(pre.decode_step_bytes, 0);
+    assert!(pre.total_bytes < generate.total_bytes);
+    // vLLM reserves a profiling pass of its whole 8192-token budget, even for short requests.
+    let v = VLLM;
+    let va = prefill_activation_bytes(
+        &m,
+        100,
+        1,
+        v,
+        &v.profile(&h100),
+        ActivationOptions::default(),
+    );
+    assert_eq!(va.chunk_tokens, 8192);
 }
 
 #[test]
@@ -434,6 +464,31 @@ fn lora_trainable_params_exact_from_shapes() {
     assert_eq!(
         lora_params(&mx, &experts).unwrap().trainable_params,
         32 * 8 * 8 * 3 * (4096 + 14336)
+    );
+    // peft's conversion on MoE models: gate/up/down land on the stacked experts (gate_up at rank
+    // 2r, down at rank r, all 64 experts), dense and shared MLPs get none. DeepSeek-V2-Lite,
+    // r 16 on q, o, gate, up, down: 27 · [16 · (2048 + 3072) + 16 · (2048 + 2048)] attention
+    // + 26 MoE layers · [64 · 32 · (2048 + 2 · 1408) + 64 · 16 · (1408 + 2048)]. (The same
+    // formula on the 4-layer model measured with peft 0.21 gives its 41,091,072 exactly.)
+    let ds = fixture_model("DeepSeek-V2-Lite");
+    let ds_lora = LoraSettings {
+        rank: 16,
+        target_modules: ["q_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        gradient_checkpointing: false,
+    };
+    let p = lora_params(&ds, &ds_lora).unwrap();
+    assert_eq!(
+        p.trainable_params,
+        27 * (16 * (2048 + 3072) + 16 * (2048 + 2048))
+            + 26 * (64 * 32 * (2048 + 2 * 1408) + 64 * 16 * (1408 + 2048))
+    );
+    // W + ΔW of every expert, bf16, kept per MoE layer: 64 · 3 · 2048 · 1408 · 2 B.
+    assert_eq!(
+        p.materialized_expert_bytes_per_layer,
+        64 * 3 * 2048 * 1408 * 2
     );
     assert!(matches!(
         lora_params(

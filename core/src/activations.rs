@@ -6,17 +6,18 @@
 //! is larger. The mechanisms, per runtime (see [`crate::runtime::RuntimeProfile`]):
 //!
 //! * **Chunk.** transformers runs the whole prompt of every sequence in one forward pass;
-//!   llama.cpp evaluates `n_ubatch` (512) tokens at a time across all sequences; vLLM at most
-//!   `max_num_batched_tokens` (8192) per step; mlx-lm `prefill_step_size` (2048) per sequence.
+//!   llama.cpp evaluates `n_ubatch` (512) tokens at a time across all sequences; vLLM reserves
+//!   activations for a profiling pass of its whole `max_num_batched_tokens` (8192) budget;
+//!   mlx-lm `prefill_step_size` (2048) per sequence.
 //! * **Layer working set** (elements per token in the chunk): attention phase
 //!   `2·hidden + 3·q_dim + 3·kv_dim` (residual input, normed input; q, rotated q, attention
 //!   output; k, v, rotated k) and MLP phase `2·hidden + 3·I` (residual, normed input; gate,
 //!   up, and their product alive together before `down_proj`). transformers also keeps the
 //!   embedding output (`hidden`) alive for the whole layer loop. MoE: every (token, expert) slot
-//!   (`tokens × experts_per_token`) holds `3·hidden + 3·I_expert` when the engine computes all
+//!   (`tokens × experts_per_token`) holds `3·hidden + 4·I_expert` when the engine computes all
 //!   selected experts at once (transformers 5 `grouped_mm`, llama.cpp `mul_mat_id`, vLLM
-//!   `fused_moe`, MLX `gather_mm`): gathered input, expert output and its routing-weighted copy,
-//!   the fused gate/up output and the SwiGLU product. Shared experts add `3·I_shared`.
+//!   `fused_moe`, MLX `gather_mm`): gathered input, down output and its copies, the fused gate/up
+//!   output, its masked copy and the SwiGLU product. Shared experts add `3·I_shared`.
 //! * **Attention scores** when attention is *not* fused: `batch · heads · chunk · kv_len`
 //!   scores, each held in the activation type and once more in fp32 for the softmax
 //!   (transformers eager: `softmax(..., dtype=float32)`; ggml: f32 KQ and f32 softmax).
@@ -29,6 +30,10 @@
 //!   model dtype (transformers 5 no longer upcasts them); `generate()` only the last position
 //!   (`logits_to_keep=1`); llama.cpp, vLLM and MLX only the last position, in fp32. Gemma-2's
 //!   final logit soft-capping holds two copies of the logits in transformers.
+//! * **Decode steps** (unless `ActivationOptions::decode` is `Some(false)`): on CUDA,
+//!   transformers' `generate()` runs MoE experts through `batched_mm`, which gathers the selected
+//!   experts' weights per (sequence, expert) slot: `batch · top_k · 3 · hidden · I_expert`
+//!   elements per layer, beside the full cache.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +56,17 @@ pub struct ActivationOptions {
     /// Compute logits for every prompt position (a plain forward / evaluation) instead of the
     /// last one only (`generate()`); `None` = the runtime's default.
     pub logits_all_positions: Option<bool>,
+    /// Include the decode steps that follow the prefill (`None` or `Some(true)`: a `generate()`
+    /// run) or size the prefill alone (`Some(false)`: one forward pass).
+    #[serde(default)]
+    pub decode: Option<bool>,
 }
 
 /// The activation peak of one prefill and what it is made of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationBytes {
-    /// The peak: `max(MLP phase, attention phase + scores + mask, logits + final hidden)`.
+    /// The peak: `max(MLP phase, attention phase + scores + mask, logits + final hidden,
+    /// decode step)`.
     pub total_bytes: u64,
     /// Largest layer working set (hidden states, projections, MLP intermediates).
     pub layer_bytes: u64,
@@ -72,6 +82,9 @@ pub struct ActivationBytes {
     pub fused_attention: bool,
     /// Whether logits were computed for every position.
     pub logits_all_positions: bool,
+    /// Transient of one decode step beyond the cache (transformers' `batched_mm` MoE decode
+    /// gathers the selected experts' weights); 0 when not counted.
+    pub decode_step_bytes: u64,
 }
 
 /// Tokens (over the whole batch) one forward pass of the prefill processes.
@@ -81,6 +94,9 @@ pub fn chunk_tokens(profile: &RuntimeProfile, runtime: Runtime, context: u64, ba
         (_, None) => all,
         // mlx-lm steps each sequence's prompt separately.
         (Runtime::Mlx, Some(step)) => context.min(step).saturating_mul(batch),
+        // vLLM sizes its activation reserve with a profiling forward of the whole
+        // max_num_batched_tokens budget at start, whatever the requests will be.
+        (Runtime::Vllm { .. }, Some(budget)) => budget,
         (_, Some(chunk)) => all.min(chunk),
     }
 }
@@ -134,11 +150,13 @@ fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool) -> u64 {
     } else {
         routed_token_slots.div_ceil(moe.num_experts.max(1))
     };
-    // Per (token, expert) slot: the gathered input, the expert's output and its routing-weighted
-    // copy (3·h), and the fused gate/up output with the SwiGLU product (3·I).
+    // Per (token, expert) slot, as transformers 5's grouped_mm path allocates it (read from the
+    // source and checked against the H200 measurements, core/docs/ACCURACY.md): the gathered
+    // input, the down output and its copies (3·h), the fused gate_up output, its `masked_fill`
+    // copy and the SwiGLU product (4·I).
     let per_slot = h
         .saturating_mul(3)
-        .saturating_add(moe.expert_intermediate_size.saturating_mul(3));
+        .saturating_add(moe.expert_intermediate_size.saturating_mul(4));
     let routed = routed_tokens_alive.saturating_mul(per_slot);
     let shared = n
         .saturating_mul(3)
@@ -265,7 +283,22 @@ pub fn prefill_activation_bytes(
         .saturating_mul(logits_copies);
     let final_hidden = n.saturating_mul(h).saturating_add(embeds).saturating_mul(e);
     let layer_peak = layer_bytes.max(attn_phase_bytes).saturating_add(mask_bytes);
-    let total = layer_peak.max(logits_bytes.saturating_add(final_hidden));
+    // transformers' generate() swaps MoE experts to `batched_mm` for the decode steps on a GPU,
+    // which gathers the weights of every selected (sequence, expert) slot: gate_up (2·I × h) and
+    // down (h × I) alive at once, `batch · top_k · 3 · h · I` elements per layer (found by the
+    // accuracy measurements, core/docs/ACCURACY.md: Mixtral b1 704 MiB vs a 577 MiB prefill).
+    let decode_step_bytes = match (&model.moe, runtime, options.decode.unwrap_or(true)) {
+        (Some(moe), Runtime::TransformersCuda, true) => batch
+            .saturating_mul(moe.experts_per_token.min(moe.num_experts))
+            .saturating_mul(3)
+            .saturating_mul(h)
+            .saturating_mul(moe.expert_intermediate_size)
+            .saturating_mul(e),
+        _ => 0,
+    };
+    let total = layer_peak
+        .max(logits_bytes.saturating_add(final_hidden))
+        .max(decode_step_bytes);
     ActivationBytes {
         total_bytes: total,
         layer_bytes,
@@ -275,5 +308,6 @@ pub fn prefill_activation_bytes(
         chunk_tokens: n,
         fused_attention: fused,
         logits_all_positions: logits_all,
+        decode_step_bytes,
     }
 }

@@ -73,9 +73,16 @@ pub const FITS_THRESHOLD_PERCENT: u64 = 90;
 
 impl EstimateRequest {
     /// A request with the usual defaults: the model's default context, batch 1, inference, the
-    /// device's usual runtime for `format`, f16 KV cache, one device.
+    /// device's usual runtime for `format`, that runtime's default KV cache type (llama.cpp f16,
+    /// the others the model's 16-bit dtype, bf16), one device.
     pub fn new(model: ModelSpec, format: WeightFormat, device: DeviceSpec) -> EstimateRequest {
         let runtime = Runtime::default_for(&device, &format);
+        let kv_dtype =
+            if runtime == Runtime::LlamaCpp || model.torch_dtype.as_deref() == Some("float16") {
+                KvDtype::F16
+            } else {
+                KvDtype::Bf16
+            };
         EstimateRequest {
             model,
             format,
@@ -83,7 +90,7 @@ impl EstimateRequest {
             batch: 1,
             mode: Mode::Inference,
             runtime,
-            kv_dtype: KvDtype::F16,
+            kv_dtype,
             device,
             device_count: 1,
             wired_limit_bytes: None,

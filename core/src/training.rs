@@ -25,10 +25,16 @@
 //! count `s·b·h·(34 + 5·a·s/h)` bytes per layer for a GPT layer in 16-bit with dropout. For the
 //! Llama-style layers here (RMSNorm, no dropout, GQA, SwiGLU) the same bookkeeping of what each
 //! operation saves gives, per token, in elements of the activation type (2 bytes in bf16):
-//! `4·h + 2·q_dim + 2·kv_dim + 4·I` — norm inputs (2·h), norm outputs feeding projections (2·h),
-//! rotated q and k and v saved by attention (`q_dim + 2·kv_dim`, unexpanded), attention output
-//! feeding `o_proj` (`q_dim`), and the MLP's gate, SiLU(gate), up, and product (`4·I`). MoE
-//! layers store `4·I_expert` for each of the `k` experts a token visits, plus the shared experts.
+//! `2·h + 2·q_dim + 2·kv_dim + 4·I` — norm outputs feeding projections (2·h), rotated q and k and
+//! v saved by attention (`q_dim + 2·kv_dim`, unexpanded), attention output feeding `o_proj`
+//! (`q_dim`), and the MLP's gate, SiLU(gate), up, and product (`4·I`) — plus the norms' own saved
+//! tensors in bytes: transformers' RMSNorm runs in fp32 and keeps an fp32 input copy, and with a
+//! trained weight the normalized tensor (see [`norm_saved_bytes_per_token`]). A frozen base
+//! (LoRA) drops the norm outputs and `down_proj`'s input: frozen linears keep no inputs. MoE
+//! layers store `3·h + 4·I_expert` for each of the `k` experts a token visits when the experts
+//! are trained (transformers 5's grouped_mm working set, see `activations`), `h + 4·I_expert` when
+//! they are frozen (LoRA: a frozen GEMM keeps no input for a weight gradient), plus the shared
+//! experts and the router logits.
 //! Without fused attention the scores are stored too: `heads · s` per token, in the activation
 //! type (for `attn @ V`) and fp32 (softmax output), Korthikanti's `5·a·s/h` term.
 //! The loss: `b·s·vocab` logits in bf16, their fp32 upcast, and the fp32 log-softmax saved by
@@ -38,7 +44,11 @@
 //! (`h` per token) is stored, plus one layer's full activations while it is recomputed.
 //!
 //! LoRA uses the same per-layer count (an upper bound: a frozen linear layer without an adapter
-//! does not save its input) plus the `r`-wide adapter intermediate per adapted matrix.
+//! does not save its input) plus what peft keeps per adapted matrix: the fp32 copy of its input
+//! (`in · 4` bytes, adapters are fp32) and `lora_A`'s fp32 output (`r · 4`). On MoE models peft
+//! turns gate/up/down targets into adapters on the stacked experts, which materialize `W + ΔW`
+//! of every expert (bf16) per MoE layer and keep it for the backward pass. QLoRA adds one bf16
+//! dequantized copy of the largest 4-bit matrix (bitsandbytes dequantizes per matmul).
 
 use std::{fmt, str::FromStr};
 
@@ -47,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     CoreError,
     activations::{FP32_BYTES, attention_widths},
-    model::ModelSpec,
+    model::{Architecture, ModelSpec},
     params::param_counts,
     tensors::{TensorRole, tensors},
 };
@@ -367,13 +377,45 @@ pub struct LoraParams {
     /// saved for `lora_A`'s backward) and saves `lora_A`'s fp32 output (`r · 4`). Routed experts
     /// count `experts_per_token` matrices per token.
     pub activation_bytes_per_token_layer: u64,
+    /// Bytes of expert weights peft's `ParamWrapper` materializes (W + ΔW, bf16) in each MoE
+    /// layer and keeps for the backward pass, when gate/up/down targets land on stacked experts.
+    #[serde(default)]
+    pub materialized_expert_bytes_per_layer: u64,
 }
 
-/// Exact LoRA trainable parameters from the tensor shapes.
+/// Exact LoRA trainable parameters from the tensor shapes. On MoE models, gate/up/down targets
+/// follow peft's conversion to adapters on the stacked experts (see the code).
 pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
+    use TensorRole::*;
     let mut roles = Vec::new();
     for t in &settings.target_modules {
         roles.extend(lora_target_roles(model, t)?);
+    }
+    // peft ≥ 0.21 on a transformers-5 MoE model (fused expert tensors) rewrites the MLP targets
+    // gate/up/down (Mixtral: w1/w3/w2) into `ParamWrapper` adapters on the stacked experts —
+    // gate_up at rank 2r, down at rank r, spanning all experts — and drops them as module
+    // targets, so dense and shared MLPs get no adapter (`_convert_peft_config_moe`; measured:
+    // DeepSeek-V2-Lite, 41,091,072 trainable parameters exactly, core/docs/ACCURACY.md).
+    let names: Vec<String> = settings
+        .target_modules
+        .iter()
+        .map(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            t.strip_suffix("_proj").unwrap_or(&t).to_string()
+        })
+        .collect();
+    let has = |a: &str, b: &str| names.iter().any(|n| n == a || n == b);
+    let (moe_gate_up, moe_down) = match &model.moe {
+        Some(_) => (has("gate", "w1") || has("up", "w3"), has("down", "w2")),
+        None => (false, false),
+    };
+    if moe_gate_up || moe_down {
+        roles.retain(|r| {
+            !matches!(
+                r,
+                FfnGate | FfnUp | FfnDown | FfnGateUp | FfnGateShared | FfnUpShared | FfnDownShared
+            )
+        });
     }
     let mut trainable: u64 = 0;
     let mut matrices: u64 = 0;
@@ -406,11 +448,45 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
             *entry = entry.saturating_add(bytes);
         }
     }
+    let mut materialized = 0u64;
+    if let Some(moe) = &model.moe {
+        let moe_layers = model
+            .num_layers
+            .saturating_sub(moe.dense_layers.len() as u64);
+        let (h, i, e) = (
+            model.hidden_size,
+            moe.expert_intermediate_size,
+            moe.num_experts,
+        );
+        let mut per_layer_params = 0u64;
+        if moe_gate_up {
+            per_layer_params = per_layer_params.saturating_add(
+                e.saturating_mul(settings.rank.saturating_mul(2))
+                    .saturating_mul(h.saturating_add(i.saturating_mul(2))),
+            );
+            // W + ΔW of gate_up, materialized in bf16 on every forward and kept for backward.
+            materialized = materialized.saturating_add(e.saturating_mul(2 * i).saturating_mul(h));
+        }
+        if moe_down {
+            per_layer_params = per_layer_params.saturating_add(
+                e.saturating_mul(settings.rank)
+                    .saturating_mul(i.saturating_add(h)),
+            );
+            materialized = materialized.saturating_add(e.saturating_mul(i).saturating_mul(h));
+        }
+        if per_layer_params > 0 {
+            trainable = trainable.saturating_add(per_layer_params.saturating_mul(moe_layers));
+            matrices = matrices.saturating_add(
+                moe_layers.saturating_mul(u64::from(moe_gate_up) + u64::from(moe_down)),
+            );
+        }
+    }
     Ok(LoraParams {
         trainable_params: trainable,
         adapted_matrices: matrices,
         adapted_per_layer: per_layer.values().copied().max().unwrap_or(0),
         activation_bytes_per_token_layer: act_per_layer.values().copied().max().unwrap_or(0),
+        materialized_expert_bytes_per_layer: materialized.saturating_mul(2),
     })
 }
 
@@ -426,21 +502,77 @@ fn training_activation_bytes(mode: &Mode) -> u64 {
 }
 
 /// Activations stored per token of one layer, in elements (see the module docs).
-pub fn layer_activation_elements_per_token(model: &ModelSpec, layer: u64) -> u64 {
+/// `experts_trained`: whether the base weights (routed experts included) receive gradients
+/// (full fine-tuning); frozen linear layers keep no input for a weight gradient.
+pub fn layer_activation_elements_per_token(
+    model: &ModelSpec,
+    layer: u64,
+    experts_trained: bool,
+) -> u64 {
     let h = model.hidden_size;
     let (q_dim, kv_dim) = attention_widths(model);
     let mlp = match &model.moe {
-        Some(moe) if !moe.dense_layers.contains(&layer) => moe
-            .experts_per_token
-            .saturating_mul(h.saturating_add(moe.expert_intermediate_size.saturating_mul(4)))
-            .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
-            .saturating_add(moe.num_experts),
-        _ => model.intermediate_size.saturating_mul(4),
+        // Per (token, expert) slot the grouped_mm path keeps gate_up, its masked copy, SiLU and
+        // the product (4·I) and the down output the routing weights multiply (h); when the
+        // experts are trained it also keeps the gathered input for their weight gradient and
+        // the down output's copy (2·h more): the inference working set of activations.rs.
+        Some(moe) if !moe.dense_layers.contains(&layer) => {
+            let slot_h = if experts_trained { 3 } else { 1 };
+            moe.experts_per_token
+                .saturating_mul(
+                    h.saturating_mul(slot_h)
+                        .saturating_add(moe.expert_intermediate_size.saturating_mul(4)),
+                )
+                .saturating_add(moe.shared_intermediate_size.saturating_mul(4))
+                .saturating_add(moe.num_experts)
+        }
+        // gate output (SiLU's input), SiLU(gate) and up (the product's inputs), and the product
+        // itself when `down_proj` is trained (a frozen linear keeps no input).
+        _ => model
+            .intermediate_size
+            .saturating_mul(if experts_trained { 4 } else { 3 }),
     };
-    h.saturating_mul(4)
+    // The outputs of the two norms that feed projections (2·h), kept by trained projections
+    // only (peft's own fp32 input copies are counted with the adapters); the norms' own saved
+    // tensors are counted in bytes by `norm_saved_bytes_per_token`.
+    let norm_outputs = if experts_trained {
+        h.saturating_mul(2)
+    } else {
+        0
+    };
+    norm_outputs
         .saturating_add(q_dim.saturating_mul(2))
         .saturating_add(kv_dim.saturating_mul(2))
         .saturating_add(mlp)
+}
+
+/// Bytes the RMSNorms of one layer save per token for the backward pass. transformers computes
+/// RMSNorm in fp32 (`hidden_states.to(torch.float32)`): each norm keeps its fp32 input copy
+/// (4·h bytes); when the norm weight is trained it also keeps the normalized tensor its weight
+/// multiplies (Llama-style: in the activation dtype; Gemma-style `(1 + weight)` scaling: fp32).
+/// Gemma-2/3 have four norms per layer, the others two.
+pub fn norm_saved_bytes_per_token(model: &ModelSpec, weights_trained: bool, e: u64) -> u64 {
+    let gemma = matches!(
+        model.architecture,
+        Architecture::Gemma | Architecture::Gemma2 | Architecture::Gemma3
+    );
+    let norms: u64 = if matches!(
+        model.architecture,
+        Architecture::Gemma2 | Architecture::Gemma3
+    ) {
+        4
+    } else {
+        2
+    };
+    let input_copy = FP32_BYTES.max(e);
+    let normalized = match (weights_trained, gemma) {
+        (false, _) => 0,
+        (true, true) => FP32_BYTES.max(e),
+        (true, false) => e,
+    };
+    norms
+        .saturating_mul(input_copy.saturating_add(normalized))
+        .saturating_mul(model.hidden_size)
 }
 
 /// Memory of one training step beyond the (frozen or trained) weights.
@@ -490,13 +622,23 @@ pub fn training_activation_bytes_for(
             .saturating_mul(e.saturating_add(FP32_BYTES))
     };
     let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
+    let experts_trained = matches!(mode, Mode::Full(_));
+    let materialized = lora.map_or(0, |l| l.materialized_expert_bytes_per_layer);
+    let norm_bytes = norm_saved_bytes_per_token(model, experts_trained, e);
     let layer_bytes = |layer: u64| {
-        tokens.saturating_mul(
-            layer_activation_elements_per_token(model, layer)
-                .saturating_mul(e)
-                .saturating_add(scores_per_token)
-                .saturating_add(lora_per_token),
-        )
+        let moe_layer = model
+            .moe
+            .as_ref()
+            .is_some_and(|m| !m.dense_layers.contains(&layer));
+        tokens
+            .saturating_mul(
+                layer_activation_elements_per_token(model, layer, experts_trained)
+                    .saturating_mul(e)
+                    .saturating_add(norm_bytes)
+                    .saturating_add(scores_per_token)
+                    .saturating_add(lora_per_token),
+            )
+            .saturating_add(if moe_layer { materialized } else { 0 })
     };
     // Final norm input/output, and the loss at the start of the backward pass: the logits in the
     // activation dtype (kept by the model output), cross-entropy's saved fp32 log-softmax, the
@@ -617,8 +759,36 @@ pub fn training_memory(
             let gradients_bytes = a.saturating_mul(4);
             let optimizer_bytes = a.saturating_mul(8);
             let temp = a.saturating_mul(4);
-            let activation_bytes =
+            let mut activation_bytes =
                 training_activation_bytes_for(model, mode, batch, seq, fused_attention, Some(&lp));
+            if lp.materialized_expert_bytes_per_layer > 0 {
+                assumptions.push(format!(
+                    "MoE: peft puts the gate/up/down adapters on the stacked experts (all \
+                     experts, gate_up at rank 2r) and materializes W + ΔW of every expert, \
+                     {:.0} MiB per MoE layer, kept for the backward pass; name only attention \
+                     targets (q,k,v,o) to avoid it",
+                    lp.materialized_expert_bytes_per_layer as f64 / (1u64 << 20) as f64
+                ));
+            }
+            if let Mode::Qlora(_) = mode {
+                // bitsandbytes' 4-bit matmul dequantizes each weight matrix to bf16 for the
+                // product (forward and backward): one transient of the largest quantized matrix.
+                let largest = tensors(model)
+                    .iter()
+                    .filter(|t| {
+                        !t.is_vector()
+                            && !matches!(t.role, TensorRole::TokenEmbedding | TensorRole::Output)
+                    })
+                    .map(|t| t.elements() / t.matrices().max(1))
+                    .max()
+                    .unwrap_or(0);
+                activation_bytes = activation_bytes.saturating_add(largest.saturating_mul(2));
+                assumptions.push(format!(
+                    "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB) \
+                     during each matmul",
+                    largest.saturating_mul(2) as f64 / (1u64 << 20) as f64
+                ));
+            }
             assumptions.push(format!(
                 "{} rank {} on {} ({} matrices): {} trainable parameters, fp32 adapters + fp32 \
                  grads + AdamW = 16 B each",

@@ -56,7 +56,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--probes", default="weights,mixtral,adamw,lora",
+                    help="comma-separated: weights, mixtral, adamw, lora, mixtral_snapshot, eager_qwen")
+    ap.add_argument("--snapshot", default="", help="where mixtral_snapshot writes its pickle")
     args = ap.parse_args()
+    want = set(args.probes.split(","))
     res = {"meta": mm.meta(), "probes": []}
 
     def save():
@@ -95,9 +99,10 @@ def main():
             return r
         return run
 
-    probe("weights_extra_gemma3", weights_extra("gemma-3-1b", None))
-    probe("weights_extra_deepseek", weights_extra("deepseek-v2-lite-l8", 8))
-    probe("weights_extra_llama32", weights_extra("llama-3.2-1b", None))
+    if "weights" in want:
+        probe("weights_extra_gemma3", weights_extra("gemma-3-1b", None))
+        probe("weights_extra_deepseek", weights_extra("deepseek-v2-lite-l8", 8))
+        probe("weights_extra_llama32", weights_extra("llama-3.2-1b", None))
 
     # 2. Mixtral prefill vs generate
     def mixtral():
@@ -148,7 +153,71 @@ def main():
         del model
         return {"peaks_mib": out}
 
-    probe("mixtral_prefill_vs_generate", mixtral)
+    if "mixtral" in want:
+        probe("mixtral_prefill_vs_generate", mixtral)
+
+    def mixtral_snapshot():
+        # Which allocations are alive at the peak of generate(max_new_tokens=2), with stacks.
+        cfg, _ = mm.make_config_dict(args.fixtures, case_by_id["mixtral-8x7b-l4"], 4)
+        model, _ = mm.build(cfg, "sdpa")
+        model.eval()
+        model.generation_config.eos_token_id = None
+        ids = torch.randint(0, cfg["vocab_size"], (1, 2048), device="cuda")
+        mask = torch.ones_like(ids)
+        mm.clean()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.memory._record_memory_history(max_entries=200000)
+        with torch.inference_mode():
+            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=2, do_sample=False,
+                           pad_token_id=0)
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+        snap = torch.cuda.memory._snapshot()
+        torch.cuda.memory._record_memory_history(enabled=None)
+        # Replay the trace: find the moment of the largest live total and list what was alive.
+        live, total, best, best_live = {}, 0, 0, {}
+        for ev in snap["device_traces"][0]:
+            a, sz = ev["addr"], ev["size"]
+            if ev["action"] == "alloc":
+                live[a] = ev
+                total += sz
+                if total > best:
+                    best, best_live = total, dict(live)
+            elif ev["action"] in ("free_requested", "free_completed") and a in live:
+                if ev["action"] == "free_requested":
+                    total -= live.pop(a)["size"]
+        top = sorted(best_live.values(), key=lambda e: -e["size"])[:25]
+
+        def frames(e):
+            fr = [f"{f['filename'].split('/')[-1]}:{f['line']}:{f['name']}" for f in e.get("frames", [])
+                  if "torch/" not in f["filename"] or "transformers" in f["filename"]]
+            return fr[:8]
+        if args.snapshot:
+            import pickle
+            with open(args.snapshot, "wb") as f:
+                pickle.dump(snap, f)
+        del model
+        return dict(peak_mib=peak / MIB, trace_peak_live_mib=best / MIB,
+                    top=[dict(mib=e["size"] / MIB, frames=frames(e)) for e in top])
+
+    if "mixtral_snapshot" in want:
+        probe("mixtral_snapshot", mixtral_snapshot)
+
+    def eager_qwen():
+        cfg, _ = mm.make_config_dict(args.fixtures, case_by_id["qwen2.5-0.5b"], None)
+        model, _ = mm.build(cfg, "eager")
+        model.eval()
+        out = []
+        for (b, L) in ((1, 2048), (1, 4096)):
+            r = mm.prefill(model, cfg["vocab_size"], b, L, 1)
+            out.append(dict(batch=b, context=L, peak_mib=r["peak_over_weights_bytes"] / MIB,
+                            kv_mib=r["cache"]["storage_nbytes"] / MIB))
+        del model
+        return dict(heads=cfg["num_attention_heads"], prefill=out)
+
+    if "eager_qwen" in want:
+        probe("eager_qwen", eager_qwen)
 
     # 3. AdamW variants, 4. LoRA adapter dtype
     def adamw_variants():
@@ -182,7 +251,8 @@ def main():
         del model
         return out
 
-    probe("adamw_variants_llama32", adamw_variants)
+    if "adamw" in want:
+        probe("adamw_variants_llama32", adamw_variants)
 
     def lora_dtype():
         out = {}
@@ -204,7 +274,8 @@ def main():
             mm.clean()
         return out
 
-    probe("lora_adapter_dtype_llama32", lora_dtype)
+    if "lora" in want:
+        probe("lora_adapter_dtype_llama32", lora_dtype)
     res["meta"]["wall_seconds"] = round(time.time() - mm.T0, 1)
     save()
 

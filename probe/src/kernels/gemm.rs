@@ -101,7 +101,14 @@ pub struct Tile {
 
 impl Tile {
     /// Candidates tried at run time, largest register block first.
-    pub const CANDIDATES: [Tile; 3] = [
+    pub const CANDIDATES: [Tile; 4] = [
+        Tile {
+            bm: 128,
+            bn: 128,
+            bk: 16,
+            tm: 8,
+            tn: 8,
+        },
         Tile {
             bm: 128,
             bn: 128,

@@ -1,1 +1,373 @@
 //! Fetching `config.json` from the Hugging Face Hub (`$HF_ENDPOINT`, `$HF_TOKEN`).
+//!
+//! `headroom fit owner/name` reads `{endpoint}/{owner}/{name}/resolve/main/config.json`, the URL
+//! the Hub's own clients use for one file of the `main` revision. Only `config.json` is fetched:
+//! a few kilobytes, never weights. Every failure ends in one message that says what happened and
+//! what to do (accept a license, set `HF_TOKEN`, fix the id, or pass a local `config.json`).
+
+use std::{
+    io::ErrorKind,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+
+/// The public Hub, used when `$HF_ENDPOINT` is not set (the variable `huggingface_hub` reads too).
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// Environment variable that replaces [`DEFAULT_ENDPOINT`] (mirrors, self-hosted hubs, tests).
+pub const ENDPOINT_VAR: &str = "HF_ENDPOINT";
+
+/// Environment variable holding an access token, sent as `Authorization: Bearer …`.
+pub const TOKEN_VAR: &str = "HF_TOKEN";
+
+/// Set to 1/true/yes/on, the Hub is not asked; only the local cache is read (as in
+/// `huggingface_hub`).
+pub const OFFLINE_VAR: &str = "HF_HUB_OFFLINE";
+
+/// Seconds allowed for the whole request, overriding [`DEFAULT_TIMEOUT`] (the variable
+/// `huggingface_hub` reads for the same purpose).
+pub const TIMEOUT_VAR: &str = "HF_HUB_DOWNLOAD_TIMEOUT";
+
+/// Whole-request limit. A config.json is a few KB; 30 s covers a slow link without leaving the
+/// user staring at a hung terminal.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connect (TCP + TLS) limit, or the whole-request limit if shorter: an unreachable host should
+/// fail fast.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest timeout accepted from [`TIMEOUT_VAR`] (one hour): beyond it the number is a mistake.
+const MAX_TIMEOUT_S: f64 = 3600.0;
+
+/// Largest config.json accepted. Real ones are under 100 KB (multimodal configs included); a
+/// larger body is not a config and must not be read into memory whole.
+const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
+/// Most characters in one part of a Hub id (the Hub's own limit is 96 for a repo name).
+const MAX_ID_PART_CHARS: usize = 96;
+
+/// Whether `text` has the shape of a Hub model id, `owner/name`: exactly one `/`, both parts
+/// made of ASCII letters, digits, `-`, `_`, `.`, neither starting with `.` or `-`.
+pub fn looks_like_hub_id(text: &str) -> bool {
+    let Some((owner, name)) = text.split_once('/') else {
+        return false;
+    };
+    [owner, name].iter().all(|part| {
+        !part.is_empty()
+            && part.len() <= MAX_ID_PART_CHARS
+            && !part.starts_with(['.', '-'])
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    })
+}
+
+/// Hosts whose model-page URLs are understood as ids (`https://huggingface.co/Qwen/Qwen2.5-7B`).
+const HUB_URL_PREFIXES: [&str; 4] = [
+    "https://huggingface.co/",
+    "http://huggingface.co/",
+    "https://hf.co/",
+    "huggingface.co/",
+];
+
+/// The `owner/name` in a model page's URL, e.g. `https://huggingface.co/Qwen/Qwen2.5-7B` or
+/// `…/Qwen/Qwen2.5-7B/blob/main/config.json`; `None` for anything else.
+pub fn id_from_url(text: &str) -> Option<&str> {
+    let rest = HUB_URL_PREFIXES
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix))?;
+    let mut parts = rest.splitn(3, '/');
+    let owner = parts.next()?;
+    let name = parts.next()?;
+    let id = &rest[..owner.len() + 1 + name.len()];
+    looks_like_hub_id(id).then_some(id)
+}
+
+/// The Hub to ask: `$HF_ENDPOINT` without a trailing `/`, or [`DEFAULT_ENDPOINT`].
+pub fn endpoint_from_env() -> anyhow::Result<String> {
+    let endpoint = match std::env::var(ENDPOINT_VAR) {
+        Ok(value) if !value.trim().is_empty() => value.trim().trim_end_matches('/').to_owned(),
+        _ => return Ok(DEFAULT_ENDPOINT.to_owned()),
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        bail!(
+            "{ENDPOINT_VAR}=`{endpoint}` is not an http:// or https:// URL; \
+             set it to a Hub such as {DEFAULT_ENDPOINT} or unset it"
+        );
+    }
+    Ok(endpoint)
+}
+
+/// `$HF_TOKEN` if set and not blank.
+pub fn token_from_env() -> Option<String> {
+    std::env::var(TOKEN_VAR)
+        .ok()
+        .map(|token| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+}
+
+/// The request limit: `$HF_HUB_DOWNLOAD_TIMEOUT` seconds, or [`DEFAULT_TIMEOUT`].
+pub fn timeout_from_env() -> anyhow::Result<Duration> {
+    let Ok(text) = std::env::var(TIMEOUT_VAR) else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= MAX_TIMEOUT_S => {
+            Ok(Duration::from_secs_f64(seconds))
+        }
+        _ => bail!(
+            "{TIMEOUT_VAR}=`{text}` is not a number of seconds between 0 and {MAX_TIMEOUT_S}; \
+             set it to e.g. 30 or unset it"
+        ),
+    }
+}
+
+/// The URL of `id`'s `config.json` on the `main` revision.
+pub fn config_url(endpoint: &str, id: &str) -> String {
+    format!("{endpoint}/{id}/resolve/main/config.json")
+}
+
+/// Fetch `id`'s `config.json` from `endpoint`, sending `token` when given, giving up after
+/// `timeout`.
+pub fn fetch_config_from(
+    endpoint: &str,
+    token: Option<&str>,
+    id: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let url = config_url(endpoint, id);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
+        // Statuses are turned into messages below, each with its own advice.
+        .http_status_as_error(false)
+        // The Hub redirects renamed repos on the same host; keep the token for those only.
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+        .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut request = agent.get(&url);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = match request.call() {
+        Ok(response) => response,
+        Err(err) => return Err(network_error(endpoint, id, &err, timeout)),
+    };
+    let status = response.status().as_u16();
+    match status {
+        200 => {}
+        401 | 403 => {
+            let token_advice = if token.is_some() {
+                format!(
+                    "{TOKEN_VAR} was sent and refused: check that the token has read access \
+                     and that you accepted the license"
+                )
+            } else {
+                format!(
+                    "if the model is gated, accept its license at {endpoint}/{id} and set \
+                     {TOKEN_VAR} to an access token"
+                )
+            };
+            bail!(
+                "`{id}` on {endpoint} is gated, private or misspelled (HTTP {status}); \
+                 {token_advice}; or pass the path of a downloaded config.json"
+            );
+        }
+        404 => bail!(
+            "no repository `{id}` with a config.json on {endpoint} (HTTP 404); check the id \
+             (owner/name, as on the model page) or pass the path of a local config.json"
+        ),
+        _ => bail!(
+            "{endpoint} answered HTTP {status} for {url}; try again later or pass the path of a \
+             local config.json"
+        ),
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_CONFIG_BYTES)
+        .read_to_string()
+        .with_context(|| {
+            format!(
+                "could not read `{id}`'s config.json from {url} (not UTF-8 text under {} MiB?); \
+                 pass the path of a local config.json",
+                MAX_CONFIG_BYTES >> 20
+            )
+        })
+}
+
+/// The Hub could not be reached at all (as opposed to answering with an error status): the one
+/// failure the local cache may stand in for.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(String);
+
+/// One message for every way the request can fail before a status arrives.
+fn network_error(endpoint: &str, id: &str, err: &ureq::Error, timeout: Duration) -> anyhow::Error {
+    let what = match err {
+        ureq::Error::Timeout(_) => format!(
+            "timed out after {} s; {TIMEOUT_VAR} sets the limit",
+            timeout.as_secs_f64()
+        ),
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
+            "connection refused".to_owned()
+        }
+        other => other.to_string(),
+    };
+    anyhow::Error::new(Unreachable(format!(
+        "could not reach {endpoint} to fetch `{id}`'s config.json ({what}); check the network \
+         and {ENDPOINT_VAR}, or download config.json and pass its path instead"
+    )))
+}
+
+/// Whether `$HF_HUB_OFFLINE` asks for no network.
+pub fn offline_from_env() -> bool {
+    std::env::var(OFFLINE_VAR).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+/// The Hugging Face cache folder, resolved as `huggingface_hub` does: `$HF_HUB_CACHE`, else
+/// `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
+pub fn cache_dir_from_env() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("HF_HUB_CACHE") {
+        return Some(dir);
+    }
+    if let Some(home) = var("HF_HOME") {
+        return Some(home.join("hub"));
+    }
+    if let Some(xdg) = var("XDG_CACHE_HOME") {
+        return Some(xdg.join("huggingface").join("hub"));
+    }
+    var("HOME").map(|home| home.join(".cache").join("huggingface").join("hub"))
+}
+
+/// `id`'s cached `config.json` in the `huggingface_hub` cache layout
+/// (`models--{owner}--{name}/snapshots/{commit}/config.json`), preferring the commit that
+/// `refs/main` names, else the most recently written snapshot.
+pub fn cached_config(cache_dir: &Path, id: &str) -> Option<PathBuf> {
+    let repo = cache_dir.join(format!("models--{}", id.replace('/', "--")));
+    let snapshots = repo.join("snapshots");
+    if let Ok(commit) = std::fs::read_to_string(repo.join("refs").join("main")) {
+        let file = snapshots.join(commit.trim()).join("config.json");
+        if file.is_file() {
+            return Some(file);
+        }
+    }
+    std::fs::read_dir(&snapshots)
+        .ok()?
+        .filter_map(|entry| {
+            let file = entry.ok()?.path().join("config.json");
+            let modified = std::fs::metadata(&file).ok()?.modified().ok()?;
+            Some((modified, file))
+        })
+        .max()
+        .map(|(_, file)| file)
+}
+
+/// Where a config's text came from.
+pub enum ConfigOrigin {
+    /// Fetched from this URL.
+    Url(String),
+    /// Read from the local Hugging Face cache.
+    Cache(PathBuf),
+}
+
+/// `id`'s config.json: from the Hub, or from the local cache when `$HF_HUB_OFFLINE` is set or
+/// the Hub cannot be reached.
+pub fn config_for(id: &str) -> anyhow::Result<(String, ConfigOrigin)> {
+    let cache = cache_dir_from_env();
+    let from_cache = |file: PathBuf| -> anyhow::Result<(String, ConfigOrigin)> {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read cached {}", file.display()))?;
+        Ok((text, ConfigOrigin::Cache(file)))
+    };
+    if offline_from_env() {
+        if let Some(file) = cache.as_deref().and_then(|dir| cached_config(dir, id)) {
+            return from_cache(file);
+        }
+        let place = cache.map_or_else(
+            || "no cache folder found".to_owned(),
+            |dir| dir.display().to_string(),
+        );
+        bail!(
+            "{OFFLINE_VAR} is set and `{id}` is not in the Hugging Face cache ({place}); unset \
+             {OFFLINE_VAR} to fetch it, or pass the path of a local config.json"
+        );
+    }
+    let endpoint = endpoint_from_env()?;
+    let timeout = timeout_from_env()?;
+    match fetch_config_from(&endpoint, token_from_env().as_deref(), id, timeout) {
+        Ok(text) => Ok((text, ConfigOrigin::Url(config_url(&endpoint, id)))),
+        Err(err) if err.downcast_ref::<Unreachable>().is_some() => {
+            match cache.as_deref().and_then(|dir| cached_config(dir, id)) {
+                Some(file) => {
+                    eprintln!(
+                        "note: {endpoint} unreachable; using the cached {}",
+                        file.display()
+                    );
+                    from_cache(file)
+                }
+                None => Err(err),
+            }
+        }
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_ids() {
+        for id in [
+            "meta-llama/Llama-3.1-8B",
+            "Qwen/Qwen2.5-0.5B",
+            "a/b",
+            "x_y/z.1",
+        ] {
+            assert!(looks_like_hub_id(id), "{id}");
+        }
+        for id in [
+            "llama", "a/b/c", "/x", "x/", "./x", "a b/c", "../etc", "-a/b", "",
+        ] {
+            assert!(!looks_like_hub_id(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn ids_from_urls() {
+        assert_eq!(
+            id_from_url("https://huggingface.co/Qwen/Qwen2.5-7B"),
+            Some("Qwen/Qwen2.5-7B")
+        );
+        assert_eq!(
+            id_from_url("https://huggingface.co/Qwen/Qwen2.5-7B/blob/main/config.json"),
+            Some("Qwen/Qwen2.5-7B")
+        );
+        assert_eq!(id_from_url("https://huggingface.co/Qwen"), None);
+        assert_eq!(id_from_url("https://example.com/a/b"), None);
+        assert_eq!(id_from_url("Qwen/Qwen2.5-7B"), None);
+    }
+
+    #[test]
+    fn url_shape() {
+        assert_eq!(
+            config_url("http://127.0.0.1:1", "o/n"),
+            "http://127.0.0.1:1/o/n/resolve/main/config.json"
+        );
+    }
+}

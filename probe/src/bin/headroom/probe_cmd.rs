@@ -784,6 +784,9 @@ mod tests {
 
     #[test]
     fn date_is_rfc3339() {
+        assert_eq!(utc_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_from_unix(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(utc_from_unix(951_782_400), "2000-02-29T00:00:00Z");
         let d = utc_now();
         assert_eq!(d.len(), 20, "{d}");
         assert!(d.ends_with('Z') && d.as_bytes()[10] == b'T', "{d}");

@@ -1,0 +1,1104 @@
+//! End-to-end tests of `headroom fit`, `headroom models` and `headroom devices`: the table, the
+//! JSON (keys and integer types), `--quant all`, every fixture model on the four reference
+//! devices, and each kind of bad input (exit code 2 and one message naming the problem).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The four machines issue #2 names: M2 16 GB, M3 Max 64 GB, RTX 4090, H100.
+const REFERENCE_DEVICES: [&str; 4] = ["m2-10c-16gb", "m3-max-40c-64gb", "rtx-4090", "h100-sxm"];
+
+/// Keys every `fit --json` object must have, byte counts among them.
+const REQUIRED_KEYS: [&str; 19] = [
+    "model",
+    "params_total",
+    "params_active",
+    "quant",
+    "context",
+    "batch",
+    "weights_bytes",
+    "kv_cache_bytes",
+    "activation_bytes",
+    "overhead_bytes",
+    "training_bytes",
+    "total_bytes",
+    "device",
+    "usable_bytes",
+    "fits",
+    "verdict",
+    "decode_tokens_per_s",
+    "prefill_tokens_per_s",
+    "assumptions",
+];
+
+/// Keys that must be non-negative JSON integers.
+const INTEGER_KEYS: [&str; 12] = [
+    "params_total",
+    "params_active",
+    "context",
+    "batch",
+    "weights_bytes",
+    "kv_cache_bytes",
+    "activation_bytes",
+    "overhead_bytes",
+    "training_bytes",
+    "total_bytes",
+    "usable_bytes",
+    "per_device_bytes",
+];
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn config(name: &str) -> String {
+    data_dir()
+        .join("hf-configs")
+        .join(format!("{name}.json"))
+        .display()
+        .to_string()
+}
+
+fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data_dir().join("hf-configs"))
+        .expect("tests/data/hf-configs")
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            (path.extension()? == "json").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn param_counts() -> Value {
+    let text = std::fs::read_to_string(data_dir().join("param_counts.json")).expect("counts");
+    serde_json::from_str(&text).expect("param_counts.json")
+}
+
+/// A port on 127.0.0.1 where nothing listens: bound to learn a free one, then closed.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1")
+}
+
+/// Run `headroom ARGS` with no network (HF_ENDPOINT at a closed port) and no color settings.
+fn headroom(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
+    // A proxy from the environment must not stand between the binary and loopback.
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(args)
+        // Nothing in these tests may reach a network: a Hub id fails fast at a closed port.
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()))
+        // Nor may a real Hugging Face cache on this machine answer for a Hub id.
+        .env(
+            "HF_HUB_CACHE",
+            std::env::temp_dir().join("headroom-cli-no-cache-here"),
+        )
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_DOWNLOAD_TIMEOUT")
+        .env_remove("HF_TOKEN")
+        .output()
+        .expect("run headroom")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn success(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr:\n{}\nstdout:\n{}",
+        stderr(out),
+        stdout(out)
+    );
+    stdout(out)
+}
+
+fn json(out: &Output) -> Value {
+    let text = success(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// Exit code 2, nothing on stdout, an `error:` message holding every needle. `one_line` for our
+/// own messages (clap's usage errors add a usage block).
+fn assert_bad_input(args: &[&str], needles: &[&str], one_line: bool) {
+    let out = headroom(args);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: exit code; stderr:\n{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: stdout not empty:\n{}",
+        stdout(&out)
+    );
+    assert!(err.starts_with("error: "), "{args:?}: stderr:\n{err}");
+    if one_line {
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line; stderr:\n{err}"
+        );
+    }
+    assert!(!err.contains("panicked"), "{args:?}: panic:\n{err}");
+    for needle in needles {
+        assert!(
+            err.to_lowercase().contains(&needle.to_lowercase()),
+            "{args:?}: `{needle}` missing from stderr:\n{err}"
+        );
+    }
+}
+
+fn check_fit_object(obj: &Value) {
+    for key in REQUIRED_KEYS {
+        assert!(obj.get(key).is_some(), "key `{key}` missing:\n{obj:#}");
+    }
+    for key in INTEGER_KEYS {
+        assert!(
+            obj[key].is_u64(),
+            "`{key}` is not a non-negative integer: {}",
+            obj[key]
+        );
+    }
+    let sum: u64 = [
+        "weights_bytes",
+        "kv_cache_bytes",
+        "activation_bytes",
+        "overhead_bytes",
+        "training_bytes",
+    ]
+    .iter()
+    .map(|k| obj[k].as_u64().unwrap_or(0))
+    .sum();
+    assert_eq!(
+        obj["total_bytes"].as_u64(),
+        Some(sum),
+        "total is the sum:\n{obj:#}"
+    );
+    let verdict = obj["verdict"].as_str().expect("verdict is a string");
+    let fits = obj["fits"].as_bool().expect("fits is a bool");
+    assert!(
+        ["fits", "fits_tightly", "needs_offload", "does_not_fit"].contains(&verdict),
+        "verdict {verdict}"
+    );
+    assert_eq!(
+        fits,
+        verdict == "fits" || verdict == "fits_tightly",
+        "{obj:#}"
+    );
+    assert!(obj["decode_tokens_per_s"].is_number() || obj["decode_tokens_per_s"].is_null());
+    let assumptions = obj["assumptions"].as_array().expect("assumptions array");
+    assert!(!assumptions.is_empty(), "assumptions must be stated");
+    assert!(assumptions.iter().all(Value::is_string));
+}
+
+#[test]
+fn every_fixture_on_every_reference_device() {
+    let counts = param_counts();
+    let names = fixture_names();
+    assert!(names.len() >= 16, "fixtures: {names:?}");
+    let mut slowest = (Duration::ZERO, String::new());
+    let mut total = Duration::ZERO;
+    for name in &names {
+        for device in REFERENCE_DEVICES {
+            let path = config(name);
+            let start = Instant::now();
+            let out = headroom(&["fit", &path, "--device", device, "--json"]);
+            let took = start.elapsed();
+            total += took;
+            if took > slowest.0 {
+                slowest = (took, format!("{name} on {device}"));
+            }
+            let obj = json(&out);
+            check_fit_object(&obj);
+            assert_eq!(obj["model"], name.as_str());
+            assert_eq!(
+                obj["params_total"], counts[name]["params_total"],
+                "{name}: params_total"
+            );
+            if let Some(active) = counts[name].get("params_active") {
+                assert_eq!(&obj["params_active"], active, "{name}: params_active");
+            }
+            assert_eq!(obj["training_bytes"], 0, "inference has no training memory");
+            assert_eq!(obj["batch"], 1);
+        }
+    }
+    // Timing is reported, not asserted (a loaded CI machine must not fail the suite).
+    eprintln!(
+        "fit timing: {} runs, mean {:?}, slowest {:?} ({})",
+        names.len() * REFERENCE_DEVICES.len(),
+        total / (names.len() * REFERENCE_DEVICES.len()) as u32,
+        slowest.0,
+        slowest.1
+    );
+}
+
+#[test]
+fn table_shows_components_verdict_and_assumptions() {
+    let text = success(&headroom(&[
+        "fit",
+        &config("Llama-3.1-8B"),
+        "--device",
+        "rtx-4090",
+    ]));
+    for needle in [
+        "Llama-3.1-8B",
+        "8,030,261,248 parameters",
+        "component",
+        "weights",
+        "KV cache",
+        "activations",
+        "runtime overhead",
+        "total",
+        "usable",
+        "verdict: ",
+        "tokens/s decode",
+        "longest context that fits",
+        "best format that fits",
+        "assumptions:",
+        "context 4,096 tokens",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+    // Inference has no training row.
+    assert!(!text.contains("\ntraining "), "{text}");
+}
+
+#[test]
+fn json_is_one_object_with_integer_bytes() {
+    let obj = json(&headroom(&[
+        "fit",
+        &config("Llama-3.1-8B"),
+        "--device",
+        "h100-sxm",
+        "--quant",
+        "Q4_K_M",
+        "--context",
+        "8192",
+        "--batch",
+        "2",
+        "--json",
+    ]));
+    assert!(obj.is_object());
+    check_fit_object(&obj);
+    assert_eq!(obj["context"], 8192);
+    assert_eq!(obj["batch"], 2);
+    assert_eq!(obj["quant"], "Q4_K_M");
+    assert_eq!(obj["device_id"], "h100-sxm");
+    // 8B at Q4_K_M is ~4.6 GiB: fits an 80 GB H100 easily.
+    assert_eq!(obj["verdict"], "fits");
+}
+
+#[test]
+fn default_context_is_4096_not_the_maximum() {
+    let obj = json(&headroom(&[
+        "fit",
+        &config("Llama-3.1-8B"),
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
+    assert_eq!(obj["context"], 4096, "max_position_embeddings is 131072");
+}
+
+#[test]
+fn kv_cache_grows_with_context_and_batch() {
+    let at = |context: &str, batch: &str| {
+        json(&headroom(&[
+            "fit",
+            &config("Llama-3.1-8B"),
+            "--device",
+            "h100-sxm",
+            "--context",
+            context,
+            "--batch",
+            batch,
+            "--json",
+        ]))["kv_cache_bytes"]
+            .as_u64()
+            .expect("kv bytes")
+    };
+    let base = at("4096", "1");
+    assert!(base > 0);
+    assert_eq!(
+        at("8192", "1"),
+        2 * base,
+        "KV cache is linear in context for full attention"
+    );
+    assert_eq!(at("4096", "2"), 2 * base, "KV cache is linear in batch");
+}
+
+#[test]
+fn quant_all_puts_formats_side_by_side() {
+    let text = success(&headroom(&[
+        "fit",
+        &config("Llama-3.1-8B"),
+        "--device",
+        "m2-10c-16gb",
+        "--quant",
+        "all",
+    ]));
+    for needle in [
+        "format",
+        "bpw",
+        "weights",
+        "total",
+        "verdict",
+        "decode tok/s",
+        "Q4_K_M",
+        "Q8_0",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+    let rows = text.lines().filter(|l| l.contains(" GiB ")).count();
+    assert!(rows >= 10, "expected a row per format:\n{text}");
+}
+
+#[test]
+fn quant_all_json_is_an_array_of_fit_objects() {
+    let value = json(&headroom(&[
+        "fit",
+        &config("Qwen2.5-7B"),
+        "--device",
+        "rtx-4090",
+        "--quant",
+        "all",
+        "--json",
+    ]));
+    let items = value.as_array().expect("array");
+    assert!(items.len() >= 10, "{} formats", items.len());
+    for item in items {
+        check_fit_object(item);
+    }
+    let quants: Vec<&str> = items.iter().filter_map(|i| i["quant"].as_str()).collect();
+    let mut unique = quants.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), quants.len(), "one row per format: {quants:?}");
+    // Fewer bits, fewer weight bytes: fp32 is the largest, and the smallest is far below fp16.
+    let weights = |q: &str| {
+        items
+            .iter()
+            .find(|i| {
+                i["quant"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(q))
+            })
+            .and_then(|i| i["weights_bytes"].as_u64())
+    };
+    let max = items
+        .iter()
+        .filter_map(|i| i["weights_bytes"].as_u64())
+        .max();
+    if let Some(f32_bytes) = weights("fp32").or_else(|| weights("f32")) {
+        assert_eq!(Some(f32_bytes), max);
+    }
+}
+
+#[test]
+fn moe_model_reports_active_parameters() {
+    let counts = param_counts();
+    let obj = json(&headroom(&[
+        "fit",
+        &config("Mixtral-8x7B-v0.1"),
+        "--device",
+        "h100-sxm",
+        "--json",
+    ]));
+    assert_eq!(
+        obj["params_active"],
+        counts["Mixtral-8x7B-v0.1"]["params_active"]
+    );
+    assert!(obj["params_active"].as_u64() < obj["params_total"].as_u64());
+}
+
+#[test]
+fn training_modes_report_training_memory() {
+    for mode in ["lora", "qlora", "full"] {
+        let obj = json(&headroom(&[
+            "fit",
+            &config("Llama-3.2-1B"),
+            "--device",
+            "h100-sxm",
+            "--mode",
+            mode,
+            "--context",
+            "2048",
+            "--json",
+        ]));
+        check_fit_object(&obj);
+        assert!(obj["training_bytes"].as_u64() > Some(0), "{mode}: {obj:#}");
+        let shown = obj["mode"].as_str().expect("mode");
+        assert!(shown.starts_with(mode), "{mode}: mode {shown}");
+    }
+    let text = success(&headroom(&[
+        "fit",
+        &config("Llama-3.2-1B"),
+        "--device",
+        "h100-sxm",
+        "--mode",
+        "qlora",
+        "--checkpointing",
+    ]));
+    assert!(text.contains("training"), "{text}");
+}
+
+#[test]
+fn several_devices_split_the_memory() {
+    let one = json(&headroom(&[
+        "fit",
+        &config("Llama-3.1-70B"),
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
+    let four = json(&headroom(&[
+        "fit",
+        &config("Llama-3.1-70B"),
+        "--device",
+        "rtx-4090",
+        "--devices",
+        "4",
+        "--json",
+    ]));
+    assert!(four["per_device_bytes"].as_u64() < one["per_device_bytes"].as_u64());
+    assert_eq!(
+        one["fits"], false,
+        "70B in bf16 does not fit one 24 GB card"
+    );
+}
+
+#[test]
+fn catalog_name_and_folder_work() {
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
+    check_fit_object(&obj);
+    // A folder holding config.json is read like the file; the name is the folder's.
+    let dir = std::env::temp_dir().join(format!("headroom-cli-{}", std::process::id()));
+    let folder = dir.join("My-Model");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::copy(config("Qwen2.5-0.5B"), folder.join("config.json")).expect("copy");
+    let obj = json(&headroom(&[
+        "fit",
+        &folder.display().to_string(),
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
+    assert_eq!(obj["model"], "My-Model");
+    assert_eq!(
+        obj["params_total"],
+        param_counts()["Qwen2.5-0.5B"]["params_total"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn models_lists_the_catalog() {
+    let text = success(&headroom(&["models"]));
+    assert!(text.lines().count() > 40, "at least 40 models:\n{text}");
+    let all = json(&headroom(&["models", "--json"]));
+    let items = all.as_array().expect("array");
+    assert!(items.len() >= 40);
+    let filtered = json(&headroom(&["models", "qwen", "--json"]));
+    let filtered = filtered.as_array().expect("array");
+    assert!(!filtered.is_empty() && filtered.len() < items.len());
+    assert_bad_input(
+        &["models", "no-such-model-zzz"],
+        &["no-such-model-zzz", "headroom models"],
+        true,
+    );
+}
+
+#[test]
+fn devices_lists_the_catalog() {
+    let text = success(&headroom(&["devices"]));
+    for id in REFERENCE_DEVICES {
+        assert!(text.contains(id), "`{id}` missing:\n{text}");
+    }
+    let all = json(&headroom(&["devices", "--json"]));
+    let items = all.as_array().expect("array");
+    for item in items {
+        assert!(item["memory_bytes"].is_u64(), "{item}");
+        assert!(item["id"].is_string());
+    }
+    let nvidia = json(&headroom(&["devices", "rtx", "--json"]));
+    let nvidia = nvidia.as_array().expect("array");
+    assert!(!nvidia.is_empty() && nvidia.len() < items.len());
+    assert_bad_input(
+        &["devices", "no-such-gpu-zzz"],
+        &["no-such-gpu-zzz", "headroom devices"],
+        true,
+    );
+}
+
+// ---- bad input: exit 2 and one message naming the problem and what to do ----
+
+#[test]
+fn missing_file_is_bad_input() {
+    assert_bad_input(
+        &["fit", "does/not/exist/config.json", "--device", "rtx-4090"],
+        &["does/not/exist/config.json", "no such file"],
+        true,
+    );
+}
+
+#[test]
+fn unreadable_file_is_bad_input() {
+    let dir = std::env::temp_dir().join(format!("headroom-cli-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("config.json");
+    std::fs::write(&file, [0xff, 0xfe, 0x00, 0x80]).expect("write");
+    assert_bad_input(
+        &["fit", &file.display().to_string(), "--device", "rtx-4090"],
+        &["cannot read", "config.json"],
+        true,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn folder_without_config_is_bad_input() {
+    let dir = std::env::temp_dir().join(format!("headroom-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    assert_bad_input(
+        &["fit", &dir.display().to_string(), "--device", "rtx-4090"],
+        &["has no config.json"],
+        true,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_json_is_bad_input() {
+    let path = data_dir().join("bad/malformed.json").display().to_string();
+    assert_bad_input(
+        &["fit", &path, "--device", "rtx-4090"],
+        &["malformed.json", "JSON"],
+        true,
+    );
+}
+
+#[test]
+fn unsupported_architecture_is_bad_input() {
+    let path = data_dir()
+        .join("bad/unknown-arch.json")
+        .display()
+        .to_string();
+    assert_bad_input(
+        &["fit", &path, "--device", "rtx-4090"],
+        &["unknown-arch.json", "model_type", "llama"],
+        true,
+    );
+}
+
+#[test]
+fn unknown_model_is_bad_input() {
+    assert_bad_input(
+        &["fit", "no-such-model-zzz", "--device", "rtx-4090"],
+        &["unknown model", "no-such-model-zzz", "headroom models"],
+        true,
+    );
+}
+
+#[test]
+fn unknown_device_is_bad_input() {
+    assert_bad_input(
+        &["fit", "llama-3.1-8b", "--device", "no-such-gpu-zzz"],
+        &["no-such-gpu-zzz", "headroom devices"],
+        true,
+    );
+}
+
+#[test]
+fn missing_device_is_bad_input() {
+    assert_bad_input(
+        &["fit", "llama-3.1-8b"],
+        &["--device", "headroom devices", "--probe"],
+        true,
+    );
+}
+
+#[test]
+fn unknown_format_is_bad_input() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--quant",
+            "Q9_Z",
+        ],
+        &["Q9_Z", "--quant"],
+        true,
+    );
+}
+
+#[test]
+fn unknown_runtime_is_bad_input() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--runtime",
+            "tensorflow",
+        ],
+        &["tensorflow", "--runtime"],
+        true,
+    );
+}
+
+#[test]
+fn impossible_numbers_are_bad_input() {
+    for (flag, value) in [
+        ("--context", "0"),
+        ("--context", "1000000000000"),
+        ("--batch", "0"),
+        ("--batch", "-3"),
+        ("--batch", "10000000"),
+        ("--devices", "0"),
+        ("--devices", "100000"),
+        ("--lora-rank", "0"),
+        ("--context", "lots"),
+    ] {
+        assert_bad_input(
+            &["fit", "llama-3.1-8b", "--device", "rtx-4090", flag, value],
+            &[flag, value],
+            false,
+        );
+    }
+}
+
+#[test]
+fn bad_enum_values_are_bad_input() {
+    for (flag, value) in [
+        ("--mode", "pretrain"),
+        ("--kv-dtype", "int3"),
+        ("--optimizer", "lion"),
+    ] {
+        assert_bad_input(
+            &["fit", "llama-3.1-8b", "--device", "rtx-4090", flag, value],
+            &[flag, value],
+            false,
+        );
+    }
+}
+
+#[test]
+fn training_flag_without_training_is_bad_input() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--checkpointing",
+        ],
+        &["--checkpointing", "--mode"],
+        true,
+    );
+}
+
+#[test]
+fn bad_lora_target_is_bad_input() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--mode",
+            "lora",
+            "--lora-targets",
+            "q,v,embed",
+        ],
+        &["embed"],
+        true,
+    );
+}
+
+#[test]
+fn arguments_are_checked_before_any_work() {
+    // A bad number is reported even though the model does not exist: no file or network access
+    // happens before the arguments are valid.
+    assert_bad_input(
+        &[
+            "fit",
+            "does/not/exist.json",
+            "--device",
+            "rtx-4090",
+            "--batch",
+            "0",
+        ],
+        &["--batch"],
+        false,
+    );
+}
+
+#[test]
+fn missing_probe_report_is_bad_input() {
+    assert_bad_input(
+        &["fit", "llama-3.1-8b", "--probe", "no-such-report.json"],
+        &["no-such-report.json", "headroom probe"],
+        true,
+    );
+}
+
+#[test]
+fn malformed_probe_report_is_bad_input() {
+    let path = data_dir().join("bad/malformed.json").display().to_string();
+    assert_bad_input(
+        &["fit", "llama-3.1-8b", "--probe", &path],
+        &["malformed.json"],
+        true,
+    );
+}
+
+#[test]
+fn unreachable_hub_is_bad_input() {
+    // HF_ENDPOINT points at a closed port on loopback (see `headroom`).
+    assert_bad_input(
+        &["fit", "someone/some-model", "--device", "rtx-4090"],
+        &["could not reach", "someone/some-model", "config.json"],
+        true,
+    );
+}
+
+#[test]
+fn wired_limit_raises_apple_usable_memory() {
+    let usable = |extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m3-max-40c-64gb",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json(&headroom(&args))["usable_bytes"]
+            .as_u64()
+            .expect("usable")
+    };
+    let default = usable(&[]);
+    let raised = usable(&["--wired-limit-mb", "57344"]);
+    assert!(
+        default < 64 << 30,
+        "Metal's working set is a share of RAM, not all of it"
+    );
+    assert_eq!(
+        raised,
+        57344 << 20,
+        "the override replaces the working-set rule"
+    );
+}
+
+#[test]
+fn runtime_choice_is_followed() {
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--runtime",
+        "vllm:0.85",
+        "--json",
+    ]));
+    check_fit_object(&obj);
+    assert_eq!(obj["runtime"], "vllm:0.85");
+}
+
+#[test]
+fn training_comparison_groups_skipped_formats() {
+    let text = success(&headroom(&[
+        "fit",
+        "llama-3.2-1b",
+        "--device",
+        "rtx-4090",
+        "--mode",
+        "lora",
+        "--quant",
+        "all",
+    ]));
+    let skipped: Vec<&str> = text.lines().filter(|l| l.starts_with("skipped ")).collect();
+    // GGUF types cannot be trained; they share one reason and one line.
+    assert!(!skipped.is_empty(), "{text}");
+    assert!(
+        skipped
+            .iter()
+            .any(|l| l.contains("Q4_K_M") && l.contains("Q8_0")),
+        "{text}"
+    );
+    assert!(text.contains("bf16"), "{text}");
+}
+
+// ---- --probe: a report from `headroom probe` replaces catalog figures ----
+
+fn report(name: &str) -> String {
+    data_dir().join("probe").join(name).display().to_string()
+}
+
+#[test]
+fn probe_report_alone_is_the_device() {
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--probe",
+        &report("h100-report.json"),
+        "--json",
+    ]));
+    check_fit_object(&obj);
+    assert_eq!(obj["device_id"], "measured");
+    assert_eq!(obj["device"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(
+        obj["usable_bytes"].as_u64(),
+        Some(85_520_809_984),
+        "device-local memory"
+    );
+    let assumptions = obj["assumptions"].to_string();
+    assert!(
+        assumptions.contains("measured"),
+        "measured bandwidth must be named: {assumptions}"
+    );
+    // The measured 3.0 TB/s read bandwidth replaces the datasheet's figure: decode speed changes.
+    let catalog = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--json",
+    ]));
+    assert_ne!(obj["decode_tokens_per_s"], catalog["decode_tokens_per_s"]);
+    let text = success(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--probe",
+        &report("h100-report.json"),
+    ]));
+    assert!(text.contains("device figures: probe report"), "{text}");
+}
+
+#[test]
+fn probe_report_refines_a_catalog_device() {
+    let out = headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--probe",
+        &report("h100-report.json"),
+        "--json",
+    ]);
+    let obj = json(&out);
+    assert_eq!(obj["device_id"], "h100-sxm");
+    assert!(
+        obj["assumptions"].to_string().contains("measured"),
+        "{obj:#}"
+    );
+    assert!(
+        stderr(&out).is_empty(),
+        "same device, no note: {}",
+        stderr(&out)
+    );
+    // A report from another adapter is used, but the user is told.
+    let out = headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--probe",
+        &report("no-memory-report.json"),
+    ]);
+    success(&out);
+    assert!(stderr(&out).contains("llvmpipe"), "{}", stderr(&out));
+}
+
+#[test]
+fn probe_report_without_memory_needs_a_device() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--probe",
+            &report("no-memory-report.json"),
+        ],
+        &["no-memory-report.json", "how much memory", "--device"],
+        true,
+    );
+}
+
+#[test]
+fn probe_report_from_a_newer_schema_is_bad_input() {
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--probe",
+            &report("future-report.json"),
+        ],
+        &["future-report.json", "schema_version"],
+        true,
+    );
+}
+
+#[test]
+fn table_and_json_agree() {
+    let args = [
+        "fit",
+        "gemma-2-9b",
+        "--device",
+        "rtx-4090",
+        "--quant",
+        "Q5_K_M",
+        "--context",
+        "8192",
+    ];
+    let text = success(&headroom(&args));
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let obj = json(&headroom(&with_json));
+    // Each component row ends with its exact byte count, thousands separated.
+    let bytes_of = |label: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no `{label}` row:\n{text}"));
+        let last = line.split_whitespace().last().expect("cells");
+        last.replace(',', "")
+            .parse()
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    for (label, key) in [
+        ("weights", "weights_bytes"),
+        ("KV cache", "kv_cache_bytes"),
+        ("activations", "activation_bytes"),
+        ("runtime overhead", "overhead_bytes"),
+        ("total", "total_bytes"),
+        ("usable", "usable_bytes"),
+    ] {
+        assert_eq!(Some(bytes_of(label)), obj[key].as_u64(), "{label} vs {key}");
+    }
+    let verdict_line = text
+        .lines()
+        .find(|l| l.starts_with("verdict: "))
+        .expect("verdict");
+    let expected = obj["verdict"].as_str().expect("verdict").replace('_', " ");
+    assert!(
+        verdict_line.starts_with(&format!("verdict: {expected}")),
+        "{verdict_line}"
+    );
+}
+
+#[test]
+fn full_fine_tune_of_a_quantized_checkpoint_defaults_to_bf16() {
+    // gpt-oss ships MXFP4 experts; a full fine-tune trains 16-bit weights.
+    let inference = json(&headroom(&[
+        "fit",
+        &config("gpt-oss-20b"),
+        "--device",
+        "h100-sxm",
+        "--json",
+    ]));
+    assert_eq!(inference["quant"], "mxfp4");
+    let full = json(&headroom(&[
+        "fit",
+        &config("gpt-oss-20b"),
+        "--device",
+        "h100-sxm",
+        "--mode",
+        "full",
+        "--json",
+    ]));
+    assert_eq!(full["quant"], "bf16");
+}
+
+#[test]
+fn absurd_or_incomplete_config_is_bad_input() {
+    let path = data_dir()
+        .join("bad/absurd-hidden-size.json")
+        .display()
+        .to_string();
+    assert_bad_input(
+        &["fit", &path, "--device", "rtx-4090"],
+        &["absurd-hidden-size.json", "hidden_size"],
+        true,
+    );
+    let path = data_dir()
+        .join("bad/missing-layers.json")
+        .display()
+        .to_string();
+    assert_bad_input(
+        &["fit", &path, "--device", "rtx-4090"],
+        &["missing-layers.json", "num_hidden_layers", "missing"],
+        true,
+    );
+}
+
+#[test]
+fn apple_usable_memory_is_a_share_of_ram() {
+    let all = json(&headroom(&["devices", "m2 16gb", "--json"]));
+    let m2 = all
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["id"] == "m2-10c-16gb"))
+        .expect("m2-10c-16gb listed");
+    let memory = m2["memory_bytes"].as_u64().expect("memory");
+    let usable = m2["usable_bytes"].as_u64().expect("usable");
+    assert!(
+        usable < memory,
+        "Metal's working set is below RAM: {usable} vs {memory}"
+    );
+}
+
+#[test]
+fn context_accepts_k_suffix_and_max() {
+    let at = |context: &str| {
+        json(&headroom(&[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "h100-sxm",
+            "--context",
+            context,
+            "--json",
+        ]))["context"]
+            .as_u64()
+    };
+    assert_eq!(at("32k"), Some(32_768));
+    assert_eq!(
+        at("max"),
+        Some(131_072),
+        "Llama-3.1's max_position_embeddings"
+    );
+}
