@@ -55,7 +55,12 @@ fn pick_unit(max: f64, units: &[(f64, &'static str)]) -> (f64, &'static str) {
 }
 
 /// FLOP/s units.
-const FLOPS_UNITS: &[(f64, &str)] = &[(1e12, "TFLOP/s"), (1e9, "GFLOP/s"), (1.0, "FLOP/s")];
+const FLOPS_UNITS: &[(f64, &str)] = &[
+    (1e12, "TFLOP/s"),
+    (1e9, "GFLOP/s"),
+    (1e6, "MFLOP/s"),
+    (1.0, "FLOP/s"),
+];
 /// Bytes/s units (decimal, as datasheets give bandwidth).
 const BANDWIDTH_UNITS: &[(f64, &str)] = &[(1e9, "GB/s"), (1e6, "MB/s"), (1.0, "B/s")];
 /// Tokens/s.

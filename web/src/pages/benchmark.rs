@@ -405,7 +405,17 @@ pub fn BenchmarkPage() -> impl IntoView {
                     break;
                 }
                 let record = run_step(&c, &sizes, step).await;
-                let (outcome, step_ok) = if record.measurements.is_empty() {
+                let (outcome, step_ok) = if let Some(m) = &record.max_buffer {
+                    (
+                        format!(
+                            "{} verified by write and read-back, {} accepted (adapter limit {})",
+                            crate::format::bytes(m.largest_verified_bytes),
+                            crate::format::bytes(m.largest_accepted_bytes),
+                            crate::format::bytes(m.adapter_limit_bytes)
+                        ),
+                        record.status == Status::Ok && m.largest_verified_bytes > 0,
+                    )
+                } else if record.measurements.is_empty() {
                     (
                         record.reason.clone().unwrap_or_else(|| "done".into()),
                         record.status == Status::Ok,
