@@ -140,6 +140,8 @@ module.exports = {
     assert.match(summary, new RegExp(`${f.count} tensors`));
     assert.match(summary, /Q4_K/);
     assert.match(summary, /Q6_K/);
+    const listed = await page.$$eval('#tensor-list tbody tr', (r) => r.length);
+    assert.strictEqual(listed, f.count, 'every tensor is listed');
     const text = await verdict(page);
     log(text);
     assert.match(text, /tiny-llama-Q4_K_M\.gguf in Q4_K_M/);
@@ -188,6 +190,19 @@ module.exports = {
     assert.match(await page.textContent('#device-status'), /my device: measured/);
     assert.ok(text.includes(device), `verdict names the measured device ${device}`);
     await shot('calculator-measured-device');
+  },
+
+  async 'calculator: my device from a probe report'({ page, base, log }) {
+    await page.goto(`${base}?model=qwen3-8b&format=Q4_K_M`);
+    await page.setInputFiles('#device-report', { name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('[1, 2') });
+    await page.waitForSelector('#device-error');
+    log(`bad: ${await page.textContent('#device-error')}`);
+    assert.match(await page.textContent('#device-error'), /^bad\.json: malformed JSON/);
+    await page.setInputFiles('#device-report', PROBE_REPORT);
+    await page.waitForFunction(() => /my device: measured/.test(document.querySelector('#device-status').textContent));
+    const text = await verdict(page);
+    log(text);
+    assert.match(page.url(), /devspec=/);
   },
 
   async 'reports: a malformed report is named with its problem'({ page, base, shot, log }) {

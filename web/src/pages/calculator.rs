@@ -42,6 +42,8 @@ pub struct FileSummary {
     pub by_type: Vec<(String, u64, u64)>,
     /// Notes (what the header could not say).
     pub notes: Vec<String>,
+    /// Every tensor: name, shape, element type, bytes.
+    pub tensors: Vec<(String, Vec<u64>, String, u64)>,
 }
 
 /// CSS class and word for a verdict.
@@ -197,6 +199,18 @@ async fn read_gguf(file: &web_sys::File) -> Result<FileOutcome, String> {
             tensor_count: header.tensors.len(),
             by_type,
             notes: model.notes,
+            tensors: header
+                .tensors
+                .iter()
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        t.shape.clone(),
+                        t.ggml_type.name.to_string(),
+                        t.bytes,
+                    )
+                })
+                .collect(),
         },
         file_type: model.file_type,
         spec: Some(model.spec),
@@ -209,6 +223,7 @@ async fn read_safetensors(files: &[web_sys::File]) -> Result<FileOutcome, String
     let mut bytes_total = 0u64;
     let mut params_total = 0u64;
     let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut tensors = Vec::new();
     for file in files {
         let name = file.name();
         let size = file.size() as u64;
@@ -219,6 +234,11 @@ async fn read_safetensors(files: &[web_sys::File]) -> Result<FileOutcome, String
             browser::read_file_range(file, 0, safetensors_header::LENGTH_PREFIX_BYTES + n).await?;
         let h = safetensors_header::parse(&head, size).map_err(|e| format!("{name}: {e}"))?;
         tensor_count += h.tensors.len();
+        tensors.extend(
+            h.tensors
+                .iter()
+                .map(|t| (t.name.clone(), t.shape.clone(), t.dtype.clone(), t.bytes)),
+        );
         bytes_total += h.tensor_bytes();
         params_total += h.parameters();
         for (t, e, b) in h.dtype_breakdown() {
@@ -249,6 +269,7 @@ async fn read_safetensors(files: &[web_sys::File]) -> Result<FileOutcome, String
                  Drop every shard of a sharded checkpoint together."
                     .into(),
             ],
+            tensors,
         },
     })
 }
@@ -273,6 +294,17 @@ async fn read_model_files(files: Vec<web_sys::File>) -> Result<FileOutcome, Stri
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// A measured device (as `devspec` JSON) from a dropped probe report.
+async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String, String> {
+    let file = files.into_iter().next().ok_or("no file was chosen")?;
+    let name = file.name();
+    let text = browser::read_file_text(&file).await?;
+    let report =
+        headroom_core::report::ProbeReport::from_json(&text).map_err(|e| format!("{name}: {e}"))?;
+    let device = crate::components::report_view::device_from_report(&report);
+    serde_json::to_string(&device).map_err(|e| format!("{name}: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,6 +491,7 @@ pub fn CalculatorPage() -> impl IntoView {
         });
     };
     let drag_over = RwSignal::new(false);
+    let device_error = RwSignal::new(None::<String>);
 
     let tab_button = move |t: ModelTab, label: &'static str, id: &'static str| {
         view! {
@@ -618,7 +651,21 @@ pub fn CalculatorPage() -> impl IntoView {
                             Err(e) => view! { <span class="error">{e}</span> }.into_any(),
                         })}
                     </p>
-                    <p class="note">"For “my device”, run the Benchmark page or drop a probe report on the Reports page and choose “use this device”."</p>
+                    <label for="device-report">"My device: a probe report"</label>
+                    <input id="device-report" type="file" accept=".json,application/json"
+                        on:change=move |ev| {
+                            let input = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
+                            let files = browser::files_of(input.and_then(|i| i.files()));
+                            spawn_local(async move {
+                                device_error.set(None);
+                                match device_from_report_file(files).await {
+                                    Ok(spec) => settings.update(|s| s.device = DeviceChoice::Measured(spec)),
+                                    Err(e) => device_error.set(Some(e)),
+                                }
+                            });
+                        } />
+                    {move || device_error.get().map(|e| view! { <p id="device-error" class="error">{e}</p> })}
+                    <p class="note">"A report from " <code>"headroom probe"</code> " or the Benchmark page; the Reports page also has “use this device”."</p>
                 </div>
             </div>
             <div id="result" class="card" data-recompute-ms=move || format!("{:.3}", result.get().1)>
@@ -657,6 +704,14 @@ fn FileSummaryView(
             view! { <tr><td>{t.clone()}</td><td class="num">{format::count(*e)}</td><td class="num">{format::bytes(*b)}</td></tr> }
         })
         .collect_view();
+    let tensor_rows = summary
+        .tensors
+        .iter()
+        .map(|(n, shape, t, b)| {
+            let shape = shape.iter().map(u64::to_string).collect::<Vec<_>>().join(" × ");
+            view! { <tr><td><code>{n.clone()}</code></td><td>{shape}</td><td>{t.clone()}</td><td class="num">{format::bytes(*b)}</td></tr> }
+        })
+        .collect_view();
     let notes = summary
         .notes
         .iter()
@@ -670,6 +725,15 @@ fn FileSummaryView(
                 <thead><tr><th>"type"</th><th class="num">"parameters"</th><th class="num">"bytes"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
+            <details id="tensor-list">
+                <summary>"Every tensor"</summary>
+                <div class="table-wrap">
+                    <table>
+                        <thead><tr><th>"name"</th><th>"shape"</th><th>"type"</th><th class="num">"bytes"</th></tr></thead>
+                        <tbody>{tensor_rows}</tbody>
+                    </table>
+                </div>
+            </details>
             <ul class="assumptions">{notes}</ul>
         </div>
     }
