@@ -90,7 +90,8 @@ pub fn StackedBar(
     let plot_left = 10.0;
     let plot_width = WIDTH - 20.0;
     let x = move |gib: f64| plot_left + gib / scale_max * plot_width;
-    let bar_y = 34.0;
+    // One label row per marker (up to three: usable, 70%, 75%) so close markers do not overlap.
+    let bar_y = 12.0 + 13.0 * markers.len().max(1) as f64;
     let bar_h = 40.0;
     let height = 150.0 + 22.0 * segments.len() as f64;
     let description = format!(
@@ -122,7 +123,7 @@ pub fn StackedBar(
         .enumerate()
         .map(|(i, m)| {
             let mx = x(m.at_gib);
-            let label_y = 14.0 + 12.0 * (i % 2) as f64;
+            let label_y = 12.0 + 13.0 * i as f64;
             let anchor = if mx > WIDTH * 0.7 { "end" } else { "start" };
             let text = format!("{} {:.1} GiB", m.label, m.at_gib);
             view! {
