@@ -93,7 +93,7 @@ pub fn StackedBar(
     // One label row per marker (up to three: usable, 70%, 75%) so close markers do not overlap.
     let bar_y = 12.0 + 13.0 * markers.len().max(1) as f64;
     let bar_h = 40.0;
-    let height = 150.0 + 22.0 * segments.len() as f64;
+    let height = bar_y + 116.0 + 22.0 * segments.len() as f64;
     let description = format!(
         "{title}: {}; total {total:.2} GiB; {}",
         segments
