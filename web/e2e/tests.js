@@ -94,6 +94,19 @@ module.exports = {
     log(text);
     assert.match(text, / in bf16 on /);
     assert.match(page.url(), /cfg=/);
+    // Every setting reaches the estimate and the URL.
+    await page.fill('#device-search', 'rtx-4090');
+    await page.selectOption('#mode', 'qlora');
+    await page.fill('#batch', '2');
+    await page.fill('#device-count', '2');
+    await page.waitForFunction(() => /mode=qlora/.test(location.search) && /batch=2/.test(location.search) && /n=2/.test(location.search));
+    assert.match(await page.textContent('#facts'), /f16, qlora/);
+    log(`QLoRA: ${await verdict(page)}`);
+    // A combination core cannot compute is an inline message, not a crash.
+    await page.selectOption('#kv', 'q8_0');
+    await page.waitForSelector('#result-error');
+    log(`KV q8_0 with QLoRA: ${await page.textContent('#result-error')}`);
+    assert.match(await page.textContent('#result-error'), /q8_0/);
     await shot('calculator-config');
   },
 

@@ -418,6 +418,45 @@ mod tests {
     }
 
     #[test]
+    fn every_offered_choice_parses_back() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        for format in format_names() {
+            let s = CalcSettings {
+                format: format.clone(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("format {format}: {e}"));
+        }
+        for runtime in runtime_names() {
+            let s = CalcSettings {
+                runtime: runtime.clone(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("runtime {runtime}: {e}"));
+        }
+        for kv in kv_names() {
+            let s = CalcSettings {
+                kv: kv.clone(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("kv {kv}: {e}"));
+        }
+        for mode in ["inference", "lora", "qlora", "full"] {
+            let s = CalcSettings {
+                mode: mode.into(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+        }
+        for (id, _) in device_choices() {
+            device(&DeviceChoice::Catalog(id.clone())).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+        for (id, _) in model_choices() {
+            catalog_model(&id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let model = catalog_model(DEFAULT_MODEL).unwrap();
         let mut s = CalcSettings {

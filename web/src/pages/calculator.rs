@@ -802,8 +802,14 @@ fn ResultView(
     } else {
         String::new()
     };
+    // Decode speed means nothing for a training run: the line names it only for inference.
+    let speed = if e.mode == "inference" {
+        format!(", ≈ {} decode", format::tokens_per_s(e.decode_tokens_per_s))
+    } else {
+        format!(" ({})", e.mode)
+    };
     let verdict_line = format!(
-        "{} in {} on {}{}: {} — needs {} of {} usable{}, ≈ {} decode",
+        "{} in {} on {}{}: {} — needs {} of {} usable{}{}",
         e.model,
         e.quant,
         if e.device_count > 1 {
@@ -816,7 +822,7 @@ fn ResultView(
         format::bytes(e.per_device_bytes),
         format::bytes(e.usable_bytes),
         per_device_note,
-        format::tokens_per_s(e.decode_tokens_per_s),
+        speed,
     );
     let title = format!(
         "Memory{} vs usable memory of {}",
