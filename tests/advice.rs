@@ -262,3 +262,117 @@ fn bad_input_is_a_clear_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn regression_deserialized_zero_group_size_is_an_error_not_a_panic() {
+    // `FromStr` refuses group 0, but a request deserialized from JSON (the site's URL state) can
+    // carry it; MLX's per-group arithmetic divided by it.
+    let mut r = request("Llama-3.1-8B", "mlx-4bit-g64", "m2 16gb");
+    r.format = WeightFormat::Mlx {
+        bits: 4,
+        group_size: 0,
+    };
+    match estimate(&r) {
+        Err(CoreError::OutOfRange { field, .. }) => assert!(field.contains("group"), "{field}"),
+        other => panic!("{other:?}"),
+    }
+    // The byte count itself never divides by zero either: with no usable group every matrix
+    // stays 16-bit, 2 bytes per parameter.
+    let m = r.model.clone();
+    let p = headroom_core::params::param_counts(&m).total;
+    assert_eq!(headroom_core::quant::weights_bytes(&m, &r.format), 2 * p);
+    let mut g = request("Llama-3.1-8B", "gptq", "h100");
+    g.format = WeightFormat::Gptq {
+        bits: 0,
+        group_size: 128,
+    };
+    assert!(matches!(estimate(&g), Err(CoreError::OutOfRange { .. })));
+}
+
+#[test]
+fn moe_decode_reads_active_not_total_weights() {
+    // Qwen3-30B-A3B in bf16 on an H200 (transformers, 4096 tokens, batch 1), by hand:
+    // active weights without the input embedding 3,041,867,776 (param_counts.json) + one
+    // embedding row of 2048, × 2 B = 6,083,739,648 B; KV 48 layers · 2 · 4 heads · 128 · 2 B ·
+    // 4096 tokens = 402,653,184 B. Decode = 4.12 TB/s achieved (4.8 × 4.12/4.8) ÷ 6,486,392,832 B
+    // ≈ 635.2 tokens/s. Counting all 30.5B parameters would give ≈ 67.
+    let mut r = request("Qwen3-30B-A3B", "bf16", "h200");
+    r.context = Some(4096);
+    let e = estimate(&r).unwrap();
+    let expected = 4.12e12 / (2.0 * (3_041_867_776.0 + 2048.0) + 402_653_184.0);
+    assert!(
+        (e.decode_tokens_per_s / expected - 1.0).abs() < 0.005,
+        "{} vs {expected}",
+        e.decode_tokens_per_s
+    );
+}
+
+#[test]
+fn prefill_is_flops_over_the_matrix_rate() {
+    // Llama-3.1-8B bf16 on an H100 SXM at 4096 tokens, by hand: 2 FLOPs × (8,030,261,248 −
+    // 128,256 · 4096 input embedding = 7,504,924,672 params) = 15,009,849,344; attention
+    // 32 layers · 2 · 32 heads · (128 + 128) · 2048 average keys = 1,073,741,824; rate
+    // 989 TFLOPS × 790/989 = 790 TFLOPS → 790e12 / 16,083,591,168 ≈ 49,118 tokens/s.
+    let mut r = request("Llama-3.1-8B", "bf16", "h100");
+    r.context = Some(4096);
+    let e = estimate(&r).unwrap();
+    let expected = 790e12 / (15_009_849_344.0 + 1_073_741_824.0);
+    assert!(
+        (e.prefill_tokens_per_s / expected - 1.0).abs() < 0.001,
+        "{} vs {expected}",
+        e.prefill_tokens_per_s
+    );
+}
+
+#[test]
+fn verdict_thresholds_at_their_edges() {
+    // One request, per-device need P bytes; a discrete device's usable memory is its memory.
+    // fits ⇔ P ≤ ⌊0.9 · U⌋; fits tightly ⇔ P ≤ U; needs offload ⇔ P ≤ U + ¾ · host RAM.
+    let base = request("Llama-3.2-1B", "bf16", "rtx 4090");
+    let p = estimate(&base).unwrap().per_device_bytes;
+    let with = |usable: u64, host: u64| {
+        let mut r = base.clone();
+        r.device.memory_bytes = usable;
+        r.host_memory_bytes = Some(host);
+        estimate(&r).unwrap().verdict
+    };
+    // Smallest U with ⌊0.9 U⌋ ≥ P: U = ⌈10 P / 9⌉.
+    let u90 = (p * 10).div_ceil(9);
+    assert!(u90 * 9 / 10 >= p && (u90 - 1) * 9 / 10 < p);
+    assert_eq!(with(u90, 0), Verdict::Fits);
+    assert_eq!(with(u90 - 1, 0), Verdict::FitsTightly);
+    assert_eq!(with(p, 0), Verdict::FitsTightly);
+    // One byte short: offload to 4 bytes of host RAM (¾ · 4 = 3 ≥ 1) works, none does not.
+    assert_eq!(with(p - 1, 4), Verdict::NeedsOffload);
+    assert_eq!(with(p - 1, 0), Verdict::DoesNotFit);
+}
+
+/// The usual engine per device and format: MLX only on Apple silicon and only for what MLX loads.
+#[test]
+fn default_runtime_follows_device_vendor_and_format() {
+    use headroom_core::{devices, quant::WeightFormat, runtime::Runtime};
+    let m2 = devices::find("m2-10c-16gb").expect("catalog device");
+    let h100 = devices::find("h100-sxm").expect("catalog device");
+    let fmt = |s: &str| s.parse::<WeightFormat>().expect("known format");
+    assert_eq!(Runtime::default_for(&m2, &fmt("bf16")), Runtime::Mlx);
+    assert_eq!(
+        Runtime::default_for(&m2, &fmt("mlx-4bit-g64")),
+        Runtime::Mlx
+    );
+    assert_eq!(Runtime::default_for(&m2, &fmt("Q4_K_M")), Runtime::LlamaCpp);
+    assert_eq!(
+        Runtime::default_for(&m2, &fmt("gptq-4bit-g128")),
+        Runtime::TransformersMps
+    );
+    assert_eq!(
+        Runtime::default_for(&h100, &fmt("bf16")),
+        Runtime::TransformersCuda
+    );
+    // A measured non-Apple adapter that shares host memory (an integrated GPU, lavapipe).
+    let mut igpu = m2.clone();
+    igpu.vendor = "measured".into();
+    assert_eq!(
+        Runtime::default_for(&igpu, &fmt("bf16")),
+        Runtime::TransformersCuda
+    );
+}

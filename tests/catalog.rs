@@ -167,3 +167,12 @@ fn published_counts_parse_with_their_precision() {
     assert_eq!(parse_published_count("8.03"), None);
     assert_eq!(parse_published_count("x.yB"), None);
 }
+
+#[test]
+fn every_catalog_model_passes_the_spec_limits() {
+    // estimate() checks a model against the config limits; no real model may trip them.
+    for entry in headroom_core::model_catalog::entries() {
+        let m = entry.model().expect("catalog model parses");
+        headroom_core::config::check_model_spec(&m).unwrap_or_else(|e| panic!("{}: {e}", m.name));
+    }
+}

@@ -551,3 +551,43 @@ fn mode_and_runtime_names_parse() {
         assert_eq!(d.to_string().parse::<KvDtype>().unwrap(), d);
     }
 }
+
+#[test]
+fn regression_wired_limit_zero_means_the_default_working_set() {
+    // `sudo sysctl iogpu.wired_limit_mb=0` restores macOS' default; it used to make usable memory
+    // 0 bytes, so nothing fit. 16 GiB M2: default working set 2/3 · 16 GiB = 10,922.67 MiB.
+    let m2 = devices::find("m2 16gb").unwrap();
+    let default = usable_memory(&m2, Runtime::Mlx, None);
+    let zero = usable_memory(&m2, Runtime::Mlx, Some(0));
+    assert_eq!(zero.usable_bytes, 16 * GIB / 3 * 2 + (16 * GIB % 3) * 2 / 3);
+    assert_eq!(zero, default);
+}
+
+#[test]
+fn catalog_covers_the_common_rtx_variants() {
+    // Ti / Super / 50-series mid-range cards people run models on, each with figures recomputed
+    // here from SMs × clock (FP32 = SMs · 128 · 2 · clock): RTX 4080 Super, 80 SMs at 2550 MHz
+    // = 52.2 TFLOPS; RTX 3080 Ti, 80 SMs at 1665 MHz = 34.1 TFLOPS.
+    let s = devices::find("rtx 4080 super").unwrap();
+    assert_eq!(s.id, "rtx-4080-super");
+    assert!((s.fp32_flops - 80.0 * 128.0 * 2.0 * 2.55e9).abs() < 0.1e12);
+    assert_eq!(s.memory_bytes, 16 * GIB);
+    assert_eq!(s.bandwidth_bytes_per_s, 736e9);
+    let ti = devices::find("rtx 3080 ti").unwrap();
+    assert!((ti.fp32_flops - 80.0 * 128.0 * 2.0 * 1.665e9).abs() < 0.1e12);
+    // "super" is a tier word like "ti": a plain name still means the plain card.
+    assert_eq!(devices::find("rtx 4080").unwrap().id, "rtx-4080");
+    assert_eq!(devices::find("rtx 4070").unwrap().id, "rtx-4070");
+    assert_eq!(devices::find("rtx 4070 ti").unwrap().id, "rtx-4070-ti");
+    assert_eq!(
+        devices::find("rtx 4070 ti super").unwrap().id,
+        "rtx-4070-ti-super"
+    );
+    assert_eq!(devices::find("rtx 5060").unwrap().id, "rtx-5060");
+    assert_eq!(devices::find("rtx 5070 ti").unwrap().id, "rtx-5070-ti");
+    assert_eq!(
+        devices::find("5060 ti 16gb").unwrap().id,
+        "rtx-5060-ti-16gb"
+    );
+    assert_eq!(devices::find("rtx 3060").unwrap().id, "rtx-3060");
+}

@@ -270,3 +270,100 @@ fn unknown_moe_model_is_approximated_with_its_experts() {
     assert_eq!(param_counts(&m).total, total);
     assert_eq!(total, 6_919_096_320);
 }
+
+/// The field a `BadField` error names, or a panic describing what came back instead.
+fn bad_field(json: &str) -> String {
+    match model_from_config_json("m", json) {
+        Err(CoreError::BadField { field, .. }) => field,
+        other => panic!("expected a BadField error for {json}, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_configs_name_the_field() {
+    let llama = |extra: &str| {
+        format!(
+            r#"{{"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+            "intermediate_size": 14336, "vocab_size": 128256,
+            "max_position_embeddings": 131072, {extra}}}"#
+        )
+    };
+    let cases: &[(&str, &str)] = &[
+        (r#""num_attention_heads": 0"#, "num_attention_heads"),
+        // 4096 / 24 is not whole: the per-head width must be given.
+        (
+            r#""num_attention_heads": 24, "num_key_value_heads": 8"#,
+            "head_dim",
+        ),
+        // More KV heads than query heads.
+        (
+            r#""num_attention_heads": 32, "num_key_value_heads": 64"#,
+            "num_key_value_heads",
+        ),
+        (r#""num_attention_heads": -32"#, "num_attention_heads"),
+        (r#""num_attention_heads": 32.5"#, "num_attention_heads"),
+        (r#""num_attention_heads": "32""#, "num_attention_heads"),
+        (r#""num_attention_heads": 32, "head_dim": 0"#, "head_dim"),
+        (
+            r#""num_attention_heads": 32, "tie_word_embeddings": "no""#,
+            "tie_word_embeddings",
+        ),
+    ];
+    for (extra, field) in cases {
+        assert_eq!(bad_field(&llama(extra)), *field, "{extra}");
+    }
+    // A huge vocabulary is refused by name (above 10^7 entries), not overflowed.
+    let huge_vocab = llama(r#""num_attention_heads": 32"#).replace("128256", "100000000000");
+    assert_eq!(bad_field(&huge_vocab), "vocab_size");
+
+    let mixtral = |experts: u64, k: u64| {
+        format!(
+            r#"{{"model_type": "mixtral", "hidden_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100,
+            "max_position_embeddings": 100, "num_local_experts": {experts},
+            "num_experts_per_tok": {k}}}"#
+        )
+    };
+    assert_eq!(bad_field(&mixtral(4, 5)), "num_experts_per_tok");
+    assert_eq!(bad_field(&mixtral(4, 0)), "num_experts_per_tok");
+    assert_eq!(bad_field(&mixtral(0, 1)), "num_local_experts");
+}
+
+#[test]
+fn regression_huge_shared_expert_counts_are_errors_not_overflows() {
+    // n_shared_experts × moe_intermediate_size overflowed u64 (a panic in debug builds, a wrapped
+    // and wrong count in release) before it was range-checked.
+    let deepseek = r#"{"model_type": "deepseek_v2", "hidden_size": 2048, "num_hidden_layers": 27,
+        "num_attention_heads": 16, "intermediate_size": 10944, "vocab_size": 102400,
+        "max_position_embeddings": 163840, "n_routed_experts": 64, "num_experts_per_tok": 6,
+        "moe_intermediate_size": 1408, "n_shared_experts": 18446744073709551615,
+        "first_k_dense_replace": 1, "kv_lora_rank": 512, "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 128, "v_head_dim": 128}"#;
+    assert_eq!(bad_field(deepseek), "n_shared_experts");
+    // The same in an unknown family approximated from its generic fields.
+    let other = r#"{"model_type": "foo", "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100,
+        "max_position_embeddings": 100, "num_experts": 4, "num_experts_per_tok": 2,
+        "n_shared_experts": 18446744073709551615}"#;
+    assert_eq!(bad_field(other), "n_shared_experts");
+    // Qwen2-MoE's shared expert width is named too (it used to surface only as a saturated
+    // parameter count).
+    let qwen = r#"{"model_type": "qwen2_moe", "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100,
+        "max_position_embeddings": 100, "num_experts": 4, "num_experts_per_tok": 2,
+        "moe_intermediate_size": 64, "shared_expert_intermediate_size": 18446744073709551615}"#;
+    assert_eq!(bad_field(qwen), "shared_expert_intermediate_size");
+}
+
+#[test]
+fn regression_gemma3_zero_sliding_window_is_an_error() {
+    // A zero window used to be accepted and made every local layer's KV cache 0 bytes.
+    let json = r#"{"model_type": "gemma3_text", "sliding_window": 0}"#;
+    assert_eq!(bad_field(json), "sliding_window");
+    // The defaults (Gemma3TextConfig) still give a model.
+    let ok = model_from_config_json("g", r#"{"model_type": "gemma3_text"}"#).expect("defaults");
+    assert!(
+        ok.layer_attention
+            .contains(&LayerAttention::Sliding { window: 4096 })
+    );
+}

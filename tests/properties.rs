@@ -280,3 +280,59 @@ fn two_trillion_parameters_at_a_million_tokens_never_overflow() {
     r.mode = Mode::Lora(LoraSettings::default_settings());
     let _ = estimate(&r);
 }
+
+#[test]
+fn regression_deserialized_absurd_model_is_an_error_not_an_overflow() {
+    // The site reads a ModelSpec from a link with serde, bypassing the config parser's limits.
+    // `num_attention_heads · head_dim` overflowed u64 in the tensor list (a panic in debug
+    // builds, a wrapped count in release); estimate now refuses such a model by field.
+    let base = fixture_model("Llama-3.1-8B");
+    let device = devices::find("h100").expect("device");
+    let cases: Vec<(&str, Box<dyn Fn(&mut ModelSpec)>)> = vec![
+        ("head_dim", Box::new(|m| m.head_dim = u64::MAX)),
+        ("hidden_size", Box::new(|m| m.hidden_size = u64::MAX / 2)),
+        (
+            "num_attention_heads",
+            Box::new(|m| m.num_attention_heads = 0),
+        ),
+        (
+            "num_key_value_heads",
+            Box::new(|m| m.num_kv_heads = 1 << 40),
+        ),
+        ("vocab_size", Box::new(|m| m.vocab_size = 0)),
+        (
+            "sliding_window",
+            Box::new(|m| m.layer_attention[0] = LayerAttention::Sliding { window: 0 }),
+        ),
+        (
+            "num_experts_per_tok",
+            Box::new(|m| {
+                m.moe = Some(MoeSpec {
+                    num_experts: 8,
+                    experts_per_token: 9,
+                    expert_intermediate_size: 14336,
+                    num_shared_experts: 0,
+                    shared_intermediate_size: 0,
+                    dense_layers: vec![],
+                })
+            }),
+        ),
+    ];
+    for (field, edit) in cases {
+        let mut m = base.clone();
+        edit(&mut m);
+        // The tensor list and counts themselves saturate instead of panicking.
+        let _ = headroom_core::params::param_counts(&m);
+        let r = EstimateRequest::new(m, WeightFormat::Bf16, device.clone());
+        match estimate(&r) {
+            Err(CoreError::BadField { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected a BadField error, got {other:?}"),
+        }
+    }
+    // Each width in range, together 10^20 parameters: refused as a count.
+    let mut m = base.clone();
+    m.hidden_size = 9_000_000;
+    m.intermediate_size = 9_000_000;
+    let r = EstimateRequest::new(m, WeightFormat::Bf16, device);
+    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+}

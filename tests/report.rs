@@ -102,3 +102,45 @@ fn a_missing_field_is_named() {
     let err = ProbeReport::from_json(&value.to_string()).expect_err("no host");
     assert!(err.to_string().contains("`host`"), "{err}");
 }
+
+/// The full `headroom probe` on an NVIDIA H200 through Vulkan (driver 580.159.04).
+const H200: &str = include_str!("../probe/tests/data/h200-report.json");
+
+#[test]
+fn h200_full_sweep_ran_end_to_end() {
+    let report = ProbeReport::from_json(H200).unwrap_or_else(|e| panic!("H200 fixture: {e}"));
+    assert!(report.complete);
+    for stage in [
+        "gemm",
+        "attention",
+        "bandwidth",
+        "decode",
+        "max_buffer",
+        "sweep",
+    ] {
+        let record = report
+            .stage(stage)
+            .unwrap_or_else(|| panic!("no {stage} stage"));
+        assert_eq!(record.status, Status::Ok, "{stage}: {:?}", record.reason);
+    }
+    let device = report.measured_device();
+    assert!(!device.unified_memory);
+    // Datasheet: 141 GB HBM3e, 4.8 TB/s, 67 TFLOPS fp32 (FACTS.md); measured figures must sit
+    // below those and within reach of them.
+    let memory = device.memory_bytes.expect("device-local memory");
+    assert!(
+        memory > 130_000_000_000 && memory < 160_000_000_000,
+        "{memory}"
+    );
+    let read = device.read_bandwidth_bytes_per_s.expect("read bandwidth");
+    assert!(read > 2.0e12 && read < 4.8e12, "{read}");
+    let fp32 = device.fp32_flops.expect("fp32");
+    assert!(fp32 > 10e12 && fp32 < 67e12, "{fp32}");
+    let usable = device.usable_bytes.expect("sweep");
+    assert!(usable > 100 * (1 << 30) && usable < memory, "{usable}");
+    let coop = report
+        .ok_measurements()
+        .find(|m| m.name == "gemm.coop.f16.acc_f32")
+        .expect("cooperative-matrix GEMM ran");
+    assert_eq!(coop.accumulator.as_deref(), Some("f32"));
+}

@@ -65,7 +65,7 @@ pub struct ActivationOptions {
 /// The activation peak of one prefill and what it is made of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationBytes {
-    /// The peak: `max(MLP phase, attention phase + scores + mask, logits + final hidden,
+    /// The peak: `max(max(MLP phase, attention phase + scores) + mask, logits + final hidden,
     /// decode step)`.
     pub total_bytes: u64,
     /// Largest layer working set (hidden states, projections, MLP intermediates).

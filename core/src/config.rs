@@ -114,6 +114,94 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
     build(name, &fields, &model_type, quant_method)
 }
 
+/// Check a [`ModelSpec`] that did not come from [`model_from_config_json`] (deserialized from a
+/// link, a file header, a saved request) against the same limits a config gets: every width in
+/// `1..=`[`MAX_DIMENSION`], layers in `1..=`[`MAX_LAYERS`], heads in `1..=`[`MAX_HEADS`], experts
+/// in `1..=`[`MAX_EXPERTS`], and at most [`MAX_PARAMS`] parameters. Within these limits every byte
+/// count in core stays far below `u64::MAX`, so no later product can overflow.
+///
+/// Errors: [`CoreError::BadField`] naming the field, or [`CoreError::OutOfRange`] for the
+/// parameter count.
+pub fn check_model_spec(spec: &ModelSpec) -> Result<(), CoreError> {
+    let bad = |field: &str, value: u64, max: u64| CoreError::BadField {
+        what: format!("model {}", spec.name),
+        field: field.to_string(),
+        problem: format!("is {value}; it must be between 1 and {max} — fix the model description"),
+    };
+    let check = |field: &str, value: u64, max: u64| {
+        if value == 0 || value > max {
+            Err(bad(field, value, max))
+        } else {
+            Ok(())
+        }
+    };
+    check("hidden_size", spec.hidden_size, MAX_DIMENSION)?;
+    check("vocab_size", spec.vocab_size, MAX_DIMENSION)?;
+    check("intermediate_size", spec.intermediate_size, MAX_DIMENSION)?;
+    check("head_dim", spec.head_dim, MAX_DIMENSION)?;
+    check("num_hidden_layers", spec.num_layers, MAX_LAYERS)?;
+    check("num_attention_heads", spec.num_attention_heads, MAX_HEADS)?;
+    check("num_key_value_heads", spec.num_kv_heads, MAX_HEADS)?;
+    check(
+        "max_position_embeddings",
+        spec.max_context,
+        MAX_CONTEXT_TOKENS,
+    )?;
+    if let Some(moe) = &spec.moe {
+        check("num_experts", moe.num_experts, MAX_EXPERTS)?;
+        check(
+            "num_experts_per_tok",
+            moe.experts_per_token,
+            moe.num_experts,
+        )?;
+        check(
+            "moe_intermediate_size",
+            moe.expert_intermediate_size,
+            MAX_DIMENSION,
+        )?;
+        if moe.num_shared_experts > MAX_EXPERTS {
+            return Err(bad("n_shared_experts", moe.num_shared_experts, MAX_EXPERTS));
+        }
+        // All shared experts together (DeepSeek: n_shared_experts · moe_intermediate_size).
+        let max_shared = MAX_DIMENSION.saturating_mul(MAX_EXPERTS);
+        if moe.shared_intermediate_size > max_shared {
+            return Err(bad(
+                "shared_expert_intermediate_size",
+                moe.shared_intermediate_size,
+                max_shared,
+            ));
+        }
+    }
+    if let Some(mla) = &spec.mla {
+        if let Some(r) = mla.q_lora_rank {
+            check("q_lora_rank", r, MAX_DIMENSION)?;
+        }
+        check("kv_lora_rank", mla.kv_lora_rank, MAX_DIMENSION)?;
+        check("qk_rope_head_dim", mla.qk_rope_head_dim, MAX_DIMENSION)?;
+        check("qk_nope_head_dim", mla.qk_nope_head_dim, MAX_DIMENSION)?;
+        check("v_head_dim", mla.v_head_dim, MAX_DIMENSION)?;
+    }
+    if let Some(w) = spec.layer_attention.iter().find_map(|a| match a {
+        LayerAttention::Sliding { window } if *window == 0 => Some(*window),
+        _ => None,
+    }) {
+        return Err(bad("sliding_window", w, MAX_CONTEXT_TOKENS));
+    }
+    let total = crate::params::param_counts(spec).total;
+    if total > MAX_PARAMS {
+        return Err(CoreError::OutOfRange {
+            field: format!("parameter count of {}", spec.name),
+            value: if total == u64::MAX {
+                format!("more than {}", u64::MAX)
+            } else {
+                total.to_string()
+            },
+            problem: format!("above {MAX_PARAMS} (10^15); the model's sizes are not a real model"),
+        });
+    }
+    Ok(())
+}
+
 /// Reads fields of one JSON object and reports problems with their dotted path.
 struct Fields<'a> {
     what: &'a str,
@@ -458,9 +546,16 @@ fn build(
     if total > MAX_PARAMS {
         return Err(CoreError::OutOfRange {
             field: format!("parameter count of {name}"),
-            value: total.to_string(),
+            // The count saturates at u64::MAX: say "more than" rather than print that bound.
+            value: if total == u64::MAX {
+                format!("more than {}", u64::MAX)
+            } else {
+                total.to_string()
+            },
             problem: format!(
-                "above {MAX_PARAMS} (10^15); the config's sizes are not a real model — check them"
+                "above {MAX_PARAMS} (10^15); the config's sizes (hidden_size, \
+                 intermediate_size, vocab_size, num_hidden_layers, expert counts and widths) \
+                 are not a real model — check them"
             ),
         });
     }
@@ -566,6 +661,13 @@ fn layer_attention(
         // (transformers: `bool((layer_idx + 1) % pattern)`).
         Architecture::Gemma3 => {
             let w = window.unwrap_or(gemma3_defaults::SLIDING_WINDOW);
+            if w == 0 {
+                return Err(f.bad(
+                    "sliding_window",
+                    "is 0; Gemma-3's local layers need a window of at least 1 token (4096 in \
+                     the published checkpoints) — fix the config",
+                ));
+            }
             let pattern = f.u64_or(
                 "sliding_window_pattern",
                 gemma3_defaults::SLIDING_WINDOW_PATTERN,
@@ -634,6 +736,7 @@ fn moe_spec(
                 .collect();
             let (shared, shared_inter) = if *arch == Architecture::Qwen2Moe {
                 let s = f.u64("shared_expert_intermediate_size")?;
+                let s = shared_size_in_range(f, "shared_expert_intermediate_size", s)?;
                 if s > 0 { (1, s) } else { (0, 0) }
             } else {
                 (0, 0)
@@ -658,6 +761,14 @@ fn moe_spec(
             let expert_inter = f.u64("moe_intermediate_size")?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let shared = f.u64_or("n_shared_experts", 0)?;
+            if shared > MAX_EXPERTS {
+                return Err(f.bad(
+                    "n_shared_experts",
+                    format!(
+                        "is {shared}, above the plausible maximum {MAX_EXPERTS}; fix the config"
+                    ),
+                ));
+            }
             let first_dense = f.u64_or("first_k_dense_replace", 0)?;
             let freq = f.u64_or("moe_layer_freq", 1)?;
             let freq = f.check_range("moe_layer_freq", freq, MAX_LAYERS)?;
@@ -671,6 +782,7 @@ fn moe_spec(
                 experts_per_token: k,
                 expert_intermediate_size: expert_inter,
                 num_shared_experts: shared,
+                // Both factors are range-checked, so the product stays far below u64::MAX.
                 shared_intermediate_size: shared * expert_inter,
                 dense_layers,
             }
@@ -694,8 +806,19 @@ fn moe_spec(
             let expert_inter = f.u64_or("moe_intermediate_size", intermediate_size)?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let shared_inter = match f.opt_u64("shared_expert_intermediate_size")? {
-                Some(s) => s,
-                None => f.u64_or("n_shared_experts", 0)? * expert_inter,
+                Some(s) => shared_size_in_range(f, "shared_expert_intermediate_size", s)?,
+                None => {
+                    let n = f.u64_or("n_shared_experts", 0)?;
+                    if n > MAX_EXPERTS {
+                        return Err(f.bad(
+                            "n_shared_experts",
+                            format!(
+                                "is {n}, above the plausible maximum {MAX_EXPERTS}; fix the config"
+                            ),
+                        ));
+                    }
+                    n * expert_inter
+                }
             };
             let first_dense = f.u64_or("first_k_dense_replace", 0)?;
             MoeSpec {
@@ -710,6 +833,17 @@ fn moe_spec(
         _ => return Ok(None),
     };
     Ok(Some(spec))
+}
+
+/// A shared-expert width: 0 (no shared expert) or at most [`MAX_DIMENSION`].
+fn shared_size_in_range(f: &Fields<'_>, field: &str, value: u64) -> Result<u64, CoreError> {
+    if value > MAX_DIMENSION {
+        return Err(f.bad(
+            field,
+            format!("is {value}, above the plausible maximum {MAX_DIMENSION}; fix the config"),
+        ));
+    }
+    Ok(value)
 }
 
 fn mla_spec(f: &Fields<'_>, arch: &Architecture) -> Result<Option<MlaSpec>, CoreError> {

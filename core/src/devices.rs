@@ -88,7 +88,7 @@ const NOISE_WORDS: &[&str] = &[
 ];
 
 /// Words that name a different product tier of the same chip or card.
-const TIER_WORDS: &[&str] = &["pro", "max", "ultra", "ti"];
+const TIER_WORDS: &[&str] = &["pro", "max", "ultra", "ti", "super"];
 
 /// Lower-case alphanumeric tokens, with "16 gb" / "16g" merged into "16gb" and noise dropped.
 fn tokens(text: &str) -> Vec<String> {

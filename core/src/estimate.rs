@@ -227,13 +227,9 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             "must be between 1 and 65536 identical devices",
         ));
     }
-    if req.model.num_layers == 0 || req.model.hidden_size == 0 {
-        return Err(CoreError::BadField {
-            what: req.model.name.clone(),
-            field: "num_hidden_layers / hidden_size".into(),
-            problem: "must be positive".into(),
-        });
-    }
+    // A ModelSpec can arrive deserialized (a shared link, a file header) without passing the
+    // config parser's checks: apply the same limits before any arithmetic.
+    crate::config::check_model_spec(&req.model)?;
     if let Runtime::Vllm {
         gpu_memory_utilization,
     } = req.runtime
@@ -244,6 +240,22 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             gpu_memory_utilization,
             "must be in (0, 1], e.g. vllm:0.9",
         ));
+    }
+    // `FromStr` only makes valid formats, but a request deserialized from JSON (the site's URL
+    // state, a saved request) can carry any numbers.
+    match req.format {
+        WeightFormat::Gptq { bits, group_size }
+        | WeightFormat::Awq { bits, group_size }
+        | WeightFormat::Mlx { bits, group_size }
+            if bits == 0 || bits > 8 || group_size == 0 =>
+        {
+            return Err(out_of_range(
+                "format bits / group size",
+                format!("{bits}-bit g{group_size}"),
+                "bits must be 1–8 and the group size at least 1, e.g. gptq-4bit-g128",
+            ));
+        }
+        _ => {}
     }
     if !req.runtime.supports_kv_dtype(req.kv_dtype) {
         return Err(CoreError::Unsupported(format!(

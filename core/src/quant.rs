@@ -534,9 +534,11 @@ fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, 
             (name, m * (packed + scales + zeros + g_idx))
         }
         WeightFormat::Mlx { bits, group_size } => {
-            let g = u64::from(*group_size);
+            // A group of 0 cannot come from `FromStr`, but a deserialized request can carry it:
+            // never divide by it.
+            let g = u64::from(*group_size).max(1);
             // mlx_lm quantizes every Linear and Embedding whose rows split into whole groups.
-            if t.is_vector() || cols % g != 0 {
+            if t.is_vector() || *group_size == 0 || cols % g != 0 {
                 return half(t, hname);
             }
             let b = u64::from(*bits);

@@ -529,7 +529,7 @@ impl ProbeReport {
             .fold(None, |acc: Option<(&str, f64)>, (name, t)| {
                 // Prefer q4_0 (the common local format), else the first.
                 match acc {
-                    Some((prev, _)) if prev == "decode.q4_0" => acc,
+                    Some(("decode.q4_0", _)) => acc,
                     Some(_) if name == "decode.q4_0" => Some((name, t)),
                     Some(_) => acc,
                     None => Some((name, t)),

@@ -228,8 +228,8 @@ pub fn tensors(model: &ModelSpec) -> Vec<Tensor> {
 fn attention(b: &mut Builder<'_>, i: u64) {
     let m = b.model;
     let h = m.hidden_size;
-    let q_dim = m.num_attention_heads * m.head_dim;
-    let kv_dim = m.num_kv_heads * m.head_dim;
+    let q_dim = m.num_attention_heads.saturating_mul(m.head_dim);
+    let kv_dim = m.num_kv_heads.saturating_mul(m.head_dim);
     let arch = &m.architecture;
 
     if *arch == Architecture::Phi3 {
@@ -238,7 +238,7 @@ fn attention(b: &mut Builder<'_>, i: u64) {
             i,
             "attn_qkv.weight",
             TensorRole::AttnQkv,
-            vec![q_dim + 2 * kv_dim, h],
+            vec![q_dim.saturating_add(kv_dim.saturating_mul(2)), h],
         );
         b.layer(
             i,
@@ -297,7 +297,7 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
     };
     let h = m.hidden_size;
     let heads = m.num_attention_heads;
-    let q_head = mla.qk_nope_head_dim + mla.qk_rope_head_dim;
+    let q_head = mla.qk_nope_head_dim.saturating_add(mla.qk_rope_head_dim);
     match mla.q_lora_rank {
         Some(r) => {
             b.layer(i, "attn_q_a.weight", TensorRole::AttnQA, vec![r, h]);
@@ -306,7 +306,7 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
                 i,
                 "attn_q_b.weight",
                 TensorRole::AttnQB,
-                vec![heads * q_head, r],
+                vec![heads.saturating_mul(q_head), r],
             );
         }
         None => {
@@ -314,7 +314,7 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
                 i,
                 "attn_q.weight",
                 TensorRole::AttnQ,
-                vec![heads * q_head, h],
+                vec![heads.saturating_mul(q_head), h],
             );
         }
     }
@@ -322,7 +322,7 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
         i,
         "attn_kv_a_mqa.weight",
         TensorRole::AttnKvA,
-        vec![mla.kv_lora_rank + mla.qk_rope_head_dim, h],
+        vec![mla.kv_lora_rank.saturating_add(mla.qk_rope_head_dim), h],
     );
     b.layer(
         i,
@@ -335,7 +335,7 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
         "attn_kv_b.weight",
         TensorRole::AttnKvB,
         vec![
-            heads * (mla.qk_nope_head_dim + mla.v_head_dim),
+            heads.saturating_mul(mla.qk_nope_head_dim.saturating_add(mla.v_head_dim)),
             mla.kv_lora_rank,
         ],
     );
@@ -343,7 +343,7 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
         i,
         "attn_output.weight",
         TensorRole::AttnOutput,
-        vec![h, heads * mla.v_head_dim],
+        vec![h, heads.saturating_mul(mla.v_head_dim)],
     );
 }
 
@@ -361,7 +361,7 @@ fn mlp(b: &mut Builder<'_>, i: u64) {
                 i,
                 "ffn_up.weight",
                 TensorRole::FfnGateUp,
-                vec![2 * inter, h],
+                vec![inter.saturating_mul(2), h],
             );
         } else {
             b.layer(i, "ffn_gate.weight", TensorRole::FfnGate, vec![inter, h]);

@@ -43,8 +43,8 @@
 //! With gradient checkpointing (transformers wraps each decoder layer) only each layer's input
 //! (`h` per token) is stored, plus one layer's full activations while it is recomputed.
 //!
-//! LoRA uses the same per-layer count (an upper bound: a frozen linear layer without an adapter
-//! does not save its input) plus what peft keeps per adapted matrix: the fp32 copy of its input
+//! LoRA uses the same per-layer count without what only trained weights need (the frozen-base
+//! rules above: no norm outputs, no `down_proj` input) plus what peft keeps per adapted matrix: the fp32 copy of its input
 //! (`in · 4` bytes, adapters are fp32) and `lora_A`'s fp32 output (`r · 4`). On MoE models peft
 //! turns gate/up/down targets into adapters on the stacked experts, which materialize `W + ΔW`
 //! of every expert (bf16) per MoE layer and keep it for the backward pass. QLoRA adds one bf16
@@ -465,7 +465,8 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
                     .saturating_mul(h.saturating_add(i.saturating_mul(2))),
             );
             // W + ΔW of gate_up, materialized in bf16 on every forward and kept for backward.
-            materialized = materialized.saturating_add(e.saturating_mul(2 * i).saturating_mul(h));
+            materialized = materialized
+                .saturating_add(e.saturating_mul(i.saturating_mul(2)).saturating_mul(h));
         }
         if moe_down {
             per_layer_params = per_layer_params.saturating_add(
@@ -800,7 +801,7 @@ pub fn training_memory(
             ));
             assumptions.push(format!(
                 "training activations for batch {batch} × {seq} tokens: {attn}; {}; frozen \
-                 layers counted as if they stored their inputs (upper bound)",
+                 linear layers keep no inputs, adapted ones an fp32 copy for peft",
                 if l.gradient_checkpointing {
                     "gradient checkpointing per decoder layer"
                 } else {

@@ -71,7 +71,7 @@ pub fn apple_working_set_bytes(ram_bytes: u64) -> u64 {
 
 /// Usable memory of one `device` for `runtime`. `wired_limit_bytes` is macOS'
 /// `iogpu.wired_limit_mb` (in bytes) when an administrator set it; it replaces the working-set
-/// rule on unified-memory devices (capped at RAM).
+/// rule on unified-memory devices (capped at RAM); 0 means the default, as it does for the sysctl.
 pub fn usable_memory(
     device: &DeviceSpec,
     runtime: Runtime,
@@ -79,7 +79,8 @@ pub fn usable_memory(
 ) -> UsableMemory {
     let (base, mut basis) = match device.memory_kind {
         MemoryKind::Unified => {
-            if let Some(limit) = wired_limit_bytes {
+            // `sysctl iogpu.wired_limit_mb=0` is macOS' "use the default": 0 is no override.
+            if let Some(limit) = wired_limit_bytes.filter(|l| *l > 0) {
                 (
                     limit.min(device.memory_bytes),
                     format!(

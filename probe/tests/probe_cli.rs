@@ -130,10 +130,10 @@ fn ctrl_c_leaves_a_valid_partial_report() {
     // Wait until the first stage is in the file, then interrupt.
     let start = Instant::now();
     loop {
-        if let Ok(text) = std::fs::read_to_string(&out_path) {
-            if ProbeReport::from_json(&text).is_ok_and(|r| !r.stages.is_empty()) {
-                break;
-            }
+        if let Ok(text) = std::fs::read_to_string(&out_path)
+            && ProbeReport::from_json(&text).is_ok_and(|r| !r.stages.is_empty())
+        {
+            break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(600),
@@ -269,4 +269,12 @@ fn bad_arguments_exit_2_before_any_work() {
         .output()
         .expect("show");
     assert_eq!(shown.status.code(), Some(2));
+}
+
+#[test]
+fn checked_in_reports_validate_against_the_schema() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for name in ["h200-report.json", "lavapipe-report.json"] {
+        validate_against_schema(&data.join(name));
+    }
 }

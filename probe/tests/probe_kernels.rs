@@ -173,6 +173,9 @@ fn coop_kernel_source_binds_every_index() {
     );
 }
 
+/// Small key tiles keep lavapipe's shader compile short (see `AttentionParams::key_block`).
+const CPU_KEY_BLOCK: u32 = 4;
+
 #[test]
 fn attention_all_variants_are_correct() {
     let g = gpu();
@@ -186,6 +189,7 @@ fn attention_all_variants_are_correct() {
                 causal,
                 seed: 11,
                 settings: MeasureSettings::ONCE,
+                key_block: Some(CPU_KEY_BLOCK),
             };
             let m = pollster::block_on(attention::run(&g.device, &g.queue, &p));
             assert_ok(&m);
@@ -296,6 +300,7 @@ fn decode_every_format_is_correct() {
             model_params: u64::from(HIDDEN) * 256,
             seed: 13,
             settings: MeasureSettings::ONCE,
+            subgroup_size: None,
         };
         let m = pollster::block_on(decode::run(&g.device, &g.queue, &p));
         assert_ok(&m);

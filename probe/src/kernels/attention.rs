@@ -37,6 +37,10 @@ pub struct AttentionParams {
     pub seed: u64,
     /// Measurement length.
     pub settings: MeasureSettings,
+    /// Keys per shared-memory tile; `None`: the most that fit the adapter's workgroup storage
+    /// (up to 32). CPU rasterizers take a small tile: LLVM compiles the unrolled 32-key body for
+    /// minutes on lavapipe.
+    pub key_block: Option<u32>,
 }
 
 impl AttentionParams {
@@ -186,14 +190,20 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         "batch" => p.batch, "heads" => p.heads, "seq" => p.seq, "head_dim" => p.head_dim,
         "causal" => p.causal, "storage" => if f16 { "f16" } else { "f32" }, "compute" => "f32",
     };
-    if !matches!(p.head_dim, 64 | 128) || p.seq % QUERY_BLOCK != 0 || p.seq == 0 {
+    if !matches!(p.head_dim, 64 | 128) || !p.seq.is_multiple_of(QUERY_BLOCK) || p.seq == 0 {
         return skipped(
             &name,
             base,
             "head_dim must be 64 or 128 and seq a multiple of 64",
         );
     }
-    let bc = key_block(p.head_dim, gpu.limits.max_compute_workgroup_storage_size);
+    let fit = key_block(p.head_dim, gpu.limits.max_compute_workgroup_storage_size);
+    // A tile must divide the 64-row query block (the causal loop ends on a block boundary).
+    let bc = p
+        .key_block
+        .map_or(fit, |b| b.clamp(1, fit))
+        .next_power_of_two()
+        .min(fit);
     base.insert("key_block".into(), serde_json::json!(bc));
     let (b, h, s, d) = (
         p.batch as usize,

@@ -149,6 +149,25 @@ impl Tile {
     }
 }
 
+/// Rows of tiles walked together (grouped ordering, as in Triton's matmul tutorial): consecutive
+/// workgroups share A and B panels in L2 instead of streaming all of B for each row of tiles.
+const GROUP_M: u32 = 8;
+
+/// WGSL computing `tile_m`, `tile_n` from the workgroup id with grouped ordering.
+fn swizzle_wgsl() -> String {
+    format!(
+        r#"    let tiles_n = nwg.x;
+    let tiles_m = nwg.y;
+    let pid = wid.y * tiles_n + wid.x;
+    let group_size = {GROUP_M}u * tiles_n;
+    let first_m = (pid / group_size) * {GROUP_M}u;
+    let group_m = min(tiles_m - first_m, {GROUP_M}u);
+    let tile_m = first_m + (pid % group_size) % group_m;
+    let tile_n = (pid % group_size) / group_m;
+"#
+    )
+}
+
 /// WGSL for the register-tiled vector kernel.
 pub fn vector_wgsl(variant: GemmVariant, tile: Tile) -> String {
     let tin = variant.input();
@@ -173,17 +192,19 @@ struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
 var<workgroup> as_t: array<vec4<{t}>, {a_len}>;
 var<workgroup> bs: array<vec4<{t}>, {b_len}>;
 @compute @workgroup_size({wgx}, {wgy}, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let tx = lid.x;
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {{
+{swz}    let tx = lid.x;
     let ty = lid.y;
     let tid = ty * {wgx}u + tx;
-    let row0 = wid.y * {bm}u;
-    let col0 = wid.x * {bn}u;
+    let row0 = tile_m * {bm}u;
+    let col0 = tile_n * {bn}u;
     let k4 = dims.k / 4u;
     let n4 = dims.n / 4u;
 "#,
         a_len = bm * bk / 4,
         b_len = bn * bk / 4,
+        swz = swizzle_wgsl(),
     );
     for i in 0..tm {
         for j in 0..tn / 4 {
@@ -327,14 +348,15 @@ struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
 @group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
 @group(0) @binding(3) var<uniform> dims: Dims;
 @compute @workgroup_size({subgroup}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>) {{
-    let kk = dims.k;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+{swz}    let kk = dims.k;
     let nn = dims.n;
-    let r0 = wid.y * {bm}u;
-    let c0 = wid.x * {bn}u;
+    let r0 = tile_m * {bm}u;
+    let c0 = tile_n * {bn}u;
 "#,
         bm = tile.block_m(),
-        bn = tile.block_n()
+        bn = tile.block_n(),
+        swz = swizzle_wgsl(),
     );
     for i in 0..fm {
         for j in 0..fn_ {
@@ -532,7 +554,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 fn_,
                 subgroup,
             };
-            if n % tile.block_m() != 0 || n % tile.block_n() != 0 {
+            if !n.is_multiple_of(tile.block_m()) || !n.is_multiple_of(tile.block_n()) {
                 continue;
             }
             candidates.push((
@@ -552,7 +574,10 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
             4
         };
         for &tile in &p.tiles {
-            if n % tile.bm != 0 || n % tile.bn != 0 || n % tile.bk != 0 {
+            if !n.is_multiple_of(tile.bm)
+                || !n.is_multiple_of(tile.bn)
+                || !n.is_multiple_of(tile.bk)
+            {
                 continue;
             }
             if tile.shared_bytes(acc_bytes) > gpu.limits.max_compute_workgroup_storage_size
@@ -681,5 +706,38 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_rejects_a_wrong_product() {
+        let n = 16;
+        let inputs = inputs(GemmVariant::F32, n, 1);
+        // The exact product passes.
+        let mut c = vec![0f32; n * n];
+        for r in 0..n {
+            for col in 0..n {
+                c[r * n + col] = (0..n)
+                    .map(|k| inputs.a[r * n + k] * inputs.b[k * n + col])
+                    .sum();
+            }
+        }
+        let ok = verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&c), n);
+        assert!(ok.passed, "{ok:?}");
+        // An all-zero output (a kernel that wrote nothing) fails with relative error 1.
+        let zeros = vec![0f32; n * n];
+        let bad = verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&zeros), n);
+        assert!(
+            !bad.passed && (bad.rel_error - 1.0).abs() < 1e-12,
+            "{bad:?}"
+        );
+        // One element off by 1% of the matrix norm fails f32's tolerance.
+        let mut off = c.clone();
+        off[5] += 0.5;
+        assert!(!verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&off), n).passed);
     }
 }

@@ -27,18 +27,21 @@ pub const GB: f64 = 1e9;
 /// (WebGPU's `minStorageBufferOffsetAlignment` is at most 256).
 pub const BINDING_ALIGN_BYTES: u64 = 256;
 
-/// Relative Frobenius error `‖got − want‖ / ‖want‖`.
+/// Relative Frobenius error `‖got − want‖ / ‖want‖` (`f64::MAX` when not finite).
 pub fn rel_frobenius(got: &[f64], want: &[f64]) -> f64 {
     let (mut num, mut den) = (0.0, 0.0);
     for (g, w) in got.iter().zip(want) {
         num += (g - w) * (g - w);
         den += w * w;
     }
-    if den == 0.0 {
+    let err = if den == 0.0 {
         num.sqrt()
     } else {
         (num / den).sqrt()
-    }
+    };
+    // NaN or infinity (a kernel wrote garbage) would serialize as JSON null; the largest finite
+    // number keeps the report valid and still fails every tolerance.
+    if err.is_finite() { err } else { f64::MAX }
 }
 
 /// A measurement that failed before it produced a result.
@@ -111,4 +114,18 @@ macro_rules! params {
         $( map.insert($key.to_string(), serde_json::json!($value)); )*
         map
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rel_frobenius;
+
+    #[test]
+    fn frobenius_error_is_relative_and_always_finite() {
+        assert_eq!(rel_frobenius(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        let e = rel_frobenius(&[1.1, 2.0], &[1.0, 2.0]);
+        assert!((e - 0.1 / 5f64.sqrt()).abs() < 1e-12, "{e}");
+        assert_eq!(rel_frobenius(&[f64::NAN], &[1.0]), f64::MAX);
+        assert_eq!(rel_frobenius(&[f64::INFINITY], &[1.0]), f64::MAX);
+    }
 }

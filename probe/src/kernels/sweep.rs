@@ -83,14 +83,14 @@ pub async fn run(
     for step in 1u64.. {
         let params = step * p.step_params;
         let target = params * BYTES_PER_PARAM;
-        if let Some(budget) = p.budget_bytes {
-            if target > budget {
-                result.stop_reason = SweepStopReason::Budget;
-                result.stop_detail = format!(
-                    "the next step ({params} parameters, {target} bytes) would pass the budget of {budget} bytes"
-                );
-                break;
-            }
+        if let Some(budget) = p.budget_bytes
+            && target > budget
+        {
+            result.stop_reason = SweepStopReason::Budget;
+            result.stop_detail = format!(
+                "the next step ({params} parameters, {target} bytes) would pass the budget of {budget} bytes"
+            );
+            break;
         }
         if now_s() - start > p.time_limit_s {
             result.stop_reason = SweepStopReason::TimeLimit;

@@ -79,6 +79,8 @@ struct Sizes {
     sweep_step_params: u64,
     stage_time_limit_s: f64,
     measure: MeasureSettings,
+    /// Attention key tile override (`None`: as large as shared memory allows).
+    attention_key_block: Option<u32>,
 }
 
 const FULL: Sizes = Sizes {
@@ -92,6 +94,7 @@ const FULL: Sizes = Sizes {
     sweep_step_params: 1_000_000_000,
     stage_time_limit_s: 600.0,
     measure: MeasureSettings::FULL,
+    attention_key_block: None,
 };
 
 const QUICK: Sizes = Sizes {
@@ -103,6 +106,7 @@ const QUICK: Sizes = Sizes {
     sweep_step_params: 4_000_000_000,
     stage_time_limit_s: 60.0,
     measure: MeasureSettings::QUICK,
+    attention_key_block: None,
 };
 
 /// A CPU rasterizer (lavapipe, ~1 GFLOP/s) checks correctness, not speed: tiny sizes.
@@ -113,8 +117,11 @@ const CPU_ADAPTER: Sizes = Sizes {
     bandwidth_bytes: 32 * MIB,
     decode_params: 16 * MIB,
     sweep_step_params: 16 * MIB,
-    stage_time_limit_s: 120.0,
+    // lavapipe compiles shaders with LLVM: a cold compile of the attention kernels takes
+    // minutes on a 2-core machine.
+    stage_time_limit_s: 900.0,
     measure: MeasureSettings::ONCE,
+    attention_key_block: Some(4),
 };
 
 /// Parses `16GiB`, `20GB`, `512MiB`, `1.5GiB`, `1000000` (bytes).
@@ -142,7 +149,7 @@ pub fn parse_size(text: &str) -> anyhow::Result<u64> {
         ),
     };
     let bytes = value * scale;
-    if !(bytes >= 1.0 && bytes < 1.8e19) {
+    if !(1.0..1.8e19).contains(&bytes) {
         bail!("--budget `{text}` is out of range: give a positive size such as 16GiB");
     }
     Ok(bytes as u64)
@@ -161,10 +168,15 @@ fn parse_backend(name: &str) -> anyhow::Result<wgpu::Backends> {
 /// RFC 3339 UTC from the system clock (civil-from-days: H. Hinnant, "chrono-compatible
 /// low-level date algorithms").
 fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    utc_from_unix(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+fn utc_from_unix(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -307,6 +319,9 @@ fn budget(
     ))
 }
 
+/// One measurement to run inside a stage: a label for the progress bar and the work.
+type Item<'a, R> = (String, Box<dyn FnOnce(&mut R) -> Vec<Measurement> + 'a>);
+
 struct Run<'a> {
     device: &'a wgpu::Device,
     queue: &'a wgpu::Queue,
@@ -344,11 +359,7 @@ impl Run<'_> {
     }
 
     /// Runs `items` measurement closures with the stage's time limit.
-    fn measurements(
-        &mut self,
-        stage: &str,
-        items: Vec<(String, Box<dyn FnOnce(&mut Self) -> Vec<Measurement> + '_>)>,
-    ) -> StageRecord {
+    fn measurements(&mut self, stage: &str, items: Vec<Item<'_, Self>>) -> StageRecord {
         let start = Instant::now();
         let mut out = Vec::new();
         let mut reason = None;
@@ -391,8 +402,7 @@ impl Run<'_> {
     fn gemm(&mut self) -> StageRecord {
         let coop = self.adapter.cooperative_matrix_properties();
         let subgroup = self.adapter.get_info().subgroup_max_size;
-        let mut items: Vec<(String, Box<dyn FnOnce(&mut Self) -> Vec<Measurement> + '_>)> =
-            Vec::new();
+        let mut items: Vec<Item<'_, Self>> = Vec::new();
         for &n in self.sizes.gemm_n {
             for variant in GemmVariant::ALL {
                 let coop = coop.clone();
@@ -418,8 +428,7 @@ impl Run<'_> {
 
     fn attention(&mut self) -> StageRecord {
         let (batch, heads, seq) = self.sizes.attention;
-        let mut items: Vec<(String, Box<dyn FnOnce(&mut Self) -> Vec<Measurement> + '_>)> =
-            Vec::new();
+        let mut items: Vec<Item<'_, Self>> = Vec::new();
         for head_dim in [128, 64] {
             for causal in [false, true] {
                 items.push((
@@ -433,6 +442,7 @@ impl Run<'_> {
                             causal,
                             seed: run.next_seed(),
                             settings: run.sizes.measure,
+                            key_block: run.sizes.attention_key_block,
                         };
                         vec![pollster::block_on(attention::run(
                             run.device, run.queue, &p,
@@ -445,9 +455,10 @@ impl Run<'_> {
     }
 
     fn bandwidth(&mut self) -> StageRecord {
-        // Two buffers: keep both within a third of the budget.
+        // Two buffers: keep both within a third of the budget (the kernel also clamps each to
+        // the adapter's max_buffer_size).
         let size = self.sizes.bandwidth_bytes.min(self.memory_cap / 6).max(MIB);
-        let items: Vec<(String, Box<dyn FnOnce(&mut Self) -> Vec<Measurement> + '_>)> = vec![(
+        let items: Vec<Item<'_, Self>> = vec![(
             "read, write, copy".to_owned(),
             Box::new(move |run: &mut Self| {
                 let p = BandwidthParams {
@@ -462,8 +473,7 @@ impl Run<'_> {
     }
 
     fn decode(&mut self) -> StageRecord {
-        let mut items: Vec<(String, Box<dyn FnOnce(&mut Self) -> Vec<Measurement> + '_>)> =
-            Vec::new();
+        let mut items: Vec<Item<'_, Self>> = Vec::new();
         for format in [WeightFormat::Q4_0, WeightFormat::Q8_0, WeightFormat::F16] {
             // Keep the weights within half the budget.
             let cap_params = (self.memory_cap as f64 / 2.0 / format.bytes_per_weight()) as u64;
@@ -471,11 +481,14 @@ impl Run<'_> {
             items.push((
                 format!("{} {:.1}B params", format.label(), params as f64 / 1e9),
                 Box::new(move |run: &mut Self| {
+                    let info = run.adapter.get_info();
                     let p = DecodeParams {
                         format,
                         model_params: params,
                         seed: run.next_seed() as u32,
                         settings: run.sizes.measure,
+                        subgroup_size: (info.subgroup_min_size == info.subgroup_max_size)
+                            .then_some(info.subgroup_max_size),
                     };
                     vec![pollster::block_on(decode::run(run.device, run.queue, &p))]
                 }),
@@ -588,7 +601,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         parse_size(text)?;
     }
     let simulate_oom = match std::env::var(SIMULATE_OOM_ENV) {
-        Ok(text) => Some(parse_size(&text).with_context(|| format!("{SIMULATE_OOM_ENV}"))?),
+        Ok(text) => Some(parse_size(&text).with_context(|| SIMULATE_OOM_ENV.to_string())?),
         Err(_) => None,
     };
 

@@ -123,8 +123,8 @@ pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Resu
     writeln!(out)?;
     writeln!(
         out,
-        "{:<28} {:<8} {:<34} {}",
-        "measurement", "status", "result", "check / note"
+        "{:<28} {:<8} {:<34} check / note",
+        "measurement", "status", "result"
     )?;
     for stage in &report.stages {
         if stage.measurements.is_empty() && stage.max_buffer.is_none() && stage.sweep.is_none() {
