@@ -262,8 +262,9 @@ module.exports = {
     log(`saved ${download.suggestedFilename()}: ${saved.stages.length} stages`);
     // The saved report reads back on the Reports page.
     await page.goto(`${base}?page=reports`);
-    await page.setInputFiles('#report-file', [file, PROBE_REPORT]);
-    await page.waitForFunction(() => document.querySelectorAll('.report').length === 2);
+    // With a report `headroom probe` wrote on an H200, for a real GPU beside the CPU adapters.
+    await page.setInputFiles('#report-file', [file, PROBE_REPORT, path.join(FIXTURES, 'h200-report.json')]);
+    await page.waitForFunction(() => document.querySelectorAll('.report').length === 3);
     await page.waitForSelector('#side-by-side');
     await shot('reports-side-by-side');
   },

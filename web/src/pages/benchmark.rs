@@ -46,6 +46,9 @@ pub struct BrowserSizes {
     pub stage_time_limit_s: f64,
     /// Measurement length.
     pub measure: MeasureSettings,
+    /// Attention keys per tile; `None` = as many as the adapter's workgroup storage allows.
+    /// CPU adapters get a small tile, as the native probe gives lavapipe (long shader compiles).
+    pub attention_key_block: Option<u32>,
 }
 
 /// A real GPU: the native probe's `--quick` sizes, memory capped at 4 GiB for the tab's sake.
@@ -59,6 +62,7 @@ pub const GPU_SIZES: BrowserSizes = BrowserSizes {
     memory_cap_bytes: 4096 * MIB,
     stage_time_limit_s: 60.0,
     measure: MeasureSettings::QUICK,
+    attention_key_block: None,
 };
 
 /// A CPU fallback adapter (SwiftShader): correctness sizes, like the probe's lavapipe sizes.
@@ -72,6 +76,7 @@ pub const FALLBACK_SIZES: BrowserSizes = BrowserSizes {
     memory_cap_bytes: 256 * MIB,
     stage_time_limit_s: 60.0,
     measure: MeasureSettings::ONCE,
+    attention_key_block: Some(4),
 };
 
 /// One step of the run.
@@ -205,6 +210,7 @@ async fn run_step(ctx: &GpuContext, sizes: &BrowserSizes, step: Step) -> StageRe
                 causal,
                 seed: seed(),
                 settings: sizes.measure,
+                key_block: sizes.attention_key_block,
             };
             record
                 .measurements
@@ -224,6 +230,12 @@ async fn run_step(ctx: &GpuContext, sizes: &BrowserSizes, step: Step) -> StageRe
                 model_params: sizes.decode_params,
                 seed: seed() as u32,
                 settings: sizes.measure,
+                // The subgroup reduction needs a fixed subgroup size (the probe's rule).
+                subgroup_size: {
+                    let info = ctx.adapter.get_info();
+                    (info.subgroup_min_size == info.subgroup_max_size && info.subgroup_max_size > 0)
+                        .then_some(info.subgroup_max_size)
+                },
             };
             record
                 .measurements
