@@ -203,6 +203,10 @@ module.exports = {
     log(`device: ${device}`);
     await shot('reports');
     await page.click('.report .use-device');
+    await page.waitForSelector('#device-status');
+    assert.match(await page.textContent('#device-status'), /my device: measured/);
+    // GGUF on llama.cpp runs on any device (the checkpoint's bf16 would pick a runtime by device).
+    await page.selectOption('#format', 'Q4_K_M');
     const text = await verdict(page);
     log(text);
     assert.match(await page.textContent('#device-status'), /my device: measured/);
