@@ -47,6 +47,19 @@ pub fn tick_label(v: f64) -> String {
     }
 }
 
+/// Characters of a bar label that fit the label column at the chart's font size.
+const MAX_LABEL_CHARS: usize = 22;
+
+/// `text` cut to `max` characters with an ellipsis (the full text stays in the bar's `<title>`).
+pub fn short_label(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
 /// One part of a stacked bar.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
@@ -214,7 +227,7 @@ pub fn BarChart(
             let w = x(b.value) - LABEL_WIDTH;
             let tip = format!("{}: {}", b.label, b.value_text);
             view! {
-                <text class="bar-label" x=LABEL_WIDTH - 6.0 y=y + 16.0 text-anchor="end">{b.label.clone()}</text>
+                <text class="bar-label" x=LABEL_WIDTH - 6.0 y=y + 16.0 text-anchor="end">{short_label(&b.label, MAX_LABEL_CHARS)}</text>
                 <rect class="bar" x=LABEL_WIDTH y=y + 3.0 width=w height=row_h - 6.0><title>{tip}</title></rect>
                 <text class="bar-value" x=x(b.value) + 6.0 y=y + 16.0>{b.value_text.clone()}</text>
             }
@@ -377,5 +390,7 @@ mod tests {
         assert_eq!(tick_label(0.0002), "0.0002");
         assert_eq!(tick_label(0.25), "0.25");
         assert_eq!(tick_label(2.5), "2.5");
+        assert_eq!(short_label("abcdef", 4), "abc…");
+        assert_eq!(short_label("abc", 4), "abc");
     }
 }

@@ -106,7 +106,7 @@ fn SideBySide(
                 .map(|(n, m, d)| {
                     let v = f(m).unwrap_or(0.0) / scale;
                     Bar {
-                        label: format!("{} ({})", d.name, n),
+                        label: format!("{} — {}", d.name, n),
                         value: v,
                         value_text: if f(m).is_some() {
                             format!("{v:.2} {unit}")
