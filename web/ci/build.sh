@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Build the site for release into web/dist (any static host can serve it) and check the budget:
+# the gzip-compressed wasm must be at most 1 MB (10^6 bytes).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+GZIP_WASM_BUDGET_BYTES=1000000
+
+cd "$WEB_DIR"
+# --offline: trunk must use the wasm-bindgen and wasm-opt on PATH, never download them.
+timed trunk build --release --offline
+wasm=$(ls dist/*_bg.wasm)
+raw=$(stat -c %s "$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+echo "wasm size: $raw bytes raw, $gz bytes gzip -9 (budget $GZIP_WASM_BUDGET_BYTES)"
+if [ "$gz" -gt "$GZIP_WASM_BUDGET_BYTES" ]; then
+  echo "FAIL: gzip wasm $gz bytes is over the $GZIP_WASM_BUDGET_BYTES-byte budget" >&2
+  exit 1
+fi
+echo "wasm budget OK"

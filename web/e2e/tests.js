@@ -1,0 +1,286 @@
+// The end-to-end tests, in order. Each gets { page, base, shot, log } and throws on failure.
+'use strict';
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const { tinyGguf, tinySafetensors } = require('./model_files');
+
+const FIXTURES = path.join(__dirname, 'fixtures');
+// A report written by `headroom probe` (the CI run passes the one it just produced).
+const PROBE_REPORT = process.env.HEADROOM_PROBE_REPORT || path.join(FIXTURES, 'probe-report.json');
+
+/** Wait for the calculator's verdict and return its text. */
+async function verdict(page) {
+  await page.waitForSelector('#verdict', { timeout: 30000 });
+  return (await page.textContent('#verdict')).trim();
+}
+
+/** The shared state: filled in by one test, reopened by a later one. */
+const shared = {};
+
+module.exports = {
+  async 'page loads and WebGPU finds an adapter'({ page, base, shot, log }) {
+    await page.goto(`${base}?page=benchmark`);
+    await page.waitForSelector('#webgpu-status[data-ready]', { timeout: 60000 });
+    const ready = await page.getAttribute('#webgpu-status', 'data-ready');
+    const text = await page.textContent('#webgpu-status');
+    log(text.trim());
+    assert.strictEqual(ready, 'true', `no WebGPU adapter: ${text}`);
+  },
+
+  async 'calculator: pick a model and a device, see the verdict'({ page, base, shot, log }) {
+    await page.goto(base);
+    await page.fill('#model-search', 'qwen3-8b');
+    await page.fill('#device-search', 'rtx-4090');
+    await page.selectOption('#format', 'Q4_K_M');
+    const text = await verdict(page);
+    log(text);
+    assert.match(text, /qwen3-8b in Q4_K_M on .*4090.*: fits/);
+    await page.waitForSelector('#formats tbody tr', { timeout: 30000 });
+    const rows = await page.$$eval('#formats tbody tr', (r) => r.length);
+    assert.ok(rows >= 10, `format table has ${rows} rows`);
+    assert.match(await page.textContent('#best-format'), /Best format that fits: /);
+    assert.ok(await page.$('svg.stacked-bar title'), 'the memory chart has a <title>');
+    // Budget: the main result recomputes in < 5 ms per change. Measure several changes.
+    // The first change after load also pays for the engine's first optimisation of the code
+    // (reported, not counted); the next changes are what a person typing sees.
+    const times = [];
+    let warmup = null;
+    for (const ctx of ['2048', '16384', '32768', '65536', '12000', '8192']) {
+      await page.fill('#context', ctx);
+      await page.waitForFunction((c) => document.location.search.includes(`ctx=${c}`) && document.querySelector('#verdict'), ctx);
+      const ms = Number(await page.getAttribute('#result', 'data-recompute-ms'));
+      if (warmup === null) warmup = ms; else times.push(ms);
+    }
+    log(`first change after load (warm-up, not counted): ${warmup} ms`);
+    await page.waitForSelector('#formats', { timeout: 30000 });
+    const tableMs = Number(await page.getAttribute('#formats', 'data-table-ms'));
+    log(`recompute per change: ${times.join(', ')} ms (budget 5 ms); longest context + every-format table (after the verdict, in slices): ${tableMs} ms`);
+    // On a shared 2-core CI machine one change can catch a GC pause or a busy neighbour: the
+    // median must be under budget and at most one change of five over it.
+    const sorted = [...times].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    const over = times.filter((t) => t >= 5).length;
+    log(`recompute median ${median} ms, max ${sorted[sorted.length - 1]} ms, ${over} of ${times.length} changes at or over 5 ms`);
+    assert.ok(median < 5 && over <= 1, `recompute over budget: ${times.join(', ')} ms (budget 5 ms)`);
+    assert.match(page.url(), /model=qwen3-8b/);
+    assert.match(page.url(), /device=rtx-4090/);
+    shared.url = page.url();
+    shared.verdict = await verdict(page);
+    shared.longest = await page.textContent('#longest-context');
+    await shot('calculator');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('calculator-phone');
+  },
+
+  async 'calculator: a shared URL gives the same result'({ page, shot, log }) {
+    assert.ok(shared.url, 'needs the previous test');
+    await page.goto(shared.url);
+    const text = await verdict(page);
+    log(shared.url.slice(0, 120) + '…');
+    assert.strictEqual(text, shared.verdict);
+    await page.waitForSelector('#longest-context', { timeout: 30000 });
+    assert.strictEqual(await page.textContent('#longest-context'), shared.longest);
+    assert.strictEqual(await page.inputValue('#context'), '8192');
+    assert.strictEqual(await page.inputValue('#format'), 'Q4_K_M');
+    await shot('calculator-shared-url');
+  },
+
+  async 'calculator: paste a config.json'({ page, base, shot, log }) {
+    await page.goto(base);
+    await page.click('#tab-config');
+    await page.fill('#config-input', '{"model_type": "llama", "hidden_size": ');
+    await page.waitForSelector('#model-error');
+    log(`malformed: ${(await page.textContent('#model-error')).trim()}`);
+    assert.match(await page.textContent('#model-error'), /config\.json/);
+    const config = fs.readFileSync(path.join(FIXTURES, 'Llama-3.1-8B.json'), 'utf8');
+    await page.fill('#config-input', config);
+    const text = await verdict(page);
+    log(text);
+    assert.match(text, / in bf16 on /);
+    assert.match(page.url(), /cfg=/);
+    // Every setting reaches the estimate and the URL.
+    await page.fill('#device-search', 'rtx-4090');
+    await page.selectOption('#mode', 'qlora');
+    await page.fill('#batch', '2');
+    await page.fill('#device-count', '2');
+    await page.waitForFunction(() => /mode=qlora/.test(location.search) && /batch=2/.test(location.search) && /n=2/.test(location.search));
+    assert.match(await page.textContent('#facts'), /f16, qlora/);
+    log(`QLoRA: ${await verdict(page)}`);
+    // A combination core cannot compute is an inline message, not a crash.
+    await page.selectOption('#kv', 'q8_0');
+    await page.waitForSelector('#result-error');
+    log(`KV q8_0 with QLoRA: ${await page.textContent('#result-error')}`);
+    assert.match(await page.textContent('#result-error'), /q8_0/);
+    await shot('calculator-config');
+  },
+
+  async 'calculator: Hugging Face id, found / gated / missing / offline'({ page, base, log }) {
+    const qwen = fs.readFileSync(path.join(FIXTURES, 'Qwen2.5-0.5B.json'), 'utf8');
+    // The browser fetches from the Hub; here the Hub is played by the test (no network in CI).
+    await page.route('https://huggingface.co/**', (route) => {
+      const url = route.request().url();
+      const cors = { 'access-control-allow-origin': '*' };
+      if (url.includes('/Qwen/Qwen2.5-0.5B/')) return route.fulfill({ status: 200, body: qwen, headers: cors });
+      if (url.includes('/meta-llama/')) return route.fulfill({ status: 401, body: 'gated', headers: cors });
+      if (url.includes('/nobody/')) return route.fulfill({ status: 404, body: 'not found', headers: cors });
+      return route.abort('internetdisconnected');
+    });
+    await page.goto(base);
+    await page.click('#tab-hub');
+    const attempt = async (id) => {
+      await page.fill('#hf-id', id);
+      await page.click('#hf-fetch');
+      await page.waitForFunction(() => document.querySelector('#model-error') || document.querySelector('#model-name'));
+    };
+    await attempt('Qwen/Qwen2.5-0.5B');
+    await page.waitForSelector('#model-name');
+    assert.strictEqual((await page.textContent('#model-name')).trim(), 'Qwen/Qwen2.5-0.5B');
+    log(await verdict(page));
+    const cases = [['meta-llama/Llama-3.1-8B', /gated/], ['nobody/nothing', /404/], ['offline/model', /offline/], ['not-an-id', /owner\/name/]];
+    for (const [id, want] of cases) {
+      await attempt(id);
+      await page.waitForSelector('#model-error');
+      const msg = (await page.textContent('#model-error')).trim();
+      log(`${id}: ${msg.slice(0, 90)}…`);
+      assert.match(msg, want);
+    }
+  },
+
+  async 'calculator: drop a small GGUF file'({ page, base, shot, log }) {
+    const f = tinyGguf();
+    await page.goto(base);
+    await page.click('#tab-file');
+    await page.setInputFiles('#model-file', { name: 'tiny-llama-Q4_K_M.gguf', mimeType: 'application/octet-stream', buffer: f.buffer });
+    await page.waitForSelector('#file-summary');
+    const summary = await page.textContent('#file-summary');
+    log(summary.replace(/\s+/g, ' ').slice(0, 160));
+    assert.match(summary, new RegExp(`${f.count} tensors`));
+    assert.match(summary, /Q4_K/);
+    assert.match(summary, /Q6_K/);
+    const listed = await page.$$eval('#tensor-list tbody tr', (r) => r.length);
+    assert.strictEqual(listed, f.count, 'every tensor is listed');
+    const text = await verdict(page);
+    log(text);
+    assert.match(text, /tiny-llama-Q4_K_M\.gguf in Q4_K_M/);
+    const exact = await page.textContent('#exact-weights');
+    const mib = (f.exactBytes / 2 ** 20).toFixed(1);
+    assert.ok(exact.includes(`${mib} MiB`), `exact weights ${exact} should show ${mib} MiB`);
+    await page.setInputFiles('#model-file', { name: 'broken.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from('GGUF\x01\x00\x00\x00') });
+    await page.waitForSelector('#file-error');
+    log(`bad file: ${await page.textContent('#file-error')}`);
+    assert.match(await page.textContent('#file-error'), /broken\.gguf: GGUF version 1/);
+    await shot('calculator-gguf');
+  },
+
+  async 'calculator: drop a small safetensors file'({ page, base, shot, log }) {
+    const f = tinySafetensors();
+    await page.goto(base);
+    await page.click('#tab-file');
+    await page.setInputFiles('#model-file', { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: f.buffer });
+    await page.waitForSelector('#file-summary');
+    const summary = await page.textContent('#file-summary');
+    log(summary.replace(/\s+/g, ' ').slice(0, 160));
+    assert.match(summary, new RegExp(`${f.count} tensors`));
+    assert.match(summary, /BF16/);
+    assert.ok(summary.includes(String(f.params)) || summary.includes(`${(f.params / 1e6).toFixed(1)} M`), `params ${f.params}`);
+    await page.waitForSelector('#exact-weights');
+    const mib = (f.dataBytes / 2 ** 20).toFixed(1);
+    assert.ok((await page.textContent('#exact-weights')).includes(`${mib} MiB`));
+    await shot('calculator-safetensors');
+  },
+
+  async 'reports: drop a probe report, see its charts, use the device'({ page, base, shot, log }) {
+    await page.goto(`${base}?page=reports`);
+    log(`report: ${PROBE_REPORT}`);
+    await page.setInputFiles('#report-file', PROBE_REPORT);
+    await page.waitForSelector('.report');
+    assert.ok(await page.$('.report svg.line-chart'), 'sweep chart');
+    assert.ok(await page.$('.report svg.bar-chart'), 'bar charts');
+    const sweepTitle = await page.textContent('.report svg.line-chart title');
+    assert.match(sweepTitle, /sweep step/);
+    const device = (await page.textContent('.report-device')).trim();
+    log(`device: ${device}`);
+    await shot('reports');
+    await page.click('.report .use-device');
+    await page.waitForSelector('#device-status');
+    assert.match(await page.textContent('#device-status'), /my device: measured/);
+    // GGUF on llama.cpp runs on any device (the checkpoint's bf16 would pick a runtime by device).
+    await page.selectOption('#format', 'Q4_K_M');
+    const text = await verdict(page);
+    log(text);
+    assert.match(await page.textContent('#device-status'), /my device: measured/);
+    assert.ok(text.includes(device), `verdict names the measured device ${device}`);
+    await shot('calculator-measured-device');
+  },
+
+  async 'calculator: my device from a probe report'({ page, base, log }) {
+    await page.goto(`${base}?model=qwen3-8b&format=Q4_K_M`);
+    await page.setInputFiles('#device-report', { name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('[1, 2') });
+    await page.waitForSelector('#device-error');
+    log(`bad: ${await page.textContent('#device-error')}`);
+    assert.match(await page.textContent('#device-error'), /^bad\.json: malformed JSON/);
+    await page.setInputFiles('#device-report', PROBE_REPORT);
+    await page.waitForFunction(() => /my device: measured/.test(document.querySelector('#device-status').textContent));
+    const text = await verdict(page);
+    log(text);
+    assert.match(page.url(), /devspec=/);
+  },
+
+  async 'reports: a malformed report is named with its problem'({ page, base, shot, log }) {
+    await page.goto(`${base}?page=reports`);
+    await page.setInputFiles('#report-file', [
+      { name: 'truncated.json', mimeType: 'application/json', buffer: Buffer.from('{"schema_version": 1, "tool": ') },
+      { name: 'future.json', mimeType: 'application/json', buffer: Buffer.from('{"schema_version": 99}') },
+      { name: 'not-a-report.json', mimeType: 'application/json', buffer: Buffer.from('{"hello": "world"}') },
+    ]);
+    await page.waitForFunction(() => document.querySelectorAll('#report-errors li').length === 3);
+    const errors = await page.$$eval('#report-errors li', (l) => l.map((e) => e.textContent));
+    for (const e of errors) log(e);
+    assert.match(errors[0], /^truncated\.json: malformed JSON/);
+    assert.match(errors[1], /^future\.json: .*schema_version/);
+    assert.match(errors[2], /^not-a-report\.json: .*schema_version/);
+    await shot('reports-errors');
+  },
+
+  async 'benchmark: run every kernel to completion, verified, and save the report'({ page, base, shot, log }) {
+    await page.goto(`${base}?page=benchmark`);
+    await page.waitForSelector('#webgpu-status[data-ready="true"]', { timeout: 60000 });
+    await page.click('#run-benchmark');
+    await page.waitForSelector('#benchmark-done', { timeout: 480000 });
+    const done = await page.textContent('#benchmark-done');
+    const steps = await page.$$eval('#benchmark-steps li', (l) => l.map((e) => [e.className, e.textContent]));
+    for (const [cls, t] of steps) log(`${cls === 'kernel-ok' ? 'ok  ' : 'FAIL'} ${t.slice(0, 150)}`);
+    log(done);
+    assert.match(done, /every result was verified/);
+    assert.ok(steps.every(([cls]) => cls === 'kernel-ok'), 'a step failed');
+    assert.ok(steps.some(([, t]) => /verified/.test(t)), 'no verified measurement');
+    await page.waitForSelector('.report svg.bar-chart');
+    await shot('benchmark-done');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save-report')]);
+    const file = path.join(require('os').tmpdir(), download.suggestedFilename());
+    await download.saveAs(file);
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.strictEqual(saved.tool.name, 'headroom browser benchmark');
+    assert.strictEqual(saved.complete, true);
+    log(`saved ${download.suggestedFilename()}: ${saved.stages.length} stages`);
+    // The saved report reads back on the Reports page.
+    await page.goto(`${base}?page=reports`);
+    // With a report `headroom probe` wrote on an H200, for a real GPU beside the CPU adapters.
+    await page.setInputFiles('#report-file', [file, PROBE_REPORT, path.join(FIXTURES, 'h200-report.json')]);
+    await page.waitForFunction(() => document.querySelectorAll('.report').length === 3);
+    await page.waitForSelector('#side-by-side');
+    await shot('reports-side-by-side');
+  },
+
+  async 'benchmark: cancel stops the run'({ page, base, log }) {
+    await page.goto(`${base}?page=benchmark`);
+    await page.waitForSelector('#webgpu-status[data-ready="true"]', { timeout: 60000 });
+    await page.click('#run-benchmark');
+    await page.click('#cancel-benchmark');
+    await page.waitForSelector('#benchmark-done', { timeout: 120000 });
+    const done = await page.textContent('#benchmark-done');
+    log(done);
+    assert.match(done, /cancelled/);
+  },
+};

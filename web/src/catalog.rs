@@ -1,0 +1,477 @@
+//! The one place the site calls into `headroom-core`: catalogs, settings parsed from the URL, and
+//! the calculation behind the Calculator page (estimate, advice, every format side by side).
+//! Pure (no browser calls), so it is tested natively and timed in the browser tests.
+
+use std::str::FromStr;
+
+use headroom_core::{
+    advice,
+    devices::{self, DeviceSpec, MemoryKind},
+    estimate::{self, Estimate, EstimateRequest, Verdict},
+    kv_cache::KvDtype,
+    model::ModelSpec,
+    model_catalog,
+    quant::WeightFormat,
+    runtime::Runtime,
+    training::Mode,
+    usable_memory,
+};
+
+use crate::url_state::Query;
+
+/// Where the model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A catalog id, e.g. `llama-3.1-8b` (`model=`).
+    Catalog(String),
+    /// A Hugging Face repository id, fetched in the browser (`hf=`).
+    Hub(String),
+    /// A pasted `config.json` (`cfg=`, with `name=`).
+    Config {
+        /// Display name.
+        name: String,
+        /// The JSON text.
+        json: String,
+    },
+    /// A spec read from a model file's header (`spec=`: [`ModelSpec`] as JSON).
+    Spec(String),
+}
+
+/// Exact weights read from a dropped model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactWeights {
+    /// File name.
+    pub file: String,
+    /// Sum of the file's tensor data, bytes.
+    pub bytes: u64,
+    /// Parameters in the file.
+    pub parameters: u64,
+}
+
+/// The device: a catalog entry or a measured one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceChoice {
+    /// Catalog id (`device=`).
+    Catalog(String),
+    /// A device built from a probe report or the browser benchmark (`devspec=`: JSON).
+    Measured(String),
+}
+
+/// Every Calculator setting; round-trips through the URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalcSettings {
+    /// The model.
+    pub model: ModelSource,
+    /// Weight format name; empty = the checkpoint's own format.
+    pub format: String,
+    /// Context tokens; `None` = the model's default.
+    pub context: Option<u64>,
+    /// Batch.
+    pub batch: u64,
+    /// Mode in core's grammar (`inference`, `lora:r=16`, `qlora`, `full`, ...).
+    pub mode: String,
+    /// Runtime name; empty = the usual one for device and format.
+    pub runtime: String,
+    /// KV cache type name.
+    pub kv: String,
+    /// Identical devices.
+    pub device_count: u32,
+    /// The device.
+    pub device: DeviceChoice,
+    /// Exact weights from a dropped file (`wbytes=`, `wparams=`, `wfile=`).
+    pub exact: Option<ExactWeights>,
+}
+
+/// Model shown when the URL names none.
+pub const DEFAULT_MODEL: &str = "llama-3.1-8b";
+/// Device shown when the URL names none.
+pub const DEFAULT_DEVICE: &str = "m2-10c-16gb";
+
+impl Default for CalcSettings {
+    fn default() -> Self {
+        CalcSettings {
+            model: ModelSource::Catalog(DEFAULT_MODEL.into()),
+            format: String::new(),
+            context: None,
+            batch: 1,
+            mode: "inference".into(),
+            runtime: String::new(),
+            kv: "f16".into(),
+            device_count: 1,
+            device: DeviceChoice::Catalog(DEFAULT_DEVICE.into()),
+            exact: None,
+        }
+    }
+}
+
+impl CalcSettings {
+    /// Read settings from a query; anything missing or unreadable keeps its default (the
+    /// calculation then reports what is wrong with what was given).
+    pub fn from_query(q: &Query) -> CalcSettings {
+        let d = CalcSettings::default();
+        let model = if let Some(id) = q.get("hf") {
+            ModelSource::Hub(id.to_string())
+        } else if let Some(json) = q.get("cfg") {
+            ModelSource::Config {
+                name: q.get("name").unwrap_or("pasted config.json").to_string(),
+                json: json.to_string(),
+            }
+        } else if let Some(spec) = q.get("spec") {
+            ModelSource::Spec(spec.to_string())
+        } else if let Some(id) = q.get("model") {
+            ModelSource::Catalog(id.to_string())
+        } else {
+            d.model
+        };
+        let device = if let Some(spec) = q.get("devspec") {
+            DeviceChoice::Measured(spec.to_string())
+        } else if let Some(id) = q.get("device") {
+            DeviceChoice::Catalog(id.to_string())
+        } else {
+            d.device
+        };
+        let exact = match (q.get("wbytes"), q.get("wparams")) {
+            (Some(b), Some(p)) => match (b.parse(), p.parse()) {
+                (Ok(bytes), Ok(parameters)) => Some(ExactWeights {
+                    file: q.get("wfile").unwrap_or("model file").to_string(),
+                    bytes,
+                    parameters,
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        CalcSettings {
+            model,
+            format: q.get("format").unwrap_or("").to_string(),
+            context: q.get("ctx").and_then(|c| c.parse().ok()),
+            batch: q.get("batch").and_then(|b| b.parse().ok()).unwrap_or(1),
+            mode: q.get("mode").unwrap_or(&d.mode).to_string(),
+            runtime: q.get("runtime").unwrap_or("").to_string(),
+            kv: q.get("kv").unwrap_or(&d.kv).to_string(),
+            device_count: q.get("n").and_then(|n| n.parse().ok()).unwrap_or(1),
+            device,
+            exact,
+        }
+    }
+
+    /// The settings as a query (with `page=calculator`).
+    pub fn to_query(&self) -> Query {
+        let mut q = Query::new();
+        q.set("page", "calculator");
+        match &self.model {
+            ModelSource::Catalog(id) => q.set("model", id.clone()),
+            ModelSource::Hub(id) => q.set("hf", id.clone()),
+            ModelSource::Config { name, json } => {
+                q.set("name", name.clone());
+                q.set("cfg", json.clone());
+            }
+            ModelSource::Spec(s) => q.set("spec", s.clone()),
+        }
+        if let Some(e) = &self.exact {
+            q.set("wfile", e.file.clone());
+            q.set("wbytes", e.bytes.to_string());
+            q.set("wparams", e.parameters.to_string());
+        }
+        if !self.format.is_empty() {
+            q.set("format", self.format.clone());
+        }
+        if let Some(c) = self.context {
+            q.set("ctx", c.to_string());
+        }
+        if self.batch != 1 {
+            q.set("batch", self.batch.to_string());
+        }
+        if self.mode != "inference" {
+            q.set("mode", self.mode.clone());
+        }
+        if !self.runtime.is_empty() {
+            q.set("runtime", self.runtime.clone());
+        }
+        if self.kv != "f16" {
+            q.set("kv", self.kv.clone());
+        }
+        if self.device_count != 1 {
+            q.set("n", self.device_count.to_string());
+        }
+        match &self.device {
+            DeviceChoice::Catalog(id) => q.set("device", id.clone()),
+            DeviceChoice::Measured(s) => q.set("devspec", s.clone()),
+        }
+        q
+    }
+}
+
+/// `(id, label)` of every catalog model, for the search list.
+pub fn model_choices() -> Vec<(String, String)> {
+    model_catalog::entries()
+        .iter()
+        .map(|e| {
+            (
+                e.id.clone(),
+                format!("{} — {} ({})", e.id, e.hub_id, e.published_params),
+            )
+        })
+        .collect()
+}
+
+/// `(id, name)` of every catalog device.
+pub fn device_choices() -> Vec<(String, String)> {
+    devices::catalog()
+        .iter()
+        .map(|d| (d.id.clone(), d.name.clone()))
+        .collect()
+}
+
+/// Every weight format name, highest precision first.
+pub fn format_names() -> Vec<String> {
+    WeightFormat::all().iter().map(|f| f.to_string()).collect()
+}
+
+/// Every runtime name.
+pub fn runtime_names() -> Vec<String> {
+    Runtime::all().iter().map(|r| r.to_string()).collect()
+}
+
+/// Every KV cache type name.
+pub fn kv_names() -> Vec<String> {
+    KvDtype::all().iter().map(|k| k.to_string()).collect()
+}
+
+/// The catalog model `id`.
+pub fn catalog_model(id: &str) -> Result<ModelSpec, String> {
+    model_catalog::find(id).map_err(|e| e.to_string())
+}
+
+/// A model from `config.json` text.
+pub fn model_from_config(name: &str, json: &str) -> Result<ModelSpec, String> {
+    headroom_core::config::model_from_config_json(name, json).map_err(|e| e.to_string())
+}
+
+/// Resolve the device choice.
+pub fn device(choice: &DeviceChoice) -> Result<DeviceSpec, String> {
+    match choice {
+        DeviceChoice::Catalog(id) => devices::find(id).map_err(|e| e.to_string()),
+        DeviceChoice::Measured(json) => serde_json::from_str(json)
+            .map_err(|e| format!("the measured device in this link is unreadable: {e}")),
+    }
+}
+
+/// One row of the every-format table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormatRow {
+    /// Format name.
+    pub format: String,
+    /// Runtime it was estimated with.
+    pub runtime: String,
+    /// Total memory per device, bytes.
+    pub per_device_bytes: u64,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Decode tokens/s.
+    pub decode_tokens_per_s: f64,
+}
+
+/// The main result: what must update at once on every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calculation {
+    /// The request the settings make.
+    pub request: EstimateRequest,
+    /// The estimate for the settings as given.
+    pub estimate: Estimate,
+    /// The device used.
+    pub device: DeviceSpec,
+    /// Whether the device has unified memory (draw the 70–75% guide).
+    pub unified: bool,
+    /// The model's maximum context.
+    pub max_context: u64,
+    /// Exact weights from a file, when one was dropped.
+    pub exact: Option<ExactWeights>,
+}
+
+/// Build the request from settings and a resolved model. Each bad setting is named.
+pub fn request(settings: &CalcSettings, model: &ModelSpec) -> Result<EstimateRequest, String> {
+    let device = device(&settings.device)?;
+    let format = if settings.format.is_empty() {
+        WeightFormat::default_for(model)
+    } else {
+        WeightFormat::from_str(&settings.format).map_err(|e| format!("format: {e}"))?
+    };
+    let mut req = EstimateRequest::new(model.clone(), format, device);
+    req.context = settings.context;
+    req.batch = settings.batch;
+    req.mode = Mode::from_str(&settings.mode).map_err(|e| format!("mode: {e}"))?;
+    if !settings.runtime.is_empty() {
+        req.runtime = Runtime::from_str(&settings.runtime).map_err(|e| format!("runtime: {e}"))?;
+    }
+    req.kv_dtype = KvDtype::from_str(&settings.kv).map_err(|e| format!("KV cache: {e}"))?;
+    req.device_count = settings.device_count;
+    Ok(req)
+}
+
+/// The main result for the Calculator page: the estimate for the settings as given.
+pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculation, String> {
+    let req = request(settings, model)?;
+    let estimate = estimate::estimate(&req).map_err(|e| e.to_string())?;
+    Ok(Calculation {
+        unified: req.device.memory_kind == MemoryKind::Unified,
+        device: req.device.clone(),
+        max_context: model.max_context,
+        estimate,
+        exact: settings.exact.clone(),
+        request: req,
+    })
+}
+
+/// One row of the every-format table: `req` in `format` with the runtime that can load it.
+/// `None` for a format the request's mode cannot use (e.g. GGUF with training); the estimate's
+/// own error says why when that format is selected.
+pub fn format_row(req: &EstimateRequest, format: WeightFormat) -> Option<FormatRow> {
+    let mut r = req.clone();
+    r.runtime = advice::runtime_for_format(req, &format);
+    r.format = format;
+    estimate::estimate(&r).ok().map(|e| FormatRow {
+        format: e.quant,
+        runtime: e.runtime,
+        per_device_bytes: e.per_device_bytes,
+        verdict: e.verdict,
+        decode_tokens_per_s: e.decode_tokens_per_s,
+    })
+}
+
+/// The longest context that fits (core's binary search, [`advice::longest_context`]).
+pub fn longest_context(req: &EstimateRequest) -> Option<u64> {
+    advice::longest_context(req).ok().flatten()
+}
+
+/// The best format that fits, by core's rule ([`advice::best_format`]).
+pub fn best_format(req: &EstimateRequest) -> Option<String> {
+    advice::best_format(req).ok().flatten().map(|b| b.format)
+}
+
+/// The "use at most 70–75%" guide for unified memory (FACTS.md, Apple silicon): lower and upper
+/// share, percent.
+pub const UNIFIED_GUIDE_PERCENT: (u64, u64) = (70, 75);
+
+/// Usable bytes of a device for a runtime (exposed for the chart's marker).
+pub fn usable_bytes(device: &DeviceSpec, runtime: &str) -> Option<u64> {
+    let runtime = Runtime::from_str(runtime).ok()?;
+    Some(usable_memory::usable_memory(device, runtime, None).usable_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_through_the_url() {
+        let s = CalcSettings {
+            model: ModelSource::Config {
+                name: "my model".into(),
+                json: r#"{"model_type":"llama"}"#.into(),
+            },
+            format: "Q4_K_M".into(),
+            context: Some(32768),
+            batch: 2,
+            mode: "lora:r=8".into(),
+            runtime: "llama.cpp".into(),
+            kv: "q8_0".into(),
+            device_count: 2,
+            device: DeviceChoice::Catalog("rtx-4090".into()),
+            exact: Some(ExactWeights {
+                file: "x.gguf".into(),
+                bytes: 123,
+                parameters: 45,
+            }),
+        };
+        let q = Query::parse(&s.to_query().to_search());
+        assert_eq!(CalcSettings::from_query(&q), s);
+        assert_eq!(
+            CalcSettings::from_query(&Query::new()),
+            CalcSettings::default()
+        );
+    }
+
+    #[test]
+    fn default_settings_give_a_verdict_and_every_format() {
+        let s = CalcSettings::default();
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        let c = calculate(&s, &model).unwrap();
+        assert!(c.estimate.total_bytes > c.estimate.weights_bytes);
+        assert!(c.unified);
+        let rows: Vec<_> = WeightFormat::all()
+            .into_iter()
+            .filter_map(|f| format_row(&c.request, f))
+            .collect();
+        assert!(rows.len() >= 10, "{}", rows.len());
+        assert!(rows.iter().any(|f| f.format == "Q4_K_M"));
+        // A 16 GB M2 holds an 8B model in some format.
+        assert!(best_format(&c.request).is_some());
+        // bf16 weights (16 GB) do not fit a 16 GB Mac at any context; Q4_K_M does at 4096+.
+        assert_eq!(longest_context(&c.request), None);
+        let q4 = CalcSettings {
+            format: "Q4_K_M".into(),
+            ..CalcSettings::default()
+        };
+        let c = calculate(&q4, &model).unwrap();
+        assert!(longest_context(&c.request).is_some_and(|l| l >= 4096));
+    }
+
+    #[test]
+    fn every_offered_choice_parses_back() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        for format in format_names() {
+            let s = CalcSettings {
+                format: format.clone(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("format {format}: {e}"));
+        }
+        for runtime in runtime_names() {
+            let s = CalcSettings {
+                runtime: runtime.clone(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("runtime {runtime}: {e}"));
+        }
+        for kv in kv_names() {
+            let s = CalcSettings {
+                kv: kv.clone(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("kv {kv}: {e}"));
+        }
+        for mode in ["inference", "lora", "qlora", "full"] {
+            let s = CalcSettings {
+                mode: mode.into(),
+                ..CalcSettings::default()
+            };
+            request(&s, &model).unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+        }
+        for (id, _) in device_choices() {
+            device(&DeviceChoice::Catalog(id.clone())).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+        for (id, _) in model_choices() {
+            catalog_model(&id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        let mut s = CalcSettings {
+            format: "Q9_Z".into(),
+            ..CalcSettings::default()
+        };
+        assert!(calculate(&s, &model).unwrap_err().starts_with("format:"));
+        s.format.clear();
+        s.device = DeviceChoice::Catalog("no-such-gpu".into());
+        assert!(calculate(&s, &model).unwrap_err().contains("no-such-gpu"));
+        s.device = DeviceChoice::Measured("{".into());
+        assert!(
+            calculate(&s, &model)
+                .unwrap_err()
+                .contains("measured device")
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! Reusable view components.
+
+pub mod charts;
+pub mod report_view;

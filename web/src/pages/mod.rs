@@ -1,0 +1,5 @@
+//! The site's pages.
+
+pub mod benchmark;
+pub mod calculator;
+pub mod reports;

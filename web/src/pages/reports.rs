@@ -1,0 +1,147 @@
+//! Reports: drop one or more probe JSON files; each is validated (every problem named with its
+//! file), drawn as charts, and compared side by side; any measured device can be used in the
+//! calculator.
+
+use headroom_core::report::ProbeReport;
+use leptos::{prelude::*, task::spawn_local};
+use wasm_bindgen::JsCast;
+
+use crate::{
+    browser,
+    components::{
+        charts::{Bar, BarChart},
+        report_view::{ReportView, device_from_report},
+    },
+    format,
+};
+
+/// Largest report accepted: real reports are tens of KB.
+const MAX_REPORT_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
+
+/// Read and validate one dropped file.
+async fn load(file: web_sys::File) -> Result<(String, ProbeReport), String> {
+    let name = file.name();
+    if file.size() > MAX_REPORT_BYTES {
+        return Err(format!(
+            "{name}: {:.0} MB is far larger than a probe report; is this the right file?",
+            file.size() / 1e6
+        ));
+    }
+    let text = browser::read_file_text(&file).await?;
+    ProbeReport::from_json(&text)
+        .map(|r| (name.clone(), r))
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+/// The reports page.
+#[component]
+pub fn ReportsPage() -> impl IntoView {
+    let reports = RwSignal::new(Vec::<(String, ProbeReport)>::new());
+    let errors = RwSignal::new(Vec::<String>::new());
+    let over = RwSignal::new(false);
+    let handle = move |files: Vec<web_sys::File>| {
+        errors.set(Vec::new());
+        spawn_local(async move {
+            for f in files {
+                match load(f).await {
+                    Ok(r) => reports.update(|v| v.push(r)),
+                    Err(e) => errors.update(|v| v.push(e)),
+                }
+            }
+        });
+    };
+    view! {
+        <section id="reports">
+            <h1>"Probe reports"</h1>
+            <div class="card">
+                <div class="dropzone" class:over=move || over.get()
+                    on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); over.set(true); }
+                    on:dragleave=move |_| over.set(false)
+                    on:drop=move |ev: leptos::ev::DragEvent| {
+                        ev.prevent_default();
+                        over.set(false);
+                        handle(browser::files_of(ev.data_transfer().and_then(|d| d.files())));
+                    }>
+                    <p>"Drop one or more reports written by " <code>"headroom probe"</code> " or saved from the Benchmark page. They are read here; nothing is uploaded."</p>
+                    <input id="report-file" type="file" accept=".json,application/json" multiple
+                        on:change=move |ev| {
+                            let input = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
+                            handle(browser::files_of(input.and_then(|i| i.files())));
+                        } />
+                </div>
+                <Show when=move || !errors.get().is_empty()>
+                    <ul id="report-errors">
+                        {move || errors.get().into_iter().map(|e| view! { <li class="error">{e}</li> }).collect_view()}
+                    </ul>
+                </Show>
+                <Show when=move || !reports.get().is_empty()>
+                    <button class="secondary" on:click=move |_| reports.set(Vec::new())>"Clear"</button>
+                </Show>
+            </div>
+            {move || {
+                let list = reports.get();
+                (list.len() > 1).then(|| view! { <SideBySide reports=list.clone() /> })
+            }}
+            <div id="report-list">
+                {move || reports.get().into_iter().map(|(name, r)| view! { <ReportView report=r label=name /> }).collect_view()}
+            </div>
+        </section>
+    }
+}
+
+/// Several devices compared on the measured figures the calculator uses.
+#[component]
+fn SideBySide(
+    /// `(file name, report)` pairs.
+    reports: Vec<(String, ProbeReport)>,
+) -> impl IntoView {
+    let devices: Vec<_> = reports
+        .iter()
+        .map(|(n, r)| (n.clone(), r.measured_device(), device_from_report(r)))
+        .collect();
+    let metric =
+        |f: fn(&headroom_core::report::MeasuredDevice) -> Option<f64>, scale: f64, unit: &str| {
+            devices
+                .iter()
+                .map(|(n, m, d)| {
+                    let v = f(m).unwrap_or(0.0) / scale;
+                    Bar {
+                        label: format!("{} — {}", d.name, n),
+                        value: v,
+                        value_text: if f(m).is_some() {
+                            format!("{v:.2} {unit}")
+                        } else {
+                            "not measured".into()
+                        },
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+    let rows = devices
+        .iter()
+        .map(|(n, m, d)| {
+            view! {
+                <tr>
+                    <td>{d.name.clone()}<br /><span class="note">{n.clone()}</span></td>
+                    <td class="num">{m.usable_bytes.map(format::bytes).unwrap_or_else(|| "—".into())}</td>
+                    <td class="num">{m.max_buffer_bytes.map(format::bytes).unwrap_or_else(|| "—".into())}</td>
+                    <td class="num">{m.decode_simulation_tokens_per_s.map(format::tokens_per_s).unwrap_or_else(|| "—".into())}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="card" id="side-by-side">
+            <h2>"Devices side by side"</h2>
+            <BarChart title="Best f16 GEMM".to_string() unit="TFLOP/s".to_string() bars=metric(|m| m.fp16_flops, 1e12, "TFLOP/s") />
+            <BarChart title="f32 GEMM".to_string() unit="TFLOP/s".to_string() bars=metric(|m| m.fp32_flops, 1e12, "TFLOP/s") />
+            <BarChart title="Read bandwidth".to_string() unit="GB/s".to_string() bars=metric(|m| m.read_bandwidth_bytes_per_s, 1e9, "GB/s") />
+            <div class="table-wrap">
+                <table>
+                    <thead><tr><th>"device"</th><th class="num">"usable (sweep)"</th><th class="num">"largest buffer"</th><th class="num">"decode sim."</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        </div>
+    }
+}
