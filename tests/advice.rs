@@ -346,3 +346,33 @@ fn verdict_thresholds_at_their_edges() {
     assert_eq!(with(p - 1, 4), Verdict::NeedsOffload);
     assert_eq!(with(p - 1, 0), Verdict::DoesNotFit);
 }
+
+/// The usual engine per device and format: MLX only on Apple silicon and only for what MLX loads.
+#[test]
+fn default_runtime_follows_device_vendor_and_format() {
+    use headroom_core::{devices, quant::WeightFormat, runtime::Runtime};
+    let m2 = devices::find("m2-10c-16gb").expect("catalog device");
+    let h100 = devices::find("h100-sxm").expect("catalog device");
+    let fmt = |s: &str| s.parse::<WeightFormat>().expect("known format");
+    assert_eq!(Runtime::default_for(&m2, &fmt("bf16")), Runtime::Mlx);
+    assert_eq!(
+        Runtime::default_for(&m2, &fmt("mlx-4bit-g64")),
+        Runtime::Mlx
+    );
+    assert_eq!(Runtime::default_for(&m2, &fmt("Q4_K_M")), Runtime::LlamaCpp);
+    assert_eq!(
+        Runtime::default_for(&m2, &fmt("gptq-4bit-g128")),
+        Runtime::TransformersMps
+    );
+    assert_eq!(
+        Runtime::default_for(&h100, &fmt("bf16")),
+        Runtime::TransformersCuda
+    );
+    // A measured non-Apple adapter that shares host memory (an integrated GPU, lavapipe).
+    let mut igpu = m2.clone();
+    igpu.vendor = "measured".into();
+    assert_eq!(
+        Runtime::default_for(&igpu, &fmt("bf16")),
+        Runtime::TransformersCuda
+    );
+}

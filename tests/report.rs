@@ -1,1 +1,146 @@
-//! Tests: report.
+//! Tests: the probe report — parsing, clear errors, and the measured device an estimate uses.
+
+use headroom_core::CoreError;
+use headroom_core::report::{ProbeReport, SCHEMA_VERSION, Status};
+
+/// A `headroom probe --quick` report from lavapipe (Mesa's CPU Vulkan driver).
+const LAVAPIPE: &str = include_str!("../probe/tests/data/lavapipe-report.json");
+
+fn lavapipe() -> ProbeReport {
+    ProbeReport::from_json(LAVAPIPE).unwrap_or_else(|e| panic!("fixture does not parse: {e}"))
+}
+
+#[test]
+fn fixture_parses_and_round_trips() {
+    let report = lavapipe();
+    assert_eq!(report.schema_version, SCHEMA_VERSION);
+    assert!(report.complete);
+    let again = ProbeReport::from_json(&report.to_json()).expect("round trip");
+    assert_eq!(again, report);
+}
+
+#[test]
+fn measured_device_takes_the_best_verified_figures() {
+    let report = lavapipe();
+    let device = report.measured_device();
+    let adapter = report.adapter().expect("selected adapter");
+    assert_eq!(device.name, adapter.name);
+    assert!(
+        device.unified_memory,
+        "lavapipe is a CPU adapter: unified memory"
+    );
+    let best = |prefix: &str| {
+        report
+            .ok_measurements()
+            .filter(|m| m.name.starts_with(prefix))
+            .filter_map(|m| m.flops_per_s)
+            .fold(0.0f64, f64::max)
+    };
+    assert_eq!(device.fp32_flops, Some(best("gemm.f32")));
+    assert_eq!(device.fp16_flops, Some(best("gemm.f16")));
+    let read = report
+        .ok_measurements()
+        .find(|m| m.name == "bandwidth.read")
+        .and_then(|m| m.bytes_per_s);
+    assert_eq!(device.read_bandwidth_bytes_per_s, read);
+    let sweep = report
+        .stage("sweep")
+        .and_then(|s| s.sweep.as_ref())
+        .expect("sweep");
+    assert_eq!(device.usable_bytes, Some(sweep.largest_clean_bytes));
+    let q4 = report
+        .ok_measurements()
+        .find(|m| m.name == "decode.q4_0")
+        .and_then(|m| m.tokens_per_s);
+    assert_eq!(device.decode_simulation_tokens_per_s, q4);
+}
+
+#[test]
+fn failed_measurements_never_count() {
+    let mut report = lavapipe();
+    for stage in &mut report.stages {
+        for m in &mut stage.measurements {
+            if m.name == "gemm.f32" {
+                m.status = Status::Failed;
+            }
+        }
+    }
+    assert_eq!(report.measured_device().fp32_flops, None);
+}
+
+#[test]
+fn malformed_json_names_the_file_kind_and_position() {
+    let err = ProbeReport::from_json("{\"schema_version\": 1,").expect_err("truncated");
+    let text = err.to_string();
+    assert!(matches!(err, CoreError::MalformedJson { .. }), "{text}");
+    assert!(
+        text.contains("probe report") && text.contains("line 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_or_future_schema_version_says_what_to_do() {
+    let err = ProbeReport::from_json("{}").expect_err("no version");
+    assert!(
+        matches!(&err, CoreError::BadField { field, .. } if field == "schema_version"),
+        "{err}"
+    );
+    let future = LAVAPIPE.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1);
+    let err = ProbeReport::from_json(&future).expect_err("future version");
+    let text = err.to_string();
+    assert!(
+        text.contains("99") && text.contains("update headroom"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_field_is_named() {
+    let mut value: serde_json::Value = serde_json::from_str(LAVAPIPE).expect("json");
+    value.as_object_mut().expect("object").remove("host");
+    let err = ProbeReport::from_json(&value.to_string()).expect_err("no host");
+    assert!(err.to_string().contains("`host`"), "{err}");
+}
+
+/// The full `headroom probe` on an NVIDIA H200 through Vulkan (driver 580.159.04).
+const H200: &str = include_str!("../probe/tests/data/h200-report.json");
+
+#[test]
+fn h200_full_sweep_ran_end_to_end() {
+    let report = ProbeReport::from_json(H200).unwrap_or_else(|e| panic!("H200 fixture: {e}"));
+    assert!(report.complete);
+    for stage in [
+        "gemm",
+        "attention",
+        "bandwidth",
+        "decode",
+        "max_buffer",
+        "sweep",
+    ] {
+        let record = report
+            .stage(stage)
+            .unwrap_or_else(|| panic!("no {stage} stage"));
+        assert_eq!(record.status, Status::Ok, "{stage}: {:?}", record.reason);
+    }
+    let device = report.measured_device();
+    assert!(!device.unified_memory);
+    // Datasheet: 141 GB HBM3e, 4.8 TB/s, 67 TFLOPS fp32 (FACTS.md); measured figures must sit
+    // below those and within reach of them.
+    let memory = device.memory_bytes.expect("device-local memory");
+    assert!(
+        memory > 130_000_000_000 && memory < 160_000_000_000,
+        "{memory}"
+    );
+    let read = device.read_bandwidth_bytes_per_s.expect("read bandwidth");
+    assert!(read > 2.0e12 && read < 4.8e12, "{read}");
+    let fp32 = device.fp32_flops.expect("fp32");
+    assert!(fp32 > 10e12 && fp32 < 67e12, "{fp32}");
+    let usable = device.usable_bytes.expect("sweep");
+    assert!(usable > 100 * (1 << 30) && usable < memory, "{usable}");
+    let coop = report
+        .ok_measurements()
+        .find(|m| m.name == "gemm.coop.f16.acc_f32")
+        .expect("cooperative-matrix GEMM ran");
+    assert_eq!(coop.accumulator.as_deref(), Some("f32"));
+}

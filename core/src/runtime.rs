@@ -158,8 +158,9 @@ impl Runtime {
     }
 
     /// The engine people would use on `device` for weights in `format`: GGUF → llama.cpp;
-    /// MLX-quantized weights → MLX; other formats on Apple silicon → MLX (which loads 16-bit
-    /// Hugging Face checkpoints directly); NVIDIA and other discrete GPUs → transformers on CUDA.
+    /// MLX-quantized weights → MLX; fp32/fp16/bf16 on Apple silicon → MLX (which loads Hugging
+    /// Face float checkpoints directly); other formats on Apple silicon (GPTQ, AWQ, fp8,
+    /// bitsandbytes) → transformers on MPS; every other device → transformers (PyTorch profile).
     pub fn default_for(device: &DeviceSpec, format: &WeightFormat) -> Runtime {
         if format.is_gguf() {
             return Runtime::LlamaCpp;
@@ -167,9 +168,19 @@ impl Runtime {
         if matches!(format, WeightFormat::Mlx { .. }) {
             return Runtime::Mlx;
         }
-        match device.memory_kind {
-            MemoryKind::Unified => Runtime::Mlx,
-            MemoryKind::Discrete => Runtime::TransformersCuda,
+        // MLX runs only on Apple silicon and loads float checkpoints and its own quantized
+        // formats; GPTQ/AWQ/bitsandbytes/fp8 checkpoints on a Mac go through PyTorch's MPS
+        // backend. Any other device (discrete, or a measured non-Apple adapter such as an
+        // integrated GPU or lavapipe) gets the PyTorch profile.
+        let is_apple = device.vendor.eq_ignore_ascii_case("apple");
+        let float_checkpoint = matches!(
+            format,
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
+        );
+        match (device.memory_kind, is_apple) {
+            (MemoryKind::Unified, true) if float_checkpoint => Runtime::Mlx,
+            (MemoryKind::Unified, true) => Runtime::TransformersMps,
+            _ => Runtime::TransformersCuda,
         }
     }
 

@@ -19,7 +19,7 @@ pub const PROBE_FEATURES: [(&str, wgpu::Features); 6] = [
 ];
 
 /// Vulkan's `VK_MEMORY_HEAP_DEVICE_LOCAL_BIT` (Vulkan spec, VkMemoryHeapFlagBits).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(any(target_arch = "wasm32", target_vendor = "apple")))]
 const VK_MEMORY_HEAP_DEVICE_LOCAL_BIT: u32 = 0x1;
 
 fn scalar(t: wgpu::CooperativeScalarType) -> &'static str {
@@ -54,9 +54,10 @@ pub fn device_type_name(t: wgpu::DeviceType) -> &'static str {
     }
 }
 
-/// Size of the largest device-local memory heap, where the backend tells (Vulkan natively).
+/// Size of the largest device-local memory heap, where the backend tells (Vulkan natively; wgpu
+/// builds no Vulkan backend on Apple platforms, where Metal's working set is used instead).
 pub fn device_local_memory_bytes(adapter: &wgpu::Adapter) -> Option<u64> {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(any(target_arch = "wasm32", target_vendor = "apple")))]
     {
         // SAFETY: only reads the physical device's memory properties; the raw handles are not
         // kept past this call.
@@ -71,7 +72,7 @@ pub fn device_local_memory_bytes(adapter: &wgpu::Adapter) -> Option<u64> {
             .map(|h| h.size)
             .max()
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(any(target_arch = "wasm32", target_vendor = "apple"))]
     {
         let _ = adapter;
         None

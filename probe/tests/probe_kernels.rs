@@ -296,6 +296,7 @@ fn decode_every_format_is_correct() {
             model_params: u64::from(HIDDEN) * 256,
             seed: 13,
             settings: MeasureSettings::ONCE,
+            subgroup_size: None,
         };
         let m = pollster::block_on(decode::run(&g.device, &g.queue, &p));
         assert_ok(&m);

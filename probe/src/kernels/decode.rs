@@ -80,7 +80,7 @@ impl WeightFormat {
     }
 }
 
-fn wgsl(format: WeightFormat) -> String {
+fn wgsl(format: WeightFormat, subgroup_reduce: bool) -> String {
     let k4 = HIDDEN / 4;
     let body = match format {
         WeightFormat::F16 => format!(
@@ -128,6 +128,31 @@ fn wgsl(format: WeightFormat) -> String {
             blocks = HIDDEN / BLOCK
         ),
     };
+    // With 32-wide subgroups each row's 32 invocations are one subgroup: one subgroupAdd, no
+    // barriers. Elsewhere (lavapipe's 8-wide subgroups, WebGPU without subgroups) a tree in
+    // shared memory.
+    let reduce = if subgroup_reduce {
+        r#"    let total = subgroupAdd(acc);
+    if (lane == 0u) {
+        y[p.row_offset + row] = total;
+    }
+"#
+        .to_owned()
+    } else {
+        r#"    partial[lid.x] = acc;
+    workgroupBarrier();
+    for (var half_width = 16u; half_width > 0u; half_width = half_width / 2u) {
+        if (lane < half_width) {
+            partial[lid.x] += partial[lid.x + half_width];
+        }
+        workgroupBarrier();
+    }
+    if (lane == 0u) {
+        y[p.row_offset + row] = partial[lid.x];
+    }
+"#
+        .to_owned()
+    };
     let scales_binding = if format == WeightFormat::F16 {
         ""
     } else {
@@ -158,18 +183,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let row = wid.x * {ROWS_PER_WORKGROUP}u + slot;
     var acc = 0.0;
 {body}
-    partial[lid.x] = acc;
-    workgroupBarrier();
-    for (var half_width = 16u; half_width > 0u; half_width = half_width / 2u) {{
-        if (lane < half_width) {{
-            partial[lid.x] += partial[lid.x + half_width];
-        }}
-        workgroupBarrier();
-    }}
-    if (lane == 0u) {{
-        y[p.row_offset + row] = partial[lid.x];
-    }}
-}}
+{reduce}}}
 "#
     )
 }
@@ -185,7 +199,13 @@ pub struct DecodeParams {
     pub seed: u32,
     /// Measurement length.
     pub settings: MeasureSettings,
+    /// The adapter's subgroup size if it is fixed (min = max); 32 enables the subgroup
+    /// reduction.
+    pub subgroup_size: Option<u32>,
 }
+
+/// Invocations per row, and the subgroup size the subgroup reduction needs.
+const LANES_PER_ROW: u32 = 32;
 
 struct Chunk {
     rows: u64,
@@ -271,11 +291,21 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
     ) / u64::from(ROWS_PER_WORKGROUP)
         * u64::from(ROWS_PER_WORKGROUP);
     base.insert("rows_per_chunk".into(), serde_json::json!(rows_per_chunk));
+    let subgroup_reduce =
+        gpu.has(wgpu::Features::SUBGROUP) && p.subgroup_size == Some(LANES_PER_ROW);
+    base.insert(
+        "reduction".into(),
+        serde_json::json!(if subgroup_reduce {
+            "subgroupAdd"
+        } else {
+            "shared memory"
+        }),
+    );
     let mut x_rng = Rng::new(u64::from(p.seed) ^ 0xDEC0DE);
     let x = x_rng.vec_f32(HIDDEN as usize);
     let result = scoped(&gpu, &name, async {
         let filler = Filler::new(&gpu).await?;
-        let pipeline = gpu.pipeline(&name, &wgsl(format)).await?;
+        let pipeline = gpu.pipeline(&name, &wgsl(format, subgroup_reduce)).await?;
         let xb = gpu.storage_init("x", bytemuck::cast_slice(&x));
         let yb = gpu.storage("y", total_rows * 4);
         let mut chunks = Vec::new();

@@ -101,7 +101,14 @@ pub struct Tile {
 
 impl Tile {
     /// Candidates tried at run time, largest register block first.
-    pub const CANDIDATES: [Tile; 3] = [
+    pub const CANDIDATES: [Tile; 4] = [
+        Tile {
+            bm: 128,
+            bn: 128,
+            bk: 16,
+            tm: 8,
+            tn: 8,
+        },
         Tile {
             bm: 128,
             bn: 128,
@@ -142,6 +149,25 @@ impl Tile {
     }
 }
 
+/// Rows of tiles walked together (grouped ordering, as in Triton's matmul tutorial): consecutive
+/// workgroups share A and B panels in L2 instead of streaming all of B for each row of tiles.
+const GROUP_M: u32 = 8;
+
+/// WGSL computing `tile_m`, `tile_n` from the workgroup id with grouped ordering.
+fn swizzle_wgsl() -> String {
+    format!(
+        r#"    let tiles_n = nwg.x;
+    let tiles_m = nwg.y;
+    let pid = wid.y * tiles_n + wid.x;
+    let group_size = {GROUP_M}u * tiles_n;
+    let first_m = (pid / group_size) * {GROUP_M}u;
+    let group_m = min(tiles_m - first_m, {GROUP_M}u);
+    let tile_m = first_m + (pid % group_size) % group_m;
+    let tile_n = (pid % group_size) / group_m;
+"#
+    )
+}
+
 /// WGSL for the register-tiled vector kernel.
 pub fn vector_wgsl(variant: GemmVariant, tile: Tile) -> String {
     let tin = variant.input();
@@ -166,17 +192,19 @@ struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
 var<workgroup> as_t: array<vec4<{t}>, {a_len}>;
 var<workgroup> bs: array<vec4<{t}>, {b_len}>;
 @compute @workgroup_size({wgx}, {wgy}, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let tx = lid.x;
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {{
+{swz}    let tx = lid.x;
     let ty = lid.y;
     let tid = ty * {wgx}u + tx;
-    let row0 = wid.y * {bm}u;
-    let col0 = wid.x * {bn}u;
+    let row0 = tile_m * {bm}u;
+    let col0 = tile_n * {bn}u;
     let k4 = dims.k / 4u;
     let n4 = dims.n / 4u;
 "#,
         a_len = bm * bk / 4,
         b_len = bn * bk / 4,
+        swz = swizzle_wgsl(),
     );
     for i in 0..tm {
         for j in 0..tn / 4 {
@@ -320,14 +348,15 @@ struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
 @group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
 @group(0) @binding(3) var<uniform> dims: Dims;
 @compute @workgroup_size({subgroup}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>) {{
-    let kk = dims.k;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+{swz}    let kk = dims.k;
     let nn = dims.n;
-    let r0 = wid.y * {bm}u;
-    let c0 = wid.x * {bn}u;
+    let r0 = tile_m * {bm}u;
+    let c0 = tile_n * {bn}u;
 "#,
         bm = tile.block_m(),
-        bn = tile.block_n()
+        bn = tile.block_n(),
+        swz = swizzle_wgsl(),
     );
     for i in 0..fm {
         for j in 0..fn_ {

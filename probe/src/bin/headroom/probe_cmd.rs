@@ -445,7 +445,8 @@ impl Run<'_> {
     }
 
     fn bandwidth(&mut self) -> StageRecord {
-        // Two buffers: keep both within a third of the budget.
+        // Two buffers: keep both within a third of the budget (the kernel also clamps each to
+        // the adapter's max_buffer_size).
         let size = self.sizes.bandwidth_bytes.min(self.memory_cap / 6).max(MIB);
         let items: Vec<(String, Box<dyn FnOnce(&mut Self) -> Vec<Measurement> + '_>)> = vec![(
             "read, write, copy".to_owned(),
@@ -471,11 +472,14 @@ impl Run<'_> {
             items.push((
                 format!("{} {:.1}B params", format.label(), params as f64 / 1e9),
                 Box::new(move |run: &mut Self| {
+                    let info = run.adapter.get_info();
                     let p = DecodeParams {
                         format,
                         model_params: params,
                         seed: run.next_seed() as u32,
                         settings: run.sizes.measure,
+                        subgroup_size: (info.subgroup_min_size == info.subgroup_max_size)
+                            .then_some(info.subgroup_max_size),
                     };
                     vec![pollster::block_on(decode::run(run.device, run.queue, &p))]
                 }),
@@ -784,6 +788,9 @@ mod tests {
 
     #[test]
     fn date_is_rfc3339() {
+        assert_eq!(utc_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_from_unix(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(utc_from_unix(951_782_400), "2000-02-29T00:00:00Z");
         let d = utc_now();
         assert_eq!(d.len(), 20, "{d}");
         assert!(d.ends_with('Z') && d.as_bytes()[10] == b'T', "{d}");

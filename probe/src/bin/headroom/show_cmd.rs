@@ -37,7 +37,11 @@ fn speed(m: &Measurement) -> String {
             .map_or_else(String::new, |b| format!(" ({:.1} GB/s)", b / 1e9));
         format!("{t:.1} tokens/s{bw}")
     } else if let Some(f) = m.flops_per_s {
-        format!("{:.2} TFLOP/s", f / 1e12)
+        if f >= 1e12 {
+            format!("{:.2} TFLOP/s", f / 1e12)
+        } else {
+            format!("{:.2} GFLOP/s", f / 1e9)
+        }
     } else if let Some(b) = m.bytes_per_s {
         format!(
             "{:.1} GB/s {}",

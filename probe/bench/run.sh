@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Issue 6's benchmark: build the probe, run it and the PyTorch reference on the same GPU, print
+# the ratio table. Run from the repository root on a machine with an NVIDIA GPU, Vulkan and
+# PyTorch. Outputs go to ${OUT_DIR:-bench-out}/.
+set -euo pipefail
+out="${OUT_DIR:-bench-out}"
+mkdir -p "$out"
+bin="${HEADROOM_BIN:-}"
+if [ -z "$bin" ]; then
+    cargo build --release -p headroom-probe
+    bin=target/release/headroom
+fi
+"$bin" probe --out "$out/probe-full.json" | tee "$out/probe-full.txt"
+"$bin" probe --quick --out "$out/probe-quick.json" | tee "$out/probe-quick.txt"
+python3 "$(dirname "$0")/torch_reference.py" > "$out/torch-reference.json"
+python3 "$(dirname "$0")/ratios.py" "$out/probe-full.json" "$out/torch-reference.json" | tee "$out/ratios.md"
