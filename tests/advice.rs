@@ -371,8 +371,52 @@ fn default_runtime_follows_device_vendor_and_format() {
     // A measured non-Apple adapter that shares host memory (an integrated GPU, lavapipe).
     let mut igpu = m2.clone();
     igpu.vendor = "measured".into();
+    // (Its adapter name must not be Apple's: a measured "Apple M2" is Apple silicon.)
+    igpu.name = "Intel(R) Iris(R) Xe Graphics".into();
     assert_eq!(
         Runtime::default_for(&igpu, &fmt("bf16")),
         Runtime::TransformersCuda
+    );
+}
+
+#[test]
+fn regression_a_probe_report_alone_gives_an_estimate() {
+    // `headroom fit MODEL --probe report.json` without --device builds the device from the
+    // report alone (vendor "measured"). The default runtime for such a unified-memory device was
+    // transformers-on-CUDA, which validate() refuses on unified memory: no estimate at all.
+    use headroom_core::{devices::DeviceSpec, report::MeasuredDevice};
+    let measured = |name: &str| MeasuredDevice {
+        name: name.into(),
+        unified_memory: true,
+        memory_bytes: Some(16 * GIB),
+        usable_bytes: Some(10 * GIB),
+        read_bandwidth_bytes_per_s: Some(90e9),
+        fp32_flops: Some(3.0e12),
+        fp16_flops: Some(3.0e12),
+        max_buffer_bytes: Some(8 * GIB),
+        decode_simulation_tokens_per_s: None,
+    };
+    for name in [
+        "Apple M2",
+        "Intel(R) Iris(R) Xe Graphics",
+        "llvmpipe (LLVM 17.0.6, 256 bits)",
+    ] {
+        let device = DeviceSpec::from_measured(&measured(name));
+        for format in ["bf16", "Q4_K_M", "gptq-4bit-g128"] {
+            let r = EstimateRequest::new(
+                fixture_model("Llama-3.2-1B"),
+                format.parse().unwrap(),
+                device.clone(),
+            );
+            let e = estimate(&r).unwrap_or_else(|e| panic!("{name} {format}: {e}"));
+            // The measured working set is the usable memory.
+            assert_eq!(e.usable_bytes, 10 * GIB, "{name} {format}");
+        }
+    }
+    // A probe report of an Apple GPU still gets the Apple engines.
+    let apple = DeviceSpec::from_measured(&measured("Apple M2"));
+    assert_eq!(
+        Runtime::default_for(&apple, &"bf16".parse().unwrap()),
+        Runtime::Mlx
     );
 }

@@ -247,6 +247,19 @@ fn close_matches_hint(devices: &[DeviceSpec], q_tokens: &[String]) -> String {
 }
 
 impl DeviceSpec {
+    /// Apple silicon: a catalog entry of vendor `apple`, or a measured unified-memory adapter whose
+    /// name says Apple (Metal names its adapters `Apple M2 Pro`, ...). Decides which engines can
+    /// run here (MLX and PyTorch's MPS backend exist only on Apple silicon, CUDA never does).
+    pub fn is_apple_silicon(&self) -> bool {
+        self.vendor.eq_ignore_ascii_case("apple")
+            || (self.memory_kind == MemoryKind::Unified
+                && self
+                    .name
+                    .trim_start()
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("apple")))
+    }
+
     /// A device made only from a probe report's measurements. Figures the probe did not
     /// measure are 0 (speed estimates then report no number rather than a guess).
     pub fn from_measured(m: &MeasuredDevice) -> DeviceSpec {

@@ -264,15 +264,17 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             req.runtime, req.kv_dtype
         )));
     }
-    let unified = req.device.memory_kind == MemoryKind::Unified;
+    // Which engines exist depends on the platform, not on unified memory as such: an integrated
+    // or software adapter measured by a probe shares host memory but gets the PyTorch profile.
+    let apple = req.device.is_apple_silicon();
     match req.runtime {
-        Runtime::TransformersCuda | Runtime::Vllm { .. } if unified => {
+        Runtime::TransformersCuda | Runtime::Vllm { .. } if apple => {
             return Err(CoreError::Unsupported(format!(
                 "{} needs a discrete GPU (CUDA); on {} use transformers-mps, mlx or llama.cpp",
                 req.runtime, req.device.name
             )));
         }
-        Runtime::TransformersMps | Runtime::Mlx if !unified => {
+        Runtime::TransformersMps | Runtime::Mlx if !apple => {
             return Err(CoreError::Unsupported(format!(
                 "{} runs on Apple silicon only; on {} use transformers, vllm or llama.cpp",
                 req.runtime, req.device.name

@@ -172,7 +172,7 @@ impl Runtime {
         // formats; GPTQ/AWQ/bitsandbytes/fp8 checkpoints on a Mac go through PyTorch's MPS
         // backend. Any other device (discrete, or a measured non-Apple adapter such as an
         // integrated GPU or lavapipe) gets the PyTorch profile.
-        let is_apple = device.vendor.eq_ignore_ascii_case("apple");
+        let is_apple = device.is_apple_silicon();
         let float_checkpoint = matches!(
             format,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
