@@ -420,3 +420,30 @@ fn regression_a_probe_report_alone_gives_an_estimate() {
         Runtime::Mlx
     );
 }
+
+#[test]
+fn geforce_prefill_in_pytorch_uses_the_fp32_accumulate_rate() {
+    // RTX 4090: 330 TFLOPS fp16 with fp16 accumulate, 165 with fp32 accumulate (Ada whitepaper);
+    // PyTorch's bf16 GEMM accumulates in fp32. Llama-3.1-8B at 4096 tokens needs 16,083,591,168
+    // FLOPs per token (worked in prefill_is_flops_over_the_matrix_rate), so transformers gets
+    // 165e12 × 790/989 ÷ 16,083,591,168 ≈ 8,195 tokens/s; llama.cpp (f16 accumulate) twice that.
+    let flops_per_token = 15_009_849_344.0 + 1_073_741_824.0;
+    let mut r = request("Llama-3.1-8B", "bf16", "rtx 4090");
+    r.context = Some(4096);
+    assert_eq!(r.runtime, Runtime::TransformersCuda);
+    let pt = estimate(&r).unwrap().prefill_tokens_per_s;
+    let expected = 165e12 * (790.0 / 989.0) / flops_per_token;
+    assert!((pt / expected - 1.0).abs() < 0.001, "{pt} vs {expected}");
+    let mut l = r.clone();
+    l.runtime = Runtime::LlamaCpp;
+    l.kv_dtype = headroom_core::kv_cache::KvDtype::F16;
+    let pl = estimate(&l).unwrap().prefill_tokens_per_s;
+    assert!((pl / pt - 2.0).abs() < 0.001, "{pl} vs {pt}");
+    // Datacenter GPUs run both at the same rate: no split for the H100.
+    assert!(
+        devices::find("h100")
+            .unwrap()
+            .fp16_fp32_accumulate_flops
+            .is_none()
+    );
+}
