@@ -371,6 +371,8 @@ fn default_runtime_follows_device_vendor_and_format() {
     // A measured non-Apple adapter that shares host memory (an integrated GPU, lavapipe).
     let mut igpu = m2.clone();
     igpu.vendor = "measured".into();
+    // (Its adapter name must not be Apple's: a measured "Apple M2" is Apple silicon.)
+    igpu.name = "Intel(R) Iris(R) Xe Graphics".into();
     assert_eq!(Runtime::default_for(&igpu, &fmt("bf16")), Runtime::LlamaCpp);
 }
 
@@ -388,4 +390,73 @@ fn measured_non_apple_unified_device_gets_a_verdict_in_bf16() {
     let req = estimate::EstimateRequest::new(model, WeightFormat::Bf16, device);
     let est = estimate::estimate(&req).expect("a verdict, not an error");
     assert!(est.total_bytes > 0);
+}
+
+#[test]
+fn regression_a_probe_report_alone_gives_an_estimate() {
+    // `headroom fit MODEL --probe report.json` without --device builds the device from the
+    // report alone (vendor "measured"). The default runtime for such a unified-memory device was
+    // transformers-on-CUDA, which validate() refuses on unified memory: no estimate at all.
+    use headroom_core::{devices::DeviceSpec, report::MeasuredDevice};
+    let measured = |name: &str| MeasuredDevice {
+        name: name.into(),
+        unified_memory: true,
+        memory_bytes: Some(16 * GIB),
+        usable_bytes: Some(10 * GIB),
+        read_bandwidth_bytes_per_s: Some(90e9),
+        fp32_flops: Some(3.0e12),
+        fp16_flops: Some(3.0e12),
+        max_buffer_bytes: Some(8 * GIB),
+        decode_simulation_tokens_per_s: None,
+    };
+    for name in [
+        "Apple M2",
+        "Intel(R) Iris(R) Xe Graphics",
+        "llvmpipe (LLVM 17.0.6, 256 bits)",
+    ] {
+        let device = DeviceSpec::from_measured(&measured(name));
+        for format in ["bf16", "Q4_K_M", "gptq-4bit-g128"] {
+            let r = EstimateRequest::new(
+                fixture_model("Llama-3.2-1B"),
+                format.parse().unwrap(),
+                device.clone(),
+            );
+            let e = estimate(&r).unwrap_or_else(|e| panic!("{name} {format}: {e}"));
+            // The measured working set is the usable memory.
+            assert_eq!(e.usable_bytes, 10 * GIB, "{name} {format}");
+        }
+    }
+    // A probe report of an Apple GPU still gets the Apple engines.
+    let apple = DeviceSpec::from_measured(&measured("Apple M2"));
+    assert_eq!(
+        Runtime::default_for(&apple, &"bf16".parse().unwrap()),
+        Runtime::Mlx
+    );
+}
+
+#[test]
+fn geforce_prefill_in_pytorch_uses_the_fp32_accumulate_rate() {
+    // RTX 4090: 330 TFLOPS fp16 with fp16 accumulate, 165 with fp32 accumulate (Ada whitepaper);
+    // PyTorch's bf16 GEMM accumulates in fp32. Llama-3.1-8B at 4096 tokens needs 16,083,591,168
+    // FLOPs per token (worked in prefill_is_flops_over_the_matrix_rate), so transformers gets
+    // 165e12 × 790/989 ÷ 16,083,591,168 ≈ 8,195 tokens/s; llama.cpp (f16 accumulate) twice that.
+    let flops_per_token = 15_009_849_344.0 + 1_073_741_824.0;
+    let mut r = request("Llama-3.1-8B", "bf16", "rtx 4090");
+    r.context = Some(4096);
+    assert_eq!(r.runtime, Runtime::TransformersCuda);
+    let pt = estimate(&r).unwrap().prefill_tokens_per_s;
+    let expected = 165e12 * (790.0 / 989.0) / flops_per_token;
+    assert!((pt / expected - 1.0).abs() < 0.001, "{pt} vs {expected}");
+    let mut l = r.clone();
+    l.runtime = Runtime::LlamaCpp;
+    l.kv_dtype = headroom_core::kv_cache::KvDtype::F16;
+    let pl = estimate(&l).unwrap().prefill_tokens_per_s;
+    assert!((pl / pt - 2.0).abs() < 0.001, "{pl} vs {pt}");
+    // Datacenter GPUs run both at the same rate: no split for the H100.
+    assert!(
+        devices::find("h100")
+            .unwrap()
+            .fp16_fp32_accumulate_flops
+            .is_none()
+    );
 }

@@ -591,3 +591,24 @@ fn catalog_covers_the_common_rtx_variants() {
     );
     assert_eq!(devices::find("rtx 3060").unwrap().id, "rtx-3060");
 }
+
+#[test]
+fn regression_lora_targets_matching_nothing_are_an_error() {
+    // Llama has no MLA q_a projection, and an empty list targets nothing: peft refuses both
+    // ("Target modules ... not found"); headroom used to estimate 0 trainable parameters.
+    let m = fixture_model("Llama-3.1-8B");
+    for targets in [vec!["q_a".to_string()], vec![]] {
+        let s = LoraSettings {
+            rank: 16,
+            target_modules: targets.clone(),
+            gradient_checkpointing: false,
+        };
+        match lora_params(&m, &s) {
+            Err(CoreError::Unknown { kind, .. }) => assert_eq!(kind, "LoRA target module"),
+            other => panic!("{targets:?}: {other:?}"),
+        }
+    }
+    // Through the mode grammar and the estimate too.
+    let mode: Mode = "lora:targets=q_a".parse().unwrap();
+    assert!(training_memory(&m, &mode, 0, 1, 16, true).is_err());
+}

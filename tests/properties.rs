@@ -288,7 +288,8 @@ fn regression_deserialized_absurd_model_is_an_error_not_an_overflow() {
     // builds, a wrapped count in release); estimate now refuses such a model by field.
     let base = fixture_model("Llama-3.1-8B");
     let device = devices::find("h100").expect("device");
-    let cases: Vec<(&str, Box<dyn Fn(&mut ModelSpec)>)> = vec![
+    type Edit = Box<dyn Fn(&mut ModelSpec)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("head_dim", Box::new(|m| m.head_dim = u64::MAX)),
         ("hidden_size", Box::new(|m| m.hidden_size = u64::MAX / 2)),
         (

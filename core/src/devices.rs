@@ -55,6 +55,12 @@ pub struct DeviceSpec {
     /// True when `fp16_flops`/`fp32_flops` were measured.
     #[serde(default)]
     pub compute_measured: bool,
+    /// FP16/BF16 matrix rate with fp32 accumulation, FLOP/s, where it is lower than
+    /// `fp16_flops`: GeForce RTX cards run fp32-accumulate tensor math at half their
+    /// fp16-accumulate rate (NVIDIA Ampere/Ada/Blackwell GeForce specifications), and PyTorch's
+    /// fp16/bf16 GEMMs accumulate in fp32. `None` where both rates are equal (datacenter GPUs).
+    #[serde(default)]
+    pub fp16_fp32_accumulate_flops: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +253,19 @@ fn close_matches_hint(devices: &[DeviceSpec], q_tokens: &[String]) -> String {
 }
 
 impl DeviceSpec {
+    /// Apple silicon: a catalog entry of vendor `apple`, or a measured unified-memory adapter whose
+    /// name says Apple (Metal names its adapters `Apple M2 Pro`, ...). Decides which engines can
+    /// run here (MLX and PyTorch's MPS backend exist only on Apple silicon, CUDA never does).
+    pub fn is_apple_silicon(&self) -> bool {
+        self.vendor.eq_ignore_ascii_case("apple")
+            || (self.memory_kind == MemoryKind::Unified
+                && self
+                    .name
+                    .trim_start()
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("apple")))
+    }
+
     /// A device made only from a probe report's measurements. Figures the probe did not
     /// measure are 0 (speed estimates then report no number rather than a guess).
     pub fn from_measured(m: &MeasuredDevice) -> DeviceSpec {
@@ -268,6 +287,7 @@ impl DeviceSpec {
             measured_usable_bytes: None,
             bandwidth_measured: false,
             compute_measured: false,
+            fp16_fp32_accumulate_flops: None,
         };
         let mut d = base.with_measurements(m);
         d.source = format!("probe report for {}", m.name);
@@ -295,6 +315,8 @@ impl DeviceSpec {
         }
         if let Some(f) = m.fp16_flops.filter(|v| v.is_finite() && *v > 0.0) {
             self.fp16_flops = f;
+            // The measured rate is what a real kernel achieved: no datasheet split remains.
+            self.fp16_fp32_accumulate_flops = None;
             self.compute_measured = true;
         }
         if let Some(b) = m.max_buffer_bytes {

@@ -19,7 +19,7 @@ use crate::{
     params::param_counts,
     quant::{WeightFormat, active_weights_bytes, weights_bytes},
     runtime::Runtime,
-    speed::{decode_tokens_per_s, prefill_tokens_per_s},
+    speed::{decode_tokens_per_s, prefill_tokens_per_s_accumulating},
     training::{Mode, training_memory},
     units::GIB,
     usable_memory::{
@@ -264,15 +264,17 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             req.runtime, req.kv_dtype
         )));
     }
-    let unified = req.device.memory_kind == MemoryKind::Unified;
+    // Which engines exist depends on the platform, not on unified memory as such: an integrated
+    // or software adapter measured by a probe shares host memory but gets the PyTorch profile.
+    let apple = req.device.is_apple_silicon();
     match req.runtime {
-        Runtime::TransformersCuda | Runtime::Vllm { .. } if unified => {
+        Runtime::TransformersCuda | Runtime::Vllm { .. } if apple => {
             return Err(CoreError::Unsupported(format!(
                 "{} needs a discrete GPU (CUDA); on {} use transformers-mps, mlx or llama.cpp",
                 req.runtime, req.device.name
             )));
         }
-        Runtime::TransformersMps | Runtime::Mlx if !unified => {
+        Runtime::TransformersMps | Runtime::Mlx if !apple => {
             return Err(CoreError::Unsupported(format!(
                 "{} runs on Apple silicon only; on {} use transformers, vllm or llama.cpp",
                 req.runtime, req.device.name
@@ -542,12 +544,19 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
             kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime).steady_bytes;
         let kv_per_seq = kv_steady / batch.max(1);
         let mut d = decode_tokens_per_s(&req.device, active_bytes, kv_per_seq, batch);
-        let mut p = prefill_tokens_per_s(
+        // PyTorch (transformers) and vLLM run fp16/bf16 GEMMs with fp32 accumulation;
+        // llama.cpp's CUDA kernels accumulate f16 matmuls in f16 and quantized ones in int32.
+        let fp32_accumulate = matches!(
+            req.runtime,
+            Runtime::TransformersCuda | Runtime::TransformersMps | Runtime::Vllm { .. }
+        );
+        let mut p = prefill_tokens_per_s_accumulating(
             &req.device,
             model,
             counts.active_excluding_input_embedding,
             context,
             !matches!(format_used, WeightFormat::F32),
+            fp32_accumulate,
         );
         if req.device_count > 1 {
             // Ideal tensor parallelism: every device reads and computes its share at once.

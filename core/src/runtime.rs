@@ -174,7 +174,7 @@ impl Runtime {
         // backend. A measured non-Apple adapter that shares host memory (an integrated GPU,
         // lavapipe, a browser benchmark) has neither CUDA nor Metal: llama.cpp's Vulkan backend
         // is what runs there. Discrete GPUs get the PyTorch CUDA profile.
-        let is_apple = device.vendor.eq_ignore_ascii_case("apple");
+        let is_apple = device.is_apple_silicon();
         let float_checkpoint = matches!(
             format,
             WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16

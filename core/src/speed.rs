@@ -113,10 +113,27 @@ pub fn prefill_tokens_per_s(
     context: u64,
     use_fp16_rate: bool,
 ) -> SpeedEstimate {
-    let rate = if use_fp16_rate {
-        device.fp16_flops
-    } else {
-        device.fp32_flops
+    prefill_tokens_per_s_accumulating(device, model, active_params, context, use_fp16_rate, false)
+}
+
+/// [`prefill_tokens_per_s`] for an engine whose half-precision GEMMs accumulate in fp32
+/// (`fp32_accumulate`: PyTorch, vLLM): on devices where that is slower
+/// ([`DeviceSpec::fp16_fp32_accumulate_flops`], GeForce RTX) the lower rate is used.
+pub fn prefill_tokens_per_s_accumulating(
+    device: &DeviceSpec,
+    model: &ModelSpec,
+    active_params: u64,
+    context: u64,
+    use_fp16_rate: bool,
+    fp32_accumulate: bool,
+) -> SpeedEstimate {
+    let accumulate_rate = device
+        .fp16_fp32_accumulate_flops
+        .filter(|r| fp32_accumulate && use_fp16_rate && r.is_finite() && *r > 0.0);
+    let rate = match accumulate_rate {
+        Some(r) => r,
+        None if use_fp16_rate => device.fp16_flops,
+        None => device.fp32_flops,
     };
     let (eff, basis) = if device.compute_measured {
         (
@@ -146,7 +163,11 @@ pub fn prefill_tokens_per_s(
             "prefill: {:.1} TFLOPS {} ({basis}) ÷ {:.2} GFLOP per token (2 × {:.2}B active \
              params + {:.2} GFLOP attention at {context} tokens)",
             effective / 1e12,
-            if use_fp16_rate { "fp16" } else { "fp32" },
+            match (accumulate_rate.is_some(), use_fp16_rate) {
+                (true, _) => "fp16 with fp32 accumulation (half rate on this card)",
+                (false, true) => "fp16",
+                (false, false) => "fp32",
+            },
             flops_per_token / 1e9,
             active_params as f64 / 1e9,
             attn / 1e9

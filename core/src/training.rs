@@ -482,6 +482,18 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
             );
         }
     }
+    // peft refuses a config whose targets match no module ("Target modules ... not found in the
+    // base model"); an estimate of training nothing would be silently wrong.
+    if matrices == 0 {
+        return Err(CoreError::Unknown {
+            kind: "LoRA target module".into(),
+            name: settings.target_modules.join(","),
+            hint: format!(
+                "none of these names a weight matrix of {}; use any of: {LORA_TARGET_NAMES}",
+                model.name
+            ),
+        });
+    }
     Ok(LoraParams {
         trainable_params: trainable,
         adapted_matrices: matrices,
