@@ -316,7 +316,11 @@ fn decode_every_format_is_correct() {
         // Every rows-per-slot variant ran and passed its own check.
         let tuning = m.params["tuning"].as_array().expect("tuning");
         assert!(tuning.len() > 1, "{}", format.label());
-        assert!(tuning.iter().all(|t| t["passed"] == true), "{}", format.label());
+        assert!(
+            tuning.iter().all(|t| t["passed"] == true),
+            "{}",
+            format.label()
+        );
         assert!(m.params["rows_per_slot"].as_u64().is_some());
     }
 }

@@ -88,18 +88,45 @@ const SLOTS_PER_WORKGROUP: u32 = WORKGROUP_SIZE / LANES_PER_ROW;
 /// Largest rows-per-slot candidate; rows are rounded to whole workgroups of it.
 const MAX_ROWS_PER_SLOT: u32 = 8;
 
-/// Rows each slot of 32 invocations reads at once, tried at run time (the fastest verified one
-/// is reported). Several rows per slot reuse the input vector held in registers across rows, so
-/// the cached loads of `x` (128 bytes per q4_0 block of 18 bytes, 64 per 17 bytes of q8_0)
-/// are amortized and more independent weight loads are in flight per invocation.
-fn rows_per_slot_candidates(format: WeightFormat) -> &'static [u32] {
-    match format {
-        WeightFormat::F16 => &[1, 2, 4],
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 => &[2, 4, 8],
-    }
+/// One kernel variant tried at run time (the fastest verified one is reported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// Rows each slot of 32 invocations reads at once. Several rows per slot reuse the input
+    /// vector held in registers across rows, so the cached loads of `x` (128 bytes per q4_0 block
+    /// of 18 bytes, 64 per 17 bytes of q8_0) are amortized and more independent weight loads are
+    /// in flight per invocation.
+    rows_per_slot: u32,
+    /// Quants become floats through their bit pattern (`bitcast<f32>(q | 0x4B000000) − 2²³`,
+    /// exact for q < 2²³) instead of an int→float conversion: NVIDIA SMs convert 16 values per
+    /// clock but do 64 integer ops per clock (CUDA C Programming Guide, arithmetic instruction
+    /// throughput, compute capability 9.0), and one conversion per weight bounds the kernel
+    /// below the memory rate.
+    float_bits: bool,
 }
 
-fn wgsl(format: WeightFormat, rows_per_slot: u32, subgroup_reduce: bool) -> String {
+fn shapes(format: WeightFormat) -> Vec<Shape> {
+    let rows: &[u32] = match format {
+        WeightFormat::F16 => &[1, 2, 4],
+        WeightFormat::Q8_0 | WeightFormat::Q4_0 => &[2, 4, 8],
+    };
+    let mut out: Vec<Shape> = rows
+        .iter()
+        .map(|&rows_per_slot| Shape {
+            rows_per_slot,
+            float_bits: false,
+        })
+        .collect();
+    if format != WeightFormat::F16 {
+        out.extend([4, 8].map(|rows_per_slot| Shape {
+            rows_per_slot,
+            float_bits: true,
+        }));
+    }
+    out
+}
+
+fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
+    let rows_per_slot = shape.rows_per_slot;
     let k4 = HIDDEN / 4;
     // 16-byte units of quants per row, and blocks per row.
     let units = (format.quant_row_bytes() / 16) as u32;
@@ -194,6 +221,33 @@ fn wgsl(format: WeightFormat, rows_per_slot: u32, subgroup_reduce: bool) -> Stri
     } else {
         "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n"
     };
+    let convert = if shape.float_bits {
+        // 2^23 + q as float bits; the offsets subtract 2^23 and the format's zero point
+        // (q4_0: 8; q8_0: bytes are flipped to q + 128 first).
+        r#"fn i8x4(w: u32) -> vec4<f32> {
+    let v = w ^ 0x80808080u;
+    return bitcast<vec4<f32>>((vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(255u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388736.0);
+}
+fn lo4(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0);
+}
+fn hi4(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0);
+}
+"#
+    } else {
+        r#"fn i8x4(w: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<i32>(bitcast<i32>(w << 24u), bitcast<i32>(w << 16u),
+                               bitcast<i32>(w << 8u), bitcast<i32>(w)) >> vec4<u32>(24u));
+}
+fn lo4(w: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);
+}
+fn hi4(w: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);
+}
+"#
+    };
     format!(
         r#"struct Params {{ row_offset: u32, rows: u32, pad0: u32, pad1: u32 }}
 @group(0) @binding(0) var<storage, read> quants: array<vec4<u32>>;
@@ -202,17 +256,7 @@ fn wgsl(format: WeightFormat, rows_per_slot: u32, subgroup_reduce: bool) -> Stri
 @group(0) @binding(3) var<uniform> p: Params;
 {scales_binding}
 var<workgroup> partial: array<f32, {WORKGROUP_SIZE}>;
-fn i8x4(w: u32) -> vec4<f32> {{
-    return vec4<f32>(vec4<i32>(bitcast<i32>(w << 24u), bitcast<i32>(w << 16u),
-                               bitcast<i32>(w << 8u), bitcast<i32>(w)) >> vec4<u32>(24u));
-}}
-fn lo4(w: u32) -> vec4<f32> {{
-    return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);
-}}
-fn hi4(w: u32) -> vec4<f32> {{
-    return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);
-}}
-@compute @workgroup_size({WORKGROUP_SIZE})
+{convert}@compute @workgroup_size({WORKGROUP_SIZE})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
     let lane = lid.x % {LANES_PER_ROW}u;
     let slot = lid.x / {LANES_PER_ROW}u;
@@ -300,9 +344,17 @@ fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 
     }
 }
 
-/// One tried rows-per-slot variant: its timing and its check.
+fn conversion(shape: Shape) -> &'static str {
+    if shape.float_bits {
+        "float bits"
+    } else {
+        "int to float"
+    }
+}
+
+/// One tried variant: its timing and its check.
 struct Variant {
-    rows_per_slot: u32,
+    shape: Shape,
     measured: Measured,
     check: Verification,
 }
@@ -342,7 +394,7 @@ fn verify(
     }
 }
 
-/// Runs one decode simulation: every rows-per-slot candidate is timed and checked, the fastest
+/// Runs one decode simulation: every variant (rows per slot, conversion) is timed and checked, the fastest
 /// is reported (the others are listed in `params.tuning`).
 pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -> Measurement {
     let gpu = Gpu::new(device, queue);
@@ -427,10 +479,11 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             .map(|c| gpu.uniform(&[c.row_offset as u32, c.rows as u32, 0, 0]))
             .collect();
         let mut variants = Vec::new();
-        for &rows_per_slot in rows_per_slot_candidates(format) {
-            let label = format!("{name} rows/slot {rows_per_slot}");
+        for shape in shapes(format) {
+            let rows_per_slot = shape.rows_per_slot;
+            let label = format!("{name} rows/slot {rows_per_slot} bits {}", shape.float_bits);
             let pipeline = gpu
-                .pipeline(&label, &wgsl(format, rows_per_slot, subgroup_reduce))
+                .pipeline(&label, &wgsl(format, shape, subgroup_reduce))
                 .await?;
             let rows_per_workgroup = u64::from(SLOTS_PER_WORKGROUP * rows_per_slot);
             let binds: Vec<(wgpu::BindGroup, u32)> = chunks
@@ -469,7 +522,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             let y = gpu.read_back(&yb, 0, total_rows * 4).await?;
             let check = verify(format, &chunks, total_rows, bytemuck::cast_slice(&y), &x);
             variants.push(Variant {
-                rows_per_slot,
+                shape,
                 measured,
                 check,
             });
@@ -485,7 +538,8 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
         .iter()
         .map(|v| {
             serde_json::json!({
-                "rows_per_slot": v.rows_per_slot,
+                "rows_per_slot": v.shape.rows_per_slot,
+                "conversion": conversion(v.shape),
                 "weight_bytes_per_s": weight_bytes as f64 / v.measured.per_iter_s(),
                 "passed": v.check.passed,
                 "rel_error": v.check.rel_error,
@@ -513,13 +567,17 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
     let passed = variants.iter().all(|v| v.check.passed);
     base.insert(
         "rows_per_slot".into(),
-        serde_json::json!(best.rows_per_slot),
+        serde_json::json!(best.shape.rows_per_slot),
+    );
+    base.insert(
+        "conversion".into(),
+        serde_json::json!(conversion(best.shape)),
     );
     let mut check = worst.check.clone();
     check.passed = passed;
     check.checked_elements = variants.iter().map(|v| v.check.checked_elements).sum();
     check.reference = format!(
-        "{} (every rows-per-slot variant; worst shown)",
+        "{} (every tuned variant; worst shown)",
         check.reference
     );
     let err = check.rel_error;
