@@ -576,10 +576,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
     let mut check = worst.check.clone();
     check.passed = passed;
     check.checked_elements = variants.iter().map(|v| v.check.checked_elements).sum();
-    check.reference = format!(
-        "{} (every tuned variant; worst shown)",
-        check.reference
-    );
+    check.reference = format!("{} (every tuned variant; worst shown)", check.reference);
     let err = check.rel_error;
     let tolerance = check.tolerance;
     let per_token_s = best.measured.per_iter_s();
