@@ -344,8 +344,10 @@ fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 
     }
 }
 
-fn conversion(shape: Shape) -> &'static str {
-    if shape.float_bits {
+fn conversion(format: WeightFormat, shape: Shape) -> &'static str {
+    if format == WeightFormat::F16 {
+        "unpack2x16float"
+    } else if shape.float_bits {
         "float bits"
     } else {
         "int to float"
@@ -539,7 +541,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
         .map(|v| {
             serde_json::json!({
                 "rows_per_slot": v.shape.rows_per_slot,
-                "conversion": conversion(v.shape),
+                "conversion": conversion(format, v.shape),
                 "weight_bytes_per_s": weight_bytes as f64 / v.measured.per_iter_s(),
                 "passed": v.check.passed,
                 "rel_error": v.check.rel_error,
@@ -571,7 +573,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
     );
     base.insert(
         "conversion".into(),
-        serde_json::json!(conversion(best.shape)),
+        serde_json::json!(conversion(format, best.shape)),
     );
     let mut check = worst.check.clone();
     check.passed = passed;
