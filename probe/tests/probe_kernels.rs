@@ -215,6 +215,11 @@ fn bandwidth_read_write_copy_are_checked() {
     for m in &ms {
         assert_ok(m);
         assert!(m.bytes_per_s.is_some_and(|b| b > 0.0));
+        // Every launch shape was tried and checked; the chosen one is recorded.
+        let tuning = m.params["tuning"].as_array().expect("tuning");
+        assert!(tuning.len() > 1, "{}", m.name);
+        assert!(tuning.iter().all(|t| t["passed"] == true), "{}", m.name);
+        assert!(m.params["workgroup_size"].as_u64().is_some());
     }
     assert_eq!(ms[2].bytes_counted.as_deref(), Some("read + written"));
     assert_eq!(
@@ -308,5 +313,14 @@ fn decode_every_format_is_correct() {
         let bytes = m.params["weight_bytes"].as_u64().expect("weight_bytes");
         let expected = (256.0 * f64::from(HIDDEN) * format.bytes_per_weight()) as u64;
         assert_eq!(bytes, expected, "{}", format.label());
+        // Every rows-per-slot variant ran and passed its own check.
+        let tuning = m.params["tuning"].as_array().expect("tuning");
+        assert!(tuning.len() > 1, "{}", format.label());
+        assert!(
+            tuning.iter().all(|t| t["passed"] == true),
+            "{}",
+            format.label()
+        );
+        assert!(m.params["rows_per_slot"].as_u64().is_some());
     }
 }

@@ -6,100 +6,173 @@
 
 use headroom_core::report::{Measurement, Status, Verification};
 
+use std::collections::BTreeMap;
+
 use crate::gpu::{Gpu, Measured, pieces, scoped, workgroups_for};
 use crate::kernels::fill::{Fill, Filler};
 use crate::kernels::{BINDING_ALIGN_BYTES, GIB, MeasureSettings, failed};
 use crate::pattern::{pattern, piece_seed};
 use crate::{ProbeError, params};
 
-const WORKGROUP_SIZE: u32 = 256;
-/// Vec4 words each invocation moves per pass (the loops are unrolled by 4 for memory-level
-/// parallelism, then grid-stride).
-const VEC4_PER_INVOCATION: u64 = 16;
-/// Largest piece bound at once: 1 GiB stays under every adapter's binding limit.
-const MAX_PIECE_BYTES: u64 = GIB;
+/// One launch shape: invocations per workgroup, independent vec4 accesses in flight per loop
+/// step, and vec4 words per invocation (which sets the grid; the loop is grid-stride).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Shape {
+    workgroup_size: u32,
+    unroll: u32,
+    vec4_per_invocation: u64,
+}
+
+/// Shapes tried at run time; the fastest verified one is re-measured and reported (the tuned
+/// choice and every trial are in `params`). FACTS.md: vec4 loads, several loads in flight.
+const SHAPES: [Shape; 6] = [
+    Shape {
+        workgroup_size: 256,
+        unroll: 4,
+        vec4_per_invocation: 16,
+    },
+    Shape {
+        workgroup_size: 256,
+        unroll: 8,
+        vec4_per_invocation: 8,
+    },
+    Shape {
+        workgroup_size: 512,
+        unroll: 4,
+        vec4_per_invocation: 8,
+    },
+    Shape {
+        workgroup_size: 256,
+        unroll: 8,
+        vec4_per_invocation: 32,
+    },
+    Shape {
+        workgroup_size: 1024,
+        unroll: 4,
+        vec4_per_invocation: 4,
+    },
+    Shape {
+        workgroup_size: 128,
+        unroll: 8,
+        vec4_per_invocation: 16,
+    },
+];
+/// Trials last this fraction of the final measurement's target time.
+const TRIAL_TIME_FRACTION: f64 = 0.25;
+/// Largest piece bound at once: the adapter's binding limit, but under 4 GiB so vec4 and
+/// word indices fit in u32.
+const MAX_PIECE_BYTES: u64 = 4 * GIB - BINDING_ALIGN_BYTES;
 /// Bytes read back per piece to check the write kernel (start, middle and end windows).
 const WRITE_CHECK_WINDOW_BYTES: u64 = 4096;
 
-const READ_WGSL: &str = r#"
-struct Params { n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }
-@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> partial: array<vec4<u32>>;
-@group(0) @binding(2) var<uniform> p: Params;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let s = p.stride;
-    var a = vec4<u32>(0u);
-    var b = vec4<u32>(0u);
-    var c = vec4<u32>(0u);
-    var d = vec4<u32>(0u);
-    var i = gid.x;
-    while (i + 3u * s < p.n_vec4) {
-        a += src[i];
-        b += src[i + s];
-        c += src[i + 2u * s];
-        d += src[i + 3u * s];
-        i += 4u * s;
-    }
-    while (i < p.n_vec4) {
-        a += src[i];
-        i += s;
-    }
-    // Stored, so the reads cannot be optimized away; summed on the CPU to check them.
-    partial[p.partial_base + gid.x] = a + b + c + d;
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Read,
+    Write,
+    Copy,
 }
-"#;
 
-const WRITE_WGSL: &str = r#"
-struct Params { n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }
-@group(0) @binding(0) var<storage, read_write> dst: array<vec4<u32>>;
+/// Loop of `unroll` independent accesses `ACCESS(j)` at `i + j·s`, then a remainder loop.
+fn grid_loop(unroll: u32, access: &dyn Fn(&str) -> String) -> String {
+    let mut body = String::new();
+    for j in 0..unroll {
+        body += &format!("        {}\n", access(&format!("i + {j}u * s")));
+    }
+    format!(
+        "    var i = gid.x;\n    while (i + {last}u * s < p.n_vec4) {{\n{body}        i += {unroll}u * s;\n    }}\n    while (i < p.n_vec4) {{\n        {rest}\n        i += s;\n    }}\n",
+        last = unroll - 1,
+        rest = access("i"),
+    )
+}
+
+fn wgsl(kind: Kind, shape: Shape) -> String {
+    let wg = shape.workgroup_size;
+    let unroll = shape.unroll;
+    let head = "struct Params { n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }\n";
+    match kind {
+        Kind::Read => {
+            // Loads first (all in flight), then the adds.
+            let mut body = String::new();
+            for j in 0..unroll {
+                body += &format!("        let v{j} = src[i + {j}u * s];\n");
+            }
+            for j in 0..unroll {
+                body += &format!("        acc += v{j};\n");
+            }
+            format!(
+                r#"{head}@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> partial: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+var<workgroup> wsum: atomic<u32>;
+@compute @workgroup_size({wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(workgroup_id) wid: vec3<u32>) {{
+    if (lid == 0u) {{ atomicStore(&wsum, 0u); }}
+    workgroupBarrier();
+    let s = p.stride;
+    var acc = vec4<u32>(0u);
+    var i = gid.x;
+    while (i + {last}u * s < p.n_vec4) {{
+{body}        i += {unroll}u * s;
+    }}
+    while (i < p.n_vec4) {{
+        acc += src[i];
+        i += s;
+    }}
+    // One word per workgroup is stored, so the reads cannot be optimized away (and the extra
+    // writes stay negligible); summed on the CPU to check them.
+    atomicAdd(&wsum, acc.x + acc.y + acc.z + acc.w);
+    workgroupBarrier();
+    if (lid == 0u) {{ partial[p.partial_base + wid.x] = atomicLoad(&wsum); }}
+}}
+"#,
+                last = unroll - 1
+            )
+        }
+        Kind::Write => format!(
+            r#"{head}@group(0) @binding(0) var<storage, read_write> dst: array<vec4<u32>>;
 @group(0) @binding(1) var<uniform> p: Params;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+@compute @workgroup_size({wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
     let s = p.stride;
     let seed = vec4<u32>(p.seed);
     let lane = vec4<u32>(0u, 1u, 2u, 3u);
-    var i = gid.x;
-    while (i + 3u * s < p.n_vec4) {
-        dst[i] = (vec4<u32>(i * 4u) + lane) ^ seed;
-        dst[i + s] = (vec4<u32>((i + s) * 4u) + lane) ^ seed;
-        dst[i + 2u * s] = (vec4<u32>((i + 2u * s) * 4u) + lane) ^ seed;
-        dst[i + 3u * s] = (vec4<u32>((i + 3u * s) * 4u) + lane) ^ seed;
-        i += 4u * s;
-    }
-    while (i < p.n_vec4) {
-        dst[i] = (vec4<u32>(i * 4u) + lane) ^ seed;
-        i += s;
-    }
-}
-"#;
-
-const COPY_WGSL: &str = r#"
-struct Params { n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }
-@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+{loop_}}}
+"#,
+            loop_ = grid_loop(unroll, &|at| format!(
+                "{{ let k = {at}; dst[k] = (vec4<u32>(k * 4u) + lane) ^ seed; }}"
+            ))
+        ),
+        Kind::Copy => {
+            let mut body = String::new();
+            for j in 0..unroll {
+                body += &format!("        let v{j} = src[i + {j}u * s];\n");
+            }
+            for j in 0..unroll {
+                body += &format!("        dst[i + {j}u * s] = v{j};\n");
+            }
+            format!(
+                r#"{head}@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<u32>>;
 @group(0) @binding(2) var<uniform> p: Params;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+@compute @workgroup_size({wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
     let s = p.stride;
     var i = gid.x;
-    while (i + 3u * s < p.n_vec4) {
-        let a = src[i];
-        let b = src[i + s];
-        let c = src[i + 2u * s];
-        let d = src[i + 3u * s];
-        dst[i] = a;
-        dst[i + s] = b;
-        dst[i + 2u * s] = c;
-        dst[i + 3u * s] = d;
-        i += 4u * s;
-    }
-    while (i < p.n_vec4) {
+    while (i + {last}u * s < p.n_vec4) {{
+{body}        i += {unroll}u * s;
+    }}
+    while (i < p.n_vec4) {{
         dst[i] = src[i];
         i += s;
+    }}
+}}
+"#,
+                last = unroll - 1
+            )
+        }
     }
 }
-"#;
 
 /// Inputs to the bandwidth stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,11 +195,11 @@ struct Piece {
 
 fn measurement(
     name: &str,
-    size: u64,
     counted: &str,
     bytes_per_iter: f64,
     measured: &Measured,
     check: Verification,
+    params: BTreeMap<String, serde_json::Value>,
 ) -> Measurement {
     let passed = check.passed;
     Measurement {
@@ -139,7 +212,7 @@ fn measurement(
                 check.checked_elements
             )
         }),
-        params: params! { "buffer_bytes" => size, "bytes_per_iteration" => bytes_per_iter },
+        params,
         timing: Some(measured.timing()),
         bytes_per_s: passed.then(|| bytes_per_iter / measured.per_iter_s()),
         bytes_counted: Some(counted.to_owned()),
@@ -196,202 +269,290 @@ pub async fn run(
     }
 }
 
+/// Dispatch pieces of `size` bytes: as few as the binding limit allows, of equal size (one
+/// dispatch per piece per repetition, so fewer pieces mean fewer barriers between dispatches).
+fn dispatch_pieces(gpu: &Gpu<'_>, size: u64) -> Vec<(u64, u64)> {
+    let limit = MAX_PIECE_BYTES.min(gpu.limits.max_storage_buffer_binding_size);
+    let count = size.div_ceil(limit.max(1));
+    let piece = size.div_ceil(count.max(1)).div_ceil(BINDING_ALIGN_BYTES) * BINDING_ALIGN_BYTES;
+    pieces(
+        size,
+        piece.min(limit / BINDING_ALIGN_BYTES * BINDING_ALIGN_BYTES),
+        BINDING_ALIGN_BYTES,
+    )
+}
+
+/// Everything a trial of one kernel at one shape needs.
+struct Bench<'a> {
+    gpu: &'a Gpu<'a>,
+    filler: &'a Filler,
+    src: &'a wgpu::Buffer,
+    dst: &'a wgpu::Buffer,
+    partial: &'a wgpu::Buffer,
+    size: u64,
+    seed: u32,
+    expected_sum: u32,
+}
+
+impl Bench<'_> {
+    /// Times `kind` at `shape` for `target_s` and checks its output (the destination is cleared
+    /// first, so a kernel that writes nothing fails).
+    async fn trial(
+        &self,
+        kind: Kind,
+        shape: Shape,
+        target_s: f64,
+        max_iterations: u32,
+    ) -> Result<(Measured, Verification), ProbeError> {
+        let gpu = self.gpu;
+        let label = format!(
+            "bandwidth {kind:?} wg{} x{}",
+            shape.workgroup_size, shape.unroll
+        );
+        let pipeline = gpu.pipeline(&label, &wgsl(kind, shape)).await?;
+        let mut partial_words = 0u32;
+        let parts: Vec<Piece> = dispatch_pieces(gpu, self.size)
+            .into_iter()
+            .enumerate()
+            .map(|(index, (offset, piece))| {
+                let n_vec4 = piece / 16;
+                let groups = workgroups_for(
+                    n_vec4.div_ceil(shape.vec4_per_invocation),
+                    shape.workgroup_size,
+                    gpu.limits.max_compute_workgroups_per_dimension,
+                );
+                let stride = groups * shape.workgroup_size;
+                let seed = piece_seed(self.seed, index as u32);
+                let uniform = gpu.uniform(&[n_vec4 as u32, seed, stride, partial_words]);
+                partial_words += groups;
+                Piece {
+                    offset,
+                    size: piece,
+                    seed,
+                    groups,
+                    uniform,
+                }
+            })
+            .collect();
+        let binds: Vec<_> = parts
+            .iter()
+            .map(|pc| match kind {
+                Kind::Read => gpu.bind(
+                    &pipeline,
+                    &[
+                        (self.src, pc.offset, Some(pc.size)),
+                        (self.partial, 0, None),
+                        (&pc.uniform, 0, None),
+                    ],
+                ),
+                Kind::Write => gpu.bind(
+                    &pipeline,
+                    &[(self.dst, pc.offset, Some(pc.size)), (&pc.uniform, 0, None)],
+                ),
+                Kind::Copy => gpu.bind(
+                    &pipeline,
+                    &[
+                        (self.src, pc.offset, Some(pc.size)),
+                        (self.dst, pc.offset, Some(pc.size)),
+                        (&pc.uniform, 0, None),
+                    ],
+                ),
+            })
+            .collect();
+        gpu.clear(if kind == Kind::Read {
+            self.partial
+        } else {
+            self.dst
+        });
+        let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
+            pass.set_pipeline(&pipeline);
+            for _ in 0..reps {
+                for (bind, pc) in binds.iter().zip(&parts) {
+                    pass.set_bind_group(0, bind, &[]);
+                    pass.dispatch_workgroups(pc.groups, 1, 1);
+                }
+            }
+        };
+        let measured = gpu.measure(&record, target_s, max_iterations).await?;
+        let check = match kind {
+            Kind::Read => {
+                let sums = gpu
+                    .read_back(self.partial, 0, u64::from(partial_words) * 4)
+                    .await?;
+                let got = bytemuck::cast_slice::<u8, u32>(&sums)
+                    .iter()
+                    .fold(0u32, |acc, &x| acc.wrapping_add(x));
+                let ok = got == self.expected_sum;
+                Verification {
+                    passed: ok,
+                    rel_error: if ok { 0.0 } else { 1.0 },
+                    tolerance: 0.0,
+                    checked_elements: self.size / 4,
+                    reference: format!(
+                        "wrapping u32 sum of every word, recomputed on the CPU (got {got:#x}, expected {:#x})",
+                        self.expected_sum
+                    ),
+                }
+            }
+            Kind::Write => {
+                let mut bad = 0u64;
+                let mut checked = 0u64;
+                for pc in &parts {
+                    let window = WRITE_CHECK_WINDOW_BYTES.min(pc.size);
+                    for at in [0, (pc.size / 2) / 16 * 16, pc.size - window] {
+                        let bytes = gpu.read_back(self.dst, pc.offset + at, window).await?;
+                        for (j, &w) in bytemuck::cast_slice::<u8, u32>(&bytes).iter().enumerate() {
+                            let index = (at / 4) as u32 + j as u32;
+                            checked += 1;
+                            if w != index ^ pc.seed {
+                                bad += 1;
+                            }
+                        }
+                    }
+                }
+                exact(
+                    bad,
+                    checked,
+                    "start, middle and end windows of each piece read back and compared",
+                )
+            }
+            Kind::Copy => {
+                let mismatches = self
+                    .filler
+                    .check(gpu, self.dst, 0, self.size, self.seed, Fill::Words)
+                    .await?;
+                exact(
+                    mismatches,
+                    self.size / 16,
+                    "every 16-byte word of the destination checked on the GPU against the source pattern",
+                )
+            }
+        };
+        Ok((measured, check))
+    }
+}
+
 async fn run_inner(
     gpu: &Gpu<'_>,
     size: u64,
     p: &BandwidthParams,
 ) -> Result<Vec<Measurement>, ProbeError> {
     let filler = Filler::new(gpu).await?;
-    let read = gpu.pipeline("bandwidth read", READ_WGSL).await?;
-    let write = gpu.pipeline("bandwidth write", WRITE_WGSL).await?;
-    let copy = gpu.pipeline("bandwidth copy", COPY_WGSL).await?;
     let src = gpu.storage("bandwidth src", size);
     let dst = gpu.storage("bandwidth dst", size);
-    let max_piece = MAX_PIECE_BYTES.min(gpu.limits.max_storage_buffer_binding_size);
-    let mut partial_words = 0u32;
-    let parts: Vec<Piece> = pieces(size, max_piece, BINDING_ALIGN_BYTES)
+    // One word per workgroup; the most workgroups any shape launches.
+    // WebGPU's default limits allow 256 invocations per workgroup: larger shapes are left out
+    // where the device was created with those limits (the browser).
+    let shapes: Vec<Shape> = SHAPES
         .into_iter()
-        .enumerate()
-        .map(|(index, (offset, piece))| {
-            let n_vec4 = piece / 16;
-            let groups = workgroups_for(
-                n_vec4.div_ceil(VEC4_PER_INVOCATION),
-                WORKGROUP_SIZE,
-                gpu.limits.max_compute_workgroups_per_dimension,
-            );
-            let stride = groups * WORKGROUP_SIZE;
-            let seed = piece_seed(p.seed, index as u32);
-            let uniform = gpu.uniform(&[n_vec4 as u32, seed, stride, partial_words]);
-            partial_words += stride;
-            Piece {
-                offset,
-                size: piece,
-                seed,
-                groups,
-                uniform,
-            }
+        .filter(|s| {
+            s.workgroup_size <= gpu.limits.max_compute_invocations_per_workgroup
+                && s.workgroup_size <= gpu.limits.max_compute_workgroup_size_x
         })
         .collect();
-    let partial = gpu.storage("bandwidth partial sums", u64::from(partial_words) * 16);
-    // Fill the source with the pattern (piece seeds match `Filler`'s because both split at the
-    // same 1 GiB boundaries).
-    let mut out = Vec::new();
-
-    // Read.
-    filler.fill(gpu, &src, 0, size, p.seed, Fill::Words);
-    let binds: Vec<_> = parts
+    let max_groups: u64 = shapes
         .iter()
-        .map(|pc| {
-            gpu.bind(
-                &read,
-                &[
-                    (&src, pc.offset, Some(pc.size)),
-                    (&partial, 0, None),
-                    (&pc.uniform, 0, None),
-                ],
-            )
+        .map(|shape| {
+            dispatch_pieces(gpu, size)
+                .iter()
+                .map(|&(_, piece)| {
+                    u64::from(workgroups_for(
+                        (piece / 16).div_ceil(shape.vec4_per_invocation),
+                        shape.workgroup_size,
+                        gpu.limits.max_compute_workgroups_per_dimension,
+                    ))
+                })
+                .sum::<u64>()
         })
-        .collect();
-    let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
-        pass.set_pipeline(&read);
-        for _ in 0..reps {
-            for (bind, pc) in binds.iter().zip(&parts) {
-                pass.set_bind_group(0, bind, &[]);
-                pass.dispatch_workgroups(pc.groups, 1, 1);
+        .max()
+        .unwrap_or(1);
+    let partial = gpu.storage("bandwidth partial sums", max_groups * 4);
+    // The source holds the fill pattern; its sum is recomputed here with the fill's pieces.
+    filler.fill(gpu, &src, 0, size, p.seed, Fill::Words);
+    let bench = Bench {
+        gpu,
+        filler: &filler,
+        src: &src,
+        dst: &dst,
+        partial: &partial,
+        size,
+        seed: p.seed,
+        expected_sum: expected_sum(gpu, size, p.seed),
+    };
+    let mut out = Vec::new();
+    for (kind, name, counted, bytes_per_iter) in [
+        (Kind::Read, "bandwidth.read", "read", size as f64),
+        (Kind::Write, "bandwidth.write", "written", size as f64),
+        (
+            Kind::Copy,
+            "bandwidth.copy",
+            "read + written",
+            2.0 * size as f64,
+        ),
+    ] {
+        let trial_s = p.settings.target_s * TRIAL_TIME_FRACTION;
+        let mut trials = Vec::new();
+        let mut best: Option<(Shape, f64)> = None;
+        let mut all_passed = true;
+        for &shape in &shapes {
+            let (measured, check) = bench
+                .trial(kind, shape, trial_s, p.settings.max_iterations)
+                .await?;
+            let bytes_per_s = bytes_per_iter / measured.per_iter_s();
+            trials.push(serde_json::json!({
+                "workgroup_size": shape.workgroup_size, "unroll": shape.unroll,
+                "vec4_per_invocation": shape.vec4_per_invocation,
+                "bytes_per_s": bytes_per_s, "passed": check.passed,
+            }));
+            all_passed &= check.passed;
+            if check.passed && best.is_none_or(|(_, b)| bytes_per_s > b) {
+                best = Some((shape, bytes_per_s));
             }
         }
-    };
-    let measured = gpu
-        .measure(&record, p.settings.target_s, p.settings.max_iterations)
-        .await?;
-    let sums = gpu
-        .read_back(&partial, 0, u64::from(partial_words) * 16)
-        .await?;
-    let got = bytemuck::cast_slice::<u8, u32>(&sums)
-        .iter()
-        .fold(0u32, |acc, &x| acc.wrapping_add(x));
-    let want = expected_sum(&parts);
-    let check = Verification {
-        passed: got == want,
-        rel_error: if got == want { 0.0 } else { 1.0 },
-        tolerance: 0.0,
-        checked_elements: size / 4,
-        reference: "wrapping u32 sum of every word, recomputed on the CPU".to_owned(),
-    };
-    let mut m = measurement(
-        "bandwidth.read",
-        size,
-        "read",
-        size as f64,
-        &measured,
-        check,
-    );
-    if got != want {
-        m.error = Some(format!(
-            "wrong result: sum of words {got:#x}, expected {want:#x}"
+        let shape = best.map_or(SHAPES[0], |(shape, _)| shape);
+        // The chosen shape is measured again for the full time (and checked again).
+        let (measured, mut check) = bench
+            .trial(kind, shape, p.settings.target_s, p.settings.max_iterations)
+            .await?;
+        if !all_passed {
+            check.passed = false;
+            check.rel_error = check
+                .rel_error
+                .max(1.0 / check.checked_elements.max(1) as f64);
+            check.reference = format!(
+                "{} (a tuning trial failed its check: see params.tuning)",
+                check.reference
+            );
+        }
+        let params = params! {
+            "buffer_bytes" => size, "bytes_per_iteration" => bytes_per_iter,
+            "dispatches_per_iteration" => dispatch_pieces(gpu, size).len(),
+            "workgroup_size" => shape.workgroup_size, "unroll" => shape.unroll,
+            "vec4_per_invocation" => shape.vec4_per_invocation, "tuning" => trials,
+        };
+        out.push(measurement(
+            name,
+            counted,
+            bytes_per_iter,
+            &measured,
+            check,
+            params,
         ));
     }
-    out.push(m);
-
-    // Write.
-    let binds: Vec<_> = parts
-        .iter()
-        .map(|pc| {
-            gpu.bind(
-                &write,
-                &[(&dst, pc.offset, Some(pc.size)), (&pc.uniform, 0, None)],
-            )
-        })
-        .collect();
-    let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
-        pass.set_pipeline(&write);
-        for _ in 0..reps {
-            for (bind, pc) in binds.iter().zip(&parts) {
-                pass.set_bind_group(0, bind, &[]);
-                pass.dispatch_workgroups(pc.groups, 1, 1);
-            }
-        }
-    };
-    let measured = gpu
-        .measure(&record, p.settings.target_s, p.settings.max_iterations)
-        .await?;
-    let mut bad = 0u64;
-    let mut checked = 0u64;
-    for pc in &parts {
-        let window = WRITE_CHECK_WINDOW_BYTES.min(pc.size);
-        for at in [0, (pc.size / 2) / 16 * 16, pc.size - window] {
-            let bytes = gpu.read_back(&dst, pc.offset + at, window).await?;
-            for (j, &w) in bytemuck::cast_slice::<u8, u32>(&bytes).iter().enumerate() {
-                let index = (at / 4) as u32 + j as u32;
-                checked += 1;
-                if w != index ^ pc.seed {
-                    bad += 1;
-                }
-            }
-        }
-    }
-    out.push(measurement(
-        "bandwidth.write",
-        size,
-        "written",
-        size as f64,
-        &measured,
-        exact(
-            bad,
-            checked,
-            "start, middle and end windows of each piece read back and compared",
-        ),
-    ));
-
-    // Copy.
-    let binds: Vec<_> = parts
-        .iter()
-        .map(|pc| {
-            gpu.bind(
-                &copy,
-                &[
-                    (&src, pc.offset, Some(pc.size)),
-                    (&dst, pc.offset, Some(pc.size)),
-                    (&pc.uniform, 0, None),
-                ],
-            )
-        })
-        .collect();
-    let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
-        pass.set_pipeline(&copy);
-        for _ in 0..reps {
-            for (bind, pc) in binds.iter().zip(&parts) {
-                pass.set_bind_group(0, bind, &[]);
-                pass.dispatch_workgroups(pc.groups, 1, 1);
-            }
-        }
-    };
-    let measured = gpu
-        .measure(&record, p.settings.target_s, p.settings.max_iterations)
-        .await?;
-    let mismatches = filler
-        .check(gpu, &dst, 0, size, p.seed, Fill::Words)
-        .await?;
-    out.push(measurement(
-        "bandwidth.copy",
-        size,
-        "read + written",
-        2.0 * size as f64,
-        &measured,
-        exact(
-            mismatches,
-            size / 16,
-            "every 16-byte word of the destination checked on the GPU against the source pattern",
-        ),
-    ));
     Ok(out)
 }
 
-fn expected_sum(parts: &[Piece]) -> u32 {
+/// Wrapping sum of every word `Filler` wrote (its pieces: 1 GiB, or the binding limit).
+fn expected_sum(gpu: &Gpu<'_>, size: u64, seed: u32) -> u32 {
+    let fill_piece = gpu.limits.max_storage_buffer_binding_size.min(GIB);
     let mut sum = 0u32;
-    for pc in parts {
-        for w in 0..(pc.size / 4) as u32 {
-            sum = sum.wrapping_add(pattern(w, pc.seed));
+    for (index, (_, piece)) in pieces(size, fill_piece, BINDING_ALIGN_BYTES)
+        .into_iter()
+        .enumerate()
+    {
+        let piece_seed = piece_seed(seed, index as u32);
+        for w in 0..(piece / 4) as u32 {
+            sum = sum.wrapping_add(pattern(w, piece_seed));
         }
     }
     sum
