@@ -449,6 +449,7 @@ fn lora_trainable_params_exact_from_shapes() {
         rank: 8,
         target_modules: vec!["q_proj".into(), "v_proj".into()],
         gradient_checkpointing: false,
+        layers: None,
     };
     assert_eq!(
         lora_params(&m, &qv).unwrap().trainable_params,
@@ -460,6 +461,7 @@ fn lora_trainable_params_exact_from_shapes() {
         rank: 8,
         target_modules: vec!["experts".into()],
         gradient_checkpointing: false,
+        layers: None,
     };
     assert_eq!(
         lora_params(&mx, &experts).unwrap().trainable_params,
@@ -478,6 +480,7 @@ fn lora_trainable_params_exact_from_shapes() {
             .map(|s| s.to_string())
             .collect(),
         gradient_checkpointing: false,
+        layers: None,
     };
     let p = lora_params(&ds, &ds_lora).unwrap();
     assert_eq!(
@@ -497,6 +500,7 @@ fn lora_trainable_params_exact_from_shapes() {
                 rank: 8,
                 target_modules: vec!["nonsense".into()],
                 gradient_checkpointing: false,
+                layers: None,
             }
         ),
         Err(CoreError::Unknown { .. })
@@ -602,6 +606,7 @@ fn regression_lora_targets_matching_nothing_are_an_error() {
             rank: 16,
             target_modules: targets.clone(),
             gradient_checkpointing: false,
+            layers: None,
         };
         match lora_params(&m, &s) {
             Err(CoreError::Unknown { kind, .. }) => assert_eq!(kind, "LoRA target module"),
