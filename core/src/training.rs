@@ -1012,6 +1012,8 @@ pub fn training_memory(
                  linear layers keep no inputs, adapted ones an fp32 copy for peft",
                 if l.gradient_checkpointing {
                     "gradient checkpointing per decoder layer"
+                } else if lp.first_adapted_layer > 0 {
+                    "activations kept from the first adapted layer to the loss"
                 } else {
                     "all layer activations kept"
                 }

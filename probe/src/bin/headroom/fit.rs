@@ -21,8 +21,8 @@ use headroom_core::{
     report::ProbeReport,
     runtime::Runtime,
     training::{
-        DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LORA_LAYERS_GRAMMAR, LoraSettings,
-        Mode, Optimizer, TrainingPrecision, describe_layers, parse_lora_layers,
+        DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LoraSettings, Mode, Optimizer,
+        TrainingPrecision, describe_layers, parse_lora_layers,
     },
     units::{GIB, MIB},
 };
@@ -541,7 +541,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     if let (Some(text), Mode::Lora(l) | Mode::Qlora(l)) = (&args.lora_layers, &mut checked.mode) {
         l.layers = parse_lora_layers(text, spec.num_layers).with_context(|| {
             format!(
-                "--lora-layers `{text}` for {} ({} layers); use {LORA_LAYERS_GRAMMAR}",
+                "--lora-layers `{text}` for {} ({} layers)",
                 spec.name, spec.num_layers
             )
         })?;
@@ -764,6 +764,23 @@ fn training_lines(out: &mut String, t: &TrainingAdvice) {
             "  widest LoRA targets:            {}",
             targets.join(",")
         );
+    }
+    if let Some(k) = t.max_lora_last_layers {
+        let ckpt = if t.lora_last_layers_need_checkpointing {
+            " (with checkpointing)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  LoRA on the last k layers:      k = {k}{ckpt} (--lora-layers last:{k})"
+        );
+    }
+    if !t.suggestions.is_empty() {
+        let _ = writeln!(out, "suggestions:");
+        for s in &t.suggestions {
+            let _ = writeln!(out, "  - {s}");
+        }
     }
 }
 
