@@ -742,6 +742,20 @@ fn lora_layer_specs_parse_against_the_layer_count() {
         parse_lora_layers("0-15", 32).unwrap(),
         Some((0..16).collect::<Vec<u64>>())
     );
+    // The mode grammar carries an explicit list (the web calculator's `mode=` parameter), and
+    // writes it back compactly.
+    let m: Mode = "lora:r=8:layers=0,4,8-11".parse().unwrap();
+    match &m {
+        Mode::Lora(l) => assert_eq!(l.layers, Some(vec![0, 4, 8, 9, 10, 11])),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        m.to_string(),
+        "lora:r=8:targets=q,k,v,o,gate,up,down:layers=0,4,8-11"
+    );
+    assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
+    assert!("lora:layers=5-2".parse::<Mode>().is_err());
+    assert!("lora:layers=0-99999999999".parse::<Mode>().is_err());
     for bad in [
         "last:0", "last:33", "32", "5-2", "x", "1,,2", "last:", "-1", "",
     ] {

@@ -49,6 +49,12 @@
 //! turns gate/up/down targets into adapters on the stacked experts, which materialize `W + ΔW`
 //! of every expert (bf16) per MoE layer and keep it for the backward pass. QLoRA adds one bf16
 //! dequantized copy of the largest 4-bit matrix (bitsandbytes dequantizes per matmul).
+//!
+//! LoRA on a subset of layers (peft's `layers_to_transform`, [`LoraSettings::layers`]): only
+//! those layers' adapters are trained, and without checkpointing autograd keeps activations only
+//! from the first adapted layer to the loss (earlier layers have no input that requires grad).
+//! With checkpointing peft makes the embedding output require grad, so every layer keeps its
+//! input as before. Not yet measured on a GPU (core/docs/MEMORY.md).
 
 use std::{fmt, str::FromStr};
 
@@ -191,6 +197,33 @@ impl LoraSettings {
         let k = k.clamp(1, num_layers.max(1));
         (num_layers.saturating_sub(k)..num_layers).collect()
     }
+}
+
+/// Largest layer count assumed when a layer list is parsed without a model (`Mode::from_str`):
+/// 2^16, far above any published model (the deepest open LLMs have under 200 decoder layers);
+/// it bounds the list a typo like `0-99999999999` would allocate.
+pub const MAX_LORA_LAYER_INDEX: u64 = 1 << 16;
+
+/// A layer list written compactly: sorted, runs as `A-B`, e.g. `0,4,8-11`.
+pub fn compact_layers(layers: &[u64]) -> String {
+    let mut v = layers.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}-{}", v[i], v[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
 }
 
 /// The grammar [`parse_lora_layers`] accepts, for help texts.
@@ -340,6 +373,9 @@ impl fmt::Display for Mode {
                 if l.gradient_checkpointing {
                     write!(f, ":ckpt")?;
                 }
+                if let Some(layers) = &l.layers {
+                    write!(f, ":layers={}", compact_layers(layers))?;
+                }
                 Ok(())
             }
             Mode::Full(s) => {
@@ -364,8 +400,8 @@ impl fmt::Display for Mode {
 }
 
 /// The compact grammar `Mode::from_str` accepts, for help texts.
-pub const MODE_GRAMMAR: &str = "inference | lora[:r=N][:targets=q,k,v,...][:ckpt] | \
-     qlora[:r=N][:targets=...][:ckpt] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|sgd][:ckpt]";
+pub const MODE_GRAMMAR: &str = "inference | lora[:r=N][:targets=q,k,v,...][:ckpt][:layers=24-31] \
+     | qlora[:r=N][:targets=...][:ckpt][:layers=0,4,8-11] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|sgd][:ckpt]";
 
 impl FromStr for Mode {
     type Err = CoreError;
@@ -406,6 +442,10 @@ impl FromStr for Mode {
                             .filter(|x| !x.is_empty())
                             .map(str::to_string)
                             .collect();
+                    } else if let Some(spec) = part.strip_prefix("layers=") {
+                        // The layer count is not known here: indices are checked against the
+                        // model by `lora_params`; `last:K` needs the count (CLI --lora-layers).
+                        l.layers = parse_lora_layers(spec, MAX_LORA_LAYER_INDEX)?;
                     } else if matches!(part, "ckpt" | "checkpointing" | "gc") {
                         l.gradient_checkpointing = true;
                     } else if matches!(part, "no-ckpt" | "nockpt") {

@@ -293,7 +293,7 @@ Examples:
   headroom fit ./Llama-3.1-8B/config.json --quant Q4_K_M --context 32768 --device m2-10c-16gb
   headroom fit Qwen/Qwen2.5-7B --quant all --context 32k --device h100-sxm
   headroom fit llama-3.1-8b --mode qlora --batch 4 --context 2048 --checkpointing --device rtx-4090
-  headroom fit llama-3.1-8b --mode lora --lora-layers last:8 --device rtx-4060-ti-8gb
+  headroom fit llama-3.1-8b --mode lora --lora-layers last:8 --context 2048 --device rtx-4090
   headroom fit llama-3.1-8b --probe report.json";
 
 /// `--context`: a token count or the model's maximum.
