@@ -309,6 +309,7 @@ fn rows() -> Vec<Row> {
                     rank: u(r, "lora_rank"),
                     target_modules: lora_targets(r),
                     gradient_checkpointing: gc,
+                    layers: None,
                 });
                 // The base the step started from already held the fp32 adapters.
                 (

@@ -460,3 +460,42 @@ fn geforce_prefill_in_pytorch_uses_the_fp32_accumulate_rate() {
             .is_none()
     );
 }
+
+#[test]
+fn lora_advice_suggests_the_last_k_layers_when_all_do_not_fit() {
+    // Llama-3.1-8B LoRA (bf16 base, r = 16, all seven projections) at 2048 tokens on an RTX
+    // 4090: every layer's activations do not fit without checkpointing; adapting only the last
+    // k layers keeps activations for k layers and does.
+    let mut req = request("Llama-3.1-8B", "bf16", "rtx 4090");
+    req.mode = Mode::Lora(LoraSettings::default_settings());
+    req.context = Some(2048);
+    let t = training_advice(&req).unwrap().unwrap();
+    assert!(!t.fits_as_given);
+    let k = t.max_lora_last_layers.expect("a subset fits");
+    assert!((1..32).contains(&k), "{k}");
+    assert!(!t.lora_last_layers_need_checkpointing);
+    // The largest such k: k fits, k + 1 does not.
+    let with_last = |k: u64| {
+        let mut r = req.clone();
+        r.mode = Mode::Lora(LoraSettings {
+            layers: Some(LoraSettings::last_layers(32, k)),
+            ..LoraSettings::default_settings()
+        });
+        estimate(&r).unwrap().fits
+    };
+    assert!(with_last(k));
+    assert!(!with_last(k + 1));
+    let s = t
+        .suggestions
+        .iter()
+        .find(|s| s.contains(&format!("last:{k}")))
+        .expect("a last-k suggestion");
+    assert!(s.contains("stay as pretrained"), "{s}");
+    // A request that fits as given gets no subset and no suggestions.
+    let mut small = req.clone();
+    small.context = Some(256);
+    let t = training_advice(&small).unwrap().unwrap();
+    assert!(t.fits_as_given);
+    assert_eq!(t.max_lora_last_layers, None);
+    assert!(t.suggestions.is_empty());
+}

@@ -12,7 +12,7 @@ use headroom_core::{
     runtime::Runtime,
     training::{
         FullSettings, LoraSettings, Mode, Optimizer, TrainingPrecision, lora_params,
-        training_memory,
+        parse_lora_layers, training_memory,
     },
     units::{GIB, MIB},
     usable_memory::{apple_working_set_bytes, devices_needed, usable_memory},
@@ -449,6 +449,7 @@ fn lora_trainable_params_exact_from_shapes() {
         rank: 8,
         target_modules: vec!["q_proj".into(), "v_proj".into()],
         gradient_checkpointing: false,
+        layers: None,
     };
     assert_eq!(
         lora_params(&m, &qv).unwrap().trainable_params,
@@ -460,6 +461,7 @@ fn lora_trainable_params_exact_from_shapes() {
         rank: 8,
         target_modules: vec!["experts".into()],
         gradient_checkpointing: false,
+        layers: None,
     };
     assert_eq!(
         lora_params(&mx, &experts).unwrap().trainable_params,
@@ -478,6 +480,7 @@ fn lora_trainable_params_exact_from_shapes() {
             .map(|s| s.to_string())
             .collect(),
         gradient_checkpointing: false,
+        layers: None,
     };
     let p = lora_params(&ds, &ds_lora).unwrap();
     assert_eq!(
@@ -497,6 +500,7 @@ fn lora_trainable_params_exact_from_shapes() {
                 rank: 8,
                 target_modules: vec!["nonsense".into()],
                 gradient_checkpointing: false,
+                layers: None,
             }
         ),
         Err(CoreError::Unknown { .. })
@@ -602,6 +606,7 @@ fn regression_lora_targets_matching_nothing_are_an_error() {
             rank: 16,
             target_modules: targets.clone(),
             gradient_checkpointing: false,
+            layers: None,
         };
         match lora_params(&m, &s) {
             Err(CoreError::Unknown { kind, .. }) => assert_eq!(kind, "LoRA target module"),
@@ -611,4 +616,152 @@ fn regression_lora_targets_matching_nothing_are_an_error() {
     // Through the mode grammar and the estimate too.
     let mode: Mode = "lora:targets=q_a".parse().unwrap();
     assert!(training_memory(&m, &mode, 0, 1, 16, true).is_err());
+}
+
+/// LoRA with `layers` on Llama-3.1-8B, r = 16 on all seven projections.
+fn lora_on(layers: Option<Vec<u64>>, ckpt: bool) -> Mode {
+    Mode::Lora(LoraSettings {
+        layers,
+        gradient_checkpointing: ckpt,
+        ..LoraSettings::default_settings()
+    })
+}
+
+#[test]
+fn lora_on_the_last_8_layers_trains_8_layers_of_adapters() {
+    // Per layer (r = 16): q 16·(4096+4096) = 131,072; k and v 16·(4096+1024) = 81,920 each;
+    // o 131,072; gate, up, down 16·(4096+14336) = 294,912 each; sum 1,310,720.
+    let m = fixture_model("Llama-3.1-8B");
+    let last8 = LoraSettings {
+        layers: Some(LoraSettings::last_layers(32, 8)),
+        ..LoraSettings::default_settings()
+    };
+    assert_eq!(last8.layers, Some((24..32).collect::<Vec<u64>>()));
+    let lp = lora_params(&m, &last8).unwrap();
+    assert_eq!(lp.trainable_params, 8 * 1_310_720);
+    assert_eq!(lp.trainable_params, 10_485_760);
+    assert_eq!(lp.adapted_matrices, 8 * 7);
+    assert_eq!(lp.first_adapted_layer, 24);
+    assert_eq!(lp.adapted_layers, 8);
+    // An explicit, unsorted list with a repeat: layers 0 and 31.
+    let ends = LoraSettings {
+        layers: Some(vec![31, 0, 31]),
+        ..LoraSettings::default_settings()
+    };
+    let lp = lora_params(&m, &ends).unwrap();
+    assert_eq!(lp.trainable_params, 2 * 1_310_720);
+    assert_eq!(lp.first_adapted_layer, 0);
+    // Every layer listed is the same as none listed.
+    let all = LoraSettings {
+        layers: Some((0..32).collect()),
+        ..LoraSettings::default_settings()
+    };
+    assert_eq!(
+        lora_params(&m, &all).unwrap().trainable_params,
+        lora_params(&m, &LoraSettings::default_settings())
+            .unwrap()
+            .trainable_params
+    );
+    // Layers outside the model, or none, are errors (peft would adapt nothing).
+    for bad in [vec![32], vec![]] {
+        let s = LoraSettings {
+            layers: Some(bad.clone()),
+            ..LoraSettings::default_settings()
+        };
+        match lora_params(&m, &s) {
+            Err(CoreError::OutOfRange { field, .. }) => assert_eq!(field, "LoRA layers"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn lora_activations_grow_with_the_adapted_layers() {
+    // Without checkpointing autograd keeps activations from the first adapted layer to the
+    // loss. Llama-3.1-8B, per token of one adapted layer (bf16 activations, frozen base):
+    // attention 2·4096 + 2·1024 and MLP 3·14336 = 53,248 elements = 106,496 B; two RMSNorm fp32
+    // input copies 2·4·4096 = 32,768 B; peft's fp32 input copies and lora_A outputs
+    // 4·(6·(4096+16) + (14336+16)) = 156,096 B. Sum 295,360 B per token.
+    let m = fixture_model("Llama-3.1-8B");
+    let act = |layers: Option<Vec<u64>>, ckpt: bool| {
+        training_memory(&m, &lora_on(layers, ckpt), 0, 1, 1024, true)
+            .unwrap()
+            .activation_bytes
+    };
+    let mut previous = 0;
+    for k in 1..=32 {
+        let a = act(Some(LoraSettings::last_layers(32, k)), false);
+        assert!(a > previous, "last {k}: {a} ≤ {previous}");
+        if k > 1 {
+            assert_eq!(a - previous, 1024 * 295_360, "last {k}");
+        }
+        previous = a;
+    }
+    // The last 32 of 32 layers is LoRA on every layer, to the byte.
+    assert_eq!(previous, act(None, false));
+    // Adapting layers 0 and 31 keeps every layer's base activations, but peft's fp32 copies
+    // only in the two adapted layers: 30 layers · 1024 tokens · 156,096 B less than all.
+    assert_eq!(
+        act(None, false) - act(Some(vec![0, 31]), false),
+        30 * 1024 * 156_096
+    );
+    // With checkpointing the embedding output requires grad (peft/transformers call
+    // enable_input_require_grads): every layer keeps its input, and the recomputed layer is
+    // an adapted one either way, so a subset saves no activations.
+    assert_eq!(
+        act(Some(LoraSettings::last_layers(32, 8)), true),
+        act(None, true)
+    );
+    // Fewer trainable parameters too: the optimizer state follows the adapters.
+    let t8 = training_memory(
+        &m,
+        &lora_on(Some((24..32).collect()), false),
+        0,
+        1,
+        1024,
+        true,
+    )
+    .unwrap();
+    assert_eq!(t8.trainable_params, 10_485_760);
+    assert_eq!(t8.optimizer_bytes, 10_485_760 * 8);
+}
+
+#[test]
+fn lora_layer_specs_parse_against_the_layer_count() {
+    assert_eq!(parse_lora_layers("all", 32).unwrap(), None);
+    assert_eq!(
+        parse_lora_layers("last:8", 32).unwrap(),
+        Some((24..32).collect::<Vec<u64>>())
+    );
+    assert_eq!(parse_lora_layers("first:2", 32).unwrap(), Some(vec![0, 1]));
+    assert_eq!(
+        parse_lora_layers(" 0-3, 8,3 ", 32).unwrap(),
+        Some(vec![0, 1, 2, 3, 8])
+    );
+    assert_eq!(
+        parse_lora_layers("0-15", 32).unwrap(),
+        Some((0..16).collect::<Vec<u64>>())
+    );
+    // The mode grammar carries an explicit list (the web calculator's `mode=` parameter), and
+    // writes it back compactly.
+    let m: Mode = "lora:r=8:layers=0,4,8-11".parse().unwrap();
+    match &m {
+        Mode::Lora(l) => assert_eq!(l.layers, Some(vec![0, 4, 8, 9, 10, 11])),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        m.to_string(),
+        "lora:r=8:targets=q,k,v,o,gate,up,down:layers=0,4,8-11"
+    );
+    assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
+    assert!("lora:layers=5-2".parse::<Mode>().is_err());
+    assert!("lora:layers=0-99999999999".parse::<Mode>().is_err());
+    for bad in [
+        "last:0", "last:33", "32", "5-2", "x", "1,,2", "last:", "-1", "",
+    ] {
+        match parse_lora_layers(bad, 32) {
+            Err(CoreError::OutOfRange { field, .. }) => assert_eq!(field, "LoRA layers", "{bad}"),
+            other => panic!("`{bad}` parsed: {other:?}"),
+        }
+    }
 }

@@ -75,6 +75,19 @@ pub struct TrainingAdvice {
     pub max_lora_rank: Option<u64>,
     /// Widest LoRA target set from [`LORA_TARGET_SETS`] that fits at the given rank.
     pub lora_targets: Option<Vec<String>>,
+    /// Largest `k` such that LoRA on the last `k` decoder layers only (peft's
+    /// `layers_to_transform`) fits with rank and targets as given; searched only when the
+    /// request does not fit as given (LoRA/QLoRA only). `k` is below the layer count.
+    #[serde(default)]
+    pub max_lora_last_layers: Option<u64>,
+    /// Whether [`TrainingAdvice::max_lora_last_layers`] needs gradient checkpointing (it is
+    /// searched without first, as checkpointing keeps every layer's input anyway).
+    #[serde(default)]
+    pub lora_last_layers_need_checkpointing: bool,
+    /// The settings that fit, in words, each with its trade-off; empty when the request fits
+    /// as given.
+    #[serde(default)]
+    pub suggestions: Vec<String>,
 }
 
 /// Largest `x` in `lo..=hi` with `fits(x)`, assuming `fits` is monotone (true then false).
@@ -207,6 +220,7 @@ pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, 
         },
     )?;
     let (mut max_rank, mut targets) = (None, None);
+    let (mut last_layers, mut last_layers_ckpt) = (None, false);
     if let Mode::Lora(l) | Mode::Qlora(l) = &base.mode {
         let rebuild = |l: LoraSettings| match &base.mode {
             Mode::Qlora(_) => Mode::Qlora(l),
@@ -234,15 +248,134 @@ pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, 
                 break;
             }
         }
+        // LoRA on the last k layers: trainable parameters and kept activations both grow with
+        // k (autograd keeps activations from the first adapted layer to the loss), so the
+        // largest k that fits is a binary search. Without checkpointing first: that is where
+        // skipping the early layers saves the most, and it avoids the recomputation.
+        let n = base.model.num_layers;
+        if !fits_as_given && n > 1 {
+            // `l` is the base's (checkpointing on when only that fits); start from the
+            // request's own setting. With checkpointing on, keeping every layer fits whenever
+            // `fits_with_checkpointing`, so then there is no subset to suggest.
+            let tries: &[bool] = match (req.mode.gradient_checkpointing(), fits_with_checkpointing)
+            {
+                (true, _) => &[true],
+                (false, true) => &[false],
+                (false, false) => &[false, true],
+            };
+            for &ckpt in tries {
+                let mut r = req.clone();
+                let k = search_max(1, n - 1, |k| {
+                    r.mode = rebuild(LoraSettings {
+                        layers: Some(LoraSettings::last_layers(n, k)),
+                        gradient_checkpointing: ckpt,
+                        ..l.clone()
+                    });
+                    fits(&r)
+                })?;
+                if k.is_some() {
+                    last_layers = k;
+                    last_layers_ckpt = ckpt;
+                    break;
+                }
+            }
+        }
     }
-    Ok(Some(TrainingAdvice {
+    let mut advice = TrainingAdvice {
         fits_as_given,
         fits_with_checkpointing,
         max_batch,
         max_sequence_tokens: max_seq,
         max_lora_rank: max_rank,
         lora_targets: targets,
-    }))
+        max_lora_last_layers: last_layers,
+        lora_last_layers_need_checkpointing: last_layers_ckpt,
+        suggestions: Vec::new(),
+    };
+    advice.suggestions = training_suggestions(req, &advice);
+    Ok(Some(advice))
+}
+
+/// The settings of `t` that make `req` fit, in words, each with its trade-off.
+fn training_suggestions(req: &EstimateRequest, t: &TrainingAdvice) -> Vec<String> {
+    let mut out = Vec::new();
+    if t.fits_as_given {
+        return out;
+    }
+    let lora = match &req.mode {
+        Mode::Lora(l) | Mode::Qlora(l) => Some(l),
+        _ => None,
+    };
+    let ckpt_given = req.mode.gradient_checkpointing();
+    if t.fits_with_checkpointing {
+        out.push(
+            "turn on gradient checkpointing: keeps only each layer's input and recomputes the \
+             rest in the backward pass (about one more forward pass per step, roughly 20-30% \
+             slower)"
+                .to_string(),
+        );
+    }
+    let ckpt_note = if t.fits_with_checkpointing && !ckpt_given {
+        " (with checkpointing)"
+    } else {
+        ""
+    };
+    if let Some(b) = t.max_batch
+        && b < req.batch
+    {
+        out.push(format!(
+            "batch {b}{ckpt_note} instead of {}: fewer sequences per step; gradient \
+             accumulation over {} steps keeps the effective batch",
+            req.batch,
+            req.batch.div_ceil(b)
+        ));
+    }
+    let seq = req.context.unwrap_or(0);
+    if let Some(s) = t.max_sequence_tokens
+        && (seq == 0 || s < seq)
+    {
+        out.push(format!(
+            "sequences of at most {s} tokens at batch 1{ckpt_note}: longer examples must be \
+             truncated or split"
+        ));
+    }
+    if let Some(l) = lora {
+        if let Some(r) = t.max_lora_rank
+            && r < l.rank
+        {
+            out.push(format!(
+                "LoRA rank {r}{ckpt_note} instead of {}: fewer trainable parameters, less \
+                 capacity to learn the task",
+                l.rank
+            ));
+        }
+        if let Some(targets) = &t.lora_targets
+            && targets.len() < l.target_modules.len()
+        {
+            out.push(format!(
+                "LoRA targets {}{ckpt_note}: adapting fewer matrices learns less than all \
+                 linear layers (QLoRA paper, Dettmers et al. 2023 §4)",
+                targets.join(",")
+            ));
+        }
+        if let Some(k) = t.max_lora_last_layers {
+            let n = req.model.num_layers;
+            out.push(format!(
+                "LoRA on the last {k} of {n} layers (--lora-layers last:{k}, peft \
+                 layers_to_transform){}: activations are kept only from layer {} on and \
+                 fewer adapters are trained; the first {} layers stay as pretrained, which \
+                 usually adapts the model less than LoRA on every layer",
+                if t.lora_last_layers_need_checkpointing && !ckpt_given {
+                    " with gradient checkpointing"
+                } else {
+                    ""
+                },
+                n - k,
+                n - k
+            ));
+        }
+    }
+    out
 }
 
 /// Everything: the estimate, the longest context, the best format, training settings.
@@ -264,7 +397,8 @@ pub fn advise(req: &EstimateRequest) -> Result<Advice, CoreError> {
         assumptions.push(format!(
             "training settings: batch searched up to {MAX_ADVISED_BATCH}, sequence length up to \
              the model's maximum at batch 1, LoRA ranks {LORA_RANKS:?}; gradient checkpointing \
-             used for the searches when the given setting only fits with it"
+             used for the searches when the given setting only fits with it; LoRA on the last \
+             k layers searched for the largest k, without checkpointing first"
         ));
     }
     assumptions.extend(est.assumptions.iter().cloned());

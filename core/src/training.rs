@@ -49,6 +49,12 @@
 //! turns gate/up/down targets into adapters on the stacked experts, which materialize `W + ΔW`
 //! of every expert (bf16) per MoE layer and keep it for the backward pass. QLoRA adds one bf16
 //! dequantized copy of the largest 4-bit matrix (bitsandbytes dequantizes per matmul).
+//!
+//! LoRA on a subset of layers (peft's `layers_to_transform`, [`LoraSettings::layers`]): only
+//! those layers' adapters are trained, and without checkpointing autograd keeps activations only
+//! from the first adapted layer to the loss (earlier layers have no input that requires grad).
+//! With checkpointing peft makes the embedding output require grad, so every layer keeps its
+//! input as before. Not yet measured on a GPU (core/docs/MEMORY.md).
 
 use std::{fmt, str::FromStr};
 
@@ -86,6 +92,11 @@ pub struct LoraSettings {
     pub target_modules: Vec<String>,
     /// Recompute activations in the backward pass instead of keeping them.
     pub gradient_checkpointing: bool,
+    /// Decoder layers (0-based) that get adapters, like peft's `layers_to_transform`; `None`
+    /// adapts every layer. Layers before the first adapted one keep no activations for the
+    /// backward pass (see [`training_activation_bytes_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<u64>>,
 }
 
 /// Optimizer of a full fine-tune.
@@ -143,7 +154,170 @@ impl LoraSettings {
             rank: DEFAULT_LORA_RANK,
             target_modules: DEFAULT_LORA_TARGETS.iter().map(|s| s.to_string()).collect(),
             gradient_checkpointing: false,
+            layers: None,
         }
+    }
+
+    /// Whether decoder layer `layer` gets adapters.
+    pub fn adapts_layer(&self, layer: u64) -> bool {
+        self.layers.as_ref().is_none_or(|l| l.contains(&layer))
+    }
+
+    /// The adapted layers of a `num_layers`-layer model, sorted and deduplicated; an error
+    /// names the first index outside `0..num_layers` or an empty list.
+    pub fn adapted_layers(&self, num_layers: u64) -> Result<Vec<u64>, CoreError> {
+        let Some(list) = &self.layers else {
+            return Ok((0..num_layers).collect());
+        };
+        if list.is_empty() {
+            return Err(CoreError::OutOfRange {
+                field: "LoRA layers".into(),
+                value: "[]".into(),
+                problem: "names no layer; give at least one, or leave it out to adapt all".into(),
+            });
+        }
+        if let Some(bad) = list.iter().find(|&&l| l >= num_layers) {
+            return Err(CoreError::OutOfRange {
+                field: "LoRA layers".into(),
+                value: bad.to_string(),
+                problem: format!(
+                    "the model has {num_layers} layers, numbered 0 to {}",
+                    num_layers.saturating_sub(1)
+                ),
+            });
+        }
+        let mut v = list.clone();
+        v.sort_unstable();
+        v.dedup();
+        Ok(v)
+    }
+
+    /// Adapters on the last `k` of `num_layers` layers (`k` is clamped to `1..=num_layers`).
+    pub fn last_layers(num_layers: u64, k: u64) -> Vec<u64> {
+        let k = k.clamp(1, num_layers.max(1));
+        (num_layers.saturating_sub(k)..num_layers).collect()
+    }
+}
+
+/// Largest layer count assumed when a layer list is parsed without a model (`Mode::from_str`):
+/// 2^16, far above any published model (the deepest open LLMs have under 200 decoder layers);
+/// it bounds the list a typo like `0-99999999999` would allocate.
+pub const MAX_LORA_LAYER_INDEX: u64 = 1 << 16;
+
+/// A layer list written compactly: sorted, runs as `A-B`, e.g. `0,4,8-11`.
+pub fn compact_layers(layers: &[u64]) -> String {
+    let mut v = layers.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}-{}", v[i], v[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// The grammar [`parse_lora_layers`] accepts, for help texts.
+pub const LORA_LAYERS_GRAMMAR: &str =
+    "all | last:K | first:K | A-B | a list of indices and ranges such as 0,4,8-11 (0-based)";
+
+/// Parses a LoRA layer spec against a `num_layers`-layer model: `all` (→ `None`), `last:K`,
+/// `first:K`, or comma-separated indices and inclusive ranges `A-B`. Indices outside the model
+/// and empty or reversed ranges are errors that name the value.
+pub fn parse_lora_layers(spec: &str, num_layers: u64) -> Result<Option<Vec<u64>>, CoreError> {
+    let s = spec.trim().to_ascii_lowercase();
+    let bad = |value: &str, problem: String| CoreError::OutOfRange {
+        field: "LoRA layers".into(),
+        value: value.to_string(),
+        problem,
+    };
+    let range_hint = || {
+        format!(
+            "the model has {num_layers} layers, numbered 0 to {}; use {LORA_LAYERS_GRAMMAR}",
+            num_layers.saturating_sub(1)
+        )
+    };
+    if s == "all" {
+        return Ok(None);
+    }
+    let count = |k: &str| -> Result<u64, CoreError> {
+        match k.trim().parse::<u64>() {
+            Ok(k) if (1..=num_layers).contains(&k) => Ok(k),
+            _ => Err(bad(
+                spec,
+                format!(
+                    "K must be a whole number from 1 to {num_layers}; {}",
+                    range_hint()
+                ),
+            )),
+        }
+    };
+    if let Some(k) = s.strip_prefix("last:") {
+        return Ok(Some(LoraSettings::last_layers(num_layers, count(k)?)));
+    }
+    if let Some(k) = s.strip_prefix("first:") {
+        return Ok(Some((0..count(k)?).collect()));
+    }
+    let index = |x: &str| -> Result<u64, CoreError> {
+        match x.trim().parse::<u64>() {
+            Ok(i) if i < num_layers => Ok(i),
+            _ => Err(bad(x.trim(), range_hint())),
+        }
+    };
+    let mut layers = Vec::new();
+    for part in s.split(',') {
+        if part.trim().is_empty() {
+            return Err(bad(spec, format!("has an empty entry; {}", range_hint())));
+        }
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (index(a)?, index(b)?);
+                if a > b {
+                    return Err(bad(
+                        part,
+                        "the range runs backwards; write it low-high".into(),
+                    ));
+                }
+                layers.extend(a..=b);
+            }
+            None => layers.push(index(part)?),
+        }
+    }
+    layers.sort_unstable();
+    layers.dedup();
+    Ok(Some(layers))
+}
+
+/// A human description of a layer list: `all`, `last 8 of 32 (24-31)`, or the indices.
+pub fn describe_layers(layers: Option<&[u64]>, num_layers: u64) -> String {
+    let Some(l) = layers else {
+        return "all".to_string();
+    };
+    let mut v = l.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let contiguous = v.windows(2).all(|w| w[1] == w[0] + 1);
+    match (v.first(), v.last()) {
+        (Some(&a), Some(&b)) if contiguous && b + 1 == num_layers && a > 0 => {
+            format!("last {} of {num_layers} ({a}-{b})", v.len())
+        }
+        (Some(&a), Some(&b)) if contiguous && a == 0 && b + 1 == num_layers => "all".to_string(),
+        (Some(&a), Some(&b)) if contiguous && a != b => {
+            format!("{a}-{b} of {num_layers}")
+        }
+        _ => format!(
+            "{} of {num_layers}",
+            v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+        ),
     }
 }
 
@@ -199,6 +373,9 @@ impl fmt::Display for Mode {
                 if l.gradient_checkpointing {
                     write!(f, ":ckpt")?;
                 }
+                if let Some(layers) = &l.layers {
+                    write!(f, ":layers={}", compact_layers(layers))?;
+                }
                 Ok(())
             }
             Mode::Full(s) => {
@@ -223,8 +400,8 @@ impl fmt::Display for Mode {
 }
 
 /// The compact grammar `Mode::from_str` accepts, for help texts.
-pub const MODE_GRAMMAR: &str = "inference | lora[:r=N][:targets=q,k,v,...][:ckpt] | \
-     qlora[:r=N][:targets=...][:ckpt] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|sgd][:ckpt]";
+pub const MODE_GRAMMAR: &str = "inference | lora[:r=N][:targets=q,k,v,...][:ckpt][:layers=24-31] \
+     | qlora[:r=N][:targets=...][:ckpt][:layers=0,4,8-11] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|sgd][:ckpt]";
 
 impl FromStr for Mode {
     type Err = CoreError;
@@ -265,6 +442,10 @@ impl FromStr for Mode {
                             .filter(|x| !x.is_empty())
                             .map(str::to_string)
                             .collect();
+                    } else if let Some(spec) = part.strip_prefix("layers=") {
+                        // The layer count is not known here: indices are checked against the
+                        // model by `lora_params`; `last:K` needs the count (CLI --lora-layers).
+                        l.layers = parse_lora_layers(spec, MAX_LORA_LAYER_INDEX)?;
                     } else if matches!(part, "ckpt" | "checkpointing" | "gc") {
                         l.gradient_checkpointing = true;
                     } else if matches!(part, "no-ckpt" | "nockpt") {
@@ -381,12 +562,21 @@ pub struct LoraParams {
     /// layer and keeps for the backward pass, when gate/up/down targets land on stacked experts.
     #[serde(default)]
     pub materialized_expert_bytes_per_layer: u64,
+    /// The first (lowest-numbered) adapted decoder layer: autograd keeps activations from here
+    /// to the loss; 0 when every layer is adapted.
+    #[serde(default)]
+    pub first_adapted_layer: u64,
+    /// How many decoder layers carry adapters.
+    #[serde(default)]
+    pub adapted_layers: u64,
 }
 
 /// Exact LoRA trainable parameters from the tensor shapes. On MoE models, gate/up/down targets
 /// follow peft's conversion to adapters on the stacked experts (see the code).
 pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
     use TensorRole::*;
+    // peft's `layers_to_transform`: only modules of the listed decoder layers get adapters.
+    let adapted_layers = settings.adapted_layers(model.num_layers)?;
     let mut roles = Vec::new();
     for t in &settings.target_modules {
         roles.extend(lora_target_roles(model, t)?);
@@ -426,6 +616,9 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
         if tensor.is_vector() || !roles.contains(&tensor.role) {
             continue;
         }
+        if tensor.layer.is_some_and(|l| !settings.adapts_layer(l)) {
+            continue;
+        }
         let n = tensor.matrices();
         let cols = tensor.row_len();
         let rows = if tensor.shape.len() >= 2 {
@@ -450,9 +643,10 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
     }
     let mut materialized = 0u64;
     if let Some(moe) = &model.moe {
-        let moe_layers = model
-            .num_layers
-            .saturating_sub(moe.dense_layers.len() as u64);
+        let moe_layers = adapted_layers
+            .iter()
+            .filter(|l| !moe.dense_layers.contains(l))
+            .count() as u64;
         let (h, i, e) = (
             model.hidden_size,
             moe.expert_intermediate_size,
@@ -495,6 +689,8 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
         });
     }
     Ok(LoraParams {
+        first_adapted_layer: adapted_layers.first().copied().unwrap_or(0),
+        adapted_layers: adapted_layers.len() as u64,
         trainable_params: trainable,
         adapted_matrices: matrices,
         adapted_per_layer: per_layer.values().copied().max().unwrap_or(0),
@@ -634,15 +830,29 @@ pub fn training_activation_bytes_for(
             .saturating_mul(seq)
             .saturating_mul(e.saturating_add(FP32_BYTES))
     };
-    let lora_per_token = lora.map_or(0, |l| l.activation_bytes_per_token_layer);
     let experts_trained = matches!(mode, Mode::Full(_));
     let materialized = lora.map_or(0, |l| l.materialized_expert_bytes_per_layer);
     let norm_bytes = norm_saved_bytes_per_token(model, experts_trained, e);
+    // LoRA on a subset of layers (peft's `layers_to_transform`): only adapted layers carry
+    // peft's fp32 input copies and materialized experts.
+    let settings = match mode {
+        Mode::Lora(l) | Mode::Qlora(l) => Some(l),
+        _ => None,
+    };
+    let adapted = |layer: u64| settings.is_none_or(|l| l.adapts_layer(layer));
     let layer_bytes = |layer: u64| {
         let moe_layer = model
             .moe
             .as_ref()
             .is_some_and(|m| !m.dense_layers.contains(&layer));
+        let (lora_per_token, materialized) = if adapted(layer) {
+            (
+                lora.map_or(0, |l| l.activation_bytes_per_token_layer),
+                materialized,
+            )
+        } else {
+            (0, 0)
+        };
         tokens
             .saturating_mul(
                 layer_activation_elements_per_token(model, layer, experts_trained)
@@ -653,6 +863,14 @@ pub fn training_activation_bytes_for(
             )
             .saturating_add(if moe_layer { materialized } else { 0 })
     };
+    // Autograd records (and keeps saved tensors for) only operations with an input that
+    // requires grad. With a frozen base and a frozen embedding, nothing before the first
+    // adapted layer does: those layers run as if under `no_grad`. From the first adapted layer
+    // on, every layer (adapted or not) keeps what its input gradient needs. Without
+    // checkpointing peft does not make the embedding output require grad (it does so only
+    // when the model has gradient checkpointing on); a script that calls
+    // `enable_input_require_grads` itself keeps every layer's activations.
+    let first_kept = lora.map_or(0, |l| l.first_adapted_layer);
     // Final norm input/output, and the loss at the start of the backward pass: the logits in the
     // activation dtype (kept by the model output), cross-entropy's saved fp32 log-softmax, the
     // fp32 gradient arriving at it and the fp32 gradient it returns (the peak measured on an H200
@@ -674,10 +892,14 @@ pub fn training_activation_bytes_for(
             .saturating_mul(model.hidden_size)
             .saturating_mul(e)
             .saturating_mul(layers);
+        // With checkpointing on, peft (`PeftModel._prepare_model_for_gradient_checkpointing`,
+        // guarded by `is_gradient_checkpointing`) and transformers' `gradient_checkpointing_enable`
+        // call `enable_input_require_grads`: the embedding output requires grad, so every layer
+        // is in the graph and keeps its input, whichever layers are adapted.
         let largest = (0..layers).map(layer_bytes).max().unwrap_or(0);
         inputs.saturating_add(loss.max(largest))
     } else {
-        (0..layers)
+        (first_kept..layers)
             .fold(0u64, |acc, l| acc.saturating_add(layer_bytes(l)))
             .saturating_add(loss)
     }
@@ -811,11 +1033,27 @@ pub fn training_memory(
                 lp.adapted_matrices,
                 a
             ));
+            if l.layers.is_some() {
+                assumptions.push(format!(
+                    "adapters on layers {} (peft layers_to_transform): {}; not yet measured on \
+                     a GPU",
+                    describe_layers(l.layers.as_deref(), model.num_layers),
+                    if l.gradient_checkpointing {
+                        "with checkpointing the embedding output requires grad, so every \
+                         layer keeps its input"
+                    } else {
+                        "layers before the first adapted one keep no activations (nothing \
+                         there requires grad)"
+                    }
+                ));
+            }
             assumptions.push(format!(
                 "training activations for batch {batch} × {seq} tokens: {attn}; {}; frozen \
                  linear layers keep no inputs, adapted ones an fp32 copy for peft",
                 if l.gradient_checkpointing {
                     "gradient checkpointing per decoder layer"
+                } else if lp.first_adapted_layer > 0 {
+                    "activations kept from the first adapted layer to the loss"
                 } else {
                     "all layer activations kept"
                 }

@@ -1102,3 +1102,116 @@ fn context_accepts_k_suffix_and_max() {
         "Llama-3.1's max_position_embeddings"
     );
 }
+
+#[test]
+fn lora_layers_adapt_only_the_named_layers() {
+    let run = |layers: Option<&str>| {
+        let mut args = vec![
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "h100-sxm",
+            "--mode",
+            "lora",
+            "--context",
+            "1024",
+            "--json",
+        ];
+        if let Some(l) = layers {
+            args.extend(["--lora-layers", l]);
+        }
+        json(&headroom(&args))
+    };
+    let all = run(None);
+    let last8 = run(Some("last:8"));
+    check_fit_object(&last8);
+    let listed: Vec<u64> = last8["lora_layers"]
+        .as_array()
+        .expect("lora_layers array")
+        .iter()
+        .map(|v| v.as_u64().expect("index"))
+        .collect();
+    assert_eq!(listed, (24..32).collect::<Vec<u64>>());
+    assert_eq!(all["lora_layers"].as_array().map(Vec::len), Some(32));
+    // Fewer adapted layers: less training memory (adapters and kept activations).
+    assert!(
+        last8["training_bytes"].as_u64() < all["training_bytes"].as_u64(),
+        "{last8:#}"
+    );
+    // `0-7` and `first:8` name the same layers; `all` is the default.
+    assert_eq!(
+        run(Some("0-7"))["lora_layers"],
+        run(Some("first:8"))["lora_layers"]
+    );
+    assert_eq!(run(Some("all"))["training_bytes"], all["training_bytes"]);
+    // The table says which layers carry adapters.
+    let text = success(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--mode",
+        "qlora",
+        "--lora-layers",
+        "last:8",
+    ]));
+    assert!(
+        text.contains("qlora on layers last 8 of 32 (24-31)"),
+        "{text}"
+    );
+    assert!(text.contains("layers_to_transform"), "{text}");
+}
+
+#[test]
+fn bad_lora_layers_are_bad_input() {
+    let base = [
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "rtx-4090",
+        "--mode",
+        "lora",
+        "--lora-layers",
+    ];
+    for (spec, needle) in [
+        ("32", "32 layers"),
+        ("last:0", "1 to 32"),
+        ("last:40", "1 to 32"),
+        ("9-3", "backwards"),
+        ("top", "top"),
+        ("1,,2", "empty"),
+    ] {
+        let mut args = base.to_vec();
+        args.push(spec);
+        assert_bad_input(&args, &["--lora-layers", needle], true);
+    }
+    // Only for LoRA modes.
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--lora-layers",
+            "last:8",
+        ],
+        &["--lora-layers", "--mode lora or qlora"],
+        true,
+    );
+}
+
+#[test]
+fn lora_advice_names_the_last_k_layers() {
+    let text = success(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "rtx-4090",
+        "--mode",
+        "lora",
+        "--context",
+        "2048",
+    ]));
+    assert!(text.contains("LoRA on the last k layers:"), "{text}");
+    assert!(text.contains("stay as pretrained"), "{text}");
+}

@@ -13,7 +13,7 @@ use headroom_core::{
     model_catalog,
     quant::WeightFormat,
     runtime::Runtime,
-    training::Mode,
+    training::{Mode, parse_lora_layers},
     usable_memory,
 };
 
@@ -70,6 +70,9 @@ pub struct CalcSettings {
     pub batch: u64,
     /// Mode in core's grammar (`inference`, `lora:r=16`, `qlora`, `full`, ...).
     pub mode: String,
+    /// Layers that get LoRA adapters (`layers=`), in the CLI's `--lora-layers` grammar
+    /// (`last:8`, `0-15`, ...); empty = all. LoRA and QLoRA only.
+    pub lora_layers: String,
     /// Runtime name; empty = the usual one for device and format.
     pub runtime: String,
     /// KV cache type name.
@@ -95,6 +98,7 @@ impl Default for CalcSettings {
             context: None,
             batch: 1,
             mode: "inference".into(),
+            lora_layers: String::new(),
             runtime: String::new(),
             kv: "f16".into(),
             device_count: 1,
@@ -147,6 +151,7 @@ impl CalcSettings {
             context: q.get("ctx").and_then(|c| c.parse().ok()),
             batch: q.get("batch").and_then(|b| b.parse().ok()).unwrap_or(1),
             mode: q.get("mode").unwrap_or(&d.mode).to_string(),
+            lora_layers: q.get("layers").unwrap_or("").to_string(),
             runtime: q.get("runtime").unwrap_or("").to_string(),
             kv: q.get("kv").unwrap_or(&d.kv).to_string(),
             device_count: q.get("n").and_then(|n| n.parse().ok()).unwrap_or(1),
@@ -184,6 +189,9 @@ impl CalcSettings {
         }
         if self.mode != "inference" {
             q.set("mode", self.mode.clone());
+        }
+        if !self.lora_layers.is_empty() {
+            q.set("layers", self.lora_layers.clone());
         }
         if !self.runtime.is_empty() {
             q.set("runtime", self.runtime.clone());
@@ -301,6 +309,12 @@ pub fn request(settings: &CalcSettings, model: &ModelSpec) -> Result<EstimateReq
     req.context = settings.context;
     req.batch = settings.batch;
     req.mode = Mode::from_str(&settings.mode).map_err(|e| format!("mode: {e}"))?;
+    if !settings.lora_layers.trim().is_empty()
+        && let Mode::Lora(l) | Mode::Qlora(l) = &mut req.mode
+    {
+        l.layers = parse_lora_layers(&settings.lora_layers, model.num_layers)
+            .map_err(|e| format!("LoRA layers: {e}"))?;
+    }
     if !settings.runtime.is_empty() {
         req.runtime = Runtime::from_str(&settings.runtime).map_err(|e| format!("runtime: {e}"))?;
     }
@@ -364,6 +378,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lora_layers_setting_reaches_the_request() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        let s = CalcSettings {
+            mode: "lora".into(),
+            lora_layers: "last:8".into(),
+            ..CalcSettings::default()
+        };
+        let req = request(&s, &model).unwrap();
+        match &req.mode {
+            Mode::Lora(l) => assert_eq!(l.layers, Some((24..32).collect::<Vec<u64>>())),
+            other => panic!("{other:?}"),
+        }
+        let bad = CalcSettings {
+            lora_layers: "40".into(),
+            ..s
+        };
+        let err = request(&bad, &model).unwrap_err();
+        assert!(err.contains("LoRA layers"), "{err}");
+    }
+
+    #[test]
     fn settings_round_trip_through_the_url() {
         let s = CalcSettings {
             model: ModelSource::Config {
@@ -374,6 +409,7 @@ mod tests {
             context: Some(32768),
             batch: 2,
             mode: "lora:r=8".into(),
+            lora_layers: "last:8".into(),
             runtime: "llama.cpp".into(),
             kv: "q8_0".into(),
             device_count: 2,

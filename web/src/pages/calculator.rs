@@ -596,6 +596,13 @@ pub fn CalculatorPage() -> impl IntoView {
                                 {select_options(mode_names, cur_mode)}
                             </select>
                         </div>
+                        <div hidden=move || !cur_mode.get().contains("lora")>
+                            <label for="lora-layers">"LoRA layers"</label>
+                            <input id="lora-layers" type="text" placeholder="all (or last:8, 0-15)"
+                                title="peft's layers_to_transform: adapting only the last K layers keeps activations for those K layers only; the earlier layers stay as pretrained"
+                                prop:value=move || settings.with(|s| s.lora_layers.clone())
+                                on:input=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.lora_layers = v) } />
+                        </div>
                     </div>
                     <div class="row">
                         <div>

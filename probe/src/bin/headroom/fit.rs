@@ -22,7 +22,7 @@ use headroom_core::{
     runtime::Runtime,
     training::{
         DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LoraSettings, Mode, Optimizer,
-        TrainingPrecision,
+        TrainingPrecision, describe_layers, parse_lora_layers,
     },
     units::{GIB, MIB},
 };
@@ -88,6 +88,10 @@ struct FitJson<'a> {
     /// Training settings that fit; training modes, one format only.
     #[serde(skip_serializing_if = "Option::is_none")]
     training_advice: Option<&'a TrainingAdvice>,
+    /// Decoder layers (0-based) that carry LoRA adapters; every layer unless --lora-layers
+    /// names fewer. LoRA/QLoRA only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lora_layers: Option<Vec<u64>>,
 }
 
 /// What the memory is for.
@@ -222,6 +226,13 @@ pub struct FitArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     lora_targets: Option<Vec<String>>,
 
+    /// Decoder layers that get LoRA adapters (--mode lora|qlora), like peft's
+    /// `layers_to_transform`: all, last:K, first:K, A-B, or a list such as 0,4,8-11 (0-based).
+    /// Adapting only the last K layers keeps activations for those K layers only.
+    /// Default: all.
+    #[arg(long, value_name = "SPEC")]
+    lora_layers: Option<String>,
+
     /// Gradient checkpointing: recompute activations in the backward pass (training modes).
     #[arg(long)]
     checkpointing: bool,
@@ -264,7 +275,7 @@ devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fi
 decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
 kv_cache_dtype, model_source and, for one format, longest_context (null if nothing fits),
 best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or null) and, for
-training, training_advice. Byte counts are integers. With --quant all: a JSON array of such
+training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based). Byte counts are integers. With --quant all: a JSON array of such
 objects, one per format that could be estimated, highest precision first (without the advice).
 
 Units: GiB = 2^30 bytes in tables; JSON gives bytes.
@@ -282,6 +293,7 @@ Examples:
   headroom fit ./Llama-3.1-8B/config.json --quant Q4_K_M --context 32768 --device m2-10c-16gb
   headroom fit Qwen/Qwen2.5-7B --quant all --context 32k --device h100-sxm
   headroom fit llama-3.1-8b --mode qlora --batch 4 --context 2048 --checkpointing --device rtx-4090
+  headroom fit llama-3.1-8b --mode lora --lora-layers last:8 --context 2048 --device rtx-4090
   headroom fit llama-3.1-8b --probe report.json";
 
 /// `--context`: a token count or the model's maximum.
@@ -362,6 +374,7 @@ fn check(args: &FitArgs) -> anyhow::Result<Checked> {
         ),
         ("--lora-rank", args.lora_rank.is_some() && !lora),
         ("--lora-targets", args.lora_targets.is_some() && !lora),
+        ("--lora-layers", args.lora_layers.is_some() && !lora),
         (
             "--optimizer",
             args.optimizer.is_some() && args.mode != ModeArg::Full,
@@ -374,7 +387,7 @@ fn check(args: &FitArgs) -> anyhow::Result<Checked> {
     if let Some((flag, _)) = misplaced.iter().find(|(_, wrong)| *wrong) {
         let modes = match *flag {
             "--checkpointing" => "--mode lora, qlora or full",
-            "--lora-rank" | "--lora-targets" => "--mode lora or qlora",
+            "--lora-rank" | "--lora-targets" | "--lora-layers" => "--mode lora or qlora",
             _ => "--mode full",
         };
         bail!(
@@ -408,6 +421,8 @@ fn check(args: &FitArgs) -> anyhow::Result<Checked> {
                 rank: args.lora_rank.unwrap_or(DEFAULT_LORA_RANK),
                 target_modules: targets,
                 gradient_checkpointing: args.checkpointing,
+                // Checked against the model's layer count once the model is read (`run`).
+                layers: None,
             };
             if args.mode == ModeArg::Lora {
                 Mode::Lora(settings)
@@ -520,9 +535,17 @@ struct FormatResult {
 
 /// Run the command.
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
-    let checked = check(&args)?;
+    let mut checked = check(&args)?;
     let device = resolve_device(&args)?;
     let ResolvedModel { spec, source } = model_input::resolve(&args.model)?;
+    if let (Some(text), Mode::Lora(l) | Mode::Qlora(l)) = (&args.lora_layers, &mut checked.mode) {
+        l.layers = parse_lora_layers(text, spec.num_layers).with_context(|| {
+            format!(
+                "--lora-layers `{text}` for {} ({} layers)",
+                spec.name, spec.num_layers
+            )
+        })?;
+    }
     let context = match args.context {
         None => None,
         Some(ContextArg::Max) => Some(spec.max_context.max(1)),
@@ -742,6 +765,23 @@ fn training_lines(out: &mut String, t: &TrainingAdvice) {
             targets.join(",")
         );
     }
+    if let Some(k) = t.max_lora_last_layers {
+        let ckpt = if t.lora_last_layers_need_checkpointing {
+            " (with checkpointing)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  LoRA on the last k layers:      k = {k}{ckpt} (--lora-layers last:{k})"
+        );
+    }
+    if !t.suggestions.is_empty() {
+        let _ = writeln!(out, "suggestions:");
+        for s in &t.suggestions {
+            let _ = writeln!(out, "  - {s}");
+        }
+    }
 }
 
 /// Effective bits per stored weight: weight bytes × 8 ÷ parameters.
@@ -764,6 +804,10 @@ impl OutputContext<'_> {
             longest_context: advice.map(|a| a.longest_context),
             best_format: advice.map(|a| a.best_format.as_ref()),
             training_advice: advice.and_then(|a| a.training.as_ref()),
+            lora_layers: match &result.request.mode {
+                Mode::Lora(l) | Mode::Qlora(l) => l.adapted_layers(self.spec.num_layers).ok(),
+                _ => None,
+            },
         }
     }
 
@@ -795,9 +839,16 @@ impl OutputContext<'_> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
+        let layers = match &self.checked.mode {
+            Mode::Lora(l) | Mode::Qlora(l) => format!(
+                " on layers {}",
+                describe_layers(l.layers.as_deref(), spec.num_layers)
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "context {} tokens · batch {} · {}{runtime} · KV cache {kv}",
+            "context {} tokens · batch {} · {}{layers}{runtime} · KV cache {kv}",
             thousands(estimate.context),
             estimate.batch,
             self.checked.mode_name,
