@@ -680,6 +680,14 @@ def run_case(case, args, res, late):
         res.save()
 
 
+def remove_input_require_grads_hook(model):
+    """Remove transformers' enable_input_require_grads hook if present; True if one was."""
+    if hasattr(model, "_require_grads_hook"):
+        model.disable_input_require_grads()
+        return True
+    return False
+
+
 def lora_subset_runs(model, rec, res, args, tvocab, late):
     """LoRA on the last K decoder layers only (peft `layers_to_transform`), same rank, alpha and
     target names as the all-layer runs, with and without gradient checkpointing. `model` is the
@@ -710,6 +718,11 @@ def lora_subset_runs(model, rec, res, args, tvocab, late):
             for label, gc_on in ((base_label, False), (base_label + "_gc", True)):
                 if late():
                     break
+                # An input-embedding hook that makes the embeddings' output require grad (what
+                # enable_input_require_grads installs) outlives gradient_checkpointing_disable and
+                # makes every frozen layer below the first adapter keep activations for backward.
+                # Each run starts without it; whether one was there after the run is recorded.
+                hook_before = remove_input_require_grads_hook(model)
                 try:
                     r = train_steps(pmodel, tvocab, TRAIN_BATCH, TRAIN_SEQ, label, gc_on,
                                     autocast=False)
@@ -719,7 +732,9 @@ def lora_subset_runs(model, rec, res, args, tvocab, late):
                     pmodel.zero_grad(set_to_none=True)
                     clean()
                 r.update(lora_rank=LORA_RANK, lora_alpha=LORA_ALPHA, lora_targets=targets,
-                         lora_layers=layers, adapter_allocated_bytes=adapter_bytes)
+                         lora_layers=layers, adapter_allocated_bytes=adapter_bytes,
+                         input_require_grads_hook_removed_before=hook_before,
+                         input_require_grads_hook_after=hasattr(model, "_require_grads_hook"))
                 rec["training"].append(r)
                 log("  train", label, r.get("status"), r.get("peak_over_base_bytes"),
                     "trainable", r.get("trainable_params"))
