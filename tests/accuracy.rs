@@ -28,6 +28,11 @@ use serde_json::Value;
 /// The measured fixture: H200, driver 580.159.04, torch 2.11.0+cu130, transformers 5.17.0,
 /// peft 0.21.0 (see its `meta`).
 const MEASURED_FILE: &str = "measured/h200-transformers-5.17.json";
+/// LoRA on the last K layers only (peft `layers_to_transform`), same machine and versions:
+/// `measure_memory.py --lora-layers-last 4,2 --lora-layers-only` (training records only; each
+/// carries `lora_layers`). Its full-size build is the same as in [`MEASURED_FILE`], so only its
+/// training rows are compared.
+const LORA_LAYERS_FILE: &str = "measured/h200-lora-layers.json";
 
 /// Relative tolerance for weights (issue #5).
 const WEIGHTS_TOLERANCE: f64 = 0.005;
@@ -90,8 +95,8 @@ impl Row {
 
 const MIB: f64 = 1_048_576.0;
 
-fn load_measured() -> Value {
-    let path = headroom_tests::data_dir().join(MEASURED_FILE);
+fn load_measured(file: &str) -> Value {
+    let path = headroom_tests::data_dir().join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -159,8 +164,24 @@ fn lora_targets(record: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The record's `lora_layers` (LoRA on a subset of layers), `None` when absent (every layer).
+fn lora_layers(record: &Value) -> Option<Vec<u64>> {
+    record.get("lora_layers").map(|v| {
+        v.as_array()
+            .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
+            .unwrap_or_else(|| panic!("`lora_layers` is not a list of layer indices: {v}"))
+    })
+}
+
 fn rows() -> Vec<Row> {
-    let data = load_measured();
+    let mut rows = rows_of(&load_measured(MEASURED_FILE), false);
+    rows.extend(rows_of(&load_measured(LORA_LAYERS_FILE), true));
+    rows
+}
+
+/// The comparisons of one measured file; `training_only` skips weights and inference (a file whose
+/// build repeats one already compared).
+fn rows_of(data: &Value, training_only: bool) -> Vec<Row> {
     let new_tokens = u(&data["meta"], "new_tokens");
     let cases = data["cases"].as_array().expect("`cases` is an array");
     let mut rows = Vec::new();
@@ -186,6 +207,10 @@ fn rows() -> Vec<Row> {
             tolerance,
         };
 
+        if training_only {
+            training_rows(case, &id, &model, fused, &mut rows);
+            continue;
+        }
         // Weights.
         rows.push(row(
             "params",
@@ -279,6 +304,22 @@ fn rows() -> Vec<Row> {
             ));
         }
 
+        training_rows(case, &id, &model, fused, &mut rows);
+    }
+    rows
+}
+
+/// The training comparisons of one measured case.
+fn training_rows(case: &Value, id: &str, model: &ModelSpec, fused: bool, rows: &mut Vec<Row>) {
+    let row = |quantity, setting: String, predicted: f64, measured: f64, tolerance| Row {
+        case: id.to_string(),
+        quantity,
+        setting,
+        predicted,
+        measured,
+        tolerance,
+    };
+    {
         // Training: the model it ran on may have fewer layers than the inference one.
         let train_model = match case.get("train_config_used") {
             Some(cfg) if cfg.is_object() => model_of(&format!("{id}-train"), cfg),
@@ -309,7 +350,7 @@ fn rows() -> Vec<Row> {
                     rank: u(r, "lora_rank"),
                     target_modules: lora_targets(r),
                     gradient_checkpointing: gc,
-                    layers: None,
+                    layers: lora_layers(r),
                 });
                 // The base the step started from already held the fp32 adapters.
                 (
@@ -365,7 +406,6 @@ fn rows() -> Vec<Row> {
             ));
         }
     }
-    rows
 }
 
 fn table(rows: &[Row]) -> String {
@@ -408,6 +448,7 @@ fn measured_fixture_covers_the_issue() {
     // and without checkpointing and LoRA: the fixture must keep covering what issue #5 asks.
     let rows = rows();
     let mut cases: Vec<&str> = rows.iter().map(|r| r.case.as_str()).collect();
+    cases.sort_unstable();
     cases.dedup();
     assert!(
         cases.len() >= 8,
@@ -434,6 +475,9 @@ fn measured_fixture_covers_the_issue() {
     assert!(rows.iter().any(|r| r.setting.contains("logits all")));
     assert!(rows.iter().any(|r| r.setting.contains("eager")));
     assert!(rows.iter().any(|r| r.setting.starts_with("lora_gc")));
+    // LoRA on a subset of layers, with and without checkpointing.
+    assert!(rows.iter().any(|r| r.setting.starts_with("lora_last4 ")));
+    assert!(rows.iter().any(|r| r.setting.starts_with("lora_last4_gc")));
     assert!(
         rows.iter()
             .any(|r| r.setting.starts_with("full_bf16_adamw_gc"))

@@ -437,7 +437,19 @@ def main():
     ap.add_argument("--pairs", default="", help="override pairs, e.g. 1x64,2x32 (dry runs)")
     ap.add_argument("--train-seq", type=int, default=TRAIN_SEQ)
     ap.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
+    ap.add_argument("--lora-layers-last", default="",
+                    help="comma-separated K values: for each case with training, also run LoRA on "
+                         "the last K decoder layers only (peft layers_to_transform), with and "
+                         "without gradient checkpointing (labels lora_lastK, lora_lastK_gc)")
+    ap.add_argument("--lora-layers-only", action="store_true",
+                    help="with --lora-layers-last: skip inference, full training, all-layer LoRA "
+                         "and mixed precision; run only the LoRA-on-a-subset runs")
     args = ap.parse_args()
+    args.lora_last = [int(k) for k in args.lora_layers_last.split(",") if k]
+    if args.lora_layers_only and not args.lora_last:
+        ap.error("--lora-layers-only needs --lora-layers-last K[,K2]")
+    if any(k <= 0 for k in args.lora_last):
+        ap.error("--lora-layers-last: every K must be a positive layer count")
 
     if not cuda_ok():
         DEV = "cpu"
@@ -449,6 +461,8 @@ def main():
 
     res = Results(args.out)
     res.data["meta"] = meta()
+    res.data["meta"]["lora_layers_last"] = args.lora_last
+    res.data["meta"]["lora_layers_only"] = args.lora_layers_only
     res.save()
     log("meta", json.dumps({k: v for k, v in res.data["meta"].items() if k != "runtime_empty"}))
 
@@ -496,7 +510,7 @@ def run_case(case, args, res, late):
         return
     res.save()
 
-    for (b, L) in PAIRS:
+    for (b, L) in ([] if args.lora_layers_only else PAIRS):
         for keep in (1, 0):
             if late():
                 break
@@ -521,7 +535,7 @@ def run_case(case, args, res, late):
             log("  generate", b, L, keep, r.get("status"), r.get("peak_over_weights_bytes"))
             res.save()
 
-    if case.get("eager_variant") and not late():
+    if case.get("eager_variant") and not late() and not args.lora_layers_only:
         try:
             model.set_attn_implementation("eager")
             rec["eager_inference"] = []
@@ -563,6 +577,15 @@ def run_case(case, args, res, late):
         rec["train_config_used"] = None  # same as config_used
 
     tvocab = vocab
+    if args.lora_layers_only:
+        if peft is None:
+            rec["training"].append(dict(kind="train", label="lora_last",
+                                        status="skipped: peft not installed"))
+        else:
+            lora_subset_runs(model, rec, res, args, tvocab, late)
+        del model
+        clean()
+        return
     for label, gc_on in (("full_bf16_adamw", False), ("full_bf16_adamw_gc", True)):
         if late():
             break
@@ -606,7 +629,15 @@ def run_case(case, args, res, late):
                 rec["training"].append(r)
                 log("  train", label, r.get("status"), r.get("peak_over_base_bytes"))
                 res.save()
-            del pmodel
+            if args.lora_last:
+                # Take the adapters out again (peft's unload restores the plain base modules) so
+                # the subset runs start from the same frozen base model.
+                model = pmodel.unload()
+                del pmodel
+                clean()
+                lora_subset_runs(model, rec, res, args, tvocab, late)
+            else:
+                del pmodel
         except Exception as e:  # noqa: BLE001
             rec["training"].append(dict(kind="train", label="lora", **err(e)))
             res.save()
@@ -647,6 +678,73 @@ def run_case(case, args, res, late):
             rec["training"].append(dict(kind="train", label="mixed_bf16_fp32master_adamw", **err(e)))
         clean()
         res.save()
+
+
+def remove_input_require_grads_hook(model):
+    """Remove transformers' enable_input_require_grads hook if present; True if one was."""
+    if hasattr(model, "_require_grads_hook"):
+        model.disable_input_require_grads()
+        return True
+    return False
+
+
+def lora_subset_runs(model, rec, res, args, tvocab, late):
+    """LoRA on the last K decoder layers only (peft `layers_to_transform`), same rank, alpha and
+    target names as the all-layer runs, with and without gradient checkpointing. `model` is the
+    plain (un-wrapped) training model; it is left un-wrapped again afterwards."""
+    n_layers = model.config.num_hidden_layers
+    targets = lora_targets(model)
+    for k in args.lora_last:
+        if late():
+            break
+        base_label = f"lora_last{k}"
+        if k > n_layers:
+            rec["training"].append(dict(kind="train", label=base_label,
+                                        status=f"skipped: K={k} > num_hidden_layers={n_layers}"))
+            res.save()
+            continue
+        layers = list(range(n_layers - k, n_layers))
+        try:
+            for p in model.parameters():
+                p.requires_grad_(False)
+            lcfg = peft.LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
+                                   target_modules=targets, layers_to_transform=layers,
+                                   task_type="CAUSAL_LM")
+            clean()
+            before = allocated()
+            pmodel = peft.get_peft_model(model, lcfg)
+            sync()
+            adapter_bytes = allocated() - before
+            for label, gc_on in ((base_label, False), (base_label + "_gc", True)):
+                if late():
+                    break
+                # An input-embedding hook that makes the embeddings' output require grad (what
+                # enable_input_require_grads installs) outlives gradient_checkpointing_disable and
+                # makes every frozen layer below the first adapter keep activations for backward.
+                # Each run starts without it; whether one was there after the run is recorded.
+                hook_before = remove_input_require_grads_hook(model)
+                try:
+                    r = train_steps(pmodel, tvocab, TRAIN_BATCH, TRAIN_SEQ, label, gc_on,
+                                    autocast=False)
+                except Exception as e:  # noqa: BLE001
+                    r = dict(kind="train", label=label, batch=TRAIN_BATCH, seq=TRAIN_SEQ,
+                             gradient_checkpointing=gc_on, **err(e))
+                    pmodel.zero_grad(set_to_none=True)
+                    clean()
+                r.update(lora_rank=LORA_RANK, lora_alpha=LORA_ALPHA, lora_targets=targets,
+                         lora_layers=layers, adapter_allocated_bytes=adapter_bytes,
+                         input_require_grads_hook_removed_before=hook_before,
+                         input_require_grads_hook_after=hasattr(model, "_require_grads_hook"))
+                rec["training"].append(r)
+                log("  train", label, r.get("status"), r.get("peak_over_base_bytes"),
+                    "trainable", r.get("trainable_params"))
+                res.save()
+            model = pmodel.unload()
+            del pmodel
+            clean()
+        except Exception as e:  # noqa: BLE001
+            rec["training"].append(dict(kind="train", label=base_label, lora_layers=layers, **err(e)))
+            res.save()
 
 
 def summary(data):
