@@ -609,19 +609,76 @@ pub fn tensor_formats(model: &ModelSpec, format: &WeightFormat) -> Vec<(Tensor, 
         .collect()
 }
 
+/// Whole-model byte totals of `model` in `format`, from [`tensor_formats`] in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightTotals {
+    /// Bytes of all weights ([`weights_bytes`]).
+    pub weights_bytes: u64,
+    /// Bytes read to decode one token ([`active_weights_bytes`]).
+    pub active_weights_bytes: u64,
+    /// Bytes of the largest single tensor (for single-buffer limits).
+    pub largest_tensor_bytes: u64,
+}
+
+/// Most (model, format) totals kept by [`weight_totals`]: the calculator's every-format table
+/// asks for about 30 formats of one model, and a few models may alternate.
+const WEIGHT_TOTALS_CACHE_ENTRIES: usize = 128;
+
+thread_local! {
+    /// Recently computed totals. Weights do not depend on context, batch, runtime or device, so
+    /// the longest-context search and the format table would otherwise rebuild the same tensor
+    /// list (hundreds of named tensors, GGUF per-tensor rules) for every estimate.
+    static WEIGHT_TOTALS_CACHE: std::cell::RefCell<Vec<(WeightFormat, ModelSpec, WeightTotals)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn compute_weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
+    let mut totals = WeightTotals {
+        weights_bytes: 0,
+        active_weights_bytes: 0,
+        largest_tensor_bytes: 0,
+    };
+    for (_, s) in tensor_formats(model, format) {
+        totals.weights_bytes = totals.weights_bytes.saturating_add(s.bytes);
+        totals.active_weights_bytes = totals.active_weights_bytes.saturating_add(s.active_bytes);
+        totals.largest_tensor_bytes = totals.largest_tensor_bytes.max(s.bytes);
+    }
+    totals
+}
+
+/// [`WeightTotals`] of `model` in `format`, remembered per thread for the most recent
+/// (model, format) pairs: the same numbers as summing [`tensor_formats`], computed once.
+pub fn weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
+    let hit = WEIGHT_TOTALS_CACHE.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(f, m, _)| f == format && m == model)
+            .map(|(_, _, t)| *t)
+    });
+    if let Some(t) = hit {
+        return t;
+    }
+    let totals = compute_weight_totals(model, format);
+    WEIGHT_TOTALS_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= WEIGHT_TOTALS_CACHE_ENTRIES {
+            // Oldest first out.
+            cache.remove(0);
+        }
+        cache.push((format.clone(), model.clone(), totals));
+    });
+    totals
+}
+
 /// Bytes of all of `model`'s weights in `format`.
 pub fn weights_bytes(model: &ModelSpec, format: &WeightFormat) -> u64 {
-    tensor_formats(model, format)
-        .iter()
-        .fold(0u64, |acc, (_, s)| acc.saturating_add(s.bytes))
+    weight_totals(model, format).weights_bytes
 }
 
 /// Bytes of weights read to decode one token: active experts only and one row of an untied
 /// token embedding (a tied one is read in full as the output head).
 pub fn active_weights_bytes(model: &ModelSpec, format: &WeightFormat) -> u64 {
-    tensor_formats(model, format)
-        .iter()
-        .fold(0u64, |acc, (_, s)| acc.saturating_add(s.active_bytes))
+    weight_totals(model, format).active_weights_bytes
 }
 
 /// Average bits per stored parameter of `model` in `format` (what llama.cpp prints as "BPW").
