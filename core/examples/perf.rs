@@ -138,9 +138,36 @@ fn bench() {
     }
 }
 
+/// Where a new model's time goes: the tensor list, and the per-tensor storage of a few formats.
+fn parts() {
+    for id in BENCH_MODELS {
+        let model = model_catalog::find(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let n = 50;
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(headroom_core::tensors::tensors(&model));
+        }
+        let list_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let mut line = format!("{id:16} tensors() {list_us:7.1} µs");
+        for f in ["bf16", "Q4_K_M", "gptq-4bit-g128", "nf4"] {
+            let Ok(format) = f.parse::<WeightFormat>() else {
+                continue;
+            };
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(headroom_core::quant::tensor_formats(&model, &format));
+            }
+            let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+            line.push_str(&format!("  {f} {us:7.1} µs"));
+        }
+        println!("{line}");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
+        Some("parts") => parts(),
         Some("dump") => dump(args.get(2).map_or("target/perf.json", String::as_str)),
         _ => bench(),
     }

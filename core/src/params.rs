@@ -2,10 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    model::ModelSpec,
-    tensors::{TensorRole, tensors},
-};
+use crate::{model::ModelSpec, tensors::TensorRole};
 
 /// Parameter counts of a model.
 ///
@@ -59,7 +56,7 @@ fn count_params(model: &ModelSpec) -> ParamCounts {
     let mut total = 0u64;
     let mut active = 0u64;
     let mut embedding = 0u64;
-    for t in tensors(model) {
+    for t in &crate::quant::model_tensors(model).list {
         let n = t.elements();
         total = total.saturating_add(n);
         if t.role == TensorRole::TokenEmbedding {
