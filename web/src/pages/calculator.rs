@@ -1,6 +1,7 @@
 //! Calculator: model × settings × device → verdict, memory bar, every format, longest context.
 //! Every setting lives in the URL (see [`crate::catalog::CalcSettings`]); the result recomputes on
-//! every change and the time it took is exposed as `data-recompute-ms` on `#result`.
+//! every change (main result, every-format table, best format, longest context, at once) and the
+//! time it took is exposed as `data-recompute-ms` on `#result`.
 
 use headroom_core::{estimate::Verdict, model::ModelSpec, units::GIB};
 use leptos::{prelude::*, task::spawn_local};
@@ -922,7 +923,7 @@ fn FormatTableView(
         <h2>"Every format"</h2>
         <p id="best-format">{best}</p>
         <div class="table-wrap">
-            <table id="formats" data-table-ms=format!("{:.1}", table.elapsed_ms)>
+            <table id="formats" data-table-ms=format!("{:.3}", table.elapsed_ms)>
                 <thead><tr><th>"format"</th><th class="num">"memory"</th><th>"fits?"</th><th class="num">"decode"</th><th>"runtime"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
