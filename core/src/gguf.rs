@@ -834,17 +834,19 @@ pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
 pub fn file_tensor_types(model: &ModelSpec, ftype: LlamaFileType) -> Vec<(Tensor, GgmlType)> {
     let list = tensors(model);
     let categories: Vec<Category> = list.iter().map(|t| category(&t.name)).collect();
-    let types = file_types_of(model, &list, &categories, ftype);
+    let allowed: Vec<bool> = list.iter().map(allows_quantization).collect();
+    let types = file_types_of(model, &list, &categories, &allowed, ftype);
     list.into_iter().zip(types).collect()
 }
 
 /// The block type of each tensor of `list` (`model`'s tensors in file order, with their
-/// [`category`]) in a `ftype` file: the rules of [`file_tensor_types`] without taking or cloning
+/// [`category`] and [`allows_quantization`]) in a `ftype` file: the rules of [`file_tensor_types`] without taking or cloning
 /// the tensors, so a caller can keep one list for every file type.
 pub(crate) fn file_types_of(
     model: &ModelSpec,
     list: &[Tensor],
     categories: &[Category],
+    allowed: &[bool],
     ftype: LlamaFileType,
 ) -> Vec<GgmlType> {
     let ctx = Context::new(model, list, ftype);
@@ -856,8 +858,9 @@ pub(crate) fn file_types_of(
     let default = ftype.default_type();
     list.iter()
         .zip(categories)
-        .map(|(tensor, &cat)| {
-            if !allows_quantization(tensor) {
+        .zip(allowed)
+        .map(|((tensor, &cat), &allowed)| {
+            if !allowed {
                 return GgmlType::F32;
             }
             if default.is_quantized() {

@@ -635,6 +635,8 @@ pub(crate) struct ModelTensors {
     /// [`tensors`] of the model.
     pub(crate) list: Vec<Tensor>,
     categories: Vec<gguf::Category>,
+    /// [`gguf::allows_quantization`] of each tensor (a few name searches each).
+    allowed: Vec<bool>,
 }
 
 /// Most models whose tensor lists [`weight_totals`] keeps.
@@ -658,7 +660,12 @@ pub(crate) fn model_tensors(model: &ModelSpec) -> std::rc::Rc<ModelTensors> {
     }
     let list = tensors(model);
     let categories = list.iter().map(|t| gguf::category(&t.name)).collect();
-    let built = std::rc::Rc::new(ModelTensors { list, categories });
+    let allowed = list.iter().map(gguf::allows_quantization).collect();
+    let built = std::rc::Rc::new(ModelTensors {
+        list,
+        categories,
+        allowed,
+    });
     MODEL_TENSORS_CACHE.with(|c| {
         let mut cache = c.borrow_mut();
         if cache.len() >= MODEL_TENSORS_CACHE_ENTRIES {
@@ -675,15 +682,18 @@ fn compute_weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTota
     let mt = model_tensors(model);
     let list = &mt.list;
     let bytes: Vec<u64> = match format {
-        WeightFormat::Gguf(ftype) => gguf::file_types_of(model, list, &mt.categories, *ftype)
-            .into_iter()
-            .zip(list)
-            .map(|(g, t)| gguf::tensor_bytes(t, g))
-            .collect(),
+        WeightFormat::Gguf(ftype) => {
+            gguf::file_types_of(model, list, &mt.categories, &mt.allowed, *ftype)
+                .into_iter()
+                .zip(list)
+                .map(|(g, t)| gguf::tensor_bytes(t, g))
+                .collect()
+        }
         WeightFormat::GgufPure(block) => list
             .iter()
-            .map(|t| {
-                let g = if gguf::allows_quantization(t) {
+            .zip(&mt.allowed)
+            .map(|(t, &allowed)| {
+                let g = if allowed {
                     gguf::fallback(*block, t.row_len())
                 } else {
                     GgmlType::F32
