@@ -608,9 +608,5 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
 
 /// Bytes of the largest single weight tensor in `format` (for the single-buffer check).
 fn largest_tensor_bytes(model: &ModelSpec, format: &WeightFormat) -> u64 {
-    crate::quant::tensor_formats(model, format)
-        .iter()
-        .map(|(_, s)| s.bytes)
-        .max()
-        .unwrap_or(0)
+    crate::quant::weight_totals(model, format).largest_tensor_bytes
 }

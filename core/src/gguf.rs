@@ -466,7 +466,7 @@ impl LlamaFileType {
 
 /// The broad category llama.cpp derives from a tensor name (`tensor_get_category`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Category {
+pub(crate) enum Category {
     TokenEmbd,
     AttnQ,
     AttnV,
@@ -481,7 +481,7 @@ enum Category {
     Other,
 }
 
-fn category(name: &str) -> Category {
+pub(crate) fn category(name: &str) -> Category {
     if name == "output.weight" {
         Category::Output
     } else if name == "token_embd.weight" {
@@ -833,29 +833,42 @@ pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
 /// The block type of every tensor of `model` in a `ftype` file, in file order.
 pub fn file_tensor_types(model: &ModelSpec, ftype: LlamaFileType) -> Vec<(Tensor, GgmlType)> {
     let list = tensors(model);
-    let ctx = Context::new(model, &list, ftype);
+    let categories: Vec<Category> = list.iter().map(|t| category(&t.name)).collect();
+    let allowed: Vec<bool> = list.iter().map(allows_quantization).collect();
+    let types = file_types_of(model, &list, &categories, &allowed, ftype);
+    list.into_iter().zip(types).collect()
+}
+
+/// The block type of each tensor of `list` (`model`'s tensors in file order, with their
+/// [`category`] and [`allows_quantization`]) in a `ftype` file: the rules of [`file_tensor_types`] without taking or cloning
+/// the tensors, so a caller can keep one list for every file type.
+pub(crate) fn file_types_of(
+    model: &ModelSpec,
+    list: &[Tensor],
+    categories: &[Category],
+    allowed: &[bool],
+    ftype: LlamaFileType,
+) -> Vec<GgmlType> {
+    let ctx = Context::new(model, list, ftype);
     // llama.cpp counts every attn_v-like name, quantizable or not (all are).
     let mut counters = Counters {
-        n_attn_v: list
-            .iter()
-            .filter(|t| is_attn_v_like(category(&t.name)))
-            .count() as u64,
+        n_attn_v: categories.iter().filter(|c| is_attn_v_like(**c)).count() as u64,
         ..Counters::default()
     };
     let default = ftype.default_type();
-    list.into_iter()
-        .map(|tensor| {
-            if !allows_quantization(&tensor) {
-                return (tensor, GgmlType::F32);
+    list.iter()
+        .zip(categories)
+        .zip(allowed)
+        .map(|((tensor, &cat), &allowed)| {
+            if !allowed {
+                return GgmlType::F32;
             }
-            let cat = category(&tensor.name);
-            let t = if default.is_quantized() {
-                let picked = pick(&ctx, &tensor, ftype, cat, &mut counters);
+            if default.is_quantized() {
+                let picked = pick(&ctx, tensor, ftype, cat, &mut counters);
                 fallback(picked, tensor.row_len())
             } else {
                 default
-            };
-            (tensor, t)
+            }
         })
         .collect()
 }

@@ -593,10 +593,7 @@ pub fn tensor_formats(model: &ModelSpec, format: &WeightFormat) -> Vec<(Tensor, 
     typed
         .into_iter()
         .map(|(t, dtype, bytes)| {
-            let elements = t.elements().max(1);
-            // Storage is uniform per row and per expert, so the active share is exact.
-            let active_bytes =
-                (u128::from(bytes) * u128::from(t.active_elements) / u128::from(elements)) as u64;
+            let active_bytes = active_share(&t, bytes);
             (
                 t,
                 TensorStorage {
@@ -609,23 +606,206 @@ pub fn tensor_formats(model: &ModelSpec, format: &WeightFormat) -> Vec<(Tensor, 
         .collect()
 }
 
+/// Whole-model byte totals of `model` in `format`, from [`tensor_formats`] in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightTotals {
+    /// Bytes of all weights ([`weights_bytes`]).
+    pub weights_bytes: u64,
+    /// Bytes read to decode one token ([`active_weights_bytes`]).
+    pub active_weights_bytes: u64,
+    /// Bytes of the largest single tensor (for single-buffer limits).
+    pub largest_tensor_bytes: u64,
+}
+
+/// Most (model, format) totals kept by [`weight_totals`]: the calculator's every-format table
+/// asks for about 30 formats of one model, and a few models may alternate.
+const WEIGHT_TOTALS_CACHE_ENTRIES: usize = 128;
+
+thread_local! {
+    /// Recently computed totals. Weights do not depend on context, batch, runtime or device, so
+    /// the longest-context search and the format table would otherwise rebuild the same tensor
+    /// list (hundreds of named tensors, GGUF per-tensor rules) for every estimate.
+    static WEIGHT_TOTALS_CACHE: std::cell::RefCell<Vec<(WeightFormat, ModelSpec, WeightTotals)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A model's tensor list with each tensor's GGUF name category, built once per model for all the
+/// formats asked about (building the names is most of the cost of a tensor list).
+pub(crate) struct ModelTensors {
+    /// [`tensors`] of the model.
+    pub(crate) list: Vec<Tensor>,
+    categories: Vec<gguf::Category>,
+    /// [`gguf::allows_quantization`] of each tensor (a few name searches each).
+    allowed: Vec<bool>,
+}
+
+/// Most models whose tensor lists [`weight_totals`] keeps.
+const MODEL_TENSORS_CACHE_ENTRIES: usize = 4;
+
+thread_local! {
+    static MODEL_TENSORS_CACHE: std::cell::RefCell<Vec<(ModelSpec, std::rc::Rc<ModelTensors>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The tensor list of `model`, remembered per thread for the most recent models.
+pub(crate) fn model_tensors(model: &ModelSpec) -> std::rc::Rc<ModelTensors> {
+    let hit = MODEL_TENSORS_CACHE.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(m, _)| m == model)
+            .map(|(_, t)| std::rc::Rc::clone(t))
+    });
+    if let Some(t) = hit {
+        return t;
+    }
+    let list = tensors(model);
+    let categories = list.iter().map(|t| gguf::category(&t.name)).collect();
+    let allowed = list.iter().map(gguf::allows_quantization).collect();
+    let built = std::rc::Rc::new(ModelTensors {
+        list,
+        categories,
+        allowed,
+    });
+    MODEL_TENSORS_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= MODEL_TENSORS_CACHE_ENTRIES {
+            cache.remove(0);
+        }
+        cache.push((model.clone(), std::rc::Rc::clone(&built)));
+    });
+    built
+}
+
+/// The same sums as over [`tensor_formats`] (same per-tensor rules, same order), without cloning
+/// the tensor list or naming each tensor's storage type.
+fn compute_weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
+    let mt = model_tensors(model);
+    let list = &mt.list;
+    let bytes: Vec<u64> = match format {
+        WeightFormat::Gguf(ftype) => {
+            gguf::file_types_of(model, list, &mt.categories, &mt.allowed, *ftype)
+                .into_iter()
+                .zip(list)
+                .map(|(g, t)| gguf::tensor_bytes(t, g))
+                .collect()
+        }
+        WeightFormat::GgufPure(block) => list
+            .iter()
+            .zip(&mt.allowed)
+            .map(|(t, &allowed)| {
+                let g = if allowed {
+                    gguf::fallback(*block, t.row_len())
+                } else {
+                    GgmlType::F32
+                };
+                gguf::tensor_bytes(t, g)
+            })
+            .collect(),
+        _ => list
+            .iter()
+            .map(|t| storage_hf(model, t, format).1)
+            .collect(),
+    };
+    let mut totals = WeightTotals {
+        weights_bytes: 0,
+        active_weights_bytes: 0,
+        largest_tensor_bytes: 0,
+    };
+    for (t, bytes) in list.iter().zip(bytes) {
+        totals.weights_bytes = totals.weights_bytes.saturating_add(bytes);
+        totals.active_weights_bytes = totals
+            .active_weights_bytes
+            .saturating_add(active_share(t, bytes));
+        totals.largest_tensor_bytes = totals.largest_tensor_bytes.max(bytes);
+    }
+    totals
+}
+
+/// Bytes one token reads of a tensor stored in `bytes`: storage is uniform per row and per
+/// expert, so the active share is exact.
+fn active_share(t: &Tensor, bytes: u64) -> u64 {
+    let elements = t.elements().max(1);
+    (u128::from(bytes) * u128::from(t.active_elements) / u128::from(elements)) as u64
+}
+
+/// [`WeightTotals`] of `model` in `format`, remembered per thread for the most recent
+/// (model, format) pairs: the same numbers as summing [`tensor_formats`], computed once.
+pub fn weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
+    let hit = WEIGHT_TOTALS_CACHE.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(f, m, _)| f == format && m == model)
+            .map(|(_, _, t)| *t)
+    });
+    if let Some(t) = hit {
+        return t;
+    }
+    let totals = compute_weight_totals(model, format);
+    WEIGHT_TOTALS_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= WEIGHT_TOTALS_CACHE_ENTRIES {
+            // Oldest first out.
+            cache.remove(0);
+        }
+        cache.push((format.clone(), model.clone(), totals));
+    });
+    totals
+}
+
 /// Bytes of all of `model`'s weights in `format`.
 pub fn weights_bytes(model: &ModelSpec, format: &WeightFormat) -> u64 {
-    tensor_formats(model, format)
-        .iter()
-        .fold(0u64, |acc, (_, s)| acc.saturating_add(s.bytes))
+    weight_totals(model, format).weights_bytes
 }
 
 /// Bytes of weights read to decode one token: active experts only and one row of an untied
 /// token embedding (a tied one is read in full as the output head).
 pub fn active_weights_bytes(model: &ModelSpec, format: &WeightFormat) -> u64 {
-    tensor_formats(model, format)
-        .iter()
-        .fold(0u64, |acc, (_, s)| acc.saturating_add(s.active_bytes))
+    weight_totals(model, format).active_weights_bytes
 }
 
 /// Average bits per stored parameter of `model` in `format` (what llama.cpp prints as "BPW").
 pub fn bits_per_weight(model: &ModelSpec, format: &WeightFormat) -> f64 {
     let params = crate::params::param_counts(model).total.max(1);
     weights_bytes(model, format) as f64 * 8.0 / params as f64
+}
+
+#[cfg(test)]
+mod weight_totals_tests {
+    use super::*;
+
+    /// The remembered one-pass totals equal the sums over the public per-tensor list, for every
+    /// catalog model in every format.
+    #[test]
+    fn weight_totals_equal_tensor_formats_sums() {
+        for entry in crate::model_catalog::entries() {
+            let Ok(model) = entry.model() else {
+                panic!("catalog model {} does not parse", entry.id);
+            };
+            for format in WeightFormat::all() {
+                let list = tensor_formats(&model, &format);
+                let expected = WeightTotals {
+                    weights_bytes: list
+                        .iter()
+                        .fold(0u64, |a, (_, s)| a.saturating_add(s.bytes)),
+                    active_weights_bytes: list
+                        .iter()
+                        .fold(0u64, |a, (_, s)| a.saturating_add(s.active_bytes)),
+                    largest_tensor_bytes: list.iter().map(|(_, s)| s.bytes).max().unwrap_or(0),
+                };
+                assert_eq!(
+                    weight_totals(&model, &format),
+                    expected,
+                    "{} {format}",
+                    entry.id
+                );
+                // Asked again: the remembered answer.
+                assert_eq!(
+                    weight_totals(&model, &format),
+                    expected,
+                    "{} {format}",
+                    entry.id
+                );
+            }
+        }
+    }
 }

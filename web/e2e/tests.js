@@ -41,28 +41,41 @@ module.exports = {
     assert.ok(rows >= 10, `format table has ${rows} rows`);
     assert.match(await page.textContent('#best-format'), /Best format that fits: /);
     assert.ok(await page.$('svg.stacked-bar title'), 'the memory chart has a <title>');
-    // Budget: the main result recomputes in < 5 ms per change. Measure several changes.
+    // Budget: the whole recompute (main result + every-format table + best format + longest
+    // context) takes < 5 ms per change. Measure several changes.
     // The first change after load also pays for the engine's first optimisation of the code
     // (reported, not counted); the next changes are what a person typing sees.
     const times = [];
+    const mainTimes = [];
+    const tableTimes = [];
     let warmup = null;
     for (const ctx of ['2048', '16384', '32768', '65536', '12000', '8192']) {
       await page.fill('#context', ctx);
-      await page.waitForFunction((c) => document.location.search.includes(`ctx=${c}`) && document.querySelector('#verdict'), ctx);
+      await page.waitForFunction((c) => document.location.search.includes(`ctx=${c}`) && document.querySelector('#verdict') && document.querySelector('#formats'), ctx);
       const ms = Number(await page.getAttribute('#result', 'data-recompute-ms'));
-      if (warmup === null) warmup = ms; else times.push(ms);
+      if (warmup === null) { warmup = ms; continue; }
+      times.push(ms);
+      mainTimes.push(Number(await page.getAttribute('#result', 'data-main-ms')));
+      tableTimes.push(Number(await page.getAttribute('#formats', 'data-table-ms')));
     }
     log(`first change after load (warm-up, not counted): ${warmup} ms`);
-    await page.waitForSelector('#formats', { timeout: 30000 });
-    const tableMs = Number(await page.getAttribute('#formats', 'data-table-ms'));
-    log(`recompute per change: ${times.join(', ')} ms (budget 5 ms); longest context + every-format table (after the verdict, in slices): ${tableMs} ms`);
+    log(`whole recompute per change: ${times.join(', ')} ms (budget 5 ms); of which main result: ${mainTimes.join(', ')} ms; every-format table + best format + longest context: ${tableTimes.join(', ')} ms`);
     // On a shared 2-core CI machine one change can catch a GC pause or a busy neighbour: the
     // median must be under budget and at most one change of five over it.
     const sorted = [...times].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)];
     const over = times.filter((t) => t >= 5).length;
-    log(`recompute median ${median} ms, max ${sorted[sorted.length - 1]} ms, ${over} of ${times.length} changes at or over 5 ms`);
-    assert.ok(median < 5 && over <= 1, `recompute over budget: ${times.join(', ')} ms (budget 5 ms)`);
+    log(`whole recompute median ${median} ms, max ${sorted[sorted.length - 1]} ms, ${over} of ${times.length} changes at or over 5 ms`);
+    assert.ok(median < 5 && over <= 1, `whole recompute over budget: ${times.join(', ')} ms (budget 5 ms)`);
+    // A change of model: core has nothing remembered for it yet (its tensor list and every
+    // format's weights are computed once, then reused). Reported, not part of the budget rule.
+    const modelChange = [];
+    for (const m of ['llama-3.1-8b', 'deepseek-v3', 'qwen3-8b']) {
+      await page.fill('#model-search', m);
+      await page.waitForFunction((id) => document.location.search.includes(`model=${id}`) && (document.querySelector('#verdict')?.textContent || '').includes(id) && document.querySelector('#formats'), m);
+      modelChange.push(`${m} ${Number(await page.getAttribute('#result', 'data-recompute-ms'))} ms`);
+    }
+    log(`whole recompute on a change of model (first time that model is seen): ${modelChange.join(', ')}`);
     assert.match(page.url(), /model=qwen3-8b/);
     assert.match(page.url(), /device=rtx-4090/);
     shared.url = page.url();

@@ -1,6 +1,7 @@
 //! Calculator: model × settings × device → verdict, memory bar, every format, longest context.
 //! Every setting lives in the URL (see [`crate::catalog::CalcSettings`]); the result recomputes on
-//! every change and the time it took is exposed as `data-recompute-ms` on `#result`.
+//! every change (main result, every-format table, best format, longest context, at once) and the
+//! time it took is exposed as `data-recompute-ms` on `#result`.
 
 use headroom_core::{estimate::Verdict, model::ModelSpec, units::GIB};
 use leptos::{prelude::*, task::spawn_local};
@@ -352,59 +353,45 @@ pub fn CalculatorPage() -> impl IntoView {
         browser::replace_search(&q.to_search());
     });
 
-    // Recompute on every change, timing it (budget: < 5 ms per change).
+    // Recompute on every change, timing it (budget: < 5 ms per change): the main result, the
+    // every-format table (~30 estimates), the best format and the longest context (a binary
+    // search, ~25 estimates). Core remembers a model's weights per format, so after the first
+    // change of a model each estimate costs microseconds and the whole recompute runs at once.
     let result = Memo::new(move |_| {
         let start = browser::now_ms();
         let out = settings.with(|s| match model.get() {
             ModelState::Ready { spec, .. } => Some(catalog::calculate(s, &spec)),
             _ => None,
         });
-        (out, browser::now_ms() - start)
-    });
-
-    // The every-format table: ~30 estimates, too many for the per-change budget, so it is
-    // computed after the main result, a few formats per task so typing stays responsive. A newer
-    // change abandons an older computation (generation counter).
-    let table = RwSignal::new(None::<FormatTable>);
-    let table_generation = StoredValue::new(0u64);
-    Effect::new(move |_| {
-        let Some(Ok(calc)) = result.get().0 else {
-            table.set(None);
-            return;
+        let main_ms = browser::now_ms() - start;
+        let table = match &out {
+            Some(Ok(calc)) => {
+                let table_start = browser::now_ms();
+                let req = &calc.request;
+                let rows = headroom_core::quant::WeightFormat::all()
+                    .into_iter()
+                    .filter_map(|format| catalog::format_row(req, format))
+                    .collect();
+                let best = catalog::best_format(req);
+                let longest_context = catalog::longest_context(req);
+                Some(FormatTable {
+                    rows,
+                    best,
+                    longest_context,
+                    max_context: req.model.max_context,
+                    elapsed_ms: browser::now_ms() - table_start,
+                })
+            }
+            _ => None,
         };
-        let req = calc.request;
-        let generation = table_generation.get_value() + 1;
-        table_generation.set_value(generation);
-        spawn_local(async move {
-            let start = browser::now_ms();
-            let mut rows = Vec::new();
-            for (i, format) in headroom_core::quant::WeightFormat::all()
-                .into_iter()
-                .enumerate()
-            {
-                if i % FORMATS_PER_TASK == 0 {
-                    browser::sleep_ms(0).await;
-                    if table_generation.get_value() != generation {
-                        return;
-                    }
-                }
-                rows.extend(catalog::format_row(&req, format));
-            }
-            let best = catalog::best_format(&req);
-            browser::sleep_ms(0).await;
-            if table_generation.get_value() != generation {
-                return;
-            }
-            let longest_context = catalog::longest_context(&req);
-            table.set(Some(FormatTable {
-                rows,
-                best,
-                longest_context,
-                max_context: req.model.max_context,
-                elapsed_ms: browser::now_ms() - start,
-            }));
-        });
+        Recompute {
+            out,
+            table,
+            main_ms,
+            total_ms: browser::now_ms() - start,
+        }
     });
+    let table = Memo::new(move |_| result.with(|r| r.table.clone()));
 
     let set_model = move |source: ModelSource, state: ModelState| {
         model.set(state);
@@ -675,21 +662,19 @@ pub fn CalculatorPage() -> impl IntoView {
                     <p class="note">"A report from " <code>"headroom probe"</code> " or the Benchmark page; the Reports page also has “use this device”."</p>
                 </div>
             </div>
-            <div id="result" class="card" data-recompute-ms=move || format!("{:.3}", result.get().1)>
-                {move || match result.get().0 {
+            <div id="result" class="card" data-recompute-ms=move || result.with(|r| format!("{:.3}", r.total_ms))
+                data-main-ms=move || result.with(|r| format!("{:.3}", r.main_ms))>
+                {move || match result.with(|r| r.out.clone()) {
                     None => view! { <p class="note">"Choose a model to see whether it fits."</p> }.into_any(),
                     Some(Err(e)) => view! { <p id="result-error" class="error">{e}</p> }.into_any(),
                     Some(Ok(c)) => view! { <ResultView calc=c /> }.into_any(),
                 }}
                 {move || {
-                    let selected = result.with(|r| match &r.0 {
+                    let selected = result.with(|r| match &r.out {
                         Some(Ok(c)) => Some(c.estimate.quant.clone()),
                         _ => None,
                     })?;
-                    Some(match table.get() {
-                        None => view! { <p class="note">"computing the longest context and every format…"</p> }.into_any(),
-                        Some(t) => view! { <FormatTableView table=t selected=selected /> }.into_any(),
-                    })
+                    table.get().map(|t| view! { <FormatTableView table=t selected=selected /> })
                 }}
             </div>
         </section>
@@ -877,8 +862,18 @@ fn ResultView(
     }
 }
 
-/// Formats estimated per background task (each estimate is ~1–2 ms in the browser).
-const FORMATS_PER_TASK: usize = 3;
+/// One recompute of the calculator: the main result, the table, and their times.
+#[derive(Debug, Clone, PartialEq)]
+struct Recompute {
+    /// The main result (`None` until a model is ready).
+    out: Option<Result<catalog::Calculation, String>>,
+    /// Every format, the best format and the longest context (with a main result only).
+    table: Option<FormatTable>,
+    /// Time of the main result, ms.
+    main_ms: f64,
+    /// Time of the whole recompute (main result + table + best format + longest context), ms.
+    total_ms: f64,
+}
 
 /// Every format side by side.
 #[derive(Debug, Clone, PartialEq)]
@@ -935,7 +930,7 @@ fn FormatTableView(
         <h2>"Every format"</h2>
         <p id="best-format">{best}</p>
         <div class="table-wrap">
-            <table id="formats" data-table-ms=format!("{:.1}", table.elapsed_ms)>
+            <table id="formats" data-table-ms=format!("{:.3}", table.elapsed_ms)>
                 <thead><tr><th>"format"</th><th class="num">"memory"</th><th>"fits?"</th><th class="num">"decode"</th><th>"runtime"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>

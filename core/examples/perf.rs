@@ -1,0 +1,174 @@
+//! Timing and result dump for the calculator's whole recompute (main estimate, every-format table,
+//! best format, longest context), natively.
+//!
+//! `cargo run --release -p headroom-core --example perf -- bench` prints µs per estimate and per
+//! whole recompute for several catalog models; `... -- dump FILE` writes every estimate (every
+//! catalog model × a few devices × every format × 2 contexts, plus longest context and best
+//! format) as JSON, to compare results before and after a change byte for byte.
+
+use std::time::Instant;
+
+use headroom_core::{
+    advice::{best_format, longest_context, runtime_for_format},
+    devices,
+    estimate::{EstimateRequest, estimate},
+    model_catalog,
+    quant::WeightFormat,
+};
+
+/// Devices the dump covers: a discrete consumer GPU, a datacenter GPU, Apple unified memory.
+const DUMP_DEVICES: &[&str] = &["rtx-4090", "h100-sxm", "m2-max-38c-96gb"];
+/// Contexts the dump covers (`None`: the model's default).
+const DUMP_CONTEXTS: &[Option<u64>] = &[None, Some(32_768)];
+/// Models timed by `bench`.
+const BENCH_MODELS: &[&str] = &[
+    "llama-3.1-8b",
+    "qwen3-30b-a3b",
+    "deepseek-v3",
+    "gemma-3-27b",
+];
+
+fn request_for(req: &EstimateRequest, format: &WeightFormat) -> EstimateRequest {
+    let mut r = req.clone();
+    r.runtime = runtime_for_format(req, format);
+    r.format = format.clone();
+    r
+}
+
+/// What the calculator does on one change.
+fn whole_recompute(req: &EstimateRequest) -> usize {
+    let mut n = usize::from(estimate(req).is_ok());
+    for f in WeightFormat::all() {
+        n += usize::from(estimate(&request_for(req, &f)).is_ok());
+    }
+    n += usize::from(best_format(req).is_ok());
+    n += usize::from(longest_context(req).is_ok());
+    n
+}
+
+fn device(name: &str) -> headroom_core::devices::DeviceSpec {
+    devices::find(name).unwrap_or_else(|e| panic!("device {name}: {e}"))
+}
+
+fn dump(path: &str) {
+    let mut out = Vec::new();
+    for entry in model_catalog::entries() {
+        let model = entry
+            .model()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.id));
+        for d in DUMP_DEVICES {
+            let dev = device(d);
+            for ctx in DUMP_CONTEXTS {
+                let base = EstimateRequest::new(
+                    model.clone(),
+                    WeightFormat::default_for(&model),
+                    dev.clone(),
+                );
+                let mut base = base;
+                base.context = *ctx;
+                for f in WeightFormat::all() {
+                    let r = request_for(&base, &f);
+                    let e = estimate(&r).map_err(|e| e.to_string());
+                    out.push(serde_json::json!({"model": entry.id, "device": d, "context": ctx, "format": f.to_string(), "estimate": e}));
+                }
+                let lc = longest_context(&base).map_err(|e| e.to_string());
+                let bf = best_format(&base).map_err(|e| e.to_string());
+                out.push(serde_json::json!({"model": entry.id, "device": d, "context": ctx, "longest_context": lc, "best_format": bf}));
+            }
+        }
+    }
+    let text = serde_json::to_string_pretty(&out).expect("serializable");
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    println!("wrote {} records to {path}", out.len());
+}
+
+fn bench() {
+    let dev = device("rtx-4090");
+    for id in BENCH_MODELS {
+        let model = model_catalog::find(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let req = EstimateRequest::new(
+            model.clone(),
+            WeightFormat::default_for(&model),
+            dev.clone(),
+        );
+        // Warm up, then time single estimates at changing contexts (as the calculator sees them).
+        let _ = whole_recompute(&req);
+        let n = 200u64;
+        let t = Instant::now();
+        for i in 0..n {
+            let mut r = req.clone();
+            r.context = Some(1024 + i);
+            let _ = std::hint::black_box(estimate(&r));
+        }
+        let per_estimate_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        let reps = 5;
+        let mut times = Vec::new();
+        let mut count = 0;
+        for i in 0..reps {
+            let mut r = req.clone();
+            // A change: a new context each time.
+            r.context = Some(2048 + i);
+            let t = Instant::now();
+            count = whole_recompute(&r);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        // A change of model: nothing remembered yet (a fresh thread has empty per-thread caches).
+        let mut cold = Vec::new();
+        for _ in 0..reps {
+            let r = req.clone();
+            cold.push(
+                std::thread::spawn(move || {
+                    let t = Instant::now();
+                    let _ = whole_recompute(&r);
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .join()
+                .expect("timing thread"),
+            );
+        }
+        cold.sort_by(f64::total_cmp);
+        println!(
+            "{id:16} estimate {per_estimate_us:8.1} µs   whole recompute ({count} calls) median {:.2} ms (min {:.2}, max {:.2}); new model: median {:.2} ms",
+            times[reps as usize / 2],
+            times[0],
+            times[reps as usize - 1],
+            cold[reps as usize / 2]
+        );
+    }
+}
+
+/// Where a new model's time goes: the tensor list, and the per-tensor storage of a few formats.
+fn parts() {
+    for id in BENCH_MODELS {
+        let model = model_catalog::find(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let n = 50;
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(headroom_core::tensors::tensors(&model));
+        }
+        let list_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let mut line = format!("{id:16} tensors() {list_us:7.1} µs");
+        for f in ["bf16", "Q4_K_M", "gptq-4bit-g128", "nf4"] {
+            let Ok(format) = f.parse::<WeightFormat>() else {
+                continue;
+            };
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(headroom_core::quant::tensor_formats(&model, &format));
+            }
+            let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+            line.push_str(&format!("  {f} {us:7.1} µs"));
+        }
+        println!("{line}");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("parts") => parts(),
+        Some("dump") => dump(args.get(2).map_or("target/perf.json", String::as_str)),
+        _ => bench(),
+    }
+}
