@@ -102,7 +102,17 @@ struct Shape {
     /// throughput, compute capability 9.0), and one conversion per weight bounds the kernel
     /// below the memory rate.
     float_bits: bool,
+    /// q4_0 only: each nibble is masked into the top mantissa bits of 1.0 (`1 + q/16`, one shift
+    /// and one and-or per weight, no subtraction), and the offsets are taken out once per block:
+    /// `Σ (q − 8)·x = 16·(Σ (1 + q/16)·x − 1.5·Σ x)`, with `Σ x` of the block computed once per
+    /// step for all the slot's rows. Saves the per-weight subtraction of `float_bits`.
+    offset_factored: bool,
 }
+
+/// `1 + 8/16`: what `Σ (1 + q/16)·x` carries per unit of `Σ x` beyond `Σ (q − 8)·x / 16`.
+const FACTORED_OFFSET: f32 = 1.5;
+/// The `1/16` scale of a nibble in the top mantissa bits, undone once per row.
+const FACTORED_SCALE: f32 = 16.0;
 
 fn shapes(format: WeightFormat) -> Vec<Shape> {
     let rows: &[u32] = match format {
@@ -114,12 +124,21 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
         .map(|&rows_per_slot| Shape {
             rows_per_slot,
             float_bits: false,
+            offset_factored: false,
         })
         .collect();
     if format != WeightFormat::F16 {
         out.extend([4, 8].map(|rows_per_slot| Shape {
             rows_per_slot,
             float_bits: true,
+            offset_factored: false,
+        }));
+    }
+    if format == WeightFormat::Q4_0 {
+        out.extend([4, 8].map(|rows_per_slot| Shape {
+            rows_per_slot,
+            float_bits: true,
+            offset_factored: true,
         }));
     }
     out
@@ -134,7 +153,7 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     let iterations = units / LANES_PER_ROW;
     let rows = 0..rows_per_slot;
     // Input-vector loads for unit `u`, then the dot product of unit `q{r}` with them.
-    let (x_loads, dot) = match format {
+    let (mut x_loads, dot) = match format {
         // 8 halves per unit: x[2u], x[2u + 1].
         WeightFormat::F16 => (
             "        let xa = x[u * 2u];\n        let xb = x[u * 2u + 1u];\n".to_owned(),
@@ -160,6 +179,12 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
                 .to_owned(),
         ),
     };
+    let factored = shape.offset_factored && format == WeightFormat::Q4_0;
+    if factored {
+        x_loads += &format!(
+            "        let sx = {FACTORED_OFFSET:?} * dot(((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)), vec4<f32>(1.0));\n"
+        );
+    }
     let units_per_block = if format == WeightFormat::F16 {
         1
     } else {
@@ -187,6 +212,9 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
         let d = dot.replace("qR", &format!("q{r}"));
         if format == WeightFormat::F16 {
             body += &format!("        acc{r} += {d};\n");
+        } else if factored {
+            let d = d.replace("lo4(", "lo4m(").replace("hi4(", "hi4m(");
+            body += &format!("        acc{r} += ({d} - sx) * s{r};\n");
         } else {
             body += &format!("        acc{r} += ({d}) * s{r};\n");
         }
@@ -195,14 +223,19 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     // With 32-wide subgroups each slot is one subgroup: one subgroupAdd per row, no barriers.
     // Elsewhere (lavapipe's 8-wide subgroups, WebGPU without subgroups) a tree in shared memory.
     let mut reduce = String::new();
+    let unscale = if factored {
+        format!(" * {FACTORED_SCALE:?}")
+    } else {
+        String::new()
+    };
     for r in rows {
         if subgroup_reduce {
             reduce += &format!(
-                "    let total{r} = subgroupAdd(acc{r});\n    if (lane == 0u) {{ y[p.row_offset + row0 + {r}u] = total{r}; }}\n"
+                "    let total{r} = subgroupAdd(acc{r}{unscale});\n    if (lane == 0u) {{ y[p.row_offset + row0 + {r}u] = total{r}; }}\n"
             );
         } else {
             reduce += &format!(
-                r#"    partial[lid.x] = acc{r};
+                r#"    partial[lid.x] = acc{r}{unscale};
     workgroupBarrier();
     for (var half_width = 16u; half_width > 0u; half_width = half_width / 2u) {{
         if (lane < half_width) {{
@@ -220,6 +253,18 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
         ""
     } else {
         "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n"
+    };
+    // Nibble of byte k at bit 8k (low) or 8k + 4 (high) moved to bits 19–22 under 1.0's exponent.
+    let factored_fns = if factored {
+        r#"fn lo4m(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>((vec4<u32>(w << 19u, w << 11u, w << 3u, w >> 5u) & vec4<u32>(0x00780000u)) | vec4<u32>(0x3F800000u));
+}
+fn hi4m(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>((vec4<u32>(w << 15u, w << 7u, w >> 1u, w >> 9u) & vec4<u32>(0x00780000u)) | vec4<u32>(0x3F800000u));
+}
+"#
+    } else {
+        ""
     };
     let convert = if shape.float_bits {
         // 2^23 + q as float bits; the offsets subtract 2^23 and the format's zero point
@@ -256,7 +301,7 @@ fn hi4(w: u32) -> vec4<f32> {
 @group(0) @binding(3) var<uniform> p: Params;
 {scales_binding}
 var<workgroup> partial: array<f32, {WORKGROUP_SIZE}>;
-{convert}@compute @workgroup_size({WORKGROUP_SIZE})
+{convert}{factored_fns}@compute @workgroup_size({WORKGROUP_SIZE})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
     let lane = lid.x % {LANES_PER_ROW}u;
     let slot = lid.x / {LANES_PER_ROW}u;
@@ -347,6 +392,8 @@ fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 
 fn conversion(format: WeightFormat, shape: Shape) -> &'static str {
     if format == WeightFormat::F16 {
         "unpack2x16float"
+    } else if shape.offset_factored {
+        "float bits, offset factored per block"
     } else if shape.float_bits {
         "float bits"
     } else {
@@ -483,7 +530,10 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
         let mut variants = Vec::new();
         for shape in shapes(format) {
             let rows_per_slot = shape.rows_per_slot;
-            let label = format!("{name} rows/slot {rows_per_slot} bits {}", shape.float_bits);
+            let label = format!(
+                "{name} rows/slot {rows_per_slot} bits {} factored {}",
+                shape.float_bits, shape.offset_factored
+            );
             let pipeline = gpu
                 .pipeline(&label, &wgsl(format, shape, subgroup_reduce))
                 .await?;
