@@ -276,6 +276,29 @@ pub struct StageRecord {
     pub sweep: Option<SweepResult>,
 }
 
+impl StageRecord {
+    /// A record of `stage` with `status` and nothing measured yet (no reason, no time, no results).
+    pub fn new(stage: &str, status: Status) -> StageRecord {
+        StageRecord {
+            stage: stage.to_owned(),
+            status,
+            reason: None,
+            duration_s: 0.0,
+            measurements: Vec::new(),
+            max_buffer: None,
+            sweep: None,
+        }
+    }
+
+    /// A stage that did not run, and why.
+    pub fn skipped(stage: &str, reason: impl Into<String>) -> StageRecord {
+        StageRecord {
+            reason: Some(reason.into()),
+            ..StageRecord::new(stage, Status::Skipped)
+        }
+    }
+}
+
 /// One timed, verified kernel run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {

@@ -178,15 +178,7 @@ fn summarize(ms: &[Measurement]) -> (String, bool) {
 async fn run_step(ctx: &GpuContext, sizes: &BrowserSizes, step: Step) -> StageRecord {
     let (device, queue) = (&ctx.device, &ctx.queue);
     let start = browser::now_ms();
-    let mut record = StageRecord {
-        stage: step.stage().into(),
-        status: Status::Ok,
-        reason: None,
-        duration_s: 0.0,
-        measurements: Vec::new(),
-        max_buffer: None,
-        sweep: None,
-    };
+    let mut record = StageRecord::new(step.stage(), Status::Ok);
     match step {
         Step::Gemm(variant) => {
             let p = gemm::GemmParams {

@@ -508,15 +508,7 @@ impl Run<'_> {
         };
         let result = pollster::block_on(max_buffer::run(self.device, self.queue, &p));
         self.done_one();
-        let mut record = StageRecord {
-            stage: "max_buffer".to_owned(),
-            status: Status::Ok,
-            reason: None,
-            duration_s: 0.0,
-            measurements: Vec::new(),
-            max_buffer: None,
-            sweep: None,
-        };
+        let mut record = StageRecord::new("max_buffer", Status::Ok);
         match result {
             Ok(r) => {
                 if r.largest_verified_bytes == 0 {
@@ -549,15 +541,7 @@ impl Run<'_> {
         };
         let result = pollster::block_on(sweep::run(self.device, self.queue, &p));
         self.done_one();
-        let mut record = StageRecord {
-            stage: "sweep".to_owned(),
-            status: Status::Ok,
-            reason: None,
-            duration_s: 0.0,
-            measurements: Vec::new(),
-            max_buffer: None,
-            sweep: None,
-        };
+        let mut record = StageRecord::new("sweep", Status::Ok);
         match result {
             Ok(r) => {
                 record.reason = Some(format!("stopped: {}", r.stop_detail));
@@ -726,15 +710,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
     };
     for stage in &selected {
         let mut record = if let Some(lost) = run.lost() {
-            StageRecord {
-                stage: (*stage).to_owned(),
-                status: Status::Skipped,
-                reason: Some(format!("device lost earlier: {lost}")),
-                duration_s: 0.0,
-                measurements: Vec::new(),
-                max_buffer: None,
-                sweep: None,
-            }
+            StageRecord::skipped(stage, format!("device lost earlier: {lost}"))
         } else {
             match *stage {
                 "gemm" => run.gemm(),
@@ -761,15 +737,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         write_atomic(&args.out, &report)?;
     }
     for stage in STAGES.iter().filter(|s| !selected.contains(s)) {
-        report.stages.push(StageRecord {
-            stage: (*stage).to_owned(),
-            status: Status::Skipped,
-            reason: Some("not selected by --only".to_owned()),
-            duration_s: 0.0,
-            measurements: Vec::new(),
-            max_buffer: None,
-            sweep: None,
-        });
+        report
+            .stages
+            .push(StageRecord::skipped(stage, "not selected by --only"));
     }
     report.complete = true;
     write_atomic(&args.out, &report)?;
