@@ -391,6 +391,270 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     s
 }
 
+/// One shared-memory-staged cooperative-matrix configuration: a workgroup of `wm × wn`
+/// subgroups computes a `bm × bn` tile of C; each `bk`-deep slice of A and B is copied into
+/// shared memory with 16-byte loads (staged in registers one slice ahead, so the global loads of
+/// the next slice overlap the matrix work on this one), then every subgroup loads its 16×16
+/// fragments from shared memory and reuses each across its row/column of fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagedTile {
+    /// Rows of C per workgroup.
+    pub bm: u32,
+    /// Columns of C per workgroup.
+    pub bn: u32,
+    /// Depth of each staged slice (a multiple of 16).
+    pub bk: u32,
+    /// Subgroups along M.
+    pub wm: u32,
+    /// Subgroups along N.
+    pub wn: u32,
+}
+
+/// Halves per 16-byte vector: the unit of shared-memory rows and of coopLoad strides there.
+const HALVES_PER_VEC4: u32 = 8;
+/// Padding per shared-memory row, in 16-byte vectors, against bank conflicts (NVIDIA's
+/// vk_cooperative_matrix_perf sample pads rows the same way).
+const ROW_PAD_VEC4: u32 = 1;
+/// Fragment edge of the staged kernel (WGSL's `coop_mat16x16`).
+const STAGED_FRAG: u32 = 16;
+
+impl StagedTile {
+    /// Candidates tried at run time.
+    pub const CANDIDATES: [StagedTile; 6] = [
+        StagedTile {
+            bm: 128,
+            bn: 128,
+            bk: 32,
+            wm: 2,
+            wn: 4,
+        },
+        StagedTile {
+            bm: 128,
+            bn: 256,
+            bk: 32,
+            wm: 2,
+            wn: 4,
+        },
+        StagedTile {
+            bm: 256,
+            bn: 128,
+            bk: 32,
+            wm: 4,
+            wn: 2,
+        },
+        StagedTile {
+            bm: 128,
+            bn: 128,
+            bk: 32,
+            wm: 2,
+            wn: 2,
+        },
+        StagedTile {
+            bm: 128,
+            bn: 128,
+            bk: 64,
+            wm: 2,
+            wn: 4,
+        },
+        StagedTile {
+            bm: 64,
+            bn: 64,
+            bk: 32,
+            wm: 2,
+            wn: 2,
+        },
+    ];
+
+    fn subgroups(self) -> u32 {
+        self.wm * self.wn
+    }
+    fn frags_m(self) -> u32 {
+        self.bm / self.wm / STAGED_FRAG
+    }
+    fn frags_n(self) -> u32 {
+        self.bn / self.wn / STAGED_FRAG
+    }
+    fn a_stride_vec4(self) -> u32 {
+        self.bk / HALVES_PER_VEC4 + ROW_PAD_VEC4
+    }
+    fn b_stride_vec4(self) -> u32 {
+        self.bn / HALVES_PER_VEC4 + ROW_PAD_VEC4
+    }
+    /// Shared memory the kernel declares.
+    pub fn shared_bytes(self) -> u32 {
+        (self.bm * self.a_stride_vec4() + self.bk * self.b_stride_vec4()) * 16
+    }
+    /// Whether the tile is well formed for this subgroup size (every invocation copies a whole
+    /// number of vectors of each slice; fragments tile each subgroup's block).
+    pub fn valid(self, subgroup: u32) -> bool {
+        let threads = self.subgroups() * subgroup;
+        self.bk.is_multiple_of(STAGED_FRAG)
+            && self.bm.is_multiple_of(self.wm * STAGED_FRAG)
+            && self.bn.is_multiple_of(self.wn * STAGED_FRAG)
+            && threads > 0
+            && (self.bm * self.bk / HALVES_PER_VEC4).is_multiple_of(threads)
+            && (self.bk * self.bn / HALVES_PER_VEC4).is_multiple_of(threads)
+            && threads.is_multiple_of(self.bk / HALVES_PER_VEC4)
+            && threads.is_multiple_of(self.bn / HALVES_PER_VEC4)
+    }
+    /// `staged BMxBNxBK sg WMxWN`.
+    pub fn label(self) -> String {
+        format!(
+            "staged {}x{}x{} sg {}x{}",
+            self.bm, self.bn, self.bk, self.wm, self.wn
+        )
+    }
+}
+
+/// WGSL for the shared-memory-staged cooperative-matrix kernel. A and B are bound as arrays of
+/// `vec4<u32>` (8 halves each) so the copies move 16 bytes per access; coopLoad from a
+/// `vec4<u32>` workgroup array counts offsets and strides in those 16-byte units (SPIR-V
+/// `OpCooperativeMatrixLoadKHR` on a vector pointer), so every shared row is a whole number of
+/// vectors. naga traps as in [`coop_wgsl`].
+pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> String {
+    let t = variant.accumulator();
+    let StagedTile {
+        bm,
+        bn,
+        bk,
+        wm: _,
+        wn,
+    } = tile;
+    let threads = tile.subgroups() * subgroup;
+    let (fm, fnn) = (tile.frags_m(), tile.frags_n());
+    let (sa, sb) = (tile.a_stride_vec4(), tile.b_stride_vec4());
+    let a_vec_per_row = bk / HALVES_PER_VEC4;
+    let b_vec_per_row = bn / HALVES_PER_VEC4;
+    let a_rows_per_pass = threads / a_vec_per_row;
+    let b_rows_per_pass = threads / b_vec_per_row;
+    let a_loads = bm / a_rows_per_pass;
+    let b_loads = bk / b_rows_per_pass;
+    let ty = "coop_mat16x16";
+    let mut s = format!(
+        r#"enable f16;
+enable wgpu_cooperative_matrix;
+struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
+@group(0) @binding(0) var<storage, read> mat_a: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> mat_b: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
+@group(0) @binding(3) var<uniform> dims: Dims;
+// A slice: {bm} rows of {bk} halves, row stride {sa} vec4; B slice: {bk} rows of {bn} halves,
+// row stride {sb} vec4 (one vec4 of padding per row).
+var<workgroup> sh_a: array<vec4<u32>, {a_len}>;
+var<workgroup> sh_b: array<vec4<u32>, {b_len}>;
+@compute @workgroup_size({threads}, 1, 1)
+fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+{swz}    let kk = dims.k;
+    let nn = dims.n;
+    let kv = kk / {HALVES_PER_VEC4}u;
+    let nv = nn / {HALVES_PER_VEC4}u;
+    let r0 = tile_m * {bm}u;
+    let c0 = tile_n * {bn}u;
+    let sg_m = sg / {wn}u;
+    let sg_n = sg % {wn}u;
+    // This invocation's share of each slice copy.
+    let a_row = lidx / {a_vec_per_row}u;
+    let a_col = lidx % {a_vec_per_row}u;
+    let b_row = lidx / {b_vec_per_row}u;
+    let b_col = lidx % {b_vec_per_row}u;
+    let ga = (r0 + a_row) * kv + a_col;
+    let gb = b_row * nv + c0 / {HALVES_PER_VEC4}u + b_col;
+"#,
+        a_len = bm * sa,
+        b_len = bk * sb,
+        swz = swizzle_wgsl(),
+    );
+    for i in 0..fm {
+        for j in 0..fnn {
+            s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
+        }
+    }
+    // Slice 0 into registers.
+    for i in 0..a_loads {
+        s += &format!(
+            "    var ra{i} = mat_a[ga + {o}u * kv];\n",
+            o = i * a_rows_per_pass
+        );
+    }
+    for j in 0..b_loads {
+        s += &format!(
+            "    var rb{j} = mat_b[gb + {o}u * nv];\n",
+            o = j * b_rows_per_pass
+        );
+    }
+    s += &format!("    for (var k0 = 0u; k0 < kk; k0 += {bk}u) {{\n");
+    s += "        workgroupBarrier();\n";
+    for i in 0..a_loads {
+        s += &format!(
+            "        sh_a[(a_row + {o}u) * {sa}u + a_col] = ra{i};\n",
+            o = i * a_rows_per_pass
+        );
+    }
+    for j in 0..b_loads {
+        s += &format!(
+            "        sh_b[(b_row + {o}u) * {sb}u + b_col] = rb{j};\n",
+            o = j * b_rows_per_pass
+        );
+    }
+    s += "        workgroupBarrier();\n";
+    // Next slice's loads, issued before the matrix work so they overlap it.
+    s += &format!("        let kn = k0 + {bk}u;\n        if (kn < kk) {{\n");
+    s += &format!("            let ka = kn / {HALVES_PER_VEC4}u;\n");
+    for i in 0..a_loads {
+        s += &format!(
+            "            ra{i} = mat_a[ga + {o}u * kv + ka];\n",
+            o = i * a_rows_per_pass
+        );
+    }
+    for j in 0..b_loads {
+        s += &format!(
+            "            rb{j} = mat_b[gb + (kn + {o}u) * nv];\n",
+            o = j * b_rows_per_pass
+        );
+    }
+    s += "        }\n";
+    for kf in 0..bk / STAGED_FRAG {
+        for i in 0..fm {
+            s += &format!(
+                "        let pa{kf}_{i} = (sg_m * {rows}u + {ro}u) * {sa}u + {ko}u;\n        let a{kf}_{i} = coopLoadT<{ty}<f16, A>>(&sh_a[pa{kf}_{i}], {sa}u);\n",
+                rows = fm * STAGED_FRAG,
+                ro = i * STAGED_FRAG,
+                ko = kf * STAGED_FRAG / HALVES_PER_VEC4,
+            );
+        }
+        for j in 0..fnn {
+            s += &format!(
+                "        let pb{kf}_{j} = {ko}u * {sb}u + sg_n * {cols}u + {co}u;\n        let b{kf}_{j} = coopLoadT<{ty}<f16, B>>(&sh_b[pb{kf}_{j}], {sb}u);\n",
+                ko = kf * STAGED_FRAG,
+                cols = fnn * STAGED_FRAG / HALVES_PER_VEC4,
+                co = j * STAGED_FRAG / HALVES_PER_VEC4,
+            );
+        }
+        for i in 0..fm {
+            for j in 0..fnn {
+                s += &format!(
+                    "        acc{i}_{j} = coopMultiplyAdd(a{kf}_{i}, b{kf}_{j}, acc{i}_{j});\n"
+                );
+            }
+        }
+    }
+    s += "    }\n";
+    for i in 0..fm {
+        for j in 0..fnn {
+            s += &format!(
+                "    let pc{i}_{j} = (r0 + sg_m * {rows}u + {ro}u) * nn + c0 + sg_n * {cols}u + {co}u;\n    coopStoreT(acc{i}_{j}, &mat_c[pc{i}_{j}], nn);\n",
+                rows = fm * STAGED_FRAG,
+                cols = fnn * STAGED_FRAG,
+                ro = i * STAGED_FRAG,
+                co = j * STAGED_FRAG
+            );
+        }
+    }
+    s += "}\n";
+    s
+}
+
 /// The cooperative-matrix fragment sizes this adapter offers for f16 inputs with the variant's
 /// accumulator (8 and 16 are the sizes WGSL names).
 pub fn coop_fragments(
@@ -547,6 +811,26 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
             );
         };
         let subgroup = p.subgroup_size.max(1);
+        // Shared-memory-staged kernels first (16×16 fragments; `subgroup_id` needs SUBGROUP).
+        if frags.contains(&STAGED_FRAG) && gpu.has(wgpu::Features::SUBGROUP) {
+            for &tile in &StagedTile::CANDIDATES {
+                let threads = tile.subgroups() * subgroup;
+                if !tile.valid(subgroup)
+                    || !n.is_multiple_of(tile.bm)
+                    || !n.is_multiple_of(tile.bn)
+                    || !n.is_multiple_of(tile.bk)
+                    || tile.shared_bytes() > gpu.limits.max_compute_workgroup_storage_size
+                    || threads > gpu.limits.max_compute_invocations_per_workgroup
+                {
+                    continue;
+                }
+                candidates.push((
+                    tile.label(),
+                    staged_wgsl(p.variant, tile, subgroup),
+                    (n / tile.bn, n / tile.bm),
+                ));
+            }
+        }
         for (fm, fn_) in [(4, 4), (4, 2), (2, 2)] {
             let tile = CoopTile {
                 frag,
@@ -712,6 +996,47 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses, validates (every capability) and writes SPIR-V for one generated kernel.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn compile_to_spirv(label: &str, source: &str) {
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{label}: {}\n{source}", e.emit_to_string(source)));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .subgroup_stages(naga::valid::ShaderStages::all())
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{label}: {}\n{source}", e.emit_to_string(source)));
+        let options = naga::back::spv::Options {
+            lang_version: (1, 6),
+            ..Default::default()
+        };
+        naga::back::spv::write_vec(&module, &info, &options, None)
+            .unwrap_or_else(|e| panic!("{label}: SPIR-V: {e}"));
+    }
+
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn every_cooperative_matrix_kernel_compiles_to_spirv() {
+        for variant in [GemmVariant::CoopF16AccF32, GemmVariant::CoopF16AccF16] {
+            for tile in StagedTile::CANDIDATES {
+                assert!(tile.valid(32), "{}", tile.label());
+                compile_to_spirv(&tile.label(), &staged_wgsl(variant, tile, 32));
+            }
+            for (fm, fn_) in [(4, 4), (4, 2), (2, 2)] {
+                let tile = CoopTile {
+                    frag: 16,
+                    fm,
+                    fn_,
+                    subgroup: 32,
+                };
+                compile_to_spirv(&tile.label(), &coop_wgsl(variant, tile));
+            }
+        }
+    }
 
     #[test]
     fn the_check_rejects_a_wrong_product() {
