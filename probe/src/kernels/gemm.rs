@@ -408,61 +408,55 @@ pub struct StagedTile {
     pub wm: u32,
     /// Subgroups along N.
     pub wn: u32,
+    /// Shared memory as `vec4<u32>` (16-byte stores, coopLoad in vector units) rather than
+    /// halves.
+    pub vec4_shared: bool,
+    /// Subgroup index from `@builtin(subgroup_id)` rather than the invocation index.
+    pub builtin_subgroup: bool,
 }
 
 /// Halves per 16-byte vector: the unit of shared-memory rows and of coopLoad strides there.
 const HALVES_PER_VEC4: u32 = 8;
-/// Padding per shared-memory row, in 16-byte vectors, against bank conflicts (NVIDIA's
-/// vk_cooperative_matrix_perf sample pads rows the same way).
-const ROW_PAD_VEC4: u32 = 1;
+/// Padding per shared-memory row, in halves (one 16-byte vector), against bank conflicts
+/// (NVIDIA's vk_cooperative_matrix_perf sample pads rows the same way).
+const ROW_PAD_HALVES: u32 = 8;
 /// Fragment edge of the staged kernel (WGSL's `coop_mat16x16`).
 const STAGED_FRAG: u32 = 16;
 
 impl StagedTile {
+    const fn new(bm: u32, bn: u32, bk: u32, wm: u32, wn: u32) -> StagedTile {
+        StagedTile {
+            bm,
+            bn,
+            bk,
+            wm,
+            wn,
+            vec4_shared: true,
+            builtin_subgroup: false,
+        }
+    }
+
     /// Candidates tried at run time.
-    pub const CANDIDATES: [StagedTile; 6] = [
+    pub const CANDIDATES: [StagedTile; 9] = [
+        StagedTile::new(128, 128, 32, 2, 4),
         StagedTile {
-            bm: 128,
-            bn: 128,
-            bk: 32,
-            wm: 2,
-            wn: 4,
+            builtin_subgroup: true,
+            ..StagedTile::new(128, 128, 32, 2, 4)
         },
         StagedTile {
-            bm: 128,
-            bn: 256,
-            bk: 32,
-            wm: 2,
-            wn: 4,
+            vec4_shared: false,
+            ..StagedTile::new(128, 128, 32, 2, 4)
         },
         StagedTile {
-            bm: 256,
-            bn: 128,
-            bk: 32,
-            wm: 4,
-            wn: 2,
+            vec4_shared: false,
+            builtin_subgroup: true,
+            ..StagedTile::new(128, 128, 32, 2, 4)
         },
-        StagedTile {
-            bm: 128,
-            bn: 128,
-            bk: 32,
-            wm: 2,
-            wn: 2,
-        },
-        StagedTile {
-            bm: 128,
-            bn: 128,
-            bk: 64,
-            wm: 2,
-            wn: 4,
-        },
-        StagedTile {
-            bm: 64,
-            bn: 64,
-            bk: 32,
-            wm: 2,
-            wn: 2,
-        },
+        StagedTile::new(128, 256, 32, 2, 4),
+        StagedTile::new(256, 128, 32, 4, 2),
+        StagedTile::new(128, 128, 32, 2, 2),
+        StagedTile::new(128, 128, 64, 2, 4),
+        StagedTile::new(64, 64, 32, 2, 2),
     ];
 
     fn subgroups(self) -> u32 {
@@ -474,15 +468,9 @@ impl StagedTile {
     fn frags_n(self) -> u32 {
         self.bn / self.wn / STAGED_FRAG
     }
-    fn a_stride_vec4(self) -> u32 {
-        self.bk / HALVES_PER_VEC4 + ROW_PAD_VEC4
-    }
-    fn b_stride_vec4(self) -> u32 {
-        self.bn / HALVES_PER_VEC4 + ROW_PAD_VEC4
-    }
     /// Shared memory the kernel declares.
     pub fn shared_bytes(self) -> u32 {
-        (self.bm * self.a_stride_vec4() + self.bk * self.b_stride_vec4()) * 16
+        (self.bm * (self.bk + ROW_PAD_HALVES) + self.bk * (self.bn + ROW_PAD_HALVES)) * 2
     }
     /// Whether the tile is well formed for this subgroup size (every invocation copies a whole
     /// number of vectors of each slice; fragments tile each subgroup's block).
@@ -500,17 +488,27 @@ impl StagedTile {
     /// `staged BMxBNxBK sg WMxWN`.
     pub fn label(self) -> String {
         format!(
-            "staged {}x{}x{} sg {}x{}",
-            self.bm, self.bn, self.bk, self.wm, self.wn
+            "staged {}x{}x{} sg {}x{}{}{}",
+            self.bm,
+            self.bn,
+            self.bk,
+            self.wm,
+            self.wn,
+            if self.vec4_shared { " vec4" } else { " halves" },
+            if self.builtin_subgroup { " sgid" } else { "" }
         )
     }
 }
 
 /// WGSL for the shared-memory-staged cooperative-matrix kernel. A and B are bound as arrays of
-/// `vec4<u32>` (8 halves each) so the copies move 16 bytes per access; coopLoad from a
-/// `vec4<u32>` workgroup array counts offsets and strides in those 16-byte units (SPIR-V
-/// `OpCooperativeMatrixLoadKHR` on a vector pointer), so every shared row is a whole number of
-/// vectors. naga traps as in [`coop_wgsl`].
+/// `vec4<u32>` (8 halves each) so the global loads move 16 bytes per access. With
+/// `vec4_shared`, shared memory is `vec4<u32>` too and coopLoad counts offsets and strides in
+/// those 16-byte units (SPIR-V `OpCooperativeMatrixLoadKHR` on a vector pointer, as NVIDIA's
+/// vk_cooperative_matrix_perf sample does); otherwise shared memory holds halves and each
+/// vector is stored as 8 halves. With `builtin_subgroup`, a subgroup's block comes from
+/// `subgroup_id`, otherwise from `local_invocation_index / subgroup` (subgroups are consecutive
+/// invocations on NVIDIA; a wrong mapping elsewhere fails the check). naga traps as in
+/// [`coop_wgsl`].
 pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> String {
     let t = variant.accumulator();
     let StagedTile {
@@ -519,10 +517,15 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
         bk,
         wm: _,
         wn,
+        vec4_shared,
+        builtin_subgroup,
     } = tile;
     let threads = tile.subgroups() * subgroup;
     let (fm, fnn) = (tile.frags_m(), tile.frags_n());
-    let (sa, sb) = (tile.a_stride_vec4(), tile.b_stride_vec4());
+    // Shared row strides in the shared array's unit (vec4 or half).
+    let unit = if vec4_shared { HALVES_PER_VEC4 } else { 1 };
+    let sa = (bk + ROW_PAD_HALVES) / unit;
+    let sb = (bn + ROW_PAD_HALVES) / unit;
     let a_vec_per_row = bk / HALVES_PER_VEC4;
     let b_vec_per_row = bn / HALVES_PER_VEC4;
     let a_rows_per_pass = threads / a_vec_per_row;
@@ -530,6 +533,12 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
     let a_loads = bm / a_rows_per_pass;
     let b_loads = bk / b_rows_per_pass;
     let ty = "coop_mat16x16";
+    let sh_ty = if vec4_shared { "vec4<u32>" } else { "f16" };
+    let (sg_param, sg_let) = if builtin_subgroup {
+        (", @builtin(subgroup_id) sg: u32", String::new())
+    } else {
+        ("", format!("    let sg = lidx / {subgroup}u;\n"))
+    };
     let mut s = format!(
         r#"enable f16;
 enable wgpu_cooperative_matrix;
@@ -538,14 +547,14 @@ struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
 @group(0) @binding(1) var<storage, read> mat_b: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
 @group(0) @binding(3) var<uniform> dims: Dims;
-// A slice: {bm} rows of {bk} halves, row stride {sa} vec4; B slice: {bk} rows of {bn} halves,
-// row stride {sb} vec4 (one vec4 of padding per row).
-var<workgroup> sh_a: array<vec4<u32>, {a_len}>;
-var<workgroup> sh_b: array<vec4<u32>, {b_len}>;
+// A slice: {bm} rows of {bk} halves, row stride {sa}; B slice: {bk} rows of {bn} halves, row
+// stride {sb} (in {sh_ty}; {ROW_PAD_HALVES} halves of padding per row).
+var<workgroup> sh_a: array<{sh_ty}, {a_len}>;
+var<workgroup> sh_b: array<{sh_ty}, {b_len}>;
 @compute @workgroup_size({threads}, 1, 1)
-fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u32,
+fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
         @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-{swz}    let kk = dims.k;
+{swz}{sg_let}    let kk = dims.k;
     let nn = dims.n;
     let kv = kk / {HALVES_PER_VEC4}u;
     let nv = nn / {HALVES_PER_VEC4}u;
@@ -553,7 +562,7 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
     let c0 = tile_n * {bn}u;
     let sg_m = sg / {wn}u;
     let sg_n = sg % {wn}u;
-    // This invocation's share of each slice copy.
+    // This invocation's share of each slice copy (in vec4 units of the global arrays).
     let a_row = lidx / {a_vec_per_row}u;
     let a_col = lidx % {a_vec_per_row}u;
     let b_row = lidx / {b_vec_per_row}u;
@@ -583,18 +592,43 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
             o = j * b_rows_per_pass
         );
     }
+    // One register vector into shared memory at (row, vec4 column).
+    let store = |arr: &str, reg: &str, row: String, col: &str, stride: u32| -> String {
+        if vec4_shared {
+            format!("        {arr}[({row}) * {stride}u + {col}] = {reg};\n")
+        } else {
+            let mut out = format!(
+                "        {{\n            let base = ({row}) * {stride}u + {col} * {HALVES_PER_VEC4}u;\n"
+            );
+            for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                out += &format!(
+                    "            let h{w} = vec2<f16>(unpack2x16float({reg}.{c}));\n            {arr}[base + {lo}u] = h{w}.x;\n            {arr}[base + {hi}u] = h{w}.y;\n",
+                    lo = 2 * w,
+                    hi = 2 * w + 1
+                );
+            }
+            out += "        }\n";
+            out
+        }
+    };
     s += &format!("    for (var k0 = 0u; k0 < kk; k0 += {bk}u) {{\n");
     s += "        workgroupBarrier();\n";
     for i in 0..a_loads {
-        s += &format!(
-            "        sh_a[(a_row + {o}u) * {sa}u + a_col] = ra{i};\n",
-            o = i * a_rows_per_pass
+        s += &store(
+            "sh_a",
+            &format!("ra{i}"),
+            format!("a_row + {}u", i * a_rows_per_pass),
+            "a_col",
+            sa,
         );
     }
     for j in 0..b_loads {
-        s += &format!(
-            "        sh_b[(b_row + {o}u) * {sb}u + b_col] = rb{j};\n",
-            o = j * b_rows_per_pass
+        s += &store(
+            "sh_b",
+            &format!("rb{j}"),
+            format!("b_row + {}u", j * b_rows_per_pass),
+            "b_col",
+            sb,
         );
     }
     s += "        workgroupBarrier();\n";
@@ -620,15 +654,15 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
                 "        let pa{kf}_{i} = (sg_m * {rows}u + {ro}u) * {sa}u + {ko}u;\n        let a{kf}_{i} = coopLoadT<{ty}<f16, A>>(&sh_a[pa{kf}_{i}], {sa}u);\n",
                 rows = fm * STAGED_FRAG,
                 ro = i * STAGED_FRAG,
-                ko = kf * STAGED_FRAG / HALVES_PER_VEC4,
+                ko = kf * STAGED_FRAG / unit,
             );
         }
         for j in 0..fnn {
             s += &format!(
                 "        let pb{kf}_{j} = {ko}u * {sb}u + sg_n * {cols}u + {co}u;\n        let b{kf}_{j} = coopLoadT<{ty}<f16, B>>(&sh_b[pb{kf}_{j}], {sb}u);\n",
                 ko = kf * STAGED_FRAG,
-                cols = fnn * STAGED_FRAG / HALVES_PER_VEC4,
-                co = j * STAGED_FRAG / HALVES_PER_VEC4,
+                cols = fnn * STAGED_FRAG / unit,
+                co = j * STAGED_FRAG / unit,
             );
         }
         for i in 0..fm {
