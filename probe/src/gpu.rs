@@ -186,6 +186,10 @@ impl<'a> Gpu<'a> {
                 compilation_options: Default::default(),
                 cache: None,
             });
+        // A pipeline the driver failed to compile (NVIDIA prints "NVVM compilation failed") is
+        // created invalid without an error of its own; its first use reports it. Use it here,
+        // inside the scopes, so the failure belongs to this kernel.
+        let _ = pipeline.get_bind_group_layout(0);
         let internal = internal.pop().await;
         if let Some(err) = scope.pop().await.or(internal) {
             return Err(ProbeError::Shader {
