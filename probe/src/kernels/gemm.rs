@@ -391,9 +391,49 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     s
 }
 
+/// How the staged kernel keeps its slices in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedLayout {
+    /// `array<f16>`: each loaded 16-byte vector is stored as 8 halves; coopLoad reads halves.
+    Halves,
+    /// `array<u32>`: each vector is stored as 4 words (pairs of halves, no conversion);
+    /// coopLoad reads f16 fragments through a `u32` pointer, offsets and strides in words.
+    Words,
+    /// `array<vec4<u32>>`: one 16-byte store per vector; coopLoad through a vector pointer,
+    /// offsets and strides in vectors (NVIDIA's vk_cooperative_matrix_perf sample does this in
+    /// GLSL; NVIDIA's Vulkan driver 580 fails to compile naga's SPIR-V for it: "NVVM
+    /// compilation failed").
+    Vectors,
+}
+
+impl SharedLayout {
+    /// Halves per element of the shared array.
+    fn halves(self) -> u32 {
+        match self {
+            SharedLayout::Halves => 1,
+            SharedLayout::Words => 2,
+            SharedLayout::Vectors => HALVES_PER_VEC4,
+        }
+    }
+    fn wgsl_type(self) -> &'static str {
+        match self {
+            SharedLayout::Halves => "f16",
+            SharedLayout::Words => "u32",
+            SharedLayout::Vectors => "vec4<u32>",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            SharedLayout::Halves => "halves",
+            SharedLayout::Words => "words",
+            SharedLayout::Vectors => "vectors",
+        }
+    }
+}
+
 /// One shared-memory-staged cooperative-matrix configuration: a workgroup of `wm × wn`
 /// subgroups computes a `bm × bn` tile of C; each `bk`-deep slice of A and B is copied into
-/// shared memory with 16-byte loads (staged in registers one slice ahead, so the global loads of
+/// shared memory from 16-byte loads (staged in registers one slice ahead, so the global loads of
 /// the next slice overlap the matrix work on this one), then every subgroup loads its 16×16
 /// fragments from shared memory and reuses each across its row/column of fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,14 +448,19 @@ pub struct StagedTile {
     pub wm: u32,
     /// Subgroups along N.
     pub wn: u32,
-    /// Shared memory as `vec4<u32>` (16-byte stores, coopLoad in vector units) rather than
-    /// halves.
-    pub vec4_shared: bool,
-    /// Subgroup index from `@builtin(subgroup_id)` rather than the invocation index.
+    /// Shared-memory element type.
+    pub shared: SharedLayout,
+    /// Subgroup index from `@builtin(subgroup_id)` rather than `local_invocation_index /
+    /// subgroup size` (subgroups are consecutive invocations on NVIDIA; a wrong mapping
+    /// elsewhere fails the check).
     pub builtin_subgroup: bool,
+    /// Each workgroup starts its walk over K at a different slice (wrapping around), so the
+    /// workgroups running at once read different columns of A and rows of B rather than all
+    /// hitting the same power-of-two-strided addresses.
+    pub rotate_k: bool,
 }
 
-/// Halves per 16-byte vector: the unit of shared-memory rows and of coopLoad strides there.
+/// Halves per 16-byte vector (the global loads).
 const HALVES_PER_VEC4: u32 = 8;
 /// Padding per shared-memory row, in halves (one 16-byte vector), against bank conflicts
 /// (NVIDIA's vk_cooperative_matrix_perf sample pads rows the same way).
@@ -431,31 +476,28 @@ impl StagedTile {
             bk,
             wm,
             wn,
-            vec4_shared: true,
-            builtin_subgroup: false,
+            shared: SharedLayout::Halves,
+            builtin_subgroup: true,
+            rotate_k: false,
         }
     }
 
-    /// Candidates tried at run time.
-    pub const CANDIDATES: [StagedTile; 9] = [
+    /// Candidates tried at run time (only layouts that compiled on NVIDIA's driver; one
+    /// kernel the driver fails to compile loses the device for everything after it).
+    pub const CANDIDATES: [StagedTile; 8] = [
         StagedTile::new(128, 128, 32, 2, 4),
         StagedTile {
-            builtin_subgroup: true,
+            rotate_k: true,
             ..StagedTile::new(128, 128, 32, 2, 4)
         },
+        StagedTile::new(128, 128, 64, 2, 4),
         StagedTile {
-            vec4_shared: false,
-            ..StagedTile::new(128, 128, 32, 2, 4)
-        },
-        StagedTile {
-            vec4_shared: false,
-            builtin_subgroup: true,
-            ..StagedTile::new(128, 128, 32, 2, 4)
+            rotate_k: true,
+            ..StagedTile::new(128, 128, 64, 2, 4)
         },
         StagedTile::new(128, 256, 32, 2, 4),
         StagedTile::new(256, 128, 32, 4, 2),
         StagedTile::new(128, 128, 32, 2, 2),
-        StagedTile::new(128, 128, 64, 2, 4),
         StagedTile::new(64, 64, 32, 2, 2),
     ];
 
@@ -485,30 +527,27 @@ impl StagedTile {
             && threads.is_multiple_of(self.bk / HALVES_PER_VEC4)
             && threads.is_multiple_of(self.bn / HALVES_PER_VEC4)
     }
-    /// `staged BMxBNxBK sg WMxWN`.
+    /// e.g. `staged 128x128x32 sg 2x4 halves sgid rot`.
     pub fn label(self) -> String {
         format!(
-            "staged {}x{}x{} sg {}x{}{}{}",
+            "staged {}x{}x{} sg {}x{} {}{}{}",
             self.bm,
             self.bn,
             self.bk,
             self.wm,
             self.wn,
-            if self.vec4_shared { " vec4" } else { " halves" },
-            if self.builtin_subgroup { " sgid" } else { "" }
+            self.shared.label(),
+            if self.builtin_subgroup { " sgid" } else { "" },
+            if self.rotate_k { " rot" } else { "" }
         )
     }
 }
 
 /// WGSL for the shared-memory-staged cooperative-matrix kernel. A and B are bound as arrays of
-/// `vec4<u32>` (8 halves each) so the global loads move 16 bytes per access. With
-/// `vec4_shared`, shared memory is `vec4<u32>` too and coopLoad counts offsets and strides in
-/// those 16-byte units (SPIR-V `OpCooperativeMatrixLoadKHR` on a vector pointer, as NVIDIA's
-/// vk_cooperative_matrix_perf sample does); otherwise shared memory holds halves and each
-/// vector is stored as 8 halves. With `builtin_subgroup`, a subgroup's block comes from
-/// `subgroup_id`, otherwise from `local_invocation_index / subgroup` (subgroups are consecutive
-/// invocations on NVIDIA; a wrong mapping elsewhere fails the check). naga traps as in
-/// [`coop_wgsl`].
+/// `vec4<u32>` (8 halves each) so the global loads move 16 bytes per access; shared memory is
+/// laid out as [`SharedLayout`] says, rows padded by [`ROW_PAD_HALVES`]. naga traps as in
+/// [`coop_wgsl`]; also, naga lowers `bitcast` without changing the width, so halves come out of
+/// a word through `unpack2x16float`.
 pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> String {
     let t = variant.accumulator();
     let StagedTile {
@@ -517,13 +556,14 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
         bk,
         wm: _,
         wn,
-        vec4_shared,
+        shared,
         builtin_subgroup,
+        rotate_k,
     } = tile;
     let threads = tile.subgroups() * subgroup;
     let (fm, fnn) = (tile.frags_m(), tile.frags_n());
-    // Shared row strides in the shared array's unit (vec4 or half).
-    let unit = if vec4_shared { HALVES_PER_VEC4 } else { 1 };
+    // Shared row strides in the shared array's unit.
+    let unit = shared.halves();
     let sa = (bk + ROW_PAD_HALVES) / unit;
     let sb = (bn + ROW_PAD_HALVES) / unit;
     let a_vec_per_row = bk / HALVES_PER_VEC4;
@@ -533,11 +573,16 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
     let a_loads = bm / a_rows_per_pass;
     let b_loads = bk / b_rows_per_pass;
     let ty = "coop_mat16x16";
-    let sh_ty = if vec4_shared { "vec4<u32>" } else { "f16" };
+    let sh_ty = shared.wgsl_type();
     let (sg_param, sg_let) = if builtin_subgroup {
         (", @builtin(subgroup_id) sg: u32", String::new())
     } else {
         ("", format!("    let sg = lidx / {subgroup}u;\n"))
+    };
+    let first_slice = if rotate_k {
+        "(tile_m + tile_n) % nk"
+    } else {
+        "0u"
     };
     let mut s = format!(
         r#"enable f16;
@@ -558,6 +603,8 @@ fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
     let nn = dims.n;
     let kv = kk / {HALVES_PER_VEC4}u;
     let nv = nn / {HALVES_PER_VEC4}u;
+    let nk = kk / {bk}u;
+    let s0 = {first_slice};
     let r0 = tile_m * {bm}u;
     let c0 = tile_n * {bn}u;
     let sg_m = sg / {wn}u;
@@ -579,39 +626,68 @@ fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
             s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
         }
     }
-    // Slice 0 into registers.
-    for i in 0..a_loads {
-        s += &format!(
-            "    var ra{i} = mat_a[ga + {o}u * kv];\n",
-            o = i * a_rows_per_pass
+    // The first slice into registers.
+    let load_slice = |indent: &str, slice: &str| -> String {
+        let mut out = format!(
+            "{indent}let ka = {slice} * {kv_per}u;\n{indent}let kb = {slice} * {bk}u;\n",
+            kv_per = bk / HALVES_PER_VEC4
         );
+        for i in 0..a_loads {
+            out += &format!(
+                "{indent}ra{i} = mat_a[ga + {o}u * kv + ka];\n",
+                o = i * a_rows_per_pass
+            );
+        }
+        for j in 0..b_loads {
+            out += &format!(
+                "{indent}rb{j} = mat_b[gb + (kb + {o}u) * nv];\n",
+                o = j * b_rows_per_pass
+            );
+        }
+        out
+    };
+    for i in 0..a_loads {
+        s += &format!("    var ra{i}: vec4<u32>;\n");
     }
     for j in 0..b_loads {
-        s += &format!(
-            "    var rb{j} = mat_b[gb + {o}u * nv];\n",
-            o = j * b_rows_per_pass
-        );
+        s += &format!("    var rb{j}: vec4<u32>;\n");
     }
-    // One register vector into shared memory at (row, vec4 column).
+    s += "    {\n";
+    s += &load_slice("        ", "s0");
+    s += "    }\n";
+    // One register vector into shared memory at (row, vector column).
     let store = |arr: &str, reg: &str, row: String, col: &str, stride: u32| -> String {
-        if vec4_shared {
-            format!("        {arr}[({row}) * {stride}u + {col}] = {reg};\n")
-        } else {
-            let mut out = format!(
-                "        {{\n            let base = ({row}) * {stride}u + {col} * {HALVES_PER_VEC4}u;\n"
-            );
-            for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                out += &format!(
-                    "            let h{w} = vec2<f16>(unpack2x16float({reg}.{c}));\n            {arr}[base + {lo}u] = h{w}.x;\n            {arr}[base + {hi}u] = h{w}.y;\n",
-                    lo = 2 * w,
-                    hi = 2 * w + 1
-                );
+        match shared {
+            SharedLayout::Vectors => {
+                format!("        {arr}[({row}) * {stride}u + {col}] = {reg};\n")
             }
-            out += "        }\n";
-            out
+            SharedLayout::Words => {
+                let mut out = format!(
+                    "        {{\n            let base = ({row}) * {stride}u + {col} * 4u;\n"
+                );
+                for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                    out += &format!("            {arr}[base + {w}u] = {reg}.{c};\n");
+                }
+                out += "        }\n";
+                out
+            }
+            SharedLayout::Halves => {
+                let mut out = format!(
+                    "        {{\n            let base = ({row}) * {stride}u + {col} * {HALVES_PER_VEC4}u;\n"
+                );
+                for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                    out += &format!(
+                        "            let h{w} = vec2<f16>(unpack2x16float({reg}.{c}));\n            {arr}[base + {lo}u] = h{w}.x;\n            {arr}[base + {hi}u] = h{w}.y;\n",
+                        lo = 2 * w,
+                        hi = 2 * w + 1
+                    );
+                }
+                out += "        }\n";
+                out
+            }
         }
     };
-    s += &format!("    for (var k0 = 0u; k0 < kk; k0 += {bk}u) {{\n");
+    s += "    for (var it = 0u; it < nk; it += 1u) {\n";
     s += "        workgroupBarrier();\n";
     for i in 0..a_loads {
         s += &store(
@@ -633,20 +709,8 @@ fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
     }
     s += "        workgroupBarrier();\n";
     // Next slice's loads, issued before the matrix work so they overlap it.
-    s += &format!("        let kn = k0 + {bk}u;\n        if (kn < kk) {{\n");
-    s += &format!("            let ka = kn / {HALVES_PER_VEC4}u;\n");
-    for i in 0..a_loads {
-        s += &format!(
-            "            ra{i} = mat_a[ga + {o}u * kv + ka];\n",
-            o = i * a_rows_per_pass
-        );
-    }
-    for j in 0..b_loads {
-        s += &format!(
-            "            rb{j} = mat_b[gb + (kn + {o}u) * nv];\n",
-            o = j * b_rows_per_pass
-        );
-    }
+    s += "        if (it + 1u < nk) {\n            let sn = (s0 + it + 1u) % nk;\n";
+    s += &load_slice("            ", "sn");
     s += "        }\n";
     for kf in 0..bk / STAGED_FRAG {
         for i in 0..fm {
@@ -1059,6 +1123,14 @@ mod tests {
             for tile in StagedTile::CANDIDATES {
                 assert!(tile.valid(32), "{}", tile.label());
                 compile_to_spirv(&tile.label(), &staged_wgsl(variant, tile, 32));
+                for shared in [SharedLayout::Words, SharedLayout::Vectors] {
+                    let tile = StagedTile {
+                        shared,
+                        builtin_subgroup: !tile.builtin_subgroup,
+                        ..tile
+                    };
+                    compile_to_spirv(&tile.label(), &staged_wgsl(variant, tile, 32));
+                }
             }
             for (fm, fn_) in [(4, 4), (4, 2), (2, 2)] {
                 let tile = CoopTile {
