@@ -153,15 +153,16 @@ impl Tile {
 /// workgroups share A and B panels in L2 instead of streaming all of B for each row of tiles.
 const GROUP_M: u32 = 8;
 
-/// WGSL computing `tile_m`, `tile_n` from the workgroup id with grouped ordering.
-fn swizzle_wgsl() -> String {
+/// WGSL computing `tile_m`, `tile_n` from the workgroup id with grouped ordering, `group`
+/// rows of tiles at a time.
+fn swizzle_wgsl(group: u32) -> String {
     format!(
         r#"    let tiles_n = nwg.x;
     let tiles_m = nwg.y;
     let pid = wid.y * tiles_n + wid.x;
-    let group_size = {GROUP_M}u * tiles_n;
-    let first_m = (pid / group_size) * {GROUP_M}u;
-    let group_m = min(tiles_m - first_m, {GROUP_M}u);
+    let group_size = {group}u * tiles_n;
+    let first_m = (pid / group_size) * {group}u;
+    let group_m = min(tiles_m - first_m, {group}u);
     let tile_m = first_m + (pid % group_size) % group_m;
     let tile_n = (pid % group_size) / group_m;
 "#
@@ -204,7 +205,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 "#,
         a_len = bm * bk / 4,
         b_len = bn * bk / 4,
-        swz = swizzle_wgsl(),
+        swz = swizzle_wgsl(GROUP_M),
     );
     for i in 0..tm {
         for j in 0..tn / 4 {
@@ -356,7 +357,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 "#,
         bm = tile.block_m(),
         bn = tile.block_n(),
-        swz = swizzle_wgsl(),
+        swz = swizzle_wgsl(GROUP_M),
     );
     for i in 0..fm {
         for j in 0..fn_ {
@@ -391,18 +392,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     s
 }
 
+/// How the staged kernel reads A and B from global memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalLoad {
+    /// One 16-byte `vec4<u32>` load per 8 halves; halves come out through `unpack2x16float`
+    /// (naga lowers `bitcast` without changing the width) when shared memory holds halves.
+    Words4,
+    /// Two 8-byte `vec4<f16>` loads per 8 halves: no conversion on the way to shared memory.
+    Halves4,
+}
+
 /// How the staged kernel keeps its slices in shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedLayout {
-    /// `array<f16>`: each loaded 16-byte vector is stored as 8 halves; coopLoad reads halves.
+    /// `array<f16>`: 8 scalar stores per 8 halves; coopLoad reads halves.
     Halves,
-    /// `array<u32>`: each vector is stored as 4 words (pairs of halves, no conversion);
-    /// coopLoad reads f16 fragments through a `u32` pointer, offsets and strides in words.
+    /// `array<vec4<f16>>` (with [`GlobalLoad::Halves4`]): 2 vector stores per 8 halves; coopLoad
+    /// through a vector pointer, offsets and strides in 4-half vectors.
+    HalfVectors,
+    /// `array<u32>` (with [`GlobalLoad::Words4`]): 4 word stores per 8 halves; coopLoad reads f16
+    /// fragments through a `u32` pointer. NVIDIA's Vulkan driver 580 fails to compile naga's
+    /// SPIR-V for it ("NVVM compilation failed").
     Words,
-    /// `array<vec4<u32>>`: one 16-byte store per vector; coopLoad through a vector pointer,
-    /// offsets and strides in vectors (NVIDIA's vk_cooperative_matrix_perf sample does this in
-    /// GLSL; NVIDIA's Vulkan driver 580 fails to compile naga's SPIR-V for it: "NVVM
-    /// compilation failed").
+    /// `array<vec4<u32>>` (with [`GlobalLoad::Words4`]): 1 store per 8 halves; coopLoad through
+    /// a `vec4<u32>` pointer (NVIDIA's vk_cooperative_matrix_perf sample does this in GLSL).
+    /// NVIDIA's Vulkan driver 580 fails to compile naga's SPIR-V for it.
     Vectors,
 }
 
@@ -412,6 +426,7 @@ impl SharedLayout {
         match self {
             SharedLayout::Halves => 1,
             SharedLayout::Words => 2,
+            SharedLayout::HalfVectors => 4,
             SharedLayout::Vectors => HALVES_PER_VEC4,
         }
     }
@@ -419,6 +434,7 @@ impl SharedLayout {
         match self {
             SharedLayout::Halves => "f16",
             SharedLayout::Words => "u32",
+            SharedLayout::HalfVectors => "vec4<f16>",
             SharedLayout::Vectors => "vec4<u32>",
         }
     }
@@ -426,6 +442,7 @@ impl SharedLayout {
         match self {
             SharedLayout::Halves => "halves",
             SharedLayout::Words => "words",
+            SharedLayout::HalfVectors => "halfvec",
             SharedLayout::Vectors => "vectors",
         }
     }
@@ -433,9 +450,9 @@ impl SharedLayout {
 
 /// One shared-memory-staged cooperative-matrix configuration: a workgroup of `wm × wn`
 /// subgroups computes a `bm × bn` tile of C; each `bk`-deep slice of A and B is copied into
-/// shared memory from 16-byte loads (staged in registers one slice ahead, so the global loads of
-/// the next slice overlap the matrix work on this one), then every subgroup loads its 16×16
-/// fragments from shared memory and reuses each across its row/column of fragments.
+/// shared memory (staged in registers one slice ahead, so the global loads of the next slice
+/// overlap the matrix work on this one), then every subgroup loads its 16×16 fragments from
+/// shared memory and reuses each across its row/column of fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StagedTile {
     /// Rows of C per workgroup.
@@ -448,19 +465,21 @@ pub struct StagedTile {
     pub wm: u32,
     /// Subgroups along N.
     pub wn: u32,
+    /// Global load width.
+    pub global: GlobalLoad,
     /// Shared-memory element type.
     pub shared: SharedLayout,
-    /// Subgroup index from `@builtin(subgroup_id)` rather than `local_invocation_index /
-    /// subgroup size` (subgroups are consecutive invocations on NVIDIA; a wrong mapping
-    /// elsewhere fails the check).
-    pub builtin_subgroup: bool,
+    /// Two shared stages: the next slice is stored into one while the other is read, one
+    /// barrier per slice instead of two.
+    pub double_buffer: bool,
+    /// Rows of tiles walked together in the grouped order (see [`GROUP_M`]).
+    pub group_m: u32,
     /// Each workgroup starts its walk over K at a different slice (wrapping around), so the
-    /// workgroups running at once read different columns of A and rows of B rather than all
-    /// hitting the same power-of-two-strided addresses.
+    /// workgroups running at once read different columns of A and rows of B.
     pub rotate_k: bool,
 }
 
-/// Halves per 16-byte vector (the global loads).
+/// Halves per 16-byte vector.
 const HALVES_PER_VEC4: u32 = 8;
 /// Padding per shared-memory row, in halves (one 16-byte vector), against bank conflicts
 /// (NVIDIA's vk_cooperative_matrix_perf sample pads rows the same way).
@@ -476,29 +495,49 @@ impl StagedTile {
             bk,
             wm,
             wn,
+            global: GlobalLoad::Halves4,
             shared: SharedLayout::Halves,
-            builtin_subgroup: true,
+            double_buffer: true,
+            group_m: GROUP_M,
             rotate_k: false,
         }
     }
 
-    /// Candidates tried at run time (only layouts that compiled on NVIDIA's driver; one
-    /// kernel the driver fails to compile loses the device for everything after it).
-    pub const CANDIDATES: [StagedTile; 8] = [
-        StagedTile::new(128, 128, 32, 2, 4),
-        StagedTile {
-            rotate_k: true,
-            ..StagedTile::new(128, 128, 32, 2, 4)
-        },
-        StagedTile::new(128, 128, 64, 2, 4),
-        StagedTile {
-            rotate_k: true,
-            ..StagedTile::new(128, 128, 64, 2, 4)
-        },
-        StagedTile::new(128, 256, 32, 2, 4),
-        StagedTile::new(256, 128, 32, 4, 2),
+    /// Candidates tried at run time: only layouts NVIDIA's driver compiled (one kernel the
+    /// driver fails to compile loses the device for everything after it).
+    pub const CANDIDATES: [StagedTile; 10] = [
         StagedTile::new(128, 128, 32, 2, 2),
-        StagedTile::new(64, 64, 32, 2, 2),
+        StagedTile {
+            double_buffer: false,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile {
+            global: GlobalLoad::Words4,
+            double_buffer: false,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile {
+            group_m: 16,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile {
+            rotate_k: true,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile::new(128, 128, 32, 2, 4),
+        StagedTile::new(64, 128, 32, 2, 2),
+        StagedTile {
+            double_buffer: false,
+            ..StagedTile::new(128, 128, 64, 2, 2)
+        },
+        StagedTile {
+            double_buffer: false,
+            ..StagedTile::new(128, 256, 32, 2, 4)
+        },
+        StagedTile {
+            double_buffer: false,
+            ..StagedTile::new(256, 128, 32, 4, 2)
+        },
     ];
 
     fn subgroups(self) -> u32 {
@@ -510,15 +549,28 @@ impl StagedTile {
     fn frags_n(self) -> u32 {
         self.bn / self.wn / STAGED_FRAG
     }
+    fn stages(self) -> u32 {
+        if self.double_buffer { 2 } else { 1 }
+    }
     /// Shared memory the kernel declares.
     pub fn shared_bytes(self) -> u32 {
-        (self.bm * (self.bk + ROW_PAD_HALVES) + self.bk * (self.bn + ROW_PAD_HALVES)) * 2
+        (self.bm * (self.bk + ROW_PAD_HALVES) + self.bk * (self.bn + ROW_PAD_HALVES))
+            * 2
+            * self.stages()
     }
     /// Whether the tile is well formed for this subgroup size (every invocation copies a whole
-    /// number of vectors of each slice; fragments tile each subgroup's block).
+    /// number of 16-byte vectors of each slice; fragments tile each subgroup's block; the
+    /// shared layout fits the load width).
     pub fn valid(self, subgroup: u32) -> bool {
         let threads = self.subgroups() * subgroup;
-        self.bk.is_multiple_of(STAGED_FRAG)
+        let layout_ok = match self.shared {
+            SharedLayout::Halves => true,
+            SharedLayout::HalfVectors => self.global == GlobalLoad::Halves4,
+            SharedLayout::Words | SharedLayout::Vectors => self.global == GlobalLoad::Words4,
+        };
+        layout_ok
+            && self.group_m > 0
+            && self.bk.is_multiple_of(STAGED_FRAG)
             && self.bm.is_multiple_of(self.wm * STAGED_FRAG)
             && self.bn.is_multiple_of(self.wn * STAGED_FRAG)
             && threads > 0
@@ -527,27 +579,31 @@ impl StagedTile {
             && threads.is_multiple_of(self.bk / HALVES_PER_VEC4)
             && threads.is_multiple_of(self.bn / HALVES_PER_VEC4)
     }
-    /// e.g. `staged 128x128x32 sg 2x4 halves sgid rot`.
+    /// e.g. `staged 128x128x32 sg 2x2 h4>halves db g8`.
     pub fn label(self) -> String {
         format!(
-            "staged {}x{}x{} sg {}x{} {}{}{}",
+            "staged {}x{}x{} sg {}x{} {}>{}{} g{}{}",
             self.bm,
             self.bn,
             self.bk,
             self.wm,
             self.wn,
+            match self.global {
+                GlobalLoad::Words4 => "w4",
+                GlobalLoad::Halves4 => "h4",
+            },
             self.shared.label(),
-            if self.builtin_subgroup { " sgid" } else { "" },
+            if self.double_buffer { " db" } else { "" },
+            self.group_m,
             if self.rotate_k { " rot" } else { "" }
         )
     }
 }
 
-/// WGSL for the shared-memory-staged cooperative-matrix kernel. A and B are bound as arrays of
-/// `vec4<u32>` (8 halves each) so the global loads move 16 bytes per access; shared memory is
-/// laid out as [`SharedLayout`] says, rows padded by [`ROW_PAD_HALVES`]. naga traps as in
-/// [`coop_wgsl`]; also, naga lowers `bitcast` without changing the width, so halves come out of
-/// a word through `unpack2x16float`.
+/// WGSL for the shared-memory-staged cooperative-matrix kernel, laid out as `tile` says.
+/// Global indices are in 16-byte vectors (`vec4<u32>`) or 8-byte ones (`vec4<f16>`); shared
+/// row strides and coopLoad offsets in the shared array's element. naga traps as in
+/// [`coop_wgsl`]. The subgroup index is `@builtin(subgroup_id)`.
 pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> String {
     let t = variant.accumulator();
     let StagedTile {
@@ -556,16 +612,18 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
         bk,
         wm: _,
         wn,
+        global,
         shared,
-        builtin_subgroup,
+        double_buffer,
+        group_m,
         rotate_k,
     } = tile;
     let threads = tile.subgroups() * subgroup;
     let (fm, fnn) = (tile.frags_m(), tile.frags_n());
-    // Shared row strides in the shared array's unit.
     let unit = shared.halves();
     let sa = (bk + ROW_PAD_HALVES) / unit;
     let sb = (bn + ROW_PAD_HALVES) / unit;
+    let (a_stage, b_stage) = (bm * sa, bk * sb);
     let a_vec_per_row = bk / HALVES_PER_VEC4;
     let b_vec_per_row = bn / HALVES_PER_VEC4;
     let a_rows_per_pass = threads / a_vec_per_row;
@@ -574,10 +632,9 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
     let b_loads = bk / b_rows_per_pass;
     let ty = "coop_mat16x16";
     let sh_ty = shared.wgsl_type();
-    let (sg_param, sg_let) = if builtin_subgroup {
-        (", @builtin(subgroup_id) sg: u32", String::new())
-    } else {
-        ("", format!("    let sg = lidx / {subgroup}u;\n"))
+    let g_ty = match global {
+        GlobalLoad::Words4 => "vec4<u32>",
+        GlobalLoad::Halves4 => "vec4<f16>",
     };
     let first_slice = if rotate_k {
         "(tile_m + tile_n) % nk"
@@ -588,18 +645,18 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
         r#"enable f16;
 enable wgpu_cooperative_matrix;
 struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
-@group(0) @binding(0) var<storage, read> mat_a: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> mat_b: array<vec4<u32>>;
+@group(0) @binding(0) var<storage, read> mat_a: array<{g_ty}>;
+@group(0) @binding(1) var<storage, read> mat_b: array<{g_ty}>;
 @group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
 @group(0) @binding(3) var<uniform> dims: Dims;
 // A slice: {bm} rows of {bk} halves, row stride {sa}; B slice: {bk} rows of {bn} halves, row
-// stride {sb} (in {sh_ty}; {ROW_PAD_HALVES} halves of padding per row).
+// stride {sb} (in {sh_ty}; {ROW_PAD_HALVES} halves of padding per row); {stages} stage(s).
 var<workgroup> sh_a: array<{sh_ty}, {a_len}>;
 var<workgroup> sh_b: array<{sh_ty}, {b_len}>;
 @compute @workgroup_size({threads}, 1, 1)
-fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
+fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u32,
         @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-{swz}{sg_let}    let kk = dims.k;
+{swz}    let kk = dims.k;
     let nn = dims.n;
     let kv = kk / {HALVES_PER_VEC4}u;
     let nv = nn / {HALVES_PER_VEC4}u;
@@ -609,7 +666,7 @@ fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
     let c0 = tile_n * {bn}u;
     let sg_m = sg / {wn}u;
     let sg_n = sg % {wn}u;
-    // This invocation's share of each slice copy (in vec4 units of the global arrays).
+    // This invocation's share of each slice copy, in 16-byte vectors.
     let a_row = lidx / {a_vec_per_row}u;
     let a_col = lidx % {a_vec_per_row}u;
     let b_row = lidx / {b_vec_per_row}u;
@@ -617,113 +674,140 @@ fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
     let ga = (r0 + a_row) * kv + a_col;
     let gb = b_row * nv + c0 / {HALVES_PER_VEC4}u + b_col;
 "#,
-        a_len = bm * sa,
-        b_len = bk * sb,
-        swz = swizzle_wgsl(),
+        stages = tile.stages(),
+        a_len = a_stage * tile.stages(),
+        b_len = b_stage * tile.stages(),
+        swz = swizzle_wgsl(group_m),
     );
     for i in 0..fm {
         for j in 0..fnn {
             s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
         }
     }
-    // The first slice into registers.
+    // Registers holding one slice: per 16-byte vector one vec4<u32> or two vec4<f16>.
+    let regs: Vec<String> = (0..a_loads)
+        .map(|i| format!("ra{i}"))
+        .chain((0..b_loads).map(|j| format!("rb{j}")))
+        .collect();
+    for r in &regs {
+        match global {
+            GlobalLoad::Words4 => s += &format!("    var {r}: vec4<u32>;\n"),
+            GlobalLoad::Halves4 => {
+                s += &format!("    var {r}_0: vec4<f16>;\n    var {r}_1: vec4<f16>;\n")
+            }
+        }
+    }
+    // Loads of one slice (`slice` names its index) into the registers.
     let load_slice = |indent: &str, slice: &str| -> String {
         let mut out = format!(
             "{indent}let ka = {slice} * {kv_per}u;\n{indent}let kb = {slice} * {bk}u;\n",
             kv_per = bk / HALVES_PER_VEC4
         );
+        let mut one = |reg: String, arr: &str, idx: String| match global {
+            GlobalLoad::Words4 => out += &format!("{indent}{reg} = {arr}[{idx}];\n"),
+            GlobalLoad::Halves4 => {
+                out += &format!(
+                    "{indent}{reg}_0 = {arr}[2u * ({idx})];\n{indent}{reg}_1 = {arr}[2u * ({idx}) + 1u];\n"
+                )
+            }
+        };
         for i in 0..a_loads {
-            out += &format!(
-                "{indent}ra{i} = mat_a[ga + {o}u * kv + ka];\n",
-                o = i * a_rows_per_pass
+            one(
+                format!("ra{i}"),
+                "mat_a",
+                format!("ga + {}u * kv + ka", i * a_rows_per_pass),
             );
         }
         for j in 0..b_loads {
-            out += &format!(
-                "{indent}rb{j} = mat_b[gb + (kb + {o}u) * nv];\n",
-                o = j * b_rows_per_pass
+            one(
+                format!("rb{j}"),
+                "mat_b",
+                format!("gb + (kb + {}u) * nv", j * b_rows_per_pass),
             );
         }
         out
     };
-    for i in 0..a_loads {
-        s += &format!("    var ra{i}: vec4<u32>;\n");
-    }
-    for j in 0..b_loads {
-        s += &format!("    var rb{j}: vec4<u32>;\n");
-    }
-    s += "    {\n";
-    s += &load_slice("        ", "s0");
-    s += "    }\n";
-    // One register vector into shared memory at (row, vector column).
-    let store = |arr: &str, reg: &str, row: String, col: &str, stride: u32| -> String {
-        match shared {
-            SharedLayout::Vectors => {
-                format!("        {arr}[({row}) * {stride}u + {col}] = {reg};\n")
-            }
-            SharedLayout::Words => {
-                let mut out = format!(
-                    "        {{\n            let base = ({row}) * {stride}u + {col} * 4u;\n"
-                );
-                for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
-                    out += &format!("            {arr}[base + {w}u] = {reg}.{c};\n");
+    // Stores of the registers into one stage (`stage_a`/`stage_b` name its offsets).
+    let store_slice = |indent: &str, stage_a: &str, stage_b: &str| -> String {
+        let mut out = String::new();
+        let mut one = |arr: &str, reg: String, stage: &str, row: String, col: &str, stride: u32| {
+            // First element of this 16-byte vector in the shared array.
+            out += &format!(
+                "{indent}{{\n{indent}    let base = {stage} + ({row}) * {stride}u + {col} * {per}u;\n",
+                per = HALVES_PER_VEC4 / unit
+            );
+            match (global, shared) {
+                (GlobalLoad::Words4, SharedLayout::Vectors) => {
+                    out += &format!("{indent}    {arr}[base] = {reg};\n")
                 }
-                out += "        }\n";
-                out
-            }
-            SharedLayout::Halves => {
-                let mut out = format!(
-                    "        {{\n            let base = ({row}) * {stride}u + {col} * {HALVES_PER_VEC4}u;\n"
-                );
-                for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                (GlobalLoad::Words4, SharedLayout::Words) => {
+                    for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                        out += &format!("{indent}    {arr}[base + {w}u] = {reg}.{c};\n");
+                    }
+                }
+                (GlobalLoad::Words4, _) => {
+                    for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                        out += &format!(
+                            "{indent}    let h{w} = vec2<f16>(unpack2x16float({reg}.{c}));\n{indent}    {arr}[base + {lo}u] = h{w}.x;\n{indent}    {arr}[base + {hi}u] = h{w}.y;\n",
+                            lo = 2 * w,
+                            hi = 2 * w + 1
+                        );
+                    }
+                }
+                (GlobalLoad::Halves4, SharedLayout::HalfVectors) => {
                     out += &format!(
-                        "            let h{w} = vec2<f16>(unpack2x16float({reg}.{c}));\n            {arr}[base + {lo}u] = h{w}.x;\n            {arr}[base + {hi}u] = h{w}.y;\n",
-                        lo = 2 * w,
-                        hi = 2 * w + 1
+                        "{indent}    {arr}[base] = {reg}_0;\n{indent}    {arr}[base + 1u] = {reg}_1;\n"
                     );
                 }
-                out += "        }\n";
-                out
+                (GlobalLoad::Halves4, _) => {
+                    for (h, half) in ["0", "1"].iter().enumerate() {
+                        for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                            out += &format!(
+                                "{indent}    {arr}[base + {o}u] = {reg}_{half}.{c};\n",
+                                o = 4 * h + w
+                            );
+                        }
+                    }
+                }
             }
+            out += &format!("{indent}}}\n");
+        };
+        for i in 0..a_loads {
+            one(
+                "sh_a",
+                format!("ra{i}"),
+                stage_a,
+                format!("a_row + {}u", i * a_rows_per_pass),
+                "a_col",
+                sa,
+            );
         }
+        for j in 0..b_loads {
+            one(
+                "sh_b",
+                format!("rb{j}"),
+                stage_b,
+                format!("b_row + {}u", j * b_rows_per_pass),
+                "b_col",
+                sb,
+            );
+        }
+        out
     };
-    s += "    for (var it = 0u; it < nk; it += 1u) {\n";
-    s += "        workgroupBarrier();\n";
-    for i in 0..a_loads {
-        s += &store(
-            "sh_a",
-            &format!("ra{i}"),
-            format!("a_row + {}u", i * a_rows_per_pass),
-            "a_col",
-            sa,
-        );
-    }
-    for j in 0..b_loads {
-        s += &store(
-            "sh_b",
-            &format!("rb{j}"),
-            format!("b_row + {}u", j * b_rows_per_pass),
-            "b_col",
-            sb,
-        );
-    }
-    s += "        workgroupBarrier();\n";
-    // Next slice's loads, issued before the matrix work so they overlap it.
-    s += "        if (it + 1u < nk) {\n            let sn = (s0 + it + 1u) % nk;\n";
-    s += &load_slice("            ", "sn");
-    s += "        }\n";
+    // The matrix work on the stage at `stage_a`/`stage_b`.
+    let mut math = String::new();
     for kf in 0..bk / STAGED_FRAG {
         for i in 0..fm {
-            s += &format!(
-                "        let pa{kf}_{i} = (sg_m * {rows}u + {ro}u) * {sa}u + {ko}u;\n        let a{kf}_{i} = coopLoadT<{ty}<f16, A>>(&sh_a[pa{kf}_{i}], {sa}u);\n",
+            math += &format!(
+                "        let pa{kf}_{i} = so_a + (sg_m * {rows}u + {ro}u) * {sa}u + {ko}u;\n        let a{kf}_{i} = coopLoadT<{ty}<f16, A>>(&sh_a[pa{kf}_{i}], {sa}u);\n",
                 rows = fm * STAGED_FRAG,
                 ro = i * STAGED_FRAG,
                 ko = kf * STAGED_FRAG / unit,
             );
         }
         for j in 0..fnn {
-            s += &format!(
-                "        let pb{kf}_{j} = {ko}u * {sb}u + sg_n * {cols}u + {co}u;\n        let b{kf}_{j} = coopLoadT<{ty}<f16, B>>(&sh_b[pb{kf}_{j}], {sb}u);\n",
+            math += &format!(
+                "        let pb{kf}_{j} = so_b + {ko}u * {sb}u + sg_n * {cols}u + {co}u;\n        let b{kf}_{j} = coopLoadT<{ty}<f16, B>>(&sh_b[pb{kf}_{j}], {sb}u);\n",
                 ko = kf * STAGED_FRAG,
                 cols = fnn * STAGED_FRAG / unit,
                 co = j * STAGED_FRAG / unit,
@@ -731,13 +815,43 @@ fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
         }
         for i in 0..fm {
             for j in 0..fnn {
-                s += &format!(
+                math += &format!(
                     "        acc{i}_{j} = coopMultiplyAdd(a{kf}_{i}, b{kf}_{j}, acc{i}_{j});\n"
                 );
             }
         }
     }
+    s += "    {\n";
+    s += &load_slice("        ", "s0");
     s += "    }\n";
+    if double_buffer {
+        s += &store_slice("    ", "0u", "0u");
+        s += "    workgroupBarrier();\n";
+        s += "    for (var it = 0u; it < nk; it += 1u) {\n";
+        s += &format!(
+            "        let so_a = (it % 2u) * {a_stage}u;\n        let so_b = (it % 2u) * {b_stage}u;\n"
+        );
+        s += "        let more = it + 1u < nk;\n        if (more) {\n            let sn = (s0 + it + 1u) % nk;\n";
+        s += &load_slice("            ", "sn");
+        s += "        }\n";
+        s += &math;
+        s += &format!(
+            "        if (more) {{\n            let no_a = {a_stage}u - so_a;\n            let no_b = {b_stage}u - so_b;\n"
+        );
+        s += &store_slice("            ", "no_a", "no_b");
+        s += "        }\n        workgroupBarrier();\n    }\n";
+    } else {
+        s += "    let so_a = 0u;\n    let so_b = 0u;\n";
+        s += "    for (var it = 0u; it < nk; it += 1u) {\n        workgroupBarrier();\n";
+        s += &store_slice("        ", "0u", "0u");
+        s += "        workgroupBarrier();\n";
+        // Next slice's loads, issued before the matrix work so they overlap it.
+        s += "        if (it + 1u < nk) {\n            let sn = (s0 + it + 1u) % nk;\n";
+        s += &load_slice("            ", "sn");
+        s += "        }\n";
+        s += &math;
+        s += "    }\n";
+    }
     for i in 0..fm {
         for j in 0..fnn {
             s += &format!(
@@ -836,7 +950,57 @@ fn inputs(variant: GemmVariant, n: usize, seed: u64) -> Inputs {
     }
 }
 
-fn verify(variant: GemmVariant, inputs: &Inputs, c_bytes: &[u8], n: usize) -> Verification {
+/// The rows of C the check compares (all of them for small matrices).
+fn check_rows(n: usize) -> Vec<usize> {
+    if n <= CHECK_ROWS {
+        (0..n).collect()
+    } else {
+        (0..CHECK_ROWS)
+            .map(|i| i * (n - 1) / (CHECK_ROWS - 1))
+            .collect()
+    }
+}
+
+/// f64 reference for the checked rows of `A · B`, row after row. Computed once per measurement
+/// and shared by every candidate kernel; natively the rows are split over the CPU's cores (at
+/// 8192³ one row is 67 M multiply-adds).
+fn reference(inputs: &Inputs, n: usize) -> Vec<f64> {
+    let rows = check_rows(n);
+    let row = |r: usize| -> Vec<f64> {
+        let mut acc = vec![0f64; n];
+        for k in 0..n {
+            let a = f64::from(inputs.a[r * n + k]);
+            let brow = &inputs.b[k * n..(k + 1) * n];
+            for (x, &b) in acc.iter_mut().zip(brow) {
+                *x += a * f64::from(b);
+            }
+        }
+        acc
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let chunk = rows.len().div_ceil(threads.max(1));
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rows
+                .chunks(chunk.max(1))
+                .map(|part| {
+                    scope.spawn(move || part.iter().flat_map(|&r| row(r)).collect::<Vec<f64>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        rows.iter().flat_map(|&r| row(r)).collect()
+    }
+}
+
+fn verify(variant: GemmVariant, want: &[f64], c_bytes: &[u8], n: usize) -> Verification {
     let c: Vec<f32> = if variant.accumulator() == "f16" {
         bytemuck::cast_slice::<u8, half::f16>(c_bytes)
             .iter()
@@ -845,29 +1009,17 @@ fn verify(variant: GemmVariant, inputs: &Inputs, c_bytes: &[u8], n: usize) -> Ve
     } else {
         bytemuck::cast_slice::<u8, f32>(c_bytes).to_vec()
     };
-    let rows: Vec<usize> = if n <= CHECK_ROWS {
-        (0..n).collect()
-    } else {
-        (0..CHECK_ROWS)
-            .map(|i| i * (n - 1) / (CHECK_ROWS - 1))
-            .collect()
-    };
+    let rows = check_rows(n);
     let mut got = Vec::with_capacity(rows.len() * n);
-    let mut want = Vec::with_capacity(rows.len() * n);
-    let mut acc = vec![0f64; n];
     for &r in &rows {
-        acc.iter_mut().for_each(|x| *x = 0.0);
-        for k in 0..n {
-            let a = f64::from(inputs.a[r * n + k]);
-            let brow = &inputs.b[k * n..(k + 1) * n];
-            for (x, &b) in acc.iter_mut().zip(brow) {
-                *x += a * f64::from(b);
-            }
-        }
-        want.extend_from_slice(&acc);
         got.extend(c[r * n..(r + 1) * n].iter().map(|&x| f64::from(x)));
     }
-    let err = rel_frobenius(&got, &want);
+    // A reference cut short (a panicked worker) cannot pass.
+    let err = if want.len() == got.len() {
+        rel_frobenius(&got, want)
+    } else {
+        f64::INFINITY
+    };
     Verification {
         passed: err.is_finite() && err <= variant.tolerance(),
         rel_error: err,
@@ -929,7 +1081,13 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 ));
             }
         }
+        // Fragments straight from global memory: only where the staged kernel cannot run
+        // (8×8 fragments, no subgroups, or no staged shape fits).
+        let staged = candidates.len();
         for (fm, fn_) in [(4, 4), (4, 2), (2, 2)] {
+            if staged > 0 {
+                break;
+            }
             let tile = CoopTile {
                 frag,
                 fm,
@@ -1000,6 +1158,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
         let mut tried = serde_json::Map::new();
         let mut best: Option<(String, Measured, Verification)> = None;
         let mut last_failure: Option<(String, Verification)> = None;
+        let mut want: Option<Vec<f64>> = None;
         for (label, source, (gx, gy)) in &candidates {
             let pipeline = match gpu.pipeline(&format!("{name} {label}"), source).await {
                 Ok(pipeline) => pipeline,
@@ -1029,7 +1188,8 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 .measure(&record, p.settings.target_s, p.settings.max_iterations)
                 .await?;
             let c_bytes = gpu.read_back(&c, 0, elems * out_bytes).await?;
-            let check = verify(p.variant, &inputs, &c_bytes, n as usize);
+            let want = want.get_or_insert_with(|| reference(&inputs, n as usize));
+            let check = verify(p.variant, want, &c_bytes, n as usize);
             let flops = 2.0 * (elems as f64) * f64::from(n) / measured.per_iter_s();
             if !check.passed {
                 tried.insert(
@@ -1123,12 +1283,17 @@ mod tests {
             for tile in StagedTile::CANDIDATES {
                 assert!(tile.valid(32), "{}", tile.label());
                 compile_to_spirv(&tile.label(), &staged_wgsl(variant, tile, 32));
-                for shared in [SharedLayout::Words, SharedLayout::Vectors] {
+                for (global, shared) in [
+                    (GlobalLoad::Words4, SharedLayout::Words),
+                    (GlobalLoad::Words4, SharedLayout::Vectors),
+                    (GlobalLoad::Halves4, SharedLayout::HalfVectors),
+                ] {
                     let tile = StagedTile {
+                        global,
                         shared,
-                        builtin_subgroup: !tile.builtin_subgroup,
                         ..tile
                     };
+                    assert!(tile.valid(32), "{}", tile.label());
                     compile_to_spirv(&tile.label(), &staged_wgsl(variant, tile, 32));
                 }
             }
@@ -1157,11 +1322,12 @@ mod tests {
                     .sum();
             }
         }
-        let ok = verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&c), n);
+        let want = reference(&inputs, n);
+        let ok = verify(GemmVariant::F32, &want, bytemuck::cast_slice(&c), n);
         assert!(ok.passed, "{ok:?}");
         // An all-zero output (a kernel that wrote nothing) fails with relative error 1.
         let zeros = vec![0f32; n * n];
-        let bad = verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&zeros), n);
+        let bad = verify(GemmVariant::F32, &want, bytemuck::cast_slice(&zeros), n);
         assert!(
             !bad.passed && (bad.rel_error - 1.0).abs() < 1e-12,
             "{bad:?}"
@@ -1169,6 +1335,6 @@ mod tests {
         // One element off by 1% of the matrix norm fails f32's tolerance.
         let mut off = c.clone();
         off[5] += 0.5;
-        assert!(!verify(GemmVariant::F32, &inputs, bytemuck::cast_slice(&off), n).passed);
+        assert!(!verify(GemmVariant::F32, &want, bytemuck::cast_slice(&off), n).passed);
     }
 }
