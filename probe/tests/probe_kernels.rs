@@ -228,6 +228,53 @@ fn bandwidth_read_write_copy_are_checked() {
     );
 }
 
+/// Write's flat 2-D grids and joined dispatches on a device with tiny grid and binding limits:
+/// a 8 MiB buffer is 4 binding pieces of 2 MiB and each flat dispatch needs many rows of 16
+/// workgroups, so the row arithmetic and the 4-binding kernel run and are checked word for word.
+#[test]
+fn bandwidth_write_grids_pass_with_small_limits() {
+    let g = gpu();
+    let limits = wgpu::Limits {
+        max_compute_workgroups_per_dimension: 16,
+        max_storage_buffer_binding_size: 2 * MIB,
+        ..g.adapter.limits()
+    };
+    let (device, queue) = pollster::block_on(g.adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("small limits"),
+        required_features: wgpu::Features::empty(),
+        required_limits: limits,
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    }))
+    .expect("a device with lower limits");
+    let p = BandwidthParams {
+        size_bytes: 8 * MIB,
+        seed: 5,
+        settings: MeasureSettings::ONCE,
+    };
+    let ms = pollster::block_on(bandwidth::run(&device, &queue, &p));
+    for m in &ms {
+        assert_ok(m);
+    }
+    let tuning = ms[1].params["tuning"].as_array().expect("tuning");
+    for grid in [
+        "flat 2-D grid, one dispatch per piece",
+        "flat 2-D grid, all pieces in one dispatch",
+        "grid-stride, all pieces in one dispatch",
+    ] {
+        let tried: Vec<_> = tuning.iter().filter(|t| t["grid"] == grid).collect();
+        assert!(!tried.is_empty(), "{grid} not tried: {tuning:?}");
+        assert!(tried.iter().all(|t| t["passed"] == true), "{grid}");
+    }
+    assert!(
+        tuning
+            .iter()
+            .any(|t| t["grid"] == "flat 2-D grid, all pieces in one dispatch" && t["bindings"] == 4),
+        "{tuning:?}"
+    );
+}
+
 #[test]
 fn max_buffer_verifies_up_to_the_cap_and_respects_simulated_oom() {
     let g = gpu();

@@ -494,6 +494,29 @@ fn usable(gpu: &Gpu<'_>, size: u64, shape: Shape) -> bool {
         .all(|&(_, piece)| dispatch_dims(gpu, piece / 16, shape).is_ok())
 }
 
+/// Workgroup size and vec4 words per invocation of the write check.
+const WRITE_CHECK_WORKGROUP_SIZE: u32 = 256;
+const WRITE_CHECK_VEC4_PER_INVOCATION: u64 = 16;
+
+/// Counts the vec4 words of a piece that differ from what the write kernel stores.
+fn write_check_wgsl() -> String {
+    format!(
+        r#"struct Params {{ n_vec4: u32, seed: u32, stride: u32, pad: u32 }}
+@group(0) @binding(0) var<storage, read> dst: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> mismatches: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size({WRITE_CHECK_WORKGROUP_SIZE})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+    var bad = 0u;
+    for (var k = gid.x; k < p.n_vec4; k += p.stride) {{
+        if (any(dst[k] != ((vec4<u32>(k * 4u) + vec4<u32>(0u, 1u, 2u, 3u)) ^ vec4<u32>(p.seed)))) {{ bad += 1u; }}
+    }}
+    if (bad != 0u) {{ atomicAdd(&mismatches[0], bad); }}
+}}
+"#
+    )
+}
+
 /// Everything a trial of one kernel at one shape needs.
 struct Bench<'a> {
     gpu: &'a Gpu<'a>,
@@ -501,6 +524,7 @@ struct Bench<'a> {
     src: &'a wgpu::Buffer,
     dst: &'a wgpu::Buffer,
     partial: &'a wgpu::Buffer,
+    write_check: wgpu::ComputePipeline,
     size: u64,
     seed: u32,
     expected_sum: u32,
@@ -646,10 +670,52 @@ impl Bench<'_> {
                         }
                     }
                 }
+                // Every word on the GPU too: a grid that misses a region between the windows
+                // (the flat 2-D grids' rows) fails.
+                let counter = gpu.storage_init("write mismatches", &[0u8; 16]);
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                let binds: Vec<(wgpu::BindGroup, u32)> = parts
+                    .iter()
+                    .map(|pc| {
+                        let n_vec4 = pc.size / 16;
+                        let groups = workgroups_for(
+                            n_vec4.div_ceil(WRITE_CHECK_VEC4_PER_INVOCATION),
+                            WRITE_CHECK_WORKGROUP_SIZE,
+                            gpu.limits.max_compute_workgroups_per_dimension,
+                        );
+                        let uniform = gpu.uniform(&[
+                            n_vec4 as u32,
+                            pc.seed,
+                            groups * WRITE_CHECK_WORKGROUP_SIZE,
+                            0,
+                        ]);
+                        let bind = gpu.bind(
+                            &self.write_check,
+                            &[
+                                (self.dst, pc.offset, Some(pc.size)),
+                                (&counter, 0, None),
+                                (&uniform, 0, None),
+                            ],
+                        );
+                        (bind, groups)
+                    })
+                    .collect();
+                {
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&self.write_check);
+                    for (bind, groups) in &binds {
+                        pass.set_bind_group(0, bind, &[]);
+                        pass.dispatch_workgroups(*groups, 1, 1);
+                    }
+                }
+                gpu.queue.submit([encoder.finish()]);
+                let counted = gpu.read_back(&counter, 0, 16).await?;
+                bad += u64::from(bytemuck::cast_slice::<u8, u32>(&counted)[0]);
+                checked += self.size / 16;
                 exact(
                     bad,
                     checked,
-                    "start, middle and end windows of each piece read back and compared",
+                    "every 16-byte word of each piece checked on the GPU, and start, middle and end windows read back and compared on the CPU",
                 )
             }
             Kind::Copy => {
@@ -713,6 +779,7 @@ async fn run_inner(
         src: &src,
         dst: &dst,
         partial: &partial,
+        write_check: gpu.pipeline("write check", &write_check_wgsl()).await?,
         size,
         seed: p.seed,
         expected_sum: expected_sum(gpu, size, p.seed),
