@@ -160,6 +160,18 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
     if format != WeightFormat::F16 {
         out.extend([4, 8].map(|rows_per_slot| Shape::plain(rows_per_slot, true, false)));
     }
+    if format == WeightFormat::Q8_0 && INT_DOT_AVAILABLE {
+        // q8_0 meets its target; the integer dot is tried for margin (4 DP4A per 16 weights).
+        out.extend(
+            [(8, 1), (16, 1), (8, 2)].map(|(rows_per_slot, units_per_step)| Shape {
+                rows_per_slot,
+                float_bits: false,
+                offset_factored: false,
+                int_dot: true,
+                units_per_step,
+            }),
+        );
+    }
     if format == WeightFormat::Q4_0 {
         out.extend([4, 8].map(|rows_per_slot| Shape::plain(rows_per_slot, true, true)));
         // Issue 6, run 3 suspects: the fixed cost per row (16 rows per slot) and per step
@@ -183,6 +195,55 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
         }
     }
     out
+}
+
+/// Loop body of the q8_0 integer-dot kernel: a 16-byte unit is half a block, 16 int8 weights
+/// against the 16 int8 inputs of one vec4 of `x8` in four `dot4I8Packed`; with 2 units per step
+/// both halves of a block share one scale.
+fn q8_int_body(shape: Shape) -> String {
+    let k = shape.units_per_step;
+    let units = HIDDEN / 16;
+    let iterations = units / (LANES_PER_ROW * k);
+    let rows = 0..shape.rows_per_slot;
+    let mut body = String::new();
+    for r in rows.clone() {
+        body += &format!("    var acc{r} = 0.0;\n");
+    }
+    body += &format!(
+        "    for (var i = 0u; i < {iterations}u; i += 1u) {{\n        let u0 = (lane + i * {LANES_PER_ROW}u) * {k}u;\n"
+    );
+    for j in 0..k {
+        body += &format!(
+            "        let xa{j} = x8[u0 + {j}u];\n        let xd{j} = xd[(u0 + {j}u) / 2u];\n"
+        );
+    }
+    for r in rows.clone() {
+        for j in 0..k {
+            body +=
+                &format!("        let q{r}_{j} = quants[(row0 + {r}u) * {units}u + u0 + {j}u];\n");
+        }
+    }
+    for r in rows {
+        for j in 0..k {
+            // With k = 2, u0 is even: units u0 and u0 + 1 are one block.
+            if j == 0 || k == 1 {
+                body += &format!(
+                    "        let si{r}_{j} = (row0 + {r}u) * {X_BLOCKS}u + (u0 + {j}u) / 2u;\n        let s{r}_{j} = unpack2x16float(scales[si{r}_{j} / 2u])[si{r}_{j} % 2u];\n"
+                );
+            }
+            let dots: Vec<String> = ["x", "y", "z", "w"]
+                .iter()
+                .map(|c| format!("dot4I8Packed(q{r}_{j}.{c}, xa{j}.{c})"))
+                .collect();
+            let scale = if k == 1 { j } else { 0 };
+            body += &format!(
+                "        acc{r} += s{r}_{scale} * xd{j}.x * f32({});\n",
+                dots.join(" + ")
+            );
+        }
+    }
+    body += "    }\n";
+    body
 }
 
 /// Loop body of the q4_0 kernels with several units per step or integer dots (`None` for the
@@ -346,10 +407,10 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
         }
     }
     body += "    }\n";
-    let body = if format == WeightFormat::Q4_0 {
-        q4_body(shape).unwrap_or(body)
-    } else {
-        body
+    let body = match format {
+        WeightFormat::Q4_0 => q4_body(shape).unwrap_or(body),
+        WeightFormat::Q8_0 if shape.int_dot => q8_int_body(shape),
+        _ => body,
     };
     // With 32-wide subgroups each slot is one subgroup: one subgroupAdd per row, no barriers.
     // Elsewhere (lavapipe's 8-wide subgroups, WebGPU without subgroups) a tree in shared memory.
