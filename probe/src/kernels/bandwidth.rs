@@ -15,7 +15,8 @@ use crate::pattern::{pattern, piece_seed};
 use crate::{ProbeError, params};
 
 /// One launch shape: invocations per workgroup, independent vec4 accesses in flight per loop
-/// step, and vec4 words per invocation (which sets the grid; the loop is grid-stride).
+/// step, vec4 words per invocation (which sets the grid size), and how the grid covers the
+/// buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Shape {
     workgroup_size: u32,
@@ -45,8 +46,8 @@ enum Grid {
     /// [`MAX_JOINED_BINDINGS`]) and one dispatch writes word `k` of every piece: one dispatch
     /// per repetition, so no barrier between pieces.
     JoinedFlat,
-    /// [`Grid::Stride`] with every piece bound at once, as [`Grid::JoinedFlat`]; the grid is
-    /// one dispatch per repetition.
+    /// [`Grid::Stride`] with every piece bound at once, as in [`Grid::JoinedFlat`]: one
+    /// dispatch per repetition, each invocation storing to every piece per loop step.
     JoinedStride,
 }
 
@@ -494,8 +495,9 @@ fn usable(gpu: &Gpu<'_>, size: u64, shape: Shape) -> bool {
         .all(|&(_, piece)| dispatch_dims(gpu, piece / 16, shape).is_ok())
 }
 
-/// Workgroup size and vec4 words per invocation of the write check.
+/// Workgroup size of the write check.
 const WRITE_CHECK_WORKGROUP_SIZE: u32 = 256;
+/// Vec4 words per invocation of the write check (grid-stride, under the dispatch limit).
 const WRITE_CHECK_VEC4_PER_INVOCATION: u64 = 16;
 
 /// Counts the vec4 words of a piece that differ from what the write kernel stores.
