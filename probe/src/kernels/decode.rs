@@ -719,6 +719,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
         "model_params" => total_rows * u64::from(HIDDEN), "weight_bytes" => weight_bytes,
         "layout" => "quants and f16 scales in separate arrays (GGUF bytes per weight)",
         "workgroup_size" => WORKGROUP_SIZE, "lanes_per_row" => LANES_PER_ROW,
+        "x" => "int8 quants times one f16-representable scale per 32 (exact in f32): float variants read it as f32, int8-dot variants as int8 + per-block (scale, 8·scale·Σ quants), prepared once on the CPU and not timed (llama.cpp quantizes activations to q8_1 the same way)",
     };
     if total_rows == 0 {
         return skipped(&name, base, "model smaller than one workgroup of rows");
