@@ -90,9 +90,14 @@ const fn persistent(grid: Grid, workgroups: u64) -> Shape {
 }
 
 /// Write-only shapes beyond [`SHAPES`].
-const WRITE_SHAPES: [Shape; 12] = [
+const WRITE_SHAPES: [Shape; 15] = [
+    flat(Grid::Flat, 1024, 1),
+    flat(Grid::JoinedFlat, 512, 2),
+    flat(Grid::JoinedFlat, 1024, 1),
     flat(Grid::Flat, 256, 1),
     flat(Grid::Flat, 256, 2),
+    // 128 invocations × 4 vec4: close to PyTorch's vectorized elementwise kernels (128-thread
+    // blocks, a few 16-byte accesses per thread, no loop).
     flat(Grid::Flat, 128, 4),
     flat(Grid::Flat, 512, 2),
     flat(Grid::JoinedFlat, 256, 1),
