@@ -369,5 +369,23 @@ fn decode_every_format_is_correct() {
             format.label()
         );
         assert!(m.params["rows_per_slot"].as_u64().is_some());
+        // The integer-dot kernels (native only) and q4_0's 16-row and 2-unit kernels ran.
+        let has = |conversion: &str, rows: u64, units: u64| {
+            tuning.iter().any(|t| {
+                t["conversion"] == conversion
+                    && t["rows_per_slot"] == rows
+                    && t["units_per_step"] == units
+            })
+        };
+        let int_dot = "int8 dot: x as int8 blocks, dot4I8Packed";
+        match format {
+            WeightFormat::Q4_0 => {
+                let factored = "float bits, offset factored per block";
+                assert!(has(factored, 16, 1) && has(factored, 8, 2), "{tuning:?}");
+                assert!(has(int_dot, 16, 1) && has(int_dot, 4, 4), "{tuning:?}");
+            }
+            WeightFormat::Q8_0 => assert!(has(int_dot, 8, 2), "{tuning:?}"),
+            WeightFormat::F16 => assert!(!has(int_dot, 8, 1), "{tuning:?}"),
+        }
     }
 }
