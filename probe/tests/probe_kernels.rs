@@ -382,6 +382,13 @@ fn decode_every_format_is_correct() {
             WeightFormat::Q4_0 => {
                 let factored = "float bits, offset factored per block";
                 assert!(has(factored, 16, 1) && has(factored, 8, 2), "{tuning:?}");
+                let shared = tuning
+                    .iter()
+                    .filter(|t| t["x_in_workgroup_memory"] == true)
+                    .count();
+                // x (16 KiB) plus the reduction's 1 KiB scratch must fit.
+                let fits = g.adapter.limits().max_compute_workgroup_storage_size >= 17 * 1024;
+                assert_eq!(shared, if fits { 2 } else { 0 }, "{tuning:?}");
                 assert!(has(int_dot, 16, 1) && has(int_dot, 4, 4), "{tuning:?}");
             }
             WeightFormat::Q8_0 => assert!(has(int_dot, 8, 2), "{tuning:?}"),

@@ -123,6 +123,11 @@ struct Shape {
     /// vec4 per row per step, the original kernel; 2 or 4 halve or quarter the steps per row and
     /// the per-step index and scale work; a pair of scales comes from one word).
     units_per_step: u32,
+    /// q4_0 float kernels only: the input vector is copied once per workgroup into workgroup
+    /// memory (16 KiB) and read from there instead of through the cache (issue 6: `x` traffic
+    /// equal to the weight bytes was a suspect). Only where the device allows that much
+    /// workgroup memory (WebGPU's default, 16 KiB, is short of x plus the reduction's scratch).
+    x_shared: bool,
 }
 
 /// `1 + 8/16`: what `Σ (1 + q/16)·x` carries per unit of `Σ x` beyond `Σ (q − 8)·x / 16`.
@@ -139,6 +144,7 @@ impl Shape {
             offset_factored,
             int_dot: false,
             units_per_step: 1,
+            x_shared: false,
         }
     }
 }
@@ -169,6 +175,7 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
                 offset_factored: false,
                 int_dot: true,
                 units_per_step,
+                x_shared: false,
             }),
         );
     }
@@ -177,10 +184,13 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
         // Issue 6, run 3 suspects: the fixed cost per row (16 rows per slot) and per step
         // (2 units per step); then the integer-dot kernel at several rows and units per step.
         out.extend(
-            [(16, 1), (8, 2)].map(|(rows_per_slot, units_per_step)| Shape {
-                units_per_step,
-                ..Shape::plain(rows_per_slot, true, true)
-            }),
+            [(16, 1, false), (8, 2, false), (8, 2, true), (16, 1, true)].map(
+                |(rows_per_slot, units_per_step, x_shared)| Shape {
+                    units_per_step,
+                    x_shared,
+                    ..Shape::plain(rows_per_slot, true, true)
+                },
+            ),
         );
         if INT_DOT_AVAILABLE {
             out.extend(
@@ -190,6 +200,7 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
                     offset_factored: false,
                     int_dot: true,
                     units_per_step,
+                    x_shared: false,
                 }),
             );
         }
@@ -249,7 +260,7 @@ fn q8_int_body(shape: Shape) -> String {
 /// Loop body of the q4_0 kernels with several units per step or integer dots (`None` for the
 /// original kernels, which [`wgsl`] generates itself).
 fn q4_body(shape: Shape) -> Option<String> {
-    if shape.units_per_step == 1 && !shape.int_dot {
+    if shape.units_per_step == 1 && !shape.int_dot && !shape.x_shared {
         return None;
     }
     let k = shape.units_per_step;
@@ -258,6 +269,15 @@ fn q4_body(shape: Shape) -> Option<String> {
     let iterations = units / (LANES_PER_ROW * k);
     let rows = 0..shape.rows_per_slot;
     let mut body = String::new();
+    let x_array = if shape.x_shared {
+        body += &format!(
+            "    for (var t = lid.x; t < {}u; t += {WORKGROUP_SIZE}u) {{ xs[t] = x[t]; }}\n    workgroupBarrier();\n",
+            HIDDEN / 4
+        );
+        "xs"
+    } else {
+        "x"
+    };
     for r in rows.clone() {
         body += &format!("    var acc{r} = 0.0;\n");
     }
@@ -271,7 +291,7 @@ fn q4_body(shape: Shape) -> Option<String> {
             );
         } else {
             for m in 0..8 {
-                body += &format!("        let x{j}_{m} = x[(u0 + {j}u) * 8u + {m}u];\n");
+                body += &format!("        let x{j}_{m} = {x_array}[(u0 + {j}u) * 8u + {m}u];\n");
             }
             body += &format!(
                 "        let sx{j} = {FACTORED_OFFSET:?} * dot(((x{j}_0 + x{j}_1) + (x{j}_2 + x{j}_3)) + ((x{j}_4 + x{j}_5) + (x{j}_6 + x{j}_7)), vec4<f32>(1.0));\n"
@@ -446,6 +466,11 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     } else {
         "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n".to_owned()
     };
+    let x_shared_decl = if shape.x_shared {
+        format!("var<workgroup> xs: array<vec4<f32>, {k4}>;\n")
+    } else {
+        String::new()
+    };
     let x_binding = if shape.int_dot {
         // x as int8 quants (16 bytes per vec4) and per block (scale, 8 · scale · Σ quants).
         scales_binding += &format!(
@@ -505,7 +530,7 @@ fn hi4(w: u32) -> vec4<f32> {
 @group(0) @binding(3) var<uniform> p: Params;
 {scales_binding}
 var<workgroup> partial: array<f32, {WORKGROUP_SIZE}>;
-{convert}{factored_fns}@compute @workgroup_size({WORKGROUP_SIZE})
+{x_shared_decl}{convert}{factored_fns}@compute @workgroup_size({WORKGROUP_SIZE})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
     let lane = lid.x % {LANES_PER_ROW}u;
     let slot = lid.x / {LANES_PER_ROW}u;
@@ -793,11 +818,19 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             .map(|c| gpu.uniform(&[c.row_offset as u32, c.rows as u32, 0, 0]))
             .collect();
         let mut variants = Vec::new();
-        for shape in shapes(format) {
+        // x (f32) plus the reduction's scratch in workgroup memory.
+        let x_shared_bytes = HIDDEN * 4 + WORKGROUP_SIZE * 4;
+        for shape in shapes(format).into_iter().filter(|s| {
+            !s.x_shared || gpu.limits.max_compute_workgroup_storage_size >= x_shared_bytes
+        }) {
             let rows_per_slot = shape.rows_per_slot;
             let label = format!(
-                "{name} rows/slot {rows_per_slot} bits {} factored {} int dot {} units/step {}",
-                shape.float_bits, shape.offset_factored, shape.int_dot, shape.units_per_step
+                "{name} rows/slot {rows_per_slot} bits {} factored {} int dot {} units/step {} x shared {}",
+                shape.float_bits,
+                shape.offset_factored,
+                shape.int_dot,
+                shape.units_per_step,
+                shape.x_shared
             );
             let pipeline = gpu
                 .pipeline(&label, &wgsl(format, shape, subgroup_reduce))
@@ -860,6 +893,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             serde_json::json!({
                 "rows_per_slot": v.shape.rows_per_slot,
                 "units_per_step": v.shape.units_per_step,
+                "x_in_workgroup_memory": v.shape.x_shared,
                 "conversion": conversion(format, v.shape),
                 "weight_bytes_per_s": weight_bytes as f64 / v.measured.per_iter_s(),
                 "passed": v.check.passed,
