@@ -151,7 +151,9 @@ impl<'a> Gpu<'a> {
         self.features.contains(feature)
     }
 
-    /// Compiles a compute pipeline (entry point `main`); validation errors come back as errors.
+    /// Compiles a compute pipeline (entry point `main`); validation errors and the driver's own
+    /// compile failures (wgpu's internal errors, e.g. "NVVM compilation failed") come back as
+    /// errors, so one kernel the driver rejects does not poison the rest of its stage.
     /// Natively, runtime bounds checks are off: every kernel's indices stay in range by
     /// construction (shapes are checked before dispatch), and the checks cost speed.
     pub async fn pipeline(
@@ -160,6 +162,7 @@ impl<'a> Gpu<'a> {
         source: &str,
     ) -> Result<wgpu::ComputePipeline, ProbeError> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let desc = wgpu::ShaderModuleDescriptor {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -183,7 +186,12 @@ impl<'a> Gpu<'a> {
                 compilation_options: Default::default(),
                 cache: None,
             });
-        if let Some(err) = scope.pop().await {
+        // A pipeline the driver failed to compile (NVIDIA prints "NVVM compilation failed") is
+        // created invalid without an error of its own; its first use reports it. Use it here,
+        // inside the scopes, so the failure belongs to this kernel.
+        let _ = pipeline.get_bind_group_layout(0);
+        let internal = internal.pop().await;
+        if let Some(err) = scope.pop().await.or(internal) {
             return Err(ProbeError::Shader {
                 kernel: label.to_owned(),
                 detail: err.to_string(),

@@ -391,6 +391,304 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     s
 }
 
+/// One shared-memory-staged cooperative-matrix configuration: a workgroup of `wm × wn`
+/// subgroups computes a `bm × bn` tile of C; each `bk`-deep slice of A and B is copied into
+/// shared memory with 16-byte loads (staged in registers one slice ahead, so the global loads of
+/// the next slice overlap the matrix work on this one), then every subgroup loads its 16×16
+/// fragments from shared memory and reuses each across its row/column of fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagedTile {
+    /// Rows of C per workgroup.
+    pub bm: u32,
+    /// Columns of C per workgroup.
+    pub bn: u32,
+    /// Depth of each staged slice (a multiple of 16).
+    pub bk: u32,
+    /// Subgroups along M.
+    pub wm: u32,
+    /// Subgroups along N.
+    pub wn: u32,
+    /// Shared memory as `vec4<u32>` (16-byte stores, coopLoad in vector units) rather than
+    /// halves.
+    pub vec4_shared: bool,
+    /// Subgroup index from `@builtin(subgroup_id)` rather than the invocation index.
+    pub builtin_subgroup: bool,
+}
+
+/// Halves per 16-byte vector: the unit of shared-memory rows and of coopLoad strides there.
+const HALVES_PER_VEC4: u32 = 8;
+/// Padding per shared-memory row, in halves (one 16-byte vector), against bank conflicts
+/// (NVIDIA's vk_cooperative_matrix_perf sample pads rows the same way).
+const ROW_PAD_HALVES: u32 = 8;
+/// Fragment edge of the staged kernel (WGSL's `coop_mat16x16`).
+const STAGED_FRAG: u32 = 16;
+
+impl StagedTile {
+    const fn new(bm: u32, bn: u32, bk: u32, wm: u32, wn: u32) -> StagedTile {
+        StagedTile {
+            bm,
+            bn,
+            bk,
+            wm,
+            wn,
+            vec4_shared: true,
+            builtin_subgroup: false,
+        }
+    }
+
+    /// Candidates tried at run time.
+    pub const CANDIDATES: [StagedTile; 9] = [
+        StagedTile::new(128, 128, 32, 2, 4),
+        StagedTile {
+            builtin_subgroup: true,
+            ..StagedTile::new(128, 128, 32, 2, 4)
+        },
+        StagedTile {
+            vec4_shared: false,
+            ..StagedTile::new(128, 128, 32, 2, 4)
+        },
+        StagedTile {
+            vec4_shared: false,
+            builtin_subgroup: true,
+            ..StagedTile::new(128, 128, 32, 2, 4)
+        },
+        StagedTile::new(128, 256, 32, 2, 4),
+        StagedTile::new(256, 128, 32, 4, 2),
+        StagedTile::new(128, 128, 32, 2, 2),
+        StagedTile::new(128, 128, 64, 2, 4),
+        StagedTile::new(64, 64, 32, 2, 2),
+    ];
+
+    fn subgroups(self) -> u32 {
+        self.wm * self.wn
+    }
+    fn frags_m(self) -> u32 {
+        self.bm / self.wm / STAGED_FRAG
+    }
+    fn frags_n(self) -> u32 {
+        self.bn / self.wn / STAGED_FRAG
+    }
+    /// Shared memory the kernel declares.
+    pub fn shared_bytes(self) -> u32 {
+        (self.bm * (self.bk + ROW_PAD_HALVES) + self.bk * (self.bn + ROW_PAD_HALVES)) * 2
+    }
+    /// Whether the tile is well formed for this subgroup size (every invocation copies a whole
+    /// number of vectors of each slice; fragments tile each subgroup's block).
+    pub fn valid(self, subgroup: u32) -> bool {
+        let threads = self.subgroups() * subgroup;
+        self.bk.is_multiple_of(STAGED_FRAG)
+            && self.bm.is_multiple_of(self.wm * STAGED_FRAG)
+            && self.bn.is_multiple_of(self.wn * STAGED_FRAG)
+            && threads > 0
+            && (self.bm * self.bk / HALVES_PER_VEC4).is_multiple_of(threads)
+            && (self.bk * self.bn / HALVES_PER_VEC4).is_multiple_of(threads)
+            && threads.is_multiple_of(self.bk / HALVES_PER_VEC4)
+            && threads.is_multiple_of(self.bn / HALVES_PER_VEC4)
+    }
+    /// `staged BMxBNxBK sg WMxWN`.
+    pub fn label(self) -> String {
+        format!(
+            "staged {}x{}x{} sg {}x{}{}{}",
+            self.bm,
+            self.bn,
+            self.bk,
+            self.wm,
+            self.wn,
+            if self.vec4_shared { " vec4" } else { " halves" },
+            if self.builtin_subgroup { " sgid" } else { "" }
+        )
+    }
+}
+
+/// WGSL for the shared-memory-staged cooperative-matrix kernel. A and B are bound as arrays of
+/// `vec4<u32>` (8 halves each) so the global loads move 16 bytes per access. With
+/// `vec4_shared`, shared memory is `vec4<u32>` too and coopLoad counts offsets and strides in
+/// those 16-byte units (SPIR-V `OpCooperativeMatrixLoadKHR` on a vector pointer, as NVIDIA's
+/// vk_cooperative_matrix_perf sample does); otherwise shared memory holds halves and each
+/// vector is stored as 8 halves. With `builtin_subgroup`, a subgroup's block comes from
+/// `subgroup_id`, otherwise from `local_invocation_index / subgroup` (subgroups are consecutive
+/// invocations on NVIDIA; a wrong mapping elsewhere fails the check). naga traps as in
+/// [`coop_wgsl`].
+pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> String {
+    let t = variant.accumulator();
+    let StagedTile {
+        bm,
+        bn,
+        bk,
+        wm: _,
+        wn,
+        vec4_shared,
+        builtin_subgroup,
+    } = tile;
+    let threads = tile.subgroups() * subgroup;
+    let (fm, fnn) = (tile.frags_m(), tile.frags_n());
+    // Shared row strides in the shared array's unit (vec4 or half).
+    let unit = if vec4_shared { HALVES_PER_VEC4 } else { 1 };
+    let sa = (bk + ROW_PAD_HALVES) / unit;
+    let sb = (bn + ROW_PAD_HALVES) / unit;
+    let a_vec_per_row = bk / HALVES_PER_VEC4;
+    let b_vec_per_row = bn / HALVES_PER_VEC4;
+    let a_rows_per_pass = threads / a_vec_per_row;
+    let b_rows_per_pass = threads / b_vec_per_row;
+    let a_loads = bm / a_rows_per_pass;
+    let b_loads = bk / b_rows_per_pass;
+    let ty = "coop_mat16x16";
+    let sh_ty = if vec4_shared { "vec4<u32>" } else { "f16" };
+    let (sg_param, sg_let) = if builtin_subgroup {
+        (", @builtin(subgroup_id) sg: u32", String::new())
+    } else {
+        ("", format!("    let sg = lidx / {subgroup}u;\n"))
+    };
+    let mut s = format!(
+        r#"enable f16;
+enable wgpu_cooperative_matrix;
+struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
+@group(0) @binding(0) var<storage, read> mat_a: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> mat_b: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
+@group(0) @binding(3) var<uniform> dims: Dims;
+// A slice: {bm} rows of {bk} halves, row stride {sa}; B slice: {bk} rows of {bn} halves, row
+// stride {sb} (in {sh_ty}; {ROW_PAD_HALVES} halves of padding per row).
+var<workgroup> sh_a: array<{sh_ty}, {a_len}>;
+var<workgroup> sh_b: array<{sh_ty}, {b_len}>;
+@compute @workgroup_size({threads}, 1, 1)
+fn main(@builtin(local_invocation_index) lidx: u32{sg_param},
+        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+{swz}{sg_let}    let kk = dims.k;
+    let nn = dims.n;
+    let kv = kk / {HALVES_PER_VEC4}u;
+    let nv = nn / {HALVES_PER_VEC4}u;
+    let r0 = tile_m * {bm}u;
+    let c0 = tile_n * {bn}u;
+    let sg_m = sg / {wn}u;
+    let sg_n = sg % {wn}u;
+    // This invocation's share of each slice copy (in vec4 units of the global arrays).
+    let a_row = lidx / {a_vec_per_row}u;
+    let a_col = lidx % {a_vec_per_row}u;
+    let b_row = lidx / {b_vec_per_row}u;
+    let b_col = lidx % {b_vec_per_row}u;
+    let ga = (r0 + a_row) * kv + a_col;
+    let gb = b_row * nv + c0 / {HALVES_PER_VEC4}u + b_col;
+"#,
+        a_len = bm * sa,
+        b_len = bk * sb,
+        swz = swizzle_wgsl(),
+    );
+    for i in 0..fm {
+        for j in 0..fnn {
+            s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
+        }
+    }
+    // Slice 0 into registers.
+    for i in 0..a_loads {
+        s += &format!(
+            "    var ra{i} = mat_a[ga + {o}u * kv];\n",
+            o = i * a_rows_per_pass
+        );
+    }
+    for j in 0..b_loads {
+        s += &format!(
+            "    var rb{j} = mat_b[gb + {o}u * nv];\n",
+            o = j * b_rows_per_pass
+        );
+    }
+    // One register vector into shared memory at (row, vec4 column).
+    let store = |arr: &str, reg: &str, row: String, col: &str, stride: u32| -> String {
+        if vec4_shared {
+            format!("        {arr}[({row}) * {stride}u + {col}] = {reg};\n")
+        } else {
+            let mut out = format!(
+                "        {{\n            let base = ({row}) * {stride}u + {col} * {HALVES_PER_VEC4}u;\n"
+            );
+            for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
+                out += &format!(
+                    "            let h{w} = vec2<f16>(unpack2x16float({reg}.{c}));\n            {arr}[base + {lo}u] = h{w}.x;\n            {arr}[base + {hi}u] = h{w}.y;\n",
+                    lo = 2 * w,
+                    hi = 2 * w + 1
+                );
+            }
+            out += "        }\n";
+            out
+        }
+    };
+    s += &format!("    for (var k0 = 0u; k0 < kk; k0 += {bk}u) {{\n");
+    s += "        workgroupBarrier();\n";
+    for i in 0..a_loads {
+        s += &store(
+            "sh_a",
+            &format!("ra{i}"),
+            format!("a_row + {}u", i * a_rows_per_pass),
+            "a_col",
+            sa,
+        );
+    }
+    for j in 0..b_loads {
+        s += &store(
+            "sh_b",
+            &format!("rb{j}"),
+            format!("b_row + {}u", j * b_rows_per_pass),
+            "b_col",
+            sb,
+        );
+    }
+    s += "        workgroupBarrier();\n";
+    // Next slice's loads, issued before the matrix work so they overlap it.
+    s += &format!("        let kn = k0 + {bk}u;\n        if (kn < kk) {{\n");
+    s += &format!("            let ka = kn / {HALVES_PER_VEC4}u;\n");
+    for i in 0..a_loads {
+        s += &format!(
+            "            ra{i} = mat_a[ga + {o}u * kv + ka];\n",
+            o = i * a_rows_per_pass
+        );
+    }
+    for j in 0..b_loads {
+        s += &format!(
+            "            rb{j} = mat_b[gb + (kn + {o}u) * nv];\n",
+            o = j * b_rows_per_pass
+        );
+    }
+    s += "        }\n";
+    for kf in 0..bk / STAGED_FRAG {
+        for i in 0..fm {
+            s += &format!(
+                "        let pa{kf}_{i} = (sg_m * {rows}u + {ro}u) * {sa}u + {ko}u;\n        let a{kf}_{i} = coopLoadT<{ty}<f16, A>>(&sh_a[pa{kf}_{i}], {sa}u);\n",
+                rows = fm * STAGED_FRAG,
+                ro = i * STAGED_FRAG,
+                ko = kf * STAGED_FRAG / unit,
+            );
+        }
+        for j in 0..fnn {
+            s += &format!(
+                "        let pb{kf}_{j} = {ko}u * {sb}u + sg_n * {cols}u + {co}u;\n        let b{kf}_{j} = coopLoadT<{ty}<f16, B>>(&sh_b[pb{kf}_{j}], {sb}u);\n",
+                ko = kf * STAGED_FRAG,
+                cols = fnn * STAGED_FRAG / unit,
+                co = j * STAGED_FRAG / unit,
+            );
+        }
+        for i in 0..fm {
+            for j in 0..fnn {
+                s += &format!(
+                    "        acc{i}_{j} = coopMultiplyAdd(a{kf}_{i}, b{kf}_{j}, acc{i}_{j});\n"
+                );
+            }
+        }
+    }
+    s += "    }\n";
+    for i in 0..fm {
+        for j in 0..fnn {
+            s += &format!(
+                "    let pc{i}_{j} = (r0 + sg_m * {rows}u + {ro}u) * nn + c0 + sg_n * {cols}u + {co}u;\n    coopStoreT(acc{i}_{j}, &mat_c[pc{i}_{j}], nn);\n",
+                rows = fm * STAGED_FRAG,
+                cols = fnn * STAGED_FRAG,
+                ro = i * STAGED_FRAG,
+                co = j * STAGED_FRAG
+            );
+        }
+    }
+    s += "}\n";
+    s
+}
+
 /// The cooperative-matrix fragment sizes this adapter offers for f16 inputs with the variant's
 /// accumulator (8 and 16 are the sizes WGSL names).
 pub fn coop_fragments(
@@ -547,6 +845,26 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
             );
         };
         let subgroup = p.subgroup_size.max(1);
+        // Shared-memory-staged kernels first (16×16 fragments; `subgroup_id` needs SUBGROUP).
+        if frags.contains(&STAGED_FRAG) && gpu.has(wgpu::Features::SUBGROUP) {
+            for &tile in &StagedTile::CANDIDATES {
+                let threads = tile.subgroups() * subgroup;
+                if !tile.valid(subgroup)
+                    || !n.is_multiple_of(tile.bm)
+                    || !n.is_multiple_of(tile.bn)
+                    || !n.is_multiple_of(tile.bk)
+                    || tile.shared_bytes() > gpu.limits.max_compute_workgroup_storage_size
+                    || threads > gpu.limits.max_compute_invocations_per_workgroup
+                {
+                    continue;
+                }
+                candidates.push((
+                    tile.label(),
+                    staged_wgsl(p.variant, tile, subgroup),
+                    (n / tile.bn, n / tile.bm),
+                ));
+            }
+        }
         for (fm, fn_) in [(4, 4), (4, 2), (2, 2)] {
             let tile = CoopTile {
                 frag,
@@ -712,6 +1030,47 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses, validates (every capability) and writes SPIR-V for one generated kernel.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn compile_to_spirv(label: &str, source: &str) {
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{label}: {}\n{source}", e.emit_to_string(source)));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .subgroup_stages(naga::valid::ShaderStages::all())
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{label}: {}\n{source}", e.emit_to_string(source)));
+        let options = naga::back::spv::Options {
+            lang_version: (1, 6),
+            ..Default::default()
+        };
+        naga::back::spv::write_vec(&module, &info, &options, None)
+            .unwrap_or_else(|e| panic!("{label}: SPIR-V: {e}"));
+    }
+
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn every_cooperative_matrix_kernel_compiles_to_spirv() {
+        for variant in [GemmVariant::CoopF16AccF32, GemmVariant::CoopF16AccF16] {
+            for tile in StagedTile::CANDIDATES {
+                assert!(tile.valid(32), "{}", tile.label());
+                compile_to_spirv(&tile.label(), &staged_wgsl(variant, tile, 32));
+            }
+            for (fm, fn_) in [(4, 4), (4, 2), (2, 2)] {
+                let tile = CoopTile {
+                    frag: 16,
+                    fm,
+                    fn_,
+                    subgroup: 32,
+                };
+                compile_to_spirv(&tile.label(), &coop_wgsl(variant, tile));
+            }
+        }
+    }
 
     #[test]
     fn the_check_rejects_a_wrong_product() {
