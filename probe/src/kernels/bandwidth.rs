@@ -812,9 +812,24 @@ async fn run_inner(
             &shapes
         };
         for &shape in kind_shapes {
-            let (measured, check) = bench
+            let trial = bench
                 .trial(kind, shape, trial_s, p.settings.max_iterations)
-                .await?;
+                .await;
+            // A kernel the driver cannot compile is listed with its message and skipped (it
+            // has no result, so it cannot be a wrong one).
+            let (measured, check) = match trial {
+                Ok(done) => done,
+                Err(err @ ProbeError::Shader { .. }) => {
+                    trials.push(serde_json::json!({
+                        "workgroup_size": shape.workgroup_size, "unroll": shape.unroll,
+                        "vec4_per_invocation": shape.vec4_per_invocation,
+                        "grid": shape.grid.label(), "fixed_workgroups": shape.fixed_workgroups,
+                        "compile_error": err.to_string(),
+                    }));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let bytes_per_s = bytes_per_iter / measured.per_iter_s();
             trials.push(serde_json::json!({
                 "workgroup_size": shape.workgroup_size, "unroll": shape.unroll,

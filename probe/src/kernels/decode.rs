@@ -818,6 +818,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             .map(|c| gpu.uniform(&[c.row_offset as u32, c.rows as u32, 0, 0]))
             .collect();
         let mut variants = Vec::new();
+        let mut rejected: Vec<(Shape, String)> = Vec::new();
         // x (f32) plus the reduction's scratch in workgroup memory.
         let x_shared_bytes = HIDDEN * 4 + WORKGROUP_SIZE * 4;
         for shape in shapes(format).into_iter().filter(|s| {
@@ -832,9 +833,19 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
                 shape.units_per_step,
                 shape.x_shared
             );
-            let pipeline = gpu
+            // A kernel the driver cannot compile is listed (with the driver's message) and
+            // skipped; it has no result, so it cannot be a wrong one.
+            let pipeline = match gpu
                 .pipeline(&label, &wgsl(format, shape, subgroup_reduce))
-                .await?;
+                .await
+            {
+                Ok(pipeline) => pipeline,
+                Err(err @ ProbeError::Shader { .. }) => {
+                    rejected.push((shape, err.to_string()));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let rows_per_workgroup = u64::from(SLOTS_PER_WORKGROUP * rows_per_slot);
             let binds: Vec<(wgpu::BindGroup, u32)> = chunks
                 .iter()
@@ -880,14 +891,14 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
                 check,
             });
         }
-        Ok::<_, ProbeError>(variants)
+        Ok::<_, ProbeError>((variants, rejected))
     })
     .await;
-    let variants = match result {
+    let (variants, rejected) = match result {
         Ok(v) => v,
         Err(err) => return failed(&name, base, &err),
     };
-    let tuning: Vec<serde_json::Value> = variants
+    let mut tuning: Vec<serde_json::Value> = variants
         .iter()
         .map(|v| {
             serde_json::json!({
@@ -901,6 +912,15 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             })
         })
         .collect();
+    tuning.extend(rejected.iter().map(|(shape, err)| {
+        serde_json::json!({
+            "rows_per_slot": shape.rows_per_slot,
+            "units_per_step": shape.units_per_step,
+            "x_in_workgroup_memory": shape.x_shared,
+            "conversion": conversion(format, *shape),
+            "compile_error": err,
+        })
+    }));
     base.insert("tuning".into(), serde_json::json!(tuning));
     // A wrong variant fails the whole measurement: every tried shape must be correct.
     let worst = variants.iter().max_by(|a, b| {
