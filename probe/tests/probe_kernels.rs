@@ -228,6 +228,53 @@ fn bandwidth_read_write_copy_are_checked() {
     );
 }
 
+/// Write's flat 2-D grids and joined dispatches on a device with tiny grid and binding limits:
+/// a 8 MiB buffer is 4 binding pieces of 2 MiB and each flat dispatch needs many rows of 16
+/// workgroups, so the row arithmetic and the 4-binding kernel run and are checked word for word.
+#[test]
+fn bandwidth_write_grids_pass_with_small_limits() {
+    let g = gpu();
+    let limits = wgpu::Limits {
+        max_compute_workgroups_per_dimension: 16,
+        max_storage_buffer_binding_size: 2 * MIB,
+        ..g.adapter.limits()
+    };
+    let (device, queue) = pollster::block_on(g.adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("small limits"),
+        required_features: wgpu::Features::empty(),
+        required_limits: limits,
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    }))
+    .expect("a device with lower limits");
+    let p = BandwidthParams {
+        size_bytes: 8 * MIB,
+        seed: 5,
+        settings: MeasureSettings::ONCE,
+    };
+    let ms = pollster::block_on(bandwidth::run(&device, &queue, &p));
+    for m in &ms {
+        assert_ok(m);
+    }
+    let tuning = ms[1].params["tuning"].as_array().expect("tuning");
+    for grid in [
+        "flat 2-D grid, one dispatch per piece",
+        "flat 2-D grid, all pieces in one dispatch",
+        "grid-stride, all pieces in one dispatch",
+    ] {
+        let tried: Vec<_> = tuning.iter().filter(|t| t["grid"] == grid).collect();
+        assert!(!tried.is_empty(), "{grid} not tried: {tuning:?}");
+        assert!(tried.iter().all(|t| t["passed"] == true), "{grid}");
+    }
+    assert!(
+        tuning
+            .iter()
+            .any(|t| t["grid"] == "flat 2-D grid, all pieces in one dispatch" && t["bindings"] == 4),
+        "{tuning:?}"
+    );
+}
+
 #[test]
 fn max_buffer_verifies_up_to_the_cap_and_respects_simulated_oom() {
     let g = gpu();
@@ -322,5 +369,30 @@ fn decode_every_format_is_correct() {
             format.label()
         );
         assert!(m.params["rows_per_slot"].as_u64().is_some());
+        // The integer-dot kernels (native only) and q4_0's 16-row and 2-unit kernels ran.
+        let has = |conversion: &str, rows: u64, units: u64| {
+            tuning.iter().any(|t| {
+                t["conversion"] == conversion
+                    && t["rows_per_slot"] == rows
+                    && t["units_per_step"] == units
+            })
+        };
+        let int_dot = "int8 dot: x as int8 blocks, dot4I8Packed";
+        match format {
+            WeightFormat::Q4_0 => {
+                let factored = "float bits, offset factored per block";
+                assert!(has(factored, 16, 1) && has(factored, 8, 2), "{tuning:?}");
+                let shared = tuning
+                    .iter()
+                    .filter(|t| t["x_in_workgroup_memory"] == true)
+                    .count();
+                // x (16 KiB) plus the reduction's 1 KiB scratch must fit.
+                let fits = g.adapter.limits().max_compute_workgroup_storage_size >= 17 * 1024;
+                assert_eq!(shared, if fits { 2 } else { 0 }, "{tuning:?}");
+                assert!(has(int_dot, 16, 1) && has(int_dot, 4, 4), "{tuning:?}");
+            }
+            WeightFormat::Q8_0 => assert!(has(int_dot, 8, 2), "{tuning:?}"),
+            WeightFormat::F16 => assert!(!has(int_dot, 8, 1), "{tuning:?}"),
+        }
     }
 }

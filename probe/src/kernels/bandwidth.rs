@@ -15,47 +15,115 @@ use crate::pattern::{pattern, piece_seed};
 use crate::{ProbeError, params};
 
 /// One launch shape: invocations per workgroup, independent vec4 accesses in flight per loop
-/// step, and vec4 words per invocation (which sets the grid; the loop is grid-stride).
+/// step, vec4 words per invocation (which sets the grid size), and how the grid covers the
+/// buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Shape {
     workgroup_size: u32,
     unroll: u32,
     vec4_per_invocation: u64,
+    /// How the grid covers the buffer.
+    grid: Grid,
+    /// A fixed number of workgroups per dispatch (grid-stride kernels only) instead of one per
+    /// `workgroup_size · vec4_per_invocation` words.
+    fixed_workgroups: Option<u64>,
 }
 
-/// Shapes tried at run time; the fastest verified one is re-measured and reported (the tuned
-/// choice and every trial are in `params`). FACTS.md: vec4 loads, several loads in flight.
+/// How a kernel's invocations cover a piece (write only tries the others: issue 6, write at
+/// 93% of PyTorch's `fill_` with every grid-stride shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grid {
+    /// A 1-D grid of `vec4_per_invocation` words per invocation (capped at the adapter's
+    /// workgroups per dimension), a grid-stride loop unrolled `unroll` times; one dispatch per
+    /// binding piece.
+    Stride,
+    /// No loop: a 2-D grid with exactly `vec4_per_invocation` words per invocation, each
+    /// workgroup writing one contiguous run of `workgroup_size · vec4_per_invocation` words
+    /// (invocation `i` at `i`, `i + workgroup_size`, …), as PyTorch's vectorized elementwise
+    /// kernels do; one dispatch per binding piece.
+    Flat,
+    /// [`Grid::Flat`], but every binding piece is bound at once (at least two bindings, at most
+    /// [`MAX_JOINED_BINDINGS`]) and one dispatch writes word `k` of every piece: one dispatch
+    /// per repetition, so no barrier between pieces.
+    JoinedFlat,
+    /// [`Grid::Stride`] with every piece bound at once, as in [`Grid::JoinedFlat`]: one
+    /// dispatch per repetition, each invocation storing to every piece per loop step.
+    JoinedStride,
+}
+
+/// Most pieces one joined dispatch binds (WebGPU guarantees 8 storage buffers per stage).
+const MAX_JOINED_BINDINGS: usize = 4;
+/// Workgroup counts tried as a fixed, persistent grid: multiples of 132, the SM count of the
+/// H100 SXM and H200 (NVIDIA Hopper architecture whitepaper), at 8 and 16 resident
+/// 256-invocation workgroups per SM (2048 threads per SM on Hopper, CUDA C Programming Guide,
+/// compute capability 9.0); on other GPUs these are just two more grid sizes.
+const PERSISTENT_WORKGROUPS: [u64; 2] = [132 * 8, 132 * 16];
+
+const fn stride(workgroup_size: u32, unroll: u32, vec4_per_invocation: u64) -> Shape {
+    Shape {
+        workgroup_size,
+        unroll,
+        vec4_per_invocation,
+        grid: Grid::Stride,
+        fixed_workgroups: None,
+    }
+}
+
+const fn flat(grid: Grid, workgroup_size: u32, vec4_per_invocation: u64) -> Shape {
+    Shape {
+        workgroup_size,
+        unroll: 1,
+        vec4_per_invocation,
+        grid,
+        fixed_workgroups: None,
+    }
+}
+
+const fn persistent(grid: Grid, workgroups: u64) -> Shape {
+    Shape {
+        workgroup_size: 256,
+        unroll: 4,
+        vec4_per_invocation: 0,
+        grid,
+        fixed_workgroups: Some(workgroups),
+    }
+}
+
+/// Write-only shapes beyond [`SHAPES`].
+const WRITE_SHAPES: [Shape; 15] = [
+    flat(Grid::Flat, 1024, 1),
+    flat(Grid::JoinedFlat, 512, 2),
+    flat(Grid::JoinedFlat, 1024, 1),
+    flat(Grid::Flat, 256, 1),
+    flat(Grid::Flat, 256, 2),
+    // 128 invocations × 4 vec4: close to PyTorch's vectorized elementwise kernels (128-thread
+    // blocks, a few 16-byte accesses per thread, no loop).
+    flat(Grid::Flat, 128, 4),
+    flat(Grid::Flat, 512, 2),
+    flat(Grid::JoinedFlat, 256, 1),
+    flat(Grid::JoinedFlat, 256, 2),
+    flat(Grid::JoinedFlat, 128, 4),
+    // The H200's fastest grid-stride write shape, with both pieces in one dispatch.
+    Shape {
+        grid: Grid::JoinedStride,
+        ..stride(1024, 4, 4)
+    },
+    persistent(Grid::Stride, PERSISTENT_WORKGROUPS[0]),
+    persistent(Grid::Stride, PERSISTENT_WORKGROUPS[1]),
+    persistent(Grid::JoinedStride, PERSISTENT_WORKGROUPS[0]),
+    persistent(Grid::JoinedStride, PERSISTENT_WORKGROUPS[1]),
+];
+
+/// Shapes tried at run time for every kind; the fastest verified one is re-measured and
+/// reported (the tuned choice and every trial are in `params`). FACTS.md: vec4 loads, several
+/// loads in flight.
 const SHAPES: [Shape; 6] = [
-    Shape {
-        workgroup_size: 256,
-        unroll: 4,
-        vec4_per_invocation: 16,
-    },
-    Shape {
-        workgroup_size: 256,
-        unroll: 8,
-        vec4_per_invocation: 8,
-    },
-    Shape {
-        workgroup_size: 512,
-        unroll: 4,
-        vec4_per_invocation: 8,
-    },
-    Shape {
-        workgroup_size: 256,
-        unroll: 8,
-        vec4_per_invocation: 32,
-    },
-    Shape {
-        workgroup_size: 1024,
-        unroll: 4,
-        vec4_per_invocation: 4,
-    },
-    Shape {
-        workgroup_size: 128,
-        unroll: 8,
-        vec4_per_invocation: 16,
-    },
+    stride(256, 4, 16),
+    stride(256, 8, 8),
+    stride(512, 4, 8),
+    stride(256, 8, 32),
+    stride(1024, 4, 4),
+    stride(128, 8, 16),
 ];
 /// Trials last this fraction of the final measurement's target time.
 const TRIAL_TIME_FRACTION: f64 = 0.25;
@@ -85,7 +153,86 @@ fn grid_loop(unroll: u32, access: &dyn Fn(&str) -> String) -> String {
     )
 }
 
-fn wgsl(kind: Kind, shape: Shape) -> String {
+/// Body of the write kernels without a loop: `vec4_per_invocation` words per invocation, each
+/// workgroup one contiguous run. `store(k)` stores word `k` (bounds-checked inside).
+fn flat_body(shape: Shape, store: &dyn Fn(&str) -> String) -> String {
+    let wg = shape.workgroup_size;
+    let mut body = format!(
+        "    let base = (wid.y * nwg.x + wid.x) * {}u + lid;\n",
+        u64::from(wg) * shape.vec4_per_invocation
+    );
+    for m in 0..shape.vec4_per_invocation {
+        body += &format!(
+            "    {{ let k = base + {}u; {} }}\n",
+            m * u64::from(wg),
+            store("k")
+        );
+    }
+    body
+}
+
+/// The write kernel at a shape of [`WRITE_SHAPES`] binding `bindings` pieces at once (1 unless
+/// the grid is joined). Word `w` of a piece holds `w ^ seed` of that piece.
+fn write_wgsl(shape: Shape, bindings: usize) -> String {
+    let wg = shape.workgroup_size;
+    let entry = format!(
+        "@compute @workgroup_size({wg})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32,\n        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{\n    let lane = vec4<u32>(0u, 1u, 2u, 3u);\n"
+    );
+    if !shape.grid.joined() {
+        let store = |at: &str| {
+            format!(
+                "if ({at} < p.n_vec4) {{ dst[{at}] = (vec4<u32>({at} * 4u) + lane) ^ vec4<u32>(p.seed); }}"
+            )
+        };
+        let body = if shape.grid.flat() {
+            flat_body(shape, &store)
+        } else {
+            let plain = |at: &str| {
+                format!(
+                    "{{ let k = {at}; dst[k] = (vec4<u32>(k * 4u) + lane) ^ vec4<u32>(p.seed); }}"
+                )
+            };
+            format!("    let s = p.stride;\n{}", grid_loop(shape.unroll, &plain))
+        };
+        return format!(
+            r#"struct Params {{ n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }}
+@group(0) @binding(0) var<storage, read_write> dst: array<vec4<u32>>;
+@group(0) @binding(1) var<uniform> p: Params;
+{entry}{body}}}
+"#
+        );
+    }
+    let mut decls = String::new();
+    for j in 0..bindings {
+        decls += &format!(
+            "@group(0) @binding({j}) var<storage, read_write> dst{j}: array<vec4<u32>>;\n"
+        );
+    }
+    // Word k of every piece (piece 0 is the largest).
+    let store = |at: &str| {
+        (0..bindings)
+            .map(|j| {
+                format!("if ({at} < p.n[{j}]) {{ dst{j}[{at}] = (vec4<u32>({at} * 4u) + lane) ^ vec4<u32>(p.seed[{j}]); }}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let body = if shape.grid.flat() {
+        flat_body(shape, &store)
+    } else {
+        let each = |at: &str| format!("{{ let k = {at}; {} }}", store("k"));
+        format!("    let s = p.stride;\n{}", grid_loop(shape.unroll, &each))
+            .replace("p.n_vec4", "p.n[0]")
+    };
+    format!(
+        r#"struct Params {{ n: vec4<u32>, seed: vec4<u32>, stride: u32, pad0: u32, pad1: u32, pad2: u32 }}
+{decls}@group(0) @binding({bindings}) var<uniform> p: Params;
+{entry}{body}}}
+"#
+    )
+}
+
+fn wgsl(kind: Kind, shape: Shape, bindings: usize) -> String {
     let wg = shape.workgroup_size;
     let unroll = shape.unroll;
     let head = "struct Params { n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }\n";
@@ -129,20 +276,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
                 last = unroll - 1
             )
         }
-        Kind::Write => format!(
-            r#"{head}@group(0) @binding(0) var<storage, read_write> dst: array<vec4<u32>>;
-@group(0) @binding(1) var<uniform> p: Params;
-@compute @workgroup_size({wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    let s = p.stride;
-    let seed = vec4<u32>(p.seed);
-    let lane = vec4<u32>(0u, 1u, 2u, 3u);
-{loop_}}}
-"#,
-            loop_ = grid_loop(unroll, &|at| format!(
-                "{{ let k = {at}; dst[k] = (vec4<u32>(k * 4u) + lane) ^ seed; }}"
-            ))
-        ),
+        Kind::Write => write_wgsl(shape, bindings),
         Kind::Copy => {
             let mut body = String::new();
             for j in 0..unroll {
@@ -190,6 +324,7 @@ struct Piece {
     size: u64,
     seed: u32,
     groups: u32,
+    groups_y: u32,
     uniform: wgpu::Buffer,
 }
 
@@ -282,6 +417,113 @@ fn dispatch_pieces(gpu: &Gpu<'_>, size: u64) -> Vec<(u64, u64)> {
     )
 }
 
+impl Grid {
+    /// Whether every piece is bound in one dispatch.
+    fn joined(self) -> bool {
+        matches!(self, Grid::JoinedFlat | Grid::JoinedStride)
+    }
+
+    /// Whether the kernel has no loop (one 2-D grid over the piece).
+    fn flat(self) -> bool {
+        matches!(self, Grid::Flat | Grid::JoinedFlat)
+    }
+
+    /// Name in `params.tuning`.
+    fn label(self) -> &'static str {
+        match self {
+            Grid::Stride => "grid-stride, one dispatch per piece",
+            Grid::Flat => "flat 2-D grid, one dispatch per piece",
+            Grid::JoinedFlat => "flat 2-D grid, all pieces in one dispatch",
+            Grid::JoinedStride => "grid-stride, all pieces in one dispatch",
+        }
+    }
+}
+
+/// Binding pieces of `shape`: [`dispatch_pieces`], except that a joined kernel always binds
+/// at least two (so a small buffer still runs the multi-binding code it runs on a large one).
+fn shape_pieces(gpu: &Gpu<'_>, size: u64, shape: Shape) -> Vec<(u64, u64)> {
+    let base = dispatch_pieces(gpu, size);
+    if shape.grid.joined() && base.len() < 2 {
+        let half = (size / 2).div_ceil(BINDING_ALIGN_BYTES) * BINDING_ALIGN_BYTES;
+        pieces(size, half, BINDING_ALIGN_BYTES)
+    } else {
+        base
+    }
+}
+
+/// Workgroups (x, y) of one dispatch over `n_vec4` words.
+fn dispatch_dims(gpu: &Gpu<'_>, n_vec4: u64, shape: Shape) -> Result<(u32, u32), ProbeError> {
+    let max = u64::from(gpu.limits.max_compute_workgroups_per_dimension).max(1);
+    if shape.grid.flat() {
+        let per_group = u64::from(shape.workgroup_size) * shape.vec4_per_invocation.max(1);
+        let groups = n_vec4.div_ceil(per_group).max(1);
+        let x = groups.min(max);
+        let y = groups.div_ceil(x);
+        if y > max {
+            return Err(ProbeError::Unsupported(format!(
+                "{groups} workgroups exceed a {max} × {max} grid"
+            )));
+        }
+        Ok((x as u32, y as u32))
+    } else {
+        let groups = match shape.fixed_workgroups {
+            Some(groups) => groups.clamp(1, max) as u32,
+            None => workgroups_for(
+                n_vec4.div_ceil(shape.vec4_per_invocation.max(1)),
+                shape.workgroup_size,
+                gpu.limits.max_compute_workgroups_per_dimension,
+            ),
+        };
+        Ok((groups, 1))
+    }
+}
+
+/// Whether `shape` can run on this device at `size`: workgroup size within the limits (WebGPU's
+/// defaults allow 256 invocations), joined pieces within the storage-binding limit, a flat grid
+/// within the workgroup-count limits.
+fn usable(gpu: &Gpu<'_>, size: u64, shape: Shape) -> bool {
+    let limits = &gpu.limits;
+    if shape.workgroup_size > limits.max_compute_invocations_per_workgroup
+        || shape.workgroup_size > limits.max_compute_workgroup_size_x
+    {
+        return false;
+    }
+    let parts = shape_pieces(gpu, size, shape);
+    if shape.grid.joined()
+        && (parts.len() > MAX_JOINED_BINDINGS
+            || parts.len() as u64 > u64::from(limits.max_storage_buffers_per_shader_stage))
+    {
+        return false;
+    }
+    parts
+        .iter()
+        .all(|&(_, piece)| dispatch_dims(gpu, piece / 16, shape).is_ok())
+}
+
+/// Workgroup size of the write check.
+const WRITE_CHECK_WORKGROUP_SIZE: u32 = 256;
+/// Vec4 words per invocation of the write check (grid-stride, under the dispatch limit).
+const WRITE_CHECK_VEC4_PER_INVOCATION: u64 = 16;
+
+/// Counts the vec4 words of a piece that differ from what the write kernel stores.
+fn write_check_wgsl() -> String {
+    format!(
+        r#"struct Params {{ n_vec4: u32, seed: u32, stride: u32, pad: u32 }}
+@group(0) @binding(0) var<storage, read> dst: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> mismatches: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size({WRITE_CHECK_WORKGROUP_SIZE})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+    var bad = 0u;
+    for (var k = gid.x; k < p.n_vec4; k += p.stride) {{
+        if (any(dst[k] != ((vec4<u32>(k * 4u) + vec4<u32>(0u, 1u, 2u, 3u)) ^ vec4<u32>(p.seed)))) {{ bad += 1u; }}
+    }}
+    if (bad != 0u) {{ atomicAdd(&mismatches[0], bad); }}
+}}
+"#
+    )
+}
+
 /// Everything a trial of one kernel at one shape needs.
 struct Bench<'a> {
     gpu: &'a Gpu<'a>,
@@ -289,6 +531,7 @@ struct Bench<'a> {
     src: &'a wgpu::Buffer,
     dst: &'a wgpu::Buffer,
     partial: &'a wgpu::Buffer,
+    write_check: wgpu::ComputePipeline,
     size: u64,
     seed: u32,
     expected_sum: u32,
@@ -306,59 +549,83 @@ impl Bench<'_> {
     ) -> Result<(Measured, Verification), ProbeError> {
         let gpu = self.gpu;
         let label = format!(
-            "bandwidth {kind:?} wg{} x{}",
-            shape.workgroup_size, shape.unroll
+            "bandwidth {kind:?} {:?} wg{} x{} v{} groups {:?}",
+            shape.grid,
+            shape.workgroup_size,
+            shape.unroll,
+            shape.vec4_per_invocation,
+            shape.fixed_workgroups
         );
-        let pipeline = gpu.pipeline(&label, &wgsl(kind, shape)).await?;
+        let piece_list = shape_pieces(gpu, self.size, shape);
+        let pipeline = gpu
+            .pipeline(&label, &wgsl(kind, shape, piece_list.len()))
+            .await?;
         let mut partial_words = 0u32;
-        let parts: Vec<Piece> = dispatch_pieces(gpu, self.size)
-            .into_iter()
-            .enumerate()
-            .map(|(index, (offset, piece))| {
-                let n_vec4 = piece / 16;
-                let groups = workgroups_for(
-                    n_vec4.div_ceil(shape.vec4_per_invocation),
-                    shape.workgroup_size,
-                    gpu.limits.max_compute_workgroups_per_dimension,
-                );
-                let stride = groups * shape.workgroup_size;
-                let seed = piece_seed(self.seed, index as u32);
-                let uniform = gpu.uniform(&[n_vec4 as u32, seed, stride, partial_words]);
-                partial_words += groups;
-                Piece {
-                    offset,
-                    size: piece,
-                    seed,
-                    groups,
-                    uniform,
-                }
-            })
-            .collect();
-        let binds: Vec<_> = parts
-            .iter()
-            .map(|pc| match kind {
-                Kind::Read => gpu.bind(
-                    &pipeline,
-                    &[
-                        (self.src, pc.offset, Some(pc.size)),
-                        (self.partial, 0, None),
-                        (&pc.uniform, 0, None),
-                    ],
-                ),
-                Kind::Write => gpu.bind(
-                    &pipeline,
-                    &[(self.dst, pc.offset, Some(pc.size)), (&pc.uniform, 0, None)],
-                ),
-                Kind::Copy => gpu.bind(
-                    &pipeline,
-                    &[
-                        (self.src, pc.offset, Some(pc.size)),
-                        (self.dst, pc.offset, Some(pc.size)),
-                        (&pc.uniform, 0, None),
-                    ],
-                ),
-            })
-            .collect();
+        let mut parts = Vec::new();
+        for (index, (offset, piece)) in piece_list.into_iter().enumerate() {
+            let n_vec4 = piece / 16;
+            let (groups, groups_y) = dispatch_dims(gpu, n_vec4, shape)?;
+            let stride = groups * shape.workgroup_size;
+            let seed = piece_seed(self.seed, index as u32);
+            let uniform = gpu.uniform(&[n_vec4 as u32, seed, stride, partial_words]);
+            partial_words += groups * groups_y;
+            parts.push(Piece {
+                offset,
+                size: piece,
+                seed,
+                groups,
+                groups_y,
+                uniform,
+            });
+        }
+        // (bind group, workgroups x, workgroups y) per dispatch of one repetition.
+        let dispatches: Vec<(wgpu::BindGroup, u32, u32)> = if shape.grid.joined() {
+            // One uniform for all pieces: sizes, seeds (padded to 4), stride; piece 0 is the
+            // largest and sets the grid.
+            let mut words = [0u32; 12];
+            for (j, pc) in parts.iter().enumerate() {
+                words[j] = (pc.size / 16) as u32;
+                words[4 + j] = pc.seed;
+            }
+            let (groups, groups_y) = parts.first().map_or((1, 1), |pc| (pc.groups, pc.groups_y));
+            words[8] = groups * shape.workgroup_size;
+            let uniform = gpu.uniform(&words);
+            let mut entries: Vec<(&wgpu::Buffer, u64, Option<u64>)> = parts
+                .iter()
+                .map(|pc| (self.dst, pc.offset, Some(pc.size)))
+                .collect();
+            entries.push((&uniform, 0, None));
+            vec![(gpu.bind(&pipeline, &entries), groups, groups_y)]
+        } else {
+            parts
+                .iter()
+                .map(|pc| {
+                    let bind = match kind {
+                        Kind::Read => gpu.bind(
+                            &pipeline,
+                            &[
+                                (self.src, pc.offset, Some(pc.size)),
+                                (self.partial, 0, None),
+                                (&pc.uniform, 0, None),
+                            ],
+                        ),
+                        Kind::Write => gpu.bind(
+                            &pipeline,
+                            &[(self.dst, pc.offset, Some(pc.size)), (&pc.uniform, 0, None)],
+                        ),
+                        Kind::Copy => gpu.bind(
+                            &pipeline,
+                            &[
+                                (self.src, pc.offset, Some(pc.size)),
+                                (self.dst, pc.offset, Some(pc.size)),
+                                (&pc.uniform, 0, None),
+                            ],
+                        ),
+                    };
+                    (bind, pc.groups, pc.groups_y)
+                })
+                .collect()
+        };
         gpu.clear(if kind == Kind::Read {
             self.partial
         } else {
@@ -367,9 +634,9 @@ impl Bench<'_> {
         let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
             pass.set_pipeline(&pipeline);
             for _ in 0..reps {
-                for (bind, pc) in binds.iter().zip(&parts) {
+                for (bind, x, y) in &dispatches {
                     pass.set_bind_group(0, bind, &[]);
-                    pass.dispatch_workgroups(pc.groups, 1, 1);
+                    pass.dispatch_workgroups(*x, *y, 1);
                 }
             }
         };
@@ -410,10 +677,52 @@ impl Bench<'_> {
                         }
                     }
                 }
+                // Every word on the GPU too: a grid that misses a region between the windows
+                // (the flat 2-D grids' rows) fails.
+                let counter = gpu.storage_init("write mismatches", &[0u8; 16]);
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                let binds: Vec<(wgpu::BindGroup, u32)> = parts
+                    .iter()
+                    .map(|pc| {
+                        let n_vec4 = pc.size / 16;
+                        let groups = workgroups_for(
+                            n_vec4.div_ceil(WRITE_CHECK_VEC4_PER_INVOCATION),
+                            WRITE_CHECK_WORKGROUP_SIZE,
+                            gpu.limits.max_compute_workgroups_per_dimension,
+                        );
+                        let uniform = gpu.uniform(&[
+                            n_vec4 as u32,
+                            pc.seed,
+                            groups * WRITE_CHECK_WORKGROUP_SIZE,
+                            0,
+                        ]);
+                        let bind = gpu.bind(
+                            &self.write_check,
+                            &[
+                                (self.dst, pc.offset, Some(pc.size)),
+                                (&counter, 0, None),
+                                (&uniform, 0, None),
+                            ],
+                        );
+                        (bind, groups)
+                    })
+                    .collect();
+                {
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&self.write_check);
+                    for (bind, groups) in &binds {
+                        pass.set_bind_group(0, bind, &[]);
+                        pass.dispatch_workgroups(*groups, 1, 1);
+                    }
+                }
+                gpu.queue.submit([encoder.finish()]);
+                let counted = gpu.read_back(&counter, 0, 16).await?;
+                bad += u64::from(bytemuck::cast_slice::<u8, u32>(&counted)[0]);
+                checked += self.size / 16;
                 exact(
                     bad,
                     checked,
-                    "start, middle and end windows of each piece read back and compared",
+                    "every 16-byte word of each piece checked on the GPU, and start, middle and end windows read back and compared on the CPU",
                 )
             }
             Kind::Copy => {
@@ -445,10 +754,12 @@ async fn run_inner(
     // where the device was created with those limits (the browser).
     let shapes: Vec<Shape> = SHAPES
         .into_iter()
-        .filter(|s| {
-            s.workgroup_size <= gpu.limits.max_compute_invocations_per_workgroup
-                && s.workgroup_size <= gpu.limits.max_compute_workgroup_size_x
-        })
+        .filter(|&s| usable(gpu, size, s))
+        .collect();
+    let write_shapes: Vec<Shape> = shapes
+        .iter()
+        .copied()
+        .chain(WRITE_SHAPES.into_iter().filter(|&s| usable(gpu, size, s)))
         .collect();
     let max_groups: u64 = shapes
         .iter()
@@ -475,6 +786,7 @@ async fn run_inner(
         src: &src,
         dst: &dst,
         partial: &partial,
+        write_check: gpu.pipeline("write check", &write_check_wgsl()).await?,
         size,
         seed: p.seed,
         expected_sum: expected_sum(gpu, size, p.seed),
@@ -494,14 +806,36 @@ async fn run_inner(
         let mut trials = Vec::new();
         let mut best: Option<(Shape, f64)> = None;
         let mut all_passed = true;
-        for &shape in &shapes {
-            let (measured, check) = bench
+        let kind_shapes = if kind == Kind::Write {
+            &write_shapes
+        } else {
+            &shapes
+        };
+        for &shape in kind_shapes {
+            let trial = bench
                 .trial(kind, shape, trial_s, p.settings.max_iterations)
-                .await?;
+                .await;
+            // A kernel the driver cannot compile is listed with its message and skipped (it
+            // has no result, so it cannot be a wrong one).
+            let (measured, check) = match trial {
+                Ok(done) => done,
+                Err(err @ ProbeError::Shader { .. }) => {
+                    trials.push(serde_json::json!({
+                        "workgroup_size": shape.workgroup_size, "unroll": shape.unroll,
+                        "vec4_per_invocation": shape.vec4_per_invocation,
+                        "grid": shape.grid.label(), "fixed_workgroups": shape.fixed_workgroups,
+                        "compile_error": err.to_string(),
+                    }));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let bytes_per_s = bytes_per_iter / measured.per_iter_s();
             trials.push(serde_json::json!({
                 "workgroup_size": shape.workgroup_size, "unroll": shape.unroll,
                 "vec4_per_invocation": shape.vec4_per_invocation,
+                "grid": shape.grid.label(), "fixed_workgroups": shape.fixed_workgroups,
+                "bindings": shape_pieces(gpu, size, shape).len(),
                 "bytes_per_s": bytes_per_s, "passed": check.passed,
             }));
             all_passed &= check.passed;
@@ -526,9 +860,10 @@ async fn run_inner(
         }
         let params = params! {
             "buffer_bytes" => size, "bytes_per_iteration" => bytes_per_iter,
-            "dispatches_per_iteration" => dispatch_pieces(gpu, size).len(),
             "workgroup_size" => shape.workgroup_size, "unroll" => shape.unroll,
             "vec4_per_invocation" => shape.vec4_per_invocation, "tuning" => trials,
+            "grid" => shape.grid.label(), "fixed_workgroups" => shape.fixed_workgroups,
+            "dispatches_per_iteration" => if shape.grid.joined() { 1 } else { shape_pieces(gpu, size, shape).len() },
         };
         out.push(measurement(
             name,

@@ -86,7 +86,11 @@ const LANES_PER_ROW: u32 = 32;
 /// Row slots per workgroup (256 invocations / 32).
 const SLOTS_PER_WORKGROUP: u32 = WORKGROUP_SIZE / LANES_PER_ROW;
 /// Largest rows-per-slot candidate; rows are rounded to whole workgroups of it.
-const MAX_ROWS_PER_SLOT: u32 = 8;
+const MAX_ROWS_PER_SLOT: u32 = 16;
+/// Blocks of the input vector (one int8 quantization block of `x` per weight block).
+const X_BLOCKS: u32 = HIDDEN / BLOCK;
+/// Largest magnitude of an int8 quant of `x` (q8 symmetric range, as llama.cpp's q8_1).
+const X_QUANT_MAX: f32 = 127.0;
 
 /// One kernel variant tried at run time (the fastest verified one is reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,12 +111,48 @@ struct Shape {
     /// `Σ (q − 8)·x = 16·(Σ (1 + q/16)·x − 1.5·Σ x)`, with `Σ x` of the block computed once per
     /// step for all the slot's rows. Saves the per-weight subtraction of `float_bits`.
     offset_factored: bool,
+    /// q4_0 only: the input vector is held as int8 quants with one f32 scale per 32 (as
+    /// llama.cpp's q8_1 activations for its integer-dot mat-vec kernels) and each 4 weights are
+    /// multiplied by 4 inputs in one `dot4I8Packed` (DP4A): per 8 weights one mask, one shift
+    /// and two integer dots instead of 8 nibble extractions and 8 float multiply-adds. The
+    /// probe's `x` is generated exactly representable that way, so the result is exact up to
+    /// f32 rounding. Not offered in the browser (a WGSL language extension not every browser
+    /// has).
+    int_dot: bool,
+    /// q4_0 only: consecutive 16-byte units each invocation loads per row per step (1: one
+    /// vec4 per row per step, the original kernel; 2 or 4 halve or quarter the steps per row and
+    /// the per-step index and scale work; a pair of scales comes from one word).
+    units_per_step: u32,
+    /// q4_0 float kernels only: the input vector is copied once per workgroup into workgroup
+    /// memory (16 KiB) and read from there instead of through the cache (issue 6: `x` traffic
+    /// equal to the weight bytes was a suspect). Only where the device allows that much
+    /// workgroup memory (WebGPU's default, 16 KiB, is short of x plus the reduction's scratch).
+    x_shared: bool,
 }
 
 /// `1 + 8/16`: what `Σ (1 + q/16)·x` carries per unit of `Σ x` beyond `Σ (q − 8)·x / 16`.
 const FACTORED_OFFSET: f32 = 1.5;
 /// The `1/16` scale of a nibble in the top mantissa bits, undone once per row.
 const FACTORED_SCALE: f32 = 16.0;
+
+impl Shape {
+    /// The original kernels: one 16-byte unit per row per step, floats from the weights.
+    const fn plain(rows_per_slot: u32, float_bits: bool, offset_factored: bool) -> Shape {
+        Shape {
+            rows_per_slot,
+            float_bits,
+            offset_factored,
+            int_dot: false,
+            units_per_step: 1,
+            x_shared: false,
+        }
+    }
+}
+
+/// Whether `dot4I8Packed` may be used: native builds only (naga lowers it to SPIR-V `OpSDot`
+/// where the device has integer dot products, else to a bit-field polyfill); browsers differ
+/// in whether they ship WGSL's `packed_4x8_integer_dot_product`.
+const INT_DOT_AVAILABLE: bool = cfg!(not(target_arch = "wasm32"));
 
 fn shapes(format: WeightFormat) -> Vec<Shape> {
     let rows: &[u32] = match format {
@@ -121,27 +161,194 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
     };
     let mut out: Vec<Shape> = rows
         .iter()
-        .map(|&rows_per_slot| Shape {
-            rows_per_slot,
-            float_bits: false,
-            offset_factored: false,
-        })
+        .map(|&rows_per_slot| Shape::plain(rows_per_slot, false, false))
         .collect();
     if format != WeightFormat::F16 {
-        out.extend([4, 8].map(|rows_per_slot| Shape {
-            rows_per_slot,
-            float_bits: true,
-            offset_factored: false,
-        }));
+        out.extend([4, 8].map(|rows_per_slot| Shape::plain(rows_per_slot, true, false)));
+    }
+    if format == WeightFormat::Q8_0 && INT_DOT_AVAILABLE {
+        // q8_0 meets its target; the integer dot is tried for margin (4 DP4A per 16 weights).
+        out.extend(
+            [(8, 1), (16, 1), (8, 2)].map(|(rows_per_slot, units_per_step)| Shape {
+                rows_per_slot,
+                float_bits: false,
+                offset_factored: false,
+                int_dot: true,
+                units_per_step,
+                x_shared: false,
+            }),
+        );
     }
     if format == WeightFormat::Q4_0 {
-        out.extend([4, 8].map(|rows_per_slot| Shape {
-            rows_per_slot,
-            float_bits: true,
-            offset_factored: true,
-        }));
+        out.extend([4, 8].map(|rows_per_slot| Shape::plain(rows_per_slot, true, true)));
+        // Issue 6, run 3 suspects: the fixed cost per row (16 rows per slot) and per step
+        // (2 units per step); then the integer-dot kernel at several rows and units per step.
+        out.extend(
+            [(16, 1, false), (8, 2, false), (8, 2, true), (16, 1, true)].map(
+                |(rows_per_slot, units_per_step, x_shared)| Shape {
+                    units_per_step,
+                    x_shared,
+                    ..Shape::plain(rows_per_slot, true, true)
+                },
+            ),
+        );
+        if INT_DOT_AVAILABLE {
+            out.extend(
+                [(8, 1), (16, 1), (8, 2), (4, 4)].map(|(rows_per_slot, units_per_step)| Shape {
+                    rows_per_slot,
+                    float_bits: false,
+                    offset_factored: false,
+                    int_dot: true,
+                    units_per_step,
+                    x_shared: false,
+                }),
+            );
+        }
     }
     out
+}
+
+/// Loop body of the q8_0 integer-dot kernel: a 16-byte unit is half a block, 16 int8 weights
+/// against the 16 int8 inputs of one vec4 of `x8` in four `dot4I8Packed`; with 2 units per step
+/// both halves of a block share one scale.
+fn q8_int_body(shape: Shape) -> String {
+    let k = shape.units_per_step;
+    let units = HIDDEN / 16;
+    let iterations = units / (LANES_PER_ROW * k);
+    let rows = 0..shape.rows_per_slot;
+    let mut body = String::new();
+    for r in rows.clone() {
+        body += &format!("    var acc{r} = 0.0;\n");
+    }
+    body += &format!(
+        "    for (var i = 0u; i < {iterations}u; i += 1u) {{\n        let u0 = (lane + i * {LANES_PER_ROW}u) * {k}u;\n"
+    );
+    for j in 0..k {
+        body += &format!(
+            "        let xa{j} = x8[u0 + {j}u];\n        let xd{j} = xd[(u0 + {j}u) / 2u];\n"
+        );
+    }
+    for r in rows.clone() {
+        for j in 0..k {
+            body +=
+                &format!("        let q{r}_{j} = quants[(row0 + {r}u) * {units}u + u0 + {j}u];\n");
+        }
+    }
+    for r in rows {
+        for j in 0..k {
+            // With k = 2, u0 is even: units u0 and u0 + 1 are one block.
+            if j == 0 || k == 1 {
+                body += &format!(
+                    "        let si{r}_{j} = (row0 + {r}u) * {X_BLOCKS}u + (u0 + {j}u) / 2u;\n        let s{r}_{j} = unpack2x16float(scales[si{r}_{j} / 2u])[si{r}_{j} % 2u];\n"
+                );
+            }
+            let dots: Vec<String> = ["x", "y", "z", "w"]
+                .iter()
+                .map(|c| format!("dot4I8Packed(q{r}_{j}.{c}, xa{j}.{c})"))
+                .collect();
+            let scale = if k == 1 { j } else { 0 };
+            body += &format!(
+                "        acc{r} += s{r}_{scale} * xd{j}.x * f32({});\n",
+                dots.join(" + ")
+            );
+        }
+    }
+    body += "    }\n";
+    body
+}
+
+/// Loop body of the q4_0 kernels with several units per step or integer dots (`None` for the
+/// original kernels, which [`wgsl`] generates itself).
+fn q4_body(shape: Shape) -> Option<String> {
+    if shape.units_per_step == 1 && !shape.int_dot && !shape.x_shared {
+        return None;
+    }
+    let k = shape.units_per_step;
+    // q4_0: one 16-byte unit of quants is one block.
+    let units = X_BLOCKS;
+    let iterations = units / (LANES_PER_ROW * k);
+    let rows = 0..shape.rows_per_slot;
+    let mut body = String::new();
+    let x_array = if shape.x_shared {
+        body += &format!(
+            "    for (var t = lid.x; t < {}u; t += {WORKGROUP_SIZE}u) {{ xs[t] = x[t]; }}\n    workgroupBarrier();\n",
+            HIDDEN / 4
+        );
+        "xs"
+    } else {
+        "x"
+    };
+    for r in rows.clone() {
+        body += &format!("    var acc{r} = 0.0;\n");
+    }
+    body += &format!(
+        "    for (var i = 0u; i < {iterations}u; i += 1u) {{\n        let u0 = (lane + i * {LANES_PER_ROW}u) * {k}u;\n"
+    );
+    for j in 0..k {
+        if shape.int_dot {
+            body += &format!(
+                "        let xa{j} = x8[(u0 + {j}u) * 2u];\n        let xb{j} = x8[(u0 + {j}u) * 2u + 1u];\n        let xd{j} = xd[u0 + {j}u];\n"
+            );
+        } else {
+            for m in 0..8 {
+                body += &format!("        let x{j}_{m} = {x_array}[(u0 + {j}u) * 8u + {m}u];\n");
+            }
+            body += &format!(
+                "        let sx{j} = {FACTORED_OFFSET:?} * dot(((x{j}_0 + x{j}_1) + (x{j}_2 + x{j}_3)) + ((x{j}_4 + x{j}_5) + (x{j}_6 + x{j}_7)), vec4<f32>(1.0));\n"
+            );
+        }
+    }
+    for r in rows.clone() {
+        for j in 0..k {
+            body +=
+                &format!("        let q{r}_{j} = quants[(row0 + {r}u) * {units}u + u0 + {j}u];\n");
+        }
+    }
+    for r in rows.clone() {
+        if k == 1 {
+            body += &format!(
+                "        let si{r} = (row0 + {r}u) * {units}u + u0;\n        let s{r}_0 = unpack2x16float(scales[si{r} / 2u])[si{r} % 2u];\n"
+            );
+        } else {
+            // u0 and the row's first block are even: each word holds the scales of two units.
+            for pair in 0..k / 2 {
+                body += &format!(
+                    "        let sp{r}_{pair} = unpack2x16float(scales[((row0 + {r}u) * {units}u + u0) / 2u + {pair}u]);\n        let s{r}_{a} = sp{r}_{pair}.x;\n        let s{r}_{b} = sp{r}_{pair}.y;\n",
+                    a = 2 * pair,
+                    b = 2 * pair + 1
+                );
+            }
+        }
+    }
+    for r in rows {
+        for j in 0..k {
+            let q = format!("q{r}_{j}");
+            if shape.int_dot {
+                // Low nibbles of bytes 0–15 are weights 0–15 (x bytes in xa), high ones 16–31.
+                let lo: Vec<String> = ["x", "y", "z", "w"]
+                    .iter()
+                    .map(|c| format!("dot4I8Packed({q}.{c} & 0x0F0F0F0Fu, xa{j}.{c})"))
+                    .collect();
+                let hi: Vec<String> = ["x", "y", "z", "w"]
+                    .iter()
+                    .map(|c| format!("dot4I8Packed(({q}.{c} >> 4u) & 0x0F0F0F0Fu, xb{j}.{c})"))
+                    .collect();
+                body += &format!(
+                    "        let n{r}_{j} = ({}) + ({});\n        acc{r} += s{r}_{j} * (xd{j}.x * f32(n{r}_{j}) - xd{j}.y);\n",
+                    lo.join(" + "),
+                    hi.join(" + ")
+                );
+            } else {
+                let d = format!(
+                    "dot(lo4m({q}.x), x{j}_0) + dot(hi4m({q}.x), x{j}_4) + dot(lo4m({q}.y), x{j}_1) + dot(hi4m({q}.y), x{j}_5) + \
+                     dot(lo4m({q}.z), x{j}_2) + dot(hi4m({q}.z), x{j}_6) + dot(lo4m({q}.w), x{j}_3) + dot(hi4m({q}.w), x{j}_7)"
+                );
+                body += &format!("        acc{r} += ({d} - sx{j}) * s{r}_{j};\n");
+            }
+        }
+    }
+    body += "    }\n";
+    Some(body)
 }
 
 fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
@@ -220,6 +427,11 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
         }
     }
     body += "    }\n";
+    let body = match format {
+        WeightFormat::Q4_0 => q4_body(shape).unwrap_or(body),
+        WeightFormat::Q8_0 if shape.int_dot => q8_int_body(shape),
+        _ => body,
+    };
     // With 32-wide subgroups each slot is one subgroup: one subgroupAdd per row, no barriers.
     // Elsewhere (lavapipe's 8-wide subgroups, WebGPU without subgroups) a tree in shared memory.
     let mut reduce = String::new();
@@ -249,10 +461,27 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
             );
         }
     }
-    let scales_binding = if format == WeightFormat::F16 {
-        ""
+    let mut scales_binding = if format == WeightFormat::F16 {
+        String::new()
     } else {
-        "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n"
+        "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n".to_owned()
+    };
+    let x_shared_decl = if shape.x_shared {
+        format!("var<workgroup> xs: array<vec4<f32>, {k4}>;\n")
+    } else {
+        String::new()
+    };
+    let x_binding = if shape.int_dot {
+        // x as int8 quants (16 bytes per vec4) and per block (scale, 8 · scale · Σ quants).
+        scales_binding += &format!(
+            "@group(0) @binding(5) var<storage, read> xd: array<vec2<f32>, {X_BLOCKS}>;\n"
+        );
+        format!(
+            "@group(0) @binding(1) var<storage, read> x8: array<vec4<u32>, {}>;",
+            HIDDEN / 16
+        )
+    } else {
+        format!("@group(0) @binding(1) var<storage, read> x: array<vec4<f32>, {k4}>;")
     };
     // Nibble of byte k at bit 8k (low) or 8k + 4 (high) moved to bits 19–22 under 1.0's exponent.
     let factored_fns = if factored {
@@ -296,12 +525,12 @@ fn hi4(w: u32) -> vec4<f32> {
     format!(
         r#"struct Params {{ row_offset: u32, rows: u32, pad0: u32, pad1: u32 }}
 @group(0) @binding(0) var<storage, read> quants: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>, {k4}>;
+{x_binding}
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 {scales_binding}
 var<workgroup> partial: array<f32, {WORKGROUP_SIZE}>;
-{convert}{factored_fns}@compute @workgroup_size({WORKGROUP_SIZE})
+{x_shared_decl}{convert}{factored_fns}@compute @workgroup_size({WORKGROUP_SIZE})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
     let lane = lid.x % {LANES_PER_ROW}u;
     let slot = lid.x / {LANES_PER_ROW}u;
@@ -309,6 +538,61 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 {body}{reduce}}}
 "#
     )
+}
+
+/// The input vector: int8 quants with one f16-representable scale per block of 32, so that
+/// every value `quant · scale` is exact in f32 (7 + 11 significant bits) and the float kernels
+/// and the integer-dot kernels multiply the same numbers.
+struct QuantizedX {
+    /// `HIDDEN` int8 quants, four per word (element `i` in byte `i % 4` of word `i / 4`).
+    quants: Vec<u32>,
+    /// One scale per block.
+    scales: Vec<f32>,
+}
+
+impl QuantizedX {
+    fn new(rng: &mut Rng) -> QuantizedX {
+        // Scales in [0.5, 1] / 127 so values lie in [-1, 1] as the earlier uniform x did.
+        let scales: Vec<f32> = (0..X_BLOCKS)
+            .map(|_| half::f16::from_f32((0.75 + 0.25 * rng.next_f32()) / X_QUANT_MAX).to_f32())
+            .collect();
+        let bytes: Vec<u8> = (0..HIDDEN)
+            .map(|_| {
+                (rng.next_f32() * X_QUANT_MAX)
+                    .round()
+                    .clamp(-X_QUANT_MAX, X_QUANT_MAX) as i8 as u8
+            })
+            .collect();
+        let quants = bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        QuantizedX { quants, scales }
+    }
+
+    fn quant(&self, i: usize) -> i8 {
+        (self.quants[i / 4] >> ((i % 4) * 8)) as u8 as i8
+    }
+
+    /// The values the float kernels read and the CPU reference uses.
+    fn values(&self) -> Vec<f32> {
+        (0..HIDDEN as usize)
+            .map(|i| f32::from(self.quant(i)) * self.scales[i / BLOCK as usize])
+            .collect()
+    }
+
+    /// Per block `(scale, 8 · scale · Σ quants)`: q4_0's offset 8 taken out once per block
+    /// (exact: |8 Σ q| < 2¹⁵ times an 11-bit scale).
+    fn block_terms(&self) -> Vec<f32> {
+        (0..X_BLOCKS as usize)
+            .flat_map(|b| {
+                let sum: i32 = (0..BLOCK as usize)
+                    .map(|e| i32::from(self.quant(b * BLOCK as usize + e)))
+                    .sum();
+                [self.scales[b], 8.0 * self.scales[b] * sum as f32]
+            })
+            .collect()
+    }
 }
 
 /// Inputs to one decode simulation.
@@ -392,6 +676,8 @@ fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 
 fn conversion(format: WeightFormat, shape: Shape) -> &'static str {
     if format == WeightFormat::F16 {
         "unpack2x16float"
+    } else if shape.int_dot {
+        "int8 dot: x as int8 blocks, dot4I8Packed"
     } else if shape.offset_factored {
         "float bits, offset factored per block"
     } else if shape.float_bits {
@@ -458,6 +744,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
         "model_params" => total_rows * u64::from(HIDDEN), "weight_bytes" => weight_bytes,
         "layout" => "quants and f16 scales in separate arrays (GGUF bytes per weight)",
         "workgroup_size" => WORKGROUP_SIZE, "lanes_per_row" => LANES_PER_ROW,
+        "x" => "int8 quants times one f16-representable scale per 32 (exact in f32): float variants read it as f32, int8-dot variants as int8 + per-block (scale, 8·scale·Σ quants), prepared once on the CPU and not timed (llama.cpp quantizes activations to q8_1 the same way)",
     };
     if total_rows == 0 {
         return skipped(&name, base, "model smaller than one workgroup of rows");
@@ -480,10 +767,13 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
         }),
     );
     let mut x_rng = Rng::new(u64::from(p.seed) ^ 0xDEC0DE);
-    let x = x_rng.vec_f32(HIDDEN as usize);
+    let xq = QuantizedX::new(&mut x_rng);
+    let x = xq.values();
     let result = scoped(&gpu, &name, async {
         let filler = Filler::new(&gpu).await?;
         let xb = gpu.storage_init("x", bytemuck::cast_slice(&x));
+        let x8b = gpu.storage_init("x int8", bytemuck::cast_slice(&xq.quants));
+        let xdb = gpu.storage_init("x block scales", bytemuck::cast_slice(&xq.block_terms()));
         let yb = gpu.storage("y", total_rows * 4);
         let mut chunks = Vec::new();
         let mut row_offset = 0;
@@ -528,15 +818,34 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             .map(|c| gpu.uniform(&[c.row_offset as u32, c.rows as u32, 0, 0]))
             .collect();
         let mut variants = Vec::new();
-        for shape in shapes(format) {
+        let mut rejected: Vec<(Shape, String)> = Vec::new();
+        // x (f32) plus the reduction's scratch in workgroup memory.
+        let x_shared_bytes = HIDDEN * 4 + WORKGROUP_SIZE * 4;
+        for shape in shapes(format).into_iter().filter(|s| {
+            !s.x_shared || gpu.limits.max_compute_workgroup_storage_size >= x_shared_bytes
+        }) {
             let rows_per_slot = shape.rows_per_slot;
             let label = format!(
-                "{name} rows/slot {rows_per_slot} bits {} factored {}",
-                shape.float_bits, shape.offset_factored
+                "{name} rows/slot {rows_per_slot} bits {} factored {} int dot {} units/step {} x shared {}",
+                shape.float_bits,
+                shape.offset_factored,
+                shape.int_dot,
+                shape.units_per_step,
+                shape.x_shared
             );
-            let pipeline = gpu
+            // A kernel the driver cannot compile is listed (with the driver's message) and
+            // skipped; it has no result, so it cannot be a wrong one.
+            let pipeline = match gpu
                 .pipeline(&label, &wgsl(format, shape, subgroup_reduce))
-                .await?;
+                .await
+            {
+                Ok(pipeline) => pipeline,
+                Err(err @ ProbeError::Shader { .. }) => {
+                    rejected.push((shape, err.to_string()));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let rows_per_workgroup = u64::from(SLOTS_PER_WORKGROUP * rows_per_slot);
             let binds: Vec<(wgpu::BindGroup, u32)> = chunks
                 .iter()
@@ -544,12 +853,15 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
                 .map(|(c, uniform)| {
                     let mut entries = vec![
                         (&c.quants, 0, None),
-                        (&xb, 0, None),
+                        (if shape.int_dot { &x8b } else { &xb }, 0, None),
                         (&yb, 0, None),
                         (uniform, 0, None),
                     ];
                     if let Some(s) = &c.scales {
                         entries.push((s, 0, None));
+                    }
+                    if shape.int_dot {
+                        entries.push((&xdb, 0, None));
                     }
                     (
                         gpu.bind(&pipeline, &entries),
@@ -579,18 +891,20 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
                 check,
             });
         }
-        Ok::<_, ProbeError>(variants)
+        Ok::<_, ProbeError>((variants, rejected))
     })
     .await;
-    let variants = match result {
+    let (variants, rejected) = match result {
         Ok(v) => v,
         Err(err) => return failed(&name, base, &err),
     };
-    let tuning: Vec<serde_json::Value> = variants
+    let mut tuning: Vec<serde_json::Value> = variants
         .iter()
         .map(|v| {
             serde_json::json!({
                 "rows_per_slot": v.shape.rows_per_slot,
+                "units_per_step": v.shape.units_per_step,
+                "x_in_workgroup_memory": v.shape.x_shared,
                 "conversion": conversion(format, v.shape),
                 "weight_bytes_per_s": weight_bytes as f64 / v.measured.per_iter_s(),
                 "passed": v.check.passed,
@@ -598,6 +912,15 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             })
         })
         .collect();
+    tuning.extend(rejected.iter().map(|(shape, err)| {
+        serde_json::json!({
+            "rows_per_slot": shape.rows_per_slot,
+            "units_per_step": shape.units_per_step,
+            "x_in_workgroup_memory": shape.x_shared,
+            "conversion": conversion(format, *shape),
+            "compile_error": err,
+        })
+    }));
     base.insert("tuning".into(), serde_json::json!(tuning));
     // A wrong variant fails the whole measurement: every tried shape must be correct.
     let worst = variants.iter().max_by(|a, b| {
@@ -624,6 +947,10 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
     base.insert(
         "conversion".into(),
         serde_json::json!(conversion(format, best.shape)),
+    );
+    base.insert(
+        "units_per_step".into(),
+        serde_json::json!(best.shape.units_per_step),
     );
     let mut check = worst.check.clone();
     check.passed = passed;
