@@ -408,7 +408,9 @@ pub enum SharedLayout {
     /// `array<f16>`: 8 scalar stores per 8 halves; coopLoad reads halves.
     Halves,
     /// `array<vec4<f16>>` (with [`GlobalLoad::Halves4`]): 2 vector stores per 8 halves; coopLoad
-    /// through a vector pointer, offsets and strides in 4-half vectors.
+    /// through a vector pointer, offsets and strides in 4-half vectors (compiles on NVIDIA's
+    /// driver, where the `u32` layouts below do not: the pointer's component type must be the
+    /// fragment's).
     HalfVectors,
     /// `array<u32>` (with [`GlobalLoad::Words4`]): 4 word stores per 8 halves; coopLoad reads f16
     /// fragments through a `u32` pointer. NVIDIA's Vulkan driver 580 fails to compile naga's
@@ -496,8 +498,8 @@ impl StagedTile {
             wm,
             wn,
             global: GlobalLoad::Halves4,
-            shared: SharedLayout::Halves,
-            double_buffer: true,
+            shared: SharedLayout::HalfVectors,
+            double_buffer: false,
             group_m: GROUP_M,
             rotate_k: false,
         }
@@ -505,37 +507,38 @@ impl StagedTile {
 
     /// Candidates tried at run time: only layouts NVIDIA's driver compiled (one kernel the
     /// driver fails to compile loses the device for everything after it).
-    pub const CANDIDATES: [StagedTile; 10] = [
+    pub const CANDIDATES: [StagedTile; 11] = [
         StagedTile::new(128, 128, 32, 2, 2),
         StagedTile {
-            double_buffer: false,
-            ..StagedTile::new(128, 128, 32, 2, 2)
-        },
-        StagedTile {
-            global: GlobalLoad::Words4,
-            double_buffer: false,
-            ..StagedTile::new(128, 128, 32, 2, 2)
-        },
-        StagedTile {
-            group_m: 16,
+            double_buffer: true,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
         StagedTile {
             rotate_k: true,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
-        StagedTile::new(128, 128, 32, 2, 4),
-        StagedTile::new(64, 128, 32, 2, 2),
+        StagedTile::new(128, 128, 64, 2, 2),
+        StagedTile::new(128, 256, 32, 2, 4),
         StagedTile {
-            double_buffer: false,
-            ..StagedTile::new(128, 128, 64, 2, 2)
+            group_m: 16,
+            ..StagedTile::new(128, 256, 32, 2, 4)
+        },
+        StagedTile::new(256, 128, 32, 4, 2),
+        StagedTile {
+            double_buffer: true,
+            ..StagedTile::new(128, 128, 32, 2, 4)
         },
         StagedTile {
-            double_buffer: false,
+            global: GlobalLoad::Words4,
+            shared: SharedLayout::Halves,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile {
+            shared: SharedLayout::Halves,
             ..StagedTile::new(128, 256, 32, 2, 4)
         },
         StagedTile {
-            double_buffer: false,
+            shared: SharedLayout::Halves,
             ..StagedTile::new(256, 128, 32, 4, 2)
         },
     ];
@@ -1286,7 +1289,7 @@ mod tests {
                 for (global, shared) in [
                     (GlobalLoad::Words4, SharedLayout::Words),
                     (GlobalLoad::Words4, SharedLayout::Vectors),
-                    (GlobalLoad::Halves4, SharedLayout::HalfVectors),
+                    (GlobalLoad::Halves4, SharedLayout::Halves),
                 ] {
                     let tile = StagedTile {
                         global,
