@@ -497,8 +497,8 @@ impl StagedTile {
             bk,
             wm,
             wn,
-            global: GlobalLoad::Halves4,
-            shared: SharedLayout::HalfVectors,
+            global: GlobalLoad::Words4,
+            shared: SharedLayout::Halves,
             double_buffer: false,
             group_m: GROUP_M,
             rotate_k: false,
@@ -510,36 +510,44 @@ impl StagedTile {
     pub const CANDIDATES: [StagedTile; 11] = [
         StagedTile::new(128, 128, 32, 2, 2),
         StagedTile {
-            double_buffer: true,
+            group_m: 4,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile {
+            group_m: 16,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
         StagedTile {
             rotate_k: true,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
-        StagedTile::new(128, 128, 64, 2, 2),
-        StagedTile::new(128, 256, 32, 2, 4),
         StagedTile {
-            group_m: 16,
-            ..StagedTile::new(128, 256, 32, 2, 4)
-        },
-        StagedTile::new(256, 128, 32, 4, 2),
-        StagedTile {
-            double_buffer: true,
-            ..StagedTile::new(128, 128, 32, 2, 4)
-        },
-        StagedTile {
-            global: GlobalLoad::Words4,
-            shared: SharedLayout::Halves,
+            shared: SharedLayout::HalfVectors,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
         StagedTile {
-            shared: SharedLayout::Halves,
+            global: GlobalLoad::Halves4,
+            shared: SharedLayout::HalfVectors,
+            rotate_k: true,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile::new(128, 128, 32, 2, 4),
+        StagedTile::new(64, 128, 32, 2, 2),
+        StagedTile {
+            global: GlobalLoad::Halves4,
+            shared: SharedLayout::HalfVectors,
             ..StagedTile::new(128, 256, 32, 2, 4)
         },
         StagedTile {
-            shared: SharedLayout::Halves,
+            global: GlobalLoad::Halves4,
+            shared: SharedLayout::HalfVectors,
             ..StagedTile::new(256, 128, 32, 4, 2)
+        },
+        StagedTile {
+            global: GlobalLoad::Halves4,
+            shared: SharedLayout::HalfVectors,
+            double_buffer: true,
+            ..StagedTile::new(128, 128, 32, 2, 4)
         },
     ];
 
@@ -568,7 +576,7 @@ impl StagedTile {
         let threads = self.subgroups() * subgroup;
         let layout_ok = match self.shared {
             SharedLayout::Halves => true,
-            SharedLayout::HalfVectors => self.global == GlobalLoad::Halves4,
+            SharedLayout::HalfVectors => true,
             SharedLayout::Words | SharedLayout::Vectors => self.global == GlobalLoad::Words4,
         };
         layout_ok
@@ -742,6 +750,11 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
             match (global, shared) {
                 (GlobalLoad::Words4, SharedLayout::Vectors) => {
                     out += &format!("{indent}    {arr}[base] = {reg};\n")
+                }
+                (GlobalLoad::Words4, SharedLayout::HalfVectors) => {
+                    out += &format!(
+                        "{indent}    let l = vec4<f32>(unpack2x16float({reg}.x), unpack2x16float({reg}.y));\n{indent}    let h = vec4<f32>(unpack2x16float({reg}.z), unpack2x16float({reg}.w));\n{indent}    {arr}[base] = vec4<f16>(l);\n{indent}    {arr}[base + 1u] = vec4<f16>(h);\n"
+                    );
                 }
                 (GlobalLoad::Words4, SharedLayout::Words) => {
                     for (w, c) in ["x", "y", "z", "w"].iter().enumerate() {
@@ -1307,6 +1320,7 @@ mod tests {
                     (GlobalLoad::Words4, SharedLayout::Words),
                     (GlobalLoad::Words4, SharedLayout::Vectors),
                     (GlobalLoad::Halves4, SharedLayout::Halves),
+                    (GlobalLoad::Words4, SharedLayout::HalfVectors),
                 ] {
                     let tile = StagedTile {
                         global,
