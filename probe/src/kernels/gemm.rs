@@ -507,17 +507,18 @@ impl StagedTile {
 
     /// Candidates tried at run time: only layouts NVIDIA's driver compiled (one kernel the
     /// driver fails to compile loses the device for everything after it).
-    pub const CANDIDATES: [StagedTile; 11] = [
-        StagedTile::new(128, 128, 32, 2, 2),
+    pub const CANDIDATES: [StagedTile; 8] = [
         StagedTile {
-            group_m: 4,
+            rotate_k: true,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
         StagedTile {
+            rotate_k: true,
             group_m: 16,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
         StagedTile {
+            shared: SharedLayout::HalfVectors,
             rotate_k: true,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
@@ -525,29 +526,17 @@ impl StagedTile {
             shared: SharedLayout::HalfVectors,
             ..StagedTile::new(128, 128, 32, 2, 2)
         },
+        StagedTile::new(128, 128, 32, 2, 2),
         StagedTile {
-            global: GlobalLoad::Halves4,
             shared: SharedLayout::HalfVectors,
             rotate_k: true,
-            ..StagedTile::new(128, 128, 32, 2, 2)
+            ..StagedTile::new(128, 128, 16, 2, 2)
         },
         StagedTile::new(128, 128, 32, 2, 4),
-        StagedTile::new(64, 128, 32, 2, 2),
         StagedTile {
             global: GlobalLoad::Halves4,
             shared: SharedLayout::HalfVectors,
             ..StagedTile::new(128, 256, 32, 2, 4)
-        },
-        StagedTile {
-            global: GlobalLoad::Halves4,
-            shared: SharedLayout::HalfVectors,
-            ..StagedTile::new(256, 128, 32, 4, 2)
-        },
-        StagedTile {
-            global: GlobalLoad::Halves4,
-            shared: SharedLayout::HalfVectors,
-            double_buffer: true,
-            ..StagedTile::new(128, 128, 32, 2, 4)
         },
     ];
 
