@@ -168,7 +168,36 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("parts") => parts(),
+        Some("cold") => cold(),
         Some("dump") => dump(args.get(2).map_or("target/perf.json", String::as_str)),
         _ => bench(),
+    }
+}
+
+/// Where a change of model's time goes, cold (fresh thread): parameter counts, each format's
+/// weight totals, then the rest of the whole recompute with those remembered.
+fn cold() {
+    let dev = device("rtx-4090");
+    for id in BENCH_MODELS {
+        let model = model_catalog::find(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let dev = dev.clone();
+        let line = std::thread::spawn(move || {
+            let req = EstimateRequest::new(model.clone(), WeightFormat::default_for(&model), dev.clone());
+            let t = Instant::now();
+            let _ = std::hint::black_box(headroom_core::params::param_counts(&model));
+            let params_us = t.elapsed().as_secs_f64() * 1e6;
+            let t = Instant::now();
+            for f in WeightFormat::all() {
+                let _ = std::hint::black_box(headroom_core::quant::weight_totals(&model, &f));
+            }
+            let totals_us = t.elapsed().as_secs_f64() * 1e6;
+            let t = Instant::now();
+            let _ = whole_recompute(&req);
+            let rest_us = t.elapsed().as_secs_f64() * 1e6;
+            format!("{id:16} cold: param_counts {params_us:7.1} µs, weight_totals × {} {totals_us:7.1} µs, rest of recompute {rest_us:7.1} µs", WeightFormat::all().len())
+        })
+        .join()
+        .expect("timing thread");
+        println!("{line}");
     }
 }
