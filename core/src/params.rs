@@ -56,16 +56,17 @@ fn count_params(model: &ModelSpec) -> ParamCounts {
     let mut total = 0u64;
     let mut active = 0u64;
     let mut embedding = 0u64;
-    for t in &crate::quant::model_tensors(model).list {
-        let n = t.elements();
+    // Per group of alike tensors: sums of non-negative terms saturate the same as tensor by tensor.
+    for g in &crate::quant::model_tensors(model).groups {
+        let n = crate::tensors::shape_elements(g.shape()).saturating_mul(g.count);
         total = total.saturating_add(n);
-        if t.role == TensorRole::TokenEmbedding {
+        if g.role == TensorRole::TokenEmbedding {
             active = active.saturating_add(n);
             if !model.tie_word_embeddings {
                 embedding = embedding.saturating_add(n);
             }
         } else {
-            active = active.saturating_add(t.active_elements);
+            active = active.saturating_add(g.active_elements.saturating_mul(g.count));
         }
     }
     ParamCounts {
