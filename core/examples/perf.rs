@@ -4,7 +4,9 @@
 //! `cargo run --release -p headroom-core --example perf -- bench` prints µs per estimate and per
 //! whole recompute for several catalog models; `... -- dump FILE` writes every estimate (every
 //! catalog model × a few devices × every format × 2 contexts, plus longest context and best
-//! format) as JSON, to compare results before and after a change byte for byte.
+//! format) as JSON, to compare results before and after a change byte for byte; `... -- cold`
+//! times a change of model (nothing remembered) for every catalog model; `... -- parts` times
+//! the named tensor list and per-tensor storage.
 
 use std::time::Instant;
 
@@ -174,18 +176,24 @@ fn main() {
     }
 }
 
-/// Where a change of model's time goes, cold (fresh thread): parameter counts, each format's
-/// weight totals, then the rest of the whole recompute with those remembered.
+/// Where a change of model's time goes, cold (fresh thread, nothing remembered), for every catalog
+/// model: parameter counts (which group the tensors), each format's weight totals, then the rest
+/// of the whole recompute with those remembered. Slowest last.
 fn cold() {
     let dev = device("rtx-4090");
-    for id in BENCH_MODELS {
-        let model = model_catalog::find(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+    let mut lines = Vec::new();
+    for entry in model_catalog::entries() {
+        let model = entry
+            .model()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.id));
+        let tensors = headroom_core::tensors::tensors(&model).len();
         let dev = dev.clone();
-        let line = std::thread::spawn(move || {
-            let req = EstimateRequest::new(model.clone(), WeightFormat::default_for(&model), dev.clone());
-            let t = Instant::now();
+        let id = entry.id.clone();
+        let (total_us, line) = std::thread::spawn(move || {
+            let req = EstimateRequest::new(model.clone(), WeightFormat::default_for(&model), dev);
+            let start = Instant::now();
             let _ = std::hint::black_box(headroom_core::params::param_counts(&model));
-            let params_us = t.elapsed().as_secs_f64() * 1e6;
+            let params_us = start.elapsed().as_secs_f64() * 1e6;
             let t = Instant::now();
             for f in WeightFormat::all() {
                 let _ = std::hint::black_box(headroom_core::quant::weight_totals(&model, &f));
@@ -194,10 +202,22 @@ fn cold() {
             let t = Instant::now();
             let _ = whole_recompute(&req);
             let rest_us = t.elapsed().as_secs_f64() * 1e6;
-            format!("{id:16} cold: param_counts {params_us:7.1} µs, weight_totals × {} {totals_us:7.1} µs, rest of recompute {rest_us:7.1} µs", WeightFormat::all().len())
+            let total_us = start.elapsed().as_secs_f64() * 1e6;
+            (
+                total_us,
+                format!(
+                    "{id:24} {tensors:5} tensors  cold recompute {total_us:7.1} µs = param_counts {params_us:6.1} + weight_totals × {} {totals_us:6.1} + rest {rest_us:6.1}",
+                    WeightFormat::all().len()
+                ),
+            )
         })
         .join()
         .expect("timing thread");
+        lines.push((total_us, line));
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (_, line) in lines {
         println!("{line}");
     }
 }
+

@@ -67,15 +67,27 @@ module.exports = {
     const over = times.filter((t) => t >= 5).length;
     log(`whole recompute median ${median} ms, max ${sorted[sorted.length - 1]} ms, ${over} of ${times.length} changes at or over 5 ms`);
     assert.ok(median < 5 && over <= 1, `whole recompute over budget: ${times.join(', ')} ms (budget 5 ms)`);
-    // A change of model: core has nothing remembered for it yet (its tensor list and every
-    // format's weights are computed once, then reused). Reported, not part of the budget rule.
+    // A change of model: core has nothing remembered for it yet (it groups the model's tensors
+    // once, then every format's weights come from the groups). The largest catalog models:
+    // DeepSeek-V3 (1,025 tensors, MLA + 256 experts), Qwen3-235B-A22B (1,131 tensors, 128
+    // experts), Llama-3.1-405B (1,137 tensors), Mixtral-8x22B (llama.cpp's 8-expert rules);
+    // qwen3-8b (seen in the first change above) comes last so the page ends where it began.
+    // Same budget rule as the other changes.
     const modelChange = [];
-    for (const m of ['llama-3.1-8b', 'deepseek-v3', 'qwen3-8b']) {
+    const modelTimes = [];
+    for (const m of ['deepseek-v3', 'qwen3-235b-a22b', 'llama-3.1-405b', 'mixtral-8x22b', 'qwen3-8b']) {
       await page.fill('#model-search', m);
       await page.waitForFunction((id) => document.location.search.includes(`model=${id}`) && (document.querySelector('#verdict')?.textContent || '').includes(id) && document.querySelector('#formats'), m);
-      modelChange.push(`${m} ${Number(await page.getAttribute('#result', 'data-recompute-ms'))} ms`);
+      const ms = Number(await page.getAttribute('#result', 'data-recompute-ms'));
+      modelChange.push(`${m} ${ms} ms`);
+      if (m !== 'qwen3-8b') modelTimes.push(ms);
     }
     log(`whole recompute on a change of model (first time that model is seen): ${modelChange.join(', ')}`);
+    const modelSorted = [...modelTimes].sort((a, b) => a - b);
+    const modelMedian = modelSorted[Math.floor(modelSorted.length / 2)];
+    const modelOver = modelTimes.filter((t) => t >= 5).length;
+    log(`first-time model change median ${modelMedian} ms, max ${modelSorted[modelSorted.length - 1]} ms, ${modelOver} of ${modelTimes.length} at or over 5 ms`);
+    assert.ok(modelMedian < 5 && modelOver <= 1, `first-time model change over budget: ${modelChange.join(', ')} (budget 5 ms)`);
     assert.match(page.url(), /model=qwen3-8b/);
     assert.match(page.url(), /device=rtx-4090/);
     shared.url = page.url();
