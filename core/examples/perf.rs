@@ -220,4 +220,3 @@ fn cold() {
         println!("{line}");
     }
 }
-

@@ -18,6 +18,46 @@ async function verdict(page) {
 /** The shared state: filled in by one test, reopened by a later one. */
 const shared = {};
 
+/**
+ * The rendered size of the text in the charts matching `selector`: for every <text>, its CSS
+ * font size (in SVG units) times the SVG's scale (rendered width / viewBox width), in CSS px; and
+ * whether it stays inside its SVG's box. Waits two frames first, so a chart drawn for its box's
+ * measured width has been redrawn.
+ */
+async function chartText(page, selector) {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  const textSelector = selector.split(',').map((s) => `${s.trim()} text`).join(', ');
+  return page.$$eval(textSelector, (texts) => texts.map((t) => {
+    const svg = t.ownerSVGElement;
+    const box = svg.getBoundingClientRect();
+    const scale = box.width / svg.viewBox.baseVal.width;
+    const r = t.getBoundingClientRect();
+    return {
+      chart: svg.getAttribute('class'),
+      cls: t.getAttribute('class'),
+      text: t.textContent,
+      px: parseFloat(getComputedStyle(t).fontSize) * scale,
+      rectH: r.height,
+      inside: r.left >= box.left - 2 && r.right <= box.right + 2,
+    };
+  }));
+}
+
+/** Assert every chart text is at least `min` CSS px and inside its chart; log the sizes. */
+function assertReadable(texts, min, log) {
+  assert.ok(texts.length > 0, 'no chart text found');
+  const byClass = {};
+  for (const t of texts) {
+    const k = `${t.chart} .${t.cls}`;
+    byClass[k] = Math.min(byClass[k] ?? Infinity, t.px);
+  }
+  log(`smallest rendered chart text (CSS px): ${Object.entries(byClass).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
+  const small = texts.filter((t) => !(t.px >= min));
+  assert.strictEqual(small.length, 0, `chart text under ${min} px: ${small.map((t) => `"${t.text}" ${t.px.toFixed(1)} px`).join(', ')}`);
+  const outside = texts.filter((t) => !t.inside);
+  assert.strictEqual(outside.length, 0, `chart text cut off at the edge: ${outside.map((t) => `"${t.text}"`).join(', ')}`);
+}
+
 module.exports = {
   async 'page loads and WebGPU finds an adapter'({ page, base, shot, log }) {
     await page.goto(`${base}?page=benchmark`);
@@ -250,6 +290,28 @@ module.exports = {
     const text = await verdict(page);
     log(text);
     assert.match(page.url(), /devspec=/);
+  },
+
+  async 'phone: chart text is readable at 390 px'({ page, base, shot, log }) {
+    // The smallest text a person can read on a phone without zooming: 10 CSS px is the floor
+    // asserted here; the charts draw their text at 11–12 px.
+    const MIN_PX = 10;
+    await page.setViewportSize({ width: 390, height: 844 });
+    // A unified-memory device: the bar has all three markers (usable, 70 %, 75 %).
+    await page.goto(`${base}?model=qwen3-30b-a3b&device=m4-pro-20c-48gb&format=Q4_K_M`);
+    await verdict(page);
+    await page.waitForSelector('svg.stacked-bar');
+    const bar = await chartText(page, 'svg.stacked-bar');
+    assertReadable(bar, MIN_PX, log);
+    await page.locator('svg.stacked-bar').scrollIntoViewIfNeeded();
+    await shot('calculator-phone-chart');
+    await page.goto(`${base}?page=reports`);
+    await page.setInputFiles('#report-file', [PROBE_REPORT, path.join(FIXTURES, 'h200-report.json')]);
+    await page.waitForFunction(() => document.querySelectorAll('.report').length === 2);
+    await page.waitForSelector('.report svg.line-chart');
+    const reports = await chartText(page, '.report svg.line-chart, .report svg.bar-chart, #side-by-side svg.bar-chart');
+    assertReadable(reports, MIN_PX, log);
+    await shot('reports-phone');
   },
 
   async 'reports: a malformed report is named with its problem'({ page, base, shot, log }) {
