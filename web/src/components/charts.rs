@@ -23,6 +23,8 @@ const VALUE_WIDTH: f64 = 110.0;
 const CHAR_PX: f64 = 7.2;
 /// Gap between a bar's end and its value label, plus slack at the right edge.
 const VALUE_GAP: f64 = 12.0;
+/// Left margin of the narrow bar layout, so the first letter is not on the box's edge.
+const NARROW_LEFT: f64 = 4.0;
 
 /// The width to draw a chart at for a box `box_px` CSS pixels wide: the box's own width between
 /// [`MIN_WIDTH`] and [`WIDTH`], so text is drawn at its CSS size. [`WIDTH`] when the box has no
@@ -314,8 +316,8 @@ impl BarLayout {
             let label_chars = (width / CHAR_PX).floor().max(8.0) as usize;
             BarLayout {
                 labels_above: true,
-                plot_left: 0.0,
-                plot_width: width - value_width,
+                plot_left: NARROW_LEFT,
+                plot_width: width - NARROW_LEFT - value_width,
                 row_h: 40.0,
                 label_chars,
             }
@@ -368,7 +370,7 @@ fn bar_chart_svg(width: f64, title: &str, unit: &str, bars: &[Bar]) -> impl Into
             let label = short_label(&b.label, layout.label_chars);
             // Narrow: label on its own line, the bar and its value below it.
             let (label_x, label_y, anchor, bar_y, bar_h, value_y) = if layout.labels_above {
-                (0.0, y + 13.0, "start", y + 18.0, 16.0, y + 31.0)
+                (plot_left, y + 13.0, "start", y + 18.0, 16.0, y + 31.0)
             } else {
                 (plot_left - 6.0, y + 16.0, "end", y + 3.0, row_h - 6.0, y + 16.0)
             };
