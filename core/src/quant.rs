@@ -669,17 +669,9 @@ pub struct WeightTotals {
     pub largest_tensor_bytes: u64,
 }
 
-/// Most (model, format) totals kept by [`weight_totals`]: the calculator's every-format table
-/// asks for about 30 formats of one model, and a few models may alternate.
-const WEIGHT_TOTALS_CACHE_ENTRIES: usize = 128;
-
-thread_local! {
-    /// Recently computed totals. Weights do not depend on context, batch, runtime or device, so
-    /// the longest-context search and the format table would otherwise rebuild the same tensor
-    /// list (hundreds of named tensors, GGUF per-tensor rules) for every estimate.
-    static WEIGHT_TOTALS_CACHE: std::cell::RefCell<Vec<(WeightFormat, ModelSpec, WeightTotals)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Most formats whose totals [`weight_totals`] keeps per model: the calculator's every-format
+/// table asks for about 30.
+const WEIGHT_TOTALS_PER_MODEL: usize = 64;
 
 /// Tensors of a model that every byte rule treats alike, with how many there are.
 ///
@@ -725,12 +717,17 @@ pub(crate) struct ModelTensors {
     tied: bool,
     /// attn_v-like tensors (llama.cpp's `n_attn_v`).
     n_attn_v: u64,
+    /// Totals already computed, per format. Weights do not depend on context, batch, runtime or
+    /// device, so the longest-context search and the format table ask for the same ones again.
+    totals: std::cell::RefCell<Vec<(WeightFormat, WeightTotals)>>,
 }
 
-/// Most models whose tensor groups [`weight_totals`] keeps.
+/// Most models whose tensor groups and totals [`weight_totals`] keeps.
 const MODEL_TENSORS_CACHE_ENTRIES: usize = 4;
 
 thread_local! {
+    /// Recent models, newest last. One entry per model (not per model and format): a new model
+    /// costs one clone of its spec, and a lookup compares specs once per model kept.
     static MODEL_TENSORS_CACHE: std::cell::RefCell<Vec<(ModelSpec, std::rc::Rc<ModelTensors>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -740,6 +737,7 @@ pub(crate) fn model_tensors(model: &ModelSpec) -> std::rc::Rc<ModelTensors> {
     let hit = MODEL_TENSORS_CACHE.with(|c| {
         c.borrow()
             .iter()
+            .rev()
             .find(|(m, _)| m == model)
             .map(|(_, t)| std::rc::Rc::clone(t))
     });
@@ -854,13 +852,17 @@ fn group_tensors(model: &ModelSpec) -> ModelTensors {
         groups,
         tied,
         n_attn_v,
+        totals: std::cell::RefCell::new(Vec::new()),
     }
 }
 
 /// The same sums as over [`tensor_formats`] (same per-tensor rules), once per group of tensors the
 /// rules treat alike: sums of non-negative terms saturate the same either way.
-fn compute_weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
-    let mt = model_tensors(model);
+fn compute_weight_totals(
+    model: &ModelSpec,
+    mt: &ModelTensors,
+    format: &WeightFormat,
+) -> WeightTotals {
     let gguf_rules = match format {
         WeightFormat::Gguf(ftype) => Some((
             gguf::Context::new(model, mt.tied, mt.n_attn_v, *ftype),
@@ -917,27 +919,26 @@ fn active_share(elements: u64, active_elements: u64, bytes: u64) -> u64 {
     (u128::from(bytes) * u128::from(active_elements) / u128::from(elements)) as u64
 }
 
-/// [`WeightTotals`] of `model` in `format`, remembered per thread for the most recent
-/// (model, format) pairs: the same numbers as summing [`tensor_formats`], computed once.
+/// [`WeightTotals`] of `model` in `format`, remembered per thread for the most recent models:
+/// the same numbers as summing [`tensor_formats`], computed once.
 pub fn weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
-    let hit = WEIGHT_TOTALS_CACHE.with(|c| {
-        c.borrow()
-            .iter()
-            .find(|(f, m, _)| f == format && m == model)
-            .map(|(_, _, t)| *t)
-    });
+    let mt = model_tensors(model);
+    let hit = mt
+        .totals
+        .borrow()
+        .iter()
+        .find(|(f, _)| f == format)
+        .map(|(_, t)| *t);
     if let Some(t) = hit {
         return t;
     }
-    let totals = compute_weight_totals(model, format);
-    WEIGHT_TOTALS_CACHE.with(|c| {
-        let mut cache = c.borrow_mut();
-        if cache.len() >= WEIGHT_TOTALS_CACHE_ENTRIES {
-            // Oldest first out.
-            cache.remove(0);
-        }
-        cache.push((format.clone(), model.clone(), totals));
-    });
+    let totals = compute_weight_totals(model, &mt, format);
+    let mut kept = mt.totals.borrow_mut();
+    if kept.len() >= WEIGHT_TOTALS_PER_MODEL {
+        // Oldest first out.
+        kept.remove(0);
+    }
+    kept.push((format.clone(), totals));
     totals
 }
 
