@@ -33,8 +33,8 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Count `model`'s parameters from its exact tensor list ([`crate::tensors::tensors`]);
-/// remembered per thread for the most recent models.
+/// Count `model`'s parameters from its exact tensor list ([`crate::tensors::tensors`], walked
+/// without names and grouped); remembered per thread for the most recent models.
 pub fn param_counts(model: &ModelSpec) -> ParamCounts {
     let hit =
         PARAM_COUNTS_CACHE.with(|c| c.borrow().iter().find(|(m, _)| m == model).map(|(_, p)| *p));
