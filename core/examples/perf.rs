@@ -6,7 +6,8 @@
 //! catalog model × a few devices × every format × 2 contexts, plus longest context and best
 //! format) as JSON, to compare results before and after a change byte for byte; `... -- cold`
 //! times a change of model (nothing remembered) for every catalog model; `... -- parts` times
-//! the named tensor list and per-tensor storage.
+//! the named tensor list and per-tensor storage; `... -- dump-weights FILE` writes the weight
+//! totals of every catalog model in every format the rules know, with each tensor's GGUF type.
 
 use std::time::Instant;
 
@@ -77,6 +78,79 @@ fn dump(path: &str) {
                 let bf = best_format(&base).map_err(|e| e.to_string());
                 out.push(serde_json::json!({"model": entry.id, "device": d, "context": ctx, "longest_context": lc, "best_format": bf}));
             }
+        }
+    }
+    let text = serde_json::to_string_pretty(&out).expect("serializable");
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    println!("wrote {} records to {path}", out.len());
+}
+
+/// Every format the weight rules know beyond [`WeightFormat::all`]: every llama.cpp file type,
+/// every pure GGUF block type, and the other bit widths and group sizes of GPTQ, AWQ, MLX and
+/// bitsandbytes.
+fn every_weight_format() -> Vec<WeightFormat> {
+    use headroom_core::gguf::{GgmlType, LlamaFileType};
+    let mut formats: Vec<WeightFormat> = LlamaFileType::ALL
+        .iter()
+        .map(|f| WeightFormat::Gguf(*f))
+        .collect();
+    formats.extend(
+        GgmlType::ALL
+            .iter()
+            .filter(|t| t.is_quantized())
+            .map(|t| WeightFormat::GgufPure(*t)),
+    );
+    for name in [
+        "fp32",
+        "fp16",
+        "bf16",
+        "fp8",
+        "int8",
+        "nf4",
+        "nf4+dq",
+        "fp4",
+        "fp4+dq",
+        "mxfp4",
+        "gptq-2bit-g32",
+        "gptq-3bit-g64",
+        "gptq-4bit-g128",
+        "gptq-8bit-g128",
+        "awq-4bit-g64",
+        "mlx-2bit-g32",
+        "mlx-3bit-g64",
+        "mlx-4bit-g64",
+        "mlx-5bit-g128",
+        "mlx-6bit-g64",
+        "mlx-8bit-g64",
+    ] {
+        formats.push(
+            name.parse()
+                .unwrap_or_else(|e| panic!("format {name}: {e}")),
+        );
+    }
+    formats
+}
+
+/// Writes, for every catalog model and every format of [`every_weight_format`], the weight
+/// totals and (GGUF file types) the type of each tensor, to compare builds byte for byte.
+fn dump_weights(path: &str) {
+    let mut out = Vec::new();
+    for entry in model_catalog::entries() {
+        let model = entry
+            .model()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.id));
+        let params = headroom_core::params::param_counts(&model);
+        out.push(serde_json::json!({"model": entry.id, "params": params}));
+        for f in every_weight_format() {
+            let totals = headroom_core::quant::weight_totals(&model, &f);
+            let types: Vec<String> = match &f {
+                WeightFormat::Gguf(ft) => headroom_core::gguf::file_tensor_types(&model, *ft)
+                    .into_iter()
+                    .map(|(t, g)| format!("{} {}", t.name, g.name()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.push(serde_json::json!({"model": entry.id, "format": f.to_string(), "totals": totals, "types": types}));
         }
     }
     let text = serde_json::to_string_pretty(&out).expect("serializable");
@@ -172,6 +246,10 @@ fn main() {
         Some("parts") => parts(),
         Some("cold") => cold(),
         Some("dump") => dump(args.get(2).map_or("target/perf.json", String::as_str)),
+        Some("dump-weights") => dump_weights(
+            args.get(2)
+                .map_or("target/perf-weights.json", String::as_str),
+        ),
         _ => bench(),
     }
 }

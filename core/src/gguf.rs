@@ -651,12 +651,12 @@ impl Counters {
 }
 
 /// The type `llama_tensor_get_type_impl` picks before the shape fallback.
-// The branches mirror llama.cpp's if/else chain one for one (so it can be compared line by line),
-// including the ones that give the same type.
-#[allow(clippy::if_same_then_else)]
 ///
 /// `nx` is the row length, `matrices` the stacked matrices (experts) and `pos` where the tensor
 /// stands in the running counters. Every test this makes on `pos` must also be in [`rule_class`].
+// The branches mirror llama.cpp's if/else chain one for one (so it can be compared line by line),
+// including the ones that give the same type.
+#[allow(clippy::if_same_then_else)]
 fn pick(
     ctx: &Context,
     ftype: LlamaFileType,
