@@ -52,6 +52,9 @@ function assertReadable(texts, min, log) {
     byClass[k] = Math.min(byClass[k] ?? Infinity, t.px);
   }
   log(`smallest rendered chart text (CSS px): ${Object.entries(byClass).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
+  // Cross-check from the layout: the lowest text box (about 1.2 × the font size).
+  const boxes = texts.map((t) => t.rectH).filter((h) => h > 0);
+  log(`lowest chart text box: ${Math.min(...boxes).toFixed(1)} px high`);
   const small = texts.filter((t) => !(t.px >= min));
   assert.strictEqual(small.length, 0, `chart text under ${min} px: ${small.map((t) => `"${t.text}" ${t.px.toFixed(1)} px`).join(', ')}`);
   const outside = texts.filter((t) => !t.inside);
