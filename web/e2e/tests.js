@@ -360,6 +360,8 @@ module.exports = {
     await page.setInputFiles('#report-file', [file, PROBE_REPORT, path.join(FIXTURES, 'h200-report.json')]);
     await page.waitForFunction(() => document.querySelectorAll('.report').length === 3);
     await page.waitForSelector('#side-by-side');
+    // Long device names in the side-by-side bars: cut to fit, never off the chart's edge.
+    assertReadable(await chartText(page, '#side-by-side svg.bar-chart, .report svg.bar-chart'), 10, log);
     await shot('reports-side-by-side');
   },
 

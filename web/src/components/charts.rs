@@ -110,8 +110,9 @@ pub fn tick_label(v: f64) -> String {
     }
 }
 
-/// Characters of a bar label that fit the label column at the chart's font size.
-const MAX_LABEL_CHARS: usize = 22;
+/// Characters of a bar label that fit the label column at the chart's font size (the column
+/// less the 6-unit gap to the bar and a 4-unit margin, at [`CHAR_PX`] a character).
+const MAX_LABEL_CHARS: usize = ((LABEL_WIDTH - 10.0) / CHAR_PX) as usize;
 
 /// `text` cut to `max` characters with an ellipsis (the full text stays in the bar's `<title>`).
 pub fn short_label(text: &str, max: usize) -> String {
@@ -579,5 +580,7 @@ mod tests {
         let desktop = BarLayout::for_width(WIDTH, 12);
         assert!(!desktop.labels_above);
         assert_eq!(desktop.plot_width, WIDTH - LABEL_WIDTH - VALUE_WIDTH);
+        // The longest label fits the column left of the bars.
+        assert!(desktop.label_chars as f64 * CHAR_PX <= LABEL_WIDTH - 6.0);
     }
 }
