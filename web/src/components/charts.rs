@@ -26,6 +26,17 @@ const VALUE_GAP: f64 = 12.0;
 /// Left margin of the narrow bar layout, so the first letter is not on the box's edge.
 const NARROW_LEFT: f64 = 4.0;
 
+/// Anchor of a label drawn at `x` beside a marker: after it (`start`) when it fits before
+/// `right_edge`, else before it (`end`). At 640 units a label could start at 70% of the width; at
+/// a phone's 328 it no longer fits there, so the choice follows the label's estimated length.
+pub fn label_anchor(x: f64, text: &str, right_edge: f64) -> &'static str {
+    if x + text.chars().count() as f64 * CHAR_PX <= right_edge {
+        "start"
+    } else {
+        "end"
+    }
+}
+
 /// The width to draw a chart at for a box `box_px` CSS pixels wide: the box's own width between
 /// [`MIN_WIDTH`] and [`WIDTH`], so text is drawn at its CSS size. [`WIDTH`] when the box has no
 /// width yet (not laid out).
@@ -217,8 +228,8 @@ fn stacked_bar_svg(
         .map(|(i, m)| {
             let mx = x(m.at_gib);
             let label_y = 12.0 + 13.0 * i as f64;
-            let anchor = if mx > width * 0.7 { "end" } else { "start" };
             let text = format!("{} {:.1} GiB", m.label, m.at_gib);
+            let anchor = label_anchor(mx, &text, width);
             view! {
                 <line class=m.class x1=mx x2=mx y1=bar_y - 6.0 y2=bar_y + bar_h + 6.0 />
                 <text class="marker-label" x=mx y=label_y text-anchor=anchor>{text}</text>
@@ -506,7 +517,7 @@ fn line_chart_svg(
     let stop_view = stop.map(|(p, why)| {
         let sx = px(p.x);
         let text = format!("stop: {why}");
-        let anchor = if sx > width * 0.6 { "end" } else { "start" };
+        let anchor = label_anchor(sx, &text, width - right);
         view! {
             <line class="marker-stop" x1=sx x2=sx y1=top y2=top + ph />
             <text class="marker-label" x=sx y=top + 12.0 text-anchor=anchor>{text}</text>
@@ -580,6 +591,9 @@ mod tests {
         let desktop = BarLayout::for_width(WIDTH, 12);
         assert!(!desktop.labels_above);
         assert_eq!(desktop.plot_width, WIDTH - LABEL_WIDTH - VALUE_WIDTH);
+        // A marker label goes after its line only where it fits.
+        assert_eq!(label_anchor(250.0, "usable 21.6 GiB", 640.0), "start");
+        assert_eq!(label_anchor(250.0, "usable 21.6 GiB", 328.0), "end");
         // The longest label fits the column left of the bars.
         assert!(desktop.label_chars as f64 * CHAR_PX <= LABEL_WIDTH - 6.0);
     }
