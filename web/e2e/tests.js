@@ -301,12 +301,15 @@ module.exports = {
     // asserted here; the charts draw their text at 11–12 px.
     const MIN_PX = 10;
     await page.setViewportSize({ width: 390, height: 844 });
-    // A unified-memory device: the bar has all three markers (usable, 70 %, 75 %).
-    await page.goto(`${base}?model=qwen3-30b-a3b&device=m4-pro-20c-48gb&format=Q4_K_M`);
-    await verdict(page);
-    await page.waitForSelector('svg.stacked-bar');
-    const bar = await chartText(page, 'svg.stacked-bar');
-    assertReadable(bar, MIN_PX, log);
+    // Unified-memory devices (three markers: usable, 70 %, 75 %) and a discrete GPU, with the
+    // markers near the right end or mid-bar (a model larger than the device).
+    for (const q of ['model=gemma-3-27b&device=m2-10c-16gb', 'model=llama-3.1-70b&device=rtx-4090',
+      'model=qwen3-30b-a3b&device=m4-pro-20c-48gb']) {
+      await page.goto(`${base}?${q}&format=Q4_K_M`);
+      log(await verdict(page));
+      await page.waitForSelector('svg.stacked-bar');
+      assertReadable(await chartText(page, 'svg.stacked-bar'), MIN_PX, log);
+    }
     await page.locator('svg.stacked-bar').scrollIntoViewIfNeeded();
     await shot('calculator-phone-chart');
     await page.goto(`${base}?page=reports`);
