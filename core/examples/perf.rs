@@ -4,7 +4,10 @@
 //! `cargo run --release -p headroom-core --example perf -- bench` prints µs per estimate and per
 //! whole recompute for several catalog models; `... -- dump FILE` writes every estimate (every
 //! catalog model × a few devices × every format × 2 contexts, plus longest context and best
-//! format) as JSON, to compare results before and after a change byte for byte.
+//! format) as JSON, to compare results before and after a change byte for byte; `... -- cold`
+//! times a change of model (nothing remembered) for every catalog model; `... -- parts` times
+//! the named tensor list and per-tensor storage; `... -- dump-weights FILE` writes the weight
+//! totals of every catalog model in every format the rules know, with each tensor's GGUF type.
 
 use std::time::Instant;
 
@@ -75,6 +78,79 @@ fn dump(path: &str) {
                 let bf = best_format(&base).map_err(|e| e.to_string());
                 out.push(serde_json::json!({"model": entry.id, "device": d, "context": ctx, "longest_context": lc, "best_format": bf}));
             }
+        }
+    }
+    let text = serde_json::to_string_pretty(&out).expect("serializable");
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    println!("wrote {} records to {path}", out.len());
+}
+
+/// Every format the weight rules know beyond [`WeightFormat::all`]: every llama.cpp file type,
+/// every pure GGUF block type, and the other bit widths and group sizes of GPTQ, AWQ, MLX and
+/// bitsandbytes.
+fn every_weight_format() -> Vec<WeightFormat> {
+    use headroom_core::gguf::{GgmlType, LlamaFileType};
+    let mut formats: Vec<WeightFormat> = LlamaFileType::ALL
+        .iter()
+        .map(|f| WeightFormat::Gguf(*f))
+        .collect();
+    formats.extend(
+        GgmlType::ALL
+            .iter()
+            .filter(|t| t.is_quantized())
+            .map(|t| WeightFormat::GgufPure(*t)),
+    );
+    for name in [
+        "fp32",
+        "fp16",
+        "bf16",
+        "fp8",
+        "int8",
+        "nf4",
+        "nf4+dq",
+        "fp4",
+        "fp4+dq",
+        "mxfp4",
+        "gptq-2bit-g32",
+        "gptq-3bit-g64",
+        "gptq-4bit-g128",
+        "gptq-8bit-g128",
+        "awq-4bit-g64",
+        "mlx-2bit-g32",
+        "mlx-3bit-g64",
+        "mlx-4bit-g64",
+        "mlx-5bit-g128",
+        "mlx-6bit-g64",
+        "mlx-8bit-g64",
+    ] {
+        formats.push(
+            name.parse()
+                .unwrap_or_else(|e| panic!("format {name}: {e}")),
+        );
+    }
+    formats
+}
+
+/// Writes, for every catalog model and every format of [`every_weight_format`], the weight
+/// totals and (GGUF file types) the type of each tensor, to compare builds byte for byte.
+fn dump_weights(path: &str) {
+    let mut out = Vec::new();
+    for entry in model_catalog::entries() {
+        let model = entry
+            .model()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.id));
+        let params = headroom_core::params::param_counts(&model);
+        out.push(serde_json::json!({"model": entry.id, "params": params}));
+        for f in every_weight_format() {
+            let totals = headroom_core::quant::weight_totals(&model, &f);
+            let types: Vec<String> = match &f {
+                WeightFormat::Gguf(ft) => headroom_core::gguf::file_tensor_types(&model, *ft)
+                    .into_iter()
+                    .map(|(t, g)| format!("{} {}", t.name, g.name()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.push(serde_json::json!({"model": entry.id, "format": f.to_string(), "totals": totals, "types": types}));
         }
     }
     let text = serde_json::to_string_pretty(&out).expect("serializable");
@@ -168,7 +244,57 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("parts") => parts(),
+        Some("cold") => cold(),
         Some("dump") => dump(args.get(2).map_or("target/perf.json", String::as_str)),
+        Some("dump-weights") => dump_weights(
+            args.get(2)
+                .map_or("target/perf-weights.json", String::as_str),
+        ),
         _ => bench(),
+    }
+}
+
+/// Where a change of model's time goes, cold (fresh thread, nothing remembered), for every catalog
+/// model: parameter counts (which group the tensors), each format's weight totals, then the rest
+/// of the whole recompute with those remembered. Slowest last.
+fn cold() {
+    let dev = device("rtx-4090");
+    let mut lines = Vec::new();
+    for entry in model_catalog::entries() {
+        let model = entry
+            .model()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.id));
+        let tensors = headroom_core::tensors::tensors(&model).len();
+        let dev = dev.clone();
+        let id = entry.id.clone();
+        let (total_us, line) = std::thread::spawn(move || {
+            let req = EstimateRequest::new(model.clone(), WeightFormat::default_for(&model), dev);
+            let start = Instant::now();
+            let _ = std::hint::black_box(headroom_core::params::param_counts(&model));
+            let params_us = start.elapsed().as_secs_f64() * 1e6;
+            let t = Instant::now();
+            for f in WeightFormat::all() {
+                let _ = std::hint::black_box(headroom_core::quant::weight_totals(&model, &f));
+            }
+            let totals_us = t.elapsed().as_secs_f64() * 1e6;
+            let t = Instant::now();
+            let _ = whole_recompute(&req);
+            let rest_us = t.elapsed().as_secs_f64() * 1e6;
+            let total_us = start.elapsed().as_secs_f64() * 1e6;
+            (
+                total_us,
+                format!(
+                    "{id:24} {tensors:5} tensors  cold recompute {total_us:7.1} µs = param_counts {params_us:6.1} + weight_totals × {} {totals_us:6.1} + rest {rest_us:6.1}",
+                    WeightFormat::all().len()
+                ),
+            )
+        })
+        .join()
+        .expect("timing thread");
+        lines.push((total_us, line));
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (_, line) in lines {
+        println!("{line}");
     }
 }

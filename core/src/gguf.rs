@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     model::{Architecture, ModelSpec},
-    tensors::{Tensor, tensors},
+    tensors::{Tensor, shape_matrices, shape_row_len, shape_rows, tensors},
 };
 
 /// A ggml tensor element type: full-precision floats and every GGUF block type in FACTS.md.
@@ -486,7 +486,22 @@ pub(crate) fn category(name: &str) -> Category {
         Category::Output
     } else if name == "token_embd.weight" {
         Category::TokenEmbd
-    } else if name.contains("attn_qkv.weight") {
+    } else {
+        category_by_pattern(name)
+    }
+}
+
+/// The category of a per-layer tensor from its name without the `blk.N.` prefix: the same as
+/// [`category`] of the whole name, because a `blk.`-prefixed name never equals `output.weight` or
+/// `token_embd.weight`, and no pattern below can start inside the prefix (none starts with `.`,
+/// a digit or a tail of `blk`). Checked for every catalog model by a test.
+pub(crate) fn layer_category(suffix: &str) -> Category {
+    category_by_pattern(suffix)
+}
+
+/// The substring rules of `tensor_get_category`, in llama.cpp's order.
+fn category_by_pattern(name: &str) -> Category {
+    if name.contains("attn_qkv.weight") {
         Category::AttnQkv
     } else if name.contains("attn_kv_b.weight") {
         Category::AttnKvB
@@ -509,32 +524,47 @@ pub(crate) fn category(name: &str) -> Category {
     }
 }
 
-fn is_attn_v_like(c: Category) -> bool {
+pub(crate) fn is_attn_v_like(c: Category) -> bool {
     matches!(c, Category::AttnV | Category::AttnQkv | Category::AttnKvB)
 }
 
 /// Whether llama.cpp quantizes this tensor at all (`tensor_allows_quantization`): 2-D and 3-D
 /// tensors whose name ends in `weight`, except norms and MoE routers.
 pub fn allows_quantization(tensor: &Tensor) -> bool {
-    let name = tensor.name.as_str();
-    tensor.shape.len() >= 2
+    name_allows_quantization(&tensor.name, tensor.shape.len())
+}
+
+/// [`allows_quantization`] of a tensor named `name` with `ndims` dimensions. Also right for a
+/// per-layer name without its `blk.N.` prefix: the suffix and `_norm`/`ffn_gate_inp` tests cannot
+/// start inside the prefix.
+pub(crate) fn name_allows_quantization(name: &str, ndims: usize) -> bool {
+    ndims >= 2
         && name.ends_with("weight")
         && !name.contains("_norm.weight")
         && !name.contains("ffn_gate_inp.weight")
 }
 
 /// Model facts the rules look at.
-struct Context {
+pub(crate) struct Context {
     n_gqa: u64,
     n_expert: u64,
     n_layer: u64,
+    /// attn_v-like tensors in the file (`n_attn_v` of `quantize_state_impl`).
+    n_attn_v: u64,
     tied: bool,
     is_70b: bool,
     has_imatrix: bool,
 }
 
 impl Context {
-    fn new(model: &ModelSpec, list: &[Tensor], ftype: LlamaFileType) -> Context {
+    /// `tied`: the file has no `output.weight`; `n_attn_v`: its attn_v-like tensors (every one,
+    /// quantizable or not, as llama.cpp counts them).
+    pub(crate) fn new(
+        model: &ModelSpec,
+        tied: bool,
+        n_attn_v: u64,
+        ftype: LlamaFileType,
+    ) -> Context {
         let n_expert = model.moe.as_ref().map_or(0, |m| m.num_experts);
         // llama.cpp's LLM_TYPE_70B: 80-layer Llama with grouped-query attention, 80-layer Qwen2.
         let is_70b = model.num_layers == 80
@@ -547,7 +577,8 @@ impl Context {
             n_gqa: model.num_attention_heads / model.num_kv_heads.max(1),
             n_expert,
             n_layer: model.num_layers,
-            tied: !list.iter().any(|t| t.name == "output.weight"),
+            n_attn_v,
+            tied,
             is_70b,
             has_imatrix: ftype.uses_imatrix(),
         }
@@ -561,41 +592,84 @@ pub fn use_more_bits(i_layer: u64, n_layers: u64) -> bool {
     i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
 }
 
-/// Running counters of `quantize_state_impl`, in file order (llama.cpp sorts tensors by layer).
-#[derive(Default)]
-struct Counters {
+/// Where a tensor stands in llama.cpp's running counters of `quantize_state_impl`: what its
+/// category's counter holds when the tensor is reached (`i_attn_v`, `i_ffn_down`, `i_ffn_gate` or
+/// `i_ffn_up`), and the layer `layer_info` derives from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Position {
+    /// The category's counter before this tensor (0 for categories without one).
+    counter: u64,
+    /// `layer_info`: the layer from the name for MoE models, else the counter.
+    layer: u64,
+}
+
+/// The running counters, in file order (llama.cpp sorts tensors by layer).
+///
+/// The counters do not depend on the file type: llama.cpp advances a category's counter each time
+/// `llama_tensor_get_type_impl` sees a quantizable tensor of it, in every branch that reads that
+/// counter. The branches that skip the increment (the output/embedding rules, `MXFP4_MOE`, and
+/// `ffn_gate`/`ffn_up` under the low IQ types) never read the counter either, so counting every
+/// quantizable tensor of the category gives what each read sees.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    moe: bool,
     i_attn_v: u64,
-    n_attn_v: u64,
     i_ffn_down: u64,
     i_ffn_gate: u64,
     i_ffn_up: u64,
 }
 
+impl Counters {
+    /// Counters at the start of a file of `model`.
+    pub(crate) fn new(model: &ModelSpec) -> Counters {
+        Counters {
+            // `layer_info` takes the layer from the name when n_expert > 1.
+            moe: model.moe.as_ref().map_or(0, |m| m.num_experts) > 1,
+            ..Counters::default()
+        }
+    }
+
+    /// The position of the next tensor in file order (call once per tensor, in order).
+    pub(crate) fn next(&mut self, cat: Category, allowed: bool, layer: Option<u64>) -> Position {
+        if !allowed {
+            return Position::default();
+        }
+        let counter = match cat {
+            Category::AttnV | Category::AttnQkv | Category::AttnKvB => &mut self.i_attn_v,
+            Category::FfnDown => &mut self.i_ffn_down,
+            Category::FfnGate => &mut self.i_ffn_gate,
+            Category::FfnUp => &mut self.i_ffn_up,
+            _ => return Position::default(),
+        };
+        let at = *counter;
+        *counter += 1;
+        Position {
+            counter: at,
+            layer: if self.moe { layer.unwrap_or(0) } else { at },
+        }
+    }
+}
+
 /// The type `llama_tensor_get_type_impl` picks before the shape fallback.
+///
+/// `nx` is the row length, `matrices` the stacked matrices (experts) and `pos` where the tensor
+/// stands in the running counters. Every test this makes on `pos` must also be in [`rule_class`].
 // The branches mirror llama.cpp's if/else chain one for one (so it can be compared line by line),
 // including the ones that give the same type.
 #[allow(clippy::if_same_then_else)]
 fn pick(
     ctx: &Context,
-    tensor: &Tensor,
     ftype: LlamaFileType,
     cat: Category,
-    n: &mut Counters,
+    nx: u64,
+    matrices: u64,
+    pos: Position,
 ) -> GgmlType {
     use GgmlType as G;
     use LlamaFileType as F;
     let default = ftype.default_type();
     let mut t = default;
-    let nx = tensor.row_len();
     let n_layer = ctx.n_layer;
-    // `layer_info`: MoE models take the layer from the name, dense ones use the running counter.
-    let layer_of = |counter: u64| {
-        if ctx.n_expert > 1 {
-            tensor.layer.unwrap_or(0)
-        } else {
-            counter
-        }
-    };
     let low_iq = matches!(
         ftype,
         F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
@@ -614,11 +688,7 @@ fn pick(
         }
     } else if ftype == F::MXFP4_MOE {
         // Stacked expert tensors (3-D) get MXFP4, everything else Q8_0.
-        t = if tensor.matrices() > 1 {
-            G::MXFP4
-        } else {
-            G::Q8_0
-        };
+        t = if matrices > 1 { G::MXFP4 } else { G::Q8_0 };
     } else if cat == Category::TokenEmbd {
         t = match ftype {
             F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ1_M => G::Q2_K,
@@ -638,15 +708,13 @@ fn pick(
             } else {
                 iq3_or_q2
             };
-            n.i_attn_v += 1;
         } else if ctx.n_expert == 8 && cat == Category::AttnK {
             t = G::Q4_K;
         } else if cat == Category::FfnDown {
             // llama.cpp compares the running ffn_down counter (not the layer) here.
-            if n.i_ffn_down < n_layer / 8 {
+            if pos.counter < n_layer / 8 {
                 t = iq3_or_q2;
             }
-            n.i_ffn_down += 1;
         } else if cat == Category::AttnOutput {
             if ctx.n_expert == 8 {
                 t = G::Q5_K;
@@ -657,7 +725,7 @@ fn pick(
             }
         }
     } else if is_attn_v_like(cat) {
-        let (i_attn_v, n_attn_v) = (n.i_attn_v, n.n_attn_v);
+        let (i_attn_v, n_attn_v) = (pos.counter, ctx.n_attn_v);
         if ftype == F::Q2_K {
             t = if ctx.n_gqa >= 4 { G::Q4_K } else { G::Q3_K };
         } else if ftype == F::Q2_K_S && ctx.n_gqa >= 4 {
@@ -692,7 +760,6 @@ fn pick(
         if ctx.n_expert == 8 {
             t = G::Q8_0;
         }
-        n.i_attn_v += 1;
     } else if cat == Category::AttnK {
         if ctx.n_expert == 8 {
             t = G::Q8_0;
@@ -708,7 +775,7 @@ fn pick(
             t = G::IQ2_S;
         }
     } else if cat == Category::FfnDown {
-        let i_layer = layer_of(n.i_ffn_down);
+        let i_layer = pos.layer;
         let more = use_more_bits(i_layer, n_layer);
         if ftype == F::Q2_K {
             t = G::Q3_K;
@@ -749,7 +816,6 @@ fn pick(
         } else if matches!(ftype, F::Q4_0 | F::Q5_0) && ctx.has_imatrix && i_layer < n_layer / 8 {
             t = if ftype == F::Q4_0 { G::Q4_1 } else { G::Q5_1 };
         }
-        n.i_ffn_down += 1;
     } else if cat == Category::AttnOutput {
         if ctx.n_expert == 8 {
             if matches!(
@@ -786,19 +852,39 @@ fn pick(
             _ => t,
         };
     } else if matches!(cat, Category::FfnGate | Category::FfnUp) {
-        let counter = if cat == Category::FfnGate {
-            &mut n.i_ffn_gate
-        } else {
-            &mut n.i_ffn_up
-        };
-        let i_layer = layer_of(*counter);
+        let i_layer = pos.layer;
         if ftype == F::IQ3_XS && i_layer >= n_layer / 8 && i_layer < 7 * n_layer / 8 {
             t = G::IQ3_XXS;
         }
-        *counter += 1;
     }
     t
 }
+
+/// Every test [`pick`] makes on a tensor's [`Position`], as bits: two tensors of the same category,
+/// row length and stacking whose classes are equal get the same type in every file type, so the
+/// rules run once per class, not once per tensor. Below [`RULE_CLASSES`].
+pub(crate) fn rule_class(ctx: &Context, cat: Category, pos: Position) -> usize {
+    let n = ctx.n_layer;
+    let bits = |tests: &[bool]| {
+        tests
+            .iter()
+            .enumerate()
+            .fold(0usize, |acc, (i, &b)| acc | (usize::from(b) << i))
+    };
+    let (c, l) = (pos.counter, pos.layer);
+    if is_attn_v_like(cat) {
+        bits(&[c < 2, c < 4, use_more_bits(c, ctx.n_attn_v)])
+    } else if cat == Category::FfnDown {
+        bits(&[c < n / 8, l < n / 8, l < n / 16, use_more_bits(l, n)])
+    } else if matches!(cat, Category::FfnGate | Category::FfnUp) {
+        bits(&[l >= n / 8, l < 7 * n / 8])
+    } else {
+        0
+    }
+}
+
+/// Distinct values of [`rule_class`] (four tests at most).
+pub(crate) const RULE_CLASSES: usize = 16;
 
 /// `tensor_type_fallback`: a type whose block does not divide the row length is replaced.
 /// Where even the fallback does not fit (rows not a multiple of 32) llama.cpp uses F16.
@@ -831,46 +917,49 @@ pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
 }
 
 /// The block type of every tensor of `model` in a `ftype` file, in file order.
+///
+/// Tensor by tensor, from the names: the reference the calculator's grouped totals
+/// ([`crate::quant::weight_totals`]) are tested against.
 pub fn file_tensor_types(model: &ModelSpec, ftype: LlamaFileType) -> Vec<(Tensor, GgmlType)> {
     let list = tensors(model);
     let categories: Vec<Category> = list.iter().map(|t| category(&t.name)).collect();
-    let allowed: Vec<bool> = list.iter().map(allows_quantization).collect();
-    let types = file_types_of(model, &list, &categories, &allowed, ftype);
-    list.into_iter().zip(types).collect()
-}
-
-/// The block type of each tensor of `list` (`model`'s tensors in file order, with their
-/// [`category`] and [`allows_quantization`]) in a `ftype` file: the rules of [`file_tensor_types`] without taking or cloning
-/// the tensors, so a caller can keep one list for every file type.
-pub(crate) fn file_types_of(
-    model: &ModelSpec,
-    list: &[Tensor],
-    categories: &[Category],
-    allowed: &[bool],
-    ftype: LlamaFileType,
-) -> Vec<GgmlType> {
-    let ctx = Context::new(model, list, ftype);
-    // llama.cpp counts every attn_v-like name, quantizable or not (all are).
-    let mut counters = Counters {
-        n_attn_v: categories.iter().filter(|c| is_attn_v_like(**c)).count() as u64,
-        ..Counters::default()
-    };
+    let n_attn_v = categories.iter().filter(|c| is_attn_v_like(**c)).count() as u64;
+    let tied = !list.iter().any(|t| t.name == "output.weight");
+    let ctx = Context::new(model, tied, n_attn_v, ftype);
+    let mut counters = Counters::new(model);
     let default = ftype.default_type();
-    list.iter()
+    list.into_iter()
         .zip(categories)
-        .zip(allowed)
-        .map(|((tensor, &cat), &allowed)| {
-            if !allowed {
-                return GgmlType::F32;
-            }
-            if default.is_quantized() {
-                let picked = pick(&ctx, tensor, ftype, cat, &mut counters);
-                fallback(picked, tensor.row_len())
-            } else {
-                default
-            }
+        .map(|(tensor, cat)| {
+            let allowed = allows_quantization(&tensor);
+            let pos = counters.next(cat, allowed, tensor.layer);
+            let t = tensor_type(&ctx, ftype, default, cat, allowed, &tensor.shape, pos);
+            (tensor, t)
         })
         .collect()
+}
+
+/// The type of one tensor (shape `shape`, category `cat`, quantizable or not, at `pos`) in a
+/// `ftype` file whose default type is `default`: the rules, then the shape fallback.
+pub(crate) fn tensor_type(
+    ctx: &Context,
+    ftype: LlamaFileType,
+    default: GgmlType,
+    cat: Category,
+    allowed: bool,
+    shape: &[u64],
+    pos: Position,
+) -> GgmlType {
+    if !allowed {
+        return GgmlType::F32;
+    }
+    if default.is_quantized() {
+        let row_len = shape_row_len(shape);
+        let picked = pick(ctx, ftype, cat, row_len, shape_matrices(shape), pos);
+        fallback(picked, row_len)
+    } else {
+        default
+    }
 }
 
 /// `--pure`-style: every quantizable tensor in one block type (with llama.cpp's shape fallback);
@@ -891,9 +980,14 @@ pub fn pure_tensor_types(model: &ModelSpec, block: GgmlType) -> Vec<(Tensor, Ggm
 
 /// Bytes of `tensor` stored as `t` (rows × row bytes; F16 if the row does not fit the block).
 pub fn tensor_bytes(tensor: &Tensor, t: GgmlType) -> u64 {
-    let row = tensor.row_len();
+    shape_bytes(&tensor.shape, t)
+}
+
+/// [`tensor_bytes`] of a tensor of shape `shape`.
+pub(crate) fn shape_bytes(shape: &[u64], t: GgmlType) -> u64 {
+    let row = shape_row_len(shape);
     let row_bytes = t
         .row_bytes(row)
         .unwrap_or_else(|| GgmlType::F16.block().0 * row);
-    tensor.rows().saturating_mul(row_bytes)
+    shape_rows(shape).saturating_mul(row_bytes)
 }

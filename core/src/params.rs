@@ -33,8 +33,8 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Count `model`'s parameters from its exact tensor list ([`crate::tensors::tensors`]);
-/// remembered per thread for the most recent models.
+/// Count `model`'s parameters from its exact tensor list ([`crate::tensors::tensors`], walked
+/// without names and grouped); remembered per thread for the most recent models.
 pub fn param_counts(model: &ModelSpec) -> ParamCounts {
     let hit =
         PARAM_COUNTS_CACHE.with(|c| c.borrow().iter().find(|(m, _)| m == model).map(|(_, p)| *p));
@@ -56,16 +56,17 @@ fn count_params(model: &ModelSpec) -> ParamCounts {
     let mut total = 0u64;
     let mut active = 0u64;
     let mut embedding = 0u64;
-    for t in &crate::quant::model_tensors(model).list {
-        let n = t.elements();
+    // Per group of alike tensors: sums of non-negative terms saturate the same as tensor by tensor.
+    for g in &crate::quant::model_tensors(model).groups {
+        let n = crate::tensors::shape_elements(g.shape()).saturating_mul(g.count);
         total = total.saturating_add(n);
-        if t.role == TensorRole::TokenEmbedding {
+        if g.role == TensorRole::TokenEmbedding {
             active = active.saturating_add(n);
             if !model.tie_word_embeddings {
                 embedding = embedding.saturating_add(n);
             }
         } else {
-            active = active.saturating_add(t.active_elements);
+            active = active.saturating_add(g.active_elements.saturating_mul(g.count));
         }
     }
     ParamCounts {

@@ -13,7 +13,10 @@ use crate::{
     CoreError,
     gguf::{self, GgmlType, LlamaFileType},
     model::{Architecture, ModelSpec},
-    tensors::{Tensor, TensorRole, tensors},
+    tensors::{
+        MAX_DIMS, Tensor, TensorEntry, TensorRole, shape_elements, shape_matrices, shape_row_len,
+        shape_rows, tensors, walk,
+    },
 };
 
 /// Bytes of a 16-bit float (fp16, bf16): the storage of tensors a quantizer leaves alone.
@@ -412,8 +415,62 @@ fn half_name(model: &ModelSpec) -> &'static str {
     }
 }
 
+/// What the non-GGUF storage rules read of a tensor: its role and shape (no name).
+#[derive(Clone, Copy)]
+struct Shaped<'a> {
+    role: TensorRole,
+    shape: &'a [u64],
+}
+
+impl<'a> Shaped<'a> {
+    fn of(t: &'a Tensor) -> Shaped<'a> {
+        Shaped {
+            role: t.role,
+            shape: &t.shape,
+        }
+    }
+
+    fn is_vector(&self) -> bool {
+        self.shape.len() <= 1
+    }
+
+    fn elements(&self) -> u64 {
+        shape_elements(self.shape)
+    }
+
+    fn row_len(&self) -> u64 {
+        shape_row_len(self.shape)
+    }
+
+    fn rows(&self) -> u64 {
+        shape_rows(self.shape)
+    }
+
+    fn matrices(&self) -> u64 {
+        shape_matrices(self.shape)
+    }
+}
+
+/// A storage type's name, built as a string only where it is shown ([`tensor_formats`]).
+#[derive(Clone, Copy)]
+enum HfDtype {
+    /// A fixed name (`bf16`, `nf4+dq`).
+    Named(&'static str),
+    /// A family and its bits (`gptq4`, `mlx8`).
+    Bits(&'static str, u8),
+}
+
+impl fmt::Display for HfDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HfDtype::Named(n) => f.write_str(n),
+            HfDtype::Bits(family, bits) => write!(f, "{family}{bits}"),
+        }
+    }
+}
+
 /// Linear projections inside the blocks: what GPTQ, AWQ, bitsandbytes and FP8 quantize.
-fn is_block_linear(t: &Tensor) -> bool {
+fn is_block_linear(t: Shaped<'_>) -> bool {
     use TensorRole as R;
     !t.is_vector()
         && matches!(
@@ -444,7 +501,7 @@ fn is_block_linear(t: &Tensor) -> bool {
 /// included); the embedding is an `nn.Embedding` and stays 16-bit. transformers stores gpt-oss
 /// experts as fused parameters, not `nn.Linear` modules, so bitsandbytes leaves them 16-bit
 /// (other MoE families are per-expert `nn.Linear` in transformers 4.x).
-fn bnb_quantizes(model: &ModelSpec, t: &Tensor) -> bool {
+fn bnb_quantizes(model: &ModelSpec, t: Shaped<'_>) -> bool {
     let fused_experts = model.architecture == Architecture::GptOss
         && matches!(
             t.role,
@@ -458,24 +515,27 @@ fn ceil_div(a: u64, b: u64) -> u64 {
 }
 
 /// Per-matrix shape: `(matrices, rows = outputs, cols = inputs)`.
-fn matrix_dims(t: &Tensor) -> (u64, u64, u64) {
+fn matrix_dims(t: Shaped<'_>) -> (u64, u64, u64) {
     let cols = t.row_len();
     let matrices = t.matrices();
     let rows = t.rows() / matrices.max(1);
     (matrices, rows, cols)
 }
 
-fn half(t: &Tensor, name: &str) -> (String, u64) {
-    (name.to_string(), t.elements().saturating_mul(HALF_BYTES))
+fn half(t: Shaped<'_>, name: &'static str) -> (HfDtype, u64) {
+    (
+        HfDtype::Named(name),
+        t.elements().saturating_mul(HALF_BYTES),
+    )
 }
 
 /// Storage of one tensor in a non-GGUF format.
-fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, u64) {
+fn storage_hf(model: &ModelSpec, t: Shaped<'_>, format: &WeightFormat) -> (HfDtype, u64) {
     let hname = half_name(model);
     let (m, rows, cols) = matrix_dims(t);
     let n = t.elements();
     match format {
-        WeightFormat::F32 => ("fp32".into(), n.saturating_mul(F32_BYTES)),
+        WeightFormat::F32 => (HfDtype::Named("fp32"), n.saturating_mul(F32_BYTES)),
         WeightFormat::F16 => half(t, "fp16"),
         WeightFormat::Bf16 => half(t, "bf16"),
         WeightFormat::Fp8 => {
@@ -483,13 +543,13 @@ fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, 
                 return half(t, hname);
             }
             let scales = m * ceil_div(rows, FP8_BLOCK) * ceil_div(cols, FP8_BLOCK) * F32_BYTES;
-            ("fp8".into(), n + scales)
+            (HfDtype::Named("fp8"), n + scales)
         }
         WeightFormat::BnbInt8 => {
             if !bnb_quantizes(model, t) {
                 return half(t, hname);
             }
-            ("int8".into(), n + m * rows * F32_BYTES)
+            (HfDtype::Named("int8"), n + m * rows * F32_BYTES)
         }
         WeightFormat::BnbNf4 { double_quant } | WeightFormat::BnbFp4 { double_quant } => {
             if !bnb_quantizes(model, t) {
@@ -502,17 +562,13 @@ fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, 
             } else {
                 blocks * F32_BYTES
             };
-            let base = if matches!(format, WeightFormat::BnbNf4 { .. }) {
-                "nf4"
-            } else {
-                "fp4"
+            let name = match (matches!(format, WeightFormat::BnbNf4 { .. }), *double_quant) {
+                (true, false) => "nf4",
+                (true, true) => "nf4+dq",
+                (false, false) => "fp4",
+                (false, true) => "fp4+dq",
             };
-            let name = if *double_quant {
-                format!("{base}+dq")
-            } else {
-                base.to_string()
-            };
-            (name, m * (ceil_div(per_matrix, 2) + absmax))
+            (HfDtype::Named(name), m * (ceil_div(per_matrix, 2) + absmax))
         }
         WeightFormat::Gptq { bits, group_size } | WeightFormat::Awq { bits, group_size } => {
             if !is_block_linear(t) {
@@ -526,11 +582,7 @@ fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, 
             let gptq = matches!(format, WeightFormat::Gptq { .. });
             // GPTQ also stores g_idx: one int32 per input column.
             let g_idx = if gptq { cols * 4 } else { 0 };
-            let name = if gptq {
-                format!("gptq{b}")
-            } else {
-                format!("awq{b}")
-            };
+            let name = HfDtype::Bits(if gptq { "gptq" } else { "awq" }, *bits);
             (name, m * (packed + scales + zeros + g_idx))
         }
         WeightFormat::Mlx { bits, group_size } => {
@@ -545,7 +597,7 @@ fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, 
             let packed = ceil_div(rows * cols * b, 8);
             // fp16 scale + fp16 bias per group.
             let scales = rows * (cols / g) * 2 * HALF_BYTES;
-            (format!("mlx{b}"), m * (packed + scales))
+            (HfDtype::Bits("mlx", *bits), m * (packed + scales))
         }
         WeightFormat::Mxfp4 => {
             let expert = matches!(
@@ -556,7 +608,7 @@ fn storage_hf(model: &ModelSpec, t: &Tensor, format: &WeightFormat) -> (String, 
                 return half(t, "bf16");
             }
             let (bytes, elements) = GgmlType::MXFP4.block();
-            ("mxfp4".into(), n / elements * bytes)
+            (HfDtype::Named("mxfp4"), n / elements * bytes)
         }
         WeightFormat::Gguf(_) | WeightFormat::GgufPure(_) => {
             // Handled by `tensor_formats`.
@@ -585,15 +637,15 @@ pub fn tensor_formats(model: &ModelSpec, format: &WeightFormat) -> Vec<(Tensor, 
         _ => tensors(model)
             .into_iter()
             .map(|t| {
-                let (name, bytes) = storage_hf(model, &t, format);
-                (t, name, bytes)
+                let (name, bytes) = storage_hf(model, Shaped::of(&t), format);
+                (t, name.to_string(), bytes)
             })
             .collect(),
     };
     typed
         .into_iter()
         .map(|(t, dtype, bytes)| {
-            let active_bytes = active_share(&t, bytes);
+            let active_bytes = active_share(t.elements(), t.active_elements, bytes);
             (
                 t,
                 TensorStorage {
@@ -617,55 +669,82 @@ pub struct WeightTotals {
     pub largest_tensor_bytes: u64,
 }
 
-/// Most (model, format) totals kept by [`weight_totals`]: the calculator's every-format table
-/// asks for about 30 formats of one model, and a few models may alternate.
-const WEIGHT_TOTALS_CACHE_ENTRIES: usize = 128;
+/// Most formats whose totals [`weight_totals`] keeps per model: the calculator's every-format
+/// table asks for about 30.
+const WEIGHT_TOTALS_PER_MODEL: usize = 64;
 
-thread_local! {
-    /// Recently computed totals. Weights do not depend on context, batch, runtime or device, so
-    /// the longest-context search and the format table would otherwise rebuild the same tensor
-    /// list (hundreds of named tensors, GGUF per-tensor rules) for every estimate.
-    static WEIGHT_TOTALS_CACHE: std::cell::RefCell<Vec<(WeightFormat, ModelSpec, WeightTotals)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+/// Tensors of a model that every byte rule treats alike, with how many there are.
+///
+/// Same role, shape, active elements, GGUF category, quantizability and [`gguf::rule_class`]:
+/// every format stores each member in the same bytes, so totals are `count` × one member's.
+/// DeepSeek-V3's 1,025 tensors make 40 groups.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TensorGroup {
+    /// Role of the members.
+    pub(crate) role: TensorRole,
+    dims: [u64; MAX_DIMS],
+    ndims: usize,
+    /// Elements one token reads of one member ([`Tensor::active_elements`]).
+    pub(crate) active_elements: u64,
+    /// Members.
+    pub(crate) count: u64,
+    category: gguf::Category,
+    allowed: bool,
+    /// The first member's place in llama.cpp's counters (all members give the same type).
+    position: gguf::Position,
 }
 
-/// A model's tensor list with each tensor's GGUF name category, built once per model for all the
-/// formats asked about (building the names is most of the cost of a tensor list).
+impl TensorGroup {
+    /// Shape of each member.
+    pub(crate) fn shape(&self) -> &[u64] {
+        &self.dims[..self.ndims]
+    }
+
+    fn shaped(&self) -> Shaped<'_> {
+        Shaped {
+            role: self.role,
+            shape: self.shape(),
+        }
+    }
+}
+
+/// A model's tensors grouped for the byte rules ([`TensorGroup`]), built once per model for all
+/// the formats asked about.
 pub(crate) struct ModelTensors {
-    /// [`tensors`] of the model.
-    pub(crate) list: Vec<Tensor>,
-    categories: Vec<gguf::Category>,
-    /// [`gguf::allows_quantization`] of each tensor (a few name searches each).
-    allowed: Vec<bool>,
+    /// The groups, in order of first member.
+    pub(crate) groups: Vec<TensorGroup>,
+    /// The file has no `output.weight` (llama.cpp's tied-embedding rules).
+    tied: bool,
+    /// attn_v-like tensors (llama.cpp's `n_attn_v`).
+    n_attn_v: u64,
+    /// Totals already computed, per format. Weights do not depend on context, batch, runtime or
+    /// device, so the longest-context search and the format table ask for the same ones again.
+    totals: std::cell::RefCell<Vec<(WeightFormat, WeightTotals)>>,
 }
 
-/// Most models whose tensor lists [`weight_totals`] keeps.
+/// Most models whose tensor groups and totals [`weight_totals`] keeps.
 const MODEL_TENSORS_CACHE_ENTRIES: usize = 4;
 
 thread_local! {
+    /// Recent models, newest last. One entry per model (not per model and format): a new model
+    /// costs one clone of its spec, and a lookup compares specs once per model kept.
     static MODEL_TENSORS_CACHE: std::cell::RefCell<Vec<(ModelSpec, std::rc::Rc<ModelTensors>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The tensor list of `model`, remembered per thread for the most recent models.
+/// The tensor groups of `model`, remembered per thread for the most recent models.
 pub(crate) fn model_tensors(model: &ModelSpec) -> std::rc::Rc<ModelTensors> {
     let hit = MODEL_TENSORS_CACHE.with(|c| {
         c.borrow()
             .iter()
+            .rev()
             .find(|(m, _)| m == model)
             .map(|(_, t)| std::rc::Rc::clone(t))
     });
     if let Some(t) = hit {
         return t;
     }
-    let list = tensors(model);
-    let categories = list.iter().map(|t| gguf::category(&t.name)).collect();
-    let allowed = list.iter().map(gguf::allows_quantization).collect();
-    let built = std::rc::Rc::new(ModelTensors {
-        list,
-        categories,
-        allowed,
-    });
+    let built = std::rc::Rc::new(group_tensors(model));
     MODEL_TENSORS_CACHE.with(|c| {
         let mut cache = c.borrow_mut();
         if cache.len() >= MODEL_TENSORS_CACHE_ENTRIES {
@@ -676,46 +755,158 @@ pub(crate) fn model_tensors(model: &ModelSpec) -> std::rc::Rc<ModelTensors> {
     built
 }
 
-/// The same sums as over [`tensor_formats`] (same per-tensor rules, same order), without cloning
-/// the tensor list or naming each tensor's storage type.
-fn compute_weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
-    let mt = model_tensors(model);
-    let list = &mt.list;
-    let bytes: Vec<u64> = match format {
-        WeightFormat::Gguf(ftype) => {
-            gguf::file_types_of(model, list, &mt.categories, &mt.allowed, *ftype)
-                .into_iter()
-                .zip(list)
-                .map(|(g, t)| gguf::tensor_bytes(t, g))
-                .collect()
+/// One distinct (name, role, shape, active elements) of the walk, with its GGUF category and
+/// quantizability (found from the name once, not per tensor) and its groups by rule class.
+struct Kind {
+    entry: TensorEntry,
+    category: gguf::Category,
+    allowed: bool,
+    /// Group index for each rule class (`usize::MAX`: none yet).
+    groups: [usize; gguf::RULE_CLASSES],
+    /// The kind that followed this one last time: layers repeat, so the next tensor is almost
+    /// always found on the first comparison.
+    next: usize,
+}
+
+/// Whether `a` and `b` are the same tensor but for the layer.
+fn same_kind(a: &TensorEntry, b: &TensorEntry) -> bool {
+    a.suffix == b.suffix
+        && a.role == b.role
+        && a.ndims == b.ndims
+        && a.dims == b.dims
+        && a.active_elements == b.active_elements
+        && a.layer.is_some() == b.layer.is_some()
+}
+
+/// Groups `model`'s tensors ([`crate::tensors::walk`], no names built) in two passes: kinds and
+/// llama.cpp's counter positions in file order, then groups once the attn_v count is known.
+fn group_tensors(model: &ModelSpec) -> ModelTensors {
+    let mut kinds: Vec<Kind> = Vec::new();
+    // (kind, position) of every tensor, in file order.
+    let mut order: Vec<(usize, gguf::Position)> = Vec::new();
+    let mut counters = gguf::Counters::new(model);
+    let mut prev = usize::MAX;
+    let mut tied = true;
+    walk(model, |e| {
+        let hint = kinds.get(prev).map_or(usize::MAX, |k| k.next);
+        let k = if kinds.get(hint).is_some_and(|k| same_kind(&k.entry, &e)) {
+            hint
+        } else if let Some(k) = kinds.iter().position(|k| same_kind(&k.entry, &e)) {
+            k
+        } else {
+            let category = if e.layer.is_some() {
+                gguf::layer_category(e.suffix)
+            } else {
+                gguf::category(e.suffix)
+            };
+            kinds.push(Kind {
+                entry: e,
+                category,
+                allowed: gguf::name_allows_quantization(e.suffix, e.ndims),
+                groups: [usize::MAX; gguf::RULE_CLASSES],
+                next: usize::MAX,
+            });
+            kinds.len() - 1
+        };
+        if let Some(p) = kinds.get_mut(prev) {
+            p.next = k;
         }
-        WeightFormat::GgufPure(block) => list
-            .iter()
-            .zip(&mt.allowed)
-            .map(|(t, &allowed)| {
-                let g = if allowed {
-                    gguf::fallback(*block, t.row_len())
-                } else {
-                    GgmlType::F32
-                };
-                gguf::tensor_bytes(t, g)
-            })
-            .collect(),
-        _ => list
-            .iter()
-            .map(|t| storage_hf(model, t, format).1)
-            .collect(),
+        prev = k;
+        if e.layer.is_none() && e.suffix == "output.weight" {
+            tied = false;
+        }
+        let kind = &kinds[k];
+        order.push((k, counters.next(kind.category, kind.allowed, e.layer)));
+    });
+    // llama.cpp counts every attn_v-like name, quantizable or not.
+    let n_attn_v = order
+        .iter()
+        .filter(|(k, _)| gguf::is_attn_v_like(kinds[*k].category))
+        .count() as u64;
+    // The class tests do not depend on the file type; any one gives the model's facts.
+    let ctx = gguf::Context::new(model, tied, n_attn_v, LlamaFileType::F16);
+    let mut groups: Vec<TensorGroup> = Vec::new();
+    for (k, position) in order {
+        let kind = &mut kinds[k];
+        let class = gguf::rule_class(&ctx, kind.category, position);
+        match kind.groups.get(class).copied() {
+            Some(g) if g != usize::MAX => groups[g].count += 1,
+            slot => {
+                if slot.is_some() {
+                    kind.groups[class] = groups.len();
+                }
+                groups.push(TensorGroup {
+                    role: kind.entry.role,
+                    dims: kind.entry.dims,
+                    ndims: kind.entry.ndims,
+                    active_elements: kind.entry.active_elements,
+                    count: 1,
+                    category: kind.category,
+                    allowed: kind.allowed,
+                    position,
+                });
+            }
+        }
+    }
+    ModelTensors {
+        groups,
+        tied,
+        n_attn_v,
+        totals: std::cell::RefCell::new(Vec::new()),
+    }
+}
+
+/// The same sums as over [`tensor_formats`] (same per-tensor rules), once per group of tensors the
+/// rules treat alike: sums of non-negative terms saturate the same either way.
+fn compute_weight_totals(
+    model: &ModelSpec,
+    mt: &ModelTensors,
+    format: &WeightFormat,
+) -> WeightTotals {
+    let gguf_rules = match format {
+        WeightFormat::Gguf(ftype) => Some((
+            gguf::Context::new(model, mt.tied, mt.n_attn_v, *ftype),
+            *ftype,
+        )),
+        _ => None,
     };
     let mut totals = WeightTotals {
         weights_bytes: 0,
         active_weights_bytes: 0,
         largest_tensor_bytes: 0,
     };
-    for (t, bytes) in list.iter().zip(bytes) {
-        totals.weights_bytes = totals.weights_bytes.saturating_add(bytes);
+    for g in &mt.groups {
+        let shape = g.shape();
+        let bytes = match (format, &gguf_rules) {
+            (WeightFormat::Gguf(_), Some((ctx, ftype))) => {
+                let t = gguf::tensor_type(
+                    ctx,
+                    *ftype,
+                    ftype.default_type(),
+                    g.category,
+                    g.allowed,
+                    shape,
+                    g.position,
+                );
+                gguf::shape_bytes(shape, t)
+            }
+            (WeightFormat::GgufPure(block), _) => {
+                let t = if g.allowed {
+                    gguf::fallback(*block, shape_row_len(shape))
+                } else {
+                    GgmlType::F32
+                };
+                gguf::shape_bytes(shape, t)
+            }
+            _ => storage_hf(model, g.shaped(), format).1,
+        };
+        let active = active_share(shape_elements(shape), g.active_elements, bytes);
+        totals.weights_bytes = totals
+            .weights_bytes
+            .saturating_add(g.count.saturating_mul(bytes));
         totals.active_weights_bytes = totals
             .active_weights_bytes
-            .saturating_add(active_share(t, bytes));
+            .saturating_add(g.count.saturating_mul(active));
         totals.largest_tensor_bytes = totals.largest_tensor_bytes.max(bytes);
     }
     totals
@@ -723,32 +914,31 @@ fn compute_weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTota
 
 /// Bytes one token reads of a tensor stored in `bytes`: storage is uniform per row and per
 /// expert, so the active share is exact.
-fn active_share(t: &Tensor, bytes: u64) -> u64 {
-    let elements = t.elements().max(1);
-    (u128::from(bytes) * u128::from(t.active_elements) / u128::from(elements)) as u64
+fn active_share(elements: u64, active_elements: u64, bytes: u64) -> u64 {
+    let elements = elements.max(1);
+    (u128::from(bytes) * u128::from(active_elements) / u128::from(elements)) as u64
 }
 
-/// [`WeightTotals`] of `model` in `format`, remembered per thread for the most recent
-/// (model, format) pairs: the same numbers as summing [`tensor_formats`], computed once.
+/// [`WeightTotals`] of `model` in `format`, remembered per thread for the most recent models:
+/// the same numbers as summing [`tensor_formats`], computed once.
 pub fn weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
-    let hit = WEIGHT_TOTALS_CACHE.with(|c| {
-        c.borrow()
-            .iter()
-            .find(|(f, m, _)| f == format && m == model)
-            .map(|(_, _, t)| *t)
-    });
+    let mt = model_tensors(model);
+    let hit = mt
+        .totals
+        .borrow()
+        .iter()
+        .find(|(f, _)| f == format)
+        .map(|(_, t)| *t);
     if let Some(t) = hit {
         return t;
     }
-    let totals = compute_weight_totals(model, format);
-    WEIGHT_TOTALS_CACHE.with(|c| {
-        let mut cache = c.borrow_mut();
-        if cache.len() >= WEIGHT_TOTALS_CACHE_ENTRIES {
-            // Oldest first out.
-            cache.remove(0);
-        }
-        cache.push((format.clone(), model.clone(), totals));
-    });
+    let totals = compute_weight_totals(model, &mt, format);
+    let mut kept = mt.totals.borrow_mut();
+    if kept.len() >= WEIGHT_TOTALS_PER_MODEL {
+        // Oldest first out.
+        kept.remove(0);
+    }
+    kept.push((format.clone(), totals));
     totals
 }
 
@@ -772,6 +962,53 @@ pub fn bits_per_weight(model: &ModelSpec, format: &WeightFormat) -> f64 {
 #[cfg(test)]
 mod weight_totals_tests {
     use super::*;
+
+    /// The name-free walk gives the same tensors as the named list, and the category and
+    /// quantizability found from a per-layer name's suffix equal those of the whole name.
+    #[test]
+    fn walk_matches_named_tensors() {
+        for entry in crate::model_catalog::entries() {
+            let Ok(model) = entry.model() else {
+                panic!("catalog model {} does not parse", entry.id);
+            };
+            let named = tensors(&model);
+            let mut entries = Vec::new();
+            walk(&model, |e| entries.push(e));
+            assert_eq!(named.len(), entries.len(), "{}", entry.id);
+            for (t, e) in named.iter().zip(&entries) {
+                assert_eq!(*t, e.to_tensor(), "{}", entry.id);
+                let category = if e.layer.is_some() {
+                    gguf::layer_category(e.suffix)
+                } else {
+                    gguf::category(e.suffix)
+                };
+                assert_eq!(category, gguf::category(&t.name), "{} {}", entry.id, t.name);
+                assert_eq!(
+                    gguf::name_allows_quantization(e.suffix, e.ndims),
+                    gguf::allows_quantization(t),
+                    "{} {}",
+                    entry.id,
+                    t.name
+                );
+            }
+            // Every tensor is in exactly one group.
+            let grouped: u64 = model_tensors(&model).groups.iter().map(|g| g.count).sum();
+            assert_eq!(grouped, named.len() as u64, "{}", entry.id);
+        }
+    }
+
+    /// The grouping is what makes a new model cheap: DeepSeek-V3's ~1,000 tensors fall into a
+    /// few dozen groups.
+    #[test]
+    fn deepseek_v3_tensors_fall_into_few_groups() {
+        let Ok(model) = crate::model_catalog::find("deepseek-v3") else {
+            panic!("deepseek-v3 is in the catalog");
+        };
+        let groups = model_tensors(&model).groups.len();
+        let tensors = tensors(&model).len();
+        assert!(tensors > 1000, "{tensors} tensors");
+        assert!(groups <= 64, "{groups} groups for {tensors} tensors");
+    }
 
     /// The remembered one-pass totals equal the sums over the public per-tensor list, for every
     /// catalog model in every format.

@@ -86,37 +86,22 @@ pub struct Tensor {
 impl Tensor {
     /// Number of elements (parameters).
     pub fn elements(&self) -> u64 {
-        // Saturating: configs are range-checked, but a product must never panic.
-        self.shape
-            .iter()
-            .fold(1u64, |acc, d| acc.saturating_mul(*d))
+        shape_elements(&self.shape)
     }
 
     /// Elements of one row (the last dimension; 1 for a scalar).
     pub fn row_len(&self) -> u64 {
-        self.shape.last().copied().unwrap_or(1)
+        shape_row_len(&self.shape)
     }
 
     /// Rows: elements / row length (every expert's rows for a stacked expert tensor).
     pub fn rows(&self) -> u64 {
-        self.shape
-            .iter()
-            .rev()
-            .skip(1)
-            .fold(1u64, |acc, d| acc.saturating_mul(*d))
+        shape_rows(&self.shape)
     }
 
     /// Matrices stacked in this tensor: the expert count for `[experts, rows, cols]`, else 1.
     pub fn matrices(&self) -> u64 {
-        if self.shape.len() >= 3 {
-            self.shape
-                .iter()
-                .rev()
-                .skip(2)
-                .fold(1u64, |acc, d| acc.saturating_mul(*d))
-        } else {
-            1
-        }
+        shape_matrices(&self.shape)
     }
 
     /// True for 1-D tensors (norms, biases, sinks), which quantizers keep in full precision.
@@ -125,40 +110,134 @@ impl Tensor {
     }
 }
 
-/// Builds the list, one layer at a time.
-struct Builder<'a> {
-    model: &'a ModelSpec,
-    out: Vec<Tensor>,
+/// [`Tensor::elements`] of a shape.
+pub(crate) fn shape_elements(shape: &[u64]) -> u64 {
+    // Saturating: configs are range-checked, but a product must never panic.
+    shape.iter().fold(1u64, |acc, d| acc.saturating_mul(*d))
 }
 
-impl Builder<'_> {
-    fn push(&mut self, name: String, role: TensorRole, layer: Option<u64>, shape: Vec<u64>) {
-        let elements = shape.iter().fold(1u64, |acc, d| acc.saturating_mul(*d));
-        self.out.push(Tensor {
-            name,
+/// [`Tensor::row_len`] of a shape.
+pub(crate) fn shape_row_len(shape: &[u64]) -> u64 {
+    shape.last().copied().unwrap_or(1)
+}
+
+/// [`Tensor::rows`] of a shape.
+pub(crate) fn shape_rows(shape: &[u64]) -> u64 {
+    shape
+        .iter()
+        .rev()
+        .skip(1)
+        .fold(1u64, |acc, d| acc.saturating_mul(*d))
+}
+
+/// [`Tensor::matrices`] of a shape.
+pub(crate) fn shape_matrices(shape: &[u64]) -> u64 {
+    if shape.len() >= 3 {
+        shape
+            .iter()
+            .rev()
+            .skip(2)
+            .fold(1u64, |acc, d| acc.saturating_mul(*d))
+    } else {
+        1
+    }
+}
+
+/// Most dimensions a weight tensor has (`[experts, rows, cols]`).
+pub(crate) const MAX_DIMS: usize = 3;
+
+/// One tensor of [`walk`]: everything [`Tensor`] holds except the name string, which is built
+/// only where someone reads it ([`TensorEntry::name`]). The byte rules run on these: a new model
+/// in the calculator walks about a thousand tensors (DeepSeek-V3), and formatting a name for each
+/// cost more than every format's rules together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TensorEntry {
+    /// The GGUF name without the `blk.N.` prefix of per-layer tensors (`attn_v.weight`), or the
+    /// whole name of the others (`token_embd.weight`).
+    pub(crate) suffix: &'static str,
+    /// What it is for.
+    pub(crate) role: TensorRole,
+    /// Layer index for per-layer tensors.
+    pub(crate) layer: Option<u64>,
+    /// The shape's dimensions, `ndims` of them used.
+    pub(crate) dims: [u64; MAX_DIMS],
+    /// Dimensions used in `dims`.
+    pub(crate) ndims: usize,
+    /// [`Tensor::active_elements`].
+    pub(crate) active_elements: u64,
+}
+
+impl TensorEntry {
+    /// The shape, outermost first (as [`Tensor::shape`]).
+    pub(crate) fn shape(&self) -> &[u64] {
+        &self.dims[..self.ndims]
+    }
+
+    /// The GGUF name, e.g. `blk.3.attn_v.weight`.
+    pub(crate) fn name(&self) -> String {
+        match self.layer {
+            Some(i) => format!("blk.{i}.{}", self.suffix),
+            None => self.suffix.to_string(),
+        }
+    }
+
+    /// The [`Tensor`] with its name.
+    pub(crate) fn to_tensor(self) -> Tensor {
+        Tensor {
+            name: self.name(),
+            role: self.role,
+            layer: self.layer,
+            shape: self.shape().to_vec(),
+            active_elements: self.active_elements,
+        }
+    }
+}
+
+/// Builds the list, one layer at a time, handing each tensor to `sink`.
+struct Builder<'a, F: FnMut(TensorEntry)> {
+    model: &'a ModelSpec,
+    sink: F,
+}
+
+impl<F: FnMut(TensorEntry)> Builder<'_, F> {
+    fn entry(
+        &mut self,
+        suffix: &'static str,
+        role: TensorRole,
+        layer: Option<u64>,
+        shape: &[u64],
+        active_elements: Option<u64>,
+    ) {
+        let mut dims = [0u64; MAX_DIMS];
+        // Every call passes at most MAX_DIMS dimensions; `min` keeps a longer one from panicking.
+        let ndims = shape.len().min(MAX_DIMS);
+        dims[..ndims].copy_from_slice(&shape[..ndims]);
+        let elements = shape_elements(shape);
+        (self.sink)(TensorEntry {
+            suffix,
             role,
             layer,
-            shape,
-            active_elements: elements,
+            dims,
+            ndims,
+            active_elements: active_elements.unwrap_or(elements),
         });
     }
 
-    fn layer(&mut self, i: u64, suffix: &str, role: TensorRole, shape: Vec<u64>) {
-        self.push(format!("blk.{i}.{suffix}"), role, Some(i), shape);
+    fn push(&mut self, name: &'static str, role: TensorRole, shape: &[u64]) {
+        self.entry(name, role, None, shape, None);
+    }
+
+    fn layer(&mut self, i: u64, suffix: &'static str, role: TensorRole, shape: &[u64]) {
+        self.entry(suffix, role, Some(i), shape, None);
     }
 
     /// A routed-expert tensor: one token reads `experts_per_token` of the `experts` matrices.
-    fn experts(&mut self, i: u64, suffix: &str, role: TensorRole, shape: Vec<u64>, k: u64) {
+    fn experts(&mut self, i: u64, suffix: &'static str, role: TensorRole, shape: &[u64], k: u64) {
         let experts = shape.first().copied().unwrap_or(1).max(1);
-        let elements = shape.iter().fold(1u64, |acc, d| acc.saturating_mul(*d));
-        self.out.push(Tensor {
-            name: format!("blk.{i}.{suffix}"),
-            role,
-            layer: Some(i),
-            shape,
-            // Exact: elements is a multiple of `experts`.
-            active_elements: (elements / experts).saturating_mul(k),
-        });
+        let elements = shape_elements(shape);
+        // Exact: elements is a multiple of `experts`.
+        let active = (elements / experts).saturating_mul(k);
+        self.entry(suffix, role, Some(i), shape, Some(active));
     }
 }
 
@@ -173,28 +252,30 @@ impl Builder<'_> {
 /// Not counted: non-persistent buffers (Llama-2 `inv_freq`), DeepSeek-V3's multi-token-prediction
 /// layer (not loaded by transformers), and vision towers of multimodal checkpoints.
 pub fn tensors(model: &ModelSpec) -> Vec<Tensor> {
+    let mut out = Vec::new();
+    walk(model, |e| out.push(e.to_tensor()));
+    out
+}
+
+/// [`tensors`] without names: hands every tensor of `model`, in checkpoint order, to `sink`.
+pub(crate) fn walk(model: &ModelSpec, sink: impl FnMut(TensorEntry)) {
     let m = model;
-    let mut b = Builder {
-        model: m,
-        out: Vec::new(),
-    };
+    let mut b = Builder { model: m, sink };
     let h = m.hidden_size;
     let arch = &m.architecture;
 
-    b.push(
-        "token_embd.weight".into(),
+    // An untied embedding is read one row per token; a tied one is the output head too.
+    let embedding_active = if m.tie_word_embeddings { None } else { Some(h) };
+    b.entry(
+        "token_embd.weight",
         TensorRole::TokenEmbedding,
         None,
-        vec![m.vocab_size, h],
+        &[m.vocab_size, h],
+        embedding_active,
     );
-    if !m.tie_word_embeddings
-        && let Some(t) = b.out.last_mut()
-    {
-        t.active_elements = h;
-    }
 
     for i in 0..m.num_layers {
-        b.layer(i, "attn_norm.weight", TensorRole::Norm, vec![h]);
+        b.layer(i, "attn_norm.weight", TensorRole::Norm, &[h]);
         if m.mla.is_some() {
             mla_attention(&mut b, i);
         } else {
@@ -202,30 +283,23 @@ pub fn tensors(model: &ModelSpec) -> Vec<Tensor> {
         }
         let gemma_post_norms = matches!(arch, Architecture::Gemma2 | Architecture::Gemma3);
         if gemma_post_norms {
-            b.layer(i, "post_attention_norm.weight", TensorRole::Norm, vec![h]);
+            b.layer(i, "post_attention_norm.weight", TensorRole::Norm, &[h]);
         }
-        b.layer(i, "ffn_norm.weight", TensorRole::Norm, vec![h]);
+        b.layer(i, "ffn_norm.weight", TensorRole::Norm, &[h]);
         if gemma_post_norms {
-            b.layer(i, "post_ffw_norm.weight", TensorRole::Norm, vec![h]);
+            b.layer(i, "post_ffw_norm.weight", TensorRole::Norm, &[h]);
         }
         mlp(&mut b, i);
     }
 
-    b.push("output_norm.weight".into(), TensorRole::Norm, None, vec![h]);
+    b.push("output_norm.weight", TensorRole::Norm, &[h]);
     if !m.tie_word_embeddings {
-        b.push(
-            "output.weight".into(),
-            TensorRole::Output,
-            None,
-            vec![m.vocab_size, h],
-        );
+        b.push("output.weight", TensorRole::Output, &[m.vocab_size, h]);
     }
-    let _ = b.model;
-    b.out
 }
 
 /// Grouped-query attention (every family except DeepSeek's MLA).
-fn attention(b: &mut Builder<'_>, i: u64) {
+fn attention<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64) {
     let m = b.model;
     let h = m.hidden_size;
     let q_dim = m.num_attention_heads.saturating_mul(m.head_dim);
@@ -238,45 +312,35 @@ fn attention(b: &mut Builder<'_>, i: u64) {
             i,
             "attn_qkv.weight",
             TensorRole::AttnQkv,
-            vec![q_dim.saturating_add(kv_dim.saturating_mul(2)), h],
+            &[q_dim.saturating_add(kv_dim.saturating_mul(2)), h],
         );
-        b.layer(
-            i,
-            "attn_output.weight",
-            TensorRole::AttnOutput,
-            vec![h, q_dim],
-        );
+        b.layer(i, "attn_output.weight", TensorRole::AttnOutput, &[h, q_dim]);
         return;
     }
 
     let qkv_bias = m.attention_bias || matches!(arch, Architecture::Qwen2 | Architecture::Qwen2Moe);
-    b.layer(i, "attn_q.weight", TensorRole::AttnQ, vec![q_dim, h]);
+    b.layer(i, "attn_q.weight", TensorRole::AttnQ, &[q_dim, h]);
     if qkv_bias {
-        b.layer(i, "attn_q.bias", TensorRole::Bias, vec![q_dim]);
+        b.layer(i, "attn_q.bias", TensorRole::Bias, &[q_dim]);
     }
-    b.layer(i, "attn_k.weight", TensorRole::AttnK, vec![kv_dim, h]);
+    b.layer(i, "attn_k.weight", TensorRole::AttnK, &[kv_dim, h]);
     if qkv_bias {
-        b.layer(i, "attn_k.bias", TensorRole::Bias, vec![kv_dim]);
+        b.layer(i, "attn_k.bias", TensorRole::Bias, &[kv_dim]);
     }
-    b.layer(i, "attn_v.weight", TensorRole::AttnV, vec![kv_dim, h]);
+    b.layer(i, "attn_v.weight", TensorRole::AttnV, &[kv_dim, h]);
     if qkv_bias {
-        b.layer(i, "attn_v.bias", TensorRole::Bias, vec![kv_dim]);
+        b.layer(i, "attn_v.bias", TensorRole::Bias, &[kv_dim]);
     }
     if matches!(
         arch,
         Architecture::Qwen3 | Architecture::Qwen3Moe | Architecture::Gemma3
     ) {
-        b.layer(i, "attn_q_norm.weight", TensorRole::Norm, vec![m.head_dim]);
-        b.layer(i, "attn_k_norm.weight", TensorRole::Norm, vec![m.head_dim]);
+        b.layer(i, "attn_q_norm.weight", TensorRole::Norm, &[m.head_dim]);
+        b.layer(i, "attn_k_norm.weight", TensorRole::Norm, &[m.head_dim]);
     }
-    b.layer(
-        i,
-        "attn_output.weight",
-        TensorRole::AttnOutput,
-        vec![h, q_dim],
-    );
+    b.layer(i, "attn_output.weight", TensorRole::AttnOutput, &[h, q_dim]);
     if m.attention_bias {
-        b.layer(i, "attn_output.bias", TensorRole::Bias, vec![h]);
+        b.layer(i, "attn_output.bias", TensorRole::Bias, &[h]);
     }
     if *arch == Architecture::GptOss {
         // One learned sink logit per head.
@@ -284,13 +348,13 @@ fn attention(b: &mut Builder<'_>, i: u64) {
             i,
             "attn_sinks.weight",
             TensorRole::Bias,
-            vec![m.num_attention_heads],
+            &[m.num_attention_heads],
         );
     }
 }
 
 /// DeepSeek multi-head latent attention.
-fn mla_attention(b: &mut Builder<'_>, i: u64) {
+fn mla_attention<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64) {
     let m = b.model;
     let Some(mla) = m.mla.as_ref() else {
         return;
@@ -300,13 +364,13 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
     let q_head = mla.qk_nope_head_dim.saturating_add(mla.qk_rope_head_dim);
     match mla.q_lora_rank {
         Some(r) => {
-            b.layer(i, "attn_q_a.weight", TensorRole::AttnQA, vec![r, h]);
-            b.layer(i, "attn_q_a_norm.weight", TensorRole::Norm, vec![r]);
+            b.layer(i, "attn_q_a.weight", TensorRole::AttnQA, &[r, h]);
+            b.layer(i, "attn_q_a_norm.weight", TensorRole::Norm, &[r]);
             b.layer(
                 i,
                 "attn_q_b.weight",
                 TensorRole::AttnQB,
-                vec![heads.saturating_mul(q_head), r],
+                &[heads.saturating_mul(q_head), r],
             );
         }
         None => {
@@ -314,7 +378,7 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
                 i,
                 "attn_q.weight",
                 TensorRole::AttnQ,
-                vec![heads.saturating_mul(q_head), h],
+                &[heads.saturating_mul(q_head), h],
             );
         }
     }
@@ -322,19 +386,19 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
         i,
         "attn_kv_a_mqa.weight",
         TensorRole::AttnKvA,
-        vec![mla.kv_lora_rank.saturating_add(mla.qk_rope_head_dim), h],
+        &[mla.kv_lora_rank.saturating_add(mla.qk_rope_head_dim), h],
     );
     b.layer(
         i,
         "attn_kv_a_norm.weight",
         TensorRole::Norm,
-        vec![mla.kv_lora_rank],
+        &[mla.kv_lora_rank],
     );
     b.layer(
         i,
         "attn_kv_b.weight",
         TensorRole::AttnKvB,
-        vec![
+        &[
             heads.saturating_mul(mla.qk_nope_head_dim.saturating_add(mla.v_head_dim)),
             mla.kv_lora_rank,
         ],
@@ -343,12 +407,12 @@ fn mla_attention(b: &mut Builder<'_>, i: u64) {
         i,
         "attn_output.weight",
         TensorRole::AttnOutput,
-        vec![h, heads.saturating_mul(mla.v_head_dim)],
+        &[h, heads.saturating_mul(mla.v_head_dim)],
     );
 }
 
 /// The feed-forward block of layer `i`: dense, or router + routed experts (+ shared experts).
-fn mlp(b: &mut Builder<'_>, i: u64) {
+fn mlp<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64) {
     let m = b.model;
     let h = m.hidden_size;
     let arch = &m.architecture;
@@ -361,21 +425,21 @@ fn mlp(b: &mut Builder<'_>, i: u64) {
                 i,
                 "ffn_up.weight",
                 TensorRole::FfnGateUp,
-                vec![inter.saturating_mul(2), h],
+                &[inter.saturating_mul(2), h],
             );
         } else {
-            b.layer(i, "ffn_gate.weight", TensorRole::FfnGate, vec![inter, h]);
+            b.layer(i, "ffn_gate.weight", TensorRole::FfnGate, &[inter, h]);
             if m.mlp_bias {
-                b.layer(i, "ffn_gate.bias", TensorRole::Bias, vec![inter]);
+                b.layer(i, "ffn_gate.bias", TensorRole::Bias, &[inter]);
             }
-            b.layer(i, "ffn_up.weight", TensorRole::FfnUp, vec![inter, h]);
+            b.layer(i, "ffn_up.weight", TensorRole::FfnUp, &[inter, h]);
             if m.mlp_bias {
-                b.layer(i, "ffn_up.bias", TensorRole::Bias, vec![inter]);
+                b.layer(i, "ffn_up.bias", TensorRole::Bias, &[inter]);
             }
         }
-        b.layer(i, "ffn_down.weight", TensorRole::FfnDown, vec![h, inter]);
+        b.layer(i, "ffn_down.weight", TensorRole::FfnDown, &[h, inter]);
         if m.mlp_bias {
-            b.layer(i, "ffn_down.bias", TensorRole::Bias, vec![h]);
+            b.layer(i, "ffn_down.bias", TensorRole::Bias, &[h]);
         }
         return;
     };
@@ -384,43 +448,43 @@ fn mlp(b: &mut Builder<'_>, i: u64) {
     let k = moe.experts_per_token;
     let ei = moe.expert_intermediate_size;
     let gpt_oss = *arch == Architecture::GptOss;
-    b.layer(i, "ffn_gate_inp.weight", TensorRole::FfnRouter, vec![e, h]);
+    b.layer(i, "ffn_gate_inp.weight", TensorRole::FfnRouter, &[e, h]);
     if gpt_oss {
-        b.layer(i, "ffn_gate_inp.bias", TensorRole::Bias, vec![e]);
+        b.layer(i, "ffn_gate_inp.bias", TensorRole::Bias, &[e]);
     }
     if *arch == Architecture::DeepseekV3 {
         // V3's aux-loss-free routing adds a per-expert score correction bias.
-        b.layer(i, "exp_probs_b.bias", TensorRole::Bias, vec![e]);
+        b.layer(i, "exp_probs_b.bias", TensorRole::Bias, &[e]);
     }
     b.experts(
         i,
         "ffn_gate_exps.weight",
         TensorRole::FfnGateExperts,
-        vec![e, ei, h],
+        &[e, ei, h],
         k,
     );
     if gpt_oss {
-        b.experts(i, "ffn_gate_exps.bias", TensorRole::Bias, vec![e, ei], k);
+        b.experts(i, "ffn_gate_exps.bias", TensorRole::Bias, &[e, ei], k);
     }
     b.experts(
         i,
         "ffn_up_exps.weight",
         TensorRole::FfnUpExperts,
-        vec![e, ei, h],
+        &[e, ei, h],
         k,
     );
     if gpt_oss {
-        b.experts(i, "ffn_up_exps.bias", TensorRole::Bias, vec![e, ei], k);
+        b.experts(i, "ffn_up_exps.bias", TensorRole::Bias, &[e, ei], k);
     }
     b.experts(
         i,
         "ffn_down_exps.weight",
         TensorRole::FfnDownExperts,
-        vec![e, h, ei],
+        &[e, h, ei],
         k,
     );
     if gpt_oss {
-        b.experts(i, "ffn_down_exps.bias", TensorRole::Bias, vec![e, h], k);
+        b.experts(i, "ffn_down_exps.bias", TensorRole::Bias, &[e, h], k);
     }
     if moe.num_shared_experts > 0 && moe.shared_intermediate_size > 0 {
         let si = moe.shared_intermediate_size;
@@ -430,26 +494,21 @@ fn mlp(b: &mut Builder<'_>, i: u64) {
                 i,
                 "ffn_gate_inp_shexp.weight",
                 TensorRole::FfnRouter,
-                vec![1, h],
+                &[1, h],
             );
         }
         b.layer(
             i,
             "ffn_gate_shexp.weight",
             TensorRole::FfnGateShared,
-            vec![si, h],
+            &[si, h],
         );
-        b.layer(
-            i,
-            "ffn_up_shexp.weight",
-            TensorRole::FfnUpShared,
-            vec![si, h],
-        );
+        b.layer(i, "ffn_up_shexp.weight", TensorRole::FfnUpShared, &[si, h]);
         b.layer(
             i,
             "ffn_down_shexp.weight",
             TensorRole::FfnDownShared,
-            vec![h, si],
+            &[h, si],
         );
     }
 }
