@@ -162,11 +162,17 @@ fn bench() {
     let dev = device("rtx-4090");
     for id in BENCH_MODELS {
         let model = model_catalog::find(id).unwrap_or_else(|e| panic!("{id}: {e}"));
-        let req = EstimateRequest::new(
+        let mut req = EstimateRequest::new(
             model.clone(),
             WeightFormat::default_for(&model),
             dev.clone(),
         );
+        // HEADROOM_PERF_MODE=lora|qlora|full times the calculator in a training mode.
+        if let Ok(mode) = std::env::var("HEADROOM_PERF_MODE") {
+            req.mode = mode
+                .parse()
+                .unwrap_or_else(|e| panic!("HEADROOM_PERF_MODE: {e}"));
+        }
         // Warm up, then time single estimates at changing contexts (as the calculator sees them).
         let _ = whole_recompute(&req);
         let n = 200u64;

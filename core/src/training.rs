@@ -65,7 +65,7 @@ use crate::{
     activations::{FP32_BYTES, attention_widths},
     model::{Architecture, ModelSpec},
     params::param_counts,
-    tensors::{TensorRole, tensors},
+    tensors::TensorRole,
 };
 
 /// What the memory is for.
@@ -571,9 +571,72 @@ pub struct LoraParams {
     pub adapted_layers: u64,
 }
 
+/// Recent [`lora_params`] results per thread: the calculator's longest-context search and
+/// every-format table ask for the same model and settings dozens of times per change, and each
+/// answer walks every tensor of the model.
+const LORA_PARAMS_CACHE_ENTRIES: usize = 8;
+
+thread_local! {
+    static LORA_PARAMS_CACHE: std::cell::RefCell<Vec<(ModelSpec, LoraSettings, LoraParams)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    static LARGEST_MATRIX_CACHE: std::cell::RefCell<Vec<(ModelSpec, u64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Exact LoRA trainable parameters from the tensor shapes. On MoE models, gate/up/down targets
 /// follow peft's conversion to adapters on the stacked experts (see the code).
 pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
+    let hit = LORA_PARAMS_CACHE.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(m, l, _)| l == settings && m == model)
+            .map(|(_, _, p)| *p)
+    });
+    if let Some(p) = hit {
+        return Ok(p);
+    }
+    let p = lora_params_uncached(model, settings)?;
+    LORA_PARAMS_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= LORA_PARAMS_CACHE_ENTRIES {
+            cache.remove(0);
+        }
+        cache.push((model.clone(), settings.clone(), p));
+    });
+    Ok(p)
+}
+
+/// Elements of the largest single weight matrix outside the embedding and the output head
+/// (one expert's matrix for stacked experts), remembered per model like [`lora_params`].
+fn largest_matrix_elements(model: &ModelSpec) -> u64 {
+    let hit =
+        LARGEST_MATRIX_CACHE.with(|c| c.borrow().iter().find(|(m, _)| m == model).map(|(_, n)| *n));
+    if let Some(n) = hit {
+        return n;
+    }
+    let mut largest = 0u64;
+    crate::tensors::walk(model, |t| {
+        let shape = t.shape();
+        if shape.len() > 1 && !matches!(t.role, TensorRole::TokenEmbedding | TensorRole::Output) {
+            let one = crate::tensors::shape_elements(shape)
+                / crate::tensors::shape_matrices(shape).max(1);
+            largest = largest.max(one);
+        }
+    });
+    LARGEST_MATRIX_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= LORA_PARAMS_CACHE_ENTRIES {
+            cache.remove(0);
+        }
+        cache.push((model.clone(), largest));
+    });
+    largest
+}
+
+fn lora_params_uncached(
+    model: &ModelSpec,
+    settings: &LoraSettings,
+) -> Result<LoraParams, CoreError> {
     use TensorRole::*;
     // peft's `layers_to_transform`: only modules of the listed decoder layers get adapters.
     let adapted_layers = settings.adapted_layers(model.num_layers)?;
@@ -612,20 +675,19 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
     let mut per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
     let mut act_per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
     let k = model.moe.as_ref().map_or(1, |m| m.experts_per_token);
-    for tensor in tensors(model) {
-        if tensor.is_vector() || !roles.contains(&tensor.role) {
-            continue;
+    // Name-free walk: this runs on every calculator change in a training mode, and building
+    // ~1000 tensor names per estimate cost milliseconds (DeepSeek-V3).
+    crate::tensors::walk(model, |tensor| {
+        let shape = tensor.shape();
+        if shape.len() <= 1 || !roles.contains(&tensor.role) {
+            return;
         }
         if tensor.layer.is_some_and(|l| !settings.adapts_layer(l)) {
-            continue;
+            return;
         }
-        let n = tensor.matrices();
-        let cols = tensor.row_len();
-        let rows = if tensor.shape.len() >= 2 {
-            tensor.shape[tensor.shape.len() - 2]
-        } else {
-            1
-        };
+        let n = crate::tensors::shape_matrices(shape);
+        let cols = crate::tensors::shape_row_len(shape);
+        let rows = shape[shape.len() - 2];
         trainable = trainable.saturating_add(
             n.saturating_mul(settings.rank)
                 .saturating_mul(rows.saturating_add(cols)),
@@ -640,7 +702,7 @@ pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPar
             let entry = act_per_layer.entry(layer).or_default();
             *entry = entry.saturating_add(bytes);
         }
-    }
+    });
     let mut materialized = 0u64;
     if let Some(moe) = &model.moe {
         let moe_layers = adapted_layers
@@ -1008,15 +1070,7 @@ pub fn training_memory(
             if let Mode::Qlora(_) = mode {
                 // bitsandbytes' 4-bit matmul dequantizes each weight matrix to bf16 for the
                 // product (forward and backward): one transient of the largest quantized matrix.
-                let largest = tensors(model)
-                    .iter()
-                    .filter(|t| {
-                        !t.is_vector()
-                            && !matches!(t.role, TensorRole::TokenEmbedding | TensorRole::Output)
-                    })
-                    .map(|t| t.elements() / t.matrices().max(1))
-                    .max()
-                    .unwrap_or(0);
+                let largest = largest_matrix_elements(model);
                 activation_bytes = activation_bytes.saturating_add(largest.saturating_mul(2));
                 assumptions.push(format!(
                     "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB) \
