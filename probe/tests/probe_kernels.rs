@@ -190,6 +190,12 @@ fn attention_all_variants_are_correct() {
                 seed: 11,
                 settings: MeasureSettings::ONCE,
                 key_block: Some(CPU_KEY_BLOCK),
+                coop_properties: g.adapter.cooperative_matrix_properties(),
+                subgroup_size: {
+                    let info = g.adapter.get_info();
+                    (info.subgroup_min_size == info.subgroup_max_size)
+                        .then_some(info.subgroup_max_size)
+                },
             };
             let m = pollster::block_on(attention::run(&g.device, &g.queue, &p));
             assert_ok(&m);

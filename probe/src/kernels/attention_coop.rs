@@ -1,0 +1,533 @@
+//! FlashAttention-2-style forward kernel on cooperative matrices (WGSL `wgpu_cooperative_matrix`,
+//! native only): `Q·Kᵀ` and `P·V` run on the matrix units in 16×16×16 f16 fragments with f32
+//! accumulate; the online softmax runs on the subgroup's lanes through a shared-memory scratch.
+//!
+//! # Work split
+//! A workgroup owns `16·NS` consecutive query rows of one (batch, head); each of its `NS`
+//! subgroups (`@builtin(subgroup_id)`) owns 16 of them. The subgroup keeps its Q rows as `D/16`
+//! A fragments and its output `O` (16 × D, f32) as `D/16` C fragments for the whole key loop.
+//! Keys stream in blocks of `BC`: the workgroup stages the K and V block in shared memory, then
+//! each subgroup computes `S = Q·Kᵀ` (16 × BC, `BC/16` C fragments), stores S to its scratch,
+//! its lanes do the softmax and write `P` (f16) to a second scratch, and `O += P·V`.
+//!
+//! # Index algebra (all row-major unless said otherwise)
+//! Fragment semantics, as used by the verified GEMM (`gemm::coop_wgsl`): `coopLoadT(&x[i], s)`
+//! reads element (row r, col c) at `x[i + r·s + c]`; `coopLoad(&x[i], s)` (column-major) reads
+//! it at `x[i + c·s + r]`; `coopMultiplyAdd(a, b, c) = a·b + c` (a: 16×16 A, b: 16×16 B).
+//! Indices and strides count elements of the array the pointer points into: halves for an
+//! `array<f16>`, 16-byte vectors (8 halves) for an `array<vec4<u32>>` (the SPIR-V rule, as in
+//! NVIDIA's `vk_cooperative_matrix_perf`, which stages tiles in `shared uvec4` arrays).
+//!
+//! * Global tensors are `[b·h][S][D]` f16; `hb = (wid.y)·S·D` halves is the head's base.
+//! * Q fragment `kd` (A, rows q0..q0+15, dims 16kd..16kd+15): `coopLoadT(&q_in[hb + q0·D + 16kd], D)`
+//!   → element (r, c) = `Q[q0 + r][16kd + c]`.
+//! * K tile in shared: key `j` of the block, dim `x` at half `j·KS + x` (`KS = D + 8`, the pad of 8
+//!   halves staggers rows over banks). `vec4` flavour: vector `j·(KS/8) + x/8`.
+//! * Kᵀ fragment (B, 16 dims × 16 keys) for dims 16kd.., keys 16jb..: element (r = dim, c = key)
+//!   must be `K[16jb + c][16kd + r]` = half `(16jb + c)·KS + 16kd + r`, i.e. column-major with
+//!   base `16jb·KS + 16kd` and stride `KS` halves: `coopLoad(&sh_k[base], KS)` (vec4 flavour:
+//!   base `16jb·KS/8 + 2kd`, stride `KS/8`).
+//! * `S_jb = Σ_kd Q_kd · Kᵀ_(kd,jb)`: element (r, c) = q(q0+r) · k(16jb + c) ✓.
+//! * S scratch (per subgroup, f32): row r, key c at `so + r·SP + c`, `SP = BC + 4`;
+//!   `coopStoreT(S_jb, &sh_s[so + 16jb], SP)`.
+//! * Lane mapping for the softmax: `LPR = SG/16` lanes per row; lane `l` takes row `l % 16` and
+//!   keys `(l / 16)·CPL .. +CPL`, `CPL = BC/LPR`. Row reductions combine the `LPR` lanes of a
+//!   row with `subgroupShuffleXor` over masks 16 (and 32).
+//! * P scratch (per subgroup, f16): row r, key c at `po + r·PP + c`, `PP = BC + 8`;
+//!   P fragment jb (A, 16 rows × 16 keys) = `coopLoadT(&sh_p[po + 16jb], PP)`.
+//! * V tile in shared like K; V fragment (B, 16 keys × 16 dims) for keys 16jb.., dims 16n..:
+//!   element (r = key, c = dim) = `V[16jb + r][16n + c]` = half `(16jb + r)·KS + 16n + c`:
+//!   row-major, base `16jb·KS + 16n`, stride `KS` (vec4: base `16jb·KS/8 + 2n`, stride `KS/8`).
+//! * `O_n += Σ_jb P_jb · V_(jb,n)`: element (r, c) += Σ_key p(r, key)·v(key, 16n + c) ✓.
+//! * Output: O fragments go through the S scratch (`coopStoreT`, stride SP), lanes divide their
+//!   row by ℓ and write f16 at `hb + (q0 + r)·D + col`.
+//!
+//! # Softmax with a lazy reference (exact)
+//! Scores are in log2 units (`s·log2(e)/√D`). Each row keeps a reference `m` (not necessarily
+//! the running max) and `ℓ = Σ 2^(s−m)`, `O = Σ 2^(s−m)·v` relative to it. The first key block
+//! sets `m` to its row max (O and ℓ are still zero). A later block whose row max exceeds `m` by
+//! more than [`RESCALE_THRESHOLD_LOG2`] moves `m` to that max and rescales ℓ and O by
+//! `2^(m_old − m_new)`; otherwise `m` stays, so `p = 2^(s−m) ≤ 2^threshold` — safe in f16 and
+//! f32. Matrix fragments have no per-row scaling, so a rescale stores O to the scratch, scales
+//! rows on the lanes and reloads it; the decision is made for the whole workgroup (a flag in
+//! shared memory read with `workgroupUniformLoad`) so that every barrier stays in uniform control
+//! flow. The result `O/ℓ` is the same for any reference. See `simulate` in the tests for a
+//! CPU model of this scheme.
+
+/// Largest lead (log2 units) of a block's row max over the row's reference before O is rescaled:
+/// `p ≤ 2^8 = 256` stays far inside f16's range (65504), and the f32 sums gain at most 8 bits.
+pub const RESCALE_THRESHOLD_LOG2: f32 = 8.0;
+
+/// Fragment edge: the kernel is written for 16×16×16 f16 fragments with f32 accumulate.
+pub const FRAG: u32 = 16;
+
+/// How K and V tiles are held in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileStore {
+    /// `array<vec4<u32>>`: 16-byte copies; fragment indices and strides in 8-half units.
+    Vec4,
+    /// `array<f16>`: copies unpacked to halves; fragment indices and strides in halves (the
+    /// unambiguous form, kept as a fallback should a driver read vector-typed tiles otherwise).
+    Half,
+}
+
+/// One kernel configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoopAttention {
+    /// Head size (64 or 128).
+    pub head_dim: u32,
+    /// Causal mask.
+    pub causal: bool,
+    /// Keys per block (32 or 64).
+    pub key_block: u32,
+    /// Subgroups per workgroup (each owns 16 query rows).
+    pub subgroups: u32,
+    /// Subgroup size (16, 32 or 64; 16 query rows share it).
+    pub subgroup_size: u32,
+    /// Shared-memory layout of the K and V tiles.
+    pub store: TileStore,
+}
+
+impl CoopAttention {
+    /// Configurations tried at run time (those that fit the adapter are kept).
+    pub fn candidates(head_dim: u32, causal: bool, subgroup_size: u32) -> Vec<CoopAttention> {
+        let mut out = Vec::new();
+        for store in [TileStore::Vec4, TileStore::Half] {
+            for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
+                out.push(CoopAttention {
+                    head_dim,
+                    causal,
+                    key_block,
+                    subgroups,
+                    subgroup_size,
+                    store,
+                });
+            }
+        }
+        out
+    }
+
+    /// Report label, e.g. `coop.sg4.kb32.vec4`.
+    pub fn label(&self) -> String {
+        format!(
+            "coop.sg{}.kb{}.{}",
+            self.subgroups,
+            self.key_block,
+            match self.store {
+                TileStore::Vec4 => "vec4",
+                TileStore::Half => "f16",
+            }
+        )
+    }
+
+    /// Query rows per workgroup.
+    pub fn query_block(&self) -> u32 {
+        FRAG * self.subgroups
+    }
+
+    /// Invocations per workgroup.
+    pub fn workgroup_size(&self) -> u32 {
+        self.subgroups * self.subgroup_size
+    }
+
+    /// Whether the shape is one this generator handles (`None`) or why not.
+    pub fn unsupported(&self, seq: u32) -> Option<String> {
+        if !matches!(self.head_dim, 64 | 128) {
+            return Some("head_dim must be 64 or 128".into());
+        }
+        if !matches!(self.subgroup_size, 16 | 32 | 64) {
+            return Some(format!(
+                "subgroup size {} (needs a fixed 16, 32 or 64)",
+                self.subgroup_size
+            ));
+        }
+        if !matches!(self.key_block, 32 | 64) || !self.head_dim.is_multiple_of(self.key_block) {
+            return Some("key block must be 32 or 64 and divide head_dim".into());
+        }
+        // The causal loop ends at the end of the workgroup's query block.
+        if !self.query_block().is_multiple_of(self.key_block) {
+            return Some("key block must divide the query block".into());
+        }
+        if seq == 0 || !seq.is_multiple_of(self.query_block()) {
+            return Some(format!(
+                "seq must be a multiple of {} (query rows per workgroup)",
+                self.query_block()
+            ));
+        }
+        None
+    }
+
+    fn ks(&self) -> u32 {
+        self.head_dim + 8
+    }
+    fn sp(&self) -> u32 {
+        self.key_block + 4
+    }
+    fn pp(&self) -> u32 {
+        self.key_block + 8
+    }
+    fn lanes_per_row(&self) -> u32 {
+        self.subgroup_size / FRAG
+    }
+    fn cols_per_lane(&self) -> u32 {
+        self.key_block / self.lanes_per_row()
+    }
+
+    /// Workgroup storage the kernel declares, in bytes.
+    pub fn shared_bytes(&self) -> u32 {
+        let tiles = 2 * self.key_block * self.ks() * 2;
+        let s = self.subgroups * FRAG * self.sp() * 4;
+        let p = self.subgroups * FRAG * self.pp() * 2;
+        tiles + s + p + 4
+    }
+
+    /// The WGSL source. Bindings: 0 `q_in` (f16), 1 `k_in`, 2 `v_in` (`vec4<u32>`, 8 halves
+    /// each), 3 `o_out` (`vec4<f16>`), 4 `p` (`seq`, `scale_log2` bits, 2 pads) — the same
+    /// buffers as the scalar kernel.
+    pub fn wgsl(&self) -> String {
+        let d = self.head_dim;
+        let bc = self.key_block;
+        let ns = self.subgroups;
+        let sg = self.subgroup_size;
+        let wg = self.workgroup_size();
+        let br = self.query_block();
+        let ks = self.ks();
+        let ks8 = ks / 8;
+        let sp = self.sp();
+        let pp = self.pp();
+        let cpl = self.cols_per_lane();
+        let nd = d / FRAG; // d fragments
+        let nk = bc / FRAG; // key fragments per block
+        let d8 = d / 8; // vec4<u32> per row of K/V
+        let tile_vec4 = bc * d8;
+        let thr = RESCALE_THRESHOLD_LOG2;
+        let (tile_ty, tile_len, unit_ks) = match self.store {
+            TileStore::Vec4 => ("vec4<u32>", bc * ks8, ks8),
+            TileStore::Half => ("f16", bc * ks, ks),
+        };
+        let f = "coop_mat16x16";
+        let mut s = format!(
+            r#"enable f16;
+enable wgpu_cooperative_matrix;
+// {label}: head_dim {d}, causal {causal}, {ns} subgroups of {sg}, key block {bc}.
+struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
+@group(0) @binding(0) var<storage, read> q_in: array<f16>;
+@group(0) @binding(1) var<storage, read> k_in: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> v_in: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> o_out: array<vec4<f16>>;
+@group(0) @binding(4) var<uniform> p: Params;
+var<workgroup> sh_k: array<{tile_ty}, {tile_len}>;
+var<workgroup> sh_v: array<{tile_ty}, {tile_len}>;
+var<workgroup> sh_s: array<f32, {s_len}>;
+var<workgroup> sh_p: array<f16, {p_len}>;
+var<workgroup> rescale_flag: u32;
+@compute @workgroup_size({wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) tid: u32, @builtin(subgroup_id) sgid: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {{
+    let seq = p.seq;
+    let scale_log2 = p.scale_log2;
+    // Heavy (late) causal query blocks first: they start while the light ones fill the tail.
+    let qblock = nwg.x - 1u - wid.x;
+    let hb = wid.y * seq * {d}u;
+    let hb8 = wid.y * seq * {d8}u;
+    let q0 = qblock * {br}u + sgid * 16u;
+    let so = sgid * {s_sub}u;
+    let po = sgid * {p_sub}u;
+    let row = lane % 16u;
+    let part = lane / 16u;
+    let qrow = q0 + row;
+"#,
+            label = self.label(),
+            causal = self.causal,
+            s_len = ns * FRAG * sp,
+            p_len = ns * FRAG * pp,
+            s_sub = FRAG * sp,
+            p_sub = FRAG * pp,
+        );
+        for kd in 0..nd {
+            s += &format!(
+                "    let qi{kd} = hb + q0 * {d}u + {o}u;\n    let qf{kd} = coopLoadT<{f}<f16, A>>(&q_in[qi{kd}], {d}u);\n",
+                o = kd * FRAG
+            );
+        }
+        for n in 0..nd {
+            s += &format!("    var o{n} = {f}<f32, C>();\n");
+        }
+        s += "    var m_ref = -1e30;\n    var l_sum = 0.0;\n    var alpha = 1.0;\n";
+        if self.causal {
+            s += &format!("    let key_end = (qblock + 1u) * {br}u;\n");
+        } else {
+            s += "    let key_end = seq;\n";
+        }
+        s += &format!(
+            "    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{\n        workgroupBarrier();\n        if (tid == 0u) {{ rescale_flag = 0u; }}\n"
+        );
+        // Stage K and V: vector t of the block is row t / d8, vector t % d8 of that row.
+        let mut t = 0;
+        while t < tile_vec4 {
+            let guard = t + wg > tile_vec4;
+            s += &format!("        {{\n            let t = tid + {t}u;\n");
+            if guard {
+                s += &format!("            if (t < {tile_vec4}u) {{\n");
+            }
+            s += &format!(
+                "            let kr = t / {d8}u;\n            let kc = t % {d8}u;\n            let g = hb8 + (k0 + kr) * {d8}u + kc;\n            let kv = k_in[g];\n            let vv = v_in[g];\n"
+            );
+            match self.store {
+                TileStore::Vec4 => {
+                    s += &format!(
+                        "            sh_k[kr * {ks8}u + kc] = kv;\n            sh_v[kr * {ks8}u + kc] = vv;\n"
+                    );
+                }
+                TileStore::Half => {
+                    s += &format!("            let hbase = kr * {ks}u + kc * 8u;\n");
+                    for (w, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+                        s += &format!(
+                            "            let hk{w} = vec2<f16>(unpack2x16float(kv.{comp}));\n            let hv{w} = vec2<f16>(unpack2x16float(vv.{comp}));\n            sh_k[hbase + {a}u] = hk{w}.x;\n            sh_k[hbase + {b}u] = hk{w}.y;\n            sh_v[hbase + {a}u] = hv{w}.x;\n            sh_v[hbase + {b}u] = hv{w}.y;\n",
+                            a = 2 * w,
+                            b = 2 * w + 1
+                        );
+                    }
+                }
+            }
+            if guard {
+                s += "            }\n";
+            }
+            s += "        }\n";
+            t += wg;
+        }
+        s += "        workgroupBarrier();\n";
+        // S = Q·Kᵀ, one C fragment per 16 keys.
+        for jb in 0..nk {
+            s += &format!("        var sf{jb} = {f}<f32, C>();\n");
+            for kd in 0..nd {
+                let (base, _) = match self.store {
+                    TileStore::Vec4 => (jb * FRAG * ks8 + 2 * kd, ks8),
+                    TileStore::Half => (jb * FRAG * ks + FRAG * kd, ks),
+                };
+                s += &format!(
+                    "        let kt{jb}_{kd} = coopLoad<{f}<f16, B>>(&sh_k[{base}u], {unit_ks}u);\n        sf{jb} = coopMultiplyAdd(qf{kd}, kt{jb}_{kd}, sf{jb});\n"
+                );
+            }
+            s += &format!(
+                "        let si{jb} = so + {o}u;\n        coopStoreT(sf{jb}, &sh_s[si{jb}], {sp}u);\n",
+                o = jb * FRAG
+            );
+        }
+        s += "        workgroupBarrier();\n";
+        // Softmax on the lanes: row `row`, keys part*cpl .. +cpl.
+        s += &format!(
+            "        let sbase = so + row * {sp}u + part * {cpl}u;\n        let kbase = k0 + part * {cpl}u;\n        var bmax = -1e30;\n"
+        );
+        for c in 0..cpl {
+            s += &format!("        var x{c} = sh_s[sbase + {c}u] * scale_log2;\n");
+            if self.causal {
+                s += &format!("        if (kbase + {c}u > qrow) {{ x{c} = -1e30; }}\n");
+            }
+            s += &format!("        bmax = max(bmax, x{c});\n");
+        }
+        let mut mask = FRAG;
+        while mask < sg {
+            s += &format!("        bmax = max(bmax, subgroupShuffleXor(bmax, {mask}u));\n");
+            mask *= 2;
+        }
+        s += &format!(
+            r#"        alpha = 1.0;
+        if (k0 == 0u) {{
+            m_ref = bmax;
+        }} else if (bmax > m_ref + {thr:.1}) {{
+            alpha = exp2(m_ref - bmax);
+            m_ref = bmax;
+            rescale_flag = 1u;
+        }}
+        l_sum = l_sum * alpha;
+        let pbase = po + row * {pp}u + part * {cpl}u;
+"#
+        );
+        for c in 0..cpl {
+            s += &format!(
+                "        let e{c} = exp2(x{c} - m_ref);\n        l_sum += e{c};\n        sh_p[pbase + {c}u] = f16(e{c});\n"
+            );
+        }
+        // The flag load is also the barrier that publishes P (and the flag) to the workgroup.
+        s += "        let need_rescale = workgroupUniformLoad(&rescale_flag);\n";
+        s += "        if (need_rescale != 0u) {\n";
+        // Rescale O: nk fragments at a time through the S scratch (16 × BC f32).
+        for g in 0..(nd / nk) {
+            for j in 0..nk {
+                let n = g * nk + j;
+                s += &format!(
+                    "            let ri{n} = so + {o}u;\n            coopStoreT(o{n}, &sh_s[ri{n}], {sp}u);\n",
+                    o = j * FRAG
+                );
+            }
+            s += "            workgroupBarrier();\n";
+            for c in 0..cpl {
+                s += &format!("            sh_s[sbase + {c}u] = sh_s[sbase + {c}u] * alpha;\n");
+            }
+            s += "            workgroupBarrier();\n";
+            for j in 0..nk {
+                let n = g * nk + j;
+                s += &format!("            o{n} = coopLoadT<{f}<f32, C>>(&sh_s[ri{n}], {sp}u);\n");
+            }
+            s += "            workgroupBarrier();\n";
+        }
+        s += "        }\n";
+        // O += P·V.
+        for jb in 0..nk {
+            s += &format!(
+                "        let pi{jb} = po + {o}u;\n        let pf{jb} = coopLoadT<{f}<f16, A>>(&sh_p[pi{jb}], {pp}u);\n",
+                o = jb * FRAG
+            );
+            for n in 0..nd {
+                let base = match self.store {
+                    TileStore::Vec4 => jb * FRAG * ks8 + 2 * n,
+                    TileStore::Half => jb * FRAG * ks + FRAG * n,
+                };
+                s += &format!(
+                    "        let vf{jb}_{n} = coopLoadT<{f}<f16, B>>(&sh_v[{base}u], {unit_ks}u);\n        o{n} = coopMultiplyAdd(pf{jb}, vf{jb}_{n}, o{n});\n"
+                );
+            }
+        }
+        s += "    }\n";
+        // ℓ of the row: the sum of its lanes' partial sums.
+        let mut mask = FRAG;
+        while mask < sg {
+            s += &format!("    l_sum += subgroupShuffleXor(l_sum, {mask}u);\n");
+            mask *= 2;
+        }
+        s += &format!(
+            "    let inv_l = 1.0 / l_sum;\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
+        );
+        for g in 0..(nd / nk) {
+            s += "    workgroupBarrier();\n";
+            for j in 0..nk {
+                let n = g * nk + j;
+                s += &format!(
+                    "    let fi{n} = so + {o}u;\n    coopStoreT(o{n}, &sh_s[fi{n}], {sp}u);\n",
+                    o = j * FRAG
+                );
+            }
+            s += "    workgroupBarrier();\n";
+            for c4 in 0..(cpl / 4) {
+                let c = c4 * 4;
+                s += &format!(
+                    "    o_out[obase4 + {off}u] = vec4<f16>(vec4<f32>(sh_s[sbase + {c}u], sh_s[sbase + {c1}u], sh_s[sbase + {c2}u], sh_s[sbase + {c3}u]) * inv_l);\n",
+                    off = (g * bc) / 4 + c4,
+                    c1 = c + 1,
+                    c2 = c + 2,
+                    c3 = c + 3
+                );
+            }
+        }
+        s += "}\n";
+        s
+    }
+}
+
+/// A CPU model of the kernel's arithmetic for one query row: key blocks of `key_block`, scores
+/// in log2 units, the lazy reference with [`RESCALE_THRESHOLD_LOG2`], P rounded to f16, f32
+/// sums. Returns the output row (before the f16 store) and how many rescales happened. Used by
+/// the tests to check the softmax scheme (not the fragment layouts) against the f64 reference.
+pub fn simulate_row(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    head_dim: usize,
+    row: usize,
+    keys: usize,
+    causal: bool,
+    key_block: usize,
+) -> (Vec<f32>, u32) {
+    let d = head_dim;
+    let scale_log2 = std::f32::consts::LOG2_E / (d as f32).sqrt();
+    let mut o = vec![0f32; d];
+    let (mut m_ref, mut l_sum) = (-1e30f32, 0f32);
+    let mut rescales = 0;
+    let mut k0 = 0;
+    while k0 < keys {
+        let x: Vec<f32> = (k0..k0 + key_block)
+            .map(|j| {
+                if causal && j > row {
+                    return -1e30;
+                }
+                // The fragments accumulate the f16 products in f32.
+                let dot: f32 = (0..d).map(|t| q[row * d + t] * k[j * d + t]).sum();
+                dot * scale_log2
+            })
+            .collect();
+        let bmax = x.iter().cloned().fold(-1e30f32, f32::max);
+        let mut alpha = 1.0;
+        if k0 == 0 {
+            m_ref = bmax;
+        } else if bmax > m_ref + RESCALE_THRESHOLD_LOG2 {
+            alpha = (m_ref - bmax).exp2();
+            m_ref = bmax;
+            rescales += 1;
+        }
+        l_sum *= alpha;
+        o.iter_mut().for_each(|x| *x *= alpha);
+        for (jj, &xj) in x.iter().enumerate() {
+            let e = (xj - m_ref).exp2();
+            l_sum += e;
+            let p16 = half::f16::from_f32(e).to_f32();
+            let j = k0 + jj;
+            for t in 0..d {
+                o[t] += p16 * v[j * d + t];
+            }
+        }
+        k0 += key_block;
+    }
+    (o.iter().map(|x| x / l_sum).collect(), rescales)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(src: &str) -> Result<(), String> {
+        let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .map_err(|e| e.emit_to_string(src))?;
+        let options = naga::back::spv::Options {
+            lang_version: (1, 6),
+            ..Default::default()
+        };
+        let pipeline = naga::back::spv::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: "main".to_owned(),
+        };
+        naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+            .map_err(|e| format!("SPIR-V: {e}"))?;
+        Ok(())
+    }
+
+    #[test]
+    fn every_coop_variant_compiles_to_spirv() {
+        let mut compiled = 0;
+        for head_dim in [64, 128] {
+            for causal in [false, true] {
+                for sg in [32, 64, 16] {
+                    for c in CoopAttention::candidates(head_dim, causal, sg) {
+                        if c.unsupported(2048).is_some() {
+                            continue;
+                        }
+                        let src = c.wgsl();
+                        if let Err(e) = compile(&src) {
+                            panic!("{} d{head_dim} causal {causal} sg{sg}: {e}", c.label());
+                        }
+                        compiled += 1;
+                    }
+                }
+            }
+        }
+        assert!(compiled >= 32, "only {compiled} variants compiled");
+    }
+}
