@@ -5,7 +5,9 @@
 use std::sync::OnceLock;
 
 use headroom_core::report::{Status, SweepStopReason};
+use headroom_probe::gpu::Gpu;
 use headroom_probe::kernels::attention::{self, AttentionParams};
+use headroom_probe::kernels::attention_coop::{self, CoopAttention};
 use headroom_probe::kernels::bandwidth::{self, BandwidthParams};
 use headroom_probe::kernels::decode::{self, DecodeParams, HIDDEN, WeightFormat};
 use headroom_probe::kernels::gemm::{self, GemmParams, GemmVariant, Tile};
@@ -329,4 +331,171 @@ fn decode_every_format_is_correct() {
         );
         assert!(m.params["rows_per_slot"].as_u64().is_some());
     }
+}
+
+/// Runs a cooperative-matrix attention kernel in its emulated form (plain WGSL with the same
+/// index algebra) on `heads` heads of `seq` rows; returns the f16 output as f32.
+fn run_emulated(
+    c: &CoopAttention,
+    heads: u32,
+    seq: u32,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+) -> Result<Vec<f32>, String> {
+    let g = gpu();
+    let gpu = Gpu::new(&g.device, &g.queue);
+    let to16 = |x: &[f32]| -> Vec<u8> {
+        let h: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
+        bytemuck::cast_slice(&h).to_vec()
+    };
+    pollster::block_on(async {
+        let pipeline = gpu
+            .pipeline(&c.label(), &c.emulated_wgsl())
+            .await
+            .map_err(|e| e.to_string())?;
+        let qb = gpu.storage_init("q", &to16(q));
+        let kb = gpu.storage_init("k", &to16(k));
+        let vb = gpu.storage_init("v", &to16(v));
+        let ob = gpu.storage("o", (q.len() * 2) as u64);
+        let scratch = gpu.storage("fragments", c.emulation_scratch_bytes(seq, heads));
+        let scale_log2 = std::f32::consts::LOG2_E / (c.head_dim as f32).sqrt();
+        let uniform = gpu.uniform(&[seq, scale_log2.to_bits(), 0, 0]);
+        let bind = gpu.bind(
+            &pipeline,
+            &[
+                (&qb, 0, None),
+                (&kb, 0, None),
+                (&vb, 0, None),
+                (&ob, 0, None),
+                (&uniform, 0, None),
+                (&scratch, 0, None),
+            ],
+        );
+        gpu.clear(&ob);
+        gpu.time_pass(&|pass| {
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(seq / c.query_block(), heads, 1);
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let out = gpu
+            .read_back(&ob, 0, (q.len() * 2) as u64)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bytemuck::cast_slice::<u8, half::f16>(&out)
+            .iter()
+            .map(|x| x.to_f32())
+            .collect())
+    })
+}
+
+/// Relative Frobenius error of every row of every head against the f64 reference.
+fn attention_error(
+    out: &[f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    seq: usize,
+    d: usize,
+    causal: bool,
+) -> f64 {
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for h in 0..q.len() / (seq * d) {
+        let off = h * seq * d;
+        let r = off..off + seq * d;
+        for row in 0..seq {
+            want.extend(attention::reference_row(
+                &q[r.clone()],
+                &k[r.clone()],
+                &v[r.clone()],
+                seq,
+                d,
+                row,
+                causal,
+            ));
+            got.extend(
+                out[off + row * d..off + (row + 1) * d]
+                    .iter()
+                    .map(|&x| f64::from(x)),
+            );
+        }
+    }
+    headroom_probe::kernels::rel_frobenius(&got, &want)
+}
+
+fn round16(x: Vec<f32>) -> Vec<f32> {
+    x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+}
+
+/// The coop kernels' index algebra, blocking, causal mask, lane split and lazy-rescale softmax,
+/// run end to end on lavapipe through the emulated form (fragments as private arrays): every
+/// variant that fits the adapter, every output row against the f64 reference. Two inputs:
+/// random (no rescale after the first block) and growing keys (a rescale in most blocks).
+#[test]
+fn coop_attention_emulated_matches_the_reference() {
+    let g = gpu();
+    let limit = g.device.limits().max_compute_workgroup_storage_size;
+    let mut ran = Vec::new();
+    for head_dim in [64u32, 128] {
+        for causal in [false, true] {
+            for sg in [32u32, 16] {
+                for c in CoopAttention::candidates(head_dim, causal, sg) {
+                    let seq = 2 * c.query_block();
+                    // The emulation adds a 4-byte exchange slot per invocation.
+                    if c.unsupported(seq).is_some()
+                        || c.shared_bytes() + 4 * c.workgroup_size() > limit
+                    {
+                        continue;
+                    }
+                    let (heads, d, s) = (2u32, head_dim as usize, seq as usize);
+                    let n = heads as usize * s * d;
+                    let mut rng = headroom_probe::Rng::new(5 + u64::from(head_dim));
+                    let q = round16(rng.vec_f32(n));
+                    let k = round16(rng.vec_f32(n));
+                    let v = round16(rng.vec_f32(n));
+                    // Growing keys: row j of each head scaled by 1 + j/8, queries made positive,
+                    // so each block's scores lead the previous ones by several log2 units.
+                    let qg = round16(q.iter().map(|x| x.abs()).collect());
+                    let kg = round16(
+                        k.iter()
+                            .enumerate()
+                            .map(|(i, x)| x.abs() * (1.0 + ((i / d) % s) as f32 / 8.0))
+                            .collect(),
+                    );
+                    let (_, rescales) = attention_coop::simulate_row(
+                        &qg,
+                        &kg,
+                        &v,
+                        d,
+                        s - 1,
+                        s,
+                        causal,
+                        c.key_block as usize,
+                    );
+                    assert!(rescales > 0, "the growing input must exercise the rescale");
+                    for (what, qq, kk) in [("random", &q, &k), ("growing", &qg, &kg)] {
+                        let t0 = std::time::Instant::now();
+                        let out = run_emulated(&c, heads, seq, qq, kk, &v)
+                            .unwrap_or_else(|e| panic!("{} d{head_dim} sg{sg}: {e}", c.label()));
+                        let err = attention_error(&out, qq, kk, &v, s, d, causal);
+                        assert!(
+                            err <= 5e-3,
+                            "{} d{head_dim} causal {causal} sg{sg} {what}: rel err {err:.3e}",
+                            c.label()
+                        );
+                        eprintln!(
+                            "{} d{head_dim} causal {causal} sg{sg} {what}: rel err {err:.2e}, {:.1} s",
+                            c.label(),
+                            t0.elapsed().as_secs_f64()
+                        );
+                    }
+                    ran.push(format!("{} d{head_dim} causal {causal} sg{sg}", c.label()));
+                }
+            }
+        }
+    }
+    eprintln!("emulated coop attention variants checked: {ran:#?}");
+    assert!(ran.len() >= 8, "too few variants fit lavapipe: {ran:?}");
 }

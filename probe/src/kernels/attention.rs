@@ -154,7 +154,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     s
 }
 
-pub(crate) fn reference_row(
+/// One output row of `softmax(Q·Kᵀ/√d)·V` in f64 for one head (`q`, `k`, `v`: `[seq][d]`).
+pub fn reference_row(
     q: &[f32],
     k: &[f32],
     v: &[f32],

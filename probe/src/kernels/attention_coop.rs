@@ -173,6 +173,15 @@ impl CoopAttention {
         self.key_block / self.lanes_per_row()
     }
 
+    /// Bytes of the storage scratch (binding 5) the emulated kernel needs for `heads` heads of
+    /// `seq` rows: 256 f32 per fragment slot per subgroup.
+    pub fn emulation_scratch_bytes(&self, seq: u32, heads: u32) -> u64 {
+        let nd = self.head_dim / FRAG;
+        let nk = self.key_block / FRAG;
+        let slots = u64::from(2 * nd + nk + 3);
+        u64::from(seq / self.query_block() * heads * self.subgroups) * slots * 256 * 4
+    }
+
     /// Workgroup storage the kernel declares, in bytes.
     pub fn shared_bytes(&self) -> u32 {
         let tiles = 2 * self.key_block * self.ks() * 2;
@@ -185,6 +194,20 @@ impl CoopAttention {
     /// each), 3 `o_out` (`vec4<f16>`), 4 `p` (`seq`, `scale_log2` bits, 2 pads) — the same
     /// buffers as the scalar kernel.
     pub fn wgsl(&self) -> String {
+        self.source(false)
+    }
+
+    /// The same kernel with every cooperative-matrix operation and subgroup shuffle replaced by
+    /// plain WGSL with the same semantics (see the module docs): each lane holds whole 16×16
+    /// fragments in private arrays, shuffles go through shared memory, `subgroup_id` and the lane
+    /// come from the invocation index. It runs on any adapter with `SHADER_F16` (lavapipe in CI),
+    /// so the tests check the kernel's index algebra, blocking, masking and softmax end to end;
+    /// only the drivers' reading of the fragment layouts themselves is left to the real run.
+    pub fn emulated_wgsl(&self) -> String {
+        self.source(true)
+    }
+
+    fn source(&self, em: bool) -> String {
         let d = self.head_dim;
         let bc = self.key_block;
         let ns = self.subgroups;
@@ -206,10 +229,96 @@ impl CoopAttention {
             TileStore::Half => ("f16", bc * ks, ks),
         };
         let f = "coop_mat16x16";
+        let tile_unit = match self.store {
+            TileStore::Vec4 => 8,
+            TileStore::Half => 1,
+        };
+        // Fragment slots of the emulation (per subgroup, 256 f32 each, in a storage scratch):
+        // Q fragments, O fragments, S fragments, then one slot each for the K, P, V operand.
+        let slot_q = |kd: u32| kd;
+        let slot_o = |n: u32| nd + n;
+        let slot_s = |jb: u32| 2 * nd + jb;
+        let (slot_k, slot_p, slot_v) = (2 * nd + nk, 2 * nd + nk + 1, 2 * nd + nk + 2);
+        let slot = |i: u32| format!("fb + {}u", i * 256);
+        // `decl dst = load(src[idx], stride);` — src is q, k (column-major), v, p (f16 A/B) or
+        // s (f32 C); `decl` is "let " or "" (assignment).
+        let load = |decl: &str, dst: &str, dst_slot: u32, src: &str, idx: &str, stride: &str| {
+            if em {
+                return format!("ld_{src}({}, {idx}, {stride});", slot(dst_slot));
+            }
+            let (arr, t, role) = match src {
+                "q" => ("q_in", "T", "f16, A"),
+                "k" => ("sh_k", "", "f16, B"),
+                "v" => ("sh_v", "T", "f16, B"),
+                "p" => ("sh_p", "T", "f16, A"),
+                _ => ("sh_s", "T", "f32, C"),
+            };
+            format!("{decl}{dst} = coopLoad{t}<{f}<{role}>>(&{arr}[{idx}], {stride});")
+        };
+        let store = |frag: &str, frag_slot: u32, idx: &str, stride: u32| -> String {
+            if em {
+                format!("st_s({}, {idx}, {stride}u);", slot(frag_slot))
+            } else {
+                format!("coopStoreT({frag}, &sh_s[{idx}], {stride}u);")
+            }
+        };
+        // `c = a·b + c`.
+        let mma = |a: &str, sa: u32, b: &str, sb: u32, c: &str, sc: u32| -> String {
+            if em {
+                format!("mma({}, {}, {});", slot(sa), slot(sb), slot(sc))
+            } else {
+                format!("{c} = coopMultiplyAdd({a}, {b}, {c});")
+            }
+        };
+        let zero = |dst: &str, dst_slot: u32| -> String {
+            if em {
+                format!("zero({});", slot(dst_slot))
+            } else {
+                format!("var {dst} = {f}<f32, C>();")
+            }
+        };
+        // `var = op(var, var of lane ^ mask)` for every mask 16, 32 below the subgroup size.
+        let reduce = |var: &str, op: &str, indent: &str| -> String {
+            let mut out = String::new();
+            let mut mask = FRAG;
+            while mask < sg {
+                if em {
+                    out += &format!(
+                        "{indent}xch[tid] = {var};\n{indent}workgroupBarrier();\n{indent}{var} = {op}({var}, xch[tid ^ {mask}u]);\n{indent}workgroupBarrier();\n"
+                    );
+                } else {
+                    out += &format!(
+                        "{indent}{var} = {op}({var}, subgroupShuffleXor({var}, {mask}u));\n"
+                    );
+                }
+                mask *= 2;
+            }
+            out
+        };
+        let (enable_coop, builtins, prelude) = if em {
+            (
+                String::new(),
+                "",
+                format!(
+                    "    tid_g = tid;\n    let sgid = tid / {sg}u;\n    let lane = tid % {sg}u;\n    let fb = ((wid.y * nwg.x + wid.x) * {ns}u + sgid) * {slots}u;\n",
+                    slots = (2 * nd + nk + 3) * 256
+                ),
+            )
+        } else {
+            (
+                "enable wgpu_cooperative_matrix;\n".to_owned(),
+                ", @builtin(subgroup_id) sgid: u32,\n        @builtin(subgroup_invocation_id) lane: u32",
+                String::new(),
+            )
+        };
+        let emu_lib = if em {
+            emulation_library(self.store, tile_unit, wg, sg)
+        } else {
+            String::new()
+        };
         let mut s = format!(
             r#"enable f16;
-enable wgpu_cooperative_matrix;
-// {label}: head_dim {d}, causal {causal}, {ns} subgroups of {sg}, key block {bc}.
+{enable_coop}// {label}: head_dim {d}, causal {causal}, {ns} subgroups of {sg}, key block {bc}.
 struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
 @group(0) @binding(0) var<storage, read> q_in: array<f16>;
 @group(0) @binding(1) var<storage, read> k_in: array<vec4<u32>>;
@@ -221,11 +330,11 @@ var<workgroup> sh_v: array<{tile_ty}, {tile_len}>;
 var<workgroup> sh_s: array<f32, {s_len}>;
 var<workgroup> sh_p: array<f16, {p_len}>;
 var<workgroup> rescale_flag: u32;
-@compute @workgroup_size({wg})
+fn add2(a: f32, b: f32) -> f32 {{ return a + b; }}
+{emu_lib}@compute @workgroup_size({wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) tid: u32, @builtin(subgroup_id) sgid: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {{
-    let seq = p.seq;
+        @builtin(local_invocation_index) tid: u32{builtins}) {{
+{prelude}    let seq = p.seq;
     let scale_log2 = p.scale_log2;
     // Heavy (late) causal query blocks first: they start while the light ones fill the tail.
     let qblock = nwg.x - 1u - wid.x;
@@ -247,12 +356,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         );
         for kd in 0..nd {
             s += &format!(
-                "    let qi{kd} = hb + q0 * {d}u + {o}u;\n    let qf{kd} = coopLoadT<{f}<f16, A>>(&q_in[qi{kd}], {d}u);\n",
-                o = kd * FRAG
+                "    let qi{kd} = hb + q0 * {d}u + {o}u;\n    {ld}\n",
+                o = kd * FRAG,
+                ld = load(
+                    "let ",
+                    &format!("qf{kd}"),
+                    slot_q(kd),
+                    "q",
+                    &format!("qi{kd}"),
+                    &format!("{d}u")
+                )
             );
         }
         for n in 0..nd {
-            s += &format!("    var o{n} = {f}<f32, C>();\n");
+            s += &format!("    {}\n", zero(&format!("o{n}"), slot_o(n)));
         }
         s += "    var m_ref = -1e30;\n    var l_sum = 0.0;\n    var alpha = 1.0;\n";
         if self.causal {
@@ -300,19 +417,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         s += "        workgroupBarrier();\n";
         // S = Q·Kᵀ, one C fragment per 16 keys.
         for jb in 0..nk {
-            s += &format!("        var sf{jb} = {f}<f32, C>();\n");
+            s += &format!("        {}\n", zero(&format!("sf{jb}"), slot_s(jb)));
             for kd in 0..nd {
                 let (base, _) = match self.store {
                     TileStore::Vec4 => (jb * FRAG * ks8 + 2 * kd, ks8),
                     TileStore::Half => (jb * FRAG * ks + FRAG * kd, ks),
                 };
                 s += &format!(
-                    "        let kt{jb}_{kd} = coopLoad<{f}<f16, B>>(&sh_k[{base}u], {unit_ks}u);\n        sf{jb} = coopMultiplyAdd(qf{kd}, kt{jb}_{kd}, sf{jb});\n"
+                    "        {ld}\n        {mm}\n",
+                    ld = load(
+                        "let ",
+                        &format!("kt{jb}_{kd}"),
+                        slot_k,
+                        "k",
+                        &format!("{base}u"),
+                        &format!("{unit_ks}u")
+                    ),
+                    mm = mma(
+                        &format!("qf{kd}"),
+                        slot_q(kd),
+                        &format!("kt{jb}_{kd}"),
+                        slot_k,
+                        &format!("sf{jb}"),
+                        slot_s(jb)
+                    )
                 );
             }
             s += &format!(
-                "        let si{jb} = so + {o}u;\n        coopStoreT(sf{jb}, &sh_s[si{jb}], {sp}u);\n",
-                o = jb * FRAG
+                "        let si{jb} = so + {o}u;\n        {st}\n",
+                o = jb * FRAG,
+                st = store(&format!("sf{jb}"), slot_s(jb), &format!("si{jb}"), sp)
             );
         }
         s += "        workgroupBarrier();\n";
@@ -327,11 +461,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             s += &format!("        bmax = max(bmax, x{c});\n");
         }
-        let mut mask = FRAG;
-        while mask < sg {
-            s += &format!("        bmax = max(bmax, subgroupShuffleXor(bmax, {mask}u));\n");
-            mask *= 2;
-        }
+        s += &reduce("bmax", "max", "        ");
         s += &format!(
             r#"        alpha = 1.0;
         if (k0 == 0u) {{
@@ -358,8 +488,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             for j in 0..nk {
                 let n = g * nk + j;
                 s += &format!(
-                    "            let ri{n} = so + {o}u;\n            coopStoreT(o{n}, &sh_s[ri{n}], {sp}u);\n",
-                    o = j * FRAG
+                    "            let ri{n} = so + {o}u;\n            {st}\n",
+                    o = j * FRAG,
+                    st = store(&format!("o{n}"), slot_o(n), &format!("ri{n}"), sp)
                 );
             }
             s += "            workgroupBarrier();\n";
@@ -369,7 +500,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             s += "            workgroupBarrier();\n";
             for j in 0..nk {
                 let n = g * nk + j;
-                s += &format!("            o{n} = coopLoadT<{f}<f32, C>>(&sh_s[ri{n}], {sp}u);\n");
+                s += &format!(
+                    "            {ld}\n",
+                    ld = load(
+                        "",
+                        &format!("o{n}"),
+                        slot_o(n),
+                        "s",
+                        &format!("ri{n}"),
+                        &format!("{sp}u")
+                    )
+                );
             }
             s += "            workgroupBarrier();\n";
         }
@@ -377,8 +518,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         // O += P·V.
         for jb in 0..nk {
             s += &format!(
-                "        let pi{jb} = po + {o}u;\n        let pf{jb} = coopLoadT<{f}<f16, A>>(&sh_p[pi{jb}], {pp}u);\n",
-                o = jb * FRAG
+                "        let pi{jb} = po + {o}u;\n        {ld}\n",
+                o = jb * FRAG,
+                ld = load(
+                    "let ",
+                    &format!("pf{jb}"),
+                    slot_p,
+                    "p",
+                    &format!("pi{jb}"),
+                    &format!("{pp}u")
+                )
             );
             for n in 0..nd {
                 let base = match self.store {
@@ -386,17 +535,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     TileStore::Half => jb * FRAG * ks + FRAG * n,
                 };
                 s += &format!(
-                    "        let vf{jb}_{n} = coopLoadT<{f}<f16, B>>(&sh_v[{base}u], {unit_ks}u);\n        o{n} = coopMultiplyAdd(pf{jb}, vf{jb}_{n}, o{n});\n"
+                    "        {ld}\n        {mm}\n",
+                    ld = load(
+                        "let ",
+                        &format!("vf{jb}_{n}"),
+                        slot_v,
+                        "v",
+                        &format!("{base}u"),
+                        &format!("{unit_ks}u")
+                    ),
+                    mm = mma(
+                        &format!("pf{jb}"),
+                        slot_p,
+                        &format!("vf{jb}_{n}"),
+                        slot_v,
+                        &format!("o{n}"),
+                        slot_o(n)
+                    )
                 );
             }
         }
         s += "    }\n";
         // ℓ of the row: the sum of its lanes' partial sums.
-        let mut mask = FRAG;
-        while mask < sg {
-            s += &format!("    l_sum += subgroupShuffleXor(l_sum, {mask}u);\n");
-            mask *= 2;
-        }
+        s += &reduce("l_sum", "add2", "    ");
         s += &format!(
             "    let inv_l = 1.0 / l_sum;\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
         );
@@ -405,8 +566,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             for j in 0..nk {
                 let n = g * nk + j;
                 s += &format!(
-                    "    let fi{n} = so + {o}u;\n    coopStoreT(o{n}, &sh_s[fi{n}], {sp}u);\n",
-                    o = j * FRAG
+                    "    let fi{n} = so + {o}u;\n    {st}\n",
+                    o = j * FRAG,
+                    st = store(&format!("o{n}"), slot_o(n), &format!("fi{n}"), sp)
                 );
             }
             s += "    workgroupBarrier();\n";
@@ -426,10 +588,117 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 }
 
+/// WGSL replacing the cooperative-matrix operations of one kernel (see
+/// [`CoopAttention::emulated_wgsl`]). A fragment is `array<f32, 256>`, element (r, c) at
+/// `16r + c`; loads and stores follow the semantics in the module docs, with the K/V tile's
+/// index and stride in `unit` halves (8 for `vec4<u32>` tiles).
+fn emulation_library(store: TileStore, unit: u32, wg: u32, sg: u32) -> String {
+    let half = match store {
+        TileStore::Vec4 => {
+            "let w = arr[h / 8u][(h % 8u) / 2u];\n    return unpack2x16float(w)[h % 2u];"
+        }
+        TileStore::Half => "return f32(arr[h]);",
+    };
+    // Every emulated operation is a subgroup-wide step between barriers (all of them sit in
+    // uniform control flow, as the real ones must); lane `lane` handles elements lane + k·SG.
+    let mut s = format!(
+        r#"@group(0) @binding(5) var<storage, read_write> frs: array<f32>;
+var<workgroup> xch: array<f32, {wg}>;
+var<private> tid_g: u32;
+fn sync() {{
+    storageBarrier();
+    workgroupBarrier();
+}}
+fn zero(f: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        frs[f + e] = 0.0;
+    }}
+    sync();
+}}
+fn mma(a: u32, b: u32, c: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        let r = e / 16u;
+        let col = e % 16u;
+        var acc = frs[c + e];
+        for (var k = 0u; k < 16u; k++) {{
+            acc += frs[a + r * 16u + k] * frs[b + k * 16u + col];
+        }}
+        frs[c + e] = acc;
+    }}
+    sync();
+}}
+fn ld_q(f: u32, i: u32, stride: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        frs[f + e] = f32(q_in[i + (e / 16u) * stride + e % 16u]);
+    }}
+    sync();
+}}
+fn ld_p(f: u32, i: u32, stride: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        frs[f + e] = f32(sh_p[i + (e / 16u) * stride + e % 16u]);
+    }}
+    sync();
+}}
+fn ld_s(f: u32, i: u32, stride: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        frs[f + e] = sh_s[i + (e / 16u) * stride + e % 16u];
+    }}
+    sync();
+}}
+fn st_s(f: u32, i: u32, stride: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        sh_s[i + (e / 16u) * stride + e % 16u] = frs[f + e];
+    }}
+    sync();
+}}
+"#
+    );
+    for (name, arr, row_major) in [("k", "sh_k", false), ("v", "sh_v", true)] {
+        let (outer, inner) = if row_major { ("r", "c") } else { ("c", "r") };
+        s += &format!(
+            r#"fn half_{name}(h: u32) -> f32 {{
+    {body}
+}}
+// {layout}: element (r, c) at unit i + {outer}·stride, then half {inner} of that run.
+fn ld_{name}(f: u32, i: u32, stride: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        let r = e / 16u;
+        let c = e % 16u;
+        frs[f + e] = half_{name}((i + {outer} * stride) * {unit}u + {inner});
+    }}
+    sync();
+}}
+"#,
+            body = half.replace("arr", arr),
+            layout = if row_major {
+                "row-major"
+            } else {
+                "column-major"
+            },
+        );
+    }
+    s
+}
+
 /// A CPU model of the kernel's arithmetic for one query row: key blocks of `key_block`, scores
 /// in log2 units, the lazy reference with [`RESCALE_THRESHOLD_LOG2`], P rounded to f16, f32
 /// sums. Returns the output row (before the f16 store) and how many rescales happened. Used by
 /// the tests to check the softmax scheme (not the fragment layouts) against the f64 reference.
+#[allow(clippy::too_many_arguments)] // one row of one head: the tensors, its shape and the blocking
 pub fn simulate_row(
     q: &[f32],
     k: &[f32],
@@ -507,6 +776,46 @@ mod tests {
         naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
             .map_err(|e| format!("SPIR-V: {e}"))?;
         Ok(())
+    }
+
+    /// The lazy-reference softmax (with f16 P) against the f64 reference, on random scores
+    /// and on growing ones that force rescales.
+    #[test]
+    fn the_lazy_rescale_softmax_matches_the_reference() {
+        let (d, s) = (64usize, 256usize);
+        let mut rng = crate::Rng::new(3);
+        let r16 = |x: Vec<f32>| -> Vec<f32> {
+            x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+        };
+        let q = r16(rng.vec_f32(s * d));
+        let k = r16(rng.vec_f32(s * d));
+        let v = r16(rng.vec_f32(s * d));
+        let qg = r16(q.iter().map(|x| x.abs()).collect());
+        let kg = r16(k
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x.abs() * (1.0 + (i / d) as f32 / 8.0))
+            .collect());
+        let mut total_rescales = 0;
+        for causal in [false, true] {
+            for bc in [32, 64] {
+                for (qq, kk) in [(&q, &k), (&qg, &kg)] {
+                    let (mut got, mut want) = (Vec::new(), Vec::new());
+                    for row in (0..s).step_by(17) {
+                        let (o, n) = simulate_row(qq, kk, &v, d, row, s, causal, bc);
+                        total_rescales += n;
+                        got.extend(o.iter().map(|&x| f64::from(x)));
+                        want.extend(crate::kernels::attention::reference_row(
+                            qq, kk, &v, s, d, row, causal,
+                        ));
+                    }
+                    let err = crate::kernels::rel_frobenius(&got, &want);
+                    assert!(err < 2e-3, "bc {bc} causal {causal}: {err:e}");
+                }
+            }
+        }
+        // The growing input exercises the rescale path.
+        assert!(total_rescales > 10, "{total_rescales}");
     }
 
     #[test]
