@@ -173,13 +173,23 @@ impl CoopAttention {
         self.key_block / self.lanes_per_row()
     }
 
-    /// Bytes of the storage scratch (binding 5) the emulated kernel needs for `heads` heads of
-    /// `seq` rows: 256 f32 per fragment slot per subgroup.
-    pub fn emulation_scratch_bytes(&self, seq: u32, heads: u32) -> u64 {
+    /// Bytes of the storage buffers (bindings 5, 6, 7: fragment slots, S scratch, P scratch)
+    /// the emulated kernel needs for `heads` heads of `seq` rows.
+    pub fn emulation_scratch_bytes(&self, seq: u32, heads: u32) -> [u64; 3] {
         let nd = self.head_dim / FRAG;
         let nk = self.key_block / FRAG;
         let slots = u64::from(2 * nd + nk + 3);
-        u64::from(seq / self.query_block() * heads * self.subgroups) * slots * 256 * 4
+        let subgroups = u64::from(seq / self.query_block() * heads * self.subgroups);
+        [
+            subgroups * slots * 256 * 4,
+            subgroups * u64::from(FRAG * self.sp()) * 4,
+            subgroups * u64::from(FRAG * self.pp()) * 2,
+        ]
+    }
+
+    /// Workgroup storage of the emulated kernel: the K and V tiles and the shuffle slots.
+    pub fn emulation_shared_bytes(&self) -> u32 {
+        2 * self.key_block * self.ks() * 2 + 4 * self.workgroup_size() + 4
     }
 
     /// Workgroup storage the kernel declares, in bytes.
@@ -311,6 +321,24 @@ impl CoopAttention {
                 String::new(),
             )
         };
+        // The emulation keeps the S and P scratch in storage buffers (bindings 6, 7; one slice
+        // per subgroup of the grid) so that every variant fits lavapipe's 32 KiB of workgroup
+        // storage; its fragment steps end in storage barriers, which publish them.
+        let (scratch_decl, sub_index) = if em {
+            (
+                "@group(0) @binding(6) var<storage, read_write> sh_s: array<f32>;\n@group(0) @binding(7) var<storage, read_write> sh_p: array<f16>;\n".to_owned(),
+                format!("((wid.y * nwg.x + wid.x) * {ns}u + sgid)"),
+            )
+        } else {
+            (
+                format!(
+                    "var<workgroup> sh_s: array<f32, {}>;\nvar<workgroup> sh_p: array<f16, {}>;\n",
+                    ns * FRAG * sp,
+                    ns * FRAG * pp
+                ),
+                "sgid".to_owned(),
+            )
+        };
         let emu_lib = if em {
             emulation_library(self.store, tile_unit, wg, sg)
         } else {
@@ -327,9 +355,7 @@ struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
 @group(0) @binding(4) var<uniform> p: Params;
 var<workgroup> sh_k: array<{tile_ty}, {tile_len}>;
 var<workgroup> sh_v: array<{tile_ty}, {tile_len}>;
-var<workgroup> sh_s: array<f32, {s_len}>;
-var<workgroup> sh_p: array<f16, {p_len}>;
-var<workgroup> rescale_flag: u32;
+{scratch_decl}var<workgroup> rescale_flag: u32;
 fn add2(a: f32, b: f32) -> f32 {{ return a + b; }}
 {emu_lib}@compute @workgroup_size({wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -341,16 +367,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let hb = wid.y * seq * {d}u;
     let hb8 = wid.y * seq * {d8}u;
     let q0 = qblock * {br}u + sgid * 16u;
-    let so = sgid * {s_sub}u;
-    let po = sgid * {p_sub}u;
+    let so = {sub_index} * {s_sub}u;
+    let po = {sub_index} * {p_sub}u;
     let row = lane % 16u;
     let part = lane / 16u;
     let qrow = q0 + row;
 "#,
             label = self.label(),
             causal = self.causal,
-            s_len = ns * FRAG * sp,
-            p_len = ns * FRAG * pp,
             s_sub = FRAG * sp,
             p_sub = FRAG * pp,
         );
