@@ -443,29 +443,41 @@ fn coop_attention_emulated_matches_the_reference() {
     let g = gpu();
     let limit = g.device.limits().max_compute_workgroup_storage_size;
     let mut ran = Vec::new();
-    // Every (subgroups, key block) shape with vec4 tiles and subgroups of 32 (the H200's),
-    // plus f16 tiles and subgroups of 16 on the smallest shape: ~15 s of lavapipe compile each.
-    let mut configs = Vec::new();
-    for head_dim in [64u32, 128] {
-        for causal in [false, true] {
-            for c in CoopAttention::candidates(head_dim, causal, 32) {
-                let small = c.subgroups == 4 && c.key_block == 32;
-                let pick = match c.store {
-                    TileStore::Vec4 => head_dim == 64 || c.key_block == 32,
-                    TileStore::Half => small && causal == (head_dim == 128),
-                };
-                if pick {
-                    configs.push(c);
-                }
-                if small && c.store == TileStore::Vec4 && causal == (head_dim == 64) {
-                    configs.push(CoopAttention {
-                        subgroup_size: 16,
-                        ..c
-                    });
-                }
-            }
-        }
-    }
+    // Each (subgroups, key block) shape of the H200's subgroup size 32, with and without
+    // prefetch, f16 tiles and subgroups of 16 on some: ~10-60 s of lavapipe compile each.
+    // (head_dim, causal, subgroups, key block, f16 tiles, prefetch, subgroup size)
+    let picks = [
+        (64, false, 4, 32, false, false, 32),
+        (64, false, 8, 32, false, false, 32),
+        (64, false, 4, 64, false, false, 32),
+        (64, false, 4, 32, true, false, 32),
+        (64, false, 4, 64, false, true, 32),
+        (64, true, 4, 32, false, false, 32),
+        (64, true, 8, 32, false, true, 32),
+        (64, true, 4, 64, false, false, 32),
+        (64, true, 4, 32, false, false, 16),
+        (128, false, 4, 32, false, false, 32),
+        (128, false, 8, 32, false, true, 32),
+        (128, false, 4, 32, true, true, 32),
+        (128, true, 8, 32, false, false, 32),
+        (128, true, 4, 32, false, true, 32),
+        (128, true, 4, 32, true, false, 16),
+    ];
+    let configs = picks.map(
+        |(head_dim, causal, subgroups, key_block, f16, prefetch, sg)| CoopAttention {
+            head_dim,
+            causal,
+            key_block,
+            subgroups,
+            subgroup_size: sg,
+            store: if f16 {
+                TileStore::Half
+            } else {
+                TileStore::Vec4
+            },
+            prefetch,
+        },
+    );
     for c in configs {
         let (head_dim, causal, sg) = (c.head_dim, c.causal, c.subgroup_size);
         {

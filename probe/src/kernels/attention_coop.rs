@@ -86,6 +86,8 @@ pub struct CoopAttention {
     pub subgroup_size: u32,
     /// Shared-memory layout of the K and V tiles.
     pub store: TileStore,
+    /// Load the next key block into registers while this one is computed.
+    pub prefetch: bool,
 }
 
 impl CoopAttention {
@@ -93,30 +95,34 @@ impl CoopAttention {
     pub fn candidates(head_dim: u32, causal: bool, subgroup_size: u32) -> Vec<CoopAttention> {
         let mut out = Vec::new();
         for store in [TileStore::Vec4, TileStore::Half] {
-            for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
-                out.push(CoopAttention {
-                    head_dim,
-                    causal,
-                    key_block,
-                    subgroups,
-                    subgroup_size,
-                    store,
-                });
+            for prefetch in [false, true] {
+                for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
+                    out.push(CoopAttention {
+                        head_dim,
+                        causal,
+                        key_block,
+                        subgroups,
+                        subgroup_size,
+                        store,
+                        prefetch,
+                    });
+                }
             }
         }
         out
     }
 
-    /// Report label, e.g. `coop.sg4.kb32.vec4`.
+    /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching).
     pub fn label(&self) -> String {
         format!(
-            "coop.sg{}.kb{}.{}",
+            "coop.sg{}.kb{}.{}{}",
             self.subgroups,
             self.key_block,
             match self.store {
                 TileStore::Vec4 => "vec4",
                 TileStore::Half => "f16",
-            }
+            },
+            if self.prefetch { ".pf" } else { "" }
         )
     }
 
@@ -401,31 +407,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         } else {
             s += "    let key_end = seq;\n";
         }
-        s += &format!(
-            "    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{\n        workgroupBarrier();\n        if (tid == 0u) {{ rescale_flag = 0u; }}\n"
-        );
-        // Stage K and V: vector t of the block is row t / d8, vector t % d8 of that row.
-        let mut t = 0;
-        while t < tile_vec4 {
-            let guard = t + wg > tile_vec4;
-            s += &format!("        {{\n            let t = tid + {t}u;\n");
-            if guard {
-                s += &format!("            if (t < {tile_vec4}u) {{\n");
+        // Stage K and V: vector t of the block is row t / d8, vector t % d8 of that row. Chunk
+        // i of an invocation is vector t = tid + i·WG (guarded where WG does not divide the
+        // tile). Loads go to registers kp_i / vp_i, stores take them to the padded tiles.
+        let chunks: Vec<(u32, bool)> = (0..tile_vec4.div_ceil(wg))
+            .map(|i| (i, (i + 1) * wg > tile_vec4))
+            .collect();
+        let gen_load = |block: &str, indent: &str| -> String {
+            let mut out = String::new();
+            for &(i, guard) in &chunks {
+                let t = format!("(tid + {}u)", i * wg);
+                let body = format!(
+                    "let g{i} = hb8 + ({block} + {t} / {d8}u) * {d8}u + {t} % {d8}u;\n{indent}    kp{i} = k_in[g{i}];\n{indent}    vp{i} = v_in[g{i}];"
+                );
+                if guard {
+                    out += &format!(
+                        "{indent}if ({t} < {tile_vec4}u) {{\n{indent}    {body}\n{indent}}}\n"
+                    );
+                } else {
+                    out += &format!("{indent}{{\n{indent}    {body}\n{indent}}}\n");
+                }
             }
-            s += &format!(
-                "            let kr = t / {d8}u;\n            let kc = t % {d8}u;\n            let g = hb8 + (k0 + kr) * {d8}u + kc;\n            let kv = k_in[g];\n            let vv = v_in[g];\n"
+            out
+        };
+        let mut gen_store = String::new();
+        for &(i, guard) in &chunks {
+            let mut body = format!(
+                "            let t = tid + {o}u;\n            let kr = t / {d8}u;\n            let kc = t % {d8}u;\n",
+                o = i * wg
             );
             match self.store {
                 TileStore::Vec4 => {
-                    s += &format!(
-                        "            sh_k[kr * {ks8}u + kc] = kv;\n            sh_v[kr * {ks8}u + kc] = vv;\n"
+                    body += &format!(
+                        "            sh_k[kr * {ks8}u + kc] = kp{i};\n            sh_v[kr * {ks8}u + kc] = vp{i};\n"
                     );
                 }
                 TileStore::Half => {
-                    s += &format!("            let hbase = kr * {ks}u + kc * 8u;\n");
+                    body += &format!("            let hbase = kr * {ks}u + kc * 8u;\n");
                     for (w, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-                        s += &format!(
-                            "            let hk{w} = vec2<f16>(unpack2x16float(kv.{comp}));\n            let hv{w} = vec2<f16>(unpack2x16float(vv.{comp}));\n            sh_k[hbase + {a}u] = hk{w}.x;\n            sh_k[hbase + {b}u] = hk{w}.y;\n            sh_v[hbase + {a}u] = hv{w}.x;\n            sh_v[hbase + {b}u] = hv{w}.y;\n",
+                        body += &format!(
+                            "            let hk{w} = vec2<f16>(unpack2x16float(kp{i}.{comp}));\n            let hv{w} = vec2<f16>(unpack2x16float(vp{i}.{comp}));\n            sh_k[hbase + {a}u] = hk{w}.x;\n            sh_k[hbase + {b}u] = hk{w}.y;\n            sh_v[hbase + {a}u] = hv{w}.x;\n            sh_v[hbase + {b}u] = hv{w}.y;\n",
                             a = 2 * w,
                             b = 2 * w + 1
                         );
@@ -433,10 +454,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 }
             }
             if guard {
-                s += "            }\n";
+                gen_store += &format!(
+                    "        if (tid + {o}u < {tile_vec4}u) {{\n{body}        }}\n",
+                    o = i * wg
+                );
+            } else {
+                gen_store += &format!("        {{\n{body}        }}\n");
             }
-            s += "        }\n";
-            t += wg;
+        }
+        for &(i, _) in &chunks {
+            s += &format!("    var kp{i} = vec4<u32>();\n    var vp{i} = vec4<u32>();\n");
+        }
+        if self.prefetch {
+            // Block 0 now; inside the loop the next block's loads are issued right after this
+            // block's tile is stored, so their latency hides behind this block's math. The last
+            // iteration reloads its own block (clamped), which nobody reads.
+            s += &gen_load("0u", "    ");
+        }
+        s += &format!(
+            "    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{\n        workgroupBarrier();\n        if (tid == 0u) {{ rescale_flag = 0u; }}\n"
+        );
+        if self.prefetch {
+            s += &gen_store;
+            s += &format!("        let k_next = min(k0 + {bc}u, key_end - {bc}u);\n");
+            s += &gen_load("k_next", "        ");
+        } else {
+            s += &gen_load("k0", "        ");
+            s += &gen_store;
         }
         s += "        workgroupBarrier();\n";
         // S = Q·Kᵀ, one C fragment per 16 keys.
