@@ -463,7 +463,17 @@ fn coop_attention_emulated_matches_the_reference() {
         (128, true, 4, 32, false, true, 32),
         (128, true, 4, 32, true, false, 16),
     ];
-    let configs = picks.map(
+    // CI runs four of them (lavapipe compiles the emulated kernels for 10-90 s each);
+    // HEADROOM_COOP_EMULATION=all runs the whole list.
+    let all = std::env::var("HEADROOM_COOP_EMULATION").is_ok_and(|v| v == "all");
+    let ci_picks = [1usize, 4, 6, 14];
+    let picks: Vec<_> = picks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| all || ci_picks.contains(i))
+        .map(|(_, p)| *p)
+        .collect();
+    let configs = picks.into_iter().map(
         |(head_dim, causal, subgroups, key_block, f16, prefetch, sg)| CoopAttention {
             head_dim,
             causal,
@@ -478,6 +488,8 @@ fn coop_attention_emulated_matches_the_reference() {
             prefetch,
         },
     );
+    let configs: Vec<CoopAttention> = configs.collect();
+    let configs_len = configs.len();
     for c in configs {
         let (head_dim, causal, sg) = (c.head_dim, c.causal, c.subgroup_size);
         {
@@ -539,8 +551,9 @@ fn coop_attention_emulated_matches_the_reference() {
         }
     }
     eprintln!("emulated coop attention variants checked: {ran:#?}");
-    assert!(
-        ran.len() >= 12,
-        "too few variants fit this adapter: {ran:?}"
+    assert_eq!(
+        ran.len(),
+        configs_len,
+        "not every picked variant fits this adapter: ran {ran:?}"
     );
 }

@@ -15,18 +15,20 @@
 //! reads element (row r, col c) at `x[i + r·s + c]`; `coopLoad(&x[i], s)` (column-major) reads
 //! it at `x[i + c·s + r]`; `coopMultiplyAdd(a, b, c) = a·b + c` (a: 16×16 A, b: 16×16 B).
 //! Indices and strides count elements of the array the pointer points into: halves for an
-//! `array<f16>`, 16-byte vectors (8 halves) for an `array<vec4<u32>>` (the SPIR-V rule, as in
-//! NVIDIA's `vk_cooperative_matrix_perf`, which stages tiles in `shared uvec4` arrays).
+//! `array<f16>`, 4 halves for an `array<vec4<f16>>` (verified on an H100 by the lead's GEMM).
+//! The pointer's component type must be the fragment's: NVIDIA's driver fails to compile a
+//! coopLoad of f16 fragments from a `vec4<u32>` array ("NVVM compilation failed"), and such a
+//! failure loses the whole device, so no variant uses one.
 //!
 //! * Global tensors are `[b·h][S][D]` f16; `hb = (wid.y)·S·D` halves is the head's base.
 //! * Q fragment `kd` (A, rows q0..q0+15, dims 16kd..16kd+15): `coopLoadT(&q_in[hb + q0·D + 16kd], D)`
 //!   → element (r, c) = `Q[q0 + r][16kd + c]`.
 //! * K tile in shared: key `j` of the block, dim `x` at half `j·KS + x` (`KS = D + 8`, the pad of 8
-//!   halves staggers rows over banks). `vec4` flavour: vector `j·(KS/8) + x/8`.
+//!   halves staggers rows over banks). `vec4` flavour: vector `j·(KS/4) + x/4`.
 //! * Kᵀ fragment (B, 16 dims × 16 keys) for dims 16kd.., keys 16jb..: element (r = dim, c = key)
 //!   must be `K[16jb + c][16kd + r]` = half `(16jb + c)·KS + 16kd + r`, i.e. column-major with
 //!   base `16jb·KS + 16kd` and stride `KS` halves: `coopLoad(&sh_k[base], KS)` (vec4 flavour:
-//!   base `16jb·KS/8 + 2kd`, stride `KS/8`).
+//!   base `16jb·KS/4 + 4kd`, stride `KS/4`).
 //! * `S_jb = Σ_kd Q_kd · Kᵀ_(kd,jb)`: element (r, c) = q(q0+r) · k(16jb + c) ✓.
 //! * S scratch (per subgroup, f32): row r, key c at `so + r·SP + c`, `SP = BC + 4`;
 //!   `coopStoreT(S_jb, &sh_s[so + 16jb], SP)`.
@@ -37,7 +39,7 @@
 //!   P fragment jb (A, 16 rows × 16 keys) = `coopLoadT(&sh_p[po + 16jb], PP)`.
 //! * V tile in shared like K; V fragment (B, 16 keys × 16 dims) for keys 16jb.., dims 16n..:
 //!   element (r = key, c = dim) = `V[16jb + r][16n + c]` = half `(16jb + r)·KS + 16n + c`:
-//!   row-major, base `16jb·KS + 16n`, stride `KS` (vec4: base `16jb·KS/8 + 2n`, stride `KS/8`).
+//!   row-major, base `16jb·KS + 16n`, stride `KS` (vec4: base `16jb·KS/4 + 4n`, stride `KS/4`).
 //! * `O_n += Σ_jb P_jb · V_(jb,n)`: element (r, c) += Σ_key p(r, key)·v(key, 16n + c) ✓.
 //! * Output: O fragments go through the S scratch (`coopStoreT`, stride SP), lanes divide their
 //!   row by ℓ and write f16 at `hb + (q0 + r)·D + col`.
@@ -64,7 +66,7 @@ pub const FRAG: u32 = 16;
 /// How K and V tiles are held in shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TileStore {
-    /// `array<vec4<u32>>`: 16-byte copies; fragment indices and strides in 8-half units.
+    /// `array<vec4<f16>>`: 8-byte copies; fragment indices and strides in 4-half units.
     Vec4,
     /// `array<f16>`: copies unpacked to halves; fragment indices and strides in halves (the
     /// unambiguous form, kept as a fallback should a driver read vector-typed tiles otherwise).
@@ -206,8 +208,7 @@ impl CoopAttention {
         tiles + s + p + 4
     }
 
-    /// The WGSL source. Bindings: 0 `q_in` (f16), 1 `k_in`, 2 `v_in` (`vec4<u32>`, 8 halves
-    /// each), 3 `o_out` (`vec4<f16>`), 4 `p` (`seq`, `scale_log2` bits, 2 pads) — the same
+    /// The WGSL source. Bindings: 0 `q_in` (f16), 1 `k_in`, 2 `v_in` (`vec4<f16>`), 3 `o_out` (`vec4<f16>`), 4 `p` (`seq`, `scale_log2` bits, 2 pads) — the same
     /// buffers as the scalar kernel.
     pub fn wgsl(&self) -> String {
         self.source(false)
@@ -231,22 +232,22 @@ impl CoopAttention {
         let wg = self.workgroup_size();
         let br = self.query_block();
         let ks = self.ks();
-        let ks8 = ks / 8;
+        let ks4 = ks / 4;
         let sp = self.sp();
         let pp = self.pp();
         let cpl = self.cols_per_lane();
         let nd = d / FRAG; // d fragments
         let nk = bc / FRAG; // key fragments per block
-        let d8 = d / 8; // vec4<u32> per row of K/V
-        let tile_vec4 = bc * d8;
+        let d4 = d / 4; // vec4<f16> per row of K/V
+        let tile_vec4 = bc * d4;
         let thr = RESCALE_THRESHOLD_LOG2;
         let (tile_ty, tile_len, unit_ks) = match self.store {
-            TileStore::Vec4 => ("vec4<u32>", bc * ks8, ks8),
+            TileStore::Vec4 => ("vec4<f16>", bc * ks4, ks4),
             TileStore::Half => ("f16", bc * ks, ks),
         };
         let f = "coop_mat16x16";
         let tile_unit = match self.store {
-            TileStore::Vec4 => 8,
+            TileStore::Vec4 => 4,
             TileStore::Half => 1,
         };
         // Fragment slots of the emulation (per subgroup, 256 f32 each, in a storage scratch):
@@ -355,8 +356,8 @@ impl CoopAttention {
 {enable_coop}// {label}: head_dim {d}, causal {causal}, {ns} subgroups of {sg}, key block {bc}.
 struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
 @group(0) @binding(0) var<storage, read> q_in: array<f16>;
-@group(0) @binding(1) var<storage, read> k_in: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> v_in: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> k_in: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> v_in: array<vec4<f16>>;
 @group(0) @binding(3) var<storage, read_write> o_out: array<vec4<f16>>;
 @group(0) @binding(4) var<uniform> p: Params;
 var<workgroup> sh_k: array<{tile_ty}, {tile_len}>;
@@ -371,7 +372,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     // Heavy (late) causal query blocks first: they start while the light ones fill the tail.
     let qblock = nwg.x - 1u - wid.x;
     let hb = wid.y * seq * {d}u;
-    let hb8 = wid.y * seq * {d8}u;
+    let hb4 = wid.y * seq * {d4}u;
     let q0 = qblock * {br}u + sgid * 16u;
     let so = {sub_index} * {s_sub}u;
     let po = {sub_index} * {p_sub}u;
@@ -418,7 +419,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             for &(i, guard) in &chunks {
                 let t = format!("(tid + {}u)", i * wg);
                 let body = format!(
-                    "let g{i} = hb8 + ({block} + {t} / {d8}u) * {d8}u + {t} % {d8}u;\n{indent}    kp{i} = k_in[g{i}];\n{indent}    vp{i} = v_in[g{i}];"
+                    "let g{i} = hb4 + ({block} + {t} / {d4}u) * {d4}u + {t} % {d4}u;\n{indent}    kp{i} = k_in[g{i}];\n{indent}    vp{i} = v_in[g{i}];"
                 );
                 if guard {
                     out += &format!(
@@ -433,22 +434,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let mut gen_store = String::new();
         for &(i, guard) in &chunks {
             let mut body = format!(
-                "            let t = tid + {o}u;\n            let kr = t / {d8}u;\n            let kc = t % {d8}u;\n",
+                "            let t = tid + {o}u;\n            let kr = t / {d4}u;\n            let kc = t % {d4}u;\n",
                 o = i * wg
             );
             match self.store {
                 TileStore::Vec4 => {
                     body += &format!(
-                        "            sh_k[kr * {ks8}u + kc] = kp{i};\n            sh_v[kr * {ks8}u + kc] = vp{i};\n"
+                        "            sh_k[kr * {ks4}u + kc] = kp{i};\n            sh_v[kr * {ks4}u + kc] = vp{i};\n"
                     );
                 }
                 TileStore::Half => {
-                    body += &format!("            let hbase = kr * {ks}u + kc * 8u;\n");
+                    body += &format!("            let hbase = kr * {ks}u + kc * 4u;\n");
                     for (w, comp) in ["x", "y", "z", "w"].iter().enumerate() {
                         body += &format!(
-                            "            let hk{w} = vec2<f16>(unpack2x16float(kp{i}.{comp}));\n            let hv{w} = vec2<f16>(unpack2x16float(vp{i}.{comp}));\n            sh_k[hbase + {a}u] = hk{w}.x;\n            sh_k[hbase + {b}u] = hk{w}.y;\n            sh_v[hbase + {a}u] = hv{w}.x;\n            sh_v[hbase + {b}u] = hv{w}.y;\n",
-                            a = 2 * w,
-                            b = 2 * w + 1
+                            "            sh_k[hbase + {w}u] = kp{i}.{comp};\n            sh_v[hbase + {w}u] = vp{i}.{comp};\n"
                         );
                     }
                 }
@@ -463,7 +462,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
         for &(i, _) in &chunks {
-            s += &format!("    var kp{i} = vec4<u32>();\n    var vp{i} = vec4<u32>();\n");
+            s += &format!("    var kp{i} = vec4<f16>();\n    var vp{i} = vec4<f16>();\n");
         }
         if self.prefetch {
             // Block 0 now; inside the loop the next block's loads are issued right after this
@@ -488,7 +487,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             s += &format!("        {}\n", zero(&format!("sf{jb}"), slot_s(jb)));
             for kd in 0..nd {
                 let (base, _) = match self.store {
-                    TileStore::Vec4 => (jb * FRAG * ks8 + 2 * kd, ks8),
+                    TileStore::Vec4 => (jb * FRAG * ks4 + 4 * kd, ks4),
                     TileStore::Half => (jb * FRAG * ks + FRAG * kd, ks),
                 };
                 s += &format!(
@@ -599,7 +598,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             );
             for n in 0..nd {
                 let base = match self.store {
-                    TileStore::Vec4 => jb * FRAG * ks8 + 2 * n,
+                    TileStore::Vec4 => jb * FRAG * ks4 + 4 * n,
                     TileStore::Half => jb * FRAG * ks + FRAG * n,
                 };
                 s += &format!(
@@ -659,12 +658,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 /// WGSL replacing the cooperative-matrix operations of one kernel (see
 /// [`CoopAttention::emulated_wgsl`]). A fragment is `array<f32, 256>`, element (r, c) at
 /// `16r + c`; loads and stores follow the semantics in the module docs, with the K/V tile's
-/// index and stride in `unit` halves (8 for `vec4<u32>` tiles).
+/// index and stride in `unit` halves (4 for `vec4<f16>` tiles).
 fn emulation_library(store: TileStore, unit: u32, wg: u32, sg: u32) -> String {
     let half = match store {
-        TileStore::Vec4 => {
-            "let w = arr[h / 8u][(h % 8u) / 2u];\n    return unpack2x16float(w)[h % 2u];"
-        }
+        TileStore::Vec4 => "return f32(arr[h / 4u][h % 4u]);",
         TileStore::Half => "return f32(arr[h]);",
     };
     // Every emulated operation is a subgroup-wide step between barriers (all of them sit in
