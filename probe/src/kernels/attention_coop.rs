@@ -90,14 +90,17 @@ pub struct CoopAttention {
     pub store: TileStore,
     /// Load the next key block into registers while this one is computed.
     pub prefetch: bool,
+    /// Publish the S scratch to the subgroup's lanes with a subgroup barrier instead of a
+    /// workgroup one.
+    pub subgroup_sync: bool,
 }
 
 impl CoopAttention {
     /// Configurations tried at run time (those that fit the adapter are kept).
     pub fn candidates(head_dim: u32, causal: bool, subgroup_size: u32) -> Vec<CoopAttention> {
         let mut out = Vec::new();
-        for store in [TileStore::Vec4, TileStore::Half] {
-            for prefetch in [false, true] {
+        for prefetch in [false, true] {
+            for subgroup_sync in [false, true] {
                 for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
                     out.push(CoopAttention {
                         head_dim,
@@ -105,26 +108,39 @@ impl CoopAttention {
                         key_block,
                         subgroups,
                         subgroup_size,
-                        store,
+                        store: TileStore::Vec4,
                         prefetch,
+                        subgroup_sync,
                     });
                 }
             }
         }
+        // Halves in shared memory: the plainest form, one shape.
+        out.push(CoopAttention {
+            head_dim,
+            causal,
+            key_block: 32,
+            subgroups: 4,
+            subgroup_size,
+            store: TileStore::Half,
+            prefetch: false,
+            subgroup_sync: false,
+        });
         out
     }
 
-    /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching).
+    /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching, `.sb`: subgroup barrier).
     pub fn label(&self) -> String {
         format!(
-            "coop.sg{}.kb{}.{}{}",
+            "coop.sg{}.kb{}.{}{}{}",
             self.subgroups,
             self.key_block,
             match self.store {
                 TileStore::Vec4 => "vec4",
                 TileStore::Half => "f16",
             },
-            if self.prefetch { ".pf" } else { "" }
+            if self.prefetch { ".pf" } else { "" },
+            if self.subgroup_sync { ".sb" } else { "" }
         )
     }
 
@@ -516,7 +532,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 st = store(&format!("sf{jb}"), slot_s(jb), &format!("si{jb}"), sp)
             );
         }
-        s += "        workgroupBarrier();\n";
+        // S is the subgroup's own scratch: a subgroup barrier publishes it where asked (on
+        // NVIDIA a warp sync, which orders shared memory among the warp's lanes).
+        s += if self.subgroup_sync {
+            "        subgroupBarrier();\n"
+        } else {
+            "        workgroupBarrier();\n"
+        };
         // Softmax on the lanes: row `row`, keys part*cpl .. +cpl.
         s += &format!(
             "        let sbase = so + row * {sp}u + part * {cpl}u;\n        let kbase = k0 + part * {cpl}u;\n        var bmax = -1e30;\n"
