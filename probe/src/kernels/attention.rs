@@ -259,7 +259,12 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
     match (coop_ready, p.subgroup_size) {
         (true, Some(sg)) => {
             for c in CoopAttention::candidates(p.head_dim, p.causal, sg) {
-                if let Some(why) = c.unsupported(p.seq) {
+                if c.subgroup_sync && !gpu.has(wgpu::Features::SUBGROUP_BARRIER) {
+                    tried.insert(
+                        c.label(),
+                        serde_json::json!("not run: the device lacks SUBGROUP_BARRIER"),
+                    );
+                } else if let Some(why) = c.unsupported(p.seq) {
                     tried.insert(c.label(), serde_json::json!(format!("not run: {why}")));
                 } else if c.shared_bytes() > gpu.limits.max_compute_workgroup_storage_size {
                     tried.insert(
