@@ -5,7 +5,9 @@
 use std::sync::OnceLock;
 
 use headroom_core::report::{Status, SweepStopReason};
+use headroom_probe::gpu::Gpu;
 use headroom_probe::kernels::attention::{self, AttentionParams};
+use headroom_probe::kernels::attention_coop::{self, CoopAttention, TileStore};
 use headroom_probe::kernels::bandwidth::{self, BandwidthParams};
 use headroom_probe::kernels::decode::{self, DecodeParams, HIDDEN, WeightFormat};
 use headroom_probe::kernels::gemm::{self, GemmParams, GemmVariant, Tile};
@@ -190,6 +192,12 @@ fn attention_all_variants_are_correct() {
                 seed: 11,
                 settings: MeasureSettings::ONCE,
                 key_block: Some(CPU_KEY_BLOCK),
+                coop_properties: g.adapter.cooperative_matrix_properties(),
+                subgroup_size: {
+                    let info = g.adapter.get_info();
+                    (info.subgroup_min_size == info.subgroup_max_size)
+                        .then_some(info.subgroup_max_size)
+                },
             };
             let m = pollster::block_on(attention::run(&g.device, &g.queue, &p));
             assert_ok(&m);
@@ -395,4 +403,232 @@ fn decode_every_format_is_correct() {
             WeightFormat::F16 => assert!(!has(int_dot, 8, 1), "{tuning:?}"),
         }
     }
+}
+
+/// Runs a cooperative-matrix attention kernel in its emulated form (plain WGSL with the same
+/// index algebra) on `heads` heads of `seq` rows; returns the f16 output as f32.
+fn run_emulated(
+    c: &CoopAttention,
+    heads: u32,
+    seq: u32,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+) -> Result<Vec<f32>, String> {
+    let g = gpu();
+    let gpu = Gpu::new(&g.device, &g.queue);
+    let to16 = |x: &[f32]| -> Vec<u8> {
+        let h: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
+        bytemuck::cast_slice(&h).to_vec()
+    };
+    pollster::block_on(async {
+        let pipeline = gpu
+            .pipeline(&c.label(), &c.emulated_wgsl())
+            .await
+            .map_err(|e| e.to_string())?;
+        let qb = gpu.storage_init("q", &to16(q));
+        let kb = gpu.storage_init("k", &to16(k));
+        let vb = gpu.storage_init("v", &to16(v));
+        let ob = gpu.storage("o", (q.len() * 2) as u64);
+        let [frag_bytes, s_bytes, p_bytes] = c.emulation_scratch_bytes(seq, heads);
+        let frags = gpu.storage("fragments", frag_bytes);
+        let s_scratch = gpu.storage("s scratch", s_bytes);
+        let p_scratch = gpu.storage("p scratch", p_bytes);
+        let scale_log2 = std::f32::consts::LOG2_E / (c.head_dim as f32).sqrt();
+        let uniform = gpu.uniform(&[seq, scale_log2.to_bits(), 0, 0]);
+        let bind = gpu.bind(
+            &pipeline,
+            &[
+                (&qb, 0, None),
+                (&kb, 0, None),
+                (&vb, 0, None),
+                (&ob, 0, None),
+                (&uniform, 0, None),
+                (&frags, 0, None),
+                (&s_scratch, 0, None),
+                (&p_scratch, 0, None),
+            ],
+        );
+        gpu.clear(&ob);
+        gpu.time_pass(&|pass| {
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(seq / c.query_block(), heads, 1);
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let out = gpu
+            .read_back(&ob, 0, (q.len() * 2) as u64)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bytemuck::cast_slice::<u8, half::f16>(&out)
+            .iter()
+            .map(|x| x.to_f32())
+            .collect())
+    })
+}
+
+/// Relative Frobenius error of every row of every head against the f64 reference.
+fn attention_error(
+    out: &[f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    seq: usize,
+    d: usize,
+    causal: bool,
+) -> f64 {
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for h in 0..q.len() / (seq * d) {
+        let off = h * seq * d;
+        let r = off..off + seq * d;
+        for row in 0..seq {
+            want.extend(attention::reference_row(
+                &q[r.clone()],
+                &k[r.clone()],
+                &v[r.clone()],
+                seq,
+                d,
+                row,
+                causal,
+            ));
+            got.extend(
+                out[off + row * d..off + (row + 1) * d]
+                    .iter()
+                    .map(|&x| f64::from(x)),
+            );
+        }
+    }
+    headroom_probe::kernels::rel_frobenius(&got, &want)
+}
+
+fn round16(x: Vec<f32>) -> Vec<f32> {
+    x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+}
+
+/// The coop kernels' index algebra, blocking, causal mask, lane split and lazy-rescale softmax,
+/// run end to end on lavapipe through the emulated form (fragments as private arrays): every
+/// variant that fits the adapter, every output row against the f64 reference. Two inputs:
+/// random (no rescale after the first block) and growing keys (a rescale in most blocks).
+#[test]
+fn coop_attention_emulated_matches_the_reference() {
+    let g = gpu();
+    let limit = g.device.limits().max_compute_workgroup_storage_size;
+    let mut ran = Vec::new();
+    // Each (subgroups, key block) shape of the H200's subgroup size 32, with and without
+    // prefetch, f16 tiles and subgroups of 16 on some: ~10-60 s of lavapipe compile each.
+    // (head_dim, causal, subgroups, key block, f16 tiles, prefetch, subgroup size)
+    let picks = [
+        (64, false, 4, 32, false, false, 32),
+        (64, false, 8, 32, false, false, 32),
+        (64, false, 4, 64, false, false, 32),
+        (64, false, 4, 32, true, false, 32),
+        (64, false, 4, 64, false, true, 32),
+        (64, true, 4, 32, false, false, 32),
+        (64, true, 8, 32, false, true, 32),
+        (64, true, 4, 64, false, false, 32),
+        (64, true, 4, 32, false, false, 16),
+        (128, false, 4, 32, false, false, 32),
+        (128, false, 8, 32, false, true, 32),
+        (128, false, 4, 32, true, true, 32),
+        (128, true, 8, 32, false, false, 32),
+        (128, true, 4, 32, false, true, 32),
+        (128, true, 4, 32, true, false, 16),
+    ];
+    // CI runs four of them (lavapipe compiles the emulated kernels for 10-90 s each);
+    // HEADROOM_COOP_EMULATION=all runs the whole list.
+    let all = std::env::var("HEADROOM_COOP_EMULATION").is_ok_and(|v| v == "all");
+    let ci_picks = [1usize, 4, 6, 14];
+    let picks: Vec<_> = picks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| all || ci_picks.contains(i))
+        .map(|(_, p)| *p)
+        .collect();
+    let configs = picks.into_iter().map(
+        |(head_dim, causal, subgroups, key_block, f16, prefetch, sg)| CoopAttention {
+            head_dim,
+            causal,
+            key_block,
+            subgroups,
+            subgroup_size: sg,
+            store: if f16 {
+                TileStore::Half
+            } else {
+                TileStore::Vec4
+            },
+            prefetch,
+            // A barrier's reach is not what the emulation checks (and subgroupBarrier needs
+            // SUBGROUP_BARRIER, which the probe's device does not request).
+            subgroup_sync: false,
+        },
+    );
+    let configs: Vec<CoopAttention> = configs.collect();
+    let configs_len = configs.len();
+    for c in configs {
+        let (head_dim, causal, sg) = (c.head_dim, c.causal, c.subgroup_size);
+        {
+            {
+                {
+                    let seq = 2 * c.query_block();
+                    if c.unsupported(seq).is_some() || c.emulation_shared_bytes() > limit {
+                        eprintln!(
+                            "{} d{head_dim} sg{sg}: does not fit this adapter, not run",
+                            c.label()
+                        );
+                        continue;
+                    }
+                    let (heads, d, s) = (2u32, head_dim as usize, seq as usize);
+                    let n = heads as usize * s * d;
+                    let mut rng = headroom_probe::Rng::new(5 + u64::from(head_dim));
+                    let q = round16(rng.vec_f32(n));
+                    let k = round16(rng.vec_f32(n));
+                    let v = round16(rng.vec_f32(n));
+                    // Growing keys: row j of each head scaled by 1 + j/8, queries made positive,
+                    // so each block's scores lead the previous ones by several log2 units.
+                    let qg = round16(q.iter().map(|x| x.abs()).collect());
+                    let kg = round16(
+                        k.iter()
+                            .enumerate()
+                            .map(|(i, x)| x.abs() * (1.0 + ((i / d) % s) as f32 / 8.0))
+                            .collect(),
+                    );
+                    let (_, rescales) = attention_coop::simulate_row(
+                        &qg,
+                        &kg,
+                        &v,
+                        d,
+                        s - 1,
+                        s,
+                        causal,
+                        c.key_block as usize,
+                    );
+                    assert!(rescales > 0, "the growing input must exercise the rescale");
+                    for (what, qq, kk) in [("random", &q, &k), ("growing", &qg, &kg)] {
+                        let t0 = std::time::Instant::now();
+                        let out = run_emulated(&c, heads, seq, qq, kk, &v)
+                            .unwrap_or_else(|e| panic!("{} d{head_dim} sg{sg}: {e}", c.label()));
+                        let err = attention_error(&out, qq, kk, &v, s, d, causal);
+                        assert!(
+                            err <= 5e-3,
+                            "{} d{head_dim} causal {causal} sg{sg} {what}: rel err {err:.3e}",
+                            c.label()
+                        );
+                        eprintln!(
+                            "{} d{head_dim} causal {causal} sg{sg} {what}: rel err {err:.2e}, {:.1} s",
+                            c.label(),
+                            t0.elapsed().as_secs_f64()
+                        );
+                    }
+                    ran.push(format!("{} d{head_dim} causal {causal} sg{sg}", c.label()));
+                }
+            }
+        }
+    }
+    eprintln!("emulated coop attention variants checked: {ran:#?}");
+    assert_eq!(
+        ran.len(),
+        configs_len,
+        "not every picked variant fits this adapter: ran {ran:?}"
+    );
 }

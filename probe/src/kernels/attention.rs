@@ -10,6 +10,7 @@
 use headroom_core::report::{Measurement, Status, Verification};
 
 use crate::gpu::{Gpu, scoped};
+use crate::kernels::attention_coop::{CoopAttention, FRAG};
 use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped};
 use crate::{ProbeError, Rng, params};
 
@@ -41,6 +42,12 @@ pub struct AttentionParams {
     /// (up to 32). CPU rasterizers take a small tile: LLVM compiles the unrolled 32-key body for
     /// minutes on lavapipe.
     pub key_block: Option<u32>,
+    /// Cooperative-matrix configurations reported by the adapter
+    /// (`Adapter::cooperative_matrix_properties`); empty: the coop kernels are not tried.
+    pub coop_properties: Vec<wgpu::CooperativeMatrixProperties>,
+    /// The adapter's subgroup size where it is fixed (`subgroup_min_size == subgroup_max_size`);
+    /// `None`: the coop kernels (whose lanes split rows by subgroup size) are not tried.
+    pub subgroup_size: Option<u32>,
 }
 
 impl AttentionParams {
@@ -147,7 +154,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     s
 }
 
-fn reference_row(
+/// One output row of `softmax(Q·Kᵀ/√d)·V` in f64 for one head (`q`, `k`, `v`: `[seq][d]`).
+pub fn reference_row(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -181,7 +189,45 @@ fn reference_row(
         .collect()
 }
 
-/// Runs one attention configuration.
+/// The subset of the adapter's cooperative-matrix configurations the coop kernel needs:
+/// 16×16×16 with f16 A/B and f32 accumulate.
+pub fn coop_supported(props: &[wgpu::CooperativeMatrixProperties]) -> bool {
+    props.iter().any(|p| {
+        p.m_size == FRAG
+            && p.n_size == FRAG
+            && p.k_size == FRAG
+            && p.ab_type == wgpu::CooperativeScalarType::F16
+            && p.cr_type == wgpu::CooperativeScalarType::F32
+    })
+}
+
+/// One kernel tried by [`run`].
+enum Candidate {
+    /// The scalar kernel with this key tile.
+    Scalar(u32),
+    /// A cooperative-matrix kernel.
+    Coop(CoopAttention),
+}
+
+impl Candidate {
+    fn label(&self) -> String {
+        match self {
+            Candidate::Scalar(bc) => format!("scalar.kb{bc}"),
+            Candidate::Coop(c) => c.label(),
+        }
+    }
+    fn key_block(&self) -> u32 {
+        match self {
+            Candidate::Scalar(bc) => *bc,
+            Candidate::Coop(c) => c.key_block,
+        }
+    }
+}
+
+/// Runs one attention configuration: every candidate kernel (the scalar one, and where the
+/// adapter has cooperative matrices the coop variants) is verified against the CPU reference and
+/// timed; the fastest verified one is reported, every candidate's FLOP/s or error is recorded in
+/// `params.candidates`. Never panics.
 pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams) -> Measurement {
     let gpu = Gpu::new(device, queue);
     let f16 = gpu.has(wgpu::Features::SHADER_F16);
@@ -204,7 +250,56 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         .map_or(fit, |b| b.clamp(1, fit))
         .next_power_of_two()
         .min(fit);
-    base.insert("key_block".into(), serde_json::json!(bc));
+    let mut candidates = vec![Candidate::Scalar(bc)];
+    let mut tried = serde_json::Map::new();
+    let coop_ready = f16
+        && gpu.has(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+        && gpu.has(wgpu::Features::SUBGROUP)
+        && coop_supported(&p.coop_properties);
+    match (coop_ready, p.subgroup_size) {
+        (true, Some(sg)) => {
+            for c in CoopAttention::candidates(p.head_dim, p.causal, sg) {
+                if c.subgroup_sync && !gpu.has(wgpu::Features::SUBGROUP_BARRIER) {
+                    tried.insert(
+                        c.label(),
+                        serde_json::json!("not run: the device lacks SUBGROUP_BARRIER"),
+                    );
+                } else if let Some(why) = c.unsupported(p.seq) {
+                    tried.insert(c.label(), serde_json::json!(format!("not run: {why}")));
+                } else if c.shared_bytes() > gpu.limits.max_compute_workgroup_storage_size {
+                    tried.insert(
+                        c.label(),
+                        serde_json::json!(format!(
+                            "not run: needs {} B of workgroup storage, the adapter has {}",
+                            c.shared_bytes(),
+                            gpu.limits.max_compute_workgroup_storage_size
+                        )),
+                    );
+                } else if c.workgroup_size() > gpu.limits.max_compute_invocations_per_workgroup {
+                    tried.insert(
+                        c.label(),
+                        serde_json::json!("not run: workgroup larger than the adapter allows"),
+                    );
+                } else {
+                    candidates.push(Candidate::Coop(c));
+                }
+            }
+        }
+        (true, None) => {
+            base.insert(
+                "coop".into(),
+                serde_json::json!("not run: the subgroup size is not fixed"),
+            );
+        }
+        (false, _) => {
+            base.insert(
+                "coop".into(),
+                serde_json::json!(
+                    "not run: needs SHADER_F16, SUBGROUP, EXPERIMENTAL_COOPERATIVE_MATRIX and 16x16x16 f16 with f32 accumulate"
+                ),
+            );
+        }
+    }
     let (b, h, s, d) = (
         p.batch as usize,
         p.heads as usize,
@@ -241,52 +336,137 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
             bytemuck::cast_slice(x).to_vec()
         }
     };
-    let source = wgsl(p.head_dim, p.causal, f16, bc);
+    let work = 4.0 * (b * h) as f64 * (s as f64) * (s as f64) * d as f64;
+    let flops = if p.causal { work / 2.0 } else { work };
     let result = scoped(&gpu, &name, async {
-        let pipeline = gpu.pipeline(&name, &source).await?;
         let qb = gpu.storage_init("q", &bytes(&q));
         let kb = gpu.storage_init("k", &bytes(&k));
         let vb = gpu.storage_init("v", &bytes(&v));
         let ob = gpu.storage("o", (elems * elem_bytes) as u64);
         let scale_log2 = std::f32::consts::LOG2_E / (p.head_dim as f32).sqrt();
         let uniform = gpu.uniform(&[p.seq, scale_log2.to_bits(), 0, 0]);
-        let bind = gpu.bind(
-            &pipeline,
-            &[
-                (&qb, 0, None),
-                (&kb, 0, None),
-                (&vb, 0, None),
-                (&ob, 0, None),
-                (&uniform, 0, None),
-            ],
-        );
-        gpu.clear(&ob);
-        let (gx, gy) = (p.seq / QUERY_BLOCK, p.batch * p.heads);
-        let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            for _ in 0..reps {
-                pass.dispatch_workgroups(gx, gy, 1);
+        let mut best: Option<(usize, crate::gpu::Measured, Verification)> = None;
+        let mut last_failure: Option<(String, Verification)> = None;
+        for (i, cand) in candidates.iter().enumerate() {
+            let label = cand.label();
+            let (source, gx) = match cand {
+                Candidate::Scalar(bc) => {
+                    (wgsl(p.head_dim, p.causal, f16, *bc), p.seq / QUERY_BLOCK)
+                }
+                Candidate::Coop(c) => (c.wgsl(), p.seq / c.query_block()),
+            };
+            let pipeline = match gpu.pipeline(&format!("{name} {label}"), &source).await {
+                Ok(pipeline) => pipeline,
+                Err(err) => {
+                    tried.insert(label, serde_json::json!(err.to_string()));
+                    continue;
+                }
+            };
+            let bind = gpu.bind(
+                &pipeline,
+                &[
+                    (&qb, 0, None),
+                    (&kb, 0, None),
+                    (&vb, 0, None),
+                    (&ob, 0, None),
+                    (&uniform, 0, None),
+                ],
+            );
+            gpu.clear(&ob);
+            let gy = p.batch * p.heads;
+            let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind, &[]);
+                for _ in 0..reps {
+                    pass.dispatch_workgroups(gx, gy, 1);
+                }
+            };
+            let measured = gpu
+                .measure(&record, p.settings.target_s, p.settings.max_iterations)
+                .await?;
+            let out = gpu.read_back(&ob, 0, (elems * elem_bytes) as u64).await?;
+            let check = verify(&q, &k, &v, &out, f16, p);
+            if !check.passed {
+                tried.insert(
+                    label.clone(),
+                    serde_json::json!(format!("wrong result: rel_error {:.3e}", check.rel_error)),
+                );
+                last_failure = Some((label, check));
+                continue;
             }
-        };
-        let measured = gpu
-            .measure(&record, p.settings.target_s, p.settings.max_iterations)
-            .await?;
-        let out = gpu.read_back(&ob, 0, (elems * elem_bytes) as u64).await?;
-        Ok::<_, ProbeError>((measured, out))
+            tried.insert(label, serde_json::json!(flops / measured.per_iter_s()));
+            if best
+                .as_ref()
+                .is_none_or(|(_, m, _)| measured.per_iter_s() < m.per_iter_s())
+            {
+                best = Some((i, measured, check));
+            }
+        }
+        Ok::<_, ProbeError>((best, last_failure))
     })
     .await;
-    let (measured, out) = match result {
+    let (best, last_failure) = match result {
         Ok(x) => x,
-        Err(err) => return failed(&name, base, &err),
+        Err(err) => {
+            base.insert("candidates".into(), serde_json::Value::Object(tried));
+            return failed(&name, base, &err);
+        }
     };
+    base.insert("candidates".into(), serde_json::Value::Object(tried));
+    let Some((i, measured, check)) = best else {
+        let err = match last_failure {
+            Some((label, check)) => ProbeError::WrongResult(format!(
+                "kernel {label}: relative error {:.3e} > tolerance {:.1e}",
+                check.rel_error, check.tolerance
+            )),
+            None => ProbeError::Unsupported("no attention kernel compiled".to_owned()),
+        };
+        let mut m = failed(&name, base, &err);
+        m.accumulator = Some("f32".to_owned());
+        return m;
+    };
+    base.insert("kernel".into(), serde_json::json!(candidates[i].label()));
+    base.insert(
+        "key_block".into(),
+        serde_json::json!(candidates[i].key_block()),
+    );
+    Measurement {
+        name,
+        status: Status::Ok,
+        error: None,
+        params: base,
+        verification: Some(check),
+        timing: Some(measured.timing()),
+        flops_per_s: Some(flops / measured.per_iter_s()),
+        bytes_per_s: None,
+        bytes_counted: None,
+        tokens_per_s: None,
+        accumulator: Some("f32".to_owned()),
+    }
+}
+
+/// Compares sampled rows of sampled heads of the kernel's output with the f64 reference.
+fn verify(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[u8],
+    f16: bool,
+    p: &AttentionParams,
+) -> Verification {
+    let (b, h, s, d) = (
+        p.batch as usize,
+        p.heads as usize,
+        p.seq as usize,
+        p.head_dim as usize,
+    );
     let o: Vec<f32> = if f16 {
-        bytemuck::cast_slice::<u8, half::f16>(&out)
+        bytemuck::cast_slice::<u8, half::f16>(out)
             .iter()
             .map(|x| x.to_f32())
             .collect()
     } else {
-        bytemuck::cast_slice::<u8, f32>(&out).to_vec()
+        bytemuck::cast_slice::<u8, f32>(out).to_vec()
     };
     let heads_checked: Vec<usize> = (0..b * h)
         .step_by(((b * h) / CHECK_HEADS).max(1))
@@ -316,30 +496,14 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         }
     }
     let err = rel_frobenius(&got, &want);
-    // f16 output rounding is 2^-11 relative; the f32 online softmax adds far less.
+    // f16 output rounding is 2^-11 relative; the f32 online softmax adds far less (the coop
+    // kernel also rounds P to f16: 2^-11 relative per weight, averaging out over the keys).
     let tolerance = if f16 { 5e-3 } else { 1e-4 };
-    let check = Verification {
+    Verification {
         passed: err.is_finite() && err <= tolerance,
         rel_error: err,
         tolerance,
         checked_elements: got.len() as u64,
         reference: "f64 softmax attention on the CPU over sampled rows of sampled heads, same rounded inputs".to_owned(),
-    };
-    let work = 4.0 * (b * h) as f64 * (s as f64) * (s as f64) * d as f64;
-    let flops = if p.causal { work / 2.0 } else { work };
-    let passed = check.passed;
-    Measurement {
-        name,
-        status: if passed { Status::Ok } else { Status::Failed },
-        error: (!passed)
-            .then(|| format!("wrong result: relative error {err:.3e} > tolerance {tolerance:.1e}")),
-        params: base,
-        verification: Some(check),
-        timing: Some(measured.timing()),
-        flops_per_s: passed.then(|| flops / measured.per_iter_s()),
-        bytes_per_s: None,
-        bytes_counted: None,
-        tokens_per_s: None,
-        accumulator: Some("f32".to_owned()),
     }
 }

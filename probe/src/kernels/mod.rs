@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use headroom_core::report::{Measurement, Status};
 
 pub mod attention;
+pub mod attention_coop;
 pub mod bandwidth;
 pub mod decode;
 pub mod fill;

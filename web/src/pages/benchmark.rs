@@ -203,6 +203,9 @@ async fn run_step(ctx: &GpuContext, sizes: &BrowserSizes, step: Step) -> StageRe
                 seed: seed(),
                 settings: sizes.measure,
                 key_block: sizes.attention_key_block,
+                // The browser has no cooperative matrices: the scalar kernel only.
+                coop_properties: Vec::new(),
+                subgroup_size: None,
             };
             record
                 .measurements

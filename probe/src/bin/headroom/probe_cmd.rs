@@ -443,6 +443,12 @@ impl Run<'_> {
                             seed: run.next_seed(),
                             settings: run.sizes.measure,
                             key_block: run.sizes.attention_key_block,
+                            coop_properties: run.adapter.cooperative_matrix_properties(),
+                            subgroup_size: {
+                                let info = run.adapter.get_info();
+                                (info.subgroup_min_size == info.subgroup_max_size)
+                                    .then_some(info.subgroup_max_size)
+                            },
                         };
                         vec![pollster::block_on(attention::run(
                             run.device, run.queue, &p,
