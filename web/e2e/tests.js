@@ -136,8 +136,10 @@ module.exports = {
     // (core remembers them per model and settings). Same budget rule.
     const trainTimes = [];
     const trainLog = [];
-    for (const mode of ['lora', 'qlora']) {
+    // LoRA trains on bf16 weights, QLoRA on 4-bit NF4 ones (a GGUF format is an error there).
+    for (const [mode, format] of [['lora', 'bf16'], ['qlora', 'nf4+dq']]) {
       await page.selectOption('#mode', mode);
+      await page.selectOption('#format', format);
       await page.waitForFunction((md) => document.location.search.includes(`mode=${md}`) && document.querySelector('#verdict'), mode);
       for (const ctx of ['4096', '16384', '8192']) {
         await page.fill('#context', ctx);
@@ -153,7 +155,8 @@ module.exports = {
     log(`training-mode changes (qwen3-8b): ${trainLog.join(', ')}; median ${trainMedian} ms, ${trainOver} of ${trainTimes.length} at or over 5 ms`);
     assert.ok(trainMedian < 5 && trainOver <= 1, `training-mode recompute over budget: ${trainLog.join(', ')} (budget 5 ms)`);
     await page.selectOption('#mode', 'inference');
-    await page.waitForFunction(() => !document.location.search.includes('mode=lora') && !document.location.search.includes('mode=qlora') && document.querySelector('#verdict'));
+    await page.selectOption('#format', 'Q4_K_M');
+    await page.waitForFunction(() => !document.location.search.includes('mode=lora') && !document.location.search.includes('mode=qlora') && document.location.search.includes('format=Q4_K_M') && document.querySelector('#verdict'));
     assert.match(page.url(), /model=qwen3-8b/);
     assert.match(page.url(), /device=rtx-4090/);
     shared.url = page.url();
