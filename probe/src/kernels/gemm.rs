@@ -507,7 +507,20 @@ impl StagedTile {
 
     /// Candidates tried at run time: only layouts NVIDIA's driver compiled (one kernel the
     /// driver fails to compile loses the device for everything after it).
-    pub const CANDIDATES: [StagedTile; 8] = [
+    pub const CANDIDATES: [StagedTile; 11] = [
+        StagedTile {
+            rotate_k: true,
+            ..StagedTile::new(128, 64, 32, 2, 2)
+        },
+        StagedTile {
+            shared: SharedLayout::HalfVectors,
+            rotate_k: true,
+            ..StagedTile::new(128, 64, 32, 2, 2)
+        },
+        StagedTile {
+            rotate_k: true,
+            ..StagedTile::new(256, 128, 32, 4, 2)
+        },
         StagedTile {
             rotate_k: true,
             ..StagedTile::new(128, 128, 32, 2, 2)
