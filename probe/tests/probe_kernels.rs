@@ -489,6 +489,7 @@ fn coop_attention_emulated_matches_the_reference() {
             // A barrier's reach is not what the emulation checks (and subgroupBarrier needs
             // SUBGROUP_BARRIER, which the probe's device does not request).
             subgroup_sync: false,
+            s_in_storage: false,
         },
     );
     let configs: Vec<CoopAttention> = configs.collect();

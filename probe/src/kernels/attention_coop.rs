@@ -93,12 +93,28 @@ pub struct CoopAttention {
     /// Publish the S scratch to the subgroup's lanes with a subgroup barrier instead of a
     /// workgroup one.
     pub subgroup_sync: bool,
+    /// Keep the S scratch in a storage buffer (binding 5, [`CoopAttention::storage_scratch_bytes`])
+    /// instead of shared memory: f32 fragments are then stored only to storage, the form the
+    /// verified GEMM uses, should a driver reject stores of f32 fragments to shared memory.
+    pub s_in_storage: bool,
 }
 
 impl CoopAttention {
     /// Configurations tried at run time (those that fit the adapter are kept).
     pub fn candidates(head_dim: u32, causal: bool, subgroup_size: u32) -> Vec<CoopAttention> {
-        let mut out = Vec::new();
+        // First the form with the fewest unverified operations (see `s_in_storage`): should a
+        // later one fail to compile and take the device with it, one result exists.
+        let mut out = vec![CoopAttention {
+            head_dim,
+            causal,
+            key_block: 32,
+            subgroups: 4,
+            subgroup_size,
+            store: TileStore::Vec4,
+            prefetch: true,
+            subgroup_sync: false,
+            s_in_storage: true,
+        }];
         for prefetch in [false, true] {
             for subgroup_sync in [false, true] {
                 for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
@@ -111,6 +127,7 @@ impl CoopAttention {
                         store: TileStore::Vec4,
                         prefetch,
                         subgroup_sync,
+                        s_in_storage: false,
                     });
                 }
             }
@@ -125,6 +142,7 @@ impl CoopAttention {
             store: TileStore::Half,
             prefetch: false,
             subgroup_sync: false,
+            s_in_storage: false,
         });
         out
     }
@@ -132,7 +150,7 @@ impl CoopAttention {
     /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching, `.sb`: subgroup barrier).
     pub fn label(&self) -> String {
         format!(
-            "coop.sg{}.kb{}.{}{}{}",
+            "coop.sg{}.kb{}.{}{}{}{}",
             self.subgroups,
             self.key_block,
             match self.store {
@@ -140,7 +158,8 @@ impl CoopAttention {
                 TileStore::Half => "f16",
             },
             if self.prefetch { ".pf" } else { "" },
-            if self.subgroup_sync { ".sb" } else { "" }
+            if self.subgroup_sync { ".sb" } else { "" },
+            if self.s_in_storage { ".gs" } else { "" }
         )
     }
 
@@ -216,10 +235,26 @@ impl CoopAttention {
         2 * self.key_block * self.ks() * 2 + 4 * self.workgroup_size() + 4
     }
 
+    /// Bytes of the S scratch buffer (binding 5) of an `s_in_storage` kernel for `batch·heads`
+    /// heads of `seq` rows (0 otherwise).
+    pub fn storage_scratch_bytes(&self, seq: u32, batch_heads: u32) -> u64 {
+        if !self.s_in_storage {
+            return 0;
+        }
+        u64::from(seq / self.query_block())
+            * u64::from(batch_heads)
+            * u64::from(self.subgroups * FRAG * self.sp())
+            * 4
+    }
+
     /// Workgroup storage the kernel declares, in bytes.
     pub fn shared_bytes(&self) -> u32 {
         let tiles = 2 * self.key_block * self.ks() * 2;
-        let s = self.subgroups * FRAG * self.sp() * 4;
+        let s = if self.s_in_storage {
+            0
+        } else {
+            self.subgroups * FRAG * self.sp() * 4
+        };
         let p = self.subgroups * FRAG * self.pp() * 2;
         tiles + s + p + 4
     }
@@ -347,10 +382,21 @@ impl CoopAttention {
         // The emulation keeps the S and P scratch in storage buffers (bindings 6, 7; one slice
         // per subgroup of the grid) so that every variant fits lavapipe's 32 KiB of workgroup
         // storage; its fragment steps end in storage barriers, which publish them.
-        let (scratch_decl, sub_index) = if em {
+        let grid_sub = format!("((wid.y * nwg.x + wid.x) * {ns}u + sgid)");
+        let (scratch_decl, s_index, p_index) = if em {
             (
                 "@group(0) @binding(6) var<storage, read_write> sh_s: array<f32>;\n@group(0) @binding(7) var<storage, read_write> sh_p: array<f16>;\n".to_owned(),
-                format!("((wid.y * nwg.x + wid.x) * {ns}u + sgid)"),
+                grid_sub.clone(),
+                grid_sub,
+            )
+        } else if self.s_in_storage {
+            (
+                format!(
+                    "@group(0) @binding(5) var<storage, read_write> sh_s: array<f32>;\nvar<workgroup> sh_p: array<f16, {}>;\n",
+                    ns * FRAG * pp
+                ),
+                grid_sub,
+                "sgid".to_owned(),
             )
         } else {
             (
@@ -360,7 +406,14 @@ impl CoopAttention {
                     ns * FRAG * pp
                 ),
                 "sgid".to_owned(),
+                "sgid".to_owned(),
             )
+        };
+        // The barrier that publishes the S scratch (and O passing through it).
+        let s_barrier = if self.s_in_storage || em {
+            "storageBarrier();"
+        } else {
+            "workgroupBarrier();"
         };
         let emu_lib = if em {
             emulation_library(self.store, tile_unit, wg, sg)
@@ -390,8 +443,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let hb = wid.y * seq * {d}u;
     let hb4 = wid.y * seq * {d4}u;
     let q0 = qblock * {br}u + sgid * 16u;
-    let so = {sub_index} * {s_sub}u;
-    let po = {sub_index} * {p_sub}u;
+    let so = {s_index} * {s_sub}u;
+    let po = {p_index} * {p_sub}u;
     let row = lane % 16u;
     let part = lane / 16u;
     let qrow = q0 + row;
@@ -534,10 +587,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         // S is the subgroup's own scratch: a subgroup barrier publishes it where asked (on
         // NVIDIA a warp sync, which orders shared memory among the warp's lanes).
-        s += if self.subgroup_sync {
-            "        subgroupBarrier();\n"
+        s += &if self.subgroup_sync {
+            "        subgroupBarrier();\n".to_owned()
         } else {
-            "        workgroupBarrier();\n"
+            format!("        {s_barrier}\n")
         };
         // Softmax on the lanes: row `row`, keys part*cpl .. +cpl.
         s += &format!(
@@ -582,11 +635,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     st = store(&format!("o{n}"), slot_o(n), &format!("ri{n}"), sp)
                 );
             }
-            s += "            workgroupBarrier();\n";
+            s += &format!("            {s_barrier}\n");
             for c in 0..cpl {
                 s += &format!("            sh_s[sbase + {c}u] = sh_s[sbase + {c}u] * alpha;\n");
             }
-            s += "            workgroupBarrier();\n";
+            s += &format!("            {s_barrier}\n");
             for j in 0..nk {
                 let n = g * nk + j;
                 s += &format!(
@@ -601,7 +654,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     )
                 );
             }
-            s += "            workgroupBarrier();\n";
+            s += &format!("            {s_barrier}\n");
         }
         s += "        }\n";
         // O += P·V.
@@ -651,7 +704,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             "    let inv_l = 1.0 / l_sum;\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
         );
         for g in 0..(nd / nk) {
-            s += "    workgroupBarrier();\n";
+            s += &format!("    {s_barrier}\n");
             for j in 0..nk {
                 let n = g * nk + j;
                 s += &format!(
@@ -660,7 +713,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     st = store(&format!("o{n}"), slot_o(n), &format!("fi{n}"), sp)
                 );
             }
-            s += "    workgroupBarrier();\n";
+            s += &format!("    {s_barrier}\n");
             for c4 in 0..(cpl / 4) {
                 let c = c4 * 4;
                 s += &format!(
