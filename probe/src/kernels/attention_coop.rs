@@ -132,6 +132,20 @@ impl CoopAttention {
                 }
             }
         }
+        // S in storage frees shared memory: key blocks of 64 fit at head_dim 128.
+        for (subgroups, key_block, prefetch) in [(4, 64, false), (8, 32, true)] {
+            out.push(CoopAttention {
+                head_dim,
+                causal,
+                key_block,
+                subgroups,
+                subgroup_size,
+                store: TileStore::Vec4,
+                prefetch,
+                subgroup_sync: false,
+                s_in_storage: true,
+            });
+        }
         // Halves in shared memory: the plainest form, one shape.
         out.push(CoopAttention {
             head_dim,
