@@ -561,6 +561,9 @@ fn coop_attention_emulated_matches_the_reference() {
             // A barrier's reach is not what the emulation checks (and subgroupBarrier needs
             // SUBGROUP_BARRIER, which the probe's device does not request).
             subgroup_sync: false,
+            s_in_storage: false,
+            k_transposed: f16 && sg == 16,
+            s_stride_pad8: f16 && sg == 16,
         },
     );
     let configs: Vec<CoopAttention> = configs.collect();

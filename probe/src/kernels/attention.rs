@@ -275,6 +275,13 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
                             gpu.limits.max_compute_workgroup_storage_size
                         )),
                     );
+                } else if c.storage_scratch_bytes(p.seq, p.batch * p.heads)
+                    > gpu.limits.max_storage_buffer_binding_size
+                {
+                    tried.insert(
+                        c.label(),
+                        serde_json::json!("not run: S scratch above the storage binding limit"),
+                    );
                 } else if c.workgroup_size() > gpu.limits.max_compute_invocations_per_workgroup {
                     tried.insert(
                         c.label(),
@@ -362,18 +369,24 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
                     continue;
                 }
             };
-            let bind = gpu.bind(
-                &pipeline,
-                &[
-                    (&qb, 0, None),
-                    (&kb, 0, None),
-                    (&vb, 0, None),
-                    (&ob, 0, None),
-                    (&uniform, 0, None),
-                ],
-            );
-            gpu.clear(&ob);
             let gy = p.batch * p.heads;
+            let scratch_bytes = match cand {
+                Candidate::Coop(c) => c.storage_scratch_bytes(p.seq, gy),
+                Candidate::Scalar(_) => 0,
+            };
+            let scratch = (scratch_bytes > 0).then(|| gpu.storage("s scratch", scratch_bytes));
+            let mut buffers = vec![
+                (&qb, 0, None),
+                (&kb, 0, None),
+                (&vb, 0, None),
+                (&ob, 0, None),
+                (&uniform, 0, None),
+            ];
+            if let Some(scratch) = &scratch {
+                buffers.push((scratch, 0, None));
+            }
+            let bind = gpu.bind(&pipeline, &buffers);
+            gpu.clear(&ob);
             let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
                 pass.set_pipeline(&pipeline);
                 pass.set_bind_group(0, &bind, &[]);

@@ -93,12 +93,36 @@ pub struct CoopAttention {
     /// Publish the S scratch to the subgroup's lanes with a subgroup barrier instead of a
     /// workgroup one.
     pub subgroup_sync: bool,
+    /// Keep the S scratch in a storage buffer (binding 5, [`CoopAttention::storage_scratch_bytes`])
+    /// instead of shared memory: f32 fragments are then stored only to storage, the form the
+    /// verified GEMM uses, should a driver reject stores of f32 fragments to shared memory.
+    pub s_in_storage: bool,
+    /// Stage K transposed (`sh_k[dim][key]`, f16, row `BC + 8`) and read the Kᵀ fragment
+    /// row-major (`coopLoadT`) instead of column-major (diagnostic: the H100 run gave wrong
+    /// results and column-major loads are one of the operations the GEMM never exercised).
+    pub k_transposed: bool,
+    /// S/O scratch rows of `BC + 8` floats (32-byte multiple) instead of `BC + 4` (diagnostic).
+    pub s_stride_pad8: bool,
 }
 
 impl CoopAttention {
     /// Configurations tried at run time (those that fit the adapter are kept).
     pub fn candidates(head_dim: u32, causal: bool, subgroup_size: u32) -> Vec<CoopAttention> {
-        let mut out = Vec::new();
+        // First the form with the fewest unverified operations (see `s_in_storage`): should a
+        // later one fail to compile and take the device with it, one result exists.
+        let mut out = vec![CoopAttention {
+            head_dim,
+            causal,
+            key_block: 32,
+            subgroups: 4,
+            subgroup_size,
+            store: TileStore::Vec4,
+            prefetch: true,
+            subgroup_sync: false,
+            s_in_storage: true,
+            k_transposed: false,
+            s_stride_pad8: false,
+        }];
         for prefetch in [false, true] {
             for subgroup_sync in [false, true] {
                 for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
@@ -111,9 +135,50 @@ impl CoopAttention {
                         store: TileStore::Vec4,
                         prefetch,
                         subgroup_sync,
+                        s_in_storage: false,
+                        k_transposed: false,
+                        s_stride_pad8: false,
                     });
                 }
             }
+        }
+        // Diagnostics of the H100's wrong results: Kᵀ read row-major from a transposed tile,
+        // 32-byte scratch rows, both, and both with S in storage.
+        for (k_transposed, s_stride_pad8, s_in_storage) in [
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (true, false, true),
+        ] {
+            out.push(CoopAttention {
+                head_dim,
+                causal,
+                key_block: 32,
+                subgroups: 4,
+                subgroup_size,
+                store: TileStore::Vec4,
+                prefetch: false,
+                subgroup_sync: false,
+                s_in_storage,
+                k_transposed,
+                s_stride_pad8,
+            });
+        }
+        // S in storage frees shared memory: key blocks of 64 fit at head_dim 128.
+        for (subgroups, key_block, prefetch) in [(4, 64, false), (8, 32, true)] {
+            out.push(CoopAttention {
+                head_dim,
+                causal,
+                key_block,
+                subgroups,
+                subgroup_size,
+                store: TileStore::Vec4,
+                prefetch,
+                subgroup_sync: false,
+                s_in_storage: true,
+                k_transposed: false,
+                s_stride_pad8: false,
+            });
         }
         // Halves in shared memory: the plainest form, one shape.
         out.push(CoopAttention {
@@ -125,6 +190,9 @@ impl CoopAttention {
             store: TileStore::Half,
             prefetch: false,
             subgroup_sync: false,
+            s_in_storage: false,
+            k_transposed: false,
+            s_stride_pad8: false,
         });
         out
     }
@@ -132,7 +200,7 @@ impl CoopAttention {
     /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching, `.sb`: subgroup barrier).
     pub fn label(&self) -> String {
         format!(
-            "coop.sg{}.kb{}.{}{}{}",
+            "coop.sg{}.kb{}.{}{}{}{}{}{}",
             self.subgroups,
             self.key_block,
             match self.store {
@@ -140,7 +208,10 @@ impl CoopAttention {
                 TileStore::Half => "f16",
             },
             if self.prefetch { ".pf" } else { "" },
-            if self.subgroup_sync { ".sb" } else { "" }
+            if self.subgroup_sync { ".sb" } else { "" },
+            if self.s_in_storage { ".gs" } else { "" },
+            if self.k_transposed { ".kt" } else { "" },
+            if self.s_stride_pad8 { ".sp8" } else { "" }
         )
     }
 
@@ -185,7 +256,17 @@ impl CoopAttention {
         self.head_dim + 8
     }
     fn sp(&self) -> u32 {
-        self.key_block + 4
+        self.key_block + if self.s_stride_pad8 { 8 } else { 4 }
+    }
+    fn kts(&self) -> u32 {
+        self.key_block + 8
+    }
+    fn k_tile_bytes(&self) -> u32 {
+        if self.k_transposed {
+            self.head_dim * self.kts() * 2
+        } else {
+            self.key_block * self.ks() * 2
+        }
     }
     fn pp(&self) -> u32 {
         self.key_block + 8
@@ -213,13 +294,29 @@ impl CoopAttention {
 
     /// Workgroup storage of the emulated kernel: the K and V tiles and the shuffle slots.
     pub fn emulation_shared_bytes(&self) -> u32 {
-        2 * self.key_block * self.ks() * 2 + 4 * self.workgroup_size() + 4
+        self.k_tile_bytes() + self.key_block * self.ks() * 2 + 4 * self.workgroup_size() + 4
+    }
+
+    /// Bytes of the S scratch buffer (binding 5) of an `s_in_storage` kernel for `batch·heads`
+    /// heads of `seq` rows (0 otherwise).
+    pub fn storage_scratch_bytes(&self, seq: u32, batch_heads: u32) -> u64 {
+        if !self.s_in_storage {
+            return 0;
+        }
+        u64::from(seq / self.query_block())
+            * u64::from(batch_heads)
+            * u64::from(self.subgroups * FRAG * self.sp())
+            * 4
     }
 
     /// Workgroup storage the kernel declares, in bytes.
     pub fn shared_bytes(&self) -> u32 {
-        let tiles = 2 * self.key_block * self.ks() * 2;
-        let s = self.subgroups * FRAG * self.sp() * 4;
+        let tiles = self.k_tile_bytes() + self.key_block * self.ks() * 2;
+        let s = if self.s_in_storage {
+            0
+        } else {
+            self.subgroups * FRAG * self.sp() * 4
+        };
         let p = self.subgroups * FRAG * self.pp() * 2;
         tiles + s + p + 4
     }
@@ -282,6 +379,7 @@ impl CoopAttention {
             let (arr, t, role) = match src {
                 "q" => ("q_in", "T", "f16, A"),
                 "k" => ("sh_k", "", "f16, B"),
+                "kt" => ("sh_k", "T", "f16, B"),
                 "v" => ("sh_v", "T", "f16, B"),
                 "p" => ("sh_p", "T", "f16, A"),
                 _ => ("sh_s", "T", "f32, C"),
@@ -347,10 +445,21 @@ impl CoopAttention {
         // The emulation keeps the S and P scratch in storage buffers (bindings 6, 7; one slice
         // per subgroup of the grid) so that every variant fits lavapipe's 32 KiB of workgroup
         // storage; its fragment steps end in storage barriers, which publish them.
-        let (scratch_decl, sub_index) = if em {
+        let grid_sub = format!("((wid.y * nwg.x + wid.x) * {ns}u + sgid)");
+        let (scratch_decl, s_index, p_index) = if em {
             (
                 "@group(0) @binding(6) var<storage, read_write> sh_s: array<f32>;\n@group(0) @binding(7) var<storage, read_write> sh_p: array<f16>;\n".to_owned(),
-                format!("((wid.y * nwg.x + wid.x) * {ns}u + sgid)"),
+                grid_sub.clone(),
+                grid_sub,
+            )
+        } else if self.s_in_storage {
+            (
+                format!(
+                    "@group(0) @binding(5) var<storage, read_write> sh_s: array<f32>;\nvar<workgroup> sh_p: array<f16, {}>;\n",
+                    ns * FRAG * pp
+                ),
+                grid_sub,
+                "sgid".to_owned(),
             )
         } else {
             (
@@ -360,10 +469,17 @@ impl CoopAttention {
                     ns * FRAG * pp
                 ),
                 "sgid".to_owned(),
+                "sgid".to_owned(),
             )
         };
+        // The barrier that publishes the S scratch (and O passing through it).
+        let s_barrier = if self.s_in_storage || em {
+            "storageBarrier();"
+        } else {
+            "workgroupBarrier();"
+        };
         let emu_lib = if em {
-            emulation_library(self.store, tile_unit, wg, sg)
+            emulation_library(self.store, tile_unit, wg, sg, self.k_transposed)
         } else {
             String::new()
         };
@@ -376,7 +492,7 @@ struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
 @group(0) @binding(2) var<storage, read> v_in: array<vec4<f16>>;
 @group(0) @binding(3) var<storage, read_write> o_out: array<vec4<f16>>;
 @group(0) @binding(4) var<uniform> p: Params;
-var<workgroup> sh_k: array<{tile_ty}, {tile_len}>;
+var<workgroup> sh_k: array<{k_ty}, {k_len}>;
 var<workgroup> sh_v: array<{tile_ty}, {tile_len}>;
 {scratch_decl}var<workgroup> rescale_flag: u32;
 fn add2(a: f32, b: f32) -> f32 {{ return a + b; }}
@@ -390,14 +506,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let hb = wid.y * seq * {d}u;
     let hb4 = wid.y * seq * {d4}u;
     let q0 = qblock * {br}u + sgid * 16u;
-    let so = {sub_index} * {s_sub}u;
-    let po = {sub_index} * {p_sub}u;
+    let so = {s_index} * {s_sub}u;
+    let po = {p_index} * {p_sub}u;
     let row = lane % 16u;
     let part = lane / 16u;
     let qrow = q0 + row;
 "#,
             label = self.label(),
             causal = self.causal,
+            k_ty = if self.k_transposed { "f16" } else { tile_ty },
+            k_len = if self.k_transposed {
+                d * self.kts()
+            } else {
+                tile_len
+            },
             s_sub = FRAG * sp,
             p_sub = FRAG * pp,
         );
@@ -453,18 +575,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 "            let t = tid + {o}u;\n            let kr = t / {d4}u;\n            let kc = t % {d4}u;\n",
                 o = i * wg
             );
+            if self.k_transposed {
+                // Dim kc·4 + w of key kr goes to row kc·4 + w, column kr.
+                for (w, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+                    body += &format!(
+                        "            sh_k[(kc * 4u + {w}u) * {kts}u + kr] = kp{i}.{comp};\n",
+                        kts = self.kts()
+                    );
+                }
+            }
             match self.store {
                 TileStore::Vec4 => {
-                    body += &format!(
-                        "            sh_k[kr * {ks4}u + kc] = kp{i};\n            sh_v[kr * {ks4}u + kc] = vp{i};\n"
-                    );
+                    if !self.k_transposed {
+                        body += &format!("            sh_k[kr * {ks4}u + kc] = kp{i};\n");
+                    }
+                    body += &format!("            sh_v[kr * {ks4}u + kc] = vp{i};\n");
                 }
                 TileStore::Half => {
                     body += &format!("            let hbase = kr * {ks}u + kc * 4u;\n");
                     for (w, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-                        body += &format!(
-                            "            sh_k[hbase + {w}u] = kp{i}.{comp};\n            sh_v[hbase + {w}u] = vp{i}.{comp};\n"
-                        );
+                        if !self.k_transposed {
+                            body += &format!("            sh_k[hbase + {w}u] = kp{i}.{comp};\n");
+                        }
+                        body += &format!("            sh_v[hbase + {w}u] = vp{i}.{comp};\n");
                     }
                 }
             }
@@ -506,15 +639,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     TileStore::Vec4 => (jb * FRAG * ks4 + 4 * kd, ks4),
                     TileStore::Half => (jb * FRAG * ks + FRAG * kd, ks),
                 };
+                // Transposed tile: Kᵀ element (dim r, key c) at half (16kd + r)·KTS + 16jb + c,
+                // row-major with base 16kd·KTS + 16jb and stride KTS.
+                let (src, base, stride) = if self.k_transposed {
+                    ("kt", FRAG * kd * self.kts() + FRAG * jb, self.kts())
+                } else {
+                    ("k", base, unit_ks)
+                };
                 s += &format!(
                     "        {ld}\n        {mm}\n",
                     ld = load(
                         "let ",
                         &format!("kt{jb}_{kd}"),
                         slot_k,
-                        "k",
+                        src,
                         &format!("{base}u"),
-                        &format!("{unit_ks}u")
+                        &format!("{stride}u")
                     ),
                     mm = mma(
                         &format!("qf{kd}"),
@@ -534,10 +674,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         // S is the subgroup's own scratch: a subgroup barrier publishes it where asked (on
         // NVIDIA a warp sync, which orders shared memory among the warp's lanes).
-        s += if self.subgroup_sync {
-            "        subgroupBarrier();\n"
+        s += &if self.subgroup_sync {
+            "        subgroupBarrier();\n".to_owned()
         } else {
-            "        workgroupBarrier();\n"
+            format!("        {s_barrier}\n")
         };
         // Softmax on the lanes: row `row`, keys part*cpl .. +cpl.
         s += &format!(
@@ -582,11 +722,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     st = store(&format!("o{n}"), slot_o(n), &format!("ri{n}"), sp)
                 );
             }
-            s += "            workgroupBarrier();\n";
+            s += &format!("            {s_barrier}\n");
             for c in 0..cpl {
                 s += &format!("            sh_s[sbase + {c}u] = sh_s[sbase + {c}u] * alpha;\n");
             }
-            s += "            workgroupBarrier();\n";
+            s += &format!("            {s_barrier}\n");
             for j in 0..nk {
                 let n = g * nk + j;
                 s += &format!(
@@ -601,7 +741,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     )
                 );
             }
-            s += "            workgroupBarrier();\n";
+            s += &format!("            {s_barrier}\n");
         }
         s += "        }\n";
         // O += P·V.
@@ -651,7 +791,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             "    let inv_l = 1.0 / l_sum;\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
         );
         for g in 0..(nd / nk) {
-            s += "    workgroupBarrier();\n";
+            s += &format!("    {s_barrier}\n");
             for j in 0..nk {
                 let n = g * nk + j;
                 s += &format!(
@@ -660,7 +800,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     st = store(&format!("o{n}"), slot_o(n), &format!("fi{n}"), sp)
                 );
             }
-            s += "    workgroupBarrier();\n";
+            s += &format!("    {s_barrier}\n");
             for c4 in 0..(cpl / 4) {
                 let c = c4 * 4;
                 s += &format!(
@@ -681,7 +821,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 /// [`CoopAttention::emulated_wgsl`]). A fragment is `array<f32, 256>`, element (r, c) at
 /// `16r + c`; loads and stores follow the semantics in the module docs, with the K/V tile's
 /// index and stride in `unit` halves (4 for `vec4<f16>` tiles).
-fn emulation_library(store: TileStore, unit: u32, wg: u32, sg: u32) -> String {
+fn emulation_library(store: TileStore, unit: u32, wg: u32, sg: u32, k_transposed: bool) -> String {
     let half = match store {
         TileStore::Vec4 => "return f32(arr[h / 4u][h % 4u]);",
         TileStore::Half => "return f32(arr[h]);",
@@ -752,7 +892,23 @@ fn st_s(f: u32, i: u32, stride: u32) {{
 }}
 "#
     );
+    if k_transposed {
+        s += &format!(
+            r#"fn ld_kt(f: u32, i: u32, stride: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        frs[f + e] = f32(sh_k[i + (e / 16u) * stride + e % 16u]);
+    }}
+    sync();
+}}
+"#
+        );
+    }
     for (name, arr, row_major) in [("k", "sh_k", false), ("v", "sh_v", true)] {
+        if k_transposed && name == "k" {
+            continue;
+        }
         let (outer, inner) = if row_major { ("r", "c") } else { ("c", "r") };
         s += &format!(
             r#"fn half_{name}(h: u32) -> f32 {{
