@@ -56,6 +56,20 @@
 //! flow. The result `O/ℓ` is the same for any reference. See `simulate` in the tests for a
 //! CPU model of this scheme.
 
+/// Diagnostic modes: the kernel writes an intermediate instead of the attention output, so that
+/// a wrong result on a device can be narrowed down (`HEADROOM_ATTN_DIAG=1` runs them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diag {
+    /// The attention output.
+    Off,
+    /// Row q, columns 0..BC: the raw scores `q·k_j` of the first key block (S = Q·Kᵀ).
+    Scores,
+    /// Every weight is 1 and there is no division: row q = Σ over the row's key range of V
+    /// (all keys, or up to the end of q's query block when causal) — checks P·V and the
+    /// output path.
+    Values,
+}
+
 /// Largest lead (log2 units) of a block's row max over the row's reference before O is rescaled:
 /// `p ≤ 2^8 = 256` stays far inside f16's range (65504), and the f32 sums gain at most 8 bits.
 pub const RESCALE_THRESHOLD_LOG2: f32 = 8.0;
@@ -324,7 +338,17 @@ impl CoopAttention {
     /// The WGSL source. Bindings: 0 `q_in` (f16), 1 `k_in`, 2 `v_in` (`vec4<f16>`), 3 `o_out` (`vec4<f16>`), 4 `p` (`seq`, `scale_log2` bits, 2 pads) — the same
     /// buffers as the scalar kernel.
     pub fn wgsl(&self) -> String {
-        self.source(false)
+        self.source(false, Diag::Off)
+    }
+
+    /// The kernel in a diagnostic mode (see [`Diag`]).
+    pub fn diag_wgsl(&self, diag: Diag) -> String {
+        self.source(false, diag)
+    }
+
+    /// The emulated kernel in a diagnostic mode (tests of the diagnostics themselves).
+    pub fn emulated_diag_wgsl(&self, diag: Diag) -> String {
+        self.source(true, diag)
     }
 
     /// The same kernel with every cooperative-matrix operation and subgroup shuffle replaced by
@@ -334,10 +358,10 @@ impl CoopAttention {
     /// so the tests check the kernel's index algebra, blocking, masking and softmax end to end;
     /// only the drivers' reading of the fragment layouts themselves is left to the real run.
     pub fn emulated_wgsl(&self) -> String {
-        self.source(true)
+        self.source(true, Diag::Off)
     }
 
-    fn source(&self, em: bool) -> String {
+    fn source(&self, em: bool, diag: Diag) -> String {
         let d = self.head_dim;
         let bc = self.key_block;
         let ns = self.subgroups;
@@ -690,6 +714,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             s += &format!("        bmax = max(bmax, x{c});\n");
         }
+        if diag == Diag::Scores {
+            // Raw scores of the first key block: row qrow, keys part·cpl + c → output columns.
+            s += &format!(
+                "        if (k0 == 0u) {{\n            let dbase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
+            );
+            for c4 in 0..(cpl / 4) {
+                let c = c4 * 4;
+                s += &format!(
+                    "            o_out[dbase4 + {c4}u] = vec4<f16>(vec4<f32>(sh_s[sbase + {c}u], sh_s[sbase + {c1}u], sh_s[sbase + {c2}u], sh_s[sbase + {c3}u]));\n",
+                    c1 = c + 1,
+                    c2 = c + 2,
+                    c3 = c + 3
+                );
+            }
+            s += "        }\n";
+        }
         s += &reduce("bmax", "max", "        ");
         s += &format!(
             r#"        alpha = 1.0;
@@ -706,7 +746,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         );
         for c in 0..cpl {
             s += &format!(
-                "        let e{c} = exp2(x{c} - m_ref);\n        l_sum += e{c};\n        sh_p[pbase + {c}u] = f16(e{c});\n"
+                "        let e{c} = {e};\n        l_sum += e{c};\n        sh_p[pbase + {c}u] = f16(e{c});\n",
+                e = if diag == Diag::Values {
+                    "1.0".to_owned()
+                } else {
+                    format!("exp2(x{c} - m_ref)")
+                }
             );
         }
         // The flag load is also the barrier that publishes P (and the flag) to the workgroup.
@@ -788,9 +833,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         // ℓ of the row: the sum of its lanes' partial sums.
         s += &reduce("l_sum", "add2", "    ");
         s += &format!(
-            "    let inv_l = 1.0 / l_sum;\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
+            "    let inv_l = {inv};\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n",
+            inv = if diag == Diag::Values {
+                "1.0"
+            } else {
+                "1.0 / l_sum"
+            }
         );
-        for g in 0..(nd / nk) {
+        let out_groups = if diag == Diag::Scores { 0 } else { nd / nk };
+        for g in 0..out_groups {
             s += &format!("    {s_barrier}\n");
             for j in 0..nk {
                 let n = g * nk + j;
@@ -814,6 +865,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         s += "}\n";
         s
+    }
+}
+
+/// What a diagnostic kernel writes for one row of one head (`q`, `k`, `v`: `[seq][d]`), and
+/// which of the row's `d` outputs carry it: [`Diag::Scores`] the first `key_block` columns,
+/// [`Diag::Values`] all of them.
+pub fn diag_reference(
+    diag: Diag,
+    c: &CoopAttention,
+    qkv: (&[f32], &[f32], &[f32]),
+    seq: usize,
+    row: usize,
+) -> Vec<f64> {
+    let (q, k, v) = qkv;
+    let d = c.head_dim as usize;
+    match diag {
+        Diag::Scores => (0..c.key_block as usize)
+            .map(|j| {
+                (0..d)
+                    .map(|t| f64::from(q[row * d + t]) * f64::from(k[j * d + t]))
+                    .sum()
+            })
+            .collect(),
+        Diag::Values | Diag::Off => {
+            let br = c.query_block() as usize;
+            let keys = if c.causal { (row / br + 1) * br } else { seq };
+            (0..d)
+                .map(|t| (0..keys).map(|j| f64::from(v[j * d + t])).sum())
+                .collect()
+        }
     }
 }
 
