@@ -493,6 +493,8 @@ fn coop_attention_emulated_matches_the_reference() {
             s_in_storage: false,
             k_transposed: f16 && sg == 16,
             s_stride_pad8: f16 && sg == 16,
+            no_rescale: false,
+            q_reload: f16 && sg == 16,
         },
     );
     let configs: Vec<CoopAttention> = configs.collect();
@@ -582,6 +584,8 @@ fn coop_attention_diagnostics_match_their_references() {
             s_in_storage: false,
             k_transposed: false,
             s_stride_pad8: false,
+            no_rescale: false,
+            q_reload: false,
         };
         let (heads, seq) = (1u32, 128u32);
         let (d, s) = (64usize, 128usize);

@@ -117,6 +117,12 @@ pub struct CoopAttention {
     pub k_transposed: bool,
     /// S/O scratch rows of `BC + 8` floats (32-byte multiple) instead of `BC + 4` (diagnostic).
     pub s_stride_pad8: bool,
+    /// Diagnostic: no rescale path at all (the reference stays at the first block's max; only
+    /// safe while later scores lead it by less than f16's range, true of the probe's data).
+    pub no_rescale: bool,
+    /// Diagnostic: reload the Q fragments from global memory in every key block instead of
+    /// keeping them in registers across the loop.
+    pub q_reload: bool,
 }
 
 impl CoopAttention {
@@ -136,6 +142,8 @@ impl CoopAttention {
             s_in_storage: true,
             k_transposed: false,
             s_stride_pad8: false,
+            no_rescale: false,
+            q_reload: false,
         }];
         for prefetch in [false, true] {
             for subgroup_sync in [false, true] {
@@ -152,6 +160,8 @@ impl CoopAttention {
                         s_in_storage: false,
                         k_transposed: false,
                         s_stride_pad8: false,
+                        no_rescale: false,
+                        q_reload: false,
                     });
                 }
             }
@@ -176,6 +186,26 @@ impl CoopAttention {
                 s_in_storage,
                 k_transposed,
                 s_stride_pad8,
+                no_rescale: false,
+                q_reload: false,
+            });
+        }
+        // Diagnostics: no rescale path (no conditional reload of O), Q reloaded per block, both.
+        for (no_rescale, q_reload) in [(true, false), (false, true), (true, true)] {
+            out.push(CoopAttention {
+                head_dim,
+                causal,
+                key_block: 32,
+                subgroups: 4,
+                subgroup_size,
+                store: TileStore::Half,
+                prefetch: false,
+                subgroup_sync: false,
+                s_in_storage: false,
+                k_transposed: false,
+                s_stride_pad8: false,
+                no_rescale,
+                q_reload,
             });
         }
         // S in storage frees shared memory: key blocks of 64 fit at head_dim 128.
@@ -192,6 +222,8 @@ impl CoopAttention {
                 s_in_storage: true,
                 k_transposed: false,
                 s_stride_pad8: false,
+                no_rescale: false,
+                q_reload: false,
             });
         }
         // Halves in shared memory: the plainest form, one shape.
@@ -207,6 +239,8 @@ impl CoopAttention {
             s_in_storage: false,
             k_transposed: false,
             s_stride_pad8: false,
+            no_rescale: false,
+            q_reload: false,
         });
         out
     }
@@ -214,7 +248,7 @@ impl CoopAttention {
     /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching, `.sb`: subgroup barrier).
     pub fn label(&self) -> String {
         format!(
-            "coop.sg{}.kb{}.{}{}{}{}{}{}",
+            "coop.sg{}.kb{}.{}{}{}{}{}{}{}{}",
             self.subgroups,
             self.key_block,
             match self.store {
@@ -225,7 +259,9 @@ impl CoopAttention {
             if self.subgroup_sync { ".sb" } else { "" },
             if self.s_in_storage { ".gs" } else { "" },
             if self.k_transposed { ".kt" } else { "" },
-            if self.s_stride_pad8 { ".sp8" } else { "" }
+            if self.s_stride_pad8 { ".sp8" } else { "" },
+            if self.no_rescale { ".nr" } else { "" },
+            if self.q_reload { ".ql" } else { "" }
         )
     }
 
@@ -547,8 +583,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             s_sub = FRAG * sp,
             p_sub = FRAG * pp,
         );
+        let mut q_loads = String::new();
         for kd in 0..nd {
-            s += &format!(
+            q_loads += &format!(
                 "    let qi{kd} = hb + q0 * {d}u + {o}u;\n    {ld}\n",
                 o = kd * FRAG,
                 ld = load(
@@ -560,6 +597,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     &format!("{d}u")
                 )
             );
+        }
+        if !self.q_reload {
+            s += &q_loads;
         }
         for n in 0..nd {
             s += &format!("    {}\n", zero(&format!("o{n}"), slot_o(n)));
@@ -655,6 +695,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             s += &gen_store;
         }
         s += "        workgroupBarrier();\n";
+        if self.q_reload {
+            s += &q_loads;
+        }
         // S = Q·Kᵀ, one C fragment per 16 keys.
         for jb in 0..nk {
             s += &format!("        {}\n", zero(&format!("sf{jb}"), slot_s(jb)));
@@ -735,14 +778,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             r#"        alpha = 1.0;
         if (k0 == 0u) {{
             m_ref = bmax;
-        }} else if (bmax > m_ref + {thr:.1}) {{
-            alpha = exp2(m_ref - bmax);
-            m_ref = bmax;
-            rescale_flag = 1u;
-        }}
+        }}{lazy}
         l_sum = l_sum * alpha;
         let pbase = po + row * {pp}u + part * {cpl}u;
-"#
+"#,
+            lazy = if self.no_rescale {
+                String::new()
+            } else {
+                format!(
+                    " else if (bmax > m_ref + {thr:.1}) {{\n            alpha = exp2(m_ref - bmax);\n            m_ref = bmax;\n            rescale_flag = 1u;\n        }}"
+                )
+            }
         );
         for c in 0..cpl {
             s += &format!(
@@ -755,8 +801,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             );
         }
         // The flag load is also the barrier that publishes P (and the flag) to the workgroup.
-        s += "        let need_rescale = workgroupUniformLoad(&rescale_flag);\n";
-        s += "        if (need_rescale != 0u) {\n";
+        if self.no_rescale {
+            s += "        workgroupBarrier();\n        if (false) {\n";
+        } else {
+            s += "        let need_rescale = workgroupUniformLoad(&rescale_flag);\n";
+            s += "        if (need_rescale != 0u) {\n";
+        }
         // Rescale O: nk fragments at a time through the S scratch (16 × BC f32).
         for g in 0..(nd / nk) {
             for j in 0..nk {
