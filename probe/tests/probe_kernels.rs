@@ -495,6 +495,7 @@ fn coop_attention_emulated_matches_the_reference() {
             s_stride_pad8: f16 && sg == 16,
             no_rescale: false,
             q_reload: f16 && sg == 16,
+            v_global: f16 && sg == 16,
         },
     );
     let configs: Vec<CoopAttention> = configs.collect();
@@ -586,6 +587,7 @@ fn coop_attention_diagnostics_match_their_references() {
             s_stride_pad8: false,
             no_rescale: false,
             q_reload: false,
+            v_global: false,
         };
         let (heads, seq) = (1u32, 128u32);
         let (d, s) = (64usize, 128usize);

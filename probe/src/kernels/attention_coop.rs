@@ -123,6 +123,9 @@ pub struct CoopAttention {
     /// Diagnostic: reload the Q fragments from global memory in every key block instead of
     /// keeping them in registers across the loop.
     pub q_reload: bool,
+    /// Diagnostic: read the V fragments straight from global memory (`v_in` as `array<f16>`,
+    /// `coopLoadT` with stride D, the GEMM's verified form) instead of a shared tile.
+    pub v_global: bool,
 }
 
 impl CoopAttention {
@@ -144,6 +147,7 @@ impl CoopAttention {
             s_stride_pad8: false,
             no_rescale: false,
             q_reload: false,
+            v_global: false,
         }];
         for prefetch in [false, true] {
             for subgroup_sync in [false, true] {
@@ -162,6 +166,7 @@ impl CoopAttention {
                         s_stride_pad8: false,
                         no_rescale: false,
                         q_reload: false,
+                        v_global: false,
                     });
                 }
             }
@@ -188,6 +193,7 @@ impl CoopAttention {
                 s_stride_pad8,
                 no_rescale: false,
                 q_reload: false,
+                v_global: false,
             });
         }
         // Diagnostics: no rescale path (no conditional reload of O), Q reloaded per block, both.
@@ -206,6 +212,26 @@ impl CoopAttention {
                 s_stride_pad8: false,
                 no_rescale,
                 q_reload,
+                v_global: false,
+            });
+        }
+        // Diagnostic: V fragments from global memory; with K transposed too.
+        for k_transposed in [false, true] {
+            out.push(CoopAttention {
+                head_dim,
+                causal,
+                key_block: 32,
+                subgroups: 4,
+                subgroup_size,
+                store: TileStore::Half,
+                prefetch: false,
+                subgroup_sync: false,
+                s_in_storage: false,
+                k_transposed,
+                s_stride_pad8: false,
+                no_rescale: false,
+                q_reload: false,
+                v_global: true,
             });
         }
         // S in storage frees shared memory: key blocks of 64 fit at head_dim 128.
@@ -224,6 +250,7 @@ impl CoopAttention {
                 s_stride_pad8: false,
                 no_rescale: false,
                 q_reload: false,
+                v_global: false,
             });
         }
         // Halves in shared memory: the plainest form, one shape.
@@ -241,6 +268,7 @@ impl CoopAttention {
             s_stride_pad8: false,
             no_rescale: false,
             q_reload: false,
+            v_global: false,
         });
         out
     }
@@ -248,7 +276,7 @@ impl CoopAttention {
     /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching, `.sb`: subgroup barrier).
     pub fn label(&self) -> String {
         format!(
-            "coop.sg{}.kb{}.{}{}{}{}{}{}{}{}",
+            "coop.sg{}.kb{}.{}{}{}{}{}{}{}{}{}",
             self.subgroups,
             self.key_block,
             match self.store {
@@ -261,7 +289,8 @@ impl CoopAttention {
             if self.k_transposed { ".kt" } else { "" },
             if self.s_stride_pad8 { ".sp8" } else { "" },
             if self.no_rescale { ".nr" } else { "" },
-            if self.q_reload { ".ql" } else { "" }
+            if self.q_reload { ".ql" } else { "" },
+            if self.v_global { ".vg" } else { "" }
         )
     }
 
@@ -311,6 +340,13 @@ impl CoopAttention {
     fn kts(&self) -> u32 {
         self.key_block + 8
     }
+    fn v_tile_bytes(&self) -> u32 {
+        if self.v_global {
+            8
+        } else {
+            self.key_block * self.ks() * 2
+        }
+    }
     fn k_tile_bytes(&self) -> u32 {
         if self.k_transposed {
             self.head_dim * self.kts() * 2
@@ -344,7 +380,7 @@ impl CoopAttention {
 
     /// Workgroup storage of the emulated kernel: the K and V tiles and the shuffle slots.
     pub fn emulation_shared_bytes(&self) -> u32 {
-        self.k_tile_bytes() + self.key_block * self.ks() * 2 + 4 * self.workgroup_size() + 4
+        self.k_tile_bytes() + self.v_tile_bytes() + 4 * self.workgroup_size() + 4
     }
 
     /// Bytes of the S scratch buffer (binding 5) of an `s_in_storage` kernel for `batch·heads`
@@ -361,7 +397,7 @@ impl CoopAttention {
 
     /// Workgroup storage the kernel declares, in bytes.
     pub fn shared_bytes(&self) -> u32 {
-        let tiles = self.k_tile_bytes() + self.key_block * self.ks() * 2;
+        let tiles = self.k_tile_bytes() + self.v_tile_bytes();
         let s = if self.s_in_storage {
             0
         } else {
@@ -441,6 +477,7 @@ impl CoopAttention {
                 "k" => ("sh_k", "", "f16, B"),
                 "kt" => ("sh_k", "T", "f16, B"),
                 "v" => ("sh_v", "T", "f16, B"),
+                "vg" => ("v_in", "T", "f16, B"),
                 "p" => ("sh_p", "T", "f16, A"),
                 _ => ("sh_s", "T", "f32, C"),
             };
@@ -539,7 +576,14 @@ impl CoopAttention {
             "workgroupBarrier();"
         };
         let emu_lib = if em {
-            emulation_library(self.store, tile_unit, wg, sg, self.k_transposed)
+            emulation_library(
+                self.store,
+                tile_unit,
+                wg,
+                sg,
+                self.k_transposed,
+                self.v_global,
+            )
         } else {
             String::new()
         };
@@ -549,11 +593,11 @@ impl CoopAttention {
 struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
 @group(0) @binding(0) var<storage, read> q_in: array<f16>;
 @group(0) @binding(1) var<storage, read> k_in: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> v_in: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> v_in: array<{v_ty}>;
 @group(0) @binding(3) var<storage, read_write> o_out: array<vec4<f16>>;
 @group(0) @binding(4) var<uniform> p: Params;
 var<workgroup> sh_k: array<{k_ty}, {k_len}>;
-var<workgroup> sh_v: array<{tile_ty}, {tile_len}>;
+var<workgroup> sh_v: array<{tile_ty}, {v_len}>;
 {scratch_decl}var<workgroup> rescale_flag: u32;
 fn add2(a: f32, b: f32) -> f32 {{ return a + b; }}
 {emu_lib}@compute @workgroup_size({wg})
@@ -575,6 +619,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             label = self.label(),
             causal = self.causal,
             k_ty = if self.k_transposed { "f16" } else { tile_ty },
+            v_ty = if self.v_global { "f16" } else { "vec4<f16>" },
+            // A 1-element tile where V is read from global memory (WGSL arrays are not empty).
+            v_len = if self.v_global { 1 } else { tile_len },
             k_len = if self.k_transposed {
                 d * self.kts()
             } else {
@@ -620,8 +667,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let mut out = String::new();
             for &(i, guard) in &chunks {
                 let t = format!("(tid + {}u)", i * wg);
+                let vload = if self.v_global {
+                    String::new()
+                } else {
+                    format!("\n{indent}    vp{i} = v_in[g{i}];")
+                };
                 let body = format!(
-                    "let g{i} = hb4 + ({block} + {t} / {d4}u) * {d4}u + {t} % {d4}u;\n{indent}    kp{i} = k_in[g{i}];\n{indent}    vp{i} = v_in[g{i}];"
+                    "let g{i} = hb4 + ({block} + {t} / {d4}u) * {d4}u + {t} % {d4}u;\n{indent}    kp{i} = k_in[g{i}];{vload}"
                 );
                 if guard {
                     out += &format!(
@@ -653,7 +705,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     if !self.k_transposed {
                         body += &format!("            sh_k[kr * {ks4}u + kc] = kp{i};\n");
                     }
-                    body += &format!("            sh_v[kr * {ks4}u + kc] = vp{i};\n");
+                    if !self.v_global {
+                        body += &format!("            sh_v[kr * {ks4}u + kc] = vp{i};\n");
+                    }
                 }
                 TileStore::Half => {
                     body += &format!("            let hbase = kr * {ks}u + kc * 4u;\n");
@@ -661,7 +715,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                         if !self.k_transposed {
                             body += &format!("            sh_k[hbase + {w}u] = kp{i}.{comp};\n");
                         }
-                        body += &format!("            sh_v[hbase + {w}u] = vp{i}.{comp};\n");
+                        if !self.v_global {
+                            body += &format!("            sh_v[hbase + {w}u] = vp{i}.{comp};\n");
+                        }
                     }
                 }
             }
@@ -858,15 +914,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     TileStore::Vec4 => jb * FRAG * ks4 + 4 * n,
                     TileStore::Half => jb * FRAG * ks + FRAG * n,
                 };
+                // From global: V element (key 16jb + r, dim 16n + c) at hb + (k0 + 16jb + r)·D
+                // + 16n + c: row-major, stride D.
+                let (src, idx, stride) = if self.v_global {
+                    s += &format!(
+                        "        let vgi{jb}_{n} = hb + (k0 + {kr}u) * {d}u + {dc}u;\n",
+                        kr = jb * FRAG,
+                        dc = n * FRAG
+                    );
+                    ("vg", format!("vgi{jb}_{n}"), d)
+                } else {
+                    ("v", format!("{base}u"), unit_ks)
+                };
                 s += &format!(
                     "        {ld}\n        {mm}\n",
                     ld = load(
                         "let ",
                         &format!("vf{jb}_{n}"),
                         slot_v,
-                        "v",
-                        &format!("{base}u"),
-                        &format!("{unit_ks}u")
+                        src,
+                        &idx,
+                        &format!("{stride}u")
                     ),
                     mm = mma(
                         &format!("pf{jb}"),
@@ -952,7 +1020,14 @@ pub fn diag_reference(
 /// [`CoopAttention::emulated_wgsl`]). A fragment is `array<f32, 256>`, element (r, c) at
 /// `16r + c`; loads and stores follow the semantics in the module docs, with the K/V tile's
 /// index and stride in `unit` halves (4 for `vec4<f16>` tiles).
-fn emulation_library(store: TileStore, unit: u32, wg: u32, sg: u32, k_transposed: bool) -> String {
+fn emulation_library(
+    store: TileStore,
+    unit: u32,
+    wg: u32,
+    sg: u32,
+    k_transposed: bool,
+    v_global: bool,
+) -> String {
     let half = match store {
         TileStore::Vec4 => "return f32(arr[h / 4u][h % 4u]);",
         TileStore::Half => "return f32(arr[h]);",
@@ -1023,6 +1098,19 @@ fn st_s(f: u32, i: u32, stride: u32) {{
 }}
 "#
     );
+    if v_global {
+        s += &format!(
+            r#"fn ld_vg(f: u32, i: u32, stride: u32) {{
+    sync();
+    let lane = tid_g % {sg}u;
+    for (var e = lane; e < 256u; e += {sg}u) {{
+        frs[f + e] = f32(v_in[i + (e / 16u) * stride + e % 16u]);
+    }}
+    sync();
+}}
+"#
+        );
+    }
     if k_transposed {
         s += &format!(
             r#"fn ld_kt(f: u32, i: u32, stride: u32) {{
@@ -1037,7 +1125,7 @@ fn st_s(f: u32, i: u32, stride: u32) {{
         );
     }
     for (name, arr, row_major) in [("k", "sh_k", false), ("v", "sh_v", true)] {
-        if k_transposed && name == "k" {
+        if (k_transposed && name == "k") || (v_global && name == "v") {
             continue;
         }
         let (outer, inner) = if row_major { ("r", "c") } else { ("c", "r") };
