@@ -44,6 +44,15 @@
 //! * Output: O fragments go through the S scratch (`coopStoreT`, stride SP), lanes divide their
 //!   row by ℓ and write f16 at `hb + (q0 + r)·D + col`.
 //!
+//! # Status and diagnostics
+//! Verified here: every variant passes naga (WGSL → validation → SPIR-V), and the emulated
+//! form (same index algebra, fragments as plain arrays) matches the f64 reference on lavapipe.
+//! On an H100 (NVIDIA Vulkan 580, run of 07:05 UTC) every variant compiled and ran but gave a
+//! wrong result (relative error ≈ 1.4), the diagnostic variants included; `run` records such a
+//! candidate and never reports it. `HEADROOM_ATTN_DIAG=1` makes `run` also execute each coop
+//! kernel in the [`Diag`] modes (S of the first key block; P = 1 sums of V) and record how each
+//! intermediate compares with the CPU, to locate the fault.
+//!
 //! # Softmax with a lazy reference (exact)
 //! Scores are in log2 units (`s·log2(e)/√D`). Each row keeps a reference `m` (not necessarily
 //! the running max) and `ℓ = Σ 2^(s−m)`, `O = Σ 2^(s−m)·v` relative to it. The first key block
