@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use headroom_core::report::{Status, SweepStopReason};
 use headroom_probe::gpu::Gpu;
 use headroom_probe::kernels::attention::{self, AttentionParams};
-use headroom_probe::kernels::attention_coop::{self, CoopAttention, TileStore};
+use headroom_probe::kernels::attention_coop::{self, CoopAttention, Diag, TileStore};
 use headroom_probe::kernels::bandwidth::{self, BandwidthParams};
 use headroom_probe::kernels::decode::{self, DecodeParams, HIDDEN, WeightFormat};
 use headroom_probe::kernels::gemm::{self, GemmParams, GemmVariant, Tile};
@@ -409,6 +409,7 @@ fn decode_every_format_is_correct() {
 /// index algebra) on `heads` heads of `seq` rows; returns the f16 output as f32.
 fn run_emulated(
     c: &CoopAttention,
+    source: &str,
     heads: u32,
     seq: u32,
     q: &[f32],
@@ -423,7 +424,7 @@ fn run_emulated(
     };
     pollster::block_on(async {
         let pipeline = gpu
-            .pipeline(&c.label(), &c.emulated_wgsl())
+            .pipeline(&c.label(), source)
             .await
             .map_err(|e| e.to_string())?;
         let qb = gpu.storage_init("q", &to16(q));
@@ -564,6 +565,9 @@ fn coop_attention_emulated_matches_the_reference() {
             s_in_storage: false,
             k_transposed: f16 && sg == 16,
             s_stride_pad8: f16 && sg == 16,
+            no_rescale: false,
+            q_reload: f16 && sg == 16,
+            v_global: f16 && sg == 16,
         },
     );
     let configs: Vec<CoopAttention> = configs.collect();
@@ -609,7 +613,7 @@ fn coop_attention_emulated_matches_the_reference() {
                     assert!(rescales > 0, "the growing input must exercise the rescale");
                     for (what, qq, kk) in [("random", &q, &k), ("growing", &qg, &kg)] {
                         let t0 = std::time::Instant::now();
-                        let out = run_emulated(&c, heads, seq, qq, kk, &v)
+                        let out = run_emulated(&c, &c.emulated_wgsl(), heads, seq, qq, kk, &v)
                             .unwrap_or_else(|e| panic!("{} d{head_dim} sg{sg}: {e}", c.label()));
                         let err = attention_error(&out, qq, kk, &v, s, d, causal);
                         assert!(
@@ -634,4 +638,51 @@ fn coop_attention_emulated_matches_the_reference() {
         configs_len,
         "not every picked variant fits this adapter: ran {ran:?}"
     );
+}
+
+/// The diagnostic modes (`HEADROOM_ATTN_DIAG`) of the coop kernels, run through the emulation:
+/// their CPU references must match a correct kernel, or they would mislead on a device.
+#[test]
+fn coop_attention_diagnostics_match_their_references() {
+    for causal in [false, true] {
+        let c = CoopAttention {
+            head_dim: 64,
+            causal,
+            key_block: 32,
+            subgroups: 4,
+            subgroup_size: 32,
+            store: TileStore::Vec4,
+            prefetch: false,
+            subgroup_sync: false,
+            s_in_storage: false,
+            k_transposed: false,
+            s_stride_pad8: false,
+            no_rescale: false,
+            q_reload: false,
+            v_global: false,
+        };
+        let (heads, seq) = (1u32, 128u32);
+        let (d, s) = (64usize, 128usize);
+        let mut rng = headroom_probe::Rng::new(9);
+        let n = s * d;
+        let q = round16(rng.vec_f32(n));
+        let k = round16(rng.vec_f32(n));
+        let v = round16(rng.vec_f32(n));
+        for diag in [Diag::Scores, Diag::Values] {
+            let out = run_emulated(&c, &c.emulated_diag_wgsl(diag), heads, seq, &q, &k, &v)
+                .unwrap_or_else(|e| panic!("{diag:?}: {e}"));
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for row in 0..s {
+                let w = attention_coop::diag_reference(diag, &c, (&q, &k, &v), s, row);
+                got.extend(
+                    out[row * d..row * d + w.len()]
+                        .iter()
+                        .map(|&x| f64::from(x)),
+                );
+                want.extend(w);
+            }
+            let err = headroom_probe::kernels::rel_frobenius(&got, &want);
+            assert!(err < 5e-3, "{diag:?} causal {causal}: rel err {err:.3e}");
+        }
+    }
 }

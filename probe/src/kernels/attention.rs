@@ -10,7 +10,7 @@
 use headroom_core::report::{Measurement, Status, Verification};
 
 use crate::gpu::{Gpu, scoped};
-use crate::kernels::attention_coop::{CoopAttention, FRAG};
+use crate::kernels::attention_coop::{CoopAttention, Diag, FRAG, diag_reference};
 use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped};
 use crate::{ProbeError, Rng, params};
 
@@ -352,6 +352,26 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         let ob = gpu.storage("o", (elems * elem_bytes) as u64);
         let scale_log2 = std::f32::consts::LOG2_E / (p.head_dim as f32).sqrt();
         let uniform = gpu.uniform(&[p.seq, scale_log2.to_bits(), 0, 0]);
+        // Diagnostics (HEADROOM_ATTN_DIAG set): each coop kernel once more in each diagnostic
+        // mode, its intermediate checked against the CPU; recorded as "<label> diag <mode>".
+        if std::env::var_os("HEADROOM_ATTN_DIAG").is_some() {
+            for cand in &candidates {
+                let Candidate::Coop(c) = cand else { continue };
+                for diag in [Diag::Scores, Diag::Values] {
+                    let key = format!("{} diag {diag:?}", c.label());
+                    let verdict = run_diag(
+                        &gpu,
+                        c,
+                        diag,
+                        p,
+                        (&qb, &kb, &vb, &ob, &uniform),
+                        (&q, &k, &v),
+                    )
+                    .await;
+                    tried.insert(key, serde_json::json!(verdict));
+                }
+            }
+        }
         let mut best: Option<(usize, crate::gpu::Measured, Verification)> = None;
         let mut last_failure: Option<(String, Verification)> = None;
         for (i, cand) in candidates.iter().enumerate() {
@@ -456,6 +476,105 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         tokens_per_s: None,
         accumulator: Some("f32".to_owned()),
     }
+}
+
+/// Runs one coop kernel once in a diagnostic mode and compares its intermediate with the CPU
+/// over sampled rows of sampled heads; returns a one-line verdict.
+async fn run_diag(
+    gpu: &Gpu<'_>,
+    c: &CoopAttention,
+    diag: Diag,
+    p: &AttentionParams,
+    buffers: (
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+    ),
+    qkv: (&[f32], &[f32], &[f32]),
+) -> String {
+    let (qb, kb, vb, ob, uniform) = buffers;
+    let gy = p.batch * p.heads;
+    let pipeline = match gpu
+        .pipeline(&format!("{} diag", c.label()), &c.diag_wgsl(diag))
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return format!("did not compile: {e}"),
+    };
+    let scratch_bytes = c.storage_scratch_bytes(p.seq, gy);
+    let scratch = (scratch_bytes > 0).then(|| gpu.storage("s scratch", scratch_bytes));
+    let mut list = vec![
+        (qb, 0, None),
+        (kb, 0, None),
+        (vb, 0, None),
+        (ob, 0, None),
+        (uniform, 0, None),
+    ];
+    if let Some(scratch) = &scratch {
+        list.push((scratch, 0, None));
+    }
+    let bind = gpu.bind(&pipeline, &list);
+    gpu.clear(ob);
+    let gx = p.seq / c.query_block();
+    if let Err(e) = gpu
+        .time_pass(&|pass| {
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        })
+        .await
+    {
+        return format!("failed: {e}");
+    }
+    let (s, d) = (p.seq as usize, p.head_dim as usize);
+    let elems = (p.batch * p.heads) as usize * s * d;
+    let out = match gpu.read_back(ob, 0, (elems * 2) as u64).await {
+        Ok(x) => x,
+        Err(e) => return format!("failed: {e}"),
+    };
+    let o: Vec<f32> = bytemuck::cast_slice::<u8, half::f16>(&out)
+        .iter()
+        .map(|x| x.to_f32())
+        .collect();
+    let (q, k, v) = qkv;
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    let bh = (p.batch * p.heads) as usize;
+    for h in (0..bh).step_by((bh / CHECK_HEADS).max(1)).take(CHECK_HEADS) {
+        let off = h * s * d;
+        let r = off..off + s * d;
+        for i in 0..CHECK_ROWS.min(s) {
+            let row = i * (s - 1) / (CHECK_ROWS.min(s) - 1).max(1);
+            let w = diag_reference(
+                diag,
+                c,
+                (&q[r.clone()], &k[r.clone()], &v[r.clone()]),
+                s,
+                row,
+            );
+            got.extend(
+                o[off + row * d..off + row * d + w.len()]
+                    .iter()
+                    .map(|&x| f64::from(x)),
+            );
+            want.extend(w);
+        }
+    }
+    let err = rel_frobenius(&got, &want);
+    // First values of the first checked row, to see a pattern (transposed, shifted, zero).
+    let show = |x: &[f64]| -> String {
+        x.iter()
+            .take(6)
+            .map(|v| format!("{v:.3}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "rel_error {err:.3e} (first values got [{}] want [{}])",
+        show(&got),
+        show(&want)
+    )
 }
 
 /// Compares sampled rows of sampled heads of the kernel's output with the f64 reference.
