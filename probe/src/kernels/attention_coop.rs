@@ -351,7 +351,7 @@ impl CoopAttention {
     }
     fn v_tile_bytes(&self) -> u32 {
         if self.v_global {
-            8
+            128
         } else {
             self.key_block * self.ks() * 2
         }
@@ -413,7 +413,7 @@ impl CoopAttention {
             self.subgroups * FRAG * self.sp() * 4
         };
         let p = self.subgroups * FRAG * self.pp() * 2;
-        tiles + s + p + 4
+        tiles + s + p + 128
     }
 
     /// The WGSL source. Bindings: 0 `q_in` (f16), 1 `k_in`, 2 `v_in` (`vec4<f16>`), 3 `o_out` (`vec4<f16>`), 4 `p` (`seq`, `scale_log2` bits, 2 pads) — the same
@@ -607,7 +607,10 @@ struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
 @group(0) @binding(4) var<uniform> p: Params;
 var<workgroup> sh_k: array<{k_ty}, {k_len}>;
 var<workgroup> sh_v: array<{tile_ty}, {v_len}>;
-{scratch_decl}var<workgroup> rescale_flag: u32;
+{scratch_decl}// 128 bytes (element 0 used): NVIDIA's driver lays workgroup variables out itself, and a
+// variable whose size is not a multiple of 16-32 bytes shifts the tiles after it off the
+// alignment coopLoad/coopStore assume (H100: fragments shifted by a few elements).
+var<workgroup> rescale_flag: array<u32, 32>;
 fn add2(a: f32, b: f32) -> f32 {{ return a + b; }}
 {emu_lib}@compute @workgroup_size({wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -630,7 +633,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             k_ty = if self.k_transposed { "f16" } else { tile_ty },
             v_ty = if self.v_global { "f16" } else { "vec4<f16>" },
             // A 1-element tile where V is read from global memory (WGSL arrays are not empty).
-            v_len = if self.v_global { 1 } else { tile_len },
+            // (128 bytes, see rescale_flag.)
+            v_len = if self.v_global {
+                if tile_ty == "f16" { 64 } else { 16 }
+            } else {
+                tile_len
+            },
             k_len = if self.k_transposed {
                 d * self.kts()
             } else {
@@ -749,7 +757,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             s += &gen_load("0u", "    ");
         }
         s += &format!(
-            "    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{\n        workgroupBarrier();\n        if (tid == 0u) {{ rescale_flag = 0u; }}\n"
+            "    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{\n        workgroupBarrier();\n        if (tid == 0u) {{ rescale_flag[0] = 0u; }}\n"
         );
         if self.prefetch {
             s += &gen_store;
@@ -851,7 +859,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 String::new()
             } else {
                 format!(
-                    " else if (bmax > m_ref + {thr:.1}) {{\n            alpha = exp2(m_ref - bmax);\n            m_ref = bmax;\n            rescale_flag = 1u;\n        }}"
+                    " else if (bmax > m_ref + {thr:.1}) {{\n            alpha = exp2(m_ref - bmax);\n            m_ref = bmax;\n            rescale_flag[0] = 1u;\n        }}"
                 )
             }
         );
@@ -869,7 +877,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if self.no_rescale {
             s += "        workgroupBarrier();\n        if (false) {\n";
         } else {
-            s += "        let need_rescale = workgroupUniformLoad(&rescale_flag);\n";
+            s += "        let need_rescale = workgroupUniformLoad(&rescale_flag[0]);\n";
             s += "        if (need_rescale != 0u) {\n";
         }
         // Rescale O: nk fragments at a time through the S scratch (16 × BC f32).
