@@ -646,20 +646,8 @@ fn coop_attention_emulated_matches_the_reference() {
 fn coop_attention_diagnostics_match_their_references() {
     for causal in [false, true] {
         let c = CoopAttention {
-            head_dim: 64,
-            causal,
-            key_block: 32,
-            subgroups: 4,
-            subgroup_size: 32,
             store: TileStore::Vec4,
-            prefetch: false,
-            subgroup_sync: false,
-            s_in_storage: false,
-            k_transposed: false,
-            s_stride_pad8: false,
-            no_rescale: false,
-            q_reload: false,
-            v_global: false,
+            ..CoopAttention::plain(64, causal, 32)
         };
         let (heads, seq) = (1u32, 128u32);
         let (d, s) = (64usize, 128usize);

@@ -138,132 +138,10 @@ pub struct CoopAttention {
 }
 
 impl CoopAttention {
-    /// Configurations tried at run time (those that fit the adapter are kept).
-    pub fn candidates(head_dim: u32, causal: bool, subgroup_size: u32) -> Vec<CoopAttention> {
-        // First the form with the fewest unverified operations (see `s_in_storage`): should a
-        // later one fail to compile and take the device with it, one result exists.
-        let mut out = vec![CoopAttention {
-            head_dim,
-            causal,
-            key_block: 32,
-            subgroups: 4,
-            subgroup_size,
-            store: TileStore::Vec4,
-            prefetch: true,
-            subgroup_sync: false,
-            s_in_storage: true,
-            k_transposed: false,
-            s_stride_pad8: false,
-            no_rescale: false,
-            q_reload: false,
-            v_global: false,
-        }];
-        for prefetch in [false, true] {
-            for subgroup_sync in [false, true] {
-                for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
-                    out.push(CoopAttention {
-                        head_dim,
-                        causal,
-                        key_block,
-                        subgroups,
-                        subgroup_size,
-                        store: TileStore::Vec4,
-                        prefetch,
-                        subgroup_sync,
-                        s_in_storage: false,
-                        k_transposed: false,
-                        s_stride_pad8: false,
-                        no_rescale: false,
-                        q_reload: false,
-                        v_global: false,
-                    });
-                }
-            }
-        }
-        // Diagnostics of the H100's wrong results: Kᵀ read row-major from a transposed tile,
-        // 32-byte scratch rows, both, and both with S in storage.
-        for (k_transposed, s_stride_pad8, s_in_storage) in [
-            (true, false, false),
-            (false, true, false),
-            (true, true, false),
-            (true, false, true),
-        ] {
-            out.push(CoopAttention {
-                head_dim,
-                causal,
-                key_block: 32,
-                subgroups: 4,
-                subgroup_size,
-                store: TileStore::Vec4,
-                prefetch: false,
-                subgroup_sync: false,
-                s_in_storage,
-                k_transposed,
-                s_stride_pad8,
-                no_rescale: false,
-                q_reload: false,
-                v_global: false,
-            });
-        }
-        // Diagnostics: no rescale path (no conditional reload of O), Q reloaded per block, both.
-        for (no_rescale, q_reload) in [(true, false), (false, true), (true, true)] {
-            out.push(CoopAttention {
-                head_dim,
-                causal,
-                key_block: 32,
-                subgroups: 4,
-                subgroup_size,
-                store: TileStore::Half,
-                prefetch: false,
-                subgroup_sync: false,
-                s_in_storage: false,
-                k_transposed: false,
-                s_stride_pad8: false,
-                no_rescale,
-                q_reload,
-                v_global: false,
-            });
-        }
-        // Diagnostic: V fragments from global memory; with K transposed too.
-        for k_transposed in [false, true] {
-            out.push(CoopAttention {
-                head_dim,
-                causal,
-                key_block: 32,
-                subgroups: 4,
-                subgroup_size,
-                store: TileStore::Half,
-                prefetch: false,
-                subgroup_sync: false,
-                s_in_storage: false,
-                k_transposed,
-                s_stride_pad8: false,
-                no_rescale: false,
-                q_reload: false,
-                v_global: true,
-            });
-        }
-        // S in storage frees shared memory: key blocks of 64 fit at head_dim 128.
-        for (subgroups, key_block, prefetch) in [(4, 64, false), (8, 32, true)] {
-            out.push(CoopAttention {
-                head_dim,
-                causal,
-                key_block,
-                subgroups,
-                subgroup_size,
-                store: TileStore::Vec4,
-                prefetch,
-                subgroup_sync: false,
-                s_in_storage: true,
-                k_transposed: false,
-                s_stride_pad8: false,
-                no_rescale: false,
-                q_reload: false,
-                v_global: false,
-            });
-        }
-        // Halves in shared memory: the plainest form, one shape.
-        out.push(CoopAttention {
+    /// The plainest configuration: key blocks of 32, 4 subgroups, K/V tiles as halves, every
+    /// option off. The candidates below are this with some fields changed.
+    pub fn plain(head_dim: u32, causal: bool, subgroup_size: u32) -> CoopAttention {
+        CoopAttention {
             head_dim,
             causal,
             key_block: 32,
@@ -278,7 +156,79 @@ impl CoopAttention {
             no_rescale: false,
             q_reload: false,
             v_global: false,
-        });
+        }
+    }
+
+    /// Configurations tried at run time (those that fit the adapter are kept).
+    pub fn candidates(head_dim: u32, causal: bool, subgroup_size: u32) -> Vec<CoopAttention> {
+        let plain = CoopAttention::plain(head_dim, causal, subgroup_size);
+        let vec4 = CoopAttention {
+            store: TileStore::Vec4,
+            ..plain
+        };
+        // First the form with the fewest unverified operations (see `s_in_storage`): should a
+        // later one fail to compile and take the device with it, one result exists.
+        let mut out = vec![CoopAttention {
+            prefetch: true,
+            s_in_storage: true,
+            ..vec4
+        }];
+        for prefetch in [false, true] {
+            for subgroup_sync in [false, true] {
+                for (subgroups, key_block) in [(4, 32), (8, 32), (4, 64), (8, 64)] {
+                    out.push(CoopAttention {
+                        key_block,
+                        subgroups,
+                        prefetch,
+                        subgroup_sync,
+                        ..vec4
+                    });
+                }
+            }
+        }
+        // Diagnostics of the H100's wrong results: Kᵀ read row-major from a transposed tile,
+        // 32-byte scratch rows, both, and both with S in storage.
+        for (k_transposed, s_stride_pad8, s_in_storage) in [
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (true, false, true),
+        ] {
+            out.push(CoopAttention {
+                s_in_storage,
+                k_transposed,
+                s_stride_pad8,
+                ..vec4
+            });
+        }
+        // Diagnostics: no rescale path (no conditional reload of O), Q reloaded per block, both.
+        for (no_rescale, q_reload) in [(true, false), (false, true), (true, true)] {
+            out.push(CoopAttention {
+                no_rescale,
+                q_reload,
+                ..plain
+            });
+        }
+        // Diagnostic: V fragments from global memory; with K transposed too.
+        for k_transposed in [false, true] {
+            out.push(CoopAttention {
+                k_transposed,
+                v_global: true,
+                ..plain
+            });
+        }
+        // S in storage frees shared memory: key blocks of 64 fit at head_dim 128.
+        for (subgroups, key_block, prefetch) in [(4, 64, false), (8, 32, true)] {
+            out.push(CoopAttention {
+                key_block,
+                subgroups,
+                prefetch,
+                s_in_storage: true,
+                ..vec4
+            });
+        }
+        // Halves in shared memory: the plainest form, one shape.
+        out.push(plain);
         out
     }
 
