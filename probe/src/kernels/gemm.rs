@@ -479,6 +479,12 @@ pub struct StagedTile {
     /// Each workgroup starts its walk over K at a different slice (wrapping around), so the
     /// workgroups running at once read different columns of A and rows of B.
     pub rotate_k: bool,
+    /// Slices held in registers ahead of the one in shared memory (single-buffered kernels):
+    /// with 2, the global loads of slice `s + 2` are issued while slice `s` is multiplied, so
+    /// each load has two slices of matrix work to arrive in (on an H100 the one-slice-ahead
+    /// kernel waits on L2: 195 → 231 TFLOP/s at 4096³). The loop is unrolled by this count
+    /// (each step uses its own register set), so it must divide the number of slices.
+    pub prefetch: u32,
 }
 
 /// Halves per 16-byte vector.
@@ -488,6 +494,10 @@ const HALVES_PER_VEC4: u32 = 8;
 const ROW_PAD_HALVES: u32 = 8;
 /// Fragment edge of the staged kernel (WGSL's `coop_mat16x16`).
 const STAGED_FRAG: u32 = 16;
+/// Most slices a staged kernel may hold ahead in registers (one register set each).
+const MAX_PREFETCH: u32 = 4;
+/// Names of the register sets holding prefetched slices.
+const REGISTER_SETS: [&str; MAX_PREFETCH as usize] = ["r", "q", "t", "v"];
 
 impl StagedTile {
     const fn new(bm: u32, bn: u32, bk: u32, wm: u32, wn: u32) -> StagedTile {
@@ -502,28 +512,31 @@ impl StagedTile {
             double_buffer: false,
             group_m: GROUP_M,
             rotate_k: false,
+            prefetch: 1,
         }
     }
 
     /// Candidates tried at run time: only layouts NVIDIA's driver compiled (one kernel the
     /// driver fails to compile loses the device for everything after it).
-    pub const CANDIDATES: [StagedTile; 11] = [
-        StagedTile {
-            rotate_k: true,
-            ..StagedTile::new(128, 64, 32, 2, 2)
-        },
+    pub const CANDIDATES: [StagedTile; 9] = [
         StagedTile {
             shared: SharedLayout::HalfVectors,
             rotate_k: true,
-            ..StagedTile::new(128, 64, 32, 2, 2)
-        },
-        StagedTile {
-            rotate_k: true,
-            ..StagedTile::new(256, 128, 32, 4, 2)
-        },
-        StagedTile {
-            rotate_k: true,
+            group_m: 16,
+            prefetch: 2,
             ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile {
+            rotate_k: true,
+            group_m: 16,
+            prefetch: 2,
+            ..StagedTile::new(128, 128, 32, 2, 2)
+        },
+        StagedTile {
+            rotate_k: true,
+            group_m: 16,
+            prefetch: 4,
+            ..StagedTile::new(128, 128, 16, 2, 2)
         },
         StagedTile {
             rotate_k: true,
@@ -537,15 +550,18 @@ impl StagedTile {
         },
         StagedTile {
             shared: SharedLayout::HalfVectors,
-            ..StagedTile::new(128, 128, 32, 2, 2)
-        },
-        StagedTile::new(128, 128, 32, 2, 2),
-        StagedTile {
-            shared: SharedLayout::HalfVectors,
             rotate_k: true,
             ..StagedTile::new(128, 128, 16, 2, 2)
         },
-        StagedTile::new(128, 128, 32, 2, 4),
+        StagedTile {
+            shared: SharedLayout::HalfVectors,
+            rotate_k: true,
+            ..StagedTile::new(128, 64, 32, 2, 2)
+        },
+        StagedTile {
+            rotate_k: true,
+            ..StagedTile::new(256, 128, 32, 4, 2)
+        },
         StagedTile {
             global: GlobalLoad::Halves4,
             shared: SharedLayout::HalfVectors,
@@ -583,6 +599,8 @@ impl StagedTile {
         };
         layout_ok
             && self.group_m > 0
+            && (1..=MAX_PREFETCH).contains(&self.prefetch)
+            && (self.prefetch == 1 || !self.double_buffer)
             && self.bk.is_multiple_of(STAGED_FRAG)
             && self.bm.is_multiple_of(self.wm * STAGED_FRAG)
             && self.bn.is_multiple_of(self.wn * STAGED_FRAG)
@@ -595,7 +613,7 @@ impl StagedTile {
     /// e.g. `staged 128x128x32 sg 2x2 h4>halves db g8`.
     pub fn label(self) -> String {
         format!(
-            "staged {}x{}x{} sg {}x{} {}>{}{} g{}{}",
+            "staged {}x{}x{} sg {}x{} {}>{}{} g{}{}{}",
             self.bm,
             self.bn,
             self.bk,
@@ -608,7 +626,12 @@ impl StagedTile {
             self.shared.label(),
             if self.double_buffer { " db" } else { "" },
             self.group_m,
-            if self.rotate_k { " rot" } else { "" }
+            if self.rotate_k { " rot" } else { "" },
+            if self.prefetch > 1 {
+                format!(" pf{}", self.prefetch)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -630,6 +653,7 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
         double_buffer,
         group_m,
         rotate_k,
+        prefetch,
     } = tile;
     let threads = tile.subgroups() * subgroup;
     let (fm, fnn) = (tile.frags_m(), tile.frags_n());
@@ -697,10 +721,16 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
             s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
         }
     }
-    // Registers holding one slice: per 16-byte vector one vec4<u32> or two vec4<f16>.
-    let regs: Vec<String> = (0..a_loads)
-        .map(|i| format!("ra{i}"))
-        .chain((0..b_loads).map(|j| format!("rb{j}")))
+    // Registers holding one slice per register set (`{set}a{i}`, `{set}b{j}`): per 16-byte
+    // vector one vec4<u32> or two vec4<f16>.
+    let sets = &REGISTER_SETS[..prefetch as usize];
+    let regs: Vec<String> = sets
+        .iter()
+        .flat_map(|set| {
+            (0..a_loads)
+                .map(move |i| format!("{set}a{i}"))
+                .chain((0..b_loads).map(move |j| format!("{set}b{j}")))
+        })
         .collect();
     for r in &regs {
         match global {
@@ -710,8 +740,8 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
             }
         }
     }
-    // Loads of one slice (`slice` names its index) into the registers.
-    let load_slice = |indent: &str, slice: &str| -> String {
+    // Loads of one slice (`slice` names its index) into register set `set`.
+    let load_slice = |indent: &str, slice: &str, set: &str| -> String {
         let mut out = format!(
             "{indent}let ka = {slice} * {kv_per}u;\n{indent}let kb = {slice} * {bk}u;\n",
             kv_per = bk / HALVES_PER_VEC4
@@ -726,22 +756,22 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
         };
         for i in 0..a_loads {
             one(
-                format!("ra{i}"),
+                format!("{set}a{i}"),
                 "mat_a",
                 format!("ga + {}u * kv + ka", i * a_rows_per_pass),
             );
         }
         for j in 0..b_loads {
             one(
-                format!("rb{j}"),
+                format!("{set}b{j}"),
                 "mat_b",
                 format!("gb + (kb + {}u) * nv", j * b_rows_per_pass),
             );
         }
         out
     };
-    // Stores of the registers into one stage (`stage_a`/`stage_b` name its offsets).
-    let store_slice = |indent: &str, stage_a: &str, stage_b: &str| -> String {
+    // Stores of register set `set` into one stage (`stage_a`/`stage_b` name its offsets).
+    let store_slice = |indent: &str, stage_a: &str, stage_b: &str, set: &str| -> String {
         let mut out = String::new();
         let mut one = |arr: &str, reg: String, stage: &str, row: String, col: &str, stride: u32| {
             // First element of this 16-byte vector in the shared array.
@@ -793,7 +823,7 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
         for i in 0..a_loads {
             one(
                 "sh_a",
-                format!("ra{i}"),
+                format!("{set}a{i}"),
                 stage_a,
                 format!("a_row + {}u", i * a_rows_per_pass),
                 "a_col",
@@ -803,7 +833,7 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
         for j in 0..b_loads {
             one(
                 "sh_b",
-                format!("rb{j}"),
+                format!("{set}b{j}"),
                 stage_b,
                 format!("b_row + {}u", j * b_rows_per_pass),
                 "b_col",
@@ -839,35 +869,46 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
             }
         }
     }
-    s += "    {\n";
-    s += &load_slice("        ", "s0");
-    s += "    }\n";
+    // The first `prefetch` slices, one per register set.
+    for (i, set) in sets.iter().enumerate() {
+        s += &format!("    {{\n        let sp = (s0 + {i}u) % nk;\n");
+        s += &load_slice("        ", "sp", set);
+        s += "    }\n";
+    }
     if double_buffer {
-        s += &store_slice("    ", "0u", "0u");
+        s += &store_slice("    ", "0u", "0u", "r");
         s += "    workgroupBarrier();\n";
         s += "    for (var it = 0u; it < nk; it += 1u) {\n";
         s += &format!(
             "        let so_a = (it % 2u) * {a_stage}u;\n        let so_b = (it % 2u) * {b_stage}u;\n"
         );
         s += "        let more = it + 1u < nk;\n        if (more) {\n            let sn = (s0 + it + 1u) % nk;\n";
-        s += &load_slice("            ", "sn");
+        s += &load_slice("            ", "sn", "r");
         s += "        }\n";
         s += &math;
         s += &format!(
             "        if (more) {{\n            let no_a = {a_stage}u - so_a;\n            let no_b = {b_stage}u - so_b;\n"
         );
-        s += &store_slice("            ", "no_a", "no_b");
+        s += &store_slice("            ", "no_a", "no_b", "r");
         s += "        }\n        workgroupBarrier();\n    }\n";
     } else {
+        // Unrolled by `prefetch`: step `u` stores register set `u`, then refills it with the
+        // slice `prefetch` ahead (issued before the matrix work so the loads overlap it).
         s += "    let so_a = 0u;\n    let so_b = 0u;\n";
-        s += "    for (var it = 0u; it < nk; it += 1u) {\n        workgroupBarrier();\n";
-        s += &store_slice("        ", "0u", "0u");
-        s += "        workgroupBarrier();\n";
-        // Next slice's loads, issued before the matrix work so they overlap it.
-        s += "        if (it + 1u < nk) {\n            let sn = (s0 + it + 1u) % nk;\n";
-        s += &load_slice("            ", "sn");
-        s += "        }\n";
-        s += &math;
+        s += &format!("    for (var it0 = 0u; it0 < nk; it0 += {prefetch}u) {{\n");
+        for (u, set) in sets.iter().enumerate() {
+            s += &format!("        let it{u} = it0 + {u}u;\n        workgroupBarrier();\n");
+            s += &store_slice("        ", "0u", "0u", set);
+            s += "        workgroupBarrier();\n";
+            s += &format!(
+                "        if (it{u} + {prefetch}u < nk) {{\n            let sn = (s0 + it{u} + {prefetch}u) % nk;\n"
+            );
+            s += &load_slice("            ", "sn", set);
+            s += "        }\n";
+            s += "        {\n";
+            s += &math;
+            s += "        }\n";
+        }
         s += "    }\n";
     }
     for i in 0..fm {
@@ -1087,6 +1128,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                     || !n.is_multiple_of(tile.bm)
                     || !n.is_multiple_of(tile.bn)
                     || !n.is_multiple_of(tile.bk)
+                    || !(n / tile.bk).is_multiple_of(tile.prefetch)
                     || tile.shared_bytes() > gpu.limits.max_compute_workgroup_storage_size
                     || threads > gpu.limits.max_compute_invocations_per_workgroup
                 {
