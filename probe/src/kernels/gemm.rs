@@ -897,11 +897,11 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
         s += "    let so_a = 0u;\n    let so_b = 0u;\n";
         s += &format!("    for (var it0 = 0u; it0 < nk; it0 += {prefetch}u) {{\n");
         for (u, set) in sets.iter().enumerate() {
-            s += &format!("        let it{u} = it0 + {u}u;\n        workgroupBarrier();\n");
+            s += &format!("        let at{u} = it0 + {u}u;\n        workgroupBarrier();\n");
             s += &store_slice("        ", "0u", "0u", set);
             s += "        workgroupBarrier();\n";
             s += &format!(
-                "        if (it{u} + {prefetch}u < nk) {{\n            let sn = (s0 + it{u} + {prefetch}u) % nk;\n"
+                "        if (at{u} + {prefetch}u < nk) {{\n            let sn = (s0 + at{u} + {prefetch}u) % nk;\n"
             );
             s += &load_slice("            ", "sn", set);
             s += "        }\n";
@@ -972,6 +972,13 @@ pub struct GemmParams {
     /// Subgroup size for the coop kernel (the adapter's `subgroup_max_size`).
     pub subgroup_size: u32,
 }
+
+/// One candidate's outcome: timed and checked, or why not (the message, and the check of a
+/// wrong product).
+type Attempt = Result<(Measured, Verification), (String, Option<Verification>)>;
+
+/// Candidates slower than this fraction of the fastest are timed a second time (see `run`).
+const RETRY_BELOW: f64 = 0.6;
 
 /// Rows of C compared with the CPU reference (all of them for small matrices).
 const CHECK_ROWS: usize = 32;
@@ -1233,16 +1240,20 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
         let c = gpu.storage("gemm c", c_len);
         let dims = gpu.uniform(&[n, n, n, 0]);
         let mut tried = serde_json::Map::new();
+        let mut retried = serde_json::Map::new();
         let mut best: Option<(String, Measured, Verification)> = None;
         let mut last_failure: Option<(String, Verification)> = None;
         let mut want: Option<Vec<f64>> = None;
-        for (label, source, (gx, gy)) in &candidates {
+        // One candidate: compile, time, check. `Ok(Err(message))` is a candidate that did not
+        // compile or gave a wrong product; `Err` is a device-level failure.
+        let attempt = async |label: &str,
+                             source: &str,
+                             (gx, gy): (u32, u32),
+                             want: &mut Option<Vec<f64>>|
+               -> Result<Attempt, ProbeError> {
             let pipeline = match gpu.pipeline(&format!("{name} {label}"), source).await {
                 Ok(pipeline) => pipeline,
-                Err(err) => {
-                    tried.insert(label.clone(), serde_json::json!(err.to_string()));
-                    continue;
-                }
+                Err(err) => return Ok(Err((err.to_string(), None))),
             };
             let bind = gpu.bind(
                 &pipeline,
@@ -1258,7 +1269,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 pass.set_pipeline(&pipeline);
                 pass.set_bind_group(0, &bind, &[]);
                 for _ in 0..reps {
-                    pass.dispatch_workgroups(*gx, *gy, 1);
+                    pass.dispatch_workgroups(gx, gy, 1);
                 }
             };
             let measured = gpu
@@ -1267,30 +1278,72 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
             let c_bytes = gpu.read_back(&c, 0, c_len).await?;
             let want = want.get_or_insert_with(|| reference(&inputs, n as usize));
             let check = verify(p.variant, want, &c_bytes, n as usize);
-            let flops = 2.0 * (elems as f64) * f64::from(n) / measured.per_iter_s();
             if !check.passed {
-                tried.insert(
-                    label.clone(),
-                    serde_json::json!(format!("wrong result: rel_error {:.3e}", check.rel_error)),
-                );
-                last_failure = Some((label.clone(), check));
-                continue;
+                let message = format!("wrong result: rel_error {:.3e}", check.rel_error);
+                return Ok(Err((message, Some(check))));
             }
-            tried.insert(label.clone(), serde_json::json!(flops));
-            if best
-                .as_ref()
-                .is_none_or(|(_, m, _)| measured.per_iter_s() < m.per_iter_s())
-            {
-                best = Some((label.clone(), measured, check));
+            Ok(Ok((measured, check)))
+        };
+        let flops_of = |m: &Measured| 2.0 * (elems as f64) * f64::from(n) / m.per_iter_s();
+        let mut rates: Vec<Option<f64>> = Vec::with_capacity(candidates.len());
+        for (label, source, grid) in &candidates {
+            match attempt(label, source, *grid, &mut want).await? {
+                Err((message, check)) => {
+                    tried.insert(label.clone(), serde_json::json!(message));
+                    if let Some(check) = check {
+                        last_failure = Some((label.clone(), check));
+                    }
+                    rates.push(None);
+                }
+                Ok((measured, check)) => {
+                    tried.insert(label.clone(), serde_json::json!(flops_of(&measured)));
+                    rates.push(Some(flops_of(&measured)));
+                    if best
+                        .as_ref()
+                        .is_none_or(|(_, m, _)| measured.per_iter_s() < m.per_iter_s())
+                    {
+                        best = Some((label.clone(), measured, check));
+                    }
+                }
             }
         }
-        Ok((best, last_failure, tried))
+        // Second chance for outliers: NVIDIA's driver (580, H100) at times ran a kernel at a
+        // third of the speed it showed in the same process a moment earlier or later, for a
+        // whole measurement. A candidate far below the fastest is compiled and timed once more
+        // (a fresh pipeline), and keeps the better of its two figures; the first figure is
+        // reported under `retried`. Only the matrix-unit kernels, where it was seen (a CPU
+        // rasterizer's slow candidates would only cost time).
+        let fastest = rates.iter().flatten().copied().fold(0.0, f64::max);
+        let retry = p.variant.is_coop();
+        for ((label, source, grid), rate) in candidates.iter().zip(&rates).filter(|_| retry) {
+            let Some(first) = *rate else { continue };
+            if first >= RETRY_BELOW * fastest {
+                continue;
+            }
+            retried.insert(label.clone(), serde_json::json!(first));
+            if let Ok((measured, check)) = attempt(label, source, *grid, &mut want).await? {
+                let again = flops_of(&measured);
+                if again > first {
+                    tried.insert(label.clone(), serde_json::json!(again));
+                }
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, m, _)| measured.per_iter_s() < m.per_iter_s())
+                {
+                    best = Some((label.clone(), measured, check));
+                }
+            }
+        }
+        Ok((best, last_failure, tried, retried))
     })
     .await;
     match result {
         Err(err) => failed(name, base, &err),
-        Ok((best, last_failure, tried)) => {
+        Ok((best, last_failure, tried, retried)) => {
             base.insert("candidates".into(), serde_json::Value::Object(tried));
+            if !retried.is_empty() {
+                base.insert("retried".into(), serde_json::Value::Object(retried));
+            }
             match best {
                 Some((label, measured, check)) => {
                     base.insert("tile".into(), serde_json::json!(label));
