@@ -106,6 +106,9 @@ pub struct Timed {
     pub gpu_timestamp: bool,
 }
 
+/// Share of a measurement's target time spent keeping the GPU busy before the timed run.
+const WARM_UP_FRACTION: f64 = 0.25;
+
 /// Bytes of one timestamp query result.
 const TIMESTAMP_BYTES: u64 = 8;
 /// Alignment wgpu requires for query resolve buffers and copies.
@@ -371,8 +374,9 @@ impl<'a> Gpu<'a> {
         })
     }
 
-    /// Warm-up, then calibrate and time repeated work: `record(pass, n)` must record `n`
-    /// repetitions. Runs long enough to last `target_s` (capped at `max_iterations`).
+    /// Warm-up (one dispatch, then about a quarter of `target_s` of repetitions, which also
+    /// calibrates), then time repeated work: `record(pass, n)` must record `n` repetitions.
+    /// The timed run lasts about `target_s` (capped at `max_iterations`).
     pub async fn measure(
         &self,
         record: &dyn Fn(&mut wgpu::ComputePass<'_>, u32),
@@ -382,7 +386,16 @@ impl<'a> Gpu<'a> {
         // Warm-up: first dispatch pays for pipeline compilation and memory residency.
         self.time_pass(&|pass| record(pass, 1)).await?;
         let once = self.time_pass(&|pass| record(pass, 1)).await?;
-        let per_iter = once.seconds.max(1e-7);
+        let mut per_iter = once.seconds.max(1e-7);
+        // Then keep the GPU busy for a quarter of the target before timing: an idle GPU runs at
+        // low clocks and ramps up over tens of milliseconds (on an H100, kernels timed right
+        // after an idle pause ran at a third of their speed).
+        let warm_reps = ((WARM_UP_FRACTION * target_s / per_iter).ceil() as u32)
+            .clamp(1, max_iterations.max(1));
+        if warm_reps > 1 {
+            let warm = self.time_pass(&|pass| record(pass, warm_reps)).await?;
+            per_iter = (warm.seconds / f64::from(warm_reps)).max(1e-7);
+        }
         let iterations = ((target_s / per_iter).ceil() as u32).clamp(1, max_iterations.max(1));
         let timed = if iterations == 1 {
             once
