@@ -388,8 +388,8 @@ impl<'a> Gpu<'a> {
         let once = self.time_pass(&|pass| record(pass, 1)).await?;
         let mut per_iter = once.seconds.max(1e-7);
         // Then keep the GPU busy for a quarter of the target before timing: an idle GPU runs at
-        // low clocks and ramps up over tens of milliseconds (on an H100, kernels timed right
-        // after an idle pause ran at a third of their speed).
+        // low clocks and takes a while to ramp up. (This did not cure the H100's occasional
+        // slow first timings of a matrix-unit kernel; `gemm` and `attention` time those twice.)
         let warm_reps = ((WARM_UP_FRACTION * target_s / per_iter).ceil() as u32)
             .clamp(1, max_iterations.max(1));
         if warm_reps > 1 {

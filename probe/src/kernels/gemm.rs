@@ -1307,11 +1307,12 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 }
             }
         }
-        // Second chance for outliers: NVIDIA's driver (580, H100) at times ran a kernel at a
-        // third of the speed it showed in the same process a moment earlier or later, for a
-        // whole measurement. A candidate far below the fastest is compiled and timed once more
-        // (a fresh pipeline), and keeps the better of its two figures; the first figure is
-        // reported under `retried`. Only the matrix-unit kernels, where it was seen (a CPU
+        // Second chance for outliers: on an H100 (NVIDIA 580) a kernel's first timing in a
+        // measurement was at times a third of what the same source gave when compiled and timed
+        // again a moment later (most often the first candidates after the inputs were uploaded;
+        // neither a longer warm-up nor compiling twice cured it). A candidate far below the
+        // fastest is compiled and timed once more, and keeps the better of its two figures; the
+        // first figure is reported under `retried`. Only the matrix-unit kernels, where it was seen (a CPU
         // rasterizer's slow candidates would only cost time).
         let fastest = rates.iter().flatten().copied().fold(0.0, f64::max);
         let retry = p.variant.is_coop();
