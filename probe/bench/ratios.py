@@ -18,6 +18,17 @@ def best(report, prefix, field, **params):
     return max(values) if values else None
 
 
+def param(report, name, key, field):
+    """`params[key][field]` of the measurement called `name` (None if absent or skipped)."""
+    for stage in report["stages"]:
+        for m in stage.get("measurements", []):
+            if m["name"] == name and m["status"] == "ok":
+                value = m["params"].get(key)
+                if isinstance(value, dict):
+                    return value.get(field)
+    return None
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -64,6 +75,10 @@ def main():
         ref.get("sum.4GiB", {}).get("bytes_per_s"), "≥ 95%", "GB/s", 1e9)
     row("write (torch fill)", best(probe, "bandwidth.write", "bytes_per_s"),
         ref.get("fill.4GiB", {}).get("bytes_per_s"), "≥ 95%", "GB/s", 1e9)
+    # The driver's own fill (vkCmdFillBuffer on Vulkan) of the same buffer, timed by the probe:
+    # what the Vulkan path itself reaches, beside CUDA's fill above.
+    row("write (driver's fill, same probe run)", best(probe, "bandwidth.write", "bytes_per_s"),
+        param(probe, "bandwidth.write", "driver_fill", "bytes_per_s"), "report", "GB/s", 1e9)
     read = best(probe, "bandwidth.read", "bytes_per_s")
     for fmt in ("q4_0", "q8_0", "fp16"):
         row(f"decode {fmt} (weight bytes/s)", best(probe, f"decode.{fmt}", "bytes_per_s"), read,

@@ -3,10 +3,15 @@
 use headroom_core::report::{AdapterInfo, AdapterLimits, CoopMatrixShape};
 
 /// Features the probe uses when the adapter has them, with their report names.
-pub const PROBE_FEATURES: [(&str, wgpu::Features); 6] = [
+pub const PROBE_FEATURES: [(&str, wgpu::Features); 7] = [
     ("SHADER_F16", wgpu::Features::SHADER_F16),
     ("SUBGROUP", wgpu::Features::SUBGROUP),
     ("TIMESTAMP_QUERY", wgpu::Features::TIMESTAMP_QUERY),
+    // Times the driver's own buffer fill, the write kernel's second reference (bandwidth.rs).
+    (
+        "TIMESTAMP_QUERY_INSIDE_ENCODERS",
+        wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+    ),
     (
         "TIMESTAMP_QUERY_INSIDE_PASSES",
         wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,

@@ -345,7 +345,43 @@ impl<'a> Gpu<'a> {
             });
             record(&mut pass);
         }
-        if let Some(t) = &self.timestamps {
+        self.submit_timed(encoder, self.timestamps.is_some()).await
+    }
+
+    /// Whether [`Gpu::time_commands`] can time commands outside passes on the GPU (it needs
+    /// `TIMESTAMP_QUERY_INSIDE_ENCODERS`, which WebGPU lacks).
+    pub fn times_commands(&self) -> bool {
+        self.timestamps.is_some() && self.has(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    }
+
+    /// Records `record` (commands outside any pass, e.g. `clear_buffer`) between two GPU
+    /// timestamps, submits it and waits; returns the time it took. Errors where
+    /// [`Gpu::times_commands`] is false.
+    pub async fn time_commands(
+        &self,
+        record: &dyn Fn(&mut wgpu::CommandEncoder),
+    ) -> Result<Timed, ProbeError> {
+        let Some(t) = self.timestamps.as_ref().filter(|_| self.times_commands()) else {
+            return Err(ProbeError::Unsupported(
+                "timing commands outside passes needs TIMESTAMP_QUERY_INSIDE_ENCODERS".to_owned(),
+            ));
+        };
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.write_timestamp(&t.query_set, 0);
+        record(&mut encoder);
+        encoder.write_timestamp(&t.query_set, 1);
+        self.submit_timed(encoder, true).await
+    }
+
+    /// Resolves the two timestamps `encoder` wrote (if `stamped`), submits it and waits; the
+    /// GPU time where the timestamps are usable, else the wall clock around submit and wait.
+    async fn submit_timed(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        stamped: bool,
+    ) -> Result<Timed, ProbeError> {
+        let timestamps = self.timestamps.as_ref().filter(|_| stamped);
+        if let Some(t) = timestamps {
             encoder.resolve_query_set(&t.query_set, 0..2, &t.resolve, 0);
             encoder.copy_buffer_to_buffer(&t.resolve, 0, &t.read, 0, 2 * TIMESTAMP_BYTES);
         }
@@ -353,7 +389,7 @@ impl<'a> Gpu<'a> {
         self.queue.submit([encoder.finish()]);
         self.finish().await?;
         let wall_s = now_s() - start;
-        if let Some(t) = &self.timestamps {
+        if let Some(t) = timestamps {
             let bytes = self.map_read(&t.read).await?;
             let ticks: &[u64] = bytemuck::cast_slice(&bytes[..(2 * TIMESTAMP_BYTES) as usize]);
             if ticks[1] > ticks[0] {
@@ -383,27 +419,54 @@ impl<'a> Gpu<'a> {
         target_s: f64,
         max_iterations: u32,
     ) -> Result<Measured, ProbeError> {
-        // Warm-up: first dispatch pays for pipeline compilation and memory residency.
-        self.time_pass(&|pass| record(pass, 1)).await?;
-        let once = self.time_pass(&|pass| record(pass, 1)).await?;
-        let mut per_iter = once.seconds.max(1e-7);
-        // Then keep the GPU busy for a quarter of the target before timing: an idle GPU runs at
-        // low clocks and takes a while to ramp up. (This did not cure the H100's occasional
-        // slow first timings of a matrix-unit kernel; `gemm` and `attention` time those twice.)
-        let warm_reps = ((WARM_UP_FRACTION * target_s / per_iter).ceil() as u32)
-            .clamp(1, max_iterations.max(1));
-        if warm_reps > 1 {
-            let warm = self.time_pass(&|pass| record(pass, warm_reps)).await?;
-            per_iter = (warm.seconds / f64::from(warm_reps)).max(1e-7);
-        }
-        let iterations = ((target_s / per_iter).ceil() as u32).clamp(1, max_iterations.max(1));
-        let timed = if iterations == 1 {
-            once
-        } else {
-            self.time_pass(&|pass| record(pass, iterations)).await?
-        };
-        Ok(Measured { iterations, timed })
+        let time = |reps: u32| async move { self.time_pass(&|pass| record(pass, reps)).await };
+        calibrated(time, target_s, max_iterations).await
     }
+
+    /// [`Gpu::measure`] for commands outside passes, timed by [`Gpu::time_commands`]:
+    /// `record(encoder, n)` must record `n` repetitions.
+    pub async fn measure_commands(
+        &self,
+        record: &dyn Fn(&mut wgpu::CommandEncoder, u32),
+        target_s: f64,
+        max_iterations: u32,
+    ) -> Result<Measured, ProbeError> {
+        let time =
+            |reps: u32| async move { self.time_commands(&|encoder| record(encoder, reps)).await };
+        calibrated(time, target_s, max_iterations).await
+    }
+}
+
+/// The measurement loop behind [`Gpu::measure`]: `time(n)` times `n` repetitions.
+async fn calibrated<F, Fut>(
+    time: F,
+    target_s: f64,
+    max_iterations: u32,
+) -> Result<Measured, ProbeError>
+where
+    F: Fn(u32) -> Fut,
+    Fut: Future<Output = Result<Timed, ProbeError>>,
+{
+    // Warm-up: first dispatch pays for pipeline compilation and memory residency.
+    time(1).await?;
+    let once = time(1).await?;
+    let mut per_iter = once.seconds.max(1e-7);
+    // Then keep the GPU busy for a quarter of the target before timing: an idle GPU runs at
+    // low clocks and takes a while to ramp up. (This did not cure the H100's occasional
+    // slow first timings of a matrix-unit kernel; `gemm` and `attention` time those twice.)
+    let warm_reps =
+        ((WARM_UP_FRACTION * target_s / per_iter).ceil() as u32).clamp(1, max_iterations.max(1));
+    if warm_reps > 1 {
+        let warm = time(warm_reps).await?;
+        per_iter = (warm.seconds / f64::from(warm_reps)).max(1e-7);
+    }
+    let iterations = ((target_s / per_iter).ceil() as u32).clamp(1, max_iterations.max(1));
+    let timed = if iterations == 1 {
+        once
+    } else {
+        time(iterations).await?
+    };
+    Ok(Measured { iterations, timed })
 }
 
 /// A timed repeated measurement.

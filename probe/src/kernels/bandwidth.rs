@@ -3,6 +3,10 @@
 //! write count the bytes moved once; copy counts bytes read + bytes written.
 //!
 //! Buffers larger than one storage binding (≤ 2 GiB − 4 everywhere) are bound in pieces.
+//!
+//! Write also times the driver's own buffer fill (`clear_buffer`: `vkCmdFillBuffer` on Vulkan)
+//! over the same buffer in the same run, reported beside it as `params.driver_fill`: on the
+//! H100 through Vulkan both stop at about 3.13 TB/s where CUDA's fill reaches 3.30 (BENCHMARKS.md).
 
 use headroom_core::report::{Measurement, Status, Verification};
 
@@ -451,20 +455,26 @@ fn shape_pieces(gpu: &Gpu<'_>, size: u64, shape: Shape) -> Vec<(u64, u64)> {
     }
 }
 
+/// A 2-D grid (x, y) of at least `groups` workgroups, at most `max` per dimension: the fewest
+/// rows, and the groups spread evenly over them. 65,536 groups are 32,768 × 2, not 65,535 × 2
+/// with 65,534 idle: those idle groups cost the H100 14% of its write bandwidth on a 1 GiB piece.
+/// `None` if even `max` rows are too few.
+fn grid_2d(groups: u64, max: u64) -> Option<(u32, u32)> {
+    let max = max.max(1);
+    let y = groups.div_ceil(max).max(1);
+    let x = groups.div_ceil(y);
+    (y <= max).then_some((x as u32, y as u32))
+}
+
 /// Workgroups (x, y) of one dispatch over `n_vec4` words.
 fn dispatch_dims(gpu: &Gpu<'_>, n_vec4: u64, shape: Shape) -> Result<(u32, u32), ProbeError> {
     let max = u64::from(gpu.limits.max_compute_workgroups_per_dimension).max(1);
     if shape.grid.flat() {
         let per_group = u64::from(shape.workgroup_size) * shape.vec4_per_invocation.max(1);
         let groups = n_vec4.div_ceil(per_group).max(1);
-        let x = groups.min(max);
-        let y = groups.div_ceil(x);
-        if y > max {
-            return Err(ProbeError::Unsupported(format!(
-                "{groups} workgroups exceed a {max} × {max} grid"
-            )));
-        }
-        Ok((x as u32, y as u32))
+        grid_2d(groups, max).ok_or_else(|| {
+            ProbeError::Unsupported(format!("{groups} workgroups exceed a {max} × {max} grid"))
+        })
     } else {
         let groups = match shape.fixed_workgroups {
             Some(groups) => groups.clamp(1, max) as u32,
@@ -741,6 +751,41 @@ impl Bench<'_> {
     }
 }
 
+impl Bench<'_> {
+    /// Times the driver's own fill of the destination (`clear_buffer`, zeros), the write
+    /// kernel's reference inside the probe; `{"skipped": why}` where commands outside passes
+    /// cannot be timed on the GPU (the browser: WebGPU has no timestamps inside encoders).
+    async fn driver_fill(
+        &self,
+        settings: &MeasureSettings,
+        kernel_bytes_per_s: Option<f64>,
+    ) -> Result<serde_json::Value, ProbeError> {
+        if !self.gpu.times_commands() {
+            return Ok(serde_json::json!({
+                "skipped": "the adapter cannot time commands outside passes (no TIMESTAMP_QUERY_INSIDE_ENCODERS)",
+            }));
+        }
+        let dst = self.dst;
+        let record = |encoder: &mut wgpu::CommandEncoder, reps: u32| {
+            for _ in 0..reps {
+                encoder.clear_buffer(dst, 0, None);
+            }
+        };
+        let measured = self
+            .gpu
+            .measure_commands(&record, settings.target_s, settings.max_iterations)
+            .await?;
+        let bytes_per_s = self.size as f64 / measured.per_iter_s();
+        Ok(serde_json::json!({
+            "what": "the driver's own fill of the same buffer (clear_buffer; vkCmdFillBuffer on Vulkan), bytes written",
+            "bytes_per_s": bytes_per_s,
+            "iterations": measured.iterations,
+            "gpu_timestamp": measured.timed.gpu_timestamp,
+            "kernel_ratio": kernel_bytes_per_s.map(|k| k / bytes_per_s),
+        }))
+    }
+}
+
 async fn run_inner(
     gpu: &Gpu<'_>,
     size: u64,
@@ -858,13 +903,20 @@ async fn run_inner(
                 check.reference
             );
         }
-        let params = params! {
+        let mut params = params! {
             "buffer_bytes" => size, "bytes_per_iteration" => bytes_per_iter,
             "workgroup_size" => shape.workgroup_size, "unroll" => shape.unroll,
             "vec4_per_invocation" => shape.vec4_per_invocation, "tuning" => trials,
             "grid" => shape.grid.label(), "fixed_workgroups" => shape.fixed_workgroups,
             "dispatches_per_iteration" => if shape.grid.joined() { 1 } else { shape_pieces(gpu, size, shape).len() },
         };
+        if kind == Kind::Write {
+            let kernel = check.passed.then(|| bytes_per_iter / measured.per_iter_s());
+            params.insert(
+                "driver_fill".to_owned(),
+                bench.driver_fill(&p.settings, kernel).await?,
+            );
+        }
         out.push(measurement(
             name,
             counted,
@@ -891,4 +943,30 @@ fn expected_sum(gpu: &Gpu<'_>, size: u64, seed: u32) -> u32 {
         }
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid_2d;
+
+    #[test]
+    fn a_flat_grid_spreads_its_groups_over_the_fewest_rows() {
+        assert_eq!(grid_2d(1, 65_535), Some((1, 1)));
+        assert_eq!(grid_2d(65_535, 65_535), Some((65_535, 1)));
+        // One group over a row: two half rows, not a full row and a row of one.
+        assert_eq!(grid_2d(65_536, 65_535), Some((32_768, 2)));
+        assert_eq!(grid_2d(130_944, 65_535), Some((65_472, 2)));
+        assert_eq!(grid_2d(196_608, 65_535), Some((49_152, 4)));
+        // Every grid covers its groups, with less than one row of idle groups.
+        for groups in [2, 65_534, 65_537, 131_071, 1 << 24] {
+            let (x, y) = grid_2d(groups, 65_535).expect("fits");
+            let covered = u64::from(x) * u64::from(y);
+            assert!(
+                covered >= groups && covered - groups < u64::from(y),
+                "{groups}: {x} × {y}"
+            );
+            assert!(x <= 65_535 && y <= 65_535);
+        }
+        assert_eq!(grid_2d(65_535 * 65_535 + 1, 65_535), None);
+    }
 }
