@@ -955,7 +955,8 @@ mod tests {
         assert_eq!(grid_2d(65_535, 65_535), Some((65_535, 1)));
         // One group over a row: two half rows, not a full row and a row of one.
         assert_eq!(grid_2d(65_536, 65_535), Some((32_768, 2)));
-        assert_eq!(grid_2d(130_944, 65_535), Some((65_472, 2)));
+        // The H100's 2047 MiB write pieces.
+        assert_eq!(grid_2d(131_008, 65_535), Some((65_504, 2)));
         assert_eq!(grid_2d(196_608, 65_535), Some((49_152, 4)));
         // Every grid covers its groups, with less than one row of idle groups.
         for groups in [2, 65_534, 65_537, 131_071, 1 << 24] {
