@@ -37,11 +37,7 @@ fn speed(m: &Measurement) -> String {
             .map_or_else(String::new, |b| format!(" ({:.1} GB/s)", b / 1e9));
         format!("{t:.1} tokens/s{bw}")
     } else if let Some(f) = m.flops_per_s {
-        if f >= 1e12 {
-            format!("{:.2} TFLOP/s", f / 1e12)
-        } else {
-            format!("{:.2} GFLOP/s", f / 1e9)
-        }
+        flops(f)
     } else if let Some(b) = m.bytes_per_s {
         format!(
             "{:.1} GB/s {}",
@@ -50,6 +46,16 @@ fn speed(m: &Measurement) -> String {
         )
     } else {
         "-".to_owned()
+    }
+}
+
+/// FLOP/s in TFLOP/s, or GFLOP/s below one TFLOP/s (a CPU driver's 1.8 GFLOP/s is not
+/// "0.00 TFLOP/s").
+fn flops(f: f64) -> String {
+    if f >= 1e12 {
+        format!("{:.2} TFLOP/s", f / 1e12)
+    } else {
+        format!("{:.2} GFLOP/s", f / 1e9)
     }
 }
 
@@ -188,15 +194,26 @@ pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Resu
     writeln!(out)?;
     writeln!(
         out,
-        "for estimates: fp32 {} TFLOP/s, fp16 {} TFLOP/s, read {} GB/s, usable {} GiB",
-        d.fp32_flops
-            .map_or_else(|| "-".to_owned(), |f| format!("{:.2}", f / 1e12)),
-        d.fp16_flops
-            .map_or_else(|| "-".to_owned(), |f| format!("{:.2}", f / 1e12)),
+        "for estimates: fp32 {}, fp16 {}, read {} GB/s, usable {} GiB",
+        d.fp32_flops.map_or_else(|| "-".to_owned(), flops),
+        d.fp16_flops.map_or_else(|| "-".to_owned(), flops),
         d.read_bandwidth_bytes_per_s
             .map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b / 1e9)),
         d.usable_bytes
             .map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b as f64 / GIB)),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flops;
+
+    #[test]
+    fn flops_below_a_teraflop_are_shown_in_gigaflops() {
+        assert_eq!(flops(1.79e9), "1.79 GFLOP/s");
+        assert_eq!(flops(999.0e9), "999.00 GFLOP/s");
+        assert_eq!(flops(1.0e12), "1.00 TFLOP/s");
+        assert_eq!(flops(37.31e12), "37.31 TFLOP/s");
+    }
 }
