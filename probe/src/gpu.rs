@@ -423,6 +423,26 @@ impl<'a> Gpu<'a> {
         calibrated(time, target_s, max_iterations).await
     }
 
+    /// [`Gpu::measure`] of `pipeline` with one bind group, dispatched over a `(x, y)` grid of
+    /// workgroups per repetition.
+    pub async fn measure_grid(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        bind: &wgpu::BindGroup,
+        (x, y): (u32, u32),
+        target_s: f64,
+        max_iterations: u32,
+    ) -> Result<Measured, ProbeError> {
+        let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind, &[]);
+            for _ in 0..reps {
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        };
+        self.measure(&record, target_s, max_iterations).await
+    }
+
     /// [`Gpu::measure`] for commands outside passes, timed by [`Gpu::time_commands`]:
     /// `record(encoder, n)` must record `n` repetitions.
     pub async fn measure_commands(

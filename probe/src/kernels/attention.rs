@@ -421,15 +421,14 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
                 }
                 let bind = gpu.bind(&pipeline, &buffers);
                 gpu.clear(&ob);
-                let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
-                    pass.set_pipeline(&pipeline);
-                    pass.set_bind_group(0, &bind, &[]);
-                    for _ in 0..reps {
-                        pass.dispatch_workgroups(gx, gy, 1);
-                    }
-                };
                 let measured = gpu
-                    .measure(&record, p.settings.target_s, p.settings.max_iterations)
+                    .measure_grid(
+                        &pipeline,
+                        &bind,
+                        (gx, gy),
+                        p.settings.target_s,
+                        p.settings.max_iterations,
+                    )
                     .await?;
                 let out = gpu.read_back(&ob, 0, (elems * elem_bytes) as u64).await?;
                 let check = verify(&q, &k, &v, &out, f16, p);

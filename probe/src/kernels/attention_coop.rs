@@ -1031,60 +1031,30 @@ fn mma(a: u32, b: u32, c: u32) {{
     }}
     sync();
 }}
-fn ld_q(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        frs[f + e] = f32(q_in[i + (e / 16u) * stride + e % 16u]);
-    }}
-    sync();
-}}
-fn ld_p(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        frs[f + e] = f32(sh_p[i + (e / 16u) * stride + e % 16u]);
-    }}
-    sync();
-}}
-fn ld_s(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        frs[f + e] = sh_s[i + (e / 16u) * stride + e % 16u];
-    }}
-    sync();
-}}
-fn st_s(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        sh_s[i + (e / 16u) * stride + e % 16u] = frs[f + e];
-    }}
-    sync();
-}}
 "#
     );
+    // Row-major copies between a fragment and a tile (index i, row stride `stride`); `{x}` is
+    // the tile element i + (e / 16)·stride + e % 16 for fragment element e.
+    let mut copies = vec![
+        ("ld_q", "frs[f + e] = f32(q_in[{x}]);"),
+        ("ld_p", "frs[f + e] = f32(sh_p[{x}]);"),
+        ("ld_s", "frs[f + e] = sh_s[{x}];"),
+        ("st_s", "sh_s[{x}] = frs[f + e];"),
+    ];
     if v_global {
-        s += &format!(
-            r#"fn ld_vg(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        frs[f + e] = f32(v_in[i + (e / 16u) * stride + e % 16u]);
-    }}
-    sync();
-}}
-"#
-        );
+        copies.push(("ld_vg", "frs[f + e] = f32(v_in[{x}]);"));
     }
     if k_transposed {
+        copies.push(("ld_kt", "frs[f + e] = f32(sh_k[{x}]);"));
+    }
+    for (name, copy) in copies {
+        let copy = copy.replace("{x}", "i + (e / 16u) * stride + e % 16u");
         s += &format!(
-            r#"fn ld_kt(f: u32, i: u32, stride: u32) {{
+            r#"fn {name}(f: u32, i: u32, stride: u32) {{
     sync();
     let lane = tid_g % {sg}u;
     for (var e = lane; e < 256u; e += {sg}u) {{
-        frs[f + e] = f32(sh_k[i + (e / 16u) * stride + e % 16u]);
+        {copy}
     }}
     sync();
 }}

@@ -1265,15 +1265,14 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
                 ],
             );
             gpu.clear(&c);
-            let record = |pass: &mut wgpu::ComputePass<'_>, reps: u32| {
-                pass.set_pipeline(&pipeline);
-                pass.set_bind_group(0, &bind, &[]);
-                for _ in 0..reps {
-                    pass.dispatch_workgroups(gx, gy, 1);
-                }
-            };
             let measured = gpu
-                .measure(&record, p.settings.target_s, p.settings.max_iterations)
+                .measure_grid(
+                    &pipeline,
+                    &bind,
+                    (gx, gy),
+                    p.settings.target_s,
+                    p.settings.max_iterations,
+                )
                 .await?;
             let c_bytes = gpu.read_back(&c, 0, c_len).await?;
             let want = want.get_or_insert_with(|| reference(&inputs, n as usize));
