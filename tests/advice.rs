@@ -3,7 +3,8 @@
 
 use headroom_core::{
     CoreError,
-    advice::{advise, best_format, longest_context, training_advice},
+    advice::{RowOutcome, best_format, longest_context, training_advice},
+    answer::{ContextAsk, Question, answer},
     devices,
     estimate::{EstimateRequest, Verdict, estimate},
     quant::WeightFormat,
@@ -119,20 +120,20 @@ fn longest_context_is_the_edge_of_fitting() {
 #[test]
 fn best_format_is_the_highest_precision_that_fits() {
     // On a 16 GB M2 the 16-bit 8B model does not fit; 8-bit (8.5 GiB) does.
-    let b = best_format(&request("Llama-3.1-8B", "bf16", "m2 16gb"))
+    let b = best_format(&request("Llama-3.1-8B", "bf16", "m2 16gb"), None)
         .unwrap()
         .expect("a format fits");
     assert_eq!(b.format, "Q8_0");
     assert_eq!(b.runtime, "llama.cpp");
     assert_eq!(b.verdict, Verdict::Fits);
     // An H100 holds the 8B model in fp32.
-    let h = best_format(&request("Llama-3.1-8B", "bf16", "h100"))
+    let h = best_format(&request("Llama-3.1-8B", "bf16", "h100"), None)
         .unwrap()
         .unwrap();
     assert_eq!(h.format, "fp32");
     // Nothing fits the 70B model on a 16 GB Mac.
     assert!(
-        best_format(&request("Llama-3.1-70B", "bf16", "m2 16gb"))
+        best_format(&request("Llama-3.1-70B", "bf16", "m2 16gb"), None)
             .unwrap()
             .is_none()
     );
@@ -189,16 +190,95 @@ fn lora_needs_checkpointing_at_long_sequences() {
     assert!(t.fits_with_checkpointing);
 }
 
+fn question(model: &str, format: &str, device: &str) -> Question {
+    let mut q = Question::new(
+        fixture_model(model),
+        devices::find(device).expect("device in catalog"),
+    );
+    q.format = Some(format.parse().expect("format parses"));
+    q
+}
+
 #[test]
-fn advise_bundles_everything() {
-    let a = advise(&request("Llama-3.1-8B", "Q4_K_M", "m2 16gb")).unwrap();
+fn answer_bundles_everything() {
+    let a = answer(&question("Llama-3.1-8B", "Q4_K_M", "m2 16gb")).unwrap();
     assert!(a.longest_context.is_some());
     assert!(a.best_format.is_some());
     assert!(a.training.is_none());
     assert!(a.estimate.decode_tokens_per_s > 1.0 && a.estimate.prefill_tokens_per_s > 10.0);
-    assert!(a.assumptions.iter().any(|s| s.contains("decode")));
-    assert!(a.assumptions.iter().any(|s| s.contains("prefill")));
-    assert!(a.assumptions.iter().any(|s| s.contains("working set")));
+    let assumptions = &a.estimate.assumptions;
+    assert!(assumptions.iter().any(|s| s.contains("decode")));
+    assert!(assumptions.iter().any(|s| s.contains("prefill")));
+    assert!(assumptions.iter().any(|s| s.contains("working set")));
+    assert!(assumptions.iter().any(|s| s.starts_with("longest context")));
+    assert_eq!(a.formats.len(), WeightFormat::all().len());
+    assert_eq!(a.request.runtime, Runtime::LlamaCpp);
+}
+
+#[test]
+fn answer_defaults_follow_the_mode() {
+    // A full fine-tune of an MXFP4 checkpoint trains bf16 weights in PyTorch (the CLI and the site
+    // once disagreed here: the site refused).
+    let mut q = Question::new(
+        fixture_model("gpt-oss-20b"),
+        devices::find("h100").expect("device"),
+    );
+    q.mode = "full".parse().expect("mode");
+    let a = answer(&q).unwrap();
+    assert_eq!(a.request.format, WeightFormat::Bf16);
+    assert_eq!(a.request.runtime, Runtime::TransformersCuda);
+    // Training on a Mac defaults to PyTorch's MPS backend, not MLX.
+    let mut q = Question::new(
+        fixture_model("Llama-3.2-1B"),
+        devices::find("m3 max 64gb").expect("device"),
+    );
+    q.mode = "lora".parse().expect("mode");
+    assert_eq!(
+        answer(&q).unwrap().request.runtime,
+        Runtime::TransformersMps
+    );
+    // QLoRA: the table holds the bitsandbytes 4-bit bases only, the rest skipped with one reason
+    // (not the same nf4+dq row once per format).
+    q.mode = "qlora".parse().expect("mode");
+    let a = answer(&q).unwrap();
+    let estimated: Vec<&str> = a
+        .formats
+        .iter()
+        .filter(|r| r.estimate().is_some())
+        .map(|r| r.format.as_str())
+        .collect();
+    assert_eq!(estimated, ["nf4", "nf4+dq"]);
+    assert!(a.formats.iter().all(|r| match &r.outcome {
+        RowOutcome::Estimated(e) => e.quant == r.format,
+        RowOutcome::Skipped(why) => why.contains("QLoRA"),
+    }));
+}
+
+#[test]
+fn answer_table_keeps_rows_a_kv_type_cannot_serve() {
+    // q8_0 KV exists in llama.cpp only: transformers rows use their own KV type and say so,
+    // instead of disappearing.
+    let mut q = question("Llama-3.1-8B", "Q4_K_M", "rtx 4090");
+    q.kv_dtype = Some("q8_0".parse().expect("kv"));
+    q.context = ContextAsk::Tokens(8192);
+    let a = answer(&q).unwrap();
+    let bf16 = a
+        .formats
+        .iter()
+        .find(|r| r.format == "bf16")
+        .expect("bf16 row");
+    assert_eq!(bf16.runtime, "transformers");
+    assert_eq!(bf16.kv_cache_dtype, "bf16");
+    assert!(bf16.estimate().is_some());
+    let q4 = a
+        .formats
+        .iter()
+        .find(|r| r.format == "Q4_K_M")
+        .expect("row");
+    assert_eq!(q4.kv_cache_dtype, "q8_0");
+    // The context beyond the model's maximum is flagged, not refused.
+    q.context = ContextAsk::Tokens(200_000);
+    assert!(answer(&q).unwrap().context_beyond_model_max);
 }
 
 #[test]

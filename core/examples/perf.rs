@@ -12,7 +12,8 @@
 use std::time::Instant;
 
 use headroom_core::{
-    advice::{best_format, longest_context, runtime_for_format},
+    advice::{best_format, longest_context, request_for_format},
+    answer::{ContextAsk, Question, answer},
     devices,
     estimate::{EstimateRequest, estimate},
     model_catalog,
@@ -32,21 +33,25 @@ const BENCH_MODELS: &[&str] = &[
 ];
 
 fn request_for(req: &EstimateRequest, format: &WeightFormat) -> EstimateRequest {
-    let mut r = req.clone();
-    r.runtime = runtime_for_format(req, format);
-    r.format = format.clone();
-    r
+    request_for_format(req, None, format)
 }
 
-/// What the calculator does on one change.
+/// What the calculator and `headroom fit` do on one change: core's whole answer for the
+/// question `req` stands for. Returns the number of formats estimated.
 fn whole_recompute(req: &EstimateRequest) -> usize {
-    let mut n = usize::from(estimate(req).is_ok());
-    for f in WeightFormat::all() {
-        n += usize::from(estimate(&request_for(req, &f)).is_ok());
-    }
-    n += usize::from(best_format(req).is_ok());
-    n += usize::from(longest_context(req).is_ok());
-    n
+    let q = Question {
+        format: Some(req.format.clone()),
+        context: req.context.map_or(ContextAsk::Default, ContextAsk::Tokens),
+        batch: req.batch,
+        mode: req.mode.clone(),
+        runtime: Some(req.runtime),
+        kv_dtype: Some(req.kv_dtype),
+        device_count: req.device_count,
+        ..Question::new(req.model.clone(), req.device.clone())
+    };
+    answer(&q).map_or(0, |a| {
+        a.formats.iter().filter(|r| r.estimate().is_some()).count()
+    })
 }
 
 fn device(name: &str) -> headroom_core::devices::DeviceSpec {
@@ -75,7 +80,7 @@ fn dump(path: &str) {
                     out.push(serde_json::json!({"model": entry.id, "device": d, "context": ctx, "format": f.to_string(), "estimate": e}));
                 }
                 let lc = longest_context(&base).map_err(|e| e.to_string());
-                let bf = best_format(&base).map_err(|e| e.to_string());
+                let bf = best_format(&base, None).map_err(|e| e.to_string());
                 out.push(serde_json::json!({"model": entry.id, "device": d, "context": ctx, "longest_context": lc, "best_format": bf}));
             }
         }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     CoreError,
-    estimate::{Estimate, EstimateRequest, MAX_BATCH, MAX_CONTEXT_TOKENS, Verdict, estimate},
+    devices::DeviceSpec,
+    estimate::{Estimate, EstimateRequest, Verdict, estimate},
+    limits::{MAX_BATCH, MAX_CONTEXT_TOKENS},
     quant::WeightFormat,
     runtime::Runtime,
     training::{LoraSettings, Mode},
@@ -26,23 +28,6 @@ pub const LORA_TARGET_SETS: &[&[&str]] = &[
 
 /// Largest batch [`training_advice`] searches up to.
 pub const MAX_ADVISED_BATCH: u64 = 1024;
-
-/// What would fit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Advice {
-    /// The estimate of the request as given.
-    pub estimate: Estimate,
-    /// Longest context (tokens, up to the model's maximum) that fits (fits or fits tightly) with
-    /// everything else as given; `None` if not even 1 token does.
-    pub longest_context: Option<u64>,
-    /// Highest-precision format that fits (preferring "fits" over "fits tightly"), with its
-    /// runtime and verdict; `None` if none does.
-    pub best_format: Option<FormatChoice>,
-    /// Training settings that fit, for training requests.
-    pub training: Option<TrainingAdvice>,
-    /// The assumptions behind the advice, in words.
-    pub assumptions: Vec<String>,
-}
 
 /// A format that fits and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,45 +114,150 @@ pub fn longest_context(req: &EstimateRequest) -> Result<Option<u64>, CoreError> 
     })
 }
 
-/// The runtime that runs `format` on the request's device: the request's own when it can,
-/// else the usual one ([`Runtime::default_for`]).
-pub fn runtime_for_format(req: &EstimateRequest, format: &WeightFormat) -> Runtime {
-    let own_ok = match req.runtime {
+/// The runtime that runs `format`: the asked one when it can load the format, else the usual
+/// one for the device and mode ([`crate::answer::default_runtime`]).
+pub fn runtime_for_format(
+    asked: Option<Runtime>,
+    device: &DeviceSpec,
+    format: &WeightFormat,
+    mode: &Mode,
+) -> Runtime {
+    let loads = |runtime: Runtime| match runtime {
         Runtime::LlamaCpp => format.is_gguf(),
-        Runtime::Mlx => !format.is_gguf(),
+        Runtime::Mlx => matches!(
+            format,
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 | WeightFormat::Mlx { .. }
+        ),
         _ => !format.is_gguf() && !matches!(format, WeightFormat::Mlx { .. }),
     };
-    if own_ok {
-        req.runtime
-    } else {
-        Runtime::default_for(&req.device, format)
+    match asked {
+        Some(runtime) if loads(runtime) => runtime,
+        _ => crate::answer::default_runtime(device, format, mode),
     }
 }
 
-/// The highest-precision format of [`WeightFormat::all`] that fits, preferring one that
-/// fits with room (≤ 90%) over one that fits tightly.
-pub fn best_format(req: &EstimateRequest) -> Result<Option<FormatChoice>, CoreError> {
-    let mut tight: Option<FormatChoice> = None;
-    for format in WeightFormat::all() {
-        let mut r = req.clone();
-        r.runtime = runtime_for_format(req, &format);
-        r.format = format.clone();
-        // Formats the runtime/device/mode combination cannot run are skipped, not errors.
-        let Ok(e) = estimate(&r) else { continue };
-        let choice = FormatChoice {
-            format: e.quant.clone(),
-            runtime: r.runtime.to_string(),
-            verdict: e.verdict,
-            total_bytes: e.total_bytes,
-            decode_tokens_per_s: e.decode_tokens_per_s,
-        };
-        match e.verdict {
-            Verdict::Fits => return Ok(Some(choice)),
-            Verdict::FitsTightly if tight.is_none() => tight = Some(choice),
-            _ => {}
+/// Whether `mode` can use `format` at all, and if not why: LoRA trains through PyTorch (no GGUF,
+/// no MLX files), QLoRA on a bitsandbytes 4-bit base, a full fine-tune on 16/32-bit weights.
+pub fn mode_accepts_format(mode: &Mode, format: &WeightFormat) -> Result<(), &'static str> {
+    match mode {
+        Mode::Inference => Ok(()),
+        Mode::Lora(_) if format.is_gguf() || matches!(format, WeightFormat::Mlx { .. }) => Err(
+            "LoRA trains through PyTorch (transformers + peft), which loads neither GGUF nor MLX \
+             files",
+        ),
+        Mode::Lora(_) => Ok(()),
+        Mode::Qlora(_) => match format {
+            WeightFormat::BnbNf4 { .. } | WeightFormat::BnbFp4 { .. } => Ok(()),
+            _ => Err("QLoRA trains on a bitsandbytes 4-bit base (nf4 or fp4)"),
+        },
+        Mode::Full(_) => match format {
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => Ok(()),
+            _ => Err("a full fine-tune trains 16/32-bit weights (fp32, bf16, fp16)"),
+        },
+    }
+}
+
+/// What became of one format in the every-format table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    /// Estimated with the row's runtime and KV type.
+    Estimated(Box<Estimate>),
+    /// Not estimated, and why (the mode cannot use the format, the runtime does not run on the
+    /// device, ...).
+    Skipped(String),
+}
+
+/// One row of the every-format table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormatRow {
+    /// Format name, e.g. `Q4_K_M`.
+    pub format: String,
+    /// The runtime that loads it: the request's own when it can, else the usual one.
+    pub runtime: String,
+    /// The KV cache type of the row: the request's when the row's runtime supports it, else
+    /// that runtime's usual one.
+    pub kv_cache_dtype: String,
+    /// The estimate, or why there is none.
+    pub outcome: RowOutcome,
+}
+
+impl FormatRow {
+    /// The estimate, when the row has one.
+    pub fn estimate(&self) -> Option<&Estimate> {
+        match &self.outcome {
+            RowOutcome::Estimated(e) => Some(e),
+            RowOutcome::Skipped(_) => None,
         }
     }
-    Ok(tight)
+}
+
+/// `req` in `format`, with the runtime that loads it ([`runtime_for_format`] of the `asked`
+/// runtime) and a KV type that runtime supports.
+pub fn request_for_format(
+    req: &EstimateRequest,
+    asked: Option<Runtime>,
+    format: &WeightFormat,
+) -> EstimateRequest {
+    let mut r = req.clone();
+    r.runtime = runtime_for_format(asked, &req.device, format, &req.mode);
+    r.format = format.clone();
+    if !r.runtime.supports_kv_dtype(r.kv_dtype) {
+        r.kv_dtype = crate::answer::default_kv_dtype(&r.model, r.runtime);
+    }
+    r
+}
+
+/// Every format of [`WeightFormat::all`] for `req`, highest precision first: each estimated with
+/// [`request_for_format`] (`asked`: the runtime the question named, if any), or skipped with the
+/// reason.
+pub fn format_rows(req: &EstimateRequest, asked: Option<Runtime>) -> Vec<FormatRow> {
+    WeightFormat::all()
+        .into_iter()
+        .map(|format| {
+            let r = request_for_format(req, asked, &format);
+            let outcome = match mode_accepts_format(&req.mode, &format) {
+                Err(why) => RowOutcome::Skipped(why.to_string()),
+                Ok(()) => match estimate(&r) {
+                    Ok(e) => RowOutcome::Estimated(Box::new(e)),
+                    Err(e) => RowOutcome::Skipped(e.to_string()),
+                },
+            };
+            FormatRow {
+                format: format.to_string(),
+                runtime: r.runtime.to_string(),
+                kv_cache_dtype: r.kv_dtype.to_string(),
+                outcome,
+            }
+        })
+        .collect()
+}
+
+/// The first row (highest precision) that fits with room (≤ 90%), else the first that fits
+/// tightly.
+pub fn best_of_rows(rows: &[FormatRow]) -> Option<FormatChoice> {
+    let choice = |row: &FormatRow, e: &Estimate| FormatChoice {
+        format: e.quant.clone(),
+        runtime: row.runtime.clone(),
+        verdict: e.verdict,
+        total_bytes: e.total_bytes,
+        decode_tokens_per_s: e.decode_tokens_per_s,
+    };
+    let estimated = || rows.iter().filter_map(|r| r.estimate().map(|e| (r, e)));
+    estimated()
+        .find(|(_, e)| e.verdict == Verdict::Fits)
+        .or_else(|| estimated().find(|(_, e)| e.verdict == Verdict::FitsTightly))
+        .map(|(r, e)| choice(r, e))
+}
+
+/// The highest-precision format of [`WeightFormat::all`] that fits, preferring one that
+/// fits with room (≤ 90%) over one that fits tightly ([`best_of_rows`] of [`format_rows`]).
+pub fn best_format(
+    req: &EstimateRequest,
+    asked: Option<Runtime>,
+) -> Result<Option<FormatChoice>, CoreError> {
+    crate::estimate::validate(req)?;
+    Ok(best_of_rows(&format_rows(req, asked)))
 }
 
 fn with_checkpointing(mode: &Mode, on: bool) -> Mode {
@@ -376,37 +466,4 @@ fn training_suggestions(req: &EstimateRequest, t: &TrainingAdvice) -> Vec<String
         }
     }
     out
-}
-
-/// Everything: the estimate, the longest context, the best format, training settings.
-pub fn advise(req: &EstimateRequest) -> Result<Advice, CoreError> {
-    let est = estimate(req)?;
-    let longest = longest_context(req)?;
-    let best = best_format(req)?;
-    let training = training_advice(req)?;
-    let mut assumptions = vec![
-        "longest context: binary search up to the model's max_position_embeddings with batch, \
-         format and runtime as given; \"fits\" includes fits tightly"
-            .to_string(),
-        "best format: the first of headroom's format list (highest precision first) that \
-         fits with ≤ 90% of usable memory, else the first that fits tightly; formats the \
-         requested runtime cannot load are tried with the usual runtime for the device"
-            .to_string(),
-    ];
-    if training.is_some() {
-        assumptions.push(format!(
-            "training settings: batch searched up to {MAX_ADVISED_BATCH}, sequence length up to \
-             the model's maximum at batch 1, LoRA ranks {LORA_RANKS:?}; gradient checkpointing \
-             used for the searches when the given setting only fits with it; LoRA on the last \
-             k layers searched for the largest k, without checkpointing first"
-        ));
-    }
-    assumptions.extend(est.assumptions.iter().cloned());
-    Ok(Advice {
-        estimate: est,
-        longest_context: longest,
-        best_format: best,
-        training,
-        assumptions,
-    })
 }

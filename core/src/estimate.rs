@@ -15,6 +15,7 @@ use crate::{
     activations::{ActivationOptions, prefill_activation_bytes},
     devices::{DeviceSpec, MemoryKind},
     kv_cache::{KvDtype, kv_cache_bytes},
+    limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES},
     model::ModelSpec,
     params::param_counts,
     quant::{WeightFormat, active_weights_bytes, weights_bytes},
@@ -61,12 +62,6 @@ pub struct EstimateRequest {
     pub activation: ActivationOptions,
 }
 
-/// Largest context accepted (10^8 tokens): far beyond any model, small enough to stay exact.
-pub const MAX_CONTEXT_TOKENS: u64 = 100_000_000;
-/// Largest batch accepted (10^6 sequences).
-pub const MAX_BATCH: u64 = 1_000_000;
-/// Largest device count accepted.
-pub const MAX_DEVICES: u32 = 65_536;
 /// "Fits" holds up to this share of usable memory (the rest is slack for allocator
 /// fragmentation and what the estimate does not see); percent.
 pub const FITS_THRESHOLD_PERCENT: u64 = 90;
@@ -195,7 +190,7 @@ pub struct Estimate {
     pub device_count: u32,
 }
 
-fn out_of_range(field: &str, value: impl ToString, problem: &str) -> CoreError {
+fn out_of_range(field: &str, value: impl ToString, problem: impl Into<String>) -> CoreError {
     CoreError::OutOfRange {
         field: field.into(),
         value: value.to_string(),
@@ -210,21 +205,21 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
         return Err(out_of_range(
             "context",
             context,
-            "must be between 1 and 100000000 tokens, e.g. --context 4096",
+            format!("must be between 1 and {MAX_CONTEXT_TOKENS} tokens, e.g. 4096"),
         ));
     }
     if req.batch == 0 || req.batch > MAX_BATCH {
         return Err(out_of_range(
             "batch",
             req.batch,
-            "must be between 1 and 1000000 sequences",
+            format!("must be between 1 and {MAX_BATCH} sequences"),
         ));
     }
     if req.device_count == 0 || req.device_count > MAX_DEVICES {
         return Err(out_of_range(
             "devices",
             req.device_count,
-            "must be between 1 and 65536 identical devices",
+            format!("must be between 1 and {MAX_DEVICES} identical devices"),
         ));
     }
     // A ModelSpec can arrive deserialized (a shared link, a file header) without passing the

@@ -10,8 +10,12 @@
 //! ```text
 //! config.json ──► config::model_from_config_json ──► ModelSpec ──► tensors::tensors ──► quant (bytes)
 //!                                                        │
-//! devices catalog / ProbeReport ──► DeviceSpec           ▼
-//!                                       └──────► estimate::estimate ──► Estimate (+ advice)
+//! devices catalog / ProbeReport ──► DeviceSpec ──► answer::Question
+//!                                                        │
+//!                     answer::answer ◄───────────────────┘
+//!                        ├─ estimate::estimate (components, verdict, speed)
+//!                        ├─ advice (every format, best format, longest context, training)
+//!                        └──► Answer — what `headroom fit` and the site's calculator render
 //! ```
 //!
 //! * [`model::ModelSpec`] — the shape of a model, from a Hugging Face `config.json`
@@ -20,18 +24,22 @@
 //! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
 //! * [`devices`] and [`usable_memory`] — what a machine offers; [`speed`] — tokens per second.
-//! * [`estimate`] and [`advice`] — the answer: components, verdict, and what would fit.
+//! * [`answer`] — the whole answer to one question, the one function every front end calls;
+//!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
+//! * [`limits`] — the bounds every front end applies to a question, stated once.
 //! * [`report`] — the probe report schema shared by `headroom probe`, the site and `headroom fit`.
 #![deny(missing_docs)]
 
 pub mod activations;
 pub mod advice;
+pub mod answer;
 pub mod config;
 pub mod devices;
 pub mod error;
 pub mod estimate;
 pub mod gguf;
 pub mod kv_cache;
+pub mod limits;
 pub mod model;
 pub mod model_catalog;
 pub mod params;

@@ -1215,3 +1215,122 @@ fn lora_advice_names_the_last_k_layers() {
     assert!(text.contains("LoRA on the last k layers:"), "{text}");
     assert!(text.contains("stay as pretrained"), "{text}");
 }
+
+/// JSON equality, with floats equal to the last bit that printing and re-reading keeps
+/// (serde_json's default float parser may land one unit in the last place away).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The CLI (`headroom fit --json`) and the site (`headroom_web::catalog::calculate`, what the
+/// calculator renders) give identical answers: same estimate, longest context, best format and
+/// training advice, or both refuse, for a grid of catalog models × devices × modes × formats.
+#[test]
+fn cli_and_site_give_identical_answers() {
+    use headroom_web::catalog::{
+        CalcSettings, DeviceChoice, ModelSource, calculate, catalog_model,
+    };
+    let models = [
+        "llama-3.1-8b",
+        "qwen3-30b-a3b",
+        "gpt-oss-20b",
+        "gemma-3-27b",
+        "mistral-7b-v0.3",
+    ];
+    let devices = ["rtx-4090", "h100-sxm", "m2-10c-16gb"];
+    let modes = ["inference", "lora", "qlora", "full"];
+    let formats = ["", "bf16", "Q4_K_M", "nf4+dq", "mlx-4bit-g64"];
+    let (mut compared, mut both_refused) = (0, 0);
+    for model in models {
+        let spec = catalog_model(model).expect("catalog model");
+        for device in devices {
+            for mode in modes {
+                for format in formats {
+                    let settings = CalcSettings {
+                        model: ModelSource::Catalog(model.into()),
+                        format: format.into(),
+                        mode: mode.into(),
+                        device: DeviceChoice::Catalog(device.into()),
+                        ..CalcSettings::default()
+                    };
+                    let site = calculate(&settings, &spec);
+                    let mut args = vec!["fit", model, "--device", device, "--mode", mode, "--json"];
+                    if !format.is_empty() {
+                        args.extend(["--quant", format]);
+                    }
+                    let out = headroom(&args);
+                    let case = format!("{model} on {device}, {mode}, format `{format}`");
+                    match site {
+                        Err(site_error) => {
+                            assert_eq!(
+                                out.status.code(),
+                                Some(2),
+                                "{case}: the site refused ({site_error}) but the CLI answered: {}",
+                                stdout(&out)
+                            );
+                            both_refused += 1;
+                        }
+                        Ok(calc) => {
+                            assert!(
+                                out.status.success(),
+                                "{case}: the site answered but the CLI refused: {}",
+                                stderr(&out)
+                            );
+                            let cli = json(&out);
+                            let a = &calc.answer;
+                            let site_estimate =
+                                serde_json::to_value(&a.estimate).expect("serializable");
+                            for (key, value) in site_estimate.as_object().expect("object") {
+                                assert!(
+                                    same_json(&cli[key], value),
+                                    "{case}: `{key}` differs: CLI {} vs site {value}",
+                                    cli[key]
+                                );
+                            }
+                            assert_eq!(
+                                cli["longest_context"],
+                                serde_json::to_value(a.longest_context).expect("json"),
+                                "{case}: longest context"
+                            );
+                            let best = serde_json::to_value(&a.best_format).expect("json");
+                            assert!(
+                                same_json(&cli["best_format"], &best),
+                                "{case}: best format: CLI {} vs site {best}",
+                                cli["best_format"]
+                            );
+                            let training = serde_json::to_value(&a.training).expect("json");
+                            assert_eq!(
+                                cli.get("training_advice").unwrap_or(&Value::Null),
+                                &training,
+                                "{case}: training advice"
+                            );
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The grid exercises both outcomes (e.g. a GGUF format in training mode is refused by both).
+    assert!(
+        compared > 100 && both_refused > 10,
+        "{compared} compared, {both_refused} refused"
+    );
+}

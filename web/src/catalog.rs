@@ -5,15 +5,15 @@
 use std::str::FromStr;
 
 use headroom_core::{
-    advice,
+    CoreError,
+    answer::{self, Answer, ContextAsk, Question},
     devices::{self, DeviceSpec, MemoryKind},
-    estimate::{self, Estimate, EstimateRequest, Verdict},
     kv_cache::KvDtype,
     model::ModelSpec,
     model_catalog,
     quant::WeightFormat,
     runtime::Runtime,
-    training::{Mode, parse_lora_layers},
+    training::Mode,
     usable_memory,
 };
 
@@ -75,7 +75,7 @@ pub struct CalcSettings {
     pub lora_layers: String,
     /// Runtime name; empty = the usual one for device and format.
     pub runtime: String,
-    /// KV cache type name.
+    /// KV cache type name; empty = the runtime's usual one.
     pub kv: String,
     /// Identical devices.
     pub device_count: u32,
@@ -100,7 +100,7 @@ impl Default for CalcSettings {
             mode: "inference".into(),
             lora_layers: String::new(),
             runtime: String::new(),
-            kv: "f16".into(),
+            kv: String::new(),
             device_count: 1,
             device: DeviceChoice::Catalog(DEFAULT_DEVICE.into()),
             exact: None,
@@ -153,7 +153,7 @@ impl CalcSettings {
             mode: q.get("mode").unwrap_or(&d.mode).to_string(),
             lora_layers: q.get("layers").unwrap_or("").to_string(),
             runtime: q.get("runtime").unwrap_or("").to_string(),
-            kv: q.get("kv").unwrap_or(&d.kv).to_string(),
+            kv: q.get("kv").unwrap_or("").to_string(),
             device_count: q.get("n").and_then(|n| n.parse().ok()).unwrap_or(1),
             device,
             exact,
@@ -196,7 +196,7 @@ impl CalcSettings {
         if !self.runtime.is_empty() {
             q.set("runtime", self.runtime.clone());
         }
-        if self.kv != "f16" {
+        if !self.kv.is_empty() {
             q.set("kv", self.kv.clone());
         }
         if self.device_count != 1 {
@@ -265,102 +265,63 @@ pub fn device(choice: &DeviceChoice) -> Result<DeviceSpec, String> {
     }
 }
 
-/// One row of the every-format table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FormatRow {
-    /// Format name.
-    pub format: String,
-    /// Runtime it was estimated with.
-    pub runtime: String,
-    /// Total memory per device, bytes.
-    pub per_device_bytes: u64,
-    /// Verdict.
-    pub verdict: Verdict,
-    /// Decode tokens/s.
-    pub decode_tokens_per_s: f64,
-}
-
 /// The main result: what must update at once on every change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calculation {
-    /// The request the settings make.
-    pub request: EstimateRequest,
-    /// The estimate for the settings as given.
-    pub estimate: Estimate,
+    /// Core's whole answer: estimate, every format, best format, longest context, training
+    /// advice, assumptions.
+    pub answer: Answer,
     /// The device used.
     pub device: DeviceSpec,
     /// Whether the device has unified memory (draw the 70–75% guide).
     pub unified: bool,
-    /// The model's maximum context.
-    pub max_context: u64,
     /// Exact weights from a file, when one was dropped.
     pub exact: Option<ExactWeights>,
 }
 
-/// Build the request from settings and a resolved model. Each bad setting is named.
-pub fn request(settings: &CalcSettings, model: &ModelSpec) -> Result<EstimateRequest, String> {
+/// The question the settings ask about `model`. Each bad setting is named.
+pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, String> {
     let device = device(&settings.device)?;
-    let format = if settings.format.is_empty() {
-        WeightFormat::default_for(model)
-    } else {
-        WeightFormat::from_str(&settings.format).map_err(|e| format!("format: {e}"))?
+    let mut q = Question::new(model.clone(), device);
+    if !settings.format.is_empty() {
+        q.format =
+            Some(WeightFormat::from_str(&settings.format).map_err(|e| format!("format: {e}"))?);
+    }
+    q.context = match settings.context {
+        Some(tokens) => ContextAsk::Tokens(tokens),
+        None => ContextAsk::Default,
     };
-    let mut req = EstimateRequest::new(model.clone(), format, device);
-    req.context = settings.context;
-    req.batch = settings.batch;
-    req.mode = Mode::from_str(&settings.mode).map_err(|e| format!("mode: {e}"))?;
-    if !settings.lora_layers.trim().is_empty()
-        && let Mode::Lora(l) | Mode::Qlora(l) = &mut req.mode
-    {
-        l.layers = parse_lora_layers(&settings.lora_layers, model.num_layers)
-            .map_err(|e| format!("LoRA layers: {e}"))?;
+    q.batch = settings.batch;
+    q.mode = Mode::from_str(&settings.mode).map_err(|e| format!("mode: {e}"))?;
+    if !settings.lora_layers.trim().is_empty() && matches!(q.mode, Mode::Lora(_) | Mode::Qlora(_)) {
+        q.lora_layers = Some(settings.lora_layers.clone());
     }
     if !settings.runtime.is_empty() {
-        req.runtime = Runtime::from_str(&settings.runtime).map_err(|e| format!("runtime: {e}"))?;
+        q.runtime =
+            Some(Runtime::from_str(&settings.runtime).map_err(|e| format!("runtime: {e}"))?);
     }
-    req.kv_dtype = KvDtype::from_str(&settings.kv).map_err(|e| format!("KV cache: {e}"))?;
-    req.device_count = settings.device_count;
-    Ok(req)
+    if !settings.kv.is_empty() {
+        q.kv_dtype = Some(KvDtype::from_str(&settings.kv).map_err(|e| format!("KV cache: {e}"))?);
+    }
+    q.device_count = settings.device_count;
+    Ok(q)
 }
 
-/// The main result for the Calculator page: the estimate for the settings as given.
+/// The Calculator page's result: core's answer to the settings.
 pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculation, String> {
-    let req = request(settings, model)?;
-    let estimate = estimate::estimate(&req).map_err(|e| e.to_string())?;
+    let q = question(settings, model)?;
+    let answer = answer::answer(&q).map_err(|e| match e {
+        CoreError::OutOfRange { ref field, .. } if field == "LoRA layers" => {
+            format!("LoRA layers: {e}")
+        }
+        e => e.to_string(),
+    })?;
     Ok(Calculation {
-        unified: req.device.memory_kind == MemoryKind::Unified,
-        device: req.device.clone(),
-        max_context: model.max_context,
-        estimate,
+        unified: q.device.memory_kind == MemoryKind::Unified,
+        device: q.device,
         exact: settings.exact.clone(),
-        request: req,
+        answer,
     })
-}
-
-/// One row of the every-format table: `req` in `format` with the runtime that can load it.
-/// `None` for a format the request's mode cannot use (e.g. GGUF with training); the estimate's
-/// own error says why when that format is selected.
-pub fn format_row(req: &EstimateRequest, format: WeightFormat) -> Option<FormatRow> {
-    let mut r = req.clone();
-    r.runtime = advice::runtime_for_format(req, &format);
-    r.format = format;
-    estimate::estimate(&r).ok().map(|e| FormatRow {
-        format: e.quant,
-        runtime: e.runtime,
-        per_device_bytes: e.per_device_bytes,
-        verdict: e.verdict,
-        decode_tokens_per_s: e.decode_tokens_per_s,
-    })
-}
-
-/// The longest context that fits (core's binary search, [`advice::longest_context`]).
-pub fn longest_context(req: &EstimateRequest) -> Option<u64> {
-    advice::longest_context(req).ok().flatten()
-}
-
-/// The best format that fits, by core's rule ([`advice::best_format`]).
-pub fn best_format(req: &EstimateRequest) -> Option<String> {
-    advice::best_format(req).ok().flatten().map(|b| b.format)
 }
 
 /// The "use at most 70–75%" guide for unified memory (FACTS.md, Apple silicon): lower and upper
@@ -385,16 +346,17 @@ mod tests {
             lora_layers: "last:8".into(),
             ..CalcSettings::default()
         };
-        let req = request(&s, &model).unwrap();
-        match &req.mode {
+        let c = calculate(&s, &model).unwrap();
+        match &c.answer.request.mode {
             Mode::Lora(l) => assert_eq!(l.layers, Some((24..32).collect::<Vec<u64>>())),
             other => panic!("{other:?}"),
         }
+        assert_eq!(c.answer.lora_layers, Some((24..32).collect::<Vec<u64>>()));
         let bad = CalcSettings {
             lora_layers: "40".into(),
             ..s
         };
-        let err = request(&bad, &model).unwrap_err();
+        let err = calculate(&bad, &model).unwrap_err();
         assert!(err.contains("LoRA layers"), "{err}");
     }
 
@@ -433,24 +395,22 @@ mod tests {
         let s = CalcSettings::default();
         let model = catalog_model(DEFAULT_MODEL).unwrap();
         let c = calculate(&s, &model).unwrap();
-        assert!(c.estimate.total_bytes > c.estimate.weights_bytes);
+        let a = &c.answer;
+        assert!(a.estimate.total_bytes > a.estimate.weights_bytes);
         assert!(c.unified);
-        let rows: Vec<_> = WeightFormat::all()
-            .into_iter()
-            .filter_map(|f| format_row(&c.request, f))
-            .collect();
+        let rows: Vec<_> = a.formats.iter().filter_map(|r| r.estimate()).collect();
         assert!(rows.len() >= 10, "{}", rows.len());
-        assert!(rows.iter().any(|f| f.format == "Q4_K_M"));
+        assert!(rows.iter().any(|e| e.quant == "Q4_K_M"));
         // A 16 GB M2 holds an 8B model in some format.
-        assert!(best_format(&c.request).is_some());
+        assert!(a.best_format.is_some());
         // bf16 weights (16 GB) do not fit a 16 GB Mac at any context; Q4_K_M does at 4096+.
-        assert_eq!(longest_context(&c.request), None);
+        assert_eq!(a.longest_context, None);
         let q4 = CalcSettings {
             format: "Q4_K_M".into(),
             ..CalcSettings::default()
         };
         let c = calculate(&q4, &model).unwrap();
-        assert!(longest_context(&c.request).is_some_and(|l| l >= 4096));
+        assert!(c.answer.longest_context.is_some_and(|l| l >= 4096));
     }
 
     #[test]
@@ -461,28 +421,28 @@ mod tests {
                 format: format.clone(),
                 ..CalcSettings::default()
             };
-            request(&s, &model).unwrap_or_else(|e| panic!("format {format}: {e}"));
+            question(&s, &model).unwrap_or_else(|e| panic!("format {format}: {e}"));
         }
         for runtime in runtime_names() {
             let s = CalcSettings {
                 runtime: runtime.clone(),
                 ..CalcSettings::default()
             };
-            request(&s, &model).unwrap_or_else(|e| panic!("runtime {runtime}: {e}"));
+            question(&s, &model).unwrap_or_else(|e| panic!("runtime {runtime}: {e}"));
         }
         for kv in kv_names() {
             let s = CalcSettings {
                 kv: kv.clone(),
                 ..CalcSettings::default()
             };
-            request(&s, &model).unwrap_or_else(|e| panic!("kv {kv}: {e}"));
+            question(&s, &model).unwrap_or_else(|e| panic!("kv {kv}: {e}"));
         }
         for mode in ["inference", "lora", "qlora", "full"] {
             let s = CalcSettings {
                 mode: mode.into(),
                 ..CalcSettings::default()
             };
-            request(&s, &model).unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+            question(&s, &model).unwrap_or_else(|e| panic!("mode {mode}: {e}"));
         }
         for (id, _) in device_choices() {
             device(&DeviceChoice::Catalog(id.clone())).unwrap_or_else(|e| panic!("{id}: {e}"));

@@ -3,7 +3,13 @@
 //! every change (main result, every-format table, best format, longest context, at once) and the
 //! time it took is exposed as `data-recompute-ms` on `#result`.
 
-use headroom_core::{estimate::Verdict, model::ModelSpec, units::GIB};
+use headroom_core::{
+    advice::{RowOutcome, TrainingAdvice},
+    answer::Answer,
+    estimate::Verdict,
+    model::ModelSpec,
+    units::GIB,
+};
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::JsCast;
 
@@ -353,45 +359,20 @@ pub fn CalculatorPage() -> impl IntoView {
         browser::replace_search(&q.to_search());
     });
 
-    // Recompute on every change, timing it (budget: < 5 ms per change): the main result, the
-    // every-format table (~30 estimates), the best format and the longest context (a binary
-    // search, ~25 estimates). Core remembers a model's weights per format, so after the first
-    // change of a model each estimate costs microseconds and the whole recompute runs at once.
+    // Recompute on every change, timing it (budget: < 5 ms per change): core's whole answer —
+    // the estimate, every format side by side (~30 estimates), the best format, the longest
+    // context (a binary search, ~25 estimates) and, for training, the settings that fit.
     let result = Memo::new(move |_| {
         let start = browser::now_ms();
         let out = settings.with(|s| match model.get() {
             ModelState::Ready { spec, .. } => Some(catalog::calculate(s, &spec)),
             _ => None,
         });
-        let main_ms = browser::now_ms() - start;
-        let table = match &out {
-            Some(Ok(calc)) => {
-                let table_start = browser::now_ms();
-                let req = &calc.request;
-                let rows = headroom_core::quant::WeightFormat::all()
-                    .into_iter()
-                    .filter_map(|format| catalog::format_row(req, format))
-                    .collect();
-                let best = catalog::best_format(req);
-                let longest_context = catalog::longest_context(req);
-                Some(FormatTable {
-                    rows,
-                    best,
-                    longest_context,
-                    max_context: req.model.max_context,
-                    elapsed_ms: browser::now_ms() - table_start,
-                })
-            }
-            _ => None,
-        };
         Recompute {
             out,
-            table,
-            main_ms,
             total_ms: browser::now_ms() - start,
         }
     });
-    let table = Memo::new(move |_| result.with(|r| r.table.clone()));
 
     let set_model = move |source: ModelSource, state: ModelState| {
         model.set(state);
@@ -662,19 +643,14 @@ pub fn CalculatorPage() -> impl IntoView {
                     <p class="note">"A report from " <code>"headroom probe"</code> " or the Benchmark page; the Reports page also has “use this device”."</p>
                 </div>
             </div>
-            <div id="result" class="card" data-recompute-ms=move || result.with(|r| format!("{:.3}", r.total_ms))
-                data-main-ms=move || result.with(|r| format!("{:.3}", r.main_ms))>
+            <div id="result" class="card" data-recompute-ms=move || result.with(|r| format!("{:.3}", r.total_ms))>
                 {move || match result.with(|r| r.out.clone()) {
                     None => view! { <p class="note">"Choose a model to see whether it fits."</p> }.into_any(),
                     Some(Err(e)) => view! { <p id="result-error" class="error">{e}</p> }.into_any(),
-                    Some(Ok(c)) => view! { <ResultView calc=c /> }.into_any(),
-                }}
-                {move || {
-                    let selected = result.with(|r| match &r.out {
-                        Some(Ok(c)) => Some(c.estimate.quant.clone()),
-                        _ => None,
-                    })?;
-                    table.get().map(|t| view! { <FormatTableView table=t selected=selected /> })
+                    Some(Ok(c)) => view! {
+                        <ResultView calc=c.clone() />
+                        <FormatTableView answer=c.answer />
+                    }.into_any(),
                 }}
             </div>
         </section>
@@ -737,7 +713,7 @@ fn ResultView(
     /// The calculation to show.
     calc: Calculation,
 ) -> impl IntoView {
-    let e = &calc.estimate;
+    let e = &calc.answer.estimate;
     let n = e.device_count.max(1) as f64;
     let per = |b: u64| b as f64 / GIB as f64 / n;
     let segments = vec![
@@ -838,6 +814,11 @@ fn ResultView(
                 {e.quant.clone()} " weights differ by " {format!("{:+.2} GiB", diff as f64 / GIB as f64)} ")"</td></tr>
         }
     });
+    let training = calc
+        .answer
+        .training
+        .clone()
+        .map(|t| view! { <TrainingAdviceView advice=t /> });
     view! {
         <p id="verdict" class=format!("verdict {}", verdict_class(e.verdict))>{verdict_line}</p>
         <StackedBar title=title segments=segments markers=markers />
@@ -854,74 +835,107 @@ fn ResultView(
                 {exact}
             </tbody>
         </table>
+        {training}
         <h2>"Assumptions"</h2>
         <ul class="assumptions" id="assumptions">
             {assumptions}
-            <li>"longest context: the largest context up to the model's maximum that fits or fits tightly, everything else as given (core's binary search)"</li>
         </ul>
     }
 }
 
-/// One recompute of the calculator: the main result, the table, and their times.
+/// Training settings that fit, from core's answer.
+#[component]
+fn TrainingAdviceView(
+    /// Core's training advice.
+    advice: TrainingAdvice,
+) -> impl IntoView {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let or_none = |v: Option<u64>| v.map_or_else(|| "none".to_string(), format::count);
+    let suggestions = advice
+        .suggestions
+        .iter()
+        .map(|s| view! { <li>{s.clone()}</li> })
+        .collect_view();
+    view! {
+        <h2>"Training settings that fit"</h2>
+        <table id="training-advice">
+            <tbody>
+                <tr><th>"As given"</th><td>{yes_no(advice.fits_as_given)}</td></tr>
+                {(!advice.fits_as_given).then(|| view! {
+                    <tr><th>"With gradient checkpointing"</th><td>{yes_no(advice.fits_with_checkpointing)}</td></tr>
+                })}
+                <tr><th>"Largest batch at this length"</th><td class="num">{or_none(advice.max_batch)}</td></tr>
+                <tr><th>"Longest sequence at batch 1"</th><td class="num">{or_none(advice.max_sequence_tokens)} " tokens"</td></tr>
+                {advice.max_lora_rank.map(|r| view! { <tr><th>"Largest LoRA rank"</th><td class="num">{r}</td></tr> })}
+                {advice.lora_targets.clone().map(|t| view! { <tr><th>"Widest LoRA targets"</th><td>{t.join(", ")}</td></tr> })}
+            </tbody>
+        </table>
+        <ul id="training-suggestions">{suggestions}</ul>
+    }
+}
+
+/// One recompute of the calculator and its time.
 #[derive(Debug, Clone, PartialEq)]
 struct Recompute {
-    /// The main result (`None` until a model is ready).
+    /// Core's answer (`None` until a model is ready).
     out: Option<Result<catalog::Calculation, String>>,
-    /// Every format, the best format and the longest context (with a main result only).
-    table: Option<FormatTable>,
-    /// Time of the main result, ms.
-    main_ms: f64,
-    /// Time of the whole recompute (main result + table + best format + longest context), ms.
+    /// Time of the whole recompute, ms.
     total_ms: f64,
 }
 
-/// Every format side by side.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FormatTable {
-    /// One row per format core knows, highest precision first.
-    pub rows: Vec<catalog::FormatRow>,
-    /// The best format that fits (core's rule).
-    pub best: Option<String>,
-    /// The longest context that fits, tokens.
-    pub longest_context: Option<u64>,
-    /// The model's maximum context.
-    pub max_context: u64,
-    /// Time to compute the table, ms.
-    pub elapsed_ms: f64,
-}
-
-/// The table of every format.
+/// The table of every format, the best format and the longest context.
 #[component]
 fn FormatTableView(
-    /// The rows.
-    table: FormatTable,
-    /// The selected format's name (highlighted).
-    selected: String,
+    /// Core's answer.
+    answer: Answer,
 ) -> impl IntoView {
-    let rows = table
-        .rows
+    let selected = answer.estimate.quant.clone();
+    let mut skipped: Vec<(String, Vec<String>)> = Vec::new();
+    let rows = answer
+        .formats
         .iter()
-        .map(|f| {
-            let class = verdict_class(f.verdict);
+        .filter_map(|row| match &row.outcome {
+            RowOutcome::Skipped(why) => {
+                match skipped.iter_mut().find(|(reason, _)| reason == why) {
+                    Some((_, formats)) => formats.push(row.format.clone()),
+                    None => skipped.push((why.clone(), vec![row.format.clone()])),
+                }
+                None
+            }
+            RowOutcome::Estimated(e) => Some((row.clone(), e.clone())),
+        })
+        .map(|(row, e)| {
+            let class = verdict_class(e.verdict);
+            let runtime = if e.kv_cache_dtype == answer.estimate.kv_cache_dtype {
+                row.runtime.clone()
+            } else {
+                format!("{} (KV {})", row.runtime, e.kv_cache_dtype)
+            };
             view! {
-                <tr class:selected=f.format == selected>
-                    <td>{f.format.clone()}</td>
-                    <td class="num">{format::bytes(f.per_device_bytes)}</td>
-                    <td><span class=format!("badge {class}")>{verdict_short(f.verdict)}</span></td>
-                    <td class="num">{format::tokens_per_s(f.decode_tokens_per_s)}</td>
-                    <td class="note">{f.runtime.clone()}</td>
+                <tr class:selected=e.quant == selected>
+                    <td>{e.quant.clone()}</td>
+                    <td class="num">{format::bytes(e.per_device_bytes)}</td>
+                    <td><span class=format!("badge {class}")>{verdict_short(e.verdict)}</span></td>
+                    <td class="num">{format::tokens_per_s(e.decode_tokens_per_s)}</td>
+                    <td class="note">{runtime}</td>
                 </tr>
             }
         })
         .collect_view();
-    let longest = match table.longest_context {
-        Some(c) if c >= table.max_context => format!("{c} tokens (the model's maximum)"),
-        Some(c) => format!("{c} tokens (model maximum {})", table.max_context),
+    let skipped = skipped
+        .into_iter()
+        .map(|(why, formats)| view! { <li>{format!("{}: {why}", formats.join(", "))}</li> })
+        .collect_view();
+    let max_context = answer.request.model.max_context;
+    let longest = match answer.longest_context {
+        Some(c) if c >= max_context => format!("{c} tokens (the model's maximum)"),
+        Some(c) => format!("{c} tokens (model maximum {max_context})"),
         None => "none: even 1 token does not fit".into(),
     };
-    let best = match &table.best {
+    let best = match &answer.best_format {
         Some(b) => format!(
-            "Best format that fits: {b} (highest precision with room; else the first that fits tightly)."
+            "Best format that fits: {} (highest precision with room; else the first that fits tightly).",
+            b.format
         ),
         None => "No format fits with these settings.".to_string(),
     };
@@ -930,11 +944,12 @@ fn FormatTableView(
         <h2>"Every format"</h2>
         <p id="best-format">{best}</p>
         <div class="table-wrap">
-            <table id="formats" data-table-ms=format!("{:.3}", table.elapsed_ms)>
+            <table id="formats">
                 <thead><tr><th>"format"</th><th class="num">"memory"</th><th>"fits?"</th><th class="num">"decode"</th><th>"runtime"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
         </div>
+        <ul id="formats-skipped" class="note">{skipped}</ul>
     }
 }
 

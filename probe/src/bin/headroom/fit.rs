@@ -12,17 +12,19 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use headroom_core::{
-    advice::{Advice, FormatChoice, TrainingAdvice, advise},
+    advice::{FormatChoice, RowOutcome, TrainingAdvice},
+    answer::{Answer, ContextAsk, Question, answer},
     devices::{self, DeviceSpec},
-    estimate::{Estimate, EstimateRequest, Verdict, estimate, qlora_base_format},
+    estimate::{Estimate, Verdict},
     kv_cache::KvDtype,
+    limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES, MAX_LORA_RANK, MAX_MEMORY_GIB},
     model::ModelSpec,
     quant::WeightFormat,
     report::ProbeReport,
     runtime::Runtime,
     training::{
         DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LoraSettings, Mode, Optimizer,
-        TrainingPrecision, describe_layers, parse_lora_layers,
+        TrainingPrecision, describe_layers,
     },
     units::{GIB, MIB},
 };
@@ -32,26 +34,6 @@ use self::{
     model_input::{ModelSource, ResolvedModel},
     table::{Align, Table, gib, thousands, tokens_per_s},
 };
-
-/// Longest context accepted: 2^24 = 16,777,216 tokens. The longest context any open model
-/// advertises today is 10M tokens (Llama 4 Scout); beyond that a number is a typo.
-const MAX_CONTEXT_TOKENS: u64 = 1 << 24;
-
-/// Largest batch accepted: 2^16 sequences. Serving engines cap concurrent sequences far lower
-/// (vLLM's default `max_num_seqs` is 256); beyond this a number is a typo.
-const MAX_BATCH: u64 = 1 << 16;
-
-/// Most devices accepted: 2^12. An estimate for one model split over more GPUs than a large
-/// cluster pod holds is not a question this tool answers.
-const MAX_DEVICES: u32 = 1 << 12;
-
-/// Largest LoRA rank accepted. Published recipes use 8–256; a rank above the hidden size of any
-/// current model (≤ 2^14 = 16,384) cannot be applied to it.
-const MAX_LORA_RANK: u64 = 1 << 14;
-
-/// Largest memory size accepted for --wired-limit-mb and --host-memory-gib: 2^16 GiB = 64 TiB,
-/// beyond the largest single machine sold; a bigger number is a typo.
-const MAX_MEMORY_GIB: u64 = 1 << 16;
 
 /// The JSON output, one object per format.
 ///
@@ -211,9 +193,10 @@ pub struct FitArgs {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEVICES)))]
     device_count: u32,
 
-    /// KV cache element type.
-    #[arg(long, value_enum, value_name = "T", default_value_t = KvDtypeArg::F16)]
-    kv_dtype: KvDtypeArg,
+    /// KV cache element type. Default: f16 in llama.cpp and for float16 checkpoints, else bf16
+    /// (the model's own dtype).
+    #[arg(long, value_enum, value_name = "T")]
+    kv_dtype: Option<KvDtypeArg>,
 
     /// LoRA rank (--mode lora|qlora). Default: 16.
     #[arg(long, value_name = "R", allow_negative_numbers = true,
@@ -514,87 +497,52 @@ fn same_device(device: &DeviceSpec, adapter_name: &str) -> bool {
         .is_none_or(|part| adapter.contains(&model_input::normalize(part)))
 }
 
-/// The format used without --quant: the checkpoint's own precision, QLoRA's 4-bit base, or bf16
-/// for a full fine-tune of a quantized checkpoint.
-fn default_format(spec: &ModelSpec, mode: &Mode) -> WeightFormat {
-    let checkpoint = WeightFormat::default_for(spec);
-    match mode {
-        Mode::Qlora(_) => qlora_base_format(&checkpoint),
-        // A full fine-tune trains 16/32-bit weights: a quantized checkpoint (MXFP4, FP8) is
-        // dequantized to bf16 first.
-        Mode::Full(_) if checkpoint.is_quantized() => WeightFormat::Bf16,
-        _ => checkpoint,
-    }
-}
-
-/// One estimated format.
-struct FormatResult {
-    request: EstimateRequest,
-    estimate: Estimate,
-}
-
 /// Run the command.
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
-    let mut checked = check(&args)?;
+    let checked = check(&args)?;
     let device = resolve_device(&args)?;
     let ResolvedModel { spec, source } = model_input::resolve(&args.model)?;
-    if let (Some(text), Mode::Lora(l) | Mode::Qlora(l)) = (&args.lora_layers, &mut checked.mode) {
-        l.layers = parse_lora_layers(text, spec.num_layers).with_context(|| {
-            format!(
-                "--lora-layers `{text}` for {} ({} layers)",
-                spec.name, spec.num_layers
-            )
-        })?;
-    }
-    let context = match args.context {
-        None => None,
-        Some(ContextArg::Max) => Some(spec.max_context.max(1)),
-        Some(ContextArg::Tokens(tokens)) => Some(tokens),
+    let question = Question {
+        model: spec.clone(),
+        format: match &checked.quant {
+            QuantChoice::One(format) => Some(format.clone()),
+            QuantChoice::Default | QuantChoice::All => None,
+        },
+        context: match args.context {
+            None => ContextAsk::Default,
+            Some(ContextArg::Max) => ContextAsk::Max,
+            Some(ContextArg::Tokens(tokens)) => ContextAsk::Tokens(tokens),
+        },
+        batch: args.batch,
+        mode: checked.mode.clone(),
+        lora_layers: args.lora_layers.clone(),
+        runtime: checked.runtime,
+        kv_dtype: args.kv_dtype.map(KvDtype::from),
+        device: device.clone(),
+        device_count: args.device_count,
+        wired_limit_bytes: args.wired_limit_mb.map(|mb| mb * MIB),
+        host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
     };
-    if let Some(ContextArg::Tokens(tokens)) = args.context
-        && tokens > spec.max_context
-        && spec.max_context > 0
-    {
+    let answer = answer(&question).map_err(|err| {
+        anyhow::Error::new(err).context(match (&question.format, &args.lora_layers) {
+            (_, Some(layers)) if matches!(checked.mode, Mode::Lora(_) | Mode::Qlora(_)) => format!(
+                "{} ({} layers) with --lora-layers `{layers}`",
+                spec.name, spec.num_layers
+            ),
+            (Some(format), _) => format!("{} as {format}", spec.name),
+            (None, _) => spec.name.clone(),
+        })
+    })?;
+    if answer.context_beyond_model_max {
         // Not an error: people run models past their trained length with rope scaling, but the
         // answer must say so.
         eprintln!(
             "note: --context {} is beyond {}'s max_position_embeddings ({}); quality past it is \
              not guaranteed",
-            thousands(tokens),
+            thousands(answer.estimate.context),
             spec.name,
             thousands(spec.max_context)
         );
-    }
-    let single = !matches!(checked.quant, QuantChoice::All);
-    let formats: Vec<WeightFormat> = match &checked.quant {
-        QuantChoice::Default => vec![default_format(&spec, &checked.mode)],
-        QuantChoice::One(format) => vec![format.clone()],
-        QuantChoice::All => WeightFormat::all(),
-    };
-    let mut results = Vec::with_capacity(formats.len());
-    let mut skipped: Vec<(String, String)> = Vec::new();
-    for format in formats {
-        let runtime = checked
-            .runtime
-            .unwrap_or_else(|| Runtime::default_for(&device, &format));
-        let mut request = EstimateRequest::new(spec.clone(), format.clone(), device.clone());
-        request.context = context;
-        request.batch = args.batch;
-        request.mode = checked.mode.clone();
-        request.runtime = runtime;
-        request.kv_dtype = args.kv_dtype.into();
-        request.device_count = args.device_count;
-        request.wired_limit_bytes = args.wired_limit_mb.map(|mb| mb * MIB);
-        request.host_memory_bytes = args.host_memory_gib.map(|g| g * GIB);
-        match estimate(&request) {
-            Ok(estimate) => results.push(FormatResult { request, estimate }),
-            // A format the mode cannot use (e.g. GGUF with training) is a skipped row in a
-            // comparison, but the whole answer when it was the only format asked for.
-            Err(err) if single => {
-                return Err(err).with_context(|| format!("{} as {format}", spec.name));
-            }
-            Err(err) => skipped.push((format.to_string(), err.to_string())),
-        }
     }
     let ctx = OutputContext {
         args: &args,
@@ -604,46 +552,24 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         source: &source,
     };
     let mut out = String::new();
-    if single {
-        let Some(result) = results.first() else {
-            bail!("no estimate was produced for {}", spec.name);
-        };
-        // The advice repeats the estimate with its own assumptions added; show those.
-        let advice = advise(&result.request)
-            .with_context(|| format!("advice for {} as {}", spec.name, result.estimate.quant))?;
-        let mut estimate = advice.estimate.clone();
-        estimate.assumptions = advice.assumptions.clone();
-        let result = FormatResult {
-            request: result.request.clone(),
-            estimate,
-        };
+    if matches!(checked.quant, QuantChoice::All) {
         if args.json {
-            let json = ctx.json(&result, Some(&advice));
-            out.push_str(&serde_json::to_string_pretty(&json)?);
-            out.push('\n');
-        } else {
-            ctx.human(&mut out, &result, &advice);
-        }
-    } else {
-        if results.is_empty() {
-            let reasons: Vec<String> = skipped
+            let all: Vec<FitJson<'_>> = answer
+                .formats
                 .iter()
-                .map(|(f, why)| format!("{f}: {why}"))
+                .filter_map(|row| row.estimate().map(|e| ctx.json(e, None)))
                 .collect();
-            bail!(
-                "no format could be estimated for {} in {} mode ({})",
-                spec.name,
-                checked.mode_name,
-                reasons.join("; ")
-            );
-        }
-        if args.json {
-            let all: Vec<FitJson<'_>> = results.iter().map(|r| ctx.json(r, None)).collect();
             out.push_str(&serde_json::to_string_pretty(&all)?);
             out.push('\n');
         } else {
-            ctx.comparison(&mut out, &results, &skipped);
+            ctx.comparison(&mut out, &answer);
         }
+    } else if args.json {
+        let json = ctx.json(&answer.estimate, Some(&answer));
+        out.push_str(&serde_json::to_string_pretty(&json)?);
+        out.push('\n');
+    } else {
+        ctx.human(&mut out, &answer);
     }
     write_stdout(&out)
 }
@@ -722,11 +648,6 @@ fn verdict_short(verdict: Verdict) -> &'static str {
     }
 }
 
-/// Runtime name as typed on the command line.
-fn runtime_name(runtime: &Runtime) -> String {
-    runtime.to_string()
-}
-
 /// The training settings that fit, one line each.
 fn training_lines(out: &mut String, t: &TrainingAdvice) {
     use std::fmt::Write;
@@ -796,23 +717,22 @@ fn bits_per_weight(estimate: &Estimate) -> String {
 }
 
 impl OutputContext<'_> {
-    fn json<'r>(&'r self, result: &'r FormatResult, advice: Option<&'r Advice>) -> FitJson<'r> {
+    /// One format's JSON object; `answer` adds the advice (one format only).
+    fn json<'r>(&'r self, estimate: &'r Estimate, answer: Option<&'r Answer>) -> FitJson<'r> {
         FitJson {
-            estimate: &result.estimate,
+            estimate,
             device_id: &self.device.id,
             model_source: self.source.to_string(),
-            longest_context: advice.map(|a| a.longest_context),
-            best_format: advice.map(|a| a.best_format.as_ref()),
-            training_advice: advice.and_then(|a| a.training.as_ref()),
-            lora_layers: match &result.request.mode {
-                Mode::Lora(l) | Mode::Qlora(l) => l.adapted_layers(self.spec.num_layers).ok(),
-                _ => None,
-            },
+            longest_context: answer.map(|a| a.longest_context),
+            best_format: answer.map(|a| a.best_format.as_ref()),
+            training_advice: answer.and_then(|a| a.training.as_ref()),
+            lora_layers: answer.and_then(|a| a.lora_layers.clone()),
         }
     }
 
     /// The header lines: model, settings, device.
-    fn header(&self, out: &mut String, estimate: &Estimate, runtime: Option<&Runtime>) {
+    fn header(&self, out: &mut String, answer: &Answer, runtime: Option<&str>) {
+        let estimate = &answer.estimate;
         use std::fmt::Write;
         let spec = self.spec;
         let active = if estimate.params_active != estimate.params_total {
@@ -832,14 +752,9 @@ impl OutputContext<'_> {
             thousands(estimate.params_total),
             self.source
         );
-        let runtime = runtime
-            .map(|r| format!(" · {}", runtime_name(r)))
-            .unwrap_or_default();
-        let kv = serde_json::to_value(KvDtype::from(self.args.kv_dtype))
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let layers = match &self.checked.mode {
+        let runtime = runtime.map(|r| format!(" · {r}")).unwrap_or_default();
+        let kv = &estimate.kv_cache_dtype;
+        let layers = match &answer.request.mode {
             Mode::Lora(l) | Mode::Qlora(l) => format!(
                 " on layers {}",
                 describe_layers(l.layers.as_deref(), spec.num_layers)
@@ -870,10 +785,11 @@ impl OutputContext<'_> {
     }
 
     /// One format in full: components, verdict, speed, advice, assumptions.
-    fn human(&self, out: &mut String, result: &FormatResult, advice: &Advice) {
+    fn human(&self, out: &mut String, answer: &Answer) {
         use std::fmt::Write;
-        let e = &result.estimate;
-        self.header(out, e, Some(&result.request.runtime));
+        let e = &answer.estimate;
+        let advice = answer;
+        self.header(out, answer, Some(&e.runtime));
         let _ = writeln!(
             out,
             "format: {} ({} bits per weight)\n",
@@ -896,7 +812,7 @@ impl OutputContext<'_> {
         row("KV cache", e.kv_cache_bytes);
         row("activations", e.activation_bytes);
         row("runtime overhead", e.overhead_bytes);
-        if !matches!(result.request.mode, Mode::Inference) {
+        if !matches!(answer.request.mode, Mode::Inference) {
             row("training", e.training_bytes);
         }
         row("total", e.total_bytes);
@@ -909,7 +825,7 @@ impl OutputContext<'_> {
         row("usable (one device)", e.usable_bytes);
         out.push_str(&table.render());
         let _ = writeln!(out, "\nverdict: {}", verdict_words(e));
-        let speed = if matches!(result.request.mode, Mode::Inference) {
+        let speed = if matches!(answer.request.mode, Mode::Inference) {
             format!(
                 "{} tokens/s decode per sequence, {} tokens/s prefill (estimates{})",
                 approx_rate(e.decode_tokens_per_s),
@@ -957,13 +873,10 @@ impl OutputContext<'_> {
     }
 
     /// Every format side by side.
-    fn comparison(&self, out: &mut String, results: &[FormatResult], skipped: &[(String, String)]) {
+    fn comparison(&self, out: &mut String, answer: &Answer) {
         use std::fmt::Write;
-        let Some(first) = results.first() else {
-            return;
-        };
-        let runtime = self.checked.runtime.as_ref();
-        self.header(out, &first.estimate, runtime);
+        let runtime = self.checked.runtime.map(|r| r.to_string());
+        self.header(out, answer, runtime.as_deref());
         if runtime.is_none() {
             let _ = writeln!(
                 out,
@@ -982,35 +895,44 @@ impl OutputContext<'_> {
             ("prefill tok/s", Align::Right),
             ("runtime", Align::Left),
         ]);
-        for result in results {
-            let e = &result.estimate;
-            table.row(vec![
-                e.quant.clone(),
-                bits_per_weight(e),
-                gib(e.weights_bytes),
-                gib(e.per_device_bytes),
-                gib(e.usable_bytes),
-                verdict_short(e.verdict).to_owned(),
-                tokens_per_s(e.decode_tokens_per_s),
-                tokens_per_s(e.prefill_tokens_per_s),
-                runtime_name(&result.request.runtime),
-            ]);
+        // One line per reason: a training comparison skips every GGUF type for the same one.
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for row in &answer.formats {
+            match &row.outcome {
+                RowOutcome::Estimated(e) => table.row(vec![
+                    e.quant.clone(),
+                    bits_per_weight(e),
+                    gib(e.weights_bytes),
+                    gib(e.per_device_bytes),
+                    gib(e.usable_bytes),
+                    verdict_short(e.verdict).to_owned(),
+                    tokens_per_s(e.decode_tokens_per_s),
+                    tokens_per_s(e.prefill_tokens_per_s),
+                    if e.kv_cache_dtype == answer.estimate.kv_cache_dtype {
+                        row.runtime.clone()
+                    } else {
+                        format!("{} (KV {})", row.runtime, e.kv_cache_dtype)
+                    },
+                ]),
+                RowOutcome::Skipped(why) => {
+                    match reasons.iter_mut().find(|(reason, _)| reason == why) {
+                        Some((_, formats)) => formats.push(&row.format),
+                        None => reasons.push((why, vec![&row.format])),
+                    }
+                }
+            }
         }
         out.push_str(&table.render());
-        let fitting = results.iter().filter(|r| r.estimate.fits).count();
+        let fitting = answer
+            .formats
+            .iter()
+            .filter(|r| r.estimate().is_some_and(|e| e.fits))
+            .count();
         let _ = writeln!(
             out,
             "\n{fitting} of {} formats fit; `total` is per device, GiB = 2^30 bytes.",
             table.len()
         );
-        // One line per reason: a training comparison skips every GGUF type for the same one.
-        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
-        for (format, why) in skipped {
-            match reasons.iter_mut().find(|(reason, _)| reason == why) {
-                Some((_, formats)) => formats.push(format),
-                None => reasons.push((why, vec![format])),
-            }
-        }
         for (why, formats) in reasons {
             let _ = writeln!(out, "skipped {}: {why}", formats.join(", "));
         }

@@ -1,0 +1,294 @@
+//! The whole answer to one question, decided once for every front end.
+//!
+//! A [`Question`] is what a person asks: a model, a format (or the checkpoint's own), settings,
+//! a device and how many of it, a runtime, a mode. [`answer`] turns it into an [`Answer`]: the
+//! defaults it chose, the memory components, the verdict and speed, every format side by side,
+//! the best format that fits, the longest context that fits, training settings that fit and the
+//! assumptions behind all of it. The CLI (`headroom fit`) and the site's calculator both call
+//! [`answer`] and only render what it returns, so they cannot disagree.
+//!
+//! Data flow:
+//!
+//! ```text
+//! Question ──► defaults (format, runtime, KV type, context) ──► EstimateRequest
+//!                                                                   │
+//!            estimate ◄────────────────────────────────────────────┤
+//!            format_rows (every format, the runtime that loads it) ┤
+//!            longest_context, training_advice ◄────────────────────┘
+//!                          └──► Answer
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CoreError,
+    advice::{
+        FormatChoice, FormatRow, TrainingAdvice, best_of_rows, format_rows, longest_context,
+        training_advice,
+    },
+    devices::DeviceSpec,
+    estimate::{Estimate, EstimateRequest, estimate, qlora_base_format},
+    kv_cache::KvDtype,
+    limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
+    model::ModelSpec,
+    quant::WeightFormat,
+    runtime::Runtime,
+    training::{Mode, parse_lora_layers},
+    units::GIB,
+};
+
+/// The context a question asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextAsk {
+    /// 4096 tokens, or the model's maximum if smaller ([`ModelSpec::default_context`]) — never
+    /// silently the maximum.
+    #[default]
+    Default,
+    /// The model's maximum (`max_position_embeddings`).
+    Max,
+    /// This many tokens.
+    Tokens(u64),
+}
+
+/// One question: everything an answer depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Question {
+    /// The model.
+    pub model: ModelSpec,
+    /// Weight format; `None` = the checkpoint's own ([`default_format`]).
+    pub format: Option<WeightFormat>,
+    /// Context length.
+    pub context: ContextAsk,
+    /// Sequences processed together.
+    pub batch: u64,
+    /// Inference or a kind of training. LoRA layers come from [`Question::lora_layers`].
+    pub mode: Mode,
+    /// Decoder layers that get LoRA adapters, in the `--lora-layers` grammar (`all`, `last:8`,
+    /// `0-15`, `0,4,8-11`); `None` = every layer. LoRA and QLoRA only.
+    pub lora_layers: Option<String>,
+    /// The engine; `None` = the usual one for device, format and mode ([`default_runtime`]).
+    pub runtime: Option<Runtime>,
+    /// KV cache element type; `None` = the runtime's usual one ([`default_kv_dtype`]).
+    pub kv_dtype: Option<KvDtype>,
+    /// The device (one of `device_count` identical ones).
+    pub device: DeviceSpec,
+    /// Identical devices the model is split over.
+    pub device_count: u32,
+    /// macOS `iogpu.wired_limit_mb` in bytes (Apple devices).
+    pub wired_limit_bytes: Option<u64>,
+    /// Host RAM beside a discrete GPU, bytes, for the offload verdict.
+    pub host_memory_bytes: Option<u64>,
+}
+
+impl Question {
+    /// A question with every setting at its default: the checkpoint's format, the default
+    /// context, batch 1, inference, the usual runtime and KV type, one device.
+    pub fn new(model: ModelSpec, device: DeviceSpec) -> Question {
+        Question {
+            model,
+            format: None,
+            context: ContextAsk::Default,
+            batch: 1,
+            mode: Mode::Inference,
+            lora_layers: None,
+            runtime: None,
+            kv_dtype: None,
+            device,
+            device_count: 1,
+            wired_limit_bytes: None,
+            host_memory_bytes: None,
+        }
+    }
+}
+
+/// The answer to a [`Question`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The request the question resolved to, every default filled in.
+    pub request: EstimateRequest,
+    /// The estimate for that request; its `assumptions` hold every assumption of the answer
+    /// (the estimate's and the searches').
+    pub estimate: Estimate,
+    /// The context the question asked for lies beyond the model's `max_position_embeddings`
+    /// (memory is estimated anyway; quality past it is not guaranteed).
+    pub context_beyond_model_max: bool,
+    /// Longest context (up to the model's maximum) that fits with everything else as given;
+    /// `None` if not even one token does.
+    pub longest_context: Option<u64>,
+    /// Every format side by side, highest precision first, each with the runtime that loads it;
+    /// formats the mode cannot use are listed with the reason.
+    pub formats: Vec<FormatRow>,
+    /// The highest-precision format that fits with room (else the first that fits tightly).
+    pub best_format: Option<FormatChoice>,
+    /// Training settings that fit (training modes only).
+    pub training: Option<TrainingAdvice>,
+    /// Decoder layers (0-based) that carry LoRA adapters (LoRA/QLoRA only).
+    pub lora_layers: Option<Vec<u64>>,
+}
+
+/// The format used when the question names none: the checkpoint's own precision; for QLoRA the
+/// bitsandbytes 4-bit base; for a full fine-tune of a quantized checkpoint (MXFP4, FP8) bf16,
+/// since a full fine-tune trains 16/32-bit weights.
+pub fn default_format(model: &ModelSpec, mode: &Mode) -> WeightFormat {
+    let checkpoint = WeightFormat::default_for(model);
+    match mode {
+        Mode::Qlora(_) => qlora_base_format(&checkpoint),
+        Mode::Full(_) if checkpoint.is_quantized() => WeightFormat::Bf16,
+        _ => checkpoint,
+    }
+}
+
+/// The runtime used when the question names none: PyTorch (transformers, CUDA or MPS) for
+/// training, since that is what training is estimated for; for inference the usual engine for
+/// the device and format ([`Runtime::default_for`]).
+pub fn default_runtime(device: &DeviceSpec, format: &WeightFormat, mode: &Mode) -> Runtime {
+    if mode.is_training() {
+        if device.is_apple_silicon() {
+            Runtime::TransformersMps
+        } else {
+            Runtime::TransformersCuda
+        }
+    } else {
+        Runtime::default_for(device, format)
+    }
+}
+
+/// The KV cache type used when the question names none: f16 for llama.cpp (its default
+/// `--cache-type-k/-v`) and float16 checkpoints, else bf16 (PyTorch caches in the model's dtype).
+pub fn default_kv_dtype(model: &ModelSpec, runtime: Runtime) -> KvDtype {
+    if runtime == Runtime::LlamaCpp || model.torch_dtype.as_deref() == Some("float16") {
+        KvDtype::F16
+    } else {
+        KvDtype::Bf16
+    }
+}
+
+fn out_of_range(field: &str, value: impl ToString, problem: String) -> CoreError {
+    CoreError::OutOfRange {
+        field: field.into(),
+        value: value.to_string(),
+        problem,
+    }
+}
+
+/// Resolve the question's defaults into the request [`estimate`] takes; checks the settings
+/// that need the model (LoRA layers) and the limits of [`crate::limits`] that the request does
+/// not check itself.
+pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
+    let model = &q.model;
+    let format = match &q.format {
+        Some(f) => f.clone(),
+        None => default_format(model, &q.mode),
+    };
+    let runtime = q
+        .runtime
+        .unwrap_or_else(|| default_runtime(&q.device, &format, &q.mode));
+    let kv_dtype = q
+        .kv_dtype
+        .unwrap_or_else(|| default_kv_dtype(model, runtime));
+    let context = match q.context {
+        ContextAsk::Default => None,
+        ContextAsk::Max => Some(model.max_context.clamp(1, MAX_CONTEXT_TOKENS)),
+        ContextAsk::Tokens(t) => Some(t),
+    };
+    let mut mode = q.mode.clone();
+    match (&q.lora_layers, &mut mode) {
+        (Some(text), Mode::Lora(l) | Mode::Qlora(l)) => {
+            l.layers = parse_lora_layers(text, model.num_layers)?;
+        }
+        (Some(_), _) => {
+            return Err(CoreError::Unsupported(
+                "LoRA layers apply to LoRA and QLoRA only; choose one of those modes or leave \
+                 the layers at all"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    if let Mode::Lora(l) | Mode::Qlora(l) = &mode
+        && (l.rank == 0 || l.rank > MAX_LORA_RANK)
+    {
+        return Err(out_of_range(
+            "LoRA rank",
+            l.rank,
+            format!("must be between 1 and {MAX_LORA_RANK}"),
+        ));
+    }
+    let max_memory = MAX_MEMORY_GIB * GIB;
+    for (field, bytes) in [
+        ("wired limit", q.wired_limit_bytes),
+        ("host memory", q.host_memory_bytes),
+    ] {
+        if let Some(b) = bytes
+            && (b == 0 || b > max_memory)
+        {
+            return Err(out_of_range(
+                field,
+                format!("{b} bytes"),
+                format!("must be between 1 byte and {MAX_MEMORY_GIB} GiB"),
+            ));
+        }
+    }
+    Ok(EstimateRequest {
+        model: model.clone(),
+        format,
+        context,
+        batch: q.batch,
+        mode,
+        runtime,
+        kv_dtype,
+        device: q.device.clone(),
+        device_count: q.device_count,
+        wired_limit_bytes: q.wired_limit_bytes,
+        host_memory_bytes: q.host_memory_bytes,
+        activation: Default::default(),
+    })
+}
+
+/// The whole answer to `q`. An error names the setting that cannot be answered and what to do;
+/// formats other than the asked one that cannot run are rows with a reason, not errors.
+pub fn answer(q: &Question) -> Result<Answer, CoreError> {
+    let req = request(q)?;
+    let mut est = estimate(&req)?;
+    let longest = longest_context(&req)?;
+    let formats = format_rows(&req, q.runtime);
+    let best = best_of_rows(&formats);
+    let training = training_advice(&req)?;
+    let lora_layers = match &req.mode {
+        Mode::Lora(l) | Mode::Qlora(l) => Some(l.adapted_layers(req.model.num_layers)?),
+        _ => None,
+    };
+    let mut assumptions = vec![
+        "longest context: binary search up to the model's max_position_embeddings with batch, \
+         format and runtime as given; \"fits\" includes fits tightly"
+            .to_string(),
+        "best format: the first of headroom's format list (highest precision first) that \
+         fits with ≤ 90% of usable memory, else the first that fits tightly; formats the \
+         requested runtime cannot load are tried with the usual runtime for the device"
+            .to_string(),
+    ];
+    if training.is_some() {
+        assumptions.push(format!(
+            "training settings: batch searched up to {}, sequence length up to the model's \
+             maximum at batch 1, LoRA ranks {:?}; gradient checkpointing used for the searches \
+             when the given setting only fits with it; LoRA on the last k layers searched for \
+             the largest k, without checkpointing first",
+            crate::advice::MAX_ADVISED_BATCH,
+            crate::advice::LORA_RANKS
+        ));
+    }
+    assumptions.append(&mut est.assumptions);
+    est.assumptions = assumptions;
+    let context_beyond_model_max = matches!(q.context, ContextAsk::Tokens(t) if q.model.max_context > 0 && t > q.model.max_context);
+    Ok(Answer {
+        request: req,
+        estimate: est,
+        context_beyond_model_max,
+        longest_context: longest,
+        formats,
+        best_format: best,
+        training,
+        lora_layers,
+    })
+}
