@@ -6,7 +6,9 @@ use headroom_core::{
     advice::{RowOutcome, best_format, longest_context, training_advice},
     answer::{ContextAsk, Question, answer},
     devices,
+    error::Setting,
     estimate::{EstimateRequest, Verdict, estimate},
+    limits::MAX_CONTEXT_TOKENS,
     quant::WeightFormat,
     runtime::Runtime,
     training::{FullSettings, LoraSettings, Mode},
@@ -310,35 +312,48 @@ fn speed_follows_bandwidth_and_active_parameters() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
+    let setting_of = |r: &EstimateRequest| match estimate(r) {
+        Err(CoreError::Setting { setting, .. }) => Some(setting),
+        _ => None,
+    };
     let base = request("Llama-3.1-8B", "bf16", "h100");
     let mut r = base.clone();
     r.context = Some(0);
-    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { field, .. }) if field == "context"));
-    r.context = Some(200_000_000);
-    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+    assert_eq!(setting_of(&r), Some(Setting::Context));
+    r.context = Some(MAX_CONTEXT_TOKENS + 1);
+    assert_eq!(setting_of(&r), Some(Setting::Context));
     let mut r = base.clone();
     r.batch = 0;
-    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { field, .. }) if field == "batch"));
+    assert_eq!(setting_of(&r), Some(Setting::Batch));
     r.batch = 2_000_000;
-    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+    assert_eq!(setting_of(&r), Some(Setting::Batch));
     let mut r = base.clone();
     r.device_count = 0;
-    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+    assert_eq!(setting_of(&r), Some(Setting::DeviceCount));
     // GGUF needs llama.cpp; MLX needs a Mac; q8_0 KV needs llama.cpp.
     let mut r = request("Llama-3.1-8B", "Q4_K_M", "h100");
     r.runtime = Runtime::TransformersCuda;
-    assert!(matches!(estimate(&r), Err(CoreError::Unsupported(_))));
+    assert_eq!(setting_of(&r), Some(Setting::Runtime));
     let mut r = base.clone();
     r.runtime = Runtime::Mlx;
-    assert!(matches!(estimate(&r), Err(CoreError::Unsupported(_))));
+    assert_eq!(setting_of(&r), Some(Setting::Runtime));
     let mut r = base.clone();
     r.kv_dtype = headroom_core::kv_cache::KvDtype::Q8_0;
-    assert!(matches!(estimate(&r), Err(CoreError::Unsupported(_))));
-    // A full fine-tune of a quantized model is refused with a way out.
+    assert_eq!(setting_of(&r), Some(Setting::KvDtype));
+    // A full fine-tune of a quantized model is refused with a way out, in no front end's words.
     let mut r = request("Llama-3.1-8B", "nf4", "h100");
     r.mode = Mode::Full(FullSettings::default_settings());
     match estimate(&r) {
-        Err(CoreError::Unsupported(msg)) => assert!(msg.contains("--quant bf16"), "{msg}"),
+        Err(e @ CoreError::Setting { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("try format bf16"), "{text}");
+            assert!(!text.contains("--"), "core names no CLI flag: {text}");
+            let cli = e.worded(|s| format!("--{s}"), |s, v| format!("--{s} {v}"));
+            assert!(
+                cli.contains("--format `nf4`") && cli.contains("try --format bf16"),
+                "{cli}"
+            );
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -353,7 +368,12 @@ fn regression_deserialized_zero_group_size_is_an_error_not_a_panic() {
         group_size: 0,
     };
     match estimate(&r) {
-        Err(CoreError::OutOfRange { field, .. }) => assert!(field.contains("group"), "{field}"),
+        Err(CoreError::Setting {
+            setting, problem, ..
+        }) => {
+            assert_eq!(setting, Setting::Format);
+            assert!(problem.contains("group"), "{problem}");
+        }
         other => panic!("{other:?}"),
     }
     // The byte count itself never divides by zero either: with no usable group every matrix
@@ -366,7 +386,7 @@ fn regression_deserialized_zero_group_size_is_an_error_not_a_panic() {
         bits: 0,
         group_size: 128,
     };
-    assert!(matches!(estimate(&g), Err(CoreError::OutOfRange { .. })));
+    assert!(matches!(estimate(&g), Err(CoreError::Setting { .. })));
 }
 
 #[test]

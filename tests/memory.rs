@@ -5,6 +5,7 @@ use headroom_core::{
     CoreError,
     activations::{ActivationOptions, prefill_activation_bytes},
     devices::{self, DeviceSpec, MemoryKind},
+    error::Setting,
     kv_cache::{KvDtype, kv_cache_bytes},
     model::LayerAttention,
     params::param_counts,
@@ -669,7 +670,7 @@ fn lora_on_the_last_8_layers_trains_8_layers_of_adapters() {
             ..LoraSettings::default_settings()
         };
         match lora_params(&m, &s) {
-            Err(CoreError::OutOfRange { field, .. }) => assert_eq!(field, "LoRA layers"),
+            Err(CoreError::Setting { setting, .. }) => assert_eq!(setting, Setting::LoraLayers),
             other => panic!("{bad:?}: {other:?}"),
         }
     }
@@ -760,7 +761,9 @@ fn lora_layer_specs_parse_against_the_layer_count() {
         "last:0", "last:33", "32", "5-2", "x", "1,,2", "last:", "-1", "",
     ] {
         match parse_lora_layers(bad, 32) {
-            Err(CoreError::OutOfRange { field, .. }) => assert_eq!(field, "LoRA layers", "{bad}"),
+            Err(CoreError::Setting { setting, .. }) => {
+                assert_eq!(setting, Setting::LoraLayers, "{bad}")
+            }
             other => panic!("`{bad}` parsed: {other:?}"),
         }
     }

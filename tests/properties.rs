@@ -6,6 +6,7 @@ use headroom_core::{
     CoreError, devices,
     estimate::{EstimateRequest, estimate},
     kv_cache::{KvDtype, kv_cache_bytes},
+    limits::{MAX_BATCH, MAX_CONTEXT_TOKENS},
     model::{Architecture, LayerAttention, ModelSpec, MoeSpec},
     quant::{WeightFormat, weights_bytes},
     runtime::Runtime,
@@ -264,16 +265,36 @@ fn two_trillion_parameters_at_a_million_tokens_never_overflow() {
                     );
                     assert!(!e.fits);
                 }
-                Err(CoreError::OutOfRange { .. }) => {}
+                Err(CoreError::OutOfRange { .. } | CoreError::Setting { .. }) => {}
                 Err(other) => panic!("unexpected error {other}"),
             }
         }
     }
-    // The largest accepted request: 10^8 tokens × 10^6 sequences overflows 64 bits and says so.
+    // The largest accepted request (2^24 tokens × 2^16 sequences): an exact sum or the overflow
+    // error, never a wrapped number.
     let mut r = req(&model, "bf16", "h100", Runtime::TransformersCuda);
-    r.context = Some(100_000_000);
-    r.batch = 1_000_000;
-    assert!(matches!(estimate(&r), Err(CoreError::OutOfRange { .. })));
+    r.context = Some(MAX_CONTEXT_TOKENS);
+    r.batch = MAX_BATCH;
+    match estimate(&r) {
+        Ok(e) => {
+            let parts = [
+                e.weights_bytes,
+                e.kv_cache_bytes,
+                e.activation_bytes,
+                e.overhead_bytes,
+                e.training_bytes,
+            ];
+            assert_eq!(
+                parts.iter().try_fold(0u64, |a, b| a.checked_add(*b)),
+                Some(e.total_bytes)
+            );
+        }
+        Err(CoreError::OutOfRange { field, .. }) => assert_eq!(field, "memory estimate"),
+        Err(other) => panic!("unexpected error {other}"),
+    }
+    // One past the limits is refused by setting.
+    r.context = Some(MAX_CONTEXT_TOKENS + 1);
+    assert!(matches!(estimate(&r), Err(CoreError::Setting { .. })));
     // Training the 2T model does not overflow either.
     r.batch = 1;
     r.context = Some(1 << 20);

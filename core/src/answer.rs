@@ -27,6 +27,7 @@ use crate::{
         training_advice,
     },
     devices::DeviceSpec,
+    error::{Fix, Setting},
     estimate::{Estimate, EstimateRequest, estimate, qlora_base_format},
     kv_cache::KvDtype,
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
@@ -164,14 +165,6 @@ pub fn default_kv_dtype(model: &ModelSpec, runtime: Runtime) -> KvDtype {
     }
 }
 
-fn out_of_range(field: &str, value: impl ToString, problem: String) -> CoreError {
-    CoreError::OutOfRange {
-        field: field.into(),
-        value: value.to_string(),
-        problem,
-    }
-}
-
 /// Resolve the question's defaults into the request [`estimate`] takes; checks the settings
 /// that need the model (LoRA layers) and the limits of [`crate::limits`] that the request does
 /// not check itself.
@@ -197,11 +190,15 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
         (Some(text), Mode::Lora(l) | Mode::Qlora(l)) => {
             l.layers = parse_lora_layers(text, model.num_layers)?;
         }
-        (Some(_), _) => {
-            return Err(CoreError::Unsupported(
-                "LoRA layers apply to LoRA and QLoRA only; choose one of those modes or leave \
-                 the layers at all"
-                    .into(),
+        (Some(text), _) => {
+            return Err(CoreError::setting(
+                Setting::LoraLayers,
+                text,
+                format!("apply to LoRA and QLoRA only, not {}", q.mode.name()),
+                vec![
+                    Fix::new(Setting::Mode, "lora"),
+                    Fix::new(Setting::Mode, "qlora"),
+                ],
             ));
         }
         _ => {}
@@ -209,24 +206,26 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
     if let Mode::Lora(l) | Mode::Qlora(l) = &mode
         && (l.rank == 0 || l.rank > MAX_LORA_RANK)
     {
-        return Err(out_of_range(
-            "LoRA rank",
+        return Err(CoreError::setting(
+            Setting::LoraRank,
             l.rank,
             format!("must be between 1 and {MAX_LORA_RANK}"),
+            vec![Fix::new(Setting::LoraRank, "16")],
         ));
     }
     let max_memory = MAX_MEMORY_GIB * GIB;
-    for (field, bytes) in [
-        ("wired limit", q.wired_limit_bytes),
-        ("host memory", q.host_memory_bytes),
+    for (setting, bytes) in [
+        (Setting::WiredLimit, q.wired_limit_bytes),
+        (Setting::HostMemory, q.host_memory_bytes),
     ] {
         if let Some(b) = bytes
             && (b == 0 || b > max_memory)
         {
-            return Err(out_of_range(
-                field,
+            return Err(CoreError::setting(
+                setting,
                 format!("{b} bytes"),
                 format!("must be between 1 byte and {MAX_MEMORY_GIB} GiB"),
+                vec![],
             ));
         }
     }

@@ -59,4 +59,150 @@ pub enum CoreError {
     /// A combination that cannot be computed (e.g. a GGUF format with training).
     #[error("{0}")]
     Unsupported(String),
+    /// A setting of the question that cannot be answered as given: out of range, or at odds
+    /// with another setting. Structured so each front end words it in its own terms — the CLI
+    /// names flags (`--runtime llama.cpp`), the site names its controls ("Runtime").
+    #[error("{setting} {value}: {problem}{}", fixes_in_words(fixes))]
+    Setting {
+        /// The setting at fault.
+        setting: Setting,
+        /// Its value as given.
+        value: String,
+        /// What is wrong, in words that name no flag or control.
+        problem: String,
+        /// Settings that would make the question answerable, most likely first.
+        fixes: Vec<Fix>,
+    },
+}
+
+/// A setting of a question ([`crate::answer::Question`]), named so each front end can word it:
+/// the CLI as a flag, the site as a form control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// The weight format.
+    Format,
+    /// The context length.
+    Context,
+    /// The batch (sequences processed together).
+    Batch,
+    /// Inference, LoRA, QLoRA or a full fine-tune.
+    Mode,
+    /// The engine.
+    Runtime,
+    /// The KV cache element type.
+    KvDtype,
+    /// The device.
+    Device,
+    /// How many identical devices.
+    DeviceCount,
+    /// The LoRA rank.
+    LoraRank,
+    /// The layers that get LoRA adapters.
+    LoraLayers,
+    /// macOS `iogpu.wired_limit_mb`.
+    WiredLimit,
+    /// Host RAM beside a discrete GPU.
+    HostMemory,
+}
+
+impl Setting {
+    /// A neutral name: `runtime`, `KV cache type`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Format => "format",
+            Setting::Context => "context",
+            Setting::Batch => "batch",
+            Setting::Mode => "mode",
+            Setting::Runtime => "runtime",
+            Setting::KvDtype => "KV cache type",
+            Setting::Device => "device",
+            Setting::DeviceCount => "device count",
+            Setting::LoraRank => "LoRA rank",
+            Setting::LoraLayers => "LoRA layers",
+            Setting::WiredLimit => "wired limit",
+            Setting::HostMemory => "host memory",
+        }
+    }
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One way to make a question answerable: set `setting` to `value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fix {
+    /// The setting to change.
+    pub setting: Setting,
+    /// The value to give it, e.g. `llama.cpp`.
+    pub value: String,
+}
+
+impl Fix {
+    /// Set `setting` to `value`.
+    pub fn new(setting: Setting, value: impl Into<String>) -> Fix {
+        Fix {
+            setting,
+            value: value.into(),
+        }
+    }
+}
+
+/// `; try runtime llama.cpp, or format bf16` — the fixes in neutral words.
+fn fixes_in_words(fixes: &[Fix]) -> String {
+    if fixes.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = fixes
+        .iter()
+        .map(|f| format!("{} {}", f.setting, f.value))
+        .collect();
+    format!("; try {}", each.join(", or "))
+}
+
+impl CoreError {
+    /// A [`CoreError::Setting`] error.
+    pub fn setting(
+        setting: Setting,
+        value: impl ToString,
+        problem: impl Into<String>,
+        fixes: Vec<Fix>,
+    ) -> CoreError {
+        CoreError::Setting {
+            setting,
+            value: value.to_string(),
+            problem: problem.into(),
+            fixes,
+        }
+    }
+
+    /// Reword this error for a front end: `name` turns a setting into the front end's word for
+    /// it (a flag, a control's label), `set` into how one sets it to a value (`--runtime
+    /// llama.cpp`, `Runtime: llama.cpp`). Errors that are not about a setting keep their text.
+    pub fn worded(
+        &self,
+        name: impl Fn(Setting) -> String,
+        set: impl Fn(Setting, &str) -> String,
+    ) -> String {
+        match self {
+            CoreError::Setting {
+                setting,
+                value,
+                problem,
+                fixes,
+            } => {
+                let mut text = format!("{} `{value}`: {problem}", name(*setting));
+                if !fixes.is_empty() {
+                    let each: Vec<String> =
+                        fixes.iter().map(|f| set(f.setting, &f.value)).collect();
+                    text.push_str(&format!("; try {}", each.join(", or ")));
+                }
+                text
+            }
+            other => other.to_string(),
+        }
+    }
 }

@@ -14,6 +14,7 @@ use crate::{
     CoreError,
     activations::{ActivationOptions, prefill_activation_bytes},
     devices::{DeviceSpec, MemoryKind},
+    error::{Fix, Setting},
     kv_cache::{KvDtype, kv_cache_bytes},
     limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES},
     model::ModelSpec,
@@ -202,24 +203,27 @@ fn out_of_range(field: &str, value: impl ToString, problem: impl Into<String>) -
 pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
     let context = req.context_tokens();
     if context == 0 || context > MAX_CONTEXT_TOKENS {
-        return Err(out_of_range(
-            "context",
+        return Err(CoreError::setting(
+            Setting::Context,
             context,
-            format!("must be between 1 and {MAX_CONTEXT_TOKENS} tokens, e.g. 4096"),
+            format!("must be between 1 and {MAX_CONTEXT_TOKENS} tokens"),
+            vec![Fix::new(Setting::Context, "4096")],
         ));
     }
     if req.batch == 0 || req.batch > MAX_BATCH {
-        return Err(out_of_range(
-            "batch",
+        return Err(CoreError::setting(
+            Setting::Batch,
             req.batch,
             format!("must be between 1 and {MAX_BATCH} sequences"),
+            vec![],
         ));
     }
     if req.device_count == 0 || req.device_count > MAX_DEVICES {
-        return Err(out_of_range(
-            "devices",
+        return Err(CoreError::setting(
+            Setting::DeviceCount,
             req.device_count,
             format!("must be between 1 and {MAX_DEVICES} identical devices"),
+            vec![],
         ));
     }
     // A ModelSpec can arrive deserialized (a shared link, a file header) without passing the
@@ -230,10 +234,11 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
     } = req.runtime
         && !(gpu_memory_utilization > 0.0 && gpu_memory_utilization <= 1.0)
     {
-        return Err(out_of_range(
-            "vllm gpu_memory_utilization",
-            gpu_memory_utilization,
-            "must be in (0, 1], e.g. vllm:0.9",
+        return Err(CoreError::setting(
+            Setting::Runtime,
+            req.runtime,
+            "vLLM's gpu_memory_utilization must be in (0, 1]",
+            vec![Fix::new(Setting::Runtime, "vllm:0.9")],
         ));
     }
     // `FromStr` only makes valid formats, but a request deserialized from JSON (the site's URL
@@ -244,63 +249,98 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
         | WeightFormat::Mlx { bits, group_size }
             if bits == 0 || bits > 8 || group_size == 0 =>
         {
-            return Err(out_of_range(
-                "format bits / group size",
+            return Err(CoreError::setting(
+                Setting::Format,
                 format!("{bits}-bit g{group_size}"),
-                "bits must be 1–8 and the group size at least 1, e.g. gptq-4bit-g128",
+                "bits must be 1–8 and the group size at least 1",
+                vec![Fix::new(Setting::Format, "gptq-4bit-g128")],
             ));
         }
         _ => {}
     }
     if !req.runtime.supports_kv_dtype(req.kv_dtype) {
-        return Err(CoreError::Unsupported(format!(
-            "{} cannot keep its KV cache in {}: f16/bf16 work everywhere, fp8 in vLLM, \
-             q8_0/q4_0 in llama.cpp",
-            req.runtime, req.kv_dtype
-        )));
+        return Err(CoreError::setting(
+            Setting::KvDtype,
+            req.kv_dtype,
+            format!(
+                "{} cannot keep its KV cache in {}: f16/bf16 work everywhere, fp8 in vLLM, \
+                 q8_0/q4_0 in llama.cpp",
+                req.runtime, req.kv_dtype
+            ),
+            vec![Fix::new(Setting::KvDtype, "f16")],
+        ));
     }
     // Which engines exist depends on the platform, not on unified memory as such: an integrated
     // or software adapter measured by a probe shares host memory but gets the PyTorch profile.
     let apple = req.device.is_apple_silicon();
+    let runtimes = |names: &[&str]| -> Vec<Fix> {
+        names
+            .iter()
+            .map(|n| Fix::new(Setting::Runtime, *n))
+            .collect()
+    };
     match req.runtime {
         Runtime::TransformersCuda | Runtime::Vllm { .. } if apple => {
-            return Err(CoreError::Unsupported(format!(
-                "{} needs a discrete GPU (CUDA); on {} use transformers-mps, mlx or llama.cpp",
-                req.runtime, req.device.name
-            )));
+            return Err(CoreError::setting(
+                Setting::Runtime,
+                req.runtime,
+                format!(
+                    "needs a discrete GPU (CUDA), and {} is Apple silicon",
+                    req.device.name
+                ),
+                runtimes(&["transformers-mps", "mlx", "llama.cpp"]),
+            ));
         }
         Runtime::TransformersMps | Runtime::Mlx if !apple => {
-            return Err(CoreError::Unsupported(format!(
-                "{} runs on Apple silicon only; on {} use transformers, vllm or llama.cpp",
-                req.runtime, req.device.name
-            )));
+            return Err(CoreError::setting(
+                Setting::Runtime,
+                req.runtime,
+                format!("runs on Apple silicon only, and {} is not", req.device.name),
+                runtimes(&["transformers", "vllm", "llama.cpp"]),
+            ));
         }
         _ => {}
     }
     if req.format.is_gguf() && req.runtime != Runtime::LlamaCpp {
-        return Err(CoreError::Unsupported(format!(
-            "{} is a GGUF format, which runs in llama.cpp: use --runtime llama.cpp or a \
-             non-GGUF --quant",
-            req.format
-        )));
+        return Err(CoreError::setting(
+            Setting::Runtime,
+            req.runtime,
+            format!("{} is a GGUF format, which runs in llama.cpp", req.format),
+            vec![
+                Fix::new(Setting::Runtime, "llama.cpp"),
+                Fix::new(Setting::Format, "bf16"),
+            ],
+        ));
     }
     if matches!(req.format, WeightFormat::Mlx { .. }) && req.runtime != Runtime::Mlx {
-        return Err(CoreError::Unsupported(format!(
-            "{} is an MLX format: use --runtime mlx on Apple silicon",
-            req.format
-        )));
+        return Err(CoreError::setting(
+            Setting::Runtime,
+            req.runtime,
+            format!(
+                "{} is an MLX format, which runs in MLX on Apple silicon",
+                req.format
+            ),
+            vec![Fix::new(Setting::Runtime, "mlx")],
+        ));
     }
     if req.mode.is_training() {
         if !matches!(
             req.runtime,
             Runtime::TransformersCuda | Runtime::TransformersMps
         ) {
-            return Err(CoreError::Unsupported(format!(
-                "training ({}) is estimated for transformers/PyTorch only, not {}; use \
-                 --runtime transformers (or transformers-mps on Apple)",
-                req.mode.name(),
-                req.runtime
-            )));
+            return Err(CoreError::setting(
+                Setting::Runtime,
+                req.runtime,
+                format!(
+                    "training ({}) is estimated for transformers/PyTorch only",
+                    req.mode.name()
+                ),
+                runtimes(if apple {
+                    &["transformers-mps"]
+                } else {
+                    &["transformers"]
+                }),
+            ));
         }
         if let Mode::Full(_) = req.mode
             && !matches!(
@@ -308,11 +348,16 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
                 WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
             )
         {
-            return Err(CoreError::Unsupported(format!(
-                "a full fine-tune trains 16/32-bit weights, not {}: use --quant bf16 (or \
-                 --mode lora/qlora for a quantized base)",
-                req.format
-            )));
+            return Err(CoreError::setting(
+                Setting::Format,
+                &req.format,
+                "a full fine-tune trains 16/32-bit weights",
+                vec![
+                    Fix::new(Setting::Format, "bf16"),
+                    Fix::new(Setting::Mode, "lora"),
+                    Fix::new(Setting::Mode, "qlora"),
+                ],
+            ));
         }
     }
     Ok(context)

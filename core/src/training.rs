@@ -63,6 +63,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     CoreError,
     activations::{FP32_BYTES, attention_widths},
+    error::{Fix, Setting},
     model::{Architecture, ModelSpec},
     params::param_counts,
     tensors::TensorRole,
@@ -170,21 +171,23 @@ impl LoraSettings {
             return Ok((0..num_layers).collect());
         };
         if list.is_empty() {
-            return Err(CoreError::OutOfRange {
-                field: "LoRA layers".into(),
-                value: "[]".into(),
-                problem: "names no layer; give at least one, or leave it out to adapt all".into(),
-            });
+            return Err(CoreError::setting(
+                Setting::LoraLayers,
+                "[]",
+                "names no layer; give at least one",
+                vec![Fix::new(Setting::LoraLayers, "all")],
+            ));
         }
         if let Some(bad) = list.iter().find(|&&l| l >= num_layers) {
-            return Err(CoreError::OutOfRange {
-                field: "LoRA layers".into(),
-                value: bad.to_string(),
-                problem: format!(
+            return Err(CoreError::setting(
+                Setting::LoraLayers,
+                bad,
+                format!(
                     "the model has {num_layers} layers, numbered 0 to {}",
                     num_layers.saturating_sub(1)
                 ),
-            });
+                vec![],
+            ));
         }
         let mut v = list.clone();
         v.sort_unstable();
@@ -235,10 +238,8 @@ pub const LORA_LAYERS_GRAMMAR: &str =
 /// and empty or reversed ranges are errors that name the value.
 pub fn parse_lora_layers(spec: &str, num_layers: u64) -> Result<Option<Vec<u64>>, CoreError> {
     let s = spec.trim().to_ascii_lowercase();
-    let bad = |value: &str, problem: String| CoreError::OutOfRange {
-        field: "LoRA layers".into(),
-        value: value.to_string(),
-        problem,
+    let bad = |value: &str, problem: String| {
+        CoreError::setting(Setting::LoraLayers, value, problem, vec![])
     };
     let range_hint = || {
         format!(

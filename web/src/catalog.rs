@@ -5,9 +5,9 @@
 use std::str::FromStr;
 
 use headroom_core::{
-    CoreError,
     answer::{self, Answer, ContextAsk, Question},
     devices::{self, DeviceSpec, MemoryKind},
+    error::Setting,
     kv_cache::KvDtype,
     model::ModelSpec,
     model_catalog,
@@ -307,14 +307,34 @@ pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, 
     Ok(q)
 }
 
+/// The label of the calculator's control for `setting`, for core's errors.
+pub fn control(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Format => "Format",
+        Setting::Context => "Context",
+        Setting::Batch => "Batch",
+        Setting::Mode => "Mode",
+        Setting::Runtime => "Runtime",
+        Setting::KvDtype => "KV cache",
+        Setting::Device => "Device",
+        Setting::DeviceCount => "Devices",
+        Setting::LoraRank => "LoRA rank (mode)",
+        Setting::LoraLayers => "LoRA layers",
+        Setting::WiredLimit => "Wired limit",
+        Setting::HostMemory => "Host memory",
+        // `Setting` is non-exhaustive: a new one is named by core's word until it gets a control.
+        _ => setting.name(),
+    }
+}
+
 /// The Calculator page's result: core's answer to the settings.
 pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculation, String> {
     let q = question(settings, model)?;
-    let answer = answer::answer(&q).map_err(|e| match e {
-        CoreError::OutOfRange { ref field, .. } if field == "LoRA layers" => {
-            format!("LoRA layers: {e}")
-        }
-        e => e.to_string(),
+    let answer = answer::answer(&q).map_err(|e| {
+        e.worded(
+            |s| control(s).to_owned(),
+            |s, value| format!("{value} under {}", control(s)),
+        )
     })?;
     Ok(Calculation {
         unified: q.device.memory_kind == MemoryKind::Unified,

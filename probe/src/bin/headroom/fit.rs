@@ -12,9 +12,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use headroom_core::{
+    CoreError,
     advice::{FormatChoice, RowOutcome, TrainingAdvice},
     answer::{Answer, ContextAsk, Question, answer},
     devices::{self, DeviceSpec},
+    error::Setting,
     estimate::{Estimate, Verdict},
     kv_cache::KvDtype,
     limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES, MAX_LORA_RANK, MAX_MEMORY_GIB},
@@ -524,14 +526,23 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
     };
     let answer = answer(&question).map_err(|err| {
-        anyhow::Error::new(err).context(match (&question.format, &args.lora_layers) {
-            (_, Some(layers)) if matches!(checked.mode, Mode::Lora(_) | Mode::Qlora(_)) => format!(
-                "{} ({} layers) with --lora-layers `{layers}`",
-                spec.name, spec.num_layers
-            ),
-            (Some(format), _) => format!("{} as {format}", spec.name),
-            (None, _) => spec.name.clone(),
-        })
+        let about = match (&err, &question.format) {
+            (
+                CoreError::Setting {
+                    setting: Setting::LoraLayers,
+                    ..
+                },
+                _,
+            ) => {
+                format!("{} ({} layers)", spec.name, spec.num_layers)
+            }
+            (_, Some(format)) => format!("{} as {format}", spec.name),
+            (_, None) => spec.name.clone(),
+        };
+        anyhow::anyhow!(
+            "{about}: {}",
+            err.worded(|s| flag(s).to_owned(), |s, v| format!("{} {v}", flag(s)))
+        )
     })?;
     if answer.context_beyond_model_max {
         // Not an error: people run models past their trained length with rope scaling, but the
@@ -572,6 +583,26 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         ctx.human(&mut out, &answer);
     }
     write_stdout(&out)
+}
+
+/// The flag that sets `setting`, for core's errors.
+fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Format => "--quant",
+        Setting::Context => "--context",
+        Setting::Batch => "--batch",
+        Setting::Mode => "--mode",
+        Setting::Runtime => "--runtime",
+        Setting::KvDtype => "--kv-dtype",
+        Setting::Device => "--device",
+        Setting::DeviceCount => "--devices",
+        Setting::LoraRank => "--lora-rank",
+        Setting::LoraLayers => "--lora-layers",
+        Setting::WiredLimit => "--wired-limit-mb",
+        Setting::HostMemory => "--host-memory-gib",
+        // `Setting` is non-exhaustive: a new one is named by core's own word until it gets a flag.
+        _ => setting.name(),
+    }
 }
 
 /// Write everything at once; a closed pipe surfaces as an `io::Error` that `main` treats as
