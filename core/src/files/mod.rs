@@ -32,6 +32,30 @@ pub use gguf_model::{GgufModel, llama_ftype_name, spec_from_gguf};
 use gguf_header::GgufHeader;
 use safetensors_header::SafetensorsHeader;
 
+/// Bytes of a GGUF file to read first; callers grow the read (at least ×4, at least to
+/// [`FileError::NeedMoreBytes`]'s `need`) until the header parses.
+pub const GGUF_FIRST_READ_BYTES: u64 = 1 << 20;
+
+/// Most bytes of a GGUF file read for its header. The largest real headers (a 256K-token
+/// vocabulary with its scores and merges) are 10–20 MB; a header asking for more is corrupt.
+pub const GGUF_MAX_HEADER_BYTES: u64 = 64 << 20;
+
+/// How many bytes to read next for a header that needs `need` after `have` were read: at least
+/// `need`, and at least four times `have`, so a long header takes few reads; capped at
+/// `file_bytes` when known. `None` when that would pass `max_bytes`: the caller gives up.
+pub fn next_read_bytes(
+    have: u64,
+    need: u64,
+    file_bytes: Option<u64>,
+    max_bytes: u64,
+) -> Option<u64> {
+    if need > max_bytes {
+        return None;
+    }
+    let want = need.max(have.saturating_mul(4)).min(max_bytes);
+    Some(file_bytes.map_or(want, |size| want.min(size)))
+}
+
 /// What can go wrong reading a checkpoint header. Messages name the field and what to do; the
 /// caller adds the file's name.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

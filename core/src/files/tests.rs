@@ -863,3 +863,25 @@ fn weights_of_mlx_checkpoints_say_the_bits_are_unknown() {
     assert!(!w.parameters_exact);
     assert_eq!(w.format_name.as_deref(), Some("mlx"));
 }
+
+#[test]
+fn reads_grow_to_what_the_header_needs() {
+    let max = super::GGUF_MAX_HEADER_BYTES;
+    assert_eq!(
+        super::next_read_bytes(1 << 20, (1 << 20) + 1, None, max),
+        Some(4 << 20)
+    );
+    assert_eq!(
+        super::next_read_bytes(1 << 20, 9 << 20, None, max),
+        Some(9 << 20)
+    );
+    assert_eq!(
+        super::next_read_bytes(32 << 20, (32 << 20) + 1, None, max),
+        Some(max)
+    );
+    assert_eq!(
+        super::next_read_bytes(1 << 20, (1 << 20) + 1, Some(3 << 20), max),
+        Some(3 << 20)
+    );
+    assert_eq!(super::next_read_bytes(1 << 20, max + 1, None, max), None);
+}
