@@ -537,7 +537,14 @@ struct FormatResult {
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let mut checked = check(&args)?;
     let device = resolve_device(&args)?;
-    let ResolvedModel { spec, source } = model_input::resolve(&args.model)?;
+    let ResolvedModel {
+        spec,
+        source,
+        checkpoint,
+    } = model_input::resolve(&args.model)?;
+    if let Some(weights) = &checkpoint {
+        eprintln!("{}", model_input::describe_checkpoint(weights));
+    }
     if let (Some(text), Mode::Lora(l) | Mode::Qlora(l)) = (&args.lora_layers, &mut checked.mode) {
         l.layers = parse_lora_layers(text, spec.num_layers).with_context(|| {
             format!(
