@@ -336,3 +336,31 @@ fn one_gguf_file_of_a_repo_is_read_by_its_header() {
         "{stderr}"
     );
 }
+
+#[test]
+fn offline_reads_the_shards_in_the_hugging_face_cache() {
+    let cache =
+        std::env::temp_dir().join(format!("headroom-hub-ckpt-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let repo = cache.join("models--acme--cached");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).expect("mkdir");
+    std::fs::create_dir_all(repo.join("refs")).expect("mkdir");
+    std::fs::write(repo.join("refs/main"), commit).expect("write ref");
+    std::fs::write(snapshot.join("config.json"), qwen_config()).expect("write config");
+    let shard = writer::safetensors(&[("lm_head.weight", "BF16", &[1000, 64])]);
+    std::fs::write(snapshot.join("model.safetensors"), shard.file()).expect("write shard");
+    let out = Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .args(["fit", "acme/cached", "--device", "rtx-4090", "--json"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", &cache)
+        .output()
+        .expect("run headroom");
+    let (_, stderr) = ok_json(&out);
+    assert!(
+        stderr.contains("checkpoint model.safetensors: 1 tensors, 64000 parameters, 128000 bytes"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}

@@ -132,6 +132,25 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
                 );
                 None
             }),
+            // A config from the Hugging Face cache: the shards downloaded beside it, if any.
+            ModelSource::File(file) => file
+                .parent()
+                .map(|snapshot| {
+                    let shards = safetensors_shards_in(snapshot)?;
+                    if shards.is_empty() {
+                        return Ok(None);
+                    }
+                    safetensors_weights(&shards).map(Some)
+                })
+                .transpose()
+                .map(Option::flatten)
+                .unwrap_or_else(|err| {
+                    eprintln!(
+                        "note: `{arg}`'s cached safetensors headers could not be read ({err:#}); \
+                         the weights are estimated from config.json"
+                    );
+                    None
+                }),
             _ => None,
         };
         return Ok(ResolvedModel {
