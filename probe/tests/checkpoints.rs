@@ -332,3 +332,28 @@ fn regression_safetensors_header_length_beyond_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_mlx_folder_counts_packed_weights_with_the_config_group_size() {
+    let dir = scratch("mlx");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(qwen_config()).expect("read")).expect("json");
+    config["quantization"] = serde_json::json!({"group_size": 64, "bits": 4});
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("write");
+    // 4-bit g64, in = 512, out = 256: U32 [out, in / 8], f16 scales and biases [out, in / 64].
+    let shard = writer::safetensors(&[
+        ("l.q_proj.weight", "U32", &[256, 64]),
+        ("l.q_proj.scales", "F16", &[256, 8]),
+        ("l.q_proj.biases", "F16", &[256, 8]),
+    ]);
+    std::fs::write(dir.join("model.safetensors"), shard.file()).expect("write");
+    let (_, stderr) = fit_json(&dir);
+    let line = format!(
+        "checkpoint model.safetensors: 3 tensors, {} parameters, {} bytes",
+        256 * 512,
+        256 * 64 * 4 + 2 * 256 * 8 * 2
+    );
+    assert!(stderr.contains(&line), "`{line}` missing from:\n{stderr}");
+    assert!(stderr.contains("as mlx-4bit-g64"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -163,7 +163,8 @@ pub struct CheckpointWeights {
     pub by_dtype: Vec<DtypeShare>,
     /// The format, in headroom's format names where one applies: a llama.cpp file type
     /// (`Q4_K_M`, from `general.file_type`) for GGUF; `fp8`, `mxfp4`, `gptq-4bit-g128`,
-    /// `awq-4bit-g128`, `nf4`, `nf4+dq`, `fp4`, `int8`, `mlx`, or the main dtype (`bf16`, `fp16`,
+    /// `awq-4bit-g128`, `nf4`, `nf4+dq`, `fp4`, `int8`, `mlx-4bit-g64` (`mlx` without the group
+    /// size), or the main dtype (`bf16`, `fp16`,
     /// `fp32`) for safetensors.
     pub format_name: Option<String>,
 }
@@ -242,6 +243,17 @@ impl CheckpointWeights {
     pub fn from_safetensors(
         shards: &[(String, SafetensorsHeader)],
     ) -> Result<CheckpointWeights, FileError> {
+        CheckpointWeights::from_safetensors_with(shards, None)
+    }
+
+    /// [`CheckpointWeights::from_safetensors`], given MLX's quantization group size
+    /// (`quantization.group_size` in an MLX checkpoint's config.json): each packed tensor's bit
+    /// width then follows from its shape and its scales' (`bits = 32 · packed cols / (scale cols ·
+    /// group)`), so mixed-bit MLX checkpoints count exactly too.
+    pub fn from_safetensors_with(
+        shards: &[(String, SafetensorsHeader)],
+        mlx_group_size: Option<u64>,
+    ) -> Result<CheckpointWeights, FileError> {
         let mut seen: HashMap<&str, &str> = HashMap::new();
         let mut tensors = Vec::new();
         for (file, header) in shards {
@@ -267,11 +279,15 @@ impl CheckpointWeights {
             .map(|(f, _)| f.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        Ok(summarise(source, &tensors))
+        Ok(summarise(source, &tensors, mlx_group_size))
     }
 }
 
-fn summarise(source: String, tensors: &[TensorRef<'_>]) -> CheckpointWeights {
+fn summarise(
+    source: String,
+    tensors: &[TensorRef<'_>],
+    mlx_group_size: Option<u64>,
+) -> CheckpointWeights {
     let by_name: HashMap<&str, &TensorRef<'_>> = tensors.iter().map(|t| (t.name, t)).collect();
     let sibling = |name: &str, from: &str, to: &str| -> Option<&TensorRef<'_>> {
         name.strip_suffix(from)
@@ -337,11 +353,24 @@ fn summarise(source: String, tensors: &[TensorRef<'_>]) -> CheckpointWeights {
             && sibling(t.name, ".weight", ".scales").is_some()
             && sibling(t.name, ".weight", ".biases").is_some()
         {
-            // MLX packs b-bit weights into U32 with an fp16 scale and bias per group; b is in
-            // config.json, not in the header.
-            scheme.mlx = true;
-            parameters_exact = false;
-            t.elements
+            // MLX packs b-bit weights into U32 with an fp16 scale and bias per group; without the
+            // group size (config.json) the bits are unknown.
+            let scales = sibling(t.name, ".weight", ".scales");
+            let packed = mlx_group_size.and_then(|g| Some((g, mlx_packing(t, scales?, g)?)));
+            match packed {
+                Some((group, (bits, in_features))) => {
+                    if !matches!(scheme.mlx, Some(Some(_))) {
+                        scheme.mlx = Some(Some((bits, group)));
+                    }
+                    let rows = t.elements / t.shape.last().copied().unwrap_or(1).max(1);
+                    rows.saturating_mul(in_features)
+                }
+                None => {
+                    scheme.mlx.get_or_insert(None);
+                    parameters_exact = false;
+                    t.elements
+                }
+            }
         } else {
             t.elements
         };
@@ -423,6 +452,23 @@ fn packing(
     })
 }
 
+/// An MLX packed tensor's bits and input features, from its `U32` columns, its scales' columns
+/// and the group size; `None` when they do not fit together.
+fn mlx_packing(
+    weight: &TensorRef<'_>,
+    scales: &TensorRef<'_>,
+    group_size: u64,
+) -> Option<(u64, u64)> {
+    let packed_cols = *weight.shape.last()?;
+    let in_features = scales.shape.last()?.checked_mul(group_size)?;
+    let bits_total = packed_cols.checked_mul(PACK_WORD_BITS)?;
+    if in_features == 0 || !bits_total.is_multiple_of(in_features) {
+        return None;
+    }
+    let bits = bits_total / in_features;
+    (1..=8).contains(&bits).then_some((bits, in_features))
+}
+
 /// What the tensors say about the quantization.
 #[derive(Debug, Default)]
 struct Scheme {
@@ -432,7 +478,8 @@ struct Scheme {
     bnb_int8: bool,
     mxfp4: bool,
     fp8: bool,
-    mlx: bool,
+    /// MLX seen: with (bits, group size) of the first packed tensor when the group size was given.
+    mlx: Option<Option<(u64, u64)>>,
 }
 
 impl Scheme {
@@ -454,8 +501,10 @@ impl Scheme {
         if self.mxfp4 {
             return Some("mxfp4".into());
         }
-        if self.mlx {
-            return Some("mlx".into());
+        match self.mlx {
+            Some(Some((bits, group))) => return Some(format!("mlx-{bits}bit-g{group}")),
+            Some(None) => return Some("mlx".into()),
+            None => {}
         }
         if self.fp8 {
             return Some("fp8".into());

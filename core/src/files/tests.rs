@@ -862,6 +862,27 @@ fn weights_of_mlx_checkpoints_say_the_bits_are_unknown() {
     assert_eq!(w.parameters, 256 * 64);
     assert!(!w.parameters_exact);
     assert_eq!(w.format_name.as_deref(), Some("mlx"));
+    // With config.json's group size the bits follow from the shapes, per tensor: a 4-bit
+    // projection and an 8-bit head.
+    let mixed = shard(
+        "mlx.safetensors",
+        &[
+            ("l.q_proj.weight", "U32", &[256, 64]),
+            ("l.q_proj.scales", "F16", &[256, 8]),
+            ("l.q_proj.biases", "F16", &[256, 8]),
+            ("lm_head.weight", "U32", &[1000, 128]),
+            ("lm_head.scales", "F16", &[1000, 8]),
+            ("lm_head.biases", "F16", &[1000, 8]),
+            ("l.norm.weight", "BF16", &[512]),
+        ],
+    );
+    let w = CheckpointWeights::from_safetensors_with(&[mixed.clone()], Some(64)).unwrap();
+    assert_eq!(w.parameters, 256 * 512 + 1000 * 512 + 512);
+    assert!(w.parameters_exact);
+    assert_eq!(w.format_name.as_deref(), Some("mlx-4bit-g64"));
+    // A group size that does not fit the shapes leaves the count inexact, not wrong.
+    let w = CheckpointWeights::from_safetensors_with(&[mixed], Some(48)).unwrap();
+    assert!(!w.parameters_exact);
 }
 
 #[test]

@@ -125,13 +125,14 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
             .with_context(|| format!("`{arg}`'s config.json from {source}"))?;
         // The checkpoint's headers refine the weights; without them the config still answers.
         let checkpoint = match &source {
-            ModelSource::Hub(_) => hub_safetensors_weights(arg).unwrap_or_else(|err| {
-                eprintln!(
-                    "note: `{arg}`'s safetensors headers could not be read ({err:#}); the \
+            ModelSource::Hub(_) => hub_safetensors_weights(arg, mlx_group_size(&json))
+                .unwrap_or_else(|err| {
+                    eprintln!(
+                        "note: `{arg}`'s safetensors headers could not be read ({err:#}); the \
                      weights are estimated from config.json"
-                );
-                None
-            }),
+                    );
+                    None
+                }),
             // A config from the Hugging Face cache: the shards downloaded beside it, if any.
             ModelSource::File(file) => file
                 .parent()
@@ -140,7 +141,7 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
                     if shards.is_empty() {
                         return Ok(None);
                     }
-                    safetensors_weights(&shards).map(Some)
+                    safetensors_weights(&shards, mlx_group_size(&json)).map(Some)
                 })
                 .transpose()
                 .map(Option::flatten)
@@ -224,7 +225,7 @@ fn from_path(path: &Path) -> anyhow::Result<ResolvedModel> {
     let checkpoint = if shards.is_empty() {
         None
     } else {
-        Some(safetensors_weights(&shards)?)
+        Some(safetensors_weights(&shards, mlx_group_size(&json))?)
     };
     Ok(ResolvedModel {
         spec,
@@ -397,7 +398,10 @@ pub fn safetensors_header_from(
 }
 
 /// The summed weights of safetensors shards on disk.
-fn safetensors_weights(shards: &[PathBuf]) -> anyhow::Result<CheckpointWeights> {
+fn safetensors_weights(
+    shards: &[PathBuf],
+    mlx_group_size: Option<u64>,
+) -> anyhow::Result<CheckpointWeights> {
     let mut headers = Vec::with_capacity(shards.len());
     for shard in shards {
         let name = file_name(shard);
@@ -405,7 +409,19 @@ fn safetensors_weights(shards: &[PathBuf]) -> anyhow::Result<CheckpointWeights> 
         let header = safetensors_header_from(&name, size, |n| read_prefix(shard, n))?;
         headers.push((name, header));
     }
-    Ok(CheckpointWeights::from_safetensors(&headers)?)
+    Ok(CheckpointWeights::from_safetensors_with(
+        &headers,
+        mlx_group_size,
+    )?)
+}
+
+/// The quantization group size an MLX checkpoint's config.json gives (`quantization`, or
+/// `quantization_config` as newer mlx-lm also writes), so its packed weights count exactly.
+fn mlx_group_size(config_json: &str) -> Option<u64> {
+    let config: serde_json::Value = serde_json::from_str(config_json).ok()?;
+    ["quantization", "quantization_config"]
+        .iter()
+        .find_map(|key| config.get(key)?.get("group_size")?.as_u64())
 }
 
 /// A `.gguf` file: the spec from its metadata, the weights from its tensors.
@@ -493,7 +509,10 @@ impl HubAccess {
 /// The weights of `id`'s safetensors checkpoint on the Hub: the shards
 /// `model.safetensors.index.json` lists, else `model.safetensors`; `None` when the repository
 /// has neither (or `$HF_HUB_OFFLINE` is set). Two Range requests per shard, headers only.
-fn hub_safetensors_weights(id: &str) -> anyhow::Result<Option<CheckpointWeights>> {
+fn hub_safetensors_weights(
+    id: &str,
+    mlx_group_size: Option<u64>,
+) -> anyhow::Result<Option<CheckpointWeights>> {
     if hub::offline_from_env() {
         return Ok(None);
     }
@@ -521,7 +540,10 @@ fn hub_safetensors_weights(id: &str) -> anyhow::Result<Option<CheckpointWeights>
             ),
         }
     }
-    Ok(Some(CheckpointWeights::from_safetensors(&headers)?))
+    Ok(Some(CheckpointWeights::from_safetensors_with(
+        &headers,
+        mlx_group_size,
+    )?))
 }
 
 /// `owner/name:file.gguf`: the spec and weights from one GGUF file of a Hub repository, read by
