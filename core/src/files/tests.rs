@@ -876,7 +876,8 @@ fn weights_of_mlx_checkpoints_say_the_bits_are_unknown() {
             ("l.norm.weight", "BF16", &[512]),
         ],
     );
-    let w = CheckpointWeights::from_safetensors_with(&[mixed.clone()], Some(64)).unwrap();
+    let w =
+        CheckpointWeights::from_safetensors_with(std::slice::from_ref(&mixed), Some(64)).unwrap();
     assert_eq!(w.parameters, 256 * 512 + 1000 * 512 + 512);
     assert!(w.parameters_exact);
     assert_eq!(w.format_name.as_deref(), Some("mlx-4bit-g64"));
