@@ -907,3 +907,26 @@ fn reads_grow_to_what_the_header_needs() {
     );
     assert_eq!(super::next_read_bytes(1 << 20, max + 1, None, max), None);
 }
+
+#[test]
+fn safetensors_random_corruption_never_panics() {
+    let f = writer::safetensors(&[
+        ("a", "BF16", &[8, 8]),
+        ("b", "F8_E4M3", &[16]),
+        ("c", "I32", &[4, 2]),
+    ]);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..2000 {
+        let mut bytes = f.header.clone();
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let i = (state % bytes.len() as u64) as usize;
+            bytes[i] = (state >> 40) as u8;
+        }
+        let (_, largest) =
+            largest_allocation(|| safetensors_header::parse(&bytes, Some(f.file_bytes)));
+        assert!(largest < SMALL_ALLOCATION_BYTES, "{largest} bytes at once");
+    }
+}
