@@ -260,6 +260,16 @@ fn fit_reads_a_folder_of_safetensors_shards() {
     );
     assert!(stderr.contains(&line), "`{line}` missing from:\n{stderr}");
     assert!(stderr.contains("as bf16"), "{stderr}");
+    // `model.safetensors` beside other safetensors files (Mistral's `consolidated.safetensors`
+    // holds the same weights): only it counts.
+    let single = writer::safetensors(&[("lm_head.weight", "BF16", &[10, 64])]);
+    std::fs::write(dir.join("model.safetensors"), single.file()).expect("write");
+    let (_, stderr) = fit_json(&dir);
+    assert!(
+        stderr.contains("checkpoint model.safetensors: 1 tensors, 640 parameters"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.join("model.safetensors")).expect("rm");
     // One shard given by path: its folder's config.json, that shard's weights.
     let (_, stderr) = fit_json(&dir.join("model-00002-of-00002.safetensors"));
     assert!(

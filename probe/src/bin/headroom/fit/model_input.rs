@@ -261,10 +261,16 @@ fn files_with_extension(folder: &Path, ext: &str) -> anyhow::Result<Vec<PathBuf>
 }
 
 /// The checkpoint's shards in `folder`: those `model.safetensors.index.json` lists when it exists
-/// (each must be there), else every `*.safetensors` file.
+/// (each must be there), else `model.safetensors`, else every `*.safetensors` file. (Mistral's
+/// repositories also hold `consolidated.safetensors`, the same weights under other names: the
+/// index or `model.safetensors` keeps them from being counted twice.)
 fn safetensors_shards_in(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let index = folder.join(SAFETENSORS_INDEX_FILE_NAME);
     if !index.is_file() {
+        let single = folder.join(SINGLE_SAFETENSORS_FILE_NAME);
+        if single.is_file() {
+            return Ok(vec![single]);
+        }
         return files_with_extension(folder, "safetensors");
     }
     let text = std::fs::read_to_string(&index)
