@@ -28,7 +28,7 @@ use crate::{
     },
     devices::DeviceSpec,
     error::{Fix, Setting},
-    estimate::{Estimate, EstimateRequest, estimate, qlora_base_format},
+    estimate::{CheckpointBytes, Estimate, EstimateRequest, estimate, qlora_base_format},
     kv_cache::KvDtype,
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
     model::ModelSpec,
@@ -80,6 +80,55 @@ pub struct Question {
     pub wired_limit_bytes: Option<u64>,
     /// Host RAM beside a discrete GPU, bytes, for the offload verdict.
     pub host_memory_bytes: Option<u64>,
+    /// The checkpoint's weights as read from its headers (a `.gguf` file, safetensors shards):
+    /// its format becomes the default, and in that format its bytes replace the computed
+    /// weights.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointSize>,
+}
+
+/// What a checkpoint's headers say about its weights ([`crate::files::CheckpointWeights`] in
+/// short, so a front end can carry it in a link).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointSize {
+    /// The file names.
+    pub source: String,
+    /// The format name headroom gives the checkpoint (`Q4_K_M`, `fp8`, `bf16`, ...), if known.
+    pub format_name: Option<String>,
+    /// Every tensor's bytes, side data included.
+    pub bytes: u64,
+    /// Parameters in the checkpoint.
+    pub parameters: u64,
+    /// False when `parameters` counts some packed tensors as stored (MLX without its config).
+    pub parameters_exact: bool,
+}
+
+impl From<&crate::files::CheckpointWeights> for CheckpointSize {
+    fn from(w: &crate::files::CheckpointWeights) -> CheckpointSize {
+        CheckpointSize {
+            source: w.source.clone(),
+            format_name: w.format_name.clone(),
+            bytes: w.bytes,
+            parameters: w.parameters,
+            parameters_exact: w.parameters_exact,
+        }
+    }
+}
+
+/// The checkpoint's headers set against the config-derived count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointCheck {
+    /// Parameters in the checkpoint.
+    pub checkpoint_parameters: u64,
+    /// Parameters the config describes.
+    pub config_parameters: u64,
+    /// Whether the two counts agree (only judged when the checkpoint's count is exact).
+    pub parameters_agree: bool,
+    /// The checkpoint's bytes, when its format is known.
+    pub checkpoint_bytes: u64,
+    /// The bytes headroom computes for the same format from the config; `None` when the
+    /// checkpoint's format is not one headroom knows.
+    pub computed_bytes: Option<u64>,
 }
 
 impl Question {
@@ -99,6 +148,7 @@ impl Question {
             device_count: 1,
             wired_limit_bytes: None,
             host_memory_bytes: None,
+            checkpoint: None,
         }
     }
 }
@@ -126,6 +176,13 @@ pub struct Answer {
     pub training: Option<TrainingAdvice>,
     /// Decoder layers (0-based) that carry LoRA adapters (LoRA/QLoRA only).
     pub lora_layers: Option<Vec<u64>>,
+    /// The checkpoint's headers against the config, when the question came with a checkpoint.
+    pub checkpoint: Option<CheckpointCheck>,
+}
+
+/// The checkpoint's format as a [`WeightFormat`], when headroom knows its name.
+fn checkpoint_format(q: &Question) -> Option<WeightFormat> {
+    q.checkpoint.as_ref()?.format_name.as_deref()?.parse().ok()
 }
 
 /// The format used when the question names none: the checkpoint's own precision; for QLoRA the
@@ -170,9 +227,12 @@ pub fn default_kv_dtype(model: &ModelSpec, runtime: Runtime) -> KvDtype {
 /// not check itself.
 pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
     let model = &q.model;
-    let format = match &q.format {
-        Some(f) => f.clone(),
-        None => default_format(model, &q.mode),
+    let shipped = checkpoint_format(q);
+    let format = match (&q.format, &shipped) {
+        (Some(f), _) => f.clone(),
+        // The checkpoint's own format, where the mode can use it.
+        (None, Some(f)) if crate::advice::mode_accepts_format(&q.mode, f).is_ok() => f.clone(),
+        (None, _) => default_format(model, &q.mode),
     };
     let runtime = q
         .runtime
@@ -242,13 +302,38 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
         wired_limit_bytes: q.wired_limit_bytes,
         host_memory_bytes: q.host_memory_bytes,
         activation: Default::default(),
+        checkpoint: match (&q.checkpoint, shipped) {
+            (Some(c), Some(format)) => Some(CheckpointBytes {
+                format,
+                bytes: c.bytes,
+                source: c.source.clone(),
+            }),
+            _ => None,
+        },
     })
 }
 
 /// The whole answer to `q`. An error names the setting that cannot be answered and what to do;
 /// formats other than the asked one that cannot run are rows with a reason, not errors.
 pub fn answer(q: &Question) -> Result<Answer, CoreError> {
-    let req = request(q)?;
+    let mut req = request(q)?;
+    let mut fallback_note = None;
+    if q.format.is_none()
+        && let Some(shipped) = checkpoint_format(q)
+        && req.format == shipped
+        && let Err(why) = crate::estimate::validate(&req)
+    {
+        // The checkpoint's own format cannot run here (an MLX checkpoint on a CUDA GPU): answer
+        // for the format the config would default to, and say so.
+        let mut config_default = q.clone();
+        config_default.format = Some(default_format(&q.model, &q.mode));
+        req = request(&config_default)?;
+        fallback_note = Some(format!(
+            "the checkpoint's format {shipped} cannot run as asked ({why}): estimated in {} \
+             instead",
+            req.format
+        ));
+    }
     let mut est = estimate(&req)?;
     let longest = longest_context(&req)?;
     let formats = format_rows(&req, q.runtime);
@@ -277,6 +362,27 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
             crate::advice::LORA_RANKS
         ));
     }
+    let checkpoint = q.checkpoint.as_ref().map(|c| {
+        let config_parameters = est.params_total;
+        let computed_bytes =
+            checkpoint_format(q).map(|f| crate::quant::weights_bytes(&req.model, &f));
+        let parameters_agree = !c.parameters_exact || c.parameters == config_parameters;
+        if !parameters_agree {
+            assumptions.push(format!(
+                "checkpoint {} holds {} parameters, the config describes {config_parameters}: \
+                 the weights are the checkpoint's, the cache and activations the config's",
+                c.source, c.parameters
+            ));
+        }
+        CheckpointCheck {
+            checkpoint_parameters: c.parameters,
+            config_parameters,
+            parameters_agree,
+            checkpoint_bytes: c.bytes,
+            computed_bytes,
+        }
+    });
+    assumptions.extend(fallback_note);
     assumptions.append(&mut est.assumptions);
     est.assumptions = assumptions;
     let context_beyond_model_max = matches!(q.context, ContextAsk::Tokens(t) if q.model.max_context > 0 && t > q.model.max_context);
@@ -289,5 +395,6 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         best_format: best,
         training,
         lora_layers,
+        checkpoint,
     })
 }

@@ -61,6 +61,21 @@ pub struct EstimateRequest {
     /// Attention kernel and logits choices; defaults follow the runtime.
     #[serde(default)]
     pub activation: ActivationOptions,
+    /// Weights read from the checkpoint's own headers: they replace the computed weights when
+    /// the request's format is the checkpoint's.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointBytes>,
+}
+
+/// A checkpoint's weight bytes as shipped, and the format they are stored in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointBytes {
+    /// The checkpoint's format.
+    pub format: WeightFormat,
+    /// Every tensor's bytes, side data (scales, zeros) included.
+    pub bytes: u64,
+    /// The files they came from.
+    pub source: String,
 }
 
 /// "Fits" holds up to this share of usable memory (the rest is slack for allocator
@@ -92,6 +107,7 @@ impl EstimateRequest {
             wired_limit_bytes: None,
             host_memory_bytes: None,
             activation: ActivationOptions::default(),
+            checkpoint: None,
         }
     }
 
@@ -421,7 +437,18 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
         }
         _ => req.format.clone(),
     };
-    let frozen_weights = weights_bytes(model, &format_used);
+    let computed_weights = weights_bytes(model, &format_used);
+    let frozen_weights = match &req.checkpoint {
+        Some(c) if c.format == format_used => {
+            assumptions.push(format!(
+                "weights: {} bytes as stored in {} (read from its headers; computed from the \
+                 config: {computed_weights} bytes)",
+                c.bytes, c.source
+            ));
+            c.bytes
+        }
+        _ => computed_weights,
+    };
     let (weights, kv, activations, training) = if req.mode.is_training() {
         let t = training_memory(
             model,
@@ -579,7 +606,14 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
         assumptions.push("speeds: not estimated for training (reported as 0)".to_string());
         (0.0, 0.0)
     } else {
-        let active_bytes = active_weights_bytes(model, &format_used);
+        // Checkpoint bytes scale the computed active share (a token reads its experts' share of
+        // the stored bytes, scales included).
+        let computed_active = active_weights_bytes(model, &format_used);
+        let active_bytes = if frozen_weights == computed_weights || computed_weights == 0 {
+            computed_active
+        } else {
+            (computed_active as f64 * frozen_weights as f64 / computed_weights as f64) as u64
+        };
         let kv_steady =
             kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime).steady_bytes;
         let kv_per_seq = kv_steady / batch.max(1);

@@ -21,6 +21,7 @@
 //! * [`model::ModelSpec`] — the shape of a model, from a Hugging Face `config.json`
 //!   ([`config`]) or the bundled [`model_catalog`].
 //! * [`tensors`] — every stored weight tensor with its shape; [`params`] counts them.
+//! * [`files`] — `.gguf` and `.safetensors` headers: the model's shape and its exact weights.
 //! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
 //! * [`devices`] and [`usable_memory`] — what a machine offers; [`speed`] — tokens per second.
@@ -37,6 +38,7 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod estimate;
+pub mod files;
 pub mod gguf;
 pub mod kv_cache;
 pub mod limits;

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use headroom_core::{
-    answer::{self, Answer, ContextAsk, Question},
+    answer::{self, Answer, CheckpointSize, ContextAsk, Question},
     devices::{self, DeviceSpec, MemoryKind},
     error::Setting,
     kv_cache::KvDtype,
@@ -46,6 +46,10 @@ pub struct ExactWeights {
     pub bytes: u64,
     /// Parameters in the file.
     pub parameters: u64,
+    /// The file's format in headroom's names (`Q4_K_M`, `fp8`, `bf16`), when known (`wformat=`).
+    pub format: Option<String>,
+    /// False when packed tensors were counted as stored (`wexact=0`).
+    pub parameters_exact: bool,
 }
 
 /// The device: a catalog entry or a measured one.
@@ -138,6 +142,8 @@ impl CalcSettings {
             (Some(b), Some(p)) => match (b.parse(), p.parse()) {
                 (Ok(bytes), Ok(parameters)) => Some(ExactWeights {
                     file: q.get("wfile").unwrap_or("model file").to_string(),
+                    format: q.get("wformat").map(str::to_string),
+                    parameters_exact: q.get("wexact") != Some("0"),
                     bytes,
                     parameters,
                 }),
@@ -177,6 +183,12 @@ impl CalcSettings {
             q.set("wfile", e.file.clone());
             q.set("wbytes", e.bytes.to_string());
             q.set("wparams", e.parameters.to_string());
+            if let Some(f) = &e.format {
+                q.set("wformat", f.clone());
+            }
+            if !e.parameters_exact {
+                q.set("wexact", "0");
+            }
         }
         if !self.format.is_empty() {
             q.set("format", self.format.clone());
@@ -304,6 +316,13 @@ pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, 
         q.kv_dtype = Some(KvDtype::from_str(&settings.kv).map_err(|e| format!("KV cache: {e}"))?);
     }
     q.device_count = settings.device_count;
+    q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
+        source: e.file.clone(),
+        format_name: e.format.clone(),
+        bytes: e.bytes,
+        parameters: e.parameters,
+        parameters_exact: e.parameters_exact,
+    });
     Ok(q)
 }
 
@@ -400,6 +419,8 @@ mod tests {
                 file: "x.gguf".into(),
                 bytes: 123,
                 parameters: 45,
+                format: Some("Q4_K_M".into()),
+                parameters_exact: false,
             }),
         };
         let q = Query::parse(&s.to_query().to_search());

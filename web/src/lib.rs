@@ -7,7 +7,8 @@
 //! * [`pages`] — Calculator, Reports and Benchmark.
 //! * [`components::charts`] — the SVG charts (stacked memory bar, bar charts, sweep curve).
 //! * [`url_state`] — every setting as URL query parameters, so a result is a shareable link.
-//! * [`model_files`] — `.gguf` and `.safetensors` header readers (only the header bytes are read).
+//! * [`model_files`] — reads `.gguf` and `.safetensors` headers from dropped files for core's
+//!   parsers (only the header bytes are read).
 //! * [`catalog`] — the one place the site calls into `headroom-core`'s catalogs and estimate.
 //! * [`browser`] — thin wrappers over the browser APIs (files, fetch, history, clock).
 #![deny(missing_docs)]

@@ -105,12 +105,13 @@ fn calculator_renders_a_verdict_and_times_the_recompute() {
 
 #[wasm_bindgen_test]
 fn gguf_header_parses_in_the_browser() {
+    use headroom_core::files::writer;
     use headroom_web::model_files::gguf;
-    let bytes = gguf::writer::header(
+    let f = writer::gguf(
         "llama",
         &[("llama.block_count", 1)],
         &[("output.weight", &[256, 256], 12)],
     );
-    let h = gguf::parse(&bytes).unwrap();
+    let h = gguf::parse(&f.header, Some(f.file_bytes)).unwrap();
     assert_eq!(h.tensor_bytes(), 256 * 144);
 }

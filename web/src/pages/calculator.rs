@@ -17,8 +17,7 @@ use crate::{
     browser,
     catalog::{self, CalcSettings, Calculation, DeviceChoice, ExactWeights, ModelSource},
     components::charts::{Marker, Segment, StackedBar},
-    format,
-    model_files::{self, gguf, safetensors_header},
+    format, model_files,
     url_state::Query,
 };
 
@@ -155,12 +154,6 @@ async fn fetch_hub(repo_id: String) -> ModelState {
     }
 }
 
-/// First bytes read from a GGUF file; doubled until the header fits.
-const GGUF_FIRST_READ_BYTES: u64 = 1 << 20;
-/// Largest header read: a 256K-token vocabulary with merges is ~10–20 MB; beyond this the file
-/// is not a sane GGUF.
-const GGUF_MAX_HEADER_BYTES: u64 = 256 << 20;
-
 /// What a dropped file set gave.
 struct FileOutcome {
     spec: Option<ModelSpec>,
@@ -171,24 +164,7 @@ struct FileOutcome {
 
 async fn read_gguf(file: &web_sys::File) -> Result<FileOutcome, String> {
     let name = file.name();
-    let mut want = GGUF_FIRST_READ_BYTES;
-    let header = loop {
-        let bytes = browser::read_file_range(file, 0, want).await?;
-        match gguf::parse(&bytes) {
-            Ok(h) => break h,
-            Err(gguf::GgufError::Truncated { .. })
-                if want < GGUF_MAX_HEADER_BYTES && (bytes.len() as u64) == want =>
-            {
-                want *= 4;
-            }
-            Err(gguf::GgufError::Truncated { have }) => {
-                return Err(format!(
-                    "{name}: the file ends inside its GGUF header (read {have} bytes): it is truncated"
-                ));
-            }
-            Err(e) => return Err(format!("{name}: {e}")),
-        }
-    };
+    let header = model_files::read_gguf_header(file).await?;
     let model = model_files::spec_from_gguf(&header, &name).map_err(|e| format!("{name}: {e}"))?;
     let by_type = header
         .type_breakdown()
@@ -200,6 +176,8 @@ async fn read_gguf(file: &web_sys::File) -> Result<FileOutcome, String> {
             file: name.clone(),
             bytes: header.tensor_bytes(),
             parameters: header.parameters(),
+            format: model.file_type.clone(),
+            parameters_exact: true,
         },
         summary: FileSummary {
             files: name,
@@ -225,38 +203,20 @@ async fn read_gguf(file: &web_sys::File) -> Result<FileOutcome, String> {
 }
 
 async fn read_safetensors(files: &[web_sys::File]) -> Result<FileOutcome, String> {
-    let mut names = Vec::new();
-    let mut tensor_count = 0;
-    let mut bytes_total = 0u64;
-    let mut params_total = 0u64;
-    let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-    let mut tensors = Vec::new();
-    for file in files {
-        let name = file.name();
-        let size = file.size() as u64;
-        let prefix =
-            browser::read_file_range(file, 0, safetensors_header::LENGTH_PREFIX_BYTES).await?;
-        let n = safetensors_header::header_length(&prefix).map_err(|e| format!("{name}: {e}"))?;
-        let head =
-            browser::read_file_range(file, 0, safetensors_header::LENGTH_PREFIX_BYTES + n).await?;
-        let h = safetensors_header::parse(&head, size).map_err(|e| format!("{name}: {e}"))?;
-        tensor_count += h.tensors.len();
-        tensors.extend(
-            h.tensors
-                .iter()
-                .map(|t| (t.name.clone(), t.shape.clone(), t.dtype.clone(), t.bytes)),
-        );
-        bytes_total += h.tensor_bytes();
-        params_total += h.parameters();
-        for (t, e, b) in h.dtype_breakdown() {
-            let s = by.entry(t).or_default();
-            s.0 += e;
-            s.1 += b;
-        }
-        names.push(name);
-    }
-    let mut by_type: Vec<_> = by.into_iter().map(|(t, (e, b))| (t, e, b)).collect();
-    by_type.sort_by_key(|b| std::cmp::Reverse(b.2));
+    let (shards, weights) = model_files::read_safetensors_shards(files).await?;
+    let tensors = shards
+        .iter()
+        .flat_map(|(_, h)| &h.tensors)
+        .map(|t| (t.name.clone(), t.shape.clone(), t.dtype.clone(), t.bytes))
+        .collect::<Vec<_>>();
+    let tensor_count = tensors.len();
+    let by_type = weights
+        .by_dtype
+        .iter()
+        .map(|d| (d.dtype.clone(), d.elements, d.bytes))
+        .collect();
+    let (bytes_total, params_total) = (weights.bytes, weights.parameters);
+    let names = shards.into_iter().map(|(name, _)| name).collect::<Vec<_>>();
     let files = names.join(", ");
     Ok(FileOutcome {
         spec: None,
@@ -265,6 +225,8 @@ async fn read_safetensors(files: &[web_sys::File]) -> Result<FileOutcome, String
             file: files.clone(),
             bytes: bytes_total,
             parameters: params_total,
+            format: weights.format_name.clone(),
+            parameters_exact: weights.parameters_exact,
         },
         summary: FileSummary {
             files,
@@ -807,11 +769,28 @@ fn ResultView(
         .map(|a| view! { <li>{a.clone()}</li> })
         .collect_view();
     let exact = calc.exact.as_ref().map(|x| {
-        let diff = x.bytes as i128 - e.weights_bytes as i128;
+        let used = x.bytes == e.weights_bytes;
+        let how = if used {
+            format!("used as the {} weights", e.quant)
+        } else {
+            let diff = x.bytes as i128 - e.weights_bytes as i128;
+            format!(
+                "the estimate's {} weights differ by {:+.2} GiB",
+                e.quant,
+                diff as f64 / GIB as f64
+            )
+        };
+        let agree = match &calc.answer.checkpoint {
+            Some(c) if !c.parameters_agree => format!(
+                "; the config describes {} parameters",
+                format::count(c.config_parameters)
+            ),
+            _ => String::new(),
+        };
         view! {
             <tr id="exact-weights"><th>"Weights in " {x.file.clone()}</th>
-                <td class="num">{format::bytes(x.bytes)} " exact (" {format::count(x.parameters)} " parameters; the estimate's "
-                {e.quant.clone()} " weights differ by " {format!("{:+.2} GiB", diff as f64 / GIB as f64)} ")"</td></tr>
+                <td class="num">{format::bytes(x.bytes)} " exact (" {format::count(x.parameters)} " parameters; "
+                {how} {agree} ")"</td></tr>
         }
     });
     let training = calc

@@ -14,7 +14,7 @@ use clap::ValueEnum;
 use headroom_core::{
     CoreError,
     advice::{FormatChoice, RowOutcome, TrainingAdvice},
-    answer::{Answer, ContextAsk, Question, answer},
+    answer::{Answer, CheckpointCheck, CheckpointSize, ContextAsk, Question, answer},
     devices::{self, DeviceSpec},
     error::Setting,
     estimate::{Estimate, Verdict},
@@ -76,6 +76,9 @@ struct FitJson<'a> {
     /// names fewer. LoRA/QLoRA only.
     #[serde(skip_serializing_if = "Option::is_none")]
     lora_layers: Option<Vec<u64>>,
+    /// The checkpoint's headers against the config (a .gguf file or safetensors shards).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<&'a CheckpointCheck>,
 }
 
 /// What the memory is for.
@@ -260,8 +263,11 @@ devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fi
 decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
 kv_cache_dtype, model_source and, for one format, longest_context (null if nothing fits),
 best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or null) and, for
-training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based). Byte counts are integers. With --quant all: a JSON array of such
-objects, one per format that could be estimated, highest precision first (without the advice).
+training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based); for a
+.gguf file or safetensors checkpoint, checkpoint ({checkpoint_parameters, config_parameters,
+parameters_agree, checkpoint_bytes, computed_bytes}). Byte counts are integers. With --quant
+all: a JSON array of such objects, one per format that could be estimated, highest precision
+first (without the advice).
 
 Units: GiB = 2^30 bytes in tables; JSON gives bytes.
 
@@ -503,7 +509,14 @@ fn same_device(device: &DeviceSpec, adapter_name: &str) -> bool {
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let checked = check(&args)?;
     let device = resolve_device(&args)?;
-    let ResolvedModel { spec, source } = model_input::resolve(&args.model)?;
+    let ResolvedModel {
+        spec,
+        source,
+        checkpoint,
+    } = model_input::resolve(&args.model)?;
+    if let Some(weights) = &checkpoint {
+        eprintln!("{}", model_input::describe_checkpoint(weights));
+    }
     let question = Question {
         model: spec.clone(),
         format: match &checked.quant {
@@ -524,6 +537,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         device_count: args.device_count,
         wired_limit_bytes: args.wired_limit_mb.map(|mb| mb * MIB),
         host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
+        checkpoint: checkpoint.as_ref().map(CheckpointSize::from),
     };
     let answer = answer(&question).map_err(|err| {
         let about = match (&err, &question.format) {
@@ -758,6 +772,7 @@ impl OutputContext<'_> {
             best_format: answer.map(|a| a.best_format.as_ref()),
             training_advice: answer.and_then(|a| a.training.as_ref()),
             lora_layers: answer.and_then(|a| a.lora_layers.clone()),
+            checkpoint: answer.and_then(|a| a.checkpoint.as_ref()),
         }
     }
 

@@ -140,17 +140,7 @@ pub fn fetch_config_from(
     timeout: Duration,
 ) -> anyhow::Result<String> {
     let url = config_url(endpoint, id);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
-        // Statuses are turned into messages below, each with its own advice.
-        .http_status_as_error(false)
-        // The Hub redirects renamed repos on the same host; keep the token for those only.
-        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
-        .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
-    let mut request = agent.get(&url);
+    let mut request = agent(timeout).get(&url);
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
     }
@@ -199,6 +189,187 @@ pub fn fetch_config_from(
                 MAX_CONFIG_BYTES >> 20
             )
         })
+}
+
+/// The HTTP client for the Hub: whole-request and connect limits, statuses returned as values.
+#[cfg(feature = "hub")]
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
+        // Statuses are turned into messages by the callers, each with its own advice.
+        .http_status_as_error(false)
+        // The Hub redirects renamed repos on the same host; keep the token for those only.
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+        .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// The URL of `file` (a path inside the repository) on `id`'s `main` revision.
+pub fn file_url(endpoint: &str, id: &str, file: &str) -> String {
+    format!("{endpoint}/{id}/resolve/main/{file}")
+}
+
+/// The first bytes of a file on the Hub and the whole file's size.
+pub struct Prefix {
+    /// The bytes read, from the start of the file.
+    pub bytes: Vec<u8>,
+    /// The whole file's size (from `Content-Range`, or `Content-Length` when the server ignored
+    /// the range).
+    pub file_bytes: u64,
+}
+
+/// Largest index (`model.safetensors.index.json`) read: real ones are under 2 MB even for models
+/// with 100,000 tensors.
+#[cfg(feature = "hub")]
+const MAX_INDEX_BYTES: u64 = 32 << 20;
+
+/// GET `file` of `id`, with `range` (`bytes=0-N`) when given. `Ok(None)` for 404 (no such file);
+/// other failures are errors that say what to do.
+#[cfg(feature = "hub")]
+fn get_file(
+    endpoint: &str,
+    token: Option<&str>,
+    id: &str,
+    file: &str,
+    range: Option<u64>,
+    timeout: Duration,
+) -> anyhow::Result<Option<ureq::http::Response<ureq::Body>>> {
+    let url = file_url(endpoint, id, file);
+    let mut request = agent(timeout).get(&url);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    if let Some(bytes) = range {
+        request = request.header("Range", format!("bytes=0-{}", bytes.saturating_sub(1)));
+    }
+    let response = request.call().map_err(|err| {
+        anyhow::anyhow!(
+            "could not reach {endpoint} to read {url} ({err}); check the network and \
+             {ENDPOINT_VAR}"
+        )
+    })?;
+    match response.status().as_u16() {
+        200 | 206 => Ok(Some(response)),
+        404 => Ok(None),
+        401 | 403 => bail!(
+            "{url} is gated or private (HTTP {}); accept the license at {endpoint}/{id} and set \
+             {TOKEN_VAR}",
+            response.status().as_u16()
+        ),
+        status => bail!("{endpoint} answered HTTP {status} for {url}; try again later"),
+    }
+}
+
+/// `file` of `id` as text (`model.safetensors.index.json`), `None` when the repository has no
+/// such file.
+#[cfg(feature = "hub")]
+pub fn fetch_text(
+    endpoint: &str,
+    token: Option<&str>,
+    id: &str,
+    file: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<String>> {
+    let Some(mut response) = get_file(endpoint, token, id, file, None, timeout)? else {
+        return Ok(None);
+    };
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_INDEX_BYTES)
+        .read_to_string()
+        .with_context(|| {
+            format!(
+                "could not read {} (not UTF-8 text under {} MiB?)",
+                file_url(endpoint, id, file),
+                MAX_INDEX_BYTES >> 20
+            )
+        })?;
+    Ok(Some(text))
+}
+
+/// The first `bytes` bytes of `file` of `id` by an HTTP Range request, and the file's size;
+/// `None` when the repository has no such file. At most `bytes` bytes are read even from a server
+/// that ignores the range: the weights are never downloaded.
+#[cfg(feature = "hub")]
+pub fn fetch_prefix(
+    endpoint: &str,
+    token: Option<&str>,
+    id: &str,
+    file: &str,
+    bytes: u64,
+    timeout: Duration,
+) -> anyhow::Result<Option<Prefix>> {
+    use std::io::Read;
+    let url = file_url(endpoint, id, file);
+    let Some(mut response) = get_file(endpoint, token, id, file, Some(bytes), timeout)? else {
+        return Ok(None);
+    };
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let file_bytes = if response.status().as_u16() == 206 {
+        // `Content-Range: bytes 0-7/12345`.
+        header("content-range").and_then(|v| {
+            v.rsplit_once('/')
+                .and_then(|(_, total)| total.trim().parse().ok())
+        })
+    } else {
+        header("content-length").and_then(|v| v.trim().parse().ok())
+    }
+    .with_context(|| {
+        format!("{url}: the server did not say the file's size (Content-Range or Content-Length)")
+    })?;
+    let mut out = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(bytes)
+        .read_to_end(&mut out)
+        .with_context(|| format!("could not read the start of {url}"))?;
+    Ok(Some(Prefix {
+        bytes: out,
+        file_bytes,
+    }))
+}
+
+/// Without the `hub` feature there is no HTTP client: no checkpoint headers from the Hub.
+#[cfg(not(feature = "hub"))]
+pub fn fetch_text(
+    endpoint: &str,
+    _token: Option<&str>,
+    id: &str,
+    file: &str,
+    _timeout: Duration,
+) -> anyhow::Result<Option<String>> {
+    bail!(
+        "this headroom was built without Hugging Face Hub support (cargo feature `hub`), so \
+         {} cannot be read; download it and pass its folder",
+        file_url(endpoint, id, file)
+    )
+}
+
+/// Without the `hub` feature there is no HTTP client: no checkpoint headers from the Hub.
+#[cfg(not(feature = "hub"))]
+pub fn fetch_prefix(
+    endpoint: &str,
+    _token: Option<&str>,
+    id: &str,
+    file: &str,
+    _bytes: u64,
+    _timeout: Duration,
+) -> anyhow::Result<Option<Prefix>> {
+    bail!(
+        "this headroom was built without Hugging Face Hub support (cargo feature `hub`), so \
+         {} cannot be read; download it and pass its path",
+        file_url(endpoint, id, file)
+    )
 }
 
 /// The Hub could not be reached at all (as opposed to answering with an error status): the one
