@@ -238,6 +238,12 @@ fn two_trillion() -> ModelSpec {
         checkpoint_quantization: None,
         attention_bias: false,
         mlp_bias: false,
+        layers: Vec::new(),
+        norm_bias: false,
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        mtp: None,
+        approximations: Vec::new(),
     }
 }
 

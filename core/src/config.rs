@@ -541,6 +541,12 @@ fn build(
         checkpoint_quantization: quant_method,
         attention_bias,
         mlp_bias,
+        layers: Vec::new(),
+        norm_bias: false,
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        mtp: None,
+        approximations: Vec::new(),
     };
     let total = crate::params::param_counts(&spec).total;
     if total > MAX_PARAMS {

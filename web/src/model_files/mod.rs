@@ -163,6 +163,12 @@ pub fn spec_from_gguf(h: &gguf::GgufHeader, file_name: &str) -> Result<GgufModel
         checkpoint_quantization: None,
         attention_bias: has_tensor("blk.0.attn_output.bias"),
         mlp_bias: has_tensor("blk.0.ffn_up.bias"),
+        layers: Vec::new(),
+        norm_bias: false,
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        mtp: None,
+        approximations: Vec::new(),
     };
     Ok(GgufModel {
         spec,
