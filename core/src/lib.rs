@@ -16,6 +16,9 @@
 //!
 //! * [`model::ModelSpec`] — the shape of a model, from a Hugging Face `config.json`
 //!   ([`config`]) or the bundled [`model_catalog`].
+//! * [`model::LayerSpec`] — a model is a list of decoder layers, each a mixer (attention, MLA,
+//!   linear attention, Mamba-2, short conv, cross-attention) and an MLP (dense, MoE), plus
+//!   embeddings, encoders, projectors and MTP layers; [`components`] counts them part by part.
 //! * [`tensors`] — every stored weight tensor with its shape; [`params`] counts them.
 //! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
@@ -26,6 +29,7 @@
 
 pub mod activations;
 pub mod advice;
+pub mod components;
 pub mod config;
 pub mod devices;
 pub mod error;

@@ -466,6 +466,8 @@ pub struct MtpSpec {
     pub layers: u64,
     /// The decoder layer inside each (besides `eh_proj` `[hidden, 2·hidden]` and three norms).
     pub layer: LayerSpec,
+    /// Each MTP layer repeats the embedding table and the output head (DeepSeek-V3, GLM-4.5).
+    pub own_embedding: bool,
 }
 
 /// The shape of a model: everything the estimates need, nothing they don't.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{model::ModelSpec, tensors::TensorRole};
+use crate::model::{ComponentKind, ModelSpec};
 
 /// Parameter counts of a model.
 ///
@@ -56,19 +56,25 @@ fn count_params(model: &ModelSpec) -> ParamCounts {
     let mut total = 0u64;
     let mut active = 0u64;
     let mut embedding = 0u64;
-    // Per group of alike tensors: sums of non-negative terms saturate the same as tensor by tensor.
-    for g in &crate::quant::model_tensors(model).groups {
-        let n = crate::tensors::shape_elements(g.shape()).saturating_mul(g.count);
+    crate::tensors::walk(model, |e| {
+        let n = crate::tensors::shape_elements(e.shape());
         total = total.saturating_add(n);
-        if g.role == TensorRole::TokenEmbedding {
-            active = active.saturating_add(n);
-            if !model.tie_word_embeddings {
-                embedding = embedding.saturating_add(n);
+        match e.component {
+            ComponentKind::Embedding => {
+                active = active.saturating_add(n);
+                if !model.tie_word_embeddings {
+                    embedding = embedding.saturating_add(n);
+                }
             }
-        } else {
-            active = active.saturating_add(g.active_elements.saturating_mul(g.count));
+            // Encoders and projectors run whole on every image or audio clip: all active (their
+            // tensors' per-token reads are 0, since generating a token does not touch them).
+            ComponentKind::VisionEncoder
+            | ComponentKind::VisionProjector
+            | ComponentKind::AudioEncoder
+            | ComponentKind::AudioProjector => active = active.saturating_add(n),
+            _ => active = active.saturating_add(e.active_elements),
         }
-    }
+    });
     ParamCounts {
         total,
         active,
