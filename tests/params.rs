@@ -180,12 +180,12 @@ fn multimodal_text_config_is_used() {
 
 #[test]
 fn unknown_model_type_with_generic_fields_is_approximate() {
-    let json = r#"{"model_type": "olmo2", "hidden_size": 4096, "num_hidden_layers": 32,
+    let json = r#"{"model_type": "futurenet", "hidden_size": 4096, "num_hidden_layers": 32,
         "num_attention_heads": 32, "intermediate_size": 11008, "vocab_size": 100352,
         "max_position_embeddings": 4096, "some_new_field": [1, 2]}"#;
     let m = model_from_config_json("olmo", json).expect("approximate");
     assert!(m.approximate);
-    assert_eq!(m.architecture, Architecture::Other("olmo2".into()));
+    assert_eq!(m.architecture, Architecture::Other("futurenet".into()));
     assert!(param_counts(&m).total > 6_000_000_000);
 }
 
@@ -254,8 +254,8 @@ fn absurd_but_in_range_sizes_are_rejected_without_overflow() {
 
 #[test]
 fn unknown_moe_model_is_approximated_with_its_experts() {
-    // OLMoE-1B-7B's config fields (model_type olmoe is not a supported family).
-    let json = r#"{"model_type": "olmoe", "hidden_size": 2048, "num_hidden_layers": 16,
+    // OLMoE-1B-7B's config fields under a model_type headroom does not know.
+    let json = r#"{"model_type": "futuremoe", "hidden_size": 2048, "num_hidden_layers": 16,
         "num_attention_heads": 16, "num_key_value_heads": 16, "intermediate_size": 1024,
         "vocab_size": 50304, "num_experts": 64, "num_experts_per_tok": 8,
         "max_position_embeddings": 4096, "tie_word_embeddings": false}"#;

@@ -9,8 +9,11 @@ use serde_json::{Map, Value};
 
 use crate::{
     CoreError,
-    model::{Architecture, LayerAttention, MlaSpec, ModelSpec, MoeSpec},
+    model::{Architecture, LayerAttention, LayerSpec, Mixer, MlaSpec, Mlp, ModelSpec, MoeSpec},
 };
+
+mod families;
+mod nonfinite;
 
 /// The `model_type` values headroom counts exactly.
 pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
@@ -29,6 +32,45 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "deepseek_v2",
     "deepseek_v3",
     "gpt_oss",
+    "kimi_k2",
+    "nemotron_h",
+    "llama4",
+    "llama4_text",
+    "deepseek_v32",
+    "glm4_moe_lite",
+    "glm_moe_dsa",
+    "qwen3_next",
+    "qwen3_5",
+    "qwen3_5_text",
+    "qwen3_5_moe",
+    "qwen3_5_moe_text",
+    "starcoder2",
+    "cohere",
+    "cohere2",
+    "olmo2",
+    "olmo3",
+    "olmoe",
+    "granite",
+    "granitemoe",
+    "exaone4",
+    "smollm3",
+    "seed_oss",
+    "ernie4_5",
+    "hunyuan_v1_dense",
+    "apertus",
+    "glm4",
+    "glm4_moe",
+    "minimax_m2",
+    "lfm2",
+    "lfm2_moe",
+    "qwen2_5_vl",
+    "qwen2_5_vl_text",
+    "qwen3_vl",
+    "qwen3_vl_text",
+    "qwen3_vl_moe",
+    "qwen3_vl_moe_text",
+    "llava",
+    "mistral3",
 ];
 
 /// Generic fields that let an unknown `model_type` get a llama-like, approximate estimate.
@@ -62,7 +104,11 @@ pub const MAX_PARAMS: u64 = 1_000_000_000_000_000;
 /// [`CoreError::BadField`] naming a missing, wrong-typed or absurd field;
 /// [`CoreError::UnsupportedArchitecture`] for an unknown `model_type` lacking the generic fields.
 pub fn model_from_config_json(name: &str, json: &str) -> Result<ModelSpec, CoreError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| CoreError::MalformedJson {
+    // Python's json writes NaN / Infinity / -Infinity (Nemotron-H's `time_step_limit`), which
+    // serde_json refuses: they become marker strings, accepted in fields headroom does not read
+    // and refused by name in the fields it does.
+    let json = nonfinite::mark_non_finite(json);
+    let value: Value = serde_json::from_str(&json).map_err(|e| CoreError::MalformedJson {
         what: format!("config.json of {name}"),
         detail: format!("{e} — fix the file or fetch it again"),
     })?;
@@ -82,6 +128,7 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
         map: root,
     };
     let outer_type = outer.opt_str("model_type")?;
+    let classes = outer.opt_str_list("architectures")?.unwrap_or_default();
 
     // Multimodal configs (Gemma-3, Llava, Mistral-3, ...) nest the language model.
     let (fields, model_type) = match root.get("text_config") {
@@ -111,7 +158,7 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
         }
     };
     let quant_method = quantization_method(root);
-    build(name, &fields, &model_type, quant_method)
+    build(name, &fields, &model_type, &classes, quant_method)
 }
 
 /// Check a [`ModelSpec`] that did not come from [`model_from_config_json`] (deserialized from a
@@ -231,6 +278,7 @@ impl Fields<'_> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => {
+                self.finite(field, v)?;
                 if let Some(n) = v.as_u64() {
                     return Ok(Some(n));
                 }
@@ -247,6 +295,34 @@ impl Fields<'_> {
                     format!("must be a non-negative integer, found {v}; fix the config"),
                 ))
             }
+        }
+    }
+
+    /// A float field (`block_ffn_dim_multiplier`); NaN or infinite values are refused by name.
+    fn opt_f64(&self, field: &str) -> Result<Option<f64>, CoreError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => {
+                self.finite(field, v)?;
+                match v.as_f64() {
+                    Some(x) => Ok(Some(x)),
+                    None => Err(self.bad(field, format!("must be a number, found {v}"))),
+                }
+            }
+        }
+    }
+
+    /// Refuses a NaN / Infinity marker ([`nonfinite`]) in a field that shapes the model.
+    fn finite(&self, field: &str, v: &Value) -> Result<(), CoreError> {
+        match v.as_str().and_then(nonfinite::marked) {
+            Some(what) => Err(self.bad(
+                field,
+                format!(
+                    "is {what}; Python writes that for a non-finite float, but this field sets \
+                     the model's shape and must be a finite number — fix the config"
+                ),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -277,7 +353,10 @@ impl Fields<'_> {
         match self.get(field) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.bad(field, format!("must be true or false, found {v}"))),
+            Some(v) => {
+                self.finite(field, v)?;
+                Err(self.bad(field, format!("must be true or false, found {v}")))
+            }
         }
     }
 
@@ -364,8 +443,82 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "deepseek_v2" => Architecture::DeepseekV2,
         "deepseek_v3" => Architecture::DeepseekV3,
         "gpt_oss" => Architecture::GptOss,
+        // Kimi-K2 is DeepSeek-V3's architecture (`DeepseekV3ForCausalLM`).
+        "kimi_k2" => Architecture::DeepseekV3,
+        "nemotron_h" => Architecture::NemotronH,
+        "llama4" | "llama4_text" => Architecture::Llama4,
+        "deepseek_v32" => Architecture::DeepseekV32,
+        "glm4_moe_lite" => Architecture::Glm4MoeLite,
+        "glm_moe_dsa" => Architecture::GlmMoeDsa,
+        "qwen3_next" => Architecture::Qwen3Next,
+        "qwen3_5" | "qwen3_5_text" => Architecture::Qwen35,
+        "qwen3_5_moe" | "qwen3_5_moe_text" => Architecture::Qwen35Moe,
+        "starcoder2" => Architecture::Starcoder2,
+        "cohere" => Architecture::Cohere,
+        "cohere2" => Architecture::Cohere2,
+        "olmo2" => Architecture::Olmo2,
+        "olmo3" => Architecture::Olmo3,
+        "olmoe" => Architecture::Olmoe,
+        "granite" => Architecture::Granite,
+        "granitemoe" => Architecture::GraniteMoe,
+        "exaone4" => Architecture::Exaone4,
+        "smollm3" => Architecture::Smollm3,
+        "seed_oss" => Architecture::SeedOss,
+        "ernie4_5" => Architecture::Ernie45,
+        "hunyuan_v1_dense" => Architecture::HunyuanV1Dense,
+        "apertus" => Architecture::Apertus,
+        "glm4" => Architecture::Glm4,
+        "glm4_moe" => Architecture::Glm4Moe,
+        "minimax_m2" => Architecture::MinimaxM2,
+        "lfm2" => Architecture::Lfm2,
+        "lfm2_moe" => Architecture::Lfm2Moe,
+        // The text halves of vision-language models are the text families'.
+        "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
+        "qwen3_vl" | "qwen3_vl_text" => Architecture::Qwen3,
+        "qwen3_vl_moe" | "qwen3_vl_moe_text" => Architecture::Qwen3Moe,
         _ => return None,
     })
+}
+
+/// The family of a config whose `model_type` is unknown but whose `architectures` names a known
+/// class (`DeepseekV3ForCausalLM` → `deepseek_v3`): the class name without its head suffix,
+/// compared with each known `model_type` without underscores.
+fn architecture_from_classes(classes: &[String]) -> Option<Architecture> {
+    const HEADS: &[&str] = &[
+        "ForCausalLM",
+        "ForConditionalGeneration",
+        "LMHeadModel",
+        "Model",
+    ];
+    classes.iter().find_map(|class| {
+        let stem = HEADS
+            .iter()
+            .find_map(|h| class.strip_suffix(h))
+            .unwrap_or(class)
+            .to_ascii_lowercase();
+        SUPPORTED_MODEL_TYPES
+            .iter()
+            .find(|t| t.replace('_', "") == stem)
+            .and_then(|t| architecture_of(t))
+    })
+}
+
+/// `tie_word_embeddings` when the config omits it: the transformers configuration class's
+/// default for the family.
+fn tie_default(arch: &Architecture) -> bool {
+    matches!(
+        arch,
+        Architecture::Gemma
+            | Architecture::Gemma2
+            | Architecture::Gemma3
+            | Architecture::Starcoder2
+            | Architecture::Cohere
+            | Architecture::Cohere2
+            | Architecture::Smollm3
+            | Architecture::Ernie45
+            | Architecture::Lfm2
+            | Architecture::Lfm2Moe
+    )
 }
 
 /// Field defaults of `transformers`' `Gemma3TextConfig`, used when a multimodal Gemma-3 config's
@@ -390,9 +543,10 @@ fn build(
     name: &str,
     f: &Fields<'_>,
     model_type: &str,
+    classes: &[String],
     quant_method: Option<String>,
 ) -> Result<ModelSpec, CoreError> {
-    let arch = match architecture_of(model_type) {
+    let arch = match architecture_of(model_type).or_else(|| architecture_from_classes(classes)) {
         Some(a) => a,
         None => {
             let missing: Vec<&str> = GENERIC_FIELDS
@@ -483,12 +637,12 @@ fn build(
     let head_dim = f.u64_or("head_dim", head_dim_default)?;
     let head_dim = f.check_range("head_dim", head_dim, MAX_DIMENSION)?;
 
-    // Gemma ties the output head to the embedding unless told otherwise; the others don't.
-    let tie_default = matches!(
-        arch,
-        Architecture::Gemma | Architecture::Gemma2 | Architecture::Gemma3
-    );
-    let tie_word_embeddings = f.bool_or("tie_word_embeddings", tie_default)?;
+    // The family's class default when the config omits it (Gemma, Cohere, StarCoder2 tie;
+    // LFM2 names the flag `tie_embedding`).
+    let tie_word_embeddings = match f.opt_bool("tie_word_embeddings")? {
+        Some(t) => t,
+        None => f.bool_or("tie_embedding", tie_default(&arch))?,
+    };
 
     let max_context = match f.first_u64(&[
         "max_position_embeddings",
@@ -507,13 +661,33 @@ fn build(
     };
     let max_context = f.check_range("max_position_embeddings", max_context, MAX_CONTEXT_TOKENS)?;
 
-    let layer_attention = layer_attention(f, &arch, num_layers)?;
-    let moe = moe_spec(f, &arch, num_layers, intermediate_size)?;
-    let mla = mla_spec(f, &arch)?;
-
     // gpt-oss always has biases on its attention projections; elsewhere the config says.
     let attention_bias = f.bool_or("attention_bias", arch == Architecture::GptOss)?;
     let mlp_bias = f.bool_or("mlp_bias", false)?;
+
+    let common = families::Common {
+        num_layers,
+        heads,
+        kv_heads,
+        head_dim,
+        intermediate: intermediate_size,
+        attention_bias,
+        mlp_bias,
+    };
+    let family = families::family(f, &arch, &common)?;
+    let (layer_attention, moe, mla, num_layers) = match &family {
+        Some(fam) => {
+            let n = fam.num_layers.unwrap_or(num_layers);
+            let (attn, moe, mla) = summary_of(&fam.layers);
+            (attn, moe, mla, n)
+        }
+        None => (
+            layer_attention(f, &arch, num_layers)?,
+            moe_spec(f, &arch, num_layers, intermediate_size)?,
+            mla_spec(f, &arch)?,
+            num_layers,
+        ),
+    };
 
     let torch_dtype = match f.opt_str("torch_dtype")? {
         Some(d) => Some(d),
@@ -548,6 +722,18 @@ fn build(
         mtp: None,
         approximations: Vec::new(),
     };
+    let mut spec = spec;
+    match family {
+        Some(fam) => {
+            spec.layers = fam.layers;
+            spec.norm_bias = fam.norm_bias;
+            spec.mtp = fam.mtp;
+            spec.approximations = fam.approximations;
+        }
+        // The classic families keep `layers` empty: ModelSpec::layers derives them from the
+        // summary fields, which stay the one source of truth for specs edited by hand.
+        None => spec.mtp = classic_mtp(f, &spec)?,
+    }
     let total = crate::params::param_counts(&spec).total;
     if total > MAX_PARAMS {
         return Err(CoreError::OutOfRange {
@@ -566,6 +752,64 @@ fn build(
         });
     }
     Ok(spec)
+}
+
+/// The summary fields older callers read (`layer_attention`, `moe`, `mla`) from a family's
+/// layers: each layer's span (full for layers without softmax attention), the first MoE layer
+/// with the indices of the others, the first MLA layer's shapes.
+fn summary_of(layers: &[LayerSpec]) -> (Vec<LayerAttention>, Option<MoeSpec>, Option<MlaSpec>) {
+    let spans = layers
+        .iter()
+        .map(|l| match &l.mixer {
+            Mixer::Attention(a) => a.span,
+            _ => LayerAttention::Full,
+        })
+        .collect();
+    let moe = layers.iter().find_map(|l| match &l.mlp {
+        Mlp::Moe(m) => Some(MoeSpec {
+            num_experts: m.experts,
+            experts_per_token: m.top_k,
+            expert_intermediate_size: m.expert_intermediate,
+            num_shared_experts: u64::from(m.shared_intermediate > 0),
+            shared_intermediate_size: m.shared_intermediate,
+            dense_layers: layers
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !matches!(l.mlp, Mlp::Moe(_)))
+                .map(|(i, _)| i as u64)
+                .collect(),
+        }),
+        _ => None,
+    });
+    let mla = layers.iter().find_map(|l| match &l.mixer {
+        Mixer::Mla { mla, .. } => Some(mla.clone()),
+        _ => None,
+    });
+    (spans, moe, mla)
+}
+
+/// DeepSeek-V2/V3's multi-token-prediction layers (`num_nextn_predict_layers`): a decoder layer
+/// like the last one, with its own embedding and head copies in the checkpoint.
+fn classic_mtp(
+    f: &Fields<'_>,
+    spec: &ModelSpec,
+) -> Result<Option<crate::model::MtpSpec>, CoreError> {
+    if !matches!(
+        spec.architecture,
+        Architecture::DeepseekV2 | Architecture::DeepseekV3
+    ) {
+        return Ok(None);
+    }
+    let n = f.u64_or("num_nextn_predict_layers", 0)?;
+    let layers = spec.layers();
+    let Some(last) = layers.last() else {
+        return Ok(None);
+    };
+    Ok((n > 0).then(|| crate::model::MtpSpec {
+        layers: n,
+        layer: last.clone(),
+        own_embedding: true,
+    }))
 }
 
 /// The attention of each layer: from `layer_types` when the config lists them, else the family rule.

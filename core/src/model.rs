@@ -38,6 +38,63 @@ pub enum Architecture {
     DeepseekV3,
     /// `gpt_oss` (attention sinks, biases, MoE).
     GptOss,
+    /// `nemotron_h` (Mamba-2 / attention / MLP / MoE blocks from `hybrid_override_pattern`).
+    NemotronH,
+    /// `llama4` / `llama4_text` (chunked attention, interleaved MoE with a shared expert).
+    Llama4,
+    /// `deepseek_v32` (MLA with the sparse-attention indexer).
+    DeepseekV32,
+    /// `glm4_moe_lite` (MLA + MoE, GLM-4.7-Flash).
+    Glm4MoeLite,
+    /// `glm_moe_dsa` (GLM-5: MLA with an indexer + MoE).
+    GlmMoeDsa,
+    /// `qwen3_next` (Gated DeltaNet + gated attention, MoE).
+    Qwen3Next,
+    /// `qwen3_5` / `qwen3_5_text` (Gated DeltaNet + gated attention, dense).
+    #[serde(rename = "qwen3_5")]
+    Qwen35,
+    /// `qwen3_5_moe` / `qwen3_5_moe_text`.
+    #[serde(rename = "qwen3_5_moe")]
+    Qwen35Moe,
+    /// `starcoder2` (LayerNorm with biases, ungated MLP).
+    Starcoder2,
+    /// `cohere` (parallel block, one LayerNorm, tied embeddings).
+    Cohere,
+    /// `cohere2` (as Cohere, with sliding-window layers).
+    Cohere2,
+    /// `olmo2` (post-norms, q/k norms over the whole projection).
+    Olmo2,
+    /// `olmo3` (as OLMo-2, with sliding-window layers).
+    Olmo3,
+    /// `olmoe`.
+    Olmoe,
+    /// `granite`.
+    Granite,
+    /// `granitemoe`.
+    GraniteMoe,
+    /// `exaone4` (post-norms, per-head q/k norms, local/global layers).
+    Exaone4,
+    /// `smollm3`.
+    Smollm3,
+    /// `seed_oss`.
+    SeedOss,
+    /// `ernie4_5`.
+    #[serde(rename = "ernie4_5")]
+    Ernie45,
+    /// `hunyuan_v1_dense`.
+    HunyuanV1Dense,
+    /// `apertus` (ungated xIELU MLP).
+    Apertus,
+    /// `glm4` (four norms, fused gate/up).
+    Glm4,
+    /// `glm4_moe` (GLM-4.5/4.6).
+    Glm4Moe,
+    /// `minimax_m2`.
+    MinimaxM2,
+    /// `lfm2` (short conv + attention).
+    Lfm2,
+    /// `lfm2_moe`.
+    Lfm2Moe,
     /// An unknown `model_type` whose generic fields sufficed: the estimate is approximate.
     Other(String),
 }

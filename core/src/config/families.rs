@@ -1,0 +1,949 @@
+//! Families mapped onto the layer model: each function reads a family's config fields and returns
+//! its decoder layers (mixer + MLP + norms) and what surrounds them. No family has arithmetic of
+//! its own: the tensor walk ([`crate::tensors`]) and the cache ([`crate::kv_cache`]) count every
+//! family the same way from these layers.
+
+use crate::{
+    CoreError,
+    model::{
+        Architecture, AttentionSpec, DenseMlpSpec, IndexerSpec, LayerAttention, LayerSpec,
+        LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, MoeMlpSpec, MtpSpec, QkNorm,
+        ShortConvSpec,
+    },
+};
+
+use super::{Fields, MAX_DIMENSION, MAX_EXPERTS, MAX_LAYERS};
+
+/// The fields every family has, already read and range-checked by [`super::build`].
+pub(super) struct Common {
+    pub(super) num_layers: u64,
+    pub(super) heads: u64,
+    pub(super) kv_heads: u64,
+    pub(super) head_dim: u64,
+    pub(super) intermediate: u64,
+    pub(super) attention_bias: bool,
+    pub(super) mlp_bias: bool,
+}
+
+/// A family's layers and parts.
+pub(super) struct Family {
+    pub(super) layers: Vec<LayerSpec>,
+    pub(super) norm_bias: bool,
+    pub(super) mtp: Option<MtpSpec>,
+    pub(super) approximations: Vec<String>,
+    /// Number of layers when the family derives it from a pattern (Nemotron-H).
+    pub(super) num_layers: Option<u64>,
+}
+
+impl Family {
+    fn new(layers: Vec<LayerSpec>) -> Family {
+        Family {
+            layers,
+            norm_bias: false,
+            mtp: None,
+            approximations: Vec::new(),
+            num_layers: None,
+        }
+    }
+}
+
+/// Options of a softmax attention layer beyond the common shape.
+#[derive(Clone, Copy, Default)]
+struct AttnOpts {
+    qkv_bias: bool,
+    output_bias: bool,
+    qk_norm: QkNorm,
+    output_gate: bool,
+}
+
+fn attention(c: &Common, span: LayerAttention, o: AttnOpts) -> Mixer {
+    Mixer::Attention(AttentionSpec {
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        head_dim: c.head_dim,
+        v_head_dim: c.head_dim,
+        span,
+        qkv_bias: o.qkv_bias,
+        output_bias: o.output_bias,
+        qk_norm: o.qk_norm,
+        sinks: false,
+        output_gate: o.output_gate,
+        fused_qkv: false,
+        shares_cache: false,
+    })
+}
+
+fn gated(intermediate: u64, bias: bool) -> Mlp {
+    Mlp::Dense(DenseMlpSpec {
+        intermediate,
+        gated: true,
+        bias,
+        fused_gate_up: false,
+    })
+}
+
+fn ungated(intermediate: u64, bias: bool) -> Mlp {
+    Mlp::Dense(DenseMlpSpec {
+        intermediate,
+        gated: false,
+        bias,
+        fused_gate_up: false,
+    })
+}
+
+fn layer(mixer: Mixer, mlp: Mlp, norms: u64) -> LayerSpec {
+    LayerSpec {
+        mixer,
+        mlp,
+        norms,
+        extra: Vec::new(),
+    }
+}
+
+/// Expert count under any of transformers' names (`num_experts`, `num_local_experts`,
+/// `n_routed_experts`, `moe_num_experts`).
+const EXPERT_FIELDS: &[&str] = &[
+    "num_experts",
+    "num_local_experts",
+    "n_routed_experts",
+    "moe_num_experts",
+    "num_routed_experts",
+];
+/// Experts per token under any of transformers' names.
+const TOP_K_FIELDS: &[&str] = &[
+    "num_experts_per_tok",
+    "num_experts_per_token",
+    "experts_per_token",
+    "moe_topk",
+    "moe_k",
+];
+
+/// Routed experts and top-k, checked.
+fn experts(f: &Fields<'_>) -> Result<(u64, u64), CoreError> {
+    let num = f
+        .first_u64(EXPERT_FIELDS)?
+        .ok_or_else(|| f.bad("num_experts", "is missing (also looked for num_local_experts, n_routed_experts, moe_num_experts); the config must give the expert count"))?;
+    let num = f.check_range("num_experts", num, MAX_EXPERTS)?;
+    let k = f.first_u64(TOP_K_FIELDS)?.ok_or_else(|| {
+        f.bad(
+            "num_experts_per_tok",
+            "is missing; the config must say how many experts each token uses",
+        )
+    })?;
+    if k == 0 || k > num {
+        return Err(f.bad(
+            "num_experts_per_tok",
+            format!("is {k}; it must be between 1 and the number of experts ({num})"),
+        ));
+    }
+    Ok((num, k))
+}
+
+fn width(f: &Fields<'_>, names: &[&str]) -> Result<u64, CoreError> {
+    let first = names.first().copied().unwrap_or("width");
+    match f.first_u64(names)? {
+        Some(v) => f.check_range(first, v, MAX_DIMENSION),
+        None => Err(f.bad(first, "is missing; the config must give it")),
+    }
+}
+
+fn width_or(f: &Fields<'_>, names: &[&str], default: u64) -> Result<u64, CoreError> {
+    let first = names.first().copied().unwrap_or("width");
+    let v = f.first_u64(names)?.unwrap_or(default);
+    f.check_range(first, v, MAX_DIMENSION)
+}
+
+fn moe(experts: (u64, u64), expert_intermediate: u64) -> MoeMlpSpec {
+    MoeMlpSpec {
+        experts: experts.0,
+        top_k: experts.1,
+        expert_intermediate,
+        gated: true,
+        expert_bias: false,
+        router_bias: false,
+        correction_bias: false,
+        shared_intermediate: 0,
+        shared_gate: false,
+        latent: None,
+    }
+}
+
+/// Sliding window from `sliding_window`, named in errors.
+fn window(f: &Fields<'_>) -> Result<u64, CoreError> {
+    match f.opt_u64("sliding_window")? {
+        Some(w) if w > 0 => Ok(w),
+        _ => Err(f.bad(
+            "sliding_window",
+            "is missing or 0 although the model has sliding-window layers",
+        )),
+    }
+}
+
+/// `layer_types` checked against the layer count.
+fn layer_types(f: &Fields<'_>, n: u64) -> Result<Option<Vec<String>>, CoreError> {
+    let Some(types) = f.opt_str_list("layer_types")? else {
+        return Ok(None);
+    };
+    if types.len() as u64 != n {
+        return Err(f.bad(
+            "layer_types",
+            format!(
+                "lists {} layers but num_hidden_layers is {n}; fix the config",
+                types.len()
+            ),
+        ));
+    }
+    Ok(Some(types))
+}
+
+/// Span of a softmax attention layer named in `layer_types`; `None` for a name that is not
+/// softmax attention.
+fn span_of(f: &Fields<'_>, t: &str) -> Result<Option<LayerAttention>, CoreError> {
+    Ok(match t {
+        "full_attention" | "attention" | "global_attention" => Some(LayerAttention::Full),
+        "sliding_attention" | "sliding_window" | "local_attention" => {
+            Some(LayerAttention::Sliding { window: window(f)? })
+        }
+        "chunked_attention" => Some(LayerAttention::Chunked {
+            chunk: f.check_range(
+                "attention_chunk_size",
+                f.u64("attention_chunk_size")?,
+                super::MAX_CONTEXT_TOKENS,
+            )?,
+        }),
+        _ => None,
+    })
+}
+
+/// Spans of every layer from `layer_types` (only full/sliding/chunked allowed), or all full.
+fn spans(f: &Fields<'_>, n: u64) -> Result<Vec<LayerAttention>, CoreError> {
+    match layer_types(f, n)? {
+        Some(types) => types
+            .iter()
+            .map(|t| {
+                span_of(f, t)?.ok_or_else(|| {
+                    f.bad(
+                        "layer_types",
+                        format!("has `{t}`, a layer kind headroom does not know for this family"),
+                    )
+                })
+            })
+            .collect(),
+        None => Ok(vec![LayerAttention::Full; n as usize]),
+    }
+}
+
+/// Layers whose MLP is a MoE under Qwen's rule: not in `mlp_only_layers` and
+/// `(i + 1) % decoder_sparse_step == 0`.
+fn qwen_sparse(f: &Fields<'_>, n: u64) -> Result<Vec<bool>, CoreError> {
+    let step = f.u64_or("decoder_sparse_step", 1)?;
+    let step = f.check_range("decoder_sparse_step", step, MAX_LAYERS)?;
+    let only = f.opt_u64_list("mlp_only_layers")?.unwrap_or_default();
+    Ok((0..n)
+        .map(|i| !only.contains(&i) && (i + 1) % step == 0)
+        .collect())
+}
+
+/// Layers whose MLP is a MoE under DeepSeek's rule: `i >= first_k_dense_replace` and
+/// `i % moe_layer_freq == 0`.
+fn deepseek_sparse(f: &Fields<'_>, n: u64) -> Result<Vec<bool>, CoreError> {
+    let first = f.u64_or("first_k_dense_replace", 0)?;
+    let freq = f.u64_or("moe_layer_freq", 1)?;
+    let freq = f.check_range("moe_layer_freq", freq, MAX_LAYERS)?;
+    Ok((0..n).map(|i| i >= first && i % freq == 0).collect())
+}
+
+/// The family's layers, or `None` for the classic families [`crate::model::ModelSpec::layers`]
+/// derives.
+pub(super) fn family(
+    f: &Fields<'_>,
+    arch: &Architecture,
+    c: &Common,
+) -> Result<Option<Family>, CoreError> {
+    let n = c.num_layers;
+    let out = match arch {
+        Architecture::NemotronH => nemotron_h(f, c)?,
+        Architecture::Qwen3Next | Architecture::Qwen35 | Architecture::Qwen35Moe => {
+            qwen3_next(f, c, arch)?
+        }
+        Architecture::Starcoder2 => {
+            let bias = f.bool_or("use_bias", true)?;
+            let o = AttnOpts {
+                qkv_bias: bias,
+                output_bias: bias,
+                ..AttnOpts::default()
+            };
+            let spans = starcoder_spans(f, n)?;
+            let mut fam = Family::new(
+                spans
+                    .into_iter()
+                    .map(|s| layer(attention(c, s, o), ungated(c.intermediate, bias), 2))
+                    .collect(),
+            );
+            fam.norm_bias = true;
+            fam
+        }
+        Architecture::Cohere | Architecture::Cohere2 => {
+            // Parallel block: one LayerNorm (no bias) feeds attention and MLP; the optional q/k
+            // norms are LayerNorms over [heads, head_dim].
+            let qk = if f.bool_or("use_qk_norm", false)? {
+                QkNorm::Whole
+            } else {
+                QkNorm::None
+            };
+            let o = AttnOpts {
+                qkv_bias: c.attention_bias,
+                output_bias: c.attention_bias,
+                qk_norm: qk,
+                ..AttnOpts::default()
+            };
+            let spans = if *arch == Architecture::Cohere2 {
+                cohere2_spans(f, n)?
+            } else {
+                vec![LayerAttention::Full; n as usize]
+            };
+            Family::new(
+                spans
+                    .into_iter()
+                    .map(|s| layer(attention(c, s, o), gated(c.intermediate, false), 1))
+                    .collect(),
+            )
+        }
+        Architecture::Olmo2 | Architecture::Olmo3 => {
+            let o = AttnOpts {
+                qkv_bias: c.attention_bias,
+                output_bias: c.attention_bias,
+                qk_norm: QkNorm::Whole,
+                ..AttnOpts::default()
+            };
+            let spans = spans(f, n)?;
+            Family::new(
+                spans
+                    .into_iter()
+                    .map(|s| layer(attention(c, s, o), gated(c.intermediate, false), 2))
+                    .collect(),
+            )
+        }
+        Architecture::Olmoe => {
+            let o = AttnOpts {
+                qkv_bias: c.attention_bias,
+                output_bias: c.attention_bias,
+                qk_norm: QkNorm::Whole,
+                ..AttnOpts::default()
+            };
+            let e = experts(f)?;
+            Family::new(
+                (0..n)
+                    .map(|_| {
+                        layer(
+                            attention(c, LayerAttention::Full, o),
+                            Mlp::Moe(moe(e, c.intermediate)),
+                            2,
+                        )
+                    })
+                    .collect(),
+            )
+        }
+        Architecture::Granite
+        | Architecture::Smollm3
+        | Architecture::Apertus
+        | Architecture::Ernie45
+        | Architecture::SeedOss
+        | Architecture::HunyuanV1Dense => dense_llama_like(f, c, arch)?,
+        Architecture::GraniteMoe => {
+            let o = AttnOpts {
+                qkv_bias: c.attention_bias,
+                output_bias: c.attention_bias,
+                ..AttnOpts::default()
+            };
+            let e = experts(f)?;
+            let shared = f.u64_or("shared_intermediate_size", 0)?;
+            Family::new(
+                (0..n)
+                    .map(|_| {
+                        let mut m = moe(e, c.intermediate);
+                        m.shared_intermediate = shared;
+                        layer(attention(c, LayerAttention::Full, o), Mlp::Moe(m), 2)
+                    })
+                    .collect(),
+            )
+        }
+        Architecture::Exaone4 => {
+            let o = AttnOpts {
+                qk_norm: QkNorm::PerHead,
+                ..AttnOpts::default()
+            };
+            let spans = spans(f, n)?;
+            // Post-norms only: post_attention_layernorm, post_feedforward_layernorm.
+            Family::new(
+                spans
+                    .into_iter()
+                    .map(|s| layer(attention(c, s, o), gated(c.intermediate, false), 2))
+                    .collect(),
+            )
+        }
+        Architecture::Glm4 => {
+            // Four norms (input, post_self_attn, post_attention, post_mlp); fused gate_up.
+            let o = AttnOpts {
+                qkv_bias: c.attention_bias,
+                ..AttnOpts::default()
+            };
+            Family::new(
+                (0..n)
+                    .map(|_| {
+                        layer(
+                            attention(c, LayerAttention::Full, o),
+                            Mlp::Dense(DenseMlpSpec {
+                                intermediate: c.intermediate,
+                                gated: true,
+                                bias: false,
+                                fused_gate_up: true,
+                            }),
+                            4,
+                        )
+                    })
+                    .collect(),
+            )
+        }
+        Architecture::Glm4Moe | Architecture::MinimaxM2 => glm4_moe(f, c, arch)?,
+        Architecture::DeepseekV32 | Architecture::Glm4MoeLite | Architecture::GlmMoeDsa => {
+            deepseek_like(f, c, arch)?
+        }
+        Architecture::Llama4 => llama4(f, c)?,
+        Architecture::Lfm2 | Architecture::Lfm2Moe => lfm2(f, c, arch)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(out))
+}
+
+/// StarCoder2: `sliding_window` on every layer when set (as Mistral), or `layer_types`.
+fn starcoder_spans(f: &Fields<'_>, n: u64) -> Result<Vec<LayerAttention>, CoreError> {
+    if f.has("layer_types") {
+        return spans(f, n);
+    }
+    Ok(match f.opt_u64("sliding_window")? {
+        Some(w) if w > 0 => vec![LayerAttention::Sliding { window: w }; n as usize],
+        _ => vec![LayerAttention::Full; n as usize],
+    })
+}
+
+/// Cohere-2: `layer_types`, else every `sliding_window_pattern`-th layer global.
+fn cohere2_spans(f: &Fields<'_>, n: u64) -> Result<Vec<LayerAttention>, CoreError> {
+    if f.has("layer_types") {
+        return spans(f, n);
+    }
+    let pattern = f.u64_or("sliding_window_pattern", 4)?;
+    let pattern = f.check_range("sliding_window_pattern", pattern, MAX_LAYERS)?;
+    let w = window(f)?;
+    Ok((0..n)
+        .map(|i| {
+            if (i + 1) % pattern != 0 {
+                LayerAttention::Sliding { window: w }
+            } else {
+                LayerAttention::Full
+            }
+        })
+        .collect())
+}
+
+/// Llama-shaped dense families that differ only in biases, q/k norms and MLP gating.
+fn dense_llama_like(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let spans = spans(f, n)?;
+    let mut o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        ..AttnOpts::default()
+    };
+    let mut mlp = gated(c.intermediate, c.mlp_bias);
+    let mut extra = Vec::new();
+    match arch {
+        // Ernie 4.5: `use_bias` on every attention and MLP projection.
+        Architecture::Ernie45 => {
+            let b = f.bool_or("use_bias", false)?;
+            o.qkv_bias = b;
+            o.output_bias = b;
+            mlp = gated(c.intermediate, b);
+        }
+        // Seed-OSS: q/k/v biases (`attention_bias`), output bias (`attention_out_bias`).
+        Architecture::SeedOss => {
+            o.output_bias = f.bool_or("attention_out_bias", false)?;
+        }
+        // Hunyuan: per-head query/key RMSNorms.
+        Architecture::HunyuanV1Dense => o.qk_norm = QkNorm::PerHead,
+        // Apertus: per-head q/k norms; an ungated MLP whose xIELU activation learns two
+        // scalars (alpha_p, alpha_n) per layer.
+        Architecture::Apertus => {
+            o.qk_norm = QkNorm::PerHead;
+            mlp = ungated(c.intermediate, c.mlp_bias);
+            for _ in 0..2 {
+                extra.push(crate::model::ExtraWeight {
+                    what: crate::model::ExtraWeightKind::Gate,
+                    shape: vec![1],
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(Family::new(
+        spans
+            .into_iter()
+            .map(|s| LayerSpec {
+                mixer: attention(c, s, o),
+                mlp: mlp.clone(),
+                norms: 2,
+                extra: extra.clone(),
+            })
+            .collect(),
+    ))
+}
+
+/// Nemotron-H: one block per layer, each a Mamba-2 mixer, an attention, an MLP or a MoE, after
+/// one RMSNorm (`hybrid_override_pattern`: `M`, `*`, `-`, `E`; or `layers_block_type`).
+fn nemotron_h(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let kinds: Vec<String> = match f.opt_str("hybrid_override_pattern")? {
+        Some(p) => p
+            .chars()
+            .map(|ch| match ch {
+                'M' => Ok("mamba".to_string()),
+                '*' => Ok("attention".to_string()),
+                '-' => Ok("mlp".to_string()),
+                'E' => Ok("moe".to_string()),
+                other => Err(f.bad(
+                    "hybrid_override_pattern",
+                    format!(
+                        "has `{other}`; headroom knows M (Mamba), * (attention), - (MLP), E (MoE)"
+                    ),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        None => match f
+            .opt_str_list("layers_block_type")?
+            .or(f.opt_str_list("layer_types")?)
+        {
+            Some(list) => list,
+            None => {
+                return Err(f.bad(
+                    "hybrid_override_pattern",
+                    "is missing (and so is layers_block_type); Nemotron-H needs its layer pattern",
+                ));
+            }
+        },
+    };
+    let n = f.check_range("hybrid_override_pattern", kinds.len() as u64, MAX_LAYERS)?;
+    let m2 = Mamba2Spec {
+        heads: width(f, &["mamba_num_heads"])?,
+        head_dim: width(f, &["mamba_head_dim"])?,
+        state_size: width_or(f, &["ssm_state_size"], 128)?,
+        groups: width_or(f, &["n_groups", "mamba_n_groups"], 8)?,
+        conv_kernel: width_or(f, &["conv_kernel", "mamba_d_conv"], 4)?,
+        proj_bias: f.bool_or("use_bias", false)?,
+        conv_bias: match f.opt_bool("use_conv_bias")? {
+            Some(b) => b,
+            None => f.bool_or("mamba_conv_bias", true)?,
+        },
+        gated_norm: true,
+    };
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        ..AttnOpts::default()
+    };
+    let moe_mlp = || -> Result<Mlp, CoreError> {
+        let e = experts(f)?;
+        let mut m = moe(e, width(f, &["moe_intermediate_size"])?);
+        m.gated = false;
+        m.correction_bias = true;
+        m.shared_intermediate = if f.u64_or("n_shared_experts", 1)? > 0 {
+            width_or(f, &["moe_shared_expert_intermediate_size"], 7688)?
+        } else {
+            0
+        };
+        m.latent = match f.opt_u64("moe_latent_size")? {
+            Some(l) => Some(f.check_range("moe_latent_size", l, MAX_DIMENSION)?),
+            None => None,
+        };
+        Ok(Mlp::Moe(m))
+    };
+    let mut layers = Vec::with_capacity(kinds.len());
+    for k in &kinds {
+        let l = match k.as_str() {
+            "mamba" | "linear_attention" => layer(Mixer::Mamba2(m2.clone()), Mlp::None, 1),
+            "attention" | "full_attention" => {
+                layer(attention(c, LayerAttention::Full, o), Mlp::None, 1)
+            }
+            "mlp" => layer(Mixer::None, ungated(c.intermediate, c.mlp_bias), 1),
+            "moe" => layer(Mixer::None, moe_mlp()?, 1),
+            other => {
+                return Err(f.bad(
+                    "layers_block_type",
+                    format!("has `{other}`; headroom knows mamba, attention, mlp, moe"),
+                ));
+            }
+        };
+        layers.push(l);
+    }
+    let mut fam = Family::new(layers);
+    fam.num_layers = Some(n);
+    let mtp = f.u64_or("num_nextn_predict_layers", 0)?;
+    if mtp > 0 {
+        // MTP blocks are an attention and a MoE layer (`mtp_layers_block_type`).
+        fam.mtp = Some(MtpSpec {
+            layers: mtp,
+            layer: layer(attention(c, LayerAttention::Full, o), moe_mlp()?, 2),
+            own_embedding: false,
+        });
+    }
+    Ok(fam)
+}
+
+/// Qwen3-Next / Qwen3.5: Gated DeltaNet and gated full attention (`layer_types`, else every
+/// `full_attention_interval`-th layer full), MoE (Qwen3-Next, Qwen3.5-MoE) or dense MLPs.
+fn qwen3_next(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let kinds: Vec<bool> = match layer_types(f, n)? {
+        Some(types) => types
+            .iter()
+            .map(|t| match t.as_str() {
+                "linear_attention" => Ok(true),
+                "full_attention" => Ok(false),
+                other => Err(f.bad(
+                    "layer_types",
+                    format!("has `{other}`; headroom knows linear_attention and full_attention"),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        None => {
+            let every = f.u64_or("full_attention_interval", 4)?;
+            let every = f.check_range("full_attention_interval", every, MAX_LAYERS)?;
+            (0..n).map(|i| (i + 1) % every != 0).collect()
+        }
+    };
+    let la = LinearAttentionSpec {
+        key_heads: width(f, &["linear_num_key_heads"])?,
+        value_heads: width(f, &["linear_num_value_heads"])?,
+        key_head_dim: width(f, &["linear_key_head_dim"])?,
+        value_head_dim: width(f, &["linear_value_head_dim"])?,
+        conv_kernel: width_or(f, &["linear_conv_kernel_dim"], 4)?,
+        split_projections: *arch != Architecture::Qwen3Next,
+    };
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: false,
+        qk_norm: QkNorm::PerHead,
+        output_gate: true,
+    };
+    let is_moe = *arch != Architecture::Qwen35;
+    let sparse = if is_moe {
+        qwen_sparse(f, n)?
+    } else {
+        vec![false; n as usize]
+    };
+    let moe_spec = if is_moe {
+        let e = experts(f)?;
+        let mut m = moe(e, width(f, &["moe_intermediate_size"])?);
+        m.shared_intermediate = f.u64_or("shared_expert_intermediate_size", 0)?;
+        m.shared_gate = m.shared_intermediate > 0;
+        Some(m)
+    } else {
+        None
+    };
+    let mut layers = Vec::with_capacity(n as usize);
+    for (i, linear) in kinds.iter().enumerate() {
+        let mixer = if *linear {
+            Mixer::LinearAttention(la.clone())
+        } else {
+            attention(c, LayerAttention::Full, o)
+        };
+        let mlp = match (&moe_spec, sparse.get(i).copied().unwrap_or(false)) {
+            (Some(m), true) => Mlp::Moe(m.clone()),
+            _ => gated(c.intermediate, false),
+        };
+        layers.push(layer(mixer, mlp, 2));
+    }
+    let mut fam = Family::new(layers);
+    let mtp = f.u64_or("mtp_num_hidden_layers", 0)?;
+    if mtp > 0 {
+        let mlp = match &moe_spec {
+            Some(m) => Mlp::Moe(m.clone()),
+            None => gated(c.intermediate, false),
+        };
+        fam.mtp = Some(MtpSpec {
+            layers: mtp,
+            layer: layer(attention(c, LayerAttention::Full, o), mlp, 2),
+            own_embedding: false,
+        });
+    }
+    Ok(fam)
+}
+
+/// GLM-4.5 (`glm4_moe`) and MiniMax-M2: attention + MoE with a score correction bias; GLM has
+/// shared experts and dense first layers, MiniMax q/k norms over the whole projection.
+fn glm4_moe(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let spans = spans(f, n)?;
+    let e = experts(f)?;
+    let minimax = *arch == Architecture::MinimaxM2;
+    let (o, expert_width, sparse, shared) = if minimax {
+        (
+            AttnOpts {
+                qk_norm: if f.bool_or("use_qk_norm", true)? {
+                    QkNorm::Whole
+                } else {
+                    QkNorm::None
+                },
+                ..AttnOpts::default()
+            },
+            c.intermediate,
+            vec![true; n as usize],
+            0,
+        )
+    } else {
+        let ew = width(f, &["moe_intermediate_size"])?;
+        let shared = f.u64_or("n_shared_experts", 0)?;
+        if shared > MAX_EXPERTS {
+            return Err(f.bad("n_shared_experts", "is implausibly large; fix the config"));
+        }
+        (
+            AttnOpts {
+                qkv_bias: c.attention_bias,
+                qk_norm: if f.bool_or("use_qk_norm", false)? {
+                    QkNorm::PerHead
+                } else {
+                    QkNorm::None
+                },
+                ..AttnOpts::default()
+            },
+            ew,
+            deepseek_sparse(f, n)?,
+            shared * ew,
+        )
+    };
+    let mut m = moe(e, expert_width);
+    m.correction_bias = !minimax || f.bool_or("use_routing_bias", true)?;
+    m.shared_intermediate = shared;
+    let layers: Vec<LayerSpec> = spans
+        .into_iter()
+        .zip(sparse)
+        .map(|(s, sp)| {
+            let mlp = if sp {
+                Mlp::Moe(m.clone())
+            } else {
+                gated(c.intermediate, false)
+            };
+            layer(attention(c, s, o), mlp, 2)
+        })
+        .collect();
+    let mut fam = Family::new(layers);
+    let mtp = f.u64_or("num_nextn_predict_layers", 0)?;
+    if mtp > 0 && !minimax {
+        fam.mtp = Some(MtpSpec {
+            layers: mtp,
+            layer: layer(attention(c, LayerAttention::Full, o), Mlp::Moe(m), 2),
+            own_embedding: true,
+        });
+    }
+    Ok(fam)
+}
+
+/// MLA shapes from the DeepSeek fields.
+fn mla_of(f: &Fields<'_>) -> Result<MlaSpec, CoreError> {
+    let q_lora_rank = match f.opt_u64("q_lora_rank")? {
+        Some(r) => Some(f.check_range("q_lora_rank", r, MAX_DIMENSION)?),
+        None => None,
+    };
+    Ok(MlaSpec {
+        q_lora_rank,
+        kv_lora_rank: width(f, &["kv_lora_rank"])?,
+        qk_rope_head_dim: width(f, &["qk_rope_head_dim"])?,
+        qk_nope_head_dim: width(f, &["qk_nope_head_dim"])?,
+        v_head_dim: width(f, &["v_head_dim"])?,
+    })
+}
+
+/// DeepSeek-V3-shaped families outside `deepseek_v3`: MLA (with the V3.2 / GLM-5 indexer where
+/// the config names one) and MoE with shared experts, dense first layers and a correction bias.
+fn deepseek_like(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let mla = mla_of(f)?;
+    let indexer = if matches!(arch, Architecture::DeepseekV32 | Architecture::GlmMoeDsa)
+        || f.has("index_head_dim")
+    {
+        Some(IndexerSpec {
+            heads: width(f, &["index_n_heads"])?,
+            head_dim: width(f, &["index_head_dim"])?,
+            topk: width(f, &["index_topk"])?,
+        })
+    } else {
+        None
+    };
+    let e = experts(f)?;
+    let ew = width(f, &["moe_intermediate_size"])?;
+    let shared = f.u64_or("n_shared_experts", 0)?;
+    if shared > MAX_EXPERTS {
+        return Err(f.bad("n_shared_experts", "is implausibly large; fix the config"));
+    }
+    let mut m = moe(e, ew);
+    m.correction_bias = true;
+    m.shared_intermediate = shared * ew;
+    let sparse = deepseek_sparse(f, n)?;
+    let mixer = Mixer::Mla {
+        heads: c.heads,
+        mla,
+        indexer,
+    };
+    let layers: Vec<LayerSpec> = sparse
+        .iter()
+        .map(|sp| {
+            let mlp = if *sp {
+                Mlp::Moe(m.clone())
+            } else {
+                gated(c.intermediate, false)
+            };
+            layer(mixer.clone(), mlp, 2)
+        })
+        .collect();
+    let mut fam = Family::new(layers);
+    let mtp = f.u64_or("num_nextn_predict_layers", 0)?;
+    if mtp > 0 {
+        fam.mtp = Some(MtpSpec {
+            layers: mtp,
+            layer: layer(mixer, Mlp::Moe(m), 2),
+            own_embedding: true,
+        });
+    }
+    Ok(fam)
+}
+
+/// Llama 4 text: chunked attention on RoPE layers and full attention on NoPE layers
+/// (`no_rope_layers`, or `layer_types`), MoE every `interleave_moe_layer_step`-th layer (or
+/// `moe_layers`) with one shared expert, dense `intermediate_size_mlp` elsewhere.
+fn llama4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let chunk = f.opt_u64("attention_chunk_size")?;
+    let spans: Vec<LayerAttention> = if f.has("layer_types") {
+        spans(f, n)?
+    } else {
+        let no_rope = match f.opt_u64_list("no_rope_layers")? {
+            Some(l) if !l.is_empty() => {
+                if l.len() as u64 != n {
+                    return Err(f.bad(
+                        "no_rope_layers",
+                        format!("lists {} layers but num_hidden_layers is {n}", l.len()),
+                    ));
+                }
+                l
+            }
+            // Llama4TextConfig: every 4th layer is NoPE (`int((i + 1) % 4 != 0)`).
+            _ => (0..n).map(|i| u64::from((i + 1) % 4 != 0)).collect(),
+        };
+        no_rope
+            .iter()
+            .map(|&rope| match (rope, chunk) {
+                (1, Some(ch)) if ch > 0 => LayerAttention::Chunked { chunk: ch },
+                _ => LayerAttention::Full,
+            })
+            .collect()
+    };
+    let moe_layers: Vec<u64> = match f.opt_u64_list("moe_layers")? {
+        Some(l) => l,
+        None => {
+            let step = f.u64_or("interleave_moe_layer_step", 1)?;
+            let step = f.check_range("interleave_moe_layer_step", step, MAX_LAYERS)?;
+            (0..n).filter(|i| (i + 1) % step == 0).collect()
+        }
+    };
+    let e = experts(f)?;
+    let mut m = moe(e, c.intermediate);
+    // One shared expert of the expert width (Llama4TextMoe.shared_expert).
+    m.shared_intermediate = c.intermediate;
+    let dense_width = width_or(f, &["intermediate_size_mlp"], c.intermediate)?;
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        ..AttnOpts::default()
+    };
+    Ok(Family::new(
+        spans
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mlp = if moe_layers.contains(&(i as u64)) {
+                    Mlp::Moe(m.clone())
+                } else {
+                    gated(dense_width, false)
+                };
+                layer(attention(c, s, o), mlp, 2)
+            })
+            .collect(),
+    ))
+}
+
+/// LFM2 / LFM2-MoE: short-conv and attention layers (`layer_types`: `conv`, `full_attention`),
+/// per-head q/k norms, gated MLPs (LFM2's width rule) or MoE after `num_dense_layers`.
+fn lfm2(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let types = layer_types(f, n)?.ok_or_else(|| {
+        f.bad(
+            "layer_types",
+            "is missing; LFM2 needs it to tell conv layers from attention layers",
+        )
+    })?;
+    let sc = ShortConvSpec {
+        kernel: width_or(f, &["conv_L_cache"], 3)?,
+        bias: f.bool_or("conv_bias", false)?,
+    };
+    let o = AttnOpts {
+        qk_norm: QkNorm::PerHead,
+        ..AttnOpts::default()
+    };
+    let dense_width = if *arch == Architecture::Lfm2 {
+        lfm2_ff_width(f, c.intermediate)?
+    } else {
+        c.intermediate
+    };
+    let moe_spec = if *arch == Architecture::Lfm2Moe {
+        let e = experts(f)?;
+        let mut m = moe(e, width(f, &["moe_intermediate_size"])?);
+        m.correction_bias = f.bool_or("use_expert_bias", true)?;
+        Some((m, f.u64_or("num_dense_layers", 0)?))
+    } else {
+        None
+    };
+    let mut layers = Vec::with_capacity(types.len());
+    for (i, t) in types.iter().enumerate() {
+        let mixer = match t.as_str() {
+            "conv" | "short_conv" => Mixer::ShortConv(sc.clone()),
+            other => match span_of(f, other)? {
+                Some(s) => attention(c, s, o),
+                None => {
+                    return Err(f.bad(
+                        "layer_types",
+                        format!("has `{other}`; headroom knows conv and full_attention"),
+                    ));
+                }
+            },
+        };
+        let mlp = match &moe_spec {
+            Some((m, dense)) if i as u64 >= *dense => Mlp::Moe(m.clone()),
+            _ => gated(dense_width, false),
+        };
+        layers.push(layer(mixer, mlp, 2));
+    }
+    Ok(Family::new(layers))
+}
+
+/// LFM2's MLP width: `int(2·I/3)` when `block_auto_adjust_ff_dim`, then × `block_ffn_dim_multiplier`
+/// rounded up to `block_multiple_of`.
+fn lfm2_ff_width(f: &Fields<'_>, intermediate: u64) -> Result<u64, CoreError> {
+    if !f.bool_or("block_auto_adjust_ff_dim", false)? {
+        return Ok(intermediate);
+    }
+    let mut w = 2 * intermediate / 3;
+    if let Some(mult) = f.opt_f64("block_ffn_dim_multiplier")? {
+        w = (mult * w as f64) as u64;
+        let multiple = f.u64_or("block_multiple_of", 256)?.max(1);
+        w = w.div_ceil(multiple) * multiple;
+    }
+    f.check_range("intermediate_size", w, MAX_DIMENSION)
+}
