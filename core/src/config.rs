@@ -12,6 +12,7 @@ use crate::{
     model::{Architecture, LayerAttention, LayerSpec, Mixer, MlaSpec, Mlp, ModelSpec, MoeSpec},
 };
 
+mod encoders;
 mod families;
 mod nonfinite;
 
@@ -148,7 +149,7 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
             };
             (inner, model_type)
         }
-        Some(Value::Null) | None => (outer, outer_type.unwrap_or_default()),
+        Some(Value::Null) | None => (outer, outer_type.clone().unwrap_or_default()),
         Some(_) => {
             return Err(CoreError::BadField {
                 what,
@@ -158,7 +159,23 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
         }
     };
     let quant_method = quantization_method(root);
-    build(name, &fields, &model_type, &classes, quant_method)
+    let mut spec = build(name, &fields, &model_type, &classes, quant_method)?;
+    // A wrapper's vision/audio towers: counted when headroom knows their layout, else named
+    // in the approximations (never silently left out).
+    let root_fields = Fields {
+        what: &what,
+        prefix: String::new(),
+        map: root,
+    };
+    let parts = encoders::parts(
+        &root_fields,
+        outer_type.as_deref().unwrap_or_default(),
+        spec.hidden_size,
+    )?;
+    spec.encoders = parts.encoders;
+    spec.projectors = parts.projectors;
+    spec.approximations.extend(parts.approximations);
+    Ok(spec)
 }
 
 /// Check a [`ModelSpec`] that did not come from [`model_from_config_json`] (deserialized from a
@@ -590,11 +607,23 @@ fn build(
     };
     let hidden_size = dim("hidden_size", gemma3_defaults::HIDDEN_SIZE)?;
     let vocab_size = dim("vocab_size", gemma3_defaults::VOCAB_SIZE)?;
-    let intermediate_size = dim("intermediate_size", gemma3_defaults::INTERMEDIATE_SIZE)?;
-    let num_layers = if is_gemma3 {
-        f.u64_or("num_hidden_layers", gemma3_defaults::NUM_HIDDEN_LAYERS)?
-    } else {
-        f.u64("num_hidden_layers")?
+    // Families whose layers may all be MoE can omit the dense width (Qwen3.5-MoE): the expert
+    // width stands in for the summary field, and a dense layer there asks for the real one.
+    let intermediate_size = match (f.has("intermediate_size"), &arch) {
+        (false, Architecture::Qwen35Moe | Architecture::Qwen3Next | Architecture::MinimaxM2) => f
+            .check_range(
+            "moe_intermediate_size",
+            f.u64("moe_intermediate_size")?,
+            MAX_DIMENSION,
+        )?,
+        _ => dim("intermediate_size", gemma3_defaults::INTERMEDIATE_SIZE)?,
+    };
+    let num_layers = match (&arch, f.opt_u64("num_hidden_layers")?) {
+        (_, Some(n)) => n,
+        (Architecture::Gemma3, None) => gemma3_defaults::NUM_HIDDEN_LAYERS,
+        // Nemotron-H derives its depth from the layer pattern (num_hidden_layers is deprecated).
+        (Architecture::NemotronH, None) => families::nemotron_h_depth(f)?,
+        (_, None) => f.u64("num_hidden_layers")?,
     };
     let num_layers = f.check_range("num_hidden_layers", num_layers, MAX_LAYERS)?;
     let heads = if is_gemma3 {

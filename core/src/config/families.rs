@@ -498,9 +498,9 @@ fn dense_llama_like(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<F
     ))
 }
 
-/// Nemotron-H: one block per layer, each a Mamba-2 mixer, an attention, an MLP or a MoE, after
-/// one RMSNorm (`hybrid_override_pattern`: `M`, `*`, `-`, `E`; or `layers_block_type`).
-fn nemotron_h(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+/// Nemotron-H's block kinds in order: `hybrid_override_pattern` (`M`, `*`, `-`, `E`) or
+/// `layers_block_type` / `layer_types`.
+fn nemotron_h_kinds(f: &Fields<'_>) -> Result<Vec<String>, CoreError> {
     let kinds: Vec<String> = match f.opt_str("hybrid_override_pattern")? {
         Some(p) => p
             .chars()
@@ -530,6 +530,22 @@ fn nemotron_h(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
             }
         },
     };
+    Ok(kinds)
+}
+
+/// Nemotron-H's depth: the length of its layer pattern.
+pub(super) fn nemotron_h_depth(f: &Fields<'_>) -> Result<u64, CoreError> {
+    f.check_range(
+        "hybrid_override_pattern",
+        nemotron_h_kinds(f)?.len() as u64,
+        MAX_LAYERS,
+    )
+}
+
+/// Nemotron-H: one block per layer, each a Mamba-2 mixer, an attention, an MLP or a MoE, after
+/// one RMSNorm (`hybrid_override_pattern`: `M`, `*`, `-`, `E`; or `layers_block_type`).
+fn nemotron_h(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let kinds = nemotron_h_kinds(f)?;
     let n = f.check_range("hybrid_override_pattern", kinds.len() as u64, MAX_LAYERS)?;
     let m2 = Mamba2Spec {
         heads: width(f, &["mamba_num_heads"])?,
@@ -657,7 +673,8 @@ fn qwen3_next(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family,
         };
         let mlp = match (&moe_spec, sparse.get(i).copied().unwrap_or(false)) {
             (Some(m), true) => Mlp::Moe(m.clone()),
-            _ => gated(c.intermediate, false),
+            // A dense layer needs the config's own dense width (never the expert width).
+            _ => gated(width(f, &["intermediate_size"])?, false),
         };
         layers.push(layer(mixer, mlp, 2));
     }
