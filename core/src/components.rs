@@ -12,7 +12,7 @@ use crate::{
     kv_cache::{KvDtype, layer_cache, layer_state_elements},
     model::{ComponentKind, LayerSpec, Mixer, Mlp, ModelSpec},
     runtime::Runtime,
-    tensors::{layer_params, shape_elements, walk},
+    tensors::{TensorRole, layer_params, shape_elements, walk},
 };
 
 /// Parameters of one component.
@@ -35,6 +35,9 @@ pub struct Component {
 pub fn components(model: &ModelSpec) -> Vec<Component> {
     let mut out: Vec<Component> = Vec::new();
     walk(model, |e| {
+        if e.role == TensorRole::Buffer {
+            return;
+        }
         let n = shape_elements(e.shape());
         let active = match e.component {
             ComponentKind::Embedding
@@ -86,7 +89,10 @@ fn layer_active_params(model: &ModelSpec, layer: &LayerSpec) -> u64 {
     probe.num_layers = 1;
     let mut n = 0u64;
     walk(&probe, |e| {
-        if e.component == ComponentKind::Decoder && e.layer.is_some() {
+        if e.component == ComponentKind::Decoder
+            && e.layer.is_some()
+            && e.role != TensorRole::Buffer
+        {
             n = n.saturating_add(e.active_elements);
         }
     });

@@ -57,6 +57,10 @@ fn count_params(model: &ModelSpec) -> ParamCounts {
     let mut active = 0u64;
     let mut embedding = 0u64;
     crate::tensors::walk(model, |e| {
+        // Buffers are stored but are not parameters.
+        if e.role == crate::tensors::TensorRole::Buffer {
+            return;
+        }
         let n = crate::tensors::shape_elements(e.shape());
         total = total.saturating_add(n);
         match e.component {

@@ -35,6 +35,10 @@ pub enum TensorRole {
     SsmVector,
     /// Encoder (vision/audio tower) or projector weights.
     Encoder,
+    /// A persistent buffer the checkpoint stores but that is not a parameter (DeepSeek-V3's
+    /// `e_score_correction_bias`, registered with `register_buffer`): in the weight bytes, not
+    /// in the parameter count.
+    Buffer,
     /// Query projection (or MLA's query up-projection).
     AttnQ,
     /// Key projection.
@@ -342,7 +346,11 @@ pub(crate) fn layer_params(model: &ModelSpec, layer: &LayerSpec) -> u64 {
     let mut n = 0u64;
     let mut b = Builder {
         model,
-        sink: |e: TensorEntry| n = n.saturating_add(shape_elements(e.shape())),
+        sink: |e: TensorEntry| {
+            if e.role != TensorRole::Buffer {
+                n = n.saturating_add(shape_elements(e.shape()));
+            }
+        },
         component: ComponentKind::Decoder,
     };
     decoder_layer(&mut b, 0, layer);
@@ -669,7 +677,7 @@ fn moe_mlp<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, moe: &MoeMlpSp
     }
     if moe.correction_bias {
         // Aux-loss-free routing adds a per-expert score correction bias.
-        b.layer(i, "exp_probs_b.bias", TensorRole::Bias, &[e]);
+        b.layer(i, "exp_probs_b.bias", TensorRole::Buffer, &[e]);
     }
     // Experts read and write the latent width when the model projects into one.
     let io = moe.latent.unwrap_or(h);
