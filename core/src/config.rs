@@ -553,6 +553,9 @@ mod gemma3_defaults {
     pub const SLIDING_WINDOW_PATTERN: u64 = 6;
 }
 
+/// `Glm4MoeConfig` default `head_dim` (128).
+const GLM4_MOE_DEFAULT_HEAD_DIM: u64 = 128;
+
 /// `GemmaConfig` / `Gemma2Config` default `head_dim` (256).
 const GEMMA_DEFAULT_HEAD_DIM: u64 = 256;
 
@@ -650,6 +653,15 @@ fn build(
     let head_dim_default = match arch {
         Architecture::Gemma | Architecture::Gemma2 => GEMMA_DEFAULT_HEAD_DIM,
         Architecture::Gemma3 => gemma3_defaults::HEAD_DIM,
+        // Glm4MoeConfig's default (GLM-4.5: 96 heads of 128 over a 4096-wide model).
+        Architecture::Glm4Moe => GLM4_MOE_DEFAULT_HEAD_DIM,
+        // MLA families: transformers sets head_dim to qk_rope_head_dim; the real per-head
+        // widths are the MLA fields.
+        Architecture::DeepseekV32 | Architecture::Glm4MoeLite | Architecture::GlmMoeDsa
+            if hidden_size % heads != 0 =>
+        {
+            f.u64("qk_rope_head_dim")?
+        }
         _ => {
             if hidden_size % heads != 0 && !f.has("head_dim") {
                 return Err(f.bad(

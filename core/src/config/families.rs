@@ -900,12 +900,19 @@ fn llama4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
 /// per-head q/k norms, gated MLPs (LFM2's width rule) or MoE after `num_dense_layers`.
 fn lfm2(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreError> {
     let n = c.num_layers;
-    let types = layer_types(f, n)?.ok_or_else(|| {
-        f.bad(
-            "layer_types",
-            "is missing; LFM2 needs it to tell conv layers from attention layers",
-        )
-    })?;
+    // Lfm2Config: `layer_types`, else attention on `full_attn_idxs` (all layers without it).
+    let types = match layer_types(f, n)? {
+        Some(t) => t,
+        None => {
+            let full = f.opt_u64_list("full_attn_idxs")?;
+            (0..n)
+                .map(|i| match &full {
+                    Some(idx) if !idx.contains(&i) => "conv".to_string(),
+                    _ => "full_attention".to_string(),
+                })
+                .collect()
+        }
+    };
     let sc = ShortConvSpec {
         kernel: width_or(f, &["conv_L_cache"], 3)?,
         bias: f.bool_or("conv_bias", false)?,
@@ -915,7 +922,9 @@ fn lfm2(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreE
         ..AttnOpts::default()
     };
     let dense_width = if *arch == Architecture::Lfm2 {
-        lfm2_ff_width(f, c.intermediate)?
+        // Lfm2Config reads the original checkpoints' `block_ff_dim` over `intermediate_size`.
+        let base = width_or(f, &["block_ff_dim"], c.intermediate)?;
+        lfm2_ff_width(f, base)?
     } else {
         c.intermediate
     };
