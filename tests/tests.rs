@@ -5,6 +5,7 @@ mod accuracy;
 mod advice;
 mod catalog;
 mod formats;
+mod layers;
 mod memory;
 mod params;
 mod properties;

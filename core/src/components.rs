@@ -22,8 +22,9 @@ pub struct Component {
     pub kind: ComponentKind,
     /// Stored parameters.
     pub params: u64,
-    /// Parameters one token uses (routed experts in proportion `top_k / experts`; the whole
-    /// embedding table, as vendors count it; encoders whole).
+    /// Parameters one generated token uses (routed experts in proportion `top_k / experts`; the
+    /// whole embedding table, as vendors count it; 0 for encoders and projectors, which run once
+    /// per image or clip).
     pub active_params: u64,
     /// Whether the component is in [`crate::params::ParamCounts::total`] (false for MTP layers,
     /// which transformers does not load).
@@ -40,11 +41,7 @@ pub fn components(model: &ModelSpec) -> Vec<Component> {
         }
         let n = shape_elements(e.shape());
         let active = match e.component {
-            ComponentKind::Embedding
-            | ComponentKind::VisionEncoder
-            | ComponentKind::VisionProjector
-            | ComponentKind::AudioEncoder
-            | ComponentKind::AudioProjector => n,
+            ComponentKind::Embedding => n,
             _ => e.active_elements,
         };
         match out.iter_mut().find(|c| c.kind == e.component) {

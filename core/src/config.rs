@@ -996,12 +996,8 @@ fn moe_spec(
     };
     let spec = match arch {
         Architecture::Mixtral | Architecture::GptOss => {
-            let num = f.u64("num_local_experts")?;
-            let k = match f.first_u64(&["num_experts_per_tok", "experts_per_token"])? {
-                Some(k) => k,
-                None => f.u64("num_experts_per_tok")?,
-            };
-            check_experts("num_local_experts", num, k)?;
+            // Every alias transformers accepts (num_local_experts, num_experts, ...).
+            let (num, k) = families::experts(f)?;
             MoeSpec {
                 num_experts: num,
                 experts_per_token: k,
@@ -1012,9 +1008,8 @@ fn moe_spec(
             }
         }
         Architecture::Qwen2Moe | Architecture::Qwen3Moe => {
-            let num = f.u64("num_experts")?;
-            let k = f.u64("num_experts_per_tok")?;
-            check_experts("num_experts", num, k)?;
+            // transformers 5 saves Qwen3-MoE's num_experts as num_local_experts.
+            let (num, k) = families::experts(f)?;
             let expert_inter = f.u64("moe_intermediate_size")?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let step = f.u64_or("decoder_sparse_step", 1)?;
@@ -1042,13 +1037,11 @@ fn moe_spec(
             }
         }
         Architecture::DeepseekV2 | Architecture::DeepseekV3 => {
-            let num = match f.opt_u64("n_routed_experts")? {
-                Some(n) => n,
-                // Without routed experts every layer is dense.
-                None => return Ok(None),
-            };
-            let k = f.u64("num_experts_per_tok")?;
-            check_experts("n_routed_experts", num, k)?;
+            // Without routed experts every layer is dense.
+            if f.first_u64(families::EXPERT_FIELDS)?.is_none() {
+                return Ok(None);
+            }
+            let (num, k) = families::experts(f)?;
             let expert_inter = f.u64("moe_intermediate_size")?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let shared = f.u64_or("n_shared_experts", 0)?;

@@ -16,7 +16,8 @@ pub struct ParamCounts {
     /// Every stored weight.
     pub total: u64,
     /// Weights one token touches, including the whole input embedding table (the vendors' count).
-    /// Equals `total` for dense models.
+    /// Equals `total` for dense text models; vision/audio towers and projectors are not active
+    /// (they run once per image or clip, not per generated token).
     pub active: u64,
     /// `active` less the input embedding table. When the embedding is tied to the output head the
     /// table stays counted, because the head reads all of it every token.
@@ -70,12 +71,8 @@ fn count_params(model: &ModelSpec) -> ParamCounts {
                     embedding = embedding.saturating_add(n);
                 }
             }
-            // Encoders and projectors run whole on every image or audio clip: all active (their
-            // tensors' per-token reads are 0, since generating a token does not touch them).
-            ComponentKind::VisionEncoder
-            | ComponentKind::VisionProjector
-            | ComponentKind::AudioEncoder
-            | ComponentKind::AudioProjector => active = active.saturating_add(n),
+            // Encoders and projectors are not used to generate a token (their per-token reads
+            // are 0): not active, as transformers-based counts define it.
             _ => active = active.saturating_add(e.active_elements),
         }
     });

@@ -102,7 +102,7 @@ fn layer(mixer: Mixer, mlp: Mlp, norms: u64) -> LayerSpec {
 
 /// Expert count under any of transformers' names (`num_experts`, `num_local_experts`,
 /// `n_routed_experts`, `moe_num_experts`).
-const EXPERT_FIELDS: &[&str] = &[
+pub(super) const EXPERT_FIELDS: &[&str] = &[
     "num_experts",
     "num_local_experts",
     "n_routed_experts",
@@ -118,13 +118,28 @@ const TOP_K_FIELDS: &[&str] = &[
     "moe_k",
 ];
 
-/// Routed experts and top-k, checked.
-fn experts(f: &Fields<'_>) -> Result<(u64, u64), CoreError> {
-    let num = f
-        .first_u64(EXPERT_FIELDS)?
-        .ok_or_else(|| f.bad("num_experts", "is missing (also looked for num_local_experts, n_routed_experts, moe_num_experts); the config must give the expert count"))?;
-    let num = f.check_range("num_experts", num, MAX_EXPERTS)?;
-    let k = f.first_u64(TOP_K_FIELDS)?.ok_or_else(|| {
+/// The first of `names` the config has, with its value.
+fn first_named<'n>(f: &Fields<'_>, names: &[&'n str]) -> Result<Option<(&'n str, u64)>, CoreError> {
+    for n in names {
+        if let Some(v) = f.opt_u64(n)? {
+            return Ok(Some((n, v)));
+        }
+    }
+    Ok(None)
+}
+
+/// Routed experts and top-k under whichever alias the config uses, checked; errors name the
+/// field the config has.
+pub(super) fn experts(f: &Fields<'_>) -> Result<(u64, u64), CoreError> {
+    let (field, num) = first_named(f, EXPERT_FIELDS)?.ok_or_else(|| {
+        f.bad(
+            "num_experts",
+            "is missing (also looked for num_local_experts, n_routed_experts, moe_num_experts); \
+             the config must give the expert count",
+        )
+    })?;
+    let num = f.check_range(field, num, MAX_EXPERTS)?;
+    let (k_field, k) = first_named(f, TOP_K_FIELDS)?.ok_or_else(|| {
         f.bad(
             "num_experts_per_tok",
             "is missing; the config must say how many experts each token uses",
@@ -132,7 +147,7 @@ fn experts(f: &Fields<'_>) -> Result<(u64, u64), CoreError> {
     })?;
     if k == 0 || k > num {
         return Err(f.bad(
-            "num_experts_per_tok",
+            k_field,
             format!("is {k}; it must be between 1 and the number of experts ({num})"),
         ));
     }
