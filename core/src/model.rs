@@ -639,7 +639,10 @@ impl ModelSpec {
                 span,
                 qkv_bias: self.attention_bias
                     || matches!(arch, Architecture::Qwen2 | Architecture::Qwen2Moe),
-                output_bias: self.attention_bias,
+                // Qwen2's q/k/v always carry biases and its o_proj never does, whatever
+                // `attention_bias` says (Qwen2Attention ignores the flag).
+                output_bias: self.attention_bias
+                    && !matches!(arch, Architecture::Qwen2 | Architecture::Qwen2Moe),
                 qk_norm: if matches!(
                     arch,
                     Architecture::Qwen3 | Architecture::Qwen3Moe | Architecture::Gemma3

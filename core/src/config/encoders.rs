@@ -53,11 +53,19 @@ pub(super) fn parts(
         projectors: Vec::new(),
         approximations: Vec::new(),
     };
+    // A wrapper whose class always builds its tower builds it from the class defaults when the
+    // config leaves `vision_config` out (Llama-4's published configs list only the text part).
+    let empty = serde_json::Map::new();
     let vision = match root.map.get("vision_config") {
         Some(Value::Object(v)) => Some(Fields {
             what: root.what,
             prefix: format!("{}vision_config.", root.prefix),
             map: v,
+        }),
+        _ if outer_type == "llama4" => Some(Fields {
+            what: root.what,
+            prefix: format!("{}vision_config.", root.prefix),
+            map: &empty,
         }),
         _ => None,
     };
@@ -105,6 +113,12 @@ pub(super) fn parts(
             ("qwen2_5_vl", _) => {
                 let (e, p) = qwen2_5_vl(v)?;
                 out.encoders.push(e);
+                out.projectors.push(p);
+            }
+            ("llama4", _) => {
+                let (e, adapter, p) = llama4(v, text_hidden)?;
+                out.encoders.push(e);
+                out.projectors.push(adapter);
                 out.projectors.push(p);
             }
             ("qwen3_vl" | "qwen3_vl_moe" | "qwen3_5" | "qwen3_5_moe", _) => {
@@ -326,4 +340,53 @@ fn qwen3_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
             norms,
         },
     ))
+}
+
+/// Llama-4's vision tower (`Llama4VisionModel`): unfolded patch linear without bias, class token,
+/// positions for every patch and the class token, LayerNorms before and after, biased attention
+/// and fc1/fc2; the pixel-shuffle adapter (`vision_adapter.mlp`: fc1 `[projector_input_dim,
+/// intermediate_size]`, fc2 `[projector_output_dim, projector_output_dim]`, no biases) belongs
+/// to the tower; the projector (`multi_modal_projector.linear_1`) maps `vision_output_dim` to the
+/// text width without bias.
+fn llama4(
+    v: &Fields<'_>,
+    text_hidden: u64,
+) -> Result<(EncoderSpec, ProjectorSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["hidden_size"], Some(768))?;
+    let patch = dim(v, &["patch_size"], Some(14))?;
+    let image = dim(v, &["image_size"], Some(448))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let inter = dim(v, &["intermediate_size"], Some(5632))?;
+    let side = image / patch;
+    let e = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["num_hidden_layers"], Some(34))?,
+        intermediate: inter,
+        patch_inputs: channels * patch * patch,
+        patch_bias: false,
+        positions: side * side + 1,
+        class_token: true,
+        pre_norm: true,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+    };
+    let proj_in = dim(v, &["projector_input_dim"], Some(4096))?;
+    let proj_out = dim(v, &["projector_output_dim"], Some(4096))?;
+    let adapter = ProjectorSpec {
+        kind: ComponentKind::VisionEncoder,
+        linears: vec![(inter, proj_in, false), (proj_out, proj_out, false)],
+        norms: vec![],
+    };
+    let vision_out = dim(v, &["vision_output_dim"], Some(7680))?;
+    let p = ProjectorSpec {
+        kind: ComponentKind::VisionProjector,
+        linears: vec![(vision_out, text_hidden, false)],
+        norms: vec![],
+    };
+    Ok((e, adapter, p))
 }
