@@ -251,6 +251,12 @@ pub fn check_model_spec(spec: &ModelSpec) -> Result<(), CoreError> {
     }) {
         return Err(bad("sliding_window", w, MAX_CONTEXT_TOKENS));
     }
+    for layer in &spec.layers {
+        check_layer(layer, &check)?;
+    }
+    if spec.layers.len() as u64 > MAX_LAYERS {
+        return Err(bad("layers", spec.layers.len() as u64, MAX_LAYERS));
+    }
     let total = crate::params::param_counts(spec).total;
     if total > MAX_PARAMS {
         return Err(CoreError::OutOfRange {
@@ -262,6 +268,76 @@ pub fn check_model_spec(spec: &ModelSpec) -> Result<(), CoreError> {
             },
             problem: format!("above {MAX_PARAMS} (10^15); the model's sizes are not a real model"),
         });
+    }
+    Ok(())
+}
+
+/// The widths of one explicit layer against the same limits (a spec from a link can carry any).
+fn check_layer(
+    layer: &LayerSpec,
+    check: &dyn Fn(&str, u64, u64) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
+    match &layer.mixer {
+        Mixer::Attention(a) | Mixer::CrossAttention(a) => {
+            check("num_attention_heads", a.heads, MAX_HEADS)?;
+            check("num_key_value_heads", a.kv_heads, MAX_HEADS)?;
+            check("head_dim", a.head_dim, MAX_DIMENSION)?;
+            check("v_head_dim", a.v_head_dim, MAX_DIMENSION)?;
+            if let Some(w) = a.span.limit() {
+                check("sliding_window", w, MAX_CONTEXT_TOKENS)?;
+            }
+        }
+        Mixer::Mla {
+            heads,
+            mla,
+            indexer,
+        } => {
+            check("num_attention_heads", *heads, MAX_HEADS)?;
+            check("kv_lora_rank", mla.kv_lora_rank, MAX_DIMENSION)?;
+            check("qk_rope_head_dim", mla.qk_rope_head_dim, MAX_DIMENSION)?;
+            check("qk_nope_head_dim", mla.qk_nope_head_dim, MAX_DIMENSION)?;
+            check("v_head_dim", mla.v_head_dim, MAX_DIMENSION)?;
+            if let Some(ix) = indexer {
+                check("index_n_heads", ix.heads, MAX_HEADS)?;
+                check("index_head_dim", ix.head_dim, MAX_DIMENSION)?;
+            }
+        }
+        Mixer::LinearAttention(la) => {
+            check("linear_num_key_heads", la.key_heads, MAX_HEADS)?;
+            check("linear_num_value_heads", la.value_heads, MAX_HEADS)?;
+            check("linear_key_head_dim", la.key_head_dim, MAX_DIMENSION)?;
+            check("linear_value_head_dim", la.value_head_dim, MAX_DIMENSION)?;
+            check("linear_conv_kernel_dim", la.conv_kernel, MAX_DIMENSION)?;
+        }
+        Mixer::Mamba2(m) => {
+            check("mamba_num_heads", m.heads, MAX_HEADS)?;
+            check("mamba_head_dim", m.head_dim, MAX_DIMENSION)?;
+            check("ssm_state_size", m.state_size, MAX_DIMENSION)?;
+            check("n_groups", m.groups, MAX_HEADS)?;
+            check("conv_kernel", m.conv_kernel, MAX_DIMENSION)?;
+        }
+        Mixer::ShortConv(sc) => check("conv_L_cache", sc.kernel, MAX_DIMENSION)?,
+        Mixer::None => {}
+    }
+    match &layer.mlp {
+        Mlp::Dense(d) => check("intermediate_size", d.intermediate, MAX_DIMENSION)?,
+        Mlp::Moe(m) => {
+            check("num_experts", m.experts, MAX_EXPERTS)?;
+            check("num_experts_per_tok", m.top_k, m.experts)?;
+            check(
+                "moe_intermediate_size",
+                m.expert_intermediate,
+                MAX_DIMENSION,
+            )?;
+            if m.shared_intermediate > 0 {
+                check(
+                    "shared_expert_intermediate_size",
+                    m.shared_intermediate,
+                    MAX_DIMENSION.saturating_mul(MAX_EXPERTS),
+                )?;
+            }
+        }
+        Mlp::None => {}
     }
     Ok(())
 }

@@ -98,7 +98,7 @@ pub(super) fn parts(
                 out.projectors.push(ProjectorSpec {
                     kind: ComponentKind::VisionProjector,
                     linears: vec![
-                        (e.hidden * layers, text_hidden, bias),
+                        (e.hidden.saturating_mul(layers), text_hidden, bias),
                         (text_hidden, text_hidden, bias),
                     ],
                     norms: vec![],
@@ -168,9 +168,9 @@ fn siglip(
         hidden: h,
         layers: depth(v, &["num_hidden_layers"], Some(12))?,
         intermediate: dim(v, &["intermediate_size"], Some(3072))?,
-        patch_inputs: channels * patch * patch,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
         patch_bias: true,
-        positions: side * side,
+        positions: side.saturating_mul(side),
         class_token: false,
         pre_norm: false,
         post_norm: true,
@@ -196,9 +196,9 @@ fn clip(v: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
         hidden: h,
         layers: depth(v, &["num_hidden_layers"], Some(24))?,
         intermediate: dim(v, &["intermediate_size"], Some(4096))?,
-        patch_inputs: channels * patch * patch,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
         patch_bias: false,
-        positions: side * side + 1,
+        positions: side.saturating_mul(side).saturating_add(1),
         class_token: true,
         pre_norm: true,
         post_norm: true,
@@ -227,13 +227,13 @@ fn pixtral(
         hidden: h,
         layers: depth(v, &["num_hidden_layers"], Some(24))?,
         intermediate: dim(v, &["intermediate_size"], Some(4096))?,
-        patch_inputs: channels * patch * patch,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
         patch_bias: false,
         positions: 0,
         class_token: false,
         pre_norm: true,
         post_norm: false,
-        attention_dim: heads * head_dim,
+        attention_dim: heads.saturating_mul(head_dim),
         attention_bias: false,
         mlp_gated: true,
         mlp_bias: false,
@@ -248,8 +248,8 @@ fn pixtral(
     let p = ProjectorSpec {
         kind: ComponentKind::VisionProjector,
         linears: vec![
-            (h * merge * merge, h, false),
-            (h * layers, text_hidden, bias),
+            (h.saturating_mul(merge).saturating_mul(merge), h, false),
+            (h.saturating_mul(layers), text_hidden, bias),
             (text_hidden, text_hidden, bias),
         ],
         norms: vec![(h, false)],
@@ -271,7 +271,10 @@ fn qwen2_5_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError>
         hidden: h,
         layers: depth(v, &["depth"], Some(32))?,
         intermediate: dim(v, &["intermediate_size"], Some(3420))?,
-        patch_inputs: channels * temporal * patch * patch,
+        patch_inputs: channels
+            .saturating_mul(temporal)
+            .saturating_mul(patch)
+            .saturating_mul(patch),
         patch_bias: false,
         positions: 0,
         class_token: false,
@@ -283,7 +286,7 @@ fn qwen2_5_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError>
         mlp_bias: true,
         norm_bias: false,
     };
-    let wide = h * merge * merge;
+    let wide = h.saturating_mul(merge).saturating_mul(merge);
     let p = ProjectorSpec {
         kind: ComponentKind::VisionProjector,
         linears: vec![(wide, wide, true), (wide, out, true)],
@@ -312,7 +315,10 @@ fn qwen3_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
         hidden: h,
         layers: depth(v, &["depth"], Some(27))?,
         intermediate: dim(v, &["intermediate_size"], Some(4304))?,
-        patch_inputs: channels * temporal * patch * patch,
+        patch_inputs: channels
+            .saturating_mul(temporal)
+            .saturating_mul(patch)
+            .saturating_mul(patch),
         patch_bias: true,
         positions,
         class_token: false,
@@ -324,7 +330,7 @@ fn qwen3_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
         mlp_bias: true,
         norm_bias: true,
     };
-    let wide = h * merge * merge;
+    let wide = h.saturating_mul(merge).saturating_mul(merge);
     let mut linears = vec![(wide, wide, true), (wide, out, true)];
     let mut norms = vec![(h, true)];
     for _ in 0..deepstack {
@@ -363,9 +369,9 @@ fn llama4(
         hidden: h,
         layers: depth(v, &["num_hidden_layers"], Some(34))?,
         intermediate: inter,
-        patch_inputs: channels * patch * patch,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
         patch_bias: false,
-        positions: side * side + 1,
+        positions: side.saturating_mul(side).saturating_add(1),
         class_token: true,
         pre_norm: true,
         post_norm: true,

@@ -748,7 +748,7 @@ fn glm4_moe(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, C
             },
             ew,
             deepseek_sparse(f, n)?,
-            shared * ew,
+            shared.saturating_mul(ew),
         )
     };
     let mut m = moe(e, expert_width);
@@ -817,7 +817,7 @@ fn deepseek_like(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Fami
     }
     let mut m = moe(e, ew);
     m.correction_bias = true;
-    m.shared_intermediate = shared * ew;
+    m.shared_intermediate = shared.saturating_mul(ew);
     let sparse = deepseek_sparse(f, n)?;
     let mixer = Mixer::Mla {
         heads: c.heads,
@@ -984,7 +984,7 @@ fn lfm2_ff_width(f: &Fields<'_>, intermediate: u64) -> Result<u64, CoreError> {
     if let Some(mult) = f.opt_f64("block_ffn_dim_multiplier")? {
         w = (mult * w as f64) as u64;
         let multiple = f.u64_or("block_multiple_of", 256)?.max(1);
-        w = w.div_ceil(multiple) * multiple;
+        w = w.div_ceil(multiple).saturating_mul(multiple);
     }
     f.check_range("intermediate_size", w, MAX_DIMENSION)
 }
