@@ -64,6 +64,10 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "minimax_m2",
     "lfm2",
     "lfm2_moe",
+    "granitemoehybrid",
+    "ernie4_5_moe",
+    "phimoe",
+    "mistral4",
     "qwen2_5_vl",
     "qwen2_5_vl_text",
     "qwen3_vl",
@@ -130,6 +134,7 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
     };
     let outer_type = outer.opt_str("model_type")?;
     let classes = outer.opt_str_list("architectures")?.unwrap_or_default();
+    let outer_tie = outer.opt_bool("tie_word_embeddings")?;
 
     // Multimodal configs (Gemma-3, Llava, Mistral-3, ...) nest the language model.
     let (fields, model_type) = match root.get("text_config") {
@@ -159,7 +164,19 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
         }
     };
     let quant_method = quantization_method(root);
-    let mut spec = build(name, &fields, &model_type, &classes, quant_method)?;
+    let outer_tie = if fields.prefix.is_empty() {
+        None
+    } else {
+        outer_tie
+    };
+    let mut spec = build(
+        name,
+        &fields,
+        &model_type,
+        &classes,
+        outer_tie,
+        quant_method,
+    )?;
     // A wrapper's vision/audio towers: counted when headroom knows their layout, else named
     // in the approximations (never silently left out).
     let root_fields = Fields {
@@ -565,6 +582,10 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "minimax_m2" => Architecture::MinimaxM2,
         "lfm2" => Architecture::Lfm2,
         "lfm2_moe" => Architecture::Lfm2Moe,
+        "granitemoehybrid" => Architecture::GraniteMoeHybrid,
+        "ernie4_5_moe" => Architecture::Ernie45Moe,
+        "phimoe" => Architecture::Phimoe,
+        "mistral4" => Architecture::Mistral4,
         // The text halves of vision-language models are the text families'.
         "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
         "qwen3_vl" | "qwen3_vl_text" => Architecture::Qwen3,
@@ -609,6 +630,7 @@ fn tie_default(arch: &Architecture) -> bool {
             | Architecture::Cohere2
             | Architecture::Smollm3
             | Architecture::Ernie45
+            | Architecture::Ernie45Moe
             | Architecture::Lfm2
             | Architecture::Lfm2Moe
     )
@@ -629,9 +651,6 @@ mod gemma3_defaults {
     pub const SLIDING_WINDOW_PATTERN: u64 = 6;
 }
 
-/// `Glm4MoeConfig` default `head_dim` (128).
-const GLM4_MOE_DEFAULT_HEAD_DIM: u64 = 128;
-
 /// `GemmaConfig` / `Gemma2Config` default `head_dim` (256).
 const GEMMA_DEFAULT_HEAD_DIM: u64 = 256;
 
@@ -640,6 +659,7 @@ fn build(
     f: &Fields<'_>,
     model_type: &str,
     classes: &[String],
+    outer_tie: Option<bool>,
     quant_method: Option<String>,
 ) -> Result<ModelSpec, CoreError> {
     let arch = match architecture_of(model_type).or_else(|| architecture_from_classes(classes)) {
@@ -729,11 +749,15 @@ fn build(
     let head_dim_default = match arch {
         Architecture::Gemma | Architecture::Gemma2 => GEMMA_DEFAULT_HEAD_DIM,
         Architecture::Gemma3 => gemma3_defaults::HEAD_DIM,
-        // Glm4MoeConfig's default (GLM-4.5: 96 heads of 128 over a 4096-wide model).
-        Architecture::Glm4Moe => GLM4_MOE_DEFAULT_HEAD_DIM,
+        // Glm4MoeAttention: `getattr(config, "head_dim", hidden_size // num_attention_heads)`,
+        // floor division (the published GLM-4.5 configs give head_dim 128 explicitly).
+        Architecture::Glm4Moe => hidden_size / heads,
         // MLA families: transformers sets head_dim to qk_rope_head_dim; the real per-head
         // widths are the MLA fields.
-        Architecture::DeepseekV32 | Architecture::Glm4MoeLite | Architecture::GlmMoeDsa
+        Architecture::DeepseekV32
+        | Architecture::Glm4MoeLite
+        | Architecture::GlmMoeDsa
+        | Architecture::Mistral4
             if hidden_size % heads != 0 =>
         {
             f.u64("qk_rope_head_dim")?
@@ -756,9 +780,12 @@ fn build(
 
     // The family's class default when the config omits it (Gemma, Cohere, StarCoder2 tie;
     // LFM2 names the flag `tie_embedding`).
-    let tie_word_embeddings = match f.opt_bool("tie_word_embeddings")? {
-        Some(t) => t,
-        None => f.bool_or("tie_embedding", tie_default(&arch))?,
+    let tie_word_embeddings = match (outer_tie, f.opt_bool("tie_word_embeddings")?) {
+        // A multimodal wrapper's own flag decides for the whole model (transformers 5 reads the
+        // top-level config: Mistral-3's `true` ties even where its text_config says false).
+        (Some(t), _) => t,
+        (None, Some(t)) => t,
+        (None, None) => f.bool_or("tie_embedding", tie_default(&arch))?,
     };
 
     let max_context = match f.first_u64(&[

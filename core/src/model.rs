@@ -95,6 +95,15 @@ pub enum Architecture {
     Lfm2,
     /// `lfm2_moe`.
     Lfm2Moe,
+    /// `granitemoehybrid` (Granite 4: Mamba-2 and attention layers, MoE + shared MLP).
+    GraniteMoeHybrid,
+    /// `ernie4_5_moe`.
+    #[serde(rename = "ernie4_5_moe")]
+    Ernie45Moe,
+    /// `phimoe` (LayerNorms with biases, Mixtral-style experts).
+    Phimoe,
+    /// `mistral4` (MLA + MoE).
+    Mistral4,
     /// An unknown `model_type` whose generic fields sufficed: the estimate is approximate.
     Other(String),
 }

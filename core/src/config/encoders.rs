@@ -287,8 +287,9 @@ fn qwen2_5_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError>
         norm_bias: false,
     };
     let wide = h.saturating_mul(merge).saturating_mul(merge);
+    // The merger is part of the vision model in transformers (`visual.merger`).
     let p = ProjectorSpec {
-        kind: ComponentKind::VisionProjector,
+        kind: ComponentKind::VisionEncoder,
         linears: vec![(wide, wide, true), (wide, out, true)],
         norms: vec![(h, false)],
     };
@@ -338,10 +339,12 @@ fn qwen3_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
         linears.push((wide, out, true));
         norms.push((wide, true));
     }
+    // The mergers are part of the vision model in transformers (`visual.merger`,
+    // `visual.deepstack_merger_list`).
     Ok((
         e,
         ProjectorSpec {
-            kind: ComponentKind::VisionProjector,
+            kind: ComponentKind::VisionEncoder,
             linears,
             norms,
         },

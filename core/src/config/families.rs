@@ -260,9 +260,28 @@ fn qwen_sparse(f: &Fields<'_>, n: u64) -> Result<Vec<bool>, CoreError> {
 }
 
 /// Layers whose MLP is a MoE under DeepSeek's rule: `i >= first_k_dense_replace` and
-/// `i % moe_layer_freq == 0`.
-fn deepseek_sparse(f: &Fields<'_>, n: u64) -> Result<Vec<bool>, CoreError> {
-    let first = f.u64_or("first_k_dense_replace", 0)?;
+/// `i % moe_layer_freq == 0` (`mlp_layer_types` when transformers 5 wrote it).
+fn deepseek_sparse(f: &Fields<'_>, n: u64, first_default: u64) -> Result<Vec<bool>, CoreError> {
+    if let Some(types) = f.opt_str_list("mlp_layer_types")? {
+        if types.len() as u64 != n {
+            return Err(f.bad(
+                "mlp_layer_types",
+                format!("lists {} layers but num_hidden_layers is {n}", types.len()),
+            ));
+        }
+        return types
+            .iter()
+            .map(|t| match t.as_str() {
+                "sparse" | "moe" => Ok(true),
+                "dense" | "mlp" => Ok(false),
+                other => Err(f.bad(
+                    "mlp_layer_types",
+                    format!("has `{other}`; headroom knows dense and sparse"),
+                )),
+            })
+            .collect();
+    }
+    let first = f.u64_or("first_k_dense_replace", first_default)?;
     let freq = f.u64_or("moe_layer_freq", 1)?;
     let freq = f.check_range("moe_layer_freq", freq, MAX_LAYERS)?;
     Ok((0..n).map(|i| i >= first && i % freq == 0).collect())
@@ -421,8 +440,30 @@ pub(super) fn family(
             )
         }
         Architecture::Glm4Moe | Architecture::MinimaxM2 => glm4_moe(f, c, arch)?,
-        Architecture::DeepseekV32 | Architecture::Glm4MoeLite | Architecture::GlmMoeDsa => {
-            deepseek_like(f, c, arch)?
+        Architecture::DeepseekV32
+        | Architecture::Glm4MoeLite
+        | Architecture::GlmMoeDsa
+        | Architecture::Mistral4 => deepseek_like(f, c, arch)?,
+        Architecture::GraniteMoeHybrid => granite_hybrid(f, c)?,
+        Architecture::Ernie45Moe => ernie_moe(f, c)?,
+        Architecture::Phimoe => {
+            // PhiMoE: LayerNorms with biases, biased attention (`attention_bias`), a router
+            // without bias and Mixtral-style experts of `intermediate_size`.
+            let o = AttnOpts {
+                qkv_bias: c.attention_bias,
+                output_bias: c.attention_bias,
+                ..AttnOpts::default()
+            };
+            let spans = starcoder_spans(f, n)?;
+            let e = experts(f)?;
+            let mut fam = Family::new(
+                spans
+                    .into_iter()
+                    .map(|s| layer(attention(c, s, o), Mlp::Moe(moe(e, c.intermediate)), 2))
+                    .collect(),
+            );
+            fam.norm_bias = true;
+            fam
         }
         Architecture::Llama4 => llama4(f, c)?,
         Architecture::Lfm2 | Architecture::Lfm2Moe => lfm2(f, c, arch)?,
@@ -747,7 +788,7 @@ fn glm4_moe(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, C
                 ..AttnOpts::default()
             },
             ew,
-            deepseek_sparse(f, n)?,
+            deepseek_sparse(f, n, 1)?,
             shared.saturating_mul(ew),
         )
     };
@@ -818,7 +859,9 @@ fn deepseek_like(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Fami
     let mut m = moe(e, ew);
     m.correction_bias = true;
     m.shared_intermediate = shared.saturating_mul(ew);
-    let sparse = deepseek_sparse(f, n)?;
+    // Class defaults: Glm4MoeLiteConfig keeps its first layer dense, the others none.
+    let first_default = u64::from(*arch == Architecture::Glm4MoeLite);
+    let sparse = deepseek_sparse(f, n, first_default)?;
     let mixer = Mixer::Mla {
         heads: c.heads,
         mla,
@@ -987,4 +1030,111 @@ fn lfm2_ff_width(f: &Fields<'_>, intermediate: u64) -> Result<u64, CoreError> {
         w = w.div_ceil(multiple).saturating_mul(multiple);
     }
     f.check_range("intermediate_size", w, MAX_DIMENSION)
+}
+
+/// Granite 4 (`granitemoehybrid`): Mamba-2 (Bamba's mixer) or attention per `layer_types` /
+/// `layers_block_type`, a MoE block when `num_local_experts` > 0 and always the shared MLP
+/// (`shared_intermediate_size`, gated, fused input_linear).
+fn granite_hybrid(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let types: Vec<String> = match f
+        .opt_str_list("layer_types")?
+        .or(f.opt_str_list("layers_block_type")?)
+    {
+        Some(t) => t,
+        None => vec!["mamba".to_string(); n as usize],
+    };
+    if types.len() as u64 != n {
+        return Err(f.bad(
+            "layer_types",
+            format!("lists {} layers but num_hidden_layers is {n}", types.len()),
+        ));
+    }
+    let heads = width(f, &["mamba_n_heads"])?;
+    let m2 = Mamba2Spec {
+        heads,
+        head_dim: width(f, &["mamba_d_head"])?,
+        state_size: width(f, &["mamba_d_state"])?,
+        groups: width_or(f, &["mamba_n_groups"], 1)?,
+        conv_kernel: width_or(f, &["mamba_d_conv"], 4)?,
+        proj_bias: f.bool_or("mamba_proj_bias", false)?,
+        conv_bias: f.bool_or("mamba_conv_bias", true)?,
+        gated_norm: true,
+    };
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        ..AttnOpts::default()
+    };
+    let shared = f.u64_or("shared_intermediate_size", 0)?;
+    let num_experts = f.u64_or("num_local_experts", 0)?;
+    let mlp = if num_experts > 0 {
+        let mut m = moe(experts(f)?, c.intermediate);
+        m.shared_intermediate = shared;
+        Mlp::Moe(m)
+    } else {
+        gated(
+            f.check_range("shared_intermediate_size", shared, MAX_DIMENSION)?,
+            false,
+        )
+    };
+    let layers = types
+        .iter()
+        .map(|t| {
+            let mixer = match t.as_str() {
+                "mamba" | "linear_attention" => Mixer::Mamba2(m2.clone()),
+                "attention" | "full_attention" => attention(c, LayerAttention::Full, o),
+                other => {
+                    return Err(f.bad(
+                        "layer_types",
+                        format!("has `{other}`; headroom knows mamba and attention"),
+                    ));
+                }
+            };
+            Ok(layer(mixer, mlp.clone(), 2))
+        })
+        .collect::<Result<Vec<_>, CoreError>>()?;
+    Ok(Family::new(layers))
+}
+
+/// Ernie 4.5 MoE: MoE on layers `moe_layer_start_index..=moe_layer_end_index` every
+/// `moe_layer_interval`-th, shared experts of `moe_num_shared_experts · moe_intermediate_size`,
+/// a per-expert correction bias stored as a parameter (`moe_statics`), `use_bias` everywhere.
+fn ernie_moe(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let b = f.bool_or("use_bias", false)?;
+    let o = AttnOpts {
+        qkv_bias: b,
+        output_bias: b,
+        ..AttnOpts::default()
+    };
+    let e = experts(f)?;
+    let ew = width(f, &["moe_intermediate_size"])?;
+    let shared = f.u64_or("moe_num_shared_experts", 0)?;
+    let start = f.u64_or("moe_layer_start_index", 0)?;
+    let end = f.u64_or("moe_layer_end_index", n.saturating_sub(1))?;
+    let interval = f.u64_or("moe_layer_interval", 1)?;
+    let interval = f.check_range("moe_layer_interval", interval, MAX_LAYERS)?;
+    let mut m = moe(e, ew);
+    m.shared_intermediate = shared.saturating_mul(ew);
+    let layers = (0..n)
+        .map(|i| {
+            let sparse = (i + 1) % interval == 0 && i >= start && i <= end;
+            let mlp = if sparse {
+                Mlp::Moe(m.clone())
+            } else {
+                gated(c.intermediate, b)
+            };
+            let mut l = layer(attention(c, LayerAttention::Full, o), mlp, 2);
+            if sparse {
+                // moe_statics.e_score_correction_bias: an nn.Parameter of [1, experts].
+                l.extra.push(crate::model::ExtraWeight {
+                    what: crate::model::ExtraWeightKind::Gate,
+                    shape: vec![1, e.0],
+                });
+            }
+            l
+        })
+        .collect();
+    Ok(Family::new(layers))
 }
