@@ -200,7 +200,8 @@ fn single_layer(model: &ModelSpec, layer: &LayerSpec) -> ModelSpec {
 
 impl Mixer {
     /// A short name: `attention`, `sliding_attention`, `chunked_attention`, `mla`,
-    /// `mla_indexer`, `linear_attention`, `mamba2`, `short_conv`, `cross_attention`, `none`.
+    /// `mla_indexer`, `linear_attention`, `mamba2`, `short_conv`, `cross_attention`,
+    /// `lightning_attention`, `none`; parallel mixers join theirs with `+`.
     pub fn name(&self) -> String {
         match self {
             Mixer::Attention(a) => match a.span {
@@ -216,6 +217,10 @@ impl Mixer {
             Mixer::Mamba2(_) => "mamba2",
             Mixer::ShortConv(_) => "short_conv",
             Mixer::CrossAttention(_) => "cross_attention",
+            Mixer::Lightning(_) => "lightning_attention",
+            Mixer::Parallel(parts) => {
+                return parts.iter().map(Mixer::name).collect::<Vec<_>>().join("+");
+            }
             Mixer::None => "none",
         }
         .to_string()

@@ -68,6 +68,9 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "ernie4_5_moe",
     "phimoe",
     "mistral4",
+    "minimax",
+    "falcon_h1",
+    "mimo_v2_flash",
     "qwen2_5_vl",
     "qwen2_5_vl_text",
     "qwen3_vl",
@@ -294,7 +297,16 @@ fn check_layer(
     layer: &LayerSpec,
     check: &dyn Fn(&str, u64, u64) -> Result<(), CoreError>,
 ) -> Result<(), CoreError> {
-    match &layer.mixer {
+    check_mixer(&layer.mixer, check)?;
+    check_mlp(&layer.mlp, check)
+}
+
+/// [`check_layer`] for one mixer (recursing into parallel mixers).
+fn check_mixer(
+    mixer: &Mixer,
+    check: &dyn Fn(&str, u64, u64) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
+    match mixer {
         Mixer::Attention(a) | Mixer::CrossAttention(a) => {
             check("num_attention_heads", a.heads, MAX_HEADS)?;
             check("num_key_value_heads", a.kv_heads, MAX_HEADS)?;
@@ -334,9 +346,26 @@ fn check_layer(
             check("conv_kernel", m.conv_kernel, MAX_DIMENSION)?;
         }
         Mixer::ShortConv(sc) => check("conv_L_cache", sc.kernel, MAX_DIMENSION)?,
+        Mixer::Lightning(l) => {
+            check("num_attention_heads", l.heads, MAX_HEADS)?;
+            check("head_dim", l.head_dim, MAX_DIMENSION)?;
+        }
+        Mixer::Parallel(parts) => {
+            for p in parts {
+                check_mixer(p, check)?;
+            }
+        }
         Mixer::None => {}
     }
-    match &layer.mlp {
+    Ok(())
+}
+
+/// [`check_layer`] for one MLP.
+fn check_mlp(
+    mlp: &Mlp,
+    check: &dyn Fn(&str, u64, u64) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
+    match mlp {
         Mlp::Dense(d) => check("intermediate_size", d.intermediate, MAX_DIMENSION)?,
         Mlp::Moe(m) => {
             check("num_experts", m.experts, MAX_EXPERTS)?;
@@ -586,6 +615,9 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "ernie4_5_moe" => Architecture::Ernie45Moe,
         "phimoe" => Architecture::Phimoe,
         "mistral4" => Architecture::Mistral4,
+        "minimax" => Architecture::Minimax,
+        "falcon_h1" => Architecture::FalconH1,
+        "mimo_v2_flash" => Architecture::MimoV2Flash,
         // The text halves of vision-language models are the text families'.
         "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
         "qwen3_vl" | "qwen3_vl_text" => Architecture::Qwen3,

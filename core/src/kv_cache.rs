@@ -119,6 +119,9 @@ impl FromStr for KvDtype {
 pub const STATE_BYTES_PER_ELEMENT: u64 = 4;
 /// Bytes one element of a per-sequence convolution state takes: the activation dtype (bf16/f16).
 pub const CONV_STATE_BYTES_PER_ELEMENT: u64 = 2;
+/// Bytes one element of MiniMax-01's lightning-attention state takes: the model dtype (bf16),
+/// as transformers' `MiniMaxCache` keeps it.
+pub const LIGHTNING_STATE_BYTES_PER_ELEMENT: u64 = 2;
 
 /// The cache one decoder layer keeps for one sequence, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -134,43 +137,96 @@ pub struct LayerCache {
 
 /// Elements of a per-sequence state: `(conv, recurrent)`; both 0 for a per-token mixer.
 pub fn layer_state_elements(model: &ModelSpec, layer: &LayerSpec) -> (u64, u64) {
-    match &layer.mixer {
+    mixer_state(model, &layer.mixer).0
+}
+
+/// `((conv, recurrent) elements, bytes)` of one mixer's per-sequence state.
+fn mixer_state(model: &ModelSpec, mixer: &Mixer) -> ((u64, u64), u64) {
+    let priced = |conv: u64, state: u64, state_bytes: u64| {
+        (
+            (conv, state),
+            conv.saturating_mul(CONV_STATE_BYTES_PER_ELEMENT)
+                .saturating_add(state.saturating_mul(state_bytes)),
+        )
+    };
+    match mixer {
         // transformers: conv_states [b, conv_dim, kernel], recurrent_states
-        // [b, value_heads, key_head_dim, value_head_dim].
-        Mixer::LinearAttention(la) => (
+        // [b, value_heads, key_head_dim, value_head_dim] in fp32.
+        Mixer::LinearAttention(la) => priced(
             la.conv_dim().saturating_mul(la.conv_kernel),
             la.value_heads
                 .saturating_mul(la.key_head_dim)
                 .saturating_mul(la.value_head_dim),
+            STATE_BYTES_PER_ELEMENT,
         ),
-        // Mamba-2: conv_states [b, conv_dim, kernel], ssm_states [b, heads, head_dim, d_state].
-        Mixer::Mamba2(m) => (
+        // Mamba-2: conv_states [b, conv_dim, kernel], ssm_states [b, heads, head_dim, d_state]
+        // in fp32.
+        Mixer::Mamba2(m) => priced(
             m.conv_dim().saturating_mul(m.conv_kernel),
             m.inner().saturating_mul(m.state_size),
+            STATE_BYTES_PER_ELEMENT,
         ),
         // LFM2: conv state [b, hidden, L_cache].
-        Mixer::ShortConv(sc) => (model.hidden_size.saturating_mul(sc.kernel), 0),
-        _ => (0, 0),
+        Mixer::ShortConv(sc) => priced(model.hidden_size.saturating_mul(sc.kernel), 0, 0),
+        // MiniMax-01: one head_dim × head_dim state per head, kept in the model dtype
+        // (measured: 1 MiB per layer for 32 heads of 128 in bf16).
+        Mixer::Lightning(l) => priced(
+            0,
+            l.heads
+                .saturating_mul(l.head_dim)
+                .saturating_mul(l.head_dim),
+            LIGHTNING_STATE_BYTES_PER_ELEMENT,
+        ),
+        Mixer::Parallel(parts) => parts.iter().fold(((0, 0), 0), |acc, p| {
+            let ((c, r), b) = mixer_state(model, p);
+            (
+                (acc.0.0.saturating_add(c), acc.0.1.saturating_add(r)),
+                acc.1.saturating_add(b),
+            )
+        }),
+        _ => ((0, 0), 0),
     }
 }
 
 /// Bytes of one layer's per-sequence state: conv in [`CONV_STATE_BYTES_PER_ELEMENT`], recurrent
-/// or SSM state in [`STATE_BYTES_PER_ELEMENT`].
+/// or SSM state in [`STATE_BYTES_PER_ELEMENT`] (lightning attention's in the model dtype).
 pub fn layer_state_bytes(model: &ModelSpec, layer: &LayerSpec) -> u64 {
-    let (conv, state) = layer_state_elements(model, layer);
-    conv.saturating_mul(CONV_STATE_BYTES_PER_ELEMENT)
-        .saturating_add(state.saturating_mul(STATE_BYTES_PER_ELEMENT))
+    mixer_state(model, &layer.mixer).1
+}
+
+/// The span of a layer's softmax attention (full for layers without one).
+fn mixer_span(mixer: &Mixer) -> LayerAttention {
+    match mixer {
+        Mixer::Attention(a) => a.span,
+        Mixer::Parallel(parts) => parts
+            .iter()
+            .map(mixer_span)
+            .find(|s| *s != LayerAttention::Full)
+            .unwrap_or(LayerAttention::Full),
+        _ => LayerAttention::Full,
+    }
 }
 
 /// What one layer caches, with MLA priced as `runtime` keeps it.
 pub fn layer_cache(model: &ModelSpec, layer: &LayerSpec, runtime: Runtime) -> LayerCache {
-    let (elements_per_token, token_limit) = match &layer.mixer {
-        Mixer::Attention(a) if a.shares_cache => (0, None),
-        Mixer::Attention(a) => (
-            a.kv_heads
-                .saturating_mul(a.head_dim.saturating_add(a.v_head_dim)),
-            a.span.limit(),
-        ),
+    LayerCache {
+        elements_per_token: mixer_token_elements(&layer.mixer, runtime),
+        token_limit: mixer_span(&layer.mixer).limit(),
+        state_bytes_per_sequence: layer_state_bytes(model, layer),
+    }
+}
+
+/// Elements one token adds to a mixer's cache.
+fn mixer_token_elements(mixer: &Mixer, runtime: Runtime) -> u64 {
+    match mixer {
+        Mixer::Parallel(parts) => parts
+            .iter()
+            .map(|p| mixer_token_elements(p, runtime))
+            .fold(0u64, u64::saturating_add),
+        Mixer::Attention(a) if a.shares_cache => 0,
+        Mixer::Attention(a) => a
+            .kv_heads
+            .saturating_mul(a.head_dim.saturating_add(a.v_head_dim)),
         Mixer::Mla {
             heads,
             mla,
@@ -184,17 +240,9 @@ pub fn layer_cache(model: &ModelSpec, layer: &LayerSpec, runtime: Runtime) -> La
                         .saturating_add(mla.v_head_dim),
                 ),
             };
-            (
-                main.saturating_add(indexer.as_ref().map_or(0, |ix| ix.head_dim)),
-                None,
-            )
+            main.saturating_add(indexer.as_ref().map_or(0, |ix| ix.head_dim))
         }
-        _ => (0, None),
-    };
-    LayerCache {
-        elements_per_token,
-        token_limit,
-        state_bytes_per_sequence: layer_state_bytes(model, layer),
+        _ => 0,
     }
 }
 
@@ -240,7 +288,16 @@ pub fn bytes_per_token_per_layer(model: &ModelSpec, dtype: KvDtype, runtime: Run
 /// Bytes one token adds to `layer`'s cache: rows are quantized separately (K and V; MLA's latent
 /// is one row; the indexer key is another row).
 fn token_row_bytes(layer: &LayerSpec, dtype: KvDtype, runtime: Runtime) -> u64 {
-    match &layer.mixer {
+    mixer_row_bytes(&layer.mixer, dtype, runtime)
+}
+
+/// Bytes one token adds to a mixer's cache (the sum over parallel mixers).
+fn mixer_row_bytes(mixer: &Mixer, dtype: KvDtype, runtime: Runtime) -> u64 {
+    match mixer {
+        Mixer::Parallel(parts) => parts
+            .iter()
+            .map(|p| mixer_row_bytes(p, dtype, runtime))
+            .fold(0u64, u64::saturating_add),
         Mixer::Attention(a) if !a.shares_cache => {
             let k = dtype.row_bytes(a.kv_heads.saturating_mul(a.head_dim));
             let v = dtype.row_bytes(a.kv_heads.saturating_mul(a.v_head_dim));
@@ -329,14 +386,11 @@ pub fn kv_cache_bytes(
     for layer in layers.iter() {
         let per_token = token_row_bytes(layer, dtype, runtime);
         let state = layer_state_bytes(model, layer);
-        mla |= matches!(layer.mixer, Mixer::Mla { .. });
+        mla |= has_mla(&layer.mixer);
         per_token_all = per_token_all.saturating_add(per_token);
         max_per_token = max_per_token.max(per_token);
         states = states.saturating_add(state);
-        let span = match &layer.mixer {
-            Mixer::Attention(a) => a.span,
-            _ => LayerAttention::Full,
-        };
+        let span = mixer_span(&layer.mixer);
         let (peak_cells, steady_cells) = if per_token > 0 {
             layer_cells(span, tokens, batch, runtime)
         } else {
@@ -368,5 +422,14 @@ pub fn kv_cache_bytes(
         state_bytes_per_sequence: states,
         mla_latent: mla && runtime.mla_cache() == MlaCache::Latent,
         windowed,
+    }
+}
+
+/// Whether a mixer is (or contains) MLA.
+fn has_mla(mixer: &Mixer) -> bool {
+    match mixer {
+        Mixer::Mla { .. } => true,
+        Mixer::Parallel(parts) => parts.iter().any(has_mla),
+        _ => false,
     }
 }

@@ -104,6 +104,12 @@ pub enum Architecture {
     Phimoe,
     /// `mistral4` (MLA + MoE).
     Mistral4,
+    /// `minimax` (MiniMax-01: lightning and softmax attention layers, MoE).
+    Minimax,
+    /// `falcon_h1` (attention and Mamba-2 side by side in every layer).
+    FalconH1,
+    /// `mimo_v2_flash` (sliding layers with sinks and their own head shapes, full layers, MoE).
+    MimoV2Flash,
     /// An unknown `model_type` whose generic fields sufficed: the estimate is approximate.
     Other(String),
 }
@@ -309,6 +315,16 @@ impl Mamba2Spec {
     }
 }
 
+/// MiniMax-01's lightning attention: a linear attention whose state per head is a
+/// `head_dim × head_dim` matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LightningSpec {
+    /// Heads.
+    pub heads: u64,
+    /// Width of a head.
+    pub head_dim: u64,
+}
+
 /// LFM2's gated short convolution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShortConvSpec {
@@ -339,6 +355,10 @@ pub enum Mixer {
     Mamba2(Mamba2Spec),
     /// Gated short convolution (LFM2): state per sequence.
     ShortConv(ShortConvSpec),
+    /// MiniMax-01's lightning (linear) attention: state per sequence.
+    Lightning(LightningSpec),
+    /// Several mixers side by side on the same input (Falcon-H1: attention and Mamba-2).
+    Parallel(Vec<Mixer>),
     /// Attention over an encoder's tokens (mllama's image tokens), with its own gates.
     CrossAttention(AttentionSpec),
     /// No mixer (Nemotron-H's MLP-only layers).

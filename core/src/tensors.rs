@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     AttentionSpec, ComponentKind, DenseMlpSpec, EncoderSpec, ExtraWeightKind, LayerSpec,
-    LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, ModelSpec, MoeMlpSpec, ProjectorSpec,
-    QkNorm, ShortConvSpec,
+    LightningSpec, LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, ModelSpec, MoeMlpSpec,
+    ProjectorSpec, QkNorm, ShortConvSpec,
 };
 
 /// What a tensor is for; decides its format in mixed quantizations and whether it is trainable by LoRA.
@@ -376,31 +376,7 @@ fn decoder_layer<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, layer: &
     let h = b.model.hidden_size;
     let l = Some(i);
     norm(b, l, "attn_norm.weight", "attn_norm.bias", h);
-    match &layer.mixer {
-        Mixer::Attention(a) => attention(b, i, a),
-        Mixer::CrossAttention(a) => attention(b, i, a),
-        Mixer::Mla {
-            heads,
-            mla,
-            indexer,
-        } => {
-            mla_attention(b, i, *heads, mla);
-            if let Some(ix) = indexer {
-                // DeepSeek-V3.2 `Indexer`: wq_b from the query latent, wk + LayerNorm, weights_proj.
-                let q_in = mla.q_lora_rank.unwrap_or(h);
-                let q_out = ix.heads.saturating_mul(ix.head_dim);
-                b.layer(i, "indexer.q_b.weight", TensorRole::Other, &[q_out, q_in]);
-                b.layer(i, "indexer.k.weight", TensorRole::Other, &[ix.head_dim, h]);
-                b.layer(i, "indexer.k_norm.weight", TensorRole::Norm, &[ix.head_dim]);
-                b.layer(i, "indexer.k_norm.bias", TensorRole::Bias, &[ix.head_dim]);
-                b.layer(i, "indexer.proj.weight", TensorRole::Other, &[ix.heads, h]);
-            }
-        }
-        Mixer::LinearAttention(la) => linear_attention(b, i, la),
-        Mixer::Mamba2(m2) => mamba2(b, i, m2),
-        Mixer::ShortConv(sc) => short_conv(b, i, sc),
-        Mixer::None => {}
-    }
+    mixer(b, i, &layer.mixer);
     if layer.norms >= 4 {
         norm(
             b,
@@ -429,6 +405,58 @@ fn decoder_layer<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, layer: &
         };
         b.layer(i, name, role, &x.shape);
     }
+}
+
+/// The weights of one mixer (recursing into parallel mixers).
+fn mixer<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, m: &Mixer) {
+    let h = b.model.hidden_size;
+    match m {
+        Mixer::Attention(a) => attention(b, i, a),
+        Mixer::CrossAttention(a) => attention(b, i, a),
+        Mixer::Mla {
+            heads,
+            mla,
+            indexer,
+        } => {
+            mla_attention(b, i, *heads, mla);
+            if let Some(ix) = indexer {
+                // DeepSeek-V3.2 `Indexer`: wq_b from the query latent, wk + LayerNorm, weights_proj.
+                let q_in = mla.q_lora_rank.unwrap_or(h);
+                let q_out = ix.heads.saturating_mul(ix.head_dim);
+                b.layer(i, "indexer.q_b.weight", TensorRole::Other, &[q_out, q_in]);
+                b.layer(i, "indexer.k.weight", TensorRole::Other, &[ix.head_dim, h]);
+                b.layer(i, "indexer.k_norm.weight", TensorRole::Norm, &[ix.head_dim]);
+                b.layer(i, "indexer.k_norm.bias", TensorRole::Bias, &[ix.head_dim]);
+                b.layer(i, "indexer.proj.weight", TensorRole::Other, &[ix.heads, h]);
+            }
+        }
+        Mixer::LinearAttention(la) => linear_attention(b, i, la),
+        Mixer::Mamba2(m2) => mamba2(b, i, m2),
+        Mixer::ShortConv(sc) => short_conv(b, i, sc),
+        Mixer::Lightning(l) => lightning(b, i, l),
+        Mixer::Parallel(parts) => {
+            for part in parts {
+                mixer(b, i, part);
+            }
+        }
+        Mixer::None => {}
+    }
+}
+
+/// MiniMax-01's lightning attention (`MiniMaxLightningAttention`): fused qkv, RMSNorm over the
+/// heads, output gate, out_proj; no biases.
+fn lightning<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, l: &LightningSpec) {
+    let h = b.model.hidden_size;
+    let inner = l.heads.saturating_mul(l.head_dim);
+    b.layer(i, "lightning.norm.weight", TensorRole::Norm, &[inner]);
+    b.layer(
+        i,
+        "lightning.qkv.weight",
+        TensorRole::SsmIn,
+        &[inner.saturating_mul(3), h],
+    );
+    b.layer(i, "lightning.out.weight", TensorRole::SsmOut, &[h, inner]);
+    b.layer(i, "lightning.gate.weight", TensorRole::SsmIn, &[inner, h]);
 }
 
 /// Softmax attention (also cross-attention, whose keys and values come from encoder tokens).

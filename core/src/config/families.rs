@@ -7,8 +7,8 @@ use crate::{
     CoreError,
     model::{
         Architecture, AttentionSpec, DenseMlpSpec, IndexerSpec, LayerAttention, LayerSpec,
-        LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, MoeMlpSpec, MtpSpec, QkNorm,
-        ShortConvSpec,
+        LightningSpec, LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, MoeMlpSpec, MtpSpec,
+        QkNorm, ShortConvSpec,
     },
 };
 
@@ -445,6 +445,9 @@ pub(super) fn family(
         | Architecture::GlmMoeDsa
         | Architecture::Mistral4 => deepseek_like(f, c, arch)?,
         Architecture::GraniteMoeHybrid => granite_hybrid(f, c)?,
+        Architecture::Minimax => minimax(f, c)?,
+        Architecture::FalconH1 => falcon_h1(f, c)?,
+        Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
         Architecture::Phimoe => {
             // PhiMoE: LayerNorms with biases, biased attention (`attention_bias`), a router
@@ -1137,4 +1140,161 @@ fn ernie_moe(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
         })
         .collect();
     Ok(Family::new(layers))
+}
+
+/// MiniMax-01 (`minimax`): lightning attention and softmax attention per `layer_types` (or the
+/// original `attn_type_list`: 0 lightning, 1 softmax), Mixtral-style MoE of `intermediate_size`.
+fn minimax(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let linear: Vec<bool> = match layer_types(f, n)? {
+        Some(types) => types
+            .iter()
+            .map(|t| match t.as_str() {
+                "linear_attention" => Ok(true),
+                "full_attention" => Ok(false),
+                other => Err(f.bad(
+                    "layer_types",
+                    format!("has `{other}`; headroom knows linear_attention and full_attention"),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        None => match f.opt_u64_list("attn_type_list")? {
+            Some(l) if l.len() as u64 == n => l.iter().map(|t| *t == 0).collect(),
+            _ => {
+                return Err(f.bad(
+                    "layer_types",
+                    "is missing (and attn_type_list too); MiniMax needs its layer kinds",
+                ));
+            }
+        },
+    };
+    let e = experts(f)?;
+    let lightning = LightningSpec {
+        heads: c.heads,
+        head_dim: c.head_dim,
+    };
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        ..AttnOpts::default()
+    };
+    let span = match f.opt_u64("sliding_window")? {
+        Some(w) if w > 0 => LayerAttention::Sliding { window: w },
+        _ => LayerAttention::Full,
+    };
+    Ok(Family::new(
+        linear
+            .iter()
+            .map(|lin| {
+                let mixer = if *lin {
+                    Mixer::Lightning(lightning.clone())
+                } else {
+                    attention(c, span, o)
+                };
+                layer(mixer, Mlp::Moe(moe(e, c.intermediate)), 2)
+            })
+            .collect(),
+    ))
+}
+
+/// Falcon-H1: every layer runs attention and a Mamba-2 mixer side by side (no gated norm unless
+/// `mamba_rms_norm`), then a gated MLP; norms `input_layernorm` and `pre_ff_layernorm`.
+fn falcon_h1(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let heads = width(f, &["mamba_n_heads"])?;
+    let head_dim = match f.opt_u64("mamba_d_head")? {
+        Some(d) => f.check_range("mamba_d_head", d, MAX_DIMENSION)?,
+        None => width(f, &["mamba_d_ssm"])? / heads,
+    };
+    let m2 = Mamba2Spec {
+        heads,
+        head_dim,
+        state_size: width(f, &["mamba_d_state"])?,
+        groups: width_or(f, &["mamba_n_groups"], 1)?,
+        conv_kernel: width_or(f, &["mamba_d_conv"], 4)?,
+        proj_bias: f.bool_or("mamba_proj_bias", false)?,
+        conv_bias: f.bool_or("mamba_conv_bias", true)?,
+        gated_norm: f.bool_or("mamba_rms_norm", false)?,
+    };
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        ..AttnOpts::default()
+    };
+    Ok(Family::new(
+        (0..c.num_layers)
+            .map(|_| {
+                layer(
+                    Mixer::Parallel(vec![
+                        attention(c, LayerAttention::Full, o),
+                        Mixer::Mamba2(m2.clone()),
+                    ]),
+                    gated(c.intermediate, c.mlp_bias),
+                    2,
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// MiMo-V2-Flash: `hybrid_layer_pattern` (1: sliding-window layer with its own `swa_*` head
+/// shapes, 0: full attention), value heads of `v_head_dim`, learned sinks where
+/// `add_swa_attention_sink_bias` / `add_full_attention_sink_bias`, MoE per `moe_layer_freq`
+/// (a list) with a correction bias, dense `intermediate_size` elsewhere.
+fn mimo_v2_flash(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let list = |field: &str| -> Result<Vec<u64>, CoreError> {
+        match f.opt_u64_list(field)? {
+            Some(l) if l.len() as u64 == n => Ok(l),
+            Some(l) => Err(f.bad(
+                field,
+                format!("lists {} layers but num_hidden_layers is {n}", l.len()),
+            )),
+            None => Err(f.bad(field, "is missing; MiMo-V2 needs its layer pattern")),
+        }
+    };
+    let pattern = list("hybrid_layer_pattern")?;
+    let moe_layers = list("moe_layer_freq")?;
+    let window = window(f)?;
+    let full = AttentionSpec {
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        head_dim: c.head_dim,
+        v_head_dim: width_or(f, &["v_head_dim"], c.head_dim)?,
+        span: LayerAttention::Full,
+        qkv_bias: c.attention_bias,
+        output_bias: false,
+        qk_norm: QkNorm::None,
+        sinks: f.bool_or("add_full_attention_sink_bias", false)?,
+        output_gate: false,
+        fused_qkv: false,
+        shares_cache: false,
+    };
+    let swa_head = width_or(f, &["swa_head_dim"], c.head_dim)?;
+    let swa = AttentionSpec {
+        heads: width_or(f, &["swa_num_attention_heads"], c.heads)?,
+        kv_heads: width_or(f, &["swa_num_key_value_heads"], c.kv_heads)?,
+        head_dim: swa_head,
+        v_head_dim: width_or(f, &["swa_v_head_dim"], swa_head)?,
+        span: LayerAttention::Sliding { window },
+        sinks: f.bool_or("add_swa_attention_sink_bias", false)?,
+        ..full.clone()
+    };
+    let e = experts(f)?;
+    let mut m = moe(e, width(f, &["moe_intermediate_size"])?);
+    m.correction_bias = true;
+    Ok(Family::new(
+        pattern
+            .iter()
+            .zip(&moe_layers)
+            .map(|(p, sparse)| {
+                let mixer = Mixer::Attention(if *p == 1 { swa.clone() } else { full.clone() });
+                let mlp = if *sparse == 1 {
+                    Mlp::Moe(m.clone())
+                } else {
+                    gated(c.intermediate, false)
+                };
+                layer(mixer, mlp, 2)
+            })
+            .collect(),
+    ))
 }
