@@ -201,7 +201,7 @@ fn single_layer(model: &ModelSpec, layer: &LayerSpec) -> ModelSpec {
 impl Mixer {
     /// A short name: `attention`, `sliding_attention`, `chunked_attention`, `mla`,
     /// `mla_indexer`, `linear_attention`, `mamba2`, `short_conv`, `cross_attention`,
-    /// `lightning_attention`, `none`; parallel mixers join theirs with `+`.
+    /// `lightning_attention`, `kimi_delta_attention`, `none`; parallel mixers join theirs with `+`.
     pub fn name(&self) -> String {
         match self {
             Mixer::Attention(a) => match a.span {
@@ -218,6 +218,7 @@ impl Mixer {
             Mixer::ShortConv(_) => "short_conv",
             Mixer::CrossAttention(_) => "cross_attention",
             Mixer::Lightning(_) => "lightning_attention",
+            Mixer::KimiDelta(_) => "kimi_delta_attention",
             Mixer::Parallel(parts) => {
                 return parts.iter().map(Mixer::name).collect::<Vec<_>>().join("+");
             }

@@ -70,6 +70,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "mistral4",
     "minimax",
     "falcon_h1",
+    "kimi_linear",
     "mimo_v2_flash",
     "qwen2_5_vl",
     "qwen2_5_vl_text",
@@ -350,6 +351,11 @@ fn check_mixer(
             check("num_attention_heads", l.heads, MAX_HEADS)?;
             check("head_dim", l.head_dim, MAX_DIMENSION)?;
         }
+        Mixer::KimiDelta(k) => {
+            check("linear_num_heads", k.heads, MAX_HEADS)?;
+            check("linear_head_dim", k.head_dim, MAX_DIMENSION)?;
+            check("linear_conv_kernel_dim", k.conv_kernel, MAX_DIMENSION)?;
+        }
         Mixer::Parallel(parts) => {
             for p in parts {
                 check_mixer(p, check)?;
@@ -617,6 +623,7 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "mistral4" => Architecture::Mistral4,
         "minimax" => Architecture::Minimax,
         "falcon_h1" => Architecture::FalconH1,
+        "kimi_linear" => Architecture::KimiLinear,
         "mimo_v2_flash" => Architecture::MimoV2Flash,
         // The text halves of vision-language models are the text families'.
         "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
@@ -790,6 +797,7 @@ fn build(
         | Architecture::Glm4MoeLite
         | Architecture::GlmMoeDsa
         | Architecture::Mistral4
+        | Architecture::KimiLinear
             if hidden_size % heads != 0 =>
         {
             f.u64("qk_rope_head_dim")?
@@ -825,6 +833,7 @@ fn build(
         "max_sequence_length",
         "n_positions",
         "seq_length",
+        "model_max_length",
     ])? {
         Some(v) => v,
         None if is_gemma3 => gemma3_defaults::MAX_POSITION_EMBEDDINGS,

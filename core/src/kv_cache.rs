@@ -177,6 +177,16 @@ fn mixer_state(model: &ModelSpec, mixer: &Mixer) -> ((u64, u64), u64) {
                 .saturating_mul(l.head_dim),
             LIGHTNING_STATE_BYTES_PER_ELEMENT,
         ),
+        // Kimi-Linear: conv states of q, k and v [b, 3·heads·head_dim, kernel] in bf16 and a
+        // recurrent state [b, heads, head_dim, head_dim] in fp32 (measured, transformers 5).
+        Mixer::KimiDelta(k) => {
+            let inner = k.heads.saturating_mul(k.head_dim);
+            priced(
+                inner.saturating_mul(3).saturating_mul(k.conv_kernel),
+                inner.saturating_mul(k.head_dim),
+                STATE_BYTES_PER_ELEMENT,
+            )
+        }
         Mixer::Parallel(parts) => parts.iter().fold(((0, 0), 0), |acc, p| {
             let ((c, r), b) = mixer_state(model, p);
             (

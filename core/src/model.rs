@@ -108,6 +108,8 @@ pub enum Architecture {
     Minimax,
     /// `falcon_h1` (attention and Mamba-2 side by side in every layer).
     FalconH1,
+    /// `kimi_linear` (Kimi Delta Attention and MLA layers, MoE).
+    KimiLinear,
     /// `mimo_v2_flash` (sliding layers with sinks and their own head shapes, full layers, MoE).
     MimoV2Flash,
     /// An unknown `model_type` whose generic fields sufficed: the estimate is approximate.
@@ -325,6 +327,18 @@ pub struct LightningSpec {
     pub head_dim: u64,
 }
 
+/// Kimi Delta Attention (Kimi-Linear): q, k, v projections with a causal conv each, a
+/// low-rank forget gate and output gate, and a recurrent state per head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KimiDeltaSpec {
+    /// Heads (`linear_num_heads`).
+    pub heads: u64,
+    /// Width of a head (`linear_head_dim`); also the rank of the gates' low-rank projections.
+    pub head_dim: u64,
+    /// Causal conv kernel length (`linear_conv_kernel_dim`).
+    pub conv_kernel: u64,
+}
+
 /// LFM2's gated short convolution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShortConvSpec {
@@ -357,6 +371,8 @@ pub enum Mixer {
     ShortConv(ShortConvSpec),
     /// MiniMax-01's lightning (linear) attention: state per sequence.
     Lightning(LightningSpec),
+    /// Kimi Delta Attention (Kimi-Linear): state per sequence.
+    KimiDelta(KimiDeltaSpec),
     /// Several mixers side by side on the same input (Falcon-H1: attention and Mamba-2).
     Parallel(Vec<Mixer>),
     /// Attention over an encoder's tokens (mllama's image tokens), with its own gates.

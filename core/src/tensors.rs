@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AttentionSpec, ComponentKind, DenseMlpSpec, EncoderSpec, ExtraWeightKind, LayerSpec,
-    LightningSpec, LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, ModelSpec, MoeMlpSpec,
-    ProjectorSpec, QkNorm, ShortConvSpec,
+    AttentionSpec, ComponentKind, DenseMlpSpec, EncoderSpec, ExtraWeightKind, KimiDeltaSpec,
+    LayerSpec, LightningSpec, LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, ModelSpec,
+    MoeMlpSpec, ProjectorSpec, QkNorm, ShortConvSpec,
 };
 
 /// What a tensor is for; decides its format in mixed quantizations and whether it is trainable by LoRA.
@@ -434,6 +434,7 @@ fn mixer<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, m: &Mixer) {
         Mixer::Mamba2(m2) => mamba2(b, i, m2),
         Mixer::ShortConv(sc) => short_conv(b, i, sc),
         Mixer::Lightning(l) => lightning(b, i, l),
+        Mixer::KimiDelta(k) => kimi_delta(b, i, k),
         Mixer::Parallel(parts) => {
             for part in parts {
                 mixer(b, i, part);
@@ -457,6 +458,32 @@ fn lightning<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, l: &Lightnin
     );
     b.layer(i, "lightning.out.weight", TensorRole::SsmOut, &[h, inner]);
     b.layer(i, "lightning.gate.weight", TensorRole::SsmIn, &[inner, h]);
+}
+
+/// Kimi Delta Attention (`KimiDeltaAttention`): q, k, v, a depthwise conv over all three (no
+/// bias), the forget gate (`dt_bias` per channel, `A_log` per head, f_a/f_b low-rank), `b_proj`,
+/// the output gate (g_a/g_b low-rank), a norm of one head, o_proj.
+fn kimi_delta<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, k: &KimiDeltaSpec) {
+    let h = b.model.hidden_size;
+    let inner = k.heads.saturating_mul(k.head_dim);
+    b.layer(i, "kda.q.weight", TensorRole::SsmIn, &[inner, h]);
+    b.layer(i, "kda.k.weight", TensorRole::SsmIn, &[inner, h]);
+    b.layer(i, "kda.v.weight", TensorRole::SsmIn, &[inner, h]);
+    b.layer(
+        i,
+        "ssm_conv1d.weight",
+        TensorRole::SsmConv,
+        &[inner.saturating_mul(3), k.conv_kernel],
+    );
+    b.layer(i, "ssm_dt.bias", TensorRole::SsmVector, &[inner]);
+    b.layer(i, "ssm_a", TensorRole::SsmVector, &[k.heads]);
+    b.layer(i, "kda.f_a.weight", TensorRole::SsmIn, &[k.head_dim, h]);
+    b.layer(i, "kda.f_b.weight", TensorRole::SsmIn, &[inner, k.head_dim]);
+    b.layer(i, "kda.b.weight", TensorRole::SsmIn, &[k.heads, h]);
+    b.layer(i, "kda.g_a.weight", TensorRole::SsmIn, &[k.head_dim, h]);
+    b.layer(i, "kda.g_b.weight", TensorRole::SsmIn, &[inner, k.head_dim]);
+    b.layer(i, "ssm_norm.weight", TensorRole::Norm, &[k.head_dim]);
+    b.layer(i, "ssm_out.weight", TensorRole::SsmOut, &[h, inner]);
 }
 
 /// Softmax attention (also cross-attention, whose keys and values come from encoder tokens).

@@ -6,9 +6,9 @@
 use crate::{
     CoreError,
     model::{
-        Architecture, AttentionSpec, DenseMlpSpec, IndexerSpec, LayerAttention, LayerSpec,
-        LightningSpec, LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, MoeMlpSpec, MtpSpec,
-        QkNorm, ShortConvSpec,
+        Architecture, AttentionSpec, DenseMlpSpec, IndexerSpec, KimiDeltaSpec, LayerAttention,
+        LayerSpec, LightningSpec, LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, MoeMlpSpec,
+        MtpSpec, QkNorm, ShortConvSpec,
     },
 };
 
@@ -447,6 +447,7 @@ pub(super) fn family(
         Architecture::GraniteMoeHybrid => granite_hybrid(f, c)?,
         Architecture::Minimax => minimax(f, c)?,
         Architecture::FalconH1 => falcon_h1(f, c)?,
+        Architecture::KimiLinear => kimi_linear(f, c)?,
         Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
         Architecture::Phimoe => {
@@ -1297,4 +1298,62 @@ fn mimo_v2_flash(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
             })
             .collect(),
     ))
+}
+
+/// Kimi-Linear: Kimi Delta Attention and MLA per `layer_types`, MoE per `mlp_layer_types` (or
+/// `first_k_dense_replace`) with shared experts (`num_shared_experts`).
+fn kimi_linear(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let types = layer_types(f, n)?.ok_or_else(|| {
+        f.bad(
+            "layer_types",
+            "is missing; Kimi-Linear needs its layer kinds",
+        )
+    })?;
+    let kda = KimiDeltaSpec {
+        heads: width(f, &["linear_num_heads"])?,
+        head_dim: width(f, &["linear_head_dim"])?,
+        conv_kernel: width_or(f, &["linear_conv_kernel_dim"], 4)?,
+    };
+    let mla = Mixer::Mla {
+        heads: c.heads,
+        mla: mla_of(f)?,
+        indexer: None,
+    };
+    let e = experts(f)?;
+    let ew = width(f, &["moe_intermediate_size"])?;
+    let shared = f
+        .first_u64(&["num_shared_experts", "n_shared_experts"])?
+        .unwrap_or(0);
+    if shared > MAX_EXPERTS {
+        return Err(f.bad("num_shared_experts", "is implausibly large; fix the config"));
+    }
+    let mut m = moe(e, ew);
+    m.shared_intermediate = shared.saturating_mul(ew);
+    let sparse = deepseek_sparse(f, n, 1)?;
+    types
+        .iter()
+        .zip(sparse)
+        .map(|(t, sp)| {
+            let mixer = match t.as_str() {
+                "linear_attention" => Mixer::KimiDelta(kda.clone()),
+                "full_attention" => mla.clone(),
+                other => {
+                    return Err(f.bad(
+                        "layer_types",
+                        format!(
+                            "has `{other}`; headroom knows linear_attention and full_attention"
+                        ),
+                    ));
+                }
+            };
+            let mlp = if sp {
+                Mlp::Moe(m.clone())
+            } else {
+                gated(c.intermediate, false)
+            };
+            Ok(layer(mixer, mlp, 2))
+        })
+        .collect::<Result<Vec<_>, CoreError>>()
+        .map(Family::new)
 }
