@@ -244,6 +244,7 @@ fn two_trillion() -> ModelSpec {
         projectors: Vec::new(),
         mtp: None,
         approximations: Vec::new(),
+        embedding_extra_rows: 0,
     }
 }
 

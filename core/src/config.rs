@@ -71,6 +71,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "minimax",
     "falcon_h1",
     "kimi_linear",
+    "mllama",
     "mimo_v2_flash",
     "qwen2_5_vl",
     "qwen2_5_vl_text",
@@ -624,6 +625,7 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "minimax" => Architecture::Minimax,
         "falcon_h1" => Architecture::FalconH1,
         "kimi_linear" => Architecture::KimiLinear,
+        "mllama" | "mllama_text_model" => Architecture::Mllama,
         "mimo_v2_flash" => Architecture::MimoV2Flash,
         // The text halves of vision-language models are the text families'.
         "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
@@ -906,6 +908,7 @@ fn build(
         projectors: Vec::new(),
         mtp: None,
         approximations: Vec::new(),
+        embedding_extra_rows: 0,
     };
     let mut spec = spec;
     match family {
@@ -914,6 +917,7 @@ fn build(
             spec.norm_bias = fam.norm_bias;
             spec.mtp = fam.mtp;
             spec.approximations = fam.approximations;
+            spec.embedding_extra_rows = fam.embedding_extra_rows;
         }
         // The classic families keep `layers` empty: ModelSpec::layers derives them from the
         // summary fields, which stay the one source of truth for specs edited by hand.

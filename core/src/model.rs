@@ -110,6 +110,8 @@ pub enum Architecture {
     FalconH1,
     /// `kimi_linear` (Kimi Delta Attention and MLA layers, MoE).
     KimiLinear,
+    /// `mllama` / `mllama_text_model` (Llama-3.2-Vision: gated cross-attention layers).
+    Mllama,
     /// `mimo_v2_flash` (sliding layers with sinks and their own head shapes, full layers, MoE).
     MimoV2Flash,
     /// An unknown `model_type` whose generic fields sufficed: the estimate is approximate.
@@ -546,6 +548,9 @@ pub struct EncoderSpec {
     pub mlp_bias: bool,
     /// Norms are LayerNorm with a bias.
     pub norm_bias: bool,
+    /// Other weights of the tower (mllama's tile embeddings and gates), each its own tensor.
+    #[serde(default)]
+    pub extra: Vec<ExtraWeight>,
 }
 
 /// A projector: a few linear maps and norms between an encoder and the language model.
@@ -636,6 +641,10 @@ pub struct ModelSpec {
     /// What headroom could not count exactly and why; empty when every count is exact.
     #[serde(default)]
     pub approximations: Vec<String>,
+    /// Rows the input embedding has beyond `vocab_size` (mllama: 8 image tokens), not in the
+    /// output head.
+    #[serde(default)]
+    pub embedding_extra_rows: u64,
 }
 
 /// The context used when the user gives none: 4096 tokens, or the model's maximum if smaller.

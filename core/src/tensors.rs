@@ -315,7 +315,7 @@ pub(crate) fn walk(model: &ModelSpec, sink: impl FnMut(TensorEntry)) {
         "token_embd.weight",
         TensorRole::TokenEmbedding,
         None,
-        &[m.vocab_size, h],
+        &[m.vocab_size.saturating_add(m.embedding_extra_rows), h],
         embedding_active,
     );
 
@@ -854,6 +854,14 @@ fn encoder<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, e: &EncoderSpec) {
     }
     if e.post_norm {
         enc_norm(b, "post_ln.weight", "post_ln.bias", &[h]);
+    }
+    for x in &e.extra {
+        let name = match x.what {
+            ExtraWeightKind::Gate => "gate.weight",
+            ExtraWeightKind::Norm => "extra_norm.weight",
+            ExtraWeightKind::Projection => "extra_embd.weight",
+        };
+        b.part(name, &x.shape);
     }
 }
 

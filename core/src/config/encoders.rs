@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::{
     CoreError,
-    model::{ComponentKind, EncoderSpec, ProjectorSpec},
+    model::{ComponentKind, EncoderSpec, ExtraWeight, ExtraWeightKind, ProjectorSpec},
 };
 
 use super::{Fields, MAX_DIMENSION, MAX_LAYERS};
@@ -115,6 +115,12 @@ pub(super) fn parts(
                 out.encoders.push(e);
                 out.projectors.push(p);
             }
+            ("mllama", _) => {
+                let (main, global, p) = mllama(v, text_hidden)?;
+                out.encoders.push(main);
+                out.encoders.push(global);
+                out.projectors.push(p);
+            }
             ("llama4", _) => {
                 let (e, adapter, p) = llama4(v, text_hidden)?;
                 out.encoders.push(e);
@@ -179,6 +185,7 @@ fn siglip(
         mlp_gated: false,
         mlp_bias: true,
         norm_bias: true,
+        extra: Vec::new(),
     })
 }
 
@@ -207,6 +214,7 @@ fn clip(v: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
         mlp_gated: false,
         mlp_bias: true,
         norm_bias: true,
+        extra: Vec::new(),
     })
 }
 
@@ -238,6 +246,7 @@ fn pixtral(
         mlp_gated: true,
         mlp_bias: false,
         norm_bias: false,
+        extra: Vec::new(),
     };
     let merge = dim(root, &["spatial_merge_size"], Some(2))?;
     let layers = match root.map.get("vision_feature_layer") {
@@ -285,6 +294,7 @@ fn qwen2_5_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError>
         mlp_gated: true,
         mlp_bias: true,
         norm_bias: false,
+        extra: Vec::new(),
     };
     let wide = h.saturating_mul(merge).saturating_mul(merge);
     // The merger is part of the vision model in transformers (`visual.merger`).
@@ -330,6 +340,7 @@ fn qwen3_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
         mlp_gated: false,
         mlp_bias: true,
         norm_bias: true,
+        extra: Vec::new(),
     };
     let wide = h.saturating_mul(merge).saturating_mul(merge);
     let mut linears = vec![(wide, wide, true), (wide, out, true)];
@@ -383,6 +394,7 @@ fn llama4(
         mlp_gated: false,
         mlp_bias: true,
         norm_bias: true,
+        extra: Vec::new(),
     };
     let proj_in = dim(v, &["projector_input_dim"], Some(4096))?;
     let proj_out = dim(v, &["projector_output_dim"], Some(4096))?;
@@ -398,4 +410,87 @@ fn llama4(
         norms: vec![],
     };
     Ok((e, adapter, p))
+}
+
+/// mllama's vision tower (`MllamaVisionModel`): class token, patch conv without bias, gated
+/// positional embedding (positions + a gate + a tile embedding of `max_num_tiles · positions ·
+/// hidden` per aspect ratio), gated pre/post tile embeddings, LayerNorms before and after, the
+/// local transformer (unbiased attention, biased fc1/fc2) and the global transformer
+/// (`num_global_layers`, the same layers with an attention and an MLP gate each); the projector
+/// maps `vision_output_dim` to the text width with a bias.
+fn mllama(
+    v: &Fields<'_>,
+    text_hidden: u64,
+) -> Result<(EncoderSpec, EncoderSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["hidden_size"], Some(1280))?;
+    let patch = dim(v, &["patch_size"], Some(14))?;
+    let image = dim(v, &["image_size"], Some(448))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let inter = dim(v, &["intermediate_size"], Some(5120))?;
+    let tiles = dim(v, &["max_num_tiles"], Some(4))?;
+    // MllamaVisionConfig: max_aspect_ratio_id = len(supported_aspect_ratios); embeddings have
+    // one row more.
+    let ratios = match v.map.get("supported_aspect_ratios") {
+        Some(Value::Array(a)) => a.len() as u64,
+        _ => 8,
+    };
+    let side = image / patch;
+    let positions = side.saturating_mul(side).saturating_add(1);
+    let gate = |n: u64| ExtraWeight {
+        what: ExtraWeightKind::Gate,
+        shape: vec![n],
+    };
+    let table = |cols: u64| ExtraWeight {
+        what: ExtraWeightKind::Projection,
+        shape: vec![ratios.saturating_add(1), cols],
+    };
+    let main = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["num_hidden_layers"], Some(32))?,
+        intermediate: inter,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: false,
+        positions,
+        class_token: true,
+        pre_norm: true,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: false,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: vec![
+            // gated_positional_embedding: gate and tile embedding.
+            gate(1),
+            table(tiles.saturating_mul(positions).saturating_mul(h)),
+            // pre/post tile positional embeddings and their gates.
+            table(tiles.saturating_mul(h)),
+            gate(1),
+            table(tiles.saturating_mul(h)),
+            gate(1),
+        ],
+    };
+    let global_layers = depth(v, &["num_global_layers"], Some(8))?;
+    let global = EncoderSpec {
+        layers: global_layers,
+        patch_inputs: 0,
+        positions: 0,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        // gate_attn and gate_ffn of every global layer.
+        extra: vec![gate(global_layers.saturating_mul(2))],
+        ..main.clone()
+    };
+    let out = dim(v, &["vision_output_dim"], Some(7680))?;
+    Ok((
+        main,
+        global,
+        ProjectorSpec {
+            kind: ComponentKind::VisionProjector,
+            linears: vec![(out, text_hidden, true)],
+            norms: vec![],
+        },
+    ))
 }

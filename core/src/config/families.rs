@@ -33,6 +33,8 @@ pub(super) struct Family {
     pub(super) approximations: Vec<String>,
     /// Number of layers when the family derives it from a pattern (Nemotron-H).
     pub(super) num_layers: Option<u64>,
+    /// Input embedding rows beyond the vocabulary (mllama).
+    pub(super) embedding_extra_rows: u64,
 }
 
 impl Family {
@@ -43,6 +45,7 @@ impl Family {
             mtp: None,
             approximations: Vec::new(),
             num_layers: None,
+            embedding_extra_rows: 0,
         }
     }
 }
@@ -57,7 +60,11 @@ struct AttnOpts {
 }
 
 fn attention(c: &Common, span: LayerAttention, o: AttnOpts) -> Mixer {
-    Mixer::Attention(AttentionSpec {
+    Mixer::Attention(attention_spec(c, span, o))
+}
+
+fn attention_spec(c: &Common, span: LayerAttention, o: AttnOpts) -> AttentionSpec {
+    AttentionSpec {
         heads: c.heads,
         kv_heads: c.kv_heads,
         head_dim: c.head_dim,
@@ -70,7 +77,7 @@ fn attention(c: &Common, span: LayerAttention, o: AttnOpts) -> Mixer {
         output_gate: o.output_gate,
         fused_qkv: false,
         shares_cache: false,
-    })
+    }
 }
 
 fn gated(intermediate: u64, bias: bool) -> Mlp {
@@ -448,6 +455,7 @@ pub(super) fn family(
         Architecture::Minimax => minimax(f, c)?,
         Architecture::FalconH1 => falcon_h1(f, c)?,
         Architecture::KimiLinear => kimi_linear(f, c)?,
+        Architecture::Mllama => mllama(f, c)?,
         Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
         Architecture::Phimoe => {
@@ -1357,3 +1365,41 @@ fn kimi_linear(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
         .collect::<Result<Vec<_>, CoreError>>()
         .map(Family::new)
 }
+
+/// mllama's text model: self-attention layers and, at `cross_attention_layers`, gated
+/// cross-attention layers (per-head q/k norms, an attention and an MLP gate); the input
+/// embedding has 8 rows more than the vocabulary (`vocab_size + 8`, the image tokens).
+fn mllama(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let cross = f
+        .opt_u64_list("cross_attention_layers")?
+        .unwrap_or_default();
+    let o = AttnOpts::default();
+    let layers = (0..c.num_layers)
+        .map(|i| {
+            if cross.contains(&i) {
+                let mut a = attention_spec(c, LayerAttention::Full, o);
+                a.qk_norm = QkNorm::PerHead;
+                let mut l = layer(Mixer::CrossAttention(a), gated(c.intermediate, false), 2);
+                for _ in 0..2 {
+                    l.extra.push(crate::model::ExtraWeight {
+                        what: crate::model::ExtraWeightKind::Gate,
+                        shape: vec![1],
+                    });
+                }
+                l
+            } else {
+                layer(
+                    attention(c, LayerAttention::Full, o),
+                    gated(c.intermediate, false),
+                    2,
+                )
+            }
+        })
+        .collect();
+    let mut fam = Family::new(layers);
+    fam.embedding_extra_rows = MLLAMA_IMAGE_TOKEN_ROWS;
+    Ok(fam)
+}
+
+/// `MllamaTextModel.embed_tokens = nn.Embedding(vocab_size + 8, hidden_size)`.
+const MLLAMA_IMAGE_TOKEN_ROWS: u64 = 8;

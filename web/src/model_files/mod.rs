@@ -169,6 +169,7 @@ pub fn spec_from_gguf(h: &gguf::GgufHeader, file_name: &str) -> Result<GgufModel
         projectors: Vec::new(),
         mtp: None,
         approximations: Vec::new(),
+        embedding_extra_rows: 0,
     };
     Ok(GgufModel {
         spec,
