@@ -1030,13 +1030,20 @@ fn lfm2(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<Family, CoreE
 }
 
 /// LFM2's MLP width: `int(2·I/3)` when `block_auto_adjust_ff_dim`, then × `block_ffn_dim_multiplier`
-/// rounded up to `block_multiple_of`.
+/// rounded up to `block_multiple_of` (an explicit `null` multiplier skips the rounding).
 fn lfm2_ff_width(f: &Fields<'_>, intermediate: u64) -> Result<u64, CoreError> {
-    if !f.bool_or("block_auto_adjust_ff_dim", false)? {
+    // Lfm2Config defaults: block_auto_adjust_ff_dim true, block_ffn_dim_multiplier 1.0,
+    // block_multiple_of 256 (LFM2-2.6B lists none of them: 10752 → 7168).
+    if !f.bool_or("block_auto_adjust_ff_dim", true)? {
         return Ok(intermediate);
     }
     let mut w = 2 * intermediate / 3;
-    if let Some(mult) = f.opt_f64("block_ffn_dim_multiplier")? {
+    let multiplier = match f.map.get("block_ffn_dim_multiplier") {
+        None => Some(1.0),
+        Some(serde_json::Value::Null) => None,
+        Some(_) => f.opt_f64("block_ffn_dim_multiplier")?,
+    };
+    if let Some(mult) = multiplier {
         w = (mult * w as f64) as u64;
         let multiple = f.u64_or("block_multiple_of", 256)?.max(1);
         w = w.div_ceil(multiple).saturating_mul(multiple);
