@@ -923,6 +923,12 @@ fn build(
         // summary fields, which stay the one source of truth for specs edited by hand.
         None => spec.mtp = classic_mtp(f, &spec)?,
     }
+    if let Architecture::Other(t) = &spec.architecture {
+        spec.approximations.push(format!(
+            "model_type `{t}` is not a family headroom knows: every layer is counted as \
+             attention + MLP from the generic fields"
+        ));
+    }
     let total = crate::params::param_counts(&spec).total;
     if total > MAX_PARAMS {
         return Err(CoreError::OutOfRange {
