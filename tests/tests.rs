@@ -10,3 +10,4 @@ mod memory;
 mod params;
 mod properties;
 mod report;
+mod transformers_counts;
