@@ -245,6 +245,7 @@ fn two_trillion() -> ModelSpec {
         mtp: None,
         approximations: Vec::new(),
         embedding_extra_rows: 0,
+        per_layer_embedding: None,
     }
 }
 

@@ -29,7 +29,6 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
         "deepseek_v4",
         "hyper-connections, hash-routed layers and compressed attention not modelled",
     ),
-    ("gemma4", "Gemma-4 layers and vision tower not modelled"),
     (
         "gemma3n",
         "AltUp, LAuReL, per-layer embeddings and audio tower not modelled",
@@ -66,7 +65,6 @@ fn component(model: &ModelSpec, kind: ComponentKind) -> u64 {
 
 /// transformers' component names and the headroom components that make each.
 const COMPONENTS: &[(&str, &[ComponentKind])] = &[
-    ("embed", &[ComponentKind::Embedding]),
     ("lm_head", &[ComponentKind::OutputHead]),
     ("vision", &[ComponentKind::VisionEncoder]),
     ("projector", &[ComponentKind::VisionProjector]),
@@ -94,16 +92,29 @@ fn differences(name: &str, model: &ModelSpec, want: &Value) -> Vec<String> {
     let comps = want["components"].as_object().cloned().unwrap_or_default();
     let theirs = |k: &str| comps.get(k).and_then(Value::as_u64).unwrap_or(0);
     check(
-        "decoder (layers + final_norm)",
+        "decoder (layers + final_norm + other)",
         component(model, ComponentKind::Decoder),
-        theirs("layers") + theirs("final_norm"),
+        theirs("layers") + theirs("final_norm") + theirs("other"),
+    );
+    check(
+        "embedding (embed + embed_per_layer + embed_other)",
+        component(model, ComponentKind::Embedding),
+        theirs("embed") + theirs("embed_per_layer") + theirs("embed_other"),
     );
     for (key, kinds) in COMPONENTS {
         let mine: u64 = kinds.iter().map(|k| component(model, *k)).sum();
         check(key, mine, theirs(key));
     }
     for key in comps.keys() {
-        let known = ["layers", "final_norm"].contains(&key.as_str())
+        let known = [
+            "layers",
+            "final_norm",
+            "other",
+            "embed",
+            "embed_per_layer",
+            "embed_other",
+        ]
+        .contains(&key.as_str())
             || COMPONENTS.iter().any(|(k, _)| k == key);
         if !known {
             out.push(format!(
@@ -113,7 +124,11 @@ fn differences(name: &str, model: &ModelSpec, want: &Value) -> Vec<String> {
     }
     // Layer by layer: where transformers built a MoE block, headroom's layer has one too (and
     // nowhere else).
-    if let Some(kinds) = want["layer_types"].as_array() {
+    // transformers' labeller recognises a MoE block where it computed active parameters; where it
+    // did not (Gemma-4's experts sit beside the MLP), its labels say nothing about MoE.
+    let moe_recognised = want["active"]["moe_layers"].as_u64().is_some()
+        || !model.layers().iter().any(|l| matches!(l.mlp, Mlp::Moe(_)));
+    if let Some(kinds) = want["layer_types"].as_array().filter(|_| moe_recognised) {
         let layers = model.layers();
         if kinds.len() != layers.len() {
             out.push(format!(

@@ -72,6 +72,8 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "falcon_h1",
     "kimi_linear",
     "mllama",
+    "gemma4",
+    "gemma4_text",
     "mimo_v2_flash",
     "qwen2_5_vl",
     "qwen2_5_vl_text",
@@ -626,6 +628,7 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "falcon_h1" => Architecture::FalconH1,
         "kimi_linear" => Architecture::KimiLinear,
         "mllama" | "mllama_text_model" => Architecture::Mllama,
+        "gemma4" | "gemma4_text" => Architecture::Gemma4,
         "mimo_v2_flash" => Architecture::MimoV2Flash,
         // The text halves of vision-language models are the text families'.
         "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
@@ -666,6 +669,7 @@ fn tie_default(arch: &Architecture) -> bool {
         Architecture::Gemma
             | Architecture::Gemma2
             | Architecture::Gemma3
+            | Architecture::Gemma4
             | Architecture::Starcoder2
             | Architecture::Cohere
             | Architecture::Cohere2
@@ -909,6 +913,7 @@ fn build(
         mtp: None,
         approximations: Vec::new(),
         embedding_extra_rows: 0,
+        per_layer_embedding: None,
     };
     let mut spec = spec;
     match family {
@@ -918,6 +923,7 @@ fn build(
             spec.mtp = fam.mtp;
             spec.approximations = fam.approximations;
             spec.embedding_extra_rows = fam.embedding_extra_rows;
+            spec.per_layer_embedding = fam.per_layer_embedding;
         }
         // The classic families keep `layers` empty: ModelSpec::layers derives them from the
         // summary fields, which stay the one source of truth for specs edited by hand.

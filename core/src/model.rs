@@ -112,6 +112,9 @@ pub enum Architecture {
     KimiLinear,
     /// `mllama` / `mllama_text_model` (Llama-3.2-Vision: gated cross-attention layers).
     Mllama,
+    /// `gemma4` / `gemma4_text` (local/global layers, KV sharing, MoE beside the MLP, per-layer
+    /// inputs).
+    Gemma4,
     /// `mimo_v2_flash` (sliding layers with sinks and their own head shapes, full layers, MoE).
     MimoV2Flash,
     /// An unknown `model_type` whose generic fields sufficed: the estimate is approximate.
@@ -226,9 +229,12 @@ pub struct AttentionSpec {
     pub output_gate: bool,
     /// q, k and v are one fused matrix in the checkpoint (Phi-3; only the tensor names differ).
     pub fused_qkv: bool,
-    /// The layer reads another layer's keys and values and caches none of its own (Gemma-3n's
-    /// KV sharing).
+    /// The layer reads another layer's keys and values: it has no k/v projections (nor k norm)
+    /// and caches nothing of its own (Gemma-3n / Gemma-4 KV sharing).
     pub shares_cache: bool,
+    /// Values reuse the key projection: no v_proj (Gemma-4's global layers, `attention_k_eq_v`).
+    #[serde(default)]
+    pub values_from_keys: bool,
 }
 
 /// The sparse-attention indexer of DeepSeek-V3.2 / GLM-5: a small attention that picks the
@@ -645,6 +651,19 @@ pub struct ModelSpec {
     /// output head.
     #[serde(default)]
     pub embedding_extra_rows: u64,
+    /// Per-layer input embeddings (Gemma-3n / Gemma-4 "E" models), if any.
+    #[serde(default)]
+    pub per_layer_embedding: Option<PerLayerEmbeddingSpec>,
+}
+
+/// Gemma's per-layer inputs: a second embedding table giving every layer its own `width`-wide
+/// input, projected from the hidden state as well (`per_layer_model_projection` and its norm).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerLayerEmbeddingSpec {
+    /// Rows of the table (`vocab_size_per_layer_input`).
+    pub vocab: u64,
+    /// Width per layer (`hidden_size_per_layer_input`).
+    pub width: u64,
 }
 
 /// The context used when the user gives none: 4096 tokens, or the model's maximum if smaller.
@@ -709,6 +728,7 @@ impl ModelSpec {
                 output_gate: false,
                 fused_qkv: *arch == Architecture::Phi3,
                 shares_cache: false,
+                values_from_keys: false,
             }),
         };
         let moe = self.moe.as_ref().filter(|m| !m.dense_layers.contains(&i));

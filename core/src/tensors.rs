@@ -319,12 +319,30 @@ pub(crate) fn walk(model: &ModelSpec, sink: impl FnMut(TensorEntry)) {
         embedding_active,
     );
 
+    let layers = m.layers();
+    if let Some(ple) = &m.per_layer_embedding {
+        // One row of every layer's input per token.
+        let all = ple.width.saturating_mul(layers.len() as u64);
+        b.entry(
+            "per_layer_token_embd.weight",
+            TensorRole::TokenEmbedding,
+            None,
+            &[ple.vocab, all],
+            Some(all),
+        );
+    }
+
     b.component = ComponentKind::Decoder;
-    for (i, layer) in m.layers().iter().enumerate() {
+    for (i, layer) in layers.iter().enumerate() {
         decoder_layer(&mut b, i as u64, layer);
     }
 
     norm(&mut b, None, "output_norm.weight", "output_norm.bias", h);
+    if let Some(ple) = &m.per_layer_embedding {
+        let all = ple.width.saturating_mul(layers.len() as u64);
+        b.push("per_layer_model_proj.weight", TensorRole::Other, &[all, h]);
+        b.push("per_layer_proj_norm.weight", TensorRole::Norm, &[ple.width]);
+    }
     if !m.tie_word_embeddings {
         b.component = ComponentKind::OutputHead;
         b.push("output.weight", TensorRole::Output, &[m.vocab_size, h]);
@@ -500,6 +518,26 @@ fn attention<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, a: &Attentio
         q_dim
     };
 
+    if a.shares_cache {
+        // KV sharing: only the query side and the output projection.
+        b.layer(i, "attn_q.weight", TensorRole::AttnQ, &[q_rows, h]);
+        if a.qkv_bias {
+            b.layer(i, "attn_q.bias", TensorRole::Bias, &[q_rows]);
+        }
+        if a.qk_norm != QkNorm::None {
+            let w = if a.qk_norm == QkNorm::PerHead {
+                a.head_dim
+            } else {
+                q_dim
+            };
+            b.layer(i, "attn_q_norm.weight", TensorRole::Norm, &[w]);
+        }
+        b.layer(i, "attn_output.weight", TensorRole::AttnOutput, &[h, o_in]);
+        if a.output_bias {
+            b.layer(i, "attn_output.bias", TensorRole::Bias, &[h]);
+        }
+        return;
+    }
     if a.fused_qkv {
         // Phi-3 stores one fused qkv projection.
         let rows = q_rows.saturating_add(k_dim).saturating_add(v_dim);
@@ -516,9 +554,11 @@ fn attention<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, a: &Attentio
         if a.qkv_bias {
             b.layer(i, "attn_k.bias", TensorRole::Bias, &[k_dim]);
         }
-        b.layer(i, "attn_v.weight", TensorRole::AttnV, &[v_dim, h]);
-        if a.qkv_bias {
-            b.layer(i, "attn_v.bias", TensorRole::Bias, &[v_dim]);
+        if !a.values_from_keys {
+            b.layer(i, "attn_v.weight", TensorRole::AttnV, &[v_dim, h]);
+            if a.qkv_bias {
+                b.layer(i, "attn_v.bias", TensorRole::Bias, &[v_dim]);
+            }
         }
     }
     match a.qk_norm {

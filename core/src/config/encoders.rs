@@ -115,6 +115,16 @@ pub(super) fn parts(
                 out.encoders.push(e);
                 out.projectors.push(p);
             }
+            ("gemma4", _) => {
+                let e = gemma4_vision(v)?;
+                // embed_vision: one linear from the vision width to the text width.
+                out.projectors.push(ProjectorSpec {
+                    kind: ComponentKind::VisionProjector,
+                    linears: vec![(e.hidden, text_hidden, false)],
+                    norms: vec![],
+                });
+                out.encoders.push(e);
+            }
             ("mllama", _) => {
                 let (main, global, p) = mllama(v, text_hidden)?;
                 out.encoders.push(main);
@@ -493,4 +503,43 @@ fn mllama(
             norms: vec![],
         },
     ))
+}
+
+/// Gemma 4's vision tower (`Gemma4VisionModel`): a patch linear without bias, two learned
+/// position tables (one per image axis, `position_embedding_size` rows each), and layers of
+/// unbiased attention with per-head q/k norms, four norms and a gated MLP; no final norm.
+fn gemma4_vision(v: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
+    let h = dim(v, &["hidden_size"], Some(768))?;
+    let patch = dim(v, &["patch_size"], Some(16))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let heads = dim(v, &["num_attention_heads"], Some(12))?;
+    let head_dim = dim(v, &["head_dim"], Some(h / heads))?;
+    let layers = depth(v, &["num_hidden_layers"], Some(16))?;
+    let positions = dim(v, &["position_embedding_size"], Some(10240))?;
+    Ok(EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers,
+        intermediate: dim(v, &["intermediate_size"], Some(3072))?,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: false,
+        positions: positions.saturating_mul(2),
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: heads.saturating_mul(head_dim),
+        attention_bias: false,
+        mlp_gated: true,
+        mlp_bias: false,
+        norm_bias: false,
+        // Per layer, beyond the two norms every tower has: two more norms and the q/k norms.
+        extra: vec![ExtraWeight {
+            what: ExtraWeightKind::Norm,
+            shape: vec![
+                layers,
+                h.saturating_mul(2)
+                    .saturating_add(head_dim.saturating_mul(2)),
+            ],
+        }],
+    })
 }

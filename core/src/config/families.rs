@@ -35,6 +35,8 @@ pub(super) struct Family {
     pub(super) num_layers: Option<u64>,
     /// Input embedding rows beyond the vocabulary (mllama).
     pub(super) embedding_extra_rows: u64,
+    /// Per-layer input embeddings (Gemma-4 "E" models).
+    pub(super) per_layer_embedding: Option<crate::model::PerLayerEmbeddingSpec>,
 }
 
 impl Family {
@@ -46,6 +48,7 @@ impl Family {
             approximations: Vec::new(),
             num_layers: None,
             embedding_extra_rows: 0,
+            per_layer_embedding: None,
         }
     }
 }
@@ -77,6 +80,7 @@ fn attention_spec(c: &Common, span: LayerAttention, o: AttnOpts) -> AttentionSpe
         output_gate: o.output_gate,
         fused_qkv: false,
         shares_cache: false,
+        values_from_keys: false,
     }
 }
 
@@ -123,6 +127,7 @@ const TOP_K_FIELDS: &[&str] = &[
     "experts_per_token",
     "moe_topk",
     "moe_k",
+    "top_k_experts",
 ];
 
 /// The first of `names` the config has, with its value.
@@ -456,6 +461,7 @@ pub(super) fn family(
         Architecture::FalconH1 => falcon_h1(f, c)?,
         Architecture::KimiLinear => kimi_linear(f, c)?,
         Architecture::Mllama => mllama(f, c)?,
+        Architecture::Gemma4 => gemma4(f, c)?,
         Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
         Architecture::Phimoe => {
@@ -1284,6 +1290,7 @@ fn mimo_v2_flash(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
         output_gate: false,
         fused_qkv: false,
         shares_cache: false,
+        values_from_keys: false,
     };
     let swa_head = width_or(f, &["swa_head_dim"], c.head_dim)?;
     let swa = AttentionSpec {
@@ -1410,3 +1417,124 @@ fn mllama(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
 
 /// `MllamaTextModel.embed_tokens = nn.Embedding(vocab_size + 8, hidden_size)`.
 const MLLAMA_IMAGE_TOKEN_ROWS: u64 = 8;
+
+/// Gemma 4 text: local (`sliding_attention`) and global layers per `layer_types`; global layers
+/// use `global_head_dim` and `num_global_key_value_heads` and, with `attention_k_eq_v`, no
+/// v_proj; the last `num_kv_shared_layers` layers read earlier layers' keys and values (no k/v
+/// projections, no cache) and, with `use_double_wide_mlp`, have twice the MLP width; per-head
+/// q/k norms; four norms per layer. With `enable_moe_block` every layer adds a MoE block beside
+/// its dense MLP (router with a scale vector and per-expert scales, three more norms). With
+/// `hidden_size_per_layer_input` every layer takes a per-layer input (gate, projection, norm).
+fn gemma4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    use crate::model::{ExtraWeight, ExtraWeightKind, PerLayerEmbeddingSpec};
+    let n = c.num_layers;
+    let types = layer_types(f, n)?.ok_or_else(|| {
+        f.bad(
+            "layer_types",
+            "is missing; Gemma 4 needs its local/global layout",
+        )
+    })?;
+    let global_head = width_or(f, &["global_head_dim"], c.head_dim)?;
+    let global_kv = width_or(f, &["num_global_key_value_heads"], c.kv_heads)?;
+    let k_eq_v = f.bool_or("attention_k_eq_v", false)?;
+    let shared_from = n.saturating_sub(f.u64_or("num_kv_shared_layers", 0)?);
+    let double_wide = f.bool_or("use_double_wide_mlp", false)?;
+    let moe_block = if f.bool_or("enable_moe_block", false)? {
+        let e = experts(f)?;
+        let mut m = moe(
+            e,
+            width(f, &["moe_intermediate_size", "expert_intermediate_size"])?,
+        );
+        // The dense MLP beside the experts runs for every token, as a shared expert would.
+        m.shared_intermediate = c.intermediate;
+        Some((m, e.0))
+    } else {
+        None
+    };
+    let ple_width = f.u64_or("hidden_size_per_layer_input", 0)?;
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        qk_norm: QkNorm::PerHead,
+        output_gate: false,
+    };
+    let mut layers = Vec::with_capacity(types.len());
+    for (i, t) in types.iter().enumerate() {
+        let i = i as u64;
+        let span = span_of(f, t)?.ok_or_else(|| {
+            f.bad(
+                "layer_types",
+                format!("has `{t}`; headroom knows sliding_attention and full_attention"),
+            )
+        })?;
+        let mut a = attention_spec(c, span, o);
+        if span == LayerAttention::Full {
+            a.head_dim = global_head;
+            a.v_head_dim = global_head;
+            a.kv_heads = global_kv;
+            a.values_from_keys = k_eq_v;
+        }
+        let shared = i >= shared_from;
+        a.shares_cache = shared;
+        let width = if shared && double_wide {
+            c.intermediate.saturating_mul(2)
+        } else {
+            c.intermediate
+        };
+        let mut extra = Vec::new();
+        let mlp = match &moe_block {
+            Some((m, experts)) => {
+                let hidden = f.check_range("hidden_size", f.u64("hidden_size")?, MAX_DIMENSION)?;
+                // router.scale [hidden], router.per_expert_scale [experts], and the block's
+                // post_feedforward_layernorm_1/_2 and pre_feedforward_layernorm_2.
+                extra.push(ExtraWeight {
+                    what: ExtraWeightKind::Gate,
+                    shape: vec![hidden],
+                });
+                extra.push(ExtraWeight {
+                    what: ExtraWeightKind::Gate,
+                    shape: vec![*experts],
+                });
+                extra.push(ExtraWeight {
+                    what: ExtraWeightKind::Norm,
+                    shape: vec![hidden.saturating_mul(3)],
+                });
+                let mut m = m.clone();
+                m.shared_intermediate = width;
+                Mlp::Moe(m)
+            }
+            None => gated(width, false),
+        };
+        if ple_width > 0 {
+            let hidden = f.check_range("hidden_size", f.u64("hidden_size")?, MAX_DIMENSION)?;
+            // per_layer_input_gate [ple, hidden], per_layer_projection [hidden, ple],
+            // post_per_layer_input_norm [hidden].
+            extra.push(ExtraWeight {
+                what: ExtraWeightKind::Projection,
+                shape: vec![ple_width, hidden],
+            });
+            extra.push(ExtraWeight {
+                what: ExtraWeightKind::Projection,
+                shape: vec![hidden, ple_width],
+            });
+            extra.push(ExtraWeight {
+                what: ExtraWeightKind::Norm,
+                shape: vec![hidden],
+            });
+        }
+        layers.push(LayerSpec {
+            mixer: Mixer::Attention(a),
+            mlp,
+            norms: 4,
+            extra,
+        });
+    }
+    let mut fam = Family::new(layers);
+    if ple_width > 0 {
+        fam.per_layer_embedding = Some(PerLayerEmbeddingSpec {
+            vocab: width(f, &["vocab_size_per_layer_input"])?,
+            width: f.check_range("hidden_size_per_layer_input", ple_width, MAX_DIMENSION)?,
+        });
+    }
+    Ok(fam)
+}

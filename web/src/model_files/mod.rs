@@ -170,6 +170,7 @@ pub fn spec_from_gguf(h: &gguf::GgufHeader, file_name: &str) -> Result<GgufModel
         mtp: None,
         approximations: Vec::new(),
         embedding_extra_rows: 0,
+        per_layer_embedding: None,
     };
     Ok(GgufModel {
         spec,
