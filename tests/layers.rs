@@ -333,3 +333,18 @@ fn an_unknown_vision_tower_is_an_approximation_never_silent() {
         m.approximations
     );
 }
+
+#[test]
+fn families_unlike_attention_plus_mlp_are_refused_not_guessed() {
+    for t in ["gemma3n", "deepseek_v4"] {
+        let json = format!(
+            r#"{{"model_type": "{t}", "hidden_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 4, "vocab_size": 100, "intermediate_size": 128,
+            "max_position_embeddings": 4096}}"#
+        );
+        match model_from_config_json("test", &json) {
+            Err(CoreError::Unsupported(msg)) => assert!(msg.contains(t), "{msg}"),
+            other => panic!("{t}: expected a refusal, got {other:?}"),
+        }
+    }
+}

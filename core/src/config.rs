@@ -85,6 +85,25 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "mistral3",
 ];
 
+/// Model types whose layers headroom knows to be unlike attention + MLP but does not model yet:
+/// refused with the reason rather than counted as a Llama-like model.
+const NOT_MODELLED: &[(&str, &str)] = &[
+    (
+        "gemma3n",
+        "Gemma-3n's AltUp and LAuReL blocks, per-layer MLP widths and MobileNet/audio towers have \
+         no mapping",
+    ),
+    (
+        "gemma3n_text",
+        "Gemma-3n's AltUp and LAuReL blocks and per-layer MLP widths have no mapping",
+    ),
+    (
+        "deepseek_v4",
+        "DeepSeek-V4's hyper-connections, grouped low-rank output and compressed-attention \
+         caches have no mapping",
+    ),
+];
+
 /// Generic fields that let an unknown `model_type` get a llama-like, approximate estimate.
 const GENERIC_FIELDS: &[&str] = &[
     "hidden_size",
@@ -707,6 +726,12 @@ fn build(
     outer_tie: Option<bool>,
     quant_method: Option<String>,
 ) -> Result<ModelSpec, CoreError> {
+    if let Some((_, why)) = NOT_MODELLED.iter().find(|(t, _)| *t == model_type) {
+        return Err(CoreError::Unsupported(format!(
+            "model_type `{model_type}` is not counted by headroom yet: {why}; a generic count \
+             would be wrong, so none is given"
+        )));
+    }
     let arch = match architecture_of(model_type).or_else(|| architecture_from_classes(classes)) {
         Some(a) => a,
         None => {
