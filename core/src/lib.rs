@@ -9,16 +9,21 @@
 //!
 //! ```text
 //! config.json ──► config::model_from_config_json ──► ModelSpec ──► tensors::tensors ──► quant (bytes)
-//!                                                        │
+//!                                                  (layers: mixer + MLP;   │
+//!                                                   encoders, projectors)  ├─► components (params per part)
+//!                                                        │                 └─► kv_cache (per token / per sequence)
 //! devices catalog / ProbeReport ──► DeviceSpec           ▼
 //!                                       └──────► estimate::estimate ──► Estimate (+ advice)
 //! ```
 //!
 //! * [`model::ModelSpec`] — the shape of a model, from a Hugging Face `config.json`
 //!   ([`config`]) or the bundled [`model_catalog`].
-//! * [`model::LayerSpec`] — a model is a list of decoder layers, each a mixer (attention, MLA,
-//!   linear attention, Mamba-2, short conv, cross-attention) and an MLP (dense, MoE), plus
-//!   embeddings, encoders, projectors and MTP layers; [`components`] counts them part by part.
+//! * [`model::LayerSpec`] — a model is a list of decoder layers, each a mixer (attention full,
+//!   sliding or chunked, MLA with or without an indexer, Gated DeltaNet, Mamba-2, short conv,
+//!   lightning attention, Kimi Delta Attention, cross-attention, parallel mixers) and an MLP
+//!   (gated, ungated, MoE), plus embeddings, encoders, projectors and MTP layers;
+//!   [`components`] counts them part by part, [`model::ModelSpec::exact`] and
+//!   `ModelSpec::approximations` say what is not counted exactly.
 //! * [`tensors`] — every stored weight tensor with its shape; [`params`] counts them.
 //! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
