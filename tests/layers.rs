@@ -348,3 +348,54 @@ fn families_unlike_attention_plus_mlp_are_refused_not_guessed() {
         }
     }
 }
+
+#[test]
+fn every_committed_config_gets_a_whole_estimate_in_every_setup() {
+    use headroom_core::{
+        devices,
+        estimate::{EstimateRequest, estimate},
+    };
+    // The answer runs on every family the layer model maps: bf16 with transformers and vLLM,
+    // a GGUF mixture with llama.cpp, MLX on a Mac; each total is the exact sum of its parts.
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(headroom_tests::data_dir().join("transformers-counts.json"))
+            .expect("transformers-counts.json"),
+    )
+    .expect("json");
+    let setups: [(&str, &str, Runtime); 4] = [
+        ("bf16", "h200", Runtime::TransformersCuda),
+        ("bf16", "h200", Runtime::vllm_default()),
+        ("Q4_K_M", "rtx 4090", Runtime::LlamaCpp),
+        ("mlx-4bit-g64", "m3 max 64gb", Runtime::Mlx),
+    ];
+    let mut estimated = 0;
+    for file in truth["models"].as_object().expect("models").keys() {
+        let name = file.trim_end_matches(".json");
+        let Ok(model) = model_from_config_json(name, &headroom_tests::fixture_config_text(name))
+        else {
+            continue;
+        };
+        for (format, device, runtime) in setups {
+            let mut r = EstimateRequest::new(
+                model.clone(),
+                format.parse().expect("format"),
+                devices::find(device).expect("device"),
+            );
+            r.runtime = runtime;
+            r.context = Some(8192);
+            let e = estimate(&r).unwrap_or_else(|err| panic!("{name} {format}: {err}"));
+            assert_eq!(
+                e.total_bytes,
+                e.weights_bytes
+                    + e.kv_cache_bytes
+                    + e.activation_bytes
+                    + e.overhead_bytes
+                    + e.training_bytes,
+                "{name} {format}"
+            );
+            assert!(e.kv_cache_bytes > 0, "{name}: no cache at all");
+            estimated += 1;
+        }
+    }
+    assert!(estimated >= 4 * 60, "only {estimated} estimates");
+}
