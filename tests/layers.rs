@@ -336,7 +336,7 @@ fn an_unknown_vision_tower_is_an_approximation_never_silent() {
 
 #[test]
 fn families_unlike_attention_plus_mlp_are_refused_not_guessed() {
-    for t in ["gemma3n", "deepseek_v4"] {
+    for t in ["gemma3n", "gemma3n_text"] {
         let json = format!(
             r#"{{"model_type": "{t}", "hidden_size": 64, "num_hidden_layers": 1,
             "num_attention_heads": 4, "vocab_size": 100, "intermediate_size": 128,

@@ -246,6 +246,7 @@ fn two_trillion() -> ModelSpec {
         approximations: Vec::new(),
         embedding_extra_rows: 0,
         per_layer_embedding: None,
+        extra_weights: Vec::new(),
     }
 }
 

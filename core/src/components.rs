@@ -201,7 +201,7 @@ fn single_layer(model: &ModelSpec, layer: &LayerSpec) -> ModelSpec {
 impl Mixer {
     /// A short name: `attention`, `sliding_attention`, `chunked_attention`, `mla`,
     /// `mla_indexer`, `linear_attention`, `mamba2`, `short_conv`, `cross_attention`,
-    /// `lightning_attention`, `kimi_delta_attention`, `none`; parallel mixers join theirs with `+`.
+    /// `lightning_attention`, `kimi_delta_attention`, `compressed_attention`, `none`; parallel mixers join theirs with `+`.
     pub fn name(&self) -> String {
         match self {
             Mixer::Attention(a) => match a.span {
@@ -219,6 +219,7 @@ impl Mixer {
             Mixer::CrossAttention(_) => "cross_attention",
             Mixer::Lightning(_) => "lightning_attention",
             Mixer::KimiDelta(_) => "kimi_delta_attention",
+            Mixer::CompressedAttention(_) => "compressed_attention",
             Mixer::Parallel(parts) => {
                 return parts.iter().map(Mixer::name).collect::<Vec<_>>().join("+");
             }

@@ -74,6 +74,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "mllama",
     "gemma4",
     "gemma4_text",
+    "deepseek_v4",
     "mimo_v2_flash",
     "qwen2_5_vl",
     "qwen2_5_vl_text",
@@ -96,11 +97,6 @@ const NOT_MODELLED: &[(&str, &str)] = &[
     (
         "gemma3n_text",
         "Gemma-3n's AltUp and LAuReL blocks and per-layer MLP widths have no mapping",
-    ),
-    (
-        "deepseek_v4",
-        "DeepSeek-V4's hyper-connections, grouped low-rank output and compressed-attention \
-         caches have no mapping",
     ),
 ];
 
@@ -372,6 +368,14 @@ fn check_mixer(
         Mixer::Lightning(l) => {
             check("num_attention_heads", l.heads, MAX_HEADS)?;
             check("head_dim", l.head_dim, MAX_DIMENSION)?;
+        }
+        Mixer::CompressedAttention(c) => {
+            check("num_attention_heads", c.heads, MAX_HEADS)?;
+            check("head_dim", c.head_dim, MAX_DIMENSION)?;
+            check("q_lora_rank", c.q_lora_rank, MAX_DIMENSION)?;
+            check("o_groups", c.o_groups, MAX_HEADS)?;
+            check("o_lora_rank", c.o_lora_rank, MAX_DIMENSION)?;
+            check("sliding_window", c.window, MAX_CONTEXT_TOKENS)?;
         }
         Mixer::KimiDelta(k) => {
             check("linear_num_heads", k.heads, MAX_HEADS)?;
@@ -648,6 +652,7 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "kimi_linear" => Architecture::KimiLinear,
         "mllama" | "mllama_text_model" => Architecture::Mllama,
         "gemma4" | "gemma4_text" => Architecture::Gemma4,
+        "deepseek_v4" => Architecture::DeepseekV4,
         "mimo_v2_flash" => Architecture::MimoV2Flash,
         // The text halves of vision-language models are the text families'.
         "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
@@ -779,8 +784,13 @@ fn build(
     // Families whose layers may all be MoE can omit the dense width (Qwen3.5-MoE): the expert
     // width stands in for the summary field, and a dense layer there asks for the real one.
     let intermediate_size = match (f.has("intermediate_size"), &arch) {
-        (false, Architecture::Qwen35Moe | Architecture::Qwen3Next | Architecture::MinimaxM2) => f
-            .check_range(
+        (
+            false,
+            Architecture::Qwen35Moe
+            | Architecture::Qwen3Next
+            | Architecture::MinimaxM2
+            | Architecture::DeepseekV4,
+        ) => f.check_range(
             "moe_intermediate_size",
             f.u64("moe_intermediate_size")?,
             MAX_DIMENSION,
@@ -939,6 +949,7 @@ fn build(
         approximations: Vec::new(),
         embedding_extra_rows: 0,
         per_layer_embedding: None,
+        extra_weights: Vec::new(),
     };
     let mut spec = spec;
     match family {
@@ -949,6 +960,7 @@ fn build(
             spec.approximations = fam.approximations;
             spec.embedding_extra_rows = fam.embedding_extra_rows;
             spec.per_layer_embedding = fam.per_layer_embedding;
+            spec.extra_weights = fam.extra_weights;
         }
         // The classic families keep `layers` empty: ModelSpec::layers derives them from the
         // summary fields, which stay the one source of truth for specs edited by hand.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     CoreError,
-    model::{LayerAttention, LayerSpec, Mixer, ModelSpec},
+    model::{CompressedAttentionSpec, LayerAttention, LayerSpec, Mixer, ModelSpec},
     runtime::{LLAMA_CPP_KV_PAD, LLAMA_CPP_N_UBATCH, MlaCache, Runtime, SlidingWindowCache},
 };
 
@@ -208,6 +208,7 @@ pub fn layer_state_bytes(model: &ModelSpec, layer: &LayerSpec) -> u64 {
 fn mixer_span(mixer: &Mixer) -> LayerAttention {
     match mixer {
         Mixer::Attention(a) => a.span,
+        Mixer::CompressedAttention(c) => LayerAttention::Sliding { window: c.window },
         Mixer::Parallel(parts) => parts
             .iter()
             .map(mixer_span)
@@ -233,6 +234,10 @@ fn mixer_token_elements(mixer: &Mixer, runtime: Runtime) -> u64 {
             .iter()
             .map(|p| mixer_token_elements(p, runtime))
             .fold(0u64, u64::saturating_add),
+        Mixer::CompressedAttention(c) => {
+            c.head_dim
+                .saturating_mul(if c.compress_ratio == 0 { 2 } else { 1 })
+        }
         Mixer::Attention(a) if a.shares_cache => 0,
         Mixer::Attention(a) => a
             .kv_heads
@@ -304,6 +309,8 @@ fn token_row_bytes(layer: &LayerSpec, dtype: KvDtype, runtime: Runtime) -> u64 {
 /// Bytes one token adds to a mixer's cache (the sum over parallel mixers).
 fn mixer_row_bytes(mixer: &Mixer, dtype: KvDtype, runtime: Runtime) -> u64 {
     match mixer {
+        // The raw (windowed) rows; the compressed rows are added per `compress_ratio` tokens.
+        Mixer::CompressedAttention(c) => compressed_raw_row_bytes(c, dtype),
         Mixer::Parallel(parts) => parts
             .iter()
             .map(|p| mixer_row_bytes(p, dtype, runtime))
@@ -394,6 +401,34 @@ pub fn kv_cache_bytes(
     let mut states: u64 = 0;
     let mut mla = false;
     for layer in layers.iter() {
+        if let Mixer::CompressedAttention(c) = &layer.mixer {
+            // Raw rows for the last `window` tokens, one compressed row per `compress_ratio`.
+            let raw = compressed_raw_row_bytes(c, dtype);
+            let span = LayerAttention::Sliding { window: c.window };
+            let (peak, steady_cells) = layer_cells(span, tokens, batch, runtime);
+            let compressed_cells = if c.compress_ratio > 0 {
+                tokens.div_ceil(c.compress_ratio).saturating_mul(batch)
+            } else {
+                0
+            };
+            let packed = compressed_row_bytes(c, dtype);
+            let bytes = peak
+                .saturating_mul(raw)
+                .saturating_add(compressed_cells.saturating_mul(packed));
+            windowed |= steady_cells < tokens.saturating_mul(batch);
+            let per_token = raw.saturating_add(packed.div_ceil(c.compress_ratio.max(1)));
+            per_token_all = per_token_all.saturating_add(per_token);
+            max_per_token = max_per_token.max(per_token);
+            per_layer_bytes.push(bytes);
+            per_layer_tokens.push(peak.saturating_add(compressed_cells));
+            total = total.saturating_add(bytes);
+            steady = steady.saturating_add(
+                steady_cells
+                    .saturating_mul(raw)
+                    .saturating_add(compressed_cells.saturating_mul(packed)),
+            );
+            continue;
+        }
         let per_token = token_row_bytes(layer, dtype, runtime);
         let state = layer_state_bytes(model, layer);
         mla |= has_mla(&layer.mixer);
@@ -433,6 +468,27 @@ pub fn kv_cache_bytes(
         mla_latent: mla && runtime.mla_cache() == MlaCache::Latent,
         windowed,
     }
+}
+
+/// Bytes of one raw (windowed) token of DeepSeek-V4's attention: the shared key row, and a value
+/// row too on layers without a compressor (measured, transformers 5: keys and values of 512 on
+/// those, keys only on the others).
+fn compressed_raw_row_bytes(c: &CompressedAttentionSpec, dtype: KvDtype) -> u64 {
+    let rows = if c.compress_ratio == 0 { 2 } else { 1 };
+    dtype.row_bytes(c.head_dim).saturating_mul(rows)
+}
+
+/// Bytes of one compressed row of DeepSeek-V4's attention (one per `compress_ratio` tokens): the
+/// compressed key/value row and the indexer's compressed key.
+fn compressed_row_bytes(c: &CompressedAttentionSpec, dtype: KvDtype) -> u64 {
+    if c.compress_ratio == 0 {
+        return 0;
+    }
+    dtype.row_bytes(c.head_dim).saturating_add(
+        c.indexer
+            .as_ref()
+            .map_or(0, |ix| dtype.row_bytes(ix.head_dim)),
+    )
 }
 
 /// Whether a mixer is (or contains) MLA.

@@ -115,6 +115,8 @@ pub enum Architecture {
     /// `gemma4` / `gemma4_text` (local/global layers, KV sharing, MoE beside the MLP, per-layer
     /// inputs).
     Gemma4,
+    /// `deepseek_v4` (windowed + compressed attention, hyper-connections, MoE).
+    DeepseekV4,
     /// `mimo_v2_flash` (sliding layers with sinks and their own head shapes, full layers, MoE).
     MimoV2Flash,
     /// An unknown `model_type` whose generic fields sufficed: the estimate is approximate.
@@ -347,6 +349,37 @@ pub struct KimiDeltaSpec {
     pub conv_kernel: u64,
 }
 
+/// DeepSeek-V4's attention: one shared key/value head of `head_dim` behind a low-rank query, a
+/// grouped low-rank output, learned sinks, a sliding window of raw keys, and (when
+/// `compress_ratio` > 0) a compressor that keeps one compressed row per `compress_ratio` tokens,
+/// with an indexer of its own on the ratio-4 layers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressedAttentionSpec {
+    /// Query heads.
+    pub heads: u64,
+    /// Width of a head and of the shared key/value row.
+    pub head_dim: u64,
+    /// Rank of the query compression (`q_lora_rank`).
+    pub q_lora_rank: u64,
+    /// Output groups (`o_groups`).
+    pub o_groups: u64,
+    /// Rank of each output group (`o_lora_rank`).
+    pub o_lora_rank: u64,
+    /// Raw tokens kept (`sliding_window`).
+    pub window: u64,
+    /// Tokens per compressed row (`compress_ratios[i]`); 0: no compressor.
+    pub compress_ratio: u64,
+    /// The compressor's indexer (ratio-4 layers).
+    pub indexer: Option<IndexerSpec>,
+}
+
+impl CompressedAttentionSpec {
+    /// The compressor's windows overlap (twice the rows) on the ratio-4 layers.
+    pub fn overlap(&self) -> u64 {
+        if self.compress_ratio == 4 { 2 } else { 1 }
+    }
+}
+
 /// LFM2's gated short convolution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShortConvSpec {
@@ -381,6 +414,8 @@ pub enum Mixer {
     Lightning(LightningSpec),
     /// Kimi Delta Attention (Kimi-Linear): state per sequence.
     KimiDelta(KimiDeltaSpec),
+    /// DeepSeek-V4's windowed + compressed attention.
+    CompressedAttention(CompressedAttentionSpec),
     /// Several mixers side by side on the same input (Falcon-H1: attention and Mamba-2).
     Parallel(Vec<Mixer>),
     /// Attention over an encoder's tokens (mllama's image tokens), with its own gates.
@@ -654,6 +689,10 @@ pub struct ModelSpec {
     /// Per-layer input embeddings (Gemma-3n / Gemma-4 "E" models), if any.
     #[serde(default)]
     pub per_layer_embedding: Option<PerLayerEmbeddingSpec>,
+    /// Model-level weights after the final norm that are neither layers nor head (DeepSeek-V4's
+    /// hyper-connection head `hc_head`).
+    #[serde(default)]
+    pub extra_weights: Vec<ExtraWeight>,
 }
 
 /// Gemma's per-layer inputs: a second embedding table giving every layer its own `width`-wide

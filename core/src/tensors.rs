@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AttentionSpec, ComponentKind, DenseMlpSpec, EncoderSpec, ExtraWeightKind, KimiDeltaSpec,
-    LayerSpec, LightningSpec, LinearAttentionSpec, Mamba2Spec, Mixer, MlaSpec, Mlp, ModelSpec,
-    MoeMlpSpec, ProjectorSpec, QkNorm, ShortConvSpec,
+    AttentionSpec, ComponentKind, CompressedAttentionSpec, DenseMlpSpec, EncoderSpec,
+    ExtraWeightKind, KimiDeltaSpec, LayerSpec, LightningSpec, LinearAttentionSpec, Mamba2Spec,
+    Mixer, MlaSpec, Mlp, ModelSpec, MoeMlpSpec, ProjectorSpec, QkNorm, ShortConvSpec,
 };
 
 /// What a tensor is for; decides its format in mixed quantizations and whether it is trainable by LoRA.
@@ -338,6 +338,14 @@ pub(crate) fn walk(model: &ModelSpec, sink: impl FnMut(TensorEntry)) {
     }
 
     norm(&mut b, None, "output_norm.weight", "output_norm.bias", h);
+    for x in &m.extra_weights {
+        let name = match x.what {
+            ExtraWeightKind::Gate => "model_gate.weight",
+            ExtraWeightKind::Norm => "model_extra_norm.weight",
+            ExtraWeightKind::Projection => "model_extra_proj.weight",
+        };
+        b.entry(name, TensorRole::Other, None, &x.shape, None);
+    }
     if let Some(ple) = &m.per_layer_embedding {
         let all = ple.width.saturating_mul(layers.len() as u64);
         b.push("per_layer_model_proj.weight", TensorRole::Other, &[all, h]);
@@ -453,6 +461,7 @@ fn mixer<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, m: &Mixer) {
         Mixer::ShortConv(sc) => short_conv(b, i, sc),
         Mixer::Lightning(l) => lightning(b, i, l),
         Mixer::KimiDelta(k) => kimi_delta(b, i, k),
+        Mixer::CompressedAttention(c) => compressed_attention(b, i, c),
         Mixer::Parallel(parts) => {
             for part in parts {
                 mixer(b, i, part);
@@ -476,6 +485,91 @@ fn lightning<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, i: u64, l: &Lightnin
     );
     b.layer(i, "lightning.out.weight", TensorRole::SsmOut, &[h, inner]);
     b.layer(i, "lightning.gate.weight", TensorRole::SsmIn, &[inner, h]);
+}
+
+/// DeepSeek-V4's attention (`DeepseekV4Attention`): sinks, q_a + norm + q_b, one kv_proj + norm,
+/// grouped o_a and o_b; the compressor (position bias, kv and gate projections of
+/// `overlap · head_dim`, norm) and on ratio-4 layers its indexer (the same of the index width,
+/// q_b from the query latent, weights_proj).
+fn compressed_attention<F: FnMut(TensorEntry)>(
+    b: &mut Builder<'_, F>,
+    i: u64,
+    c: &CompressedAttentionSpec,
+) {
+    let h = b.model.hidden_size;
+    let q_dim = c.heads.saturating_mul(c.head_dim);
+    let groups = c.o_groups.max(1);
+    let o_rank = groups.saturating_mul(c.o_lora_rank);
+    b.layer(i, "attn_sinks.weight", TensorRole::Bias, &[c.heads]);
+    b.layer(
+        i,
+        "attn_q_a.weight",
+        TensorRole::AttnQA,
+        &[c.q_lora_rank, h],
+    );
+    b.layer(
+        i,
+        "attn_q_a_norm.weight",
+        TensorRole::Norm,
+        &[c.q_lora_rank],
+    );
+    b.layer(
+        i,
+        "attn_q_b.weight",
+        TensorRole::AttnQB,
+        &[q_dim, c.q_lora_rank],
+    );
+    b.layer(i, "attn_kv.weight", TensorRole::AttnKvA, &[c.head_dim, h]);
+    b.layer(i, "attn_kv_norm.weight", TensorRole::Norm, &[c.head_dim]);
+    b.layer(
+        i,
+        "attn_o_a.weight",
+        TensorRole::AttnOutput,
+        &[o_rank, q_dim / groups],
+    );
+    b.layer(i, "attn_o_b.weight", TensorRole::AttnOutput, &[h, o_rank]);
+    if c.compress_ratio == 0 {
+        return;
+    }
+    let rows = c.overlap().saturating_mul(c.head_dim);
+    b.layer(
+        i,
+        "compressor.pos_bias",
+        TensorRole::Bias,
+        &[c.compress_ratio, rows],
+    );
+    b.layer(i, "compressor.kv.weight", TensorRole::Other, &[rows, h]);
+    b.layer(i, "compressor.gate.weight", TensorRole::Other, &[rows, h]);
+    b.layer(
+        i,
+        "compressor.kv_norm.weight",
+        TensorRole::Norm,
+        &[c.head_dim],
+    );
+    if let Some(ix) = &c.indexer {
+        let rows = c.overlap().saturating_mul(ix.head_dim);
+        b.layer(
+            i,
+            "indexer.pos_bias",
+            TensorRole::Bias,
+            &[c.compress_ratio, rows],
+        );
+        b.layer(i, "indexer.kv.weight", TensorRole::Other, &[rows, h]);
+        b.layer(i, "indexer.gate.weight", TensorRole::Other, &[rows, h]);
+        b.layer(
+            i,
+            "indexer.kv_norm.weight",
+            TensorRole::Norm,
+            &[ix.head_dim],
+        );
+        b.layer(
+            i,
+            "indexer.q_b.weight",
+            TensorRole::Other,
+            &[ix.heads.saturating_mul(ix.head_dim), c.q_lora_rank],
+        );
+        b.layer(i, "indexer.proj.weight", TensorRole::Other, &[ix.heads, h]);
+    }
 }
 
 /// Kimi Delta Attention (`KimiDeltaAttention`): q, k, v, a depthwise conv over all three (no

@@ -12,7 +12,7 @@ use crate::{
     },
 };
 
-use super::{Fields, MAX_DIMENSION, MAX_EXPERTS, MAX_LAYERS};
+use super::{Fields, MAX_DIMENSION, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS};
 
 /// The fields every family has, already read and range-checked by [`super::build`].
 pub(super) struct Common {
@@ -37,6 +37,8 @@ pub(super) struct Family {
     pub(super) embedding_extra_rows: u64,
     /// Per-layer input embeddings (Gemma-4 "E" models).
     pub(super) per_layer_embedding: Option<crate::model::PerLayerEmbeddingSpec>,
+    /// Model-level weights after the final norm (DeepSeek-V4's `hc_head`).
+    pub(super) extra_weights: Vec<crate::model::ExtraWeight>,
 }
 
 impl Family {
@@ -49,6 +51,7 @@ impl Family {
             num_layers: None,
             embedding_extra_rows: 0,
             per_layer_embedding: None,
+            extra_weights: Vec::new(),
         }
     }
 }
@@ -462,6 +465,7 @@ pub(super) fn family(
         Architecture::KimiLinear => kimi_linear(f, c)?,
         Architecture::Mllama => mllama(f, c)?,
         Architecture::Gemma4 => gemma4(f, c)?,
+        Architecture::DeepseekV4 => deepseek_v4(f, c)?,
         Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
         Architecture::Phimoe => {
@@ -1536,5 +1540,106 @@ fn gemma4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
             width: f.check_range("hidden_size_per_layer_input", ple_width, MAX_DIMENSION)?,
         });
     }
+    Ok(fam)
+}
+
+/// DeepSeek-V4: every layer's attention is [`crate::model::CompressedAttentionSpec`] (its
+/// compressor ratio from `compress_ratios`, an indexer on ratio-4 layers), every MLP a MoE with
+/// shared experts (the first `num_hash_layers` route by token hash, with the same router
+/// weight), and two hyper-connection mixers per layer (`attn_hc`, `ffn_hc`: fn
+/// `[(2 + m)·m, m·hidden]`, base `[(2 + m)·m]`, scale `[3]` for `hc_mult` m), plus `hc_head`
+/// (fn `[m, m·hidden]`, base `[m]`, scale `[1]`) after the final norm.
+fn deepseek_v4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    use crate::model::{CompressedAttentionSpec, ExtraWeight, ExtraWeightKind};
+    let n = c.num_layers;
+    let ratios = f.opt_u64_list("compress_ratios")?.unwrap_or_default();
+    if (ratios.len() as u64) < n {
+        return Err(f.bad(
+            "compress_ratios",
+            format!("lists {} layers but num_hidden_layers is {n}", ratios.len()),
+        ));
+    }
+    let hidden = f.check_range("hidden_size", f.u64("hidden_size")?, MAX_DIMENSION)?;
+    let q_lora_rank = width(f, &["q_lora_rank"])?;
+    let indexer = IndexerSpec {
+        heads: width(f, &["index_n_heads"])?,
+        head_dim: width(f, &["index_head_dim"])?,
+        topk: width(f, &["index_topk"])?,
+    };
+    let base = CompressedAttentionSpec {
+        heads: c.heads,
+        head_dim: c.head_dim,
+        q_lora_rank,
+        o_groups: width(f, &["o_groups"])?,
+        o_lora_rank: width(f, &["o_lora_rank"])?,
+        window: window(f)?,
+        compress_ratio: 0,
+        indexer: None,
+    };
+    let e = experts(f)?;
+    let ew = width(f, &["moe_intermediate_size"])?;
+    let shared = f.u64_or("n_shared_experts", 0)?;
+    if shared > MAX_EXPERTS {
+        return Err(f.bad("n_shared_experts", "is implausibly large; fix the config"));
+    }
+    let mut m = moe(e, ew);
+    m.correction_bias = true;
+    m.shared_intermediate = shared.saturating_mul(ew);
+    let hc = f.check_range("hc_mult", f.u64_or("hc_mult", 4)?, MAX_HEADS)?;
+    let mix = hc.saturating_add(2).saturating_mul(hc);
+    let wide = hc.saturating_mul(hidden);
+    let hc_weights = || {
+        vec![
+            ExtraWeight {
+                what: ExtraWeightKind::Projection,
+                shape: vec![mix, wide],
+            },
+            ExtraWeight {
+                what: ExtraWeightKind::Gate,
+                shape: vec![mix],
+            },
+            ExtraWeight {
+                what: ExtraWeightKind::Gate,
+                shape: vec![3],
+            },
+        ]
+    };
+    let layers = ratios
+        .iter()
+        .take(n as usize)
+        .map(|r| {
+            let mut a = base.clone();
+            a.compress_ratio = *r;
+            a.indexer = (*r == 4).then(|| indexer.clone());
+            let mut extra = hc_weights();
+            extra.extend(hc_weights());
+            LayerSpec {
+                mixer: Mixer::CompressedAttention(a),
+                mlp: Mlp::Moe(m.clone()),
+                norms: 2,
+                extra,
+            }
+        })
+        .collect();
+    let mut fam = Family::new(layers);
+    fam.extra_weights = vec![
+        ExtraWeight {
+            what: ExtraWeightKind::Projection,
+            shape: vec![hc, wide],
+        },
+        ExtraWeight {
+            what: ExtraWeightKind::Gate,
+            shape: vec![hc],
+        },
+        ExtraWeight {
+            what: ExtraWeightKind::Gate,
+            shape: vec![1],
+        },
+    ];
+    fam.approximations.push(
+        "cache: DeepSeek-V4's compressor keeps rolling buffers (under 1 MiB per sequence) that \
+         are not counted"
+            .to_string(),
+    );
     Ok(fam)
 }

@@ -171,6 +171,7 @@ pub fn spec_from_gguf(h: &gguf::GgufHeader, file_name: &str) -> Result<GgufModel
         approximations: Vec::new(),
         embedding_extra_rows: 0,
         per_layer_embedding: None,
+        extra_weights: Vec::new(),
     };
     Ok(GgufModel {
         spec,
