@@ -29,10 +29,6 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
         "gemma3n",
         "AltUp, LAuReL, per-layer embeddings and audio tower not modelled",
     ),
-    (
-        "kimi_k25",
-        "Kimi-K2.5's vision tower (MoonViT) not modelled",
-    ),
     ("minimax_m3_vl", "MiniMax-M3's vision tower not modelled"),
     ("step3p7", "Step-3.7 layers not modelled"),
     ("hunyuan_v1_moe", "Hunyuan-MoE not modelled"),

@@ -115,6 +115,11 @@ pub(super) fn parts(
                 out.encoders.push(e);
                 out.projectors.push(p);
             }
+            ("kimi_k25", _) => {
+                let (e, p) = moonvit(v)?;
+                out.encoders.push(e);
+                out.projectors.push(p);
+            }
             ("gemma4", _) => {
                 let e = gemma4_vision(v)?;
                 // embed_vision: one linear from the vision width to the text width.
@@ -542,4 +547,49 @@ fn gemma4_vision(v: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
             ],
         }],
     })
+}
+
+/// Kimi-K2.5's MoonViT: patch conv with bias, learned positions on a `init_pos_emb_height ×
+/// init_pos_emb_width` grid (the temporal ones are fixed), LayerNorms with biases, biased qkv and
+/// fc1/fc2, a final LayerNorm; the patch-merger projector (LayerNorm of the vision width, then
+/// `vision·m² → vision·m² → text` with biases, m² = merge kernel).
+fn moonvit(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["vt_hidden_size", "hidden_size"], Some(1152))?;
+    let patch = dim(v, &["patch_size"], Some(14))?;
+    let grid_h = dim(v, &["init_pos_emb_height"], Some(64))?;
+    let grid_w = dim(v, &["init_pos_emb_width"], Some(64))?;
+    let text = dim(v, &["text_hidden_size"], None)?;
+    let merge: u64 = match v.opt_u64_list("merge_kernel_size")? {
+        Some(k) if !k.is_empty() => k.iter().fold(1u64, |a, x| a.saturating_mul(*x)),
+        _ => 4,
+    };
+    let e = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["vt_num_hidden_layers", "num_hidden_layers"], Some(27))?,
+        intermediate: dim(
+            v,
+            &["vt_intermediate_size", "intermediate_size"],
+            Some(4304),
+        )?,
+        patch_inputs: patch.saturating_mul(patch).saturating_mul(3),
+        patch_bias: true,
+        positions: grid_h.saturating_mul(grid_w),
+        class_token: false,
+        pre_norm: false,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: Vec::new(),
+    };
+    let wide = h.saturating_mul(merge);
+    let p = ProjectorSpec {
+        kind: ComponentKind::VisionProjector,
+        linears: vec![(wide, wide, true), (wide, text, true)],
+        norms: vec![(h, true)],
+    };
+    Ok((e, p))
 }
