@@ -399,3 +399,21 @@ fn every_committed_config_gets_a_whole_estimate_in_every_setup() {
     }
     assert!(estimated >= 4 * 60, "only {estimated} estimates");
 }
+
+#[test]
+fn shape_field_aliases_are_read() {
+    // transformers' attribute_maps: n_embd / n_layer / n_head / n_inner (GPT-2 style),
+    // num_kv_heads; an unknown family named with them gets the same count as the canonical names.
+    let canonical = parse(
+        r#"{"model_type": "futurenet", "hidden_size": 256, "num_hidden_layers": 2,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "intermediate_size": 512,
+        "vocab_size": 1000, "max_position_embeddings": 2048}"#,
+    );
+    let aliased = parse(
+        r#"{"model_type": "futurenet", "n_embd": 256, "n_layer": 2, "n_head": 8,
+        "num_kv_heads": 2, "n_inner": 512, "vocab_size": 1000, "n_positions": 2048}"#,
+    );
+    assert_eq!(param_counts(&aliased), param_counts(&canonical));
+    assert_eq!(aliased.num_kv_heads, 2);
+    assert!(!aliased.exact(), "an unknown family stays approximate");
+}

@@ -194,7 +194,9 @@ fn unknown_model_type_with_generic_fields_is_approximate() {
 
 #[test]
 fn unknown_model_type_without_fields_lists_supported() {
-    let err = model_from_config_json("x", r#"{"model_type": "mamba", "d_model": 768}"#)
+    // `d_model` is an alias transformers accepts for hidden_size; the other shape fields are
+    // what is missing.
+    let err = model_from_config_json("x", r#"{"model_type": "futuressm", "d_model": 768}"#)
         .expect_err("unsupported");
     let CoreError::UnsupportedArchitecture {
         model_type,
@@ -204,9 +206,18 @@ fn unknown_model_type_without_fields_lists_supported() {
     else {
         panic!("wrong error {err:?}");
     };
-    assert_eq!(model_type, "mamba");
-    assert!(missing.contains("hidden_size"), "{missing}");
+    assert_eq!(model_type, "futuressm");
+    assert!(missing.contains("num_hidden_layers"), "{missing}");
+    assert!(!missing.contains("hidden_size"), "{missing}");
     assert!(supported.contains("deepseek_v3") && supported.contains("gpt_oss"));
+    // A recurrent family headroom knows is not attention + MLP is refused, never guessed.
+    let err = model_from_config_json(
+        "x",
+        r#"{"model_type": "mamba", "d_model": 768, "n_layer": 24, "num_attention_heads": 1,
+        "intermediate_size": 1536, "vocab_size": 50280, "max_position_embeddings": 2048}"#,
+    )
+    .expect_err("refused");
+    assert!(matches!(err, CoreError::Unsupported(_)), "{err:?}");
 }
 
 #[test]

@@ -98,6 +98,68 @@ const NOT_MODELLED: &[(&str, &str)] = &[
         "gemma3n_text",
         "Gemma-3n's AltUp and LAuReL blocks and per-layer MLP widths have no mapping",
     ),
+    (
+        "mamba",
+        "Mamba-1 layers (selective scan without heads) have no mapping",
+    ),
+    (
+        "falcon_mamba",
+        "Mamba-1 layers (selective scan without heads) have no mapping",
+    ),
+    (
+        "mamba2",
+        "pure Mamba-2 models have no mapping yet (only hybrids do)",
+    ),
+    (
+        "jamba",
+        "Jamba's Mamba-1 + attention + MoE pattern has no mapping",
+    ),
+    ("zamba", "Zamba's shared attention blocks have no mapping"),
+    (
+        "zamba2",
+        "Zamba-2's shared attention blocks have no mapping",
+    ),
+    (
+        "bamba",
+        "Bamba's Mamba-2 + attention pattern has no mapping",
+    ),
+    (
+        "rwkv",
+        "RWKV's time-mix and channel-mix blocks have no mapping",
+    ),
+    (
+        "recurrent_gemma",
+        "RecurrentGemma's RG-LRU blocks have no mapping",
+    ),
+    ("xlstm", "xLSTM blocks have no mapping"),
+];
+
+/// Names transformers' configuration classes accept for the shape fields (their
+/// `attribute_map`s: GPT-2's `n_embd`, `n_layer`, `n_head`; Falcon's `n_head_kv`; ChatGLM's
+/// `multi_query_group_num`, `ffn_hidden_size`; ...), the canonical name first.
+const FIELD_ALIASES: &[(&str, &[&str])] = &[
+    ("hidden_size", &["hidden_size", "d_model", "n_embd"]),
+    (
+        "num_hidden_layers",
+        &["num_hidden_layers", "n_layer", "num_layers"],
+    ),
+    (
+        "num_attention_heads",
+        &["num_attention_heads", "n_head", "num_heads"],
+    ),
+    (
+        "num_key_value_heads",
+        &[
+            "num_key_value_heads",
+            "num_kv_heads",
+            "n_head_kv",
+            "multi_query_group_num",
+        ],
+    ),
+    (
+        "intermediate_size",
+        &["intermediate_size", "ffn_hidden_size", "n_inner"],
+    ),
 ];
 
 /// Generic fields that let an unknown `model_type` get a llama-like, approximate estimate.
@@ -497,6 +559,14 @@ impl Fields<'_> {
         }
     }
 
+    /// `field` under any name transformers' `attribute_map`s accept for it ([`FIELD_ALIASES`]).
+    fn aliased_u64(&self, field: &str) -> Result<Option<u64>, CoreError> {
+        match FIELD_ALIASES.iter().find(|(name, _)| *name == field) {
+            Some((_, names)) => self.first_u64(names),
+            None => self.opt_u64(field),
+        }
+    }
+
     fn u64(&self, field: &str) -> Result<u64, CoreError> {
         self.opt_u64(field)?.ok_or_else(|| {
             self.bad(
@@ -743,7 +813,7 @@ fn build(
             let missing: Vec<&str> = GENERIC_FIELDS
                 .iter()
                 .copied()
-                .filter(|n| !f.has(n))
+                .filter(|n| !matches!(f.aliased_u64(n), Ok(Some(_))))
                 .collect();
             if !missing.is_empty() || model_type.is_empty() {
                 let missing = if missing.is_empty() {
@@ -772,10 +842,10 @@ fn build(
     let is_gemma3 = arch == Architecture::Gemma3;
 
     let dim = |field: &str, gemma3_default: u64| -> Result<u64, CoreError> {
-        let v = if is_gemma3 {
-            f.u64_or(field, gemma3_default)?
-        } else {
-            f.u64(field)?
+        let v = match (f.aliased_u64(field)?, is_gemma3) {
+            (Some(v), _) => v,
+            (None, true) => gemma3_default,
+            (None, false) => f.u64(field)?,
         };
         f.check_range(field, v, MAX_DIMENSION)
     };
@@ -783,7 +853,7 @@ fn build(
     let vocab_size = dim("vocab_size", gemma3_defaults::VOCAB_SIZE)?;
     // Families whose layers may all be MoE can omit the dense width (Qwen3.5-MoE): the expert
     // width stands in for the summary field, and a dense layer there asks for the real one.
-    let intermediate_size = match (f.has("intermediate_size"), &arch) {
+    let intermediate_size = match (f.aliased_u64("intermediate_size")?.is_some(), &arch) {
         (
             false,
             Architecture::Qwen35Moe
@@ -797,7 +867,7 @@ fn build(
         )?,
         _ => dim("intermediate_size", gemma3_defaults::INTERMEDIATE_SIZE)?,
     };
-    let num_layers = match (&arch, f.opt_u64("num_hidden_layers")?) {
+    let num_layers = match (&arch, f.aliased_u64("num_hidden_layers")?) {
         (_, Some(n)) => n,
         (Architecture::Gemma3, None) => gemma3_defaults::NUM_HIDDEN_LAYERS,
         // Nemotron-H derives its depth from the layer pattern (num_hidden_layers is deprecated).
@@ -805,10 +875,10 @@ fn build(
         (_, None) => f.u64("num_hidden_layers")?,
     };
     let num_layers = f.check_range("num_hidden_layers", num_layers, MAX_LAYERS)?;
-    let heads = if is_gemma3 {
-        f.u64_or("num_attention_heads", gemma3_defaults::NUM_ATTENTION_HEADS)?
-    } else {
-        f.u64("num_attention_heads")?
+    let heads = match (f.aliased_u64("num_attention_heads")?, is_gemma3) {
+        (Some(h), _) => h,
+        (None, true) => gemma3_defaults::NUM_ATTENTION_HEADS,
+        (None, false) => f.u64("num_attention_heads")?,
     };
     let heads = f.check_range("num_attention_heads", heads, MAX_HEADS)?;
     let kv_default = if is_gemma3 {
@@ -816,7 +886,7 @@ fn build(
     } else {
         heads
     };
-    let kv_heads = f.u64_or("num_key_value_heads", kv_default)?;
+    let kv_heads = f.aliased_u64("num_key_value_heads")?.unwrap_or(kv_default);
     let kv_heads = f.check_range("num_key_value_heads", kv_heads, MAX_HEADS)?;
     if heads % kv_heads != 0 {
         return Err(f.bad(
