@@ -354,7 +354,7 @@ def layer_record(i: int, layer: nn.Module, tcfg) -> dict:
             else:
                 rec["mlp"]["dense"] = rec["mlp"].get("dense", 0) + n
                 mlps.append("mlp")
-        else:
+        elif n:
             rec["other"][cname] = {"class": kind, "params": n}
     if moe is not None and "top_k" not in moe:
         k_, ksrc = topk_of(router_child if router_child is not None else layer, tcfg)
@@ -567,16 +567,17 @@ class Passthrough(nn.Module):
     MLPs never touch the cache, and MoE routing is data-dependent (nonzero/where), which meta
     tensors cannot run."""
 
-    tuple_out = False  # set where the decoder layer unpacks (hidden, router_logits), e.g. Llama-4
+    tuple_out = False  # set where the decoder layer unpacks (hidden, router_logits) from its MoE block (Llama-4)
 
-    def __init__(self, orig):
+    def __init__(self, orig, kind="dense"):
         super().__init__()
         self.orig_class = type(orig).__name__
+        self.kind = kind
 
     def forward(self, hidden_states=None, *args, **kwargs):
         if hidden_states is None:
             hidden_states = kwargs.get("x", args[0] if args else None)
-        return (hidden_states, None) if Passthrough.tuple_out else hidden_states
+        return (hidden_states, None) if Passthrough.tuple_out and self.kind == "moe" else hidden_states
 
 
 def stub_mlps(layers, recs):
@@ -585,7 +586,7 @@ def stub_mlps(layers, recs):
         for cname, child in list(layer.named_children()):
             role, kind = classify_child(cname, child, type(layer).__name__)
             if role == "mlp" and kind in ("dense", "moe", "shared_experts", "experts"):
-                setattr(layer, cname, Passthrough(child))
+                setattr(layer, cname, Passthrough(child, kind))
                 stubbed.append(f"{li}.{cname}:{type(child).__name__}")
     return stubbed
 
