@@ -231,7 +231,7 @@ fn every_committed_config_equals_transformers_or_says_why_not() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(exact >= 60, "only {exact} models counted exactly");
+    assert!(exact >= 100, "only {exact} models counted exactly");
 }
 
 #[test]
