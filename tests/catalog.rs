@@ -7,6 +7,8 @@
 
 use headroom_core::{
     CoreError,
+    components::components,
+    model::ComponentKind,
     model_catalog::{entries, find, find_entry, parse_published_count},
     params::param_counts,
 };
@@ -63,7 +65,22 @@ fn every_entry_matches_its_published_count() {
         let counts = param_counts(&model);
         let computed = match e.published_scope.as_str() {
             "text" => counts.total,
-            "text+vision" => counts.total + gemma3_vision_params(&e.config),
+            // The SigLIP tower and projector are components of the model now; they must equal
+            // the hand count of SiglipVisionModel + Gemma3MultiModalProjector.
+            "text+vision" => {
+                let vision: u64 = components(&model)
+                    .iter()
+                    .filter(|c| {
+                        matches!(
+                            c.kind,
+                            ComponentKind::VisionEncoder | ComponentKind::VisionProjector
+                        )
+                    })
+                    .map(|c| c.params)
+                    .sum();
+                assert_eq!(vision, gemma3_vision_params(&e.config), "{}", e.id);
+                counts.total
+            }
             other => panic!("{}: unknown scope {other}", e.id),
         };
         let (published, unit) = parse_published_count(&e.published_params)

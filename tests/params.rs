@@ -11,12 +11,15 @@ use headroom_core::{
 use headroom_tests::{expected_param_counts, fixture_model, fixture_names};
 
 #[test]
-fn every_fixture_has_an_expected_count() {
-    let expected = expected_param_counts();
+fn every_expected_count_has_its_config() {
+    // The checkpoint-counted fixtures are the names in param_counts.json; each needs its config.
     let names = fixture_names();
     assert!(names.len() >= 16, "fixtures missing: {names:?}");
     for name in &names {
-        assert!(expected.get(name).is_some(), "{name} has no expected count");
+        let path = headroom_tests::data_dir()
+            .join("hf-configs")
+            .join(format!("{name}.json"));
+        assert!(path.is_file(), "{name} has a count but no config");
     }
 }
 
@@ -180,18 +183,20 @@ fn multimodal_text_config_is_used() {
 
 #[test]
 fn unknown_model_type_with_generic_fields_is_approximate() {
-    let json = r#"{"model_type": "olmo2", "hidden_size": 4096, "num_hidden_layers": 32,
+    let json = r#"{"model_type": "futurenet", "hidden_size": 4096, "num_hidden_layers": 32,
         "num_attention_heads": 32, "intermediate_size": 11008, "vocab_size": 100352,
         "max_position_embeddings": 4096, "some_new_field": [1, 2]}"#;
     let m = model_from_config_json("olmo", json).expect("approximate");
     assert!(m.approximate);
-    assert_eq!(m.architecture, Architecture::Other("olmo2".into()));
+    assert_eq!(m.architecture, Architecture::Other("futurenet".into()));
     assert!(param_counts(&m).total > 6_000_000_000);
 }
 
 #[test]
 fn unknown_model_type_without_fields_lists_supported() {
-    let err = model_from_config_json("x", r#"{"model_type": "mamba", "d_model": 768}"#)
+    // `d_model` is an alias transformers accepts for hidden_size; the other shape fields are
+    // what is missing.
+    let err = model_from_config_json("x", r#"{"model_type": "futuressm", "d_model": 768}"#)
         .expect_err("unsupported");
     let CoreError::UnsupportedArchitecture {
         model_type,
@@ -201,9 +206,18 @@ fn unknown_model_type_without_fields_lists_supported() {
     else {
         panic!("wrong error {err:?}");
     };
-    assert_eq!(model_type, "mamba");
-    assert!(missing.contains("hidden_size"), "{missing}");
+    assert_eq!(model_type, "futuressm");
+    assert!(missing.contains("num_hidden_layers"), "{missing}");
+    assert!(!missing.contains("hidden_size"), "{missing}");
     assert!(supported.contains("deepseek_v3") && supported.contains("gpt_oss"));
+    // A recurrent family headroom knows is not attention + MLP is refused, never guessed.
+    let err = model_from_config_json(
+        "x",
+        r#"{"model_type": "mamba", "d_model": 768, "n_layer": 24, "num_attention_heads": 1,
+        "intermediate_size": 1536, "vocab_size": 50280, "max_position_embeddings": 2048}"#,
+    )
+    .expect_err("refused");
+    assert!(matches!(err, CoreError::Unsupported(_)), "{err:?}");
 }
 
 #[test]
@@ -254,8 +268,8 @@ fn absurd_but_in_range_sizes_are_rejected_without_overflow() {
 
 #[test]
 fn unknown_moe_model_is_approximated_with_its_experts() {
-    // OLMoE-1B-7B's config fields (model_type olmoe is not a supported family).
-    let json = r#"{"model_type": "olmoe", "hidden_size": 2048, "num_hidden_layers": 16,
+    // OLMoE-1B-7B's config fields under a model_type headroom does not know.
+    let json = r#"{"model_type": "futuremoe", "hidden_size": 2048, "num_hidden_layers": 16,
         "num_attention_heads": 16, "num_key_value_heads": 16, "intermediate_size": 1024,
         "vocab_size": 50304, "num_experts": 64, "num_experts_per_tok": 8,
         "max_position_embeddings": 4096, "tie_word_embeddings": false}"#;

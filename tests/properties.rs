@@ -239,6 +239,15 @@ fn two_trillion() -> ModelSpec {
         checkpoint_quantization: None,
         attention_bias: false,
         mlp_bias: false,
+        layers: Vec::new(),
+        norm_bias: false,
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        mtp: None,
+        approximations: Vec::new(),
+        embedding_extra_rows: 0,
+        per_layer_embedding: None,
+        extra_weights: Vec::new(),
     }
 }
 

@@ -129,10 +129,7 @@ pub fn max_kv_len(model: &ModelSpec, context: u64) -> u64 {
     model
         .layer_attention
         .iter()
-        .map(|a| match a {
-            LayerAttention::Full => context,
-            LayerAttention::Sliding { window } => context.min(*window),
-        })
+        .map(|a| a.limit().map_or(context, |w| context.min(w)))
         .max()
         .unwrap_or(context)
 }

@@ -9,8 +9,12 @@ use serde_json::{Map, Value};
 
 use crate::{
     CoreError,
-    model::{Architecture, LayerAttention, MlaSpec, ModelSpec, MoeSpec},
+    model::{Architecture, LayerAttention, LayerSpec, Mixer, MlaSpec, Mlp, ModelSpec, MoeSpec},
 };
+
+mod encoders;
+mod families;
+mod nonfinite;
 
 /// The `model_type` values headroom counts exactly.
 pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
@@ -29,6 +33,133 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "deepseek_v2",
     "deepseek_v3",
     "gpt_oss",
+    "kimi_k2",
+    "nemotron_h",
+    "llama4",
+    "llama4_text",
+    "deepseek_v32",
+    "glm4_moe_lite",
+    "glm_moe_dsa",
+    "qwen3_next",
+    "qwen3_5",
+    "qwen3_5_text",
+    "qwen3_5_moe",
+    "qwen3_5_moe_text",
+    "starcoder2",
+    "cohere",
+    "cohere2",
+    "olmo2",
+    "olmo3",
+    "olmoe",
+    "granite",
+    "granitemoe",
+    "exaone4",
+    "smollm3",
+    "seed_oss",
+    "ernie4_5",
+    "hunyuan_v1_dense",
+    "apertus",
+    "glm4",
+    "glm4_moe",
+    "minimax_m2",
+    "lfm2",
+    "lfm2_moe",
+    "granitemoehybrid",
+    "ernie4_5_moe",
+    "phimoe",
+    "mistral4",
+    "minimax",
+    "falcon_h1",
+    "kimi_linear",
+    "mllama",
+    "gemma4",
+    "gemma4_text",
+    "deepseek_v4",
+    "mimo_v2_flash",
+    "qwen2_5_vl",
+    "qwen2_5_vl_text",
+    "qwen3_vl",
+    "qwen3_vl_text",
+    "qwen3_vl_moe",
+    "qwen3_vl_moe_text",
+    "llava",
+    "mistral3",
+];
+
+/// Model types whose layers headroom knows to be unlike attention + MLP but does not model yet:
+/// refused with the reason rather than counted as a Llama-like model.
+const NOT_MODELLED: &[(&str, &str)] = &[
+    (
+        "gemma3n",
+        "Gemma-3n's AltUp and LAuReL blocks, per-layer MLP widths and MobileNet/audio towers have \
+         no mapping",
+    ),
+    (
+        "gemma3n_text",
+        "Gemma-3n's AltUp and LAuReL blocks and per-layer MLP widths have no mapping",
+    ),
+    (
+        "mamba",
+        "Mamba-1 layers (selective scan without heads) have no mapping",
+    ),
+    (
+        "falcon_mamba",
+        "Mamba-1 layers (selective scan without heads) have no mapping",
+    ),
+    (
+        "mamba2",
+        "pure Mamba-2 models have no mapping yet (only hybrids do)",
+    ),
+    (
+        "jamba",
+        "Jamba's Mamba-1 + attention + MoE pattern has no mapping",
+    ),
+    ("zamba", "Zamba's shared attention blocks have no mapping"),
+    (
+        "zamba2",
+        "Zamba-2's shared attention blocks have no mapping",
+    ),
+    (
+        "bamba",
+        "Bamba's Mamba-2 + attention pattern has no mapping",
+    ),
+    (
+        "rwkv",
+        "RWKV's time-mix and channel-mix blocks have no mapping",
+    ),
+    (
+        "recurrent_gemma",
+        "RecurrentGemma's RG-LRU blocks have no mapping",
+    ),
+    ("xlstm", "xLSTM blocks have no mapping"),
+];
+
+/// Names transformers' configuration classes accept for the shape fields (their
+/// `attribute_map`s: GPT-2's `n_embd`, `n_layer`, `n_head`; Falcon's `n_head_kv`; ChatGLM's
+/// `multi_query_group_num`, `ffn_hidden_size`; ...), the canonical name first.
+const FIELD_ALIASES: &[(&str, &[&str])] = &[
+    ("hidden_size", &["hidden_size", "d_model", "n_embd"]),
+    (
+        "num_hidden_layers",
+        &["num_hidden_layers", "n_layer", "num_layers"],
+    ),
+    (
+        "num_attention_heads",
+        &["num_attention_heads", "n_head", "num_heads"],
+    ),
+    (
+        "num_key_value_heads",
+        &[
+            "num_key_value_heads",
+            "num_kv_heads",
+            "n_head_kv",
+            "multi_query_group_num",
+        ],
+    ),
+    (
+        "intermediate_size",
+        &["intermediate_size", "ffn_hidden_size", "n_inner"],
+    ),
 ];
 
 /// Generic fields that let an unknown `model_type` get a llama-like, approximate estimate.
@@ -62,7 +193,11 @@ pub const MAX_PARAMS: u64 = 1_000_000_000_000_000;
 /// [`CoreError::BadField`] naming a missing, wrong-typed or absurd field;
 /// [`CoreError::UnsupportedArchitecture`] for an unknown `model_type` lacking the generic fields.
 pub fn model_from_config_json(name: &str, json: &str) -> Result<ModelSpec, CoreError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| CoreError::MalformedJson {
+    // Python's json writes NaN / Infinity / -Infinity (Nemotron-H's `time_step_limit`), which
+    // serde_json refuses: they become marker strings, accepted in fields headroom does not read
+    // and refused by name in the fields it does.
+    let json = nonfinite::mark_non_finite(json);
+    let value: Value = serde_json::from_str(&json).map_err(|e| CoreError::MalformedJson {
         what: format!("config.json of {name}"),
         detail: format!("{e} — fix the file or fetch it again"),
     })?;
@@ -82,6 +217,8 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
         map: root,
     };
     let outer_type = outer.opt_str("model_type")?;
+    let classes = outer.opt_str_list("architectures")?.unwrap_or_default();
+    let outer_tie = outer.opt_bool("tie_word_embeddings")?;
 
     // Multimodal configs (Gemma-3, Llava, Mistral-3, ...) nest the language model.
     let (fields, model_type) = match root.get("text_config") {
@@ -101,7 +238,7 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
             };
             (inner, model_type)
         }
-        Some(Value::Null) | None => (outer, outer_type.unwrap_or_default()),
+        Some(Value::Null) | None => (outer, outer_type.clone().unwrap_or_default()),
         Some(_) => {
             return Err(CoreError::BadField {
                 what,
@@ -111,7 +248,35 @@ pub fn model_from_config_value(name: &str, value: &Value) -> Result<ModelSpec, C
         }
     };
     let quant_method = quantization_method(root);
-    build(name, &fields, &model_type, quant_method)
+    let outer_tie = if fields.prefix.is_empty() {
+        None
+    } else {
+        outer_tie
+    };
+    let mut spec = build(
+        name,
+        &fields,
+        &model_type,
+        &classes,
+        outer_tie,
+        quant_method,
+    )?;
+    // A wrapper's vision/audio towers: counted when headroom knows their layout, else named
+    // in the approximations (never silently left out).
+    let root_fields = Fields {
+        what: &what,
+        prefix: String::new(),
+        map: root,
+    };
+    let parts = encoders::parts(
+        &root_fields,
+        outer_type.as_deref().unwrap_or_default(),
+        spec.hidden_size,
+    )?;
+    spec.encoders = parts.encoders;
+    spec.projectors = parts.projectors;
+    spec.approximations.extend(parts.approximations);
+    Ok(spec)
 }
 
 /// Check a [`ModelSpec`] that did not come from [`model_from_config_json`] (deserialized from a
@@ -187,6 +352,12 @@ pub fn check_model_spec(spec: &ModelSpec) -> Result<(), CoreError> {
     }) {
         return Err(bad("sliding_window", w, MAX_CONTEXT_TOKENS));
     }
+    for layer in &spec.layers {
+        check_layer(layer, &check)?;
+    }
+    if spec.layers.len() as u64 > MAX_LAYERS {
+        return Err(bad("layers", spec.layers.len() as u64, MAX_LAYERS));
+    }
     let total = crate::params::param_counts(spec).total;
     if total > MAX_PARAMS {
         return Err(CoreError::OutOfRange {
@@ -198,6 +369,115 @@ pub fn check_model_spec(spec: &ModelSpec) -> Result<(), CoreError> {
             },
             problem: format!("above {MAX_PARAMS} (10^15); the model's sizes are not a real model"),
         });
+    }
+    Ok(())
+}
+
+/// The widths of one explicit layer against the same limits (a spec from a link can carry any).
+fn check_layer(
+    layer: &LayerSpec,
+    check: &dyn Fn(&str, u64, u64) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
+    check_mixer(&layer.mixer, check)?;
+    check_mlp(&layer.mlp, check)
+}
+
+/// [`check_layer`] for one mixer (recursing into parallel mixers).
+fn check_mixer(
+    mixer: &Mixer,
+    check: &dyn Fn(&str, u64, u64) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
+    match mixer {
+        Mixer::Attention(a) | Mixer::CrossAttention(a) => {
+            check("num_attention_heads", a.heads, MAX_HEADS)?;
+            check("num_key_value_heads", a.kv_heads, MAX_HEADS)?;
+            check("head_dim", a.head_dim, MAX_DIMENSION)?;
+            check("v_head_dim", a.v_head_dim, MAX_DIMENSION)?;
+            if let Some(w) = a.span.limit() {
+                check("sliding_window", w, MAX_CONTEXT_TOKENS)?;
+            }
+        }
+        Mixer::Mla {
+            heads,
+            mla,
+            indexer,
+        } => {
+            check("num_attention_heads", *heads, MAX_HEADS)?;
+            check("kv_lora_rank", mla.kv_lora_rank, MAX_DIMENSION)?;
+            check("qk_rope_head_dim", mla.qk_rope_head_dim, MAX_DIMENSION)?;
+            check("qk_nope_head_dim", mla.qk_nope_head_dim, MAX_DIMENSION)?;
+            check("v_head_dim", mla.v_head_dim, MAX_DIMENSION)?;
+            if let Some(ix) = indexer {
+                check("index_n_heads", ix.heads, MAX_HEADS)?;
+                check("index_head_dim", ix.head_dim, MAX_DIMENSION)?;
+            }
+        }
+        Mixer::LinearAttention(la) => {
+            check("linear_num_key_heads", la.key_heads, MAX_HEADS)?;
+            check("linear_num_value_heads", la.value_heads, MAX_HEADS)?;
+            check("linear_key_head_dim", la.key_head_dim, MAX_DIMENSION)?;
+            check("linear_value_head_dim", la.value_head_dim, MAX_DIMENSION)?;
+            check("linear_conv_kernel_dim", la.conv_kernel, MAX_DIMENSION)?;
+        }
+        Mixer::Mamba2(m) => {
+            check("mamba_num_heads", m.heads, MAX_HEADS)?;
+            check("mamba_head_dim", m.head_dim, MAX_DIMENSION)?;
+            check("ssm_state_size", m.state_size, MAX_DIMENSION)?;
+            check("n_groups", m.groups, MAX_HEADS)?;
+            check("conv_kernel", m.conv_kernel, MAX_DIMENSION)?;
+        }
+        Mixer::ShortConv(sc) => check("conv_L_cache", sc.kernel, MAX_DIMENSION)?,
+        Mixer::Lightning(l) => {
+            check("num_attention_heads", l.heads, MAX_HEADS)?;
+            check("head_dim", l.head_dim, MAX_DIMENSION)?;
+        }
+        Mixer::CompressedAttention(c) => {
+            check("num_attention_heads", c.heads, MAX_HEADS)?;
+            check("head_dim", c.head_dim, MAX_DIMENSION)?;
+            check("q_lora_rank", c.q_lora_rank, MAX_DIMENSION)?;
+            check("o_groups", c.o_groups, MAX_HEADS)?;
+            check("o_lora_rank", c.o_lora_rank, MAX_DIMENSION)?;
+            check("sliding_window", c.window, MAX_CONTEXT_TOKENS)?;
+        }
+        Mixer::KimiDelta(k) => {
+            check("linear_num_heads", k.heads, MAX_HEADS)?;
+            check("linear_head_dim", k.head_dim, MAX_DIMENSION)?;
+            check("linear_conv_kernel_dim", k.conv_kernel, MAX_DIMENSION)?;
+        }
+        Mixer::Parallel(parts) => {
+            for p in parts {
+                check_mixer(p, check)?;
+            }
+        }
+        Mixer::None => {}
+    }
+    Ok(())
+}
+
+/// [`check_layer`] for one MLP.
+fn check_mlp(
+    mlp: &Mlp,
+    check: &dyn Fn(&str, u64, u64) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
+    match mlp {
+        Mlp::Dense(d) => check("intermediate_size", d.intermediate, MAX_DIMENSION)?,
+        Mlp::Moe(m) => {
+            check("num_experts", m.experts, MAX_EXPERTS)?;
+            check("num_experts_per_tok", m.top_k, m.experts)?;
+            check(
+                "moe_intermediate_size",
+                m.expert_intermediate,
+                MAX_DIMENSION,
+            )?;
+            if m.shared_intermediate > 0 {
+                check(
+                    "shared_expert_intermediate_size",
+                    m.shared_intermediate,
+                    MAX_DIMENSION.saturating_mul(MAX_EXPERTS),
+                )?;
+            }
+        }
+        Mlp::None => {}
     }
     Ok(())
 }
@@ -231,6 +511,7 @@ impl Fields<'_> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => {
+                self.finite(field, v)?;
                 if let Some(n) = v.as_u64() {
                     return Ok(Some(n));
                 }
@@ -247,6 +528,42 @@ impl Fields<'_> {
                     format!("must be a non-negative integer, found {v}; fix the config"),
                 ))
             }
+        }
+    }
+
+    /// A float field (`block_ffn_dim_multiplier`); NaN or infinite values are refused by name.
+    fn opt_f64(&self, field: &str) -> Result<Option<f64>, CoreError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => {
+                self.finite(field, v)?;
+                match v.as_f64() {
+                    Some(x) => Ok(Some(x)),
+                    None => Err(self.bad(field, format!("must be a number, found {v}"))),
+                }
+            }
+        }
+    }
+
+    /// Refuses a NaN / Infinity marker ([`nonfinite`]) in a field that shapes the model.
+    fn finite(&self, field: &str, v: &Value) -> Result<(), CoreError> {
+        match v.as_str().and_then(nonfinite::marked) {
+            Some(what) => Err(self.bad(
+                field,
+                format!(
+                    "is {what}; Python writes that for a non-finite float, but this field sets \
+                     the model's shape and must be a finite number — fix the config"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `field` under any name transformers' `attribute_map`s accept for it ([`FIELD_ALIASES`]).
+    fn aliased_u64(&self, field: &str) -> Result<Option<u64>, CoreError> {
+        match FIELD_ALIASES.iter().find(|(name, _)| *name == field) {
+            Some((_, names)) => self.first_u64(names),
+            None => self.opt_u64(field),
         }
     }
 
@@ -277,7 +594,10 @@ impl Fields<'_> {
         match self.get(field) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.bad(field, format!("must be true or false, found {v}"))),
+            Some(v) => {
+                self.finite(field, v)?;
+                Err(self.bad(field, format!("must be true or false, found {v}")))
+            }
         }
     }
 
@@ -364,8 +684,95 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "deepseek_v2" => Architecture::DeepseekV2,
         "deepseek_v3" => Architecture::DeepseekV3,
         "gpt_oss" => Architecture::GptOss,
+        // Kimi-K2 is DeepSeek-V3's architecture (`DeepseekV3ForCausalLM`).
+        "kimi_k2" => Architecture::DeepseekV3,
+        "nemotron_h" => Architecture::NemotronH,
+        "llama4" | "llama4_text" => Architecture::Llama4,
+        "deepseek_v32" => Architecture::DeepseekV32,
+        "glm4_moe_lite" => Architecture::Glm4MoeLite,
+        "glm_moe_dsa" => Architecture::GlmMoeDsa,
+        "qwen3_next" => Architecture::Qwen3Next,
+        "qwen3_5" | "qwen3_5_text" => Architecture::Qwen35,
+        "qwen3_5_moe" | "qwen3_5_moe_text" => Architecture::Qwen35Moe,
+        "starcoder2" => Architecture::Starcoder2,
+        "cohere" => Architecture::Cohere,
+        "cohere2" => Architecture::Cohere2,
+        "olmo2" => Architecture::Olmo2,
+        "olmo3" => Architecture::Olmo3,
+        "olmoe" => Architecture::Olmoe,
+        "granite" => Architecture::Granite,
+        "granitemoe" => Architecture::GraniteMoe,
+        "exaone4" => Architecture::Exaone4,
+        "smollm3" => Architecture::Smollm3,
+        "seed_oss" => Architecture::SeedOss,
+        "ernie4_5" => Architecture::Ernie45,
+        "hunyuan_v1_dense" => Architecture::HunyuanV1Dense,
+        "apertus" => Architecture::Apertus,
+        "glm4" => Architecture::Glm4,
+        "glm4_moe" => Architecture::Glm4Moe,
+        "minimax_m2" => Architecture::MinimaxM2,
+        "lfm2" => Architecture::Lfm2,
+        "lfm2_moe" => Architecture::Lfm2Moe,
+        "granitemoehybrid" => Architecture::GraniteMoeHybrid,
+        "ernie4_5_moe" => Architecture::Ernie45Moe,
+        "phimoe" => Architecture::Phimoe,
+        "mistral4" => Architecture::Mistral4,
+        "minimax" => Architecture::Minimax,
+        "falcon_h1" => Architecture::FalconH1,
+        "kimi_linear" => Architecture::KimiLinear,
+        "mllama" | "mllama_text_model" => Architecture::Mllama,
+        "gemma4" | "gemma4_text" => Architecture::Gemma4,
+        "deepseek_v4" => Architecture::DeepseekV4,
+        "mimo_v2_flash" => Architecture::MimoV2Flash,
+        // The text halves of vision-language models are the text families'.
+        "qwen2_5_vl" | "qwen2_5_vl_text" => Architecture::Qwen2,
+        "qwen3_vl" | "qwen3_vl_text" => Architecture::Qwen3,
+        "qwen3_vl_moe" | "qwen3_vl_moe_text" => Architecture::Qwen3Moe,
         _ => return None,
     })
+}
+
+/// The family of a config whose `model_type` is unknown but whose `architectures` names a known
+/// class (`DeepseekV3ForCausalLM` → `deepseek_v3`): the class name without its head suffix,
+/// compared with each known `model_type` without underscores.
+fn architecture_from_classes(classes: &[String]) -> Option<Architecture> {
+    const HEADS: &[&str] = &[
+        "ForCausalLM",
+        "ForConditionalGeneration",
+        "LMHeadModel",
+        "Model",
+    ];
+    classes.iter().find_map(|class| {
+        let stem = HEADS
+            .iter()
+            .find_map(|h| class.strip_suffix(h))
+            .unwrap_or(class)
+            .to_ascii_lowercase();
+        SUPPORTED_MODEL_TYPES
+            .iter()
+            .find(|t| t.replace('_', "") == stem)
+            .and_then(|t| architecture_of(t))
+    })
+}
+
+/// `tie_word_embeddings` when the config omits it: the transformers configuration class's
+/// default for the family.
+fn tie_default(arch: &Architecture) -> bool {
+    matches!(
+        arch,
+        Architecture::Gemma
+            | Architecture::Gemma2
+            | Architecture::Gemma3
+            | Architecture::Gemma4
+            | Architecture::Starcoder2
+            | Architecture::Cohere
+            | Architecture::Cohere2
+            | Architecture::Smollm3
+            | Architecture::Ernie45
+            | Architecture::Ernie45Moe
+            | Architecture::Lfm2
+            | Architecture::Lfm2Moe
+    )
 }
 
 /// Field defaults of `transformers`' `Gemma3TextConfig`, used when a multimodal Gemma-3 config's
@@ -390,15 +797,23 @@ fn build(
     name: &str,
     f: &Fields<'_>,
     model_type: &str,
+    classes: &[String],
+    outer_tie: Option<bool>,
     quant_method: Option<String>,
 ) -> Result<ModelSpec, CoreError> {
-    let arch = match architecture_of(model_type) {
+    if let Some((_, why)) = NOT_MODELLED.iter().find(|(t, _)| *t == model_type) {
+        return Err(CoreError::Unsupported(format!(
+            "model_type `{model_type}` is not counted by headroom yet: {why}; a generic count \
+             would be wrong, so none is given"
+        )));
+    }
+    let arch = match architecture_of(model_type).or_else(|| architecture_from_classes(classes)) {
         Some(a) => a,
         None => {
             let missing: Vec<&str> = GENERIC_FIELDS
                 .iter()
                 .copied()
-                .filter(|n| !f.has(n))
+                .filter(|n| !matches!(f.aliased_u64(n), Ok(Some(_))))
                 .collect();
             if !missing.is_empty() || model_type.is_empty() {
                 let missing = if missing.is_empty() {
@@ -427,26 +842,43 @@ fn build(
     let is_gemma3 = arch == Architecture::Gemma3;
 
     let dim = |field: &str, gemma3_default: u64| -> Result<u64, CoreError> {
-        let v = if is_gemma3 {
-            f.u64_or(field, gemma3_default)?
-        } else {
-            f.u64(field)?
+        let v = match (f.aliased_u64(field)?, is_gemma3) {
+            (Some(v), _) => v,
+            (None, true) => gemma3_default,
+            (None, false) => f.u64(field)?,
         };
         f.check_range(field, v, MAX_DIMENSION)
     };
     let hidden_size = dim("hidden_size", gemma3_defaults::HIDDEN_SIZE)?;
     let vocab_size = dim("vocab_size", gemma3_defaults::VOCAB_SIZE)?;
-    let intermediate_size = dim("intermediate_size", gemma3_defaults::INTERMEDIATE_SIZE)?;
-    let num_layers = if is_gemma3 {
-        f.u64_or("num_hidden_layers", gemma3_defaults::NUM_HIDDEN_LAYERS)?
-    } else {
-        f.u64("num_hidden_layers")?
+    // Families whose layers may all be MoE can omit the dense width (Qwen3.5-MoE): the expert
+    // width stands in for the summary field, and a dense layer there asks for the real one.
+    let intermediate_size = match (f.aliased_u64("intermediate_size")?.is_some(), &arch) {
+        (
+            false,
+            Architecture::Qwen35Moe
+            | Architecture::Qwen3Next
+            | Architecture::MinimaxM2
+            | Architecture::DeepseekV4,
+        ) => f.check_range(
+            "moe_intermediate_size",
+            f.u64("moe_intermediate_size")?,
+            MAX_DIMENSION,
+        )?,
+        _ => dim("intermediate_size", gemma3_defaults::INTERMEDIATE_SIZE)?,
+    };
+    let num_layers = match (&arch, f.aliased_u64("num_hidden_layers")?) {
+        (_, Some(n)) => n,
+        (Architecture::Gemma3, None) => gemma3_defaults::NUM_HIDDEN_LAYERS,
+        // Nemotron-H derives its depth from the layer pattern (num_hidden_layers is deprecated).
+        (Architecture::NemotronH, None) => families::nemotron_h_depth(f)?,
+        (_, None) => f.u64("num_hidden_layers")?,
     };
     let num_layers = f.check_range("num_hidden_layers", num_layers, MAX_LAYERS)?;
-    let heads = if is_gemma3 {
-        f.u64_or("num_attention_heads", gemma3_defaults::NUM_ATTENTION_HEADS)?
-    } else {
-        f.u64("num_attention_heads")?
+    let heads = match (f.aliased_u64("num_attention_heads")?, is_gemma3) {
+        (Some(h), _) => h,
+        (None, true) => gemma3_defaults::NUM_ATTENTION_HEADS,
+        (None, false) => f.u64("num_attention_heads")?,
     };
     let heads = f.check_range("num_attention_heads", heads, MAX_HEADS)?;
     let kv_default = if is_gemma3 {
@@ -454,7 +886,7 @@ fn build(
     } else {
         heads
     };
-    let kv_heads = f.u64_or("num_key_value_heads", kv_default)?;
+    let kv_heads = f.aliased_u64("num_key_value_heads")?.unwrap_or(kv_default);
     let kv_heads = f.check_range("num_key_value_heads", kv_heads, MAX_HEADS)?;
     if heads % kv_heads != 0 {
         return Err(f.bad(
@@ -467,6 +899,20 @@ fn build(
     let head_dim_default = match arch {
         Architecture::Gemma | Architecture::Gemma2 => GEMMA_DEFAULT_HEAD_DIM,
         Architecture::Gemma3 => gemma3_defaults::HEAD_DIM,
+        // Glm4MoeAttention: `getattr(config, "head_dim", hidden_size // num_attention_heads)`,
+        // floor division (the published GLM-4.5 configs give head_dim 128 explicitly).
+        Architecture::Glm4Moe => hidden_size / heads,
+        // MLA families: transformers sets head_dim to qk_rope_head_dim; the real per-head
+        // widths are the MLA fields.
+        Architecture::DeepseekV32
+        | Architecture::Glm4MoeLite
+        | Architecture::GlmMoeDsa
+        | Architecture::Mistral4
+        | Architecture::KimiLinear
+            if hidden_size % heads != 0 =>
+        {
+            f.u64("qk_rope_head_dim")?
+        }
         _ => {
             if hidden_size % heads != 0 && !f.has("head_dim") {
                 return Err(f.bad(
@@ -483,18 +929,22 @@ fn build(
     let head_dim = f.u64_or("head_dim", head_dim_default)?;
     let head_dim = f.check_range("head_dim", head_dim, MAX_DIMENSION)?;
 
-    // Gemma ties the output head to the embedding unless told otherwise; the others don't.
-    let tie_default = matches!(
-        arch,
-        Architecture::Gemma | Architecture::Gemma2 | Architecture::Gemma3
-    );
-    let tie_word_embeddings = f.bool_or("tie_word_embeddings", tie_default)?;
+    // The family's class default when the config omits it (Gemma, Cohere, StarCoder2 tie;
+    // LFM2 names the flag `tie_embedding`).
+    let tie_word_embeddings = match (outer_tie, f.opt_bool("tie_word_embeddings")?) {
+        // A multimodal wrapper's own flag decides for the whole model (transformers 5 reads the
+        // top-level config: Mistral-3's `true` ties even where its text_config says false).
+        (Some(t), _) => t,
+        (None, Some(t)) => t,
+        (None, None) => f.bool_or("tie_embedding", tie_default(&arch))?,
+    };
 
     let max_context = match f.first_u64(&[
         "max_position_embeddings",
         "max_sequence_length",
         "n_positions",
         "seq_length",
+        "model_max_length",
     ])? {
         Some(v) => v,
         None if is_gemma3 => gemma3_defaults::MAX_POSITION_EMBEDDINGS,
@@ -507,13 +957,33 @@ fn build(
     };
     let max_context = f.check_range("max_position_embeddings", max_context, MAX_CONTEXT_TOKENS)?;
 
-    let layer_attention = layer_attention(f, &arch, num_layers)?;
-    let moe = moe_spec(f, &arch, num_layers, intermediate_size)?;
-    let mla = mla_spec(f, &arch)?;
-
     // gpt-oss always has biases on its attention projections; elsewhere the config says.
     let attention_bias = f.bool_or("attention_bias", arch == Architecture::GptOss)?;
     let mlp_bias = f.bool_or("mlp_bias", false)?;
+
+    let common = families::Common {
+        num_layers,
+        heads,
+        kv_heads,
+        head_dim,
+        intermediate: intermediate_size,
+        attention_bias,
+        mlp_bias,
+    };
+    let family = families::family(f, &arch, &common)?;
+    let (layer_attention, moe, mla, num_layers) = match &family {
+        Some(fam) => {
+            let n = fam.num_layers.unwrap_or(num_layers);
+            let (attn, moe, mla) = summary_of(&fam.layers);
+            (attn, moe, mla, n)
+        }
+        None => (
+            layer_attention(f, &arch, num_layers)?,
+            moe_spec(f, &arch, num_layers, intermediate_size)?,
+            mla_spec(f, &arch)?,
+            num_layers,
+        ),
+    };
 
     let torch_dtype = match f.opt_str("torch_dtype")? {
         Some(d) => Some(d),
@@ -541,7 +1011,37 @@ fn build(
         checkpoint_quantization: quant_method,
         attention_bias,
         mlp_bias,
+        layers: Vec::new(),
+        norm_bias: false,
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        mtp: None,
+        approximations: Vec::new(),
+        embedding_extra_rows: 0,
+        per_layer_embedding: None,
+        extra_weights: Vec::new(),
     };
+    let mut spec = spec;
+    match family {
+        Some(fam) => {
+            spec.layers = fam.layers;
+            spec.norm_bias = fam.norm_bias;
+            spec.mtp = fam.mtp;
+            spec.approximations = fam.approximations;
+            spec.embedding_extra_rows = fam.embedding_extra_rows;
+            spec.per_layer_embedding = fam.per_layer_embedding;
+            spec.extra_weights = fam.extra_weights;
+        }
+        // The classic families keep `layers` empty: ModelSpec::layers derives them from the
+        // summary fields, which stay the one source of truth for specs edited by hand.
+        None => spec.mtp = classic_mtp(f, &spec)?,
+    }
+    if let Architecture::Other(t) = &spec.architecture {
+        spec.approximations.push(format!(
+            "model_type `{t}` is not a family headroom knows: every layer is counted as \
+             attention + MLP from the generic fields"
+        ));
+    }
     let total = crate::params::param_counts(&spec).total;
     if total > MAX_PARAMS {
         return Err(CoreError::OutOfRange {
@@ -560,6 +1060,64 @@ fn build(
         });
     }
     Ok(spec)
+}
+
+/// The summary fields older callers read (`layer_attention`, `moe`, `mla`) from a family's
+/// layers: each layer's span (full for layers without softmax attention), the first MoE layer
+/// with the indices of the others, the first MLA layer's shapes.
+fn summary_of(layers: &[LayerSpec]) -> (Vec<LayerAttention>, Option<MoeSpec>, Option<MlaSpec>) {
+    let spans = layers
+        .iter()
+        .map(|l| match &l.mixer {
+            Mixer::Attention(a) => a.span,
+            _ => LayerAttention::Full,
+        })
+        .collect();
+    let moe = layers.iter().find_map(|l| match &l.mlp {
+        Mlp::Moe(m) => Some(MoeSpec {
+            num_experts: m.experts,
+            experts_per_token: m.top_k,
+            expert_intermediate_size: m.expert_intermediate,
+            num_shared_experts: u64::from(m.shared_intermediate > 0),
+            shared_intermediate_size: m.shared_intermediate,
+            dense_layers: layers
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !matches!(l.mlp, Mlp::Moe(_)))
+                .map(|(i, _)| i as u64)
+                .collect(),
+        }),
+        _ => None,
+    });
+    let mla = layers.iter().find_map(|l| match &l.mixer {
+        Mixer::Mla { mla, .. } => Some(mla.clone()),
+        _ => None,
+    });
+    (spans, moe, mla)
+}
+
+/// DeepSeek-V2/V3's multi-token-prediction layers (`num_nextn_predict_layers`): a decoder layer
+/// like the last one, with its own embedding and head copies in the checkpoint.
+fn classic_mtp(
+    f: &Fields<'_>,
+    spec: &ModelSpec,
+) -> Result<Option<crate::model::MtpSpec>, CoreError> {
+    if !matches!(
+        spec.architecture,
+        Architecture::DeepseekV2 | Architecture::DeepseekV3
+    ) {
+        return Ok(None);
+    }
+    let n = f.u64_or("num_nextn_predict_layers", 0)?;
+    let layers = spec.layers();
+    let Some(last) = layers.last() else {
+        return Ok(None);
+    };
+    Ok((n > 0).then(|| crate::model::MtpSpec {
+        layers: n,
+        layer: last.clone(),
+        own_embedding: true,
+    }))
 }
 
 /// The attention of each layer: from `layer_types` when the config lists them, else the family rule.
@@ -705,12 +1263,8 @@ fn moe_spec(
     };
     let spec = match arch {
         Architecture::Mixtral | Architecture::GptOss => {
-            let num = f.u64("num_local_experts")?;
-            let k = match f.first_u64(&["num_experts_per_tok", "experts_per_token"])? {
-                Some(k) => k,
-                None => f.u64("num_experts_per_tok")?,
-            };
-            check_experts("num_local_experts", num, k)?;
+            // Every alias transformers accepts (num_local_experts, num_experts, ...).
+            let (num, k) = families::experts(f)?;
             MoeSpec {
                 num_experts: num,
                 experts_per_token: k,
@@ -721,9 +1275,8 @@ fn moe_spec(
             }
         }
         Architecture::Qwen2Moe | Architecture::Qwen3Moe => {
-            let num = f.u64("num_experts")?;
-            let k = f.u64("num_experts_per_tok")?;
-            check_experts("num_experts", num, k)?;
+            // transformers 5 saves Qwen3-MoE's num_experts as num_local_experts.
+            let (num, k) = families::experts(f)?;
             let expert_inter = f.u64("moe_intermediate_size")?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let step = f.u64_or("decoder_sparse_step", 1)?;
@@ -751,13 +1304,11 @@ fn moe_spec(
             }
         }
         Architecture::DeepseekV2 | Architecture::DeepseekV3 => {
-            let num = match f.opt_u64("n_routed_experts")? {
-                Some(n) => n,
-                // Without routed experts every layer is dense.
-                None => return Ok(None),
-            };
-            let k = f.u64("num_experts_per_tok")?;
-            check_experts("n_routed_experts", num, k)?;
+            // Without routed experts every layer is dense.
+            if f.first_u64(families::EXPERT_FIELDS)?.is_none() {
+                return Ok(None);
+            }
+            let (num, k) = families::experts(f)?;
             let expert_inter = f.u64("moe_intermediate_size")?;
             f.check_range("moe_intermediate_size", expert_inter, MAX_DIMENSION)?;
             let shared = f.u64_or("n_shared_experts", 0)?;

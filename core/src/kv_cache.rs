@@ -7,6 +7,12 @@
 //! Sliding-window layers cache at most the window (how exactly depends on the engine, see
 //! [`SlidingWindowCache`]); MLA layers cache either the compressed latent or decompressed per-head
 //! keys and values (see [`MlaCache`]). The engine is part of the answer: see `core/docs/MEMORY.md`.
+//!
+//! The cache is counted layer by layer from each layer's mixer ([`crate::model::Mixer`]): softmax
+//! attention, MLA and the sparse-attention indexer grow with every token; Gated DeltaNet, Mamba-2
+//! and short-conv layers hold a fixed state per sequence ([`layer_state_bytes`]); layers without a
+//! mixer, layers that share another layer's cache, and cross-attention over encoder tokens add
+//! nothing per prompt token.
 
 use std::{fmt, str::FromStr};
 
@@ -14,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     CoreError,
-    model::{LayerAttention, ModelSpec},
+    model::{CompressedAttentionSpec, LayerAttention, LayerSpec, Mixer, ModelSpec},
     runtime::{LLAMA_CPP_KV_PAD, LLAMA_CPP_N_UBATCH, MlaCache, Runtime, SlidingWindowCache},
 };
 
@@ -107,11 +113,159 @@ impl FromStr for KvDtype {
     }
 }
 
+/// Bytes one element of a per-sequence recurrent or SSM state takes: fp32. transformers keeps
+/// the Gated DeltaNet recurrent state in float32 (its chunked kernels accumulate and return it in
+/// fp32); vLLM's Mamba layers and llama.cpp's `ssm_s` cache keep fp32 state by default.
+pub const STATE_BYTES_PER_ELEMENT: u64 = 4;
+/// Bytes one element of a per-sequence convolution state takes: the activation dtype (bf16/f16).
+pub const CONV_STATE_BYTES_PER_ELEMENT: u64 = 2;
+/// Bytes one element of MiniMax-01's lightning-attention state takes: the model dtype (bf16),
+/// as transformers' `MiniMaxCache` keeps it.
+pub const LIGHTNING_STATE_BYTES_PER_ELEMENT: u64 = 2;
+
+/// The cache one decoder layer keeps for one sequence, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LayerCache {
+    /// Elements one cached token adds (keys + values, an MLA latent, an indexer key), before the
+    /// cache dtype prices them.
+    pub elements_per_token: u64,
+    /// The most tokens the layer caches (`None`: every token; a sliding window or chunk else).
+    pub token_limit: Option<u64>,
+    /// Bytes of the fixed per-sequence state (conv + recurrent/SSM state), independent of context.
+    pub state_bytes_per_sequence: u64,
+}
+
+/// Elements of a per-sequence state: `(conv, recurrent)`; both 0 for a per-token mixer.
+pub fn layer_state_elements(model: &ModelSpec, layer: &LayerSpec) -> (u64, u64) {
+    mixer_state(model, &layer.mixer).0
+}
+
+/// `((conv, recurrent) elements, bytes)` of one mixer's per-sequence state.
+fn mixer_state(model: &ModelSpec, mixer: &Mixer) -> ((u64, u64), u64) {
+    let priced = |conv: u64, state: u64, state_bytes: u64| {
+        (
+            (conv, state),
+            conv.saturating_mul(CONV_STATE_BYTES_PER_ELEMENT)
+                .saturating_add(state.saturating_mul(state_bytes)),
+        )
+    };
+    match mixer {
+        // transformers: conv_states [b, conv_dim, kernel], recurrent_states
+        // [b, value_heads, key_head_dim, value_head_dim] in fp32.
+        Mixer::LinearAttention(la) => priced(
+            la.conv_dim().saturating_mul(la.conv_kernel),
+            la.value_heads
+                .saturating_mul(la.key_head_dim)
+                .saturating_mul(la.value_head_dim),
+            STATE_BYTES_PER_ELEMENT,
+        ),
+        // Mamba-2: conv_states [b, conv_dim, kernel], ssm_states [b, heads, head_dim, d_state]
+        // in fp32.
+        Mixer::Mamba2(m) => priced(
+            m.conv_dim().saturating_mul(m.conv_kernel),
+            m.inner().saturating_mul(m.state_size),
+            STATE_BYTES_PER_ELEMENT,
+        ),
+        // LFM2: conv state [b, hidden, L_cache].
+        Mixer::ShortConv(sc) => priced(model.hidden_size.saturating_mul(sc.kernel), 0, 0),
+        // MiniMax-01: one head_dim × head_dim state per head, kept in the model dtype
+        // (measured: 1 MiB per layer for 32 heads of 128 in bf16).
+        Mixer::Lightning(l) => priced(
+            0,
+            l.heads
+                .saturating_mul(l.head_dim)
+                .saturating_mul(l.head_dim),
+            LIGHTNING_STATE_BYTES_PER_ELEMENT,
+        ),
+        // Kimi-Linear: conv states of q, k and v [b, 3·heads·head_dim, kernel] in bf16 and a
+        // recurrent state [b, heads, head_dim, head_dim] in fp32 (measured, transformers 5).
+        Mixer::KimiDelta(k) => {
+            let inner = k.heads.saturating_mul(k.head_dim);
+            priced(
+                inner.saturating_mul(3).saturating_mul(k.conv_kernel),
+                inner.saturating_mul(k.head_dim),
+                STATE_BYTES_PER_ELEMENT,
+            )
+        }
+        Mixer::Parallel(parts) => parts.iter().fold(((0, 0), 0), |acc, p| {
+            let ((c, r), b) = mixer_state(model, p);
+            (
+                (acc.0.0.saturating_add(c), acc.0.1.saturating_add(r)),
+                acc.1.saturating_add(b),
+            )
+        }),
+        _ => ((0, 0), 0),
+    }
+}
+
+/// Bytes of one layer's per-sequence state: conv in [`CONV_STATE_BYTES_PER_ELEMENT`], recurrent
+/// or SSM state in [`STATE_BYTES_PER_ELEMENT`] (lightning attention's in the model dtype).
+pub fn layer_state_bytes(model: &ModelSpec, layer: &LayerSpec) -> u64 {
+    mixer_state(model, &layer.mixer).1
+}
+
+/// The span of a layer's softmax attention (full for layers without one).
+fn mixer_span(mixer: &Mixer) -> LayerAttention {
+    match mixer {
+        Mixer::Attention(a) => a.span,
+        Mixer::CompressedAttention(c) => LayerAttention::Sliding { window: c.window },
+        Mixer::Parallel(parts) => parts
+            .iter()
+            .map(mixer_span)
+            .find(|s| *s != LayerAttention::Full)
+            .unwrap_or(LayerAttention::Full),
+        _ => LayerAttention::Full,
+    }
+}
+
+/// What one layer caches, with MLA priced as `runtime` keeps it.
+pub fn layer_cache(model: &ModelSpec, layer: &LayerSpec, runtime: Runtime) -> LayerCache {
+    LayerCache {
+        elements_per_token: mixer_token_elements(&layer.mixer, runtime),
+        token_limit: mixer_span(&layer.mixer).limit(),
+        state_bytes_per_sequence: layer_state_bytes(model, layer),
+    }
+}
+
+/// Elements one token adds to a mixer's cache.
+fn mixer_token_elements(mixer: &Mixer, runtime: Runtime) -> u64 {
+    match mixer {
+        Mixer::Parallel(parts) => parts
+            .iter()
+            .map(|p| mixer_token_elements(p, runtime))
+            .fold(0u64, u64::saturating_add),
+        Mixer::CompressedAttention(c) => {
+            c.head_dim
+                .saturating_mul(if c.compress_ratio == 0 { 2 } else { 1 })
+        }
+        Mixer::Attention(a) if a.shares_cache => 0,
+        Mixer::Attention(a) => a
+            .kv_heads
+            .saturating_mul(a.head_dim.saturating_add(a.v_head_dim)),
+        Mixer::Mla {
+            heads,
+            mla,
+            indexer,
+        } => {
+            let main = match runtime.mla_cache() {
+                MlaCache::Latent => mla.kv_lora_rank.saturating_add(mla.qk_rope_head_dim),
+                MlaCache::Decompressed => heads.saturating_mul(
+                    mla.qk_nope_head_dim
+                        .saturating_add(mla.qk_rope_head_dim)
+                        .saturating_add(mla.v_head_dim),
+                ),
+            };
+            main.saturating_add(indexer.as_ref().map_or(0, |ix| ix.head_dim))
+        }
+        _ => 0,
+    }
+}
+
 /// KV cache size of one model at one setting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvCacheBytes {
     /// The most the cache holds (at the end of a prefill that fills the context): what the
-    /// memory estimate uses.
+    /// memory estimate uses. Includes the per-sequence states of recurrent layers.
     pub total_bytes: u64,
     /// What the cache holds while decoding at full context (windows honoured). Equal to
     /// `total_bytes` except for transformers' sliding layers, which shrink after the first
@@ -119,43 +273,86 @@ pub struct KvCacheBytes {
     pub steady_bytes: u64,
     /// `total_bytes` of each layer, `num_layers` entries.
     pub per_layer_bytes: Vec<u64>,
-    /// Tokens (cells) each layer holds at the peak, summed over the batch.
+    /// Tokens (cells) each layer holds at the peak, summed over the batch (0 for layers that
+    /// cache no tokens).
     pub per_layer_tokens: Vec<u64>,
-    /// Bytes one cached token takes in one full-attention layer (key + value or latent).
+    /// Bytes one cached token takes in one full-attention layer (key + value or latent); for a
+    /// model whose layers differ, the largest per-token cost of any layer.
     pub bytes_per_token_per_layer: u64,
+    /// Bytes one token adds to the whole model's cache (every per-token layer, before windows).
+    pub bytes_per_token: u64,
+    /// Bytes of the per-sequence states (Gated DeltaNet, Mamba-2, short conv) of one sequence.
+    pub state_bytes_per_sequence: u64,
     /// Whether MLA layers cache the compressed latent.
     pub mla_latent: bool,
     /// Whether any layer is limited by a sliding window at this setting.
     pub windowed: bool,
 }
 
-/// Bytes one token adds to one layer's cache for `model` in `dtype` on `runtime`.
+/// Bytes one token adds to one layer's cache for `model` in `dtype` on `runtime`: the largest
+/// per-token cost of any of its layers (every layer of a classic model costs the same).
 pub fn bytes_per_token_per_layer(model: &ModelSpec, dtype: KvDtype, runtime: Runtime) -> u64 {
-    let profile_mla = runtime.mla_cache();
-    match (&model.mla, profile_mla) {
-        (Some(mla), MlaCache::Latent) => {
-            // One latent row; the key's rope part is shared across heads (llama.cpp stores it
-            // in the K cache and has no V cache for MLA; vLLM's MLA backends likewise).
-            dtype.row_bytes(mla.kv_lora_rank.saturating_add(mla.qk_rope_head_dim))
+    model
+        .layers()
+        .iter()
+        .map(|l| token_row_bytes(l, dtype, runtime))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Bytes one token adds to `layer`'s cache: rows are quantized separately (K and V; MLA's latent
+/// is one row; the indexer key is another row).
+fn token_row_bytes(layer: &LayerSpec, dtype: KvDtype, runtime: Runtime) -> u64 {
+    mixer_row_bytes(&layer.mixer, dtype, runtime)
+}
+
+/// Bytes one token adds to a mixer's cache (the sum over parallel mixers).
+fn mixer_row_bytes(mixer: &Mixer, dtype: KvDtype, runtime: Runtime) -> u64 {
+    match mixer {
+        // The raw (windowed) rows; the compressed rows are added per `compress_ratio` tokens.
+        Mixer::CompressedAttention(c) => compressed_raw_row_bytes(c, dtype),
+        Mixer::Parallel(parts) => parts
+            .iter()
+            .map(|p| mixer_row_bytes(p, dtype, runtime))
+            .fold(0u64, u64::saturating_add),
+        Mixer::Attention(a) if !a.shares_cache => {
+            let k = dtype.row_bytes(a.kv_heads.saturating_mul(a.head_dim));
+            let v = dtype.row_bytes(a.kv_heads.saturating_mul(a.v_head_dim));
+            k.saturating_add(v)
         }
-        (Some(mla), MlaCache::Decompressed) => {
-            // transformers: key_states = [k_nope, k_pe expanded] per head, value_states per head.
-            let heads = model.num_attention_heads;
-            let k = heads.saturating_mul(mla.qk_nope_head_dim.saturating_add(mla.qk_rope_head_dim));
-            let v = heads.saturating_mul(mla.v_head_dim);
-            dtype.row_bytes(k).saturating_add(dtype.row_bytes(v))
+        Mixer::Mla {
+            heads,
+            mla,
+            indexer,
+        } => {
+            let main =
+                match runtime.mla_cache() {
+                    // One latent row; the key's rope part is shared across heads (llama.cpp stores
+                    // it in the K cache and has no V cache for MLA; vLLM's MLA backends likewise).
+                    MlaCache::Latent => {
+                        dtype.row_bytes(mla.kv_lora_rank.saturating_add(mla.qk_rope_head_dim))
+                    }
+                    // transformers: key_states = [k_nope, k_pe expanded] per head, values per head.
+                    MlaCache::Decompressed => dtype
+                        .row_bytes(heads.saturating_mul(
+                            mla.qk_nope_head_dim.saturating_add(mla.qk_rope_head_dim),
+                        ))
+                        .saturating_add(dtype.row_bytes(heads.saturating_mul(mla.v_head_dim))),
+                };
+            main.saturating_add(
+                indexer
+                    .as_ref()
+                    .map_or(0, |ix| dtype.row_bytes(ix.head_dim)),
+            )
         }
-        (None, _) => {
-            let row = model.num_kv_heads.saturating_mul(model.head_dim);
-            dtype.row_bytes(row).saturating_mul(2)
-        }
+        _ => 0,
     }
 }
 
 /// Cells a layer holds for `batch` sequences of `tokens`, at the peak and while decoding.
 fn layer_cells(attention: LayerAttention, tokens: u64, batch: u64, runtime: Runtime) -> (u64, u64) {
     let full = tokens.saturating_mul(batch);
-    let LayerAttention::Sliding { window } = attention else {
+    let Some(window) = attention.limit() else {
         return (full, full);
     };
     match runtime.sliding_window_cache() {
@@ -183,8 +380,9 @@ fn layer_cells(attention: LayerAttention, tokens: u64, batch: u64, runtime: Runt
     }
 }
 
-/// KV cache for `batch` sequences of `tokens` cached tokens each, in `dtype`, as `runtime`
-/// stores it. Saturating arithmetic: never overflows, even for absurd inputs.
+/// KV cache (and recurrent state) for `batch` sequences of `tokens` cached tokens each, in
+/// `dtype`, as `runtime` stores it. Saturating arithmetic: never overflows, even for absurd
+/// inputs.
 pub fn kv_cache_bytes(
     model: &ModelSpec,
     tokens: u64,
@@ -192,37 +390,112 @@ pub fn kv_cache_bytes(
     dtype: KvDtype,
     runtime: Runtime,
 ) -> KvCacheBytes {
-    let per_token = bytes_per_token_per_layer(model, dtype, runtime);
-    let layers = model.num_layers as usize;
-    let mut per_layer_bytes = Vec::with_capacity(layers);
-    let mut per_layer_tokens = Vec::with_capacity(layers);
+    let layers = model.layers();
+    let mut per_layer_bytes = Vec::with_capacity(layers.len());
+    let mut per_layer_tokens = Vec::with_capacity(layers.len());
     let mut total: u64 = 0;
     let mut steady: u64 = 0;
     let mut windowed = false;
-    for i in 0..layers {
-        // A config that lists fewer layer types than layers: treat the rest as full attention.
-        let attention = model
-            .layer_attention
-            .get(i)
-            .copied()
-            .unwrap_or(LayerAttention::Full);
-        let (peak_cells, steady_cells) = layer_cells(attention, tokens, batch, runtime);
-        if steady_cells < tokens.saturating_mul(batch) {
+    let mut per_token_all: u64 = 0;
+    let mut max_per_token: u64 = 0;
+    let mut states: u64 = 0;
+    let mut mla = false;
+    for layer in layers.iter() {
+        if let Mixer::CompressedAttention(c) = &layer.mixer {
+            // Raw rows for the last `window` tokens, one compressed row per `compress_ratio`.
+            let raw = compressed_raw_row_bytes(c, dtype);
+            let span = LayerAttention::Sliding { window: c.window };
+            let (peak, steady_cells) = layer_cells(span, tokens, batch, runtime);
+            let compressed_cells = if c.compress_ratio > 0 {
+                tokens.div_ceil(c.compress_ratio).saturating_mul(batch)
+            } else {
+                0
+            };
+            let packed = compressed_row_bytes(c, dtype);
+            let bytes = peak
+                .saturating_mul(raw)
+                .saturating_add(compressed_cells.saturating_mul(packed));
+            windowed |= steady_cells < tokens.saturating_mul(batch);
+            let per_token = raw.saturating_add(packed.div_ceil(c.compress_ratio.max(1)));
+            per_token_all = per_token_all.saturating_add(per_token);
+            max_per_token = max_per_token.max(per_token);
+            per_layer_bytes.push(bytes);
+            per_layer_tokens.push(peak.saturating_add(compressed_cells));
+            total = total.saturating_add(bytes);
+            steady = steady.saturating_add(
+                steady_cells
+                    .saturating_mul(raw)
+                    .saturating_add(compressed_cells.saturating_mul(packed)),
+            );
+            continue;
+        }
+        let per_token = token_row_bytes(layer, dtype, runtime);
+        let state = layer_state_bytes(model, layer);
+        mla |= has_mla(&layer.mixer);
+        per_token_all = per_token_all.saturating_add(per_token);
+        max_per_token = max_per_token.max(per_token);
+        states = states.saturating_add(state);
+        let span = mixer_span(&layer.mixer);
+        let (peak_cells, steady_cells) = if per_token > 0 {
+            layer_cells(span, tokens, batch, runtime)
+        } else {
+            (0, 0)
+        };
+        if per_token > 0 && steady_cells < tokens.saturating_mul(batch) {
             windowed = true;
         }
-        let bytes = peak_cells.saturating_mul(per_token);
+        let state_bytes = state.saturating_mul(batch);
+        let bytes = peak_cells
+            .saturating_mul(per_token)
+            .saturating_add(state_bytes);
         per_layer_bytes.push(bytes);
         per_layer_tokens.push(peak_cells);
         total = total.saturating_add(bytes);
-        steady = steady.saturating_add(steady_cells.saturating_mul(per_token));
+        steady = steady.saturating_add(
+            steady_cells
+                .saturating_mul(per_token)
+                .saturating_add(state_bytes),
+        );
     }
     KvCacheBytes {
         total_bytes: total,
         steady_bytes: steady,
         per_layer_bytes,
         per_layer_tokens,
-        bytes_per_token_per_layer: per_token,
-        mla_latent: model.mla.is_some() && runtime.mla_cache() == MlaCache::Latent,
+        bytes_per_token_per_layer: max_per_token,
+        bytes_per_token: per_token_all,
+        state_bytes_per_sequence: states,
+        mla_latent: mla && runtime.mla_cache() == MlaCache::Latent,
         windowed,
+    }
+}
+
+/// Bytes of one raw (windowed) token of DeepSeek-V4's attention: the shared key row, and a value
+/// row too on layers without a compressor (measured, transformers 5: keys and values of 512 on
+/// those, keys only on the others).
+fn compressed_raw_row_bytes(c: &CompressedAttentionSpec, dtype: KvDtype) -> u64 {
+    let rows = if c.compress_ratio == 0 { 2 } else { 1 };
+    dtype.row_bytes(c.head_dim).saturating_mul(rows)
+}
+
+/// Bytes of one compressed row of DeepSeek-V4's attention (one per `compress_ratio` tokens): the
+/// compressed key/value row and the indexer's compressed key.
+fn compressed_row_bytes(c: &CompressedAttentionSpec, dtype: KvDtype) -> u64 {
+    if c.compress_ratio == 0 {
+        return 0;
+    }
+    dtype.row_bytes(c.head_dim).saturating_add(
+        c.indexer
+            .as_ref()
+            .map_or(0, |ix| dtype.row_bytes(ix.head_dim)),
+    )
+}
+
+/// Whether a mixer is (or contains) MLA.
+fn has_mla(mixer: &Mixer) -> bool {
+    match mixer {
+        Mixer::Mla { .. } => true,
+        Mixer::Parallel(parts) => parts.iter().any(has_mla),
+        _ => false,
     }
 }

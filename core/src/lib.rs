@@ -9,7 +9,9 @@
 //!
 //! ```text
 //! config.json ──► config::model_from_config_json ──► ModelSpec ──► tensors::tensors ──► quant (bytes)
-//!                                                        │
+//!                                                  (layers: mixer + MLP;   │
+//!                                                   encoders, projectors)  ├─► components (params per part)
+//!                                                        │                 └─► kv_cache (per token / per sequence)
 //! devices catalog / ProbeReport ──► DeviceSpec ──► answer::Question
 //!                                                        │
 //!                     answer::answer ◄───────────────────┘
@@ -20,6 +22,12 @@
 //!
 //! * [`model::ModelSpec`] — the shape of a model, from a Hugging Face `config.json`
 //!   ([`config`]) or the bundled [`model_catalog`].
+//! * [`model::LayerSpec`] — a model is a list of decoder layers, each a mixer (attention full,
+//!   sliding or chunked, MLA with or without an indexer, Gated DeltaNet, Mamba-2, short conv,
+//!   lightning attention, Kimi Delta Attention, cross-attention, parallel mixers) and an MLP
+//!   (gated, ungated, MoE), plus embeddings, encoders, projectors and MTP layers;
+//!   [`components`] counts them part by part, [`model::ModelSpec::exact`] and
+//!   `ModelSpec::approximations` say what is not counted exactly.
 //! * [`tensors`] — every stored weight tensor with its shape; [`params`] counts them.
 //! * [`files`] — `.gguf` and `.safetensors` headers: the model's shape and its exact weights.
 //! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
@@ -34,6 +42,7 @@
 pub mod activations;
 pub mod advice;
 pub mod answer;
+pub mod components;
 pub mod config;
 pub mod devices;
 pub mod error;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{model::ModelSpec, tensors::TensorRole};
+use crate::model::{ComponentKind, ModelSpec};
 
 /// Parameter counts of a model.
 ///
@@ -16,7 +16,8 @@ pub struct ParamCounts {
     /// Every stored weight.
     pub total: u64,
     /// Weights one token touches, including the whole input embedding table (the vendors' count).
-    /// Equals `total` for dense models.
+    /// Equals `total` for dense text models; vision/audio towers and projectors are not active
+    /// (they run once per image or clip, not per generated token).
     pub active: u64,
     /// `active` less the input embedding table. When the embedding is tied to the output head the
     /// table stays counted, because the head reads all of it every token.
@@ -56,19 +57,25 @@ fn count_params(model: &ModelSpec) -> ParamCounts {
     let mut total = 0u64;
     let mut active = 0u64;
     let mut embedding = 0u64;
-    // Per group of alike tensors: sums of non-negative terms saturate the same as tensor by tensor.
-    for g in &crate::quant::model_tensors(model).groups {
-        let n = crate::tensors::shape_elements(g.shape()).saturating_mul(g.count);
-        total = total.saturating_add(n);
-        if g.role == TensorRole::TokenEmbedding {
-            active = active.saturating_add(n);
-            if !model.tie_word_embeddings {
-                embedding = embedding.saturating_add(n);
-            }
-        } else {
-            active = active.saturating_add(g.active_elements.saturating_mul(g.count));
+    crate::tensors::walk(model, |e| {
+        // Buffers are stored but are not parameters.
+        if e.role == crate::tensors::TensorRole::Buffer {
+            return;
         }
-    }
+        let n = crate::tensors::shape_elements(e.shape());
+        total = total.saturating_add(n);
+        match e.component {
+            ComponentKind::Embedding => {
+                active = active.saturating_add(n);
+                if !model.tie_word_embeddings {
+                    embedding = embedding.saturating_add(n);
+                }
+            }
+            // Encoders and projectors are not used to generate a token (their per-token reads
+            // are 0): not active, as transformers-based counts define it.
+            _ => active = active.saturating_add(e.active_elements),
+        }
+    });
     ParamCounts {
         total,
         active,

@@ -771,6 +771,7 @@ struct Kind {
 /// Whether `a` and `b` are the same tensor but for the layer.
 fn same_kind(a: &TensorEntry, b: &TensorEntry) -> bool {
     a.suffix == b.suffix
+        && a.component == b.component
         && a.role == b.role
         && a.ndims == b.ndims
         && a.dims == b.dims

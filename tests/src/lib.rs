@@ -10,17 +10,15 @@ pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
-/// Names of the Hugging Face config fixtures (`tests/data/hf-configs/NAME.json`), sorted.
+/// Names of the fixtures whose checkpoints were counted (`tests/data/hf-configs/NAME.json` with
+/// an entry in `param_counts.json`), sorted. The other configs there are held to transformers'
+/// counts by `tests/transformers_counts.rs`.
 pub fn fixture_names() -> Vec<String> {
-    let dir = data_dir().join("hf-configs");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            let stem = path.file_stem()?.to_str()?.to_string();
-            (path.extension()? == "json" && stem != "param_counts").then_some(stem)
-        })
-        .collect();
+    let expected = expected_param_counts();
+    let mut names: Vec<String> = expected
+        .as_object()
+        .map(|m| m.keys().filter(|k| !k.starts_with('_')).cloned().collect())
+        .unwrap_or_default();
     names.sort();
     names
 }

@@ -200,6 +200,15 @@ pub fn spec_from_gguf(h: &GgufHeader, file_name: &str) -> Result<GgufModel, File
         checkpoint_quantization: None,
         attention_bias: has_tensor("blk.0.attn_output.bias"),
         mlp_bias: has_tensor("blk.0.ffn_up.bias"),
+        layers: Vec::new(),
+        norm_bias: false,
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        mtp: None,
+        approximations: Vec::new(),
+        embedding_extra_rows: 0,
+        per_layer_embedding: None,
+        extra_weights: Vec::new(),
     };
     Ok(GgufModel {
         spec,

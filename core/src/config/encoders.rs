@@ -1,0 +1,595 @@
+//! Vision towers and their projectors, mapped onto the generic [`EncoderSpec`] and
+//! [`ProjectorSpec`] from a multimodal config's `vision_config` (and the wrapper's own fields).
+//! Each function names the transformers classes it follows; a tower headroom does not know is
+//! never silently left out: the model gets an approximation saying so.
+
+use serde_json::Value;
+
+use crate::{
+    CoreError,
+    model::{ComponentKind, EncoderSpec, ExtraWeight, ExtraWeightKind, ProjectorSpec},
+};
+
+use super::{Fields, MAX_DIMENSION, MAX_LAYERS};
+
+/// What a wrapper adds around its language model.
+pub(super) struct Parts {
+    pub(super) encoders: Vec<EncoderSpec>,
+    pub(super) projectors: Vec<ProjectorSpec>,
+    pub(super) approximations: Vec<String>,
+}
+
+fn dim(f: &Fields<'_>, names: &[&str], default: Option<u64>) -> Result<u64, CoreError> {
+    let first = names.first().copied().unwrap_or("width");
+    let v = match (f.first_u64(names)?, default) {
+        (Some(v), _) => v,
+        (None, Some(d)) => d,
+        (None, None) => {
+            return Err(f.bad(first, "is missing; the vision tower needs it"));
+        }
+    };
+    f.check_range(first, v, MAX_DIMENSION)
+}
+
+fn depth(f: &Fields<'_>, names: &[&str], default: Option<u64>) -> Result<u64, CoreError> {
+    let first = names.first().copied().unwrap_or("num_hidden_layers");
+    let v = match (f.first_u64(names)?, default) {
+        (Some(v), _) => v,
+        (None, Some(d)) => d,
+        (None, None) => return Err(f.bad(first, "is missing; the vision tower needs it")),
+    };
+    f.check_range(first, v, MAX_LAYERS)
+}
+
+/// The parts of a multimodal config: `outer_type` is the wrapper's `model_type`, `root` its
+/// fields, `text_hidden` the language model's width.
+pub(super) fn parts(
+    root: &Fields<'_>,
+    outer_type: &str,
+    text_hidden: u64,
+) -> Result<Parts, CoreError> {
+    let mut out = Parts {
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        approximations: Vec::new(),
+    };
+    // A wrapper whose class always builds its tower builds it from the class defaults when the
+    // config leaves `vision_config` out (Llama-4's published configs list only the text part).
+    let empty = serde_json::Map::new();
+    let vision = match root.map.get("vision_config") {
+        Some(Value::Object(v)) => Some(Fields {
+            what: root.what,
+            prefix: format!("{}vision_config.", root.prefix),
+            map: v,
+        }),
+        _ if outer_type == "llama4" => Some(Fields {
+            what: root.what,
+            prefix: format!("{}vision_config.", root.prefix),
+            map: &empty,
+        }),
+        _ => None,
+    };
+    if let Some(v) = &vision {
+        let vt = v.opt_str("model_type")?.unwrap_or_default();
+        match (outer_type, vt.as_str()) {
+            ("gemma3", _) => {
+                let e = siglip(v, false, &mut out.approximations)?;
+                // Gemma3MultiModalProjector: mm_soft_emb_norm (RMSNorm of the vision width) and
+                // mm_input_projection_weight [vision, text].
+                out.projectors.push(ProjectorSpec {
+                    kind: ComponentKind::VisionProjector,
+                    linears: vec![(e.hidden, text_hidden, false)],
+                    norms: vec![(e.hidden, false)],
+                });
+                out.encoders.push(e);
+            }
+            ("llava", _) => {
+                let e = match vt.as_str() {
+                    "siglip_vision_model" => siglip(v, true, &mut out.approximations)?,
+                    _ => clip(v)?,
+                };
+                // LlavaMultiModalProjector: linear_1 from the (concatenated) feature layers, GELU,
+                // linear_2; biases per `multimodal_projector_bias` (default true).
+                let layers = match root.map.get("vision_feature_layer") {
+                    Some(Value::Array(a)) => a.len().max(1) as u64,
+                    _ => 1,
+                };
+                let bias = root.bool_or("multimodal_projector_bias", true)?;
+                out.projectors.push(ProjectorSpec {
+                    kind: ComponentKind::VisionProjector,
+                    linears: vec![
+                        (e.hidden.saturating_mul(layers), text_hidden, bias),
+                        (text_hidden, text_hidden, bias),
+                    ],
+                    norms: vec![],
+                });
+                out.encoders.push(e);
+            }
+            ("mistral3", _) => {
+                let (e, p) = pixtral(v, root, text_hidden)?;
+                out.encoders.push(e);
+                out.projectors.push(p);
+            }
+            ("qwen2_5_vl", _) => {
+                let (e, p) = qwen2_5_vl(v)?;
+                out.encoders.push(e);
+                out.projectors.push(p);
+            }
+            ("kimi_k25", _) => {
+                let (e, p) = moonvit(v)?;
+                out.encoders.push(e);
+                out.projectors.push(p);
+            }
+            ("gemma4", _) => {
+                let e = gemma4_vision(v)?;
+                // embed_vision: one linear from the vision width to the text width.
+                out.projectors.push(ProjectorSpec {
+                    kind: ComponentKind::VisionProjector,
+                    linears: vec![(e.hidden, text_hidden, false)],
+                    norms: vec![],
+                });
+                out.encoders.push(e);
+            }
+            ("mllama", _) => {
+                let (main, global, p) = mllama(v, text_hidden)?;
+                out.encoders.push(main);
+                out.encoders.push(global);
+                out.projectors.push(p);
+            }
+            ("llama4", _) => {
+                let (e, adapter, p) = llama4(v, text_hidden)?;
+                out.encoders.push(e);
+                out.projectors.push(adapter);
+                out.projectors.push(p);
+            }
+            ("qwen3_vl" | "qwen3_vl_moe" | "qwen3_5" | "qwen3_5_moe", _) => {
+                let (e, p) = qwen3_vl(v)?;
+                out.encoders.push(e);
+                out.projectors.push(p);
+            }
+            _ => out.approximations.push(format!(
+                "the vision tower ({}) is not counted: headroom does not know its layout",
+                if vt.is_empty() {
+                    outer_type
+                } else {
+                    vt.as_str()
+                }
+            )),
+        }
+    }
+    for key in ["audio_config", "speech_config"] {
+        if matches!(root.map.get(key), Some(Value::Object(_))) {
+            out.approximations.push(format!(
+                "the audio tower (`{key}`) is not counted: headroom does not know its layout"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// SigLIP (`SiglipVisionModel`): patch conv with bias, learned positions, LayerNorms with biases,
+/// biased attention and fc1/fc2, a post LayerNorm. The attention-pooling head
+/// (`vision_use_head`) is not counted: `approximations` says so when the config has one.
+fn siglip(
+    v: &Fields<'_>,
+    default_head: bool,
+    approximations: &mut Vec<String>,
+) -> Result<EncoderSpec, CoreError> {
+    let h = dim(v, &["hidden_size"], Some(768))?;
+    let patch = dim(v, &["patch_size"], Some(16))?;
+    let image = dim(v, &["image_size"], Some(224))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    if v.bool_or("vision_use_head", default_head)? {
+        approximations
+            .push("SigLIP's attention-pooling head (vision_use_head) is not counted".to_string());
+    }
+    let side = image / patch;
+    Ok(EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["num_hidden_layers"], Some(12))?,
+        intermediate: dim(v, &["intermediate_size"], Some(3072))?,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: true,
+        positions: side.saturating_mul(side),
+        class_token: false,
+        pre_norm: false,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: Vec::new(),
+    })
+}
+
+/// CLIP (`CLIPVisionModel`, as Llava loads it): class token, patch conv without bias, positions
+/// for every patch and the class token, `pre_layrnorm`, LayerNorms with biases, biased attention
+/// and fc1/fc2, `post_layernorm`.
+fn clip(v: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
+    let h = dim(v, &["hidden_size"], Some(1024))?;
+    let patch = dim(v, &["patch_size"], Some(14))?;
+    let image = dim(v, &["image_size"], Some(336))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let side = image / patch;
+    Ok(EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["num_hidden_layers"], Some(24))?,
+        intermediate: dim(v, &["intermediate_size"], Some(4096))?,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: false,
+        positions: side.saturating_mul(side).saturating_add(1),
+        class_token: true,
+        pre_norm: true,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: Vec::new(),
+    })
+}
+
+/// Pixtral (`PixtralVisionModel`) and Mistral-3's projector (`Mistral3MultiModalProjector`:
+/// RMSNorm, patch merger `[vision·m², vision]`, linear_1, linear_2).
+fn pixtral(
+    v: &Fields<'_>,
+    root: &Fields<'_>,
+    text_hidden: u64,
+) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["hidden_size"], Some(1024))?;
+    let patch = dim(v, &["patch_size"], Some(16))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let heads = dim(v, &["num_attention_heads"], Some(16))?;
+    let head_dim = dim(v, &["head_dim"], Some(h / heads))?;
+    let e = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["num_hidden_layers"], Some(24))?,
+        intermediate: dim(v, &["intermediate_size"], Some(4096))?,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: false,
+        positions: 0,
+        class_token: false,
+        pre_norm: true,
+        post_norm: false,
+        attention_dim: heads.saturating_mul(head_dim),
+        attention_bias: false,
+        mlp_gated: true,
+        mlp_bias: false,
+        norm_bias: false,
+        extra: Vec::new(),
+    };
+    let merge = dim(root, &["spatial_merge_size"], Some(2))?;
+    let layers = match root.map.get("vision_feature_layer") {
+        Some(Value::Array(a)) => a.len().max(1) as u64,
+        _ => 1,
+    };
+    let bias = root.bool_or("multimodal_projector_bias", false)?;
+    let p = ProjectorSpec {
+        kind: ComponentKind::VisionProjector,
+        linears: vec![
+            (h.saturating_mul(merge).saturating_mul(merge), h, false),
+            (h.saturating_mul(layers), text_hidden, bias),
+            (text_hidden, text_hidden, bias),
+        ],
+        norms: vec![(h, false)],
+    };
+    Ok((e, p))
+}
+
+/// Qwen2.5-VL's vision tower (`Qwen2_5_VisionTransformerPretrainedModel`): 3-D patch conv
+/// without bias, RMSNorms, fused biased qkv, gated biased MLP; merger `ln_q` + two linears.
+fn qwen2_5_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["hidden_size", "embed_dim"], Some(1280))?;
+    let patch = dim(v, &["patch_size", "spatial_patch_size"], Some(14))?;
+    let temporal = dim(v, &["temporal_patch_size"], Some(2))?;
+    let channels = dim(v, &["in_channels", "in_chans"], Some(3))?;
+    let merge = dim(v, &["spatial_merge_size"], Some(2))?;
+    let out = dim(v, &["out_hidden_size"], Some(3584))?;
+    let e = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["depth"], Some(32))?,
+        intermediate: dim(v, &["intermediate_size"], Some(3420))?,
+        patch_inputs: channels
+            .saturating_mul(temporal)
+            .saturating_mul(patch)
+            .saturating_mul(patch),
+        patch_bias: false,
+        positions: 0,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: true,
+        mlp_bias: true,
+        norm_bias: false,
+        extra: Vec::new(),
+    };
+    let wide = h.saturating_mul(merge).saturating_mul(merge);
+    // The merger is part of the vision model in transformers (`visual.merger`).
+    let p = ProjectorSpec {
+        kind: ComponentKind::VisionEncoder,
+        linears: vec![(wide, wide, true), (wide, out, true)],
+        norms: vec![(h, false)],
+    };
+    Ok((e, p))
+}
+
+/// Qwen3-VL's vision tower (`Qwen3VLVisionModel`, also Qwen3.5's): 3-D patch conv with bias,
+/// learned positions, LayerNorms with biases, biased qkv and fc1/fc2; the merger (LayerNorm of
+/// the vision width, two linears) and one DeepStack merger per `deepstack_visual_indexes` entry
+/// (LayerNorm after the shuffle, over `vision·m²`).
+fn qwen3_vl(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["hidden_size"], Some(1152))?;
+    let patch = dim(v, &["patch_size"], Some(16))?;
+    let temporal = dim(v, &["temporal_patch_size"], Some(2))?;
+    let channels = dim(v, &["in_channels"], Some(3))?;
+    let merge = dim(v, &["spatial_merge_size"], Some(2))?;
+    let out = dim(v, &["out_hidden_size"], Some(3584))?;
+    let positions = dim(v, &["num_position_embeddings"], Some(2304))?;
+    let deepstack = v
+        .opt_u64_list("deepstack_visual_indexes")?
+        .map_or(0, |l| l.len() as u64);
+    let e = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["depth"], Some(27))?,
+        intermediate: dim(v, &["intermediate_size"], Some(4304))?,
+        patch_inputs: channels
+            .saturating_mul(temporal)
+            .saturating_mul(patch)
+            .saturating_mul(patch),
+        patch_bias: true,
+        positions,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: Vec::new(),
+    };
+    let wide = h.saturating_mul(merge).saturating_mul(merge);
+    let mut linears = vec![(wide, wide, true), (wide, out, true)];
+    let mut norms = vec![(h, true)];
+    for _ in 0..deepstack {
+        linears.push((wide, wide, true));
+        linears.push((wide, out, true));
+        norms.push((wide, true));
+    }
+    // The mergers are part of the vision model in transformers (`visual.merger`,
+    // `visual.deepstack_merger_list`).
+    Ok((
+        e,
+        ProjectorSpec {
+            kind: ComponentKind::VisionEncoder,
+            linears,
+            norms,
+        },
+    ))
+}
+
+/// Llama-4's vision tower (`Llama4VisionModel`): unfolded patch linear without bias, class token,
+/// positions for every patch and the class token, LayerNorms before and after, biased attention
+/// and fc1/fc2; the pixel-shuffle adapter (`vision_adapter.mlp`: fc1 `[projector_input_dim,
+/// intermediate_size]`, fc2 `[projector_output_dim, projector_output_dim]`, no biases) belongs
+/// to the tower; the projector (`multi_modal_projector.linear_1`) maps `vision_output_dim` to the
+/// text width without bias.
+fn llama4(
+    v: &Fields<'_>,
+    text_hidden: u64,
+) -> Result<(EncoderSpec, ProjectorSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["hidden_size"], Some(768))?;
+    let patch = dim(v, &["patch_size"], Some(14))?;
+    let image = dim(v, &["image_size"], Some(448))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let inter = dim(v, &["intermediate_size"], Some(5632))?;
+    let side = image / patch;
+    let e = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["num_hidden_layers"], Some(34))?,
+        intermediate: inter,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: false,
+        positions: side.saturating_mul(side).saturating_add(1),
+        class_token: true,
+        pre_norm: true,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: Vec::new(),
+    };
+    let proj_in = dim(v, &["projector_input_dim"], Some(4096))?;
+    let proj_out = dim(v, &["projector_output_dim"], Some(4096))?;
+    let adapter = ProjectorSpec {
+        kind: ComponentKind::VisionEncoder,
+        linears: vec![(inter, proj_in, false), (proj_out, proj_out, false)],
+        norms: vec![],
+    };
+    let vision_out = dim(v, &["vision_output_dim"], Some(7680))?;
+    let p = ProjectorSpec {
+        kind: ComponentKind::VisionProjector,
+        linears: vec![(vision_out, text_hidden, false)],
+        norms: vec![],
+    };
+    Ok((e, adapter, p))
+}
+
+/// mllama's vision tower (`MllamaVisionModel`): class token, patch conv without bias, gated
+/// positional embedding (positions + a gate + a tile embedding of `max_num_tiles · positions ·
+/// hidden` per aspect ratio), gated pre/post tile embeddings, LayerNorms before and after, the
+/// local transformer (unbiased attention, biased fc1/fc2) and the global transformer
+/// (`num_global_layers`, the same layers with an attention and an MLP gate each); the projector
+/// maps `vision_output_dim` to the text width with a bias.
+fn mllama(
+    v: &Fields<'_>,
+    text_hidden: u64,
+) -> Result<(EncoderSpec, EncoderSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["hidden_size"], Some(1280))?;
+    let patch = dim(v, &["patch_size"], Some(14))?;
+    let image = dim(v, &["image_size"], Some(448))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let inter = dim(v, &["intermediate_size"], Some(5120))?;
+    let tiles = dim(v, &["max_num_tiles"], Some(4))?;
+    // MllamaVisionConfig: max_aspect_ratio_id = len(supported_aspect_ratios); embeddings have
+    // one row more.
+    let ratios = match v.map.get("supported_aspect_ratios") {
+        Some(Value::Array(a)) => a.len() as u64,
+        _ => 8,
+    };
+    let side = image / patch;
+    let positions = side.saturating_mul(side).saturating_add(1);
+    let gate = |n: u64| ExtraWeight {
+        what: ExtraWeightKind::Gate,
+        shape: vec![n],
+    };
+    let table = |cols: u64| ExtraWeight {
+        what: ExtraWeightKind::Projection,
+        shape: vec![ratios.saturating_add(1), cols],
+    };
+    let main = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["num_hidden_layers"], Some(32))?,
+        intermediate: inter,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: false,
+        positions,
+        class_token: true,
+        pre_norm: true,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: false,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: vec![
+            // gated_positional_embedding: gate and tile embedding.
+            gate(1),
+            table(tiles.saturating_mul(positions).saturating_mul(h)),
+            // pre/post tile positional embeddings and their gates.
+            table(tiles.saturating_mul(h)),
+            gate(1),
+            table(tiles.saturating_mul(h)),
+            gate(1),
+        ],
+    };
+    let global_layers = depth(v, &["num_global_layers"], Some(8))?;
+    let global = EncoderSpec {
+        layers: global_layers,
+        patch_inputs: 0,
+        positions: 0,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        // gate_attn and gate_ffn of every global layer.
+        extra: vec![gate(global_layers.saturating_mul(2))],
+        ..main.clone()
+    };
+    let out = dim(v, &["vision_output_dim"], Some(7680))?;
+    Ok((
+        main,
+        global,
+        ProjectorSpec {
+            kind: ComponentKind::VisionProjector,
+            linears: vec![(out, text_hidden, true)],
+            norms: vec![],
+        },
+    ))
+}
+
+/// Gemma 4's vision tower (`Gemma4VisionModel`): a patch linear without bias, two learned
+/// position tables (one per image axis, `position_embedding_size` rows each), and layers of
+/// unbiased attention with per-head q/k norms, four norms and a gated MLP; no final norm.
+fn gemma4_vision(v: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
+    let h = dim(v, &["hidden_size"], Some(768))?;
+    let patch = dim(v, &["patch_size"], Some(16))?;
+    let channels = dim(v, &["num_channels"], Some(3))?;
+    let heads = dim(v, &["num_attention_heads"], Some(12))?;
+    let head_dim = dim(v, &["head_dim"], Some(h / heads))?;
+    let layers = depth(v, &["num_hidden_layers"], Some(16))?;
+    let positions = dim(v, &["position_embedding_size"], Some(10240))?;
+    Ok(EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers,
+        intermediate: dim(v, &["intermediate_size"], Some(3072))?,
+        patch_inputs: channels.saturating_mul(patch).saturating_mul(patch),
+        patch_bias: false,
+        positions: positions.saturating_mul(2),
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: heads.saturating_mul(head_dim),
+        attention_bias: false,
+        mlp_gated: true,
+        mlp_bias: false,
+        norm_bias: false,
+        // Per layer, beyond the two norms every tower has: two more norms and the q/k norms.
+        extra: vec![ExtraWeight {
+            what: ExtraWeightKind::Norm,
+            shape: vec![
+                layers,
+                h.saturating_mul(2)
+                    .saturating_add(head_dim.saturating_mul(2)),
+            ],
+        }],
+    })
+}
+
+/// Kimi-K2.5's MoonViT: patch conv with bias, learned positions on a `init_pos_emb_height ×
+/// init_pos_emb_width` grid (the temporal ones are fixed), LayerNorms with biases, biased qkv and
+/// fc1/fc2, a final LayerNorm; the patch-merger projector (LayerNorm of the vision width, then
+/// `vision·m² → vision·m² → text` with biases, m² = merge kernel).
+fn moonvit(v: &Fields<'_>) -> Result<(EncoderSpec, ProjectorSpec), CoreError> {
+    let h = dim(v, &["vt_hidden_size", "hidden_size"], Some(1152))?;
+    let patch = dim(v, &["patch_size"], Some(14))?;
+    let grid_h = dim(v, &["init_pos_emb_height"], Some(64))?;
+    let grid_w = dim(v, &["init_pos_emb_width"], Some(64))?;
+    let text = dim(v, &["text_hidden_size"], None)?;
+    let merge: u64 = match v.opt_u64_list("merge_kernel_size")? {
+        Some(k) if !k.is_empty() => k.iter().fold(1u64, |a, x| a.saturating_mul(*x)),
+        _ => 4,
+    };
+    let e = EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden: h,
+        layers: depth(v, &["vt_num_hidden_layers", "num_hidden_layers"], Some(27))?,
+        intermediate: dim(
+            v,
+            &["vt_intermediate_size", "intermediate_size"],
+            Some(4304),
+        )?,
+        patch_inputs: patch.saturating_mul(patch).saturating_mul(3),
+        patch_bias: true,
+        positions: grid_h.saturating_mul(grid_w),
+        class_token: false,
+        pre_norm: false,
+        post_norm: true,
+        attention_dim: h,
+        attention_bias: true,
+        mlp_gated: false,
+        mlp_bias: true,
+        norm_bias: true,
+        extra: Vec::new(),
+    };
+    let wide = h.saturating_mul(merge);
+    let p = ProjectorSpec {
+        kind: ComponentKind::VisionProjector,
+        linears: vec![(wide, wide, true), (wide, text, true)],
+        norms: vec![(h, true)],
+    };
+    Ok((e, p))
+}
