@@ -708,12 +708,16 @@ def _finish(res, lens, sizes, details):
 
 def hand_cache(cfg, acc, dtype_bytes=2) -> dict | None:
     """Bytes per token of the growing (attention) cache as transformers stores it, worked from the
-    config, for comparison with the measured figure below the sliding window.
+    config alone, for comparison with the measured figure below the sliding window.
 
-    Per full-attention layer: 2 (K and V) x num_key_value_heads x head_dim x bytes.
+    Per attention layer: num_key_value_heads x (head_dim for K + head_dim for V) x bytes, where the
+    config gives per-layer geometry it is used: transformers' per_layer_config[i] (Gemma-4), sliding layers with swa_num_key_value_heads /
+    swa_head_dim / swa_v_head_dim (MiMo-V2), full layers with num_global_key_value_heads /
+    global_head_dim (Gemma-4), V with v_head_dim where a non-MLA config has one.
     MLA (DeepSeek-V2/V3 style): transformers 5.x caches the compressed latent, one "head":
       kv_lora_rank + qk_rope_head_dim elements per token, plus index_head_dim for the DSA
       indexer's keys where the config has one (DeepSeek-V3.2, GLM-5).
+    The last num_kv_shared_layers layers (Gemma-3n, Gemma-4 E-models) reuse earlier layers' cache: 0.
     Layers without attention (Mamba, linear attention, short conv) add nothing per token.
     """
     tcfg = text_config_of(cfg)
@@ -729,30 +733,52 @@ def hand_cache(cfg, acc, dtype_bytes=2) -> dict | None:
     h = get("num_attention_heads")
     kvh = get("num_key_value_heads") or h
     hd = get("head_dim") or (tcfg.hidden_size // h if h else None)
+    lt = get("layer_types")
+    lt = list(lt) if isinstance(lt, (list, tuple)) else None
+    shared = get("num_kv_shared_layers", 0) or 0
+    n = len(types)
     per = 0
-    formula = []
-    for t in types:
+    terms = collections.Counter()
+    for i, t in enumerate(types):
         parts = t.split("+")
+        if shared and i >= n - shared and ("attention" in parts or "mla" in parts):
+            terms["kv-shared layer: 0"] += 1
+            continue
         if "mla" in parts:
             rank = get("kv_lora_rank", 0)
             rope = get("qk_rope_head_dim", 0)
-            per += (rank + rope + get("index_head_dim", 0)) * dtype_bytes
-            formula.append("mla")
+            idx = get("index_head_dim", 0)
+            per += (rank + rope + idx) * dtype_bytes
+            terms[f"MLA: (kv_lora_rank {rank} + qk_rope_head_dim {rope}"
+                  + (f" + index_head_dim {idx}" if idx else "") + f") x {dtype_bytes} B"] += 1
         elif "attention" in parts:
-            per += 2 * kvh * hd * dtype_bytes
-            formula.append("attn")
-    if not formula:
+            ltype = lt[i] if lt and i < len(lt) and isinstance(lt[i], str) else "full_attention"
+            sliding = any(w in ltype for w in ("sliding", "chunk", "local"))
+            lc = None
+            try:  # heterogeneous configs (Gemma-4 in transformers 5.x) keep geometry per layer
+                lc = tcfg.per_layer_config[i]
+            except Exception:  # noqa: BLE001
+                lc = None
+            if sliding and get("swa_num_key_value_heads"):
+                kv, kd = get("swa_num_key_value_heads"), get("swa_head_dim") or hd
+                vd = get("swa_v_head_dim") or kd
+            elif lc is not None and getattr(lc, "num_key_value_heads", None) and getattr(lc, "head_dim", None):
+                kv, kd = lc.num_key_value_heads, lc.head_dim
+                vd = getattr(lc, "v_head_dim", None) or kd
+            elif not sliding and get("num_global_key_value_heads"):
+                kv, kd = get("num_global_key_value_heads"), get("global_head_dim") or hd
+                vd = kd
+            else:
+                kv, kd = kvh, hd
+                vd = get("v_head_dim") or hd
+            per += kv * (kd + vd) * dtype_bytes
+            terms[f"{ltype}: {kv} kv heads x (K {kd} + V {vd}) x {dtype_bytes} B"] += 1
+    if not terms:
         return {"bytes_per_token": 0, "formula": "no attention layers"}
-    c = collections.Counter(formula)
     return {"bytes_per_token": per,
-            "formula": (f"{c.get('attn', 0)} attention layers x 2 x {kvh} kv heads x {hd} head_dim x {dtype_bytes} B"
-                        + (f" + {c['mla']} MLA layers x (kv_lora_rank {get('kv_lora_rank', 0)}"
-                           f" + qk_rope_head_dim {get('qk_rope_head_dim', 0)}"
-                           + (f" + DSA indexer key index_head_dim {get('index_head_dim')}" if get("index_head_dim") else "")
-                           + f") x {dtype_bytes} B" if c.get("mla") else "")),
-            "note": "uniform heads/head_dim assumed across attention layers; where a model varies them per layer "
-                    "(e.g. Gemma-4 global layers, Gemma-3n KV sharing) this figure is only indicative and the "
-                    "measured per-layer table is authoritative"}
+            "formula": " + ".join(f"{c} x [{t}]" for t, c in terms.items()),
+            "note": "from the config alone; layers counted as attention / MLA by what transformers built "
+                    "(layer_types); sliding layers count in full below their window"}
 
 
 # --------------------------------------------------------------------------------------------
