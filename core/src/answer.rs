@@ -26,6 +26,9 @@ use crate::{
         FormatChoice, FormatRow, TrainingAdvice, best_of_rows, format_rows, longest_context,
         training_advice,
     },
+    components::{
+        CacheComponent, Component, LayerKindCount, cache_components, components, layer_kinds,
+    },
     devices::DeviceSpec,
     error::{Fix, Setting},
     estimate::{CheckpointBytes, Estimate, EstimateRequest, estimate, qlora_base_format},
@@ -80,6 +83,9 @@ pub struct Question {
     pub wired_limit_bytes: Option<u64>,
     /// Host RAM beside a discrete GPU, bytes, for the offload verdict.
     pub host_memory_bytes: Option<u64>,
+    /// Leave out vision and audio encoders and their projectors (text generation only).
+    #[serde(default)]
+    pub text_only: bool,
     /// The checkpoint's weights as read from its headers (a `.gguf` file, safetensors shards):
     /// its format becomes the default, and in that format its bytes replace the computed
     /// weights.
@@ -148,6 +154,7 @@ impl Question {
             device_count: 1,
             wired_limit_bytes: None,
             host_memory_bytes: None,
+            text_only: false,
             checkpoint: None,
         }
     }
@@ -176,8 +183,31 @@ pub struct Answer {
     pub training: Option<TrainingAdvice>,
     /// Decoder layers (0-based) that carry LoRA adapters (LoRA/QLoRA only).
     pub lora_layers: Option<Vec<u64>>,
+    /// The question left out the vision/audio parts the model has.
+    pub text_only: bool,
     /// The checkpoint's headers against the config, when the question came with a checkpoint.
     pub checkpoint: Option<CheckpointCheck>,
+    /// Parameters per component (embedding, decoder, output head, vision/audio encoders and
+    /// projectors, MTP layers), each its own line.
+    pub components: Vec<Component>,
+    /// How many decoder layers of each (mixer, MLP) kind.
+    pub layer_kinds: Vec<LayerKindCount>,
+    /// The cache per mixer kind for one sequence: bytes per token (attention, MLA, indexer) and
+    /// per sequence (linear-attention, Mamba and conv states), in the answer's KV type.
+    pub cache: Vec<CacheComponent>,
+    /// Whether every count is exact (the model's architecture is fully known).
+    pub exact: bool,
+    /// What is approximated and why; empty when `exact`.
+    pub approximations: Vec<String>,
+}
+
+/// `model` without its vision and audio encoders and projectors.
+pub fn text_only(model: &ModelSpec) -> ModelSpec {
+    ModelSpec {
+        encoders: Vec::new(),
+        projectors: Vec::new(),
+        ..model.clone()
+    }
 }
 
 /// The checkpoint's format as a [`WeightFormat`], when headroom knows its name.
@@ -226,7 +256,13 @@ pub fn default_kv_dtype(model: &ModelSpec, runtime: Runtime) -> KvDtype {
 /// that need the model (LoRA layers) and the limits of [`crate::limits`] that the request does
 /// not check itself.
 pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
-    let model = &q.model;
+    let text_model;
+    let model = if q.text_only {
+        text_model = text_only(&q.model);
+        &text_model
+    } else {
+        &q.model
+    };
     let shipped = checkpoint_format(q);
     let format = match (&q.format, &shipped) {
         (Some(f), _) => f.clone(),
@@ -383,11 +419,26 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         }
     });
     assumptions.extend(fallback_note);
+    let has_towers = !q.model.encoders.is_empty() || !q.model.projectors.is_empty();
+    if q.text_only && has_towers {
+        assumptions.push(
+            "text only: the vision/audio encoders and projectors are left out (weights and \
+             parameters are the language model's)"
+                .to_string(),
+        );
+    }
+    let approximations = if req.model.approximate && req.model.approximations.is_empty() {
+        vec![format!(
+            "{}: unknown architecture, parameter counts approximated from generic config fields",
+            req.model.name
+        )]
+    } else {
+        req.model.approximations.clone()
+    };
     assumptions.append(&mut est.assumptions);
     est.assumptions = assumptions;
     let context_beyond_model_max = matches!(q.context, ContextAsk::Tokens(t) if q.model.max_context > 0 && t > q.model.max_context);
     Ok(Answer {
-        request: req,
         estimate: est,
         context_beyond_model_max,
         longest_context: longest,
@@ -395,6 +446,13 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         best_format: best,
         training,
         lora_layers,
+        text_only: q.text_only && has_towers,
         checkpoint,
+        components: components(&req.model),
+        layer_kinds: layer_kinds(&req.model),
+        cache: cache_components(&req.model, req.kv_dtype, req.runtime),
+        exact: req.model.exact(),
+        approximations,
+        request: req,
     })
 }

@@ -1334,3 +1334,59 @@ fn cli_and_site_give_identical_answers() {
         "{compared} compared, {both_refused} refused"
     );
 }
+
+/// The answer lists the model part by part, says whether it is exact, and `--text-only` leaves
+/// a vision-language model's tower and projector out of the weights.
+#[test]
+fn components_and_text_only() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["fit", "gemma-3-27b", "--device", "h100-sxm", "--json"];
+        args.extend(extra);
+        json(&headroom(&args))
+    };
+    let full = run(&[]);
+    let text = run(&["--text-only"]);
+    let kinds = |v: &Value| -> Vec<String> {
+        v["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .map(|c| c["kind"].as_str().expect("kind").to_owned())
+            .collect()
+    };
+    assert!(
+        kinds(&full).contains(&"vision_encoder".to_owned()),
+        "{full}"
+    );
+    assert!(
+        !kinds(&text).iter().any(|k| k.starts_with("vision")),
+        "{text}"
+    );
+    let sum = |v: &Value| -> u64 {
+        v["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .filter(|c| c["in_total"] == true)
+            .map(|c| c["params"].as_u64().expect("params"))
+            .sum()
+    };
+    assert_eq!(sum(&full), full["params_total"].as_u64().expect("total"));
+    assert_eq!(sum(&text), text["params_total"].as_u64().expect("total"));
+    assert!(text["weights_bytes"].as_u64() < full["weights_bytes"].as_u64());
+    assert_eq!(full["exact"], true);
+    assert!(full["cache"].as_array().is_some_and(|c| !c.is_empty()));
+    // The table shows the parts too.
+    let table = success(&headroom(&[
+        "fit",
+        "gemma-3-27b",
+        "--device",
+        "h100-sxm",
+        "--text-only",
+    ]));
+    assert!(
+        table.contains("text only: vision/audio parts left out"),
+        "{table}"
+    );
+    assert!(table.contains("layers: "), "{table}");
+}

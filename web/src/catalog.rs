@@ -87,6 +87,8 @@ pub struct CalcSettings {
     pub device: DeviceChoice,
     /// Exact weights from a dropped file (`wbytes=`, `wparams=`, `wfile=`).
     pub exact: Option<ExactWeights>,
+    /// Leave out vision/audio encoders and projectors (`text=1`).
+    pub text_only: bool,
 }
 
 /// Model shown when the URL names none.
@@ -108,6 +110,7 @@ impl Default for CalcSettings {
             device_count: 1,
             device: DeviceChoice::Catalog(DEFAULT_DEVICE.into()),
             exact: None,
+            text_only: false,
         }
     }
 }
@@ -163,6 +166,7 @@ impl CalcSettings {
             device_count: q.get("n").and_then(|n| n.parse().ok()).unwrap_or(1),
             device,
             exact,
+            text_only: q.get("text") == Some("1"),
         }
     }
 
@@ -213,6 +217,9 @@ impl CalcSettings {
         }
         if self.device_count != 1 {
             q.set("n", self.device_count.to_string());
+        }
+        if self.text_only {
+            q.set("text", "1");
         }
         match &self.device {
             DeviceChoice::Catalog(id) => q.set("device", id.clone()),
@@ -316,6 +323,7 @@ pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, 
         q.kv_dtype = Some(KvDtype::from_str(&settings.kv).map_err(|e| format!("KV cache: {e}"))?);
     }
     q.device_count = settings.device_count;
+    q.text_only = settings.text_only;
     q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
         source: e.file.clone(),
         format_name: e.format.clone(),
@@ -422,6 +430,7 @@ mod tests {
                 format: Some("Q4_K_M".into()),
                 parameters_exact: false,
             }),
+            text_only: true,
         };
         let q = Query::parse(&s.to_query().to_search());
         assert_eq!(CalcSettings::from_query(&q), s);

@@ -559,9 +559,16 @@ pub fn CalculatorPage() -> impl IntoView {
                         <div>
                             <label for="kv">"KV cache"</label>
                             <select id="kv" on:change=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.kv = v) }>
+                                <option value="" selected=move || cur_kv.get().is_empty()>"usual for the runtime"</option>
                                 {select_options(catalog::kv_names(), cur_kv)}
                             </select>
                         </div>
+                    </div>
+                    <div class="row">
+                        <label><input id="text-only" type="checkbox"
+                            prop:checked=move || settings.with(|s| s.text_only)
+                            on:change=move |ev| { let on = event_target_checked(&ev); settings.update(|s| s.text_only = on) } />
+                            " text only (leave out vision/audio parts)"</label>
                     </div>
                 </div>
                 <div class="card">
@@ -798,8 +805,63 @@ fn ResultView(
         .training
         .clone()
         .map(|t| view! { <TrainingAdviceView advice=t /> });
+    let a = &calc.answer;
+    let parts = a
+        .components
+        .iter()
+        .map(|c| {
+            let name = c.kind.name().replace('_', " ");
+            let loaded = if c.in_total { "" } else { " (not loaded)" };
+            view! { <tr><td>{name}{loaded}</td><td class="num">{format::count(c.params)}</td><td class="num">{format::count(c.active_params)}</td></tr> }
+        })
+        .collect_view();
+    let layer_kinds = a
+        .layer_kinds
+        .iter()
+        .map(|k| format!("{} × {} + {}", k.layers, k.mixer, k.mlp))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cache = a
+        .cache
+        .iter()
+        .filter(|c| c.bytes_per_token > 0 || c.state_bytes_per_sequence > 0)
+        .map(|c| {
+            let per_token = if c.bytes_per_token > 0 {
+                format!(
+                    "{} B per token{}",
+                    format::count(c.bytes_per_token),
+                    c.token_limit
+                        .map(|t| format!(", at most {t} tokens"))
+                        .unwrap_or_default()
+                )
+            } else {
+                "no per-token cache".to_string()
+            };
+            let state = if c.state_bytes_per_sequence > 0 {
+                format!(
+                    " + {} state per sequence",
+                    format::bytes(c.state_bytes_per_sequence)
+                )
+            } else {
+                String::new()
+            };
+            view! { <li>{format!("{} {} layers: {per_token}{state}", c.layers, c.mixer)}</li> }
+        })
+        .collect_view();
+    let approximations = (!a.exact).then(|| {
+        let items = a
+            .approximations
+            .iter()
+            .map(|x| view! { <li>{x.clone()}</li> })
+            .collect_view();
+        view! { <div id="approximate" class="error"><strong>"Approximate: "</strong><ul>{items}</ul></div> }
+    });
+    let text_only = a
+        .text_only
+        .then(|| view! { <p class="note" id="text-only-note">"Text only: the vision/audio parts are left out."</p> });
     view! {
         <p id="verdict" class=format!("verdict {}", verdict_class(e.verdict))>{verdict_line}</p>
+        {approximations}
         <StackedBar title=title segments=segments markers=markers />
         <table id="facts">
             <tbody>
@@ -814,6 +876,14 @@ fn ResultView(
                 {exact}
             </tbody>
         </table>
+        <h2>"The model, part by part"</h2>
+        {text_only}
+        <table id="model-parts">
+            <thead><tr><th>"part"</th><th class="num">"parameters"</th><th class="num">"active"</th></tr></thead>
+            <tbody>{parts}</tbody>
+        </table>
+        <p class="note" id="layer-kinds">"Layers: " {layer_kinds}</p>
+        <ul id="cache-parts">{cache}</ul>
         {training}
         <h2>"Assumptions"</h2>
         <ul class="assumptions" id="assumptions">

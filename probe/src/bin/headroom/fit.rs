@@ -15,6 +15,7 @@ use headroom_core::{
     CoreError,
     advice::{FormatChoice, RowOutcome, TrainingAdvice},
     answer::{Answer, CheckpointCheck, CheckpointSize, ContextAsk, Question, answer},
+    components::{CacheComponent, Component, LayerKindCount},
     devices::{self, DeviceSpec},
     error::Setting,
     estimate::{Estimate, Verdict},
@@ -79,6 +80,22 @@ struct FitJson<'a> {
     /// The checkpoint's headers against the config (a .gguf file or safetensors shards).
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint: Option<&'a CheckpointCheck>,
+    /// Whether every count is exact; one format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exact: Option<bool>,
+    /// What is approximated and why; one format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approximations: Option<&'a [String]>,
+    /// Parameters per component; one format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    components: Option<&'a [Component]>,
+    /// Decoder layers per (mixer, MLP) kind; one format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layer_kinds: Option<&'a [LayerKindCount]>,
+    /// Cache per mixer kind for one sequence (bytes per token, state bytes per sequence); one
+    /// format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<&'a [CacheComponent]>,
 }
 
 /// What the memory is for.
@@ -249,6 +266,11 @@ pub struct FitArgs {
     /// the catalog's figures (alone, or on top of --device).
     #[arg(long, value_name = "REPORT.json")]
     probe: Option<PathBuf>,
+
+    /// Leave out the vision and audio encoders and their projectors: memory for text
+    /// generation only.
+    #[arg(long)]
+    text_only: bool,
 
     /// Print JSON instead of a table: one object, or with --quant all an array of objects.
     #[arg(long)]
@@ -537,6 +559,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         device_count: args.device_count,
         wired_limit_bytes: args.wired_limit_mb.map(|mb| mb * MIB),
         host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
+        text_only: args.text_only,
         checkpoint: checkpoint.as_ref().map(CheckpointSize::from),
     };
     let answer = answer(&question).map_err(|err| {
@@ -773,6 +796,11 @@ impl OutputContext<'_> {
             training_advice: answer.and_then(|a| a.training.as_ref()),
             lora_layers: answer.and_then(|a| a.lora_layers.clone()),
             checkpoint: answer.and_then(|a| a.checkpoint.as_ref()),
+            exact: answer.map(|a| a.exact),
+            approximations: answer.map(|a| a.approximations.as_slice()),
+            components: answer.map(|a| a.components.as_slice()),
+            layer_kinds: answer.map(|a| a.layer_kinds.as_slice()),
+            cache: answer.map(|a| a.cache.as_slice()),
         }
     }
 
@@ -830,6 +858,70 @@ impl OutputContext<'_> {
         }
     }
 
+    /// The model part by part: parameters per component, the layer kinds, the cache per mixer
+    /// kind, and what is approximated.
+    fn model_parts(&self, out: &mut String, answer: &Answer) {
+        use std::fmt::Write;
+        let mut parts = Table::new(&[
+            ("part", Align::Left),
+            ("parameters", Align::Right),
+            ("active", Align::Right),
+        ]);
+        for c in &answer.components {
+            let name = if c.in_total {
+                c.kind.name().replace('_', " ")
+            } else {
+                format!("{} (not loaded)", c.kind.name().replace('_', " "))
+            };
+            parts.row(vec![name, thousands(c.params), thousands(c.active_params)]);
+        }
+        out.push('\n');
+        out.push_str(&parts.render());
+        let kinds: Vec<String> = answer
+            .layer_kinds
+            .iter()
+            .map(|k| format!("{} × {} + {}", k.layers, k.mixer, k.mlp))
+            .collect();
+        let _ = writeln!(out, "layers: {}", kinds.join(", "));
+        for c in answer
+            .cache
+            .iter()
+            .filter(|c| c.bytes_per_token > 0 || c.state_bytes_per_sequence > 0)
+        {
+            let per_token = if c.bytes_per_token > 0 {
+                let limit = c
+                    .token_limit
+                    .map(|t| format!(", at most {} tokens", thousands(t)))
+                    .unwrap_or_default();
+                format!("{} B per token{limit}", thousands(c.bytes_per_token))
+            } else {
+                "no per-token cache".to_owned()
+            };
+            let state = if c.state_bytes_per_sequence > 0 {
+                format!(
+                    " + {} B state per sequence",
+                    thousands(c.state_bytes_per_sequence)
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "cache of {} {} layers: {per_token}{state}",
+                c.layers, c.mixer
+            );
+        }
+        if answer.text_only {
+            let _ = writeln!(out, "text only: vision/audio parts left out (--text-only)");
+        }
+        if !answer.exact {
+            let _ = writeln!(out, "approximate:");
+            for a in &answer.approximations {
+                let _ = writeln!(out, "  - {a}");
+            }
+        }
+    }
+
     /// One format in full: components, verdict, speed, advice, assumptions.
     fn human(&self, out: &mut String, answer: &Answer) {
         use std::fmt::Write;
@@ -870,6 +962,7 @@ impl OutputContext<'_> {
         }
         row("usable (one device)", e.usable_bytes);
         out.push_str(&table.render());
+        self.model_parts(out, answer);
         let _ = writeln!(out, "\nverdict: {}", verdict_words(e));
         let speed = if matches!(answer.request.mode, Mode::Inference) {
             format!(
