@@ -8,13 +8,13 @@
 //! over the same buffer in the same run, reported beside it as `params.driver_fill`: on the
 //! H100 through Vulkan both stop at about 3.13 TB/s where CUDA's fill reaches 3.30 (BENCHMARKS.md).
 
-use headroom_core::report::{Measurement, Status, Verification};
+use headroom_core::report::{BandwidthMetric, Measurement, Metric, Status, Verification};
 
 use std::collections::BTreeMap;
 
 use crate::gpu::{Gpu, Measured, pieces, scoped, workgroups_for};
 use crate::kernels::fill::{Fill, Filler};
-use crate::kernels::{BINDING_ALIGN_BYTES, GIB, MeasureSettings, failed};
+use crate::kernels::{BINDING_ALIGN_BYTES, GIB, MeasureSettings, failed, wgsl_template};
 use crate::pattern::{pattern, piece_seed};
 use crate::{ProbeError, params};
 
@@ -333,7 +333,7 @@ struct Piece {
 }
 
 fn measurement(
-    name: &str,
+    name: Metric,
     counted: &str,
     bytes_per_iter: f64,
     measured: &Measured,
@@ -342,7 +342,7 @@ fn measurement(
 ) -> Measurement {
     let passed = check.passed;
     Measurement {
-        name: name.to_owned(),
+        name,
         status: if passed { Status::Ok } else { Status::Failed },
         error: (!passed).then(|| {
             format!(
@@ -383,7 +383,7 @@ pub async fn run(
     p: &BandwidthParams,
 ) -> Vec<Measurement> {
     let gpu = Gpu::new(device, queue);
-    let names = ["bandwidth.read", "bandwidth.write", "bandwidth.copy"];
+    let names = BandwidthMetric::ALL.map(Metric::Bandwidth);
     // NVIDIA's Vulkan driver caps one buffer at 4 GiB − 2 MiB: take what the adapter allows.
     let size =
         p.size_bytes.min(gpu.limits.max_buffer_size) / BINDING_ALIGN_BYTES * BINDING_ALIGN_BYTES;
@@ -395,7 +395,7 @@ pub async fn run(
         ));
         return names
             .iter()
-            .map(|n| failed(n, base.clone(), &err))
+            .map(|&n| failed(n, base.clone(), &err))
             .collect();
     }
     let result = scoped(&gpu, "bandwidth", run_inner(&gpu, size, p)).await;
@@ -403,7 +403,7 @@ pub async fn run(
         Ok(measurements) => measurements,
         Err(err) => names
             .iter()
-            .map(|n| failed(n, base.clone(), &err))
+            .map(|&n| failed(n, base.clone(), &err))
             .collect(),
     }
 }
@@ -517,20 +517,9 @@ const WRITE_CHECK_VEC4_PER_INVOCATION: u64 = 16;
 
 /// Counts the vec4 words of a piece that differ from what the write kernel stores.
 fn write_check_wgsl() -> String {
-    format!(
-        r#"struct Params {{ n_vec4: u32, seed: u32, stride: u32, pad: u32 }}
-@group(0) @binding(0) var<storage, read> dst: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> mismatches: array<atomic<u32>>;
-@group(0) @binding(2) var<uniform> p: Params;
-@compute @workgroup_size({WRITE_CHECK_WORKGROUP_SIZE})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    var bad = 0u;
-    for (var k = gid.x; k < p.n_vec4; k += p.stride) {{
-        if (any(dst[k] != ((vec4<u32>(k * 4u) + vec4<u32>(0u, 1u, 2u, 3u)) ^ vec4<u32>(p.seed)))) {{ bad += 1u; }}
-    }}
-    if (bad != 0u) {{ atomicAdd(&mismatches[0], bad); }}
-}}
-"#
+    wgsl_template(
+        include_str!("wgsl/write_check.wgsl"),
+        &[("WORKGROUP_SIZE", &WRITE_CHECK_WORKGROUP_SIZE)],
     )
 }
 
@@ -838,11 +827,11 @@ async fn run_inner(
     };
     let mut out = Vec::new();
     for (kind, name, counted, bytes_per_iter) in [
-        (Kind::Read, "bandwidth.read", "read", size as f64),
-        (Kind::Write, "bandwidth.write", "written", size as f64),
+        (Kind::Read, BandwidthMetric::Read, "read", size as f64),
+        (Kind::Write, BandwidthMetric::Write, "written", size as f64),
         (
             Kind::Copy,
-            "bandwidth.copy",
+            BandwidthMetric::Copy,
             "read + written",
             2.0 * size as f64,
         ),
@@ -918,7 +907,7 @@ async fn run_inner(
             );
         }
         out.push(measurement(
-            name,
+            Metric::Bandwidth(name),
             counted,
             bytes_per_iter,
             &measured,
