@@ -129,6 +129,14 @@ pub async fn run<P: Progress>(
     let events = DeviceEvents::watch(device);
     let mut seeds = Seeds(seed);
     for &stage in &plan.stages {
+        if let Some(lost) = events.lost() {
+            report.stages.push(StageRecord::skipped(
+                stage,
+                format!("device lost earlier: {lost}"),
+            ));
+            progress.report_changed(report);
+            continue;
+        }
         let steps = plan.steps(stage);
         progress.stage_started(stage, &steps);
         let start = now_s();
@@ -341,5 +349,89 @@ async fn run_step<P: Progress>(
                     .map_err(|e| e.to_string()),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use headroom_core::report::{AllocationStopReason, BandwidthMetric, MaxBufferResult, Metric};
+
+    use super::*;
+    use crate::kernels::failed;
+
+    fn in_progress(stage: Stage) -> StageRecord {
+        StageRecord {
+            reason: Some(IN_PROGRESS.to_owned()),
+            ..StageRecord::new(stage, Status::Failed)
+        }
+    }
+
+    #[test]
+    fn a_finished_stage_says_what_happened() {
+        let mut clean = in_progress(Stage::Gemm);
+        finish(&mut clean, None, 2.0, Vec::new());
+        assert_eq!((clean.status, clean.reason.as_deref()), (Status::Ok, None));
+        assert_eq!(clean.duration_s, 2.0);
+
+        let mut stopped = in_progress(Stage::Attention);
+        finish(
+            &mut stopped,
+            Some("device lost: gone".to_owned()),
+            1.0,
+            Vec::new(),
+        );
+        assert_eq!(stopped.status, Status::Failed);
+        assert_eq!(stopped.reason.as_deref(), Some("device lost: gone"));
+
+        let mut wrong = in_progress(Stage::Bandwidth);
+        wrong.measurements.push(failed(
+            Metric::Bandwidth(BandwidthMetric::Read),
+            Default::default(),
+            &crate::ProbeError::WrongResult("3 words".to_owned()),
+        ));
+        finish(&mut wrong, None, 1.0, vec!["lost buffer".to_owned()]);
+        assert_eq!(wrong.status, Status::Failed);
+        assert_eq!(
+            wrong.reason.as_deref(),
+            Some(
+                "one or more measurements failed (see their errors); uncaptured GPU errors: lost buffer"
+            )
+        );
+
+        let mut nothing = in_progress(Stage::MaxBuffer);
+        nothing.max_buffer = Some(MaxBufferResult {
+            adapter_limit_bytes: 1 << 30,
+            searched_up_to_bytes: 1 << 30,
+            largest_accepted_bytes: 0,
+            largest_verified_bytes: 0,
+            attempts: Vec::new(),
+        });
+        finish(&mut nothing, None, 1.0, Vec::new());
+        assert_eq!(nothing.status, Status::Failed);
+
+        let mut allocation = in_progress(Stage::Allocation);
+        allocation.allocation = Some(AllocationResult {
+            step_params: 1,
+            bytes_per_param: 2,
+            chunk_bytes: 2,
+            budget_bytes: Some(4),
+            swap_factor: 4.0,
+            steps: Vec::new(),
+            stop_reason: AllocationStopReason::Budget,
+            stop_detail: "the budget".to_owned(),
+            largest_clean_params: 1,
+            largest_clean_bytes: 2,
+        });
+        finish(&mut allocation, None, 1.0, Vec::new());
+        assert_eq!(allocation.status, Status::Ok);
+        assert_eq!(allocation.reason.as_deref(), Some("stopped: the budget"));
+    }
+
+    #[test]
+    fn seeds_differ_step_to_step() {
+        let mut seeds = Seeds(1);
+        let (a, b) = (seeds.next(), seeds.next());
+        assert_ne!(a, b);
+        assert_ne!(a, 1);
     }
 }
