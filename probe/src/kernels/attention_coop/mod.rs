@@ -64,6 +64,12 @@
 //! flow. The result `O/ℓ` is the same for any reference. [`simulate_row`] is a CPU model of
 //! this scheme, which the tests hold to the f64 reference.
 
+mod cpu_model;
+mod emulation;
+
+pub use cpu_model::simulate_row;
+use emulation::emulation_library;
+
 /// Largest lead (log2 units) of a block's row max over the row's reference before O is rescaled:
 /// `p ≤ 2^8 = 256` stays far inside f16's range (65504), and the f32 sums gain at most 8 bits.
 pub const RESCALE_THRESHOLD_LOG2: f32 = 8.0;
@@ -755,157 +761,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         s += "}\n";
         s
     }
-}
-
-/// WGSL replacing the cooperative-matrix operations of one kernel (see
-/// [`CoopAttention::emulated_wgsl`]). A fragment is `array<f32, 256>`, element (r, c) at
-/// `16r + c`; loads and stores follow the semantics in the module docs, with the K/V tile's
-/// index and stride in `unit` halves (4 for `vec4<f16>` tiles).
-fn emulation_library(store: TileStore, unit: u32, wg: u32, sg: u32) -> String {
-    let half = match store {
-        TileStore::Vec4 => "return f32(arr[h / 4u][h % 4u]);",
-        TileStore::Half => "return f32(arr[h]);",
-    };
-    // Every emulated operation is a subgroup-wide step between barriers (all of them sit in
-    // uniform control flow, as the real ones must); lane `lane` handles elements lane + k·SG.
-    let mut s = format!(
-        r#"@group(0) @binding(5) var<storage, read_write> frs: array<f32>;
-var<workgroup> xch: array<f32, {wg}>;
-var<private> tid_g: u32;
-fn sync() {{
-    storageBarrier();
-    workgroupBarrier();
-}}
-fn zero(f: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        frs[f + e] = 0.0;
-    }}
-    sync();
-}}
-fn mma(a: u32, b: u32, c: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        let r = e / 16u;
-        let col = e % 16u;
-        var acc = frs[c + e];
-        for (var k = 0u; k < 16u; k++) {{
-            acc += frs[a + r * 16u + k] * frs[b + k * 16u + col];
-        }}
-        frs[c + e] = acc;
-    }}
-    sync();
-}}
-"#
-    );
-    // Row-major copies between a fragment and a tile (index i, row stride `stride`); `{x}` is
-    // the tile element i + (e / 16)·stride + e % 16 for fragment element e.
-    let copies = [
-        ("ld_q", "frs[f + e] = f32(q_in[{x}]);"),
-        ("ld_p", "frs[f + e] = f32(sh_p[{x}]);"),
-        ("ld_s", "frs[f + e] = sh_s[{x}];"),
-        ("st_s", "sh_s[{x}] = frs[f + e];"),
-    ];
-    for (name, copy) in copies {
-        let copy = copy.replace("{x}", "i + (e / 16u) * stride + e % 16u");
-        s += &format!(
-            r#"fn {name}(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        {copy}
-    }}
-    sync();
-}}
-"#
-        );
-    }
-    for (name, arr, row_major) in [("k", "sh_k", false), ("v", "sh_v", true)] {
-        let (outer, inner) = if row_major { ("r", "c") } else { ("c", "r") };
-        s += &format!(
-            r#"fn half_{name}(h: u32) -> f32 {{
-    {body}
-}}
-// {layout}: element (r, c) at unit i + {outer}·stride, then half {inner} of that run.
-fn ld_{name}(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        let r = e / 16u;
-        let c = e % 16u;
-        frs[f + e] = half_{name}((i + {outer} * stride) * {unit}u + {inner});
-    }}
-    sync();
-}}
-"#,
-            body = half.replace("arr", arr),
-            layout = if row_major {
-                "row-major"
-            } else {
-                "column-major"
-            },
-        );
-    }
-    s
-}
-
-/// A CPU model of the kernel's arithmetic for one query row: key blocks of `key_block`, scores
-/// in log2 units, the lazy reference with [`RESCALE_THRESHOLD_LOG2`], P rounded to f16, f32
-/// sums. Returns the output row (before the f16 store) and how many rescales happened. Used by
-/// the tests to check the softmax scheme (not the fragment layouts) against the f64 reference.
-#[allow(clippy::too_many_arguments)] // one row of one head: the tensors, its shape and the blocking
-pub fn simulate_row(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    head_dim: usize,
-    row: usize,
-    keys: usize,
-    causal: bool,
-    key_block: usize,
-) -> (Vec<f32>, u32) {
-    let d = head_dim;
-    let scale_log2 = std::f32::consts::LOG2_E / (d as f32).sqrt();
-    let mut o = vec![0f32; d];
-    let (mut m_ref, mut l_sum) = (-1e30f32, 0f32);
-    let mut rescales = 0;
-    let mut k0 = 0;
-    while k0 < keys {
-        let x: Vec<f32> = (k0..k0 + key_block)
-            .map(|j| {
-                if causal && j > row {
-                    return -1e30;
-                }
-                // The fragments accumulate the f16 products in f32.
-                let dot: f32 = (0..d).map(|t| q[row * d + t] * k[j * d + t]).sum();
-                dot * scale_log2
-            })
-            .collect();
-        let bmax = x.iter().cloned().fold(-1e30f32, f32::max);
-        let mut alpha = 1.0;
-        if k0 == 0 {
-            m_ref = bmax;
-        } else if bmax > m_ref + RESCALE_THRESHOLD_LOG2 {
-            alpha = (m_ref - bmax).exp2();
-            m_ref = bmax;
-            rescales += 1;
-        }
-        l_sum *= alpha;
-        o.iter_mut().for_each(|x| *x *= alpha);
-        for (jj, &xj) in x.iter().enumerate() {
-            let e = (xj - m_ref).exp2();
-            l_sum += e;
-            let p16 = half::f16::from_f32(e).to_f32();
-            let j = k0 + jj;
-            for t in 0..d {
-                o[t] += p16 * v[j * d + t];
-            }
-        }
-        k0 += key_block;
-    }
-    (o.iter().map(|x| x / l_sum).collect(), rescales)
 }
 
 #[cfg(test)]
