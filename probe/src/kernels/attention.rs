@@ -14,7 +14,7 @@ use headroom_core::report::{
 use crate::gpu::{Gpu, scoped};
 use crate::kernels::attention_coop::{CoopAttention, FRAG};
 use crate::kernels::search::{Rejected, search};
-use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped};
+use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped, wgsl_template};
 use crate::{ProbeError, Rng, params};
 
 /// Query rows per workgroup (one per invocation).
@@ -82,82 +82,63 @@ fn key_block(head_dim: u32, shared_limit_bytes: u32) -> u32 {
 pub fn wgsl(head_dim: u32, causal: bool, f16: bool, key_block: u32) -> String {
     let d4 = head_dim / 4;
     let st = if f16 { "f16" } else { "f32" };
-    let enable = if f16 { "enable f16;\n" } else { "" };
-    let bc = key_block;
-    let mut s = format!(
-        r#"{enable}
-struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
-@group(0) @binding(0) var<storage, read> q_in: array<vec4<{st}>>;
-@group(0) @binding(1) var<storage, read> k_in: array<vec4<{st}>>;
-@group(0) @binding(2) var<storage, read> v_in: array<vec4<{st}>>;
-@group(0) @binding(3) var<storage, read_write> o_out: array<vec4<{st}>>;
-@group(0) @binding(4) var<uniform> p: Params;
-var<workgroup> ks: array<vec4<f32>, {kv_len}>;
-var<workgroup> vs: array<vec4<f32>, {kv_len}>;
-@compute @workgroup_size({QUERY_BLOCK})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let seq = p.seq;
-    let head_base = wid.y * seq * {d4}u;
-    let row = wid.x * {QUERY_BLOCK}u + lid.x;
-    let q_base = head_base + row * {d4}u;
-"#,
-        kv_len = bc * d4
-    );
-    // q pre-scaled by log2(e)/sqrt(d): the softmax then uses exp2.
-    for i in 0..d4 {
-        s += &format!("    let q{i} = vec4<f32>(q_in[q_base + {i}u]) * p.scale_log2;\n");
-        s += &format!("    var o{i} = vec4<f32>(0.0);\n");
-    }
-    s += "    var m = -1e30;\n    var l = 0.0;\n";
-    if causal {
-        s += &format!("    let key_end = (wid.x + 1u) * {QUERY_BLOCK}u;\n");
-    } else {
-        s += "    let key_end = seq;\n";
-    }
-    s += &format!(
-        r#"    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{
-        workgroupBarrier();
-        for (var t = lid.x; t < {kv_len}u; t += {QUERY_BLOCK}u) {{
-            ks[t] = vec4<f32>(k_in[head_base + k0 * {d4}u + t]);
-            vs[t] = vec4<f32>(v_in[head_base + k0 * {d4}u + t]);
-        }}
-        workgroupBarrier();
-        var sc: array<f32, {bc}>;
-        var tile_max = -1e30;
-        for (var j = 0u; j < {bc}u; j++) {{
-            let kb = j * {d4}u;
-            var dot_sum = 0.0;
-"#,
-        kv_len = bc * d4
-    );
-    for i in 0..d4 {
-        s += &format!("            dot_sum += dot(q{i}, ks[kb + {i}u]);\n");
-    }
-    if causal {
-        s += "            if (k0 + j > row) { dot_sum = -1e30; }\n";
-    }
-    s += r#"            sc[j] = dot_sum;
-            tile_max = max(tile_max, dot_sum);
-        }
-        let m_new = max(m, tile_max);
-        let correction = exp2(m - m_new);
-        l = l * correction;
-"#;
-    for i in 0..d4 {
-        s += &format!("        o{i} = o{i} * correction;\n");
-    }
-    s += &format!(
-        "        for (var j = 0u; j < {bc}u; j++) {{\n            let pj = exp2(sc[j] - m_new);\n            l += pj;\n            let vb = j * {d4}u;\n"
-    );
-    for i in 0..d4 {
-        s += &format!("            o{i} = fma(vec4<f32>(pj), vs[vb + {i}u], o{i});\n");
-    }
-    s += "        }\n        m = m_new;\n    }\n    let inv_l = 1.0 / l;\n";
-    for i in 0..d4 {
-        s += &format!("    o_out[q_base + {i}u] = vec4<{st}>(o{i} * inv_l);\n");
-    }
-    s += "}\n";
-    s
+    // One line per vec4 of the head: q, the accumulator o and the dot products stay in
+    // registers, unrolled for the head size.
+    let per_vec4 = |line: &dyn Fn(u32) -> String| -> String { (0..d4).map(line).collect() };
+    wgsl_template(
+        include_str!("wgsl/attention.wgsl"),
+        &[
+            ("ENABLE", &if f16 { "enable f16;\n" } else { "" }),
+            ("ST", &st),
+            ("KV_LEN", &(key_block * d4)),
+            ("QUERY_BLOCK", &QUERY_BLOCK),
+            ("D4", &d4),
+            ("BC", &key_block),
+            // q pre-scaled by log2(e)/sqrt(d): the softmax then uses exp2.
+            (
+                "Q_LOADS",
+                &per_vec4(&|i| {
+                    format!(
+                        "    let q{i} = vec4<f32>(q_in[q_base + {i}u]) * p.scale_log2;\n    var o{i} = vec4<f32>(0.0);\n"
+                    )
+                }),
+            ),
+            (
+                "KEY_END",
+                &if causal {
+                    format!("    let key_end = (wid.x + 1u) * {QUERY_BLOCK}u;\n")
+                } else {
+                    "    let key_end = seq;\n".to_owned()
+                },
+            ),
+            (
+                "DOTS",
+                &per_vec4(&|i| format!("            dot_sum += dot(q{i}, ks[kb + {i}u]);\n")),
+            ),
+            (
+                "MASK",
+                &if causal {
+                    "            if (k0 + j > row) { dot_sum = -1e30; }\n"
+                } else {
+                    ""
+                },
+            ),
+            (
+                "RESCALE_O",
+                &per_vec4(&|i| format!("        o{i} = o{i} * correction;\n")),
+            ),
+            (
+                "ACCUMULATE_O",
+                &per_vec4(&|i| {
+                    format!("            o{i} = fma(vec4<f32>(pj), vs[vb + {i}u], o{i});\n")
+                }),
+            ),
+            (
+                "STORE_O",
+                &per_vec4(&|i| format!("    o_out[q_base + {i}u] = vec4<{st}>(o{i} * inv_l);\n")),
+            ),
+        ],
+    )
 }
 
 /// One output row of `softmax(Q·Kᵀ/√d)·V` in f64 for one head (`q`, `k`, `v`: `[seq][d]`).
