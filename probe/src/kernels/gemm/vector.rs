@@ -3,6 +3,7 @@
 //! keeps a `TM × TN` block of C in registers (fully unrolled, vec4 loads).
 
 use super::{GROUP_M, GemmVariant, swizzle_wgsl};
+use crate::kernels::wgsl_template;
 
 /// One tile shape of the vector kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,92 +83,69 @@ pub fn vector_wgsl(variant: GemmVariant, tile: Tile) -> String {
     } else {
         ""
     };
-    let mut s = format!(
-        r#"{enable}
-struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
-@group(0) @binding(0) var<storage, read> mat_a: array<vec4<{tin}>>;
-@group(0) @binding(1) var<storage, read> mat_b: array<vec4<{tin}>>;
-@group(0) @binding(2) var<storage, read_write> mat_c: array<vec4<{t}>>;
-@group(0) @binding(3) var<uniform> dims: Dims;
-// A slice, transposed: as_t[k * {bm} + m]; B slice: bs[k * {bn} + n], both as vec4.
-var<workgroup> as_t: array<vec4<{t}>, {a_len}>;
-var<workgroup> bs: array<vec4<{t}>, {b_len}>;
-@compute @workgroup_size({wgx}, {wgy}, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {{
-{swz}    let tx = lid.x;
-    let ty = lid.y;
-    let tid = ty * {wgx}u + tx;
-    let row0 = tile_m * {bm}u;
-    let col0 = tile_n * {bn}u;
-    let k4 = dims.k / 4u;
-    let n4 = dims.n / 4u;
-"#,
-        a_len = bm * bk / 4,
-        b_len = bn * bk / 4,
-        swz = swizzle_wgsl(GROUP_M),
-    );
+    let mut accumulators = String::new();
     for i in 0..tm {
         for j in 0..tn / 4 {
-            s += &format!("    var c{i}_{j} = vec4<{t}>();\n");
+            accumulators += &format!("    var c{i}_{j} = vec4<{t}>();\n");
         }
     }
-    s += &format!("    for (var k0 = 0u; k0 < dims.k; k0 += {bk}u) {{\n");
     // Stage A: BM×BK as BM*BK/4 vec4 along k, stored transposed.
+    let mut stage_a = String::new();
     let a_vec4 = bm * bk / 4;
     let mut v = 0;
     while v < a_vec4 {
         let guard = v + threads > a_vec4;
-        s += &format!("        {{ let v = tid + {v}u;\n");
+        stage_a += &format!("        {{ let v = tid + {v}u;\n");
         if guard {
-            s += &format!("        if (v < {a_vec4}u) {{\n");
+            stage_a += &format!("        if (v < {a_vec4}u) {{\n");
         }
-        s += &format!(
+        stage_a += &format!(
             "        let r = v / {kq}u; let kq = v % {kq}u;\n        let a = vec4<{t}>(mat_a[(row0 + r) * k4 + k0 / 4u + kq]);\n",
             kq = bk / 4
         );
         for c in 0..4 {
             let comp = ["x", "y", "z", "w"][c];
-            s +=
+            stage_a +=
                 &format!("        as_t[((kq * 4u + {c}u) * {bm}u + r) / 4u][r % 4u] = a.{comp};\n");
         }
         if guard {
-            s += "        }\n";
+            stage_a += "        }\n";
         }
-        s += "        }\n";
+        stage_a += "        }\n";
         v += threads;
     }
+    let mut stage_b = String::new();
     let b_vec4 = bn * bk / 4;
     let mut v = 0;
     while v < b_vec4 {
         let guard = v + threads > b_vec4;
-        s += &format!("        {{ let v = tid + {v}u;\n");
+        stage_b += &format!("        {{ let v = tid + {v}u;\n");
         if guard {
-            s += &format!("        if (v < {b_vec4}u) {{\n");
+            stage_b += &format!("        if (v < {b_vec4}u) {{\n");
         }
-        s += &format!(
+        stage_b += &format!(
             "        let kr = v / {nq}u; let nq = v % {nq}u;\n        bs[v] = vec4<{t}>(mat_b[(k0 + kr) * n4 + col0 / 4u + nq]);\n",
             nq = bn / 4
         );
         if guard {
-            s += "        }\n";
+            stage_b += "        }\n";
         }
-        s += "        }\n";
+        stage_b += "        }\n";
         v += threads;
     }
-    s += "        workgroupBarrier();\n";
+    let mut multiply = String::new();
     for k in 0..bk {
         // Rows of this invocation: ty*4 + c + q*WGY*4 (q-th group of 4); columns tx*4 + j*WGX*4:
         // neighbouring invocations read neighbouring vec4s (no bank conflicts, coalesced stores).
         for q in 0..tm / 4 {
-            s += &format!(
+            multiply += &format!(
                 "        let a{q}_{k} = as_t[{k}u * {bm4}u + ty + {off}u];\n",
                 bm4 = bm / 4,
                 off = q * wgy
             );
         }
         for j in 0..tn / 4 {
-            s += &format!(
+            multiply += &format!(
                 "        let b{j}_{k} = bs[{k}u * {bn4}u + tx + {off}u];\n",
                 bn4 = bn / 4,
                 off = j * wgx
@@ -176,23 +154,42 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         for i in 0..tm {
             let comp = ["x", "y", "z", "w"][(i % 4) as usize];
             for j in 0..tn / 4 {
-                s += &format!(
+                multiply += &format!(
                     "        c{i}_{j} = fma(vec4<{t}>(a{q}_{k}.{comp}), b{j}_{k}, c{i}_{j});\n",
                     q = i / 4
                 );
             }
         }
     }
-    s += "        workgroupBarrier();\n    }\n";
+    let mut store_c = String::new();
     for i in 0..tm {
         for j in 0..tn / 4 {
-            s += &format!(
+            store_c += &format!(
                 "    mat_c[(row0 + ty * 4u + {r}u) * n4 + col0 / 4u + tx + {cj}u] = c{i}_{j};\n",
                 r = (i % 4) + (i / 4) * wgy * 4,
                 cj = j * wgx
             );
         }
     }
-    s += "}\n";
-    s
+    wgsl_template(
+        include_str!("../wgsl/gemm_vector.wgsl"),
+        &[
+            ("ENABLE", &enable),
+            ("TIN", &tin),
+            ("T", &t),
+            ("BM", &bm),
+            ("BN", &bn),
+            ("BK", &bk),
+            ("A_LEN", &(bm * bk / 4)),
+            ("B_LEN", &(bn * bk / 4)),
+            ("WGX", &wgx),
+            ("WGY", &wgy),
+            ("SWIZZLE", &swizzle_wgsl(GROUP_M)),
+            ("ACCUMULATORS", &accumulators),
+            ("STAGE_A", &stage_a),
+            ("STAGE_B", &stage_b),
+            ("MULTIPLY", &multiply),
+            ("STORE_C", &store_c),
+        ],
+    )
 }
