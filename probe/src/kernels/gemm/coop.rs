@@ -3,6 +3,7 @@
 //! kernel that loads fragments straight from global memory ([`CoopTile`], [`coop_wgsl`]).
 
 use super::{GROUP_M, GemmVariant, swizzle_wgsl};
+use crate::kernels::wgsl_template;
 
 /// One cooperative-matrix configuration: fragment size and fragments per subgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,56 +48,44 @@ pub fn coop_wgsl(variant: GemmVariant, tile: CoopTile) -> String {
         subgroup,
     } = tile;
     let ty = format!("coop_mat{frag}x{frag}");
-    let mut s = format!(
-        r#"enable f16;
-enable wgpu_cooperative_matrix;
-struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
-@group(0) @binding(0) var<storage, read> mat_a: array<f16>;
-@group(0) @binding(1) var<storage, read> mat_b: array<f16>;
-@group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
-@group(0) @binding(3) var<uniform> dims: Dims;
-@compute @workgroup_size({subgroup}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-{swz}    let kk = dims.k;
-    let nn = dims.n;
-    let r0 = tile_m * {bm}u;
-    let c0 = tile_n * {bn}u;
-"#,
-        bm = tile.block_m(),
-        bn = tile.block_n(),
-        swz = swizzle_wgsl(GROUP_M),
-    );
+    let mut accumulators = String::new();
+    let mut multiply = String::new();
+    let mut store_c = String::new();
     for i in 0..fm {
         for j in 0..fn_ {
-            s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
-        }
-    }
-    s += &format!("    for (var k = 0u; k < kk; k += {frag}u) {{\n");
-    for i in 0..fm {
-        s += &format!("        let pa{i} = (r0 + {o}u) * kk + k;\n", o = i * frag);
-        s += &format!("        let a{i} = coopLoadT<{ty}<f16, A>>(&mat_a[pa{i}], kk);\n");
-    }
-    for j in 0..fn_ {
-        s += &format!("        let pb{j} = k * nn + c0 + {o}u;\n", o = j * frag);
-        s += &format!("        let b{j} = coopLoadT<{ty}<f16, B>>(&mat_b[pb{j}], nn);\n");
-    }
-    for i in 0..fm {
-        for j in 0..fn_ {
-            s += &format!("        acc{i}_{j} = coopMultiplyAdd(a{i}, b{j}, acc{i}_{j});\n");
-        }
-    }
-    s += "    }\n";
-    for i in 0..fm {
-        for j in 0..fn_ {
-            s += &format!(
+            accumulators += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
+            multiply += &format!("        acc{i}_{j} = coopMultiplyAdd(a{i}, b{j}, acc{i}_{j});\n");
+            store_c += &format!(
                 "    let pc{i}_{j} = (r0 + {ro}u) * nn + c0 + {co}u;\n    coopStoreT(acc{i}_{j}, &mat_c[pc{i}_{j}], nn);\n",
                 ro = i * frag,
                 co = j * frag
             );
         }
     }
-    s += "}\n";
-    s
+    let mut loads = String::new();
+    for i in 0..fm {
+        loads += &format!("        let pa{i} = (r0 + {o}u) * kk + k;\n", o = i * frag);
+        loads += &format!("        let a{i} = coopLoadT<{ty}<f16, A>>(&mat_a[pa{i}], kk);\n");
+    }
+    for j in 0..fn_ {
+        loads += &format!("        let pb{j} = k * nn + c0 + {o}u;\n", o = j * frag);
+        loads += &format!("        let b{j} = coopLoadT<{ty}<f16, B>>(&mat_b[pb{j}], nn);\n");
+    }
+    wgsl_template(
+        include_str!("../wgsl/gemm_coop.wgsl"),
+        &[
+            ("T", &t),
+            ("SUBGROUP", &subgroup),
+            ("SWIZZLE", &swizzle_wgsl(GROUP_M)),
+            ("BM", &tile.block_m()),
+            ("BN", &tile.block_n()),
+            ("FRAG", &frag),
+            ("ACCUMULATORS", &accumulators),
+            ("LOADS", &loads),
+            ("MULTIPLY", &multiply),
+            ("STORE_C", &store_c),
+        ],
+    )
 }
 
 /// How the staged kernel reads A and B from global memory.
