@@ -374,44 +374,8 @@ pub fn staged_wgsl(variant: GemmVariant, tile: StagedTile, subgroup: u32) -> Str
     } else {
         "0u"
     };
-    let mut s = format!(
-        r#"enable f16;
-enable wgpu_cooperative_matrix;
-struct Dims {{ m: u32, n: u32, k: u32, pad: u32 }}
-@group(0) @binding(0) var<storage, read> mat_a: array<{g_ty}>;
-@group(0) @binding(1) var<storage, read> mat_b: array<{g_ty}>;
-@group(0) @binding(2) var<storage, read_write> mat_c: array<{t}>;
-@group(0) @binding(3) var<uniform> dims: Dims;
-// A slice: {bm} rows of {bk} halves, row stride {sa}; B slice: {bk} rows of {bn} halves, row
-// stride {sb} (in {sh_ty}; {ROW_PAD_HALVES} halves of padding per row); {stages} stage(s).
-var<workgroup> sh_a: array<{sh_ty}, {a_len}>;
-var<workgroup> sh_b: array<{sh_ty}, {b_len}>;
-@compute @workgroup_size({threads}, 1, 1)
-fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-{swz}    let kk = dims.k;
-    let nn = dims.n;
-    let kv = kk / {HALVES_PER_VEC4}u;
-    let nv = nn / {HALVES_PER_VEC4}u;
-    let nk = kk / {bk}u;
-    let s0 = {first_slice};
-    let r0 = tile_m * {bm}u;
-    let c0 = tile_n * {bn}u;
-    let sg_m = sg / {wn}u;
-    let sg_n = sg % {wn}u;
-    // This invocation's share of each slice copy, in 16-byte vectors.
-    let a_row = lidx / {a_vec_per_row}u;
-    let a_col = lidx % {a_vec_per_row}u;
-    let b_row = lidx / {b_vec_per_row}u;
-    let b_col = lidx % {b_vec_per_row}u;
-    let ga = (r0 + a_row) * kv + a_col;
-    let gb = b_row * nv + c0 / {HALVES_PER_VEC4}u + b_col;
-"#,
-        stages = tile.stages(),
-        a_len = a_stage * tile.stages(),
-        b_len = b_stage * tile.stages(),
-        swz = swizzle_wgsl(group_m),
-    );
+    // The body after the prologue in kernels/wgsl/gemm_staged.wgsl.
+    let mut s = String::new();
     for i in 0..fm {
         for j in 0..fnn {
             s += &format!("    var acc{i}_{j} = {ty}<{t}, C>();\n");
@@ -618,8 +582,31 @@ fn main(@builtin(local_invocation_index) lidx: u32, @builtin(subgroup_id) sg: u3
             );
         }
     }
-    s += "}\n";
-    s
+    wgsl_template(
+        include_str!("../wgsl/gemm_staged.wgsl"),
+        &[
+            ("G_TY", &g_ty),
+            ("T", &t),
+            ("BM", &bm),
+            ("BN", &bn),
+            ("BK", &bk),
+            ("SA", &sa),
+            ("SB", &sb),
+            ("SH_TY", &sh_ty),
+            ("ROW_PAD_HALVES", &ROW_PAD_HALVES),
+            ("STAGES", &tile.stages()),
+            ("A_LEN", &(a_stage * tile.stages())),
+            ("B_LEN", &(b_stage * tile.stages())),
+            ("THREADS", &threads),
+            ("SWIZZLE", &swizzle_wgsl(group_m)),
+            ("HALVES_PER_VEC4", &HALVES_PER_VEC4),
+            ("FIRST_SLICE", &first_slice),
+            ("WN", &wn),
+            ("A_VEC_PER_ROW", &a_vec_per_row),
+            ("B_VEC_PER_ROW", &b_vec_per_row),
+            ("BODY", &s),
+        ],
+    )
 }
 
 /// The cooperative-matrix fragment sizes this adapter offers for f16 inputs with the variant's
