@@ -70,6 +70,8 @@ mod emulation;
 pub use cpu_model::simulate_row;
 use emulation::emulation_library;
 
+use crate::kernels::wgsl_template;
+
 /// Largest lead (log2 units) of a block's row max over the row's reference before O is rescaled:
 /// `p ≤ 2^8 = 256` stays far inside f16's range (65504), and the f32 sums gain at most 8 bits.
 pub const RESCALE_THRESHOLD_LOG2: f32 = 8.0;
@@ -450,42 +452,30 @@ impl CoopAttention {
         } else {
             String::new()
         };
-        let mut s = format!(
-            r#"enable f16;
-{enable_coop}// {label}: head_dim {d}, causal {causal}, {ns} subgroups of {sg}, key block {bc}.
-struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
-@group(0) @binding(0) var<storage, read> q_in: array<f16>;
-@group(0) @binding(1) var<storage, read> k_in: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> v_in: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read_write> o_out: array<vec4<f16>>;
-@group(0) @binding(4) var<uniform> p: Params;
-var<workgroup> sh_k: array<{tile_ty}, {tile_len}>;
-var<workgroup> sh_v: array<{tile_ty}, {tile_len}>;
-{scratch_decl}// 128 bytes (element 0 used): NVIDIA's driver lays workgroup variables out itself, and a
-// variable whose size is not a multiple of 16-32 bytes shifts the tiles after it off the
-// alignment coopLoad/coopStore assume (H100: fragments shifted by a few elements).
-var<workgroup> rescale_flag: array<u32, 32>;
-fn add2(a: f32, b: f32) -> f32 {{ return a + b; }}
-{emu_lib}@compute @workgroup_size({wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) tid: u32{builtins}) {{
-{prelude}    let seq = p.seq;
-    let scale_log2 = p.scale_log2;
-    // Heavy (late) causal query blocks first: they start while the light ones fill the tail.
-    let qblock = nwg.x - 1u - wid.x;
-    let hb = wid.y * seq * {d}u;
-    let hb4 = wid.y * seq * {d4}u;
-    let q0 = qblock * {br}u + sgid * 16u;
-    let so = {s_index} * {s_sub}u;
-    let po = {p_index} * {p_sub}u;
-    let row = lane % 16u;
-    let part = lane / 16u;
-    let qrow = q0 + row;
-"#,
-            label = self.label(),
-            causal = self.causal,
-            s_sub = FRAG * sp,
-            p_sub = FRAG * pp,
+        let mut s = wgsl_template(
+            include_str!("../wgsl/attention_coop.wgsl"),
+            &[
+                ("ENABLE_COOP", &enable_coop),
+                ("LABEL", &self.label()),
+                ("D", &d),
+                ("CAUSAL", &self.causal),
+                ("NS", &ns),
+                ("SG", &sg),
+                ("BC", &bc),
+                ("TILE_TY", &tile_ty),
+                ("TILE_LEN", &tile_len),
+                ("SCRATCH_DECL", &scratch_decl),
+                ("EMU_LIB", &emu_lib),
+                ("WG", &wg),
+                ("BUILTINS", &builtins),
+                ("PRELUDE", &prelude),
+                ("D4", &d4),
+                ("BR", &br),
+                ("S_INDEX", &s_index),
+                ("S_SUB", &(FRAG * sp)),
+                ("P_INDEX", &p_index),
+                ("P_SUB", &(FRAG * pp)),
+            ],
         );
         let mut q_loads = String::new();
         for kd in 0..nd {
