@@ -2,9 +2,10 @@
 //! checks the kernel's output against a CPU reference on fresh random data, and only then
 //! reports a speed. A failed check is a [`Measurement`] with status `failed` and the error.
 //! The tuned kernels (GEMM, attention, decode) pick their fastest verified variant through one
-//! routine, [`search`]. Fixed shaders live in `kernels/wgsl/*.wgsl`, filled by
-//! [`wgsl_template`] where sizes vary; the generated ones (GEMM tiles, attention) are built in
-//! Rust per shape.
+//! routine, [`search`]. Every kernel's WGSL lives in `kernels/wgsl/*.wgsl`, filled by
+//! [`wgsl_template`]: sizes become numbers, and the lines a kernel unrolls per shape (register
+//! tiles, per-dimension dot products, cooperative-matrix fragment steps) are generated in Rust
+//! and filled in as blocks.
 
 use std::collections::BTreeMap;
 
