@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# The probe's tests validate reports against probe/report.schema.json with Python's jsonschema,
+# The probe's tests validate reports against core/src/report.schema.json with Python's jsonschema,
 # run by whichever python3 is first on PATH.
 if ! python3 -c 'import jsonschema' 2>/dev/null; then
   step "installing Python's jsonschema for $(command -v python3)"

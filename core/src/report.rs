@@ -1,6 +1,7 @@
 //! The probe report: what `headroom probe` and the browser benchmark write, and what the site and
-//! `headroom fit --probe` read. Versioned by `schema_version`; the JSON Schema is checked in at
-//! `probe/report.schema.json` and a test validates written reports against it.
+//! `headroom fit --probe` read. Versioned by `schema_version`; the JSON Schema sits beside these
+//! types (`core/src/report.schema.json`, also [`SCHEMA_JSON`]); tests hold it to the types and
+//! validate written reports against it. Stage and metric names are the enums of [`names`].
 //!
 //! A report is written after every stage (temporary file, then rename), so a report whose
 //! `complete` is `false` is a partial run (interrupted, crashed, or still running) whose finished
@@ -57,6 +58,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 
+pub mod names;
+
+pub use names::{
+    AttentionMetric, AttentionStorage, BandwidthMetric, DecodeMetric, GemmMetric, Metric, Stage,
+    UnknownName,
+};
+
+/// The report's JSON Schema (draft 2020-12).
+pub const SCHEMA_JSON: &str = include_str!("report.schema.json");
+
 /// The schema version this build writes and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -70,7 +81,7 @@ pub struct MeasuredDevice {
     /// Total device memory (discrete) or RAM (unified), bytes, if known.
     pub memory_bytes: Option<u64>,
     /// Memory the GPU may use: Metal's working set, or the largest model size that fit cleanly
-    /// in the allocation sweep, bytes, if measured.
+    /// in the allocation stage, bytes, if measured.
     pub usable_bytes: Option<u64>,
     /// Measured read bandwidth, bytes per second.
     pub read_bandwidth_bytes_per_s: Option<f64>,
@@ -232,12 +243,12 @@ pub struct ProbeSettings {
     /// `--quick`: smaller sizes and shorter measurements.
     pub quick: bool,
     /// `--only`: the stages asked for (empty = all).
-    pub only: Vec<String>,
-    /// Memory budget for the sweep and the largest buffer, bytes, if any.
+    pub only: Vec<Stage>,
+    /// Memory budget for the allocation stage and the largest buffer, bytes, if any.
     pub budget_bytes: Option<u64>,
     /// Where the budget came from (`--budget`, 90% of device memory, Metal working set, ...).
     pub budget_source: String,
-    /// `--allow-swap`: the sweep may go past the swap knee.
+    /// `--allow-swap`: the allocation stage may go past the swap knee.
     pub allow_swap: bool,
 }
 
@@ -253,11 +264,11 @@ pub enum Status {
     Skipped,
 }
 
-/// One stage of the probe (`gemm`, `attention`, `bandwidth`, `max_buffer`, `sweep`, `decode`).
+/// One stage of the probe run and what it measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageRecord {
-    /// Stage name.
-    pub stage: String,
+    /// The stage.
+    pub stage: Stage,
     /// Outcome of the stage as a whole.
     pub status: Status,
     /// Why it was skipped or failed.
@@ -271,27 +282,27 @@ pub struct StageRecord {
     /// Result of the largest-buffer stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_buffer: Option<MaxBufferResult>,
-    /// Result of the model-size sweep.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<SweepResult>,
+    /// Result of the model-size allocation stage (JSON `sweep`).
+    #[serde(rename = "sweep", default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<AllocationResult>,
 }
 
 impl StageRecord {
     /// A record of `stage` with `status` and nothing measured yet (no reason, no time, no results).
-    pub fn new(stage: &str, status: Status) -> StageRecord {
+    pub fn new(stage: Stage, status: Status) -> StageRecord {
         StageRecord {
-            stage: stage.to_owned(),
+            stage,
             status,
             reason: None,
             duration_s: 0.0,
             measurements: Vec::new(),
             max_buffer: None,
-            sweep: None,
+            allocation: None,
         }
     }
 
     /// A stage that did not run, and why.
-    pub fn skipped(stage: &str, reason: impl Into<String>) -> StageRecord {
+    pub fn skipped(stage: Stage, reason: impl Into<String>) -> StageRecord {
         StageRecord {
             reason: Some(reason.into()),
             ..StageRecord::new(stage, Status::Skipped)
@@ -302,9 +313,9 @@ impl StageRecord {
 /// One timed, verified kernel run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
-    /// Variant id, e.g. `gemm.f32`, `gemm.f16.acc_f16`, `gemm.coop.f16.acc_f32`,
+    /// What was measured, e.g. `gemm.f32`, `gemm.coop.f16.acc_f32`,
     /// `attention.f16.d128.causal`, `bandwidth.copy`, `decode.q4_0`.
-    pub name: String,
+    pub name: Metric,
     /// Outcome; a failed check is `failed` with `error` set and no speed.
     pub status: Status,
     /// Why it failed or was skipped.
@@ -393,10 +404,10 @@ pub struct AllocationAttempt {
     pub error: Option<String>,
 }
 
-/// Why the model-size sweep stopped.
+/// Why the model-size allocation stage stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SweepStopReason {
+pub enum AllocationStopReason {
     /// The next step would pass the memory budget.
     Budget,
     /// An allocation, fill or check failed (out of memory, validation error, device lost).
@@ -409,24 +420,24 @@ pub enum SweepStopReason {
     NothingToAllocate,
 }
 
-/// The model-size allocation sweep.
+/// The model-size allocation stage: fp16 weights held in growing steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepResult {
+pub struct AllocationResult {
     /// Parameters added per step.
     pub step_params: u64,
     /// Bytes per parameter (2: fp16).
     pub bytes_per_param: u64,
     /// Size of each allocated buffer, bytes (at most the binding limit).
     pub chunk_bytes: u64,
-    /// Budget the sweep stayed within, bytes, if any.
+    /// Budget the stage stayed within, bytes, if any.
     pub budget_bytes: Option<u64>,
     /// A step whose seconds per GB exceed this factor times the median of the earlier steps
     /// counts as swapping.
     pub swap_factor: f64,
     /// Every step taken, in order (the failed one last, if any).
-    pub steps: Vec<SweepStep>,
-    /// Why the sweep ended.
-    pub stop_reason: SweepStopReason,
+    pub steps: Vec<AllocationStep>,
+    /// Why the stage ended.
+    pub stop_reason: AllocationStopReason,
     /// Details of the stop (the error, the budget, the jump).
     pub stop_detail: String,
     /// Largest model that fit cleanly (allocated, filled, verified, before any swap knee),
@@ -436,9 +447,9 @@ pub struct SweepResult {
     pub largest_clean_bytes: u64,
 }
 
-/// One step of the sweep.
+/// One step of the allocation stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepStep {
+pub struct AllocationStep {
     /// Model size held after the step, parameters.
     pub params: u64,
     /// Bytes held after the step.
@@ -501,8 +512,8 @@ impl ProbeReport {
     }
 
     /// A stage's record, if it ran or was skipped.
-    pub fn stage(&self, name: &str) -> Option<&StageRecord> {
-        self.stages.iter().find(|s| s.stage == name)
+    pub fn stage(&self, stage: Stage) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.stage == stage)
     }
 
     /// Every successful measurement of every stage.
@@ -527,17 +538,17 @@ impl ProbeReport {
         } else {
             adapter.and_then(|a| a.device_local_memory_bytes)
         };
-        let best = |prefix: &str, field: fn(&Measurement) -> Option<f64>| {
+        let best = |wanted: fn(Metric) -> bool, field: fn(&Measurement) -> Option<f64>| {
             self.ok_measurements()
-                .filter(|m| m.name.starts_with(prefix))
+                .filter(|m| wanted(m.name))
                 .filter_map(field)
                 .fold(None, |acc: Option<f64>, x| {
                     Some(acc.map_or(x, |a| a.max(x)))
                 })
         };
-        let sweep_clean = self
-            .stage("sweep")
-            .and_then(|s| s.sweep.as_ref())
+        let allocation_clean = self
+            .stage(Stage::Allocation)
+            .and_then(|s| s.allocation.as_ref())
             .map(|s| s.largest_clean_bytes)
             .filter(|&b| b > 0);
         let working_set = self
@@ -545,40 +556,377 @@ impl ProbeReport {
             .macos
             .as_ref()
             .and_then(|m| m.recommended_max_working_set_bytes);
-        let decode = self
+        // Prefer q4_0 (the common local format), else the first decode figure.
+        let decodes: Vec<(Metric, f64)> = self
             .ok_measurements()
-            .filter(|m| m.name.starts_with("decode."))
-            .filter_map(|m| m.tokens_per_s.map(|t| (m.name.as_str(), t)))
-            .fold(None, |acc: Option<(&str, f64)>, (name, t)| {
-                // Prefer q4_0 (the common local format), else the first.
-                match acc {
-                    Some(("decode.q4_0", _)) => acc,
-                    Some(_) if name == "decode.q4_0" => Some((name, t)),
-                    Some(_) => acc,
-                    None => Some((name, t)),
-                }
-            })
-            .map(|(_, t)| t);
+            .filter(|m| matches!(m.name, Metric::Decode(_)))
+            .filter_map(|m| m.tokens_per_s.map(|t| (m.name, t)))
+            .collect();
+        let decode = decodes
+            .iter()
+            .find(|(m, _)| *m == Metric::Decode(DecodeMetric::Q4_0))
+            .or(decodes.first())
+            .map(|&(_, t)| t);
         MeasuredDevice {
             name: adapter.map_or_else(String::new, |a| a.name.clone()),
             unified_memory,
             memory_bytes,
-            usable_bytes: sweep_clean.or(working_set),
-            read_bandwidth_bytes_per_s: best("bandwidth.read", |m| m.bytes_per_s),
-            fp32_flops: best("gemm.f32", |m| m.flops_per_s),
-            fp16_flops: best("gemm.", |m| {
-                if m.name.starts_with("gemm.f32") {
-                    None
-                } else {
-                    m.flops_per_s
-                }
-            }),
+            usable_bytes: allocation_clean.or(working_set),
+            read_bandwidth_bytes_per_s: best(
+                |m| m == Metric::Bandwidth(BandwidthMetric::Read),
+                |m| m.bytes_per_s,
+            ),
+            fp32_flops: best(|m| m == Metric::Gemm(GemmMetric::F32), |m| m.flops_per_s),
+            fp16_flops: best(
+                |m| matches!(m, Metric::Gemm(g) if g != GemmMetric::F32),
+                |m| m.flops_per_s,
+            ),
             max_buffer_bytes: self
-                .stage("max_buffer")
+                .stage(Stage::MaxBuffer)
                 .and_then(|s| s.max_buffer.as_ref())
                 .map(|m| m.largest_verified_bytes)
                 .filter(|&b| b > 0),
             decode_simulation_tokens_per_s: decode,
+        }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    //! The schema beside the types: every stage and metric name the code knows appears in it,
+    //! and a report this code writes validates against it. The validator below covers the
+    //! keywords the schema uses (`type`, `enum`, `const`, `minimum`, `maximum`, `properties`,
+    //! `required`, `additionalProperties`, `items`, `$ref`, `anyOf`, `allOf`, `if`/`then`,
+    //! `not`); `pattern` is only checked by the Python `jsonschema` run of the probe's tests.
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn schema() -> Value {
+        serde_json::from_str(SCHEMA_JSON).unwrap_or_else(|e| panic!("schema is not JSON: {e}"))
+    }
+
+    fn resolve<'a>(root: &'a Value, reference: &str) -> &'a Value {
+        let name = reference
+            .strip_prefix("#/$defs/")
+            .unwrap_or_else(|| panic!("unsupported $ref {reference}"));
+        &root["$defs"][name]
+    }
+
+    fn type_matches(kind: &str, value: &Value) -> bool {
+        match kind {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            other => panic!("unsupported type {other}"),
+        }
+    }
+
+    /// Every violation of `schema` by `value`, each with its JSON path.
+    fn violations(root: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(rules) = schema.as_object() else {
+            return out;
+        };
+        if let Some(reference) = rules.get("$ref").and_then(Value::as_str) {
+            out.extend(violations(root, resolve(root, reference), value, path));
+        }
+        if let Some(kind) = rules.get("type") {
+            let ok = match kind {
+                Value::String(k) => type_matches(k, value),
+                Value::Array(ks) => ks
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|k| type_matches(k, value)),
+                _ => true,
+            };
+            if !ok {
+                out.push(format!("{path}: {value} is not of type {kind}"));
+            }
+        }
+        if let Some(Value::Array(allowed)) = rules.get("enum")
+            && !allowed.contains(value)
+        {
+            out.push(format!("{path}: {value} is not one of {allowed:?}"));
+        }
+        if let Some(constant) = rules.get("const")
+            && constant != value
+        {
+            out.push(format!("{path}: {value} is not {constant}"));
+        }
+        if let (Some(min), Some(x)) = (rules.get("minimum").and_then(Value::as_f64), value.as_f64())
+            && x < min
+        {
+            out.push(format!("{path}: {x} < minimum {min}"));
+        }
+        if let (Some(max), Some(x)) = (rules.get("maximum").and_then(Value::as_f64), value.as_f64())
+            && x > max
+        {
+            out.push(format!("{path}: {x} > maximum {max}"));
+        }
+        if let Some(object) = value.as_object() {
+            let properties = rules.get("properties").and_then(Value::as_object);
+            for name in rules
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(name) = name.as_str()
+                    && !object.contains_key(name)
+                {
+                    out.push(format!("{path}: required `{name}` is missing"));
+                }
+            }
+            for (key, item) in object {
+                match properties.and_then(|p| p.get(key)) {
+                    Some(sub) => out.extend(violations(root, sub, item, &format!("{path}.{key}"))),
+                    None if rules.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        out.push(format!("{path}: `{key}` is not in the schema"));
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let (Some(items), Some(array)) = (rules.get("items"), value.as_array()) {
+            for (i, item) in array.iter().enumerate() {
+                out.extend(violations(root, items, item, &format!("{path}[{i}]")));
+            }
+        }
+        if let Some(Value::Array(options)) = rules.get("anyOf")
+            && !options
+                .iter()
+                .any(|o| violations(root, o, value, path).is_empty())
+        {
+            out.push(format!("{path}: {value} matches none of anyOf"));
+        }
+        for sub in rules
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.extend(violations(root, sub, value, path));
+        }
+        if let (Some(condition), Some(then)) = (rules.get("if"), rules.get("then"))
+            && violations(root, condition, value, path).is_empty()
+        {
+            out.extend(violations(root, then, value, path));
+        }
+        if let Some(not) = rules.get("not")
+            && violations(root, not, value, path).is_empty()
+        {
+            out.push(format!("{path}: {value} matches a `not`"));
+        }
+        out
+    }
+
+    fn strings(value: &Value) -> Vec<String> {
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn the_schema_lists_every_stage_and_metric_name() {
+        let root = schema();
+        let defs = &root["$defs"];
+        let stages: Vec<String> = Stage::ALL.iter().map(|s| s.name().to_owned()).collect();
+        assert_eq!(
+            strings(&defs["stage"]["properties"]["stage"]["enum"]),
+            stages
+        );
+        assert_eq!(
+            strings(&defs["settings"]["properties"]["only"]["items"]["enum"]),
+            stages
+        );
+        let metrics: Vec<String> = Metric::all().iter().map(Metric::to_string).collect();
+        assert_eq!(
+            strings(&defs["measurement"]["properties"]["name"]["enum"]),
+            metrics
+        );
+        let stops = strings(&defs["sweep"]["properties"]["stop_reason"]["enum"]);
+        for reason in [
+            AllocationStopReason::Budget,
+            AllocationStopReason::Error,
+            AllocationStopReason::Swapping,
+            AllocationStopReason::TimeLimit,
+            AllocationStopReason::NothingToAllocate,
+        ] {
+            let name = serde_json::to_value(reason).unwrap_or_default();
+            assert!(
+                stops.iter().any(|s| Some(s.as_str()) == name.as_str()),
+                "{name}"
+            );
+        }
+    }
+
+    /// A report with every kind of record: each stage, a verified measurement of every metric,
+    /// a failed and a skipped one, the largest buffer and the allocation stage.
+    fn full_report() -> ProbeReport {
+        let mut stages: Vec<StageRecord> = Vec::new();
+        for stage in Stage::ALL {
+            let mut record = StageRecord::new(stage, Status::Ok);
+            record.duration_s = 1.5;
+            for metric in Metric::all().into_iter().filter(|m| m.stage() == stage) {
+                record.measurements.push(Measurement {
+                    name: metric,
+                    status: Status::Ok,
+                    error: None,
+                    params: BTreeMap::from([("n".to_owned(), json!(256))]),
+                    verification: Some(Verification {
+                        passed: true,
+                        rel_error: 1e-6,
+                        tolerance: 1e-4,
+                        checked_elements: 256,
+                        reference: "f64 on the CPU".to_owned(),
+                    }),
+                    timing: Some(Timing {
+                        timer: "gpu_timestamp".to_owned(),
+                        iterations: 3,
+                        total_s: 0.3,
+                        per_iter_s: 0.1,
+                    }),
+                    flops_per_s: matches!(metric, Metric::Gemm(_) | Metric::Attention(_))
+                        .then_some(1e12),
+                    bytes_per_s: matches!(metric, Metric::Bandwidth(_) | Metric::Decode(_))
+                        .then_some(1e11),
+                    bytes_counted: matches!(metric, Metric::Bandwidth(_))
+                        .then(|| "read".to_owned()),
+                    tokens_per_s: matches!(metric, Metric::Decode(_)).then_some(50.0),
+                    accumulator: matches!(metric, Metric::Gemm(_)).then(|| "f32".to_owned()),
+                });
+            }
+            if let Some(first) = record.measurements.first().cloned() {
+                record.measurements.push(Measurement {
+                    status: Status::Failed,
+                    error: Some("wrong result".to_owned()),
+                    verification: None,
+                    timing: None,
+                    flops_per_s: None,
+                    bytes_per_s: None,
+                    bytes_counted: None,
+                    tokens_per_s: None,
+                    ..first
+                });
+            }
+            match stage {
+                Stage::MaxBuffer => {
+                    record.max_buffer = Some(MaxBufferResult {
+                        adapter_limit_bytes: 1 << 31,
+                        searched_up_to_bytes: 1 << 30,
+                        largest_accepted_bytes: 1 << 30,
+                        largest_verified_bytes: 1 << 30,
+                        attempts: vec![AllocationAttempt {
+                            bytes: 1 << 30,
+                            accepted: true,
+                            verified: true,
+                            error: None,
+                        }],
+                    });
+                }
+                Stage::Allocation => {
+                    record.reason = Some("stopped: budget".to_owned());
+                    record.allocation = Some(AllocationResult {
+                        step_params: 1 << 20,
+                        bytes_per_param: 2,
+                        chunk_bytes: 1 << 21,
+                        budget_bytes: Some(1 << 22),
+                        swap_factor: 4.0,
+                        steps: vec![AllocationStep {
+                            params: 1 << 20,
+                            total_bytes: 1 << 21,
+                            step_s: 0.01,
+                            s_per_gb: 0.5,
+                            ok: true,
+                            error: None,
+                        }],
+                        stop_reason: AllocationStopReason::Budget,
+                        stop_detail: "budget".to_owned(),
+                        largest_clean_params: 1 << 20,
+                        largest_clean_bytes: 1 << 21,
+                    });
+                }
+                _ => {}
+            }
+            stages.push(record);
+        }
+        stages.push(StageRecord::skipped(Stage::Gemm, "not selected by --only"));
+        ProbeReport {
+            schema_version: SCHEMA_VERSION,
+            tool: ToolInfo {
+                name: "headroom".to_owned(),
+                version: "0.1.0".to_owned(),
+            },
+            date_utc: "2026-11-22T03:00:00Z".to_owned(),
+            complete: true,
+            host: HostInfo {
+                os: "linux".to_owned(),
+                arch: "x86_64".to_owned(),
+                cpu_cores: Some(2),
+                ram_bytes: Some(1 << 33),
+                ..HostInfo::default()
+            },
+            adapters: vec![AdapterInfo {
+                index: 0,
+                name: "llvmpipe".to_owned(),
+                backend: "vulkan".to_owned(),
+                device_type: "cpu".to_owned(),
+                driver: "llvmpipe".to_owned(),
+                driver_info: "Mesa".to_owned(),
+                vendor_id: 0,
+                device_id: 0,
+                unified_memory: true,
+                device_local_memory_bytes: None,
+                limits: AdapterLimits::default(),
+                features: vec!["SHADER_F16".to_owned()],
+                cooperative_matrix: Vec::new(),
+            }],
+            selected_adapter: Some(0),
+            settings: ProbeSettings {
+                quick: true,
+                only: vec![Stage::Gemm, Stage::Allocation],
+                budget_bytes: Some(1 << 30),
+                budget_source: "--budget".to_owned(),
+                allow_swap: false,
+            },
+            stages,
+        }
+    }
+
+    #[test]
+    fn a_written_report_validates_against_the_schema() {
+        let root = schema();
+        let written: Value = serde_json::from_str(&full_report().to_json())
+            .unwrap_or_else(|e| panic!("written report is not JSON: {e}"));
+        let errors = violations(&root, &root, &written, "$");
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    #[test]
+    fn the_validator_rejects_what_the_schema_forbids() {
+        let root = schema();
+        let good: Value = serde_json::from_str(&full_report().to_json()).unwrap_or_default();
+        let mut bad = good.clone();
+        bad["stages"][0]["stage"] = json!("warmup");
+        bad["stages"][0]["measurements"][0]["name"] = json!("gemm.f64");
+        bad["stages"][1]["colour"] = json!("red");
+        bad["settings"]
+            .as_object_mut()
+            .map(|o| o.remove("budget_source"));
+        let errors = violations(&root, &root, &bad, "$");
+        for needle in ["warmup", "gemm.f64", "`colour`", "budget_source"] {
+            assert!(
+                errors.iter().any(|e| e.contains(needle)),
+                "{needle}: {errors:#?}"
+            );
         }
     }
 }

@@ -1,9 +1,13 @@
 //! # headroom-probe
 //!
 //! WGSL kernels and their wgpu runners that measure a machine: GEMM (f32, f16, cooperative
-//! matrix), attention, bandwidth, largest buffer, the model-size allocation sweep and decode
+//! matrix), attention, bandwidth, largest buffer, the model-size allocation stage and decode
 //! simulation. Runners take `&wgpu::Device, &wgpu::Queue` and never create a device themselves,
 //! so the same code runs natively (the `headroom` binary) and in the browser (the site).
+//!
+//! * [`plan`] — what a probe run measures, at which sizes and within which budget, decided once
+//!   for the CLI and the site.
+//! * [`run`] — the `async` loop that carries a plan out and reports progress through a trait.
 //!
 //! * [`kernels`] — one module per kernel; each `run` checks its output against a CPU reference on
 //!   fresh random data before a speed counts, and returns report types from
@@ -19,6 +23,8 @@ pub mod discovery;
 pub mod gpu;
 pub mod kernels;
 pub mod pattern;
+pub mod plan;
+pub mod run;
 
 use thiserror::Error;
 
@@ -34,7 +40,7 @@ pub enum ProbeError {
         /// The compiler's message.
         detail: String,
     },
-    /// The device ran out of memory (or a simulated out-of-memory, see `sweep`).
+    /// The device ran out of memory (or a simulated out-of-memory, see `kernels::allocation`).
     #[error("out of memory: {0}")]
     OutOfMemory(String),
     /// A validation or internal error from wgpu.

@@ -3,22 +3,7 @@
 //! for word (on the GPU, counting mismatches) without moving it to the host.
 
 /// WGSL source of `pattern(index, seed) -> u32`, included by the kernels that fill and check.
-pub const PATTERN_WGSL: &str = r#"
-fn pattern(index: u32, seed: u32) -> u32 {
-    var x = index * 0x9E3779B9u + seed;
-    x = x ^ (x >> 16u);
-    x = x * 0x7feb352du;
-    x = x ^ (x >> 15u);
-    x = x * 0x846ca68bu;
-    x = x ^ (x >> 16u);
-    return x;
-}
-// A finite f16 pair in ±[2^-3, 2^-2) from pattern bits: sign and mantissa random, exponent
-// fixed, so weights and scales are never NaN or infinite.
-fn half_pair(bits: u32) -> u32 {
-    return (bits & 0x83FF83FFu) | 0x30003000u;
-}
-"#;
+pub const PATTERN_WGSL: &str = include_str!("kernels/wgsl/pattern.wgsl");
 
 /// CPU twin of the WGSL `pattern` (lowbias32 by Chris Wellons over a Weyl sequence).
 pub fn pattern(index: u32, seed: u32) -> u32 {

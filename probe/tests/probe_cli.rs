@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use headroom_core::report::{ProbeReport, Status, SweepStopReason};
+use headroom_core::report::{AllocationStopReason, ProbeReport, Stage, Status};
 
 const BIN: &str = env!("CARGO_BIN_EXE_headroom");
 const MIB: u64 = 1 << 20;
@@ -37,11 +37,11 @@ fn assert_success(out: &Output) {
     );
 }
 
-/// Validates a report file against probe/report.schema.json with Python's `jsonschema`
+/// Validates a report file against core/src/report.schema.json with Python's `jsonschema`
 /// (Draft 2020-12). Chosen over a Rust validator crate: no extra Rust dependencies or build
 /// time, and it is an independent implementation of the schema language.
 fn validate_against_schema(report: &Path) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("report.schema.json");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src/report.schema.json");
     let script = "import json, sys, jsonschema\n\
         schema = json.load(open(sys.argv[1]))\n\
         jsonschema.Draft202012Validator.check_schema(schema)\n\
@@ -79,7 +79,7 @@ fn quick_run_writes_a_schema_valid_report_and_show_reads_it() {
     validate_against_schema(&out_path);
     let report = read_report(&out_path);
     assert!(report.complete);
-    let names: Vec<&str> = report.stages.iter().map(|s| s.stage.as_str()).collect();
+    let names: Vec<&str> = report.stages.iter().map(|s| s.stage.name()).collect();
     assert_eq!(
         names,
         [
@@ -127,7 +127,7 @@ fn ctrl_c_leaves_a_valid_partial_report() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    // Wait until the first stage is in the file, then interrupt.
+    // Wait until the first stage is in the file (it is written as it begins), then interrupt.
     let start = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(&out_path)
@@ -174,17 +174,17 @@ fn the_sweep_stops_at_the_budget() {
     validate_against_schema(&out_path);
     let report = read_report(&out_path);
     let sweep = report
-        .stage("sweep")
-        .and_then(|s| s.sweep.as_ref())
+        .stage(Stage::Allocation)
+        .and_then(|s| s.allocation.as_ref())
         .expect("sweep result");
-    assert_eq!(sweep.stop_reason, SweepStopReason::Budget, "{sweep:?}");
+    assert_eq!(sweep.stop_reason, AllocationStopReason::Budget, "{sweep:?}");
     assert!(!sweep.steps.is_empty());
     assert!(
         sweep.steps.iter().all(|s| s.total_bytes <= 100 * MIB),
         "{sweep:?}"
     );
     let mb = report
-        .stage("max_buffer")
+        .stage(Stage::MaxBuffer)
         .and_then(|s| s.max_buffer.as_ref())
         .expect("max_buffer");
     assert!(
@@ -192,7 +192,7 @@ fn the_sweep_stops_at_the_budget() {
         "{mb:?}"
     );
     assert_eq!(
-        report.stage("gemm").map(|s| s.status),
+        report.stage(Stage::Gemm).map(|s| s.status),
         Some(Status::Skipped)
     );
 }
@@ -209,10 +209,10 @@ fn a_simulated_out_of_memory_is_recorded_not_a_crash() {
     validate_against_schema(&out_path);
     let report = read_report(&out_path);
     let sweep = report
-        .stage("sweep")
-        .and_then(|s| s.sweep.as_ref())
+        .stage(Stage::Allocation)
+        .and_then(|s| s.allocation.as_ref())
         .expect("sweep result");
-    assert_eq!(sweep.stop_reason, SweepStopReason::Error, "{sweep:?}");
+    assert_eq!(sweep.stop_reason, AllocationStopReason::Error, "{sweep:?}");
     assert!(
         sweep.stop_detail.contains("out of memory"),
         "{}",
@@ -220,7 +220,7 @@ fn a_simulated_out_of_memory_is_recorded_not_a_crash() {
     );
     assert!(sweep.largest_clean_bytes <= 80 * MIB && sweep.largest_clean_bytes > 0);
     let mb = report
-        .stage("max_buffer")
+        .stage(Stage::MaxBuffer)
         .and_then(|s| s.max_buffer.as_ref())
         .expect("max_buffer");
     assert!(mb.largest_verified_bytes <= 80 * MIB, "{mb:?}");

@@ -7,11 +7,14 @@
 //! FLOPs counted: 4·B·H·S²·D without a mask, half that with the causal mask (the work a causal
 //! kernel must do), the convention of FlashAttention's benchmarks.
 
-use headroom_core::report::{Measurement, Status, Verification};
+use headroom_core::report::{
+    AttentionMetric, AttentionStorage, Measurement, Metric, Status, Verification,
+};
 
 use crate::gpu::{Gpu, scoped};
-use crate::kernels::attention_coop::{CoopAttention, Diag, FRAG, diag_reference};
-use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped};
+use crate::kernels::attention_coop::{CoopAttention, FRAG};
+use crate::kernels::search::{Rejected, search};
+use crate::kernels::{MeasureSettings, failed, rel_frobenius, skipped, wgsl_template};
 use crate::{ProbeError, Rng, params};
 
 /// Query rows per workgroup (one per invocation).
@@ -51,14 +54,17 @@ pub struct AttentionParams {
 }
 
 impl AttentionParams {
-    /// Report name, e.g. `attention.f16.d128.causal`.
-    pub fn name(&self, f16: bool) -> String {
-        format!(
-            "attention.{}.d{}.{}",
-            if f16 { "f16" } else { "f32" },
-            self.head_dim,
-            if self.causal { "causal" } else { "full" }
-        )
+    /// The report's metric, e.g. `attention.f16.d128.causal`.
+    pub fn metric(&self, f16: bool) -> Metric {
+        Metric::Attention(AttentionMetric {
+            storage: if f16 {
+                AttentionStorage::F16
+            } else {
+                AttentionStorage::F32
+            },
+            head_dim: self.head_dim,
+            causal: self.causal,
+        })
     }
 }
 
@@ -76,82 +82,63 @@ fn key_block(head_dim: u32, shared_limit_bytes: u32) -> u32 {
 pub fn wgsl(head_dim: u32, causal: bool, f16: bool, key_block: u32) -> String {
     let d4 = head_dim / 4;
     let st = if f16 { "f16" } else { "f32" };
-    let enable = if f16 { "enable f16;\n" } else { "" };
-    let bc = key_block;
-    let mut s = format!(
-        r#"{enable}
-struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
-@group(0) @binding(0) var<storage, read> q_in: array<vec4<{st}>>;
-@group(0) @binding(1) var<storage, read> k_in: array<vec4<{st}>>;
-@group(0) @binding(2) var<storage, read> v_in: array<vec4<{st}>>;
-@group(0) @binding(3) var<storage, read_write> o_out: array<vec4<{st}>>;
-@group(0) @binding(4) var<uniform> p: Params;
-var<workgroup> ks: array<vec4<f32>, {kv_len}>;
-var<workgroup> vs: array<vec4<f32>, {kv_len}>;
-@compute @workgroup_size({QUERY_BLOCK})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let seq = p.seq;
-    let head_base = wid.y * seq * {d4}u;
-    let row = wid.x * {QUERY_BLOCK}u + lid.x;
-    let q_base = head_base + row * {d4}u;
-"#,
-        kv_len = bc * d4
-    );
-    // q pre-scaled by log2(e)/sqrt(d): the softmax then uses exp2.
-    for i in 0..d4 {
-        s += &format!("    let q{i} = vec4<f32>(q_in[q_base + {i}u]) * p.scale_log2;\n");
-        s += &format!("    var o{i} = vec4<f32>(0.0);\n");
-    }
-    s += "    var m = -1e30;\n    var l = 0.0;\n";
-    if causal {
-        s += &format!("    let key_end = (wid.x + 1u) * {QUERY_BLOCK}u;\n");
-    } else {
-        s += "    let key_end = seq;\n";
-    }
-    s += &format!(
-        r#"    for (var k0 = 0u; k0 < key_end; k0 += {bc}u) {{
-        workgroupBarrier();
-        for (var t = lid.x; t < {kv_len}u; t += {QUERY_BLOCK}u) {{
-            ks[t] = vec4<f32>(k_in[head_base + k0 * {d4}u + t]);
-            vs[t] = vec4<f32>(v_in[head_base + k0 * {d4}u + t]);
-        }}
-        workgroupBarrier();
-        var sc: array<f32, {bc}>;
-        var tile_max = -1e30;
-        for (var j = 0u; j < {bc}u; j++) {{
-            let kb = j * {d4}u;
-            var dot_sum = 0.0;
-"#,
-        kv_len = bc * d4
-    );
-    for i in 0..d4 {
-        s += &format!("            dot_sum += dot(q{i}, ks[kb + {i}u]);\n");
-    }
-    if causal {
-        s += "            if (k0 + j > row) { dot_sum = -1e30; }\n";
-    }
-    s += r#"            sc[j] = dot_sum;
-            tile_max = max(tile_max, dot_sum);
-        }
-        let m_new = max(m, tile_max);
-        let correction = exp2(m - m_new);
-        l = l * correction;
-"#;
-    for i in 0..d4 {
-        s += &format!("        o{i} = o{i} * correction;\n");
-    }
-    s += &format!(
-        "        for (var j = 0u; j < {bc}u; j++) {{\n            let pj = exp2(sc[j] - m_new);\n            l += pj;\n            let vb = j * {d4}u;\n"
-    );
-    for i in 0..d4 {
-        s += &format!("            o{i} = fma(vec4<f32>(pj), vs[vb + {i}u], o{i});\n");
-    }
-    s += "        }\n        m = m_new;\n    }\n    let inv_l = 1.0 / l;\n";
-    for i in 0..d4 {
-        s += &format!("    o_out[q_base + {i}u] = vec4<{st}>(o{i} * inv_l);\n");
-    }
-    s += "}\n";
-    s
+    // One line per vec4 of the head: q, the accumulator o and the dot products stay in
+    // registers, unrolled for the head size.
+    let per_vec4 = |line: &dyn Fn(u32) -> String| -> String { (0..d4).map(line).collect() };
+    wgsl_template(
+        include_str!("wgsl/attention.wgsl"),
+        &[
+            ("ENABLE", &if f16 { "enable f16;\n" } else { "" }),
+            ("ST", &st),
+            ("KV_LEN", &(key_block * d4)),
+            ("QUERY_BLOCK", &QUERY_BLOCK),
+            ("D4", &d4),
+            ("BC", &key_block),
+            // q pre-scaled by log2(e)/sqrt(d): the softmax then uses exp2.
+            (
+                "Q_LOADS",
+                &per_vec4(&|i| {
+                    format!(
+                        "    let q{i} = vec4<f32>(q_in[q_base + {i}u]) * p.scale_log2;\n    var o{i} = vec4<f32>(0.0);\n"
+                    )
+                }),
+            ),
+            (
+                "KEY_END",
+                &if causal {
+                    format!("    let key_end = (wid.x + 1u) * {QUERY_BLOCK}u;\n")
+                } else {
+                    "    let key_end = seq;\n".to_owned()
+                },
+            ),
+            (
+                "DOTS",
+                &per_vec4(&|i| format!("            dot_sum += dot(q{i}, ks[kb + {i}u]);\n")),
+            ),
+            (
+                "MASK",
+                &if causal {
+                    "            if (k0 + j > row) { dot_sum = -1e30; }\n"
+                } else {
+                    ""
+                },
+            ),
+            (
+                "RESCALE_O",
+                &per_vec4(&|i| format!("        o{i} = o{i} * correction;\n")),
+            ),
+            (
+                "ACCUMULATE_O",
+                &per_vec4(&|i| {
+                    format!("            o{i} = fma(vec4<f32>(pj), vs[vb + {i}u], o{i});\n")
+                }),
+            ),
+            (
+                "STORE_O",
+                &per_vec4(&|i| format!("    o_out[q_base + {i}u] = vec4<{st}>(o{i} * inv_l);\n")),
+            ),
+        ],
+    )
 }
 
 /// One output row of `softmax(Q·Kᵀ/√d)·V` in f64 for one head (`q`, `k`, `v`: `[seq][d]`).
@@ -231,14 +218,14 @@ impl Candidate {
 pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams) -> Measurement {
     let gpu = Gpu::new(device, queue);
     let f16 = gpu.has(wgpu::Features::SHADER_F16);
-    let name = p.name(f16);
+    let name = p.metric(f16);
     let mut base = params! {
         "batch" => p.batch, "heads" => p.heads, "seq" => p.seq, "head_dim" => p.head_dim,
         "causal" => p.causal, "storage" => if f16 { "f16" } else { "f32" }, "compute" => "f32",
     };
     if !matches!(p.head_dim, 64 | 128) || !p.seq.is_multiple_of(QUERY_BLOCK) || p.seq == 0 {
         return skipped(
-            &name,
+            name,
             base,
             "head_dim must be 64 or 128 and seq a multiple of 64",
         );
@@ -251,8 +238,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         .next_power_of_two()
         .min(fit);
     let mut candidates = vec![Candidate::Scalar(bc)];
-    let mut tried = serde_json::Map::new();
-    let mut first_pass = serde_json::Map::new();
+    let mut not_run = serde_json::Map::new();
     let coop_ready = f16
         && gpu.has(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
         && gpu.has(wgpu::Features::SUBGROUP)
@@ -261,14 +247,14 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         (true, Some(sg)) => {
             for c in CoopAttention::candidates(p.head_dim, p.causal, sg) {
                 if c.subgroup_sync && !gpu.has(wgpu::Features::SUBGROUP_BARRIER) {
-                    tried.insert(
+                    not_run.insert(
                         c.label(),
                         serde_json::json!("not run: the device lacks SUBGROUP_BARRIER"),
                     );
                 } else if let Some(why) = c.unsupported(p.seq) {
-                    tried.insert(c.label(), serde_json::json!(format!("not run: {why}")));
+                    not_run.insert(c.label(), serde_json::json!(format!("not run: {why}")));
                 } else if c.shared_bytes() > gpu.limits.max_compute_workgroup_storage_size {
-                    tried.insert(
+                    not_run.insert(
                         c.label(),
                         serde_json::json!(format!(
                             "not run: needs {} B of workgroup storage, the adapter has {}",
@@ -279,12 +265,12 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
                 } else if c.storage_scratch_bytes(p.seq, p.batch * p.heads)
                     > gpu.limits.max_storage_buffer_binding_size
                 {
-                    tried.insert(
+                    not_run.insert(
                         c.label(),
                         serde_json::json!("not run: S scratch above the storage binding limit"),
                     );
                 } else if c.workgroup_size() > gpu.limits.max_compute_invocations_per_workgroup {
-                    tried.insert(
+                    not_run.insert(
                         c.label(),
                         serde_json::json!("not run: workgroup larger than the adapter allows"),
                     );
@@ -318,7 +304,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
     let elem_bytes = if f16 { 2 } else { 4 };
     if (elems * elem_bytes) as u64 > gpu.limits.max_storage_buffer_binding_size {
         return skipped(
-            &name,
+            name,
             base,
             "a tensor is larger than the storage binding limit",
         );
@@ -346,50 +332,20 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
     };
     let work = 4.0 * (b * h) as f64 * (s as f64) * (s as f64) * d as f64;
     let flops = if p.causal { work / 2.0 } else { work };
-    let result = scoped(&gpu, &name, async {
+    let result = scoped(&gpu, &name.to_string(), async {
         let qb = gpu.storage_init("q", &bytes(&q));
         let kb = gpu.storage_init("k", &bytes(&k));
         let vb = gpu.storage_init("v", &bytes(&v));
         let ob = gpu.storage("o", (elems * elem_bytes) as u64);
         let scale_log2 = std::f32::consts::LOG2_E / (p.head_dim as f32).sqrt();
         let uniform = gpu.uniform(&[p.seq, scale_log2.to_bits(), 0, 0]);
-        // Diagnostics (HEADROOM_ATTN_DIAG set): each coop kernel once more in each diagnostic
-        // mode, its intermediate checked against the CPU; recorded as "<label> diag <mode>".
-        if std::env::var_os("HEADROOM_ATTN_DIAG").is_some() {
-            for cand in &candidates {
-                let Candidate::Coop(c) = cand else { continue };
-                for diag in [Diag::Scores, Diag::Values] {
-                    let key = format!("{} diag {diag:?}", c.label());
-                    let verdict = run_diag(
-                        &gpu,
-                        c,
-                        diag,
-                        p,
-                        (&qb, &kb, &vb, &ob, &uniform),
-                        (&q, &k, &v),
-                    )
-                    .await;
-                    tried.insert(key, serde_json::json!(verdict));
-                }
-            }
-        }
-        let mut best: Option<(usize, crate::gpu::Measured, Verification)> = None;
-        let mut last_failure: Option<(String, Verification)> = None;
-        // Matrix-unit candidates are timed in two passes over the list (fresh pipelines), each
-        // keeping its better figure: on an H100 (NVIDIA 580) a kernel's first timing was at
-        // times a third slower than its second, for a whole measurement. Figures that differ
-        // by more than a fifth are kept under `first_pass`.
-        let rounds = if candidates.iter().any(|c| matches!(c, Candidate::Coop(_))) {
-            2
-        } else {
-            1
-        };
-        for round in 0..rounds {
-            for (i, cand) in candidates.iter().enumerate() {
+        let gy = p.batch * p.heads;
+        let search = search(
+            &candidates,
+            Candidate::label,
+            p.settings,
+            async |cand: &Candidate| {
                 let label = cand.label();
-                if round > 0 && !tried.get(&label).is_some_and(|v| v.is_number()) {
-                    continue;
-                }
                 let (source, gx) = match cand {
                     Candidate::Scalar(bc) => {
                         (wgsl(p.head_dim, p.causal, f16, *bc), p.seq / QUERY_BLOCK)
@@ -398,12 +354,8 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
                 };
                 let pipeline = match gpu.pipeline(&format!("{name} {label}"), &source).await {
                     Ok(pipeline) => pipeline,
-                    Err(err) => {
-                        tried.insert(label, serde_json::json!(err.to_string()));
-                        continue;
-                    }
+                    Err(err) => return Ok(Err(Rejected::NotCompiled(err.to_string()))),
                 };
-                let gy = p.batch * p.heads;
                 let scratch_bytes = match cand {
                     Candidate::Coop(c) => c.storage_scratch_bytes(p.seq, gy),
                     Candidate::Scalar(_) => 0,
@@ -432,70 +384,50 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
                     .await?;
                 let out = gpu.read_back(&ob, 0, (elems * elem_bytes) as u64).await?;
                 let check = verify(&q, &k, &v, &out, f16, p);
-                if !check.passed {
-                    tried.insert(
-                        label.clone(),
-                        serde_json::json!(format!(
-                            "wrong result: rel_error {:.3e}",
-                            check.rel_error
-                        )),
-                    );
-                    last_failure = Some((label, check));
-                    continue;
-                }
-                let rate = flops / measured.per_iter_s();
-                match tried.get(&label).and_then(|v| v.as_f64()) {
-                    Some(first) if round > 0 => {
-                        if (rate - first).abs() > 0.2 * rate.max(first) {
-                            first_pass.insert(label.clone(), serde_json::json!(first));
-                        }
-                        if rate > first {
-                            tried.insert(label, serde_json::json!(rate));
-                        }
-                    }
-                    _ => {
-                        tried.insert(label, serde_json::json!(rate));
-                    }
-                }
-                if best
-                    .as_ref()
-                    .is_none_or(|(_, m, _)| measured.per_iter_s() < m.per_iter_s())
-                {
-                    best = Some((i, measured, check));
-                }
+                Ok(if check.passed {
+                    Ok((measured, check))
+                } else {
+                    Err(Rejected::Wrong(check))
+                })
+            },
+        )
+        .await?;
+        // Candidates not run (missing features, limits) keep their reason beside the others.
+        let mut candidates_json = search.candidates_json(flops);
+        if let Some(map) = candidates_json.as_object_mut() {
+            for (label, why) in &not_run {
+                map.entry(label.clone()).or_insert_with(|| why.clone());
             }
         }
-        Ok::<_, ProbeError>((best, last_failure))
+        base.insert("candidates".into(), candidates_json);
+        if let Some(retried) = search.retried_json(flops) {
+            base.insert("retried".into(), retried);
+        }
+        let best = search.best().and_then(|t| {
+            t.verified()
+                .map(|(m, v)| (t.candidate.label(), t.candidate.key_block(), *m, v.clone()))
+        });
+        Ok::<_, ProbeError>(best.ok_or_else(|| search.failure("attention kernel")))
     })
     .await;
-    let (best, last_failure) = match result {
-        Ok(x) => x,
+    let best = match result {
+        Ok(best) => best,
         Err(err) => {
-            base.insert("candidates".into(), serde_json::Value::Object(tried));
-            return failed(&name, base, &err);
+            base.entry("candidates".to_owned())
+                .or_insert(serde_json::Value::Object(not_run));
+            return failed(name, base, &err);
         }
     };
-    base.insert("candidates".into(), serde_json::Value::Object(tried));
-    if !first_pass.is_empty() {
-        base.insert("first_pass".into(), serde_json::Value::Object(first_pass));
-    }
-    let Some((i, measured, check)) = best else {
-        let err = match last_failure {
-            Some((label, check)) => ProbeError::WrongResult(format!(
-                "kernel {label}: relative error {:.3e} > tolerance {:.1e}",
-                check.rel_error, check.tolerance
-            )),
-            None => ProbeError::Unsupported("no attention kernel compiled".to_owned()),
-        };
-        let mut m = failed(&name, base, &err);
-        m.accumulator = Some("f32".to_owned());
-        return m;
+    let (label, key_block, measured, check) = match best {
+        Ok(best) => best,
+        Err(err) => {
+            let mut m = failed(name, base, &err);
+            m.accumulator = Some("f32".to_owned());
+            return m;
+        }
     };
-    base.insert("kernel".into(), serde_json::json!(candidates[i].label()));
-    base.insert(
-        "key_block".into(),
-        serde_json::json!(candidates[i].key_block()),
-    );
+    base.insert("kernel".into(), serde_json::json!(label));
+    base.insert("key_block".into(), serde_json::json!(key_block));
     Measurement {
         name,
         status: Status::Ok,
@@ -509,105 +441,6 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
         tokens_per_s: None,
         accumulator: Some("f32".to_owned()),
     }
-}
-
-/// Runs one coop kernel once in a diagnostic mode and compares its intermediate with the CPU
-/// over sampled rows of sampled heads; returns a one-line verdict.
-async fn run_diag(
-    gpu: &Gpu<'_>,
-    c: &CoopAttention,
-    diag: Diag,
-    p: &AttentionParams,
-    buffers: (
-        &wgpu::Buffer,
-        &wgpu::Buffer,
-        &wgpu::Buffer,
-        &wgpu::Buffer,
-        &wgpu::Buffer,
-    ),
-    qkv: (&[f32], &[f32], &[f32]),
-) -> String {
-    let (qb, kb, vb, ob, uniform) = buffers;
-    let gy = p.batch * p.heads;
-    let pipeline = match gpu
-        .pipeline(&format!("{} diag", c.label()), &c.diag_wgsl(diag))
-        .await
-    {
-        Ok(x) => x,
-        Err(e) => return format!("did not compile: {e}"),
-    };
-    let scratch_bytes = c.storage_scratch_bytes(p.seq, gy);
-    let scratch = (scratch_bytes > 0).then(|| gpu.storage("s scratch", scratch_bytes));
-    let mut list = vec![
-        (qb, 0, None),
-        (kb, 0, None),
-        (vb, 0, None),
-        (ob, 0, None),
-        (uniform, 0, None),
-    ];
-    if let Some(scratch) = &scratch {
-        list.push((scratch, 0, None));
-    }
-    let bind = gpu.bind(&pipeline, &list);
-    gpu.clear(ob);
-    let gx = p.seq / c.query_block();
-    if let Err(e) = gpu
-        .time_pass(&|pass| {
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
-        })
-        .await
-    {
-        return format!("failed: {e}");
-    }
-    let (s, d) = (p.seq as usize, p.head_dim as usize);
-    let elems = (p.batch * p.heads) as usize * s * d;
-    let out = match gpu.read_back(ob, 0, (elems * 2) as u64).await {
-        Ok(x) => x,
-        Err(e) => return format!("failed: {e}"),
-    };
-    let o: Vec<f32> = bytemuck::cast_slice::<u8, half::f16>(&out)
-        .iter()
-        .map(|x| x.to_f32())
-        .collect();
-    let (q, k, v) = qkv;
-    let (mut got, mut want) = (Vec::new(), Vec::new());
-    let bh = (p.batch * p.heads) as usize;
-    for h in (0..bh).step_by((bh / CHECK_HEADS).max(1)).take(CHECK_HEADS) {
-        let off = h * s * d;
-        let r = off..off + s * d;
-        for i in 0..CHECK_ROWS.min(s) {
-            let row = i * (s - 1) / (CHECK_ROWS.min(s) - 1).max(1);
-            let w = diag_reference(
-                diag,
-                c,
-                (&q[r.clone()], &k[r.clone()], &v[r.clone()]),
-                s,
-                row,
-            );
-            got.extend(
-                o[off + row * d..off + row * d + w.len()]
-                    .iter()
-                    .map(|&x| f64::from(x)),
-            );
-            want.extend(w);
-        }
-    }
-    let err = rel_frobenius(&got, &want);
-    // First values of the first checked row, to see a pattern (transposed, shifted, zero).
-    let show = |x: &[f64]| -> String {
-        x.iter()
-            .take(6)
-            .map(|v| format!("{v:.3}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    format!(
-        "rel_error {err:.3e} (first values got [{}] want [{}])",
-        show(&got),
-        show(&want)
-    )
 }
 
 /// Compares sampled rows of sampled heads of the kernel's output with the f64 reference.

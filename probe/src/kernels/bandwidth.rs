@@ -8,13 +8,13 @@
 //! over the same buffer in the same run, reported beside it as `params.driver_fill`: on the
 //! H100 through Vulkan both stop at about 3.13 TB/s where CUDA's fill reaches 3.30 (BENCHMARKS.md).
 
-use headroom_core::report::{Measurement, Status, Verification};
+use headroom_core::report::{BandwidthMetric, Measurement, Metric, Status, Verification};
 
 use std::collections::BTreeMap;
 
 use crate::gpu::{Gpu, Measured, pieces, scoped, workgroups_for};
 use crate::kernels::fill::{Fill, Filler};
-use crate::kernels::{BINDING_ALIGN_BYTES, GIB, MeasureSettings, failed};
+use crate::kernels::{BINDING_ALIGN_BYTES, GIB, MeasureSettings, failed, wgsl_template};
 use crate::pattern::{pattern, piece_seed};
 use crate::{ProbeError, params};
 
@@ -179,8 +179,9 @@ fn flat_body(shape: Shape, store: &dyn Fn(&str) -> String) -> String {
 /// the grid is joined). Word `w` of a piece holds `w ^ seed` of that piece.
 fn write_wgsl(shape: Shape, bindings: usize) -> String {
     let wg = shape.workgroup_size;
-    let entry = format!(
-        "@compute @workgroup_size({wg})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32,\n        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{\n    let lane = vec4<u32>(0u, 1u, 2u, 3u);\n"
+    let entry = wgsl_template(
+        include_str!("wgsl/bandwidth_write_entry.wgsl"),
+        &[("WORKGROUP_SIZE", &wg)],
     );
     if !shape.grid.joined() {
         let store = |at: &str| {
@@ -198,12 +199,9 @@ fn write_wgsl(shape: Shape, bindings: usize) -> String {
             };
             format!("    let s = p.stride;\n{}", grid_loop(shape.unroll, &plain))
         };
-        return format!(
-            r#"struct Params {{ n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }}
-@group(0) @binding(0) var<storage, read_write> dst: array<vec4<u32>>;
-@group(0) @binding(1) var<uniform> p: Params;
-{entry}{body}}}
-"#
+        return wgsl_template(
+            include_str!("wgsl/bandwidth_write.wgsl"),
+            &[("ENTRY", &entry), ("BODY", &body)],
         );
     }
     let mut decls = String::new();
@@ -228,88 +226,50 @@ fn write_wgsl(shape: Shape, bindings: usize) -> String {
         format!("    let s = p.stride;\n{}", grid_loop(shape.unroll, &each))
             .replace("p.n_vec4", "p.n[0]")
     };
-    format!(
-        r#"struct Params {{ n: vec4<u32>, seed: vec4<u32>, stride: u32, pad0: u32, pad1: u32, pad2: u32 }}
-{decls}@group(0) @binding({bindings}) var<uniform> p: Params;
-{entry}{body}}}
-"#
+    wgsl_template(
+        include_str!("wgsl/bandwidth_write_joined.wgsl"),
+        &[
+            ("DECLS", &decls),
+            ("BINDINGS", &bindings),
+            ("ENTRY", &entry),
+            ("BODY", &body),
+        ],
     )
 }
 
 fn wgsl(kind: Kind, shape: Shape, bindings: usize) -> String {
-    let wg = shape.workgroup_size;
     let unroll = shape.unroll;
-    let head = "struct Params { n_vec4: u32, seed: u32, stride: u32, partial_base: u32 }\n";
-    match kind {
-        Kind::Read => {
-            // Loads first (all in flight), then the adds.
-            let mut body = String::new();
-            for j in 0..unroll {
-                body += &format!("        let v{j} = src[i + {j}u * s];\n");
-            }
-            for j in 0..unroll {
-                body += &format!("        acc += v{j};\n");
-            }
-            format!(
-                r#"{head}@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> partial: array<u32>;
-@group(0) @binding(2) var<uniform> p: Params;
-var<workgroup> wsum: atomic<u32>;
-@compute @workgroup_size({wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(workgroup_id) wid: vec3<u32>) {{
-    if (lid == 0u) {{ atomicStore(&wsum, 0u); }}
-    workgroupBarrier();
-    let s = p.stride;
-    var acc = vec4<u32>(0u);
-    var i = gid.x;
-    while (i + {last}u * s < p.n_vec4) {{
-{body}        i += {unroll}u * s;
-    }}
-    while (i < p.n_vec4) {{
-        acc += src[i];
-        i += s;
-    }}
-    // One word per workgroup is stored, so the reads cannot be optimized away (and the extra
-    // writes stay negligible); summed on the CPU to check them.
-    atomicAdd(&wsum, acc.x + acc.y + acc.z + acc.w);
-    workgroupBarrier();
-    if (lid == 0u) {{ partial[p.partial_base + wid.x] = atomicLoad(&wsum); }}
-}}
-"#,
-                last = unroll - 1
-            )
-        }
-        Kind::Write => write_wgsl(shape, bindings),
-        Kind::Copy => {
-            let mut body = String::new();
-            for j in 0..unroll {
-                body += &format!("        let v{j} = src[i + {j}u * s];\n");
-            }
-            for j in 0..unroll {
-                body += &format!("        dst[i + {j}u * s] = v{j};\n");
-            }
-            format!(
-                r#"{head}@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<u32>>;
-@group(0) @binding(2) var<uniform> p: Params;
-@compute @workgroup_size({wg})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    let s = p.stride;
-    var i = gid.x;
-    while (i + {last}u * s < p.n_vec4) {{
-{body}        i += {unroll}u * s;
-    }}
-    while (i < p.n_vec4) {{
-        dst[i] = src[i];
-        i += s;
-    }}
-}}
-"#,
-                last = unroll - 1
-            )
-        }
-    }
+    // `unroll` independent loads first (all in flight), then what is done with them.
+    let loads: String = (0..unroll)
+        .map(|j| format!("        let v{j} = src[i + {j}u * s];\n"))
+        .collect();
+    let (template, name, uses): (&str, &str, String) = match kind {
+        Kind::Read => (
+            include_str!("wgsl/bandwidth_read.wgsl"),
+            "ADDS",
+            (0..unroll)
+                .map(|j| format!("        acc += v{j};\n"))
+                .collect(),
+        ),
+        Kind::Write => return write_wgsl(shape, bindings),
+        Kind::Copy => (
+            include_str!("wgsl/bandwidth_copy.wgsl"),
+            "STORES",
+            (0..unroll)
+                .map(|j| format!("        dst[i + {j}u * s] = v{j};\n"))
+                .collect(),
+        ),
+    };
+    wgsl_template(
+        template,
+        &[
+            ("WORKGROUP_SIZE", &shape.workgroup_size),
+            ("LAST", &(unroll - 1)),
+            ("UNROLL", &unroll),
+            ("LOADS", &loads),
+            (name, &uses),
+        ],
+    )
 }
 
 /// Inputs to the bandwidth stage.
@@ -333,7 +293,7 @@ struct Piece {
 }
 
 fn measurement(
-    name: &str,
+    name: Metric,
     counted: &str,
     bytes_per_iter: f64,
     measured: &Measured,
@@ -342,7 +302,7 @@ fn measurement(
 ) -> Measurement {
     let passed = check.passed;
     Measurement {
-        name: name.to_owned(),
+        name,
         status: if passed { Status::Ok } else { Status::Failed },
         error: (!passed).then(|| {
             format!(
@@ -383,7 +343,7 @@ pub async fn run(
     p: &BandwidthParams,
 ) -> Vec<Measurement> {
     let gpu = Gpu::new(device, queue);
-    let names = ["bandwidth.read", "bandwidth.write", "bandwidth.copy"];
+    let names = BandwidthMetric::ALL.map(Metric::Bandwidth);
     // NVIDIA's Vulkan driver caps one buffer at 4 GiB − 2 MiB: take what the adapter allows.
     let size =
         p.size_bytes.min(gpu.limits.max_buffer_size) / BINDING_ALIGN_BYTES * BINDING_ALIGN_BYTES;
@@ -395,7 +355,7 @@ pub async fn run(
         ));
         return names
             .iter()
-            .map(|n| failed(n, base.clone(), &err))
+            .map(|&n| failed(n, base.clone(), &err))
             .collect();
     }
     let result = scoped(&gpu, "bandwidth", run_inner(&gpu, size, p)).await;
@@ -403,7 +363,7 @@ pub async fn run(
         Ok(measurements) => measurements,
         Err(err) => names
             .iter()
-            .map(|n| failed(n, base.clone(), &err))
+            .map(|&n| failed(n, base.clone(), &err))
             .collect(),
     }
 }
@@ -517,20 +477,9 @@ const WRITE_CHECK_VEC4_PER_INVOCATION: u64 = 16;
 
 /// Counts the vec4 words of a piece that differ from what the write kernel stores.
 fn write_check_wgsl() -> String {
-    format!(
-        r#"struct Params {{ n_vec4: u32, seed: u32, stride: u32, pad: u32 }}
-@group(0) @binding(0) var<storage, read> dst: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> mismatches: array<atomic<u32>>;
-@group(0) @binding(2) var<uniform> p: Params;
-@compute @workgroup_size({WRITE_CHECK_WORKGROUP_SIZE})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    var bad = 0u;
-    for (var k = gid.x; k < p.n_vec4; k += p.stride) {{
-        if (any(dst[k] != ((vec4<u32>(k * 4u) + vec4<u32>(0u, 1u, 2u, 3u)) ^ vec4<u32>(p.seed)))) {{ bad += 1u; }}
-    }}
-    if (bad != 0u) {{ atomicAdd(&mismatches[0], bad); }}
-}}
-"#
+    wgsl_template(
+        include_str!("wgsl/write_check.wgsl"),
+        &[("WORKGROUP_SIZE", &WRITE_CHECK_WORKGROUP_SIZE)],
     )
 }
 
@@ -838,11 +787,11 @@ async fn run_inner(
     };
     let mut out = Vec::new();
     for (kind, name, counted, bytes_per_iter) in [
-        (Kind::Read, "bandwidth.read", "read", size as f64),
-        (Kind::Write, "bandwidth.write", "written", size as f64),
+        (Kind::Read, BandwidthMetric::Read, "read", size as f64),
+        (Kind::Write, BandwidthMetric::Write, "written", size as f64),
         (
             Kind::Copy,
-            "bandwidth.copy",
+            BandwidthMetric::Copy,
             "read + written",
             2.0 * size as f64,
         ),
@@ -918,7 +867,7 @@ async fn run_inner(
             );
         }
         out.push(measurement(
-            name,
+            Metric::Bandwidth(name),
             counted,
             bytes_per_iter,
             &measured,

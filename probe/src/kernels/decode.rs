@@ -7,11 +7,12 @@
 //! quants and the f16 scales in two arrays, so every load is aligned — the layout GPU engines
 //! repack GGUF blocks into.
 
-use headroom_core::report::{Measurement, Status, Verification};
+use headroom_core::report::{DecodeMetric, Measurement, Metric, Status, Verification};
 
 use crate::gpu::{Gpu, Measured, scoped};
 use crate::kernels::fill::{Fill, Filler};
-use crate::kernels::{GIB, MeasureSettings, failed, rel_frobenius, skipped};
+use crate::kernels::search::{Rejected, search};
+use crate::kernels::{GIB, MeasureSettings, failed, rel_frobenius, skipped, wgsl_template};
 use crate::pattern::{half_pair, pattern, piece_seed};
 use crate::{ProbeError, Rng, params};
 
@@ -38,8 +39,17 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
-    /// Every format.
-    pub const ALL: [WeightFormat; 3] = [WeightFormat::F16, WeightFormat::Q8_0, WeightFormat::Q4_0];
+    /// Every format, in run order: q4_0 first, the figure `headroom fit` prefers.
+    pub const ALL: [WeightFormat; 3] = [WeightFormat::Q4_0, WeightFormat::Q8_0, WeightFormat::F16];
+
+    /// The report's metric.
+    pub fn metric(self) -> Metric {
+        Metric::Decode(match self {
+            WeightFormat::F16 => DecodeMetric::Fp16,
+            WeightFormat::Q8_0 => DecodeMetric::Q8_0,
+            WeightFormat::Q4_0 => DecodeMetric::Q4_0,
+        })
+    }
 
     /// `fp16`, `q8_0`, `q4_0`.
     pub fn label(self) -> &'static str {
@@ -446,18 +456,9 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
                 "    let total{r} = subgroupAdd(acc{r}{unscale});\n    if (lane == 0u) {{ y[p.row_offset + row0 + {r}u] = total{r}; }}\n"
             );
         } else {
-            reduce += &format!(
-                r#"    partial[lid.x] = acc{r}{unscale};
-    workgroupBarrier();
-    for (var half_width = 16u; half_width > 0u; half_width = half_width / 2u) {{
-        if (lane < half_width) {{
-            partial[lid.x] += partial[lid.x + half_width];
-        }}
-        workgroupBarrier();
-    }}
-    if (lane == 0u) {{ y[p.row_offset + row0 + {r}u] = partial[lid.x]; }}
-    workgroupBarrier();
-"#
+            reduce += &wgsl_template(
+                include_str!("wgsl/decode_reduce_shared.wgsl"),
+                &[("R", &r), ("UNSCALE", &unscale)],
             );
         }
     }
@@ -485,58 +486,32 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     };
     // Nibble of byte k at bit 8k (low) or 8k + 4 (high) moved to bits 19–22 under 1.0's exponent.
     let factored_fns = if factored {
-        r#"fn lo4m(w: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>((vec4<u32>(w << 19u, w << 11u, w << 3u, w >> 5u) & vec4<u32>(0x00780000u)) | vec4<u32>(0x3F800000u));
-}
-fn hi4m(w: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>((vec4<u32>(w << 15u, w << 7u, w >> 1u, w >> 9u) & vec4<u32>(0x00780000u)) | vec4<u32>(0x3F800000u));
-}
-"#
+        include_str!("wgsl/decode_q4_factored.wgsl")
     } else {
         ""
     };
     let convert = if shape.float_bits {
         // 2^23 + q as float bits; the offsets subtract 2^23 and the format's zero point
         // (q4_0: 8; q8_0: bytes are flipped to q + 128 first).
-        r#"fn i8x4(w: u32) -> vec4<f32> {
-    let v = w ^ 0x80808080u;
-    return bitcast<vec4<f32>>((vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(255u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388736.0);
-}
-fn lo4(w: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0);
-}
-fn hi4(w: u32) -> vec4<f32> {
-    return bitcast<vec4<f32>>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0);
-}
-"#
+        include_str!("wgsl/decode_convert_float_bits.wgsl")
     } else {
-        r#"fn i8x4(w: u32) -> vec4<f32> {
-    return vec4<f32>(vec4<i32>(bitcast<i32>(w << 24u), bitcast<i32>(w << 16u),
-                               bitcast<i32>(w << 8u), bitcast<i32>(w)) >> vec4<u32>(24u));
-}
-fn lo4(w: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);
-}
-fn hi4(w: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);
-}
-"#
+        include_str!("wgsl/decode_convert_int.wgsl")
     };
-    format!(
-        r#"struct Params {{ row_offset: u32, rows: u32, pad0: u32, pad1: u32 }}
-@group(0) @binding(0) var<storage, read> quants: array<vec4<u32>>;
-{x_binding}
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-{scales_binding}
-var<workgroup> partial: array<f32, {WORKGROUP_SIZE}>;
-{x_shared_decl}{convert}{factored_fns}@compute @workgroup_size({WORKGROUP_SIZE})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{
-    let lane = lid.x % {LANES_PER_ROW}u;
-    let slot = lid.x / {LANES_PER_ROW}u;
-    let row0 = (wid.x * {SLOTS_PER_WORKGROUP}u + slot) * {rows_per_slot}u;
-{body}{reduce}}}
-"#
+    wgsl_template(
+        include_str!("wgsl/decode.wgsl"),
+        &[
+            ("X_BINDING", &x_binding),
+            ("SCALES_BINDING", &scales_binding),
+            ("WORKGROUP_SIZE", &WORKGROUP_SIZE),
+            ("X_SHARED_DECL", &x_shared_decl),
+            ("CONVERT", &convert),
+            ("FACTORED_FNS", &factored_fns),
+            ("LANES_PER_ROW", &LANES_PER_ROW),
+            ("SLOTS_PER_WORKGROUP", &SLOTS_PER_WORKGROUP),
+            ("ROWS_PER_SLOT", &rows_per_slot),
+            ("BODY", &body),
+            ("REDUCE", &reduce),
+        ],
     )
 }
 
@@ -688,9 +663,10 @@ fn conversion(format: WeightFormat, shape: Shape) -> &'static str {
 }
 
 /// One tried variant: its timing and its check.
+/// A variant that ran: its timing if its output verified, and its check.
 struct Variant {
     shape: Shape,
-    measured: Measured,
+    measured: Option<Measured>,
     check: Verification,
 }
 
@@ -734,7 +710,7 @@ fn verify(
 pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -> Measurement {
     let gpu = Gpu::new(device, queue);
     let format = p.format;
-    let name = format!("decode.{}", format.label());
+    let name = format.metric();
     // Whole workgroups of the largest candidate, so every candidate covers every row.
     let row_quantum = u64::from(SLOTS_PER_WORKGROUP * MAX_ROWS_PER_SLOT);
     let total_rows = (p.model_params / u64::from(HIDDEN)) / row_quantum * row_quantum;
@@ -747,7 +723,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
         "x" => "int8 quants times one f16-representable scale per 32 (exact in f32): float variants read it as f32, int8-dot variants as int8 + per-block (scale, 8·scale·Σ quants), prepared once on the CPU and not timed (llama.cpp quantizes activations to q8_1 the same way)",
     };
     if total_rows == 0 {
-        return skipped(&name, base, "model smaller than one workgroup of rows");
+        return skipped(name, base, "model smaller than one workgroup of rows");
     }
     let region_limit = MAX_REGION_BYTES.min(gpu.limits.max_storage_buffer_binding_size);
     // The smallest candidate (1 row per slot) needs the most workgroups per chunk.
@@ -769,7 +745,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
     let mut x_rng = Rng::new(u64::from(p.seed) ^ 0xDEC0DE);
     let xq = QuantizedX::new(&mut x_rng);
     let x = xq.values();
-    let result = scoped(&gpu, &name, async {
+    let result = scoped(&gpu, &name.to_string(), async {
         let filler = Filler::new(&gpu).await?;
         let xb = gpu.storage_init("x", bytemuck::cast_slice(&x));
         let x8b = gpu.storage_init("x int8", bytemuck::cast_slice(&xq.quants));
@@ -817,32 +793,36 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             .iter()
             .map(|c| gpu.uniform(&[c.row_offset as u32, c.rows as u32, 0, 0]))
             .collect();
-        let mut variants = Vec::new();
-        let mut rejected: Vec<(Shape, String)> = Vec::new();
         // x (f32) plus the reduction's scratch in workgroup memory.
         let x_shared_bytes = HIDDEN * 4 + WORKGROUP_SIZE * 4;
-        for shape in shapes(format).into_iter().filter(|s| {
-            !s.x_shared || gpu.limits.max_compute_workgroup_storage_size >= x_shared_bytes
-        }) {
-            let rows_per_slot = shape.rows_per_slot;
-            let label = format!(
-                "{name} rows/slot {rows_per_slot} bits {} factored {} int dot {} units/step {} x shared {}",
+        let candidates: Vec<Shape> = shapes(format)
+            .into_iter()
+            .filter(|s| {
+                !s.x_shared || gpu.limits.max_compute_workgroup_storage_size >= x_shared_bytes
+            })
+            .collect();
+        let label = |shape: &Shape| {
+            format!(
+                "{name} rows/slot {} bits {} factored {} int dot {} units/step {} x shared {}",
+                shape.rows_per_slot,
                 shape.float_bits,
                 shape.offset_factored,
                 shape.int_dot,
                 shape.units_per_step,
                 shape.x_shared
-            );
+            )
+        };
+        let search = search(&candidates, label, p.settings, async |&shape: &Shape| {
+            let rows_per_slot = shape.rows_per_slot;
             // A kernel the driver cannot compile is listed (with the driver's message) and
             // skipped; it has no result, so it cannot be a wrong one.
             let pipeline = match gpu
-                .pipeline(&label, &wgsl(format, shape, subgroup_reduce))
+                .pipeline(&label(&shape), &wgsl(format, shape, subgroup_reduce))
                 .await
             {
                 Ok(pipeline) => pipeline,
                 Err(err @ ProbeError::Shader { .. }) => {
-                    rejected.push((shape, err.to_string()));
-                    continue;
+                    return Ok(Err(Rejected::NotCompiled(err.to_string())));
                 }
                 Err(err) => return Err(err),
             };
@@ -885,18 +865,36 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
                 .await?;
             let y = gpu.read_back(&yb, 0, total_rows * 4).await?;
             let check = verify(format, &chunks, total_rows, bytemuck::cast_slice(&y), &x);
-            variants.push(Variant {
-                shape,
-                measured,
-                check,
-            });
+            Ok(if check.passed {
+                Ok((measured, check))
+            } else {
+                Err(Rejected::Wrong(check))
+            })
+        })
+        .await?;
+        let mut variants = Vec::new();
+        let mut rejected: Vec<(Shape, String)> = Vec::new();
+        for t in search.tried {
+            match t.outcome {
+                Ok((measured, check)) => variants.push(Variant {
+                    shape: *t.candidate,
+                    measured: Some(measured),
+                    check,
+                }),
+                Err(Rejected::Wrong(check)) => variants.push(Variant {
+                    shape: *t.candidate,
+                    measured: None,
+                    check,
+                }),
+                Err(Rejected::NotCompiled(message)) => rejected.push((*t.candidate, message)),
+            }
         }
         Ok::<_, ProbeError>((variants, rejected))
     })
     .await;
     let (variants, rejected) = match result {
         Ok(v) => v,
-        Err(err) => return failed(&name, base, &err),
+        Err(err) => return failed(name, base, &err),
     };
     let mut tuning: Vec<serde_json::Value> = variants
         .iter()
@@ -906,7 +904,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
                 "units_per_step": v.shape.units_per_step,
                 "x_in_workgroup_memory": v.shape.x_shared,
                 "conversion": conversion(format, v.shape),
-                "weight_bytes_per_s": weight_bytes as f64 / v.measured.per_iter_s(),
+                "weight_bytes_per_s": v.measured.map(|m| weight_bytes as f64 / m.per_iter_s()),
                 "passed": v.check.passed,
                 "rel_error": v.check.rel_error,
             })
@@ -929,36 +927,39 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             .total_cmp(&b.check.rel_error)
             .then(b.check.passed.cmp(&a.check.passed))
     });
-    let best = variants
-        .iter()
-        .min_by(|a, b| a.measured.per_iter_s().total_cmp(&b.measured.per_iter_s()));
-    let (Some(worst), Some(best)) = (worst, best) else {
+    let Some(worst) = worst else {
         return failed(
-            &name,
+            name,
             base,
             &ProbeError::Unsupported("no decode variant ran".to_owned()),
         );
     };
-    let passed = variants.iter().all(|v| v.check.passed);
-    base.insert(
-        "rows_per_slot".into(),
-        serde_json::json!(best.shape.rows_per_slot),
-    );
-    base.insert(
-        "conversion".into(),
-        serde_json::json!(conversion(format, best.shape)),
-    );
-    base.insert(
-        "units_per_step".into(),
-        serde_json::json!(best.shape.units_per_step),
-    );
+    let best = variants
+        .iter()
+        .filter_map(|v| v.measured.map(|m| (v.shape, m)))
+        .min_by(|a, b| a.1.per_iter_s().total_cmp(&b.1.per_iter_s()));
+    let passed = best.is_some() && variants.iter().all(|v| v.check.passed);
+    if let Some((shape, _)) = best {
+        base.insert(
+            "rows_per_slot".into(),
+            serde_json::json!(shape.rows_per_slot),
+        );
+        base.insert(
+            "conversion".into(),
+            serde_json::json!(conversion(format, shape)),
+        );
+        base.insert(
+            "units_per_step".into(),
+            serde_json::json!(shape.units_per_step),
+        );
+    }
     let mut check = worst.check.clone();
     check.passed = passed;
     check.checked_elements = variants.iter().map(|v| v.check.checked_elements).sum();
     check.reference = format!("{} (every tuned variant; worst shown)", check.reference);
     let err = check.rel_error;
     let tolerance = check.tolerance;
-    let per_token_s = best.measured.per_iter_s();
+    let per_token_s = best.map(|(_, m)| m.per_iter_s());
     Measurement {
         name,
         status: if passed { Status::Ok } else { Status::Failed },
@@ -966,11 +967,13 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             .then(|| format!("wrong result: relative error {err:.3e} > tolerance {tolerance:.1e}")),
         params: base,
         verification: Some(check),
-        timing: Some(best.measured.timing()),
+        timing: best.map(|(_, m)| m.timing()),
         flops_per_s: None,
-        bytes_per_s: passed.then(|| weight_bytes as f64 / per_token_s),
+        bytes_per_s: per_token_s
+            .filter(|_| passed)
+            .map(|s| weight_bytes as f64 / s),
         bytes_counted: Some("weights read (quants + scales)".to_owned()),
-        tokens_per_s: passed.then(|| 1.0 / per_token_s),
+        tokens_per_s: per_token_s.filter(|_| passed).map(|s| 1.0 / s),
         accumulator: Some("f32".to_owned()),
     }
 }

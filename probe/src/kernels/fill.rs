@@ -1,9 +1,9 @@
 //! Filling buffers with the verification [`pattern`](crate::pattern) and checking them word for
-//! word on the GPU. Used by the largest-buffer search, the sweep, bandwidth and decode.
+//! word on the GPU. Used by the largest-buffer search, the allocation stage, bandwidth and decode.
 
 use crate::ProbeError;
 use crate::gpu::{Gpu, pieces, workgroups_for};
-use crate::kernels::BINDING_ALIGN_BYTES;
+use crate::kernels::{BINDING_ALIGN_BYTES, wgsl_template};
 use crate::pattern::{PATTERN_WGSL, piece_seed};
 
 const WORKGROUP_SIZE: u32 = 256;
@@ -12,49 +12,22 @@ const WORKGROUP_SIZE: u32 = 256;
 const VEC4_PER_INVOCATION: u64 = 16;
 
 fn fill_wgsl() -> String {
-    format!(
-        r#"{PATTERN_WGSL}
-struct Params {{ n_vec4: u32, seed: u32, stride: u32, half: u32 }}
-@group(0) @binding(0) var<storage, read_write> dst: array<vec4<u32>>;
-@group(0) @binding(1) var<uniform> p: Params;
-@compute @workgroup_size({WORKGROUP_SIZE})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    for (var i = gid.x; i < p.n_vec4; i += p.stride) {{
-        let w = i * 4u;
-        var v = vec4<u32>(pattern(w, p.seed), pattern(w + 1u, p.seed),
-                          pattern(w + 2u, p.seed), pattern(w + 3u, p.seed));
-        if (p.half != 0u) {{
-            v = vec4<u32>(half_pair(v.x), half_pair(v.y), half_pair(v.z), half_pair(v.w));
-        }}
-        dst[i] = v;
-    }}
-}}
-"#
+    wgsl_template(
+        include_str!("wgsl/fill.wgsl"),
+        &[
+            ("PATTERN", &PATTERN_WGSL),
+            ("WORKGROUP_SIZE", &WORKGROUP_SIZE),
+        ],
     )
 }
 
 fn check_wgsl() -> String {
-    format!(
-        r#"{PATTERN_WGSL}
-struct Params {{ n_vec4: u32, seed: u32, stride: u32, half: u32 }}
-@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> mismatches: array<atomic<u32>>;
-@group(0) @binding(2) var<uniform> p: Params;
-@compute @workgroup_size({WORKGROUP_SIZE})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
-    var bad = 0u;
-    for (var i = gid.x; i < p.n_vec4; i += p.stride) {{
-        let w = i * 4u;
-        var v = vec4<u32>(pattern(w, p.seed), pattern(w + 1u, p.seed),
-                          pattern(w + 2u, p.seed), pattern(w + 3u, p.seed));
-        if (p.half != 0u) {{
-            v = vec4<u32>(half_pair(v.x), half_pair(v.y), half_pair(v.z), half_pair(v.w));
-        }}
-        if (any(src[i] != v)) {{ bad += 1u; }}
-    }}
-    if (bad != 0u) {{ atomicAdd(&mismatches[0], bad); }}
-}}
-"#
+    wgsl_template(
+        include_str!("wgsl/fill_check.wgsl"),
+        &[
+            ("PATTERN", &PATTERN_WGSL),
+            ("WORKGROUP_SIZE", &WORKGROUP_SIZE),
+        ],
     )
 }
 

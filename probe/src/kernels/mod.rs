@@ -1,11 +1,17 @@
 //! One module per kernel. Each `run` takes `&wgpu::Device, &wgpu::Queue` and its parameters,
 //! checks the kernel's output against a CPU reference on fresh random data, and only then
 //! reports a speed. A failed check is a [`Measurement`] with status `failed` and the error.
+//! The tuned kernels (GEMM, attention, decode) pick their fastest verified variant through one
+//! routine, [`search`]. Every kernel's WGSL lives in `kernels/wgsl/*.wgsl`, filled by
+//! [`wgsl_template`]: sizes become numbers, and the lines a kernel unrolls per shape (register
+//! tiles, per-dimension dot products, cooperative-matrix fragment steps) are generated in Rust
+//! and filled in as blocks.
 
 use std::collections::BTreeMap;
 
-use headroom_core::report::{Measurement, Status};
+use headroom_core::report::{Measurement, Metric, Status};
 
+pub mod allocation;
 pub mod attention;
 pub mod attention_coop;
 pub mod bandwidth;
@@ -13,7 +19,7 @@ pub mod decode;
 pub mod fill;
 pub mod gemm;
 pub mod max_buffer;
-pub mod sweep;
+pub mod search;
 
 use crate::ProbeError;
 
@@ -47,12 +53,12 @@ pub fn rel_frobenius(got: &[f64], want: &[f64]) -> f64 {
 
 /// A measurement that failed before it produced a result.
 pub fn failed(
-    name: &str,
+    name: Metric,
     params: BTreeMap<String, serde_json::Value>,
     err: &ProbeError,
 ) -> Measurement {
     Measurement {
-        name: name.to_owned(),
+        name,
         status: Status::Failed,
         error: Some(err.to_string()),
         params,
@@ -68,7 +74,7 @@ pub fn failed(
 
 /// A measurement not run, with the reason.
 pub fn skipped(
-    name: &str,
+    name: Metric,
     params: BTreeMap<String, serde_json::Value>,
     reason: &str,
 ) -> Measurement {
@@ -77,6 +83,20 @@ pub fn skipped(
         error: Some(reason.to_owned()),
         ..failed(name, params, &ProbeError::Unsupported(String::new()))
     }
+}
+
+/// Fills a WGSL template (the `.wgsl` files beside the kernels): each `{{NAME}}` becomes its
+/// value. WGSL has no double braces of its own, so a placeholder cannot clash with the shader.
+pub fn wgsl_template(template: &str, values: &[(&str, &dyn std::fmt::Display)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{{{name}}}}}"), &value.to_string());
+    }
+    debug_assert!(
+        !out.contains("{{"),
+        "a placeholder was left unfilled:\n{out}"
+    );
+    out
 }
 
 /// How long and how often to measure.
@@ -120,6 +140,15 @@ macro_rules! params {
 #[cfg(test)]
 mod tests {
     use super::rel_frobenius;
+
+    #[test]
+    fn templates_fill_every_placeholder() {
+        let out = super::wgsl_template(
+            "@workgroup_size({{WG}}) // {{WG}} {{NAME}}",
+            &[("WG", &64), ("NAME", &"fill")],
+        );
+        assert_eq!(out, "@workgroup_size(64) // 64 fill");
+    }
 
     #[test]
     fn frobenius_error_is_relative_and_always_finite() {

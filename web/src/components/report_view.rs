@@ -4,7 +4,7 @@
 
 use headroom_core::{
     devices::DeviceSpec,
-    report::{Measurement, ProbeReport, Status},
+    report::{Measurement, ProbeReport, Stage, Status},
     units::GIB,
 };
 use leptos::prelude::*;
@@ -66,31 +66,32 @@ const BANDWIDTH_UNITS: &[(f64, &str)] = &[(1e9, "GB/s"), (1e6, "MB/s"), (1.0, "B
 /// Tokens/s.
 const TOKEN_UNITS: &[(f64, &str)] = &[(1.0, "tokens/s")];
 
-/// Measurements whose name starts with `prefix`, as bars in a unit that suits their size.
+/// The measurements of `stage`, as bars in a unit that suits their size.
 fn bars(
     report: &ProbeReport,
-    prefix: &str,
+    stage: Stage,
     value: fn(&Measurement) -> Option<f64>,
     units: &[(f64, &'static str)],
 ) -> (Vec<Bar>, &'static str) {
     let max = report
         .ok_measurements()
-        .filter(|m| m.name.starts_with(prefix))
+        .filter(|m| m.name.stage() == stage)
         .filter_map(value)
         .fold(0.0, f64::max);
     let (scale, unit) = pick_unit(max, units);
     let bars = report
         .ok_measurements()
-        .filter(|m| m.name.starts_with(prefix))
+        .filter(|m| m.name.stage() == stage)
         .filter(|m| m.verification.as_ref().is_none_or(|v| v.passed))
         .filter_map(|m| {
             value(m).map(|v| Bar {
-                label: m
-                    .name
-                    .strip_prefix(prefix)
-                    .unwrap_or(&m.name)
-                    .trim_start_matches('.')
-                    .to_string(),
+                label: {
+                    let name = m.name.to_string();
+                    name.strip_prefix(stage.name())
+                        .unwrap_or(&name)
+                        .trim_start_matches('.')
+                        .to_string()
+                },
                 value: v / scale,
                 value_text: format!("{:.3} {unit}", v / scale),
             })
@@ -139,12 +140,19 @@ pub fn ReportView(
         .into_iter()
         .map(|w| view! { <li>{w}</li> })
         .collect_view();
-    let gemm = bars(&report, "gemm", |m| m.flops_per_s, FLOPS_UNITS);
-    let attention = bars(&report, "attention", |m| m.flops_per_s, FLOPS_UNITS);
-    let bandwidth = bars(&report, "bandwidth", |m| m.bytes_per_s, BANDWIDTH_UNITS);
-    let decode = bars(&report, "decode", |m| m.tokens_per_s, TOKEN_UNITS);
-    let sweep = report.stage("sweep").and_then(|s| s.sweep.clone());
-    let sweep_view = sweep.map(|s| {
+    let gemm = bars(&report, Stage::Gemm, |m| m.flops_per_s, FLOPS_UNITS);
+    let attention = bars(&report, Stage::Attention, |m| m.flops_per_s, FLOPS_UNITS);
+    let bandwidth = bars(
+        &report,
+        Stage::Bandwidth,
+        |m| m.bytes_per_s,
+        BANDWIDTH_UNITS,
+    );
+    let decode = bars(&report, Stage::Decode, |m| m.tokens_per_s, TOKEN_UNITS);
+    let allocation = report
+        .stage(Stage::Allocation)
+        .and_then(|s| s.allocation.clone());
+    let allocation_view = allocation.map(|s| {
         let points: Vec<Point> = s
             .steps
             .iter()
@@ -179,7 +187,7 @@ pub fn ReportView(
         }
     });
     let max_buffer = report
-        .stage("max_buffer")
+        .stage(Stage::MaxBuffer)
         .and_then(|s| s.max_buffer.clone())
         .map(|m| {
             view! {
@@ -222,7 +230,7 @@ pub fn ReportView(
                 .or(m.bytes_per_s.map(format::bandwidth))
                 .or(m.tokens_per_s.map(format::tokens_per_s))
                 .unwrap_or_default();
-            view! { <tr><td>{m.name.clone()}</td><td class=class>{status}</td><td class="num">{speed}</td></tr> }
+            view! { <tr><td>{m.name.to_string()}</td><td class=class>{status}</td><td class="num">{speed}</td></tr> }
         })
         .collect_view();
     let use_button = state.map(|st| {
@@ -240,7 +248,7 @@ pub fn ReportView(
                <span class="note">{format!(" · {} · {}", report.date_utc, report.tool.name)}</span></p>
             <ul class="assumptions warnings">{warnings}</ul>
             {use_button}
-            {sweep_view}
+            {allocation_view}
             {max_buffer}
             {chart("Matrix multiply (GEMM), verified", gemm)}
             {chart("Attention, verified", attention)}

@@ -1,46 +1,24 @@
-//! `headroom probe`: discover the machine, run every stage on one GPU, write the JSON report
-//! after each stage (temporary file + rename, so Ctrl-C or a crash leaves the finished stages in
-//! a valid file), and print a summary.
+//! `headroom probe`: parses the arguments, discovers the machine, hands the probe library's plan
+//! and run an indicatif progress bar, and writes the JSON report whenever it changes (temporary
+//! file + rename, so Ctrl-C, a crash or the OOM killer leaves every finished step in a valid
+//! file), then prints a summary.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use headroom_core::report::{
-    AdapterInfo, Measurement, ProbeReport, ProbeSettings, SCHEMA_VERSION, StageRecord, Status,
+    AdapterInfo, Measurement, ProbeReport, ProbeSettings, SCHEMA_VERSION, Stage, StageRecord,
     ToolInfo,
 };
-use headroom_probe::kernels::attention::{self, AttentionParams};
-use headroom_probe::kernels::bandwidth::{self, BandwidthParams};
-use headroom_probe::kernels::decode::{self, DecodeParams, WeightFormat};
-use headroom_probe::kernels::gemm::{self, GemmParams, GemmVariant, Tile};
-use headroom_probe::kernels::max_buffer::{self, MaxBufferParams};
-use headroom_probe::kernels::sweep::{self, DEFAULT_SWAP_FACTOR, SweepParams};
-use headroom_probe::kernels::{GIB, MIB, MeasureSettings};
+use headroom_probe::kernels::{GIB, MIB};
+use headroom_probe::plan::{Capabilities, Plan, PlanError, Request, Target, pick_adapter};
+use headroom_probe::run::{Outcome, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// The stages, in the order they run.
-pub const STAGES: [&str; 6] = [
-    "gemm",
-    "attention",
-    "bandwidth",
-    "decode",
-    "max_buffer",
-    "sweep",
-];
-
 /// Environment variable (tests): allocations beyond this many bytes fail as a simulated
-/// out-of-memory in the largest-buffer search and the sweep.
+/// out-of-memory in the largest-buffer search and the allocation stage.
 const SIMULATE_OOM_ENV: &str = "HEADROOM_PROBE_SIMULATE_OOM_BYTES";
-
-/// Share of a discrete GPU's device-local memory the sweep may take by default (issue 3).
-const DISCRETE_BUDGET_FRACTION: f64 = 0.9;
-/// Share of available RAM the sweep may take on unified memory without a Metal working set
-/// (Linux integrated GPUs, CPU rasterizers): stays clear of swap.
-const UNIFIED_AVAILABLE_FRACTION: f64 = 0.8;
-/// When the backend does not say how much memory the GPU has: half of RAM.
-const UNKNOWN_MEMORY_RAM_FRACTION: f64 = 0.5;
 
 /// Arguments of `headroom probe`.
 #[derive(clap::Args)]
@@ -57,72 +35,16 @@ pub struct ProbeArgs {
     /// Graphics backend: metal, vulkan, dx12 or gl.
     #[arg(long)]
     backend: Option<String>,
-    /// Memory the sweep and the largest buffer may use, e.g. 16GiB, 20GB, 512MiB or bytes.
+    /// Memory the allocation stage and the largest buffer may use, e.g. 16GiB, 20GB, 512MiB or bytes.
     #[arg(long)]
     budget: Option<String>,
-    /// Let the sweep go past the point where the host starts to swap.
+    /// Let the allocation stage go past the point where the host starts to swap.
     #[arg(long)]
     allow_swap: bool,
     /// Where to write the JSON report.
     #[arg(long, default_value = "headroom-probe.json")]
     out: PathBuf,
 }
-
-/// Sizes per kind of run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Sizes {
-    label: &'static str,
-    gemm_n: &'static [u32],
-    attention: (u32, u32, u32),
-    bandwidth_bytes: u64,
-    decode_params: u64,
-    sweep_step_params: u64,
-    stage_time_limit_s: f64,
-    measure: MeasureSettings,
-    /// Attention key tile override (`None`: as large as shared memory allows).
-    attention_key_block: Option<u32>,
-}
-
-const FULL: Sizes = Sizes {
-    label: "full",
-    gemm_n: &[4096, 8192],
-    // Issue 6's comparison shape: B8 H32 S2048.
-    attention: (8, 32, 2048),
-    bandwidth_bytes: 4 * GIB,
-    // An 8B-parameter model.
-    decode_params: 8_000_000_000,
-    sweep_step_params: 1_000_000_000,
-    stage_time_limit_s: 600.0,
-    measure: MeasureSettings::FULL,
-    attention_key_block: None,
-};
-
-const QUICK: Sizes = Sizes {
-    label: "quick",
-    gemm_n: &[2048],
-    attention: (4, 16, 1024),
-    bandwidth_bytes: GIB,
-    decode_params: 1_000_000_000,
-    sweep_step_params: 4_000_000_000,
-    stage_time_limit_s: 60.0,
-    measure: MeasureSettings::QUICK,
-    attention_key_block: None,
-};
-
-/// A CPU rasterizer (lavapipe, ~1 GFLOP/s) checks correctness, not speed: tiny sizes.
-const CPU_ADAPTER: Sizes = Sizes {
-    label: "cpu adapter (correctness sizes)",
-    gemm_n: &[256],
-    attention: (1, 2, 128),
-    bandwidth_bytes: 32 * MIB,
-    decode_params: 16 * MIB,
-    sweep_step_params: 16 * MIB,
-    // lavapipe compiles shaders with LLVM: a cold compile of the attention kernels takes
-    // minutes on a 2-core machine.
-    stage_time_limit_s: 900.0,
-    measure: MeasureSettings::ONCE,
-    attention_key_block: Some(4),
-};
 
 /// Parses `16GiB`, `20GB`, `512MiB`, `1.5GiB`, `1000000` (bytes).
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {
@@ -209,56 +131,6 @@ fn write_atomic(path: &Path, report: &ProbeReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pick_adapter(
-    adapters: &[wgpu::Adapter],
-    infos: &[AdapterInfo],
-    wanted: Option<&str>,
-) -> anyhow::Result<usize> {
-    if let Some(wanted) = wanted {
-        if let Ok(index) = wanted.parse::<usize>() {
-            if index < adapters.len() {
-                return Ok(index);
-            }
-            bail!(
-                "--adapter {index}: there are {} adapters (0 to {})",
-                adapters.len(),
-                adapters.len().saturating_sub(1)
-            );
-        }
-        let lower = wanted.to_ascii_lowercase();
-        return infos
-            .iter()
-            .position(|a| a.name.to_ascii_lowercase().contains(&lower))
-            .with_context(|| {
-                let names: Vec<String> = infos
-                    .iter()
-                    .map(|a| format!("{}: {} ({})", a.index, a.name, a.backend))
-                    .collect();
-                format!(
-                    "--adapter `{wanted}` matches no adapter; found: {}",
-                    names.join("; ")
-                )
-            });
-    }
-    // Prefer a discrete GPU, then integrated, then anything; native APIs over GL.
-    let rank = |a: &AdapterInfo| {
-        let kind = match a.device_type.as_str() {
-            "discrete_gpu" => 0,
-            "integrated_gpu" => 1,
-            "virtual_gpu" => 2,
-            "cpu" => 4,
-            _ => 3,
-        };
-        (kind, u8::from(a.backend == "gl"))
-    };
-    infos
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, a)| rank(a))
-        .map(|(i, _)| i)
-        .context("no adapter")
-}
-
 fn no_adapter_message(backends: wgpu::Backends) -> String {
     format!(
         "no GPU adapter found (backends searched: {backends:?}).\n\
@@ -269,327 +141,75 @@ fn no_adapter_message(backends: wgpu::Backends) -> String {
     )
 }
 
-/// The memory budget and where it came from.
-fn budget(
-    args: &ProbeArgs,
-    adapter: &AdapterInfo,
-    report: &ProbeReport,
-) -> anyhow::Result<(Option<u64>, String)> {
-    if let Some(text) = &args.budget {
-        return Ok((Some(parse_size(text)?), "--budget".to_owned()));
-    }
-    if adapter.unified_memory {
-        if let Some(ws) = report
-            .host
-            .macos
-            .as_ref()
-            .and_then(|m| m.recommended_max_working_set_bytes)
-        {
-            return Ok((Some(ws), "Metal recommendedMaxWorkingSetSize".to_owned()));
-        }
-        if args.allow_swap {
-            return Ok((None, "none (--allow-swap on unified memory)".to_owned()));
-        }
-        if let Some(avail) = report.host.ram_available_bytes.or(report.host.ram_bytes) {
-            let b = (avail as f64 * UNIFIED_AVAILABLE_FRACTION) as u64;
-            return Ok((
-                Some(b),
-                format!(
-                    "{:.0}% of available RAM (unified memory, never into swap)",
-                    UNIFIED_AVAILABLE_FRACTION * 100.0
-                ),
-            ));
-        }
-    } else if let Some(mem) = adapter.device_local_memory_bytes {
-        return Ok((
-            Some((mem as f64 * DISCRETE_BUDGET_FRACTION) as u64),
-            format!(
-                "{:.0}% of device-local memory",
-                DISCRETE_BUDGET_FRACTION * 100.0
-            ),
-        ));
-    }
-    let ram = report.host.ram_bytes.unwrap_or(4 * GIB);
-    Ok((
-        Some((ram as f64 * UNKNOWN_MEMORY_RAM_FRACTION) as u64),
-        format!(
-            "{:.0}% of RAM (the backend does not report device memory)",
-            UNKNOWN_MEMORY_RAM_FRACTION * 100.0
-        ),
-    ))
-}
-
-/// One measurement to run inside a stage: a label for the progress bar and the work.
-type Item<'a, R> = (String, Box<dyn FnOnce(&mut R) -> Vec<Measurement> + 'a>);
-
-struct Run<'a> {
-    device: &'a wgpu::Device,
-    queue: &'a wgpu::Queue,
-    adapter: &'a wgpu::Adapter,
-    sizes: Sizes,
-    seed: u64,
-    budget: Option<u64>,
-    memory_cap: u64,
-    allow_swap: bool,
-    simulate_oom: Option<u64>,
-    lost: Arc<Mutex<Option<String>>>,
-    uncaptured: Arc<Mutex<Vec<String>>>,
+/// The progress bar (one tick per step) and the report file, saved at every change.
+struct Bar {
     bar: ProgressBar,
+    out: PathBuf,
+    /// The first failed save: the run stops at the next step and the command reports it.
+    save_error: Option<anyhow::Error>,
 }
 
-impl Run<'_> {
-    fn next_seed(&mut self) -> u64 {
-        self.seed = self
-            .seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.seed
+impl Progress for Bar {
+    fn step_started(&mut self, step: &headroom_probe::plan::Step) {
+        self.bar
+            .set_message(format!("{}: {}", step.stage(), step.label()));
     }
 
-    fn lost(&self) -> Option<String> {
-        self.lost.lock().ok().and_then(|l| l.clone())
-    }
-
-    fn step(&self, what: &str) {
-        self.bar.set_message(what.to_owned());
-    }
-
-    fn done_one(&self) {
+    fn step_finished(
+        &mut self,
+        _step: &headroom_probe::plan::Step,
+        _measurements: &[Measurement],
+        _record: &StageRecord,
+    ) {
         self.bar.inc(1);
     }
 
-    /// Runs `items` measurement closures with the stage's time limit.
-    fn measurements(&mut self, stage: &str, items: Vec<Item<'_, Self>>) -> StageRecord {
-        let start = Instant::now();
-        let mut out = Vec::new();
-        let mut reason = None;
-        for (label, item) in items {
-            if let Some(lost) = self.lost() {
-                reason = Some(format!("device lost: {lost}"));
-                break;
-            }
-            if start.elapsed().as_secs_f64() > self.sizes.stage_time_limit_s {
-                reason = Some(format!(
-                    "time limit of {:.0} s reached before {label}",
-                    self.sizes.stage_time_limit_s
-                ));
-                break;
-            }
-            self.step(&format!("{stage}: {label}"));
-            out.extend(item(self));
-            self.done_one();
-        }
-        let any_failed = out.iter().any(|m| m.status == Status::Failed);
-        let status = if reason.is_some() || any_failed {
-            Status::Failed
-        } else {
-            Status::Ok
-        };
-        if reason.is_none() && any_failed {
-            reason = Some("one or more measurements failed (see their errors)".to_owned());
-        }
-        StageRecord {
-            stage: stage.to_owned(),
-            status,
-            reason,
-            duration_s: start.elapsed().as_secs_f64(),
-            measurements: out,
-            max_buffer: None,
-            sweep: None,
+    fn report_changed(&mut self, report: &ProbeReport) {
+        if self.save_error.is_none()
+            && let Err(err) = write_atomic(&self.out, report)
+        {
+            self.save_error = Some(err);
         }
     }
 
-    fn gemm(&mut self) -> StageRecord {
-        let coop = self.adapter.cooperative_matrix_properties();
-        let subgroup = self.adapter.get_info().subgroup_max_size;
-        let mut items: Vec<Item<'_, Self>> = Vec::new();
-        for &n in self.sizes.gemm_n {
-            for variant in GemmVariant::ALL {
-                let coop = coop.clone();
-                items.push((
-                    format!("{} {n}³", variant.name()),
-                    Box::new(move |run: &mut Self| {
-                        let p = GemmParams {
-                            variant,
-                            n,
-                            seed: run.next_seed(),
-                            settings: run.sizes.measure,
-                            tiles: Tile::CANDIDATES.to_vec(),
-                            coop_properties: coop,
-                            subgroup_size: subgroup,
-                        };
-                        vec![pollster::block_on(gemm::run(run.device, run.queue, &p))]
-                    }),
-                ));
-            }
-        }
-        self.measurements("gemm", items)
-    }
-
-    fn attention(&mut self) -> StageRecord {
-        let (batch, heads, seq) = self.sizes.attention;
-        let mut items: Vec<Item<'_, Self>> = Vec::new();
-        for head_dim in [128, 64] {
-            for causal in [false, true] {
-                items.push((
-                    format!("d{head_dim}{}", if causal { " causal" } else { "" }),
-                    Box::new(move |run: &mut Self| {
-                        let p = AttentionParams {
-                            batch,
-                            heads,
-                            seq,
-                            head_dim,
-                            causal,
-                            seed: run.next_seed(),
-                            settings: run.sizes.measure,
-                            key_block: run.sizes.attention_key_block,
-                            coop_properties: run.adapter.cooperative_matrix_properties(),
-                            subgroup_size: {
-                                let info = run.adapter.get_info();
-                                (info.subgroup_min_size == info.subgroup_max_size)
-                                    .then_some(info.subgroup_max_size)
-                            },
-                        };
-                        vec![pollster::block_on(attention::run(
-                            run.device, run.queue, &p,
-                        ))]
-                    }),
-                ));
-            }
-        }
-        self.measurements("attention", items)
-    }
-
-    fn bandwidth(&mut self) -> StageRecord {
-        // Two buffers: keep both within a third of the budget (the kernel also clamps each to
-        // the adapter's max_buffer_size).
-        let size = self.sizes.bandwidth_bytes.min(self.memory_cap / 6).max(MIB);
-        let items: Vec<Item<'_, Self>> = vec![(
-            "read, write, copy".to_owned(),
-            Box::new(move |run: &mut Self| {
-                let p = BandwidthParams {
-                    size_bytes: size,
-                    seed: run.next_seed() as u32,
-                    settings: run.sizes.measure,
-                };
-                pollster::block_on(bandwidth::run(run.device, run.queue, &p))
-            }),
-        )];
-        self.measurements("bandwidth", items)
-    }
-
-    fn decode(&mut self) -> StageRecord {
-        let mut items: Vec<Item<'_, Self>> = Vec::new();
-        for format in [WeightFormat::Q4_0, WeightFormat::Q8_0, WeightFormat::F16] {
-            // Keep the weights within half the budget.
-            let cap_params = (self.memory_cap as f64 / 2.0 / format.bytes_per_weight()) as u64;
-            let params = self.sizes.decode_params.min(cap_params);
-            items.push((
-                format!("{} {:.1}B params", format.label(), params as f64 / 1e9),
-                Box::new(move |run: &mut Self| {
-                    let info = run.adapter.get_info();
-                    let p = DecodeParams {
-                        format,
-                        model_params: params,
-                        seed: run.next_seed() as u32,
-                        settings: run.sizes.measure,
-                        subgroup_size: (info.subgroup_min_size == info.subgroup_max_size)
-                            .then_some(info.subgroup_max_size),
-                    };
-                    vec![pollster::block_on(decode::run(run.device, run.queue, &p))]
-                }),
-            ));
-        }
-        self.measurements("decode", items)
-    }
-
-    fn max_buffer(&mut self) -> StageRecord {
-        let start = Instant::now();
-        self.step("max_buffer: allocate, fill, read back");
-        let p = MaxBufferParams {
-            cap_bytes: self.memory_cap,
-            seed: self.next_seed() as u32,
-            simulate_oom_above_bytes: self.simulate_oom,
-            time_limit_s: self.sizes.stage_time_limit_s,
-        };
-        let result = pollster::block_on(max_buffer::run(self.device, self.queue, &p));
-        self.done_one();
-        let mut record = StageRecord::new("max_buffer", Status::Ok);
-        match result {
-            Ok(r) => {
-                if r.largest_verified_bytes == 0 {
-                    record.status = Status::Failed;
-                    record.reason =
-                        Some("no buffer size could be allocated and verified".to_owned());
-                }
-                record.max_buffer = Some(r);
-            }
-            Err(err) => {
-                record.status = Status::Failed;
-                record.reason = Some(err.to_string());
-            }
-        }
-        record.duration_s = start.elapsed().as_secs_f64();
-        record
-    }
-
-    fn sweep(&mut self) -> StageRecord {
-        let start = Instant::now();
-        self.step("sweep: allocating fp16 parameters step by step");
-        let p = SweepParams {
-            step_params: self.sizes.sweep_step_params,
-            budget_bytes: self.budget,
-            swap_factor: DEFAULT_SWAP_FACTOR,
-            allow_swap: self.allow_swap,
-            time_limit_s: self.sizes.stage_time_limit_s,
-            seed: self.next_seed() as u32,
-            simulate_oom_above_bytes: self.simulate_oom,
-        };
-        let result = pollster::block_on(sweep::run(self.device, self.queue, &p));
-        self.done_one();
-        let mut record = StageRecord::new("sweep", Status::Ok);
-        match result {
-            Ok(r) => {
-                record.reason = Some(format!("stopped: {}", r.stop_detail));
-                record.sweep = Some(r);
-            }
-            Err(err) => {
-                record.status = Status::Failed;
-                record.reason = Some(err.to_string());
-            }
-        }
-        record.duration_s = start.elapsed().as_secs_f64();
-        record
+    async fn go_on(&mut self) -> bool {
+        self.save_error.is_none()
     }
 }
 
-fn stage_units(stage: &str, sizes: &Sizes) -> u64 {
-    match stage {
-        "gemm" => (sizes.gemm_n.len() * GemmVariant::ALL.len()) as u64,
-        "attention" => 4,
-        "decode" => 3,
-        _ => 1,
+fn adapter_error(err: PlanError) -> anyhow::Error {
+    match err {
+        PlanError::AdapterIndex { index, count } => anyhow::anyhow!(
+            "--adapter {index}: there are {count} adapters (0 to {})",
+            count.saturating_sub(1)
+        ),
+        PlanError::AdapterName { wanted, found } => {
+            anyhow::anyhow!("--adapter `{wanted}` matches no adapter; found: {found}")
+        }
+        other => anyhow::anyhow!("{other}"),
     }
 }
 
 /// Run the command.
 pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
     // First everything the user typed, before touching the system.
-    for stage in &args.only {
-        if !STAGES.contains(&stage.as_str()) {
-            bail!(
-                "--only: unknown stage `{stage}`; the stages are {}",
-                STAGES.join(", ")
-            );
-        }
-    }
+    let only = args
+        .only
+        .iter()
+        .map(|name| {
+            name.parse::<Stage>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--only: unknown stage `{name}`; the stages are {}",
+                    Stage::ALL.map(Stage::name).join(", ")
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<Stage>>>()?;
     let backends = match &args.backend {
         Some(name) => parse_backend(name)?,
         None => wgpu::Backends::all(),
     };
-    if let Some(text) = &args.budget {
-        parse_size(text)?;
-    }
+    let budget_bytes = args.budget.as_deref().map(parse_size).transpose()?;
     let simulate_oom = match std::env::var(SIMULATE_OOM_ENV) {
         Ok(text) => Some(parse_size(&text).with_context(|| SIMULATE_OOM_ENV.to_string())?),
         Err(_) => None,
@@ -609,10 +229,18 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, a)| headroom_probe::adapter::describe(i, a))
         .collect();
-    let chosen = pick_adapter(&adapters, &infos, args.adapter.as_deref())?;
-    let adapter = &adapters[chosen];
+    let chosen = pick_adapter(&infos, args.adapter.as_deref()).map_err(adapter_error)?;
+    let (adapter, info) = (&adapters[chosen], &infos[chosen]);
     let mut host = headroom_probe::discovery::host();
     headroom_probe::discovery::add_metal_working_set(&mut host, adapter);
+    let request = Request {
+        target: Target::Native { quick: args.quick },
+        only: only.clone(),
+        budget_bytes,
+        allow_swap: args.allow_swap,
+        simulate_oom_above_bytes: simulate_oom,
+    };
+    let plan = Plan::new(&request, info, Capabilities::of(adapter), &host);
     let mut report = ProbeReport {
         schema_version: SCHEMA_VERSION,
         tool: ToolInfo {
@@ -624,24 +252,14 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         host,
         adapters: infos.clone(),
         selected_adapter: Some(chosen),
-        settings: ProbeSettings::default(),
+        settings: ProbeSettings {
+            quick: args.quick,
+            only,
+            budget_bytes: plan.budget.bytes,
+            budget_source: plan.budget_source(),
+            allow_swap: args.allow_swap,
+        },
         stages: Vec::new(),
-    };
-    let info = &infos[chosen];
-    let (budget_bytes, budget_source) = budget(&args, info, &report)?;
-    let sizes = if info.device_type == "cpu" {
-        CPU_ADAPTER
-    } else if args.quick {
-        QUICK
-    } else {
-        FULL
-    };
-    report.settings = ProbeSettings {
-        quick: args.quick,
-        only: args.only.clone(),
-        budget_bytes,
-        budget_source: format!("{budget_source}; sizes: {}", sizes.label),
-        allow_swap: args.allow_swap,
     };
     eprintln!(
         "headroom probe: {} ({}, {}, driver {} {}); budget {}",
@@ -650,41 +268,16 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         info.device_type,
         info.driver,
         info.driver_info,
-        budget_bytes.map_or_else(
+        plan.budget.bytes.map_or_else(
             || "none".to_owned(),
-            |b| format!("{:.2} GiB ({budget_source})", b as f64 / GIB as f64)
+            |b| format!("{:.2} GiB ({})", b as f64 / GIB as f64, plan.budget.source)
         ),
     );
     write_atomic(&args.out, &report)?;
 
     let (device, queue) = pollster::block_on(headroom_probe::adapter::request_device(adapter))
         .with_context(|| format!("cannot open a device on {}", info.name))?;
-    let lost = Arc::new(Mutex::new(None));
-    {
-        let lost = lost.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            if let Ok(mut slot) = lost.lock() {
-                *slot = Some(format!("{reason:?}: {message}"));
-            }
-        });
-    }
-    let uncaptured = Arc::new(Mutex::new(Vec::new()));
-    {
-        let uncaptured = uncaptured.clone();
-        device.on_uncaptured_error(Arc::new(move |err: wgpu::Error| {
-            if let Ok(mut list) = uncaptured.lock() {
-                list.push(err.to_string());
-            }
-        }));
-    }
-
-    let selected: Vec<&str> = STAGES
-        .iter()
-        .copied()
-        .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s))
-        .collect();
-    let total_units: u64 = selected.iter().map(|s| stage_units(s, &sizes)).sum();
-    let bar = ProgressBar::new(total_units);
+    let bar = ProgressBar::new(plan.all_steps().len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} (ETA {eta}) {msg}",
@@ -692,64 +285,33 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let memory_cap = budget_bytes
-        .or(info.device_local_memory_bytes)
-        .or(report.host.ram_bytes)
-        .unwrap_or(4 * GIB);
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
-    let mut run = Run {
-        device: &device,
-        queue: &queue,
-        adapter,
-        sizes,
-        seed,
-        budget: budget_bytes,
-        memory_cap,
-        allow_swap: args.allow_swap,
-        simulate_oom,
-        lost,
-        uncaptured,
+    let mut progress = Bar {
         bar,
+        out: args.out.clone(),
+        save_error: None,
     };
-    for stage in &selected {
-        let mut record = if let Some(lost) = run.lost() {
-            StageRecord::skipped(stage, format!("device lost earlier: {lost}"))
-        } else {
-            match *stage {
-                "gemm" => run.gemm(),
-                "attention" => run.attention(),
-                "bandwidth" => run.bandwidth(),
-                "decode" => run.decode(),
-                "max_buffer" => run.max_buffer(),
-                _ => run.sweep(),
-            }
-        };
-        let errors: Vec<String> = run
-            .uncaptured
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
-        if !errors.is_empty() {
-            let note = format!("uncaptured GPU errors: {}", errors.join("; "));
-            record.reason = Some(match record.reason.take() {
-                Some(r) => format!("{r}; {note}"),
-                None => note,
-            });
-        }
-        report.stages.push(record);
-        write_atomic(&args.out, &report)?;
+    let outcome = pollster::block_on(headroom_probe::run::run(
+        &device,
+        &queue,
+        &plan,
+        seed,
+        &mut report,
+        &mut progress,
+    ));
+    progress.bar.finish_and_clear();
+    if let Some(err) = progress.save_error {
+        return Err(err);
     }
-    for stage in STAGES.iter().filter(|s| !selected.contains(s)) {
-        report
-            .stages
-            .push(StageRecord::skipped(stage, "not selected by --only"));
+    if outcome == Outcome::Stopped {
+        bail!(
+            "the run stopped early; {} keeps the finished steps",
+            args.out.display()
+        );
     }
-    report.complete = true;
-    write_atomic(&args.out, &report)?;
-    run.bar.finish_and_clear();
     crate::show_cmd::print_summary(&report, &mut std::io::stdout())?;
     eprintln!("report written to {}", args.out.display());
     Ok(())

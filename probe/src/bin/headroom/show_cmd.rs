@@ -133,7 +133,8 @@ pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Resu
         "measurement", "status", "result"
     )?;
     for stage in &report.stages {
-        if stage.measurements.is_empty() && stage.max_buffer.is_none() && stage.sweep.is_none() {
+        if stage.measurements.is_empty() && stage.max_buffer.is_none() && stage.allocation.is_none()
+        {
             writeln!(
                 out,
                 "{:<28} {:<8} {:<34} {}",
@@ -174,7 +175,7 @@ pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Resu
                 mb.searched_up_to_bytes as f64 / GIB,
             )?;
         }
-        if let Some(sw) = &stage.sweep {
+        if let Some(sw) = &stage.allocation {
             writeln!(
                 out,
                 "{:<28} {:<8} {:<34} {} steps; {}",

@@ -15,7 +15,7 @@
 //! reads element (row r, col c) at `x[i + r·s + c]`; `coopLoad(&x[i], s)` (column-major) reads
 //! it at `x[i + c·s + r]`; `coopMultiplyAdd(a, b, c) = a·b + c` (a: 16×16 A, b: 16×16 B).
 //! Indices and strides count elements of the array the pointer points into: halves for an
-//! `array<f16>`, 4 halves for an `array<vec4<f16>>` (verified on an H100 by the lead's GEMM).
+//! `array<f16>`, 4 halves for an `array<vec4<f16>>` (verified on an H100 by the GEMM).
 //! The pointer's component type must be the fragment's: NVIDIA's driver fails to compile a
 //! coopLoad of f16 fragments from a `vec4<u32>` array ("NVVM compilation failed"), and such a
 //! failure loses the whole device, so no variant uses one.
@@ -44,14 +44,13 @@
 //! * Output: O fragments go through the S scratch (`coopStoreT`, stride SP), lanes divide their
 //!   row by ℓ and write f16 at `hb + (q0 + r)·D + col`.
 //!
-//! # Status and diagnostics
-//! Verified here: every variant passes naga (WGSL → validation → SPIR-V), and the emulated
-//! form (same index algebra, fragments as plain arrays) matches the f64 reference on lavapipe.
-//! On an H100 (NVIDIA Vulkan 580, run of 07:05 UTC) every variant compiled and ran but gave a
-//! wrong result (relative error ≈ 1.4), the diagnostic variants included; `run` records such a
-//! candidate and never reports it. `HEADROOM_ATTN_DIAG=1` makes `run` also execute each coop
-//! kernel in the [`Diag`] modes (S of the first key block; P = 1 sums of V) and record how each
-//! intermediate compares with the CPU, to locate the fault.
+//! # Verification
+//! Every variant passes naga (WGSL → validation → SPIR-V) in the unit tests, and the emulated
+//! form (same index algebra, fragments as plain arrays) matches the f64 reference on lavapipe;
+//! on the device, `attention::run` checks each candidate against the CPU before its speed counts.
+//! Every workgroup variable is a multiple of 128 bytes: NVIDIA's driver lays workgroup variables
+//! out itself, and one whose size broke 16-byte alignment shifted the fragment loads and stores
+//! after it by a few elements (probe/BENCHMARKS.md).
 //!
 //! # Softmax with a lazy reference (exact)
 //! Scores are in log2 units (`s·log2(e)/√D`). Each row keeps a reference `m` (not necessarily
@@ -62,22 +61,16 @@
 //! f32. Matrix fragments have no per-row scaling, so a rescale stores O to the scratch, scales
 //! rows on the lanes and reloads it; the decision is made for the whole workgroup (a flag in
 //! shared memory read with `workgroupUniformLoad`) so that every barrier stays in uniform control
-//! flow. The result `O/ℓ` is the same for any reference. See `simulate` in the tests for a
-//! CPU model of this scheme.
+//! flow. The result `O/ℓ` is the same for any reference. [`simulate_row`] is a CPU model of
+//! this scheme, which the tests hold to the f64 reference.
 
-/// Diagnostic modes: the kernel writes an intermediate instead of the attention output, so that
-/// a wrong result on a device can be narrowed down (`HEADROOM_ATTN_DIAG=1` runs them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Diag {
-    /// The attention output.
-    Off,
-    /// Row q, columns 0..BC: the raw scores `q·k_j` of the first key block (S = Q·Kᵀ).
-    Scores,
-    /// Every weight is 1 and there is no division: row q = Σ over the row's key range of V
-    /// (all keys, or up to the end of q's query block when causal) — checks P·V and the
-    /// output path.
-    Values,
-}
+mod cpu_model;
+mod emulation;
+
+pub use cpu_model::simulate_row;
+use emulation::emulation_library;
+
+use crate::kernels::wgsl_template;
 
 /// Largest lead (log2 units) of a block's row max over the row's reference before O is rescaled:
 /// `p ≤ 2^8 = 256` stays far inside f16's range (65504), and the f32 sums gain at most 8 bits.
@@ -120,21 +113,6 @@ pub struct CoopAttention {
     /// instead of shared memory: f32 fragments are then stored only to storage, the form the
     /// verified GEMM uses, should a driver reject stores of f32 fragments to shared memory.
     pub s_in_storage: bool,
-    /// Stage K transposed (`sh_k[dim][key]`, f16, row `BC + 8`) and read the Kᵀ fragment
-    /// row-major (`coopLoadT`) instead of column-major (diagnostic: the H100 run gave wrong
-    /// results and column-major loads are one of the operations the GEMM never exercised).
-    pub k_transposed: bool,
-    /// S/O scratch rows of `BC + 8` floats (32-byte multiple) instead of `BC + 4` (diagnostic).
-    pub s_stride_pad8: bool,
-    /// Diagnostic: no rescale path at all (the reference stays at the first block's max; only
-    /// safe while later scores lead it by less than f16's range, true of the probe's data).
-    pub no_rescale: bool,
-    /// Diagnostic: reload the Q fragments from global memory in every key block instead of
-    /// keeping them in registers across the loop.
-    pub q_reload: bool,
-    /// Diagnostic: read the V fragments straight from global memory (`v_in` as `array<f16>`,
-    /// `coopLoadT` with stride D, the GEMM's verified form) instead of a shared tile.
-    pub v_global: bool,
 }
 
 impl CoopAttention {
@@ -151,11 +129,6 @@ impl CoopAttention {
             prefetch: false,
             subgroup_sync: false,
             s_in_storage: false,
-            k_transposed: false,
-            s_stride_pad8: false,
-            no_rescale: false,
-            q_reload: false,
-            v_global: false,
         }
     }
 
@@ -186,37 +159,6 @@ impl CoopAttention {
                 }
             }
         }
-        // Diagnostics of the H100's wrong results: Kᵀ read row-major from a transposed tile,
-        // 32-byte scratch rows, both, and both with S in storage.
-        for (k_transposed, s_stride_pad8, s_in_storage) in [
-            (true, false, false),
-            (false, true, false),
-            (true, true, false),
-            (true, false, true),
-        ] {
-            out.push(CoopAttention {
-                s_in_storage,
-                k_transposed,
-                s_stride_pad8,
-                ..vec4
-            });
-        }
-        // Diagnostics: no rescale path (no conditional reload of O), Q reloaded per block, both.
-        for (no_rescale, q_reload) in [(true, false), (false, true), (true, true)] {
-            out.push(CoopAttention {
-                no_rescale,
-                q_reload,
-                ..plain
-            });
-        }
-        // Diagnostic: V fragments from global memory; with K transposed too.
-        for k_transposed in [false, true] {
-            out.push(CoopAttention {
-                k_transposed,
-                v_global: true,
-                ..plain
-            });
-        }
         // S in storage frees shared memory: key blocks of 64 fit at head_dim 128.
         for (subgroups, key_block, prefetch) in [(4, 64, false), (8, 32, true)] {
             out.push(CoopAttention {
@@ -232,10 +174,11 @@ impl CoopAttention {
         out
     }
 
-    /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching, `.sb`: subgroup barrier).
+    /// Report label, e.g. `coop.sg4.kb32.vec4` (`.pf`: prefetching, `.sb`: subgroup barrier,
+    /// `.gs`: S scratch in a storage buffer).
     pub fn label(&self) -> String {
         format!(
-            "coop.sg{}.kb{}.{}{}{}{}{}{}{}{}{}",
+            "coop.sg{}.kb{}.{}{}{}{}",
             self.subgroups,
             self.key_block,
             match self.store {
@@ -244,12 +187,7 @@ impl CoopAttention {
             },
             if self.prefetch { ".pf" } else { "" },
             if self.subgroup_sync { ".sb" } else { "" },
-            if self.s_in_storage { ".gs" } else { "" },
-            if self.k_transposed { ".kt" } else { "" },
-            if self.s_stride_pad8 { ".sp8" } else { "" },
-            if self.no_rescale { ".nr" } else { "" },
-            if self.q_reload { ".ql" } else { "" },
-            if self.v_global { ".vg" } else { "" }
+            if self.s_in_storage { ".gs" } else { "" }
         )
     }
 
@@ -294,24 +232,11 @@ impl CoopAttention {
         self.head_dim + 8
     }
     fn sp(&self) -> u32 {
-        self.key_block + if self.s_stride_pad8 { 8 } else { 4 }
+        self.key_block + 4
     }
-    fn kts(&self) -> u32 {
-        self.key_block + 8
-    }
-    fn v_tile_bytes(&self) -> u32 {
-        if self.v_global {
-            128
-        } else {
-            self.key_block * self.ks() * 2
-        }
-    }
-    fn k_tile_bytes(&self) -> u32 {
-        if self.k_transposed {
-            self.head_dim * self.kts() * 2
-        } else {
-            self.key_block * self.ks() * 2
-        }
+    /// Bytes of one K or V tile in shared memory.
+    fn tile_bytes(&self) -> u32 {
+        self.key_block * self.ks() * 2
     }
     fn pp(&self) -> u32 {
         self.key_block + 8
@@ -339,7 +264,7 @@ impl CoopAttention {
 
     /// Workgroup storage of the emulated kernel: the K and V tiles and the shuffle slots.
     pub fn emulation_shared_bytes(&self) -> u32 {
-        self.k_tile_bytes() + self.v_tile_bytes() + 4 * self.workgroup_size() + 4
+        2 * self.tile_bytes() + 4 * self.workgroup_size() + 4
     }
 
     /// Bytes of the S scratch buffer (binding 5) of an `s_in_storage` kernel for `batch·heads`
@@ -356,7 +281,7 @@ impl CoopAttention {
 
     /// Workgroup storage the kernel declares, in bytes.
     pub fn shared_bytes(&self) -> u32 {
-        let tiles = self.k_tile_bytes() + self.v_tile_bytes();
+        let tiles = 2 * self.tile_bytes();
         let s = if self.s_in_storage {
             0
         } else {
@@ -369,17 +294,7 @@ impl CoopAttention {
     /// The WGSL source. Bindings: 0 `q_in` (f16), 1 `k_in`, 2 `v_in` (`vec4<f16>`), 3 `o_out` (`vec4<f16>`), 4 `p` (`seq`, `scale_log2` bits, 2 pads) — the same
     /// buffers as the scalar kernel.
     pub fn wgsl(&self) -> String {
-        self.source(false, Diag::Off)
-    }
-
-    /// The kernel in a diagnostic mode (see [`Diag`]).
-    pub fn diag_wgsl(&self, diag: Diag) -> String {
-        self.source(false, diag)
-    }
-
-    /// The emulated kernel in a diagnostic mode (tests of the diagnostics themselves).
-    pub fn emulated_diag_wgsl(&self, diag: Diag) -> String {
-        self.source(true, diag)
+        self.source(false)
     }
 
     /// The same kernel with every cooperative-matrix operation and subgroup shuffle replaced by
@@ -389,10 +304,10 @@ impl CoopAttention {
     /// so the tests check the kernel's index algebra, blocking, masking and softmax end to end;
     /// only the drivers' reading of the fragment layouts themselves is left to the real run.
     pub fn emulated_wgsl(&self) -> String {
-        self.source(true, Diag::Off)
+        self.source(true)
     }
 
-    fn source(&self, em: bool, diag: Diag) -> String {
+    fn source(&self, em: bool) -> String {
         let d = self.head_dim;
         let bc = self.key_block;
         let ns = self.subgroups;
@@ -434,9 +349,7 @@ impl CoopAttention {
             let (arr, t, role) = match src {
                 "q" => ("q_in", "T", "f16, A"),
                 "k" => ("sh_k", "", "f16, B"),
-                "kt" => ("sh_k", "T", "f16, B"),
                 "v" => ("sh_v", "T", "f16, B"),
-                "vg" => ("v_in", "T", "f16, B"),
                 "p" => ("sh_p", "T", "f16, A"),
                 _ => ("sh_s", "T", "f32, C"),
             };
@@ -535,67 +448,34 @@ impl CoopAttention {
             "workgroupBarrier();"
         };
         let emu_lib = if em {
-            emulation_library(
-                self.store,
-                tile_unit,
-                wg,
-                sg,
-                self.k_transposed,
-                self.v_global,
-            )
+            emulation_library(self.store, tile_unit, wg, sg)
         } else {
             String::new()
         };
-        let mut s = format!(
-            r#"enable f16;
-{enable_coop}// {label}: head_dim {d}, causal {causal}, {ns} subgroups of {sg}, key block {bc}.
-struct Params {{ seq: u32, scale_log2: f32, pad0: u32, pad1: u32 }}
-@group(0) @binding(0) var<storage, read> q_in: array<f16>;
-@group(0) @binding(1) var<storage, read> k_in: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> v_in: array<{v_ty}>;
-@group(0) @binding(3) var<storage, read_write> o_out: array<vec4<f16>>;
-@group(0) @binding(4) var<uniform> p: Params;
-var<workgroup> sh_k: array<{k_ty}, {k_len}>;
-var<workgroup> sh_v: array<{tile_ty}, {v_len}>;
-{scratch_decl}// 128 bytes (element 0 used): NVIDIA's driver lays workgroup variables out itself, and a
-// variable whose size is not a multiple of 16-32 bytes shifts the tiles after it off the
-// alignment coopLoad/coopStore assume (H100: fragments shifted by a few elements).
-var<workgroup> rescale_flag: array<u32, 32>;
-fn add2(a: f32, b: f32) -> f32 {{ return a + b; }}
-{emu_lib}@compute @workgroup_size({wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) tid: u32{builtins}) {{
-{prelude}    let seq = p.seq;
-    let scale_log2 = p.scale_log2;
-    // Heavy (late) causal query blocks first: they start while the light ones fill the tail.
-    let qblock = nwg.x - 1u - wid.x;
-    let hb = wid.y * seq * {d}u;
-    let hb4 = wid.y * seq * {d4}u;
-    let q0 = qblock * {br}u + sgid * 16u;
-    let so = {s_index} * {s_sub}u;
-    let po = {p_index} * {p_sub}u;
-    let row = lane % 16u;
-    let part = lane / 16u;
-    let qrow = q0 + row;
-"#,
-            label = self.label(),
-            causal = self.causal,
-            k_ty = if self.k_transposed { "f16" } else { tile_ty },
-            v_ty = if self.v_global { "f16" } else { "vec4<f16>" },
-            // A 1-element tile where V is read from global memory (WGSL arrays are not empty).
-            // (128 bytes, see rescale_flag.)
-            v_len = if self.v_global {
-                if tile_ty == "f16" { 64 } else { 16 }
-            } else {
-                tile_len
-            },
-            k_len = if self.k_transposed {
-                d * self.kts()
-            } else {
-                tile_len
-            },
-            s_sub = FRAG * sp,
-            p_sub = FRAG * pp,
+        let mut s = wgsl_template(
+            include_str!("../wgsl/attention_coop.wgsl"),
+            &[
+                ("ENABLE_COOP", &enable_coop),
+                ("LABEL", &self.label()),
+                ("D", &d),
+                ("CAUSAL", &self.causal),
+                ("NS", &ns),
+                ("SG", &sg),
+                ("BC", &bc),
+                ("TILE_TY", &tile_ty),
+                ("TILE_LEN", &tile_len),
+                ("SCRATCH_DECL", &scratch_decl),
+                ("EMU_LIB", &emu_lib),
+                ("WG", &wg),
+                ("BUILTINS", &builtins),
+                ("PRELUDE", &prelude),
+                ("D4", &d4),
+                ("BR", &br),
+                ("S_INDEX", &s_index),
+                ("S_SUB", &(FRAG * sp)),
+                ("P_INDEX", &p_index),
+                ("P_SUB", &(FRAG * pp)),
+            ],
         );
         let mut q_loads = String::new();
         for kd in 0..nd {
@@ -612,9 +492,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 )
             );
         }
-        if !self.q_reload {
-            s += &q_loads;
-        }
+        s += &q_loads;
         for n in 0..nd {
             s += &format!("    {}\n", zero(&format!("o{n}"), slot_o(n)));
         }
@@ -634,13 +512,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let mut out = String::new();
             for &(i, guard) in &chunks {
                 let t = format!("(tid + {}u)", i * wg);
-                let vload = if self.v_global {
-                    String::new()
-                } else {
-                    format!("\n{indent}    vp{i} = v_in[g{i}];")
-                };
                 let body = format!(
-                    "let g{i} = hb4 + ({block} + {t} / {d4}u) * {d4}u + {t} % {d4}u;\n{indent}    kp{i} = k_in[g{i}];{vload}"
+                    "let g{i} = hb4 + ({block} + {t} / {d4}u) * {d4}u + {t} % {d4}u;\n{indent}    kp{i} = k_in[g{i}];\n{indent}    vp{i} = v_in[g{i}];"
                 );
                 if guard {
                     out += &format!(
@@ -658,33 +531,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 "            let t = tid + {o}u;\n            let kr = t / {d4}u;\n            let kc = t % {d4}u;\n",
                 o = i * wg
             );
-            if self.k_transposed {
-                // Dim kc·4 + w of key kr goes to row kc·4 + w, column kr.
-                for (w, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-                    body += &format!(
-                        "            sh_k[(kc * 4u + {w}u) * {kts}u + kr] = kp{i}.{comp};\n",
-                        kts = self.kts()
-                    );
-                }
-            }
             match self.store {
                 TileStore::Vec4 => {
-                    if !self.k_transposed {
-                        body += &format!("            sh_k[kr * {ks4}u + kc] = kp{i};\n");
-                    }
-                    if !self.v_global {
-                        body += &format!("            sh_v[kr * {ks4}u + kc] = vp{i};\n");
-                    }
+                    body += &format!("            sh_k[kr * {ks4}u + kc] = kp{i};\n");
+                    body += &format!("            sh_v[kr * {ks4}u + kc] = vp{i};\n");
                 }
                 TileStore::Half => {
                     body += &format!("            let hbase = kr * {ks}u + kc * 4u;\n");
                     for (w, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-                        if !self.k_transposed {
-                            body += &format!("            sh_k[hbase + {w}u] = kp{i}.{comp};\n");
-                        }
-                        if !self.v_global {
-                            body += &format!("            sh_v[hbase + {w}u] = vp{i}.{comp};\n");
-                        }
+                        body += &format!("            sh_k[hbase + {w}u] = kp{i}.{comp};\n");
+                        body += &format!("            sh_v[hbase + {w}u] = vp{i}.{comp};\n");
                     }
                 }
             }
@@ -718,23 +574,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             s += &gen_store;
         }
         s += "        workgroupBarrier();\n";
-        if self.q_reload {
-            s += &q_loads;
-        }
         // S = Q·Kᵀ, one C fragment per 16 keys.
         for jb in 0..nk {
             s += &format!("        {}\n", zero(&format!("sf{jb}"), slot_s(jb)));
             for kd in 0..nd {
-                let (base, _) = match self.store {
-                    TileStore::Vec4 => (jb * FRAG * ks4 + 4 * kd, ks4),
-                    TileStore::Half => (jb * FRAG * ks + FRAG * kd, ks),
-                };
-                // Transposed tile: Kᵀ element (dim r, key c) at half (16kd + r)·KTS + 16jb + c,
-                // row-major with base 16kd·KTS + 16jb and stride KTS.
-                let (src, base, stride) = if self.k_transposed {
-                    ("kt", FRAG * kd * self.kts() + FRAG * jb, self.kts())
-                } else {
-                    ("k", base, unit_ks)
+                let base = match self.store {
+                    TileStore::Vec4 => jb * FRAG * ks4 + 4 * kd,
+                    TileStore::Half => jb * FRAG * ks + FRAG * kd,
                 };
                 s += &format!(
                     "        {ld}\n        {mm}\n",
@@ -742,9 +588,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                         "let ",
                         &format!("kt{jb}_{kd}"),
                         slot_k,
-                        src,
+                        "k",
                         &format!("{base}u"),
-                        &format!("{stride}u")
+                        &format!("{unit_ks}u")
                     ),
                     mm = mma(
                         &format!("qf{kd}"),
@@ -780,56 +626,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             s += &format!("        bmax = max(bmax, x{c});\n");
         }
-        if diag == Diag::Scores {
-            // Raw scores of the first key block: row qrow, keys part·cpl + c → output columns.
-            s += &format!(
-                "        if (k0 == 0u) {{\n            let dbase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
-            );
-            for c4 in 0..(cpl / 4) {
-                let c = c4 * 4;
-                s += &format!(
-                    "            o_out[dbase4 + {c4}u] = vec4<f16>(vec4<f32>(sh_s[sbase + {c}u], sh_s[sbase + {c1}u], sh_s[sbase + {c2}u], sh_s[sbase + {c3}u]));\n",
-                    c1 = c + 1,
-                    c2 = c + 2,
-                    c3 = c + 3
-                );
-            }
-            s += "        }\n";
-        }
         s += &reduce("bmax", "max", "        ");
         s += &format!(
             r#"        alpha = 1.0;
         if (k0 == 0u) {{
             m_ref = bmax;
-        }}{lazy}
+        }} else if (bmax > m_ref + {thr:.1}) {{
+            alpha = exp2(m_ref - bmax);
+            m_ref = bmax;
+            rescale_flag[0] = 1u;
+        }}
         l_sum = l_sum * alpha;
         let pbase = po + row * {pp}u + part * {cpl}u;
-"#,
-            lazy = if self.no_rescale {
-                String::new()
-            } else {
-                format!(
-                    " else if (bmax > m_ref + {thr:.1}) {{\n            alpha = exp2(m_ref - bmax);\n            m_ref = bmax;\n            rescale_flag[0] = 1u;\n        }}"
-                )
-            }
+"#
         );
         for c in 0..cpl {
             s += &format!(
-                "        let e{c} = {e};\n        l_sum += e{c};\n        sh_p[pbase + {c}u] = f16(e{c});\n",
-                e = if diag == Diag::Values {
-                    "1.0".to_owned()
-                } else {
-                    format!("exp2(x{c} - m_ref)")
-                }
+                "        let e{c} = exp2(x{c} - m_ref);\n        l_sum += e{c};\n        sh_p[pbase + {c}u] = f16(e{c});\n"
             );
         }
         // The flag load is also the barrier that publishes P (and the flag) to the workgroup.
-        if self.no_rescale {
-            s += "        workgroupBarrier();\n        if (false) {\n";
-        } else {
-            s += "        let need_rescale = workgroupUniformLoad(&rescale_flag[0]);\n";
-            s += "        if (need_rescale != 0u) {\n";
-        }
+        s += "        let need_rescale = workgroupUniformLoad(&rescale_flag[0]);\n";
+        s += "        if (need_rescale != 0u) {\n";
         // Rescale O: nk fragments at a time through the S scratch (16 × BC f32).
         for g in 0..(nd / nk) {
             for j in 0..nk {
@@ -881,27 +699,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     TileStore::Vec4 => jb * FRAG * ks4 + 4 * n,
                     TileStore::Half => jb * FRAG * ks + FRAG * n,
                 };
-                // From global: V element (key 16jb + r, dim 16n + c) at hb + (k0 + 16jb + r)·D
-                // + 16n + c: row-major, stride D.
-                let (src, idx, stride) = if self.v_global {
-                    s += &format!(
-                        "        let vgi{jb}_{n} = hb + (k0 + {kr}u) * {d}u + {dc}u;\n",
-                        kr = jb * FRAG,
-                        dc = n * FRAG
-                    );
-                    ("vg", format!("vgi{jb}_{n}"), d)
-                } else {
-                    ("v", format!("{base}u"), unit_ks)
-                };
                 s += &format!(
                     "        {ld}\n        {mm}\n",
                     ld = load(
                         "let ",
                         &format!("vf{jb}_{n}"),
                         slot_v,
-                        src,
-                        &idx,
-                        &format!("{stride}u")
+                        "v",
+                        &format!("{base}u"),
+                        &format!("{unit_ks}u")
                     ),
                     mm = mma(
                         &format!("pf{jb}"),
@@ -918,15 +724,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         // ℓ of the row: the sum of its lanes' partial sums.
         s += &reduce("l_sum", "add2", "    ");
         s += &format!(
-            "    let inv_l = {inv};\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n",
-            inv = if diag == Diag::Values {
-                "1.0"
-            } else {
-                "1.0 / l_sum"
-            }
+            "    let inv_l = 1.0 / l_sum;\n    let sbase = so + row * {sp}u + part * {cpl}u;\n    let obase4 = (hb + qrow * {d}u + part * {cpl}u) / 4u;\n"
         );
-        let out_groups = if diag == Diag::Scores { 0 } else { nd / nk };
-        for g in 0..out_groups {
+        for g in 0..(nd / nk) {
             s += &format!("    {s_barrier}\n");
             for j in 0..nk {
                 let n = g * nk + j;
@@ -951,203 +751,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         s += "}\n";
         s
     }
-}
-
-/// What a diagnostic kernel writes for one row of one head (`q`, `k`, `v`: `[seq][d]`), and
-/// which of the row's `d` outputs carry it: [`Diag::Scores`] the first `key_block` columns,
-/// [`Diag::Values`] all of them.
-pub fn diag_reference(
-    diag: Diag,
-    c: &CoopAttention,
-    qkv: (&[f32], &[f32], &[f32]),
-    seq: usize,
-    row: usize,
-) -> Vec<f64> {
-    let (q, k, v) = qkv;
-    let d = c.head_dim as usize;
-    match diag {
-        Diag::Scores => (0..c.key_block as usize)
-            .map(|j| {
-                (0..d)
-                    .map(|t| f64::from(q[row * d + t]) * f64::from(k[j * d + t]))
-                    .sum()
-            })
-            .collect(),
-        Diag::Values | Diag::Off => {
-            let br = c.query_block() as usize;
-            let keys = if c.causal { (row / br + 1) * br } else { seq };
-            (0..d)
-                .map(|t| (0..keys).map(|j| f64::from(v[j * d + t])).sum())
-                .collect()
-        }
-    }
-}
-
-/// WGSL replacing the cooperative-matrix operations of one kernel (see
-/// [`CoopAttention::emulated_wgsl`]). A fragment is `array<f32, 256>`, element (r, c) at
-/// `16r + c`; loads and stores follow the semantics in the module docs, with the K/V tile's
-/// index and stride in `unit` halves (4 for `vec4<f16>` tiles).
-fn emulation_library(
-    store: TileStore,
-    unit: u32,
-    wg: u32,
-    sg: u32,
-    k_transposed: bool,
-    v_global: bool,
-) -> String {
-    let half = match store {
-        TileStore::Vec4 => "return f32(arr[h / 4u][h % 4u]);",
-        TileStore::Half => "return f32(arr[h]);",
-    };
-    // Every emulated operation is a subgroup-wide step between barriers (all of them sit in
-    // uniform control flow, as the real ones must); lane `lane` handles elements lane + k·SG.
-    let mut s = format!(
-        r#"@group(0) @binding(5) var<storage, read_write> frs: array<f32>;
-var<workgroup> xch: array<f32, {wg}>;
-var<private> tid_g: u32;
-fn sync() {{
-    storageBarrier();
-    workgroupBarrier();
-}}
-fn zero(f: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        frs[f + e] = 0.0;
-    }}
-    sync();
-}}
-fn mma(a: u32, b: u32, c: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        let r = e / 16u;
-        let col = e % 16u;
-        var acc = frs[c + e];
-        for (var k = 0u; k < 16u; k++) {{
-            acc += frs[a + r * 16u + k] * frs[b + k * 16u + col];
-        }}
-        frs[c + e] = acc;
-    }}
-    sync();
-}}
-"#
-    );
-    // Row-major copies between a fragment and a tile (index i, row stride `stride`); `{x}` is
-    // the tile element i + (e / 16)·stride + e % 16 for fragment element e.
-    let mut copies = vec![
-        ("ld_q", "frs[f + e] = f32(q_in[{x}]);"),
-        ("ld_p", "frs[f + e] = f32(sh_p[{x}]);"),
-        ("ld_s", "frs[f + e] = sh_s[{x}];"),
-        ("st_s", "sh_s[{x}] = frs[f + e];"),
-    ];
-    if v_global {
-        copies.push(("ld_vg", "frs[f + e] = f32(v_in[{x}]);"));
-    }
-    if k_transposed {
-        copies.push(("ld_kt", "frs[f + e] = f32(sh_k[{x}]);"));
-    }
-    for (name, copy) in copies {
-        let copy = copy.replace("{x}", "i + (e / 16u) * stride + e % 16u");
-        s += &format!(
-            r#"fn {name}(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        {copy}
-    }}
-    sync();
-}}
-"#
-        );
-    }
-    for (name, arr, row_major) in [("k", "sh_k", false), ("v", "sh_v", true)] {
-        if (k_transposed && name == "k") || (v_global && name == "v") {
-            continue;
-        }
-        let (outer, inner) = if row_major { ("r", "c") } else { ("c", "r") };
-        s += &format!(
-            r#"fn half_{name}(h: u32) -> f32 {{
-    {body}
-}}
-// {layout}: element (r, c) at unit i + {outer}·stride, then half {inner} of that run.
-fn ld_{name}(f: u32, i: u32, stride: u32) {{
-    sync();
-    let lane = tid_g % {sg}u;
-    for (var e = lane; e < 256u; e += {sg}u) {{
-        let r = e / 16u;
-        let c = e % 16u;
-        frs[f + e] = half_{name}((i + {outer} * stride) * {unit}u + {inner});
-    }}
-    sync();
-}}
-"#,
-            body = half.replace("arr", arr),
-            layout = if row_major {
-                "row-major"
-            } else {
-                "column-major"
-            },
-        );
-    }
-    s
-}
-
-/// A CPU model of the kernel's arithmetic for one query row: key blocks of `key_block`, scores
-/// in log2 units, the lazy reference with [`RESCALE_THRESHOLD_LOG2`], P rounded to f16, f32
-/// sums. Returns the output row (before the f16 store) and how many rescales happened. Used by
-/// the tests to check the softmax scheme (not the fragment layouts) against the f64 reference.
-#[allow(clippy::too_many_arguments)] // one row of one head: the tensors, its shape and the blocking
-pub fn simulate_row(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    head_dim: usize,
-    row: usize,
-    keys: usize,
-    causal: bool,
-    key_block: usize,
-) -> (Vec<f32>, u32) {
-    let d = head_dim;
-    let scale_log2 = std::f32::consts::LOG2_E / (d as f32).sqrt();
-    let mut o = vec![0f32; d];
-    let (mut m_ref, mut l_sum) = (-1e30f32, 0f32);
-    let mut rescales = 0;
-    let mut k0 = 0;
-    while k0 < keys {
-        let x: Vec<f32> = (k0..k0 + key_block)
-            .map(|j| {
-                if causal && j > row {
-                    return -1e30;
-                }
-                // The fragments accumulate the f16 products in f32.
-                let dot: f32 = (0..d).map(|t| q[row * d + t] * k[j * d + t]).sum();
-                dot * scale_log2
-            })
-            .collect();
-        let bmax = x.iter().cloned().fold(-1e30f32, f32::max);
-        let mut alpha = 1.0;
-        if k0 == 0 {
-            m_ref = bmax;
-        } else if bmax > m_ref + RESCALE_THRESHOLD_LOG2 {
-            alpha = (m_ref - bmax).exp2();
-            m_ref = bmax;
-            rescales += 1;
-        }
-        l_sum *= alpha;
-        o.iter_mut().for_each(|x| *x *= alpha);
-        for (jj, &xj) in x.iter().enumerate() {
-            let e = (xj - m_ref).exp2();
-            l_sum += e;
-            let p16 = half::f16::from_f32(e).to_f32();
-            let j = k0 + jj;
-            for t in 0..d {
-                o[t] += p16 * v[j * d + t];
-            }
-        }
-        k0 += key_block;
-    }
-    (o.iter().map(|x| x / l_sum).collect(), rescales)
 }
 
 #[cfg(test)]

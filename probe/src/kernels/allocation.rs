@@ -1,11 +1,11 @@
-//! The model-size sweep: hold fp16 "parameters" in growing steps (1B, 2B, … parameters), in
+//! The model-size allocation stage: hold fp16 "parameters" in growing steps (1B, 2B, … parameters), in
 //! buffers no larger than one storage binding, each filled with the pattern and checked word for
 //! word, each step timed. It stops at the first error, before passing the budget, at the stage's
 //! time limit, or at the swap knee: a step whose seconds per GB jump far above the earlier steps
-//! (a published sweep on a 16 GB M2 went from 16 s at 11B parameters to 278 s at 13B as the
+//! (a published allocation sweep on a 16 GB M2 went from 16 s at 11B parameters to 278 s at 13B as the
 //! machine began to swap).
 
-use headroom_core::report::{SweepResult, SweepStep, SweepStopReason};
+use headroom_core::report::{AllocationResult, AllocationStep, AllocationStopReason};
 
 use crate::ProbeError;
 use crate::gpu::{Gpu, now_s, scoped};
@@ -21,12 +21,12 @@ pub const DEFAULT_SWAP_FACTOR: f64 = 4.0;
 const MIN_KNEE_STEP_S: f64 = 0.25;
 /// Earlier steps needed before a knee can be called.
 const MIN_STEPS_BEFORE_KNEE: usize = 2;
-/// Largest buffer the sweep allocates (1 GiB: under every adapter's binding limit).
+/// Largest buffer the stage allocates (1 GiB: under every adapter's binding limit).
 const MAX_CHUNK_BYTES: u64 = GIB;
 
-/// Inputs to the sweep.
+/// Inputs to the allocation stage.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SweepParams {
+pub struct AllocationParams {
     /// Parameters added per step (1e9 in the full probe).
     pub step_params: u64,
     /// Never hold more than this many bytes, if set.
@@ -44,13 +44,15 @@ pub struct SweepParams {
     pub simulate_oom_above_bytes: Option<u64>,
 }
 
-/// Runs the sweep. Errors only if the fill kernels cannot be built; allocation failures end the
-/// sweep and are recorded in it.
+/// Runs the allocation stage, calling `on_step` with the result so far after every step (a
+/// front end saves it: the OOM killer may end the process during the next one). Errors only if
+/// the fill kernels cannot be built; allocation failures end the stage and are recorded in it.
 pub async fn run(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
-    p: &SweepParams,
-) -> Result<SweepResult, ProbeError> {
+    p: &AllocationParams,
+    on_step: &mut dyn FnMut(&AllocationResult),
+) -> Result<AllocationResult, ProbeError> {
     let gpu = Gpu::new(device, queue);
     let filler = Filler::new(&gpu).await?;
     let chunk_bytes = MAX_CHUNK_BYTES
@@ -58,14 +60,14 @@ pub async fn run(
         .min(gpu.limits.max_buffer_size)
         / BINDING_ALIGN_BYTES
         * BINDING_ALIGN_BYTES;
-    let mut result = SweepResult {
+    let mut result = AllocationResult {
         step_params: p.step_params,
         bytes_per_param: BYTES_PER_PARAM,
         chunk_bytes,
         budget_bytes: p.budget_bytes,
         swap_factor: p.swap_factor,
         steps: Vec::new(),
-        stop_reason: SweepStopReason::NothingToAllocate,
+        stop_reason: AllocationStopReason::NothingToAllocate,
         stop_detail: String::new(),
         largest_clean_params: 0,
         largest_clean_bytes: 0,
@@ -86,14 +88,14 @@ pub async fn run(
         if let Some(budget) = p.budget_bytes
             && target > budget
         {
-            result.stop_reason = SweepStopReason::Budget;
+            result.stop_reason = AllocationStopReason::Budget;
             result.stop_detail = format!(
                 "the next step ({params} parameters, {target} bytes) would pass the budget of {budget} bytes"
             );
             break;
         }
         if now_s() - start > p.time_limit_s {
-            result.stop_reason = SweepStopReason::TimeLimit;
+            result.stop_reason = AllocationStopReason::TimeLimit;
             result.stop_detail = format!(
                 "the stage's time limit of {:.0} s was reached",
                 p.time_limit_s
@@ -115,8 +117,8 @@ pub async fn run(
                 break;
             }
             let seed = piece_seed(p.seed, chunk_index);
-            let outcome = scoped(&gpu, "sweep allocation", async {
-                let buffer = gpu.storage("sweep parameters", size);
+            let outcome = scoped(&gpu, "allocation step", async {
+                let buffer = gpu.storage("allocated parameters", size);
                 filler.fill(&gpu, &buffer, 0, size, seed, Fill::Halves);
                 let bad = filler
                     .check(&gpu, &buffer, 0, size, seed, Fill::Halves)
@@ -146,7 +148,7 @@ pub async fn run(
         let step_s = now_s() - step_start;
         let s_per_gb = step_s / (added as f64 / GB);
         let ok = error.is_none();
-        result.steps.push(SweepStep {
+        result.steps.push(AllocationStep {
             params,
             total_bytes: total,
             step_s,
@@ -154,8 +156,9 @@ pub async fn run(
             ok,
             error: error.clone(),
         });
+        on_step(&result);
         if let Some(err) = error {
-            result.stop_reason = SweepStopReason::Error;
+            result.stop_reason = AllocationStopReason::Error;
             result.stop_detail = format!("step to {params} parameters failed: {err}");
             break;
         }
@@ -176,7 +179,7 @@ pub async fn run(
                 median(&earlier)
             );
             if !p.allow_swap {
-                result.stop_reason = SweepStopReason::Swapping;
+                result.stop_reason = AllocationStopReason::Swapping;
                 result.stop_detail = detail;
                 break;
             }
