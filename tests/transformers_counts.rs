@@ -31,7 +31,6 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
     ),
     ("minimax_m3_vl", "MiniMax-M3's vision tower not modelled"),
     ("step3p7", "Step-3.7 layers not modelled"),
-    ("hunyuan_v1_moe", "Hunyuan-MoE not modelled"),
     ("nemotron-nas", "heterogeneous DeciLM blocks not modelled"),
 ];
 

@@ -58,6 +58,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "seed_oss",
     "ernie4_5",
     "hunyuan_v1_dense",
+    "hunyuan_v1_moe",
     "apertus",
     "glm4",
     "glm4_moe",
@@ -707,6 +708,7 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "seed_oss" => Architecture::SeedOss,
         "ernie4_5" => Architecture::Ernie45,
         "hunyuan_v1_dense" => Architecture::HunyuanV1Dense,
+        "hunyuan_v1_moe" => Architecture::HunyuanV1Moe,
         "apertus" => Architecture::Apertus,
         "glm4" => Architecture::Glm4,
         "glm4_moe" => Architecture::Glm4Moe,
@@ -789,6 +791,9 @@ mod gemma3_defaults {
     pub const SLIDING_WINDOW: u64 = 4096;
     pub const SLIDING_WINDOW_PATTERN: u64 = 6;
 }
+
+/// `HunYuanMoEV1Config` default `max_position_embeddings` (2048).
+const HUNYUAN_DEFAULT_MAX_POSITION_EMBEDDINGS: u64 = 2048;
 
 /// `GemmaConfig` / `Gemma2Config` default `head_dim` (256).
 const GEMMA_DEFAULT_HEAD_DIM: u64 = 256;
@@ -948,6 +953,8 @@ fn build(
     ])? {
         Some(v) => v,
         None if is_gemma3 => gemma3_defaults::MAX_POSITION_EMBEDDINGS,
+        // `HunYuanMoEV1Config`'s default (Hunyuan-A13B's config.json leaves it out).
+        None if arch == Architecture::HunyuanV1Moe => HUNYUAN_DEFAULT_MAX_POSITION_EMBEDDINGS,
         None => {
             return Err(f.bad(
                 "max_position_embeddings",

@@ -83,6 +83,8 @@ pub enum Architecture {
     Ernie45,
     /// `hunyuan_v1_dense`.
     HunyuanV1Dense,
+    /// `hunyuan_v1_moe` (Hunyuan-A13B: per-head q/k norms, routed experts beside a shared MLP).
+    HunyuanV1Moe,
     /// `apertus` (ungated xIELU MLP).
     Apertus,
     /// `glm4` (four norms, fused gate/up).

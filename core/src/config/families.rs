@@ -468,6 +468,7 @@ pub(super) fn family(
         Architecture::DeepseekV4 => deepseek_v4(f, c)?,
         Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
+        Architecture::HunyuanV1Moe => hunyuan_moe(f, c)?,
         Architecture::Phimoe => {
             // PhiMoE: LayerNorms with biases, biased attention (`attention_bias`), a router
             // without bias and Mixtral-style experts of `intermediate_size`.
@@ -574,6 +575,59 @@ fn dense_llama_like(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<F
             })
             .collect(),
     ))
+}
+
+/// A field that is one integer for every layer or a list with one per layer (Hunyuan's
+/// `num_experts`, `moe_topk`): `n` values, or `None` when the config leaves it out.
+fn per_layer_u64(f: &Fields<'_>, field: &str, n: u64) -> Result<Option<Vec<u64>>, CoreError> {
+    match f.get(field) {
+        None => Ok(None),
+        Some(serde_json::Value::Array(_)) => {
+            let list = f.opt_u64_list(field)?.unwrap_or_default();
+            if list.len() as u64 != n {
+                return Err(f.bad(
+                    field,
+                    format!(
+                        "lists {} values for {n} layers; it must give one per layer",
+                        list.len()
+                    ),
+                ));
+            }
+            Ok(Some(list))
+        }
+        Some(_) => Ok(f.opt_u64(field)?.map(|v| vec![v; n as usize])),
+    }
+}
+
+/// Hunyuan-MoE (`HunYuanMoEV1`): Llama attention with per-head q/k norms and biases from
+/// `attention_bias`; every layer a MoE block of `num_experts` experts (an int or one per layer)
+/// choosing `moe_topk` (likewise), each expert and the always-on `shared_mlp` a gated MLP of
+/// `intermediate_size` (transformers builds both from it; `moe_intermediate_size` is unread).
+fn hunyuan_moe(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        qk_norm: QkNorm::PerHead,
+        ..AttnOpts::default()
+    };
+    // HunYuanMoEV1Config: num_experts and moe_topk default to 1.
+    let experts = per_layer_u64(f, "num_experts", n)?.unwrap_or_else(|| vec![1; n as usize]);
+    let top_k = per_layer_u64(f, "moe_topk", n)?.unwrap_or_else(|| vec![1; n as usize]);
+    let mut layers = Vec::with_capacity(n as usize);
+    for (e, k) in experts.into_iter().zip(top_k) {
+        let e = f.check_range("num_experts", e, MAX_EXPERTS)?;
+        if k == 0 || k > e {
+            return Err(f.bad(
+                "moe_topk",
+                format!("is {k}; it must be between 1 and the number of experts ({e})"),
+            ));
+        }
+        let mut m = moe((e, k), c.intermediate);
+        m.shared_intermediate = c.intermediate;
+        layers.push(layer(attention(c, LayerAttention::Full, o), Mlp::Moe(m), 2));
+    }
+    Ok(Family::new(layers))
 }
 
 /// Nemotron-H's block kinds in order: `hybrid_override_pattern` (`M`, `*`, `-`, `E`) or
