@@ -10,7 +10,7 @@ use crate::{
     model::{ComponentKind, EncoderSpec, ExtraWeight, ExtraWeightKind, ProjectorSpec},
 };
 
-use super::{Fields, MAX_DIMENSION, MAX_LAYERS};
+use super::{Fields, MAX_DIMENSION, MAX_LAYERS, VISION_TOWER_ONLY};
 
 /// What a wrapper adds around its language model.
 pub(super) struct Parts {
@@ -142,6 +142,21 @@ pub(super) fn parts(
                 out.projectors.push(adapter);
                 out.projectors.push(p);
             }
+            ("gemma3n", _) => {
+                // The tower is timm's MobileNet-v5 (`architecture`), whose blocks come from
+                // timm's own tables, not from the config.
+                out.approximations.push(format!(
+                    "{VISION_TOWER_ONLY}: the MobileNet-v5 vision tower (`{}`, built by timm) is \
+                     not counted: its blocks are defined in timm, not in the config",
+                    v.opt_str("architecture")?.unwrap_or_default()
+                ));
+                out.projectors.push(multimodal_embedder(
+                    v,
+                    ComponentKind::VisionProjector,
+                    2048,
+                    text_hidden,
+                )?);
+            }
             ("qwen3_vl" | "qwen3_vl_moe" | "qwen3_5" | "qwen3_5_moe", _) => {
                 let (e, p) = qwen3_vl(v)?;
                 out.encoders.push(e);
@@ -156,6 +171,23 @@ pub(super) fn parts(
                 }
             )),
         }
+    }
+    if outer_type == "gemma3n"
+        && let Some(Value::Object(a)) = root.map.get("audio_config")
+    {
+        let a = Fields {
+            what: root.what,
+            prefix: format!("{}audio_config.", root.prefix),
+            map: a,
+        };
+        out.encoders.push(usm_conformer(&a)?);
+        out.projectors.push(multimodal_embedder(
+            &a,
+            ComponentKind::AudioProjector,
+            1536,
+            text_hidden,
+        )?);
+        return Ok(out);
     }
     for key in ["audio_config", "speech_config"] {
         if matches!(root.map.get(key), Some(Value::Object(_))) {
@@ -508,6 +540,154 @@ fn mllama(
             norms: vec![],
         },
     ))
+}
+
+/// Gemma-3n's `Gemma3nMultimodalEmbedder` (`embed_vision`, `embed_audio`): an embedding table of
+/// the part's `vocab_size` rows (default 128) and its `hidden_size` (default `default_hidden`),
+/// two norms of that width, and a projection to the text width without bias (its last norm has no
+/// weight). The table is counted as a linear map of `vocab_size` inputs (same size).
+fn multimodal_embedder(
+    p: &Fields<'_>,
+    kind: ComponentKind,
+    default_hidden: u64,
+    text_hidden: u64,
+) -> Result<ProjectorSpec, CoreError> {
+    let h = dim(p, &["hidden_size"], Some(default_hidden))?;
+    let vocab = dim(p, &["vocab_size"], Some(128))?;
+    Ok(ProjectorSpec {
+        kind,
+        linears: vec![(vocab, h, false), (h, text_hidden, false)],
+        norms: vec![(h, false), (h, false)],
+    })
+}
+
+/// A `[rows, cols]` pair from a list of pairs (`sscp_conv_kernel_size[i]`).
+fn pair_at(
+    a: &Fields<'_>,
+    field: &str,
+    i: usize,
+    default: [u64; 2],
+) -> Result<[u64; 2], CoreError> {
+    let Some(list) = a.get(field) else {
+        return Ok(default);
+    };
+    let pair = list
+        .as_array()
+        .and_then(|l| l.get(i))
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(Value::as_u64).collect::<Vec<_>>())
+        .filter(|p| p.len() == 2)
+        .ok_or_else(|| {
+            a.bad(
+                field,
+                format!("must list [height, width] pairs of positive integers (entry {i})"),
+            )
+        })?;
+    Ok([
+        a.check_range(field, pair[0], MAX_DIMENSION)?,
+        a.check_range(field, pair[1], MAX_DIMENSION)?,
+    ])
+}
+
+/// Gemma-3n's audio tower (`Gemma3nAudioEncoder`, a USM conformer), from `audio_config`
+/// (defaults: `Gemma3nAudioConfig`'s):
+/// - the subsampling front end: two conv blocks (`sscp_conv_channel_size[0..2]` channels,
+///   `sscp_conv_kernel_size`, `sscp_conv_stride_size`, no bias, each with a group norm of its
+///   channels), the mel bins (`input_feat_size`) shrinking to `f = (f + 2 − kw) / sw + 1` per
+///   block, then `input_proj_linear` [hidden, channels · f];
+/// - `conf_num_hidden_layers` conformer blocks of width h = `hidden_size`, each: two feed-forward
+///   halves (pre/post norms, `ffw_layer_1` [4h, h], `ffw_layer_2` [h, 4h]); attention (pre/post
+///   norms, q/k/v and `post` [h, h], the relative-position `pos_proj` [h, h], `per_dim_scale`
+///   [h / `conf_num_attention_heads`]); a light conv (pre norm, `linear_start` [2h, h], a
+///   depthwise conv [h, 1, `conf_conv_kernel_size`], `conv_norm`, `linear_end` [h, h]); a final
+///   norm. No biases anywhere.
+///
+/// Mapped onto [`EncoderSpec`]: the generic layer holds the first feed-forward half, the four
+/// attention projections and two norms; `extra` stacks the rest per layer.
+fn usm_conformer(a: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
+    let h = dim(a, &["hidden_size"], Some(1536))?;
+    let layers = depth(a, &["conf_num_hidden_layers"], Some(12))?;
+    let heads = dim(a, &["conf_num_attention_heads"], Some(8))?;
+    let kernel = dim(a, &["conf_conv_kernel_size"], Some(5))?;
+    let mut freq = dim(a, &["input_feat_size"], Some(128))?;
+    let channels = a
+        .opt_u64_list("sscp_conv_channel_size")?
+        .unwrap_or(vec![128, 32]);
+    if channels.len() < 2 {
+        return Err(a.bad(
+            "sscp_conv_channel_size",
+            "must list the channels of both subsampling conv blocks",
+        ));
+    }
+    let mut extra = Vec::new();
+    let mut in_channels: u64 = 1;
+    for (i, &out_channels) in channels.iter().take(2).enumerate() {
+        let out_channels = a.check_range("sscp_conv_channel_size", out_channels, MAX_DIMENSION)?;
+        let [kh, kw] = pair_at(a, "sscp_conv_kernel_size", i, [3, 3])?;
+        let [_, sw] = pair_at(a, "sscp_conv_stride_size", i, [2, 2])?;
+        // One bin of padding on each side of the frequency axis.
+        let padded = freq.saturating_add(2);
+        if padded < kw {
+            return Err(a.bad(
+                "sscp_conv_kernel_size",
+                format!("is wider ({kw}) than the padded mel bins ({padded}) it convolves"),
+            ));
+        }
+        freq = (padded - kw) / sw + 1;
+        // The conv kernel [out, in, kh, kw], as a matrix (tensor shapes have at most 3 dims).
+        extra.push(ExtraWeight {
+            what: ExtraWeightKind::Projection,
+            shape: vec![
+                out_channels,
+                in_channels.saturating_mul(kh).saturating_mul(kw),
+            ],
+        });
+        extra.push(ExtraWeight {
+            what: ExtraWeightKind::Norm,
+            shape: vec![out_channels],
+        });
+        in_channels = out_channels;
+    }
+    let four = h.saturating_mul(4);
+    let per_layer = |what, shape: &[u64]| ExtraWeight {
+        what,
+        shape: std::iter::once(layers)
+            .chain(shape.iter().copied())
+            .collect(),
+    };
+    extra.extend([
+        // pos_proj and per_dim_scale.
+        per_layer(ExtraWeightKind::Projection, &[h, h]),
+        per_layer(ExtraWeightKind::Gate, &[h / heads]),
+        // The second feed-forward half.
+        per_layer(ExtraWeightKind::Projection, &[four, h]),
+        per_layer(ExtraWeightKind::Projection, &[h, four]),
+        // The light conv.
+        per_layer(ExtraWeightKind::Projection, &[h.saturating_mul(2), h]),
+        // The depthwise conv [h, 1, kernel], one input channel per group.
+        per_layer(ExtraWeightKind::Projection, &[h, kernel]),
+        per_layer(ExtraWeightKind::Projection, &[h, h]),
+        // Nine norms per block, two of them in the generic layer.
+        per_layer(ExtraWeightKind::Norm, &[7, h]),
+    ]);
+    Ok(EncoderSpec {
+        kind: ComponentKind::AudioEncoder,
+        hidden: h,
+        layers,
+        intermediate: four,
+        patch_inputs: in_channels.saturating_mul(freq),
+        patch_bias: false,
+        positions: 0,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: h,
+        attention_bias: false,
+        mlp_gated: false,
+        mlp_bias: false,
+        norm_bias: false,
+        extra,
+    })
 }
 
 /// Gemma 4's vision tower (`Gemma4VisionModel`): a patch linear without bias, two learned

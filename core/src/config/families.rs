@@ -465,6 +465,7 @@ pub(super) fn family(
         Architecture::KimiLinear => kimi_linear(f, c)?,
         Architecture::Mllama => mllama(f, c)?,
         Architecture::Gemma4 => gemma4(f, c)?,
+        Architecture::Gemma3n => gemma3n(f, c)?,
         Architecture::DeepseekV4 => deepseek_v4(f, c)?,
         Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
@@ -1593,6 +1594,104 @@ fn gemma4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
             vocab: width(f, &["vocab_size_per_layer_input"])?,
             width: f.check_range("hidden_size_per_layer_input", ple_width, MAX_DIMENSION)?,
         });
+    }
+    Ok(fam)
+}
+
+/// Gemma-3n's text model (`Gemma3nTextModel`), layer by layer from its config:
+/// - attention with per-head q/k norms (the v norm has no weight), sliding or full per
+///   `layer_types`, the last `num_kv_shared_layers` layers reading an earlier layer's cache (no
+///   k/v projections nor k norm); four `hidden_size` norms;
+/// - a gated MLP of `intermediate_size[i]` (one width per layer, or one for all);
+/// - AltUp (`altup_num_inputs` = m): `correct_output_scale` [hidden], `correction_coefs`
+///   [m, m], `prediction_coefs` [m², m], `modality_router` [m, hidden], `router_norm` [hidden];
+/// - LAuReL (`laurel_rank` = r): `linear_left` [r, hidden], `linear_right` [hidden, r],
+///   `post_laurel_norm` [hidden];
+/// - per-layer inputs (`hidden_size_per_layer_input` = p): `per_layer_input_gate` [p, hidden],
+///   `per_layer_projection` [hidden, p], `post_per_layer_input_norm` [hidden];
+///
+/// and after the layers the model's `altup_projections` and `altup_unembed_projections`,
+/// m − 1 of each, [hidden, hidden].
+fn gemma3n(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    use crate::model::{ExtraWeight, ExtraWeightKind, PerLayerEmbeddingSpec};
+    let n = c.num_layers;
+    let types = layer_types(f, n)?.ok_or_else(|| {
+        f.bad(
+            "layer_types",
+            "is missing; Gemma-3n needs its local/global layout",
+        )
+    })?;
+    let hidden = f.check_range("hidden_size", f.u64("hidden_size")?, MAX_DIMENSION)?;
+    let widths = per_layer_u64(f, "intermediate_size", n)?
+        .unwrap_or_else(|| vec![c.intermediate; n as usize]);
+    let shared = f.u64_or("num_kv_shared_layers", 0)?;
+    if shared > n {
+        return Err(f.bad(
+            "num_kv_shared_layers",
+            format!("is {shared}, more than the {n} layers; fix the config"),
+        ));
+    }
+    let shared_from = n - shared;
+    // Gemma3nTextConfig's defaults: 4 AltUp inputs, LAuReL rank 64.
+    let altup = f.check_range(
+        "altup_num_inputs",
+        f.u64_or("altup_num_inputs", 4)?,
+        MAX_HEADS,
+    )?;
+    let laurel = width_or(f, &["laurel_rank"], 64)?;
+    let ple = width(f, &["hidden_size_per_layer_input"])?;
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        qk_norm: QkNorm::PerHead,
+        output_gate: false,
+    };
+    let w = |what, shape: Vec<u64>| ExtraWeight { what, shape };
+    let extra = vec![
+        // AltUp.
+        w(ExtraWeightKind::Gate, vec![hidden]),
+        w(ExtraWeightKind::Projection, vec![altup, altup]),
+        w(
+            ExtraWeightKind::Projection,
+            vec![altup.saturating_mul(altup), altup],
+        ),
+        w(ExtraWeightKind::Projection, vec![altup, hidden]),
+        w(ExtraWeightKind::Norm, vec![hidden]),
+        // LAuReL.
+        w(ExtraWeightKind::Projection, vec![laurel, hidden]),
+        w(ExtraWeightKind::Projection, vec![hidden, laurel]),
+        w(ExtraWeightKind::Norm, vec![hidden]),
+        // Per-layer input.
+        w(ExtraWeightKind::Projection, vec![ple, hidden]),
+        w(ExtraWeightKind::Projection, vec![hidden, ple]),
+        w(ExtraWeightKind::Norm, vec![hidden]),
+    ];
+    let mut layers = Vec::with_capacity(types.len());
+    for (i, (t, width)) in types.iter().zip(widths).enumerate() {
+        let span = span_of(f, t)?.ok_or_else(|| {
+            f.bad(
+                "layer_types",
+                format!("has `{t}`; headroom knows sliding_attention and full_attention"),
+            )
+        })?;
+        let width = f.check_range("intermediate_size", width, MAX_DIMENSION)?;
+        let mut a = attention_spec(c, span, o);
+        a.shares_cache = i as u64 >= shared_from;
+        layers.push(LayerSpec {
+            mixer: Mixer::Attention(a),
+            mlp: gated(width, false),
+            norms: 4,
+            extra: extra.clone(),
+        });
+    }
+    let mut fam = Family::new(layers);
+    fam.per_layer_embedding = Some(PerLayerEmbeddingSpec {
+        vocab: width(f, &["vocab_size_per_layer_input"])?,
+        width: ple,
+    });
+    for _ in 0..altup.saturating_sub(1).saturating_mul(2) {
+        fam.extra_weights
+            .push(w(ExtraWeightKind::Projection, vec![hidden, hidden]));
     }
     Ok(fam)
 }
