@@ -351,6 +351,29 @@ fn gemma3n_text_is_exact_and_its_shared_layers_keep_no_cache() {
 }
 
 #[test]
+fn gemma3n_with_an_unknown_timm_tower_leaves_out_only_the_tower() {
+    use headroom_core::config::VISION_TOWER_ONLY;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&headroom_tests::fixture_config_text("default-gemma3n"))
+            .expect("fixture parses");
+    config["vision_config"]["architecture"] = "mobilenetv5_future".into();
+    let m = model_from_config_json("test", &config.to_string()).expect("parses");
+    assert!(!m.exact());
+    assert!(
+        m.approximations
+            .iter()
+            .all(|a| a.starts_with(VISION_TOWER_ONLY) && a.contains("mobilenetv5_future")),
+        "{:?}",
+        m.approximations
+    );
+    assert!(
+        components(&m)
+            .iter()
+            .all(|c| c.kind != ComponentKind::VisionEncoder)
+    );
+}
+
+#[test]
 fn families_unlike_attention_plus_mlp_are_refused_not_guessed() {
     for t in ["jamba", "zamba2", "rwkv"] {
         let json = format!(

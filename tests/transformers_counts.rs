@@ -25,11 +25,6 @@ use serde_json::Value;
 /// Model types headroom does not count exactly yet, with the reason; each such config must be
 /// refused or marked approximate.
 const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "gemma3n",
-        "the MobileNet-v5 vision tower (timm) is not counted; text model, audio tower and \
-         projectors are held exactly",
-    ),
     ("minimax_m3_vl", "MiniMax-M3's vision tower not modelled"),
     ("step3p7", "Step-3.7 layers not modelled"),
     ("nemotron-nas", "heterogeneous DeciLM blocks not modelled"),

@@ -143,13 +143,18 @@ pub(super) fn parts(
                 out.projectors.push(p);
             }
             ("gemma3n", _) => {
-                // The tower is timm's MobileNet-v5 (`architecture`), whose blocks come from
-                // timm's own tables, not from the config.
-                out.approximations.push(format!(
-                    "{VISION_TOWER_ONLY}: the MobileNet-v5 vision tower (`{}`, built by timm) is \
-                     not counted: its blocks are defined in timm, not in the config",
-                    v.opt_str("architecture")?.unwrap_or_default()
-                ));
+                // The tower is timm's MobileNet-v5, its blocks from timm's table for the
+                // config's `architecture`.
+                let arch = v
+                    .opt_str("architecture")?
+                    .unwrap_or_else(|| "mobilenetv5_300m_enc".to_string());
+                match mobilenet_v5(v, &arch)? {
+                    Some(e) => out.encoders.push(e),
+                    None => out.approximations.push(format!(
+                        "{VISION_TOWER_ONLY}: the vision tower (`{arch}`, built by timm) is not \
+                         counted: headroom knows timm's block table of mobilenetv5_300m_enc only"
+                    )),
+                }
                 out.projectors.push(multimodal_embedder(
                     v,
                     ComponentKind::VisionProjector,
@@ -540,6 +545,193 @@ fn mllama(
             norms: vec![],
         },
     ))
+}
+
+/// One stage of a timm arch def: runs of block strings, each run repeated.
+type TimmStage = &'static [(&'static [&'static str], u64)];
+
+/// timm's block table for `mobilenetv5_300m_enc` (`timm/models/mobilenetv5.py`,
+/// `_gen_mobilenet_v5`), in timm's own arch-def notation (`er` edge residual, `uir` universal
+/// inverted residual, `mqa` mobile multi-query attention; `a`/`k` start/middle depthwise kernels,
+/// `s` stride, `e` expansion, `c` channels, `h` heads, `d` key/value width, `v` kv stride).
+const MOBILENETV5_300M: &[TimmStage] = &[
+    &[(&["er_r1_k3_s2_e4_c128"], 1), (&["er_r1_k3_s1_e4_c128"], 2)],
+    &[
+        (&["uir_r1_a3_k5_s2_e6_c256"], 1),
+        (&["uir_r1_a5_k0_s1_e4_c256", "uir_r1_a3_k0_s1_e4_c256"], 2),
+    ],
+    &[
+        (&["uir_r1_a5_k5_s2_e6_c640"], 1),
+        (&["uir_r1_a5_k0_s1_e4_c640"], 7),
+        (&["uir_r1_a0_k0_s1_e1_c640"], 1),
+        (
+            &["mqa_r1_k3_h12_v2_s1_d64_c640", "uir_r1_a0_k0_s1_e2_c640"],
+            14,
+        ),
+    ],
+    &[
+        (&["uir_r1_a5_k5_s2_e6_c1280"], 1),
+        (
+            &["mqa_r1_k3_h16_s1_d96_c1280", "uir_r1_a0_k0_s1_e2_c1280"],
+            19,
+        ),
+    ],
+];
+
+/// timm's `make_divisible(v, 8)`: `v` rounded to a multiple of 8, never more than 10 % down.
+fn make_divisible(v: u64) -> u64 {
+    let n = (v.saturating_add(4) / 8).saturating_mul(8).max(8);
+    // n < 0.9 · v
+    if n.saturating_mul(10) < v.saturating_mul(9) {
+        n.saturating_add(8)
+    } else {
+        n
+    }
+}
+
+/// The options of one timm block string (`uir_r1_a5_k0_s1_e4_c640` → `a` 5, `k` 0, ...); `None`
+/// for a malformed one.
+fn timm_block(block: &str) -> Option<(&str, impl Fn(char) -> u64 + '_)> {
+    let mut parts = block.split('_');
+    let kind = parts.next()?;
+    let opts: Vec<(char, u64)> = parts
+        .map(|p| {
+            let mut chars = p.chars();
+            let key = chars.next()?;
+            chars.as_str().parse::<u64>().ok().map(|v| (key, v))
+        })
+        .collect::<Option<_>>()?;
+    Some((kind, move |key: char| {
+        opts.iter().find(|(k, _)| *k == key).map_or(0, |(_, v)| *v)
+    }))
+}
+
+/// Gemma-3n's vision tower: timm's MobileNet-v5 encoder for `arch` (only
+/// `mobilenetv5_300m_enc` is known; `None` for another), every weight from timm's block table:
+/// - the stem: a 3×3 conv 3 → 64 with bias and its RMS norm;
+/// - edge residuals: a k×k conv `in → make_divisible(in·e)`, a 1×1 conv to `c`, a norm after each;
+/// - universal inverted residuals: an optional a×a depthwise conv, a 1×1 expansion to
+///   `make_divisible(in·e)`, an optional k×k depthwise conv, a 1×1 projection to `c`, a norm
+///   after each conv, and a layer scale of `c`;
+/// - mobile multi-query attention: a norm, q [h·d, in], k and v [d, in] (each behind a depthwise
+///   k×k conv and a norm when the kv stride `v` > 1), the output [c, h·d], a layer scale;
+/// - the multi-scale fusion adapter over the last two stages: a universal inverted residual
+///   (their channels together → `hidden_size`, expansion 2, no depthwise convs, no layer scale)
+///   and a norm.
+///
+/// Conv kernels are counted as matrices `[out, in·kh·kw]` (depthwise: `[channels, kh·kw]`).
+fn mobilenet_v5(v: &Fields<'_>, arch: &str) -> Result<Option<EncoderSpec>, CoreError> {
+    if arch != "mobilenetv5_300m_enc" {
+        return Ok(None);
+    }
+    let hidden = dim(v, &["hidden_size"], Some(2048))?;
+    let mut extra = Vec::new();
+    let mut push = |what, shape: Vec<u64>| extra.push(ExtraWeight { what, shape });
+    let conv = ExtraWeightKind::Projection;
+    let norm = ExtraWeightKind::Norm;
+    let scale = ExtraWeightKind::Gate;
+    // The stem.
+    let stem = 64u64;
+    push(conv, vec![stem, 3 * 3 * 3]);
+    // The stem conv's bias.
+    push(scale, vec![stem]);
+    push(norm, vec![stem]);
+    let uir = |push: &mut dyn FnMut(ExtraWeightKind, Vec<u64>),
+               inp: u64,
+               out: u64,
+               a: u64,
+               k: u64,
+               mid: u64,
+               layer_scale: bool| {
+        if a > 0 {
+            push(conv, vec![inp, a * a]);
+            push(norm, vec![inp]);
+        }
+        push(conv, vec![mid, inp]);
+        push(norm, vec![mid]);
+        if k > 0 {
+            push(conv, vec![mid, k * k]);
+            push(norm, vec![mid]);
+        }
+        push(conv, vec![out, mid]);
+        push(norm, vec![out]);
+        if layer_scale {
+            push(scale, vec![out]);
+        }
+    };
+    let mut channels = stem;
+    let mut stage_out = Vec::new();
+    for stage in MOBILENETV5_300M {
+        for (run, repeats) in stage.iter() {
+            for _ in 0..*repeats {
+                for block in run.iter() {
+                    let (kind, o) = timm_block(block).ok_or_else(|| {
+                        CoreError::Unsupported(format!("timm block `{block}` is malformed"))
+                    })?;
+                    let out = o('c');
+                    match kind {
+                        "er" => {
+                            let mid = make_divisible(channels.saturating_mul(o('e')));
+                            let k = o('k');
+                            push(conv, vec![mid, channels.saturating_mul(k * k)]);
+                            push(norm, vec![mid]);
+                            push(conv, vec![out, mid]);
+                            push(norm, vec![out]);
+                        }
+                        "uir" => {
+                            let mid = make_divisible(channels.saturating_mul(o('e')));
+                            uir(&mut push, channels, out, o('a'), o('k'), mid, true);
+                        }
+                        _ => {
+                            let (h, d, k) = (o('h'), o('d'), o('k'));
+                            push(norm, vec![channels]);
+                            push(conv, vec![h.saturating_mul(d), channels]);
+                            for _ in 0..2 {
+                                if o('v') > 1 {
+                                    push(conv, vec![channels, k * k]);
+                                    push(norm, vec![channels]);
+                                }
+                                push(conv, vec![d, channels]);
+                            }
+                            push(conv, vec![out, h.saturating_mul(d)]);
+                            push(scale, vec![out]);
+                        }
+                    }
+                    channels = out;
+                }
+            }
+        }
+        stage_out.push(channels);
+    }
+    let fused: u64 = stage_out.iter().rev().take(2).sum();
+    uir(
+        &mut push,
+        fused,
+        hidden,
+        0,
+        0,
+        make_divisible(fused * 2),
+        false,
+    );
+    push(norm, vec![hidden]);
+    Ok(Some(EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden,
+        layers: 0,
+        intermediate: 0,
+        patch_inputs: 0,
+        patch_bias: false,
+        positions: 0,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: 0,
+        attention_bias: false,
+        mlp_gated: false,
+        mlp_bias: false,
+        norm_bias: false,
+        extra,
+    }))
 }
 
 /// Gemma-3n's `Gemma3nMultimodalEmbedder` (`embed_vision`, `embed_audio`): an embedding table of
