@@ -335,8 +335,47 @@ fn an_unknown_vision_tower_is_an_approximation_never_silent() {
 }
 
 #[test]
+fn gemma3n_text_is_exact_and_its_shared_layers_keep_no_cache() {
+    // Two layers, the second reading the first's cache; per-layer MLP widths.
+    let json = r#"{"model_type": "gemma3n_text", "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 100,
+        "intermediate_size": [128, 256], "max_position_embeddings": 4096,
+        "layer_types": ["sliding_attention", "full_attention"], "sliding_window": 8,
+        "num_kv_shared_layers": 1, "hidden_size_per_layer_input": 8,
+        "vocab_size_per_layer_input": 50, "altup_num_inputs": 4, "laurel_rank": 4}"#;
+    let m = model_from_config_json("test", json).expect("gemma3n_text parses");
+    assert!(m.exact(), "{:?}", m.approximations);
+    // Only the first layer caches: 2 kv heads · (16 + 16) · 2 bytes.
+    let kv = kv_cache_bytes(&m, 1, 1, KvDtype::Bf16, Runtime::TransformersCuda);
+    assert_eq!(kv.bytes_per_token, 2 * 32 * 2);
+}
+
+#[test]
+fn gemma3n_with_an_unknown_timm_tower_leaves_out_only_the_tower() {
+    use headroom_core::config::VISION_TOWER_ONLY;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&headroom_tests::fixture_config_text("default-gemma3n"))
+            .expect("fixture parses");
+    config["vision_config"]["architecture"] = "mobilenetv5_future".into();
+    let m = model_from_config_json("test", &config.to_string()).expect("parses");
+    assert!(!m.exact());
+    assert!(
+        m.approximations
+            .iter()
+            .all(|a| a.starts_with(VISION_TOWER_ONLY) && a.contains("mobilenetv5_future")),
+        "{:?}",
+        m.approximations
+    );
+    assert!(
+        components(&m)
+            .iter()
+            .all(|c| c.kind != ComponentKind::VisionEncoder)
+    );
+}
+
+#[test]
 fn families_unlike_attention_plus_mlp_are_refused_not_guessed() {
-    for t in ["gemma3n", "gemma3n_text"] {
+    for t in ["jamba", "zamba2", "rwkv"] {
         let json = format!(
             r#"{{"model_type": "{t}", "hidden_size": 64, "num_hidden_layers": 1,
             "num_attention_heads": 4, "vocab_size": 100, "intermediate_size": 128,

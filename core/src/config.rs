@@ -58,6 +58,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "seed_oss",
     "ernie4_5",
     "hunyuan_v1_dense",
+    "hunyuan_v1_moe",
     "apertus",
     "glm4",
     "glm4_moe",
@@ -74,6 +75,8 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "mllama",
     "gemma4",
     "gemma4_text",
+    "gemma3n",
+    "gemma3n_text",
     "deepseek_v4",
     "mimo_v2_flash",
     "qwen2_5_vl",
@@ -89,15 +92,6 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
 /// Model types whose layers headroom knows to be unlike attention + MLP but does not model yet:
 /// refused with the reason rather than counted as a Llama-like model.
 const NOT_MODELLED: &[(&str, &str)] = &[
-    (
-        "gemma3n",
-        "Gemma-3n's AltUp and LAuReL blocks, per-layer MLP widths and MobileNet/audio towers have \
-         no mapping",
-    ),
-    (
-        "gemma3n_text",
-        "Gemma-3n's AltUp and LAuReL blocks and per-layer MLP widths have no mapping",
-    ),
     (
         "mamba",
         "Mamba-1 layers (selective scan without heads) have no mapping",
@@ -185,6 +179,11 @@ pub const MAX_CONTEXT_TOKENS: u64 = 1 << 32;
 /// Largest total parameter count accepted: 10^15 (500× the largest published models). Keeps every
 /// byte count far below `u64::MAX`.
 pub const MAX_PARAMS: u64 = 1_000_000_000_000_000;
+
+/// How an approximation begins when it leaves out only a vision tower headroom cannot derive from
+/// the config (Gemma-3n's timm MobileNet-v5): every other part of the model, and the cache, is
+/// counted exactly, and the total lacks just the tower.
+pub const VISION_TOWER_ONLY: &str = "vision tower only";
 
 /// Parse a `config.json` text. `name` is what the model is called in output (file name, Hub id).
 /// Unknown fields are ignored; a multimodal config's `text_config` is used for the language model.
@@ -707,6 +706,7 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "seed_oss" => Architecture::SeedOss,
         "ernie4_5" => Architecture::Ernie45,
         "hunyuan_v1_dense" => Architecture::HunyuanV1Dense,
+        "hunyuan_v1_moe" => Architecture::HunyuanV1Moe,
         "apertus" => Architecture::Apertus,
         "glm4" => Architecture::Glm4,
         "glm4_moe" => Architecture::Glm4Moe,
@@ -722,6 +722,7 @@ fn architecture_of(model_type: &str) -> Option<Architecture> {
         "kimi_linear" => Architecture::KimiLinear,
         "mllama" | "mllama_text_model" => Architecture::Mllama,
         "gemma4" | "gemma4_text" => Architecture::Gemma4,
+        "gemma3n" | "gemma3n_text" => Architecture::Gemma3n,
         "deepseek_v4" => Architecture::DeepseekV4,
         "mimo_v2_flash" => Architecture::MimoV2Flash,
         // The text halves of vision-language models are the text families'.
@@ -764,6 +765,7 @@ fn tie_default(arch: &Architecture) -> bool {
             | Architecture::Gemma2
             | Architecture::Gemma3
             | Architecture::Gemma4
+            | Architecture::Gemma3n
             | Architecture::Starcoder2
             | Architecture::Cohere
             | Architecture::Cohere2
@@ -789,6 +791,9 @@ mod gemma3_defaults {
     pub const SLIDING_WINDOW: u64 = 4096;
     pub const SLIDING_WINDOW_PATTERN: u64 = 6;
 }
+
+/// `HunYuanMoEV1Config` default `max_position_embeddings` (2048).
+const HUNYUAN_DEFAULT_MAX_POSITION_EMBEDDINGS: u64 = 2048;
 
 /// `GemmaConfig` / `Gemma2Config` default `head_dim` (256).
 const GEMMA_DEFAULT_HEAD_DIM: u64 = 256;
@@ -853,7 +858,25 @@ fn build(
     let vocab_size = dim("vocab_size", gemma3_defaults::VOCAB_SIZE)?;
     // Families whose layers may all be MoE can omit the dense width (Qwen3.5-MoE): the expert
     // width stands in for the summary field, and a dense layer there asks for the real one.
-    let intermediate_size = match (f.aliased_u64("intermediate_size")?.is_some(), &arch) {
+    // Gemma-3n lists one MLP width per layer: the first stands in for the summary field, the
+    // family reads them all.
+    let listed_widths = match f.get("intermediate_size") {
+        Some(Value::Array(_)) if arch == Architecture::Gemma3n => {
+            f.opt_u64_list("intermediate_size")?
+        }
+        _ => None,
+    };
+    let intermediate_size = match (
+        listed_widths.is_some() || f.aliased_u64("intermediate_size")?.is_some(),
+        &arch,
+    ) {
+        (true, _) if listed_widths.is_some() => {
+            let first = listed_widths
+                .as_ref()
+                .and_then(|w| w.first().copied())
+                .ok_or_else(|| f.bad("intermediate_size", "is an empty list; fix the config"))?;
+            f.check_range("intermediate_size", first, MAX_DIMENSION)?
+        }
         (
             false,
             Architecture::Qwen35Moe
@@ -948,6 +971,8 @@ fn build(
     ])? {
         Some(v) => v,
         None if is_gemma3 => gemma3_defaults::MAX_POSITION_EMBEDDINGS,
+        // `HunYuanMoEV1Config`'s default (Hunyuan-A13B's config.json leaves it out).
+        None if arch == Architecture::HunyuanV1Moe => HUNYUAN_DEFAULT_MAX_POSITION_EMBEDDINGS,
         None => {
             return Err(f.bad(
                 "max_position_embeddings",

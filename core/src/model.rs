@@ -83,6 +83,8 @@ pub enum Architecture {
     Ernie45,
     /// `hunyuan_v1_dense`.
     HunyuanV1Dense,
+    /// `hunyuan_v1_moe` (Hunyuan-A13B: per-head q/k norms, routed experts beside a shared MLP).
+    HunyuanV1Moe,
     /// `apertus` (ungated xIELU MLP).
     Apertus,
     /// `glm4` (four norms, fused gate/up).
@@ -115,6 +117,9 @@ pub enum Architecture {
     /// `gemma4` / `gemma4_text` (local/global layers, KV sharing, MoE beside the MLP, per-layer
     /// inputs).
     Gemma4,
+    /// `gemma3n` / `gemma3n_text` (AltUp, LAuReL, per-layer inputs, KV-sharing layers, per-layer
+    /// MLP widths).
+    Gemma3n,
     /// `deepseek_v4` (windowed + compressed attention, hyper-connections, MoE).
     DeepseekV4,
     /// `mimo_v2_flash` (sliding layers with sinks and their own head shapes, full layers, MoE).

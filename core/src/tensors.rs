@@ -961,29 +961,32 @@ fn encoder<F: FnMut(TensorEntry)>(b: &mut Builder<'_, F>, e: &EncoderSpec) {
     if e.pre_norm {
         enc_norm(b, "pre_ln.weight", "pre_ln.bias", &[h]);
     }
-    enc_norm(b, "enc.ln1.weight", "enc.ln1.bias", &[n, h]);
-    for (w, bias, rows, cols) in [
-        ("enc.q.weight", "enc.q.bias", a, h),
-        ("enc.k.weight", "enc.k.bias", a, h),
-        ("enc.v.weight", "enc.v.bias", a, h),
-        ("enc.o.weight", "enc.o.bias", h, a),
-    ] {
-        b.part(w, &[n, rows, cols]);
-        if e.attention_bias {
-            b.part(bias, &[n, rows]);
+    // A tower without transformer layers (a conv net such as MobileNet-v5) has only `extra`.
+    if n > 0 {
+        enc_norm(b, "enc.ln1.weight", "enc.ln1.bias", &[n, h]);
+        for (w, bias, rows, cols) in [
+            ("enc.q.weight", "enc.q.bias", a, h),
+            ("enc.k.weight", "enc.k.bias", a, h),
+            ("enc.v.weight", "enc.v.bias", a, h),
+            ("enc.o.weight", "enc.o.bias", h, a),
+        ] {
+            b.part(w, &[n, rows, cols]);
+            if e.attention_bias {
+                b.part(bias, &[n, rows]);
+            }
         }
-    }
-    enc_norm(b, "enc.ln2.weight", "enc.ln2.bias", &[n, h]);
-    let i = e.intermediate;
-    let mut mlp = vec![("enc.fc1.weight", "enc.fc1.bias", i, h)];
-    if e.mlp_gated {
-        mlp.push(("enc.gate.weight", "enc.gate.bias", i, h));
-    }
-    mlp.push(("enc.fc2.weight", "enc.fc2.bias", h, i));
-    for (w, bias, rows, cols) in mlp {
-        b.part(w, &[n, rows, cols]);
-        if e.mlp_bias {
-            b.part(bias, &[n, rows]);
+        enc_norm(b, "enc.ln2.weight", "enc.ln2.bias", &[n, h]);
+        let i = e.intermediate;
+        let mut mlp = vec![("enc.fc1.weight", "enc.fc1.bias", i, h)];
+        if e.mlp_gated {
+            mlp.push(("enc.gate.weight", "enc.gate.bias", i, h));
+        }
+        mlp.push(("enc.fc2.weight", "enc.fc2.bias", h, i));
+        for (w, bias, rows, cols) in mlp {
+            b.part(w, &[n, rows, cols]);
+            if e.mlp_bias {
+                b.part(bias, &[n, rows]);
+            }
         }
     }
     if e.post_norm {

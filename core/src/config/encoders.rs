@@ -10,7 +10,7 @@ use crate::{
     model::{ComponentKind, EncoderSpec, ExtraWeight, ExtraWeightKind, ProjectorSpec},
 };
 
-use super::{Fields, MAX_DIMENSION, MAX_LAYERS};
+use super::{Fields, MAX_DIMENSION, MAX_LAYERS, VISION_TOWER_ONLY};
 
 /// What a wrapper adds around its language model.
 pub(super) struct Parts {
@@ -142,6 +142,26 @@ pub(super) fn parts(
                 out.projectors.push(adapter);
                 out.projectors.push(p);
             }
+            ("gemma3n", _) => {
+                // The tower is timm's MobileNet-v5, its blocks from timm's table for the
+                // config's `architecture`.
+                let arch = v
+                    .opt_str("architecture")?
+                    .unwrap_or_else(|| "mobilenetv5_300m_enc".to_string());
+                match mobilenet_v5(v, &arch)? {
+                    Some(e) => out.encoders.push(e),
+                    None => out.approximations.push(format!(
+                        "{VISION_TOWER_ONLY}: the vision tower (`{arch}`, built by timm) is not \
+                         counted: headroom knows timm's block table of mobilenetv5_300m_enc only"
+                    )),
+                }
+                out.projectors.push(multimodal_embedder(
+                    v,
+                    ComponentKind::VisionProjector,
+                    2048,
+                    text_hidden,
+                )?);
+            }
             ("qwen3_vl" | "qwen3_vl_moe" | "qwen3_5" | "qwen3_5_moe", _) => {
                 let (e, p) = qwen3_vl(v)?;
                 out.encoders.push(e);
@@ -156,6 +176,23 @@ pub(super) fn parts(
                 }
             )),
         }
+    }
+    if outer_type == "gemma3n"
+        && let Some(Value::Object(a)) = root.map.get("audio_config")
+    {
+        let a = Fields {
+            what: root.what,
+            prefix: format!("{}audio_config.", root.prefix),
+            map: a,
+        };
+        out.encoders.push(usm_conformer(&a)?);
+        out.projectors.push(multimodal_embedder(
+            &a,
+            ComponentKind::AudioProjector,
+            1536,
+            text_hidden,
+        )?);
+        return Ok(out);
     }
     for key in ["audio_config", "speech_config"] {
         if matches!(root.map.get(key), Some(Value::Object(_))) {
@@ -508,6 +545,341 @@ fn mllama(
             norms: vec![],
         },
     ))
+}
+
+/// One stage of a timm arch def: runs of block strings, each run repeated.
+type TimmStage = &'static [(&'static [&'static str], u64)];
+
+/// timm's block table for `mobilenetv5_300m_enc` (`timm/models/mobilenetv5.py`,
+/// `_gen_mobilenet_v5`), in timm's own arch-def notation (`er` edge residual, `uir` universal
+/// inverted residual, `mqa` mobile multi-query attention; `a`/`k` start/middle depthwise kernels,
+/// `s` stride, `e` expansion, `c` channels, `h` heads, `d` key/value width, `v` kv stride).
+const MOBILENETV5_300M: &[TimmStage] = &[
+    &[(&["er_r1_k3_s2_e4_c128"], 1), (&["er_r1_k3_s1_e4_c128"], 2)],
+    &[
+        (&["uir_r1_a3_k5_s2_e6_c256"], 1),
+        (&["uir_r1_a5_k0_s1_e4_c256", "uir_r1_a3_k0_s1_e4_c256"], 2),
+    ],
+    &[
+        (&["uir_r1_a5_k5_s2_e6_c640"], 1),
+        (&["uir_r1_a5_k0_s1_e4_c640"], 7),
+        (&["uir_r1_a0_k0_s1_e1_c640"], 1),
+        (
+            &["mqa_r1_k3_h12_v2_s1_d64_c640", "uir_r1_a0_k0_s1_e2_c640"],
+            14,
+        ),
+    ],
+    &[
+        (&["uir_r1_a5_k5_s2_e6_c1280"], 1),
+        (
+            &["mqa_r1_k3_h16_s1_d96_c1280", "uir_r1_a0_k0_s1_e2_c1280"],
+            19,
+        ),
+    ],
+];
+
+/// timm's `make_divisible(v, 8)`: `v` rounded to a multiple of 8, never more than 10 % down.
+fn make_divisible(v: u64) -> u64 {
+    let n = (v.saturating_add(4) / 8).saturating_mul(8).max(8);
+    // n < 0.9 · v
+    if n.saturating_mul(10) < v.saturating_mul(9) {
+        n.saturating_add(8)
+    } else {
+        n
+    }
+}
+
+/// The options of one timm block string (`uir_r1_a5_k0_s1_e4_c640` → `a` 5, `k` 0, ...); `None`
+/// for a malformed one.
+fn timm_block(block: &str) -> Option<(&str, impl Fn(char) -> u64 + '_)> {
+    let mut parts = block.split('_');
+    let kind = parts.next()?;
+    let opts: Vec<(char, u64)> = parts
+        .map(|p| {
+            let mut chars = p.chars();
+            let key = chars.next()?;
+            chars.as_str().parse::<u64>().ok().map(|v| (key, v))
+        })
+        .collect::<Option<_>>()?;
+    Some((kind, move |key: char| {
+        opts.iter().find(|(k, _)| *k == key).map_or(0, |(_, v)| *v)
+    }))
+}
+
+/// Gemma-3n's vision tower: timm's MobileNet-v5 encoder for `arch` (only
+/// `mobilenetv5_300m_enc` is known; `None` for another), every weight from timm's block table:
+/// - the stem: a 3×3 conv 3 → 64 with bias and its RMS norm;
+/// - edge residuals: a k×k conv `in → make_divisible(in·e)`, a 1×1 conv to `c`, a norm after each;
+/// - universal inverted residuals: an optional a×a depthwise conv, a 1×1 expansion to
+///   `make_divisible(in·e)`, an optional k×k depthwise conv, a 1×1 projection to `c`, a norm
+///   after each conv, and a layer scale of `c`;
+/// - mobile multi-query attention: a norm, q [h·d, in], k and v [d, in] (each behind a depthwise
+///   k×k conv and a norm when the kv stride `v` > 1), the output [c, h·d], a layer scale;
+/// - the multi-scale fusion adapter over the last two stages: a universal inverted residual
+///   (their channels together → `hidden_size`, expansion 2, no depthwise convs, no layer scale)
+///   and a norm.
+///
+/// Conv kernels are counted as matrices `[out, in·kh·kw]` (depthwise: `[channels, kh·kw]`).
+fn mobilenet_v5(v: &Fields<'_>, arch: &str) -> Result<Option<EncoderSpec>, CoreError> {
+    if arch != "mobilenetv5_300m_enc" {
+        return Ok(None);
+    }
+    let hidden = dim(v, &["hidden_size"], Some(2048))?;
+    let mut extra = Vec::new();
+    let mut push = |what, shape: Vec<u64>| extra.push(ExtraWeight { what, shape });
+    let conv = ExtraWeightKind::Projection;
+    let norm = ExtraWeightKind::Norm;
+    let scale = ExtraWeightKind::Gate;
+    // The stem.
+    let stem = 64u64;
+    push(conv, vec![stem, 3 * 3 * 3]);
+    // The stem conv's bias.
+    push(scale, vec![stem]);
+    push(norm, vec![stem]);
+    let uir = |push: &mut dyn FnMut(ExtraWeightKind, Vec<u64>),
+               inp: u64,
+               out: u64,
+               a: u64,
+               k: u64,
+               mid: u64,
+               layer_scale: bool| {
+        if a > 0 {
+            push(conv, vec![inp, a * a]);
+            push(norm, vec![inp]);
+        }
+        push(conv, vec![mid, inp]);
+        push(norm, vec![mid]);
+        if k > 0 {
+            push(conv, vec![mid, k * k]);
+            push(norm, vec![mid]);
+        }
+        push(conv, vec![out, mid]);
+        push(norm, vec![out]);
+        if layer_scale {
+            push(scale, vec![out]);
+        }
+    };
+    let mut channels = stem;
+    let mut stage_out = Vec::new();
+    for stage in MOBILENETV5_300M {
+        for (run, repeats) in stage.iter() {
+            for _ in 0..*repeats {
+                for block in run.iter() {
+                    let (kind, o) = timm_block(block).ok_or_else(|| {
+                        CoreError::Unsupported(format!("timm block `{block}` is malformed"))
+                    })?;
+                    let out = o('c');
+                    match kind {
+                        "er" => {
+                            let mid = make_divisible(channels.saturating_mul(o('e')));
+                            let k = o('k');
+                            push(conv, vec![mid, channels.saturating_mul(k * k)]);
+                            push(norm, vec![mid]);
+                            push(conv, vec![out, mid]);
+                            push(norm, vec![out]);
+                        }
+                        "uir" => {
+                            let mid = make_divisible(channels.saturating_mul(o('e')));
+                            uir(&mut push, channels, out, o('a'), o('k'), mid, true);
+                        }
+                        _ => {
+                            let (h, d, k) = (o('h'), o('d'), o('k'));
+                            push(norm, vec![channels]);
+                            push(conv, vec![h.saturating_mul(d), channels]);
+                            for _ in 0..2 {
+                                if o('v') > 1 {
+                                    push(conv, vec![channels, k * k]);
+                                    push(norm, vec![channels]);
+                                }
+                                push(conv, vec![d, channels]);
+                            }
+                            push(conv, vec![out, h.saturating_mul(d)]);
+                            push(scale, vec![out]);
+                        }
+                    }
+                    channels = out;
+                }
+            }
+        }
+        stage_out.push(channels);
+    }
+    let fused: u64 = stage_out.iter().rev().take(2).sum();
+    uir(
+        &mut push,
+        fused,
+        hidden,
+        0,
+        0,
+        make_divisible(fused * 2),
+        false,
+    );
+    push(norm, vec![hidden]);
+    Ok(Some(EncoderSpec {
+        kind: ComponentKind::VisionEncoder,
+        hidden,
+        layers: 0,
+        intermediate: 0,
+        patch_inputs: 0,
+        patch_bias: false,
+        positions: 0,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: 0,
+        attention_bias: false,
+        mlp_gated: false,
+        mlp_bias: false,
+        norm_bias: false,
+        extra,
+    }))
+}
+
+/// Gemma-3n's `Gemma3nMultimodalEmbedder` (`embed_vision`, `embed_audio`): an embedding table of
+/// the part's `vocab_size` rows (default 128) and its `hidden_size` (default `default_hidden`),
+/// two norms of that width, and a projection to the text width without bias (its last norm has no
+/// weight). The table is counted as a linear map of `vocab_size` inputs (same size).
+fn multimodal_embedder(
+    p: &Fields<'_>,
+    kind: ComponentKind,
+    default_hidden: u64,
+    text_hidden: u64,
+) -> Result<ProjectorSpec, CoreError> {
+    let h = dim(p, &["hidden_size"], Some(default_hidden))?;
+    let vocab = dim(p, &["vocab_size"], Some(128))?;
+    Ok(ProjectorSpec {
+        kind,
+        linears: vec![(vocab, h, false), (h, text_hidden, false)],
+        norms: vec![(h, false), (h, false)],
+    })
+}
+
+/// A `[rows, cols]` pair from a list of pairs (`sscp_conv_kernel_size[i]`).
+fn pair_at(
+    a: &Fields<'_>,
+    field: &str,
+    i: usize,
+    default: [u64; 2],
+) -> Result<[u64; 2], CoreError> {
+    let Some(list) = a.get(field) else {
+        return Ok(default);
+    };
+    let pair = list
+        .as_array()
+        .and_then(|l| l.get(i))
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(Value::as_u64).collect::<Vec<_>>())
+        .filter(|p| p.len() == 2)
+        .ok_or_else(|| {
+            a.bad(
+                field,
+                format!("must list [height, width] pairs of positive integers (entry {i})"),
+            )
+        })?;
+    Ok([
+        a.check_range(field, pair[0], MAX_DIMENSION)?,
+        a.check_range(field, pair[1], MAX_DIMENSION)?,
+    ])
+}
+
+/// Gemma-3n's audio tower (`Gemma3nAudioEncoder`, a USM conformer), from `audio_config`
+/// (defaults: `Gemma3nAudioConfig`'s):
+/// - the subsampling front end: two conv blocks (`sscp_conv_channel_size[0..2]` channels,
+///   `sscp_conv_kernel_size`, `sscp_conv_stride_size`, no bias, each with a group norm of its
+///   channels), the mel bins (`input_feat_size`) shrinking to `f = (f + 2 − kw) / sw + 1` per
+///   block, then `input_proj_linear` [hidden, channels · f];
+/// - `conf_num_hidden_layers` conformer blocks of width h = `hidden_size`, each: two feed-forward
+///   halves (pre/post norms, `ffw_layer_1` [4h, h], `ffw_layer_2` [h, 4h]); attention (pre/post
+///   norms, q/k/v and `post` [h, h], the relative-position `pos_proj` [h, h], `per_dim_scale`
+///   [h / `conf_num_attention_heads`]); a light conv (pre norm, `linear_start` [2h, h], a
+///   depthwise conv [h, 1, `conf_conv_kernel_size`], `conv_norm`, `linear_end` [h, h]); a final
+///   norm. No biases anywhere.
+///
+/// Mapped onto [`EncoderSpec`]: the generic layer holds the first feed-forward half, the four
+/// attention projections and two norms; `extra` stacks the rest per layer.
+fn usm_conformer(a: &Fields<'_>) -> Result<EncoderSpec, CoreError> {
+    let h = dim(a, &["hidden_size"], Some(1536))?;
+    let layers = depth(a, &["conf_num_hidden_layers"], Some(12))?;
+    let heads = dim(a, &["conf_num_attention_heads"], Some(8))?;
+    let kernel = dim(a, &["conf_conv_kernel_size"], Some(5))?;
+    let mut freq = dim(a, &["input_feat_size"], Some(128))?;
+    let channels = a
+        .opt_u64_list("sscp_conv_channel_size")?
+        .unwrap_or(vec![128, 32]);
+    if channels.len() < 2 {
+        return Err(a.bad(
+            "sscp_conv_channel_size",
+            "must list the channels of both subsampling conv blocks",
+        ));
+    }
+    let mut extra = Vec::new();
+    let mut in_channels: u64 = 1;
+    for (i, &out_channels) in channels.iter().take(2).enumerate() {
+        let out_channels = a.check_range("sscp_conv_channel_size", out_channels, MAX_DIMENSION)?;
+        let [kh, kw] = pair_at(a, "sscp_conv_kernel_size", i, [3, 3])?;
+        let [_, sw] = pair_at(a, "sscp_conv_stride_size", i, [2, 2])?;
+        // One bin of padding on each side of the frequency axis.
+        let padded = freq.saturating_add(2);
+        if padded < kw {
+            return Err(a.bad(
+                "sscp_conv_kernel_size",
+                format!("is wider ({kw}) than the padded mel bins ({padded}) it convolves"),
+            ));
+        }
+        freq = (padded - kw) / sw + 1;
+        // The conv kernel [out, in, kh, kw], as a matrix (tensor shapes have at most 3 dims).
+        extra.push(ExtraWeight {
+            what: ExtraWeightKind::Projection,
+            shape: vec![
+                out_channels,
+                in_channels.saturating_mul(kh).saturating_mul(kw),
+            ],
+        });
+        extra.push(ExtraWeight {
+            what: ExtraWeightKind::Norm,
+            shape: vec![out_channels],
+        });
+        in_channels = out_channels;
+    }
+    let four = h.saturating_mul(4);
+    let per_layer = |what, shape: &[u64]| ExtraWeight {
+        what,
+        shape: std::iter::once(layers)
+            .chain(shape.iter().copied())
+            .collect(),
+    };
+    extra.extend([
+        // pos_proj and per_dim_scale.
+        per_layer(ExtraWeightKind::Projection, &[h, h]),
+        per_layer(ExtraWeightKind::Gate, &[h / heads]),
+        // The second feed-forward half.
+        per_layer(ExtraWeightKind::Projection, &[four, h]),
+        per_layer(ExtraWeightKind::Projection, &[h, four]),
+        // The light conv.
+        per_layer(ExtraWeightKind::Projection, &[h.saturating_mul(2), h]),
+        // The depthwise conv [h, 1, kernel], one input channel per group.
+        per_layer(ExtraWeightKind::Projection, &[h, kernel]),
+        per_layer(ExtraWeightKind::Projection, &[h, h]),
+        // Nine norms per block, two of them in the generic layer.
+        per_layer(ExtraWeightKind::Norm, &[7, h]),
+    ]);
+    Ok(EncoderSpec {
+        kind: ComponentKind::AudioEncoder,
+        hidden: h,
+        layers,
+        intermediate: four,
+        patch_inputs: in_channels.saturating_mul(freq),
+        patch_bias: false,
+        positions: 0,
+        class_token: false,
+        pre_norm: false,
+        post_norm: false,
+        attention_dim: h,
+        attention_bias: false,
+        mlp_gated: false,
+        mlp_bias: false,
+        norm_bias: false,
+        extra,
+    })
 }
 
 /// Gemma 4's vision tower (`Gemma4VisionModel`): a patch linear without bias, two learned

@@ -465,9 +465,11 @@ pub(super) fn family(
         Architecture::KimiLinear => kimi_linear(f, c)?,
         Architecture::Mllama => mllama(f, c)?,
         Architecture::Gemma4 => gemma4(f, c)?,
+        Architecture::Gemma3n => gemma3n(f, c)?,
         Architecture::DeepseekV4 => deepseek_v4(f, c)?,
         Architecture::MimoV2Flash => mimo_v2_flash(f, c)?,
         Architecture::Ernie45Moe => ernie_moe(f, c)?,
+        Architecture::HunyuanV1Moe => hunyuan_moe(f, c)?,
         Architecture::Phimoe => {
             // PhiMoE: LayerNorms with biases, biased attention (`attention_bias`), a router
             // without bias and Mixtral-style experts of `intermediate_size`.
@@ -574,6 +576,59 @@ fn dense_llama_like(f: &Fields<'_>, c: &Common, arch: &Architecture) -> Result<F
             })
             .collect(),
     ))
+}
+
+/// A field that is one integer for every layer or a list with one per layer (Hunyuan's
+/// `num_experts`, `moe_topk`): `n` values, or `None` when the config leaves it out.
+fn per_layer_u64(f: &Fields<'_>, field: &str, n: u64) -> Result<Option<Vec<u64>>, CoreError> {
+    match f.get(field) {
+        None => Ok(None),
+        Some(serde_json::Value::Array(_)) => {
+            let list = f.opt_u64_list(field)?.unwrap_or_default();
+            if list.len() as u64 != n {
+                return Err(f.bad(
+                    field,
+                    format!(
+                        "lists {} values for {n} layers; it must give one per layer",
+                        list.len()
+                    ),
+                ));
+            }
+            Ok(Some(list))
+        }
+        Some(_) => Ok(f.opt_u64(field)?.map(|v| vec![v; n as usize])),
+    }
+}
+
+/// Hunyuan-MoE (`HunYuanMoEV1`): Llama attention with per-head q/k norms and biases from
+/// `attention_bias`; every layer a MoE block of `num_experts` experts (an int or one per layer)
+/// choosing `moe_topk` (likewise), each expert and the always-on `shared_mlp` a gated MLP of
+/// `intermediate_size` (transformers builds both from it; `moe_intermediate_size` is unread).
+fn hunyuan_moe(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    let n = c.num_layers;
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        qk_norm: QkNorm::PerHead,
+        ..AttnOpts::default()
+    };
+    // HunYuanMoEV1Config: num_experts and moe_topk default to 1.
+    let experts = per_layer_u64(f, "num_experts", n)?.unwrap_or_else(|| vec![1; n as usize]);
+    let top_k = per_layer_u64(f, "moe_topk", n)?.unwrap_or_else(|| vec![1; n as usize]);
+    let mut layers = Vec::with_capacity(n as usize);
+    for (e, k) in experts.into_iter().zip(top_k) {
+        let e = f.check_range("num_experts", e, MAX_EXPERTS)?;
+        if k == 0 || k > e {
+            return Err(f.bad(
+                "moe_topk",
+                format!("is {k}; it must be between 1 and the number of experts ({e})"),
+            ));
+        }
+        let mut m = moe((e, k), c.intermediate);
+        m.shared_intermediate = c.intermediate;
+        layers.push(layer(attention(c, LayerAttention::Full, o), Mlp::Moe(m), 2));
+    }
+    Ok(Family::new(layers))
 }
 
 /// Nemotron-H's block kinds in order: `hybrid_override_pattern` (`M`, `*`, `-`, `E`) or
@@ -1539,6 +1594,104 @@ fn gemma4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
             vocab: width(f, &["vocab_size_per_layer_input"])?,
             width: f.check_range("hidden_size_per_layer_input", ple_width, MAX_DIMENSION)?,
         });
+    }
+    Ok(fam)
+}
+
+/// Gemma-3n's text model (`Gemma3nTextModel`), layer by layer from its config:
+/// - attention with per-head q/k norms (the v norm has no weight), sliding or full per
+///   `layer_types`, the last `num_kv_shared_layers` layers reading an earlier layer's cache (no
+///   k/v projections nor k norm); four `hidden_size` norms;
+/// - a gated MLP of `intermediate_size[i]` (one width per layer, or one for all);
+/// - AltUp (`altup_num_inputs` = m): `correct_output_scale` [hidden], `correction_coefs`
+///   [m, m], `prediction_coefs` [m², m], `modality_router` [m, hidden], `router_norm` [hidden];
+/// - LAuReL (`laurel_rank` = r): `linear_left` [r, hidden], `linear_right` [hidden, r],
+///   `post_laurel_norm` [hidden];
+/// - per-layer inputs (`hidden_size_per_layer_input` = p): `per_layer_input_gate` [p, hidden],
+///   `per_layer_projection` [hidden, p], `post_per_layer_input_norm` [hidden];
+///
+/// and after the layers the model's `altup_projections` and `altup_unembed_projections`,
+/// m − 1 of each, [hidden, hidden].
+fn gemma3n(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
+    use crate::model::{ExtraWeight, ExtraWeightKind, PerLayerEmbeddingSpec};
+    let n = c.num_layers;
+    let types = layer_types(f, n)?.ok_or_else(|| {
+        f.bad(
+            "layer_types",
+            "is missing; Gemma-3n needs its local/global layout",
+        )
+    })?;
+    let hidden = f.check_range("hidden_size", f.u64("hidden_size")?, MAX_DIMENSION)?;
+    let widths = per_layer_u64(f, "intermediate_size", n)?
+        .unwrap_or_else(|| vec![c.intermediate; n as usize]);
+    let shared = f.u64_or("num_kv_shared_layers", 0)?;
+    if shared > n {
+        return Err(f.bad(
+            "num_kv_shared_layers",
+            format!("is {shared}, more than the {n} layers; fix the config"),
+        ));
+    }
+    let shared_from = n - shared;
+    // Gemma3nTextConfig's defaults: 4 AltUp inputs, LAuReL rank 64.
+    let altup = f.check_range(
+        "altup_num_inputs",
+        f.u64_or("altup_num_inputs", 4)?,
+        MAX_HEADS,
+    )?;
+    let laurel = width_or(f, &["laurel_rank"], 64)?;
+    let ple = width(f, &["hidden_size_per_layer_input"])?;
+    let o = AttnOpts {
+        qkv_bias: c.attention_bias,
+        output_bias: c.attention_bias,
+        qk_norm: QkNorm::PerHead,
+        output_gate: false,
+    };
+    let w = |what, shape: Vec<u64>| ExtraWeight { what, shape };
+    let extra = vec![
+        // AltUp.
+        w(ExtraWeightKind::Gate, vec![hidden]),
+        w(ExtraWeightKind::Projection, vec![altup, altup]),
+        w(
+            ExtraWeightKind::Projection,
+            vec![altup.saturating_mul(altup), altup],
+        ),
+        w(ExtraWeightKind::Projection, vec![altup, hidden]),
+        w(ExtraWeightKind::Norm, vec![hidden]),
+        // LAuReL.
+        w(ExtraWeightKind::Projection, vec![laurel, hidden]),
+        w(ExtraWeightKind::Projection, vec![hidden, laurel]),
+        w(ExtraWeightKind::Norm, vec![hidden]),
+        // Per-layer input.
+        w(ExtraWeightKind::Projection, vec![ple, hidden]),
+        w(ExtraWeightKind::Projection, vec![hidden, ple]),
+        w(ExtraWeightKind::Norm, vec![hidden]),
+    ];
+    let mut layers = Vec::with_capacity(types.len());
+    for (i, (t, width)) in types.iter().zip(widths).enumerate() {
+        let span = span_of(f, t)?.ok_or_else(|| {
+            f.bad(
+                "layer_types",
+                format!("has `{t}`; headroom knows sliding_attention and full_attention"),
+            )
+        })?;
+        let width = f.check_range("intermediate_size", width, MAX_DIMENSION)?;
+        let mut a = attention_spec(c, span, o);
+        a.shares_cache = i as u64 >= shared_from;
+        layers.push(LayerSpec {
+            mixer: Mixer::Attention(a),
+            mlp: gated(width, false),
+            norms: 4,
+            extra: extra.clone(),
+        });
+    }
+    let mut fam = Family::new(layers);
+    fam.per_layer_embedding = Some(PerLayerEmbeddingSpec {
+        vocab: width(f, &["vocab_size_per_layer_input"])?,
+        width: ple,
+    });
+    for _ in 0..altup.saturating_sub(1).saturating_mul(2) {
+        fam.extra_weights
+            .push(w(ExtraWeightKind::Projection, vec![hidden, hidden]));
     }
     Ok(fam)
 }
