@@ -1328,6 +1328,7 @@ fn cli_and_site_give_identical_answers() {
             }
         }
     }
+    println!("CLI and site: {compared} answers identical, {both_refused} refused by both");
     // The grid exercises both outcomes (e.g. a GGUF format in training mode is refused by both).
     assert!(
         compared > 100 && both_refused > 10,
