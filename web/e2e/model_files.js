@@ -93,4 +93,26 @@ function tinySafetensors() {
   return { buffer, dataBytes, params, count: t.length };
 }
 
-module.exports = { tinyGguf, tinySafetensors };
+/** The same tiny checkpoint split over two shards, as `save_pretrained` shards a large one. */
+function tinySafetensorsShards() {
+  const first = [
+    ['model.embed_tokens.weight', 'BF16', [1000, 64], 2],
+    ['model.layers.0.self_attn.q_proj.weight', 'BF16', [64, 64], 2],
+  ];
+  const second = [
+    ['model.layers.0.input_layernorm.weight', 'F32', [64], 4],
+    ['lm_head.weight', 'BF16', [1000, 64], 2],
+  ];
+  const a = safetensors(first);
+  const b = safetensors(second);
+  const params = [...first, ...second].reduce((x, t) => x + t[2].reduce((p, q) => p * q, 1), 0);
+  return {
+    shards: [a.buffer, b.buffer],
+    dataBytes: a.dataBytes + b.dataBytes,
+    params,
+    count: first.length + second.length,
+    duplicate: safetensors([first[0]]).buffer,
+  };
+}
+
+module.exports = { tinyGguf, tinySafetensors, tinySafetensorsShards };

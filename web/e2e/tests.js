@@ -3,7 +3,7 @@
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
-const { tinyGguf, tinySafetensors } = require('./model_files');
+const { tinyGguf, tinySafetensors, tinySafetensorsShards } = require('./model_files');
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 // A report written by `headroom probe` (the CI run passes the one it just produced).
@@ -277,6 +277,35 @@ module.exports = {
     const mib = (f.dataBytes / 2 ** 20).toFixed(1);
     assert.ok((await page.textContent('#exact-weights')).includes(`${mib} MiB`));
     await shot('calculator-safetensors');
+  },
+
+  async 'calculator: drop every shard of a sharded safetensors checkpoint at once'({ page, base, shot, log }) {
+    const f = tinySafetensorsShards();
+    await page.goto(base);
+    await page.click('#tab-file');
+    await page.setInputFiles('#model-file', [
+      { name: 'model-00001-of-00002.safetensors', mimeType: 'application/octet-stream', buffer: f.shards[0] },
+      { name: 'model-00002-of-00002.safetensors', mimeType: 'application/octet-stream', buffer: f.shards[1] },
+    ]);
+    await page.waitForSelector('#file-summary');
+    const summary = await page.textContent('#file-summary');
+    log(summary.replace(/\s+/g, ' ').slice(0, 200));
+    assert.match(summary, new RegExp(`${f.count} tensors`));
+    assert.match(summary, /model-00001-of-00002\.safetensors, model-00002-of-00002\.safetensors/);
+    await page.waitForSelector('#exact-weights');
+    const mib = (f.dataBytes / 2 ** 20).toFixed(1);
+    assert.ok((await page.textContent('#exact-weights')).includes(`${mib} MiB`));
+    // The same tensor in two shards is an error naming both files, not a double count.
+    await page.setInputFiles('#model-file', [
+      { name: 'model-00001-of-00002.safetensors', mimeType: 'application/octet-stream', buffer: f.shards[0] },
+      { name: 'copy.safetensors', mimeType: 'application/octet-stream', buffer: f.duplicate },
+    ]);
+    await page.waitForSelector('#file-error');
+    const err = await page.textContent('#file-error');
+    log(`duplicate shard: ${err}`);
+    assert.match(err, /model\.embed_tokens\.weight/);
+    assert.match(err, /copy\.safetensors/);
+    await shot('calculator-safetensors-shards');
   },
 
   async 'reports: drop a probe report, see its charts, use the device'({ page, base, shot, log }) {
