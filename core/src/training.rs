@@ -572,10 +572,11 @@ pub struct LoraParams {
     pub adapted_layers: u64,
 }
 
-/// Recent [`lora_params`] results per thread: the calculator's longest-context search and
+/// Recent [`lora_params`] results per thread (one answer asks for ~20 settings: the training
+/// advice tries 7 ranks, 3 target sets and the last-k layers): the longest-context search and
 /// every-format table ask for the same model and settings dozens of times per change, and each
 /// answer walks every tensor of the model.
-const LORA_PARAMS_CACHE_ENTRIES: usize = 8;
+const LORA_PARAMS_CACHE_ENTRIES: usize = 32;
 
 thread_local! {
     static LORA_PARAMS_CACHE: std::cell::RefCell<Vec<(ModelSpec, LoraSettings, LoraParams)>> =
