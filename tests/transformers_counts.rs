@@ -15,7 +15,7 @@ use headroom_core::{
     components::components,
     config::{VISION_TOWER_ONLY, model_from_config_json},
     kv_cache::{KvDtype, kv_cache_bytes},
-    model::{ComponentKind, Mlp, ModelSpec},
+    model::{ComponentKind, Mixer, Mlp, ModelSpec},
     params::param_counts,
     runtime::Runtime,
 };
@@ -151,6 +151,13 @@ fn differences(name: &str, model: &ModelSpec, want: &Value) -> Vec<String> {
     }
     // Cache: transformers' DynamicCache in bf16, measured below every window.
     let cache = &want["cache"];
+    if !affine_cache(model) {
+        // DeepSeek-V4's compressor grows in steps (a row per window, a buffer that drains):
+        // hold headroom's cache at every token count transformers measured, and its straight
+        // line through the two short counts to transformers' (how both were fitted).
+        cache_at_tokens(name, model, cache, &mut out);
+        return out;
+    }
     if let Some(per_token) = cache["bytes_per_token_below_window"].as_f64() {
         let kv = kv_cache_bytes(model, 1, 1, KvDtype::Bf16, Runtime::TransformersCuda);
         if kv.bytes_per_token as f64 != per_token {
@@ -172,6 +179,62 @@ fn differences(name: &str, model: &ModelSpec, want: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether every layer's cache grows by the same bytes each token (below its window): false
+/// where a DeepSeek-V4 compressor holds rows per window and a draining buffer.
+fn affine_cache(model: &ModelSpec) -> bool {
+    !model
+        .layers()
+        .iter()
+        .any(|l| matches!(&l.mixer, Mixer::CompressedAttention(c) if c.compress_ratio > 0))
+}
+
+/// headroom's cache after a prefill and one decode step (`steady_bytes`) at `tokens`, for
+/// transformers in bf16.
+fn steady_at(model: &ModelSpec, tokens: u64) -> u64 {
+    kv_cache_bytes(model, tokens, 1, KvDtype::Bf16, Runtime::TransformersCuda).steady_bytes
+}
+
+/// Cache differences of a model whose cache is not affine in tokens: the bytes at every
+/// measured token count, and the per-token / per-sequence fit through the two shortest.
+fn cache_at_tokens(name: &str, model: &ModelSpec, cache: &Value, out: &mut Vec<String>) {
+    let Some(at) = cache["bytes_at_tokens"].as_object() else {
+        return; // transformers could not run the cache: nothing to hold headroom to
+    };
+    let mut counts: Vec<(u64, u64)> = at
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_u64()?)))
+        .collect();
+    counts.sort_unstable();
+    for &(tokens, theirs) in &counts {
+        let mine = steady_at(model, tokens);
+        if mine != theirs {
+            out.push(format!(
+                "{name}: cache at {tokens} tokens {mine} != transformers {theirs} (diff {})",
+                mine as i128 - theirs as i128
+            ));
+        }
+    }
+    let (Some(&(a, _)), Some(&(b, _))) = (counts.first(), counts.get(1)) else {
+        out.push(format!("{name}: fewer than two measured token counts"));
+        return;
+    };
+    let (ya, yb) = (steady_at(model, a) as f64, steady_at(model, b) as f64);
+    let per_token = (yb - ya) / (b - a) as f64;
+    let constant = ya - per_token * a as f64;
+    if Some(per_token) != cache["bytes_per_token_below_window"].as_f64() {
+        out.push(format!(
+            "{name}: cache per token (fit {a}..{b}) {per_token} != transformers {}",
+            cache["bytes_per_token_below_window"]
+        ));
+    }
+    if Some(constant) != cache["bytes_per_sequence_constant"].as_f64() {
+        out.push(format!(
+            "{name}: state per sequence (fit {a}..{b}) {constant} != transformers {}",
+            cache["bytes_per_sequence_constant"]
+        ));
+    }
 }
 
 #[test]

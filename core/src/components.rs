@@ -167,7 +167,7 @@ pub fn cache_components(
                 k.bytes_per_token = k.bytes_per_token.saturating_add(per_token);
                 k.state_bytes_per_sequence = k
                     .state_bytes_per_sequence
-                    .saturating_add(c.state_bytes_per_sequence);
+                    .saturating_add(one.state_bytes_per_sequence);
                 k.state_elements_per_sequence.0 =
                     k.state_elements_per_sequence.0.saturating_add(conv);
                 k.state_elements_per_sequence.1 =
@@ -178,7 +178,7 @@ pub fn cache_components(
                 layers: 1,
                 bytes_per_token: per_token,
                 token_limit: limit,
-                state_bytes_per_sequence: c.state_bytes_per_sequence,
+                state_bytes_per_sequence: one.state_bytes_per_sequence,
                 state_elements_per_sequence: (conv, state),
             }),
         }

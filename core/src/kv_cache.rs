@@ -281,7 +281,8 @@ pub struct KvCacheBytes {
     pub bytes_per_token_per_layer: u64,
     /// Bytes one token adds to the whole model's cache (every per-token layer, before windows).
     pub bytes_per_token: u64,
-    /// Bytes of the per-sequence states (Gated DeltaNet, Mamba-2, short conv) of one sequence.
+    /// Bytes of the per-sequence states (Gated DeltaNet, Mamba-2, short conv; DeepSeek-V4's
+    /// compressor overlap state and rolling buffers at their fullest) of one sequence.
     pub state_bytes_per_sequence: u64,
     /// Whether MLA layers cache the compressed latent.
     pub mla_latent: bool,
@@ -402,31 +403,25 @@ pub fn kv_cache_bytes(
     let mut mla = false;
     for layer in layers.iter() {
         if let Mixer::CompressedAttention(c) = &layer.mixer {
-            // Raw rows for the last `window` tokens, one compressed row per `compress_ratio`.
+            // Raw rows for the last `window` tokens, plus the compressor's rows, rolling
+            // buffers and overlap state ([`compressor_bytes`]).
             let raw = compressed_raw_row_bytes(c, dtype);
             let span = LayerAttention::Sliding { window: c.window };
             let (peak, steady_cells) = layer_cells(span, tokens, batch, runtime);
-            let compressed_cells = if c.compress_ratio > 0 {
-                tokens.div_ceil(c.compress_ratio).saturating_mul(batch)
-            } else {
-                0
-            };
-            let packed = compressed_row_bytes(c, dtype);
-            let bytes = peak
-                .saturating_mul(raw)
-                .saturating_add(compressed_cells.saturating_mul(packed));
+            let compressor = compressor_bytes(c, tokens, dtype);
+            let compressed_cells = compressor.compressed_rows.saturating_mul(batch);
+            let extra = compressor.total().saturating_mul(batch);
+            let bytes = peak.saturating_mul(raw).saturating_add(extra);
             windowed |= steady_cells < tokens.saturating_mul(batch);
-            let per_token = raw.saturating_add(packed.div_ceil(c.compress_ratio.max(1)));
+            let per_token = raw
+                .saturating_add(compressed_row_bytes(c, dtype).div_ceil(c.compress_ratio.max(1)));
             per_token_all = per_token_all.saturating_add(per_token);
             max_per_token = max_per_token.max(per_token);
+            states = states.saturating_add(compressor_state_bytes(c, dtype));
             per_layer_bytes.push(bytes);
             per_layer_tokens.push(peak.saturating_add(compressed_cells));
             total = total.saturating_add(bytes);
-            steady = steady.saturating_add(
-                steady_cells
-                    .saturating_mul(raw)
-                    .saturating_add(compressed_cells.saturating_mul(packed)),
-            );
+            steady = steady.saturating_add(steady_cells.saturating_mul(raw).saturating_add(extra));
             continue;
         }
         let per_token = token_row_bytes(layer, dtype, runtime);
@@ -491,11 +486,178 @@ fn compressed_row_bytes(c: &CompressedAttentionSpec, dtype: KvDtype) -> u64 {
     )
 }
 
+/// Bytes of element type fp32: transformers' DeepSeek-V4 compressor keeps its overlap gate in
+/// fp32 (the gate plus the fp32 `position_bias`).
+pub const COMPRESSOR_GATE_BYTES_PER_ELEMENT: u64 = 4;
+
+/// What DeepSeek-V4's compressor holds for one sequence of `tokens` on one layer, beside the
+/// raw sliding-window keys (transformers 5 `DeepseekV4HCACache` / `DeepseekV4CSACache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CompressorBytes {
+    /// Compressed rows emitted so far: `⌊tokens / compress_ratio⌋`.
+    pub compressed_rows: u64,
+    /// Bytes of the compressed rows (`compressed_kv`): a `head_dim` row and, on indexer layers,
+    /// an `index_head_dim` row each.
+    pub compressed: u64,
+    /// Tokens waiting in the rolling buffer for their window to close:
+    /// `tokens mod compress_ratio`.
+    pub buffered_rows: u64,
+    /// Bytes of the rolling buffers (`buffer_kv` and `buffer_gate`): each buffered token keeps
+    /// its projected kv and gate, `overlap · head_dim` wide (and `overlap · index_head_dim` for
+    /// the indexer), in the cache dtype.
+    pub buffers: u64,
+    /// Bytes of the overlap state (`overlap_kv` in the cache dtype, `overlap_gate` in fp32) of
+    /// the overlapping (ratio-4) compressor and its indexer: `compress_ratio` rows of `head_dim`
+    /// (and `index_head_dim`) each, held once the first window has closed.
+    pub overlap: u64,
+}
+
+impl CompressorBytes {
+    /// Everything the compressor holds.
+    pub fn total(&self) -> u64 {
+        self.compressed
+            .saturating_add(self.buffers)
+            .saturating_add(self.overlap)
+    }
+}
+
+/// What DeepSeek-V4's compressor holds for one sequence of `tokens` on a layer (all zero for a
+/// layer without one). With ratio `r`, overlap `o` (2 on the ratio-4 layers, else 1), head
+/// width `d`, indexer width `i` (0 without an indexer) and `B(n)` the bytes of an `n`-element
+/// row in `dtype`:
+///
+/// - compressed: `⌊T/r⌋ · (B(d) + B(i))`
+/// - buffers: `(T mod r) · 2 · (B(o·d) + B(o·i))` (kv and gate)
+/// - overlap (o = 2, `T ≥ r`): `r · (B(d) + B(i) + 4·(d + i))`
+pub fn compressor_bytes(
+    c: &CompressedAttentionSpec,
+    tokens: u64,
+    dtype: KvDtype,
+) -> CompressorBytes {
+    let r = c.compress_ratio;
+    if r == 0 {
+        return CompressorBytes::default();
+    }
+    let index_dim = c.indexer.as_ref().map_or(0, |ix| ix.head_dim);
+    let o = c.overlap();
+    let compressed_rows = tokens / r;
+    let buffered_rows = tokens % r;
+    let buffer_row = dtype
+        .row_bytes(o.saturating_mul(c.head_dim))
+        .saturating_add(if index_dim > 0 {
+            dtype.row_bytes(o.saturating_mul(index_dim))
+        } else {
+            0
+        })
+        .saturating_mul(2);
+    let overlap = if o > 1 && compressed_rows > 0 {
+        compressed_row_bytes(c, dtype)
+            .saturating_add(
+                c.head_dim
+                    .saturating_add(index_dim)
+                    .saturating_mul(COMPRESSOR_GATE_BYTES_PER_ELEMENT),
+            )
+            .saturating_mul(r)
+    } else {
+        0
+    };
+    CompressorBytes {
+        compressed_rows,
+        compressed: compressed_rows.saturating_mul(compressed_row_bytes(c, dtype)),
+        buffered_rows,
+        buffers: buffered_rows.saturating_mul(buffer_row),
+        overlap,
+    }
+}
+
+/// The most DeepSeek-V4's compressor holds per sequence beside its compressed rows: the
+/// overlap state and the rolling buffers at their fullest (`compress_ratio − 1` tokens).
+pub fn compressor_state_bytes(c: &CompressedAttentionSpec, dtype: KvDtype) -> u64 {
+    let r = c.compress_ratio;
+    if r == 0 {
+        return 0;
+    }
+    // `r · (r + 1) − 1` tokens: r − 1 buffered, and at least one window closed.
+    let at = r.saturating_mul(r.saturating_add(1)).saturating_sub(1);
+    let b = compressor_bytes(c, at, dtype);
+    b.buffers.saturating_add(b.overlap)
+}
+
 /// Whether a mixer is (or contains) MLA.
 fn has_mla(mixer: &Mixer) -> bool {
     match mixer {
         Mixer::Mla { .. } => true,
         Mixer::Parallel(parts) => parts.iter().any(has_mla),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IndexerSpec;
+
+    /// A DeepSeek-V4-Flash layer: head_dim 512, window 128, ratio `r` (an indexer of width 128
+    /// on the ratio-4 layers).
+    fn flash_layer(r: u64) -> CompressedAttentionSpec {
+        CompressedAttentionSpec {
+            heads: 64,
+            head_dim: 512,
+            q_lora_rank: 1024,
+            o_groups: 8,
+            o_lora_rank: 1024,
+            window: 128,
+            compress_ratio: r,
+            indexer: (r == 4).then_some(IndexerSpec {
+                heads: 64,
+                head_dim: 128,
+                topk: 512,
+            }),
+        }
+    }
+
+    #[test]
+    fn csa_compressor_at_33_tokens_by_hand() {
+        // 33 tokens, ratio 4: 8 compressed rows, 1 buffered token.
+        // compressed: 8 · (512 + 128) · 2 B = 10240
+        // buffers: 1 · 2 (kv, gate) · (1024 + 256) · 2 B = 5120
+        // overlap: 4 · ((512 + 128) · 2 B + (512 + 128) · 4 B) = 4 · 3840 = 15360
+        let b = compressor_bytes(&flash_layer(4), 33, KvDtype::Bf16);
+        assert_eq!(
+            b,
+            CompressorBytes {
+                compressed_rows: 8,
+                compressed: 10240,
+                buffered_rows: 1,
+                buffers: 5120,
+                overlap: 15360,
+            }
+        );
+        // Plus the raw keys (K = V, one row of 512 · 2 B per token): transformers measured
+        // 64512 B on such a layer at 33 tokens.
+        assert_eq!(33 * 1024 + b.total(), 64512);
+        // Before the first window closes there is no overlap state.
+        let b3 = compressor_bytes(&flash_layer(4), 3, KvDtype::Bf16);
+        assert_eq!((b3.compressed, b3.buffers, b3.overlap), (0, 3 * 5120, 0));
+    }
+
+    #[test]
+    fn hca_compressor_at_193_tokens_by_hand() {
+        // 193 tokens, ratio 128: 1 compressed row of 512 · 2 B, 65 buffered tokens of kv and
+        // gate 512 wide each: 65 · 2 · 1024 = 133120; no overlap, no indexer.
+        let b = compressor_bytes(&flash_layer(128), 193, KvDtype::Bf16);
+        assert_eq!((b.compressed_rows, b.compressed), (1, 1024));
+        assert_eq!((b.buffered_rows, b.buffers, b.overlap), (65, 133120, 0));
+        // Plus the window's 127 raw keys: transformers measured 264192 B.
+        assert_eq!(127 * 1024 + b.total(), 264192);
+        // The fullest buffers: 127 tokens.
+        assert_eq!(
+            compressor_state_bytes(&flash_layer(128), KvDtype::Bf16),
+            127 * 2048
+        );
+        assert_eq!(
+            compressor_bytes(&flash_layer(0), 193, KvDtype::Bf16).total(),
+            0
+        );
     }
 }

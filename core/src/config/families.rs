@@ -1789,10 +1789,5 @@ fn deepseek_v4(f: &Fields<'_>, c: &Common) -> Result<Family, CoreError> {
             shape: vec![1],
         },
     ];
-    fam.approximations.push(
-        "cache: DeepSeek-V4's compressor keeps rolling buffers (under 1 MiB per sequence) that \
-         are not counted"
-            .to_string(),
-    );
     Ok(fam)
 }
