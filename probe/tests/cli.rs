@@ -58,20 +58,23 @@ fn config(name: &str) -> String {
         .to_string()
 }
 
+/// The fixtures whose checkpoints were counted: the models `param_counts.json` names (the other
+/// configs in `hf-configs` are held to transformers' counts by the workspace's tests).
 fn fixture_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(data_dir().join("hf-configs"))
-        .expect("tests/data/hf-configs")
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            (path.extension()? == "json").then(|| path.file_stem()?.to_str().map(str::to_owned))?
-        })
+    let mut names: Vec<String> = param_counts()
+        .as_object()
+        .expect("param_counts.json is an object")
+        .keys()
+        .filter(|name| !name.starts_with('_'))
+        .cloned()
         .collect();
     names.sort();
     names
 }
 
 fn param_counts() -> Value {
-    let text = std::fs::read_to_string(data_dir().join("param_counts.json")).expect("counts");
+    let text =
+        std::fs::read_to_string(data_dir().join("hf-configs/param_counts.json")).expect("counts");
     serde_json::from_str(&text).expect("param_counts.json")
 }
 
@@ -532,7 +535,10 @@ fn folder_without_config_is_bad_input() {
 
 #[test]
 fn malformed_json_is_bad_input() {
-    let path = data_dir().join("bad/malformed.json").display().to_string();
+    let path = data_dir()
+        .join("bad-configs/malformed.json")
+        .display()
+        .to_string();
     assert_bad_input(
         &["fit", &path, "--device", "rtx-4090"],
         &["malformed.json", "JSON"],
@@ -543,7 +549,7 @@ fn malformed_json_is_bad_input() {
 #[test]
 fn unsupported_architecture_is_bad_input() {
     let path = data_dir()
-        .join("bad/unknown-arch.json")
+        .join("bad-configs/unknown-arch.json")
         .display()
         .to_string();
     assert_bad_input(
@@ -710,7 +716,10 @@ fn missing_probe_report_is_bad_input() {
 
 #[test]
 fn malformed_probe_report_is_bad_input() {
-    let path = data_dir().join("bad/malformed.json").display().to_string();
+    let path = data_dir()
+        .join("bad-configs/malformed.json")
+        .display()
+        .to_string();
     assert_bad_input(
         &["fit", "llama-3.1-8b", "--probe", &path],
         &["malformed.json"],
@@ -798,7 +807,7 @@ fn training_comparison_groups_skipped_formats() {
 // ---- --probe: a report from `headroom probe` replaces catalog figures ----
 
 fn report(name: &str) -> String {
-    data_dir().join("probe").join(name).display().to_string()
+    data_dir().join("reports").join(name).display().to_string()
 }
 
 #[test]
@@ -978,7 +987,7 @@ fn full_fine_tune_of_a_quantized_checkpoint_defaults_to_bf16() {
 #[test]
 fn absurd_or_incomplete_config_is_bad_input() {
     let path = data_dir()
-        .join("bad/absurd-hidden-size.json")
+        .join("bad-configs/absurd-hidden-size.json")
         .display()
         .to_string();
     assert_bad_input(
@@ -987,7 +996,7 @@ fn absurd_or_incomplete_config_is_bad_input() {
         true,
     );
     let path = data_dir()
-        .join("bad/missing-layers.json")
+        .join("bad-configs/missing-layers.json")
         .display()
         .to_string();
     assert_bad_input(

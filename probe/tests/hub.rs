@@ -146,7 +146,7 @@ fn assert_user_error(out: &Output, needles: &[&str]) {
 /// Llama-3.2-1B's exact parameter count (param_counts.json).
 fn llama_3_2_1b_params() -> u64 {
     let counts: serde_json::Value =
-        serde_json::from_str(&data("param_counts.json")).expect("param_counts.json");
+        serde_json::from_str(&data("hf-configs/param_counts.json")).expect("param_counts.json");
     counts["Llama-3.2-1B"]["params_total"]
         .as_u64()
         .expect("count")

@@ -273,7 +273,7 @@ fn bad_arguments_exit_2_before_any_work() {
 
 #[test]
 fn checked_in_reports_validate_against_the_schema() {
-    let data = data_dir();
+    let data = data_dir().join("reports");
     for name in ["h200-report.json", "lavapipe-report.json"] {
         validate_against_schema(&data.join(name));
     }

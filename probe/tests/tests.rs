@@ -1,5 +1,5 @@
 //! The probe crate's integration tests: one binary (`cargo test -p headroom-probe --test tests`),
-//! one module per intent, helpers in `util`. Fixtures live in `tests/data`.
+//! one module per intent, helpers in `util`. Fixtures live in the workspace's `tests/data` (see `util::data_dir`).
 //!
 //! * `cli`: `headroom fit`, `models` and `devices` end to end (table, JSON, bad input).
 //! * `checkpoints`: `fit` on `.gguf` files and `.safetensors` folders.

@@ -18,9 +18,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_headroom");
 /// Most time a local server waits on one socket read.
 pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The fixture folder.
+/// The workspace's one fixture folder, `tests/data` at its root: `hf-configs` (published
+/// config.json files and `param_counts.json`), `bad-configs` (broken ones), `reports` (reports
+/// from `headroom probe`).
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the probe crate sits in the workspace")
+        .join("tests/data")
 }
 
 /// The text of `data_dir()/REL`.
