@@ -483,7 +483,7 @@ fn measured_non_apple_unified_device_gets_a_verdict_in_bf16() {
     use headroom_core::{
         devices::DeviceSpec, estimate, model_catalog, quant::WeightFormat, report::ProbeReport,
     };
-    let text = include_str!("../probe/tests/data/lavapipe-report.json");
+    let text = include_str!("data/reports/lavapipe-report.json");
     let report = ProbeReport::from_json(text).expect("lavapipe report parses");
     let device = DeviceSpec::from_measured(&report.measured_device());
     let model = model_catalog::find("qwen2.5-0.5b").expect("catalog model");

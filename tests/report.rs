@@ -4,7 +4,7 @@ use headroom_core::CoreError;
 use headroom_core::report::{ProbeReport, SCHEMA_VERSION, Stage, Status};
 
 /// A `headroom probe --quick` report from lavapipe (Mesa's CPU Vulkan driver).
-const LAVAPIPE: &str = include_str!("../probe/tests/data/lavapipe-report.json");
+const LAVAPIPE: &str = include_str!("data/reports/lavapipe-report.json");
 
 fn lavapipe() -> ProbeReport {
     ProbeReport::from_json(LAVAPIPE).unwrap_or_else(|e| panic!("fixture does not parse: {e}"))
@@ -104,7 +104,7 @@ fn a_missing_field_is_named() {
 }
 
 /// The full `headroom probe` on an NVIDIA H200 through Vulkan (driver 580.159.04).
-const H200: &str = include_str!("../probe/tests/data/h200-report.json");
+const H200: &str = include_str!("data/reports/h200-report.json");
 
 #[test]
 fn h200_full_run_ran_end_to_end() {

@@ -1,5 +1,7 @@
 //! headroom's cross-crate tests: one binary, modules grouped by intent. Test data lives in
-//! `tests/data`. CLI and probe end-to-end tests live beside the binary in `probe/tests/`.
+//! `tests/data`, the workspace's one fixture folder (the probe crate's tests and the site's
+//! end-to-end tests read it too). CLI and probe end-to-end tests live beside the binary in
+//! `probe/tests/` (one binary, `probe/tests/tests.rs`).
 
 mod accuracy;
 mod advice;

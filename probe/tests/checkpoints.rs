@@ -11,21 +11,16 @@ use std::{
 use headroom_core::files::{self, writer};
 use serde_json::Value;
 
+use crate::util::{BIN, data_dir, json_and_stderr, no_cache, text};
+
 fn headroom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_headroom"))
+    Command::new(BIN)
         .args(args)
         // Nothing here may reach a network or a real Hugging Face cache.
         .env("HF_HUB_OFFLINE", "1")
-        .env(
-            "HF_HUB_CACHE",
-            std::env::temp_dir().join("headroom-checkpoints-no-cache-here"),
-        )
+        .env("HF_HUB_CACHE", no_cache("checkpoints"))
         .output()
         .expect("run headroom")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Run `fit PATH --device rtx-4090 --json`: the JSON object and stderr.
@@ -37,14 +32,7 @@ fn fit_json(path: &Path) -> (Value, String) {
         "rtx-4090",
         "--json",
     ]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr:\n{stderr}\nstdout:\n{stdout}"
-    );
-    let obj = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
-    (obj, stderr)
+    json_and_stderr(&out)
 }
 
 /// Run `fit PATH`, expecting exit code 2 and an error holding every needle.
@@ -64,13 +52,7 @@ fn fit_fails(path: &Path, needles: &[&str]) {
 
 /// A fresh scratch folder for one test.
 fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "headroom-checkpoints-{}-{test}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
+    crate::util::scratch(&format!("checkpoints-{test}"))
 }
 
 const F32: u32 = 0;
@@ -239,7 +221,7 @@ fn regression_gguf_string_past_the_read_cap_stops_without_reading_the_file() {
 }
 
 fn qwen_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf-configs/Qwen2.5-0.5B.json")
+    data_dir().join("hf-configs/Qwen2.5-0.5B.json")
 }
 
 /// A folder with Qwen2.5-0.5B's config.json and two small shards.

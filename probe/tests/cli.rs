@@ -2,13 +2,11 @@
 //! JSON (keys and integer types), `--quant all`, every fixture model on the four reference
 //! devices, and each kind of bad input (exit code 2 and one message naming the problem).
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::util::{data_dir, headroom, json, scratch, stderr, stdout, success};
 
 /// The four machines issue #2 names: M2 16 GB, M3 Max 64 GB, RTX 4090, H100.
 const REFERENCE_DEVICES: [&str; 4] = ["m2-10c-16gb", "m3-max-40c-64gb", "rtx-4090", "h100-sxm"];
@@ -52,10 +50,6 @@ const INTEGER_KEYS: [&str; 12] = [
     "per_device_bytes",
 ];
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
 fn config(name: &str) -> String {
     data_dir()
         .join("hf-configs")
@@ -64,82 +58,24 @@ fn config(name: &str) -> String {
         .to_string()
 }
 
+/// The fixtures whose checkpoints were counted: the models `param_counts.json` names (the other
+/// configs in `hf-configs` are held to transformers' counts by the workspace's tests).
 fn fixture_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(data_dir().join("hf-configs"))
-        .expect("tests/data/hf-configs")
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            (path.extension()? == "json").then(|| path.file_stem()?.to_str().map(str::to_owned))?
-        })
+    let mut names: Vec<String> = param_counts()
+        .as_object()
+        .expect("param_counts.json is an object")
+        .keys()
+        .filter(|name| !name.starts_with('_'))
+        .cloned()
         .collect();
     names.sort();
     names
 }
 
 fn param_counts() -> Value {
-    let text = std::fs::read_to_string(data_dir().join("param_counts.json")).expect("counts");
+    let text =
+        std::fs::read_to_string(data_dir().join("hf-configs/param_counts.json")).expect("counts");
     serde_json::from_str(&text).expect("param_counts.json")
-}
-
-/// A port on 127.0.0.1 where nothing listens: bound to learn a free one, then closed.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1")
-}
-
-/// Run `headroom ARGS` with no network (HF_ENDPOINT at a closed port) and no color settings.
-fn headroom(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
-    // A proxy from the environment must not stand between the binary and loopback.
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.args(args)
-        // Nothing in these tests may reach a network: a Hub id fails fast at a closed port.
-        .env("HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()))
-        // Nor may a real Hugging Face cache on this machine answer for a Hub id.
-        .env(
-            "HF_HUB_CACHE",
-            std::env::temp_dir().join("headroom-cli-no-cache-here"),
-        )
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_HUB_DOWNLOAD_TIMEOUT")
-        .env_remove("HF_TOKEN")
-        .output()
-        .expect("run headroom")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn success(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr:\n{}\nstdout:\n{}",
-        stderr(out),
-        stdout(out)
-    );
-    stdout(out)
-}
-
-fn json(out: &Output) -> Value {
-    let text = success(out);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
 /// Exit code 2, nothing on stdout, an `error:` message holding every needle. `one_line` for our
@@ -504,7 +440,7 @@ fn catalog_name_and_folder_work() {
     ]));
     check_fit_object(&obj);
     // A folder holding config.json is read like the file; the name is the folder's.
-    let dir = std::env::temp_dir().join(format!("headroom-cli-{}", std::process::id()));
+    let dir = scratch("cli-folder");
     let folder = dir.join("My-Model");
     std::fs::create_dir_all(&folder).expect("mkdir");
     std::fs::copy(config("Qwen2.5-0.5B"), folder.join("config.json")).expect("copy");
@@ -575,8 +511,7 @@ fn missing_file_is_bad_input() {
 
 #[test]
 fn unreadable_file_is_bad_input() {
-    let dir = std::env::temp_dir().join(format!("headroom-cli-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch("cli-bin");
     let file = dir.join("config.json");
     std::fs::write(&file, [0xff, 0xfe, 0x00, 0x80]).expect("write");
     assert_bad_input(
@@ -589,8 +524,7 @@ fn unreadable_file_is_bad_input() {
 
 #[test]
 fn folder_without_config_is_bad_input() {
-    let dir = std::env::temp_dir().join(format!("headroom-cli-empty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = scratch("cli-empty");
     assert_bad_input(
         &["fit", &dir.display().to_string(), "--device", "rtx-4090"],
         &["has no config.json"],
@@ -601,7 +535,10 @@ fn folder_without_config_is_bad_input() {
 
 #[test]
 fn malformed_json_is_bad_input() {
-    let path = data_dir().join("bad/malformed.json").display().to_string();
+    let path = data_dir()
+        .join("bad-configs/malformed.json")
+        .display()
+        .to_string();
     assert_bad_input(
         &["fit", &path, "--device", "rtx-4090"],
         &["malformed.json", "JSON"],
@@ -612,7 +549,7 @@ fn malformed_json_is_bad_input() {
 #[test]
 fn unsupported_architecture_is_bad_input() {
     let path = data_dir()
-        .join("bad/unknown-arch.json")
+        .join("bad-configs/unknown-arch.json")
         .display()
         .to_string();
     assert_bad_input(
@@ -779,7 +716,10 @@ fn missing_probe_report_is_bad_input() {
 
 #[test]
 fn malformed_probe_report_is_bad_input() {
-    let path = data_dir().join("bad/malformed.json").display().to_string();
+    let path = data_dir()
+        .join("bad-configs/malformed.json")
+        .display()
+        .to_string();
     assert_bad_input(
         &["fit", "llama-3.1-8b", "--probe", &path],
         &["malformed.json"],
@@ -867,7 +807,7 @@ fn training_comparison_groups_skipped_formats() {
 // ---- --probe: a report from `headroom probe` replaces catalog figures ----
 
 fn report(name: &str) -> String {
-    data_dir().join("probe").join(name).display().to_string()
+    data_dir().join("reports").join(name).display().to_string()
 }
 
 #[test]
@@ -1047,7 +987,7 @@ fn full_fine_tune_of_a_quantized_checkpoint_defaults_to_bf16() {
 #[test]
 fn absurd_or_incomplete_config_is_bad_input() {
     let path = data_dir()
-        .join("bad/absurd-hidden-size.json")
+        .join("bad-configs/absurd-hidden-size.json")
         .display()
         .to_string();
     assert_bad_input(
@@ -1056,7 +996,7 @@ fn absurd_or_incomplete_config_is_bad_input() {
         true,
     );
     let path = data_dir()
-        .join("bad/missing-layers.json")
+        .join("bad-configs/missing-layers.json")
         .display()
         .to_string();
     assert_bad_input(

@@ -7,32 +7,26 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Command, Output},
     sync::{Arc, Mutex},
     thread::JoinHandle,
-    time::Duration,
+};
+
+use crate::util::{
+    SOCKET_TIMEOUT, closed_port, data, hub_command, json as json_of, listen, no_cache,
+    read_request, scratch, stderr,
 };
 
 /// The token the gated route accepts.
 const TOKEN: &str = "hf_test_token_123";
-
-/// Most time a test waits on one socket read.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 struct Seen {
     path: String,
     authorization: Option<String>,
-}
-
-fn data(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Serve `connections` requests, then stop. Routes:
@@ -42,8 +36,7 @@ fn data(rel: &str) -> String {
 /// - `/acme/notjson/…` → 200 with a body that is not JSON;
 /// - anything else → 404.
 fn serve(connections: usize) -> (String, Arc<Mutex<Vec<Seen>>>, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let endpoint = format!("http://{}", listener.local_addr().expect("local addr"));
+    let (listener, endpoint) = listen();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     let config = data("hf-configs/Llama-3.2-1B.json");
@@ -59,23 +52,9 @@ fn serve(connections: usize) -> (String, Arc<Mutex<Vec<Seen>>>, JoinHandle<()>) 
 }
 
 fn answer(mut stream: TcpStream, config: &str) -> Option<Seen> {
-    stream.set_read_timeout(Some(SOCKET_TIMEOUT)).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).ok()?;
-    let path = request_line.split_whitespace().nth(1)?.to_owned();
-    let mut authorization = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("authorization")
-        {
-            authorization = Some(value.trim().to_owned());
-        }
-    }
+    let request = read_request(&stream)?;
+    let path = request.path.clone();
+    let authorization = request.header("authorization").map(str::to_owned);
     let (status, body) = match path.as_str() {
         "/acme/tiny/resolve/main/config.json" => ("200 OK", config.to_owned()),
         "/gated/model/resolve/main/config.json" => {
@@ -108,37 +87,12 @@ fn answer(mut stream: TcpStream, config: &str) -> Option<Seen> {
     })
 }
 
-/// A fresh folder under the system temp dir, unique to this test process and `tag`.
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("headroom-hub-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
-}
-
 /// `headroom fit ID --device rtx-4090 --json` against `endpoint`, with `token` as HF_TOKEN and
 /// `cache` as the Hugging Face cache (an empty one when `None`, so a real cache never answers).
 fn fit_with(endpoint: &str, id: &str, token: Option<&str>, cache: Option<&Path>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
-    let empty = std::env::temp_dir().join("headroom-hub-no-cache-here");
-    cmd.args(["fit", id, "--device", "rtx-4090", "--json"])
-        .env("HF_ENDPOINT", endpoint)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("HF_HUB_CACHE", cache.unwrap_or(&empty))
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_HUB_DOWNLOAD_TIMEOUT")
-        .env_remove("HF_TOKEN");
-    // A proxy from the environment must not intercept loopback traffic.
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+    let empty = no_cache("hub");
+    let mut cmd = hub_command(endpoint, cache.unwrap_or(&empty));
+    cmd.args(["fit", id, "--device", "rtx-4090", "--json"]);
     if let Some(token) = token {
         cmd.env("HF_TOKEN", token);
     }
@@ -152,19 +106,10 @@ fn fit(endpoint: &str, id: &str, token: Option<&str>) -> Output {
         .expect("run headroom")
 }
 
-/// A port on 127.0.0.1 where nothing listens: bound to learn a free one, then closed.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// A Hugging Face cache holding `id` with Llama-3.2-1B's config, laid out as huggingface_hub
 /// writes it.
 fn cache_with(tag: &str, id: &str) -> PathBuf {
-    let cache = temp_dir(tag);
+    let cache = scratch(&format!("hub-{tag}"));
     let repo = cache.join(format!("models--{}", id.replace('/', "--")));
     let commit = "0123456789abcdef0123456789abcdef01234567";
     let snapshot = repo.join("snapshots").join(commit);
@@ -177,10 +122,6 @@ fn cache_with(tag: &str, id: &str) -> PathBuf {
     )
     .expect("write config");
     cache
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Exit code 2 and exactly one `error: ` line containing every one of `needles`.
@@ -202,15 +143,10 @@ fn assert_user_error(out: &Output, needles: &[&str]) {
     }
 }
 
-fn json_of(out: &Output) -> serde_json::Value {
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(out));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-/// Llama-3.2-1B's exact parameter count (tests/data/param_counts.json).
+/// Llama-3.2-1B's exact parameter count (param_counts.json).
 fn llama_3_2_1b_params() -> u64 {
     let counts: serde_json::Value =
-        serde_json::from_str(&data("param_counts.json")).expect("param_counts.json");
+        serde_json::from_str(&data("hf-configs/param_counts.json")).expect("param_counts.json");
     counts["Llama-3.2-1B"]["params_total"]
         .as_u64()
         .expect("count")
@@ -348,7 +284,7 @@ fn offline_reads_the_local_cache() {
 
 #[test]
 fn offline_without_cache_says_so() {
-    let cache = temp_dir("offline-empty");
+    let cache = scratch("hub-offline-empty");
     let out = fit_with("http://127.0.0.1:9", "acme/absent", None, Some(&cache))
         .env("HF_HUB_OFFLINE", "1")
         .output()
@@ -395,8 +331,7 @@ fn http_errors_do_not_fall_back_to_the_cache() {
 #[test]
 fn silent_server_times_out() {
     // Accepts the connection, reads the request, never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let (listener, endpoint) = listen();
     let server = std::thread::spawn(move || {
         if let Ok((stream, _)) = listener.accept() {
             let _ = stream.set_read_timeout(Some(SOCKET_TIMEOUT));

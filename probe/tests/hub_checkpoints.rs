@@ -8,19 +8,17 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Write},
-    net::{TcpListener, TcpStream},
-    path::Path,
+    io::Write,
+    net::TcpStream,
     process::{Command, Output},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use headroom_core::files::{self, writer};
-use serde_json::Value;
 
-/// Most time the server waits on one socket read.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::util::{
+    BIN, data, hub_command, json_and_stderr as ok_json, listen, no_cache, read_request, scratch,
+};
 
 /// A file the server holds: its first bytes and its whole (virtual) size.
 #[derive(Clone)]
@@ -40,8 +38,7 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 
 /// Serve `routes` (URL path → file) until the test process ends; anything else is 404.
 fn serve(routes: BTreeMap<String, Served>) -> (String, Log) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let endpoint = format!("http://{}", listener.local_addr().expect("local addr"));
+    let (listener, endpoint) = listen();
     let seen: Log = Arc::default();
     let log = Arc::clone(&seen);
     std::thread::spawn(move || {
@@ -56,27 +53,13 @@ fn serve(routes: BTreeMap<String, Served>) -> (String, Log) {
 }
 
 fn answer(mut stream: TcpStream, routes: &BTreeMap<String, Served>) -> Option<Seen> {
-    stream.set_read_timeout(Some(SOCKET_TIMEOUT)).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).ok()?;
-    let path = request_line.split_whitespace().nth(1)?.to_owned();
-    let mut range_end = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("range")
-        {
-            // `bytes=0-N`: the only form headroom sends.
-            range_end = value
-                .trim()
-                .strip_prefix("bytes=0-")
-                .and_then(|n| n.parse::<u64>().ok());
-        }
-    }
+    let request = read_request(&stream)?;
+    // `bytes=0-N`: the only form headroom sends.
+    let range_end = request
+        .header("range")
+        .and_then(|v| v.strip_prefix("bytes=0-"))
+        .and_then(|n| n.parse::<u64>().ok());
+    let path = request.path;
     let Some(file) = routes.get(&path) else {
         let body = r#"{"error":"Entry not found"}"#;
         let response = format!(
@@ -130,47 +113,15 @@ fn text(s: &str) -> Served {
 }
 
 fn qwen_config() -> String {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf-configs/Qwen2.5-0.5B.json");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    data("hf-configs/Qwen2.5-0.5B.json")
 }
 
 /// `headroom fit ARG --device rtx-4090 --json` against `endpoint`.
 fn fit(endpoint: &str, arg: &str) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_headroom"));
-    cmd.args(["fit", arg, "--device", "rtx-4090", "--json"])
-        .env("HF_ENDPOINT", endpoint)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env(
-            "HF_HUB_CACHE",
-            std::env::temp_dir().join("headroom-hub-checkpoints-no-cache-here"),
-        )
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_HUB_DOWNLOAD_TIMEOUT")
-        .env_remove("HF_TOKEN");
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.output().expect("run headroom")
-}
-
-fn ok_json(out: &Output) -> (Value, String) {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr:\n{stderr}\nstdout:\n{stdout}"
-    );
-    let obj = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
-    (obj, stderr)
+    hub_command(endpoint, &no_cache("hub-checkpoints"))
+        .args(["fit", arg, "--device", "rtx-4090", "--json"])
+        .output()
+        .expect("run headroom")
 }
 
 /// Sharded safetensors whose data is 2 GiB a shard: reading it would show in the log at once.
@@ -339,9 +290,7 @@ fn one_gguf_file_of_a_repo_is_read_by_its_header() {
 
 #[test]
 fn offline_reads_the_shards_in_the_hugging_face_cache() {
-    let cache =
-        std::env::temp_dir().join(format!("headroom-hub-ckpt-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&cache);
+    let cache = scratch("hub-ckpt-cache");
     let repo = cache.join("models--acme--cached");
     let commit = "0123456789abcdef0123456789abcdef01234567";
     let snapshot = repo.join("snapshots").join(commit);
@@ -351,7 +300,7 @@ fn offline_reads_the_shards_in_the_hugging_face_cache() {
     std::fs::write(snapshot.join("config.json"), qwen_config()).expect("write config");
     let shard = writer::safetensors(&[("lm_head.weight", "BF16", &[1000, 64])]);
     std::fs::write(snapshot.join("model.safetensors"), shard.file()).expect("write shard");
-    let out = Command::new(env!("CARGO_BIN_EXE_headroom"))
+    let out = Command::new(BIN)
         .args(["fit", "acme/cached", "--device", "rtx-4090", "--json"])
         .env("HF_HUB_OFFLINE", "1")
         .env("HF_HUB_CACHE", &cache)

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use headroom_core::report::{AllocationStopReason, ProbeReport, Stage, Status};
 
-const BIN: &str = env!("CARGO_BIN_EXE_headroom");
+use crate::util::{BIN, data_dir, scratch};
+
 const MIB: u64 = 1 << 20;
 
+/// A fresh scratch folder for one test, and `name` in it.
 fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("headroom-probe-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+    scratch(&format!("probe-cli-{name}")).join(name)
 }
 
 fn probe(args: &[&str], out: &Path, env: &[(&str, &str)]) -> Output {
@@ -273,7 +273,7 @@ fn bad_arguments_exit_2_before_any_work() {
 
 #[test]
 fn checked_in_reports_validate_against_the_schema() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let data = data_dir().join("reports");
     for name in ["h200-report.json", "lavapipe-report.json"] {
         validate_against_schema(&data.join(name));
     }

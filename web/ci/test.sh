@@ -5,7 +5,7 @@
 #  2. the playwright-core end-to-end suite (web/e2e/run.js) against web/dist served on 127.0.0.1,
 #     screenshots saved under target/screenshots/.
 # HEADROOM_PROBE_REPORT=path.json: a report from `headroom probe` to drop on the Reports page
-# (default: the checked-in fixture web/e2e/fixtures/probe-report.json).
+# (default: the checked-in tests/data/reports/lavapipe-report.json).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 

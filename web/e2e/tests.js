@@ -5,9 +5,10 @@ const fs = require('fs');
 const path = require('path');
 const { tinyGguf, tinySafetensors, tinySafetensorsShards } = require('./model_files');
 
-const FIXTURES = path.join(__dirname, 'fixtures');
+// The workspace's one fixture folder: published config.json files and reports from `headroom probe`.
+const DATA = path.join(__dirname, '..', '..', 'tests', 'data');
 // A report written by `headroom probe` (the CI run passes the one it just produced).
-const PROBE_REPORT = process.env.HEADROOM_PROBE_REPORT || path.join(FIXTURES, 'probe-report.json');
+const PROBE_REPORT = process.env.HEADROOM_PROBE_REPORT || path.join(DATA, 'reports', 'lavapipe-report.json');
 
 /** Wait for the calculator's verdict and return its text. */
 async function verdict(page) {
@@ -182,7 +183,7 @@ module.exports = {
     await page.waitForSelector('#model-error');
     log(`malformed: ${(await page.textContent('#model-error')).trim()}`);
     assert.match(await page.textContent('#model-error'), /config\.json/);
-    const config = fs.readFileSync(path.join(FIXTURES, 'Llama-3.1-8B.json'), 'utf8');
+    const config = fs.readFileSync(path.join(DATA, 'hf-configs', 'Llama-3.1-8B.json'), 'utf8');
     await page.fill('#config-input', config);
     const text = await verdict(page);
     log(text);
@@ -205,7 +206,7 @@ module.exports = {
   },
 
   async 'calculator: Hugging Face id, found / gated / missing / offline'({ page, base, log }) {
-    const qwen = fs.readFileSync(path.join(FIXTURES, 'Qwen2.5-0.5B.json'), 'utf8');
+    const qwen = fs.readFileSync(path.join(DATA, 'hf-configs', 'Qwen2.5-0.5B.json'), 'utf8');
     // The browser fetches from the Hub; here the Hub is played by the test (no network in CI).
     await page.route('https://huggingface.co/**', (route) => {
       const url = route.request().url();
@@ -362,7 +363,7 @@ module.exports = {
     await page.locator('svg.stacked-bar').scrollIntoViewIfNeeded();
     await shot('calculator-phone-chart');
     await page.goto(`${base}?page=reports`);
-    await page.setInputFiles('#report-file', [PROBE_REPORT, path.join(FIXTURES, 'h200-report.json')]);
+    await page.setInputFiles('#report-file', [PROBE_REPORT, path.join(DATA, 'reports', 'h200-report.json')]);
     await page.waitForFunction(() => document.querySelectorAll('.report').length === 2);
     await page.waitForSelector('.report svg.line-chart');
     const reports = await chartText(page, '.report svg.line-chart, .report svg.bar-chart, #side-by-side svg.bar-chart');
@@ -410,7 +411,7 @@ module.exports = {
     // The saved report reads back on the Reports page.
     await page.goto(`${base}?page=reports`);
     // With a report `headroom probe` wrote on an H200, for a real GPU beside the CPU adapters.
-    await page.setInputFiles('#report-file', [file, PROBE_REPORT, path.join(FIXTURES, 'h200-report.json')]);
+    await page.setInputFiles('#report-file', [file, PROBE_REPORT, path.join(DATA, 'reports', 'h200-report.json')]);
     await page.waitForFunction(() => document.querySelectorAll('.report').length === 3);
     await page.waitForSelector('#side-by-side');
     // Long device names in the side-by-side bars: cut to fit, never off the chart's edge.

@@ -1,0 +1,436 @@
+//! `headroom fit`'s arguments: the clap types, the `--help` text, and the first layer of checks
+//! (numbers in range, names that parse, a device given), which need no file system or network.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use headroom_core::{
+    error::Setting,
+    kv_cache::KvDtype,
+    limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES, MAX_LORA_RANK, MAX_MEMORY_GIB},
+    quant::WeightFormat,
+    runtime::Runtime,
+    training::{
+        DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FullSettings, LoraSettings, Mode, Optimizer,
+        TrainingPrecision,
+    },
+};
+
+/// What the memory is for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum ModeArg {
+    /// Generation only.
+    Inference,
+    /// LoRA adapters on a frozen base in the chosen format.
+    Lora,
+    /// LoRA adapters on a 4-bit NF4 base.
+    Qlora,
+    /// Every weight trained.
+    Full,
+}
+
+impl ModeArg {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Inference => "inference",
+            Self::Lora => "lora",
+            Self::Qlora => "qlora",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// KV cache element type.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum KvDtypeArg {
+    F16,
+    Bf16,
+    Fp8,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+impl From<KvDtypeArg> for KvDtype {
+    fn from(arg: KvDtypeArg) -> Self {
+        match arg {
+            KvDtypeArg::F16 => KvDtype::F16,
+            KvDtypeArg::Bf16 => KvDtype::Bf16,
+            KvDtypeArg::Fp8 => KvDtype::Fp8,
+            KvDtypeArg::Q8_0 => KvDtype::Q8_0,
+            KvDtypeArg::Q4_0 => KvDtype::Q4_0,
+        }
+    }
+}
+
+/// Optimizer of a full fine-tune.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum OptimizerArg {
+    /// AdamW: two fp32 moments per parameter.
+    Adamw,
+    /// bitsandbytes 8-bit Adam.
+    Adam8bit,
+    /// SGD without momentum: no optimizer state.
+    Sgd,
+}
+
+/// Precision of a full fine-tune.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum PrecisionArg {
+    /// Everything in fp32.
+    Fp32,
+    /// bf16 weights and gradients with an fp32 master copy.
+    Bf16Mixed,
+}
+
+/// Arguments of `headroom fit`.
+#[derive(clap::Args)]
+#[command(after_long_help = AFTER_HELP)]
+pub struct FitArgs {
+    /// A catalog name (see `headroom models`), a path to a config.json or to a folder holding one,
+    /// or a Hugging Face id owner/name or its model page URL (config.json fetched from $HF_ENDPOINT,
+    /// default https://huggingface.co, with $HF_TOKEN when set). Checked in that order: existing
+    /// path, catalog, Hub.
+    #[arg(value_name = "MODEL")]
+    pub(super) model: String,
+
+    /// Weight format, e.g. bf16, fp8, Q4_K_M, nf4, gptq-4bit-g128, mlx-4bit; or `all` to compare
+    /// every format side by side. Default: the checkpoint's own precision (NF4 with double
+    /// quantization for --mode qlora).
+    #[arg(long, short = 'q', value_name = "Q|all")]
+    pub(super) quant: Option<String>,
+
+    /// Context length in tokens (prompt + generated): a count such as 8192, with a k or m suffix
+    /// (32k = 32,768; 1m = 1,048,576), or `max` for the model's maximum. Default: 4096, or the
+    /// model's maximum if smaller — never silently the maximum.
+    #[arg(long, short = 'c', value_name = "TOKENS", allow_negative_numbers = true,
+          value_parser = parse_context)]
+    pub(super) context: Option<ContextArg>,
+
+    /// Sequences processed together.
+    #[arg(long, short = 'b', value_name = "B", default_value_t = 1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
+    pub(super) batch: u64,
+
+    /// What the memory is for.
+    #[arg(long, value_enum, default_value_t = ModeArg::Inference)]
+    pub(super) mode: ModeArg,
+
+    /// Engine: transformers (PyTorch CUDA), transformers-mps, llama.cpp, mlx, vllm, or
+    /// vllm:SHARE (e.g. vllm:0.85, its gpu_memory_utilization). Default: llama.cpp for GGUF
+    /// formats, MLX for MLX formats and on Apple silicon, transformers on discrete GPUs.
+    #[arg(long, short = 'r', value_name = "R")]
+    pub(super) runtime: Option<String>,
+
+    /// Device from the catalog (see `headroom devices`), e.g. rtx-4090, h100-sxm, m2-10c-16gb.
+    /// With --probe, the catalog entry's figures are replaced by the measured ones.
+    #[arg(long, short = 'd', value_name = "NAME")]
+    pub(super) device: Option<String>,
+
+    /// Identical devices the model is split over (tensor or pipeline parallel).
+    #[arg(long = "devices", value_name = "N", default_value_t = 1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEVICES)))]
+    pub(super) device_count: u32,
+
+    /// KV cache element type. Default: f16 in llama.cpp and for float16 checkpoints, else bf16
+    /// (the model's own dtype).
+    #[arg(long, value_enum, value_name = "T")]
+    pub(super) kv_dtype: Option<KvDtypeArg>,
+
+    /// LoRA rank (--mode lora|qlora). Default: 16.
+    #[arg(long, value_name = "R", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LORA_RANK))]
+    pub(super) lora_rank: Option<u64>,
+
+    /// Modules adapted by LoRA, comma-separated (--mode lora|qlora): q, k, v, o, gate, up, down,
+    /// the fused qkv and gate_up (Phi-3), MLA's q_a, q_b, kv_a, kv_b, experts, or all-linear.
+    /// Default: q,k,v,o,gate,up,down.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(super) lora_targets: Option<Vec<String>>,
+
+    /// Decoder layers that get LoRA adapters (--mode lora|qlora), like peft's
+    /// `layers_to_transform`: all, last:K, first:K, A-B, or a list such as 0,4,8-11 (0-based).
+    /// Adapting only the last K layers keeps activations for those K layers only.
+    /// Default: all.
+    #[arg(long, value_name = "SPEC")]
+    pub(super) lora_layers: Option<String>,
+
+    /// Gradient checkpointing: recompute activations in the backward pass (training modes).
+    #[arg(long)]
+    pub(super) checkpointing: bool,
+
+    /// Optimizer of a full fine-tune (--mode full). Default: adamw.
+    #[arg(long, value_enum)]
+    pub(super) optimizer: Option<OptimizerArg>,
+
+    /// Precision of a full fine-tune (--mode full). Default: bf16-mixed.
+    #[arg(long, value_enum)]
+    pub(super) precision: Option<PrecisionArg>,
+
+    /// macOS `iogpu.wired_limit_mb` (MiB), when raised with `sudo sysctl iogpu.wired_limit_mb=N`:
+    /// replaces Metal's default share of unified memory on Apple devices.
+    #[arg(long, value_name = "MB",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_GIB * 1024))]
+    pub(super) wired_limit_mb: Option<u64>,
+
+    /// Host RAM beside a discrete GPU, GiB, for the offload verdict. Default: core's assumption
+    /// (stated in the assumptions).
+    #[arg(long, value_name = "GIB",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_GIB))]
+    pub(super) host_memory_gib: Option<u64>,
+
+    /// A report written by `headroom probe`: its measured memory, bandwidth and compute replace
+    /// the catalog's figures (alone, or on top of --device).
+    #[arg(long, value_name = "REPORT.json")]
+    pub(super) probe: Option<PathBuf>,
+
+    /// Leave out the vision and audio encoders and their projectors: memory for text
+    /// generation only.
+    #[arg(long)]
+    pub(super) text_only: bool,
+
+    /// Print JSON instead of a table: one object, or with --quant all an array of objects.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+const AFTER_HELP: &str = "\
+JSON (--json): one object with model, params_total, params_active, quant, context, batch,
+weights_bytes, kv_cache_bytes, activation_bytes, overhead_bytes, training_bytes (0 for inference),
+total_bytes, per_device_bytes, device, device_id, device_count, usable_bytes (one device),
+devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fit),
+decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
+kv_cache_dtype, model_source and, for one format, longest_context (null if nothing fits),
+best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or null) and, for
+training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based); for a
+.gguf file or safetensors checkpoint, checkpoint ({checkpoint_parameters, config_parameters,
+parameters_agree, checkpoint_bytes, computed_bytes}). Byte counts are integers. With --quant
+all: a JSON array of such objects, one per format that could be estimated, highest precision
+first (without the advice).
+
+Units: GiB = 2^30 bytes in tables; JSON gives bytes.
+
+Environment (Hugging Face ids only):
+  HF_ENDPOINT              the Hub to ask (default https://huggingface.co)
+  HF_TOKEN                 access token for gated or private models
+  HF_HUB_OFFLINE=1         read only the local Hugging Face cache
+  HF_HUB_CACHE, HF_HOME    where that cache is (default ~/.cache/huggingface/hub); it is also
+                           used when the Hub cannot be reached
+  HF_HUB_DOWNLOAD_TIMEOUT  seconds before giving up (default 30)
+
+Examples:
+  headroom fit llama-3.1-8b --device rtx-4090
+  headroom fit ./Llama-3.1-8B/config.json --quant Q4_K_M --context 32768 --device m2-10c-16gb
+  headroom fit Qwen/Qwen2.5-7B --quant all --context 32k --device h100-sxm
+  headroom fit llama-3.1-8b --mode qlora --batch 4 --context 2048 --checkpointing --device rtx-4090
+  headroom fit llama-3.1-8b --mode lora --lora-layers last:8 --context 2048 --device rtx-4090
+  headroom fit llama-3.1-8b --probe report.json";
+
+/// `--context`: a token count or the model's maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ContextArg {
+    /// This many tokens.
+    Tokens(u64),
+    /// `max_position_embeddings`.
+    Max,
+}
+
+/// Parse `--context`: `8192`, `32k`/`32K` (× 1024, as context lengths are quoted: "128K" =
+/// 131,072), `1m` (× 1024²), or `max`; within 1..=[`MAX_CONTEXT_TOKENS`].
+pub(super) fn parse_context(text: &str) -> Result<ContextArg, String> {
+    let t = text.trim().to_ascii_lowercase();
+    if t == "max" {
+        return Ok(ContextArg::Max);
+    }
+    let (digits, scale) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1u64 << 20),
+        _ => (t.as_str(), 1),
+    };
+    let expected = "expected a token count such as 8192, 32k or max";
+    let count: u64 = digits.parse().map_err(|_| expected.to_owned())?;
+    let tokens = count
+        .checked_mul(scale)
+        .ok_or_else(|| expected.to_owned())?;
+    if !(1..=MAX_CONTEXT_TOKENS).contains(&tokens) {
+        return Err(format!(
+            "{tokens} tokens is not in 1..={MAX_CONTEXT_TOKENS}; give the tokens one request holds"
+        ));
+    }
+    Ok(ContextArg::Tokens(tokens))
+}
+
+/// Which formats to estimate.
+pub(super) enum QuantChoice {
+    /// The default for the model and mode.
+    Default,
+    /// One format.
+    One(WeightFormat),
+    /// Every format, side by side.
+    All,
+}
+
+/// The arguments after the checks that need no I/O.
+pub(super) struct Checked {
+    pub(super) quant: QuantChoice,
+    pub(super) runtime: Option<Runtime>,
+    pub(super) mode: Mode,
+    pub(super) mode_name: &'static str,
+}
+
+/// First layer: every argument that can be checked without I/O.
+pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
+    let quant = match args.quant.as_deref().map(str::trim) {
+        None => QuantChoice::Default,
+        Some(q) if q.eq_ignore_ascii_case("all") => QuantChoice::All,
+        Some(q) => QuantChoice::One(q.parse::<WeightFormat>().with_context(|| {
+            format!("--quant `{q}`: list the formats with `headroom fit MODEL --quant all`")
+        })?),
+    };
+    let runtime = match args.runtime.as_deref() {
+        None => None,
+        Some(r) => Some(
+            r.parse::<Runtime>()
+                .with_context(|| format!("--runtime `{r}`"))?,
+        ),
+    };
+    // A training option in the wrong mode is a mistake worth stopping for: silently ignoring
+    // it would answer a question the user did not ask.
+    let lora = matches!(args.mode, ModeArg::Lora | ModeArg::Qlora);
+    let misplaced = [
+        (
+            "--checkpointing",
+            args.checkpointing && args.mode == ModeArg::Inference,
+        ),
+        ("--lora-rank", args.lora_rank.is_some() && !lora),
+        ("--lora-targets", args.lora_targets.is_some() && !lora),
+        ("--lora-layers", args.lora_layers.is_some() && !lora),
+        (
+            "--optimizer",
+            args.optimizer.is_some() && args.mode != ModeArg::Full,
+        ),
+        (
+            "--precision",
+            args.precision.is_some() && args.mode != ModeArg::Full,
+        ),
+    ];
+    if let Some((flag, _)) = misplaced.iter().find(|(_, wrong)| *wrong) {
+        let modes = match *flag {
+            "--checkpointing" => "--mode lora, qlora or full",
+            "--lora-rank" | "--lora-targets" | "--lora-layers" => "--mode lora or qlora",
+            _ => "--mode full",
+        };
+        bail!(
+            "{flag} applies to {modes}, not --mode {}; add the mode or drop {flag}",
+            args.mode.name()
+        );
+    }
+    let mode = match args.mode {
+        ModeArg::Inference => Mode::Inference,
+        ModeArg::Lora | ModeArg::Qlora => {
+            let mut targets: Vec<String> = Vec::new();
+            let given = args.lora_targets.clone().unwrap_or_else(|| {
+                DEFAULT_LORA_TARGETS
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect()
+            });
+            for target in given {
+                let target = target.trim().to_owned();
+                if target.is_empty() {
+                    bail!(
+                        "--lora-targets has an empty name; give a comma-separated list such as \
+                         q,k,v,o"
+                    );
+                }
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+            let settings = LoraSettings {
+                rank: args.lora_rank.unwrap_or(DEFAULT_LORA_RANK),
+                target_modules: targets,
+                gradient_checkpointing: args.checkpointing,
+                // Checked against the model's layer count once the model is read (`run`).
+                layers: None,
+            };
+            if args.mode == ModeArg::Lora {
+                Mode::Lora(settings)
+            } else {
+                Mode::Qlora(settings)
+            }
+        }
+        ModeArg::Full => Mode::Full(FullSettings {
+            precision: match args.precision.unwrap_or(PrecisionArg::Bf16Mixed) {
+                PrecisionArg::Fp32 => TrainingPrecision::Fp32,
+                PrecisionArg::Bf16Mixed => TrainingPrecision::Bf16Mixed,
+            },
+            optimizer: match args.optimizer.unwrap_or(OptimizerArg::Adamw) {
+                OptimizerArg::Adamw => Optimizer::AdamW,
+                OptimizerArg::Adam8bit => Optimizer::Adam8bit,
+                OptimizerArg::Sgd => Optimizer::Sgd,
+            },
+            gradient_checkpointing: args.checkpointing,
+        }),
+    };
+    if args.device.is_none() && args.probe.is_none() {
+        bail!(
+            "no device given: pass --device NAME (list them with `headroom devices`, e.g. \
+             --device rtx-4090) or --probe REPORT.json from `headroom probe`"
+        );
+    }
+    Ok(Checked {
+        quant,
+        runtime,
+        mode,
+        mode_name: args.mode.name(),
+    })
+}
+
+/// The flag that sets `setting`, for core's errors.
+pub(super) fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Format => "--quant",
+        Setting::Context => "--context",
+        Setting::Batch => "--batch",
+        Setting::Mode => "--mode",
+        Setting::Runtime => "--runtime",
+        Setting::KvDtype => "--kv-dtype",
+        Setting::Device => "--device",
+        Setting::DeviceCount => "--devices",
+        Setting::LoraRank => "--lora-rank",
+        Setting::LoraLayers => "--lora-layers",
+        Setting::WiredLimit => "--wired-limit-mb",
+        Setting::HostMemory => "--host-memory-gib",
+        // `Setting` is non-exhaustive: a new one is named by core's own word until it gets a flag.
+        _ => setting.name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_forms() {
+        assert_eq!(parse_context("8192"), Ok(ContextArg::Tokens(8192)));
+        assert_eq!(parse_context("32k"), Ok(ContextArg::Tokens(32_768)));
+        assert_eq!(parse_context("128K"), Ok(ContextArg::Tokens(131_072)));
+        assert_eq!(parse_context("1m"), Ok(ContextArg::Tokens(1_048_576)));
+        assert_eq!(parse_context("max"), Ok(ContextArg::Max));
+        for bad in [
+            "0",
+            "0k",
+            "-1",
+            "lots",
+            "",
+            "k",
+            "17m",
+            "99999999999999999999k",
+        ] {
+            assert!(parse_context(bad).is_err(), "{bad}");
+        }
+    }
+}

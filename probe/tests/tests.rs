@@ -1,0 +1,18 @@
+//! The probe crate's integration tests: one binary (`cargo test -p headroom-probe --test tests`),
+//! one module per intent, helpers in `util`. Fixtures live in the workspace's `tests/data` (see `util::data_dir`).
+//!
+//! * `cli`: `headroom fit`, `models` and `devices` end to end (table, JSON, bad input).
+//! * `checkpoints`: `fit` on `.gguf` files and `.safetensors` folders.
+//! * `hub`: `fit owner/name` against a local stand-in for the Hugging Face Hub.
+//! * `hub_checkpoints`: checkpoint headers read from that stand-in by Range requests.
+//! * `probe_cli`: `headroom probe` and `show` on a real Vulkan device (lavapipe in CI).
+//! * `probe_kernels`: every WGSL kernel's correctness on a real Vulkan device (slow on lavapipe:
+//!   `cargo test -p headroom-probe --test tests probe_kernels::`).
+
+mod checkpoints;
+mod cli;
+mod hub;
+mod hub_checkpoints;
+mod probe_cli;
+mod probe_kernels;
+mod util;
