@@ -599,3 +599,50 @@ fn lora_advice_suggests_the_last_k_layers_when_all_do_not_fit() {
     assert_eq!(t.max_lora_last_layers, None);
     assert!(t.suggestions.is_empty());
 }
+
+#[test]
+fn mtp_layers_load_on_request_and_add_exactly_their_component() {
+    // DeepSeek-V3 ships one MTP layer that transformers does not load: by default it is a
+    // component outside the total; loaded for speculative decoding it adds exactly that
+    // component's parameters, its bytes and its KV cache.
+    for name in ["DeepSeek-V3", "GLM-5"] {
+        let model = fixture_model(name);
+        let mtp = headroom_core::components::components(&model)
+            .into_iter()
+            .find(|c| c.kind == headroom_core::model::ComponentKind::Mtp)
+            .unwrap_or_else(|| panic!("{name} has MTP layers"));
+        assert!(!mtp.in_total);
+        let mut q = Question::new(model, devices::find("h100").expect("device"));
+        q.format = Some(WeightFormat::Bf16);
+        q.device_count = 8;
+        let base = answer(&q).expect("answer");
+        q.with_mtp = true;
+        let with = answer(&q).expect("answer with MTP");
+        assert!(with.with_mtp && !base.with_mtp);
+        assert_eq!(
+            with.estimate.params_total,
+            base.estimate.params_total + mtp.params,
+            "{name}"
+        );
+        // bf16: two bytes per parameter, plus the MTP layer's stored buffers (DeepSeek-V3's router
+        // correction bias, 256 values), which are not parameters.
+        let added = with.estimate.weights_bytes - base.estimate.weights_bytes;
+        assert!(
+            (2 * mtp.params..=2 * mtp.params + 4096).contains(&added),
+            "{name}: {added} bytes added for {} parameters",
+            mtp.params
+        );
+        assert!(
+            with.estimate.kv_cache_bytes > base.estimate.kv_cache_bytes,
+            "{name}"
+        );
+        assert!(!with.components.iter().any(|c| !c.in_total), "{name}");
+    }
+    // A model without MTP layers is unchanged, and the answer does not claim they were loaded.
+    let mut q = question("Llama-3.1-8B", "bf16", "h100");
+    let base = answer(&q).expect("answer");
+    q.with_mtp = true;
+    let same = answer(&q).expect("answer");
+    assert!(!same.with_mtp);
+    assert_eq!(same.estimate.total_bytes, base.estimate.total_bytes);
+}

@@ -86,6 +86,10 @@ pub struct Question {
     /// Leave out vision and audio encoders and their projectors (text generation only).
     #[serde(default)]
     pub text_only: bool,
+    /// Load the multi-token-prediction layers too, as engines do for speculative decoding
+    /// ([`ModelSpec::with_mtp_layers`]); by default they are left out, as transformers does.
+    #[serde(default)]
+    pub with_mtp: bool,
     /// The checkpoint's weights as read from its headers (a `.gguf` file, safetensors shards):
     /// its format becomes the default, and in that format its bytes replace the computed
     /// weights.
@@ -155,6 +159,7 @@ impl Question {
             wired_limit_bytes: None,
             host_memory_bytes: None,
             text_only: false,
+            with_mtp: false,
             checkpoint: None,
         }
     }
@@ -185,6 +190,8 @@ pub struct Answer {
     pub lora_layers: Option<Vec<u64>>,
     /// The question left out the vision/audio parts the model has.
     pub text_only: bool,
+    /// The question loaded the model's MTP layers (it has some).
+    pub with_mtp: bool,
     /// The checkpoint's headers against the config, when the question came with a checkpoint.
     pub checkpoint: Option<CheckpointCheck>,
     /// Parameters per component (embedding, decoder, output head, vision/audio encoders and
@@ -256,10 +263,19 @@ pub fn default_kv_dtype(model: &ModelSpec, runtime: Runtime) -> KvDtype {
 /// that need the model (LoRA layers) and the limits of [`crate::limits`] that the request does
 /// not check itself.
 pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
-    let text_model;
-    let model = if q.text_only {
-        text_model = text_only(&q.model);
-        &text_model
+    let shaped;
+    let model = if q.text_only || q.with_mtp {
+        let base = if q.text_only {
+            text_only(&q.model)
+        } else {
+            q.model.clone()
+        };
+        shaped = if q.with_mtp {
+            base.with_mtp_layers()
+        } else {
+            base
+        };
+        &shaped
     } else {
         &q.model
     };
@@ -427,6 +443,14 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
                 .to_string(),
         );
     }
+    if q.with_mtp && q.model.mtp.is_some() {
+        assumptions.push(
+            "MTP layers loaded (speculative decoding): each counted as one more decoder layer \
+             with its eh_proj, norms and, where the checkpoint repeats them, embedding and head; \
+             its KV cache included"
+                .to_string(),
+        );
+    }
     let approximations = if req.model.approximate && req.model.approximations.is_empty() {
         vec![format!(
             "{}: unknown architecture, parameter counts approximated from generic config fields",
@@ -447,6 +471,7 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         training,
         lora_layers,
         text_only: q.text_only && has_towers,
+        with_mtp: q.with_mtp && q.model.mtp.is_some(),
         checkpoint,
         components: components(&req.model),
         layer_kinds: layer_kinds(&req.model),

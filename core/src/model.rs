@@ -715,6 +715,53 @@ pub struct PerLayerEmbeddingSpec {
 pub const DEFAULT_CONTEXT_TOKENS: u64 = 4096;
 
 impl ModelSpec {
+    /// The model with its multi-token-prediction layers loaded as extra decoder layers, as
+    /// engines load them for speculative decoding (vLLM and SGLang's MTP, llama.cpp's `nextn`
+    /// blocks); the model itself when it has none. Each MTP layer is its decoder layer plus
+    /// `eh_proj` `[hidden, 2·hidden]`, three `hidden_size` norms and, where the checkpoint repeats
+    /// them, its own embedding and head (the same parts [`crate::components::components`]
+    /// counts for [`ComponentKind::Mtp`]).
+    pub fn with_mtp_layers(&self) -> ModelSpec {
+        let Some(mtp) = &self.mtp else {
+            return self.clone();
+        };
+        let h = self.hidden_size;
+        let mut one = mtp.layer.clone();
+        // enorm, hnorm and the shared head's norm: extras, as a layer names at most 4 norms.
+        for _ in 0..3 {
+            one.extra.push(ExtraWeight {
+                what: ExtraWeightKind::Norm,
+                shape: vec![h],
+            });
+        }
+        one.extra.push(ExtraWeight {
+            what: ExtraWeightKind::Projection,
+            shape: vec![h, h.saturating_mul(2)],
+        });
+        if mtp.own_embedding {
+            for _ in 0..2 {
+                one.extra.push(ExtraWeight {
+                    what: ExtraWeightKind::Projection,
+                    shape: vec![self.vocab_size, h],
+                });
+            }
+        }
+        let mut layers = self.layers().into_owned();
+        let count = usize::try_from(mtp.layers).unwrap_or(0);
+        layers.extend(std::iter::repeat_n(one, count));
+        let mut model = self.clone();
+        model
+            .layer_attention
+            .resize(self.num_layers as usize, LayerAttention::Full);
+        model
+            .layer_attention
+            .extend(std::iter::repeat_n(LayerAttention::Full, count));
+        model.num_layers = self.num_layers.saturating_add(mtp.layers);
+        model.layers = layers;
+        model.mtp = None;
+        model
+    }
+
     /// True when every count is exact: a known family and no [`ModelSpec::approximations`].
     pub fn exact(&self) -> bool {
         !self.approximate && self.approximations.is_empty()

@@ -89,6 +89,8 @@ pub struct CalcSettings {
     pub exact: Option<ExactWeights>,
     /// Leave out vision/audio encoders and projectors (`text=1`).
     pub text_only: bool,
+    /// Load the MTP layers for speculative decoding (`mtp=1`).
+    pub with_mtp: bool,
 }
 
 /// Model shown when the URL names none.
@@ -111,6 +113,7 @@ impl Default for CalcSettings {
             device: DeviceChoice::Catalog(DEFAULT_DEVICE.into()),
             exact: None,
             text_only: false,
+            with_mtp: false,
         }
     }
 }
@@ -167,6 +170,7 @@ impl CalcSettings {
             device,
             exact,
             text_only: q.get("text") == Some("1"),
+            with_mtp: q.get("mtp") == Some("1"),
         }
     }
 
@@ -220,6 +224,9 @@ impl CalcSettings {
         }
         if self.text_only {
             q.set("text", "1");
+        }
+        if self.with_mtp {
+            q.set("mtp", "1");
         }
         match &self.device {
             DeviceChoice::Catalog(id) => q.set("device", id.clone()),
@@ -324,6 +331,7 @@ pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, 
     }
     q.device_count = settings.device_count;
     q.text_only = settings.text_only;
+    q.with_mtp = settings.with_mtp;
     q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
         source: e.file.clone(),
         format_name: e.format.clone(),
@@ -431,6 +439,7 @@ mod tests {
                 parameters_exact: false,
             }),
             text_only: true,
+            with_mtp: true,
         };
         let q = Query::parse(&s.to_query().to_search());
         assert_eq!(CalcSettings::from_query(&q), s);

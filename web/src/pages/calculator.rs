@@ -569,6 +569,10 @@ pub fn CalculatorPage() -> impl IntoView {
                             prop:checked=move || settings.with(|s| s.text_only)
                             on:change=move |ev| { let on = event_target_checked(&ev); settings.update(|s| s.text_only = on) } />
                             " text only (leave out vision/audio parts)"</label>
+                        <label><input id="with-mtp" type="checkbox"
+                            prop:checked=move || settings.with(|s| s.with_mtp)
+                            on:change=move |ev| { let on = event_target_checked(&ev); settings.update(|s| s.with_mtp = on) } />
+                            " MTP layers (speculative decoding)"</label>
                     </div>
                 </div>
                 <div class="card">
@@ -859,6 +863,9 @@ fn ResultView(
     let text_only = a
         .text_only
         .then(|| view! { <p class="note" id="text-only-note">"Text only: the vision/audio parts are left out."</p> });
+    let with_mtp = a.with_mtp.then(|| {
+        view! { <p class="note" id="mtp-note">"MTP layers loaded for speculative decoding: counted as decoder layers."</p> }
+    });
     view! {
         <p id="verdict" class=format!("verdict {}", verdict_class(e.verdict))>{verdict_line}</p>
         {approximations}
@@ -878,6 +885,7 @@ fn ResultView(
         </table>
         <h2>"The model, part by part"</h2>
         {text_only}
+        {with_mtp}
         <table id="model-parts">
             <thead><tr><th>"part"</th><th class="num">"parameters"</th><th class="num">"active"</th></tr></thead>
             <tbody>{parts}</tbody>

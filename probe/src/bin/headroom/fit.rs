@@ -122,6 +122,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         wired_limit_bytes: args.wired_limit_mb.map(|mb| mb * MIB),
         host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
         text_only: args.text_only,
+        with_mtp: args.mtp,
         checkpoint: checkpoint.as_ref().map(CheckpointSize::from),
     };
     let answer = answer(&question).map_err(|err| {

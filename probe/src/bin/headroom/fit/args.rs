@@ -191,6 +191,12 @@ pub struct FitArgs {
     #[arg(long)]
     pub(super) text_only: bool,
 
+    /// Load the model's multi-token-prediction (MTP) layers too, as vLLM, SGLang and llama.cpp
+    /// do for speculative decoding (DeepSeek-V3, GLM-4.5/5, ...). Default: left out, as
+    /// transformers does.
+    #[arg(long)]
+    pub(super) mtp: bool,
+
     /// Print JSON instead of a table: one object, or with --quant all an array of objects.
     #[arg(long)]
     pub(super) json: bool,

@@ -246,6 +246,12 @@ impl OutputContext<'_> {
         if answer.text_only {
             let _ = writeln!(out, "text only: vision/audio parts left out (--text-only)");
         }
+        if answer.with_mtp {
+            let _ = writeln!(
+                out,
+                "MTP layers loaded for speculative decoding (--mtp): counted as decoder layers"
+            );
+        }
         if !answer.exact {
             let _ = writeln!(out, "approximate:");
             for a in &answer.approximations {
