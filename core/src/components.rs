@@ -151,10 +151,21 @@ pub fn cache_components(
     runtime: Runtime,
 ) -> Vec<CacheComponent> {
     let mut out: Vec<CacheComponent> = Vec::new();
-    for l in model.layers().iter() {
+    // Most models repeat a few layer kinds: price each distinct layer once (a one-layer model
+    // per layer cloned the whole spec, quadratic in the layer count).
+    let mut priced: Vec<(&LayerSpec, u64, u64)> = Vec::new();
+    let layers = model.layers();
+    for l in layers.iter() {
         let c = layer_cache(model, l, runtime);
-        let one = crate::kv_cache::kv_cache_bytes(&single_layer(model, l), 1, 1, dtype, runtime);
-        let per_token = one.bytes_per_token;
+        let (per_token, state_bytes) = match priced.iter().find(|(p, _, _)| *p == l) {
+            Some((_, bytes, state)) => (*bytes, *state),
+            None => {
+                let one =
+                    crate::kv_cache::kv_cache_bytes(&single_layer(model, l), 1, 1, dtype, runtime);
+                priced.push((l, one.bytes_per_token, one.state_bytes_per_sequence));
+                (one.bytes_per_token, one.state_bytes_per_sequence)
+            }
+        };
         let (conv, state) = layer_state_elements(model, l);
         let name = l.mixer.name();
         let limit = if per_token > 0 { c.token_limit } else { None };
@@ -165,9 +176,7 @@ pub fn cache_components(
             Some(k) => {
                 k.layers += 1;
                 k.bytes_per_token = k.bytes_per_token.saturating_add(per_token);
-                k.state_bytes_per_sequence = k
-                    .state_bytes_per_sequence
-                    .saturating_add(one.state_bytes_per_sequence);
+                k.state_bytes_per_sequence = k.state_bytes_per_sequence.saturating_add(state_bytes);
                 k.state_elements_per_sequence.0 =
                     k.state_elements_per_sequence.0.saturating_add(conv);
                 k.state_elements_per_sequence.1 =
@@ -178,7 +187,7 @@ pub fn cache_components(
                 layers: 1,
                 bytes_per_token: per_token,
                 token_limit: limit,
-                state_bytes_per_sequence: one.state_bytes_per_sequence,
+                state_bytes_per_sequence: state_bytes,
                 state_elements_per_sequence: (conv, state),
             }),
         }
@@ -188,14 +197,16 @@ pub fn cache_components(
 
 /// `model` with only `layer`, for pricing one layer's cache.
 fn single_layer(model: &ModelSpec, layer: &LayerSpec) -> ModelSpec {
-    ModelSpec {
-        layers: vec![layer.clone()],
-        num_layers: 1,
+    let mut one = ModelSpec {
+        layers: Vec::new(),
         encoders: Vec::new(),
         projectors: Vec::new(),
         mtp: None,
         ..model.clone()
-    }
+    };
+    one.layers = vec![layer.clone()];
+    one.num_layers = 1;
+    one
 }
 
 impl Mixer {
