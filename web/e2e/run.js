@@ -13,7 +13,15 @@ const { chromium } = require('playwright-core');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const tests = require('./tests');
+// Every suite in web/e2e/suites/, in file-name order; each exports { 'test name': async fn }.
+const SUITES = path.join(__dirname, 'suites');
+const tests = {};
+for (const file of fs.readdirSync(SUITES).filter((f) => f.endsWith('.js')).sort()) {
+  for (const [name, fn] of Object.entries(require(path.join(SUITES, file)))) {
+    if (name in tests) throw new Error(`two e2e tests are named "${name}" (${file})`);
+    tests[name] = fn;
+  }
+}
 
 const BASE = process.argv[2];
 if (!BASE) {
