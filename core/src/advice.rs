@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     CoreError,
     devices::DeviceSpec,
-    estimate::{Estimate, EstimateRequest, Verdict, estimate},
+    estimate::{Estimate, EstimateRequest, Verdict, estimate_with},
+    facts::ModelFacts,
     limits::{MAX_BATCH, MAX_CONTEXT_TOKENS},
     quant::WeightFormat,
     runtime::Runtime,
@@ -100,17 +101,25 @@ fn search_max(
     Ok(Some(good))
 }
 
-fn fits(req: &EstimateRequest) -> Result<bool, CoreError> {
-    Ok(estimate(req)?.fits)
+fn fits(facts: &ModelFacts<'_>, req: &EstimateRequest) -> Result<bool, CoreError> {
+    Ok(estimate_with(facts, req)?.fits)
 }
 
 /// The longest context that fits for `req` (up to the model's maximum).
 pub fn longest_context(req: &EstimateRequest) -> Result<Option<u64>, CoreError> {
+    longest_context_with(&ModelFacts::new(&req.model), req)
+}
+
+/// [`longest_context`] with the facts of `req.model` the question already has.
+pub(crate) fn longest_context_with(
+    facts: &ModelFacts<'_>,
+    req: &EstimateRequest,
+) -> Result<Option<u64>, CoreError> {
     let hi = req.model.max_context.clamp(1, MAX_CONTEXT_TOKENS);
     let mut r = req.clone();
     search_max(1, hi, |c| {
         r.context = Some(c);
-        fits(&r)
+        fits(facts, &r)
     })
 }
 
@@ -212,13 +221,22 @@ pub fn request_for_format(
 /// [`request_for_format`] (`asked`: the runtime the question named, if any), or skipped with the
 /// reason.
 pub fn format_rows(req: &EstimateRequest, asked: Option<Runtime>) -> Vec<FormatRow> {
+    format_rows_with(&ModelFacts::new(&req.model), req, asked)
+}
+
+/// [`format_rows`] with the facts of `req.model` the question already has.
+pub(crate) fn format_rows_with(
+    facts: &ModelFacts<'_>,
+    req: &EstimateRequest,
+    asked: Option<Runtime>,
+) -> Vec<FormatRow> {
     WeightFormat::all()
         .into_iter()
         .map(|format| {
             let r = request_for_format(req, asked, &format);
             let outcome = match mode_accepts_format(&req.mode, &format) {
                 Err(why) => RowOutcome::Skipped(why.to_string()),
-                Ok(()) => match estimate(&r) {
+                Ok(()) => match estimate_with(facts, &r) {
                     Ok(e) => RowOutcome::Estimated(Box::new(e)),
                     Err(e) => RowOutcome::Skipped(e.to_string()),
                 },
@@ -281,13 +299,21 @@ fn with_checkpointing(mode: &Mode, on: bool) -> Mode {
 
 /// Training settings that fit for a training `req`; `None` for inference.
 pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, CoreError> {
+    training_advice_with(&ModelFacts::new(&req.model), req)
+}
+
+/// [`training_advice`] with the facts of `req.model` the question already has.
+pub(crate) fn training_advice_with(
+    facts: &ModelFacts<'_>,
+    req: &EstimateRequest,
+) -> Result<Option<TrainingAdvice>, CoreError> {
     if !req.mode.is_training() {
         return Ok(None);
     }
-    let fits_as_given = fits(req)?;
+    let fits_as_given = fits(facts, req)?;
     let mut ckpt = req.clone();
     ckpt.mode = with_checkpointing(&req.mode, true);
-    let fits_with_checkpointing = !fits_as_given && fits(&ckpt)?;
+    let fits_with_checkpointing = !fits_as_given && fits(facts, &ckpt)?;
     // Search around the lighter setting when the given one does not fit.
     let base = if fits_as_given || !fits_with_checkpointing {
         req.clone()
@@ -297,7 +323,7 @@ pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, 
     let mut r = base.clone();
     let max_batch = search_max(1, MAX_ADVISED_BATCH.min(MAX_BATCH), |b| {
         r.batch = b;
-        fits(&r)
+        fits(facts, &r)
     })?;
     let mut r = base.clone();
     r.batch = 1;
@@ -306,7 +332,7 @@ pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, 
         base.model.max_context.clamp(1, MAX_CONTEXT_TOKENS),
         |s| {
             r.context = Some(s);
-            fits(&r)
+            fits(facts, &r)
         },
     )?;
     let (mut max_rank, mut targets) = (None, None);
@@ -322,7 +348,7 @@ pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, 
                 rank: *rank,
                 ..l.clone()
             });
-            if fits(&r)? {
+            if fits(facts, &r)? {
                 max_rank = Some(*rank);
                 break;
             }
@@ -333,7 +359,7 @@ pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, 
                 target_modules: set.iter().map(|s| s.to_string()).collect(),
                 ..l.clone()
             });
-            if fits(&r)? {
+            if fits(facts, &r)? {
                 targets = Some(set.iter().map(|s| s.to_string()).collect());
                 break;
             }
@@ -361,7 +387,7 @@ pub fn training_advice(req: &EstimateRequest) -> Result<Option<TrainingAdvice>, 
                         gradient_checkpointing: ckpt,
                         ..l.clone()
                     });
-                    fits(&r)
+                    fits(facts, &r)
                 })?;
                 if k.is_some() {
                     last_layers = k;

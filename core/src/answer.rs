@@ -23,15 +23,16 @@ use serde::{Deserialize, Serialize};
 use crate::{
     CoreError,
     advice::{
-        FormatChoice, FormatRow, TrainingAdvice, best_of_rows, format_rows, longest_context,
-        training_advice,
+        FormatChoice, FormatRow, TrainingAdvice, best_of_rows, format_rows_with,
+        longest_context_with, training_advice_with,
     },
     components::{
         CacheComponent, Component, LayerKindCount, cache_components, components, layer_kinds,
     },
     devices::DeviceSpec,
     error::{Fix, Setting},
-    estimate::{CheckpointBytes, Estimate, EstimateRequest, estimate, qlora_base_format},
+    estimate::{CheckpointBytes, Estimate, EstimateRequest, estimate_with, qlora_base_format},
+    facts::ModelFacts,
     kv_cache::KvDtype,
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
     model::ModelSpec,
@@ -386,11 +387,13 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
             req.format
         ));
     }
-    let mut est = estimate(&req)?;
-    let longest = longest_context(&req)?;
-    let formats = format_rows(&req, q.runtime);
+    // Every estimate below is of the same model: its counts and tensors are worked out once.
+    let facts = ModelFacts::new(&req.model);
+    let mut est = estimate_with(&facts, &req)?;
+    let longest = longest_context_with(&facts, &req)?;
+    let formats = format_rows_with(&facts, &req, q.runtime);
     let best = best_of_rows(&formats);
-    let training = training_advice(&req)?;
+    let training = training_advice_with(&facts, &req)?;
     let lora_layers = match &req.mode {
         Mode::Lora(l) | Mode::Qlora(l) => Some(l.adapted_layers(req.model.num_layers)?),
         _ => None,
@@ -416,8 +419,7 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
     }
     let checkpoint = q.checkpoint.as_ref().map(|c| {
         let config_parameters = est.params_total;
-        let computed_bytes =
-            checkpoint_format(q).map(|f| crate::quant::weights_bytes(&req.model, &f));
+        let computed_bytes = checkpoint_format(q).map(|f| facts.weight_totals(&f).weights_bytes);
         let parameters_agree = !c.parameters_exact || c.parameters == config_parameters;
         if !parameters_agree {
             assumptions.push(format!(

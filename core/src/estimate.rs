@@ -15,14 +15,14 @@ use crate::{
     activations::{ActivationOptions, prefill_activation_bytes},
     devices::{DeviceSpec, MemoryKind},
     error::{Fix, Setting},
+    facts::ModelFacts,
     kv_cache::{KvDtype, kv_cache_bytes},
     limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES},
     model::ModelSpec,
-    params::param_counts,
-    quant::{WeightFormat, active_weights_bytes, weights_bytes},
+    quant::WeightFormat,
     runtime::Runtime,
     speed::{decode_tokens_per_s, prefill_tokens_per_s_accumulating},
-    training::{Mode, training_memory},
+    training::{Mode, training_memory_with},
     units::GIB,
     usable_memory::{
         DEFAULT_HOST_MEMORY_BYTES, devices_needed, offload_capacity_bytes, usable_memory,
@@ -394,12 +394,22 @@ fn gib(bytes: u64) -> f64 {
 
 /// Compute the estimate for `req`.
 pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
+    estimate_with(&ModelFacts::new(&req.model), req)
+}
+
+/// [`estimate`] with `facts` of `req.model` that earlier estimates of the same question already
+/// worked out ([`crate::answer::answer`] runs about sixty per question).
+pub(crate) fn estimate_with(
+    facts: &ModelFacts<'_>,
+    req: &EstimateRequest,
+) -> Result<Estimate, CoreError> {
+    debug_assert!(facts.model() == &req.model, "facts of another model");
     let context = validate(req)?;
     let model = &req.model;
     let batch = req.batch;
     let n_dev = u64::from(req.device_count);
     let profile = req.runtime.profile(&req.device);
-    let counts = param_counts(model);
+    let counts = facts.counts();
     let mut assumptions: Vec<String> = Vec::new();
 
     if model.approximate {
@@ -437,7 +447,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
         }
         _ => req.format.clone(),
     };
-    let computed_weights = weights_bytes(model, &format_used);
+    let computed_weights = facts.weight_totals(&format_used).weights_bytes;
     let frozen_weights = match &req.checkpoint {
         Some(c) if c.format == format_used => {
             assumptions.push(format!(
@@ -450,8 +460,8 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
         _ => computed_weights,
     };
     let (weights, kv, activations, training) = if req.mode.is_training() {
-        let t = training_memory(
-            model,
+        let t = training_memory_with(
+            facts,
             &req.mode,
             frozen_weights,
             batch,
@@ -582,7 +592,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
         }
     ));
     if let Some(max_buffer) = usable.max_buffer_bytes {
-        let largest = largest_tensor_bytes(model, &format_used);
+        let largest = facts.weight_totals(&format_used).largest_tensor_bytes;
         if largest > max_buffer {
             assumptions.push(format!(
                 "warning: the largest weight tensor ({:.2} GiB) exceeds the largest single \
@@ -608,7 +618,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
     } else {
         // Checkpoint bytes scale the computed active share (a token reads its experts' share of
         // the stored bytes, scales included).
-        let computed_active = active_weights_bytes(model, &format_used);
+        let computed_active = facts.weight_totals(&format_used).active_weights_bytes;
         let active_bytes = if frozen_weights == computed_weights || computed_weights == 0 {
             computed_active
         } else {
@@ -678,9 +688,4 @@ pub fn estimate(req: &EstimateRequest) -> Result<Estimate, CoreError> {
         kv_cache_dtype: req.kv_dtype.to_string(),
         device_count: req.device_count,
     })
-}
-
-/// Bytes of the largest single weight tensor in `format` (for the single-buffer check).
-fn largest_tensor_bytes(model: &ModelSpec, format: &WeightFormat) -> u64 {
-    crate::quant::weight_totals(model, format).largest_tensor_bytes
 }

@@ -35,6 +35,7 @@
 //! * [`devices`] and [`usable_memory`] — what a machine offers; [`speed`] — tokens per second.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
+//! * [`facts`] — what every estimate of one model needs, worked out once per question.
 //! * [`limits`] — the bounds every front end applies to a question, stated once.
 //! * [`report`] — the probe report schema shared by `headroom probe`, the site and `headroom fit`.
 #![deny(missing_docs)]
@@ -47,6 +48,7 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod estimate;
+pub mod facts;
 pub mod files;
 pub mod gguf;
 pub mod kv_cache;

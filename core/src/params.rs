@@ -24,36 +24,9 @@ pub struct ParamCounts {
     pub active_excluding_input_embedding: u64,
 }
 
-/// Most models whose counts [`param_counts`] keeps.
-const PARAM_COUNTS_CACHE_ENTRIES: usize = 16;
-
-thread_local! {
-    /// Recently counted models: every estimate needs the counts, and the calculator runs about
-    /// 60 estimates of one model per change.
-    static PARAM_COUNTS_CACHE: std::cell::RefCell<Vec<(ModelSpec, ParamCounts)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Count `model`'s parameters from its exact tensor list ([`crate::tensors::tensors`], walked
-/// without names and grouped); remembered per thread for the most recent models.
+/// without names and grouped). One answer counts once: see [`crate::facts::ModelFacts`].
 pub fn param_counts(model: &ModelSpec) -> ParamCounts {
-    let hit =
-        PARAM_COUNTS_CACHE.with(|c| c.borrow().iter().find(|(m, _)| m == model).map(|(_, p)| *p));
-    if let Some(p) = hit {
-        return p;
-    }
-    let counts = count_params(model);
-    PARAM_COUNTS_CACHE.with(|c| {
-        let mut cache = c.borrow_mut();
-        if cache.len() >= PARAM_COUNTS_CACHE_ENTRIES {
-            cache.remove(0);
-        }
-        cache.push((model.clone(), counts));
-    });
-    counts
-}
-
-fn count_params(model: &ModelSpec) -> ParamCounts {
     let mut total = 0u64;
     let mut active = 0u64;
     let mut embedding = 0u64;

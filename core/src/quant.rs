@@ -669,10 +669,6 @@ pub struct WeightTotals {
     pub largest_tensor_bytes: u64,
 }
 
-/// Most formats whose totals [`weight_totals`] keeps per model: the calculator's every-format
-/// table asks for about 30.
-const WEIGHT_TOTALS_PER_MODEL: usize = 64;
-
 /// Tensors of a model that every byte rule treats alike, with how many there are.
 ///
 /// Same role, shape, active elements, GGUF category, quantizability and [`gguf::rule_class`]:
@@ -709,8 +705,8 @@ impl TensorGroup {
 }
 
 /// A model's tensors grouped for the byte rules ([`TensorGroup`]), built once per model for all
-/// the formats asked about.
-pub(crate) struct ModelTensors {
+/// the formats asked about (kept by [`crate::facts::ModelFacts`] while a question is answered).
+pub struct ModelTensors {
     /// The groups, in order of first member.
     pub(crate) groups: Vec<TensorGroup>,
     /// The file has no `output.weight` (llama.cpp's tied-embedding rules).
@@ -722,37 +718,22 @@ pub(crate) struct ModelTensors {
     totals: std::cell::RefCell<Vec<(WeightFormat, WeightTotals)>>,
 }
 
-/// Most models whose tensor groups and totals [`weight_totals`] keeps.
-const MODEL_TENSORS_CACHE_ENTRIES: usize = 4;
-
-thread_local! {
-    /// Recent models, newest last. One entry per model (not per model and format): a new model
-    /// costs one clone of its spec, and a lookup compares specs once per model kept.
-    static MODEL_TENSORS_CACHE: std::cell::RefCell<Vec<(ModelSpec, std::rc::Rc<ModelTensors>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The tensor groups of `model`, remembered per thread for the most recent models.
-pub(crate) fn model_tensors(model: &ModelSpec) -> std::rc::Rc<ModelTensors> {
-    let hit = MODEL_TENSORS_CACHE.with(|c| {
-        c.borrow()
-            .iter()
-            .rev()
-            .find(|(m, _)| m == model)
-            .map(|(_, t)| std::rc::Rc::clone(t))
-    });
-    if let Some(t) = hit {
-        return t;
+impl ModelTensors {
+    /// `model`'s tensors, grouped.
+    pub fn new(model: &ModelSpec) -> ModelTensors {
+        group_tensors(model)
     }
-    let built = std::rc::Rc::new(group_tensors(model));
-    MODEL_TENSORS_CACHE.with(|c| {
-        let mut cache = c.borrow_mut();
-        if cache.len() >= MODEL_TENSORS_CACHE_ENTRIES {
-            cache.remove(0);
+
+    /// [`WeightTotals`] of `model` (the one these groups are of) in `format`, each format
+    /// computed once.
+    pub fn totals(&self, model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
+        if let Some((_, t)) = self.totals.borrow().iter().find(|(f, _)| f == format) {
+            return *t;
         }
-        cache.push((model.clone(), std::rc::Rc::clone(&built)));
-    });
-    built
+        let totals = compute_weight_totals(model, self, format);
+        self.totals.borrow_mut().push((format.clone(), totals));
+        totals
+    }
 }
 
 /// One distinct (name, role, shape, active elements) of the walk, with its GGUF category and
@@ -920,27 +901,11 @@ fn active_share(elements: u64, active_elements: u64, bytes: u64) -> u64 {
     (u128::from(bytes) * u128::from(active_elements) / u128::from(elements)) as u64
 }
 
-/// [`WeightTotals`] of `model` in `format`, remembered per thread for the most recent models:
-/// the same numbers as summing [`tensor_formats`], computed once.
+/// [`WeightTotals`] of `model` in `format`: the same numbers as summing [`tensor_formats`],
+/// computed once per group of alike tensors. An answer keeps them per format in
+/// [`crate::facts::ModelFacts`].
 pub fn weight_totals(model: &ModelSpec, format: &WeightFormat) -> WeightTotals {
-    let mt = model_tensors(model);
-    let hit = mt
-        .totals
-        .borrow()
-        .iter()
-        .find(|(f, _)| f == format)
-        .map(|(_, t)| *t);
-    if let Some(t) = hit {
-        return t;
-    }
-    let totals = compute_weight_totals(model, &mt, format);
-    let mut kept = mt.totals.borrow_mut();
-    if kept.len() >= WEIGHT_TOTALS_PER_MODEL {
-        // Oldest first out.
-        kept.remove(0);
-    }
-    kept.push((format.clone(), totals));
-    totals
+    compute_weight_totals(model, &group_tensors(model), format)
 }
 
 /// Bytes of all of `model`'s weights in `format`.
@@ -993,7 +958,7 @@ mod weight_totals_tests {
                 );
             }
             // Every tensor is in exactly one group.
-            let grouped: u64 = model_tensors(&model).groups.iter().map(|g| g.count).sum();
+            let grouped: u64 = group_tensors(&model).groups.iter().map(|g| g.count).sum();
             assert_eq!(grouped, named.len() as u64, "{}", entry.id);
         }
     }
@@ -1005,7 +970,7 @@ mod weight_totals_tests {
         let Ok(model) = crate::model_catalog::find("deepseek-v3") else {
             panic!("deepseek-v3 is in the catalog");
         };
-        let groups = model_tensors(&model).groups.len();
+        let groups = group_tensors(&model).groups.len();
         let tensors = tensors(&model).len();
         assert!(tensors > 1000, "{tensors} tensors");
         assert!(groups <= 64, "{groups} groups for {tensors} tensors");

@@ -64,8 +64,8 @@ use crate::{
     CoreError,
     activations::{FP32_BYTES, attention_widths},
     error::{Fix, Setting},
+    facts::ModelFacts,
     model::{Architecture, ModelSpec},
-    params::param_counts,
     tensors::TensorRole,
 };
 
@@ -572,50 +572,16 @@ pub struct LoraParams {
     pub adapted_layers: u64,
 }
 
-/// Recent [`lora_params`] results per thread (one answer asks for ~20 settings: the training
-/// advice tries 7 ranks, 3 target sets and the last-k layers): the longest-context search and
-/// every-format table ask for the same model and settings dozens of times per change, and each
-/// answer walks every tensor of the model.
-const LORA_PARAMS_CACHE_ENTRIES: usize = 32;
-
-thread_local! {
-    static LORA_PARAMS_CACHE: std::cell::RefCell<Vec<(ModelSpec, LoraSettings, LoraParams)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-    static LARGEST_MATRIX_CACHE: std::cell::RefCell<Vec<(ModelSpec, u64)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Exact LoRA trainable parameters from the tensor shapes. On MoE models, gate/up/down targets
-/// follow peft's conversion to adapters on the stacked experts (see the code).
+/// follow peft's conversion to adapters on the stacked experts (see the code). An answer keeps
+/// them per settings in [`crate::facts::ModelFacts`].
 pub fn lora_params(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
-    let hit = LORA_PARAMS_CACHE.with(|c| {
-        c.borrow()
-            .iter()
-            .find(|(m, l, _)| l == settings && m == model)
-            .map(|(_, _, p)| *p)
-    });
-    if let Some(p) = hit {
-        return Ok(p);
-    }
-    let p = lora_params_uncached(model, settings)?;
-    LORA_PARAMS_CACHE.with(|c| {
-        let mut cache = c.borrow_mut();
-        if cache.len() >= LORA_PARAMS_CACHE_ENTRIES {
-            cache.remove(0);
-        }
-        cache.push((model.clone(), settings.clone(), p));
-    });
-    Ok(p)
+    lora_params_of(model, settings)
 }
 
 /// Elements of the largest single weight matrix outside the embedding and the output head
-/// (one expert's matrix for stacked experts), remembered per model like [`lora_params`].
-fn largest_matrix_elements(model: &ModelSpec) -> u64 {
-    let hit =
-        LARGEST_MATRIX_CACHE.with(|c| c.borrow().iter().find(|(m, _)| m == model).map(|(_, n)| *n));
-    if let Some(n) = hit {
-        return n;
-    }
+/// (one expert's matrix for stacked experts).
+pub fn largest_matrix_elements(model: &ModelSpec) -> u64 {
     let mut largest = 0u64;
     crate::tensors::walk(model, |t| {
         let shape = t.shape();
@@ -625,20 +591,10 @@ fn largest_matrix_elements(model: &ModelSpec) -> u64 {
             largest = largest.max(one);
         }
     });
-    LARGEST_MATRIX_CACHE.with(|c| {
-        let mut cache = c.borrow_mut();
-        if cache.len() >= LORA_PARAMS_CACHE_ENTRIES {
-            cache.remove(0);
-        }
-        cache.push((model.clone(), largest));
-    });
     largest
 }
 
-fn lora_params_uncached(
-    model: &ModelSpec,
-    settings: &LoraSettings,
-) -> Result<LoraParams, CoreError> {
+fn lora_params_of(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraParams, CoreError> {
     use TensorRole::*;
     // peft's `layers_to_transform`: only modules of the listed decoder layers get adapters.
     let adapted_layers = settings.adapted_layers(model.num_layers)?;
@@ -980,6 +936,27 @@ pub fn training_memory(
     seq: u64,
     fused_attention: bool,
 ) -> Result<TrainingBytes, CoreError> {
+    let facts = ModelFacts::new(model);
+    training_memory_with(
+        &facts,
+        mode,
+        frozen_weights_bytes,
+        batch,
+        seq,
+        fused_attention,
+    )
+}
+
+/// [`training_memory`] of `facts`' model, with its counts computed at most once.
+pub(crate) fn training_memory_with(
+    facts: &ModelFacts<'_>,
+    mode: &Mode,
+    frozen_weights_bytes: u64,
+    batch: u64,
+    seq: u64,
+    fused_attention: bool,
+) -> Result<TrainingBytes, CoreError> {
+    let model = facts.model();
     let mut assumptions = Vec::new();
     let attn = if fused_attention {
         "fused attention (SDPA/flash): no score matrix stored"
@@ -999,7 +976,7 @@ pub fn training_memory(
             assumptions,
         }),
         Mode::Full(s) => {
-            let p = param_counts(model).total;
+            let p = facts.counts().total;
             let (w, g, master, state_elem, state_count) = match s.precision {
                 TrainingPrecision::Fp32 => (4, 4, 0, 4, 2),
                 TrainingPrecision::Bf16Mixed => (2, 2, 4, 4, 2),
@@ -1050,7 +1027,7 @@ pub fn training_memory(
             })
         }
         Mode::Lora(l) | Mode::Qlora(l) => {
-            let lp = lora_params(model, l)?;
+            let lp = facts.lora_params(l)?;
             let a = lp.trainable_params;
             // peft upcasts adapters to fp32 (`autocast_adapter_dtype=True`); grads fp32; AdamW
             // two fp32 moments; foreach step temporary one fp32 copy.
@@ -1072,7 +1049,7 @@ pub fn training_memory(
             if let Mode::Qlora(_) = mode {
                 // bitsandbytes' 4-bit matmul dequantizes each weight matrix to bf16 for the
                 // product (forward and backward): one transient of the largest quantized matrix.
-                let largest = largest_matrix_elements(model);
+                let largest = facts.largest_matrix_elements();
                 activation_bytes = activation_bytes.saturating_add(largest.saturating_mul(2));
                 assumptions.push(format!(
                     "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB) \
