@@ -89,9 +89,10 @@ impl GgufValue {
     }
 }
 
-/// A ggml tensor element type with its block layout.
+/// A tensor's ggml type as a file names it, with its block layout: any type a file may hold,
+/// where [`crate::gguf::GgmlType`] lists only the types llama.cpp quantizes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GgmlType {
+pub struct FileGgmlType {
     /// `ggml_type` number in the file.
     pub id: u32,
     /// Name as llama.cpp prints it, e.g. `Q4_K`.
@@ -115,10 +116,10 @@ const EXTRA_GGML_TYPES: &[(u32, &str, u64, u64)] = &[
 ];
 
 /// Look up a ggml type by its number: core's block table first, then the extras above.
-pub fn ggml_type(id: u32) -> Option<GgmlType> {
+pub fn ggml_type(id: u32) -> Option<FileGgmlType> {
     if let Some(t) = crate::gguf::GgmlType::from_ggml_id(id) {
         let (block_bytes, block_elements) = t.block();
-        return Some(GgmlType {
+        return Some(FileGgmlType {
             id,
             name: t.name(),
             block_elements,
@@ -128,7 +129,7 @@ pub fn ggml_type(id: u32) -> Option<GgmlType> {
     EXTRA_GGML_TYPES
         .iter()
         .find(|t| t.0 == id)
-        .map(|&(id, name, block_elements, block_bytes)| GgmlType {
+        .map(|&(id, name, block_elements, block_bytes)| FileGgmlType {
             id,
             name,
             block_elements,
@@ -144,7 +145,7 @@ pub struct GgufTensor {
     /// Shape, outermost first (GGUF stores innermost first; reversed here to match PyTorch).
     pub shape: Vec<u64>,
     /// Element type.
-    pub ggml_type: GgmlType,
+    pub ggml_type: FileGgmlType,
     /// Exact bytes of the tensor's data.
     pub bytes: u64,
     /// Where the data starts, in bytes from the start of the file.

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    activations::training_activation_bytes_for,
     mode::{Mode, Optimizer, TrainingPrecision, describe_layers},
+    saved_activations::training_activation_bytes_for,
 };
 use crate::{CoreError, facts::ModelFacts, model::ModelSpec};
 

@@ -61,16 +61,16 @@
 //! - `training/mode.rs`: what is trained and how ([`Mode`], LoRA and full fine-tune settings,
 //!   their text form and the layer-list grammar);
 //! - `training/lora.rs`: LoRA targets and the adapters' parameter counts;
-//! - `training/activations.rs`: what a training step keeps for the backward pass;
+//! - `training/saved_activations.rs`: what a training step keeps for the backward pass;
 //! - `training/memory.rs`: the whole step — weights, gradients, master copy, optimizer state,
 //!   activations.
 
-mod activations;
 mod lora;
 mod memory;
 mod mode;
+mod saved_activations;
 
-pub use activations::*;
 pub use lora::*;
 pub use memory::*;
 pub use mode::*;
+pub use saved_activations::*;
