@@ -134,8 +134,28 @@ pub fn max_kv_len(model: &ModelSpec, context: u64) -> u64 {
         .unwrap_or(context)
 }
 
-/// MLP elements alive for the `n` tokens of one chunk (see the module docs).
-fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool) -> u64 {
+/// Whether transformers' router for `architecture` hands the experts fp32 routing weights: the
+/// DeepSeek-style sigmoid router computes its logits in fp32 and never casts the top-k weights
+/// back, so the weighted expert outputs (`proj_out * weights` and its reordered copy in
+/// `grouped_mm_experts_forward`) are fp32, each `2·h` bf16-equivalents per (token, expert) slot. Read in transformers 5.17's `*TopkRouter.forward` of each family listed, and
+/// measured on an H100 (DeepSeek-V3 cut to 4 layers: the prefill peak is the MoE layer's).
+/// Softmax routers (Mixtral, Qwen MoE) cast the weights back to the hidden dtype.
+fn transformers_routes_in_fp32(architecture: &Architecture) -> bool {
+    matches!(
+        architecture,
+        Architecture::DeepseekV2
+            | Architecture::DeepseekV3
+            | Architecture::DeepseekV32
+            | Architecture::Glm4Moe
+            | Architecture::Glm4MoeLite
+            | Architecture::GlmMoeDsa
+            | Architecture::MimoV2Flash
+    )
+}
+
+/// MLP elements alive for the `n` tokens of one chunk (see the module docs); `fp32_routing`:
+/// the weighted expert outputs are fp32 ([`transformers_routes_in_fp32`]).
+fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool, fp32_routing: bool) -> u64 {
     let h = model.hidden_size;
     let dense = n.saturating_mul(3).saturating_mul(model.intermediate_size);
     let Some(moe) = &model.moe else {
@@ -154,6 +174,14 @@ fn mlp_elements(model: &ModelSpec, n: u64, all_experts_at_once: bool) -> u64 {
     let per_slot = h
         .saturating_mul(3)
         .saturating_add(moe.expert_intermediate_size.saturating_mul(4));
+    // With fp32 routing weights the expert phase ends with the gathered input and the down
+    // output (2·h) beside the fp32 weighted output and its reordered copy (2 × 2·h in bf16
+    // elements): a later peak than the gate/up phase when the hidden size is large.
+    let per_slot = if fp32_routing {
+        per_slot.max(h.saturating_mul(6))
+    } else {
+        per_slot
+    };
     let routed = routed_tokens_alive.saturating_mul(per_slot);
     let shared = n
         .saturating_mul(3)
@@ -199,7 +227,12 @@ pub fn prefill_activation_bytes(
     );
     let mlp_elems = n
         .saturating_mul(h.saturating_mul(2))
-        .saturating_add(mlp_elements(model, n, profile.moe_all_experts_at_once));
+        .saturating_add(mlp_elements(
+            model,
+            n,
+            profile.moe_all_experts_at_once,
+            transformers && transformers_routes_in_fp32(&model.architecture),
+        ));
     // transformers keeps the embedding output referenced for the whole layer loop.
     let embeds = if profile.keeps_input_embeddings {
         n.saturating_mul(h)

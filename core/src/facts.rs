@@ -26,6 +26,7 @@ pub struct ModelFacts<'m> {
     counts: OnceCell<ParamCounts>,
     tensors: OnceCell<ModelTensors>,
     largest_matrix: OnceCell<u64>,
+    bnb_unquantized: OnceCell<u64>,
     /// LoRA counts per settings asked (the training advice tries about twenty).
     lora: RefCell<Vec<(LoraSettings, LoraParams)>>,
 }
@@ -38,6 +39,7 @@ impl<'m> ModelFacts<'m> {
             counts: OnceCell::new(),
             tensors: OnceCell::new(),
             largest_matrix: OnceCell::new(),
+            bnb_unquantized: OnceCell::new(),
             lora: RefCell::new(Vec::new()),
         }
     }
@@ -66,6 +68,17 @@ impl<'m> ModelFacts<'m> {
         *self
             .largest_matrix
             .get_or_init(|| crate::training::largest_matrix_elements(self.model))
+    }
+
+    /// Parameters bitsandbytes leaves in 16 bits when it loads the model in 4 bits (embeddings,
+    /// norms, output head): what peft's kbit preparation upcasts to fp32 for QLoRA.
+    pub fn bnb_unquantized_elements(&self) -> u64 {
+        *self.bnb_unquantized.get_or_init(|| {
+            crate::quant::tensor_formats(self.model, &WeightFormat::BnbNf4 { double_quant: true })
+                .iter()
+                .filter(|(_, storage)| !storage.dtype.starts_with("nf4"))
+                .fold(0u64, |acc, (t, _)| acc.saturating_add(t.elements()))
+        })
     }
 
     /// LoRA trainable parameters for `settings` ([`crate::training::lora_params`]).

@@ -10,7 +10,7 @@
 use headroom_core::report::{AdapterInfo, HostInfo, Stage};
 use thiserror::Error;
 
-use crate::kernels::decode::WeightFormat;
+use crate::kernels::decode::DecodeFormat;
 use crate::kernels::gemm::GemmVariant;
 use crate::kernels::{GIB, MIB, MeasureSettings};
 
@@ -223,7 +223,7 @@ pub enum Step {
     /// The decode simulation of one weight format.
     Decode {
         /// The format.
-        format: WeightFormat,
+        format: DecodeFormat,
         /// Model size, parameters.
         params: u64,
     },
@@ -491,7 +491,7 @@ impl Plan {
                     .min(self.memory_cap_bytes / BANDWIDTH_CAP_SHARE)
                     .max(MIB),
             }],
-            Stage::Decode => WeightFormat::ALL
+            Stage::Decode => DecodeFormat::ALL
                 .into_iter()
                 .map(|format| {
                     let cap = (self.memory_cap_bytes as f64 * DECODE_CAP_FRACTION
@@ -628,7 +628,7 @@ mod tests {
         assert!(matches!(
             decode[0],
             Step::Decode {
-                format: WeightFormat::Q4_0,
+                format: DecodeFormat::Q4_0,
                 ..
             }
         ));

@@ -984,6 +984,77 @@ fn full_fine_tune_of_a_quantized_checkpoint_defaults_to_bf16() {
     assert_eq!(full["quant"], "bf16");
 }
 
+/// Pure bf16 (a model loaded in bf16 handed to AdamW) keeps no fp32 master copy and its moments
+/// in bf16: 8 bytes per parameter less than bf16 mixed precision (4 master + 4 of the moments),
+/// plus at most the 2 bytes per parameter of the smaller optimizer-step temporary.
+#[test]
+fn full_fine_tune_in_pure_bf16_can_be_asked_for() {
+    let fit = |precision: &str| {
+        json(&headroom(&[
+            "fit",
+            "llama-3.2-1b",
+            "--device",
+            "h100-sxm",
+            "--mode",
+            "full",
+            "--precision",
+            precision,
+            "--context",
+            "1024",
+            "--json",
+        ]))
+    };
+    let (pure, mixed) = (fit("bf16"), fit("bf16-mixed"));
+    assert!(
+        pure["mode"]
+            .as_str()
+            .is_some_and(|m| m.contains("bf16") && !m.contains("mixed")),
+        "{}",
+        pure["mode"]
+    );
+    let params = pure["params_total"].as_u64().expect("params_total");
+    let saved = mixed["training_bytes"].as_u64().expect("training_bytes")
+        - pure["training_bytes"].as_u64().expect("training_bytes");
+    assert!(
+        (8 * params..=10 * params).contains(&saved),
+        "pure bf16 saves {saved} bytes over bf16-mixed for {params} parameters"
+    );
+}
+
+/// bitsandbytes' paged optimizers keep their state in CUDA managed memory, which the driver pages
+/// out to host RAM when the GPU is full: the GPU does not need it, and the answer says where it is.
+#[test]
+fn paged_optimizer_state_is_not_counted_on_the_gpu() {
+    let fit = |optimizer: &str| {
+        json(&headroom(&[
+            "fit",
+            "llama-3.2-1b",
+            "--device",
+            "h100-sxm",
+            "--mode",
+            "full",
+            "--precision",
+            "bf16-mixed",
+            "--optimizer",
+            optimizer,
+            "--context",
+            "1024",
+            "--json",
+        ]))
+    };
+    let (adamw, paged, paged8) = (fit("adamw"), fit("paged-adamw"), fit("paged-adam8bit"));
+    let params = adamw["params_total"].as_u64().expect("params_total");
+    let bytes = |v: &serde_json::Value| v["training_bytes"].as_u64().expect("training_bytes");
+    // AdamW: 8 B/param of fp32 moments on the GPU; paged: none there (8-bit or 32-bit alike).
+    assert!(bytes(&adamw) - bytes(&paged) >= 8 * params);
+    assert_eq!(bytes(&paged), bytes(&paged8));
+    let said = paged["assumptions"].to_string();
+    assert!(
+        said.contains("managed memory") && said.contains("host RAM"),
+        "{said}"
+    );
+}
+
 #[test]
 fn absurd_or_incomplete_config_is_bad_input() {
     let path = data_dir()

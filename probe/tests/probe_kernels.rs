@@ -10,7 +10,7 @@ use headroom_probe::kernels::allocation::{self, AllocationParams, DEFAULT_SWAP_F
 use headroom_probe::kernels::attention::{self, AttentionParams};
 use headroom_probe::kernels::attention_coop::{self, CoopAttention, TileStore};
 use headroom_probe::kernels::bandwidth::{self, BandwidthParams};
-use headroom_probe::kernels::decode::{self, DecodeParams, HIDDEN, WeightFormat};
+use headroom_probe::kernels::decode::{self, DecodeFormat, DecodeParams, HIDDEN};
 use headroom_probe::kernels::gemm::{self, GemmParams, GemmVariant, Tile};
 use headroom_probe::kernels::max_buffer::{self, MaxBufferParams};
 use headroom_probe::kernels::{MIB, MeasureSettings};
@@ -362,7 +362,7 @@ fn allocation_records_a_simulated_out_of_memory() {
 #[test]
 fn decode_every_format_is_correct() {
     let g = gpu();
-    for format in WeightFormat::ALL {
+    for format in DecodeFormat::ALL {
         let p = DecodeParams {
             format,
             model_params: u64::from(HIDDEN) * 256,
@@ -395,7 +395,7 @@ fn decode_every_format_is_correct() {
         };
         let int_dot = "int8 dot: x as int8 blocks, dot4I8Packed";
         match format {
-            WeightFormat::Q4_0 => {
+            DecodeFormat::Q4_0 => {
                 let factored = "float bits, offset factored per block";
                 assert!(has(factored, 16, 1) && has(factored, 8, 2), "{tuning:?}");
                 let shared = tuning
@@ -407,8 +407,8 @@ fn decode_every_format_is_correct() {
                 assert_eq!(shared, if fits { 2 } else { 0 }, "{tuning:?}");
                 assert!(has(int_dot, 16, 1) && has(int_dot, 4, 4), "{tuning:?}");
             }
-            WeightFormat::Q8_0 => assert!(has(int_dot, 8, 2), "{tuning:?}"),
-            WeightFormat::F16 => assert!(!has(int_dot, 8, 1), "{tuning:?}"),
+            DecodeFormat::Q8_0 => assert!(has(int_dot, 8, 2), "{tuning:?}"),
+            DecodeFormat::F16 => assert!(!has(int_dot, 8, 1), "{tuning:?}"),
         }
     }
 }

@@ -67,7 +67,18 @@ CASES = [
     dict(id="gpt-oss-20b-l8", fixture="gpt-oss-20b.json", layers=8, train_layers=0, attn="eager"),
     dict(id="phi-3-mini", fixture="Phi-3-mini-4k-instruct.json", layers=None, train_layers=0,
          attn="sdpa"),
+    # MLA in transformers: prefill decompresses every head's keys and values (kv_b_proj) for the
+    # whole prompt. 4 layers: 3 dense + 1 MoE, as the full model's first layers.
+    dict(id="deepseek-v3-l4", fixture="DeepSeek-V3.json", layers=4, train_layers=0, attn="sdpa",
+         pairs=[(1, 4096), (1, 16384)]),
 ]
+
+# Setups as people run them (--setups): QLoRA through peft's kbit preparation, bitsandbytes
+# 8-bit and paged AdamW on a full bf16 fine-tune.
+SETUP_CASES = dict(
+    qlora=dict(id="llama-3.2-3b-qlora", fixture="Llama-3.2-3B.json", batch=2, seq=2048),
+    optim=dict(id="llama-3.2-1b-optim", fixture="Llama-3.2-1B.json", batch=2, seq=1024),
+)
 
 PAIRS = [(1, 2048), (4, 2048), (1, 8192)]
 NEW_TOKENS = 32
@@ -318,7 +329,9 @@ def lora_targets(model):
     return sorted(names)
 
 
-def train_steps(model, vocab, batch, seq, label, gc_on, autocast, steps=2):
+def train_steps(model, vocab, batch, seq, label, gc_on, autocast, steps=2, optimizer=None):
+    """Two optimizer steps of `model`, peaks per phase. `optimizer`: (name, factory(params)) for
+    another optimizer than torch's AdamW (bitsandbytes 8-bit or paged AdamW)."""
     model.train()
     if gc_on:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -328,15 +341,18 @@ def train_steps(model, vocab, batch, seq, label, gc_on, autocast, steps=2):
     trainable = sum(p.numel() for p in params)
     trainable_bytes = sum(p.numel() * p.element_size() for p in params)
     tdtypes = sorted({str(p.dtype).replace("torch.", "") for p in params})
-    opt = torch.optim.AdamW(params, lr=1e-5)
+    if optimizer is None:
+        opt_name, opt = "torch.optim.AdamW(lr=1e-5) defaults (foreach on CUDA)", torch.optim.AdamW(params, lr=1e-5)
+    else:
+        opt_name, opt = optimizer[0], optimizer[1](params)
     ids = torch.randint(0, vocab, (batch, seq), device=DEV)
     clean()
     base = allocated()
     rec = dict(kind="train", label=label, batch=batch, seq=seq, gradient_checkpointing=gc_on,
                autocast_bf16=autocast, trainable_params=trainable,
                trainable_bytes=trainable_bytes, trainable_dtypes=tdtypes,
-               optimizer="torch.optim.AdamW(lr=1e-5) defaults (foreach on CUDA)",
-               base_allocated_bytes=base, steps=[])
+               optimizer=opt_name, base_allocated_bytes=base,
+               base_runtime=runtime_snapshot(), steps=[])
     for s in range(steps):
         st = {}
         reset_peak()
@@ -359,6 +375,9 @@ def train_steps(model, vocab, batch, seq, label, gc_on, autocast, steps=2):
         sync()
         st["step_peak_bytes"] = max_allocated() - base
         st["after_step_bytes"] = allocated() - base
+        # Paged optimizers keep their state in CUDA managed memory, which the caching allocator
+        # does not count: the device's own figure (cudaMemGetInfo) shows it while it is resident.
+        st["after_step_runtime"] = runtime_snapshot()
         opt.zero_grad(set_to_none=True)
         st["after_zero_grad_bytes"] = allocated() - base
         st["peak_bytes"] = max(st["forward_peak_bytes"], st["backward_peak_bytes"],
@@ -444,6 +463,11 @@ def main():
     ap.add_argument("--lora-layers-only", action="store_true",
                     help="with --lora-layers-last: skip inference, full training, all-layer LoRA "
                          "and mixed precision; run only the LoRA-on-a-subset runs")
+    ap.add_argument("--setups", default="",
+                    help="comma-separated: qlora (peft prepare_model_for_kbit_training + LoRA on "
+                         "an nf4 base, checkpointing off/on, and the same without kbit "
+                         "preparation), optim (full bf16 fine-tune with bitsandbytes AdamW8bit, "
+                         "PagedAdamW, PagedAdamW8bit); runs only these, not CASES")
     args = ap.parse_args()
     args.lora_last = [int(k) for k in args.lora_layers_last.split(",") if k]
     if args.lora_layers_only and not args.lora_last:
@@ -472,7 +496,14 @@ def main():
     def late():
         return time.time() - T0 > args.deadline_s
 
-    for case in CASES:
+    for name in [x for x in args.setups.split(",") if x]:
+        if name not in SETUP_CASES:
+            ap.error(f"--setups: unknown setup {name!r}; use {', '.join(SETUP_CASES)}")
+        if late():
+            log("deadline reached: skipping setup", name)
+            continue
+        (qlora_setup if name == "qlora" else optim_setup)(SETUP_CASES[name], args, res, late)
+    for case in ([] if args.setups else CASES):
         if (only and case["id"] not in only) or case["id"] in skip:
             continue
         if late():
@@ -510,7 +541,7 @@ def run_case(case, args, res, late):
         return
     res.save()
 
-    for (b, L) in ([] if args.lora_layers_only else PAIRS):
+    for (b, L) in ([] if args.lora_layers_only else case.get("pairs", PAIRS)):
         for keep in (1, 0):
             if late():
                 break
@@ -678,6 +709,133 @@ def run_case(case, args, res, late):
             rec["training"].append(dict(kind="train", label="mixed_bf16_fp32master_adamw", **err(e)))
         clean()
         res.save()
+
+
+def params_by_dtype(model):
+    out = {}
+    for p in model.parameters():
+        k = str(p.dtype).replace("torch.", "")
+        out[k] = out.get(k, 0) + p.numel()
+    return out
+
+
+def qlora_setup(case, args, res, late):
+    """QLoRA as peft + bitsandbytes run it: the bf16 random model is saved, loaded back in nf4
+    with double quantization (bf16 compute), then either prepared with
+    `prepare_model_for_kbit_training` (which upcasts every parameter that is not 4-bit to fp32 and,
+    with checkpointing, enables it) or not, and wrapped in LoRA adapters on every linear layer."""
+    from transformers import BitsAndBytesConfig
+    cfgd, changes = make_config_dict(args.fixtures, case, None)
+    rec = dict(id=case["id"], fixture=case["fixture"], setup="qlora", config_changes=changes,
+               config_used=cfgd, attn_implementation="sdpa", inference=[], training=[])
+    res.data["cases"].append(rec)
+    vocab = cfgd["vocab_size"]
+    try:
+        import bitsandbytes as bnb
+        rec["bitsandbytes"] = bnb.__version__
+        model, info = build(cfgd, "sdpa")
+        rec["build"] = info
+        tmp = tempfile.mkdtemp(prefix="qlora-")
+        model.save_pretrained(tmp)
+        del model
+        clean()
+    except Exception as e:  # noqa: BLE001
+        rec["build"] = err(e)
+        res.save()
+        return
+    res.save()
+    for kbit, gc_on in ((True, False), (True, True), (False, False), (False, True)):
+        if late():
+            break
+        label = ("qlora_kbit" if kbit else "qlora_plain") + ("_gc" if gc_on else "")
+        try:
+            qcfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                      bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=torch.bfloat16)
+            clean()
+            before = allocated()
+            m = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=qcfg,
+                                                     dtype=torch.bfloat16,
+                                                     attn_implementation="sdpa",
+                                                     device_map={"": 0})
+            sync()
+            loaded = allocated() - before
+            loaded_dtypes = params_by_dtype(m)
+            if kbit:
+                m = peft.prepare_model_for_kbit_training(m, use_gradient_checkpointing=gc_on)
+            sync()
+            prepared = allocated() - before
+            prepared_dtypes = params_by_dtype(m)
+            targets = lora_targets(m)  # bitsandbytes' Linear4bit is an nn.Linear
+            lcfg = peft.LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
+                                   target_modules=targets, task_type="CAUSAL_LM")
+            pm = peft.get_peft_model(m, lcfg)
+            sync()
+            with_adapters = allocated() - before
+            # With checkpointing, kbit preparation enabled it (reentrant, its default) and made
+            # the embeddings' output require grad; train_steps enables it again non-reentrant, as
+            # every other checkpointed run here, so the runs differ only in the preparation.
+            r = train_steps(pm, vocab, case["batch"], case["seq"], label, gc_on, autocast=False)
+            r.update(kbit_preparation=kbit, gradient_checkpointing=gc_on,
+                     lora_rank=LORA_RANK, lora_alpha=LORA_ALPHA, lora_targets=targets,
+                     loaded_bytes=loaded, loaded_params_by_dtype=loaded_dtypes,
+                     prepared_bytes=prepared, prepared_params_by_dtype=prepared_dtypes,
+                     with_adapters_bytes=with_adapters,
+                     weight_format="nf4+dq (bitsandbytes, compute bf16)")
+            del pm, m
+        except Exception as e:  # noqa: BLE001
+            r = dict(kind="train", label=label, batch=case["batch"], seq=case["seq"],
+                     kbit_preparation=kbit, gradient_checkpointing=gc_on, **err(e))
+        clean()
+        rec["training"].append(r)
+        log("  train", label, r.get("status"), r.get("peak_over_base_bytes"), r.get("error", "")[:200])
+        res.save()
+
+
+def optim_setup(case, args, res, late):
+    """Full bf16 fine-tune (model loaded in bf16, every weight trained) with bitsandbytes'
+    AdamW8bit, PagedAdamW and PagedAdamW8bit, checkpointing off and on."""
+    cfgd, changes = make_config_dict(args.fixtures, case, None)
+    rec = dict(id=case["id"], fixture=case["fixture"], setup="optim", config_changes=changes,
+               config_used=cfgd, attn_implementation="sdpa", inference=[], training=[])
+    res.data["cases"].append(rec)
+    vocab = cfgd["vocab_size"]
+    try:
+        import bitsandbytes as bnb
+        rec["bitsandbytes"] = bnb.__version__
+        model, info = build(cfgd, "sdpa")
+        rec["build"] = info
+    except Exception as e:  # noqa: BLE001
+        rec["build"] = err(e)
+        res.save()
+        return
+    res.save()
+    optims = [
+        ("adam8bit", "bitsandbytes.optim.AdamW8bit(lr=1e-5)", lambda ps: bnb.optim.AdamW8bit(ps, lr=1e-5)),
+        ("paged_adamw", "bitsandbytes.optim.PagedAdamW(lr=1e-5)", lambda ps: bnb.optim.PagedAdamW(ps, lr=1e-5)),
+        ("paged_adamw8bit", "bitsandbytes.optim.PagedAdamW8bit(lr=1e-5)",
+         lambda ps: bnb.optim.PagedAdamW8bit(ps, lr=1e-5)),
+    ]
+    for key, name, factory in optims:
+        for gc_on in (False, True):
+            if late():
+                break
+            label = f"full_bf16_{key}" + ("_gc" if gc_on else "")
+            try:
+                r = train_steps(model, vocab, case["batch"], case["seq"], label, gc_on,
+                                autocast=False, optimizer=(name, factory))
+            except Exception as e:  # noqa: BLE001
+                r = dict(kind="train", label=label, batch=case["batch"], seq=case["seq"],
+                         gradient_checkpointing=gc_on, **err(e))
+                model.zero_grad(set_to_none=True)
+                clean()
+            r["optimizer_key"] = key
+            rec["training"].append(r)
+            log("  train", label, r.get("status"), r.get("peak_over_base_bytes"),
+                (r.get("steps") or [{}])[-1].get("after_step_runtime"))
+            res.save()
+    del model
+    clean()
 
 
 def remove_input_require_grads_hook(model):

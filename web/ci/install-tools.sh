@@ -28,9 +28,16 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   timed rustup target add wasm32-unknown-unknown
 fi
 
+# trunk's and wasm-bindgen's own release profiles (trunk: fat LTO, one codegen unit) make most of
+# a fresh machine's install time; these tools only orchestrate the build, so build them quickly
+# instead (config overrides a package's own profile).
+fast_tool_build=(env CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false
+  CARGO_PROFILE_RELEASE_INCREMENTAL=false)
+
 if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
-  echo "== cargo install trunk $TRUNK_VERSION (~8 min on 2 cores)"
-  timed cargo install --locked --force "trunk@$TRUNK_VERSION"
+  echo "== cargo install trunk $TRUNK_VERSION"
+  timed "${fast_tool_build[@]}" cargo install --locked --force "trunk@$TRUNK_VERSION"
 fi
 echo "$(trunk --version)"
 
@@ -38,9 +45,9 @@ if [ -z "$WASM_BINDGEN_VERSION" ]; then
   echo "error: no wasm-bindgen in Cargo.lock" >&2; exit 1
 fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
-  echo "== cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (~4.5 min)"
+  echo "== cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   # No --locked: the CLI's own lock file pins a webpki-roots version this registry lacks.
-  timed cargo install --force "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
+  timed "${fast_tool_build[@]}" cargo install --force "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
 fi
 echo "$(wasm-bindgen --version)"
 

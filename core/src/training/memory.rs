@@ -93,10 +93,27 @@ pub(crate) fn training_memory_with(
                 TrainingPrecision::Bf16Mixed => (2, 2, 4, 4, 2),
                 TrainingPrecision::Bf16 => (2, 2, 0, 2, 2),
             };
-            let (opt_per_param, temp_per_param) = match s.optimizer {
+            // Bytes of state per parameter, and of the step's temporary (PyTorch's foreach
+            // AdamW only; bitsandbytes steps in place).
+            let (state_per_param, temp_per_param) = match s.optimizer {
                 Optimizer::AdamW => (state_elem * state_count, state_elem),
-                Optimizer::Adam8bit => (2, 0),
+                Optimizer::Adam8bit | Optimizer::PagedAdam8bit => (2, 0),
+                Optimizer::PagedAdamW => (8, 0),
                 Optimizer::Sgd => (0, 0),
+            };
+            // Paged state lives in CUDA managed memory: resident on the GPU while there is room,
+            // moved to host RAM by the driver when there is not, so the GPU does not need it.
+            let opt_per_param = if s.optimizer.is_paged() {
+                assumptions.push(format!(
+                    "{} keeps its {state_per_param} B/param of state in CUDA managed memory: \
+                     paged to host RAM ({:.2} GiB) when the GPU is full, so not counted on the GPU \
+                     (steps slow down while it is paged out)",
+                    s.optimizer.name(),
+                    crate::units::gib(p.saturating_mul(state_per_param))
+                ));
+                0
+            } else {
+                state_per_param
             };
             let activation_bytes =
                 training_activation_bytes_for(model, mode, batch, seq, fused_attention, None);
@@ -157,6 +174,7 @@ pub(crate) fn training_memory_with(
                     lp.materialized_expert_bytes_per_layer as f64 / (1u64 << 20) as f64
                 ));
             }
+            let mut upcast_bytes = 0;
             if let Mode::Qlora(_) = mode {
                 // bitsandbytes' 4-bit matmul dequantizes each weight matrix to bf16 for the
                 // product (forward and backward): one transient of the largest quantized matrix.
@@ -166,6 +184,16 @@ pub(crate) fn training_memory_with(
                     "QLoRA: one bf16 dequantized copy of the largest 4-bit matrix ({:.0} MiB) \
                      during each matmul",
                     largest.saturating_mul(2) as f64 / (1u64 << 20) as f64
+                ));
+                // peft's prepare_model_for_kbit_training, which QLoRA recipes call before adding
+                // adapters, upcasts every parameter left 16-bit to fp32: 2 more bytes each.
+                let kept_16bit = facts.bnb_unquantized_elements();
+                upcast_bytes = kept_16bit.saturating_mul(2);
+                assumptions.push(format!(
+                    "QLoRA as peft runs it: prepare_model_for_kbit_training upcasts the {kept_16bit} \
+                     parameters not stored in 4-bit (embeddings, norms, output head) to fp32 \
+                     (+{:.0} MiB), so activations flow in fp32",
+                    upcast_bytes as f64 / (1u64 << 20) as f64
                 ));
             }
             assumptions.push(format!(
@@ -211,6 +239,7 @@ pub(crate) fn training_memory_with(
                 optimizer_step_temp_bytes: temp,
                 activation_bytes,
                 training_bytes: master_weights_bytes
+                    .saturating_add(upcast_bytes)
                     .saturating_add(optimizer_bytes)
                     .saturating_add(activation_bytes.max(gradients_bytes.saturating_add(temp))),
                 assumptions,

@@ -49,8 +49,31 @@ pub enum Optimizer {
     AdamW,
     /// bitsandbytes 8-bit Adam.
     Adam8bit,
-    /// Plain SGD (no state) .
+    /// bitsandbytes `PagedAdamW`: 32-bit AdamW whose two moments live in CUDA managed memory,
+    /// which the driver moves to host RAM when the GPU is full.
+    PagedAdamW,
+    /// bitsandbytes `PagedAdamW8bit`: 8-bit AdamW in CUDA managed memory.
+    PagedAdam8bit,
+    /// Plain SGD (no state).
     Sgd,
+}
+
+impl Optimizer {
+    /// Name in the mode grammar ([`MODE_GRAMMAR`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::AdamW => "adamw",
+            Optimizer::Adam8bit => "adam8bit",
+            Optimizer::PagedAdamW => "paged-adamw",
+            Optimizer::PagedAdam8bit => "paged-adam8bit",
+            Optimizer::Sgd => "sgd",
+        }
+    }
+
+    /// Whether the state sits in CUDA managed memory that the driver pages out to host RAM.
+    pub fn is_paged(self) -> bool {
+        matches!(self, Optimizer::PagedAdamW | Optimizer::PagedAdam8bit)
+    }
 }
 
 /// Precision of a full fine-tune.
@@ -326,12 +349,7 @@ impl fmt::Display for Mode {
                     TrainingPrecision::Bf16Mixed => "bf16-mixed",
                     TrainingPrecision::Bf16 => "bf16",
                 };
-                let o = match s.optimizer {
-                    Optimizer::AdamW => "adamw",
-                    Optimizer::Adam8bit => "adam8bit",
-                    Optimizer::Sgd => "sgd",
-                };
-                write!(f, "full:{p}:{o}")?;
+                write!(f, "full:{p}:{}", s.optimizer.name())?;
                 if s.gradient_checkpointing {
                     write!(f, ":ckpt")?;
                 }
@@ -343,7 +361,7 @@ impl fmt::Display for Mode {
 
 /// The compact grammar `Mode::from_str` accepts, for help texts.
 pub const MODE_GRAMMAR: &str = "inference | lora[:r=N][:targets=q,k,v,...][:ckpt][:layers=24-31] \
-     | qlora[:r=N][:targets=...][:ckpt][:layers=0,4,8-11] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|sgd][:ckpt]";
+     | qlora[:r=N][:targets=...][:ckpt][:layers=0,4,8-11] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|paged-adamw|paged-adam8bit|sgd][:ckpt]";
 
 impl FromStr for Mode {
     type Err = CoreError;
@@ -413,6 +431,12 @@ impl FromStr for Mode {
                         "bf16" | "bf16-pure" => f.precision = TrainingPrecision::Bf16,
                         "adamw" | "adam" => f.optimizer = Optimizer::AdamW,
                         "adam8bit" | "adamw8bit" | "8bit" => f.optimizer = Optimizer::Adam8bit,
+                        "paged-adamw" | "paged_adamw" | "paged-adamw32bit" => {
+                            f.optimizer = Optimizer::PagedAdamW
+                        }
+                        "paged-adam8bit" | "paged-adamw8bit" | "paged_adamw_8bit" => {
+                            f.optimizer = Optimizer::PagedAdam8bit
+                        }
                         "sgd" => f.optimizer = Optimizer::Sgd,
                         "ckpt" | "checkpointing" | "gc" => f.gradient_checkpointing = true,
                         "no-ckpt" | "nockpt" => f.gradient_checkpointing = false,

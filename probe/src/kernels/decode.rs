@@ -27,9 +27,10 @@ const MAX_REGION_BYTES: u64 = GIB;
 /// Rows compared with the CPU reference.
 const CHECK_ROWS: u64 = 64;
 
-/// Weight format of the simulated model.
+/// Weight format of the simulated decode model (the three block layouts the decode kernels read;
+/// not `headroom_core::quant::WeightFormat`, which names every format a model can be stored in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightFormat {
+pub enum DecodeFormat {
     /// f16 weights.
     F16,
     /// GGUF q8_0: int8 quants, one f16 scale per 32.
@@ -38,25 +39,25 @@ pub enum WeightFormat {
     Q4_0,
 }
 
-impl WeightFormat {
+impl DecodeFormat {
     /// Every format, in run order: q4_0 first, the figure `headroom fit` prefers.
-    pub const ALL: [WeightFormat; 3] = [WeightFormat::Q4_0, WeightFormat::Q8_0, WeightFormat::F16];
+    pub const ALL: [DecodeFormat; 3] = [DecodeFormat::Q4_0, DecodeFormat::Q8_0, DecodeFormat::F16];
 
     /// The report's metric.
     pub fn metric(self) -> Metric {
         Metric::Decode(match self {
-            WeightFormat::F16 => DecodeMetric::Fp16,
-            WeightFormat::Q8_0 => DecodeMetric::Q8_0,
-            WeightFormat::Q4_0 => DecodeMetric::Q4_0,
+            DecodeFormat::F16 => DecodeMetric::Fp16,
+            DecodeFormat::Q8_0 => DecodeMetric::Q8_0,
+            DecodeFormat::Q4_0 => DecodeMetric::Q4_0,
         })
     }
 
     /// `fp16`, `q8_0`, `q4_0`.
     pub fn label(self) -> &'static str {
         match self {
-            WeightFormat::F16 => "fp16",
-            WeightFormat::Q8_0 => "q8_0",
-            WeightFormat::Q4_0 => "q4_0",
+            DecodeFormat::F16 => "fp16",
+            DecodeFormat::Q8_0 => "q8_0",
+            DecodeFormat::Q4_0 => "q4_0",
         }
     }
 
@@ -64,11 +65,11 @@ impl WeightFormat {
     fn quant_row_bytes(self) -> u64 {
         u64::from(HIDDEN)
             * match self {
-                WeightFormat::F16 => 2,
-                WeightFormat::Q8_0 => 1,
-                WeightFormat::Q4_0 => 0,
+                DecodeFormat::F16 => 2,
+                DecodeFormat::Q8_0 => 1,
+                DecodeFormat::Q4_0 => 0,
             }
-            + if self == WeightFormat::Q4_0 {
+            + if self == DecodeFormat::Q4_0 {
                 u64::from(HIDDEN) / 2
             } else {
                 0
@@ -78,7 +79,7 @@ impl WeightFormat {
     /// Bytes of f16 scales per row.
     fn scale_row_bytes(self) -> u64 {
         match self {
-            WeightFormat::F16 => 0,
+            DecodeFormat::F16 => 0,
             _ => u64::from(HIDDEN / BLOCK) * 2,
         }
     }
@@ -164,19 +165,19 @@ impl Shape {
 /// in whether they ship WGSL's `packed_4x8_integer_dot_product`.
 const INT_DOT_AVAILABLE: bool = cfg!(not(target_arch = "wasm32"));
 
-fn shapes(format: WeightFormat) -> Vec<Shape> {
+fn shapes(format: DecodeFormat) -> Vec<Shape> {
     let rows: &[u32] = match format {
-        WeightFormat::F16 => &[1, 2, 4],
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 => &[2, 4, 8],
+        DecodeFormat::F16 => &[1, 2, 4],
+        DecodeFormat::Q8_0 | DecodeFormat::Q4_0 => &[2, 4, 8],
     };
     let mut out: Vec<Shape> = rows
         .iter()
         .map(|&rows_per_slot| Shape::plain(rows_per_slot, false, false))
         .collect();
-    if format != WeightFormat::F16 {
+    if format != DecodeFormat::F16 {
         out.extend([4, 8].map(|rows_per_slot| Shape::plain(rows_per_slot, true, false)));
     }
-    if format == WeightFormat::Q8_0 && INT_DOT_AVAILABLE {
+    if format == DecodeFormat::Q8_0 && INT_DOT_AVAILABLE {
         // q8_0 meets its target; the integer dot is tried for margin (4 DP4A per 16 weights).
         out.extend(
             [(8, 1), (16, 1), (8, 2)].map(|(rows_per_slot, units_per_step)| Shape {
@@ -189,7 +190,7 @@ fn shapes(format: WeightFormat) -> Vec<Shape> {
             }),
         );
     }
-    if format == WeightFormat::Q4_0 {
+    if format == DecodeFormat::Q4_0 {
         out.extend([4, 8].map(|rows_per_slot| Shape::plain(rows_per_slot, true, true)));
         // Issue 6, run 3 suspects: the fixed cost per row (16 rows per slot) and per step
         // (2 units per step); then the integer-dot kernel at several rows and units per step.
@@ -361,7 +362,7 @@ fn q4_body(shape: Shape) -> Option<String> {
     Some(body)
 }
 
-fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
+fn wgsl(format: DecodeFormat, shape: Shape, subgroup_reduce: bool) -> String {
     let rows_per_slot = shape.rows_per_slot;
     let k4 = HIDDEN / 4;
     // 16-byte units of quants per row, and blocks per row.
@@ -372,14 +373,14 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     // Input-vector loads for unit `u`, then the dot product of unit `q{r}` with them.
     let (mut x_loads, dot) = match format {
         // 8 halves per unit: x[2u], x[2u + 1].
-        WeightFormat::F16 => (
+        DecodeFormat::F16 => (
             "        let xa = x[u * 2u];\n        let xb = x[u * 2u + 1u];\n".to_owned(),
             "dot(vec4<f32>(unpack2x16float(qR.x), unpack2x16float(qR.y)), xa) + \
              dot(vec4<f32>(unpack2x16float(qR.z), unpack2x16float(qR.w)), xb)"
                 .to_owned(),
         ),
         // Half a block (16 int8) per unit: x[4u .. 4u + 4].
-        WeightFormat::Q8_0 => (
+        DecodeFormat::Q8_0 => (
             (0..4)
                 .map(|j| format!("        let x{j} = x[u * 4u + {j}u];\n"))
                 .collect(),
@@ -387,7 +388,7 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
                 .to_owned(),
         ),
         // A whole block per unit: low nibbles are weights 0–15, high nibbles 16–31.
-        WeightFormat::Q4_0 => (
+        DecodeFormat::Q4_0 => (
             (0..8)
                 .map(|j| format!("        let x{j} = x[u * 8u + {j}u];\n"))
                 .collect(),
@@ -396,13 +397,13 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
                 .to_owned(),
         ),
     };
-    let factored = shape.offset_factored && format == WeightFormat::Q4_0;
+    let factored = shape.offset_factored && format == DecodeFormat::Q4_0;
     if factored {
         x_loads += &format!(
             "        let sx = {FACTORED_OFFSET:?} * dot(((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)), vec4<f32>(1.0));\n"
         );
     }
-    let units_per_block = if format == WeightFormat::F16 {
+    let units_per_block = if format == DecodeFormat::F16 {
         1
     } else {
         units / blocks
@@ -417,7 +418,7 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     for r in rows.clone() {
         body += &format!("        let q{r} = quants[(row0 + {r}u) * {units}u + u];\n");
     }
-    if format != WeightFormat::F16 {
+    if format != DecodeFormat::F16 {
         for r in rows.clone() {
             body += &format!(
                 "        let si{r} = (row0 + {r}u) * {blocks}u + u / {units_per_block}u;\n        let s{r} = unpack2x16float(scales[si{r} / 2u])[si{r} % 2u];\n"
@@ -427,7 +428,7 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     body += &x_loads;
     for r in rows.clone() {
         let d = dot.replace("qR", &format!("q{r}"));
-        if format == WeightFormat::F16 {
+        if format == DecodeFormat::F16 {
             body += &format!("        acc{r} += {d};\n");
         } else if factored {
             let d = d.replace("lo4(", "lo4m(").replace("hi4(", "hi4m(");
@@ -438,8 +439,8 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
     }
     body += "    }\n";
     let body = match format {
-        WeightFormat::Q4_0 => q4_body(shape).unwrap_or(body),
-        WeightFormat::Q8_0 if shape.int_dot => q8_int_body(shape),
+        DecodeFormat::Q4_0 => q4_body(shape).unwrap_or(body),
+        DecodeFormat::Q8_0 if shape.int_dot => q8_int_body(shape),
         _ => body,
     };
     // With 32-wide subgroups each slot is one subgroup: one subgroupAdd per row, no barriers.
@@ -462,7 +463,7 @@ fn wgsl(format: WeightFormat, shape: Shape, subgroup_reduce: bool) -> String {
             );
         }
     }
-    let mut scales_binding = if format == WeightFormat::F16 {
+    let mut scales_binding = if format == DecodeFormat::F16 {
         String::new()
     } else {
         "@group(0) @binding(4) var<storage, read> scales: array<u32>;\n".to_owned()
@@ -574,7 +575,7 @@ impl QuantizedX {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeParams {
     /// Weight format.
-    pub format: WeightFormat,
+    pub format: DecodeFormat,
     /// Parameters of the simulated model (rounded to whole rows of [`HIDDEN`]).
     pub model_params: u64,
     /// Seed of the weights and the input vector.
@@ -605,10 +606,10 @@ fn half_at(word: u32, index: u64) -> f64 {
 }
 
 /// CPU reference of one row of one chunk.
-fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 {
+fn reference_row(format: DecodeFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 {
     let k = u64::from(HIDDEN);
     match format {
-        WeightFormat::F16 => (0..k)
+        DecodeFormat::F16 => (0..k)
             .map(|e| {
                 let index = r * k + e;
                 half_at(
@@ -617,7 +618,7 @@ fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 
                 ) * f64::from(x[e as usize])
             })
             .sum(),
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 => {
+        DecodeFormat::Q8_0 | DecodeFormat::Q4_0 => {
             let blocks = k / u64::from(BLOCK);
             let mut total = 0.0;
             for blk in 0..blocks {
@@ -625,7 +626,7 @@ fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 
                 let scale = half_at(half_pair(pattern((si / 2) as u32, chunk.scale_seed)), si);
                 let mut s = 0.0;
                 for e in 0..u64::from(BLOCK) {
-                    let q = if format == WeightFormat::Q8_0 {
+                    let q = if format == DecodeFormat::Q8_0 {
                         let byte = (r * k + blk * 32 + e) as u32;
                         let word = pattern(byte / 4, chunk.quant_seed);
                         f64::from(((word >> ((byte % 4) * 8)) & 0xFF) as u8 as i8)
@@ -648,8 +649,8 @@ fn reference_row(format: WeightFormat, chunk: &Chunk, r: u64, x: &[f32]) -> f64 
     }
 }
 
-fn conversion(format: WeightFormat, shape: Shape) -> &'static str {
-    if format == WeightFormat::F16 {
+fn conversion(format: DecodeFormat, shape: Shape) -> &'static str {
+    if format == DecodeFormat::F16 {
         "unpack2x16float"
     } else if shape.int_dot {
         "int8 dot: x as int8 blocks, dot4I8Packed"
@@ -672,7 +673,7 @@ struct Variant {
 
 /// Checks sampled rows of `y` against the CPU reference.
 fn verify(
-    format: WeightFormat,
+    format: DecodeFormat,
     chunks: &[Chunk],
     total_rows: u64,
     y: &[f32],
@@ -759,7 +760,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
             let quant_seed = piece_seed(p.seed, 2 * index);
             let scale_seed = piece_seed(p.seed, 2 * index + 1);
             let quants = gpu.storage("decode quants", rows * format.quant_row_bytes());
-            let fill = if format == WeightFormat::F16 {
+            let fill = if format == DecodeFormat::F16 {
                 Fill::Halves
             } else {
                 Fill::Words
@@ -772,7 +773,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
                 quant_seed,
                 fill,
             );
-            let scales = (format != WeightFormat::F16).then(|| {
+            let scales = (format != DecodeFormat::F16).then(|| {
                 let bytes = (rows * format.scale_row_bytes()).div_ceil(16) * 16;
                 let buffer = gpu.storage("decode scales", bytes);
                 filler.fill(&gpu, &buffer, 0, bytes, scale_seed, Fill::Halves);

@@ -72,6 +72,11 @@ pub(super) enum OptimizerArg {
     Adamw,
     /// bitsandbytes 8-bit Adam.
     Adam8bit,
+    /// bitsandbytes PagedAdamW: fp32 moments in CUDA managed memory, paged to host RAM when the
+    /// GPU is full (not counted on the GPU).
+    PagedAdamw,
+    /// bitsandbytes PagedAdamW8bit: 8-bit moments in CUDA managed memory.
+    PagedAdam8bit,
     /// SGD without momentum: no optimizer state.
     Sgd,
 }
@@ -83,6 +88,9 @@ pub(super) enum PrecisionArg {
     Fp32,
     /// bf16 weights and gradients with an fp32 master copy.
     Bf16Mixed,
+    /// Pure bf16: the model loaded in bf16 and handed to the optimizer (weights, gradients and
+    /// optimizer state in bf16; what a Trainer does with a bf16 model and no mixed precision).
+    Bf16,
 }
 
 /// Arguments of `headroom fit`.
@@ -372,10 +380,13 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             precision: match args.precision.unwrap_or(PrecisionArg::Bf16Mixed) {
                 PrecisionArg::Fp32 => TrainingPrecision::Fp32,
                 PrecisionArg::Bf16Mixed => TrainingPrecision::Bf16Mixed,
+                PrecisionArg::Bf16 => TrainingPrecision::Bf16,
             },
             optimizer: match args.optimizer.unwrap_or(OptimizerArg::Adamw) {
                 OptimizerArg::Adamw => Optimizer::AdamW,
                 OptimizerArg::Adam8bit => Optimizer::Adam8bit,
+                OptimizerArg::PagedAdamw => Optimizer::PagedAdamW,
+                OptimizerArg::PagedAdam8bit => Optimizer::PagedAdam8bit,
                 OptimizerArg::Sgd => Optimizer::Sgd,
             },
             gradient_checkpointing: args.checkpointing,
