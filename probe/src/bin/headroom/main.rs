@@ -4,12 +4,22 @@
 //! the `headroom-probe` library. Every error a user can cause ends as one line on stderr and exit
 //! code 2.
 
+/// `eprintln!` through [`printable::printable`]: every line for the user's terminal on stderr
+/// has its control characters escaped (names and paths in it come from files and arguments).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::printable::printable(&format!($($arg)*)))
+    };
+}
+
 mod devices_cmd;
 mod fit;
 mod hub;
 mod models_cmd;
+mod printable;
 mod probe_cmd;
 mod show_cmd;
+mod user_file;
 
 use std::process::ExitCode;
 
@@ -56,7 +66,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            say!("error: {err:#}");
             ExitCode::from(EXIT_USER_ERROR)
         }
     }
