@@ -269,7 +269,7 @@ async fn read_model_files(files: Vec<web_sys::File>) -> Result<FileOutcome, Stri
 async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String, String> {
     let file = files.into_iter().next().ok_or("no file was chosen")?;
     let name = file.name();
-    let text = browser::read_file_text(&file).await?;
+    let text = browser::read_file_text(&file, headroom_core::limits::MAX_REPORT_JSON_BYTES).await?;
     let report =
         headroom_core::report::ProbeReport::from_json(&text).map_err(|e| format!("{name}: {e}"))?;
     let device = crate::components::report_view::device_from_report(&report);
