@@ -246,7 +246,9 @@ pub struct ProbeSettings {
     pub quick: bool,
     /// `--only`: the stages asked for (empty = all).
     pub only: Vec<Stage>,
-    /// Memory budget for the allocation stage and the largest buffer, bytes, if any.
+    /// Memory budget, bytes, if any: the allocation stage and the largest-buffer search each
+    /// stay within it; the other stages' (small, fixed) buffers and the driver's own memory are
+    /// not counted, so a run's peak can pass it.
     pub budget_bytes: Option<u64>,
     /// Where the budget came from (`--budget`, 90% of device memory, Metal working set, ...).
     pub budget_source: String,

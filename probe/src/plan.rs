@@ -465,6 +465,12 @@ pub fn check_budget(
     }
 }
 
+/// What the budget bounds, in the report's words: the allocation stage and the largest-buffer
+/// search each stay within it; the other stages' buffers (small, fixed sizes) and the driver's
+/// own allocations come on top, so a run's peak can pass it.
+pub const BUDGET_BOUNDS: &str = "bounds the sweep's and the largest-buffer search's buffers, \
+     each on its own; other stages' small buffers and the driver's overhead come on top";
+
 /// Everything a run needs to know, decided before it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -515,9 +521,12 @@ impl Plan {
         }
     }
 
-    /// The report's `budget_source`: the budget's source and the sizes' label.
+    /// The report's `budget_source`: the budget's source, what it bounds, and the sizes' label.
     pub fn budget_source(&self) -> String {
-        format!("{}; sizes: {}", self.budget.source, self.sizes.label)
+        format!(
+            "{}; {BUDGET_BOUNDS}; sizes: {}",
+            self.budget.source, self.sizes.label
+        )
     }
 
     /// The steps of one stage, in run order.

@@ -139,7 +139,13 @@ fn probe_out_symlink_is_followed_and_mesa_prints_no_xdg_runtime_dir_noise() {
         "the link was replaced"
     );
     let text = std::fs::read_to_string(&target).expect("target");
-    assert!(ProbeReport::from_json(&text).is_ok(), "{text}");
+    let report = ProbeReport::from_json(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // The report says what the budget bounds.
+    assert!(
+        report.settings.budget_source.contains("bounds the sweep"),
+        "{}",
+        report.settings.budget_source
+    );
     assert!(!err.contains("XDG_RUNTIME_DIR"), "Mesa noise:\n{err}");
     // A dangling link is refused.
     let dangling = dir.join("dangling.json");
