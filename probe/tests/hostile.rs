@@ -511,6 +511,25 @@ fn adapter_names_from_a_report_cannot_send_terminal_escapes() {
 }
 
 #[test]
+fn values_clap_refuses_are_echoed_escaped() {
+    let out = run_bounded(bin(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "rtx-4090",
+        "--batch",
+        "\u{1b}[2J",
+    ]));
+    // clap's plain rendering drops escape sequences, and `printable` catches any control
+    // character left; either way none reaches the terminal.
+    let err = assert_refused(&out, &["--batch", "invalid value"]);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let help = run_bounded(bin(&["fit", "--help"]));
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("--devices"));
+}
+
+#[test]
 fn file_names_with_escapes_are_printed_escaped() {
     let dir = scratch("hostile-name");
     let name = dir.join("evil\u{1b}[2J.json");

@@ -54,7 +54,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap draws them; a usage error echoes what was
+        // typed, so it goes through `printable` like every other message.
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprint!("{}", printable::printable(&err.render().to_string()));
+            return ExitCode::from(EXIT_USER_ERROR);
+        }
+    };
     let result = match cli.command {
         Command::Fit(args) => fit::run(args),
         Command::Models(args) => models_cmd::run(args),
