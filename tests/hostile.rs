@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use headroom_core::answer::{Question, answer};
 use headroom_core::config::model_from_config_json;
 use headroom_core::limits::{MAX_CONFIG_JSON_BYTES, MAX_DEVICES, MAX_REPORT_JSON_BYTES};
-use headroom_core::report::{BandwidthMetric, Metric, ProbeReport, Status};
+use headroom_core::report::{BandwidthMetric, Metric, ProbeReport, Status, plausible};
 use headroom_core::training::{MAX_LORA_LAYERS_SPEC_BYTES, parse_lora_layers};
 use headroom_core::{CoreError, devices};
 use serde_json::{Value, json};
@@ -207,4 +207,25 @@ fn devices_4096_is_refused_and_speed_grows_less_than_the_device_count() {
         );
         last = speed;
     }
+}
+
+const H100: &str = include_str!("data/reports/h100-report.json");
+
+#[test]
+fn report_rates_far_above_the_named_devices_datasheet_are_refused() {
+    let h100 = devices::find("h100-sxm").unwrap_or_else(|e| panic!("{e}"));
+    let honest = ProbeReport::from_json(H100).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plausible::against_catalog(&honest.measured_device(), &h100).is_ok());
+    // 60 TB/s passes the generic bound (100 TB/s) but is 18× an H100's datasheet.
+    let mut value: Value = serde_json::from_str(H100).unwrap_or_else(|e| panic!("{e}"));
+    measurement(&mut value, "bandwidth.read")["bytes_per_s"] = json!(60e12);
+    let edited = ProbeReport::from_json(&value.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let err = plausible::against_catalog(&edited.measured_device(), &h100)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("read_bandwidth_bytes_per_s") && err.contains(&h100.name),
+        "{err}"
+    );
 }

@@ -387,6 +387,25 @@ fn report_figures_without_physical_sense_are_refused_with_the_field_named() {
     }
 }
 
+#[test]
+fn fit_probe_refuses_rates_far_above_the_named_devices_datasheet() {
+    let mut value: Value =
+        serde_json::from_str(&data("reports/h100-report.json")).expect("fixture");
+    measurement(&mut value, "bandwidth.read")["bytes_per_s"] = json!(60e12);
+    let path = scratch("hostile-h100").join("h100.json");
+    std::fs::write(&path, value.to_string()).expect("write");
+    let p = path.display().to_string();
+    let out = run_bounded(bin(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "h100-sxm",
+        "--probe",
+        &p,
+    ]));
+    assert_refused(&out, &["read_bandwidth_bytes_per_s", "datasheet"]);
+}
+
 // ---------- 7. --devices ----------
 
 #[test]

@@ -5,8 +5,9 @@
 //! apply the same bounds.
 
 use crate::CoreError;
+use crate::devices::DeviceSpec;
 
-use super::{Measurement, ProbeReport, Status};
+use super::{MeasuredDevice, Measurement, ProbeReport, Status};
 
 /// Most memory a figure may claim: 2^48 bytes = 256 TiB, the 48-bit virtual address space of
 /// today's x86-64 and AArch64 processes and far above the largest single machine sold.
@@ -24,6 +25,58 @@ pub const MAX_FLOPS: f64 = 1e17;
 /// smallest simulated model (millions of bytes per token) cannot be read that often at
 /// [`MAX_BANDWIDTH_BYTES_PER_S`].
 pub const MAX_TOKENS_PER_S: f64 = 1e9;
+
+/// How far a measured rate may exceed the datasheet figure of the catalog device the user named:
+/// 10×. Achieved rates sit below the datasheet (an H200's copy bandwidth reaches 86% of it,
+/// FACTS.md), but a report is matched to a catalog entry by the chip's name, and one name covers
+/// variants up to 8× apart (Apple M2 at 100 GB/s to M2 Ultra at 800 GB/s): only a figure beyond
+/// every variant is refused.
+pub const MAX_RATE_OVER_DATASHEET: f64 = 10.0;
+
+/// Checks a report's measured rates against the catalog entry of the device it claims to be: none
+/// above [`MAX_RATE_OVER_DATASHEET`] times the datasheet. (Memory is not compared: one chip name
+/// covers memory sizes 3× apart.) Call it only when the report's adapter is that device; figures
+/// the catalog does not know (0) are not compared.
+pub fn against_catalog(measured: &MeasuredDevice, device: &DeviceSpec) -> Result<(), CoreError> {
+    let rates = [
+        (
+            "read_bandwidth_bytes_per_s",
+            measured.read_bandwidth_bytes_per_s,
+            device.bandwidth_bytes_per_s,
+            "B/s",
+        ),
+        (
+            "fp32_flops",
+            measured.fp32_flops,
+            device.fp32_flops,
+            "FLOP/s",
+        ),
+        (
+            "fp16_flops",
+            measured.fp16_flops,
+            device.fp16_flops,
+            "FLOP/s",
+        ),
+    ];
+    for (field, value, datasheet, unit) in rates {
+        if let Some(value) = value
+            && datasheet > 0.0
+            && value > datasheet * MAX_RATE_OVER_DATASHEET
+        {
+            return Err(implausible(
+                field,
+                format!(
+                    "is {value:.3e} {unit}, {:.1}× the datasheet's {datasheet:.3e} {unit} for {}: no \
+                     device measures that far above its datasheet; the report is from another \
+                     device or was edited",
+                    value / datasheet,
+                    device.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Checks every figure an estimate takes from `report` (the host's and the measured adapter's
 /// memory, the largest buffer and allocation results, and each successful measurement's rate):

@@ -21,7 +21,7 @@ use headroom_core::{
     kv_cache::KvDtype,
     limits::MAX_REPORT_JSON_BYTES,
     model::ModelSpec,
-    report::ProbeReport,
+    report::{ProbeReport, plausible},
     units::{GIB, MIB},
 };
 
@@ -61,7 +61,10 @@ fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
     let measured = report.measured_device();
     Ok(match catalog {
         Some(device) => {
-            if !same_device(&device, &measured.name) {
+            if same_device(&device, &measured.name) {
+                plausible::against_catalog(&measured, &device)
+                    .with_context(|| format!("probe report {}", path.display()))?;
+            } else {
                 say!(
                     "note: {} measured `{}`; its figures replace the catalog's for `{}`",
                     path.display(),
