@@ -10,7 +10,9 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, bail};
+#[cfg(feature = "hub")]
+use anyhow::Context;
+use anyhow::bail;
 use headroom_core::limits::MAX_CONFIG_JSON_BYTES;
 #[cfg(feature = "hub")]
 use headroom_core::limits::MAX_INDEX_JSON_BYTES;
@@ -331,6 +333,7 @@ fn get_following_redirects(
 }
 
 /// `scheme://host[:port]` of an http(s) URL.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
 fn origin_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let end = url[after_scheme..]
@@ -341,6 +344,7 @@ fn origin_of(url: &str) -> &str {
 
 /// Where a redirect from `base` to `location` goes: an absolute http(s) URL, a scheme-relative
 /// `//host/…`, an absolute `/path` or a relative path; any other scheme is an error.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
 fn follow(base: &str, location: &str) -> Result<String, String> {
     let location = location.trim();
     let lower = location.to_ascii_lowercase();
