@@ -588,6 +588,7 @@ pub fn CalculatorPage() -> impl IntoView {
                     <datalist id="device-list">{device_list}</datalist>
                     <label for="device-count">"Number of identical devices"</label>
                     <input id="device-count" type="number" min="1"
+                        max=headroom_core::limits::MAX_DEVICES.to_string()
                         prop:value=move || settings.with(|s| s.device_count.to_string())
                         on:input=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.device_count = v.trim().parse().unwrap_or(0)) } />
                     <p id="device-status">
