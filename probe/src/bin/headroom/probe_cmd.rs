@@ -162,11 +162,7 @@ fn resolve_out(path: &Path) -> anyhow::Result<PathBuf> {
         bail!(
             "--out {} is {}, not a regular file: the report would replace it; give a file path",
             path.display(),
-            if meta.is_dir() {
-                "a folder"
-            } else {
-                "a device, FIFO or socket"
-            }
+            crate::user_file::kind_of(&meta)
         );
     }
     Ok(path.to_path_buf())

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use headroom_core::CoreError;
 
 /// What a path names, for a message about why it is refused.
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     let kind = meta.file_type();
     if kind.is_dir() {
         return "a folder";
