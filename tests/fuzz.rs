@@ -342,7 +342,15 @@ fn mutated_inputs_never_panic() {
 /// A fuzz target's property check on one input.
 type Check = fn(&[u8]);
 
-/// Every input once found to crash a target, kept under `tests/data/fuzz/TARGET/`.
+/// Longest one regression input may take (debug build, shared CI core): a hang or a runaway
+/// allocation shows as a failure, not as a slow test run.
+const REPLAY_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Every input once found to crash, hang or exhaust a target, kept under
+/// `tests/data/fuzz/TARGET/` (seeded with the reproducers of issue 17: header counts of
+/// 0xFFFFFFFF, a safetensors header claiming 1 GB, a 12,000-entry `mlp_only_layers`, reports
+/// claiming 2^64 − 1 bytes or 10^308 B/s, a LoRA list of repeated ranges). Each target holds at
+/// least one, so this test can fail.
 #[test]
 fn committed_crashes_stay_fixed() {
     let root = headroom_tests::data_dir().join("fuzz");
@@ -355,12 +363,25 @@ fn committed_crashes_stay_fixed() {
     ];
     for (target, check) in checks {
         let dir = root.join(target);
-        for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = file.path();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|entry| entry.path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no regression input for `{target}`");
+        for path in files {
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let started = std::time::Instant::now();
             if catch_unwind(AssertUnwindSafe(|| check(&bytes))).is_err() {
                 panic!("{} crashes `{target}` again", relative(&path));
             }
+            assert!(
+                started.elapsed() < REPLAY_WITHIN,
+                "{} took {:?} in `{target}`",
+                relative(&path),
+                started.elapsed()
+            );
         }
     }
 }
