@@ -27,8 +27,13 @@ if ! python3 -c 'import jsonschema' 2>/dev/null; then
   }
 fi
 
-step "cargo test --workspace"
-cargo test --workspace
+step "cargo test --workspace (the fuzz step follows on its own)"
+cargo test --workspace -- --skip fuzz::
+
+step "fuzz: 10,000 seeded mutations of configs, reports, GGUF and safetensors headers and the LoRA grammar (tests/fuzz.rs, seconds)"
+fuzz_started=$SECONDS
+cargo test -p headroom-tests fuzz:: -- --nocapture
+echo "fuzz step: $((SECONDS - fuzz_started)) s"
 
 step "headroom probe --quick on this machine (lavapipe without a GPU): the report the site's tests drop"
 probe_report="$PWD/target/run-all-probe-report.json"

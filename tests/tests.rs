@@ -7,6 +7,8 @@ mod accuracy;
 mod advice;
 mod catalog;
 mod formats;
+mod fuzz;
+mod hostile;
 mod layers;
 mod memory;
 mod params;

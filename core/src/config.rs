@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     CoreError,
+    limits::MAX_CONFIG_JSON_BYTES,
     model::{Architecture, LayerAttention, LayerSpec, Mixer, MlaSpec, Mlp, ModelSpec, MoeSpec},
 };
 
@@ -195,6 +196,13 @@ pub fn model_from_config_json(name: &str, json: &str) -> Result<ModelSpec, CoreE
     // Python's json writes NaN / Infinity / -Infinity (Nemotron-H's `time_step_limit`), which
     // serde_json refuses: they become marker strings, accepted in fields headroom does not read
     // and refused by name in the fields it does.
+    if json.len() as u64 > MAX_CONFIG_JSON_BYTES {
+        return Err(CoreError::TooLarge {
+            what: format!("config.json of {name}"),
+            bytes: json.len() as u64,
+            cap_bytes: MAX_CONFIG_JSON_BYTES,
+        });
+    }
     let json = nonfinite::mark_non_finite(json);
     let value: Value = serde_json::from_str(&json).map_err(|e| CoreError::MalformedJson {
         what: format!("config.json of {name}"),
@@ -616,6 +624,9 @@ impl Fields<'_> {
     fn opt_str_list(&self, field: &str) -> Result<Option<Vec<String>>, CoreError> {
         match self.get(field) {
             None => Ok(None),
+            Some(Value::Array(items)) if items.len() as u64 > MAX_LAYERS => {
+                Err(self.too_long(field, items.len()))
+            }
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| {
@@ -632,6 +643,9 @@ impl Fields<'_> {
     fn opt_u64_list(&self, field: &str) -> Result<Option<Vec<u64>>, CoreError> {
         match self.get(field) {
             None => Ok(None),
+            Some(Value::Array(items)) if items.len() as u64 > MAX_LAYERS => {
+                Err(self.too_long(field, items.len()))
+            }
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| {
@@ -643,6 +657,18 @@ impl Fields<'_> {
                 .map(Some),
             Some(v) => Err(self.bad(field, format!("must be a list, found {v}"))),
         }
+    }
+
+    /// A list longer than any model has layers: every list a config holds names layers or a
+    /// few sizes, so a longer one is damage, refused before any per-layer work looks into it.
+    fn too_long(&self, field: &str, len: usize) -> CoreError {
+        self.bad(
+            field,
+            format!(
+                "lists {len} entries, more than the {MAX_LAYERS} layers any model has; fix the \
+                 config"
+            ),
+        )
     }
 
     /// Check `1 ≤ value ≤ max`.

@@ -56,6 +56,21 @@ pub enum CoreError {
         /// The valid range and what to do.
         problem: String,
     },
+    /// An input larger than any real one of its kind: read no further, so that a damaged or
+    /// hostile file costs neither memory nor time.
+    #[error(
+        "{what} is {bytes} bytes, more than the {} MiB cap for such a file: it is not a real \
+         one or it is damaged; check that you gave the right file",
+        cap_bytes >> 20
+    )]
+    TooLarge {
+        /// What was being read.
+        what: String,
+        /// Its size, bytes (at least this many when the reader stopped at the cap).
+        bytes: u64,
+        /// The cap, bytes.
+        cap_bytes: u64,
+    },
     /// A combination that cannot be computed (e.g. a GGUF format with training).
     #[error("{0}")]
     Unsupported(String),

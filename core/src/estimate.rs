@@ -21,7 +21,10 @@ use crate::{
     model::ModelSpec,
     quant::WeightFormat,
     runtime::Runtime,
-    speed::{decode_tokens_per_s, prefill_tokens_per_s_accumulating},
+    speed::{
+        ALLREDUCE_HOP_LATENCY_S, INTERCONNECT_BYTES_PER_S, decode_tokens_per_s,
+        prefill_tokens_per_s_accumulating, tensor_parallel_speedup,
+    },
     training::{Mode, training_memory_with},
     units::GIB,
     usable_memory::{
@@ -642,12 +645,30 @@ pub(crate) fn estimate_with(
             !matches!(format_used, WeightFormat::F32),
             fp32_accumulate,
         );
-        if req.device_count > 1 {
-            // Ideal tensor parallelism: every device reads and computes its share at once.
-            d.tokens_per_s *= n_dev as f64;
-            p.tokens_per_s *= n_dev as f64;
+        if req.device_count > 1 && d.tokens_per_s > 0.0 && p.tokens_per_s > 0.0 {
+            let decode_x = tensor_parallel_speedup(
+                1.0 / d.tokens_per_s,
+                req.device_count,
+                model.num_layers,
+                model.hidden_size,
+                batch,
+            );
+            let prefill_x = tensor_parallel_speedup(
+                context as f64 / p.tokens_per_s,
+                req.device_count,
+                model.num_layers,
+                model.hidden_size,
+                context,
+            );
+            d.tokens_per_s *= decode_x;
+            p.tokens_per_s *= prefill_x;
             d.assumptions.push(format!(
-                "× {n_dev} devices: ideal tensor-parallel scaling, no communication cost"
+                "{n_dev} devices in tensor parallel: decode × {decode_x:.2}, prefill × \
+                 {prefill_x:.2} (each device works on 1/{n_dev} of the weights, then two \
+                 all-reduces per layer over a {:.0} GB/s link with {:.0} µs per hop; identical \
+                 devices, so none waits on a slower one)",
+                INTERCONNECT_BYTES_PER_S / 1e9,
+                ALLREDUCE_HOP_LATENCY_S * 1e6
             ));
         }
         if verdict == Verdict::NeedsOffload {

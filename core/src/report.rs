@@ -3,7 +3,7 @@
 //! types (`core/src/report.schema.json`, also [`SCHEMA_JSON`]); tests hold it to the types and
 //! validate written reports against it. Stage and metric names are the enums of [`names`].
 //!
-//! A report is written after every stage (temporary file, then rename), so a report whose
+//! A report is written after every step (temporary file, then rename), so a report whose
 //! `complete` is `false` is a partial run (interrupted, crashed, or still running) whose finished
 //! stages are all valid.
 //!
@@ -57,8 +57,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
+use crate::limits::MAX_REPORT_JSON_BYTES;
 
 pub mod names;
+pub mod plausible;
 
 pub use names::{
     AttentionMetric, AttentionStorage, BandwidthMetric, DecodeMetric, GemmMetric, Metric, Stage,
@@ -244,7 +246,9 @@ pub struct ProbeSettings {
     pub quick: bool,
     /// `--only`: the stages asked for (empty = all).
     pub only: Vec<Stage>,
-    /// Memory budget for the allocation stage and the largest buffer, bytes, if any.
+    /// Memory budget, bytes, if any: the allocation stage and the largest-buffer search each
+    /// stay within it; the other stages' (small, fixed) buffers and the driver's own memory are
+    /// not counted, so a run's peak can pass it.
     pub budget_bytes: Option<u64>,
     /// Where the budget came from (`--budget`, 90% of device memory, Metal working set, ...).
     pub budget_source: String,
@@ -466,8 +470,16 @@ pub struct AllocationStep {
 }
 
 impl ProbeReport {
-    /// Parses a report, checking its `schema_version`. Errors name the field and what to do.
+    /// Parses a report, checking its `schema_version` and the physical sense of its figures
+    /// ([`plausible::check`]). Errors name the field and what to do.
     pub fn from_json(text: &str) -> Result<ProbeReport, CoreError> {
+        if text.len() as u64 > MAX_REPORT_JSON_BYTES {
+            return Err(CoreError::TooLarge {
+                what: "probe report".to_owned(),
+                bytes: text.len() as u64,
+                cap_bytes: MAX_REPORT_JSON_BYTES,
+            });
+        }
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|err| CoreError::MalformedJson {
                 what: "probe report".to_owned(),
@@ -493,10 +505,13 @@ impl ProbeReport {
                 });
             }
         }
-        serde_json::from_value(value).map_err(|err| CoreError::MalformedJson {
-            what: "probe report".to_owned(),
-            detail: err.to_string(),
-        })
+        let report: ProbeReport =
+            serde_json::from_value(value).map_err(|err| CoreError::MalformedJson {
+                what: "probe report".to_owned(),
+                detail: err.to_string(),
+            })?;
+        plausible::check(&report)?;
+        Ok(report)
     }
 
     /// Serializes the report as pretty-printed JSON.
@@ -516,12 +531,26 @@ impl ProbeReport {
         self.stages.iter().find(|s| s.stage == stage)
     }
 
-    /// Every successful measurement of every stage.
+    /// Every successful measurement of every stage whose check against the CPU reference, if it
+    /// has one, passed: a report that says `ok` beside a failed check is contradictory, and its
+    /// figure is not trusted.
     pub fn ok_measurements(&self) -> impl Iterator<Item = &Measurement> {
         self.stages
             .iter()
             .flat_map(|s| s.measurements.iter())
-            .filter(|m| m.status == Status::Ok)
+            .filter(|m| m.status == Status::Ok && m.verification.as_ref().is_none_or(|v| v.passed))
+    }
+
+    /// Measurements marked `ok` whose check against the CPU reference failed: left out of
+    /// [`ProbeReport::ok_measurements`] and [`ProbeReport::measured_device`], listed so that a
+    /// front end can say which figures it ignored.
+    pub fn unverified_measurements(&self) -> impl Iterator<Item = &Measurement> {
+        self.stages
+            .iter()
+            .flat_map(|s| s.measurements.iter())
+            .filter(|m| {
+                m.status == Status::Ok && m.verification.as_ref().is_some_and(|v| !v.passed)
+            })
     }
 
     /// The facts an estimate uses, taken from the measured stages. Only verified measurements

@@ -174,3 +174,65 @@ pub fn prefill_tokens_per_s_accumulating(
         )],
     }
 }
+
+/// Time one hop of an all-reduce takes besides moving the bytes (a kernel launch and a link
+/// round trip): 3 µs, the order of the small-message latency per ring step that NCCL's tests
+/// show between GPUs of one host. A ring all-reduce over N devices takes 2(N − 1) hops.
+pub const ALLREDUCE_HOP_LATENCY_S: f64 = 3e-6;
+
+/// Bandwidth between devices assumed for tensor parallelism: 25 GB/s, what PCIe 4.0 x16 achieves
+/// (32 GB/s raw). Most cards this is asked about have no NVLink; with it communication is
+/// cheaper, so the estimate errs low.
+pub const INTERCONNECT_BYTES_PER_S: f64 = 25e9;
+
+/// Bytes of one activation element sent between devices (fp16/bf16).
+const ACTIVATION_BYTES: f64 = 2.0;
+
+/// Speed-up of `devices` identical devices in tensor parallelism (Megatron-LM's split) over one,
+/// for a step that takes `one_device_step_s` on one device and carries `tokens` tokens through
+/// every layer. Each device reads and computes 1/N of the weights, then every layer pays two
+/// all-reduces of `tokens × hidden_size` activations (after attention and after the MLP), each a
+/// ring of 2(N − 1) hops moving 2(N − 1)/N of the data. The slowest device sets the pace (the
+/// devices are identical here). The speed-up is below N for every N > 1 and falls again once
+/// communication outweighs the shrinking share of work.
+pub fn tensor_parallel_speedup(
+    one_device_step_s: f64,
+    devices: u32,
+    layers: u64,
+    hidden_size: u64,
+    tokens: u64,
+) -> f64 {
+    if devices <= 1 || !(one_device_step_s.is_finite() && one_device_step_s > 0.0) {
+        return 1.0;
+    }
+    let n = f64::from(devices);
+    let allreduces = 2.0 * layers.max(1) as f64;
+    let bytes = tokens.max(1) as f64 * hidden_size as f64 * ACTIVATION_BYTES;
+    let per_allreduce = 2.0 * (n - 1.0) * ALLREDUCE_HOP_LATENCY_S
+        + 2.0 * (n - 1.0) / n * bytes / INTERCONNECT_BYTES_PER_S;
+    one_device_step_s / (one_device_step_s / n + allreduces * per_allreduce)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_parallel_speed_grows_less_than_the_device_count() {
+        // An 8B model's decode step on one 24 GB card: about 18 ms.
+        let step_s = 0.018;
+        let mut last = 1.0;
+        for n in [2, 4, 8] {
+            let s = tensor_parallel_speedup(step_s, n, 32, 4096, 1);
+            assert!(s > last && s < f64::from(n), "{n} devices: × {s}");
+            last = s;
+        }
+        assert_eq!(tensor_parallel_speedup(step_s, 1, 32, 4096, 1), 1.0);
+        // Far past the point where communication dominates, more devices are slower.
+        assert!(tensor_parallel_speedup(step_s, 64, 32, 4096, 1) < last);
+        // A long prompt moves far more activations: prefill scales worse than decode.
+        let prefill = tensor_parallel_speedup(1.0, 8, 32, 4096, 8192);
+        assert!(prefill < tensor_parallel_speedup(1.0, 8, 32, 4096, 1));
+        assert_eq!(tensor_parallel_speedup(f64::NAN, 8, 32, 4096, 1), 1.0);
+    }
+}

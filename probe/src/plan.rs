@@ -289,6 +289,18 @@ pub enum PlanError {
         /// Every adapter, `index: name (backend)`, separated by `; `.
         found: String,
     },
+    /// A budget larger than the memory the machine can give the adapter.
+    #[error(
+        "a budget of {budget_bytes} bytes is more than the {limit_bytes} bytes of {limit_source}"
+    )]
+    BudgetAboveMachine {
+        /// The budget asked for, bytes.
+        budget_bytes: u64,
+        /// What the machine can give, bytes.
+        limit_bytes: u64,
+        /// Where that figure comes from (`physical RAM`, `device-local memory`).
+        limit_source: String,
+    },
 }
 
 /// The adapter to measure: `wanted` as an index or part of a name; without it, a discrete GPU
@@ -412,6 +424,53 @@ pub fn budget(request: &Request, sizes: &Sizes, adapter: &AdapterInfo, host: &Ho
     }
 }
 
+/// The most memory the machine can give `adapter`, bytes, and where the figure comes from:
+/// physical RAM for CPU and unified-memory adapters (macOS `hw.memsize` where known), the
+/// device-local memory of a discrete GPU where the backend reports it, else physical RAM.
+/// `None` when nothing is known.
+pub fn machine_memory_bytes(adapter: &AdapterInfo, host: &HostInfo) -> Option<(u64, String)> {
+    let ram = host
+        .macos
+        .as_ref()
+        .and_then(|m| m.hw_memsize_bytes)
+        .or(host.ram_bytes)
+        .map(|b| (b, "physical RAM".to_owned()));
+    if adapter.unified_memory || adapter.device_type == "cpu" {
+        return ram;
+    }
+    adapter
+        .device_local_memory_bytes
+        .filter(|&b| b > 0)
+        .map(|b| (b, format!("device-local memory on {}", adapter.name)))
+        .or(ram)
+}
+
+/// Refuses a budget above [`machine_memory_bytes`]: the allocation stage would run into the
+/// out-of-memory killer (or, on a discrete GPU, spill over into host memory) before the budget
+/// stops it. A front end offers an explicit override for a machine whose figures are wrong.
+pub fn check_budget(
+    budget_bytes: u64,
+    adapter: &AdapterInfo,
+    host: &HostInfo,
+) -> Result<(), PlanError> {
+    match machine_memory_bytes(adapter, host) {
+        Some((limit_bytes, limit_source)) if budget_bytes > limit_bytes => {
+            Err(PlanError::BudgetAboveMachine {
+                budget_bytes,
+                limit_bytes,
+                limit_source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What the budget bounds, in the report's words: the allocation stage and the largest-buffer
+/// search each stay within it; the other stages' buffers (small, fixed sizes) and the driver's
+/// own allocations come on top, so a run's peak can pass it.
+pub const BUDGET_BOUNDS: &str = "bounds the sweep's and the largest-buffer search's buffers, \
+     each on its own; other stages' small buffers and the driver's overhead come on top";
+
 /// Everything a run needs to know, decided before it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -462,9 +521,12 @@ impl Plan {
         }
     }
 
-    /// The report's `budget_source`: the budget's source and the sizes' label.
+    /// The report's `budget_source`: the budget's source, what it bounds, and the sizes' label.
     pub fn budget_source(&self) -> String {
-        format!("{}; sizes: {}", self.budget.source, self.sizes.label)
+        format!(
+            "{}; {BUDGET_BOUNDS}; sizes: {}",
+            self.budget.source, self.sizes.label
+        )
     }
 
     /// The steps of one stage, in run order.
@@ -568,6 +630,27 @@ mod tests {
         assert_eq!(sizes(Target::Native { quick: false }, &cpu), CPU_ADAPTER);
         assert_eq!(sizes(Target::Browser, &gpu), BROWSER_GPU);
         assert_eq!(sizes(Target::Browser, &cpu), BROWSER_CPU);
+    }
+
+    #[test]
+    fn budget_above_the_machine_is_refused() {
+        let host = HostInfo {
+            ram_bytes: Some(24 * GIB),
+            ..HostInfo::default()
+        };
+        let cpu = adapter("cpu", Some(2 * GIB));
+        let gpu = adapter("discrete_gpu", Some(80 * GIB));
+        assert!(check_budget(16 * GIB, &cpu, &host).is_ok());
+        // A CPU adapter's "device-local" heap is host RAM: RAM is the limit.
+        let err = check_budget(1024 * 1024 * GIB, &cpu, &host).map_err(|e| e.to_string());
+        assert!(
+            matches!(&err, Err(m) if m.contains("physical RAM")),
+            "{err:?}"
+        );
+        assert!(check_budget(64 * GIB, &gpu, &host).is_ok());
+        assert!(check_budget(81 * GIB, &gpu, &host).is_err());
+        // Nothing known: nothing to check against.
+        assert!(check_budget(u64::MAX, &adapter("cpu", None), &HostInfo::default()).is_ok());
     }
 
     #[test]

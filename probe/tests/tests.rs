@@ -11,6 +11,7 @@
 
 mod checkpoints;
 mod cli;
+mod hostile;
 mod hub;
 mod hub_checkpoints;
 mod probe_cli;

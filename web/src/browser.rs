@@ -75,8 +75,17 @@ pub async fn read_file_range(
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
-/// Read a whole (small) file as text.
-pub async fn read_file_text(file: &web_sys::File) -> Result<String, String> {
+/// Read a whole (small) file as text, refused unread when it is larger than `cap_bytes`: a
+/// dropped file can be anything, and reading gigabytes into a string would freeze the tab.
+pub async fn read_file_text(file: &web_sys::File, cap_bytes: u64) -> Result<String, String> {
+    if file.size() > cap_bytes as f64 {
+        return Err(format!(
+            "{}: {:.0} MB is more than the {} MiB such a file can be; is this the right file?",
+            file.name(),
+            file.size() / 1e6,
+            cap_bytes >> 20
+        ));
+    }
     let text = JsFuture::from(file.text())
         .await
         .map_err(|e| format!("cannot read {}: {}", file.name(), js_error_text(&e)))?;

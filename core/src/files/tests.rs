@@ -259,6 +259,21 @@ fn regression_tensor_count_huge_is_an_error_before_reading_tensors() {
 }
 
 #[test]
+fn regression_site_gguf_tensor_count_0xffffffff_allocates_nothing() {
+    // The site's reader once allocated per header count before any range check; it now goes
+    // through this parser, which checks the count against the bytes present first.
+    let bytes = Bytes::gguf(3, 0xFFFF_FFFF, 0).0;
+    rejects(
+        || gguf_header::parse(&bytes, Some(64 << 20)),
+        &["tensor_count", "4294967295"],
+    );
+    rejects(
+        || gguf_header::parse(&bytes, Some(bytes.len() as u64)),
+        &["tensor_count"],
+    );
+}
+
+#[test]
 fn regression_metadata_count_huge_is_an_error() {
     let bytes = Bytes::gguf(3, 0, u64::MAX / 2).0;
     rejects(

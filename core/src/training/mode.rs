@@ -193,6 +193,16 @@ pub fn compact_layers(layers: &[u64]) -> String {
     parts.join(",")
 }
 
+/// Longest LoRA layer spec accepted, bytes: 64 KiB, more than a comma-separated list of every
+/// index of a model with [`crate::config::MAX_LAYERS`] layers takes (under 50 KB).
+pub const MAX_LORA_LAYERS_SPEC_BYTES: usize = 64 << 10;
+
+fn mark(chosen: &mut [bool], index: u64) {
+    if let Some(slot) = usize::try_from(index).ok().and_then(|i| chosen.get_mut(i)) {
+        *slot = true;
+    }
+}
+
 /// The grammar [`parse_lora_layers`] accepts, for help texts.
 pub const LORA_LAYERS_GRAMMAR: &str =
     "all | last:K | first:K | A-B | a list of indices and ranges such as 0,4,8-11 (0-based)";
@@ -238,7 +248,25 @@ pub fn parse_lora_layers(spec: &str, num_layers: u64) -> Result<Option<Vec<u64>>
             _ => Err(bad(x.trim(), range_hint())),
         }
     };
-    let mut layers = Vec::new();
+    if spec.len() > MAX_LORA_LAYERS_SPEC_BYTES {
+        return Err(bad(
+            &format!("{}…", spec.chars().take(16).collect::<String>()),
+            format!(
+                "is {} bytes long; a list naming every layer of the largest model takes under \
+                 {} KiB — use ranges such as 0-15 or {LORA_LAYERS_GRAMMAR}",
+                spec.len(),
+                MAX_LORA_LAYERS_SPEC_BYTES >> 10
+            ),
+        ));
+    }
+    // One flag per layer, not one entry per index written: `0-9999,0-9999,…` must not grow a
+    // list with every repetition.
+    let mut chosen = vec![
+        false;
+        usize::try_from(num_layers)
+            .unwrap_or(usize::MAX)
+            .min(1 << 20)
+    ];
     for part in s.split(',') {
         if part.trim().is_empty() {
             return Err(bad(spec, format!("has an empty entry; {}", range_hint())));
@@ -252,14 +280,23 @@ pub fn parse_lora_layers(spec: &str, num_layers: u64) -> Result<Option<Vec<u64>>
                         "the range runs backwards; write it low-high".into(),
                     ));
                 }
-                layers.extend(a..=b);
+                let (a, b) = (
+                    usize::try_from(a).unwrap_or(usize::MAX),
+                    usize::try_from(b).unwrap_or(usize::MAX),
+                );
+                if let Some(span) = chosen.get_mut(a..=b) {
+                    span.fill(true);
+                }
             }
-            None => layers.push(index(part)?),
+            None => mark(&mut chosen, index(part)?),
         }
     }
-    layers.sort_unstable();
-    layers.dedup();
-    Ok(Some(layers))
+    Ok(Some(
+        (0u64..)
+            .zip(chosen)
+            .filter_map(|(i, on)| on.then_some(i))
+            .collect(),
+    ))
 }
 
 /// A human description of a layer list: `all`, `last 8 of 32 (24-31)`, or the indices.

@@ -269,7 +269,7 @@ async fn read_model_files(files: Vec<web_sys::File>) -> Result<FileOutcome, Stri
 async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String, String> {
     let file = files.into_iter().next().ok_or("no file was chosen")?;
     let name = file.name();
-    let text = browser::read_file_text(&file).await?;
+    let text = browser::read_file_text(&file, headroom_core::limits::MAX_REPORT_JSON_BYTES).await?;
     let report =
         headroom_core::report::ProbeReport::from_json(&text).map_err(|e| format!("{name}: {e}"))?;
     let device = crate::components::report_view::device_from_report(&report);
@@ -588,6 +588,7 @@ pub fn CalculatorPage() -> impl IntoView {
                     <datalist id="device-list">{device_list}</datalist>
                     <label for="device-count">"Number of identical devices"</label>
                     <input id="device-count" type="number" min="1"
+                        max=headroom_core::limits::MAX_DEVICES.to_string()
                         prop:value=move || settings.with(|s| s.device_count.to_string())
                         on:input=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.device_count = v.trim().parse().unwrap_or(0)) } />
                     <p id="device-status">

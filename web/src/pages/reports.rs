@@ -2,7 +2,7 @@
 //! file), drawn as charts, and compared side by side; any measured device can be used in the
 //! calculator.
 
-use headroom_core::report::ProbeReport;
+use headroom_core::{limits::MAX_REPORT_JSON_BYTES, report::ProbeReport};
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::JsCast;
 
@@ -15,19 +15,10 @@ use crate::{
     format,
 };
 
-/// Largest report accepted: real reports are tens of KB.
-const MAX_REPORT_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
-
 /// Read and validate one dropped file.
 async fn load(file: web_sys::File) -> Result<(String, ProbeReport), String> {
     let name = file.name();
-    if file.size() > MAX_REPORT_BYTES {
-        return Err(format!(
-            "{name}: {:.0} MB is far larger than a probe report; is this the right file?",
-            file.size() / 1e6
-        ));
-    }
-    let text = browser::read_file_text(&file).await?;
+    let text = browser::read_file_text(&file, MAX_REPORT_JSON_BYTES).await?;
     ProbeReport::from_json(&text)
         .map(|r| (name.clone(), r))
         .map_err(|e| format!("{name}: {e}"))

@@ -19,8 +19,9 @@ use headroom_core::{
     devices::{self, DeviceSpec},
     error::Setting,
     kv_cache::KvDtype,
+    limits::MAX_REPORT_JSON_BYTES,
     model::ModelSpec,
-    report::ProbeReport,
+    report::{ProbeReport, plausible},
     units::{GIB, MIB},
 };
 
@@ -42,19 +43,29 @@ fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
         // `check` made sure one of the two was given.
         return catalog.context("no device given: pass --device NAME or --probe REPORT.json");
     };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read probe report {}; check the path (write one with `headroom probe`)",
-            path.display()
-        )
-    })?;
+    let text = crate::user_file::read_text(path, "probe report", MAX_REPORT_JSON_BYTES)
+        .context("--probe (write a report with `headroom probe`)")?;
     let report = ProbeReport::from_json(&text)
         .with_context(|| format!("probe report {}", path.display()))?;
+    let ignored: Vec<String> = report
+        .unverified_measurements()
+        .map(|m| m.name.to_string())
+        .collect();
+    if !ignored.is_empty() {
+        say!(
+            "note: {} marks {} ok although its check against the CPU reference failed; not used",
+            path.display(),
+            ignored.join(", ")
+        );
+    }
     let measured = report.measured_device();
     Ok(match catalog {
         Some(device) => {
-            if !same_device(&device, &measured.name) {
-                eprintln!(
+            if same_device(&device, &measured.name) {
+                plausible::against_catalog(&measured, &device)
+                    .with_context(|| format!("probe report {}", path.display()))?;
+            } else {
+                say!(
                     "note: {} measured `{}`; its figures replace the catalog's for `{}`",
                     path.display(),
                     measured.name,
@@ -99,7 +110,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         checkpoint,
     } = model_input::resolve(&args.model)?;
     if let Some(weights) = &checkpoint {
-        eprintln!("{}", model_input::describe_checkpoint(weights));
+        say!("{}", model_input::describe_checkpoint(weights));
     }
     let question = Question {
         model: spec.clone(),
@@ -147,7 +158,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     if answer.context_beyond_model_max {
         // Not an error: people run models past their trained length with rope scaling, but the
         // answer must say so.
-        eprintln!(
+        say!(
             "note: --context {} is beyond {}'s max_position_embeddings ({}); quality past it is \
              not guaranteed",
             thousands(answer.estimate.context),
@@ -185,12 +196,12 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     write_stdout(&out)
 }
 
-/// Write everything at once; a closed pipe surfaces as an `io::Error` that `main` treats as
+/// Write everything at once, control characters escaped; a closed pipe surfaces as an `io::Error` that `main` treats as
 /// success.
 pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
+    stdout.write_all(crate::printable::printable(text).as_bytes())?;
     stdout.flush()?;
     Ok(())
 }

@@ -10,7 +10,14 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, bail};
+#[cfg(feature = "hub")]
+use anyhow::Context;
+use anyhow::bail;
+use headroom_core::limits::MAX_CONFIG_JSON_BYTES;
+#[cfg(feature = "hub")]
+use headroom_core::limits::MAX_INDEX_JSON_BYTES;
+
+use crate::user_file::read_text;
 
 /// The public Hub, used when `$HF_ENDPOINT` is not set (the variable `huggingface_hub` reads too).
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -41,10 +48,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest timeout accepted from [`TIMEOUT_VAR`] (one hour): beyond it the number is a mistake.
 const MAX_TIMEOUT_S: f64 = 3600.0;
 
-/// Largest config.json accepted. Real ones are under 100 KB (multimodal configs included); a
-/// larger body is not a config and must not be read into memory whole.
+/// Largest config.json accepted, from the Hub or its cache: the same cap as for a local file.
 #[cfg_attr(not(feature = "hub"), allow(dead_code))]
-const MAX_CONFIG_BYTES: u64 = 8 << 20;
+const MAX_CONFIG_BYTES: u64 = MAX_CONFIG_JSON_BYTES;
+
+/// Largest `refs/main` of the cache read: it holds one 40-character commit hash.
+const MAX_REF_BYTES: u64 = 4096;
 
 /// Most characters in one part of a Hub id (the Hub's own limit is 96 for a repo name).
 const MAX_ID_PART_CHARS: usize = 96;
@@ -86,19 +95,75 @@ pub fn id_from_url(text: &str) -> Option<&str> {
     looks_like_hub_id(id).then_some(id)
 }
 
-/// The Hub to ask: `$HF_ENDPOINT` without a trailing `/`, or [`DEFAULT_ENDPOINT`].
+/// The Hub to ask: `$HF_ENDPOINT` without a trailing `/`, or [`DEFAULT_ENDPOINT`] when it is
+/// unset or blank. A value that cannot be used (not UTF-8, not an http(s) URL with a host) is an
+/// error, never a fallback to the public Hub: `$HF_TOKEN` is meant for the endpoint the user
+/// set. Messages never repeat a user name or password written into the URL.
 pub fn endpoint_from_env() -> anyhow::Result<String> {
-    let endpoint = match std::env::var(ENDPOINT_VAR) {
-        Ok(value) if !value.trim().is_empty() => value.trim().trim_end_matches('/').to_owned(),
-        _ => return Ok(DEFAULT_ENDPOINT.to_owned()),
+    let value = match std::env::var_os(ENDPOINT_VAR) {
+        None => return Ok(DEFAULT_ENDPOINT.to_owned()),
+        Some(raw) => raw.into_string().map_err(|_| {
+            anyhow::anyhow!(
+                "{ENDPOINT_VAR} is not UTF-8 text; set it to a Hub URL such as \
+                 {DEFAULT_ENDPOINT} or unset it"
+            )
+        })?,
     };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+    if value.trim().is_empty() {
+        return Ok(DEFAULT_ENDPOINT.to_owned());
+    }
+    let endpoint = value.trim().trim_end_matches('/').to_owned();
+    check_endpoint(&endpoint)?;
+    Ok(endpoint)
+}
+
+/// `endpoint` is `http://` or `https://`, then a host (with an optional port) of visible ASCII,
+/// then an optional path; a user name or password in it is refused without repeating it.
+fn check_endpoint(endpoint: &str) -> anyhow::Result<()> {
+    let shown = redact_userinfo(endpoint);
+    let Some(rest) = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+    else {
         bail!(
-            "{ENDPOINT_VAR}=`{endpoint}` is not an http:// or https:// URL; \
-             set it to a Hub such as {DEFAULT_ENDPOINT} or unset it"
+            "{ENDPOINT_VAR}=`{shown}` is not an http:// or https:// URL; set it to a Hub such as \
+             {DEFAULT_ENDPOINT} or unset it"
+        );
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        bail!(
+            "{ENDPOINT_VAR}=`{shown}` holds a user name or password; remove it from the URL and \
+             put an access token in {TOKEN_VAR} instead"
         );
     }
-    Ok(endpoint)
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(authority, |(host, _)| host);
+    let visible = |c: char| c.is_ascii_graphic();
+    if host.is_empty() || !endpoint.chars().all(visible) {
+        bail!(
+            "{ENDPOINT_VAR}=`{shown}` is not a usable URL (no host, or spaces and control \
+             characters in it); set it to a Hub such as {DEFAULT_ENDPOINT} or unset it"
+        );
+    }
+    Ok(())
+}
+
+/// `url` with anything between `://` and an `@` of its authority replaced by `***`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_owned(),
+        };
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 /// `$HF_TOKEN` if set and not blank.
@@ -140,13 +205,13 @@ pub fn fetch_config_from(
     timeout: Duration,
 ) -> anyhow::Result<String> {
     let url = config_url(endpoint, id);
-    let mut request = agent(timeout).get(&url);
-    if let Some(token) = token {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    let mut response = match request.call() {
+    let mut response = match get_following_redirects(&url, token, None, timeout) {
         Ok(response) => response,
-        Err(err) => return Err(network_error(endpoint, id, &err, timeout)),
+        Err(Failure::Network(err)) => return Err(network_error(endpoint, id, &err, timeout)),
+        Err(Failure::Redirect(why)) => bail!(
+            "{why}; fetching `{id}`'s config.json failed: check {ENDPOINT_VAR}, or download \
+             config.json and pass its path instead"
+        ),
     };
     let status = response.status().as_u16();
     match status {
@@ -199,11 +264,116 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
         // Statuses are turned into messages by the callers, each with its own advice.
         .http_status_as_error(false)
-        // The Hub redirects renamed repos on the same host; keep the token for those only.
-        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+        // Redirects come back as responses: `get_following_redirects` follows them itself, so
+        // that a redirect to `file://` or a loop gets its own message.
+        .max_redirects(0)
         .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
+}
+
+/// Most redirects followed for one request (ureq's and curl's usual limit).
+#[cfg(feature = "hub")]
+const MAX_REDIRECTS: usize = 10;
+
+/// Why a request got no final response.
+#[cfg(feature = "hub")]
+enum Failure {
+    /// The network failed (no connection, timeout, TLS).
+    Network(ureq::Error),
+    /// A redirect that is not followed, with the reason in words.
+    Redirect(String),
+}
+
+/// GET `url`, following up to [`MAX_REDIRECTS`] http(s) redirects. `token` goes only to the
+/// scheme, host and port of `url` (the Hub redirects renamed repos on its own host; a redirect
+/// elsewhere, such as a CDN, gets no token). A redirect to anything but http(s) (`file://`) is
+/// refused by name.
+#[cfg(feature = "hub")]
+fn get_following_redirects(
+    url: &str,
+    token: Option<&str>,
+    range: Option<u64>,
+    timeout: Duration,
+) -> Result<ureq::http::Response<ureq::Body>, Failure> {
+    let agent = agent(timeout);
+    let origin = origin_of(url);
+    let mut current = url.to_owned();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut request = agent.get(&current);
+        if let Some(token) = token
+            && origin_of(&current) == origin
+        {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(bytes) = range {
+            request = request.header("Range", format!("bytes=0-{}", bytes.saturating_sub(1)));
+        }
+        let response = request.call().map_err(Failure::Network)?;
+        if !response.status().is_redirection() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Failure::Redirect(format!(
+                    "{} answered HTTP {status} without a Location to go to",
+                    redact_userinfo(&current)
+                ))
+            })?;
+        current = follow(&current, location).map_err(Failure::Redirect)?;
+    }
+    Err(Failure::Redirect(format!(
+        "{} redirected more than {MAX_REDIRECTS} times (a redirect loop?)",
+        redact_userinfo(url)
+    )))
+}
+
+/// `scheme://host[:port]` of an http(s) URL.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+/// Where a redirect from `base` to `location` goes: an absolute http(s) URL, a scheme-relative
+/// `//host/…`, an absolute `/path` or a relative path; any other scheme is an error.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+fn follow(base: &str, location: &str) -> Result<String, String> {
+    let location = location.trim();
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Ok(location.to_owned());
+    }
+    if let Some(rest) = location.strip_prefix("//") {
+        let scheme = base.split("://").next().unwrap_or("https");
+        return Ok(format!("{scheme}://{rest}"));
+    }
+    let scheme_like = location.split_once(':').is_some_and(|(s, _)| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if scheme_like {
+        return Err(format!(
+            "{} redirected to `{}`, which is not an http(s) URL; headroom follows only http(s) \
+             redirects",
+            redact_userinfo(base),
+            redact_userinfo(location)
+        ));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{}{location}", origin_of(base)));
+    }
+    let path_end = base.find(['?', '#']).unwrap_or(base.len());
+    let dir = base[..path_end].rfind('/').map_or(base, |i| &base[..=i]);
+    Ok(format!("{dir}{location}"))
 }
 
 /// The URL of `file` (a path inside the repository) on `id`'s `main` revision.
@@ -220,10 +390,9 @@ pub struct Prefix {
     pub file_bytes: u64,
 }
 
-/// Largest index (`model.safetensors.index.json`) read: real ones are under 2 MB even for models
-/// with 100,000 tensors.
+/// Largest index (`model.safetensors.index.json`) read: the same cap as for a local file.
 #[cfg(feature = "hub")]
-const MAX_INDEX_BYTES: u64 = 32 << 20;
+const MAX_INDEX_BYTES: u64 = MAX_INDEX_JSON_BYTES;
 
 /// GET `file` of `id`, with `range` (`bytes=0-N`) when given. `Ok(None)` for 404 (no such file);
 /// other failures are errors that say what to do.
@@ -237,19 +406,14 @@ fn get_file(
     timeout: Duration,
 ) -> anyhow::Result<Option<ureq::http::Response<ureq::Body>>> {
     let url = file_url(endpoint, id, file);
-    let mut request = agent(timeout).get(&url);
-    if let Some(token) = token {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    if let Some(bytes) = range {
-        request = request.header("Range", format!("bytes=0-{}", bytes.saturating_sub(1)));
-    }
-    let response = request.call().map_err(|err| {
-        anyhow::anyhow!(
-            "could not reach {endpoint} to read {url} ({err}); check the network and \
+    let response =
+        get_following_redirects(&url, token, range, timeout).map_err(|err| match err {
+            Failure::Network(err) => anyhow::anyhow!(
+                "could not reach {endpoint} to read {url} ({err}); check the network and \
              {ENDPOINT_VAR}"
-        )
-    })?;
+            ),
+            Failure::Redirect(why) => anyhow::anyhow!("{why}; check {ENDPOINT_VAR}"),
+        })?;
     match response.status().as_u16() {
         200 | 206 => Ok(Some(response)),
         404 => Ok(None),
@@ -449,7 +613,7 @@ pub fn cache_dir_from_env() -> Option<PathBuf> {
 pub fn cached_config(cache_dir: &Path, id: &str) -> Option<PathBuf> {
     let repo = cache_dir.join(format!("models--{}", id.replace('/', "--")));
     let snapshots = repo.join("snapshots");
-    if let Ok(commit) = std::fs::read_to_string(repo.join("refs").join("main")) {
+    if let Ok(commit) = read_text(&repo.join("refs").join("main"), "cache ref", MAX_REF_BYTES) {
         let file = snapshots.join(commit.trim()).join("config.json");
         if file.is_file() {
             return Some(file);
@@ -479,8 +643,7 @@ pub enum ConfigOrigin {
 pub fn config_for(id: &str) -> anyhow::Result<(String, ConfigOrigin)> {
     let cache = cache_dir_from_env();
     let from_cache = |file: PathBuf| -> anyhow::Result<(String, ConfigOrigin)> {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read cached {}", file.display()))?;
+        let text = read_text(&file, "cached config", MAX_CONFIG_JSON_BYTES)?;
         Ok((text, ConfigOrigin::Cache(file)))
     };
     if offline_from_env() {
@@ -503,7 +666,7 @@ pub fn config_for(id: &str) -> anyhow::Result<(String, ConfigOrigin)> {
         Err(err) if err.downcast_ref::<Unreachable>().is_some() => {
             match cache.as_deref().and_then(|dir| cached_config(dir, id)) {
                 Some(file) => {
-                    eprintln!(
+                    say!(
                         "note: {endpoint} unreachable; using the cached {}",
                         file.display()
                     );
@@ -519,6 +682,67 @@ pub fn config_for(id: &str) -> anyhow::Result<(String, ConfigOrigin)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hf_endpoint_credentials_are_refused_and_never_echoed() {
+        let err = check_endpoint("https://alice:s3cret@hub.example/mirror")
+            .map(|()| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(err.contains(TOKEN_VAR), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains("alice"), "{err}");
+        let err = check_endpoint("gopher://alice:s3cret@hub.example")
+            .map(|()| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(err.contains("http") && !err.contains("s3cret"), "{err}");
+        for bad in [
+            "https://",
+            "http://:80",
+            "http://ho st",
+            "https://ho\u{1b}st",
+            "ftp://x",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "https://huggingface.co",
+            "http://127.0.0.1:8080",
+            "https://hub.example/mirror",
+        ] {
+            assert!(check_endpoint(good).is_ok(), "{good}");
+        }
+        assert_eq!(redact_userinfo("https://u:p@h/x@y"), "https://***@h/x@y");
+        assert_eq!(redact_userinfo("https://h/x"), "https://h/x");
+    }
+
+    #[test]
+    fn redirects_resolve_and_file_urls_are_refused() {
+        let base = "https://hub.example/a/b/resolve/main/config.json?x=1";
+        assert_eq!(origin_of(base), "https://hub.example");
+        assert_eq!(origin_of("http://h:8080"), "http://h:8080");
+        assert_eq!(
+            follow(base, "/c/d/resolve/main/config.json"),
+            Ok("https://hub.example/c/d/resolve/main/config.json".to_owned())
+        );
+        assert_eq!(
+            follow(base, "//cdn.example/x"),
+            Ok("https://cdn.example/x".to_owned())
+        );
+        assert_eq!(
+            follow(base, "other.json"),
+            Ok("https://hub.example/a/b/resolve/main/other.json".to_owned())
+        );
+        assert_eq!(
+            follow(base, "HTTPS://cdn.example/y"),
+            Ok("HTTPS://cdn.example/y".to_owned())
+        );
+        for bad in ["file:///etc/passwd", "ftp://x/y", "javascript:alert(1)"] {
+            let err = follow(base, bad).err().unwrap_or_default();
+            assert!(
+                err.contains("not an http(s) URL") && err.contains(bad),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn hub_ids() {

@@ -4,12 +4,22 @@
 //! the `headroom-probe` library. Every error a user can cause ends as one line on stderr and exit
 //! code 2.
 
+/// `eprintln!` through [`printable::printable`]: every line for the user's terminal on stderr
+/// has its control characters escaped (names and paths in it come from files and arguments).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::printable::printable(&format!($($arg)*)))
+    };
+}
+
 mod devices_cmd;
 mod fit;
 mod hub;
 mod models_cmd;
+mod printable;
 mod probe_cmd;
 mod show_cmd;
+mod user_file;
 
 use std::process::ExitCode;
 
@@ -44,7 +54,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap draws them; a usage error echoes what was
+        // typed, so it goes through `printable` like every other message.
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprint!("{}", printable::printable(&err.render().to_string()));
+            return ExitCode::from(EXIT_USER_ERROR);
+        }
+    };
     let result = match cli.command {
         Command::Fit(args) => fit::run(args),
         Command::Models(args) => models_cmd::run(args),
@@ -56,7 +78,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            say!("error: {err:#}");
             ExitCode::from(EXIT_USER_ERROR)
         }
     }

@@ -35,13 +35,22 @@ pub struct ProbeArgs {
     /// Graphics backend: metal, vulkan, dx12 or gl.
     #[arg(long)]
     backend: Option<String>,
-    /// Memory the allocation stage and the largest buffer may use, e.g. 16GiB, 20GB, 512MiB or bytes.
+    /// Memory the allocation stage and the largest-buffer search may each hold, e.g. 16GiB,
+    /// 20GB, 512MiB or bytes. It bounds those two stages' buffers, not the other stages'
+    /// (small, fixed sizes) nor the driver's own overhead, so a run's peak can pass it. A budget
+    /// above the machine's memory (RAM for CPU and unified-memory adapters, device memory for a
+    /// discrete GPU) is refused unless --force-budget is given.
     #[arg(long)]
     budget: Option<String>,
+    /// Accept a --budget above the memory the machine reports (when its figures are wrong).
+    #[arg(long, requires = "budget")]
+    force_budget: bool,
     /// Let the allocation stage go past the point where the host starts to swap.
     #[arg(long)]
     allow_swap: bool,
-    /// Where to write the JSON report.
+    /// Where to write the JSON report: a new file, or an existing regular file, which is
+    /// replaced. A symlink is followed (the report replaces the file it names). A folder, device,
+    /// FIFO or socket is refused.
     #[arg(long, default_value = "headroom-probe.json")]
     out: PathBuf,
 }
@@ -118,17 +127,114 @@ fn utc_from_unix(secs: u64) -> String {
     )
 }
 
-/// Writes the report to a temporary file beside `path`, then renames it over `path`: readers
-/// and an interrupted run only ever see a whole, valid file.
+/// What `--out` names, resolved once before the run: the path itself when nothing is there or a
+/// regular file is, the file a symlink names (so the report replaces that file, not the link),
+/// and an error for anything else — renaming over a device node, a FIFO or a folder would
+/// replace it (as root, `--out /dev/null` would replace the system's `/dev/null`).
+fn resolve_out(path: &Path) -> anyhow::Result<PathBuf> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!(
+                "--out {}: cannot look at this path",
+                path.display()
+            )));
+        }
+    };
+    if meta.file_type().is_symlink() {
+        let target = std::fs::canonicalize(path).with_context(|| {
+            format!(
+                "--out {} is a symlink to a file that does not exist; give a file path",
+                path.display()
+            )
+        })?;
+        return match std::fs::metadata(&target) {
+            Ok(m) if m.is_file() => Ok(target),
+            _ => bail!(
+                "--out {} is a symlink to {}, which is not a regular file; give a file path",
+                path.display(),
+                target.display()
+            ),
+        };
+    }
+    if !meta.is_file() {
+        bail!(
+            "--out {} is {}, not a regular file: the report would replace it; give a file path",
+            path.display(),
+            crate::user_file::kind_of(&meta)
+        );
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Writes the report to a new temporary file beside `path`, then renames it over `path`: readers
+/// and an interrupted run only ever see a whole, valid file. `path` comes from [`resolve_out`];
+/// it is checked again here because the run takes minutes and the path may change meanwhile.
 fn write_atomic(path: &Path, report: &ProbeReport) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.is_file()
+    {
+        bail!(
+            "{} is no longer a regular file; the report was not written",
+            path.display()
+        );
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, report.to_json() + "\n")
+    // A stale temporary file (or a symlink planted in its place) is removed, and the new one is
+    // created exclusively, so the write never goes through a link to somewhere else.
+    match std::fs::remove_file(&tmp) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::Error::new(err).context(format!(
+                "cannot replace the stale temporary file {}",
+                tmp.display()
+            )));
+        }
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all((report.to_json() + "\n").as_bytes()))
         .with_context(|| format!("cannot write the report to {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
     Ok(())
+}
+
+/// What Wayland's client library accepts as `XDG_RUNTIME_DIR`: an absolute path to a folder.
+fn usable_runtime_dir(value: Option<&std::ffi::OsStr>) -> bool {
+    value
+        .map(Path::new)
+        .is_some_and(|dir| dir.is_absolute() && dir.is_dir())
+}
+
+/// Wayland's client library (loaded by Mesa's Vulkan drivers) prints `error: XDG_RUNTIME_DIR is
+/// invalid or not set in the environment` on every run without a usable one, as under `sudo`,
+/// in containers and in CI. A private, empty folder satisfies it (nothing listens there, so no
+/// display is found, which a compute-only run does not need). Returns the folder to remove at
+/// the end, if one was made.
+fn give_mesa_a_runtime_dir() -> Option<PathBuf> {
+    const VAR: &str = "XDG_RUNTIME_DIR";
+    if usable_runtime_dir(std::env::var_os(VAR).as_deref()) || !cfg!(target_os = "linux") {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("headroom-runtime-{}", std::process::id()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(&dir).ok()?;
+    // SAFETY: called from `run` before the wgpu instance, the progress bar or any other thread
+    // exists: nothing reads the environment concurrently.
+    unsafe { std::env::set_var(VAR, &dir) };
+    Some(dir)
 }
 
 fn no_adapter_message(backends: wgpu::Backends) -> String {
@@ -210,12 +316,30 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         None => wgpu::Backends::all(),
     };
     let budget_bytes = args.budget.as_deref().map(parse_size).transpose()?;
+    let out = resolve_out(&args.out)?;
     let simulate_oom = match std::env::var(SIMULATE_OOM_ENV) {
         Ok(text) => Some(parse_size(&text).with_context(|| SIMULATE_OOM_ENV.to_string())?),
         Err(_) => None,
     };
 
     // Discovery.
+    let runtime_dir = give_mesa_a_runtime_dir();
+    let result = probe(&args, only, backends, budget_bytes, simulate_oom, &out);
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+/// The run itself, from discovery to the summary, with the arguments checked.
+fn probe(
+    args: &ProbeArgs,
+    only: Vec<Stage>,
+    backends: wgpu::Backends,
+    budget_bytes: Option<u64>,
+    simulate_oom: Option<u64>,
+    out: &Path,
+) -> anyhow::Result<()> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -233,6 +357,22 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
     let (adapter, info) = (&adapters[chosen], &infos[chosen]);
     let mut host = headroom_probe::discovery::host();
     headroom_probe::discovery::add_metal_working_set(&mut host, adapter);
+    if let Some(bytes) = budget_bytes
+        && !args.force_budget
+        && let Err(PlanError::BudgetAboveMachine {
+            limit_bytes,
+            limit_source,
+            ..
+        }) = headroom_probe::plan::check_budget(bytes, info, &host)
+    {
+        bail!(
+            "--budget {} is more than the {:.1} GiB of {limit_source}: the allocation stage \
+             would run into the out-of-memory killer; give at most that, or add \
+             --force-budget if the machine's figure is wrong",
+            args.budget.as_deref().unwrap_or_default(),
+            limit_bytes as f64 / GIB as f64
+        );
+    }
     let request = Request {
         target: Target::Native { quick: args.quick },
         only: only.clone(),
@@ -261,7 +401,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         },
         stages: Vec::new(),
     };
-    eprintln!(
+    say!(
         "headroom probe: {} ({}, {}, driver {} {}); budget {}",
         info.name,
         info.backend,
@@ -273,7 +413,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
             |b| format!("{:.2} GiB ({})", b as f64 / GIB as f64, plan.budget.source)
         ),
     );
-    write_atomic(&args.out, &report)?;
+    write_atomic(out, &report)?;
 
     let (device, queue) = pollster::block_on(headroom_probe::adapter::request_device(adapter))
         .with_context(|| format!("cannot open a device on {}", info.name))?;
@@ -291,7 +431,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         .unwrap_or(1);
     let mut progress = Bar {
         bar,
-        out: args.out.clone(),
+        out: out.to_path_buf(),
         save_error: None,
     };
     let outcome = pollster::block_on(headroom_probe::run::run(
@@ -309,11 +449,11 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
     if outcome == Outcome::Stopped {
         bail!(
             "the run stopped early; {} keeps the finished steps",
-            args.out.display()
+            out.display()
         );
     }
     crate::show_cmd::print_summary(&report, &mut std::io::stdout())?;
-    eprintln!("report written to {}", args.out.display());
+    say!("report written to {}", out.display());
     Ok(())
 }
 
@@ -331,6 +471,67 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn xdg_runtime_dir_is_replaced_when_unset_relative_or_missing() {
+        use std::ffi::OsStr;
+        assert!(!usable_runtime_dir(None));
+        assert!(!usable_runtime_dir(Some(OsStr::new("run/user/1000"))));
+        assert!(!usable_runtime_dir(Some(OsStr::new(
+            "/nonexistent/headroom/runtime"
+        ))));
+        assert!(usable_runtime_dir(Some(std::env::temp_dir().as_os_str())));
+    }
+
+    #[test]
+    fn out_refuses_what_is_not_a_regular_file_and_follows_symlinks() {
+        let dir = std::env::temp_dir().join(format!("headroom-out-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("folder")).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("report.json");
+        std::fs::write(&file, "{}").unwrap_or_else(|e| panic!("{e}"));
+        assert!(resolve_out(&dir.join("folder")).is_err());
+        assert!(resolve_out(Path::new("/dev/null")).is_err());
+        assert_eq!(resolve_out(&file).ok(), Some(file.clone()));
+        let new = dir.join("new.json");
+        assert_eq!(resolve_out(&new).ok(), Some(new));
+        #[cfg(unix)]
+        {
+            let link = dir.join("link.json");
+            std::os::unix::fs::symlink(&file, &link).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(resolve_out(&link).ok(), std::fs::canonicalize(&file).ok());
+            let to_dev = dir.join("to-dev");
+            std::os::unix::fs::symlink("/dev/null", &to_dev).unwrap_or_else(|e| panic!("{e}"));
+            assert!(resolve_out(&to_dev).is_err());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn size_grammar_never_panics_on_random_text() {
+        // A seeded fuzz of the --budget grammar (xorshift over a small alphabet).
+        const ALPHABET: &[u8] = b"0123456789.eE+-kKmMgGtTiIbB \t";
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..5000 {
+            let mut text = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            for _ in 0..(state % 24) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(char::from(
+                    ALPHABET[(state % ALPHABET.len() as u64) as usize],
+                ));
+            }
+            if let Ok(bytes) = parse_size(&text) {
+                assert!(bytes >= 1, "{text:?}");
+            }
+        }
+        assert!(parse_size("1e400").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use headroom_core::limits::MAX_REPORT_JSON_BYTES;
 use headroom_core::report::{Measurement, ProbeReport, Status};
+
+use crate::user_file::read_text;
 
 /// Arguments of `headroom show`.
 #[derive(clap::Args)]
@@ -16,8 +19,7 @@ pub struct ShowArgs {
 
 /// Run the command.
 pub fn run(args: ShowArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let text = read_text(&args.file, "probe report", MAX_REPORT_JSON_BYTES)?;
     let report = ProbeReport::from_json(&text).with_context(|| {
         format!(
             "{} is not a valid headroom probe report",
@@ -67,8 +69,16 @@ fn status(s: Status) -> &'static str {
     }
 }
 
-/// Prints the report's summary table.
+/// Prints the report's summary table, control characters escaped (names in a report are
+/// whatever its writer put there).
 pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut text = Vec::new();
+    summary(report, &mut text)?;
+    out.write_all(crate::printable::printable(&String::from_utf8_lossy(&text)).as_bytes())?;
+    out.flush()
+}
+
+fn summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "headroom probe report ({} {}, {})",
@@ -147,7 +157,12 @@ pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Resu
         for m in &stage.measurements {
             let check = match (&m.verification, &m.error) {
                 (_, Some(err)) => err.clone(),
-                (Some(v), None) => format!("rel err {:.1e} ≤ {:.0e}", v.rel_error, v.tolerance),
+                (Some(v), None) => format!(
+                    "rel err {:.1e} {} {:.0e}",
+                    v.rel_error,
+                    if v.passed { "≤" } else { "above" },
+                    v.tolerance
+                ),
                 (None, None) => String::new(),
             };
             let tile = m
@@ -155,12 +170,23 @@ pub fn print_summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Resu
                 .get("tile")
                 .and_then(|t| t.as_str())
                 .map_or_else(String::new, |t| format!(" [{t}]"));
+            let unverified =
+                m.status == Status::Ok && m.verification.as_ref().is_some_and(|v| !v.passed);
             writeln!(
                 out,
-                "{:<28} {:<8} {:<34} {check}{tile}",
+                "{:<28} {:<8} {:<34} {check}{tile}{}",
                 m.name,
-                status(m.status),
-                speed(m)
+                if unverified {
+                    "IGNORED"
+                } else {
+                    status(m.status)
+                },
+                speed(m),
+                if unverified {
+                    " (check failed: not used for estimates)"
+                } else {
+                    ""
+                }
             )?;
         }
         if let Some(mb) = &stage.max_buffer {

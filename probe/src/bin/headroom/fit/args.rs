@@ -137,7 +137,8 @@ pub struct FitArgs {
     #[arg(long, short = 'd', value_name = "NAME")]
     pub(super) device: Option<String>,
 
-    /// Identical devices the model is split over (tensor or pipeline parallel).
+    /// Identical devices the model is split over, 1 to 64: tensor parallel inside one host
+    /// (memory divides; speed grows less than N, paying two all-reduces per layer).
     #[arg(long = "devices", value_name = "N", default_value_t = 1, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEVICES)))]
     pub(super) device_count: u32,

@@ -13,8 +13,6 @@
 
 use std::{
     collections::BTreeSet,
-    fs::File,
-    io::Read,
     path::{Path, PathBuf},
 };
 
@@ -26,12 +24,14 @@ use headroom_core::{
         self, CheckpointWeights, FileError, GGUF_FIRST_READ_BYTES, GGUF_MAX_HEADER_BYTES,
         gguf_header::GgufHeader, safetensors_header::SafetensorsHeader,
     },
+    limits::{MAX_CONFIG_JSON_BYTES, MAX_INDEX_JSON_BYTES},
     model::ModelSpec,
     model_catalog,
     units::gib,
 };
 
 use crate::hub;
+use crate::user_file::read_text;
 
 /// Where the model came from, for the output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
         let checkpoint = match &source {
             ModelSource::Hub(_) => hub_safetensors_weights(arg, mlx_group_size(&json))
                 .unwrap_or_else(|err| {
-                    eprintln!(
+                    say!(
                         "note: `{arg}`'s safetensors headers could not be read ({err:#}); the \
                      weights are estimated from config.json"
                     );
@@ -146,7 +146,7 @@ pub fn resolve(arg: &str) -> anyhow::Result<ResolvedModel> {
                 .transpose()
                 .map(Option::flatten)
                 .unwrap_or_else(|err| {
-                    eprintln!(
+                    say!(
                         "note: `{arg}`'s cached safetensors headers could not be read ({err:#}); \
                          the weights are estimated from config.json"
                     );
@@ -213,12 +213,7 @@ fn from_path(path: &Path) -> anyhow::Result<ResolvedModel> {
     } else {
         (path.to_path_buf(), Vec::new())
     };
-    let json = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "cannot read {}; check the path and permissions",
-            file.display()
-        )
-    })?;
+    let json = read_text(&file, "config", MAX_CONFIG_JSON_BYTES)?;
     let name = display_name(&file);
     let spec =
         model_from_config_json(&name, &json).with_context(|| format!("{}", file.display()))?;
@@ -273,8 +268,7 @@ fn safetensors_shards_in(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
         }
         return files_with_extension(folder, "safetensors");
     }
-    let text = std::fs::read_to_string(&index)
-        .with_context(|| format!("cannot read {}", index.display()))?;
+    let text = read_text(&index, "safetensors index", MAX_INDEX_JSON_BYTES)?;
     let names = shard_names_from_index(&text).with_context(|| format!("{}", index.display()))?;
     let mut shards = Vec::with_capacity(names.len());
     for name in names {
@@ -330,19 +324,9 @@ fn file_name(path: &Path) -> String {
         .map_or_else(|| path.display().to_string(), str::to_owned)
 }
 
-/// Read a file's first `bytes` bytes (fewer if it is shorter).
+/// Read a checkpoint file's first `bytes` bytes (fewer if it is shorter).
 fn read_prefix(path: &Path, bytes: u64) -> anyhow::Result<Vec<u8>> {
-    let file = File::open(path).with_context(|| {
-        format!(
-            "cannot open {}; check the path and permissions",
-            path.display()
-        )
-    })?;
-    let mut out = Vec::new();
-    file.take(bytes)
-        .read_to_end(&mut out)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(out)
+    crate::user_file::read_prefix(path, "checkpoint", bytes)
 }
 
 fn file_size(path: &Path) -> anyhow::Result<u64> {
@@ -597,12 +581,10 @@ const SINGLE_SAFETENSORS_FILE_NAME: &str = "model.safetensors";
 /// What the GGUF header could not say, and the file's own format.
 fn gguf_notes(name: &str, model: &files::GgufModel) {
     for note in &model.notes {
-        eprintln!("note: {name}: {note}");
+        say!("note: {name}: {note}");
     }
     if let Some(file_type) = &model.file_type {
-        eprintln!(
-            "note: {name} is {file_type}; `--quant {file_type}` estimates it in its own format"
-        );
+        say!("note: {name} is {file_type}; `--quant {file_type}` estimates it in its own format");
     }
 }
 
