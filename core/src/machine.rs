@@ -84,7 +84,7 @@ pub fn cpu_device(host: &HostInfo) -> Option<DeviceSpec> {
     let cpu = host.cpu_model.clone().unwrap_or_else(|| "CPU".to_string());
     Some(DeviceSpec {
         id: CPU_DEVICE_ID.into(),
-        name: format!("{cpu} (CPU only), {} RAM", gib(ram)),
+        name: format!("{cpu} (CPU only)"),
         vendor: CPU_VENDOR.into(),
         memory_kind: MemoryKind::Unified,
         memory_bytes: ram,
@@ -108,11 +108,12 @@ pub fn this_machine(host: &HostInfo, adapters: &[AdapterInfo]) -> Option<ThisMac
         .filter_map(|a| type_rank(&a.device_type).map(|r| (r, a)))
         .min_by_key(|(r, a)| (*r, std::cmp::Reverse(adapter_memory(host, a).unwrap_or(0))))
         .map(|(_, a)| a);
-    let cpu_adapters: Vec<&str> = adapters
+    let mut cpu_adapters: Vec<&str> = adapters
         .iter()
         .filter(|a| a.device_type == "cpu")
         .map(|a| a.name.as_str())
         .collect();
+    cpu_adapters.dedup();
     let Some(a) = gpu else {
         let device = cpu_device(host)?;
         let why = if cpu_adapters.is_empty() {

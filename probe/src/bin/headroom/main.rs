@@ -7,6 +7,7 @@
 mod devices_cmd;
 mod fit;
 mod hub;
+mod machine;
 mod models_cmd;
 mod probe_cmd;
 mod show_cmd;

@@ -5,6 +5,7 @@ use headroom_core::{
     answer::{Answer, CheckpointCheck},
     components::{CacheComponent, Component, LayerKindCount},
     estimate::Estimate,
+    launch::LaunchCommand,
 };
 use serde::Serialize;
 
@@ -68,6 +69,13 @@ pub(super) struct FitJson<'a> {
     /// format only.
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<&'a [CacheComponent]>,
+    /// The command that runs it ({runtime, command, notes}); `null` when it does not fit; one
+    /// format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launch: Option<Option<&'a LaunchCommand>>,
+    /// How this machine was found, when no --device or --probe named the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    this_machine: Option<&'a str>,
 }
 
 impl OutputContext<'_> {
@@ -91,6 +99,8 @@ impl OutputContext<'_> {
             components: answer.map(|a| a.components.as_slice()),
             layer_kinds: answer.map(|a| a.layer_kinds.as_slice()),
             cache: answer.map(|a| a.cache.as_slice()),
+            launch: answer.map(|a| a.launch.as_ref()),
+            this_machine: self.this_machine,
         }
     }
 }
