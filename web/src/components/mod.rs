@@ -1,4 +1,5 @@
 //! Reusable view components.
 
 pub mod charts;
+pub mod launch;
 pub mod report_view;
