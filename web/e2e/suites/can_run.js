@@ -103,6 +103,13 @@ module.exports = {
     } else {
       assert.strictEqual(kind, 'table');
     }
+    // The Reports page sends a dropped report's device here too.
+    await page.goto(`${base}?page=reports`);
+    await page.setInputFiles('#report-file', PROBE_REPORT);
+    await page.click('.report .can-run-device');
+    await page.waitForSelector('#can-run');
+    await ranking(page);
+    assert.ok((await page.textContent('#ranking-device')).includes(adapter));
     // A speed no model reaches is an inline error naming the control.
     await page.goto(`${base}?page=canrun&device=rtx-4090`);
     await ranking(page);
