@@ -568,6 +568,24 @@ fn models_fits_bad_input() {
         &headroom(&["models", "--probe", "/no/such/report.json"]),
         &["/no/such/report.json", "headroom probe"],
     );
+    // Reports that fail their checks.
+    let reports = data_dir().join("reports");
+    assert_bad_line(
+        &headroom(&[
+            "models",
+            "--probe",
+            &reports.join("future-report.json").display().to_string(),
+        ]),
+        &["schema_version", "headroom probe"],
+    );
+    assert_bad_line(
+        &headroom(&[
+            "models",
+            "--probe",
+            &reports.join("no-memory-report.json").display().to_string(),
+        ]),
+        &["does not say how much memory", "--fits NAME"],
+    );
     // Ranking flags need --fits or --probe; --moe and --dense exclude each other.
     assert_bad(&headroom(&["models", "--min-context", "32k"]), &["--fits"]);
     assert_bad(
