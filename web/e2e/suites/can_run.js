@@ -1,6 +1,6 @@
 // "What can I run?": a device → every catalog model that fits, ranked (core's rank_models, the
 // ranking `headroom models --fits` prints), its budget, its link, a dropped report, bad filters;
-// and the launch command under the calculator's result.
+// and the launch command and the devices that hold the model under the calculator's result.
 'use strict';
 const assert = require('assert');
 const fs = require('fs');
@@ -127,6 +127,12 @@ module.exports = {
     const cmd = (await page.textContent('#launch-command')).trim();
     log(cmd);
     assert.match(cmd, /^llama-server -m Qwen3-8B-Q4_K_M\.gguf -c 4096 -ngl 99 -fa on -ctk f16 -ctv f16/);
+    // What does it need: the catalog devices that hold it, per class, on request.
+    await page.click('#needs summary');
+    await page.waitForSelector('#needs-table tbody tr', { timeout: 30000 });
+    const classes = await page.$$eval('#needs-table tbody tr', (rows) => rows.map((r) => r.getAttribute('data-class')));
+    assert.deepStrictEqual(classes, ['Apple', 'NVIDIA consumer', 'NVIDIA datacenter', 'AMD', 'Intel']);
+    log((await page.textContent('#needs-summary')).trim());
     // Nothing to launch when it does not fit.
     await page.goto(`${base}?model=llama-3.1-70b&device=rtx-4060&format=bf16`);
     await page.waitForSelector('#verdict', { timeout: 30000 });

@@ -2,4 +2,5 @@
 
 pub mod charts;
 pub mod launch;
+pub mod needs;
 pub mod report_view;

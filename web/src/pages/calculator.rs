@@ -623,6 +623,7 @@ pub fn CalculatorPage() -> impl IntoView {
                     Some(Ok(c)) => view! {
                         <ResultView calc=c.clone() />
                         <crate::components::launch::LaunchView launch=c.answer.launch.clone() />
+                        <crate::components::needs::NeedsView answer=c.answer.clone() />
                         <FormatTableView answer=c.answer />
                     }.into_any(),
                 }}
