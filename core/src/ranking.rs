@@ -337,30 +337,66 @@ fn set_format(req: &mut EstimateRequest, asked: Asked, format: &WeightFormat) {
 /// The first format of `formats` that fits `req` with room, else the first that fits tightly;
 /// `req` is left set to it. When none fits, [`Fit::None`] holds the smallest estimate of them
 /// all (what even the lightest format needs), if any could be made.
+///
+/// With `prune`, formats that cannot fit are not estimated: within one runtime and KV type every
+/// part of an inference estimate but the weights is the same for every format, so whether it
+/// fits is monotone in the weights — once a format of such a group does not fit at all, no
+/// heavier one of the group does. Each group's lightest format is tried first, so a group whose
+/// lightest does not fit is skipped whole (and the smallest need is among them). Not so in
+/// training (a quantized base adds its own buffers) or when a checkpoint's own bytes replace one
+/// format's weights: there every format is estimated.
 fn best_fit(
     facts: &ModelFacts<'_>,
     req: &mut EstimateRequest,
     asked: Asked,
     formats: &[WeightFormat],
+    prune: bool,
 ) -> Fit {
-    let mut tight: Option<(WeightFormat, Estimate)> = None;
+    let prune = prune && matches!(req.mode, Mode::Inference) && req.checkpoint.is_none();
+    let weights = |f: &WeightFormat| facts.weight_totals(f).weights_bytes;
+    // (runtime, KV type) → the lightest weights known not to fit.
+    let mut dead: Vec<((Runtime, KvDtype), u64)> = Vec::new();
     let mut smallest: Option<Estimate> = None;
+    if prune {
+        let mut lightest: Vec<((Runtime, KvDtype), &WeightFormat)> = Vec::new();
+        for f in formats {
+            set_format(req, asked, f);
+            let group = (req.runtime, req.kv_dtype);
+            match lightest.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, l)) if weights(f) < weights(l) => *l = f,
+                Some(_) => {}
+                None => lightest.push((group, f)),
+            }
+        }
+        for (group, f) in lightest {
+            set_format(req, asked, f);
+            if let Ok(e) = estimate_with(facts, req)
+                && !e.fits
+            {
+                note(&mut dead, &mut smallest, &e, group, weights(f));
+            }
+        }
+    }
+    let mut tight: Option<(WeightFormat, Estimate)> = None;
     for f in formats {
         set_format(req, asked, f);
+        let group = (req.runtime, req.kv_dtype);
+        if prune && dead.iter().any(|(g, w)| *g == group && weights(f) >= *w) {
+            continue;
+        }
         let Ok(e) = estimate_with(facts, req) else {
             continue;
         };
         match e.verdict {
             Verdict::Fits => return Fit::Fits(e),
-            Verdict::FitsTightly if tight.is_none() => tight = Some((f.clone(), e)),
-            _ if tight.is_none()
-                && smallest
-                    .as_ref()
-                    .is_none_or(|s| e.per_device_bytes < s.per_device_bytes) =>
-            {
-                smallest = Some(e)
+            Verdict::FitsTightly => {
+                if tight.is_none() {
+                    tight = Some((f.clone(), e));
+                }
             }
-            _ => {}
+            Verdict::NeedsOffload | Verdict::DoesNotFit => {
+                note(&mut dead, &mut smallest, &e, group, weights(f))
+            }
         }
     }
     let Some((f, e)) = tight else {
@@ -368,6 +404,27 @@ fn best_fit(
     };
     set_format(req, asked, &f);
     Fit::Fits(e)
+}
+
+/// Records that `e` (of `group`, with `weights`) does not fit: no heavier format of the group
+/// does, and it may be the smallest need.
+fn note(
+    dead: &mut Vec<((Runtime, KvDtype), u64)>,
+    smallest: &mut Option<Estimate>,
+    e: &Estimate,
+    group: (Runtime, KvDtype),
+    weights: u64,
+) {
+    match dead.iter_mut().find(|(g, _)| *g == group) {
+        Some((_, known)) => *known = (*known).min(weights),
+        None => dead.push((group, weights)),
+    }
+    if smallest
+        .as_ref()
+        .is_none_or(|s| e.per_device_bytes < s.per_device_bytes)
+    {
+        *smallest = Some(e.clone());
+    }
 }
 
 /// What [`best_fit`] found.
@@ -402,6 +459,11 @@ fn gib(bytes: u64) -> String {
 /// model, and minimum filters no fitting model reaches are errors naming the setting; when no
 /// model fits at all the ranking is empty and [`Ranking::empty_reason`] says why.
 pub fn rank_models(r: &RankRequest) -> Result<Ranking, CoreError> {
+    rank_models_with(r, true)
+}
+
+/// [`rank_models`], with or without skipping formats that cannot fit ([`best_fit`]).
+fn rank_models_with(r: &RankRequest, prune: bool) -> Result<Ranking, CoreError> {
     if r.device_count == 0 || r.device_count > MAX_DEVICES {
         return Err(CoreError::setting(
             Setting::DeviceCount,
@@ -421,7 +483,7 @@ pub fn rank_models(r: &RankRequest) -> Result<Ranking, CoreError> {
         let facts = ModelFacts::new(&facts_model);
         let own = default_format(&facts_model, &r.mode);
         let formats = candidate_formats(&facts, &own, &r.mode);
-        let e = match best_fit(&facts, &mut req, Asked::default(), &formats) {
+        let e = match best_fit(&facts, &mut req, Asked::default(), &formats, prune) {
             Fit::Fits(e) => e,
             Fit::None(need) => {
                 if let Some(need) = need
@@ -773,7 +835,7 @@ pub fn devices_that_fit(q: &Question, devices: &[DeviceSpec]) -> Result<DeviceNe
                 max_total = max_total.max(e.per_device_bytes);
             }
             if smallest.is_none()
-                && let Fit::Fits(e) = best_fit(&facts, &mut req, asked_settings, &formats)
+                && let Fit::Fits(e) = best_fit(&facts, &mut req, asked_settings, &formats, true)
             {
                 smallest = Some(device_fit(&e, &req, &model_ref, d.memory_bytes));
             }
@@ -972,6 +1034,32 @@ mod tests {
                 .models
                 .windows(2)
                 .all(|w| w[0].params_total >= w[1].params_total)
+        );
+    }
+
+    #[test]
+    fn skipping_formats_that_cannot_fit_changes_nothing() {
+        for name in [
+            "rtx-4060",
+            "m1-7c-8gb",
+            "rtx-4090",
+            "m2-max-38c-96gb",
+            "h100-sxm",
+        ] {
+            for context in [4096, 65_536] {
+                let mut r = RankRequest::new(device(name));
+                r.context = context;
+                let pruned = rank_models_with(&r, true).unwrap_or_else(|e| panic!("{e}"));
+                let every = rank_models_with(&r, false).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(pruned, every, "{name} at {context}");
+            }
+        }
+        let mut tiny = device("rtx-4060");
+        tiny.memory_bytes = GIB / 8;
+        let r = RankRequest::new(tiny);
+        assert_eq!(
+            rank_models_with(&r, true).map(|x| x.empty_reason).ok(),
+            rank_models_with(&r, false).map(|x| x.empty_reason).ok()
         );
     }
 
