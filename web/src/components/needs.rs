@@ -58,12 +58,12 @@ fn needs_view(needs: DeviceNeeds) -> impl IntoView {
         })
         .collect_view();
     let total = if needs.min_total_bytes == needs.max_total_bytes {
-        format::gib(needs.min_total_bytes)
+        format::bytes(needs.min_total_bytes)
     } else {
         format!(
             "{} to {}",
-            format::gib(needs.min_total_bytes),
-            format::gib(needs.max_total_bytes)
+            format::bytes(needs.min_total_bytes),
+            format::bytes(needs.max_total_bytes)
         )
     };
     view! {
@@ -73,7 +73,7 @@ fn needs_view(needs: DeviceNeeds) -> impl IntoView {
                 needs.model,
                 needs.format,
                 format::count(needs.context),
-                format::gib(needs.weights_bytes)
+                format::bytes(needs.weights_bytes)
             )}
         </p>
         <table id="needs-table">

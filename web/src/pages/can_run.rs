@@ -409,7 +409,7 @@ fn RankingView(
                     <td class="num">{format::count(m.params_total)}</td>
                     <td>{m.format.clone()}</td>
                     <td>{m.runtime.clone()}</td>
-                    <td class="num">{format::gib(m.total_bytes)}</td>
+                    <td class="num">{format::bytes(m.total_bytes)}</td>
                     <td class="num">{format::tokens_per_s(m.decode_tokens_per_s)}</td>
                     <td class="num">{format::tokens_per_s(m.prefill_tokens_per_s)}</td>
                     <td class="num">{longest}</td>
