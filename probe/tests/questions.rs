@@ -68,6 +68,10 @@ fn no_gpu_at_all_answers_for_the_cpu_and_its_ram() {
     assert!(table.contains("no GPU adapter found"), "{table}");
     assert!(table.contains("answering for the CPU"), "{table}");
     assert!(table.contains("usable memory: CPU only: 3/4 of"), "{table}");
+    assert!(
+        table.contains("CPU only: everything is in RAM already"),
+        "{table}"
+    );
     assert!(table.contains("launch (llama.cpp):"), "{table}");
     let out = headroom_without_gpu(&dir, &["fit", "llama-3.2-1b", "--json"]);
     let v = json(&out);
