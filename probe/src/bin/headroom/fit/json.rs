@@ -27,7 +27,9 @@ use super::OutputContext;
 ///  "runtime": "llama.cpp", "mode": "inference", "kv_cache_dtype": "f16", "device_count": 1,
 ///  "device_id": "rtx-4090", "model_source": "config Llama-3.1-8B.json",
 ///  "longest_context": 131072, "best_format": {"format": "bf16", "runtime": "transformers",
-///  "verdict": "fits", "total_bytes": 17574666240, "decode_tokens_per_s": 55.7}}
+///  "verdict": "fits", "total_bytes": 17574666240, "decode_tokens_per_s": 55.7},
+///  "launch": {"runtime": "llama.cpp", "command": "llama-server -m Llama-3.1-8B-Q4_K_M.gguf -c 4096
+///  -ngl 99 -fa on -ctk f16 -ctv f16", "notes": ["Llama-3.1-8B-Q4_K_M.gguf: a GGUF of ..."]}}
 /// ```
 #[derive(Serialize)]
 pub(super) struct FitJson<'a> {
