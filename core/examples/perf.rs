@@ -2,7 +2,9 @@
 //! best format, longest context), natively.
 //!
 //! `cargo run --release -p headroom-core --example perf -- bench` prints µs per estimate and per
-//! whole recompute for several catalog models; `... -- dump FILE` writes every estimate (every
+//! whole recompute for several catalog models, then the time to rank every catalog model for one
+//! device (budget: under 50 ms) and to build the practical-limits table (`... -- rank`: only
+//! those); `... -- dump FILE` writes every estimate (every
 //! catalog model × a few devices × every format × 2 contexts, plus longest context and best
 //! format) as JSON, to compare results before and after a change byte for byte; `... -- cold`
 //! times a change of model (nothing remembered) for every catalog model; `... -- parts` times
@@ -225,6 +227,44 @@ fn bench() {
     }
 }
 
+/// Devices `bench` ranks the whole catalog for: a small and a large discrete GPU, a Mac.
+const RANK_DEVICES: &[&str] = &["rtx-4060", "rtx-4090", "h200", "m2-max-38c-96gb"];
+
+/// The ranking of every catalog model for one device (`headroom models --fits`, the site's
+/// "What can I run?"), each from nothing remembered, and the practical-limits table.
+fn bench_rankings() {
+    use headroom_core::ranking::{RankRequest, practical_limits, rank_models};
+    for name in RANK_DEVICES {
+        let dev = device(name);
+        let reps = 5;
+        let mut times = Vec::new();
+        let mut count = 0;
+        for _ in 0..reps {
+            let t = Instant::now();
+            let r = rank_models(&RankRequest::new(dev.clone()))
+                .unwrap_or_else(|e| panic!("ranking for {name}: {e}"));
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            count = r.models.len();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "rank catalog for {name:16} ({} models, {count} fit) median {:.2} ms (min {:.2}, max {:.2})",
+            model_catalog::entries().len(),
+            times[reps / 2],
+            times[0],
+            times[reps - 1]
+        );
+    }
+    let t = Instant::now();
+    let limits = practical_limits(devices::catalog()).unwrap_or_else(|e| panic!("limits: {e}"));
+    println!(
+        "practical limits, {} devices × {} models × 2 formats: {:.2} ms",
+        limits.len(),
+        model_catalog::entries().len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
+
 /// Where a new model's time goes: the tensor list, and the per-tensor storage of a few formats.
 fn parts() {
     for id in BENCH_MODELS {
@@ -261,7 +301,11 @@ fn main() {
             args.get(2)
                 .map_or("target/perf-weights.json", String::as_str),
         ),
-        _ => bench(),
+        Some("rank") => bench_rankings(),
+        _ => {
+            bench();
+            bench_rankings();
+        }
     }
 }
 

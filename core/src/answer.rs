@@ -34,6 +34,7 @@ use crate::{
     estimate::{CheckpointBytes, Estimate, EstimateRequest, estimate_with, qlora_base_format},
     facts::ModelFacts,
     kv_cache::KvDtype,
+    launch::{LaunchCommand, ModelRef, launch_command},
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
     model::ModelSpec,
     quant::WeightFormat,
@@ -207,6 +208,10 @@ pub struct Answer {
     pub exact: bool,
     /// What is approximated and why; empty when `exact`.
     pub approximations: Vec<String>,
+    /// The command that runs what was estimated, in its runtime, with the settings that produced
+    /// the estimate; `None` when it does not fit (nothing to launch).
+    #[serde(default)]
+    pub launch: Option<LaunchCommand>,
 }
 
 /// `model` without its vision and audio encoders and projectors.
@@ -463,6 +468,9 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
     };
     assumptions.append(&mut est.assumptions);
     est.assumptions = assumptions;
+    let launch = est
+        .fits
+        .then(|| launch_command(&req, &ModelRef::for_model_name(&q.model.name)));
     let context_beyond_model_max = matches!(q.context, ContextAsk::Tokens(t) if q.model.max_context > 0 && t > q.model.max_context);
     Ok(Answer {
         estimate: est,
@@ -480,6 +488,7 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         cache: cache_components(&req.model, req.kv_dtype, req.runtime),
         exact: req.model.exact(),
         approximations,
+        launch,
         request: req,
     })
 }

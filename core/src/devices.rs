@@ -231,6 +231,55 @@ pub fn find_in(devices: &[DeviceSpec], name: &str) -> Result<DeviceSpec, CoreErr
     Ok(best.clone())
 }
 
+/// The catalog entry an adapter name (as a GPU driver reports it: `NVIDIA GeForce RTX 4090`,
+/// `NVIDIA H100 80GB HBM3`, `AMD Radeon RX 7900 XTX (RADV NAVI31)`, `Apple M2 Pro`) stands for.
+/// Words no catalog entry uses (`HBM3`, `RADV`, `Laptop`) are dropped; an entry must carry
+/// every remaining word and no tier word (`Pro`, `Ti`, ...) the name lacks. Among several, the
+/// one whose memory is closest to `memory_bytes` wins, then the fastest (GPU-core bins cannot be
+/// told apart by name); without a memory size, entries that differ in memory are ambiguous and
+/// give `None`.
+pub fn match_adapter(name: &str, memory_bytes: Option<u64>) -> Option<DeviceSpec> {
+    let devices = catalog();
+    let known: Vec<Vec<String>> = devices.iter().map(candidate_tokens).collect();
+    let wanted: Vec<String> = tokens(name)
+        .into_iter()
+        // Memory sizes are matched by `memory_bytes`, not by name.
+        .filter(|t| {
+            !(t.ends_with("gb")
+                && t.len() > 2
+                && t[..t.len() - 2].chars().all(|c| c.is_ascii_digit()))
+        })
+        .filter(|t| known.iter().any(|k| k.contains(t)))
+        .collect();
+    if !wanted.iter().any(|t| t.chars().any(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    let matches: Vec<&DeviceSpec> = devices
+        .iter()
+        .zip(&known)
+        .filter(|(_, k)| {
+            wanted.iter().all(|t| k.contains(t))
+                && k.iter()
+                    .all(|t| !TIER_WORDS.contains(&t.as_str()) || wanted.contains(t))
+        })
+        .map(|(d, _)| d)
+        .collect();
+    let first = matches.first()?;
+    if memory_bytes.is_none() && matches.iter().any(|d| d.memory_bytes != first.memory_bytes) {
+        return None;
+    }
+    matches
+        .iter()
+        .min_by(|a, b| {
+            let gap = |d: &DeviceSpec| memory_bytes.map_or(0, |m| d.memory_bytes.abs_diff(m));
+            gap(a).cmp(&gap(b)).then_with(|| {
+                (b.fp16_flops + b.bandwidth_bytes_per_s)
+                    .total_cmp(&(a.fp16_flops + a.bandwidth_bytes_per_s))
+            })
+        })
+        .map(|d| (*d).clone())
+}
+
 fn close_matches_hint(devices: &[DeviceSpec], q_tokens: &[String]) -> String {
     let mut scored: Vec<(usize, &DeviceSpec)> = devices
         .iter()

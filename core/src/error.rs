@@ -119,6 +119,16 @@ pub enum Setting {
     WiredLimit,
     /// Host RAM beside a discrete GPU.
     HostMemory,
+    /// The model family a ranking keeps (`Qwen3`, `Llama 3.1`, ...).
+    Family,
+    /// Mixture-of-experts or dense models only, in a ranking.
+    Architecture,
+    /// The shortest longest-context a ranked model must reach.
+    MinContext,
+    /// The slowest decode speed a ranked model may have.
+    MinTokensPerS,
+    /// The order of a ranking.
+    Sort,
 }
 
 impl Setting {
@@ -137,6 +147,11 @@ impl Setting {
             Setting::LoraLayers => "LoRA layers",
             Setting::WiredLimit => "wired limit",
             Setting::HostMemory => "host memory",
+            Setting::Family => "family",
+            Setting::Architecture => "architecture",
+            Setting::MinContext => "minimum context",
+            Setting::MinTokensPerS => "minimum decode speed",
+            Setting::Sort => "order",
         }
     }
 }

@@ -585,6 +585,8 @@ pub(crate) fn estimate_with(
          100%, needs offload if the rest fits in {:.1} GiB of host memory ({})",
         gib(offload),
         match (req.device.memory_kind, req.host_memory_bytes) {
+            (MemoryKind::Unified, _) if req.device.vendor == crate::machine::CPU_VENDOR =>
+                "CPU only: everything is in RAM already, nothing to offload to".to_string(),
             (MemoryKind::Unified, _) =>
                 "3/4 of the unified memory outside the GPU working set".to_string(),
             (MemoryKind::Discrete, Some(h)) => format!("3/4 of {:.0} GiB host RAM", gib(h)),

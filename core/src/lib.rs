@@ -35,6 +35,10 @@
 //! * [`devices`] and [`usable_memory`] — what a machine offers; [`speed`] — tokens per second.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
+//! * [`launch`] — the command that runs what an answer estimated, per runtime.
+//! * [`ranking`] — the inverse questions: every catalog model ranked for one device, the catalog
+//!   devices that hold one model, and the practical-limits table.
+//! * [`machine`] — which device "this machine" is, from a quick discovery and the catalog.
 //! * [`facts`] — what every estimate of one model needs, worked out once per question.
 //! * [`limits`] — the bounds every front end applies to a question, stated once.
 //! * [`report`] — the probe report schema shared by `headroom probe`, the site and `headroom fit`.
@@ -52,11 +56,14 @@ pub mod facts;
 pub mod files;
 pub mod gguf;
 pub mod kv_cache;
+pub mod launch;
 pub mod limits;
+pub mod machine;
 pub mod model;
 pub mod model_catalog;
 pub mod params;
 pub mod quant;
+pub mod ranking;
 pub mod report;
 pub mod runtime;
 pub mod speed;

@@ -301,7 +301,11 @@ impl Runtime {
                         CUDA_CONTEXT_BYTES / MIB
                     )
                 } else {
-                    "Metal: no fixed device allocation beyond the compute buffer".into()
+                    if device.vendor == crate::machine::CPU_VENDOR {
+                        "CPU only: no device context; the compute buffer is in RAM".into()
+                    } else {
+                        "Metal: no fixed device allocation beyond the compute buffer".into()
+                    }
                 },
                 prefill_chunk_tokens: Some(LLAMA_CPP_N_UBATCH),
                 // flash_attn defaults to "auto" (on where the backend supports it: CUDA, Metal,

@@ -97,6 +97,17 @@ pub fn usable_memory(
                         measured as f64 / GIB as f64
                     ),
                 )
+            } else if device.vendor == crate::machine::CPU_VENDOR {
+                let usable = share(device.memory_bytes, HOST_OFFLOAD_SHARE);
+                (
+                    usable,
+                    format!(
+                        "CPU only: 3/4 of {:.0} GiB RAM = {:.2} GiB (the OS and other programs \
+                         keep the rest)",
+                        device.memory_bytes as f64 / GIB as f64,
+                        usable as f64 / GIB as f64
+                    ),
+                )
             } else {
                 let ws = apple_working_set_bytes(device.memory_bytes);
                 let rule = if device.memory_bytes >= APPLE_LARGE_RAM_THRESHOLD_BYTES {
@@ -171,6 +182,8 @@ pub fn offload_capacity_bytes(
     host_memory_bytes: Option<u64>,
 ) -> u64 {
     match device.memory_kind {
+        // A CPU-only run already holds everything in RAM: there is nowhere to offload to.
+        MemoryKind::Unified if device.vendor == crate::machine::CPU_VENDOR => 0,
         // On a Mac the CPU and GPU share one pool: what the GPU cannot hold the CPU can run
         // from the rest of RAM, minus what macOS keeps (we keep the working-set share's
         // complement as the OS reserve, so only the part of RAM beyond usable is counted and

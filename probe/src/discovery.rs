@@ -1,6 +1,6 @@
-//! Native host discovery: OS, CPU, RAM and swap (`/proc` on Linux, `sysctl` on macOS), and on
-//! macOS the GPU's share of unified memory (`hw.memsize`, `iogpu.wired_limit_mb`, Metal's
-//! `recommendedMaxWorkingSetSize`).
+//! Native host discovery: OS, CPU, RAM and swap (`/proc` on Linux, `sysctl` on macOS), the
+//! adapters (no device opened), and on macOS the GPU's share of unified memory (`hw.memsize`,
+//! `iogpu.wired_limit_mb`, Metal's `recommendedMaxWorkingSetSize`).
 
 use headroom_core::report::{HostInfo, MacMemoryInfo};
 
@@ -107,4 +107,42 @@ fn parse_swap_total(text: &str) -> Option<u64> {
     let total = text.split("total = ").nth(1)?.split_whitespace().next()?;
     let mib: f64 = total.trim_end_matches('M').parse().ok()?;
     Some((mib * 1024.0 * 1024.0) as u64)
+}
+
+/// Every adapter wgpu finds, described for the report, without opening a device or running a
+/// kernel (what `headroom fit` without a device uses to find this machine's GPU). The backends
+/// are wgpu's `WGPU_BACKEND` setting when given (`vulkan`, `metal`, `dx12`, `gl`), else Vulkan,
+/// Metal and DX12: OpenGL only repeats their adapters, and its EGL start-up writes to stderr on
+/// headless Linux.
+pub fn adapters() -> Vec<headroom_core::report::AdapterInfo> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .enumerate()
+        .map(|(i, a)| crate::adapter::describe(i, a))
+        .collect()
+}
+
+/// This machine's host facts with Metal's working set filled in from the first Metal adapter
+/// (macOS), and its adapters ([`adapters`]).
+pub fn quick() -> (HostInfo, Vec<headroom_core::report::AdapterInfo>) {
+    #[cfg_attr(not(target_os = "macos"), allow(unused_mut))]
+    let mut host = host();
+    #[cfg(target_os = "macos")]
+    {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::METAL,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        if let Some(adapter) =
+            pollster::block_on(instance.enumerate_adapters(wgpu::Backends::METAL)).first()
+        {
+            add_metal_working_set(&mut host, adapter);
+        }
+    }
+    (host, adapters())
 }

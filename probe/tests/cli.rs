@@ -578,15 +578,6 @@ fn unknown_device_is_bad_input() {
 }
 
 #[test]
-fn missing_device_is_bad_input() {
-    assert_bad_input(
-        &["fit", "llama-3.1-8b"],
-        &["--device", "headroom devices", "--probe"],
-        true,
-    );
-}
-
-#[test]
 fn unknown_format_is_bad_input() {
     assert_bad_input(
         &[

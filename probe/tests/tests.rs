@@ -5,6 +5,8 @@
 //! * `checkpoints`: `fit` on `.gguf` files and `.safetensors` folders.
 //! * `hub`: `fit owner/name` against a local stand-in for the Hugging Face Hub.
 //! * `hub_checkpoints`: checkpoint headers read from that stand-in by Range requests.
+//! * `questions`: the three questions — `fit` on this machine by default, `fit --devices-that-fit`,
+//!   `models --fits`, `devices --limits` — and the launch command.
 //! * `probe_cli`: `headroom probe` and `show` on a real Vulkan device (lavapipe in CI).
 //! * `probe_kernels`: every WGSL kernel's correctness on a real Vulkan device (slow on lavapipe:
 //!   `cargo test -p headroom-probe --test tests probe_kernels::`).
@@ -16,4 +18,5 @@ mod hub;
 mod hub_checkpoints;
 mod probe_cli;
 mod probe_kernels;
+mod questions;
 mod util;

@@ -4,15 +4,20 @@ use leptos::prelude::*;
 
 use crate::{
     browser,
-    pages::{benchmark::BenchmarkPage, calculator::CalculatorPage, reports::ReportsPage},
+    pages::{
+        benchmark::BenchmarkPage, calculator::CalculatorPage, can_run::CanRunPage,
+        reports::ReportsPage,
+    },
     url_state::Query,
 };
 
-/// The three pages.
+/// The pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     /// Model × device → verdict.
     Calculator,
+    /// Device → every catalog model that fits, ranked.
+    CanRun,
     /// Probe reports: charts and devices.
     Reports,
     /// WebGPU kernels in this browser.
@@ -24,6 +29,7 @@ impl Page {
     pub fn slug(self) -> &'static str {
         match self {
             Page::Calculator => "calculator",
+            Page::CanRun => "canrun",
             Page::Reports => "reports",
             Page::Benchmark => "benchmark",
         }
@@ -33,6 +39,7 @@ impl Page {
     pub fn title(self) -> &'static str {
         match self {
             Page::Calculator => "Calculator",
+            Page::CanRun => "What can I run?",
             Page::Reports => "Reports",
             Page::Benchmark => "Benchmark",
         }
@@ -41,6 +48,7 @@ impl Page {
     /// The page a query names (Calculator by default).
     pub fn from_query(query: &Query) -> Page {
         match query.get("page") {
+            Some("canrun") => Page::CanRun,
             Some("reports") => Page::Reports,
             Some("benchmark") => Page::Benchmark,
             _ => Page::Calculator,
@@ -48,7 +56,12 @@ impl Page {
     }
 
     /// Every page in navigation order.
-    pub const ALL: [Page; 3] = [Page::Calculator, Page::Reports, Page::Benchmark];
+    pub const ALL: [Page; 4] = [
+        Page::Calculator,
+        Page::CanRun,
+        Page::Reports,
+        Page::Benchmark,
+    ];
 }
 
 /// App-wide state shared through context.
@@ -112,6 +125,7 @@ pub fn App() -> impl IntoView {
                 let _ = state.nav_generation.get();
                 match state.page.get() {
                     Page::Calculator => view! { <CalculatorPage /> }.into_any(),
+                    Page::CanRun => view! { <CanRunPage /> }.into_any(),
                     Page::Reports => view! { <ReportsPage /> }.into_any(),
                     Page::Benchmark => view! { <BenchmarkPage /> }.into_any(),
                 }

@@ -4,7 +4,7 @@
 //! browser; nothing is uploaded.
 //!
 //! * [`app`] — the shell: navigation and the page chosen by the URL's `page` parameter.
-//! * [`pages`] — Calculator, Reports and Benchmark.
+//! * [`pages`] — Calculator, What can I run?, Reports and Benchmark.
 //! * [`components::charts`] — the SVG charts (stacked memory bar, bar charts, sweep curve).
 //! * [`url_state`] — every setting as URL query parameters, so a result is a shareable link.
 //! * [`model_files`] — reads `.gguf` and `.safetensors` headers from dropped files for core's

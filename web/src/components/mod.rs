@@ -1,4 +1,6 @@
 //! Reusable view components.
 
 pub mod charts;
+pub mod launch;
+pub mod needs;
 pub mod report_view;

@@ -122,6 +122,13 @@ pub fn use_in_calculator(state: AppState, device: &DeviceSpec) {
     state.navigate(Page::Calculator, q);
 }
 
+/// Go to "What can I run?" with this device.
+pub fn show_what_it_runs(state: AppState, device: &DeviceSpec) {
+    let mut q = Query::new();
+    q.set("devspec", serde_json::to_string(device).unwrap_or_default());
+    state.navigate(Page::CanRun, q);
+}
+
 /// Charts and tables for one report.
 #[component]
 pub fn ReportView(
@@ -235,9 +242,14 @@ pub fn ReportView(
         .collect_view();
     let use_button = state.map(|st| {
         let device = device.clone();
+        let ranked = device.clone();
         view! {
             <button class="use-device" on:click=move |_| use_in_calculator(st, &device)>
                 "Use this device in the calculator"
+            </button>
+            " "
+            <button class="can-run-device secondary" on:click=move |_| show_what_it_runs(st, &ranked)>
+                "What can it run?"
             </button>
         }
     });

@@ -623,6 +623,8 @@ pub fn CalculatorPage() -> impl IntoView {
                     Some(Err(e)) => view! { <p id="result-error" class="error">{e}</p> }.into_any(),
                     Some(Ok(c)) => view! {
                         <ResultView calc=c.clone() />
+                        <crate::components::launch::LaunchView launch=c.answer.launch.clone() />
+                        <crate::components::needs::NeedsView answer=c.answer.clone() />
                         <FormatTableView answer=c.answer />
                     }.into_any(),
                 }}

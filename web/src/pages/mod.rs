@@ -2,4 +2,5 @@
 
 pub mod benchmark;
 pub mod calculator;
+pub mod can_run;
 pub mod reports;

@@ -1,9 +1,12 @@
-//! `headroom devices [FILTER] [--json]`: the bundled device catalog.
+//! `headroom devices [FILTER] [--json]`: the bundled device catalog; `--limits`: for every
+//! device, the largest catalog model that fits at 4-bit and at 8-bit with a 4k context
+//! (`headroom_core::ranking::practical_limits`).
 
 use anyhow::bail;
 use headroom_core::{
     devices::{self, DeviceSpec, MemoryKind},
     quant::WeightFormat,
+    ranking::{LimitModel, practical_limits},
     runtime::Runtime,
     usable_memory::usable_memory,
 };
@@ -11,7 +14,7 @@ use serde::Serialize;
 
 use crate::fit::{
     model_input::normalize,
-    table::{Align, Table, gib},
+    table::{Align, Table, gib, params_short, tokens_per_s},
 };
 
 /// Arguments of `headroom devices`.
@@ -22,8 +25,15 @@ pub struct DevicesArgs {
     #[arg(value_name = "FILTER")]
     filter: Vec<String>,
 
+    /// The practical-limit table: for every device, the largest catalog model that fits at
+    /// 4-bit (Q4_K_M) and at 8-bit (Q8_0) with 4,096 tokens of context in llama.cpp.
+    #[arg(long)]
+    limits: bool,
+
     /// Print a JSON array of device objects (bytes, bytes per second and FLOP/s as numbers)
-    /// instead of a table.
+    /// instead of a table; with --limits an array of {device_id, device, memory_bytes,
+    /// usable_bytes, largest_4bit, largest_8bit}, each largest being {id, params_total,
+    /// total_bytes, decode_tokens_per_s} or null.
     #[arg(long)]
     json: bool,
 }
@@ -72,6 +82,9 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
             "no device in the catalog matches `{filter}`; run `headroom devices` for the full list \
              (or measure this machine with `headroom probe`)"
         );
+    }
+    if args.limits {
+        return limits(&selected, args.json);
     }
     let mut out = String::new();
     if args.json {
@@ -124,5 +137,54 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
             table.len()
         ));
     }
+    crate::fit::write_stdout(&out)
+}
+
+/// `headroom devices --limits`.
+fn limits(selected: &[&DeviceSpec], json: bool) -> anyhow::Result<()> {
+    let devices: Vec<DeviceSpec> = selected.iter().map(|d| (*d).clone()).collect();
+    let rows = practical_limits(&devices)?;
+    let mut out = String::new();
+    if json {
+        out.push_str(&serde_json::to_string_pretty(&rows)?);
+        out.push('\n');
+        return crate::fit::write_stdout(&out);
+    }
+    let cell = |m: &Option<LimitModel>| match m {
+        Some(m) => format!("{} ({})", m.id, params_short(m.params_total)),
+        None => "none".to_owned(),
+    };
+    let speed = |m: &Option<LimitModel>| {
+        m.as_ref()
+            .map_or_else(String::new, |m| tokens_per_s(m.decode_tokens_per_s))
+    };
+    let mut table = Table::new(&[
+        ("id", Align::Left),
+        ("memory", Align::Right),
+        ("usable", Align::Right),
+        ("largest at 4-bit (Q4_K_M)", Align::Left),
+        ("tok/s", Align::Right),
+        ("largest at 8-bit (Q8_0)", Align::Left),
+        ("tok/s", Align::Right),
+    ]);
+    for r in &rows {
+        table.row(vec![
+            r.device_id.clone(),
+            gib(r.memory_bytes),
+            gib(r.usable_bytes),
+            cell(&r.largest_4bit),
+            speed(&r.largest_4bit),
+            cell(&r.largest_8bit),
+            speed(&r.largest_8bit),
+        ]);
+    }
+    out.push_str(&table.render());
+    out.push_str(&format!(
+        "\n{} devices. The largest catalog model (by parameters) that fits each, with 4,096 \
+         tokens of context, batch 1, in llama.cpp (it runs on every device here); usable: what \
+         llama.cpp may use; decode tok/s per sequence. Every model a device runs: headroom \
+         models --fits ID.\n",
+        table.len()
+    ));
     crate::fit::write_stdout(&out)
 }

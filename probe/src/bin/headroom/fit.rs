@@ -6,22 +6,23 @@
 //! the glue: check the arguments, resolve the device and the model, build the [`Question`], ask
 //! [`answer`], and hand the answer to [`render`] (tables) or [`json`] (`--json`).
 
-mod args;
+pub mod args;
 mod json;
 pub mod model_input;
+mod needs;
 mod render;
 pub mod table;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use headroom_core::{
     CoreError,
     answer::{CheckpointSize, ContextAsk, Question, answer},
     devices::{self, DeviceSpec},
     error::Setting,
     kv_cache::KvDtype,
-    limits::MAX_REPORT_JSON_BYTES,
+    launch::{ModelRef, launch_command},
     model::ModelSpec,
-    report::{ProbeReport, plausible},
+    ranking::devices_that_fit,
     units::{GIB, MIB},
 };
 
@@ -33,77 +34,14 @@ use self::{
     table::thousands,
 };
 
-/// The device from the catalog, a probe report, or both.
-fn resolve_device(args: &FitArgs) -> anyhow::Result<DeviceSpec> {
-    let catalog = match args.device.as_deref() {
-        Some(name) => Some(devices::find(name).context("--device")?),
-        None => None,
-    };
-    let Some(path) = args.probe.as_deref() else {
-        // `check` made sure one of the two was given.
-        return catalog.context("no device given: pass --device NAME or --probe REPORT.json");
-    };
-    let text = crate::user_file::read_text(path, "probe report", MAX_REPORT_JSON_BYTES)
-        .context("--probe (write a report with `headroom probe`)")?;
-    let report = ProbeReport::from_json(&text)
-        .with_context(|| format!("probe report {}", path.display()))?;
-    let ignored: Vec<String> = report
-        .unverified_measurements()
-        .map(|m| m.name.to_string())
-        .collect();
-    if !ignored.is_empty() {
-        say!(
-            "note: {} marks {} ok although its check against the CPU reference failed; not used",
-            path.display(),
-            ignored.join(", ")
-        );
-    }
-    let measured = report.measured_device();
-    Ok(match catalog {
-        Some(device) => {
-            if same_device(&device, &measured.name) {
-                plausible::against_catalog(&measured, &device)
-                    .with_context(|| format!("probe report {}", path.display()))?;
-            } else {
-                say!(
-                    "note: {} measured `{}`; its figures replace the catalog's for `{}`",
-                    path.display(),
-                    measured.name,
-                    device.name
-                );
-            }
-            device.with_measurements(&measured)
-        }
-        None => {
-            if measured.memory_bytes.is_none() && measured.usable_bytes.is_none() {
-                bail!(
-                    "probe report {} does not say how much memory {} has; add --device NAME \
-                     to take the memory size from the catalog (`headroom devices`)",
-                    path.display(),
-                    measured.name
-                );
-            }
-            DeviceSpec::from_measured(&measured)
-        }
-    })
-}
-
-/// Whether a probe's adapter name plausibly names the catalog `device`: the first part of the
-/// catalog id that holds a digit (`h100`, `4090`, `m2`) appears in the adapter name, ignoring case
-/// and punctuation.
-fn same_device(device: &DeviceSpec, adapter_name: &str) -> bool {
-    let adapter = model_input::normalize(adapter_name);
-    device
-        .id
-        .split('-')
-        .find(|part| part.chars().any(|c| c.is_ascii_digit()))
-        .is_none_or(|part| adapter.contains(&model_input::normalize(part)))
-}
-
 /// Run the command.
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let checked = check(&args)?;
-    let device = resolve_device(&args)?;
+    let chosen = if args.devices_that_fit {
+        None
+    } else {
+        crate::machine::choose(args.device.as_deref(), args.probe.as_deref(), "--device")?
+    };
     let ResolvedModel {
         spec,
         source,
@@ -112,31 +50,39 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     if let Some(weights) = &checkpoint {
         say!("{}", model_input::describe_checkpoint(weights));
     }
-    let question = Question {
-        model: spec.clone(),
-        format: match &checked.quant {
-            QuantChoice::One(format) => Some(format.clone()),
-            QuantChoice::Default | QuantChoice::All => None,
-        },
-        context: match args.context {
-            None => ContextAsk::Default,
-            Some(ContextArg::Max) => ContextAsk::Max,
-            Some(ContextArg::Tokens(tokens)) => ContextAsk::Tokens(tokens),
-        },
-        batch: args.batch,
-        mode: checked.mode.clone(),
-        lora_layers: args.lora_layers.clone(),
-        runtime: checked.runtime,
-        kv_dtype: args.kv_dtype.map(KvDtype::from),
-        device: device.clone(),
-        device_count: args.device_count,
-        wired_limit_bytes: args.wired_limit_mb.map(|mb| mb * MIB),
-        host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
-        text_only: args.text_only,
-        with_mtp: args.mtp,
-        checkpoint: checkpoint.as_ref().map(CheckpointSize::from),
+    let Some(chosen) = chosen else {
+        if !args.devices_that_fit {
+            eprintln!(
+                "note: no GPU adapter found and this machine's RAM is unknown: showing the \
+                 catalog devices that hold {} (pass --device NAME for one)",
+                spec.name
+            );
+        }
+        let device = first_catalog_device()?;
+        let question = question_for(&args, &checked, &spec, device, checkpoint.as_ref());
+        let needs = devices_that_fit(&question, devices::catalog()).map_err(|err| {
+            anyhow::anyhow!(
+                "{}: {}",
+                spec.name,
+                err.worded(|s| flag(s).to_owned(), |s, v| format!("{} {v}", flag(s)))
+            )
+        })?;
+        let out = if args.json {
+            let mut text = serde_json::to_string_pretty(&needs)?;
+            text.push('\n');
+            text
+        } else {
+            needs::render(&needs)
+        };
+        return write_stdout(&out);
     };
-    let answer = answer(&question).map_err(|err| {
+    // The table says it in its header; JSON readers see it on stderr too.
+    if let (Some(how), true) = (&chosen.this_machine, args.json) {
+        eprintln!("note: {how}");
+    }
+    let device = chosen.device.clone();
+    let question = question_for(&args, &checked, &spec, device.clone(), checkpoint.as_ref());
+    let mut answer = answer(&question).map_err(|err| {
         let about = match (&err, &question.format) {
             (
                 CoreError::Setting {
@@ -166,12 +112,32 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
             thousands(spec.max_context)
         );
     }
+    // A local checkpoint is launched from its own path, not from a Hub id.
+    let local = match &source {
+        ModelSource::Gguf(path) => Some((path.display().to_string(), true)),
+        ModelSource::File(path) => {
+            let folder = if path.is_dir() {
+                Some(path.as_path())
+            } else {
+                path.parent()
+            };
+            folder
+                .filter(|f| !f.as_os_str().is_empty())
+                .map(|f| (f.display().to_string(), false))
+        }
+        ModelSource::Catalog(_) | ModelSource::Hub(_) => None,
+    };
+    if let (Some(launch), Some((path, is_gguf_file))) = (answer.launch.as_mut(), local) {
+        *launch = launch_command(&answer.request, &ModelRef { path, is_gguf_file });
+    }
     let ctx = OutputContext {
         args: &args,
         checked: &checked,
         device: &device,
         spec: &spec,
         source: &source,
+        this_machine: chosen.this_machine.as_deref(),
+        measured: chosen.report.is_some(),
     };
     let mut out = String::new();
     if matches!(checked.quant, QuantChoice::All) {
@@ -196,8 +162,50 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     write_stdout(&out)
 }
 
-/// Write everything at once, control characters escaped; a closed pipe surfaces as an `io::Error` that `main` treats as
-/// success.
+/// The question the arguments ask about `spec` on `device`.
+fn question_for(
+    args: &FitArgs,
+    checked: &Checked,
+    spec: &ModelSpec,
+    device: DeviceSpec,
+    checkpoint: Option<&headroom_core::files::CheckpointWeights>,
+) -> Question {
+    Question {
+        model: spec.clone(),
+        format: match &checked.quant {
+            QuantChoice::One(format) => Some(format.clone()),
+            QuantChoice::Default | QuantChoice::All => None,
+        },
+        context: match args.context {
+            None => ContextAsk::Default,
+            Some(ContextArg::Max) => ContextAsk::Max,
+            Some(ContextArg::Tokens(tokens)) => ContextAsk::Tokens(tokens),
+        },
+        batch: args.batch,
+        mode: checked.mode.clone(),
+        lora_layers: args.lora_layers.clone(),
+        runtime: checked.runtime,
+        kv_dtype: args.kv_dtype.map(KvDtype::from),
+        device,
+        device_count: args.device_count,
+        wired_limit_bytes: args.wired_limit_mb.map(|mb| mb * MIB),
+        host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
+        text_only: args.text_only,
+        with_mtp: args.mtp,
+        checkpoint: checkpoint.map(CheckpointSize::from),
+    }
+}
+
+/// A stand-in device for questions whose answer tries every catalog device.
+fn first_catalog_device() -> anyhow::Result<DeviceSpec> {
+    devices::catalog()
+        .first()
+        .cloned()
+        .context("the device catalog is empty (a build defect)")
+}
+
+/// Write everything at once, control characters escaped; a closed pipe surfaces as an
+/// `io::Error` that `main` treats as success.
 pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -213,4 +221,8 @@ struct OutputContext<'a> {
     device: &'a DeviceSpec,
     spec: &'a ModelSpec,
     source: &'a ModelSource,
+    /// How this machine was found, when no flag named the device.
+    this_machine: Option<&'a str>,
+    /// The device's figures came from a probe report.
+    measured: bool,
 }

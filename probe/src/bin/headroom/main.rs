@@ -15,6 +15,7 @@ macro_rules! say {
 mod devices_cmd;
 mod fit;
 mod hub;
+mod machine;
 mod models_cmd;
 mod printable;
 mod probe_cmd;
@@ -41,11 +42,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Will MODEL fit on a device, and how fast will it run?
+    /// Will MODEL fit on this machine (or --device), and how fast will it run? With
+    /// --devices-that-fit: which catalog devices hold it.
     Fit(fit::FitArgs),
-    /// List the bundled model catalog.
+    /// List the bundled model catalog; with --fits [DEVICE]: every model that fits, ranked.
     Models(models_cmd::ModelsArgs),
-    /// List the bundled device catalog.
+    /// List the bundled device catalog; with --limits: the largest model each device runs.
     Devices(devices_cmd::DevicesArgs),
     /// Measure this machine's GPU and write a JSON report.
     Probe(probe_cmd::ProbeArgs),

@@ -133,7 +133,9 @@ pub struct FitArgs {
     pub(super) runtime: Option<String>,
 
     /// Device from the catalog (see `headroom devices`), e.g. rtx-4090, h100-sxm, m2-10c-16gb.
-    /// With --probe, the catalog entry's figures are replaced by the measured ones.
+    /// With --probe, the catalog entry's figures are replaced by the measured ones. Without
+    /// --device and --probe: this machine (./headroom-probe.json if present, else a quick
+    /// discovery of its GPU matched to the catalog; no GPU: the CPU and its RAM).
     #[arg(long, short = 'd', value_name = "NAME")]
     pub(super) device: Option<String>,
 
@@ -206,6 +208,12 @@ pub struct FitArgs {
     #[arg(long)]
     pub(super) mtp: bool,
 
+    /// What does the model need? The memory, then per device class (Apple, NVIDIA consumer,
+    /// NVIDIA datacenter, AMD, Intel) the smallest catalog device that holds it and how many of
+    /// the class's largest, with decode speed: in --quant FORMAT, or the best format per device.
+    #[arg(long)]
+    pub(super) devices_that_fit: bool,
+
     /// Print JSON instead of a table: one object, or with --quant all an array of objects.
     #[arg(long)]
     pub(super) json: bool,
@@ -221,9 +229,14 @@ kv_cache_dtype, model_source and, for one format, longest_context (null if nothi
 best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or null) and, for
 training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based); for a
 .gguf file or safetensors checkpoint, checkpoint ({checkpoint_parameters, config_parameters,
-parameters_agree, checkpoint_bytes, computed_bytes}). Byte counts are integers. With --quant
-all: a JSON array of such objects, one per format that could be estimated, highest precision
-first (without the advice).
+parameters_agree, checkpoint_bytes, computed_bytes}); launch ({runtime, command, notes}: the
+command that runs it, null when it does not fit); this_machine (how this machine was found,
+without --device/--probe). Byte counts are integers. With --quant all: a JSON array of such
+objects, one per format that could be estimated, highest precision first (without the advice).
+With --devices-that-fit: one object {model, mode, context, format, format_fixed, weights_bytes,
+min_total_bytes, max_total_bytes, classes: [{class, label, smallest, largest, none_reason}],
+assumptions}, smallest/largest being {device_id, device, device_count, memory_bytes, format,
+runtime, verdict, per_device_bytes, usable_bytes, decode_tokens_per_s, launch} or null.
 
 Units: GiB = 2^30 bytes in tables; JSON gives bytes.
 
@@ -236,6 +249,8 @@ Environment (Hugging Face ids only):
   HF_HUB_DOWNLOAD_TIMEOUT  seconds before giving up (default 30)
 
 Examples:
+  headroom fit llama-3.1-8b                     # this machine
+  headroom fit llama-3.1-70b --devices-that-fit # what does it need?
   headroom fit llama-3.1-8b --device rtx-4090
   headroom fit ./Llama-3.1-8B/config.json --quant Q4_K_M --context 32768 --device m2-10c-16gb
   headroom fit Qwen/Qwen2.5-7B --quant all --context 32k --device h100-sxm
@@ -245,7 +260,7 @@ Examples:
 
 /// `--context`: a token count or the model's maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ContextArg {
+pub enum ContextArg {
     /// This many tokens.
     Tokens(u64),
     /// `max_position_embeddings`.
@@ -254,7 +269,7 @@ pub(super) enum ContextArg {
 
 /// Parse `--context`: `8192`, `32k`/`32K` (× 1024, as context lengths are quoted: "128K" =
 /// 131,072), `1m` (× 1024²), or `max`; within 1..=[`MAX_CONTEXT_TOKENS`].
-pub(super) fn parse_context(text: &str) -> Result<ContextArg, String> {
+pub fn parse_context(text: &str) -> Result<ContextArg, String> {
     let t = text.trim().to_ascii_lowercase();
     if t == "max" {
         return Ok(ContextArg::Max);
@@ -393,11 +408,22 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             gradient_checkpointing: args.checkpointing,
         }),
     };
-    if args.device.is_none() && args.probe.is_none() {
-        bail!(
-            "no device given: pass --device NAME (list them with `headroom devices`, e.g. \
-             --device rtx-4090) or --probe REPORT.json from `headroom probe`"
-        );
+    if args.devices_that_fit {
+        if args.device.is_some() || args.probe.is_some() {
+            bail!(
+                "--devices-that-fit tries every catalog device; drop --device/--probe, or drop \
+                 --devices-that-fit to ask about one device"
+            );
+        }
+        if args.device_count > 1 {
+            bail!("--devices-that-fit finds how many devices it takes itself; drop --devices");
+        }
+        if matches!(quant, QuantChoice::All) {
+            bail!(
+                "--devices-that-fit takes one format (--quant FORMAT) or none (the best format \
+                 per device), not --quant all"
+            );
+        }
     }
     Ok(Checked {
         quant,
@@ -408,7 +434,7 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
 }
 
 /// The flag that sets `setting`, for core's errors.
-pub(super) fn flag(setting: Setting) -> &'static str {
+pub fn flag(setting: Setting) -> &'static str {
     match setting {
         Setting::Format => "--quant",
         Setting::Context => "--context",

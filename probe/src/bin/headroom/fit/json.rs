@@ -5,6 +5,7 @@ use headroom_core::{
     answer::{Answer, CheckpointCheck},
     components::{CacheComponent, Component, LayerKindCount},
     estimate::Estimate,
+    launch::LaunchCommand,
 };
 use serde::Serialize;
 
@@ -26,7 +27,9 @@ use super::OutputContext;
 ///  "runtime": "llama.cpp", "mode": "inference", "kv_cache_dtype": "f16", "device_count": 1,
 ///  "device_id": "rtx-4090", "model_source": "config Llama-3.1-8B.json",
 ///  "longest_context": 131072, "best_format": {"format": "bf16", "runtime": "transformers",
-///  "verdict": "fits", "total_bytes": 17574666240, "decode_tokens_per_s": 55.7}}
+///  "verdict": "fits", "total_bytes": 17574666240, "decode_tokens_per_s": 55.7},
+///  "launch": {"runtime": "llama.cpp", "command": "llama-server -m Llama-3.1-8B-Q4_K_M.gguf -c 4096
+///  -ngl 99 -fa on -ctk f16 -ctv f16", "notes": ["Llama-3.1-8B-Q4_K_M.gguf: a GGUF of ..."]}}
 /// ```
 #[derive(Serialize)]
 pub(super) struct FitJson<'a> {
@@ -68,6 +71,13 @@ pub(super) struct FitJson<'a> {
     /// format only.
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<&'a [CacheComponent]>,
+    /// The command that runs it ({runtime, command, notes}); `null` when it does not fit; one
+    /// format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launch: Option<Option<&'a LaunchCommand>>,
+    /// How this machine was found, when no --device or --probe named the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    this_machine: Option<&'a str>,
 }
 
 impl OutputContext<'_> {
@@ -91,6 +101,8 @@ impl OutputContext<'_> {
             components: answer.map(|a| a.components.as_slice()),
             layer_kinds: answer.map(|a| a.layer_kinds.as_slice()),
             cache: answer.map(|a| a.cache.as_slice()),
+            launch: answer.map(|a| a.launch.as_ref()),
+            this_machine: self.this_machine,
         }
     }
 }

@@ -185,8 +185,11 @@ impl OutputContext<'_> {
             estimate.device,
             gib(self.device.memory_bytes)
         );
-        if self.args.probe.is_some() {
+        if self.measured {
             let _ = writeln!(out, "device figures: {}", self.device.source);
+        }
+        if let Some(how) = self.this_machine {
+            let _ = writeln!(out, "{how}");
         }
     }
 
@@ -340,6 +343,15 @@ impl OutputContext<'_> {
         let _ = writeln!(out, "best format that fits:     {best}");
         if let Some(training) = &advice.training {
             training_lines(out, training);
+        }
+        if let Some(launch) = &answer.launch {
+            let _ = writeln!(out, "\nlaunch ({}):", launch.runtime);
+            for line in launch.command.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+            for note in &launch.notes {
+                let _ = writeln!(out, "  # {note}");
+            }
         }
         if !e.assumptions.is_empty() {
             let _ = writeln!(out, "\nassumptions:");
