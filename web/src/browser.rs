@@ -151,3 +151,20 @@ pub async fn sleep_ms(ms: i32) {
     });
     let _ = JsFuture::from(promise).await;
 }
+
+/// This browser's `localStorage` value for `key`, if any (none in private windows that block it).
+pub fn storage_get(key: &str) -> Option<String> {
+    web_sys::window()?
+        .local_storage()
+        .ok()??
+        .get_item(key)
+        .ok()?
+}
+
+/// Remember `value` under `key` in `localStorage`; a browser that refuses keeps nothing, which
+/// only costs the next visit its remembered device.
+pub fn storage_set(key: &str, value: &str) {
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.set_item(key, value);
+    }
+}

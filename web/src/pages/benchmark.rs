@@ -15,8 +15,9 @@ use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     browser,
-    components::report_view::ReportView,
+    components::report_view::{ReportView, device_from_report},
     gpu::{self, GpuContext},
+    nav::Navigation,
 };
 
 /// Tool name written into reports from this page (the report's "source").
@@ -27,7 +28,8 @@ pub const BROWSER_TOOL_NAME: &str = "headroom browser benchmark";
 struct StepLine {
     label: String,
     outcome: String,
-    ok: bool,
+    /// `kernel-ok`, `kernel-skip` (nothing ran: a feature is missing) or `kernel-fail`.
+    class: &'static str,
 }
 
 /// A fresh seed per run (the kernels check against fresh random data).
@@ -35,7 +37,7 @@ fn seed() -> u64 {
     (js_sys::Math::random() * (u32::MAX as f64)) as u64 ^ (js_sys::Date::now() as u64)
 }
 
-fn summarize(ms: &[Measurement]) -> (String, bool) {
+fn summarize(ms: &[Measurement]) -> (String, &'static str) {
     let mut ok = true;
     let parts: Vec<String> = ms
         .iter()
@@ -63,12 +65,61 @@ fn summarize(ms: &[Measurement]) -> (String, bool) {
             }
         })
         .collect();
-    (parts.join("; "), ok)
+    let class = if !ok {
+        "kernel-fail"
+    } else if ms.iter().all(|m| m.status == Status::Skipped) {
+        "kernel-skip"
+    } else {
+        "kernel-ok"
+    };
+    (parts.join("; "), class)
+}
+
+/// The run's closing line, honest about what did not run: every kernel verified only when no
+/// measurement was skipped or failed; otherwise how many ran, were skipped and failed.
+pub fn summary(report: &ProbeReport, cancelled: bool) -> String {
+    let all = || report.stages.iter().flat_map(|s| s.measurements.iter());
+    let verified = all()
+        .filter(|m| m.status == Status::Ok && m.verification.as_ref().is_some_and(|v| v.passed))
+        .count();
+    let skipped = all().filter(|m| m.status == Status::Skipped).count()
+        + report
+            .stages
+            .iter()
+            .filter(|s| s.status == Status::Skipped)
+            .count();
+    let failed = all()
+        .filter(|m| {
+            m.status == Status::Failed
+                || (m.status == Status::Ok && m.verification.as_ref().is_some_and(|v| !v.passed))
+        })
+        .count()
+        + report
+            .stages
+            .iter()
+            .filter(|s| s.status == Status::Failed)
+            .count();
+    let counts = format!(
+        "{verified} measurement{} verified, {skipped} skipped, {failed} failed",
+        if verified == 1 { "" } else { "s" }
+    );
+    if cancelled {
+        format!("cancelled: the report keeps the steps that finished ({counts})")
+    } else if failed > 0 {
+        format!("finished with failures ({counts}): see the steps marked FAILED")
+    } else if skipped > 0 {
+        format!(
+            "finished: {counts} — the skipped ones need features this browser's adapter lacks              (reasons in the steps below)"
+        )
+    } else {
+        format!("finished: every kernel ran and every result was verified ({counts})")
+    }
 }
 
 /// A step's line: its measurements, or the memory stage's result.
 fn step_line(step: &Step, measurements: &[Measurement], record: &StageRecord) -> StepLine {
-    let (outcome, ok) = if let Some(m) = &record.max_buffer {
+    let ok_or_fail = |ok: bool| if ok { "kernel-ok" } else { "kernel-fail" };
+    let (outcome, class) = if let Some(m) = &record.max_buffer {
         (
             format!(
                 "{} verified by write and read-back, {} accepted (adapter limit {})",
@@ -76,14 +127,18 @@ fn step_line(step: &Step, measurements: &[Measurement], record: &StageRecord) ->
                 crate::format::bytes(m.largest_accepted_bytes),
                 crate::format::bytes(m.adapter_limit_bytes)
             ),
-            m.largest_verified_bytes > 0,
+            ok_or_fail(m.largest_verified_bytes > 0),
         )
     } else if let Some(a) = &record.allocation {
-        (format!("stopped: {}", a.stop_detail), true)
+        (format!("stopped: {}", a.stop_detail), "kernel-ok")
     } else if measurements.is_empty() {
         (
             record.reason.clone().unwrap_or_else(|| "done".into()),
-            false,
+            if record.status == Status::Skipped {
+                "kernel-skip"
+            } else {
+                ok_or_fail(record.status == Status::Ok)
+            },
         )
     } else {
         summarize(measurements)
@@ -91,7 +146,7 @@ fn step_line(step: &Step, measurements: &[Measurement], record: &StageRecord) ->
     StepLine {
         label: step.label(),
         outcome,
-        ok,
+        class,
     }
 }
 
@@ -252,14 +307,7 @@ pub fn BenchmarkPage() -> impl IntoView {
                 &mut panel,
             )
             .await;
-            let all_ok = this_run.stages.iter().all(|s| s.status != Status::Failed);
-            finished.set(Some(if outcome == Outcome::Stopped {
-                "cancelled: the report keeps the steps that finished".into()
-            } else if all_ok {
-                "finished: every kernel ran and every result was verified".into()
-            } else {
-                "finished with failures (see the steps marked FAILED)".into()
-            }));
+            finished.set(Some(summary(&this_run, outcome == Outcome::Stopped)));
             report.set(Some(this_run));
             running.set(false);
         });
@@ -272,15 +320,10 @@ pub fn BenchmarkPage() -> impl IntoView {
             }
         }
     };
+    let nav = use_context::<Navigation>();
     let use_device = move |_| {
-        if let (Some(r), Some(st)) = (
-            report.get_untracked(),
-            use_context::<crate::app::AppState>(),
-        ) {
-            crate::components::report_view::use_in_calculator(
-                st,
-                &crate::components::report_view::device_from_report(&r),
-            );
+        if let (Some(r), Some(nav)) = (report.get_untracked(), nav) {
+            nav.use_device_in_calculator(&device_from_report(&r));
         }
     };
     view! {
@@ -305,11 +348,12 @@ pub fn BenchmarkPage() -> impl IntoView {
                 {move || finished.get().map(|f| view! { <p id="benchmark-done"><strong>{f}</strong></p> })}
                 <ol id="benchmark-steps">
                     {move || lines.get().into_iter().map(|l| view! {
-                        <li class=if l.ok { "kernel-ok" } else { "kernel-fail" }><strong>{l.label}</strong>": " <span class="note">{l.outcome}</span></li>
+                        <li class=l.class><strong>{l.label}</strong>": " <span class="note">{l.outcome}</span></li>
                     }).collect_view()}
                 </ol>
             </div>
             {move || report.get().filter(|_| !running.get()).map(|r| view! { <ReportView report=r label="This browser".to_string() /> })}
+
             <Show when=move || ok.get() == Some(false)>
                 <div class="card">
                     <h2>"How to enable WebGPU"</h2>

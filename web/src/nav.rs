@@ -1,0 +1,91 @@
+//! Which page is shown and how to go to another: the pages and components ask for
+//! [`Navigation`] from context instead of reaching into the app shell.
+
+use headroom_core::devices::DeviceSpec;
+use leptos::prelude::*;
+
+use crate::{browser, url_state::Query};
+
+/// The three pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Model × device → verdict.
+    Calculator,
+    /// Probe reports: charts and devices.
+    Reports,
+    /// WebGPU kernels in this browser.
+    Benchmark,
+}
+
+impl Page {
+    /// The `page` query value.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Page::Calculator => "calculator",
+            Page::Reports => "reports",
+            Page::Benchmark => "benchmark",
+        }
+    }
+
+    /// Navigation label.
+    pub fn title(self) -> &'static str {
+        match self {
+            Page::Calculator => "Calculator",
+            Page::Reports => "Reports",
+            Page::Benchmark => "Benchmark",
+        }
+    }
+
+    /// The page a query names (Calculator by default).
+    pub fn from_query(query: &Query) -> Page {
+        match query.get("page") {
+            Some("reports") => Page::Reports,
+            Some("benchmark") => Page::Benchmark,
+            _ => Page::Calculator,
+        }
+    }
+
+    /// Every page in navigation order.
+    pub const ALL: [Page; 3] = [Page::Calculator, Page::Reports, Page::Benchmark];
+}
+
+/// The shown page, shared through context.
+#[derive(Clone, Copy)]
+pub struct Navigation {
+    /// The page shown.
+    pub page: RwSignal<Page>,
+    /// Bumped on every navigation so a page re-reads its settings from the URL.
+    pub generation: RwSignal<u64>,
+}
+
+/// `localStorage` key of this browser's measured device (a [`DeviceSpec`] as JSON): the
+/// calculator's first screen uses it when a link names no device.
+pub const MY_DEVICE_KEY: &str = "headroom.my-device";
+
+impl Navigation {
+    /// Go to `page` with `query` as the URL (a new history entry).
+    pub fn navigate(&self, page: Page, mut query: Query) {
+        query.set("page", page.slug());
+        browser::push_search(&query.to_search());
+        self.generation.update(|g| *g += 1);
+        self.page.set(page);
+    }
+
+    /// Go to the calculator with `device` (a measured one) selected, keeping the model and its
+    /// settings of the current link; the device is remembered as this browser's.
+    pub fn use_device_in_calculator(&self, device: &DeviceSpec) {
+        let q = Query::parse(&browser::location_search());
+        let mut fresh = Query::new();
+        for key in [
+            "model", "hf", "cfg", "name", "spec", "size", "format", "ctx", "mode",
+        ] {
+            if let Some(v) = q.get(key) {
+                fresh.set(key, v.to_string());
+            }
+        }
+        let json = serde_json::to_string(device).unwrap_or_default();
+        browser::storage_set(MY_DEVICE_KEY, &json);
+        fresh.set("devspec", json);
+        self.navigate(Page::Calculator, fresh);
+    }
+}
