@@ -17,3 +17,11 @@ if [ "$gz" -gt "$GZIP_WASM_BUDGET_BYTES" ]; then
   exit 1
 fi
 echo "wasm budget OK"
+# Pre-compressed copies beside each asset for static hosts that serve them (nginx gzip_static,
+# Caddy precompressed, ...): .gz always, .br where the brotli tool is installed.
+for f in dist/*.wasm dist/*.js dist/*.css dist/*.html; do
+  [ -f "$f" ] || continue
+  gzip -9 -k -f "$f"
+  if command -v brotli >/dev/null; then brotli -q 11 -k -f "$f"; fi
+done
+echo "pre-compressed: $(ls dist/*.gz | wc -l) .gz$(command -v brotli >/dev/null && echo ", $(ls dist/*.br | wc -l) .br")"

@@ -135,14 +135,16 @@ fn bars(
             value(m).map(|v| Bar {
                 label: {
                     let name = m.name.to_string();
+                    // `f16.acc_f32` reads as f16 inputs into f32 sums: `f16→f32`, short
+                    // enough to leave room for the size.
                     let short = name
                         .strip_prefix(stage.name())
                         .unwrap_or(&name)
                         .trim_start_matches('.')
-                        .to_string();
+                        .replace(".acc_", "→");
                     // The same kernel at several sizes: the size tells the bars apart.
                     match shape_of(m) {
-                        Some(shape) => format!("{short} · {shape}"),
+                        Some(shape) => format!("{short} {shape}"),
                         None => short,
                     }
                 },
