@@ -365,3 +365,21 @@ fn datasheet_table(
         </div>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapters_are_matched_to_their_catalog_datasheet() {
+        assert_eq!(
+            catalog_device_of("NVIDIA H200").map(|d| d.id),
+            Some("h200".to_string())
+        );
+        assert_eq!(
+            catalog_device_of("NVIDIA GeForce RTX 4090").map(|d| d.id),
+            Some("rtx-4090".to_string())
+        );
+        assert_eq!(catalog_device_of("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
+    }
+}

@@ -369,3 +369,28 @@ pub fn BenchmarkPage() -> impl IntoView {
         </section>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> ProbeReport {
+        let text = include_str!("../../../tests/data/reports/lavapipe-report.json");
+        ProbeReport::from_json(text).unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    #[test]
+    fn the_summary_says_every_result_was_verified_only_when_nothing_was_skipped() {
+        let mut report = fixture();
+        // The lavapipe run skips the cooperative-matrix GEMMs (no matrix units through wgpu).
+        let text = summary(&report, false);
+        assert!(!text.contains("every result was verified"), "{text}");
+        assert!(text.contains("2 skipped"), "{text}");
+        for stage in &mut report.stages {
+            stage.measurements.retain(|m| m.status != Status::Skipped);
+        }
+        let text = summary(&report, false);
+        assert!(text.contains("every result was verified"), "{text}");
+        assert!(summary(&report, true).starts_with("cancelled"));
+    }
+}
