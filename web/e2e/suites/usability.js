@@ -267,7 +267,12 @@ module.exports = {
   async 'issue 16: every setting of headroom fit is in the form and the link'({ page, base, shot, log }) {
     await page.goto(`${base}?model=llama-3.1-8b&device=rtx-4090`);
     await verdictWith(page, 'llama-3.1-8b');
+    // Training controls show only for the modes they apply to.
+    for (const id of ['#checkpointing', '#lora-rank', '#lora-targets', '#optimizer', '#precision']) {
+      assert.strictEqual(await page.isVisible(id), false, `${id} shows in inference mode`);
+    }
     await page.selectOption('#mode', 'lora');
+    assert.strictEqual(await page.isVisible('#optimizer'), false, 'the optimizer shows in LoRA mode');
     await page.fill('#lora-rank', '32');
     await page.fill('#lora-targets', 'q,v');
     await page.fill('#lora-layers', 'last:8');

@@ -75,6 +75,36 @@ fn shape_of(m: &Measurement) -> Option<String> {
     }
 }
 
+/// Why the allocation stage stopped, in words with human sizes (the report's own detail holds
+/// raw byte counts).
+pub fn allocation_stop_words(a: &headroom_core::report::AllocationResult) -> String {
+    use headroom_core::report::AllocationStopReason as Stop;
+    let held = format::bytes(a.largest_clean_bytes);
+    match a.stop_reason {
+        Stop::Budget => format!(
+            "Stopped at its budget{}: it held {held}, and the next step would pass the budget — \
+             a lower bound of what the device can hold.",
+            a.budget_bytes
+                .map(|b| format!(" of {}", format::bytes(b)))
+                .unwrap_or_default()
+        ),
+        Stop::TimeLimit => {
+            format!("Stopped at the stage's time limit after {held}: a lower bound.")
+        }
+        Stop::Error => format!(
+            "Stopped when an allocation failed after {held}: the device's limit ({}).",
+            a.stop_detail
+        ),
+        Stop::Swapping => format!(
+            "Stopped after {held}: a step took far longer than the ones before, the host began \
+             to swap."
+        ),
+        Stop::NothingToAllocate => {
+            "Nothing to allocate: the adapter's buffer limits leave no room.".to_string()
+        }
+    }
+}
+
 /// What the decode simulation of `report` ran: `a 16.8 M-parameter model (hidden 4096)`.
 pub fn simulated_model(report: &ProbeReport) -> Option<String> {
     let m = report
@@ -235,7 +265,7 @@ pub fn ReportView(
             y: st.step_s,
         });
         let stop = last.map(|p| (p, format!("{:?}", s.stop_reason).to_lowercase()));
-        let stop_detail = format!("Stopped ({:?}): {}", s.stop_reason, s.stop_detail);
+        let stop_detail = allocation_stop_words(&s);
         view! {
             <h3>"Model-size sweep"</h3>
             <p class="note">{format!(

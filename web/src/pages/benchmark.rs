@@ -130,7 +130,10 @@ fn step_line(step: &Step, measurements: &[Measurement], record: &StageRecord) ->
             ok_or_fail(m.largest_verified_bytes > 0),
         )
     } else if let Some(a) = &record.allocation {
-        (format!("stopped: {}", a.stop_detail), "kernel-ok")
+        (
+            crate::components::report_view::allocation_stop_words(a),
+            "kernel-ok",
+        )
     } else if measurements.is_empty() {
         (
             record.reason.clone().unwrap_or_else(|| "done".into()),
