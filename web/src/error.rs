@@ -29,4 +29,10 @@ pub enum WebError {
     /// The device cannot be used (a link's device, a custom device's figures).
     #[error("{0}")]
     Device(String),
+    /// A request found no server (offline, blocked, DNS).
+    #[error("{0}")]
+    Network(String),
+    /// The browser refused an operation (a download, a missing window).
+    #[error("{0}")]
+    Browser(String),
 }

@@ -29,9 +29,7 @@ async fn load(file: web_sys::File) -> Result<(String, ProbeReport), WebError> {
             file.size() / 1e6
         )));
     }
-    let text = browser::read_file_text(&file)
-        .await
-        .map_err(|e| WebError::File(format!("{name}: {e}")))?;
+    let text = browser::read_file_text(&file).await?;
     ProbeReport::from_json(&text)
         .map(|r| (name.clone(), r))
         .map_err(|e| WebError::File(format!("{name}: {e}")))

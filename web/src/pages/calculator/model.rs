@@ -140,9 +140,7 @@ pub struct FileOutcome {
 
 async fn read_gguf(file: &web_sys::File) -> Result<FileOutcome, WebError> {
     let name = file.name();
-    let header = model_files::read_gguf_header(file)
-        .await
-        .map_err(WebError::File)?;
+    let header = model_files::read_gguf_header(file).await?;
     let model = model_files::spec_from_gguf(&header, &name)
         .map_err(|e| WebError::File(format!("{name}: {e}")))?;
     let by_type = header
@@ -182,9 +180,7 @@ async fn read_gguf(file: &web_sys::File) -> Result<FileOutcome, WebError> {
 }
 
 async fn read_safetensors(files: &[web_sys::File]) -> Result<FileOutcome, WebError> {
-    let (shards, weights) = model_files::read_safetensors_shards(files)
-        .await
-        .map_err(WebError::File)?;
+    let (shards, weights) = model_files::read_safetensors_shards(files).await?;
     let tensors = shards
         .iter()
         .flat_map(|(_, h)| &h.tensors)
@@ -250,9 +246,7 @@ pub async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String
         .next()
         .ok_or_else(|| WebError::File("no file was chosen".into()))?;
     let name = file.name();
-    let text = browser::read_file_text(&file)
-        .await
-        .map_err(|e| WebError::File(format!("{name}: {e}")))?;
+    let text = browser::read_file_text(&file).await?;
     let report = headroom_core::report::ProbeReport::from_json(&text)
         .map_err(|e| WebError::File(format!("{name}: {e}")))?;
     let device = crate::components::report_view::device_from_report(&report);
