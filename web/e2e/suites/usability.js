@@ -14,13 +14,19 @@ async function verdictWith(page, text) {
   return verdict(page);
 }
 
-/** Screenshots of the page's current state at desktop and phone sizes. */
+/** Screenshots of the page's current state at desktop and phone sizes; on the phone nothing may
+ * widen the page past the screen. */
 async function shots(page, shot, label) {
   await page.setViewportSize(DESKTOP);
   await shot(`${label}-desktop`);
   await page.setViewportSize(PHONE);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  const wide = await page.evaluate((w) => [...document.querySelectorAll('body *')]
+    .filter((e) => e.getBoundingClientRect().right > w + 1 && e.offsetParent)
+    .slice(0, 3).map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className}`), PHONE.width);
   await shot(`${label}-phone`);
   await page.setViewportSize(DESKTOP);
+  assert.ok(width <= PHONE.width, `${label}: the page is ${width} px wide on a ${PHONE.width} px phone (${wide.join(', ')})`);
 }
 
 /** The first format-table row per format: its cells' text. */
