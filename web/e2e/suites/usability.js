@@ -247,6 +247,16 @@ module.exports = {
     const html = await (await page.request.get(base)).text();
     assert.match(html, /id="loading"/);
     assert.match(html, /Loading the calculator/);
+    // Pre-compressed copies for static hosts, each smaller than the wasm itself.
+    const wasm = html.match(/["']\.?\/?([^"']+_bg\.wasm)["']/)[1];
+    const raw = (await (await page.request.get(base + wasm)).body()).length;
+    for (const ext of ['.gz', '.br']) {
+      const r = await page.request.get(base + wasm + ext);
+      assert.strictEqual(r.status(), 200, `${wasm}${ext} is missing from the dist`);
+      const size = (await r.body()).length;
+      log(`${wasm}${ext}: ${size} bytes (raw ${raw})`);
+      assert.ok(size < raw / 2, `${ext} is not compressed`);
+    }
     await page.goto(base);
     await verdict(page);
     assert.strictEqual(await page.$('#loading'), null, 'the loading message goes once the app is up');
