@@ -84,8 +84,18 @@ impl Navigation {
             }
         }
         let json = serde_json::to_string(device).unwrap_or_default();
-        browser::storage_set(MY_DEVICE_KEY, &json);
+        remember_device(device);
         fresh.set("devspec", json);
         self.navigate(Page::Calculator, fresh);
+    }
+}
+
+/// Remember `device` as this browser's for the calculator's first screen, when it knows its
+/// memory (a WebGPU adapter does not say how much it has: such a device would not fit anything).
+pub fn remember_device(device: &DeviceSpec) {
+    if device.memory_bytes > 0
+        && let Ok(json) = serde_json::to_string(device)
+    {
+        browser::storage_set(MY_DEVICE_KEY, &json);
     }
 }

@@ -311,6 +311,11 @@ pub fn BenchmarkPage() -> impl IntoView {
             )
             .await;
             finished.set(Some(summary(&this_run, outcome == Outcome::Stopped)));
+            if outcome != Outcome::Stopped {
+                // This browser's device for the calculator's first screen (when it knows its
+                // memory).
+                crate::nav::remember_device(&device_from_report(&this_run));
+            }
             report.set(Some(this_run));
             running.set(false);
         });

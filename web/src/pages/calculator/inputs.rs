@@ -14,7 +14,6 @@ use crate::{
     browser,
     catalog::{self, CalcSettings, CustomDevice, DeviceChoice, ModelSource},
     error::WebError,
-    nav::MY_DEVICE_KEY,
     search::{self, Candidate},
 };
 
@@ -555,10 +554,7 @@ pub fn DeviceInput(
                     spawn_local(async move {
                         device_error.set(None);
                         match model::device_from_report_file(files).await {
-                            Ok(spec) => {
-                                browser::storage_set(MY_DEVICE_KEY, &spec);
-                                settings.update(|s| s.device = DeviceChoice::Measured(spec));
-                            }
+                            Ok(spec) => settings.update(|s| s.device = DeviceChoice::Measured(spec)),
                             Err(e) => device_error.set(Some(e)),
                         }
                     });

@@ -26,7 +26,7 @@ use crate::{
     browser,
     catalog::{self, CalcSettings, Calculation, DeviceChoice},
     error::WebError,
-    nav::MY_DEVICE_KEY,
+    nav::{MY_DEVICE_KEY, remember_device},
     url_state::Query,
 };
 
@@ -58,8 +58,10 @@ pub fn CalculatorPage() -> impl IntoView {
     Effect::new(move |_| {
         settings.with(|s| {
             browser::replace_search(&s.to_query().to_search());
-            if let DeviceChoice::Measured(json) = &s.device {
-                browser::storage_set(MY_DEVICE_KEY, json);
+            if let DeviceChoice::Measured(json) = &s.device
+                && let Ok(device) = serde_json::from_str(json)
+            {
+                remember_device(&device);
             }
         });
     });
