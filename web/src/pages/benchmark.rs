@@ -249,9 +249,24 @@ fn browser_plan(ctx: &GpuContext) -> Plan {
 /// The benchmark page.
 #[component]
 pub fn BenchmarkPage() -> impl IntoView {
-    let status = RwSignal::new(String::from("checking for WebGPU…"));
-    let ok = RwSignal::new(None::<bool>);
-    let ctx: RwSignal<Option<Rc<GpuContext>>, LocalStorage> = RwSignal::new_local(None);
+    // The WebGPU device, asked for once: a local resource (browser futures are not `Send`),
+    // its typed error shown as it is.
+    let gpu: LocalResource<Result<Rc<GpuContext>, gpu::GpuError>> =
+        LocalResource::new(|| async { gpu::acquire().await.map(Rc::new) });
+    let ok = Memo::new(move |_| gpu.get().map(|g| g.is_ok()));
+    let status = move || match gpu.get() {
+        None => "checking for WebGPU…".to_string(),
+        Some(Ok(c)) => format!(
+            "WebGPU adapter: {}{}",
+            c.info.display_name(),
+            if c.info.is_fallback {
+                " (a CPU fallback: sizes only check correctness)"
+            } else {
+                ""
+            }
+        ),
+        Some(Err(e)) => e.to_string(),
+    };
     let running = RwSignal::new(false);
     let cancel = RwSignal::new(false);
     let done = RwSignal::new(0usize);
@@ -259,30 +274,14 @@ pub fn BenchmarkPage() -> impl IntoView {
     let lines = RwSignal::new(Vec::<StepLine>::new());
     let report = RwSignal::new(None::<ProbeReport>);
     let finished = RwSignal::new(None::<String>);
-    spawn_local(async move {
-        match gpu::acquire().await {
-            Ok(c) => {
-                status.set(format!(
-                    "WebGPU adapter: {}{}",
-                    c.info.display_name(),
-                    if c.info.is_fallback {
-                        " (a CPU fallback: sizes only check correctness)"
-                    } else {
-                        ""
-                    }
-                ));
-                total.set(browser_plan(&c).all_steps().len());
-                ctx.set(Some(Rc::new(c)));
-                ok.set(Some(true));
-            }
-            Err(e) => {
-                status.set(e.to_string());
-                ok.set(Some(false));
-            }
+    // The step count of the plan this adapter gets, shown before the first run.
+    Effect::new(move |_| {
+        if let Some(Ok(c)) = gpu.get() {
+            total.set(browser_plan(&c).all_steps().len());
         }
     });
     let run = move |_| {
-        let Some(c) = ctx.get_untracked() else {
+        let Some(Ok(c)) = gpu.get_untracked() else {
             return;
         };
         running.set(true);
@@ -339,7 +338,7 @@ pub fn BenchmarkPage() -> impl IntoView {
             <h1>"Benchmark this browser's GPU"</h1>
             <div class="card">
                 <p id="webgpu-status" class:error=move || ok.get() == Some(false) data-ready=move || ok.get().map(|b| b.to_string())>
-                    {move || status.get()}
+                    {status}
                 </p>
                 <p class="note">"Runs headroom's probe kernels (GEMM, attention, bandwidth, decode simulation, largest buffer, model-size sweep) through WebGPU; every result is checked against a CPU reference before its speed counts. Nothing is uploaded."</p>
                 <div class="row">
