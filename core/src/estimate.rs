@@ -679,7 +679,9 @@ pub(crate) fn estimate_with(
             d.tokens_per_s = offloaded_tokens_per_s(d.tokens_per_s, device_bw, host_bw, share);
             p.tokens_per_s = offloaded_tokens_per_s(p.tokens_per_s, device_bw, host_bw, share);
             d.assumptions.push(format!(
-                "offload: {:.0}% of the memory lives in host memory, read at {:.0} GB/s on every token (dual-channel DDR5 as CPUs reach it) against {:.0} GB/s on the device; decode and prefill slowed in proportion",
+                "offload: {:.0}% of the memory lives in host memory, read at {:.0} GB/s on every \
+                 token (dual-channel DDR5 as CPUs reach it) against {:.0} GB/s on the device; \
+                 decode and prefill slowed in proportion",
                 share * 100.0,
                 host_bw / 1e9,
                 device_bw / 1e9

@@ -175,7 +175,10 @@ pub fn model_of_size(parameters: u64) -> Result<ModelSpec, CoreError> {
     let got = crate::params::param_counts(&spec).total;
     spec.approximate = true;
     spec.approximations.push(format!(
-        "model by size: {} parameters asked, shaped like {} ({}) with {wanted_layers} layers = {got} parameters; weights follow the size, but the KV cache, activations and speed follow that shape (grouped-query attention, dense MLP), not the real model's — for a mixture-of-experts or differently shaped model give its config.json",
+        "model by size: {} parameters asked, shaped like {} ({}) with {wanted_layers} layers = \
+         {got} parameters; weights follow the size, but the KV cache, activations and speed \
+         follow that shape (grouped-query attention, dense MLP), not the real model's — for a \
+         mixture-of-experts or differently shaped model give its config.json",
         parameters, entry.id, entry.hub_id
     ));
     Ok(spec)

@@ -598,7 +598,8 @@ impl ProbeReport {
                 (
                     Some(a.largest_clean_bytes),
                     Some(format!(
-                        "the probe's allocation stage held {:.2} GiB before the device {} (probe report)",
+                        "the probe's allocation stage held {:.2} GiB before the device {} (probe \
+                         report)",
                         gib(a.largest_clean_bytes),
                         if a.stop_reason == AllocationStopReason::Error {
                             "refused more"
@@ -611,7 +612,8 @@ impl ProbeReport {
             (None, Some(a)) => (
                 None,
                 Some(format!(
-                    "the probe's allocation stage held {:.2} GiB and stopped at its {} — a lower bound, not the device's limit, so it is not used",
+                    "the probe's allocation stage held {:.2} GiB and stopped at its {} — a lower \
+                     bound, not the device's limit, so it is not used",
                     gib(a.largest_clean_bytes),
                     match a.stop_reason {
                         AllocationStopReason::Budget => "budget",

@@ -109,7 +109,8 @@ pub fn summary(report: &ProbeReport, cancelled: bool) -> String {
         format!("finished with failures ({counts}): see the steps marked FAILED")
     } else if skipped > 0 {
         format!(
-            "finished: {counts} — the skipped ones need features this browser's adapter lacks (reasons in the steps below)"
+            "finished: {counts} — the skipped ones need features this browser's adapter lacks \
+             (reasons in the steps below)"
         )
     } else {
         format!("finished: every kernel ran and every result was verified ({counts})")
