@@ -116,10 +116,21 @@ pub fn AnswerView(
             }
             .into_any()
         }
-        None => view! {
-            <p id="best-format-next" class="best-next none">"No format fits with these settings: try a shorter context, a smaller batch or more devices."</p>
+        None => {
+            // A unified-memory machine is one device: more of them is no advice there.
+            let more = if calc.unified { "" } else { " or more devices" };
+            let training = if e.mode == "inference" {
+                ""
+            } else {
+                " (the training settings that fit are listed below)"
+            };
+            view! {
+                <p id="best-format-next" class="best-next none">
+                    {format!("No format fits with these settings: try a shorter context, a smaller batch{more}{training}.")}
+                </p>
+            }
+            .into_any()
         }
-        .into_any(),
     };
     let usable_basis = e
         .assumptions
