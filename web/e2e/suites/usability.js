@@ -201,6 +201,7 @@ module.exports = {
     log(await verdictWith(page, 'does not fit'));
     assert.match(await page.textContent('#decode'), /—.*does not fit/);
     assert.strictEqual(await page.$('#devices-needed'), null, 'a laptop gets no device count');
+    assert.ok(!(await page.textContent('#best-format-next')).includes('more devices'), 'a laptop is told to add devices');
     const rows = await formatRows(page);
     for (const r of rows.filter((row) => row[2] === 'does not fit')) assert.strictEqual(r[3], '—', `${r[0]} has a speed`);
     await shots(page, shot, 'issue16-7-does-not-fit');
