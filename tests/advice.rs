@@ -502,7 +502,9 @@ fn regression_a_probe_report_alone_gives_an_estimate() {
         name: name.into(),
         unified_memory: true,
         memory_bytes: Some(16 * GIB),
+        memory_basis: None,
         usable_bytes: Some(10 * GIB),
+        usable_basis: None,
         read_bandwidth_bytes_per_s: Some(90e9),
         fp32_flops: Some(3.0e12),
         fp16_flops: Some(3.0e12),
@@ -645,4 +647,76 @@ fn mtp_layers_load_on_request_and_add_exactly_their_component() {
     let same = answer(&q).expect("answer");
     assert!(!same.with_mtp);
     assert_eq!(same.estimate.total_bytes, base.estimate.total_bytes);
+}
+
+#[test]
+fn regression_qlora_checkpoints_by_default_as_peft_does() {
+    // Issue: llama-3.1-8b, QLoRA, RTX 4090, 4k said "does not fit — 49.56 GiB" because
+    // checkpointing was assumed off; peft's prepare_model_for_kbit_training turns it on.
+    let mut q = Question::new(
+        fixture_model("Llama-3.1-8B"),
+        devices::find("rtx-4090").expect("device"),
+    );
+    q.mode = "qlora".parse().expect("mode");
+    q.context = ContextAsk::Tokens(4096);
+    assert!(q.mode.gradient_checkpointing());
+    let a = answer(&q).unwrap();
+    assert!(
+        a.estimate.fits,
+        "{:?} {}",
+        a.estimate.verdict, a.estimate.total_bytes
+    );
+    // Turning it off is still possible, and the mode text says so and parses back.
+    q.mode = "qlora:no-ckpt".parse().expect("mode");
+    assert!(!q.mode.gradient_checkpointing());
+    let off = answer(&q).unwrap();
+    assert!(!off.estimate.fits);
+    assert!(
+        off.estimate.mode.contains(":no-ckpt"),
+        "{}",
+        off.estimate.mode
+    );
+    let again: Mode = off.estimate.mode.parse().expect("mode text parses back");
+    assert_eq!(again, q.mode);
+    // LoRA and full keep transformers' default (off).
+    for mode in ["lora", "full"] {
+        assert!(
+            !mode.parse::<Mode>().unwrap().gradient_checkpointing(),
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn regression_no_speed_for_what_cannot_run_and_offload_is_slower() {
+    // Issue: models that do not fit got tokens/s, offload rows showed full-GPU speed and a
+    // laptop needed "13 devices".
+    let m2 = answer(&question("Llama-3.1-70B", "bf16", "m2 16gb")).unwrap();
+    assert_eq!(m2.estimate.verdict, Verdict::DoesNotFit);
+    assert_eq!(m2.estimate.decode_tokens_per_s, 0.0);
+    assert_eq!(m2.estimate.prefill_tokens_per_s, 0.0);
+    assert_eq!(m2.estimate.devices_needed, None, "a laptop is one device");
+    for row in m2.formats.iter().filter_map(|r| r.estimate()) {
+        if row.verdict == Verdict::DoesNotFit {
+            assert_eq!(row.decode_tokens_per_s, 0.0, "{}", row.quant);
+        }
+    }
+    // An 8B model in bf16 on an 8 GB card spills to host memory: slower than the Q4 that fits.
+    let offload = answer(&question("Llama-3.1-8B", "bf16", "rtx-4060")).unwrap();
+    assert_eq!(offload.estimate.verdict, Verdict::NeedsOffload);
+    let e = &offload.estimate;
+    let mut all_on_gpu = request("Llama-3.1-8B", "bf16", "rtx-4060");
+    all_on_gpu.device.memory_bytes = 64 * GIB;
+    let fast = estimate(&all_on_gpu).unwrap();
+    assert_eq!(fast.verdict, Verdict::Fits);
+    assert!(
+        e.decode_tokens_per_s > 0.0 && e.decode_tokens_per_s < fast.decode_tokens_per_s / 2.0,
+        "offload {} vs on the GPU {}",
+        e.decode_tokens_per_s,
+        fast.decode_tokens_per_s
+    );
+    assert!(e.assumptions.iter().any(|a| a.starts_with("offload:")));
+    // Discrete GPUs still say how many it takes.
+    let h100 = answer(&question("Llama-3.1-70B", "bf16", "h100")).unwrap();
+    assert_eq!(h100.estimate.devices_needed, Some(2));
 }

@@ -193,3 +193,26 @@ fn every_catalog_model_passes_the_spec_limits() {
         headroom_core::config::check_model_spec(&m).unwrap_or_else(|e| panic!("{}: {e}", m.name));
     }
 }
+
+#[test]
+fn a_model_by_size_alone_is_close_in_size_and_says_it_is_approximate() {
+    use headroom_core::model_catalog::model_of_size;
+    for (asked, reference) in [
+        (7_000_000_000u64, "llama-3.1-8b"),
+        (13_000_000_000, "llama-3.1-8b"),
+        (32_000_000_000, "llama-3.1-70b"),
+        (1_500_000_000, "llama-3.2-1b"),
+    ] {
+        let m = model_of_size(asked).unwrap_or_else(|e| panic!("{asked}: {e}"));
+        let got = param_counts(&m).total as f64;
+        let off = (got - asked as f64).abs() / asked as f64;
+        // One layer of the reference is the step: within 10% at these sizes.
+        assert!(off < 0.10, "{asked}: {got} ({:.1}% off)", off * 100.0);
+        assert!(m.approximate && !m.exact());
+        let why = m.approximations.join(" ");
+        assert!(why.contains(reference), "{asked}: {why}");
+        assert!(why.contains("config.json"), "{why}");
+    }
+    assert!(model_of_size(1_000).is_err());
+    assert!(model_of_size(u64::MAX).is_err());
+}

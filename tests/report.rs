@@ -47,12 +47,61 @@ fn measured_device_takes_the_best_verified_figures() {
         .stage(Stage::Allocation)
         .and_then(|s| s.allocation.as_ref())
         .expect("allocation stage");
-    assert_eq!(device.usable_bytes, Some(allocation.largest_clean_bytes));
+    // The quick run's allocation stage stopped at its 64 MiB budget: a lower bound, not the
+    // usable memory of a 24 GB machine.
+    assert_eq!(
+        allocation.stop_reason,
+        headroom_core::report::AllocationStopReason::Budget
+    );
+    assert_eq!(device.usable_bytes, None);
+    let why = device.usable_basis.as_deref().unwrap_or_default();
+    assert!(why.contains("lower bound"), "{why}");
+    assert_eq!(device.memory_bytes, report.host.ram_bytes);
     let q4 = report
         .ok_measurements()
         .find(|m| m.name.to_string() == "decode.q4_0")
         .and_then(|m| m.tokens_per_s);
     assert_eq!(device.decode_simulation_tokens_per_s, q4);
+}
+
+#[test]
+fn regression_a_budget_capped_sweep_is_not_usable_memory() {
+    // Issue: a `--budget 1GiB` sweep (or the browser's cap) became "usable 1.0 GiB" on a 24 GB
+    // machine. Only a sweep stopped by the device itself measures usable memory.
+    use headroom_core::report::AllocationStopReason;
+    let mut report = lavapipe();
+    let set_stop = |report: &mut ProbeReport, reason: AllocationStopReason| {
+        for record in &mut report.stages {
+            if let Some(a) = record.allocation.as_mut() {
+                a.stop_reason = reason;
+            }
+        }
+    };
+    let clean = report
+        .stage(Stage::Allocation)
+        .and_then(|s| s.allocation.as_ref())
+        .map(|a| a.largest_clean_bytes)
+        .expect("allocation stage");
+    for reason in [
+        AllocationStopReason::Budget,
+        AllocationStopReason::TimeLimit,
+    ] {
+        set_stop(&mut report, reason);
+        assert_eq!(report.measured_device().usable_bytes, None, "{reason:?}");
+    }
+    for reason in [AllocationStopReason::Error, AllocationStopReason::Swapping] {
+        set_stop(&mut report, reason);
+        let device = report.measured_device();
+        assert_eq!(device.usable_bytes, Some(clean), "{reason:?}");
+        assert!(
+            device
+                .usable_basis
+                .as_deref()
+                .is_some_and(|b| b.contains("allocation stage")),
+            "{:?}",
+            device.usable_basis
+        );
+    }
 }
 
 #[test]
@@ -129,8 +178,18 @@ fn h200_full_run_ran_end_to_end() {
     assert!(read > 2.0e12 && read < 4.8e12, "{read}");
     let fp32 = device.fp32_flops.expect("fp32");
     assert!(fp32 > 10e12 && fp32 < 67e12, "{fp32}");
-    let usable = device.usable_bytes.expect("allocation stage");
-    assert!(usable > 100 * (1 << 30) && usable < memory, "{usable}");
+    // Its allocation stage stopped at the 90% budget: the usable memory is the adapter's
+    // device-local memory, and the answer says where it came from.
+    assert_eq!(device.usable_bytes, None);
+    let spec = headroom_core::devices::DeviceSpec::from_measured(&device);
+    let usable = headroom_core::usable_memory::usable_memory(
+        &spec,
+        headroom_core::runtime::Runtime::TransformersCuda,
+        None,
+    );
+    assert_eq!(usable.usable_bytes, memory);
+    assert!(usable.basis.contains("device-local"), "{}", usable.basis);
+    assert!(usable.basis.contains("lower bound"), "{}", usable.basis);
     let coop = report
         .ok_measurements()
         .find(|m| m.name.to_string() == "gemm.coop.f16.acc_f32")

@@ -48,6 +48,14 @@ pub struct DeviceSpec {
     /// the largest clean step of the allocation sweep); replaces the rule-of-thumb share.
     #[serde(default)]
     pub measured_usable_bytes: Option<u64>,
+    /// Where `measured_usable_bytes` came from, or why a probe's figure was not used (a sweep
+    /// stopped by its budget), in words; part of the usable-memory basis an answer states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_usable_basis: Option<String>,
+    /// Where `memory_bytes` came from when a probe report gave it (the adapter, the host's
+    /// RAM); `None` for the catalog's datasheet figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_basis: Option<String>,
     /// True when `bandwidth_bytes_per_s` was measured (then speed estimates apply no datasheet
     /// efficiency factor).
     #[serde(default)]
@@ -334,6 +342,8 @@ impl DeviceSpec {
             max_buffer_bytes: None,
             source: String::new(),
             measured_usable_bytes: None,
+            measured_usable_basis: None,
+            memory_basis: None,
             bandwidth_measured: false,
             compute_measured: false,
             fp16_fp32_accumulate_flops: None,
@@ -347,10 +357,14 @@ impl DeviceSpec {
     pub fn with_measurements(mut self, m: &MeasuredDevice) -> DeviceSpec {
         if let Some(bytes) = m.memory_bytes {
             self.memory_bytes = bytes;
+            self.memory_basis = m.memory_basis.clone();
+        } else if self.memory_bytes > 0 {
+            self.memory_basis = Some("the catalog's datasheet figure".to_owned());
         }
         if let Some(bytes) = m.usable_bytes {
             self.measured_usable_bytes = Some(bytes);
         }
+        self.measured_usable_basis = m.usable_basis.clone();
         if let Some(bw) = m
             .read_bandwidth_bytes_per_s
             .filter(|v| v.is_finite() && *v > 0.0)

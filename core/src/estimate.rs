@@ -22,8 +22,9 @@ use crate::{
     quant::WeightFormat,
     runtime::Runtime,
     speed::{
-        ALLREDUCE_HOP_LATENCY_S, INTERCONNECT_BYTES_PER_S, decode_tokens_per_s,
-        prefill_tokens_per_s_accumulating, tensor_parallel_speedup,
+        ALLREDUCE_HOP_LATENCY_S, HOST_OFFLOAD_BANDWIDTH_BYTES_PER_S, INTERCONNECT_BYTES_PER_S,
+        decode_tokens_per_s, offloaded_tokens_per_s, prefill_tokens_per_s_accumulating,
+        tensor_parallel_speedup,
     },
     training::{Mode, training_memory_with},
     units::GIB,
@@ -607,7 +608,14 @@ pub(crate) fn estimate_with(
             ));
         }
     }
-    let needed = devices_needed(shared, overhead_per_device, usable_bytes, MAX_DEVICES);
+    // Unified memory is one machine's RAM: a laptop is not split into identical GPUs, so no
+    // device count is offered there.
+    let needed = match req.device.memory_kind {
+        MemoryKind::Unified => None,
+        MemoryKind::Discrete => {
+            devices_needed(shared, overhead_per_device, usable_bytes, MAX_DEVICES)
+        }
+    };
     if req.device_count > 1 {
         assumptions.push(format!(
             "split over {} identical devices: weights, KV and activations divided evenly \
@@ -619,6 +627,11 @@ pub(crate) fn estimate_with(
     // Speed.
     let (decode, prefill) = if req.mode.is_training() {
         assumptions.push("speeds: not estimated for training (reported as 0)".to_string());
+        (0.0, 0.0)
+    } else if verdict == Verdict::DoesNotFit {
+        assumptions.push(
+            "speeds: none, since it does not fit even with offload (reported as 0)".to_string(),
+        );
         (0.0, 0.0)
     } else {
         // Checkpoint bytes scale the computed active share (a token reads its experts' share of
@@ -674,10 +687,26 @@ pub(crate) fn estimate_with(
             ));
         }
         if verdict == Verdict::NeedsOffload {
-            d.assumptions.push(
-                "offloaded layers run at host-memory speed: real decode will be much slower"
-                    .to_string(),
-            );
+            // The part beyond the devices' usable memory lives in host memory and is read from
+            // there on every token (llama.cpp runs those layers on the CPU).
+            let on_devices = usable_bytes.saturating_mul(n_dev);
+            let share = if total == 0 {
+                0.0
+            } else {
+                total.saturating_sub(on_devices) as f64 / total as f64
+            };
+            let device_bw = req.device.bandwidth_bytes_per_s;
+            let host_bw = HOST_OFFLOAD_BANDWIDTH_BYTES_PER_S.min(device_bw.max(1.0));
+            d.tokens_per_s = offloaded_tokens_per_s(d.tokens_per_s, device_bw, host_bw, share);
+            p.tokens_per_s = offloaded_tokens_per_s(p.tokens_per_s, device_bw, host_bw, share);
+            d.assumptions.push(format!(
+                "offload: {:.0}% of the memory lives in host memory, read at {:.0} GB/s on every \
+                 token (dual-channel DDR5 as CPUs reach it) against {:.0} GB/s on the device; \
+                 decode and prefill slowed in proportion",
+                share * 100.0,
+                host_bw / 1e9,
+                device_bw / 1e9
+            ));
         }
         assumptions.extend(d.assumptions);
         assumptions.extend(p.assumptions);

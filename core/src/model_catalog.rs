@@ -107,6 +107,83 @@ pub fn find(name: &str) -> Result<ModelSpec, CoreError> {
     find_entry(name)?.model()
 }
 
+/// Catalog models whose shape stands in for a model known only by its size: dense Llama-family
+/// decoders (grouped-query attention, SwiGLU MLP) from 1B to 405B, the shape most open models
+/// of each size share.
+pub const SIZE_REFERENCE_MODELS: &[&str] = &[
+    "llama-3.2-1b",
+    "llama-3.2-3b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+];
+
+/// Smallest and largest parameter count [`model_of_size`] accepts: 0.1 B to 2 T.
+pub const MODEL_SIZE_LIMITS: (u64, u64) = (100_000_000, 2_000_000_000_000);
+
+/// A dense model of about `parameters` parameters, for a model that is in no catalog and has no
+/// `config.json` at hand. It takes the shape of the [`SIZE_REFERENCE_MODELS`] entry nearest in
+/// size (on a log scale) and sets the layer count so the total comes closest to `parameters`;
+/// it is marked approximate and says so: weights follow the size, but the KV cache and
+/// activations follow the reference's attention (grouped-query, its head count and width), and
+/// a mixture-of-experts model's speed (which reads only the active experts) is not captured.
+pub fn model_of_size(parameters: u64) -> Result<ModelSpec, CoreError> {
+    let (lo, hi) = MODEL_SIZE_LIMITS;
+    if !(lo..=hi).contains(&parameters) {
+        return Err(CoreError::OutOfRange {
+            field: "model size".into(),
+            value: parameters.to_string(),
+            problem: format!(
+                "must be between {} B and {} B parameters",
+                lo as f64 / 1e9,
+                hi as f64 / 1e9
+            ),
+        });
+    }
+    let mut best: Option<(f64, &CatalogModel, u64)> = None;
+    for id in SIZE_REFERENCE_MODELS {
+        let entry = find_entry(id)?;
+        let total = crate::params::param_counts(&entry.model()?).total;
+        let distance = ((total as f64).ln() - (parameters as f64).ln()).abs();
+        if best.is_none_or(|(d, _, _)| distance < d) {
+            best = Some((distance, entry, total));
+        }
+    }
+    let Some((_, entry, _)) = best else {
+        return Err(CoreError::Unknown {
+            kind: "model".into(),
+            name: "size reference".into(),
+            hint: "the catalog has none of the size reference models".into(),
+        });
+    };
+    let reference = entry.model()?;
+    let layers = reference.num_layers.max(1);
+    let total = crate::params::param_counts(&reference).total;
+    let one_layer = {
+        let mut config = entry.config.clone();
+        config["num_hidden_layers"] = serde_json::json!(layers + 1);
+        crate::params::param_counts(&model_from_config_value(&entry.id, &config)?).total - total
+    };
+    let outside_layers = total.saturating_sub(one_layer * layers);
+    let wanted_layers = (parameters.saturating_sub(outside_layers) as f64 / one_layer as f64)
+        .round()
+        .max(1.0) as u64;
+    let mut config = entry.config.clone();
+    config["num_hidden_layers"] = serde_json::json!(wanted_layers);
+    let name = format!("{:.3} B-parameter model", parameters as f64 / 1e9);
+    let mut spec = model_from_config_value(&name, &config)?;
+    let got = crate::params::param_counts(&spec).total;
+    spec.approximate = true;
+    spec.approximations.push(format!(
+        "model by size: {} parameters asked, shaped like {} ({}) with {wanted_layers} layers = \
+         {got} parameters; weights follow the size, but the KV cache, activations and speed \
+         follow that shape (grouped-query attention, dense MLP), not the real model's — for a \
+         mixture-of-experts or differently shaped model give its config.json",
+        parameters, entry.id, entry.hub_id
+    ));
+    Ok(spec)
+}
+
 /// Largest edit distance still suggested as a close match.
 const MAX_SUGGESTION_DISTANCE: usize = 4;
 /// Most close matches listed in an error.

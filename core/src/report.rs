@@ -82,9 +82,19 @@ pub struct MeasuredDevice {
     pub unified_memory: bool,
     /// Total device memory (discrete) or RAM (unified), bytes, if known.
     pub memory_bytes: Option<u64>,
-    /// Memory the GPU may use: Metal's working set, or the largest model size that fit cleanly
-    /// in the allocation stage, bytes, if measured.
+    /// Where `memory_bytes` came from, in words (the adapter's device-local heap, macOS'
+    /// `hw.memsize`, the host's RAM), if known.
+    #[serde(default)]
+    pub memory_basis: Option<String>,
+    /// Memory the GPU may use as the platform reports it (Metal's working set), or the largest
+    /// model size the allocation stage held when it stopped at the device's own limit (an
+    /// allocation failed or the host began to swap), bytes. A stage stopped by its budget or
+    /// time limit only gives a lower bound and is not used ([`MeasuredDevice::usable_basis`]
+    /// says so).
     pub usable_bytes: Option<u64>,
+    /// Where `usable_bytes` came from, or why the allocation stage's figure was not used.
+    #[serde(default)]
+    pub usable_basis: Option<String>,
     /// Measured read bandwidth, bytes per second.
     pub read_bandwidth_bytes_per_s: Option<f64>,
     /// Measured f32 GEMM rate, FLOP/s.
@@ -575,16 +585,74 @@ impl ProbeReport {
                     Some(acc.map_or(x, |a| a.max(x)))
                 })
         };
-        let allocation_clean = self
+        let memory_basis = if unified_memory {
+            match (
+                self.host.macos.as_ref().and_then(|m| m.hw_memsize_bytes),
+                self.host.ram_bytes,
+            ) {
+                (Some(_), _) => Some("unified memory: macOS hw.memsize".to_owned()),
+                (None, Some(_)) => Some("unified memory: the host's RAM".to_owned()),
+                (None, None) => None,
+            }
+        } else {
+            memory_bytes.map(|_| "the adapter's device-local memory (driver)".to_owned())
+        };
+        let allocation = self
             .stage(Stage::Allocation)
             .and_then(|s| s.allocation.as_ref())
-            .map(|s| s.largest_clean_bytes)
-            .filter(|&b| b > 0);
+            .filter(|a| a.largest_clean_bytes > 0);
         let working_set = self
             .host
             .macos
             .as_ref()
             .and_then(|m| m.recommended_max_working_set_bytes);
+        let gib = |b: u64| b as f64 / crate::units::GIB as f64;
+        // Only a stage that ran into the device's own limit measured usable memory; one stopped
+        // by its budget (the browser's 256 MiB–4 GiB cap, `--budget`) or its clock held what
+        // it was allowed to, a lower bound.
+        let (usable_bytes, usable_basis) = match (working_set, allocation) {
+            (Some(ws), _) => (
+                Some(ws),
+                Some(format!(
+                    "Metal's recommendedMaxWorkingSetSize, {:.2} GiB (probe report)",
+                    gib(ws)
+                )),
+            ),
+            (None, Some(a))
+                if matches!(
+                    a.stop_reason,
+                    AllocationStopReason::Error | AllocationStopReason::Swapping
+                ) =>
+            {
+                (
+                    Some(a.largest_clean_bytes),
+                    Some(format!(
+                        "the probe's allocation stage held {:.2} GiB before the device {} (probe \
+                         report)",
+                        gib(a.largest_clean_bytes),
+                        if a.stop_reason == AllocationStopReason::Error {
+                            "refused more"
+                        } else {
+                            "began to swap"
+                        }
+                    )),
+                )
+            }
+            (None, Some(a)) => (
+                None,
+                Some(format!(
+                    "the probe's allocation stage held {:.2} GiB and stopped at its {} — a lower \
+                     bound, not the device's limit, so it is not used",
+                    gib(a.largest_clean_bytes),
+                    match a.stop_reason {
+                        AllocationStopReason::Budget => "budget",
+                        AllocationStopReason::TimeLimit => "time limit",
+                        _ => "buffer limits",
+                    }
+                )),
+            ),
+            (None, None) => (None, None),
+        };
         // Prefer q4_0 (the common local format), else the first decode figure.
         let decodes: Vec<(Metric, f64)> = self
             .ok_measurements()
@@ -600,7 +668,9 @@ impl ProbeReport {
             name: adapter.map_or_else(String::new, |a| a.name.clone()),
             unified_memory,
             memory_bytes,
-            usable_bytes: allocation_clean.or(working_set),
+            memory_basis,
+            usable_bytes,
+            usable_basis,
             read_bandwidth_bytes_per_s: best(
                 |m| m == Metric::Bandwidth(BandwidthMetric::Read),
                 |m| m.bytes_per_s,

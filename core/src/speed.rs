@@ -28,6 +28,31 @@ pub const DATASHEET_BANDWIDTH_EFFICIENCY: f64 = 4.12 / 4.8;
 /// datasheet), FACTS.md.
 pub const DATASHEET_COMPUTE_EFFICIENCY: f64 = 790.0 / 989.0;
 
+/// Bandwidth at which offloaded layers are read from host memory, bytes per second: dual-channel
+/// DDR5-5600 is 89.6 GB/s by its datasheet and CPUs reach about 60% of it in STREAM-like reads,
+/// so ~55 GB/s; llama.cpp runs offloaded layers on the CPU, bound by this read.
+pub const HOST_OFFLOAD_BANDWIDTH_BYTES_PER_S: f64 = 55e9;
+
+/// The speed of a run whose `offloaded_share` (0–1) of the bytes read per token lives in host
+/// memory and is read at `host_bytes_per_s`, when the same run on the device alone reaches
+/// `device_tokens_per_s` at `device_bytes_per_s`: the time per token is the device's share at
+/// its speed plus the host's share at host speed.
+pub fn offloaded_tokens_per_s(
+    device_tokens_per_s: f64,
+    device_bytes_per_s: f64,
+    host_bytes_per_s: f64,
+    offloaded_share: f64,
+) -> f64 {
+    if device_tokens_per_s <= 0.0 || device_bytes_per_s <= 0.0 || host_bytes_per_s <= 0.0 {
+        return 0.0;
+    }
+    let share = offloaded_share.clamp(0.0, 1.0);
+    // Reading at host speed is this many times slower than at device speed (never faster).
+    let slowdown = (device_bytes_per_s / host_bytes_per_s).max(1.0);
+    let seconds = (1.0 - share) / device_tokens_per_s + share * slowdown / device_tokens_per_s;
+    1.0 / seconds
+}
+
 /// A speed with the assumptions behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeedEstimate {

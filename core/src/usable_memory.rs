@@ -92,10 +92,12 @@ pub fn usable_memory(
             } else if let Some(measured) = device.measured_usable_bytes {
                 (
                     measured,
-                    format!(
-                        "measured GPU working set {:.2} GiB (probe report)",
-                        measured as f64 / GIB as f64
-                    ),
+                    device.measured_usable_basis.clone().unwrap_or_else(|| {
+                        format!(
+                            "measured GPU working set {:.2} GiB (probe report)",
+                            measured as f64 / GIB as f64
+                        )
+                    }),
                 )
             } else if device.vendor == crate::machine::CPU_VENDOR {
                 let usable = share(device.memory_bytes, HOST_OFFLOAD_SHARE);
@@ -130,10 +132,12 @@ pub fn usable_memory(
             if let Some(measured) = device.measured_usable_bytes {
                 (
                     measured,
-                    format!(
-                        "measured usable device memory {:.2} GiB (probe report)",
-                        measured as f64 / GIB as f64
-                    ),
+                    device.measured_usable_basis.clone().unwrap_or_else(|| {
+                        format!(
+                            "measured usable device memory {:.2} GiB (probe report)",
+                            measured as f64 / GIB as f64
+                        )
+                    }),
                 )
             } else {
                 (
@@ -147,6 +151,16 @@ pub fn usable_memory(
             }
         }
     };
+    if device.measured_usable_bytes.is_none() {
+        // A probe report that gave memory but no usable figure: say where the memory came from
+        // and why the probe's own allocation figure was left out.
+        if let Some(memory) = &device.memory_basis {
+            basis = format!("{basis}; memory size from {memory}");
+        }
+        if let Some(why) = &device.measured_usable_basis {
+            basis = format!("{basis}; {why}");
+        }
+    }
     let mut usable = base;
     if let Some(s) = runtime.memory_share() {
         let s = if s.is_finite() {

@@ -877,6 +877,96 @@ fn probe_report_refines_a_catalog_device() {
 }
 
 #[test]
+fn regression_a_budget_capped_probe_is_not_the_usable_memory() {
+    // The H200 report's allocation stage stopped at its 90% budget: a lower bound. The usable
+    // memory is the adapter's device-local memory, and the answer says where it came from.
+    let path = report("h200-report.json");
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--probe",
+        &path,
+        "--json",
+    ]));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
+    let adapter = &report["adapters"][report["selected_adapter"].as_u64().expect("index") as usize];
+    assert_eq!(
+        obj["usable_bytes"], adapter["device_local_memory_bytes"],
+        "{obj:#}"
+    );
+    let assumptions = obj["assumptions"].to_string();
+    assert!(assumptions.contains("device-local"), "{assumptions}");
+    assert!(assumptions.contains("lower bound"), "{assumptions}");
+}
+
+#[test]
+fn regression_qlora_checkpoints_by_default() {
+    // llama-3.1-8b, QLoRA, RTX 4090, 4k: fits with peft's default checkpointing; without it,
+    // `--no-checkpointing`, it does not.
+    let on = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "rtx-4090",
+        "--mode",
+        "qlora",
+        "--context",
+        "4096",
+        "--json",
+    ]));
+    assert_eq!(on["fits"], true, "{on:#}");
+    assert!(
+        on["mode"].as_str().is_some_and(|m| m.contains(":ckpt")),
+        "{on:#}"
+    );
+    let off = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "rtx-4090",
+        "--mode",
+        "qlora",
+        "--context",
+        "4096",
+        "--no-checkpointing",
+        "--json",
+    ]));
+    assert_eq!(off["fits"], false, "{off:#}");
+    assert!(
+        off["mode"].as_str().is_some_and(|m| m.contains(":no-ckpt")),
+        "{off:#}"
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--no-checkpointing",
+        ],
+        &["--no-checkpointing", "--mode"],
+        true,
+    );
+}
+
+#[test]
+fn regression_no_speed_when_it_cannot_run_and_no_device_count_for_a_laptop() {
+    let obj = json(&headroom(&[
+        "fit",
+        "llama-3.1-70b",
+        "--device",
+        "m2-10c-16gb",
+        "--quant",
+        "bf16",
+        "--json",
+    ]));
+    assert_eq!(obj["verdict"], "does_not_fit", "{obj:#}");
+    assert_eq!(obj["decode_tokens_per_s"].as_f64(), Some(0.0));
+    assert!(obj["devices_needed"].is_null(), "{obj:#}");
+}
+
+#[test]
 fn probe_report_without_memory_needs_a_device() {
     assert_bad_input(
         &[

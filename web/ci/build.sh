@@ -17,3 +17,17 @@ if [ "$gz" -gt "$GZIP_WASM_BUDGET_BYTES" ]; then
   exit 1
 fi
 echo "wasm budget OK"
+# Pre-compressed copies beside each asset for static hosts that serve them (nginx gzip_static and
+# brotli_static, Caddy's precompressed, ...): .gz with gzip -9, .br at quality 11 with Node's
+# built-in zlib (Node is already here for the end-to-end tests).
+for f in dist/*.wasm dist/*.js dist/*.css dist/*.html; do
+  [ -f "$f" ] || continue
+  gzip -9 -k -f "$f"
+done
+node -e '
+  const fs = require("fs"), zlib = require("zlib");
+  for (const f of process.argv.slice(1)) {
+    fs.writeFileSync(f + ".br", zlib.brotliCompressSync(fs.readFileSync(f),
+      { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }));
+  }' $(ls dist/*.wasm dist/*.js dist/*.css dist/*.html 2>/dev/null)
+echo "pre-compressed: $(ls dist/*.gz | wc -l) .gz, $(ls dist/*.br | wc -l) .br; wasm brotli $(stat -c %s dist/*_bg.wasm.br) bytes"

@@ -9,15 +9,17 @@ use headroom_core::{
     devices::{self, DeviceSpec, MemoryKind},
     error::Setting,
     kv_cache::KvDtype,
+    limits::MAX_MEMORY_GIB,
     model::ModelSpec,
     model_catalog,
     quant::WeightFormat,
     runtime::Runtime,
     training::Mode,
+    units::GIB,
     usable_memory,
 };
 
-use crate::url_state::Query;
+use crate::{error::WebError, url_state::Query};
 
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,9 @@ pub enum ModelSource {
     },
     /// A spec read from a model file's header (`spec=`: [`ModelSpec`] as JSON).
     Spec(String),
+    /// A model known only by its size, as typed (`size=`: `8B`, `70`, `1.5B`, `494M`); shaped
+    /// by core's [`model_catalog::model_of_size`], approximate and saying so.
+    Size(String),
 }
 
 /// Exact weights read from a dropped model file.
@@ -52,16 +57,63 @@ pub struct ExactWeights {
     pub parameters_exact: bool,
 }
 
-/// The device: a catalog entry or a measured one.
+/// The device: a catalog entry, a measured one, or one described by its figures.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceChoice {
     /// Catalog id (`device=`).
     Catalog(String),
     /// A device built from a probe report or the browser benchmark (`devspec=`: JSON).
     Measured(String),
+    /// A device that is in no catalog, by its memory, bandwidth and compute.
+    Custom(CustomDevice),
 }
 
-/// Every Calculator setting; round-trips through the URL.
+impl DeviceChoice {
+    /// Write the choice into a link's query (`device=`, `devspec=` or the custom device's
+    /// `cmem=`, `cbw=`, `ctflops=`, `cunified=`).
+    pub fn write_query(&self, q: &mut Query) {
+        match self {
+            DeviceChoice::Catalog(id) => q.set("device", id.clone()),
+            DeviceChoice::Measured(s) => q.set("devspec", s.clone()),
+            DeviceChoice::Custom(c) => {
+                q.set("cmem", c.memory_gib.to_string());
+                q.set("cbw", c.bandwidth_gb_s.to_string());
+                q.set("ctflops", c.fp16_tflops.to_string());
+                if c.unified {
+                    q.set("cunified", "1");
+                }
+            }
+        }
+    }
+}
+
+/// A device described by its datasheet figures (`cmem=`, `cbw=`, `ctflops=`, `cunified=1`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomDevice {
+    /// Memory, GiB (VRAM, or RAM for unified memory).
+    pub memory_gib: f64,
+    /// Memory bandwidth, GB/s (10^9 bytes per second, as datasheets give it).
+    pub bandwidth_gb_s: f64,
+    /// FP16 matrix rate, TFLOP/s (10^12).
+    pub fp16_tflops: f64,
+    /// Unified memory (Apple silicon, integrated GPUs) rather than a discrete GPU's own.
+    pub unified: bool,
+}
+
+impl Default for CustomDevice {
+    /// An RTX 4090's figures, a starting point to edit.
+    fn default() -> Self {
+        CustomDevice {
+            memory_gib: 24.0,
+            bandwidth_gb_s: 1008.0,
+            fp16_tflops: 165.0,
+            unified: false,
+        }
+    }
+}
+
+/// Every Calculator setting; round-trips through the URL. Each setting of `headroom fit` has
+/// one here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalcSettings {
     /// The model.
@@ -72,11 +124,22 @@ pub struct CalcSettings {
     pub context: Option<u64>,
     /// Batch.
     pub batch: u64,
-    /// Mode in core's grammar (`inference`, `lora:r=16`, `qlora`, `full`, ...).
+    /// Mode in core's grammar (`inference`, `lora`, `qlora`, `full`, or a link's longer form
+    /// such as `qlora:ckpt`); the controls below override its parts.
     pub mode: String,
+    /// Gradient checkpointing (`ckpt=1|0`); `None` = the mode's default (on for QLoRA).
+    pub checkpointing: Option<bool>,
+    /// LoRA rank (`rank=`); `None` = core's default.
+    pub lora_rank: Option<u64>,
+    /// LoRA target modules, comma-separated (`targets=`); empty = core's default.
+    pub lora_targets: String,
     /// Layers that get LoRA adapters (`layers=`), in the CLI's `--lora-layers` grammar
     /// (`last:8`, `0-15`, ...); empty = all. LoRA and QLoRA only.
     pub lora_layers: String,
+    /// Optimizer of a full fine-tune (`opt=`: adamw, adam8bit, sgd); empty = adamw.
+    pub optimizer: String,
+    /// Precision of a full fine-tune (`prec=`: bf16-mixed, fp32, bf16); empty = bf16-mixed.
+    pub precision: String,
     /// Runtime name; empty = the usual one for device and format.
     pub runtime: String,
     /// KV cache type name; empty = the runtime's usual one.
@@ -85,6 +148,10 @@ pub struct CalcSettings {
     pub device_count: u32,
     /// The device.
     pub device: DeviceChoice,
+    /// macOS `iogpu.wired_limit_mb` (`wired=`, MiB), Apple devices.
+    pub wired_limit_mb: Option<u64>,
+    /// Host RAM beside a discrete GPU (`host=`, GiB), for the offload verdict.
+    pub host_memory_gib: Option<u64>,
     /// Exact weights from a dropped file (`wbytes=`, `wparams=`, `wfile=`).
     pub exact: Option<ExactWeights>,
     /// Leave out vision/audio encoders and projectors (`text=1`).
@@ -93,10 +160,11 @@ pub struct CalcSettings {
     pub with_mtp: bool,
 }
 
-/// Model shown when the URL names none.
+/// Model of the first screen when the URL names none: a popular pairing that fits.
 pub const DEFAULT_MODEL: &str = "llama-3.1-8b";
-/// Device shown when the URL names none.
-pub const DEFAULT_DEVICE: &str = "m2-10c-16gb";
+/// Device of the first screen when the URL names none and this browser has measured none: the
+/// most common card of local model runners, which holds the default model in its own bf16.
+pub const DEFAULT_DEVICE: &str = "rtx-4090";
 
 impl Default for CalcSettings {
     fn default() -> Self {
@@ -106,11 +174,18 @@ impl Default for CalcSettings {
             context: None,
             batch: 1,
             mode: "inference".into(),
+            checkpointing: None,
+            lora_rank: None,
+            lora_targets: String::new(),
             lora_layers: String::new(),
+            optimizer: String::new(),
+            precision: String::new(),
             runtime: String::new(),
             kv: String::new(),
             device_count: 1,
             device: DeviceChoice::Catalog(DEFAULT_DEVICE.into()),
+            wired_limit_mb: None,
+            host_memory_gib: None,
             exact: None,
             text_only: false,
             with_mtp: false,
@@ -120,8 +195,9 @@ impl Default for CalcSettings {
 
 impl CalcSettings {
     /// Read settings from a query; anything missing or unreadable keeps its default (the
-    /// calculation then reports what is wrong with what was given).
-    pub fn from_query(q: &Query) -> CalcSettings {
+    /// calculation then reports what is wrong with what was given). `remembered_device` is
+    /// this browser's measured device (JSON), used when the query names no device.
+    pub fn from_query_or(q: &Query, remembered_device: Option<String>) -> CalcSettings {
         let d = CalcSettings::default();
         let model = if let Some(id) = q.get("hf") {
             ModelSource::Hub(id.to_string())
@@ -132,15 +208,28 @@ impl CalcSettings {
             }
         } else if let Some(spec) = q.get("spec") {
             ModelSource::Spec(spec.to_string())
+        } else if let Some(size) = q.get("size") {
+            ModelSource::Size(size.to_string())
         } else if let Some(id) = q.get("model") {
             ModelSource::Catalog(id.to_string())
         } else {
             d.model
         };
+        let number = |key: &str| q.get(key).and_then(|v| v.trim().parse::<f64>().ok());
         let device = if let Some(spec) = q.get("devspec") {
             DeviceChoice::Measured(spec.to_string())
+        } else if let Some(memory_gib) = number("cmem") {
+            let base = CustomDevice::default();
+            DeviceChoice::Custom(CustomDevice {
+                memory_gib,
+                bandwidth_gb_s: number("cbw").unwrap_or(base.bandwidth_gb_s),
+                fp16_tflops: number("ctflops").unwrap_or(base.fp16_tflops),
+                unified: q.get("cunified") == Some("1"),
+            })
         } else if let Some(id) = q.get("device") {
             DeviceChoice::Catalog(id.to_string())
+        } else if let Some(spec) = remembered_device {
+            DeviceChoice::Measured(spec)
         } else {
             d.device
         };
@@ -157,21 +246,38 @@ impl CalcSettings {
             },
             _ => None,
         };
+        let text = |key: &str| q.get(key).unwrap_or("").to_string();
         CalcSettings {
             model,
-            format: q.get("format").unwrap_or("").to_string(),
+            format: text("format"),
             context: q.get("ctx").and_then(|c| c.parse().ok()),
             batch: q.get("batch").and_then(|b| b.parse().ok()).unwrap_or(1),
             mode: q.get("mode").unwrap_or(&d.mode).to_string(),
-            lora_layers: q.get("layers").unwrap_or("").to_string(),
-            runtime: q.get("runtime").unwrap_or("").to_string(),
-            kv: q.get("kv").unwrap_or("").to_string(),
+            checkpointing: match q.get("ckpt") {
+                Some("1") => Some(true),
+                Some("0") => Some(false),
+                _ => None,
+            },
+            lora_rank: q.get("rank").and_then(|r| r.parse().ok()),
+            lora_targets: text("targets"),
+            lora_layers: text("layers"),
+            optimizer: text("opt"),
+            precision: text("prec"),
+            runtime: text("runtime"),
+            kv: text("kv"),
             device_count: q.get("n").and_then(|n| n.parse().ok()).unwrap_or(1),
             device,
+            wired_limit_mb: q.get("wired").and_then(|w| w.parse().ok()),
+            host_memory_gib: q.get("host").and_then(|h| h.parse().ok()),
             exact,
             text_only: q.get("text") == Some("1"),
             with_mtp: q.get("mtp") == Some("1"),
         }
+    }
+
+    /// [`CalcSettings::from_query_or`] with no remembered device.
+    pub fn from_query(q: &Query) -> CalcSettings {
+        CalcSettings::from_query_or(q, None)
     }
 
     /// The settings as a query (with `page=calculator`).
@@ -186,6 +292,7 @@ impl CalcSettings {
                 q.set("cfg", json.clone());
             }
             ModelSource::Spec(s) => q.set("spec", s.clone()),
+            ModelSource::Size(s) => q.set("size", s.clone()),
         }
         if let Some(e) = &self.exact {
             q.set("wfile", e.file.clone());
@@ -198,29 +305,41 @@ impl CalcSettings {
                 q.set("wexact", "0");
             }
         }
-        if !self.format.is_empty() {
-            q.set("format", self.format.clone());
+        let mut text = |key: &str, value: &str| {
+            if !value.is_empty() {
+                q.set(key, value.to_string());
+            }
+        };
+        text("format", &self.format);
+        if self.mode != "inference" {
+            text("mode", &self.mode);
         }
+        text("targets", &self.lora_targets);
+        text("layers", &self.lora_layers);
+        text("opt", &self.optimizer);
+        text("prec", &self.precision);
+        text("runtime", &self.runtime);
+        text("kv", &self.kv);
         if let Some(c) = self.context {
             q.set("ctx", c.to_string());
         }
         if self.batch != 1 {
             q.set("batch", self.batch.to_string());
         }
-        if self.mode != "inference" {
-            q.set("mode", self.mode.clone());
+        if let Some(c) = self.checkpointing {
+            q.set("ckpt", if c { "1" } else { "0" });
         }
-        if !self.lora_layers.is_empty() {
-            q.set("layers", self.lora_layers.clone());
-        }
-        if !self.runtime.is_empty() {
-            q.set("runtime", self.runtime.clone());
-        }
-        if !self.kv.is_empty() {
-            q.set("kv", self.kv.clone());
+        if let Some(r) = self.lora_rank {
+            q.set("rank", r.to_string());
         }
         if self.device_count != 1 {
             q.set("n", self.device_count.to_string());
+        }
+        if let Some(w) = self.wired_limit_mb {
+            q.set("wired", w.to_string());
+        }
+        if let Some(h) = self.host_memory_gib {
+            q.set("host", h.to_string());
         }
         if self.text_only {
             q.set("text", "1");
@@ -228,25 +347,63 @@ impl CalcSettings {
         if self.with_mtp {
             q.set("mtp", "1");
         }
-        match &self.device {
-            DeviceChoice::Catalog(id) => q.set("device", id.clone()),
-            DeviceChoice::Measured(s) => q.set("devspec", s.clone()),
-        }
+        self.device.write_query(&mut q);
         q
     }
-}
 
-/// `(id, label)` of every catalog model, for the search list.
-pub fn model_choices() -> Vec<(String, String)> {
-    model_catalog::entries()
-        .iter()
-        .map(|e| {
-            (
-                e.id.clone(),
-                format!("{} — {} ({})", e.id, e.hub_id, e.published_params),
-            )
-        })
-        .collect()
+    /// The mode as core reads it, with the separate controls (checkpointing, LoRA rank and
+    /// targets, optimizer, precision) applied on top of the `mode` text.
+    pub fn mode(&self) -> Result<Mode, WebError> {
+        let mut mode = Mode::from_str(&self.mode).map_err(|e| WebError::Setting {
+            control: control(Setting::Mode),
+            problem: e.to_string(),
+        })?;
+        match &mut mode {
+            Mode::Inference => {}
+            Mode::Lora(l) | Mode::Qlora(l) => {
+                if let Some(c) = self.checkpointing {
+                    l.gradient_checkpointing = c;
+                }
+                if let Some(r) = self.lora_rank {
+                    l.rank = r;
+                }
+                let targets: Vec<String> = self
+                    .lora_targets
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if !targets.is_empty() {
+                    l.target_modules = targets;
+                }
+            }
+            Mode::Full(f) => {
+                if let Some(c) = self.checkpointing {
+                    f.gradient_checkpointing = c;
+                }
+                // Optimizer and precision in core's own mode grammar (`full:fp32:sgd`).
+                let parts = format!("full:{}:{}", self.precision.trim(), self.optimizer.trim());
+                let parts = parts.replace("::", ":");
+                let parsed =
+                    Mode::from_str(parts.trim_end_matches(':')).map_err(|e| WebError::Setting {
+                        control: "Optimizer / precision",
+                        problem: e.to_string(),
+                    })?;
+                if let Mode::Full(p) = parsed {
+                    if !self.precision.trim().is_empty() {
+                        f.precision = p.precision;
+                    }
+                    if !self.optimizer.trim().is_empty() {
+                        f.optimizer = p.optimizer;
+                    }
+                }
+            }
+            // `Mode` is non-exhaustive: a new mode has no separate controls yet.
+            _ => {}
+        }
+        Ok(mode)
+    }
 }
 
 /// `(id, name)` of every catalog device.
@@ -272,22 +429,109 @@ pub fn kv_names() -> Vec<String> {
     KvDtype::all().iter().map(|k| k.to_string()).collect()
 }
 
+/// The mode names the Mode control offers.
+pub const MODE_NAMES: [&str; 4] = ["inference", "lora", "qlora", "full"];
+/// Optimizers of a full fine-tune, in core's mode grammar.
+pub const OPTIMIZER_NAMES: [&str; 3] = ["adamw", "adam8bit", "sgd"];
+/// Precisions of a full fine-tune, in core's mode grammar.
+pub const PRECISION_NAMES: [&str; 3] = ["bf16-mixed", "fp32", "bf16"];
+
 /// The catalog model `id`.
-pub fn catalog_model(id: &str) -> Result<ModelSpec, String> {
-    model_catalog::find(id).map_err(|e| e.to_string())
+pub fn catalog_model(id: &str) -> Result<ModelSpec, WebError> {
+    model_catalog::find(id).map_err(|e| WebError::Model(e.to_string()))
 }
 
 /// A model from `config.json` text.
-pub fn model_from_config(name: &str, json: &str) -> Result<ModelSpec, String> {
-    headroom_core::config::model_from_config_json(name, json).map_err(|e| e.to_string())
+pub fn model_from_config(name: &str, json: &str) -> Result<ModelSpec, WebError> {
+    headroom_core::config::model_from_config_json(name, json)
+        .map_err(|e| WebError::Model(format!("config.json: {e}")))
+}
+
+/// A model known only by its size: `8B`, `70b`, `494M`, or a number of billions (`8`, `1.5`).
+pub fn model_of_size(text: &str) -> Result<ModelSpec, WebError> {
+    let t = text.trim();
+    let parameters = match t.parse::<f64>() {
+        Ok(billions) => Some(billions * 1e9),
+        Err(_) => model_catalog::parse_published_count(t).map(|(p, _)| p),
+    };
+    let (lo, hi) = model_catalog::MODEL_SIZE_LIMITS;
+    let parameters = parameters
+        .filter(|p| p.is_finite() && *p > 0.0)
+        .ok_or_else(|| WebError::Setting {
+            control: "Model size",
+            problem: format!(
+                "`{t}` is not a size: write billions of parameters, e.g. 8 or 8B (or 494M)"
+            ),
+        })?;
+    model_catalog::model_of_size(parameters.round() as u64).map_err(|_| WebError::Setting {
+        control: "Model size",
+        problem: format!(
+            "{t} is outside {} B – {} B parameters",
+            lo as f64 / 1e9,
+            hi as f64 / 1e9
+        ),
+    })
+}
+
+/// The device a custom description stands for, after checking every figure.
+pub fn custom_device(c: &CustomDevice) -> Result<DeviceSpec, WebError> {
+    let check = |control: &'static str, value: f64, max: f64, unit: &str| {
+        if value.is_finite() && value > 0.0 && value <= max {
+            Ok(())
+        } else {
+            Err(WebError::Setting {
+                control,
+                problem: format!("{value} {unit} must be above 0 and at most {max} {unit}"),
+            })
+        }
+    };
+    check(
+        "Custom device memory",
+        c.memory_gib,
+        MAX_MEMORY_GIB as f64,
+        "GiB",
+    )?;
+    check("Custom device bandwidth", c.bandwidth_gb_s, 1e5, "GB/s")?;
+    check("Custom device compute", c.fp16_tflops, 1e5, "TFLOP/s")?;
+    Ok(DeviceSpec {
+        id: "custom".into(),
+        name: format!(
+            "custom device ({} GiB, {} GB/s, {} TFLOP/s)",
+            c.memory_gib, c.bandwidth_gb_s, c.fp16_tflops
+        ),
+        vendor: "custom".into(),
+        memory_kind: if c.unified {
+            MemoryKind::Unified
+        } else {
+            MemoryKind::Discrete
+        },
+        memory_bytes: (c.memory_gib * GIB as f64) as u64,
+        bandwidth_bytes_per_s: c.bandwidth_gb_s * 1e9,
+        // Datasheets of GPUs with matrix units give fp32 vector rates near half the fp16
+        // matrix rate or lower; half is the assumption stated in `source`.
+        fp32_flops: c.fp16_tflops * 1e12 / 2.0,
+        fp16_flops: c.fp16_tflops * 1e12,
+        max_buffer_bytes: None,
+        source: "figures typed in the calculator (FP32 rate assumed half the FP16 rate)".into(),
+        measured_usable_bytes: None,
+        measured_usable_basis: None,
+        memory_basis: None,
+        bandwidth_measured: false,
+        compute_measured: false,
+        fp16_fp32_accumulate_flops: None,
+    })
 }
 
 /// Resolve the device choice.
-pub fn device(choice: &DeviceChoice) -> Result<DeviceSpec, String> {
+pub fn device(choice: &DeviceChoice) -> Result<DeviceSpec, WebError> {
     match choice {
-        DeviceChoice::Catalog(id) => devices::find(id).map_err(|e| e.to_string()),
-        DeviceChoice::Measured(json) => serde_json::from_str(json)
-            .map_err(|e| format!("the measured device in this link is unreadable: {e}")),
+        DeviceChoice::Catalog(id) => devices::find(id).map_err(|e| WebError::Device(e.to_string())),
+        DeviceChoice::Measured(json) => serde_json::from_str(json).map_err(|e| {
+            WebError::Device(format!(
+                "the measured device in this link is unreadable ({e}): choose a device again"
+            ))
+        }),
+        DeviceChoice::Custom(c) => custom_device(c),
     }
 }
 
@@ -305,31 +549,37 @@ pub struct Calculation {
     pub exact: Option<ExactWeights>,
 }
 
-/// The question the settings ask about `model`. Each bad setting is named.
-pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, String> {
+/// The question the settings ask about `model`. Each bad setting is named by its control.
+pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, WebError> {
     let device = device(&settings.device)?;
     let mut q = Question::new(model.clone(), device);
+    let bad = |setting: Setting, e: headroom_core::CoreError| WebError::Setting {
+        control: control(setting),
+        problem: e.to_string(),
+    };
     if !settings.format.is_empty() {
         q.format =
-            Some(WeightFormat::from_str(&settings.format).map_err(|e| format!("format: {e}"))?);
+            Some(WeightFormat::from_str(&settings.format).map_err(|e| bad(Setting::Format, e))?);
     }
     q.context = match settings.context {
         Some(tokens) => ContextAsk::Tokens(tokens),
         None => ContextAsk::Default,
     };
     q.batch = settings.batch;
-    q.mode = Mode::from_str(&settings.mode).map_err(|e| format!("mode: {e}"))?;
+    q.mode = settings.mode()?;
     if !settings.lora_layers.trim().is_empty() && matches!(q.mode, Mode::Lora(_) | Mode::Qlora(_)) {
         q.lora_layers = Some(settings.lora_layers.clone());
     }
     if !settings.runtime.is_empty() {
         q.runtime =
-            Some(Runtime::from_str(&settings.runtime).map_err(|e| format!("runtime: {e}"))?);
+            Some(Runtime::from_str(&settings.runtime).map_err(|e| bad(Setting::Runtime, e))?);
     }
     if !settings.kv.is_empty() {
-        q.kv_dtype = Some(KvDtype::from_str(&settings.kv).map_err(|e| format!("KV cache: {e}"))?);
+        q.kv_dtype = Some(KvDtype::from_str(&settings.kv).map_err(|e| bad(Setting::KvDtype, e))?);
     }
     q.device_count = settings.device_count;
+    q.wired_limit_bytes = settings.wired_limit_mb.map(|mb| mb.saturating_mul(1 << 20));
+    q.host_memory_bytes = settings.host_memory_gib.map(|g| g.saturating_mul(GIB));
     q.text_only = settings.text_only;
     q.with_mtp = settings.with_mtp;
     q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
@@ -345,15 +595,15 @@ pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, 
 /// The label of the calculator's control for `setting`, for core's errors.
 pub fn control(setting: Setting) -> &'static str {
     match setting {
-        Setting::Format => "Format",
+        Setting::Format => "Weight format",
         Setting::Context => "Context",
         Setting::Batch => "Batch",
         Setting::Mode => "Mode",
         Setting::Runtime => "Runtime",
         Setting::KvDtype => "KV cache",
         Setting::Device => "Device",
-        Setting::DeviceCount => "Devices",
-        Setting::LoraRank => "LoRA rank (mode)",
+        Setting::DeviceCount => "Number of identical devices",
+        Setting::LoraRank => "LoRA rank",
         Setting::LoraLayers => "LoRA layers",
         Setting::WiredLimit => "Wired limit",
         Setting::HostMemory => "Host memory",
@@ -362,15 +612,18 @@ pub fn control(setting: Setting) -> &'static str {
     }
 }
 
+/// Core's error in the site's words: controls by their labels, never command-line flags.
+pub fn worded(e: &headroom_core::CoreError) -> String {
+    e.worded(
+        |s| control(s).to_owned(),
+        |s, value| format!("{} {value}", control(s)),
+    )
+}
+
 /// The Calculator page's result: core's answer to the settings.
-pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculation, String> {
+pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculation, WebError> {
     let q = question(settings, model)?;
-    let answer = answer::answer(&q).map_err(|e| {
-        e.worded(
-            |s| control(s).to_owned(),
-            |s, value| format!("{value} under {}", control(s)),
-        )
-    })?;
+    let answer = answer::answer(&q).map_err(|e| WebError::Answer(worded(&e)))?;
     Ok(Calculation {
         unified: q.device.memory_kind == MemoryKind::Unified,
         device: q.device,
@@ -411,8 +664,12 @@ mod tests {
             lora_layers: "40".into(),
             ..s
         };
-        let err = calculate(&bad, &model).unwrap_err();
+        let err = calculate(&bad, &model).unwrap_err().to_string();
         assert!(err.contains("LoRA layers"), "{err}");
+        assert!(
+            !err.contains("--"),
+            "no command-line flags in the site: {err}"
+        );
     }
 
     #[test]
@@ -425,12 +682,24 @@ mod tests {
             format: "Q4_K_M".into(),
             context: Some(32768),
             batch: 2,
-            mode: "lora:r=8".into(),
+            mode: "lora".into(),
+            checkpointing: Some(true),
+            lora_rank: Some(8),
+            lora_targets: "q,v".into(),
             lora_layers: "last:8".into(),
+            optimizer: "sgd".into(),
+            precision: "fp32".into(),
             runtime: "llama.cpp".into(),
             kv: "q8_0".into(),
             device_count: 2,
-            device: DeviceChoice::Catalog("rtx-4090".into()),
+            device: DeviceChoice::Custom(CustomDevice {
+                memory_gib: 12.0,
+                bandwidth_gb_s: 360.0,
+                fp16_tflops: 30.5,
+                unified: true,
+            }),
+            wired_limit_mb: Some(12000),
+            host_memory_gib: Some(64),
             exact: Some(ExactWeights {
                 file: "x.gguf".into(),
                 bytes: 123,
@@ -443,33 +712,139 @@ mod tests {
         };
         let q = Query::parse(&s.to_query().to_search());
         assert_eq!(CalcSettings::from_query(&q), s);
+        let sized = CalcSettings {
+            model: ModelSource::Size("13B".into()),
+            device: DeviceChoice::Catalog("rtx-4090".into()),
+            ..CalcSettings::default()
+        };
+        let q = Query::parse(&sized.to_query().to_search());
+        assert_eq!(CalcSettings::from_query(&q), sized);
         assert_eq!(
             CalcSettings::from_query(&Query::new()),
             CalcSettings::default()
         );
+        // This browser's measured device is the first screen's device when the link names none.
+        let mine = CalcSettings::from_query_or(&Query::new(), Some("{}".into()));
+        assert_eq!(mine.device, DeviceChoice::Measured("{}".into()));
     }
 
     #[test]
-    fn default_settings_give_a_verdict_and_every_format() {
+    fn every_cli_setting_reaches_the_question() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        let s = CalcSettings {
+            mode: "qlora".into(),
+            lora_rank: Some(64),
+            lora_targets: "q, v".into(),
+            ..CalcSettings::default()
+        };
+        match question(&s, &model).unwrap().mode {
+            Mode::Qlora(l) => {
+                // QLoRA checkpoints by default, as peft's kbit preparation does.
+                assert!(l.gradient_checkpointing);
+                assert_eq!(l.rank, 64);
+                assert_eq!(l.target_modules, ["q", "v"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let off = CalcSettings {
+            checkpointing: Some(false),
+            ..s.clone()
+        };
+        assert!(
+            !question(&off, &model)
+                .unwrap()
+                .mode
+                .gradient_checkpointing()
+        );
+        // A link's long mode text still works, and its kind is what the Mode control shows.
+        let long = CalcSettings {
+            mode: "qlora:no-ckpt".into(),
+            ..CalcSettings::default()
+        };
+        let mode = long.mode().unwrap();
+        assert_eq!(mode.name(), "qlora");
+        assert!(!mode.gradient_checkpointing());
+        let full = CalcSettings {
+            mode: "full".into(),
+            optimizer: "sgd".into(),
+            precision: "fp32".into(),
+            checkpointing: Some(true),
+            ..CalcSettings::default()
+        };
+        match question(&full, &model).unwrap().mode {
+            Mode::Full(f) => {
+                assert_eq!(f.optimizer, headroom_core::training::Optimizer::Sgd);
+                assert_eq!(
+                    f.precision,
+                    headroom_core::training::TrainingPrecision::Fp32
+                );
+                assert!(f.gradient_checkpointing);
+            }
+            other => panic!("{other:?}"),
+        }
+        let apple = CalcSettings {
+            device: DeviceChoice::Catalog("m2-10c-16gb".into()),
+            wired_limit_mb: Some(14000),
+            host_memory_gib: Some(64),
+            ..CalcSettings::default()
+        };
+        let q = question(&apple, &model).unwrap();
+        assert_eq!(q.wired_limit_bytes, Some(14000 << 20));
+        assert_eq!(q.host_memory_bytes, Some(64 * GIB));
+        let c = calculate(&apple, &model).unwrap();
+        assert!(
+            c.answer
+                .estimate
+                .assumptions
+                .iter()
+                .any(|a| a.contains("wired_limit")),
+            "the wired limit reaches the usable memory"
+        );
+    }
+
+    #[test]
+    fn the_first_screen_fits_and_names_its_best_format() {
         let s = CalcSettings::default();
         let model = catalog_model(DEFAULT_MODEL).unwrap();
         let c = calculate(&s, &model).unwrap();
         let a = &c.answer;
-        assert!(a.estimate.total_bytes > a.estimate.weights_bytes);
-        assert!(c.unified);
+        assert!(a.estimate.fits, "{:?}", a.estimate.verdict);
         let rows: Vec<_> = a.formats.iter().filter_map(|r| r.estimate()).collect();
         assert!(rows.len() >= 10, "{}", rows.len());
-        assert!(rows.iter().any(|e| e.quant == "Q4_K_M"));
-        // A 16 GB M2 holds an 8B model in some format.
         assert!(a.best_format.is_some());
-        // bf16 weights (16 GB) do not fit a 16 GB Mac at any context; Q4_K_M does at 4096+.
-        assert_eq!(a.longest_context, None);
-        let q4 = CalcSettings {
-            format: "Q4_K_M".into(),
+        assert!(a.longest_context.is_some_and(|l| l >= 4096));
+    }
+
+    #[test]
+    fn custom_devices_and_models_by_size_are_checked() {
+        let model = model_of_size("13B").unwrap();
+        assert!(model.approximate);
+        assert!(model_of_size("8").is_ok());
+        let err = model_of_size("lots").unwrap_err().to_string();
+        assert!(err.starts_with("Model size"), "{err}");
+        assert!(model_of_size("0.001").is_err());
+        let s = CalcSettings {
+            device: DeviceChoice::Custom(CustomDevice {
+                memory_gib: 24.0,
+                ..CustomDevice::default()
+            }),
             ..CalcSettings::default()
         };
-        let c = calculate(&q4, &model).unwrap();
-        assert!(c.answer.longest_context.is_some_and(|l| l >= 4096));
+        let c = calculate(&s, &model).unwrap();
+        assert_eq!(c.device.memory_bytes, 24 * GIB);
+        assert!(
+            !c.answer.exact,
+            "a model by size is approximate and says so"
+        );
+        let bad = CalcSettings {
+            device: DeviceChoice::Custom(CustomDevice {
+                memory_gib: 0.0,
+                ..CustomDevice::default()
+            }),
+            ..CalcSettings::default()
+        };
+        let err = calculate(&bad, &model).unwrap_err().to_string();
+        assert!(err.starts_with("Custom device memory"), "{err}");
     }
 
     #[test]
@@ -496,18 +871,24 @@ mod tests {
             };
             question(&s, &model).unwrap_or_else(|e| panic!("kv {kv}: {e}"));
         }
-        for mode in ["inference", "lora", "qlora", "full"] {
-            let s = CalcSettings {
-                mode: mode.into(),
-                ..CalcSettings::default()
-            };
-            question(&s, &model).unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+        for mode in MODE_NAMES {
+            for optimizer in OPTIMIZER_NAMES {
+                for precision in PRECISION_NAMES {
+                    let s = CalcSettings {
+                        mode: mode.into(),
+                        optimizer: optimizer.into(),
+                        precision: precision.into(),
+                        ..CalcSettings::default()
+                    };
+                    question(&s, &model).unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+                }
+            }
         }
         for (id, _) in device_choices() {
             device(&DeviceChoice::Catalog(id.clone())).unwrap_or_else(|e| panic!("{id}: {e}"));
         }
-        for (id, _) in model_choices() {
-            catalog_model(&id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        for c in crate::search::model_candidates() {
+            catalog_model(&c.id).unwrap_or_else(|e| panic!("{}: {e}", c.id));
         }
     }
 
@@ -518,14 +899,21 @@ mod tests {
             format: "Q9_Z".into(),
             ..CalcSettings::default()
         };
-        assert!(calculate(&s, &model).unwrap_err().starts_with("format:"));
+        let err = calculate(&s, &model).unwrap_err().to_string();
+        assert!(err.starts_with("Weight format:"), "{err}");
         s.format.clear();
         s.device = DeviceChoice::Catalog("no-such-gpu".into());
-        assert!(calculate(&s, &model).unwrap_err().contains("no-such-gpu"));
+        assert!(
+            calculate(&s, &model)
+                .unwrap_err()
+                .to_string()
+                .contains("no-such-gpu")
+        );
         s.device = DeviceChoice::Measured("{".into());
         assert!(
             calculate(&s, &model)
                 .unwrap_err()
+                .to_string()
                 .contains("measured device")
         );
     }

@@ -15,6 +15,46 @@ pub fn bytes(bytes: u64) -> String {
     }
 }
 
+/// Small sizes: `512 B`, `128.0 KiB`, `1.5 MiB`, then as [`bytes`].
+pub fn bytes_small(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1 << 20 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        bytes(n)
+    }
+}
+
+/// A date-time as written in reports (`2026-12-07T13:52:39Z`, RFC 3339) in words:
+/// `7 Dec 2026, 13:52 UTC`; text that is not such a date is returned as it is.
+pub fn date_utc(rfc3339: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parse = || -> Option<String> {
+        let (date, time) = rfc3339.split_once('T')?;
+        let mut d = date.split('-');
+        let (y, m, day) = (d.next()?, d.next()?, d.next()?);
+        let month = MONTHS.get(m.parse::<usize>().ok()?.checked_sub(1)?)?;
+        let day: u32 = day.parse().ok()?;
+        let hm = time.get(..5)?;
+        Some(format!("{day} {month} {y}, {hm} UTC"))
+    };
+    parse().unwrap_or_else(|| rfc3339.to_string())
+}
+
+/// A rate with three significant digits: `1234` → `1230`, `12.345` → `12.3`, `0.01234` →
+/// `0.0123` (reports print no more digits than a measurement holds).
+pub fn significant(value: f64) -> String {
+    if !value.is_finite() || value == 0.0 {
+        return "0".into();
+    }
+    let digits = value.abs().log10().floor() as i32;
+    let decimals = (2 - digits).max(0) as usize;
+    format!("{value:.decimals$}")
+}
+
 /// Bytes as GiB with two decimals, no unit.
 pub fn gib(bytes: u64) -> String {
     format!("{:.2}", bytes as f64 / GIB as f64)
@@ -69,5 +109,12 @@ mod tests {
         assert_eq!(bandwidth(102.4e9), "102.4 GB/s");
         assert_eq!(tokens_per_s(0.0), "—");
         assert_eq!(count(8_030_261_248), "8.03 B");
+        assert_eq!(bytes_small(512), "512 B");
+        assert_eq!(bytes_small(131_072), "128.0 KiB");
+        assert_eq!(date_utc("2026-12-07T13:52:39Z"), "7 Dec 2026, 13:52 UTC");
+        assert_eq!(date_utc("yesterday"), "yesterday");
+        assert_eq!(significant(1234.6), "1235");
+        assert_eq!(significant(12.345), "12.3");
+        assert_eq!(significant(0.012345), "0.0123");
     }
 }

@@ -108,6 +108,10 @@ pub const DEFAULT_LORA_RANK: u64 = 16;
 /// adapting all linear layers is needed to match full fine-tuning; Dettmers et al. 2023 §4).
 pub const DEFAULT_LORA_TARGETS: &[&str] = &["q", "k", "v", "o", "gate", "up", "down"];
 
+/// Whether QLoRA checkpoints by default: peft's `prepare_model_for_kbit_training`, which QLoRA
+/// scripts call before adding adapters, enables gradient checkpointing unless told not to.
+pub const QLORA_DEFAULT_CHECKPOINTING: bool = true;
+
 /// Target names `lora_target_roles` understands.
 pub const LORA_TARGET_NAMES: &str = "q, k, v, o, qkv, gate, up, down, gate_up, q_a, q_b, kv_a, \
      kv_b, experts, all-linear (also the `*_proj` spellings and Mixtral's w1/w2/w3)";
@@ -120,6 +124,16 @@ impl LoraSettings {
             target_modules: DEFAULT_LORA_TARGETS.iter().map(|s| s.to_string()).collect(),
             gradient_checkpointing: false,
             layers: None,
+        }
+    }
+
+    /// QLoRA's usual setup: [`LoraSettings::default_settings`] with gradient checkpointing on,
+    /// as peft's `prepare_model_for_kbit_training` turns it on by default
+    /// (`use_gradient_checkpointing=True`) and every QLoRA recipe calls it.
+    pub fn qlora_default_settings() -> LoraSettings {
+        LoraSettings {
+            gradient_checkpointing: QLORA_DEFAULT_CHECKPOINTING,
+            ..LoraSettings::default_settings()
         }
     }
 
@@ -349,6 +363,13 @@ impl Mode {
         }
     }
 
+    /// Whether `name`'s mode ([`Mode::name`]) checkpoints unless told otherwise: QLoRA does
+    /// ([`QLORA_DEFAULT_CHECKPOINTING`]); LoRA and full fine-tunes do not (transformers'
+    /// `Trainer` default).
+    pub fn default_checkpointing(name: &str) -> bool {
+        name == "qlora" && QLORA_DEFAULT_CHECKPOINTING
+    }
+
     /// The mode's short name: `inference`, `lora`, `qlora`, `full`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -372,8 +393,11 @@ impl fmt::Display for Mode {
                     l.rank,
                     l.target_modules.join(",")
                 )?;
+                // Written whenever it differs from the mode's default, so the text parses back.
                 if l.gradient_checkpointing {
                     write!(f, ":ckpt")?;
+                } else if Mode::default_checkpointing(self.name()) {
+                    write!(f, ":no-ckpt")?;
                 }
                 if let Some(layers) = &l.layers {
                     write!(f, ":layers={}", compact_layers(layers))?;
@@ -398,7 +422,7 @@ impl fmt::Display for Mode {
 
 /// The compact grammar `Mode::from_str` accepts, for help texts.
 pub const MODE_GRAMMAR: &str = "inference | lora[:r=N][:targets=q,k,v,...][:ckpt][:layers=24-31] \
-     | qlora[:r=N][:targets=...][:ckpt][:layers=0,4,8-11] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|paged-adamw|paged-adam8bit|sgd][:ckpt]";
+     | qlora[:r=N][:targets=...][:no-ckpt][:layers=0,4,8-11] | full[:fp32|bf16-mixed|bf16][:adamw|adam8bit|paged-adamw|paged-adam8bit|sgd][:ckpt]";
 
 impl FromStr for Mode {
     type Err = CoreError;
@@ -418,7 +442,11 @@ impl FromStr for Mode {
                 Some(p) => Err(bad(p)),
             },
             "lora" | "qlora" => {
-                let mut l = LoraSettings::default_settings();
+                let mut l = if head == "qlora" {
+                    LoraSettings::qlora_default_settings()
+                } else {
+                    LoraSettings::default_settings()
+                };
                 for part in parts {
                     if let Some(r) = part.strip_prefix("r=").or(part.strip_prefix("rank=")) {
                         l.rank = r.parse().map_err(|_| CoreError::OutOfRange {

@@ -168,19 +168,20 @@ module.exports = {
     const attempt = async (id) => {
       await page.fill('#hf-id', id);
       await page.click('#hf-fetch');
-      await page.waitForFunction(() => document.querySelector('#model-error') || document.querySelector('#model-name'));
     };
-    await attempt('Qwen/Qwen2.5-0.5B');
-    await page.waitForSelector('#model-name');
-    assert.strictEqual((await page.textContent('#model-name')).trim(), 'Qwen/Qwen2.5-0.5B');
+    // A pasted Hub address works as well as owner/name.
+    await attempt('https://huggingface.co/Qwen/Qwen2.5-0.5B/tree/main');
+    await page.waitForFunction(() => (document.querySelector('#model-name')?.textContent || '').includes('Qwen/Qwen2.5-0.5B'));
+    assert.match(page.url(), /hf=Qwen%2FQwen2\.5-0\.5B/);
     log(await verdict(page));
-    const cases = [['meta-llama/Llama-3.1-8B', /gated/], ['nobody/nothing', /404/], ['offline/model', /offline/], ['not-an-id', /owner\/name/]];
+    const cases = [['meta-llama/Llama-3.1-8B', 'gated'], ['nobody/nothing', '404'], ['offline/model', 'offline'], ['not-an-id', 'owner/name']];
     for (const [id, want] of cases) {
       await attempt(id);
-      await page.waitForSelector('#model-error');
+      // The previous answer stays on screen while the next one loads: wait for this one's.
+      await page.waitForFunction((w) => (document.querySelector('#model-error')?.textContent || '').includes(w), want, { timeout: 30000 });
       const msg = (await page.textContent('#model-error')).trim();
       log(`${id}: ${msg.slice(0, 90)}…`);
-      assert.match(msg, want);
+      assert.ok(!msg.includes('--'), `no command-line wording: ${msg}`);
     }
   },
 
@@ -341,11 +342,22 @@ module.exports = {
     await page.waitForSelector('#benchmark-done', { timeout: 480000 });
     const done = await page.textContent('#benchmark-done');
     const steps = await page.$$eval('#benchmark-steps li', (l) => l.map((e) => [e.className, e.textContent]));
-    for (const [cls, t] of steps) log(`${cls === 'kernel-ok' ? 'ok  ' : 'FAIL'} ${t.slice(0, 150)}`);
+    for (const [cls, t] of steps) log(`${{ 'kernel-ok': 'ok  ', 'kernel-skip': 'skip' }[cls] || 'FAIL'} ${t.slice(0, 150)}`);
     log(done);
-    assert.match(done, /every result was verified/);
-    assert.ok(steps.every(([cls]) => cls === 'kernel-ok'), 'a step failed');
+    // Honest: "every result was verified" only when nothing was skipped; skipped steps (a
+    // feature this adapter lacks) are counted and marked, never shown as green.
+    assert.ok(!steps.some(([cls]) => cls === 'kernel-fail'), 'a step failed');
+    const skipped = steps.filter(([cls, t]) => cls === 'kernel-skip' || /skipped/.test(t));
+    log(`${skipped.length} step(s) with skipped measurements`);
+    if (skipped.length > 0) {
+      assert.doesNotMatch(done, /every result was verified/);
+      assert.match(done, /[1-9]\d* skipped/);
+    } else {
+      assert.match(done, /every result was verified/);
+    }
+    assert.ok(steps.filter(([cls]) => cls === 'kernel-skip').every(([, t]) => /skipped/.test(t)), 'a step marked skipped says why');
     assert.ok(steps.some(([, t]) => /verified/.test(t)), 'no verified measurement');
+    assert.ok(!(await page.textContent('#benchmark')).includes('--'), 'no command-line wording on the Benchmark page');
     await page.waitForSelector('.report svg.bar-chart');
     await shot('benchmark-done');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save-report')]);

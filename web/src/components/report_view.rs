@@ -10,10 +10,8 @@ use headroom_core::{
 use leptos::prelude::*;
 
 use crate::{
-    app::{AppState, Page},
     components::charts::{Bar, BarChart, LineChart, Point},
-    format,
-    url_state::Query,
+    format, search,
 };
 
 /// A report's problems that are not JSON errors: things a reader must know before trusting it.
@@ -66,6 +64,86 @@ const BANDWIDTH_UNITS: &[(f64, &str)] = &[(1e9, "GB/s"), (1e6, "MB/s"), (1.0, "B
 /// Tokens/s.
 const TOKEN_UNITS: &[(f64, &str)] = &[(1.0, "tokens/s")];
 
+/// A GEMM's or attention's problem size from its parameters: `4096³` for a square GEMM,
+/// `256×512×128` otherwise, `seq 2048` for attention.
+fn shape_of(m: &Measurement) -> Option<String> {
+    let get = |k: &str| m.params.get(k).and_then(|v| v.as_u64());
+    match (get("m"), get("n"), get("k")) {
+        (Some(a), Some(b), Some(c)) if a == b && b == c => Some(format!("{a}³")),
+        (Some(a), Some(b), Some(c)) => Some(format!("{a}×{b}×{c}")),
+        _ => get("seq").or(get("seq_len")).map(|s| format!("seq {s}")),
+    }
+}
+
+/// Why the allocation stage stopped, in words with human sizes (the report's own detail holds
+/// raw byte counts).
+pub fn allocation_stop_words(a: &headroom_core::report::AllocationResult) -> String {
+    use headroom_core::report::AllocationStopReason as Stop;
+    let held = format::bytes(a.largest_clean_bytes);
+    match a.stop_reason {
+        Stop::Budget => format!(
+            "Stopped at its budget{}: it held {held}, and the next step would pass the budget — \
+             a lower bound of what the device can hold.",
+            a.budget_bytes
+                .map(|b| format!(" of {}", format::bytes(b)))
+                .unwrap_or_default()
+        ),
+        Stop::TimeLimit => {
+            format!("Stopped at the stage's time limit after {held}: a lower bound.")
+        }
+        Stop::Error => format!(
+            "Stopped when an allocation failed after {held}: the device's limit ({}).",
+            a.stop_detail
+        ),
+        Stop::Swapping => format!(
+            "Stopped after {held}: a step took far longer than the ones before, the host began \
+             to swap."
+        ),
+        Stop::NothingToAllocate => {
+            "Nothing to allocate: the adapter's buffer limits leave no room.".to_string()
+        }
+    }
+}
+
+/// What the decode simulation of `report` ran: `a 16.8 M-parameter model (hidden 4096)`.
+pub fn simulated_model(report: &ProbeReport) -> Option<String> {
+    let m = report
+        .ok_measurements()
+        .find(|m| m.name.stage() == Stage::Decode)?;
+    let params = m.params.get("model_params")?.as_u64()?;
+    let hidden = m
+        .params
+        .get("hidden")
+        .and_then(|h| h.as_u64())
+        .map(|h| format!(" (hidden {h})"))
+        .unwrap_or_default();
+    Some(format!(
+        "a {}-parameter model{hidden}",
+        format::count(params)
+    ))
+}
+
+/// The catalog device a report's adapter is, by the same rule as `headroom fit --probe`: the
+/// first part of the catalog id that holds a digit (`h200`, `4090`, `m2`) occurs in the
+/// adapter's name, letters and digits only; the longest such id wins (`rtx-4090-d` over
+/// `rtx-4090` only when the name says D).
+pub fn catalog_device_of(adapter_name: &str) -> Option<DeviceSpec> {
+    let name = search::squash(adapter_name);
+    headroom_core::devices::catalog()
+        .iter()
+        .filter(|d| {
+            d.id.split('-')
+                .find(|part| part.chars().any(|c| c.is_ascii_digit()))
+                .is_some_and(|part| name.contains(&search::squash(part)))
+                && d.id
+                    .split('-')
+                    .filter(|p| !p.ends_with("gb"))
+                    .all(|p| name.contains(&search::squash(p)))
+        })
+        .max_by_key(|d| d.id.len())
+        .cloned()
+}
+
 /// The measurements of `stage`, as bars in a unit that suits their size.
 fn bars(
     report: &ProbeReport,
@@ -87,13 +165,21 @@ fn bars(
             value(m).map(|v| Bar {
                 label: {
                     let name = m.name.to_string();
-                    name.strip_prefix(stage.name())
+                    // `f16.acc_f32` reads as f16 inputs into f32 sums: `f16→f32`, short
+                    // enough to leave room for the size.
+                    let short = name
+                        .strip_prefix(stage.name())
                         .unwrap_or(&name)
                         .trim_start_matches('.')
-                        .to_string()
+                        .replace(".acc_", "→");
+                    // The same kernel at several sizes: the size tells the bars apart.
+                    match shape_of(m) {
+                        Some(shape) => format!("{short} {shape}"),
+                        None => short,
+                    }
                 },
                 value: v / scale,
-                value_text: format!("{:.3} {unit}", v / scale),
+                value_text: format!("{} {unit}", format::significant(v / scale)),
             })
         })
         .collect();
@@ -105,30 +191,6 @@ pub fn device_from_report(report: &ProbeReport) -> DeviceSpec {
     DeviceSpec::from_measured(&report.measured_device())
 }
 
-/// Go to the calculator with this device selected.
-pub fn use_in_calculator(state: AppState, device: &DeviceSpec) {
-    let mut q = Query::parse(&crate::browser::location_search());
-    // Keep nothing of the other page's parameters but a previous calculator model, if any.
-    let mut fresh = Query::new();
-    for key in [
-        "model", "hf", "cfg", "name", "spec", "format", "ctx", "mode",
-    ] {
-        if let Some(v) = q.get(key) {
-            fresh.set(key, v.to_string());
-        }
-    }
-    q = fresh;
-    q.set("devspec", serde_json::to_string(device).unwrap_or_default());
-    state.navigate(Page::Calculator, q);
-}
-
-/// Go to "What can I run?" with this device.
-pub fn show_what_it_runs(state: AppState, device: &DeviceSpec) {
-    let mut q = Query::new();
-    q.set("devspec", serde_json::to_string(device).unwrap_or_default());
-    state.navigate(Page::CanRun, q);
-}
-
 /// Charts and tables for one report.
 #[component]
 pub fn ReportView(
@@ -136,8 +198,13 @@ pub fn ReportView(
     report: ProbeReport,
     /// Label (file name or "this browser").
     label: String,
+    /// Called with the measured device when "use this device" is clicked; no button without.
+    #[prop(optional)]
+    on_use_device: Option<Callback<DeviceSpec>>,
+    /// Called with the measured device when "What can it run?" is clicked; no button without.
+    #[prop(optional)]
+    on_show_runs: Option<Callback<DeviceSpec>>,
 ) -> impl IntoView {
-    let state = use_context::<AppState>();
     let adapter = report
         .adapter()
         .map(|a| format!("{} ({}, {})", a.name, a.backend, a.device_type))
@@ -156,6 +223,33 @@ pub fn ReportView(
         BANDWIDTH_UNITS,
     );
     let decode = bars(&report, Stage::Decode, |m| m.tokens_per_s, TOKEN_UNITS);
+    let decode_title = match simulated_model(&report) {
+        Some(model) => format!("Decode simulation: {model}, one token per step"),
+        None => "Decode simulation".to_string(),
+    };
+    let measured = report.measured_device();
+    let memory = format!(
+        "Memory: {}{}. Usable: {}.",
+        measured
+            .memory_bytes
+            .map(format::bytes)
+            .unwrap_or_else(|| "not reported".into()),
+        measured
+            .memory_basis
+            .as_ref()
+            .map(|b| format!(" ({b})"))
+            .unwrap_or_default(),
+        match (measured.usable_bytes, &measured.usable_basis) {
+            (Some(b), Some(why)) => format!("{} — {why}", format::bytes(b)),
+            (Some(b), None) => format::bytes(b),
+            (None, Some(why)) => format!("not measured: {why}"),
+            (None, None) => "not measured".into(),
+        }
+    );
+    let datasheet = report
+        .adapter()
+        .and_then(|a| catalog_device_of(&a.name))
+        .map(|d| datasheet_table(&d, &measured));
     let allocation = report
         .stage(Stage::Allocation)
         .and_then(|s| s.allocation.clone());
@@ -174,7 +268,7 @@ pub fn ReportView(
             y: st.step_s,
         });
         let stop = last.map(|p| (p, format!("{:?}", s.stop_reason).to_lowercase()));
-        let stop_detail = format!("Stopped ({:?}): {}", s.stop_reason, s.stop_detail);
+        let stop_detail = allocation_stop_words(&s);
         view! {
             <h3>"Model-size sweep"</h3>
             <p class="note">{format!(
@@ -240,32 +334,39 @@ pub fn ReportView(
             view! { <tr><td>{m.name.to_string()}</td><td class=class>{status}</td><td class="num">{speed}</td></tr> }
         })
         .collect_view();
-    let use_button = state.map(|st| {
+    let runs_button = on_show_runs.map(|show| {
         let device = device.clone();
-        let ranked = device.clone();
         view! {
-            <button class="use-device" on:click=move |_| use_in_calculator(st, &device)>
-                "Use this device in the calculator"
-            </button>
             " "
-            <button class="can-run-device secondary" on:click=move |_| show_what_it_runs(st, &ranked)>
+            <button class="can-run-device secondary" on:click=move |_| show.run(device.clone())>
                 "What can it run?"
             </button>
+        }
+    });
+    let use_button = on_use_device.map(|use_it| {
+        let device = device.clone();
+        view! {
+            <button class="use-device" on:click=move |_| use_it.run(device.clone())>
+                "Use this device in the calculator"
+            </button>
+            {runs_button}
         }
     });
     view! {
         <div class="card report">
             <h2>{label}</h2>
             <p><strong class="report-device">{device.name.clone()}</strong> " — " {adapter}
-               <span class="note">{format!(" · {} · {}", report.date_utc, report.tool.name)}</span></p>
+               <span class="note report-date">{format!(" · {} · {}", format::date_utc(&report.date_utc), report.tool.name)}</span></p>
             <ul class="assumptions warnings">{warnings}</ul>
+            <p class="note report-memory">{memory}</p>
             {use_button}
+            {datasheet}
             {allocation_view}
             {max_buffer}
             {chart("Matrix multiply (GEMM), verified", gemm)}
             {chart("Attention, verified", attention)}
             {chart("Memory bandwidth (copy counts read + write)", bandwidth)}
-            {chart("Decode simulation", decode)}
+            {chart(&decode_title, decode)}
             <details>
                 <summary>"Every measurement"</summary>
                 <div class="table-wrap">
@@ -276,5 +377,52 @@ pub fn ReportView(
                 </div>
             </details>
         </div>
+    }
+}
+
+/// The measured figures beside the catalog's datasheet figures for the same device.
+fn datasheet_table(
+    d: &DeviceSpec,
+    m: &headroom_core::report::MeasuredDevice,
+) -> impl IntoView + use<> {
+    let row = |what: &'static str, measured: Option<String>, sheet: String, ratio: Option<f64>| {
+        view! {
+            <tr><td>{what}</td><td class="num">{measured.unwrap_or_else(|| "—".into())}</td>
+                <td class="num">{sheet}</td>
+                <td class="num">{ratio.map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "—".into())}</td></tr>
+        }
+    };
+    let share = |a: Option<f64>, b: f64| a.filter(|_| b > 0.0).map(|a| a / b);
+    view! {
+        <h3>{format!("Measured against the datasheet of {}", d.name)}</h3>
+        <div class="table-wrap">
+            <table class="datasheet">
+                <thead><tr><th>"figure"</th><th class="num">"measured"</th><th class="num">"datasheet"</th><th class="num">"share"</th></tr></thead>
+                <tbody>
+                    {row("read bandwidth", m.read_bandwidth_bytes_per_s.map(format::bandwidth), format::bandwidth(d.bandwidth_bytes_per_s), share(m.read_bandwidth_bytes_per_s, d.bandwidth_bytes_per_s))}
+                    {row("best f16 GEMM", m.fp16_flops.map(format::flops), format::flops(d.fp16_flops), share(m.fp16_flops, d.fp16_flops))}
+                    {row("f32 GEMM", m.fp32_flops.map(format::flops), format::flops(d.fp32_flops), share(m.fp32_flops, d.fp32_flops))}
+                    {row("memory", m.memory_bytes.map(format::bytes), format::bytes(d.memory_bytes), share(m.memory_bytes.map(|b| b as f64), d.memory_bytes as f64))}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapters_are_matched_to_their_catalog_datasheet() {
+        assert_eq!(
+            catalog_device_of("NVIDIA H200").map(|d| d.id),
+            Some("h200".to_string())
+        );
+        assert_eq!(
+            catalog_device_of("NVIDIA GeForce RTX 4090").map(|d| d.id),
+            Some("rtx-4090".to_string())
+        );
+        assert_eq!(catalog_device_of("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
     }
 }

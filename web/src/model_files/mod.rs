@@ -12,11 +12,11 @@ pub use headroom_core::files::{
     spec_from_gguf,
 };
 
-use crate::browser;
+use crate::{browser, error::WebError};
 
 /// Read a `.gguf` file's header: 1 MiB first, more while core asks for it, at most
 /// [`GGUF_MAX_HEADER_BYTES`]. Errors start with the file's name.
-pub async fn read_gguf_header(file: &web_sys::File) -> Result<GgufHeader, String> {
+pub async fn read_gguf_header(file: &web_sys::File) -> Result<GgufHeader, WebError> {
     let name = file.name();
     let size = file.size() as u64;
     let mut want = GGUF_FIRST_READ_BYTES.min(size);
@@ -28,21 +28,21 @@ pub async fn read_gguf_header(file: &web_sys::File) -> Result<GgufHeader, String
                 want = files::next_read_bytes(have, need, Some(size), GGUF_MAX_HEADER_BYTES)
                     .filter(|&next| next > have)
                     .ok_or_else(|| {
-                        format!(
+                        WebError::File(format!(
                             "{name}: the GGUF header would be over {need} bytes, more than the \
                              {} MiB any real header takes: the file is corrupt",
                             GGUF_MAX_HEADER_BYTES >> 20
-                        )
+                        ))
                     })?;
             }
-            Err(e) => return Err(format!("{name}: {e}")),
+            Err(e) => return Err(WebError::File(format!("{name}: {e}"))),
         }
     }
 }
 
 /// Read a `.safetensors` file's header: its 8-byte length, then exactly the header. Errors start
 /// with the file's name.
-pub async fn read_safetensors_header(file: &web_sys::File) -> Result<SafetensorsHeader, String> {
+pub async fn read_safetensors_header(file: &web_sys::File) -> Result<SafetensorsHeader, WebError> {
     let name = file.name();
     let size = file.size() as u64;
     let mut want = safetensors_header::LENGTH_PREFIX_BYTES;
@@ -53,23 +53,24 @@ pub async fn read_safetensors_header(file: &web_sys::File) -> Result<Safetensors
         match safetensors_header::parse(&bytes, Some(size)) {
             Ok(header) => return Ok(header),
             Err(FileError::NeedMoreBytes { need, .. }) if need > want => want = need,
-            Err(e) => return Err(format!("{name}: {e}")),
+            Err(e) => return Err(WebError::File(format!("{name}: {e}"))),
         }
     }
-    Err(format!(
+    Err(WebError::File(format!(
         "{name}: the safetensors header could not be read whole; read the file again"
-    ))
+    )))
 }
 
 /// Read every dropped `.safetensors` shard's header and sum them: `(file name, header)` per shard
 /// and the checkpoint's exact weights (a tensor in two shards is an error).
 pub async fn read_safetensors_shards(
     files: &[web_sys::File],
-) -> Result<(Vec<(String, SafetensorsHeader)>, CheckpointWeights), String> {
+) -> Result<(Vec<(String, SafetensorsHeader)>, CheckpointWeights), WebError> {
     let mut shards = Vec::with_capacity(files.len());
     for file in files {
         shards.push((file.name(), read_safetensors_header(file).await?));
     }
-    let weights = CheckpointWeights::from_safetensors(&shards).map_err(|e| e.to_string())?;
+    let weights =
+        CheckpointWeights::from_safetensors(&shards).map_err(|e| WebError::File(e.to_string()))?;
     Ok((shards, weights))
 }

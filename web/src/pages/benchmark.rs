@@ -15,8 +15,9 @@ use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     browser,
-    components::report_view::ReportView,
+    components::report_view::{ReportView, device_from_report},
     gpu::{self, GpuContext},
+    nav::Navigation,
 };
 
 /// Tool name written into reports from this page (the report's "source").
@@ -27,7 +28,8 @@ pub const BROWSER_TOOL_NAME: &str = "headroom browser benchmark";
 struct StepLine {
     label: String,
     outcome: String,
-    ok: bool,
+    /// `kernel-ok`, `kernel-skip` (nothing ran: a feature is missing) or `kernel-fail`.
+    class: &'static str,
 }
 
 /// A fresh seed per run (the kernels check against fresh random data).
@@ -35,7 +37,7 @@ fn seed() -> u64 {
     (js_sys::Math::random() * (u32::MAX as f64)) as u64 ^ (js_sys::Date::now() as u64)
 }
 
-fn summarize(ms: &[Measurement]) -> (String, bool) {
+fn summarize(ms: &[Measurement]) -> (String, &'static str) {
     let mut ok = true;
     let parts: Vec<String> = ms
         .iter()
@@ -63,12 +65,62 @@ fn summarize(ms: &[Measurement]) -> (String, bool) {
             }
         })
         .collect();
-    (parts.join("; "), ok)
+    let class = if !ok {
+        "kernel-fail"
+    } else if ms.iter().all(|m| m.status == Status::Skipped) {
+        "kernel-skip"
+    } else {
+        "kernel-ok"
+    };
+    (parts.join("; "), class)
+}
+
+/// The run's closing line, honest about what did not run: every kernel verified only when no
+/// measurement was skipped or failed; otherwise how many ran, were skipped and failed.
+pub fn summary(report: &ProbeReport, cancelled: bool) -> String {
+    let all = || report.stages.iter().flat_map(|s| s.measurements.iter());
+    let verified = all()
+        .filter(|m| m.status == Status::Ok && m.verification.as_ref().is_some_and(|v| v.passed))
+        .count();
+    let skipped = all().filter(|m| m.status == Status::Skipped).count()
+        + report
+            .stages
+            .iter()
+            .filter(|s| s.status == Status::Skipped)
+            .count();
+    let failed = all()
+        .filter(|m| {
+            m.status == Status::Failed
+                || (m.status == Status::Ok && m.verification.as_ref().is_some_and(|v| !v.passed))
+        })
+        .count()
+        + report
+            .stages
+            .iter()
+            .filter(|s| s.status == Status::Failed)
+            .count();
+    let counts = format!(
+        "{verified} measurement{} verified, {skipped} skipped, {failed} failed",
+        if verified == 1 { "" } else { "s" }
+    );
+    if cancelled {
+        format!("cancelled: the report keeps the steps that finished ({counts})")
+    } else if failed > 0 {
+        format!("finished with failures ({counts}): see the steps marked FAILED")
+    } else if skipped > 0 {
+        format!(
+            "finished: {counts} — the skipped ones need features this browser's adapter lacks \
+             (reasons in the steps below)"
+        )
+    } else {
+        format!("finished: every kernel ran and every result was verified ({counts})")
+    }
 }
 
 /// A step's line: its measurements, or the memory stage's result.
 fn step_line(step: &Step, measurements: &[Measurement], record: &StageRecord) -> StepLine {
-    let (outcome, ok) = if let Some(m) = &record.max_buffer {
+    let ok_or_fail = |ok: bool| if ok { "kernel-ok" } else { "kernel-fail" };
+    let (outcome, class) = if let Some(m) = &record.max_buffer {
         (
             format!(
                 "{} verified by write and read-back, {} accepted (adapter limit {})",
@@ -76,14 +128,21 @@ fn step_line(step: &Step, measurements: &[Measurement], record: &StageRecord) ->
                 crate::format::bytes(m.largest_accepted_bytes),
                 crate::format::bytes(m.adapter_limit_bytes)
             ),
-            m.largest_verified_bytes > 0,
+            ok_or_fail(m.largest_verified_bytes > 0),
         )
     } else if let Some(a) = &record.allocation {
-        (format!("stopped: {}", a.stop_detail), true)
+        (
+            crate::components::report_view::allocation_stop_words(a),
+            "kernel-ok",
+        )
     } else if measurements.is_empty() {
         (
             record.reason.clone().unwrap_or_else(|| "done".into()),
-            false,
+            if record.status == Status::Skipped {
+                "kernel-skip"
+            } else {
+                ok_or_fail(record.status == Status::Ok)
+            },
         )
     } else {
         summarize(measurements)
@@ -91,7 +150,7 @@ fn step_line(step: &Step, measurements: &[Measurement], record: &StageRecord) ->
     StepLine {
         label: step.label(),
         outcome,
-        ok,
+        class,
     }
 }
 
@@ -191,9 +250,24 @@ fn browser_plan(ctx: &GpuContext) -> Plan {
 /// The benchmark page.
 #[component]
 pub fn BenchmarkPage() -> impl IntoView {
-    let status = RwSignal::new(String::from("checking for WebGPU…"));
-    let ok = RwSignal::new(None::<bool>);
-    let ctx: RwSignal<Option<Rc<GpuContext>>, LocalStorage> = RwSignal::new_local(None);
+    // The WebGPU device, asked for once: a local resource (browser futures are not `Send`),
+    // its typed error shown as it is.
+    let gpu: LocalResource<Result<Rc<GpuContext>, gpu::GpuError>> =
+        LocalResource::new(|| async { gpu::acquire().await.map(Rc::new) });
+    let ok = Memo::new(move |_| gpu.get().map(|g| g.is_ok()));
+    let status = move || match gpu.get() {
+        None => "checking for WebGPU…".to_string(),
+        Some(Ok(c)) => format!(
+            "WebGPU adapter: {}{}",
+            c.info.display_name(),
+            if c.info.is_fallback {
+                " (a CPU fallback: sizes only check correctness)"
+            } else {
+                ""
+            }
+        ),
+        Some(Err(e)) => e.to_string(),
+    };
     let running = RwSignal::new(false);
     let cancel = RwSignal::new(false);
     let done = RwSignal::new(0usize);
@@ -201,30 +275,14 @@ pub fn BenchmarkPage() -> impl IntoView {
     let lines = RwSignal::new(Vec::<StepLine>::new());
     let report = RwSignal::new(None::<ProbeReport>);
     let finished = RwSignal::new(None::<String>);
-    spawn_local(async move {
-        match gpu::acquire().await {
-            Ok(c) => {
-                status.set(format!(
-                    "WebGPU adapter: {}{}",
-                    c.info.display_name(),
-                    if c.info.is_fallback {
-                        " (a CPU fallback: sizes only check correctness)"
-                    } else {
-                        ""
-                    }
-                ));
-                total.set(browser_plan(&c).all_steps().len());
-                ctx.set(Some(Rc::new(c)));
-                ok.set(Some(true));
-            }
-            Err(e) => {
-                status.set(e.to_string());
-                ok.set(Some(false));
-            }
+    // The step count of the plan this adapter gets, shown before the first run.
+    Effect::new(move |_| {
+        if let Some(Ok(c)) = gpu.get() {
+            total.set(browser_plan(&c).all_steps().len());
         }
     });
     let run = move |_| {
-        let Some(c) = ctx.get_untracked() else {
+        let Some(Ok(c)) = gpu.get_untracked() else {
             return;
         };
         running.set(true);
@@ -252,14 +310,12 @@ pub fn BenchmarkPage() -> impl IntoView {
                 &mut panel,
             )
             .await;
-            let all_ok = this_run.stages.iter().all(|s| s.status != Status::Failed);
-            finished.set(Some(if outcome == Outcome::Stopped {
-                "cancelled: the report keeps the steps that finished".into()
-            } else if all_ok {
-                "finished: every kernel ran and every result was verified".into()
-            } else {
-                "finished with failures (see the steps marked FAILED)".into()
-            }));
+            finished.set(Some(summary(&this_run, outcome == Outcome::Stopped)));
+            if outcome != Outcome::Stopped {
+                // This browser's device for the calculator's first screen (when it knows its
+                // memory).
+                crate::nav::remember_device(&device_from_report(&this_run));
+            }
             report.set(Some(this_run));
             running.set(false);
         });
@@ -272,15 +328,15 @@ pub fn BenchmarkPage() -> impl IntoView {
             }
         }
     };
+    let nav = use_context::<Navigation>();
     let use_device = move |_| {
-        if let (Some(r), Some(st)) = (
-            report.get_untracked(),
-            use_context::<crate::app::AppState>(),
-        ) {
-            crate::components::report_view::use_in_calculator(
-                st,
-                &crate::components::report_view::device_from_report(&r),
-            );
+        if let (Some(r), Some(nav)) = (report.get_untracked(), nav) {
+            nav.use_device_in_calculator(&device_from_report(&r));
+        }
+    };
+    let show_runs = move |_| {
+        if let (Some(r), Some(nav)) = (report.get_untracked(), nav) {
+            nav.show_what_it_runs(&device_from_report(&r));
         }
     };
     view! {
@@ -288,7 +344,7 @@ pub fn BenchmarkPage() -> impl IntoView {
             <h1>"Benchmark this browser's GPU"</h1>
             <div class="card">
                 <p id="webgpu-status" class:error=move || ok.get() == Some(false) data-ready=move || ok.get().map(|b| b.to_string())>
-                    {move || status.get()}
+                    {status}
                 </p>
                 <p class="note">"Runs headroom's probe kernels (GEMM, attention, bandwidth, decode simulation, largest buffer, model-size sweep) through WebGPU; every result is checked against a CPU reference before its speed counts. Nothing is uploaded."</p>
                 <div class="row">
@@ -296,6 +352,7 @@ pub fn BenchmarkPage() -> impl IntoView {
                     <button id="cancel-benchmark" style="flex: 0 0 auto" class="secondary" disabled=move || !running.get() on:click=move |_| cancel.set(true)>"Cancel"</button>
                     <button id="save-report" style="flex: 0 0 auto" class="secondary" disabled=move || running.get() || report.get().is_none() on:click=save>"Save report (JSON)"</button>
                     <button id="use-benchmark-device" style="flex: 0 0 auto" class="secondary" disabled=move || running.get() || report.get().is_none() on:click=use_device>"Use this device in the calculator"</button>
+                    <button id="benchmark-can-run" style="flex: 0 0 auto" class="secondary" disabled=move || running.get() || report.get().is_none() on:click=show_runs>"What can it run?"</button>
                 </div>
                 <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax=move || total.get() aria-valuenow=move || done.get()>
                     <div style=move || format!("width: {:.0}%", 100.0 * done.get() as f64 / total.get().max(1) as f64)></div>
@@ -305,11 +362,12 @@ pub fn BenchmarkPage() -> impl IntoView {
                 {move || finished.get().map(|f| view! { <p id="benchmark-done"><strong>{f}</strong></p> })}
                 <ol id="benchmark-steps">
                     {move || lines.get().into_iter().map(|l| view! {
-                        <li class=if l.ok { "kernel-ok" } else { "kernel-fail" }><strong>{l.label}</strong>": " <span class="note">{l.outcome}</span></li>
+                        <li class=l.class><strong>{l.label}</strong>": " <span class="note">{l.outcome}</span></li>
                     }).collect_view()}
                 </ol>
             </div>
             {move || report.get().filter(|_| !running.get()).map(|r| view! { <ReportView report=r label="This browser".to_string() /> })}
+
             <Show when=move || ok.get() == Some(false)>
                 <div class="card">
                     <h2>"How to enable WebGPU"</h2>
@@ -323,5 +381,30 @@ pub fn BenchmarkPage() -> impl IntoView {
                 </div>
             </Show>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> ProbeReport {
+        let text = include_str!("../../../tests/data/reports/lavapipe-report.json");
+        ProbeReport::from_json(text).unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    #[test]
+    fn the_summary_says_every_result_was_verified_only_when_nothing_was_skipped() {
+        let mut report = fixture();
+        // The lavapipe run skips the cooperative-matrix GEMMs (no matrix units through wgpu).
+        let text = summary(&report, false);
+        assert!(!text.contains("every result was verified"), "{text}");
+        assert!(text.contains("2 skipped"), "{text}");
+        for stage in &mut report.stages {
+            stage.measurements.retain(|m| m.status != Status::Skipped);
+        }
+        let text = summary(&report, false);
+        assert!(text.contains("every result was verified"), "{text}");
+        assert!(summary(&report, true).starts_with("cancelled"));
     }
 }

@@ -20,11 +20,12 @@ use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::JsCast;
 
 use crate::{
-    app::{AppState, Page},
     browser,
     catalog::{self, DEFAULT_DEVICE, DeviceChoice},
     components::report_view::device_from_report,
+    error::WebError,
     format,
+    nav::{Navigation, Page},
     url_state::Query,
 };
 
@@ -98,10 +99,7 @@ impl CanRunSettings {
     pub fn to_query(&self) -> Query {
         let mut q = Query::new();
         q.set("page", Page::CanRun.slug());
-        match &self.device {
-            DeviceChoice::Catalog(id) => q.set("device", id.clone()),
-            DeviceChoice::Measured(spec) => q.set("devspec", spec.clone()),
-        }
+        self.device.write_query(&mut q);
         if self.sort != RankSort::Size {
             q.set("sort", self.sort.name());
         }
@@ -144,9 +142,12 @@ pub fn control(setting: Setting) -> &'static str {
 }
 
 /// The ranking the settings ask for, each bad setting named by its control.
-pub fn rank(settings: &CanRunSettings) -> Result<(DeviceSpec, Ranking), String> {
+pub fn rank(settings: &CanRunSettings) -> Result<(DeviceSpec, Ranking), WebError> {
     let device = catalog::device(&settings.device)?;
-    let mode = Mode::from_str(&settings.mode).map_err(|e| format!("Mode: {e}"))?;
+    let mode = Mode::from_str(&settings.mode).map_err(|e| WebError::Setting {
+        control: "Mode",
+        problem: e.to_string(),
+    })?;
     let request = RankRequest {
         mode,
         context: settings.context,
@@ -160,25 +161,30 @@ pub fn rank(settings: &CanRunSettings) -> Result<(DeviceSpec, Ranking), String> 
         ..RankRequest::new(device.clone())
     };
     let ranking = rank_models(&request).map_err(|e| {
-        e.worded(
+        WebError::Answer(e.worded(
             |s| control(s).to_owned(),
             |s, value| format!("{value} under {}", control(s)),
-        )
+        ))
     })?;
     Ok((device, ranking))
 }
 
 /// A dropped report's measured device, as the `devspec=` JSON.
-async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String, String> {
-    let file = files
-        .into_iter()
-        .next()
-        .ok_or("no file was dropped; choose a report from headroom probe or the Benchmark page")?;
+async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String, WebError> {
+    let file = files.into_iter().next().ok_or_else(|| {
+        WebError::File(
+            "no file was dropped; choose a report from headroom probe or the Benchmark page".into(),
+        )
+    })?;
     let name = file.name();
     let text = browser::read_file_text(&file, headroom_core::limits::MAX_REPORT_JSON_BYTES).await?;
-    let report = ProbeReport::from_json(&text).map_err(|e| format!("{name}: {e}"))?;
-    serde_json::to_string(&device_from_report(&report))
-        .map_err(|e| format!("{name}: the measured device cannot be kept in the link: {e}"))
+    let report =
+        ProbeReport::from_json(&text).map_err(|e| WebError::File(format!("{name}: {e}")))?;
+    serde_json::to_string(&device_from_report(&report)).map_err(|e| {
+        WebError::File(format!(
+            "{name}: the measured device cannot be kept in the link: {e}"
+        ))
+    })
 }
 
 /// `<option>`s with `current` selected.
@@ -198,11 +204,11 @@ fn options(
 /// The "What can I run?" page.
 #[component]
 pub fn CanRunPage() -> impl IntoView {
-    let state = use_context::<AppState>();
+    let state = use_context::<Navigation>();
     let settings = RwSignal::new(CanRunSettings::from_query(&Query::parse(
         &browser::location_search(),
     )));
-    let device_error = RwSignal::new(None::<String>);
+    let device_error = RwSignal::new(None::<WebError>);
     Effect::new(move |_| {
         let q = settings.with(|s| s.to_query());
         browser::replace_search(&q.to_search());
@@ -220,7 +226,7 @@ pub fn CanRunPage() -> impl IntoView {
     let current_device = move || {
         settings.with(|s| match &s.device {
             DeviceChoice::Catalog(id) => id.clone(),
-            DeviceChoice::Measured(_) => String::new(),
+            DeviceChoice::Measured(_) | DeviceChoice::Custom(_) => String::new(),
         })
     };
     let family_options = std::iter::once((String::new(), "any".to_string()))
@@ -258,7 +264,7 @@ pub fn CanRunPage() -> impl IntoView {
                             } />
                     </div>
                 </div>
-                {move || device_error.get().map(|e| view! { <p id="canrun-device-error" class="error">{e}</p> })}
+                {move || device_error.get().map(|e| view! { <p id="canrun-device-error" class="error">{e.to_string()}</p> })}
                 <p class="note">"A report from " <code>"headroom probe"</code> " or saved from the Benchmark page; read here, nothing is uploaded."</p>
                 <div class="row">
                     <div>
@@ -337,7 +343,7 @@ pub fn CanRunPage() -> impl IntoView {
             </div>
             <div id="ranking" class="card" data-rank-ms=move || result.with(|r| format!("{:.3}", r.1))>
                 {move || match result.with(|r| r.0.clone()) {
-                    Err(e) => view! { <p id="ranking-error" class="error">{e}</p> }.into_any(),
+                    Err(e) => view! { <p id="ranking-error" class="error">{e.to_string()}</p> }.into_any(),
                     Ok((device, ranking)) => view! { <RankingView device=device ranking=ranking state=state /> }.into_any(),
                 }}
             </div>
@@ -352,8 +358,8 @@ fn RankingView(
     device: DeviceSpec,
     /// Core's ranking.
     ranking: Ranking,
-    /// The app state, to open a row in the calculator.
-    state: Option<AppState>,
+    /// Navigation, to open a row in the calculator.
+    state: Option<Navigation>,
 ) -> impl IntoView {
     let heading = format!(
         "{} · {} · {} tokens of context · {} of {} models fit",
@@ -474,6 +480,6 @@ mod tests {
             ..s
         };
         let err = rank(&bad).map(|_| ()).unwrap_err();
-        assert!(err.contains("nosuchfamily"), "{err}");
+        assert!(err.to_string().contains("nosuchfamily"), "{err}");
     }
 }

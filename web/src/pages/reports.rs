@@ -10,25 +10,30 @@ use crate::{
     browser,
     components::{
         charts::{Bar, BarChart},
-        report_view::{ReportView, device_from_report},
+        report_view::{ReportView, device_from_report, simulated_model},
     },
+    error::WebError,
     format,
+    nav::Navigation,
 };
 
 /// Read and validate one dropped file.
-async fn load(file: web_sys::File) -> Result<(String, ProbeReport), String> {
+async fn load(file: web_sys::File) -> Result<(String, ProbeReport), WebError> {
     let name = file.name();
     let text = browser::read_file_text(&file, MAX_REPORT_JSON_BYTES).await?;
     ProbeReport::from_json(&text)
         .map(|r| (name.clone(), r))
-        .map_err(|e| format!("{name}: {e}"))
+        .map_err(|e| WebError::File(format!("{name}: {e}")))
 }
 
 /// The reports page.
 #[component]
 pub fn ReportsPage() -> impl IntoView {
     let reports = RwSignal::new(Vec::<(String, ProbeReport)>::new());
-    let errors = RwSignal::new(Vec::<String>::new());
+    let errors = RwSignal::new(Vec::<WebError>::new());
+    let nav = use_context::<Navigation>();
+    let on_use_device = nav.map(|nav| Callback::new(move |d| nav.use_device_in_calculator(&d)));
+    let on_show_runs = nav.map(|nav| Callback::new(move |d| nav.show_what_it_runs(&d)));
     let over = RwSignal::new(false);
     let handle = move |files: Vec<web_sys::File>| {
         errors.set(Vec::new());
@@ -62,7 +67,7 @@ pub fn ReportsPage() -> impl IntoView {
                 </div>
                 <Show when=move || !errors.get().is_empty()>
                     <ul id="report-errors">
-                        {move || errors.get().into_iter().map(|e| view! { <li class="error">{e}</li> }).collect_view()}
+                        {move || errors.get().into_iter().map(|e| view! { <li class="error">{e.to_string()}</li> }).collect_view()}
                     </ul>
                 </Show>
                 <Show when=move || !reports.get().is_empty()>
@@ -74,7 +79,10 @@ pub fn ReportsPage() -> impl IntoView {
                 (list.len() > 1).then(|| view! { <SideBySide reports=list.clone() /> })
             }}
             <div id="report-list">
-                {move || reports.get().into_iter().map(|(name, r)| view! { <ReportView report=r label=name /> }).collect_view()}
+                {move || reports.get().into_iter().map(|(name, r)| match (on_use_device, on_show_runs) {
+                    (Some(use_it), Some(runs)) => view! { <ReportView report=r label=name on_use_device=use_it on_show_runs=runs /> }.into_any(),
+                    _ => view! { <ReportView report=r label=name /> }.into_any(),
+                }).collect_view()}
             </div>
         </section>
     }
@@ -100,7 +108,7 @@ fn SideBySide(
                         label: format!("{} — {}", d.name, n),
                         value: v,
                         value_text: if f(m).is_some() {
-                            format!("{v:.2} {unit}")
+                            format!("{} {unit}", format::significant(v))
                         } else {
                             "not measured".into()
                         },
@@ -108,28 +116,53 @@ fn SideBySide(
                 })
                 .collect::<Vec<_>>()
         };
-    let rows = devices
+    let rows = reports
         .iter()
-        .map(|(n, m, d)| {
+        .zip(&devices)
+        .map(|((_, r), (n, m, d))| {
+            let usable = match (m.usable_bytes, m.memory_bytes) {
+                (Some(u), _) => format::bytes(u),
+                (None, Some(mem)) => format!("{} (device memory)", format::bytes(mem)),
+                (None, None) => "—".into(),
+            };
+            let decode = match (
+                m.decode_simulation_tokens_per_s,
+                simulated_model(r),
+            ) {
+                (Some(t), Some(model)) => format!("{} for {model}", format::tokens_per_s(t)),
+                (Some(t), None) => format::tokens_per_s(t),
+                _ => "—".into(),
+            };
             view! {
                 <tr>
-                    <td>{d.name.clone()}<br /><span class="note">{n.clone()}</span></td>
-                    <td class="num">{m.usable_bytes.map(format::bytes).unwrap_or_else(|| "—".into())}</td>
+                    <td>{d.name.clone()}<br /><span class="note">{n.clone()}{" · "}{format::date_utc(&r.date_utc)}</span></td>
+                    <td class="num">{usable}</td>
                     <td class="num">{m.max_buffer_bytes.map(format::bytes).unwrap_or_else(|| "—".into())}</td>
-                    <td class="num">{m.decode_simulation_tokens_per_s.map(format::tokens_per_s).unwrap_or_else(|| "—".into())}</td>
+                    <td class="num sim">{decode}</td>
                 </tr>
             }
         })
         .collect_view();
+    let models: Vec<String> = reports
+        .iter()
+        .filter_map(|(_, r)| simulated_model(r))
+        .collect();
+    let differ = models.windows(2).any(|w| w[0] != w[1]);
     view! {
         <div class="card" id="side-by-side">
             <h2>"Devices side by side"</h2>
+            <h3>"Best f16 matrix multiply (TFLOP/s)"</h3>
             <BarChart title="Best f16 GEMM".to_string() unit="TFLOP/s".to_string() bars=metric(|m| m.fp16_flops, 1e12, "TFLOP/s") />
+            <h3>"f32 matrix multiply (TFLOP/s)"</h3>
             <BarChart title="f32 GEMM".to_string() unit="TFLOP/s".to_string() bars=metric(|m| m.fp32_flops, 1e12, "TFLOP/s") />
+            <h3>"Read bandwidth (GB/s)"</h3>
             <BarChart title="Read bandwidth".to_string() unit="GB/s".to_string() bars=metric(|m| m.read_bandwidth_bytes_per_s, 1e9, "GB/s") />
+            {differ.then(|| view! {
+                <p class="note" id="simulated-models-differ">"The decode simulations ran different model sizes (each device's run picks one that fits its budget): compare their tokens/s only with that in mind."</p>
+            })}
             <div class="table-wrap">
                 <table>
-                    <thead><tr><th>"device"</th><th class="num">"usable (sweep)"</th><th class="num">"largest buffer"</th><th class="num">"decode sim."</th></tr></thead>
+                    <thead><tr><th>"device"</th><th class="num">"usable memory"</th><th class="num">"largest buffer"</th><th class="num">"decode simulation"</th></tr></thead>
                     <tbody>{rows}</tbody>
                 </table>
             </div>

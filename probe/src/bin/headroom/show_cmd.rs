@@ -229,6 +229,20 @@ fn summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Result<()> {
         d.usable_bytes
             .map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b as f64 / GIB)),
     )?;
+    // Where the usable figure comes from, or why the allocation stage's was left out (a sweep
+    // stopped by its budget is a lower bound).
+    if let Some(basis) = &d.usable_basis {
+        writeln!(out, "usable memory: {basis}")?;
+    }
+    if d.usable_bytes.is_none()
+        && let (Some(memory), Some(from)) = (d.memory_bytes, &d.memory_basis)
+    {
+        writeln!(
+            out,
+            "memory size {:.1} GiB, from {from}: estimates take usable memory from it",
+            memory as f64 / GIB
+        )?;
+    }
     Ok(())
 }
 

@@ -169,8 +169,14 @@ pub struct FitArgs {
     pub(super) lora_layers: Option<String>,
 
     /// Gradient checkpointing: recompute activations in the backward pass (training modes).
-    #[arg(long)]
+    /// Default: on for qlora (as peft's prepare_model_for_kbit_training does), off for lora and
+    /// full.
+    #[arg(long, conflicts_with = "no_checkpointing")]
     pub(super) checkpointing: bool,
+
+    /// Keep every activation for the backward pass (turns off qlora's default checkpointing).
+    #[arg(long)]
+    pub(super) no_checkpointing: bool,
 
     /// Optimizer of a full fine-tune (--mode full). Default: adamw.
     #[arg(long, value_enum)]
@@ -334,6 +340,10 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             "--checkpointing",
             args.checkpointing && args.mode == ModeArg::Inference,
         ),
+        (
+            "--no-checkpointing",
+            args.no_checkpointing && args.mode == ModeArg::Inference,
+        ),
         ("--lora-rank", args.lora_rank.is_some() && !lora),
         ("--lora-targets", args.lora_targets.is_some() && !lora),
         ("--lora-layers", args.lora_layers.is_some() && !lora),
@@ -348,7 +358,7 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
     ];
     if let Some((flag, _)) = misplaced.iter().find(|(_, wrong)| *wrong) {
         let modes = match *flag {
-            "--checkpointing" => "--mode lora, qlora or full",
+            "--checkpointing" | "--no-checkpointing" => "--mode lora, qlora or full",
             "--lora-rank" | "--lora-targets" | "--lora-layers" => "--mode lora or qlora",
             _ => "--mode full",
         };
@@ -357,6 +367,13 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             args.mode.name()
         );
     }
+    let checkpointing = if args.checkpointing {
+        true
+    } else if args.no_checkpointing {
+        false
+    } else {
+        Mode::default_checkpointing(args.mode.name())
+    };
     let mode = match args.mode {
         ModeArg::Inference => Mode::Inference,
         ModeArg::Lora | ModeArg::Qlora => {
@@ -382,7 +399,7 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             let settings = LoraSettings {
                 rank: args.lora_rank.unwrap_or(DEFAULT_LORA_RANK),
                 target_modules: targets,
-                gradient_checkpointing: args.checkpointing,
+                gradient_checkpointing: checkpointing,
                 // Checked against the model's layer count once the model is read (`run`).
                 layers: None,
             };
@@ -405,7 +422,7 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
                 OptimizerArg::PagedAdam8bit => Optimizer::PagedAdam8bit,
                 OptimizerArg::Sgd => Optimizer::Sgd,
             },
-            gradient_checkpointing: args.checkpointing,
+            gradient_checkpointing: checkpointing,
         }),
     };
     if args.devices_that_fit {
