@@ -10,6 +10,7 @@ mod formats;
 mod fuzz;
 mod hostile;
 mod layers;
+mod macos;
 mod memory;
 mod params;
 mod properties;

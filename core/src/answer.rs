@@ -35,6 +35,7 @@ use crate::{
     facts::ModelFacts,
     kv_cache::KvDtype,
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
+    macos::MacosVersion,
     model::ModelSpec,
     quant::WeightFormat,
     runtime::Runtime,
@@ -96,6 +97,10 @@ pub struct Question {
     /// weights.
     #[serde(default)]
     pub checkpoint: Option<CheckpointSize>,
+    /// The macOS release of a Mac; `None` assumes the newest release with reports
+    /// ([`crate::macos`]). Sets the GPU's share of unified memory.
+    #[serde(default)]
+    pub macos: Option<MacosVersion>,
 }
 
 /// What a checkpoint's headers say about its weights ([`crate::files::CheckpointWeights`] in
@@ -162,6 +167,7 @@ impl Question {
             text_only: false,
             with_mtp: false,
             checkpoint: None,
+            macos: None,
         }
     }
 }
@@ -363,6 +369,7 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
             }),
             _ => None,
         },
+        macos: q.macos,
     })
 }
 

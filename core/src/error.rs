@@ -119,6 +119,10 @@ pub enum Setting {
     WiredLimit,
     /// Host RAM beside a discrete GPU.
     HostMemory,
+    /// The macOS release of a Mac (it sets the GPU's share of unified memory).
+    MacosVersion,
+    /// Concurrent users (sequences) a server holds at the context.
+    Users,
 }
 
 impl Setting {
@@ -137,6 +141,8 @@ impl Setting {
             Setting::LoraLayers => "LoRA layers",
             Setting::WiredLimit => "wired limit",
             Setting::HostMemory => "host memory",
+            Setting::MacosVersion => "macOS version",
+            Setting::Users => "users",
         }
     }
 }

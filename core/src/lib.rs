@@ -32,7 +32,8 @@
 //! * [`files`] — `.gguf` and `.safetensors` headers: the model's shape and its exact weights.
 //! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
-//! * [`devices`] and [`usable_memory`] — what a machine offers; [`speed`] — tokens per second.
+//! * [`devices`], [`usable_memory`] and [`macos`] (the GPU share of a Mac by release) — what a
+//!   machine offers; [`speed`] — tokens per second.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
 //! * [`facts`] — what every estimate of one model needs, worked out once per question.
@@ -53,6 +54,7 @@ pub mod files;
 pub mod gguf;
 pub mod kv_cache;
 pub mod limits;
+pub mod macos;
 pub mod model;
 pub mod model_catalog;
 pub mod params;

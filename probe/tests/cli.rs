@@ -1402,3 +1402,77 @@ fn components_and_text_only() {
     );
     assert!(table.contains("layers: "), "{table}");
 }
+
+/// `--macos` picks the Mac's GPU share by release; it is refused off a Mac and for releases
+/// Apple silicon does not run.
+#[test]
+fn macos_release_sets_the_gpu_share() {
+    let usable = |release: &str| {
+        json(&headroom(&[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m3 max 40 64gb",
+            "--macos",
+            release,
+            "--json",
+        ]))["usable_bytes"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // macOS 14: 3/4 of 64 GiB; macOS 26: the reported 51.84 GiB.
+    assert_eq!(usable("14"), 48 << 30);
+    assert_eq!(usable("26"), (51.84 * (1u64 << 30) as f64) as u64);
+    let j = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "m2-10c-16gb",
+        "--runtime",
+        "transformers-mps",
+        "--quant",
+        "bf16",
+        "--json",
+    ]));
+    assert!(j["mps_high_watermark_bytes"].as_u64().is_some(), "{j}");
+    assert!(
+        j["largest_buffer"]["max_buffer_bytes"].as_u64().is_some(),
+        "{j}"
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--macos",
+            "26",
+        ],
+        &["--macos `26`", "not a Mac"],
+        true,
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m2-10c-16gb",
+            "--macos",
+            "16",
+        ],
+        &["--macos `16`", "--macos 26"],
+        true,
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m2-10c-16gb",
+            "--macos",
+            "sonoma",
+        ],
+        &["--macos `sonoma`"],
+        true,
+    );
+}

@@ -135,6 +135,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         text_only: args.text_only,
         with_mtp: args.mtp,
         checkpoint: checkpoint.as_ref().map(CheckpointSize::from),
+        macos: checked.macos,
     };
     let answer = answer(&question).map_err(|err| {
         let about = match (&err, &question.format) {

@@ -74,7 +74,8 @@ fn training_lines(out: &mut String, t: &TrainingAdvice) {
     let _ = writeln!(out, "training settings that fit:");
     let _ = writeln!(
         out,
-        "  as given:                       {}",
+        "  as given: \
+         {}",
         yes_no(t.fits_as_given)
     );
     if !t.fits_as_given {
@@ -96,12 +97,17 @@ fn training_lines(out: &mut String, t: &TrainingAdvice) {
         or_none(t.max_sequence_tokens)
     );
     if let Some(rank) = t.max_lora_rank {
-        let _ = writeln!(out, "  largest LoRA rank:              {rank}");
+        let _ = writeln!(
+            out,
+            "  largest LoRA rank: \
+         {rank}"
+        );
     }
     if let Some(targets) = &t.lora_targets {
         let _ = writeln!(
             out,
-            "  widest LoRA targets:            {}",
+            "  widest LoRA targets: \
+             {}",
             targets.join(",")
         );
     }
@@ -302,6 +308,24 @@ impl OutputContext<'_> {
         out.push_str(&table.render());
         self.model_parts(out, answer);
         let _ = writeln!(out, "\nverdict: {}", verdict_words(e));
+        if let Some(check) = e.largest_buffer.as_ref().filter(|c| c.exceeds) {
+            let _ = writeln!(out, "buffer:  {}", check.statement());
+        }
+        if let Some(limit) = e
+            .mps_high_watermark_bytes
+            .filter(|_| e.per_device_bytes > e.usable_bytes)
+        {
+            let _ = writeln!(
+                out,
+                "MPS:     PyTorch's MPS allocator stops at {} (1.7 × working set){}",
+                gib(limit),
+                if e.per_device_bytes > limit {
+                    ": this run ends in \"MPS backend out of memory\""
+                } else {
+                    "; below that macOS pages GPU memory instead"
+                }
+            );
+        }
         let speed = if matches!(answer.request.mode, Mode::Inference) {
             format!(
                 "{} tokens/s decode per sequence, {} tokens/s prefill (estimates{})",
