@@ -15,4 +15,5 @@ mod memory;
 mod params;
 mod properties;
 mod report;
+mod serving;
 mod transformers_counts;

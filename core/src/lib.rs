@@ -34,6 +34,7 @@
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
 //! * [`devices`], [`usable_memory`] and [`macos`] (the GPU share of a Mac by release) — what a
 //!   machine offers; [`speed`] — tokens per second.
+//! * [`serving`] — how many users a server holds at a context, and their decode speed.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
 //! * [`facts`] — what every estimate of one model needs, worked out once per question.
@@ -61,6 +62,7 @@ pub mod params;
 pub mod quant;
 pub mod report;
 pub mod runtime;
+pub mod serving;
 pub mod speed;
 pub mod tensors;
 pub mod training;

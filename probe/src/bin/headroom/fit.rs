@@ -136,6 +136,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         with_mtp: args.mtp,
         checkpoint: checkpoint.as_ref().map(CheckpointSize::from),
         macos: checked.macos,
+        users: checked.users,
     };
     let answer = answer(&question).map_err(|err| {
         let about = match (&err, &question.format) {

@@ -118,6 +118,12 @@ pub struct FitArgs {
           value_parser = parse_context)]
     pub(super) context: Option<ContextArg>,
 
+    /// Concurrent users a server holds, each at --context (vllm, llama.cpp, mlx): the verdict and
+    /// speeds are for N sequences decoding together (llama.cpp: -np N -c N×context). Without it,
+    /// serving runtimes still show how many users fit. Use instead of --batch.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(super) users: Option<String>,
+
     /// Sequences processed together.
     #[arg(long, short = 'b', value_name = "B", default_value_t = 1, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
@@ -227,7 +233,10 @@ devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fi
 decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
 kv_cache_dtype, largest_buffer (Macs and probed devices: {kind: weight_tensor | kv_layer, name,
 bytes, max_buffer_bytes, exceeds, fix, whole_weights_note}, else null), mps_high_watermark_bytes
-(transformers-mps: 1.7 × the working set, else null), model_source and, for one format, longest_context (null if nothing fits),
+(transformers-mps: 1.7 × the working set, else null), serving (with --users or a serving runtime,
+one format only: {engine, context, users_asked, max_users, limited_by, kv_bytes_per_user,
+kv_pool_bytes (vLLM), block_tokens, max_num_seqs, engine_settings, at_users and at_max_users
+({users, per_user_tokens_per_s, aggregate_tokens_per_s, compute_bound}), assumptions}), model_source and, for one format, longest_context (null if nothing fits),
 best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or null) and, for
 training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based); for a
 .gguf file or safetensors checkpoint, checkpoint ({checkpoint_parameters, config_parameters,
@@ -252,7 +261,8 @@ Examples:
   headroom fit llama-3.1-8b --mode qlora --batch 4 --context 2048 --checkpointing --device rtx-4090
   headroom fit llama-3.1-8b --mode lora --lora-layers last:8 --context 2048 --device rtx-4090
   headroom fit llama-3.1-8b --probe report.json
-  headroom fit llama-3.1-70b --quant Q4_K_M --device m3-max-40c-64gb --macos 15";
+  headroom fit llama-3.1-70b --quant Q4_K_M --device m3-max-40c-64gb --macos 15
+  headroom fit llama-3.1-8b --runtime vllm --context 32k --users 16 --device h100-sxm";
 
 /// `--context`: a token count or the model's maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +311,7 @@ pub(super) enum QuantChoice {
 /// The arguments after the checks that need no I/O.
 pub(super) struct Checked {
     pub(super) quant: QuantChoice,
+    pub(super) users: Option<u64>,
     pub(super) macos: Option<MacosVersion>,
     pub(super) runtime: Option<Runtime>,
     pub(super) mode: Mode,
@@ -420,8 +431,18 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             )
         })?),
     };
+    let users = match args.users.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            anyhow::anyhow!(
+                "--users `{text}`: expected a count of concurrent users, 1 to {}",
+                headroom_core::serving::MAX_USERS
+            )
+        })?),
+    };
     Ok(Checked {
         quant,
+        users,
         macos,
         runtime,
         mode,

@@ -5,6 +5,7 @@ use headroom_core::{
     answer::{Answer, CheckpointCheck},
     components::{CacheComponent, Component, LayerKindCount},
     estimate::Estimate,
+    serving::Serving,
 };
 use serde::Serialize;
 
@@ -68,6 +69,10 @@ pub(super) struct FitJson<'a> {
     /// format only.
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<&'a [CacheComponent]>,
+    /// Users a server holds at this context and their decode speed; one format only, with
+    /// --users or a serving runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serving: Option<&'a Serving>,
 }
 
 impl OutputContext<'_> {
@@ -91,6 +96,7 @@ impl OutputContext<'_> {
             components: answer.map(|a| a.components.as_slice()),
             layer_kinds: answer.map(|a| a.layer_kinds.as_slice()),
             cache: answer.map(|a| a.cache.as_slice()),
+            serving: answer.and_then(|a| a.serving.as_ref()),
         }
     }
 }

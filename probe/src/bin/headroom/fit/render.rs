@@ -341,6 +341,9 @@ impl OutputContext<'_> {
             "not estimated for training".to_owned()
         };
         let _ = writeln!(out, "speed:   {speed}");
+        if let Some(serving) = &answer.serving {
+            serving_lines(out, serving);
+        }
         let longest = match advice.longest_context {
             Some(tokens) => format!(
                 "{} tokens (model maximum {})",
@@ -443,4 +446,49 @@ impl OutputContext<'_> {
             self.args.model
         );
     }
+}
+
+/// The serving lines: users that fit at this context, and decode per user and in aggregate.
+fn serving_lines(out: &mut String, s: &headroom_core::serving::Serving) {
+    use std::fmt::Write;
+    let speed = |u: &headroom_core::serving::UsersSpeed| {
+        format!(
+            "{} tokens/s per user, {} tokens/s in aggregate{}",
+            approx_rate(u.per_user_tokens_per_s),
+            approx_rate(u.aggregate_tokens_per_s),
+            if u.compute_bound {
+                " (compute-bound)"
+            } else {
+                ""
+            }
+        )
+    };
+    let _ = writeln!(
+        out,
+        "serving: {} users fit at {} tokens each ({}; {} KV per user{})",
+        thousands(s.max_users),
+        thousands(s.context),
+        s.limited_by,
+        gib(s.kv_bytes_per_user),
+        s.kv_pool_bytes
+            .map(|p| format!(", KV pool {}", gib(p)))
+            .unwrap_or_default()
+    );
+    if let Some(users) = s.users_asked {
+        let _ = writeln!(
+            out,
+            "         {} users: {}",
+            thousands(users),
+            speed(&s.at_users)
+        );
+    }
+    if let Some(at_max) = &s.at_max_users {
+        let _ = writeln!(
+            out,
+            "         at {} users: {}",
+            thousands(at_max.users),
+            speed(at_max)
+        );
+    }
+    let _ = writeln!(out, "         run as: {}", s.engine_settings);
 }
