@@ -214,3 +214,28 @@ fn users_are_checked() {
     assert_eq!(s.max_users, 0);
     assert!(s.at_max_users.is_none());
 }
+
+#[test]
+fn sliding_window_models_find_their_most_users_too() {
+    // Gemma-3's sliding layers share their cells with the micro-batch in llama.cpp, so memory
+    // grows by less than one user's cache per user: the search still finds the edge.
+    for (device, context) in [("rtx-4090", 8_192), ("m2-10c-16gb", 32_768)] {
+        let q = Question {
+            format: Some("Q4_K_M".parse().unwrap_or_else(|e| panic!("{e}"))),
+            runtime: Some(Runtime::LlamaCpp),
+            context: ContextAsk::Tokens(context),
+            ..Question::new(
+                fixture_model("gemma-3-12b-it"),
+                devices::find(device).unwrap_or_else(|e| panic!("{e}")),
+            )
+        };
+        let s = answer(&q)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .serving
+            .unwrap_or_else(|| panic!("serves"));
+        if s.max_users > 0 {
+            assert!(fits_with(&q, s.max_users), "{device}");
+        }
+        assert!(!fits_with(&q, s.max_users + 1), "{device}: {}", s.max_users);
+    }
+}

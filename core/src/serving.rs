@@ -196,24 +196,40 @@ pub(crate) fn serving_with(
         _ => {
             let kv_per_user =
                 kv_cache_bytes(model, context, 1, req.kv_dtype, req.runtime).total_bytes;
-            let fits = |users: u64| -> Result<bool, CoreError> {
+            let fits = |users: u64| -> bool {
                 let r = EstimateRequest {
                     batch: users,
                     ..req.clone()
                 };
                 // A count too large for the arithmetic does not fit.
-                Ok(estimate_with(facts, &r).is_ok_and(|e| e.fits))
+                estimate_with(facts, &r).is_ok_and(|e| e.fits)
             };
-            // Memory grows with the users: the largest count that fits, by bisection.
+            // Memory grows with the users: the largest count that fits, by bisection. Every
+            // user adds at least its KV cache to the single user's total, so no more than
+            // (usable − everything else) ÷ KV per user can fit: the search starts there.
+            let room =
+                usable_all.saturating_sub(single.total_bytes.saturating_sub(single.kv_cache_bytes));
+            let bound = room
+                .checked_div(kv_per_user)
+                .map_or(MAX_USERS, |u| u.saturating_add(1))
+                .clamp(1, MAX_USERS);
             let max_users = if !single.fits {
                 0
-            } else if fits(MAX_USERS)? {
-                MAX_USERS
             } else {
-                let (mut lo, mut hi) = (1u64, MAX_USERS);
-                while hi - lo > 1 {
+                // [lo fits, hi does not]: the bound is usually past the answer; where the cache
+                // grows less than a user's worth per user (llama.cpp's sliding-window cells are
+                // shared with the micro-batch), search upward from it.
+                let (mut lo, mut hi) = (1u64, bound);
+                while hi < MAX_USERS && fits(hi) {
+                    lo = hi;
+                    hi = hi.saturating_mul(2).min(MAX_USERS);
+                }
+                if hi == MAX_USERS && fits(hi) {
+                    lo = hi;
+                }
+                while hi > lo + 1 {
                     let mid = lo + (hi - lo) / 2;
-                    if fits(mid)? {
+                    if fits(mid) {
                         lo = mid;
                     } else {
                         hi = mid;
