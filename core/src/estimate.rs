@@ -245,6 +245,9 @@ pub struct BufferCheck {
     pub bytes: u64,
     /// The device's largest single buffer, bytes.
     pub max_buffer_bytes: u64,
+    /// Where that limit comes from, e.g. `Metal's maxBufferLength, estimated as half of RAM`.
+    #[serde(default)]
+    pub limit_source: String,
     /// `bytes > max_buffer_bytes`: the runtime fails to allocate it.
     pub exceeds: bool,
     /// What to do when it exceeds, in words that name no front end's control.
@@ -261,19 +264,20 @@ impl BufferCheck {
         if self.exceeds {
             format!(
                 "warning: {} ({:.2} GiB) exceeds the largest single buffer the device allows \
-                 ({:.2} GiB, Metal's maxBufferLength): allocating it fails; {}",
+                 ({:.2} GiB, {}): allocating it fails; {}",
                 self.name,
                 gib(self.bytes),
                 gib(self.max_buffer_bytes),
+                self.limit_source,
                 self.fix
             )
         } else {
             format!(
-                "largest single buffer: {} ({:.2} GiB) within the device's {:.2} GiB \
-                 (maxBufferLength)",
+                "largest single buffer: {} ({:.2} GiB) within the device's {:.2} GiB ({})",
                 self.name,
                 gib(self.bytes),
-                gib(self.max_buffer_bytes)
+                gib(self.max_buffer_bytes),
+                self.limit_source
             ) + self.whole_weights_note.as_deref().unwrap_or("")
         }
     }
@@ -290,6 +294,12 @@ fn largest_buffer_check(
     weights_bytes: u64,
 ) -> BufferCheck {
     let tensor_bytes = facts.weight_totals(format).largest_tensor_bytes;
+    let limit_source = match (req.device.max_buffer_bytes, req.device.is_apple_silicon()) {
+        (Some(_), true) => "Metal's maxBufferLength",
+        (Some(_), false) => "the device's largest buffer, from its limits or a probe report",
+        (None, _) => "Metal's maxBufferLength, estimated as half of RAM",
+    }
+    .to_string();
     let kv_layer_bytes = if req.mode.is_training() {
         0
     } else {
@@ -313,6 +323,7 @@ fn largest_buffer_check(
             ),
             bytes: kv_layer_bytes,
             max_buffer_bytes: max_buffer,
+            limit_source,
             exceeds,
             fix: "use a shorter context, fewer sequences or a smaller KV cache type".into(),
             whole_weights_note: None,
@@ -341,6 +352,7 @@ fn largest_buffer_check(
         name,
         bytes: tensor_bytes,
         max_buffer_bytes: max_buffer,
+        limit_source,
         exceeds,
         fix: "a format with fewer bits per weight shrinks it; the wired limit does not raise \
               maxBufferLength"

@@ -232,7 +232,7 @@ total_bytes, per_device_bytes, device, device_id, device_count, usable_bytes (on
 devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fit),
 decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
 kv_cache_dtype, largest_buffer (Macs and probed devices: {kind: weight_tensor | kv_layer, name,
-bytes, max_buffer_bytes, exceeds, fix, whole_weights_note}, else null), mps_high_watermark_bytes
+bytes, max_buffer_bytes, limit_source, exceeds, fix, whole_weights_note}, else null), mps_high_watermark_bytes
 (transformers-mps: 1.7 × the working set, else null), serving (with --users or a serving runtime,
 one format only: {engine, context, users_asked, max_users, limited_by, kv_bytes_per_user,
 kv_pool_bytes (vLLM), block_tokens, max_num_seqs, engine_settings, at_users and at_max_users
