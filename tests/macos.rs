@@ -261,3 +261,15 @@ fn pytorch_mps_high_watermark_is_stated_for_transformers_on_mps() {
     let a = answer(&q).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(a.estimate.mps_high_watermark_bytes, None);
 }
+
+#[test]
+fn only_macs_take_the_release_table() {
+    // A non-Apple adapter sharing 64 GiB of host memory keeps the older cautious share, whatever
+    // the Mac table says for macOS 26.
+    let mut shared = device("m3 max 40 64gb");
+    shared.vendor = "measured".into();
+    shared.name = "llvmpipe (LLVM 15.0.6, 256 bits)".into();
+    let u = usable_memory_on(&shared, Runtime::LlamaCpp, None, None);
+    assert_eq!(u.usable_bytes, 48 * GIB);
+    assert!(!u.basis.contains("macOS"), "{}", u.basis);
+}

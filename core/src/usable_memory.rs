@@ -112,8 +112,24 @@ pub fn usable_memory_on(
                     ),
                 )
             } else {
-                let ws = crate::macos::working_set(device.memory_bytes, macos);
-                (ws.bytes, ws.basis)
+                if device.is_apple_silicon() {
+                    let ws = crate::macos::working_set(device.memory_bytes, macos);
+                    (ws.bytes, ws.basis)
+                } else {
+                    // Another adapter sharing host memory (an integrated GPU, a software
+                    // renderer): no release table applies; the cautious older share does.
+                    let ws = apple_working_set_bytes(device.memory_bytes);
+                    (
+                        ws,
+                        format!(
+                            "memory shared with the host: {:.2} GiB of {:.0} GiB, the share \
+                             Metal's older rule gives a Mac of this size (2/3, or 3/4 from 36 \
+                             GiB); this adapter's own limit was not measured",
+                            ws as f64 / GIB as f64,
+                            device.memory_bytes as f64 / GIB as f64
+                        ),
+                    )
+                }
             }
         }
         MemoryKind::Discrete => {
