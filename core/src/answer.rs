@@ -36,9 +36,11 @@ use crate::{
     kv_cache::KvDtype,
     launch::{LaunchCommand, ModelRef, launch_command},
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
+    macos::MacosVersion,
     model::ModelSpec,
     quant::WeightFormat,
     runtime::Runtime,
+    serving::{Serving, serves, serving_with},
     training::{Mode, parse_lora_layers},
     units::GIB,
 };
@@ -97,6 +99,15 @@ pub struct Question {
     /// weights.
     #[serde(default)]
     pub checkpoint: Option<CheckpointSize>,
+    /// The macOS release of a Mac; `None` assumes the newest release with reports
+    /// ([`crate::macos`]). Sets the GPU's share of unified memory.
+    #[serde(default)]
+    pub macos: Option<MacosVersion>,
+    /// Concurrent users (sequences, each at the context) a server holds; `None` = none asked
+    /// (the answer still says how many fit when the runtime serves). Replaces `batch`, which
+    /// must then be 1.
+    #[serde(default)]
+    pub users: Option<u64>,
 }
 
 /// What a checkpoint's headers say about its weights ([`crate::files::CheckpointWeights`] in
@@ -163,6 +174,8 @@ impl Question {
             text_only: false,
             with_mtp: false,
             checkpoint: None,
+            macos: None,
+            users: None,
         }
     }
 }
@@ -212,6 +225,10 @@ pub struct Answer {
     /// the estimate; `None` when it does not fit (nothing to launch).
     #[serde(default)]
     pub launch: Option<LaunchCommand>,
+    /// How many users a server holds at this context and how fast they decode: when users were
+    /// asked, or by default when the runtime serves (vLLM, llama.cpp, MLX) in inference.
+    #[serde(default)]
+    pub serving: Option<Serving>,
 }
 
 /// `model` without its vision and audio encoders and projectors.
@@ -331,6 +348,33 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
             vec![Fix::new(Setting::LoraRank, "16")],
         ));
     }
+    let mut batch = q.batch;
+    if let Some(users) = q.users {
+        let runtime_named = q
+            .runtime
+            .unwrap_or_else(|| default_runtime(&q.device, &format, &q.mode));
+        if q.mode.is_training() {
+            return Err(CoreError::setting(
+                Setting::Users,
+                users,
+                format!("concurrent users are for inference, not {}", q.mode.name()),
+                vec![Fix::new(Setting::Mode, "inference")],
+            ));
+        }
+        if q.batch != 1 {
+            return Err(CoreError::setting(
+                Setting::Users,
+                users,
+                format!(
+                    "sets the sequences decoding together, as batch {} does: give one of them",
+                    q.batch
+                ),
+                vec![Fix::new(Setting::Batch, "1")],
+            ));
+        }
+        crate::serving::validate_users(users, runtime_named)?;
+        batch = users;
+    }
     let max_memory = MAX_MEMORY_GIB * GIB;
     for (setting, bytes) in [
         (Setting::WiredLimit, q.wired_limit_bytes),
@@ -351,7 +395,7 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
         model: model.clone(),
         format,
         context,
-        batch: q.batch,
+        batch,
         mode,
         runtime,
         kv_dtype,
@@ -368,6 +412,7 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
             }),
             _ => None,
         },
+        macos: q.macos,
     })
 }
 
@@ -399,6 +444,11 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
     let formats = format_rows_with(&facts, &req, q.runtime);
     let best = best_of_rows(&formats);
     let training = training_advice_with(&facts, &req)?;
+    let serving = if !req.mode.is_training() && (q.users.is_some() || serves(req.runtime)) {
+        Some(serving_with(&facts, &req, q.users)?)
+    } else {
+        None
+    };
     let lora_layers = match &req.mode {
         Mode::Lora(l) | Mode::Qlora(l) => Some(l.adapted_layers(req.model.num_layers)?),
         _ => None,
@@ -442,6 +492,9 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         }
     });
     assumptions.extend(fallback_note);
+    if let Some(s) = &serving {
+        assumptions.extend(s.assumptions.iter().map(|a| format!("serving: {a}")));
+    }
     let has_towers = !q.model.encoders.is_empty() || !q.model.projectors.is_empty();
     if q.text_only && has_towers {
         assumptions.push(
@@ -489,6 +542,7 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         exact: req.model.exact(),
         approximations,
         launch,
+        serving,
         request: req,
     })
 }

@@ -129,6 +129,10 @@ pub enum Setting {
     MinTokensPerS,
     /// The order of a ranking.
     Sort,
+    /// The macOS release of a Mac (it sets the GPU's share of unified memory).
+    MacosVersion,
+    /// Concurrent users (sequences) a server holds at the context.
+    Users,
 }
 
 impl Setting {
@@ -152,6 +156,8 @@ impl Setting {
             Setting::MinContext => "minimum context",
             Setting::MinTokensPerS => "minimum decode speed",
             Setting::Sort => "order",
+            Setting::MacosVersion => "macOS version",
+            Setting::Users => "users",
         }
     }
 }

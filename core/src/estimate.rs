@@ -18,6 +18,7 @@ use crate::{
     facts::ModelFacts,
     kv_cache::{KvDtype, kv_cache_bytes},
     limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES},
+    macos::{MacosVersion, mps_high_watermark_bytes},
     model::ModelSpec,
     quant::WeightFormat,
     runtime::Runtime,
@@ -29,7 +30,7 @@ use crate::{
     training::{Mode, training_memory_with},
     units::GIB,
     usable_memory::{
-        DEFAULT_HOST_MEMORY_BYTES, devices_needed, offload_capacity_bytes, usable_memory,
+        DEFAULT_HOST_MEMORY_BYTES, devices_needed, offload_capacity_bytes, usable_memory_on,
     },
 };
 
@@ -69,6 +70,10 @@ pub struct EstimateRequest {
     /// the request's format is the checkpoint's.
     #[serde(default)]
     pub checkpoint: Option<CheckpointBytes>,
+    /// The macOS release of a Mac (sets the GPU's share of unified memory); `None` assumes the
+    /// newest release with reports ([`crate::macos`]).
+    #[serde(default)]
+    pub macos: Option<MacosVersion>,
 }
 
 /// A checkpoint's weight bytes as shipped, and the format they are stored in.
@@ -112,6 +117,7 @@ impl EstimateRequest {
             host_memory_bytes: None,
             activation: ActivationOptions::default(),
             checkpoint: None,
+            macos: None,
         }
     }
 
@@ -209,6 +215,151 @@ pub struct Estimate {
     /// Identical devices the estimate splits over.
     #[serde(default)]
     pub device_count: u32,
+    /// The largest single buffer the runtime allocates, checked against the device's largest
+    /// buffer (Metal's `maxBufferLength`); `None` where the device states no such limit.
+    #[serde(default)]
+    pub largest_buffer: Option<BufferCheck>,
+    /// PyTorch MPS's allocation limit (1.7 × the working set), bytes; transformers-mps only.
+    #[serde(default)]
+    pub mps_high_watermark_bytes: Option<u64>,
+}
+
+/// What allocates the largest single buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferKind {
+    /// One weight tensor (every runtime keeps each tensor in one buffer; llama.cpp splits a
+    /// mapped file into views at `maxBufferLength` that overlap by the largest tensor).
+    WeightTensor,
+    /// One layer's keys (or values) for every cached token of every sequence.
+    KvLayer,
+}
+
+/// The largest single buffer against the device's largest buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferCheck {
+    /// What it is.
+    pub kind: BufferKind,
+    /// Its name: a tensor name (`blk.0.ffn_down_exps.weight`) or the cache layer.
+    pub name: String,
+    /// Its bytes.
+    pub bytes: u64,
+    /// The device's largest single buffer, bytes.
+    pub max_buffer_bytes: u64,
+    /// Where that limit comes from, e.g. `Metal's maxBufferLength, estimated as half of RAM`.
+    #[serde(default)]
+    pub limit_source: String,
+    /// `bytes > max_buffer_bytes`: the runtime fails to allocate it.
+    pub exceeds: bool,
+    /// What to do when it exceeds, in words that name no front end's control.
+    pub fix: String,
+    /// Set when the weights as a whole exceed the largest buffer although each tensor fits: a
+    /// runtime that maps the whole file as one buffer fails there.
+    #[serde(default)]
+    pub whole_weights_note: Option<String>,
+}
+
+impl BufferCheck {
+    /// The check in words, for the assumptions.
+    pub fn statement(&self) -> String {
+        if self.exceeds {
+            format!(
+                "warning: {} ({:.2} GiB) exceeds the largest single buffer the device allows \
+                 ({:.2} GiB, {}): allocating it fails; {}",
+                self.name,
+                gib(self.bytes),
+                gib(self.max_buffer_bytes),
+                self.limit_source,
+                self.fix
+            )
+        } else {
+            format!(
+                "largest single buffer: {} ({:.2} GiB) within the device's {:.2} GiB ({})",
+                self.name,
+                gib(self.bytes),
+                gib(self.max_buffer_bytes),
+                self.limit_source
+            ) + self.whole_weights_note.as_deref().unwrap_or("")
+        }
+    }
+}
+
+/// The largest buffer `req`'s runtime allocates: the largest weight tensor, or one layer's keys
+/// for the whole context and batch, whichever is larger.
+fn largest_buffer_check(
+    facts: &ModelFacts<'_>,
+    format: &WeightFormat,
+    req: &EstimateRequest,
+    context: u64,
+    max_buffer: u64,
+    weights_bytes: u64,
+) -> BufferCheck {
+    let tensor_bytes = facts.weight_totals(format).largest_tensor_bytes;
+    let limit_source = match (req.device.max_buffer_bytes, req.device.is_apple_silicon()) {
+        (Some(_), true) => "Metal's maxBufferLength",
+        (Some(_), false) => "the device's largest buffer, from its limits or a probe report",
+        (None, _) => "Metal's maxBufferLength, estimated as half of RAM",
+    }
+    .to_string();
+    let kv_layer_bytes = if req.mode.is_training() {
+        0
+    } else {
+        let kv = kv_cache_bytes(&req.model, context, req.batch, req.kv_dtype, req.runtime);
+        // Keys and values are separate tensors; an MLA latent is one.
+        let parts = if kv.mla_latent { 1 } else { 2 };
+        kv.per_layer_bytes.iter().copied().max().unwrap_or(0) / parts
+    };
+    if kv_layer_bytes > tensor_bytes {
+        let exceeds = kv_layer_bytes > max_buffer;
+        return BufferCheck {
+            kind: BufferKind::KvLayer,
+            name: format!(
+                "one layer's {} cache for {} × {context} tokens",
+                if req.model.mla.is_some() {
+                    "latent"
+                } else {
+                    "key"
+                },
+                req.batch
+            ),
+            bytes: kv_layer_bytes,
+            max_buffer_bytes: max_buffer,
+            limit_source,
+            exceeds,
+            fix: "use a shorter context, fewer sequences or a smaller KV cache type".into(),
+            whole_weights_note: None,
+        };
+    }
+    let exceeds = tensor_bytes > max_buffer;
+    // Naming the tensor walks every tensor: only worth it when the check fails.
+    let name = if exceeds {
+        crate::quant::tensor_formats(&req.model, format)
+            .into_iter()
+            .max_by_key(|(_, s)| s.bytes)
+            .map(|(t, s)| format!("weight tensor {} ({})", t.name, s.dtype))
+            .unwrap_or_else(|| "the largest weight tensor".into())
+    } else {
+        "the largest weight tensor".into()
+    };
+    let whole_weights_note = (weights_bytes > max_buffer).then(|| {
+        format!(
+            "; the weights as a whole ({:.2} GiB) exceed it, so a runtime that maps the whole \
+             file as one buffer fails (llama.cpp splits a mapped file into overlapping views)",
+            gib(weights_bytes)
+        )
+    });
+    BufferCheck {
+        kind: BufferKind::WeightTensor,
+        name,
+        bytes: tensor_bytes,
+        max_buffer_bytes: max_buffer,
+        limit_source,
+        exceeds,
+        fix: "a format with fewer bits per weight shrinks it; the wired limit does not raise \
+              maxBufferLength"
+            .into(),
+        whole_weights_note,
+    }
 }
 
 fn out_of_range(field: &str, value: impl ToString, problem: impl Into<String>) -> CoreError {
@@ -245,6 +396,20 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             format!("must be between 1 and {MAX_DEVICES} identical devices"),
             vec![],
         ));
+    }
+    if let Some(v) = req.macos {
+        v.validate()?;
+        if req.device.memory_kind != MemoryKind::Unified || !req.device.is_apple_silicon() {
+            return Err(CoreError::setting(
+                Setting::MacosVersion,
+                v,
+                format!(
+                    "sets the GPU's share of a Mac's unified memory, and {} is not a Mac",
+                    req.device.name
+                ),
+                vec![],
+            ));
+        }
     }
     // A ModelSpec can arrive deserialized (a shared link, a file header) without passing the
     // config parser's checks: apply the same limits before any arithmetic.
@@ -565,7 +730,7 @@ pub(crate) fn estimate_with(
         .ok_or_else(overflow)?;
 
     // Usable memory and verdict.
-    let usable = usable_memory(&req.device, req.runtime, req.wired_limit_bytes);
+    let usable = usable_memory_on(&req.device, req.runtime, req.wired_limit_bytes, req.macos);
     assumptions.push(format!("usable memory: {}", usable.basis));
     let usable_bytes = usable.usable_bytes;
     let fits_limit = (usable_bytes / 100)
@@ -597,16 +762,49 @@ pub(crate) fn estimate_with(
             ),
         }
     ));
-    if let Some(max_buffer) = usable.max_buffer_bytes {
-        let largest = facts.weight_totals(&format_used).largest_tensor_bytes;
-        if largest > max_buffer {
-            assumptions.push(format!(
-                "warning: the largest weight tensor ({:.2} GiB) exceeds the largest single \
-                 buffer ({:.2} GiB); runtimes that put one tensor in one buffer will fail",
-                gib(largest),
-                gib(max_buffer)
-            ));
-        }
+    let largest_buffer = usable.max_buffer_bytes.map(|max_buffer| {
+        largest_buffer_check(
+            facts,
+            &format_used,
+            req,
+            context,
+            max_buffer,
+            frozen_weights,
+        )
+    });
+    if let Some(check) = &largest_buffer {
+        assumptions.push(check.statement());
+    }
+    let mps_high_watermark = (req.runtime == Runtime::TransformersMps
+        && req.device.memory_kind == MemoryKind::Unified)
+        .then(|| mps_high_watermark_bytes(usable_bytes));
+    if let Some(limit) = mps_high_watermark {
+        assumptions.push(if per_device > limit {
+            format!(
+                "PyTorch MPS: {:.2} GiB is beyond its allocation limit of {:.2} GiB \
+                 (PYTORCH_MPS_HIGH_WATERMARK_RATIO 1.7 × the {:.2} GiB working set): it stops with \
+                 \"MPS backend out of memory\"",
+                gib(per_device),
+                gib(limit),
+                gib(usable_bytes)
+            )
+        } else if per_device > usable_bytes {
+            format!(
+                "PyTorch MPS: {:.2} GiB is within its allocation limit of {:.2} GiB \
+                 (PYTORCH_MPS_HIGH_WATERMARK_RATIO 1.7 × the {:.2} GiB working set), so it \
+                 would run, but beyond the working set macOS pages GPU memory: counted as not \
+                 fitting",
+                gib(per_device),
+                gib(limit),
+                gib(usable_bytes)
+            )
+        } else {
+            format!(
+                "PyTorch MPS stops allocating at {:.2} GiB (PYTORCH_MPS_HIGH_WATERMARK_RATIO 1.7 × \
+                 the working set); the verdict holds to the working set itself",
+                gib(limit)
+            )
+        });
     }
     // Unified memory is one machine's RAM: a laptop is not split into identical GPUs, so no
     // device count is offered there.
@@ -739,5 +937,7 @@ pub(crate) fn estimate_with(
         mode: req.mode.to_string(),
         kv_cache_dtype: req.kv_dtype.to_string(),
         device_count: req.device_count,
+        largest_buffer,
+        mps_high_watermark_bytes: mps_high_watermark,
     })
 }

@@ -32,7 +32,9 @@
 //! * [`files`] — `.gguf` and `.safetensors` headers: the model's shape and its exact weights.
 //! * [`quant`] and [`gguf`] — bytes per tensor for every precision and quantization format.
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
-//! * [`devices`] and [`usable_memory`] — what a machine offers; [`speed`] — tokens per second.
+//! * [`devices`], [`usable_memory`] and [`macos`] (the GPU share of a Mac by release) — what a
+//!   machine offers; [`speed`] — tokens per second.
+//! * [`serving`] — how many users a server holds at a context, and their decode speed.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
 //! * [`launch`] — the command that runs what an answer estimated, per runtime.
@@ -59,6 +61,7 @@ pub mod kv_cache;
 pub mod launch;
 pub mod limits;
 pub mod machine;
+pub mod macos;
 pub mod model;
 pub mod model_catalog;
 pub mod params;
@@ -66,6 +69,7 @@ pub mod quant;
 pub mod ranking;
 pub mod report;
 pub mod runtime;
+pub mod serving;
 pub mod speed;
 pub mod tensors;
 pub mod training;

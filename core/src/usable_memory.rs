@@ -4,12 +4,12 @@
 //!
 //! ## Apple unified memory
 //! Metal reports `MTLDevice.recommendedMaxWorkingSetSize`, the memory the GPU may keep resident.
-//! Published `ggml_metal_init` logs give: 8 GB → 5461.34 MiB, 16 GB → 10922.67 MiB,
-//! 32 GB → 21845.34 MiB (all exactly 2/3 of RAM), 64 GB → 49152 MiB, 192 GB → 147456 MiB (exactly
-//! 3/4). We use 2/3 below 36 GiB of RAM and 3/4 from 36 GiB. (macOS 26 on a 128 GB M5 Max
-//! reports 107.52 GiB, 84%: newer macOS releases may allow more; a probe report's measured working
-//! set replaces the rule.) `sudo sysctl iogpu.wired_limit_mb=N` raises the limit; pass it as
-//! `wired_limit_bytes`.
+//! It depends on the RAM size and the macOS release: [`crate::macos`] keeps the reported values
+//! and answers for any size. [`apple_working_set_bytes`] is the older rule (macOS 13–14
+//! `ggml_metal_init` logs: 8 GB → 5461.34 MiB, 16 GB → 10922.67 MiB, 32 GB → 21845.34 MiB, all
+//! exactly 2/3 of RAM; 64 GB → 49152 MiB, 192 GB → 147456 MiB, exactly 3/4). A probe report's
+//! measured working set replaces the table; `sudo sysctl iogpu.wired_limit_mb=N` replaces both
+//! (pass it as `wired_limit_bytes`).
 
 use serde::{Deserialize, Serialize};
 
@@ -59,8 +59,9 @@ fn share(bytes: u64, (num, den): (u64, u64)) -> u64 {
         .saturating_add((bytes % den).saturating_mul(num) / den)
 }
 
-/// Metal's `recommendedMaxWorkingSetSize` for a Mac with `ram_bytes` of unified memory (rule
-/// above; see the module docs).
+/// Metal's `recommendedMaxWorkingSetSize` for a Mac with `ram_bytes` of unified memory under the
+/// older rule of macOS 11–15 (see the module docs; [`crate::macos::working_set`] covers every
+/// release).
 pub fn apple_working_set_bytes(ram_bytes: u64) -> u64 {
     if ram_bytes >= APPLE_LARGE_RAM_THRESHOLD_BYTES {
         share(ram_bytes, APPLE_LARGE_WORKING_SET_SHARE)
@@ -72,10 +73,23 @@ pub fn apple_working_set_bytes(ram_bytes: u64) -> u64 {
 /// Usable memory of one `device` for `runtime`. `wired_limit_bytes` is macOS'
 /// `iogpu.wired_limit_mb` (in bytes) when an administrator set it; it replaces the working-set
 /// rule on unified-memory devices (capped at RAM); 0 means the default, as it does for the sysctl.
+/// Macs are taken to run the newest macOS release with reports ([`usable_memory_on`] names one).
 pub fn usable_memory(
     device: &DeviceSpec,
     runtime: Runtime,
     wired_limit_bytes: Option<u64>,
+) -> UsableMemory {
+    usable_memory_on(device, runtime, wired_limit_bytes, None)
+}
+
+/// [`usable_memory`] on a Mac running `macos` (`None`: the newest release with reports): the
+/// working set comes from [`crate::macos::working_set`]. The order of precedence is the wired
+/// limit, then a probe report's measured working set, then the table.
+pub fn usable_memory_on(
+    device: &DeviceSpec,
+    runtime: Runtime,
+    wired_limit_bytes: Option<u64>,
+    macos: Option<crate::macos::MacosVersion>,
 ) -> UsableMemory {
     let (base, mut basis) = match device.memory_kind {
         MemoryKind::Unified => {
@@ -111,21 +125,24 @@ pub fn usable_memory(
                     ),
                 )
             } else {
-                let ws = apple_working_set_bytes(device.memory_bytes);
-                let rule = if device.memory_bytes >= APPLE_LARGE_RAM_THRESHOLD_BYTES {
-                    "3/4"
+                if device.is_apple_silicon() {
+                    let ws = crate::macos::working_set(device.memory_bytes, macos);
+                    (ws.bytes, ws.basis)
                 } else {
-                    "2/3"
-                };
-                (
-                    ws,
-                    format!(
-                        "Metal working set ≈ {rule} of {:.0} GiB unified memory = {:.2} GiB \
-                         (recommendedMaxWorkingSetSize rule; raise with iogpu.wired_limit_mb)",
-                        device.memory_bytes as f64 / GIB as f64,
-                        ws as f64 / GIB as f64
-                    ),
-                )
+                    // Another adapter sharing host memory (an integrated GPU, a software
+                    // renderer): no release table applies; the cautious older share does.
+                    let ws = apple_working_set_bytes(device.memory_bytes);
+                    (
+                        ws,
+                        format!(
+                            "memory shared with the host: {:.2} GiB of {:.0} GiB, the share \
+                             Metal's older rule gives a Mac of this size (2/3, or 3/4 from 36 \
+                             GiB); this adapter's own limit was not measured",
+                            ws as f64 / GIB as f64,
+                            device.memory_bytes as f64 / GIB as f64
+                        ),
+                    )
+                }
             }
         }
         MemoryKind::Discrete => {

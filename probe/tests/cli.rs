@@ -1483,3 +1483,180 @@ fn components_and_text_only() {
     );
     assert!(table.contains("layers: "), "{table}");
 }
+
+/// `--macos` picks the Mac's GPU share by release; it is refused off a Mac and for releases
+/// Apple silicon does not run.
+#[test]
+fn macos_release_sets_the_gpu_share() {
+    let usable = |release: &str| {
+        json(&headroom(&[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m3 max 40 64gb",
+            "--macos",
+            release,
+            "--json",
+        ]))["usable_bytes"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // macOS 14: 3/4 of 64 GiB; macOS 26: the reported 51.84 GiB.
+    assert_eq!(usable("14"), 48 << 30);
+    assert_eq!(usable("26"), (51.84 * (1u64 << 30) as f64) as u64);
+    let j = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--device",
+        "m2-10c-16gb",
+        "--runtime",
+        "transformers-mps",
+        "--quant",
+        "bf16",
+        "--json",
+    ]));
+    assert!(j["mps_high_watermark_bytes"].as_u64().is_some(), "{j}");
+    assert!(
+        j["largest_buffer"]["max_buffer_bytes"].as_u64().is_some(),
+        "{j}"
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "rtx-4090",
+            "--macos",
+            "26",
+        ],
+        &["--macos `26`", "not a Mac"],
+        true,
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m2-10c-16gb",
+            "--macos",
+            "16",
+        ],
+        &["--macos `16`", "--macos 26"],
+        true,
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "m2-10c-16gb",
+            "--macos",
+            "sonoma",
+        ],
+        &["--macos `sonoma`"],
+        true,
+    );
+}
+
+/// `--users N`: the verdict for N sequences at the context, the users that fit and their decode
+/// speeds in `--json`; 0, absurd or non-numeric counts and non-serving engines are one line,
+/// exit 2.
+#[test]
+fn users_on_a_server() {
+    let j = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--runtime",
+        "vllm",
+        "--context",
+        "32k",
+        "--users",
+        "8",
+        "--device",
+        "h100-sxm",
+        "--json",
+    ]));
+    assert_eq!(j["batch"], 8, "{j}");
+    let s = &j["serving"];
+    assert_eq!(s["users_asked"], 8, "{s}");
+    assert_eq!(s["kv_bytes_per_user"], 4u64 << 30, "{s}");
+    let max = s["max_users"].as_u64().unwrap_or(0);
+    assert!((8..=16).contains(&max), "{s}");
+    let per_user = s["at_users"]["per_user_tokens_per_s"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let aggregate = s["at_users"]["aggregate_tokens_per_s"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        per_user > 0.0 && (aggregate - 8.0 * per_user).abs() < 1e-6 * aggregate,
+        "{s}"
+    );
+    assert!(s["kv_pool_bytes"].as_u64().is_some(), "{s}");
+    // Shown by default on a serving engine, in the table too.
+    let out = success(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--quant",
+        "Q4_K_M",
+        "--context",
+        "8k",
+        "--device",
+        "rtx-4090",
+    ]));
+    assert!(out.contains("users fit at 8,192 tokens each"), "{out}");
+    assert!(out.contains("llama-server -np"), "{out}");
+    for (users, needle) in [
+        ("0", "--users `0`"),
+        ("70000", "--users `70000`"),
+        (
+            "99999999999999999999999",
+            "--users `99999999999999999999999`",
+        ),
+        ("many", "--users `many`"),
+        ("-3", "--users `-3`"),
+    ] {
+        assert_bad_input(
+            &[
+                "fit",
+                "llama-3.1-8b",
+                "--runtime",
+                "vllm",
+                "--device",
+                "h100-sxm",
+                "--users",
+                users,
+            ],
+            &[needle],
+            true,
+        );
+    }
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--device",
+            "h100-sxm",
+            "--users",
+            "4",
+        ],
+        &["--users `4`", "--runtime vllm"],
+        true,
+    );
+    assert_bad_input(
+        &[
+            "fit",
+            "llama-3.1-8b",
+            "--runtime",
+            "vllm",
+            "--device",
+            "h100-sxm",
+            "--users",
+            "4",
+            "--batch",
+            "2",
+        ],
+        &["--users `4`", "--batch 1"],
+        true,
+    );
+}

@@ -193,6 +193,8 @@ fn question_for(
         text_only: args.text_only,
         with_mtp: args.mtp,
         checkpoint: checkpoint.map(CheckpointSize::from),
+        macos: checked.macos,
+        users: checked.users,
     }
 }
 

@@ -9,6 +9,7 @@ use headroom_core::{
     error::Setting,
     kv_cache::KvDtype,
     limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES, MAX_LORA_RANK, MAX_MEMORY_GIB},
+    macos::MacosVersion,
     quant::WeightFormat,
     runtime::Runtime,
     training::{
@@ -117,6 +118,12 @@ pub struct FitArgs {
           value_parser = parse_context)]
     pub(super) context: Option<ContextArg>,
 
+    /// Concurrent users a server holds, each at --context (vllm, llama.cpp, mlx): the verdict and
+    /// speeds are for N sequences decoding together (llama.cpp: -np N -c N×context). Without it,
+    /// serving runtimes still show how many users fit. Use instead of --batch.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(super) users: Option<String>,
+
     /// Sequences processed together.
     #[arg(long, short = 'b', value_name = "B", default_value_t = 1, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
@@ -192,6 +199,13 @@ pub struct FitArgs {
           value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_GIB * 1024))]
     pub(super) wired_limit_mb: Option<u64>,
 
+    /// macOS release of the Mac, e.g. 26, 15.5 or 14: the GPU's share of unified memory depends
+    /// on it (macOS 26 gives large Macs more than the older 2/3 and 3/4). Default: the newest
+    /// release with reports (26). A --probe report's measured working set and --wired-limit-mb
+    /// take precedence.
+    #[arg(long, value_name = "VERSION")]
+    pub(super) macos: Option<String>,
+
     /// Host RAM beside a discrete GPU, GiB, for the offload verdict. Default: core's assumption
     /// (stated in the assumptions).
     #[arg(long, value_name = "GIB",
@@ -231,7 +245,12 @@ weights_bytes, kv_cache_bytes, activation_bytes, overhead_bytes, training_bytes 
 total_bytes, per_device_bytes, device, device_id, device_count, usable_bytes (one device),
 devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fit),
 decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
-kv_cache_dtype, model_source and, for one format, longest_context (null if nothing fits),
+kv_cache_dtype, largest_buffer (Macs and probed devices: {kind: weight_tensor | kv_layer, name,
+bytes, max_buffer_bytes, limit_source, exceeds, fix, whole_weights_note}, else null), mps_high_watermark_bytes
+(transformers-mps: 1.7 × the working set, else null), serving (with --users or a serving runtime,
+one format only: {engine, context, users_asked, max_users, limited_by, kv_bytes_per_user,
+kv_pool_bytes (vLLM), block_tokens, max_num_seqs, engine_settings, at_users and at_max_users
+({users, per_user_tokens_per_s, aggregate_tokens_per_s, compute_bound}), assumptions}), model_source and, for one format, longest_context (null if nothing fits),
 best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or null) and, for
 training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based); for a
 .gguf file or safetensors checkpoint, checkpoint ({checkpoint_parameters, config_parameters,
@@ -262,7 +281,9 @@ Examples:
   headroom fit Qwen/Qwen2.5-7B --quant all --context 32k --device h100-sxm
   headroom fit llama-3.1-8b --mode qlora --batch 4 --context 2048 --checkpointing --device rtx-4090
   headroom fit llama-3.1-8b --mode lora --lora-layers last:8 --context 2048 --device rtx-4090
-  headroom fit llama-3.1-8b --probe report.json";
+  headroom fit llama-3.1-8b --probe report.json
+  headroom fit llama-3.1-70b --quant Q4_K_M --device m3-max-40c-64gb --macos 15
+  headroom fit llama-3.1-8b --runtime vllm --context 32k --users 16 --device h100-sxm";
 
 /// `--context`: a token count or the model's maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,6 +332,8 @@ pub(super) enum QuantChoice {
 /// The arguments after the checks that need no I/O.
 pub(super) struct Checked {
     pub(super) quant: QuantChoice,
+    pub(super) users: Option<u64>,
+    pub(super) macos: Option<MacosVersion>,
     pub(super) runtime: Option<Runtime>,
     pub(super) mode: Mode,
     pub(super) mode_name: &'static str,
@@ -442,8 +465,28 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             );
         }
     }
+    let macos = match args.macos.as_deref() {
+        None => None,
+        Some(v) => Some(v.parse::<MacosVersion>().map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.worded(|s| flag(s).to_owned(), |s, v| format!("{} {v}", flag(s)))
+            )
+        })?),
+    };
+    let users = match args.users.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            anyhow::anyhow!(
+                "--users `{text}`: expected a count of concurrent users, 1 to {}",
+                headroom_core::serving::MAX_USERS
+            )
+        })?),
+    };
     Ok(Checked {
         quant,
+        users,
+        macos,
         runtime,
         mode,
         mode_name: args.mode.name(),
@@ -465,6 +508,8 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::LoraLayers => "--lora-layers",
         Setting::WiredLimit => "--wired-limit-mb",
         Setting::HostMemory => "--host-memory-gib",
+        Setting::MacosVersion => "--macos",
+        Setting::Users => "--users",
         // `Setting` is non-exhaustive: a new one is named by core's own word until it gets a flag.
         _ => setting.name(),
     }

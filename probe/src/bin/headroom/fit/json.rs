@@ -6,6 +6,7 @@ use headroom_core::{
     components::{CacheComponent, Component, LayerKindCount},
     estimate::Estimate,
     launch::LaunchCommand,
+    serving::Serving,
 };
 use serde::Serialize;
 
@@ -78,6 +79,10 @@ pub(super) struct FitJson<'a> {
     /// How this machine was found, when no --device or --probe named the device.
     #[serde(skip_serializing_if = "Option::is_none")]
     this_machine: Option<&'a str>,
+    /// Users a server holds at this context and their decode speed; one format only, with
+    /// --users or a serving runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serving: Option<&'a Serving>,
 }
 
 impl OutputContext<'_> {
@@ -103,6 +108,7 @@ impl OutputContext<'_> {
             cache: answer.map(|a| a.cache.as_slice()),
             launch: answer.map(|a| a.launch.as_ref()),
             this_machine: self.this_machine,
+            serving: answer.and_then(|a| a.serving.as_ref()),
         }
     }
 }

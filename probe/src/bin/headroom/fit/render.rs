@@ -74,7 +74,8 @@ fn training_lines(out: &mut String, t: &TrainingAdvice) {
     let _ = writeln!(out, "training settings that fit:");
     let _ = writeln!(
         out,
-        "  as given:                       {}",
+        "  as given: \
+         {}",
         yes_no(t.fits_as_given)
     );
     if !t.fits_as_given {
@@ -96,12 +97,17 @@ fn training_lines(out: &mut String, t: &TrainingAdvice) {
         or_none(t.max_sequence_tokens)
     );
     if let Some(rank) = t.max_lora_rank {
-        let _ = writeln!(out, "  largest LoRA rank:              {rank}");
+        let _ = writeln!(
+            out,
+            "  largest LoRA rank: \
+         {rank}"
+        );
     }
     if let Some(targets) = &t.lora_targets {
         let _ = writeln!(
             out,
-            "  widest LoRA targets:            {}",
+            "  widest LoRA targets: \
+             {}",
             targets.join(",")
         );
     }
@@ -305,6 +311,24 @@ impl OutputContext<'_> {
         out.push_str(&table.render());
         self.model_parts(out, answer);
         let _ = writeln!(out, "\nverdict: {}", verdict_words(e));
+        if let Some(check) = e.largest_buffer.as_ref().filter(|c| c.exceeds) {
+            let _ = writeln!(out, "buffer:  {}", check.statement());
+        }
+        if let Some(limit) = e
+            .mps_high_watermark_bytes
+            .filter(|_| e.per_device_bytes > e.usable_bytes)
+        {
+            let _ = writeln!(
+                out,
+                "MPS:     PyTorch's MPS allocator stops at {} (1.7 × working set){}",
+                gib(limit),
+                if e.per_device_bytes > limit {
+                    ": this run ends in \"MPS backend out of memory\""
+                } else {
+                    "; below that macOS pages GPU memory instead"
+                }
+            );
+        }
         let speed = if matches!(answer.request.mode, Mode::Inference) {
             format!(
                 "{} tokens/s decode per sequence, {} tokens/s prefill (estimates{})",
@@ -320,6 +344,9 @@ impl OutputContext<'_> {
             "not estimated for training".to_owned()
         };
         let _ = writeln!(out, "speed:   {speed}");
+        if let Some(serving) = &answer.serving {
+            serving_lines(out, serving);
+        }
         let longest = match advice.longest_context {
             Some(tokens) => format!(
                 "{} tokens (model maximum {})",
@@ -431,4 +458,49 @@ impl OutputContext<'_> {
             self.args.model
         );
     }
+}
+
+/// The serving lines: users that fit at this context, and decode per user and in aggregate.
+fn serving_lines(out: &mut String, s: &headroom_core::serving::Serving) {
+    use std::fmt::Write;
+    let speed = |u: &headroom_core::serving::UsersSpeed| {
+        format!(
+            "{} tokens/s per user, {} tokens/s in aggregate{}",
+            approx_rate(u.per_user_tokens_per_s),
+            approx_rate(u.aggregate_tokens_per_s),
+            if u.compute_bound {
+                " (compute-bound)"
+            } else {
+                ""
+            }
+        )
+    };
+    let _ = writeln!(
+        out,
+        "serving: {} users fit at {} tokens each ({}; {} KV per user{})",
+        thousands(s.max_users),
+        thousands(s.context),
+        s.limited_by,
+        gib(s.kv_bytes_per_user),
+        s.kv_pool_bytes
+            .map(|p| format!(", KV pool {}", gib(p)))
+            .unwrap_or_default()
+    );
+    if let Some(users) = s.users_asked {
+        let _ = writeln!(
+            out,
+            "         {} users: {}",
+            thousands(users),
+            speed(&s.at_users)
+        );
+    }
+    if let Some(at_max) = &s.at_max_users {
+        let _ = writeln!(
+            out,
+            "         at {} users: {}",
+            thousands(at_max.users),
+            speed(at_max)
+        );
+    }
+    let _ = writeln!(out, "         run as: {}", s.engine_settings);
 }
