@@ -136,14 +136,9 @@ fn a_probe_report_in_the_working_directory_is_this_machine() {
             .is_some_and(|h| h.contains("./headroom-probe.json")),
         "{ranking:#}"
     );
-    // The fixture's allocation sweep stopped at 64 MiB: that is what lavapipe may use.
-    assert!(ranked(&ranking).is_empty());
-    assert!(
-        ranking["empty_reason"]
-            .as_str()
-            .is_some_and(|r| r.starts_with("nothing fits llvmpipe")),
-        "{ranking:#}"
-    );
+    // The fixture's allocation sweep stopped at its 64 MiB budget: a lower bound, not what
+    // lavapipe may use, so models fit in the host memory the platform reports.
+    assert!(!ranked(&ranking).is_empty(), "{ranking:#}");
     // A flag still wins over the report.
     let v = json(&headroom_in(
         &dir,
