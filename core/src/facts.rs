@@ -74,10 +74,9 @@ impl<'m> ModelFacts<'m> {
     /// norms, output head): what peft's kbit preparation upcasts to fp32 for QLoRA.
     pub fn bnb_unquantized_elements(&self) -> u64 {
         *self.bnb_unquantized.get_or_init(|| {
-            crate::quant::tensor_formats(self.model, &WeightFormat::BnbNf4 { double_quant: true })
-                .iter()
-                .filter(|(_, storage)| !storage.dtype.starts_with("nf4"))
-                .fold(0u64, |acc, (t, _)| acc.saturating_add(t.elements()))
+            self.tensors
+                .get_or_init(|| ModelTensors::new(self.model))
+                .bnb_unquantized_elements(self.model)
         })
     }
 

@@ -10,6 +10,7 @@ use headroom_core::{
     error::Setting,
     kv_cache::KvDtype,
     limits::MAX_MEMORY_GIB,
+    macos::MacosVersion,
     model::ModelSpec,
     model_catalog,
     quant::WeightFormat,
@@ -152,6 +153,10 @@ pub struct CalcSettings {
     pub wired_limit_mb: Option<u64>,
     /// Host RAM beside a discrete GPU (`host=`, GiB), for the offload verdict.
     pub host_memory_gib: Option<u64>,
+    /// The Mac's macOS release (`macos=`, e.g. `15` or `26.1`); empty = the newest.
+    pub macos: String,
+    /// Users a server holds at the context (`users=`); `None` = none asked.
+    pub users: Option<u64>,
     /// Exact weights from a dropped file (`wbytes=`, `wparams=`, `wfile=`).
     pub exact: Option<ExactWeights>,
     /// Leave out vision/audio encoders and projectors (`text=1`).
@@ -186,6 +191,8 @@ impl Default for CalcSettings {
             device: DeviceChoice::Catalog(DEFAULT_DEVICE.into()),
             wired_limit_mb: None,
             host_memory_gib: None,
+            macos: String::new(),
+            users: None,
             exact: None,
             text_only: false,
             with_mtp: false,
@@ -269,6 +276,8 @@ impl CalcSettings {
             device,
             wired_limit_mb: q.get("wired").and_then(|w| w.parse().ok()),
             host_memory_gib: q.get("host").and_then(|h| h.parse().ok()),
+            macos: text("macos"),
+            users: q.get("users").and_then(|u| u.parse().ok()),
             exact,
             text_only: q.get("text") == Some("1"),
             with_mtp: q.get("mtp") == Some("1"),
@@ -340,6 +349,12 @@ impl CalcSettings {
         }
         if let Some(h) = self.host_memory_gib {
             q.set("host", h.to_string());
+        }
+        if !self.macos.is_empty() {
+            q.set("macos", self.macos.clone());
+        }
+        if let Some(u) = self.users {
+            q.set("users", u.to_string());
         }
         if self.text_only {
             q.set("text", "1");
@@ -580,6 +595,12 @@ pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, 
     q.device_count = settings.device_count;
     q.wired_limit_bytes = settings.wired_limit_mb.map(|mb| mb.saturating_mul(1 << 20));
     q.host_memory_bytes = settings.host_memory_gib.map(|g| g.saturating_mul(GIB));
+    if !settings.macos.trim().is_empty() {
+        q.macos = Some(
+            MacosVersion::from_str(&settings.macos).map_err(|e| bad(Setting::MacosVersion, e))?,
+        );
+    }
+    q.users = settings.users;
     q.text_only = settings.text_only;
     q.with_mtp = settings.with_mtp;
     q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
@@ -607,6 +628,8 @@ pub fn control(setting: Setting) -> &'static str {
         Setting::LoraLayers => "LoRA layers",
         Setting::WiredLimit => "Wired limit",
         Setting::HostMemory => "Host memory",
+        Setting::MacosVersion => "macOS release",
+        Setting::Users => "Users",
         // `Setting` is non-exhaustive: a new one is named by core's word until it gets a control.
         _ => setting.name(),
     }
@@ -700,6 +723,8 @@ mod tests {
             }),
             wired_limit_mb: Some(12000),
             host_memory_gib: Some(64),
+            macos: "15.5".into(),
+            users: Some(8),
             exact: Some(ExactWeights {
                 file: "x.gguf".into(),
                 bytes: 123,
@@ -786,11 +811,22 @@ mod tests {
             device: DeviceChoice::Catalog("m2-10c-16gb".into()),
             wired_limit_mb: Some(14000),
             host_memory_gib: Some(64),
+            macos: "15".into(),
+            users: Some(4),
+            runtime: "llama.cpp".into(),
             ..CalcSettings::default()
         };
         let q = question(&apple, &model).unwrap();
         assert_eq!(q.wired_limit_bytes, Some(14000 << 20));
         assert_eq!(q.host_memory_bytes, Some(64 * GIB));
+        assert_eq!(q.macos.map(|m| m.major), Some(15));
+        assert_eq!(q.users, Some(4));
+        let bad_macos = CalcSettings {
+            macos: "19".into(),
+            ..apple.clone()
+        };
+        let err = question(&bad_macos, &model).unwrap_err().to_string();
+        assert!(err.starts_with("macOS release"), "{err}");
         let c = calculate(&apple, &model).unwrap();
         assert!(
             c.answer

@@ -120,7 +120,7 @@ fn is_block_linear(t: Shaped<'_>) -> bool {
 /// included); the embedding is an `nn.Embedding` and stays 16-bit. transformers stores gpt-oss
 /// experts as fused parameters, not `nn.Linear` modules, so bitsandbytes leaves them 16-bit
 /// (other MoE families are per-expert `nn.Linear` in transformers 4.x).
-fn bnb_quantizes(model: &ModelSpec, t: Shaped<'_>) -> bool {
+pub(super) fn bnb_quantizes(model: &ModelSpec, t: Shaped<'_>) -> bool {
     let fused_experts = model.architecture == Architecture::GptOss
         && matches!(
             t.role,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     WeightFormat,
-    storage::{Shaped, storage_hf},
+    storage::{Shaped, bnb_quantizes, storage_hf},
 };
 use crate::{
     gguf::{self, GgmlType, LlamaFileType},
@@ -77,6 +77,18 @@ impl ModelTensors {
     /// `model`'s tensors, grouped.
     pub fn new(model: &ModelSpec) -> ModelTensors {
         group_tensors(model)
+    }
+
+    /// Parameters bitsandbytes leaves in 16 bits when it loads `model` (the one these groups are
+    /// of) in 4 or 8 bits: embeddings, norms, the output head — what peft's kbit preparation
+    /// upcasts to fp32.
+    pub fn bnb_unquantized_elements(&self, model: &ModelSpec) -> u64 {
+        self.groups
+            .iter()
+            .filter(|g| !bnb_quantizes(model, g.shaped()))
+            .fold(0u64, |acc, g| {
+                acc.saturating_add(g.count.saturating_mul(shape_elements(g.shape())))
+            })
     }
 
     /// [`WeightTotals`] of `model` (the one these groups are of) in `format`, each format
@@ -330,6 +342,29 @@ mod weight_totals_tests {
         let tensors = tensors(&model).len();
         assert!(tensors > 1000, "{tensors} tensors");
         assert!(groups <= 64, "{groups} groups for {tensors} tensors");
+    }
+
+    /// The parameters bitsandbytes leaves in 16 bits, counted from the groups, equal those the
+    /// per-tensor list stores outside nf4, for every catalog model.
+    #[test]
+    fn bnb_unquantized_elements_match_the_tensor_list() {
+        let nf4 = WeightFormat::BnbNf4 { double_quant: true };
+        for entry in crate::model_catalog::entries() {
+            let Ok(model) = entry.model() else {
+                panic!("catalog model {} does not parse", entry.id);
+            };
+            let expected = tensor_formats(&model, &nf4)
+                .iter()
+                .filter(|(_, s)| !s.dtype.starts_with("nf4"))
+                .fold(0u64, |a, (t, _)| a.saturating_add(t.elements()));
+            assert!(expected > 0, "{}", entry.id);
+            assert_eq!(
+                ModelTensors::new(&model).bnb_unquantized_elements(&model),
+                expected,
+                "{}",
+                entry.id
+            );
+        }
     }
 
     /// The remembered one-pass totals equal the sums over the public per-tensor list, for every

@@ -138,4 +138,35 @@ module.exports = {
     await page.waitForSelector('#verdict', { timeout: 30000 });
     assert.strictEqual(await page.$('#launch-command'), null);
   },
+
+  async 'calculator: users on a server and the macOS release, from the form and the link'({ page, base, log }) {
+    // A serving runtime shows how many users fit at the context, by default.
+    await page.goto(`${base}?model=qwen3-8b&device=rtx-4090&format=Q4_K_M&runtime=llama.cpp`);
+    await page.waitForSelector('#serving-max-users', { timeout: 30000 });
+    const max = (await page.textContent('#serving-max-users')).trim();
+    log(max);
+    assert.match(max, /^\d[\d,]* users fit at 4,?096 tokens each/);
+    // Users asked in the form reach the answer and the link.
+    await page.fill('#users', '3');
+    await page.waitForFunction(() => /^3 users:/.test(document.querySelector('#serving-at-users')?.textContent.trim() || ''), null, { timeout: 30000 });
+    assert.match(page.url(), /[?&]users=3(&|$)/);
+    // The macOS release sets a Mac's GPU share: a 64 GB Mac gets more under 26 than under 15.
+    const usable = async (macos) => {
+      await page.goto(`${base}?model=qwen3-8b&device=m1-max-32c-64gb&format=Q4_K_M&macos=${macos}`);
+      await page.waitForSelector('#verdict', { timeout: 30000 });
+      assert.strictEqual(await page.inputValue('#macos'), String(macos));
+      await page.waitForSelector('#usable', { timeout: 30000 });
+      const text = (await page.textContent('#usable')).trim();
+      assert.match(text, /GiB$/);
+      return text.match(/([\d.]+)/)[1];
+    };
+    const older = await usable(15);
+    const newer = await usable(26);
+    log(`64 GB Mac usable: macOS 15 ${older} GiB, macOS 26 ${newer} GiB`);
+    assert.ok(Number(newer) > Number(older), `${newer} > ${older}`);
+    // A release Apple silicon never ran is an inline error naming the control.
+    await page.goto(`${base}?model=qwen3-8b&device=m1-max-32c-64gb&macos=19`);
+    await page.waitForSelector('.error', { timeout: 30000 });
+    assert.match(await page.textContent('body'), /macOS release: .*11 to 15 and 26/);
+  },
 };

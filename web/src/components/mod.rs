@@ -4,3 +4,4 @@ pub mod charts;
 pub mod launch;
 pub mod needs;
 pub mod report_view;
+pub mod serving;

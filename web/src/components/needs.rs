@@ -76,13 +76,15 @@ fn needs_view(needs: DeviceNeeds) -> impl IntoView {
                 format::bytes(needs.weights_bytes)
             )}
         </p>
-        <table id="needs-table">
-            <thead><tr>
-                <th>"class"</th><th>"smallest that holds it"</th><th>"format"</th><th>"decode"</th>
-                <th>{format!("or several of the largest, in {}", needs.format)}</th>
-            </tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <div class="table-wrap">
+            <table id="needs-table">
+                <thead><tr>
+                    <th>"class"</th><th>"smallest that holds it"</th><th>"format"</th><th>"decode"</th>
+                    <th>{format!("or several of the largest, in {}", needs.format)}</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
     }
 }
 

@@ -504,6 +504,18 @@ pub fn DeviceInput(
                         prop:value=move || settings.with(|s| s.wired_limit_mb.map(|w| w.to_string()).unwrap_or_default())
                         on:input=move |ev| { let w = number(&ev); settings.update(|s| s.wired_limit_mb = w) } />
                 </div>
+                <div hidden=move || !unified()>
+                    <label for="macos">"macOS release (sets the GPU's share)"</label>
+                    <input id="macos" type="text" placeholder="26 (newest)"
+                        prop:value=move || settings.with(|s| s.macos.clone())
+                        on:change=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.macos = v.trim().to_string()) } />
+                </div>
+                <div>
+                    <label for="users">"Users on a server (each at the context)"</label>
+                    <input id="users" type="number" min="1" placeholder="none"
+                        prop:value=move || settings.with(|s| s.users.map(|u| u.to_string()).unwrap_or_default())
+                        on:input=move |ev| { let u = number(&ev); settings.update(|s| s.users = u) } />
+                </div>
                 <div hidden=unified>
                     <label for="host-memory">"Host RAM (GiB, for offload)"</label>
                     <input id="host-memory" type="number" min="1" placeholder="32"

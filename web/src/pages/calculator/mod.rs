@@ -117,6 +117,7 @@ pub fn CalculatorPage() -> impl IntoView {
                 {move || match result.with(|r| r.out.clone()) {
                     Some(Ok(c)) => view! {
                         <crate::components::launch::LaunchView launch=c.answer.launch.clone() />
+                        <crate::components::serving::ServingView serving=c.answer.serving.clone() />
                         <FormatTableView answer=c.answer.clone() />
                         <crate::components::needs::NeedsView answer=c.answer.clone() />
                         <DetailsView calc=c />
