@@ -10,7 +10,9 @@ use headroom_core::{
 use leptos::prelude::*;
 
 use crate::{
+    browser,
     components::charts::{Bar, BarChart, LineChart, Point},
+    error::WebError,
     format, search,
 };
 
@@ -189,6 +191,25 @@ fn bars(
 /// The device a report measured, as the calculator uses it.
 pub fn device_from_report(report: &ProbeReport) -> DeviceSpec {
     DeviceSpec::from_measured(&report.measured_device())
+}
+
+/// The measured device of a chosen probe report file, as the `devspec=` JSON both the
+/// calculator and "What can I run?" keep in their links.
+pub async fn measured_device_json(files: Vec<web_sys::File>) -> Result<String, WebError> {
+    let file = files.into_iter().next().ok_or_else(|| {
+        WebError::File(
+            "no file was dropped; choose a report from headroom probe or the Benchmark page".into(),
+        )
+    })?;
+    let name = file.name();
+    let text = browser::read_file_text(&file, headroom_core::limits::MAX_REPORT_JSON_BYTES).await?;
+    let report =
+        ProbeReport::from_json(&text).map_err(|e| WebError::File(format!("{name}: {e}")))?;
+    serde_json::to_string(&device_from_report(&report)).map_err(|e| {
+        WebError::File(format!(
+            "{name}: the measured device cannot be kept in the link: {e}"
+        ))
+    })
 }
 
 /// Charts and tables for one report.

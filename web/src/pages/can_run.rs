@@ -13,7 +13,6 @@ use headroom_core::{
         ArchitectureFilter, DEFAULT_RANK_CONTEXT_TOKENS, ModelFilter, RankRequest, RankSort,
         Ranking, families, rank_models,
     },
-    report::ProbeReport,
     training::Mode,
 };
 use leptos::{prelude::*, task::spawn_local};
@@ -22,7 +21,7 @@ use wasm_bindgen::JsCast;
 use crate::{
     browser,
     catalog::{self, DEFAULT_DEVICE, DeviceChoice},
-    components::report_view::device_from_report,
+    components::report_view::measured_device_json,
     error::WebError,
     format,
     nav::{Navigation, Page},
@@ -169,24 +168,6 @@ pub fn rank(settings: &CanRunSettings) -> Result<(DeviceSpec, Ranking), WebError
     Ok((device, ranking))
 }
 
-/// A dropped report's measured device, as the `devspec=` JSON.
-async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String, WebError> {
-    let file = files.into_iter().next().ok_or_else(|| {
-        WebError::File(
-            "no file was dropped; choose a report from headroom probe or the Benchmark page".into(),
-        )
-    })?;
-    let name = file.name();
-    let text = browser::read_file_text(&file, headroom_core::limits::MAX_REPORT_JSON_BYTES).await?;
-    let report =
-        ProbeReport::from_json(&text).map_err(|e| WebError::File(format!("{name}: {e}")))?;
-    serde_json::to_string(&device_from_report(&report)).map_err(|e| {
-        WebError::File(format!(
-            "{name}: the measured device cannot be kept in the link: {e}"
-        ))
-    })
-}
-
 /// `<option>`s with `current` selected.
 fn options(
     items: Vec<(String, String)>,
@@ -256,7 +237,7 @@ pub fn CanRunPage() -> impl IntoView {
                                 let files = browser::files_of(input.and_then(|i| i.files()));
                                 spawn_local(async move {
                                     device_error.set(None);
-                                    match device_from_report_file(files).await {
+                                    match measured_device_json(files).await {
                                         Ok(spec) => settings.update(|s| s.device = DeviceChoice::Measured(spec)),
                                         Err(e) => device_error.set(Some(e)),
                                     }

@@ -565,7 +565,7 @@ pub fn DeviceInput(
                     let files = chosen_files(&ev);
                     spawn_local(async move {
                         device_error.set(None);
-                        match model::device_from_report_file(files).await {
+                        match crate::components::report_view::measured_device_json(files).await {
                             Ok(spec) => settings.update(|s| s.device = DeviceChoice::Measured(spec)),
                             Err(e) => device_error.set(Some(e)),
                         }

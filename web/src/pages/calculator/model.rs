@@ -239,20 +239,6 @@ pub async fn read_model_files(files: Vec<web_sys::File>) -> Result<FileOutcome, 
     }
 }
 
-/// A measured device (as `devspec` JSON) from a chosen probe report.
-pub async fn device_from_report_file(files: Vec<web_sys::File>) -> Result<String, WebError> {
-    let file = files
-        .into_iter()
-        .next()
-        .ok_or_else(|| WebError::File("no file was chosen".into()))?;
-    let name = file.name();
-    let text = browser::read_file_text(&file, headroom_core::limits::MAX_CONFIG_JSON_BYTES).await?;
-    let report = headroom_core::report::ProbeReport::from_json(&text)
-        .map_err(|e| WebError::File(format!("{name}: {e}")))?;
-    let device = crate::components::report_view::device_from_report(&report);
-    serde_json::to_string(&device).map_err(|e| WebError::File(format!("{name}: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
