@@ -196,3 +196,46 @@ fn h200_full_run_ran_end_to_end() {
         .expect("cooperative-matrix GEMM ran");
     assert_eq!(coop.accumulator.as_deref(), Some("f32"));
 }
+
+/// The parameters the front ends read (problem shapes, the decode simulation's model) read back
+/// typed from real reports: what the probe writes under `report::params::key` is what
+/// `Measurement::problem_shape` and `Measurement::decode_model` read.
+#[test]
+fn measurement_parameters_read_back_typed() {
+    use headroom_core::report::params::ProblemShape;
+    for (name, json) in [("lavapipe", LAVAPIPE), ("H200", H200)] {
+        let report = ProbeReport::from_json(json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut seen = [0usize; 3];
+        for m in report.ok_measurements() {
+            match m.name.stage() {
+                Stage::Gemm => {
+                    assert!(
+                        matches!(m.problem_shape(), Some(ProblemShape::Gemm { m, .. }) if m > 0),
+                        "{name} {}: {:?}",
+                        m.name,
+                        m.params
+                    );
+                    seen[0] += 1;
+                }
+                Stage::Attention => {
+                    assert!(
+                        matches!(m.problem_shape(), Some(ProblemShape::Attention { seq, head_dim, .. }) if seq > 0 && head_dim > 0),
+                        "{name} {}: {:?}",
+                        m.name,
+                        m.params
+                    );
+                    seen[1] += 1;
+                }
+                Stage::Decode => {
+                    let model = m
+                        .decode_model()
+                        .unwrap_or_else(|| panic!("{name} {}: {:?}", m.name, m.params));
+                    assert!(model.model_params > 0 && model.hidden.is_some());
+                    seen[2] += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 0), "{name}: {seen:?}");
+    }
+}

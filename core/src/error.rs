@@ -133,6 +133,8 @@ pub enum Setting {
     MacosVersion,
     /// Concurrent users (sequences) a server holds at the context.
     Users,
+    /// The fewest bits per weight a ranking may pick a format with.
+    MinBits,
 }
 
 impl Setting {
@@ -158,6 +160,7 @@ impl Setting {
             Setting::Sort => "order",
             Setting::MacosVersion => "macOS version",
             Setting::Users => "users",
+            Setting::MinBits => "minimum bits per weight",
         }
     }
 }

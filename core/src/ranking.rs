@@ -129,6 +129,22 @@ pub struct RankRequest {
     pub sort: RankSort,
     /// What to keep.
     pub filter: ModelFilter,
+    /// The fewest bits per weight a format may store its quantized matrices in to be picked
+    /// ([`WeightFormat::nominal_bits_per_weight`]): below about 3 bits the quality loss is large
+    /// enough that a smaller model in a better format is usually the better choice.
+    #[serde(default = "default_min_bits")]
+    pub min_bits_per_weight: f64,
+}
+
+/// The default of [`RankRequest::min_bits_per_weight`]: 3 bits per weight keeps IQ3_XXS (3.06)
+/// and the Q3_K files (3.44) and leaves out the 1- and 2-bit ones (IQ1_S, IQ2_XXS, Q2_K ...).
+pub const DEFAULT_MIN_BITS_PER_WEIGHT: f64 = 3.0;
+
+/// The most [`RankRequest::min_bits_per_weight`] may be (fp32).
+pub const MAX_MIN_BITS_PER_WEIGHT: f64 = 32.0;
+
+fn default_min_bits() -> f64 {
+    DEFAULT_MIN_BITS_PER_WEIGHT
 }
 
 impl RankRequest {
@@ -142,6 +158,7 @@ impl RankRequest {
             context: DEFAULT_RANK_CONTEXT_TOKENS,
             sort: RankSort::Size,
             filter: ModelFilter::default(),
+            min_bits_per_weight: DEFAULT_MIN_BITS_PER_WEIGHT,
         }
     }
 }
@@ -200,6 +217,8 @@ pub struct Ranking {
     pub context: u64,
     /// The order.
     pub sort: RankSort,
+    /// The fewest bits per weight a picked format has.
+    pub min_bits_per_weight: f64,
     /// Models the family and architecture filters kept.
     pub considered: usize,
     /// Models that fit, before the minimum-context and minimum-speed filters.
@@ -301,8 +320,15 @@ fn selected_models(
 
 /// The formats a model is tried in, highest precision first: those of [`WeightFormat::all`]
 /// the mode can use whose weights are no larger than the checkpoint's own format's (a ranking
-/// never up-casts), with the checkpoint's own format first when the list lacks it (MXFP4).
-fn candidate_formats(facts: &ModelFacts<'_>, own: &WeightFormat, mode: &Mode) -> Vec<WeightFormat> {
+/// never up-casts) and store their quantized matrices in at least `min_bits` bits per weight
+/// ([`WeightFormat::nominal_bits_per_weight`]), with the checkpoint's own
+/// format first when the list lacks it (MXFP4).
+fn candidate_formats(
+    facts: &ModelFacts<'_>,
+    own: &WeightFormat,
+    mode: &Mode,
+    min_bits: f64,
+) -> Vec<WeightFormat> {
     let own_bytes = facts.weight_totals(own).weights_bytes;
     let mut out: Vec<WeightFormat> = Vec::new();
     let all = WeightFormat::all();
@@ -310,7 +336,9 @@ fn candidate_formats(facts: &ModelFacts<'_>, own: &WeightFormat, mode: &Mode) ->
         out.push(own.clone());
     }
     out.extend(all.into_iter().filter(|f| {
-        mode_accepts_format(mode, f).is_ok() && facts.weight_totals(f).weights_bytes <= own_bytes
+        mode_accepts_format(mode, f).is_ok()
+            && facts.weight_totals(f).weights_bytes <= own_bytes
+            && f.nominal_bits_per_weight() >= min_bits
     }));
     out
 }
@@ -472,6 +500,20 @@ fn rank_models_with(r: &RankRequest, prune: bool) -> Result<Ranking, CoreError> 
             vec![],
         ));
     }
+    let min_bits = r.min_bits_per_weight;
+    if !(min_bits.is_finite() && min_bits > 0.0 && min_bits <= MAX_MIN_BITS_PER_WEIGHT) {
+        return Err(CoreError::setting(
+            Setting::MinBits,
+            min_bits,
+            format!(
+                "must be a number of bits per weight above 0 and at most {MAX_MIN_BITS_PER_WEIGHT}"
+            ),
+            vec![Fix::new(
+                Setting::MinBits,
+                DEFAULT_MIN_BITS_PER_WEIGHT.to_string(),
+            )],
+        ));
+    }
     let selected = selected_models(&r.filter)?;
     let considered = selected.len();
     let mut fitting: Vec<RankedModel> = Vec::new();
@@ -482,7 +524,7 @@ fn rank_models_with(r: &RankRequest, prune: bool) -> Result<Ranking, CoreError> 
         let facts_model = req.model.clone();
         let facts = ModelFacts::new(&facts_model);
         let own = default_format(&facts_model, &r.mode);
-        let formats = candidate_formats(&facts, &own, &r.mode);
+        let formats = candidate_formats(&facts, &own, &r.mode, r.min_bits_per_weight);
         let e = match best_fit(&facts, &mut req, Asked::default(), &formats, prune) {
             Fit::Fits(e) => e,
             Fit::None(need) => {
@@ -531,8 +573,8 @@ fn rank_models_with(r: &RankRequest, prune: bool) -> Result<Ranking, CoreError> 
     let empty_reason = if fitting.is_empty() {
         Some(match &smallest {
             Some((id, need)) => format!(
-                "nothing fits {} at {} tokens of context{}; the smallest, {id} in {}, needs {} \
-                 ({} usable)",
+                "nothing fits {} at {} tokens of context{} in formats of at least {} bits per \
+                 weight; the smallest, {id} in {}, needs {} ({} usable)",
                 r.device.name,
                 r.context,
                 if matches!(r.mode, Mode::Inference) {
@@ -540,6 +582,7 @@ fn rank_models_with(r: &RankRequest, prune: bool) -> Result<Ranking, CoreError> 
                 } else {
                     format!(" for {}", r.mode.name())
                 },
+                min_bits,
                 need.quant,
                 gib(need.per_device_bytes),
                 gib(need.usable_bytes)
@@ -619,6 +662,7 @@ fn rank_models_with(r: &RankRequest, prune: bool) -> Result<Ranking, CoreError> 
         mode: r.mode.to_string(),
         context: r.context,
         sort: r.sort,
+        min_bits_per_weight: min_bits,
         considered,
         fitting: fitting_count,
         models,
@@ -630,6 +674,11 @@ fn rank_models_with(r: &RankRequest, prune: bool) -> Result<Ranking, CoreError> 
                  first that fits tightly), never above the checkpoint's own precision, each \
                  format in its usual runtime",
                 r.context
+            ),
+            format!(
+                "formats storing their quantized matrices in at least {min_bits} bits per \
+                 weight (Q2_K: 2.6, IQ3_XXS: 3.1, Q4_K: 4.5); below about 3 the quality loss \
+                 makes a smaller model in a better format the usual choice"
             ),
             "longest context: the longest that fits in that format, up to the model's maximum"
                 .to_string(),
@@ -805,7 +854,7 @@ pub fn devices_that_fit(q: &Question, devices: &[DeviceSpec]) -> Result<DeviceNe
         .unwrap_or_else(|| default_format(&shaped, &q.mode));
     let formats = match &asked {
         Some(f) => vec![f.clone()],
-        None => candidate_formats(&facts, &own, &q.mode),
+        None => candidate_formats(&facts, &own, &q.mode, DEFAULT_MIN_BITS_PER_WEIGHT),
     };
     let weights_bytes = facts.weight_totals(&own).weights_bytes;
     let (mut min_total, mut max_total) = (u64::MAX, 0u64);
@@ -1142,6 +1191,49 @@ mod tests {
     }
 
     #[test]
+    fn the_bits_floor_keeps_1_and_2_bit_files_out_unless_lowered() {
+        // A 12 GB card reaches 1- and 2-bit files of 27-47B models without a floor.
+        let mut r = RankRequest::new(device("rtx-3060-12gb"));
+        let floor = |ranking: &Ranking| {
+            ranking
+                .models
+                .iter()
+                .map(|m| {
+                    m.format
+                        .parse::<WeightFormat>()
+                        .map(|f| f.nominal_bits_per_weight())
+                        .unwrap_or_else(|e| panic!("{}: {e}", m.format))
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let default = rank_models(&r).unwrap_or_else(|e| panic!("{e}"));
+        assert!(floor(&default) >= 3.0, "{}", floor(&default));
+        r.min_bits_per_weight = 1.5;
+        let any = rank_models(&r).unwrap_or_else(|e| panic!("{e}"));
+        assert!(floor(&any) < 2.0, "{}", floor(&any));
+        // Lowering the floor only adds models or lowers formats: never fewer models.
+        assert!(any.fitting >= default.fitting);
+        r.min_bits_per_weight = 4.0;
+        let four = rank_models(&r).unwrap_or_else(|e| panic!("{e}"));
+        assert!(floor(&four) >= 4.0, "{}", floor(&four));
+        assert!(four.fitting <= default.fitting);
+        for bad in [0.0, -1.0, 33.0, f64::NAN] {
+            r.min_bits_per_weight = bad;
+            let err = rank_models(&r).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CoreError::Setting {
+                        setting: Setting::MinBits,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_ranking_says_what_the_smallest_needs() {
         let mut d = device("rtx-4060");
         d.memory_bytes = GIB / 8;
@@ -1150,7 +1242,10 @@ mod tests {
         assert!(ranking.models.is_empty());
         let why = ranking.empty_reason.unwrap_or_default();
         assert!(
-            why.starts_with("nothing fits tiny GPU at 4096 tokens of context; the smallest, "),
+            why.starts_with(
+                "nothing fits tiny GPU at 4096 tokens of context in formats of at least 3 bits \
+                 per weight; the smallest, "
+            ),
             "{why}"
         );
         assert!(why.contains(" needs "), "{why}");

@@ -60,6 +60,7 @@ use crate::CoreError;
 use crate::limits::MAX_REPORT_JSON_BYTES;
 
 pub mod names;
+pub mod params;
 pub mod plausible;
 
 pub use names::{

@@ -563,6 +563,12 @@ fn models_fits_bad_input() {
         &headroom(&["models", "--fits", "rtx-4090", "--min-tokens-per-s", "-3"]),
         &["--min-tokens-per-s"],
     );
+    for bits in ["0", "-1", "33", "NaN"] {
+        assert_bad_line(
+            &headroom(&["models", "--fits", "rtx-4090", "--min-bits", bits]),
+            &["--min-bits", "bits per weight", "try --min-bits 3"],
+        );
+    }
     assert_bad_line(
         &headroom(&["models", "--probe", "/no/such/report.json"]),
         &["/no/such/report.json", "headroom probe"],

@@ -14,6 +14,7 @@ use headroom_core::{
     model::ModelSpec,
     model_catalog,
     quant::WeightFormat,
+    ranking::{DeviceNeeds, devices_that_fit},
     runtime::Runtime,
     training::Mode,
     units::GIB,
@@ -58,7 +59,10 @@ pub struct ExactWeights {
     pub parameters_exact: bool,
 }
 
-/// The device: a catalog entry, a measured one, or one described by its figures.
+/// The `device=` value that asks for no device: what the model needs.
+pub const ANY_DEVICE: &str = "any";
+
+/// The device: a catalog entry, a measured one, one described by its figures, or none.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceChoice {
     /// Catalog id (`device=`).
@@ -67,6 +71,9 @@ pub enum DeviceChoice {
     Measured(String),
     /// A device that is in no catalog, by its memory, bandwidth and compute.
     Custom(CustomDevice),
+    /// No device (`device=any`): the answer is what the model needs and the catalog devices
+    /// that hold it.
+    Any,
 }
 
 impl DeviceChoice {
@@ -75,6 +82,7 @@ impl DeviceChoice {
     pub fn write_query(&self, q: &mut Query) {
         match self {
             DeviceChoice::Catalog(id) => q.set("device", id.clone()),
+            DeviceChoice::Any => q.set("device", ANY_DEVICE),
             DeviceChoice::Measured(s) => q.set("devspec", s.clone()),
             DeviceChoice::Custom(c) => {
                 q.set("cmem", c.memory_gib.to_string());
@@ -233,6 +241,8 @@ impl CalcSettings {
                 fp16_tflops: number("ctflops").unwrap_or(base.fp16_tflops),
                 unified: q.get("cunified") == Some("1"),
             })
+        } else if q.get("device") == Some(ANY_DEVICE) {
+            DeviceChoice::Any
         } else if let Some(id) = q.get("device") {
             DeviceChoice::Catalog(id.to_string())
         } else if let Some(spec) = remembered_device {
@@ -547,6 +557,11 @@ pub fn device(choice: &DeviceChoice) -> Result<DeviceSpec, WebError> {
             ))
         }),
         DeviceChoice::Custom(c) => custom_device(c),
+        DeviceChoice::Any => Err(WebError::Device(
+            "no device chosen: the devices that hold the model are listed; choose one for its \
+             verdict"
+                .into(),
+        )),
     }
 }
 
@@ -566,7 +581,15 @@ pub struct Calculation {
 
 /// The question the settings ask about `model`. Each bad setting is named by its control.
 pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, WebError> {
-    let device = device(&settings.device)?;
+    question_on(settings, model, device(&settings.device)?)
+}
+
+/// The question the settings ask about `model` on `device`.
+fn question_on(
+    settings: &CalcSettings,
+    model: &ModelSpec,
+    device: DeviceSpec,
+) -> Result<Question, WebError> {
     let mut q = Question::new(model.clone(), device);
     let bad = |setting: Setting, e: headroom_core::CoreError| WebError::Setting {
         control: control(setting),
@@ -655,6 +678,23 @@ pub fn calculate(settings: &CalcSettings, model: &ModelSpec) -> Result<Calculati
     })
 }
 
+/// What `model` needs with the settings (the device aside) and, per device class, the catalog
+/// devices that hold it: core's `devices_that_fit`, the answer of `headroom fit MODEL
+/// --devices-that-fit`. The device-only settings (count, wired limit, macOS, host RAM) do not
+/// apply.
+pub fn needs(settings: &CalcSettings, model: &ModelSpec) -> Result<DeviceNeeds, WebError> {
+    let catalog = devices::catalog();
+    let Some(first) = catalog.first() else {
+        return Err(WebError::Device("the device catalog is empty".into()));
+    };
+    let mut q = question_on(settings, model, first.clone())?;
+    q.device_count = 1;
+    q.wired_limit_bytes = None;
+    q.host_memory_bytes = None;
+    q.macos = None;
+    devices_that_fit(&q, catalog).map_err(|e| WebError::Answer(worded(&e)))
+}
+
 /// The "use at most 70–75%" guide for unified memory (FACTS.md, Apple silicon): lower and upper
 /// share, percent.
 pub const UNIFIED_GUIDE_PERCENT: (u64, u64) = (70, 75);
@@ -668,6 +708,32 @@ pub fn usable_bytes(device: &DeviceSpec, runtime: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_device_answers_what_the_model_needs() {
+        let q = Query::parse("?model=qwen3-8b&device=any&format=Q4_K_M&ctx=8192");
+        let s = CalcSettings::from_query_or(&q, Some("{}".into()));
+        assert_eq!(s.device, DeviceChoice::Any);
+        assert_eq!(
+            CalcSettings::from_query_or(&Query::parse(&s.to_query().to_search()), None),
+            s
+        );
+        let model = catalog_model("qwen3-8b").unwrap();
+        let needs = needs(&s, &model).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(needs.context, 8192);
+        assert_eq!(needs.format, "Q4_K_M");
+        // The same answer as `headroom fit qwen3-8b --quant Q4_K_M -c 8192 --devices-that-fit`.
+        let mut cli_q = Question::new(model.clone(), devices::catalog()[0].clone());
+        cli_q.format = Some(WeightFormat::from_str("Q4_K_M").unwrap());
+        cli_q.context = ContextAsk::Tokens(8192);
+        assert_eq!(
+            needs,
+            devices_that_fit(&cli_q, devices::catalog()).unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert!(needs.classes.iter().all(|c| c.smallest.is_some()));
+        let err = calculate(&s, &model).unwrap_err().to_string();
+        assert!(err.contains("no device chosen"), "{err}");
+    }
 
     #[test]
     fn lora_layers_setting_reaches_the_request() {

@@ -181,6 +181,32 @@ impl WeightFormat {
         ]
     }
 
+    /// Bits per weight of the layout most quantized matrices get, scales and zero points
+    /// included: a GGUF file type's default block type (Q2_K: 2.625, IQ3_XXS: 3.06, Q4_K: 4.5),
+    /// `bits` plus one fp16 scale (and zero or bias) per group for GPTQ, AWQ and MLX, NF4's 4 bits
+    /// plus its absmax scale per 64. Unlike a model's average it does not depend on the model
+    /// (a large embedding kept in more bits raises the average, not this).
+    pub fn nominal_bits_per_weight(&self) -> f64 {
+        match self {
+            WeightFormat::F32 => 32.0,
+            WeightFormat::F16 | WeightFormat::Bf16 => 16.0,
+            WeightFormat::Fp8 | WeightFormat::BnbInt8 => 8.0,
+            WeightFormat::BnbNf4 { double_quant } | WeightFormat::BnbFp4 { double_quant } => {
+                // One absmax per 64 weights: fp32 (0.5 bits), or 8-bit with double quantization.
+                if *double_quant { 4.127 } else { 4.5 }
+            }
+            WeightFormat::Gptq { bits, group_size } | WeightFormat::Awq { bits, group_size } => {
+                f64::from(*bits) + (16.0 + f64::from(*bits)) / f64::from((*group_size).max(1))
+            }
+            WeightFormat::Mlx { bits, group_size } => {
+                f64::from(*bits) + 32.0 / f64::from((*group_size).max(1))
+            }
+            WeightFormat::Mxfp4 => 4.25,
+            WeightFormat::Gguf(f) => f.default_type().bits_per_weight(),
+            WeightFormat::GgufPure(t) => t.bits_per_weight(),
+        }
+    }
+
     /// True for GGUF formats (llama.cpp).
     pub fn is_gguf(&self) -> bool {
         matches!(self, WeightFormat::Gguf(_) | WeightFormat::GgufPure(_))

@@ -8,7 +8,7 @@
 //! kernel must do), the convention of FlashAttention's benchmarks.
 
 use headroom_core::report::{
-    AttentionMetric, AttentionStorage, Measurement, Metric, Status, Verification,
+    AttentionMetric, AttentionStorage, Measurement, Metric, Status, Verification, params::key,
 };
 
 use crate::gpu::{Gpu, scoped};
@@ -220,7 +220,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &AttentionParams
     let f16 = gpu.has(wgpu::Features::SHADER_F16);
     let name = p.metric(f16);
     let mut base = params! {
-        "batch" => p.batch, "heads" => p.heads, "seq" => p.seq, "head_dim" => p.head_dim,
+        key::BATCH => p.batch, key::HEADS => p.heads, key::SEQ => p.seq, key::HEAD_DIM => p.head_dim,
         "causal" => p.causal, "storage" => if f16 { "f16" } else { "f32" }, "compute" => "f32",
     };
     if !matches!(p.head_dim, 64 | 128) || !p.seq.is_multiple_of(QUERY_BLOCK) || p.seq == 0 {

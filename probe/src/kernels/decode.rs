@@ -7,7 +7,7 @@
 //! quants and the f16 scales in two arrays, so every load is aligned — the layout GPU engines
 //! repack GGUF blocks into.
 
-use headroom_core::report::{DecodeMetric, Measurement, Metric, Status, Verification};
+use headroom_core::report::{DecodeMetric, Measurement, Metric, Status, Verification, params::key};
 
 use crate::gpu::{Gpu, Measured, scoped};
 use crate::kernels::fill::{Fill, Filler};
@@ -717,8 +717,8 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &DecodeParams) -
     let total_rows = (p.model_params / u64::from(HIDDEN)) / row_quantum * row_quantum;
     let weight_bytes = total_rows * (format.quant_row_bytes() + format.scale_row_bytes());
     let mut base = params! {
-        "format" => format.label(), "hidden" => HIDDEN, "rows" => total_rows,
-        "model_params" => total_rows * u64::from(HIDDEN), "weight_bytes" => weight_bytes,
+        "format" => format.label(), key::HIDDEN => HIDDEN, "rows" => total_rows,
+        key::MODEL_PARAMS => total_rows * u64::from(HIDDEN), "weight_bytes" => weight_bytes,
         "layout" => "quants and f16 scales in separate arrays (GGUF bytes per weight)",
         "workgroup_size" => WORKGROUP_SIZE, "lanes_per_row" => LANES_PER_ROW,
         "x" => "int8 quants times one f16-representable scale per 32 (exact in f32): float variants read it as f32, int8-dot variants as int8 + per-block (scale, 8·scale·Σ quants), prepared once on the CPU and not timed (llama.cpp quantizes activations to q8_1 the same way)",

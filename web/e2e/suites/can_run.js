@@ -30,7 +30,7 @@ module.exports = {
     const ids = await rankedIds(page);
     log(`rtx-4090: ${ids.length} models fit, largest first: ${ids.slice(0, 5).join(', ')} …`);
     assert.ok(ids.length > 20, `${ids.length} models ranked`);
-    assert.match(await page.textContent('#ranking-device'), /RTX 4090 · inference · 4096 tokens of context · \d+ of \d+ models fit/);
+    assert.match(await page.textContent('#ranking-device'), /RTX 4090 · inference · 4096 tokens of context · formats of ≥ 3 bits per weight · \d+ of \d+ models fit/);
     // Largest first: the params column never grows down the list.
     await shot('can-run-rtx-4090');
     // Budget: ranking the whole catalog for one device takes < 100 ms. The first ranking after
@@ -121,6 +121,22 @@ module.exports = {
     assert.match(err, /Min\. tokens\/s .*the fastest does/);
   },
 
+  async 'what can I run: no 1- or 2-bit files unless the floor is lowered'({ page, base, log }) {
+    const formats = () => page.$$eval('#ranking-table tbody tr', (rows) => rows.map((r) => r.children[3].textContent.trim()));
+    const low = (f) => /^(IQ1|IQ2|Q2_K)/.test(f);
+    await page.goto(`${base}?page=canrun&device=rtx-3060-12gb`);
+    assert.strictEqual(await ranking(page), 'table');
+    const floor3 = await formats();
+    assert.ok(!floor3.some(low), floor3.join(' '));
+    assert.match(await page.textContent('#ranking-device'), /formats of ≥ 3 bits per weight/);
+    await page.selectOption('#canrun-minbits', '1.5');
+    await page.waitForFunction(() => document.location.search.includes('minbits=1.5'));
+    await page.waitForFunction(() => /≥ 1\.5 bits/.test(document.querySelector('#ranking-device')?.textContent || ''));
+    const any = await formats();
+    log(`floor 3: ${floor3.slice(0, 3).join(', ')} · floor 1.5: ${any.slice(0, 3).join(', ')}`);
+    assert.ok(any.some(low), any.join(' '));
+  },
+
   async 'calculator: the launch command under the result'({ page, base, log }) {
     await page.goto(`${base}?model=qwen3-8b&device=rtx-4090&format=Q4_K_M`);
     await page.waitForSelector('#launch-command', { timeout: 30000 });
@@ -137,6 +153,31 @@ module.exports = {
     await page.goto(`${base}?model=llama-3.1-70b&device=rtx-4060&format=bf16`);
     await page.waitForSelector('#verdict', { timeout: 30000 });
     assert.strictEqual(await page.$('#launch-command'), null);
+  },
+
+  async 'calculator: no device chosen answers what the model needs'({ page, base, shot, log }) {
+    await page.goto(`${base}?model=qwen3-8b&device=rtx-4090&format=Q4_K_M`);
+    await page.waitForSelector('#verdict', { timeout: 30000 });
+    await page.click('#device-any');
+    await page.waitForSelector('#result #needs-table tbody tr', { timeout: 30000 });
+    assert.match(page.url(), /[?&]device=any(&|$)/);
+    assert.match((await page.textContent('#needs-heading')).trim(), /^What does qwen3-8b need\?$/i);
+    const summary = (await page.textContent('#result #needs-summary')).trim();
+    log(summary);
+    assert.match(summary, /needs [\d.]+ GiB( to [\d.]+ GiB)? on one device in Q4_K_M at 4,?096 tokens of context/);
+    const classes = await page.$$eval('#result #needs-table tbody tr', (rows) => rows.map((r) => r.getAttribute('data-class')));
+    assert.deepStrictEqual(classes, ['Apple', 'NVIDIA consumer', 'NVIDIA datacenter', 'AMD', 'Intel']);
+    assert.strictEqual(await page.$('#verdict'), null, 'no verdict without a device');
+    const ms = Number(await page.getAttribute('#result', 'data-recompute-ms'));
+    log(`devices that fit, whole catalog: ${ms.toFixed(1)} ms`);
+    await shot('calculator-no-device');
+    // The link reopens the same view; a change of context recomputes it.
+    await page.goto(page.url());
+    await page.waitForSelector('#result #needs-table tbody tr', { timeout: 30000 });
+    // Choosing a device brings the verdict back.
+    await page.fill('#device-search', 'rtx-4090');
+    await page.waitForSelector('#verdict', { timeout: 30000 });
+    assert.match(page.url(), /[?&]device=rtx-4090(&|$)/);
   },
 
   async 'calculator: users on a server and the macOS release, from the form and the link'({ page, base, log }) {

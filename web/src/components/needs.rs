@@ -2,7 +2,8 @@
 //! result's settings — per device class the smallest that holds it (each in the best format that
 //! fits it) and how many of the class's largest — from core's
 //! `headroom_core::ranking::devices_that_fit`, the answer `headroom fit MODEL --devices-that-fit`
-//! prints. Worked out only when opened (it tries every catalog device).
+//! prints. Worked out only when opened (it tries every catalog device). With no device chosen
+//! the calculator shows the same table as its answer ([`needs_view`]).
 
 use headroom_core::{
     answer::{Answer, ContextAsk, Question},
@@ -26,7 +27,7 @@ fn question(answer: &Answer) -> Question {
 }
 
 /// The devices that hold the model, per class, in a table.
-fn needs_view(needs: DeviceNeeds) -> impl IntoView {
+pub fn needs_view(needs: DeviceNeeds) -> impl IntoView {
     let rows = needs
         .classes
         .into_iter()

@@ -69,12 +69,7 @@ const TOKEN_UNITS: &[(f64, &str)] = &[(1.0, "tokens/s")];
 /// A GEMM's or attention's problem size from its parameters: `4096³` for a square GEMM,
 /// `256×512×128` otherwise, `seq 2048` for attention.
 fn shape_of(m: &Measurement) -> Option<String> {
-    let get = |k: &str| m.params.get(k).and_then(|v| v.as_u64());
-    match (get("m"), get("n"), get("k")) {
-        (Some(a), Some(b), Some(c)) if a == b && b == c => Some(format!("{a}³")),
-        (Some(a), Some(b), Some(c)) => Some(format!("{a}×{b}×{c}")),
-        _ => get("seq").or(get("seq_len")).map(|s| format!("seq {s}")),
-    }
+    m.problem_shape().map(|s| s.label())
 }
 
 /// Why the allocation stage stopped, in words with human sizes (the report's own detail holds
@@ -112,16 +107,14 @@ pub fn simulated_model(report: &ProbeReport) -> Option<String> {
     let m = report
         .ok_measurements()
         .find(|m| m.name.stage() == Stage::Decode)?;
-    let params = m.params.get("model_params")?.as_u64()?;
-    let hidden = m
-        .params
-        .get("hidden")
-        .and_then(|h| h.as_u64())
+    let model = m.decode_model()?;
+    let hidden = model
+        .hidden
         .map(|h| format!(" (hidden {h})"))
         .unwrap_or_default();
     Some(format!(
         "a {}-parameter model{hidden}",
-        format::count(params)
+        format::count(model.model_params)
     ))
 }
 

@@ -10,8 +10,8 @@ use headroom_core::{
     devices::DeviceSpec,
     error::Setting,
     ranking::{
-        ArchitectureFilter, DEFAULT_RANK_CONTEXT_TOKENS, ModelFilter, RankRequest, RankSort,
-        Ranking, families, rank_models,
+        ArchitectureFilter, DEFAULT_MIN_BITS_PER_WEIGHT, DEFAULT_RANK_CONTEXT_TOKENS, ModelFilter,
+        RankRequest, RankSort, Ranking, families, rank_models,
     },
     training::Mode,
 };
@@ -47,6 +47,8 @@ pub struct CanRunSettings {
     pub min_context: Option<u64>,
     /// Keep models that decode at least this fast (`mintps=`).
     pub min_tokens_per_s: Option<f64>,
+    /// Pick formats of at least this many bits per weight (`minbits=`).
+    pub min_bits: f64,
 }
 
 impl Default for CanRunSettings {
@@ -60,6 +62,7 @@ impl Default for CanRunSettings {
             architecture: None,
             min_context: None,
             min_tokens_per_s: None,
+            min_bits: DEFAULT_MIN_BITS_PER_WEIGHT,
         }
     }
 }
@@ -91,6 +94,9 @@ impl CanRunSettings {
         };
         s.min_context = q.get("minctx").and_then(|c| c.parse().ok());
         s.min_tokens_per_s = q.get("mintps").and_then(|c| c.parse().ok());
+        if let Some(bits) = q.get("minbits").and_then(|c| c.parse().ok()) {
+            s.min_bits = bits;
+        }
         s
     }
 
@@ -121,9 +127,22 @@ impl CanRunSettings {
         );
         q.set_opt("minctx", self.min_context.map(|c| c.to_string()));
         q.set_opt("mintps", self.min_tokens_per_s.map(|t| t.to_string()));
+        q.set_opt(
+            "minbits",
+            (self.min_bits != DEFAULT_MIN_BITS_PER_WEIGHT).then(|| self.min_bits.to_string()),
+        );
         q
     }
 }
+
+/// The choices of the "Min. bits per weight" control: the floors that separate llama.cpp's
+/// families of file types.
+const MIN_BITS_CHOICES: [(f64, &str); 4] = [
+    (1.5, "any (1.5: IQ1_S and up)"),
+    (2.0, "2 (IQ2_XXS and up)"),
+    (3.0, "3 (IQ3_XXS and up)"),
+    (4.0, "4 (IQ4_XS and up)"),
+];
 
 /// The label of this page's control for `setting`, for core's errors.
 pub fn control(setting: Setting) -> &'static str {
@@ -133,6 +152,7 @@ pub fn control(setting: Setting) -> &'static str {
         Setting::MinContext => "Min. longest context",
         Setting::MinTokensPerS => "Min. tokens/s",
         Setting::Sort => "Sort",
+        Setting::MinBits => "Min. bits per weight",
         Setting::Context => "Context",
         Setting::Mode => "Mode",
         Setting::Device => "Device",
@@ -157,6 +177,7 @@ pub fn rank(settings: &CanRunSettings) -> Result<(DeviceSpec, Ranking), WebError
             min_context: settings.min_context,
             min_decode_tokens_per_s: settings.min_tokens_per_s,
         },
+        min_bits_per_weight: settings.min_bits,
         ..RankRequest::new(device.clone())
     };
     let ranking = rank_models(&request).map_err(|e| {
@@ -207,7 +228,9 @@ pub fn CanRunPage() -> impl IntoView {
     let current_device = move || {
         settings.with(|s| match &s.device {
             DeviceChoice::Catalog(id) => id.clone(),
-            DeviceChoice::Measured(_) | DeviceChoice::Custom(_) => String::new(),
+            DeviceChoice::Measured(_) | DeviceChoice::Custom(_) | DeviceChoice::Any => {
+                String::new()
+            }
         })
     };
     let family_options = std::iter::once((String::new(), "any".to_string()))
@@ -320,6 +343,22 @@ pub fn CanRunPage() -> impl IntoView {
                                 settings.update(|s| s.min_tokens_per_s = v)
                             } />
                     </div>
+                    <div>
+                        <label for="canrun-minbits">"Min. bits per weight"</label>
+                        <select id="canrun-minbits" on:change=move |ev| {
+                            if let Ok(v) = event_target_value(&ev).parse::<f64>() {
+                                settings.update(|s| s.min_bits = v)
+                            }
+                        }>
+                            {options(
+                                MIN_BITS_CHOICES
+                                    .iter()
+                                    .map(|(bits, label)| (bits.to_string(), (*label).to_string()))
+                                    .collect(),
+                                move || settings.with(|s| s.min_bits.to_string()),
+                            )}
+                        </select>
+                    </div>
                 </div>
             </div>
             <div id="ranking" class="card" data-rank-ms=move || result.with(|r| format!("{:.3}", r.1))>
@@ -343,10 +382,11 @@ fn RankingView(
     state: Option<Navigation>,
 ) -> impl IntoView {
     let heading = format!(
-        "{} · {} · {} tokens of context · {} of {} models fit",
+        "{} · {} · {} tokens of context · formats of ≥ {} bits per weight · {} of {} models fit",
         ranking.device,
         ranking.mode,
         format::count(ranking.context),
+        ranking.min_bits_per_weight,
         ranking.fitting,
         ranking.considered
     );
@@ -438,6 +478,7 @@ mod tests {
             architecture: Some(ArchitectureFilter::Moe),
             min_context: Some(32_768),
             min_tokens_per_s: Some(20.5),
+            min_bits: 2.0,
         };
         let q = Query::parse(&s.to_query().to_search());
         assert_eq!(q.get("page"), Some("canrun"));

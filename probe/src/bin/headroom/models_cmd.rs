@@ -100,6 +100,16 @@ pub struct ModelsArgs {
     )]
     min_tokens_per_s: Option<f64>,
 
+    /// Pick formats that store their quantized matrices in at least BITS bits per weight
+    /// (default 3: IQ3_XXS and up, no 1- or 2-bit files such as IQ1_S or Q2_K; 1.5 allows them).
+    #[arg(
+        long,
+        value_name = "BITS",
+        allow_negative_numbers = true,
+        requires = "ranking"
+    )]
+    min_bits: Option<f64>,
+
     /// Keep one model family (`qwen3`, `llama 3.1`, `gemma`; a prefix keeps every family it
     /// starts).
     #[arg(long, value_name = "FAMILY", requires = "ranking")]
@@ -116,7 +126,7 @@ pub struct ModelsArgs {
     /// Print JSON instead of a table: the catalog as an array of entries (id, hub_id, family,
     /// published_params, ... with params_total, params_active, layers, max_context and
     /// architecture computed from its config); with --fits/--probe the ranking as one object
-    /// {device, device_id, device_count, mode, context, sort, considered, fitting, models:
+    /// {device, device_id, device_count, mode, context, sort, min_bits_per_weight, considered, fitting, models:
     /// [{id, hub_id, family, moe, params_total, params_active, format, runtime, verdict,
     /// total_bytes, usable_bytes, decode_tokens_per_s, prefill_tokens_per_s, context,
     /// longest_context, max_context, launch}], empty_reason, assumptions, this_machine}.
@@ -326,6 +336,9 @@ fn rank(args: &ModelsArgs) -> anyhow::Result<()> {
             min_context,
             min_decode_tokens_per_s: args.min_tokens_per_s,
         },
+        min_bits_per_weight: args
+            .min_bits
+            .unwrap_or(headroom_core::ranking::DEFAULT_MIN_BITS_PER_WEIGHT),
         ..RankRequest::new(chosen.device.clone())
     };
     let mut ranking = rank_models(&request).map_err(|err| {
@@ -380,6 +393,7 @@ fn rank_flag(setting: headroom_core::error::Setting) -> &'static str {
         Setting::MinContext => "--min-context",
         Setting::MinTokensPerS => "--min-tokens-per-s",
         Setting::Sort => "--sort",
+        Setting::MinBits => "--min-bits",
         Setting::Device => "--fits",
         other => flag(other),
     }
@@ -395,10 +409,12 @@ fn render_ranking(out: &mut String, r: &Ranking, this_machine: Option<&str>) {
     };
     let _ = writeln!(
         out,
-        "What can {count}{} run? {} · {} tokens of context · sorted by {}",
+        "What can {count}{} run? {} · {} tokens of context · formats of ≥ {} bits per weight · \
+         sorted by {}",
         r.device,
         r.mode,
         thousands(r.context),
+        r.min_bits_per_weight,
         r.sort
     );
     if let Some(how) = this_machine {

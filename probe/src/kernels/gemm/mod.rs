@@ -8,7 +8,7 @@
 //! verified one is kept (the choice is in the report). The cooperative-matrix kernel has one
 //! subgroup compute `FM × FN` fragments of the adapter's fragment size.
 
-use headroom_core::report::{GemmMetric, Measurement, Metric, Status, Verification};
+use headroom_core::report::{GemmMetric, Measurement, Metric, Status, Verification, params::key};
 
 use crate::gpu::Gpu;
 use crate::kernels::search::{Rejected, search};
@@ -255,7 +255,7 @@ pub async fn run(device: &wgpu::Device, queue: &wgpu::Queue, p: &GemmParams) -> 
     let gpu = Gpu::new(device, queue);
     let name = p.variant.metric();
     let n = p.n;
-    let mut base = params! { "m" => n, "n" => n, "k" => n };
+    let mut base = params! { key::M => n, key::N => n, key::K => n };
     if p.variant.input() == "f16" && !gpu.has(wgpu::Features::SHADER_F16) {
         return skipped(name, base, "the adapter lacks SHADER_F16");
     }

@@ -491,6 +491,11 @@ pub fn DeviceInput(
             <h2>"Device"</h2>
             <SearchBox id="device-search" label="Search the catalog (id, name, vendor)"
                 placeholder="e.g. 4090, m2 16, h100" candidates initial on_pick nothing />
+            <button id="device-any" type="button"
+                disabled=move || settings.with(|s| s.device == DeviceChoice::Any)
+                on:click=move |_| settings.update(|s| s.device = DeviceChoice::Any)>
+                "No device: what does it need?"
+            </button>
             <div class="row">
                 <div>
                     <label for="device-count">"Number of identical devices"</label>
@@ -525,12 +530,16 @@ pub fn DeviceInput(
             </div>
             <p id="device-status">
                 {move || settings.with(|s| match resolved.get() {
+                    Err(_) if s.device == DeviceChoice::Any => view! {
+                        <span class="note" id="device-none">"No device: the answer lists the devices that hold the model."</span>
+                    }.into_any(),
                     Ok(d) => view! {
                         <span><strong id="device-name">{d.name.clone()}</strong>
                         " " <span class="note">{match &s.device {
                             DeviceChoice::Measured(_) => "(my device: measured)",
                             DeviceChoice::Custom(_) => "(custom)",
                             DeviceChoice::Catalog(_) => "(catalog)",
+                            DeviceChoice::Any => "",
                         }}</span></span>
                     }.into_any(),
                     Err(e) => view! { <span class="error">{e.to_string()}</span> }.into_any(),

@@ -22,6 +22,7 @@ use self::{
     model::{FileSummary, ResolvedModel},
     result::{AnswerView, DetailsView},
 };
+use crate::components::needs::needs_view;
 use crate::{
     browser,
     catalog::{self, CalcSettings, Calculation, DeviceChoice},
@@ -29,12 +30,23 @@ use crate::{
     nav::{MY_DEVICE_KEY, remember_device},
     url_state::Query,
 };
+use headroom_core::ranking::DeviceNeeds;
+
+/// What the calculator shows: the answer on the chosen device, or, with no device chosen, what
+/// the model needs and the devices that hold it.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    /// Core's whole answer on the device.
+    Answer(Box<Calculation>),
+    /// The memory needed and the catalog devices that hold it.
+    Needs(Box<DeviceNeeds>),
+}
 
 /// One recompute of the calculator and its time.
 #[derive(Debug, Clone, PartialEq)]
 struct Recompute {
-    /// Core's answer (`None` until a model is ready).
-    out: Option<Result<Calculation, WebError>>,
+    /// The outcome (`None` until a model is ready).
+    out: Option<Result<Outcome, WebError>>,
     /// Time of the whole recompute, ms.
     total_ms: f64,
 }
@@ -73,7 +85,13 @@ pub fn CalculatorPage() -> impl IntoView {
         let resolved = model.get();
         let start = browser::now_ms();
         let out = match resolved {
-            Some(Ok(m)) => Some(settings.with(|s| catalog::calculate(s, &m.spec))),
+            Some(Ok(m)) => Some(settings.with(|s| {
+                if s.device == DeviceChoice::Any {
+                    catalog::needs(s, &m.spec).map(|n| Outcome::Needs(Box::new(n)))
+                } else {
+                    catalog::calculate(s, &m.spec).map(|c| Outcome::Answer(Box::new(c)))
+                }
+            })),
             _ => None,
         };
         Recompute {
@@ -90,7 +108,12 @@ pub fn CalculatorPage() -> impl IntoView {
                 {move || match result.with(|r| r.out.clone()) {
                     None => view! { <p class="note">"Choose a model to see whether it fits."</p> }.into_any(),
                     Some(Err(e)) => view! { <p id="result-error" class="error">{e.to_string()}</p> }.into_any(),
-                    Some(Ok(c)) => view! { <AnswerView calc=c on_use_format /> }.into_any(),
+                    Some(Ok(Outcome::Answer(c))) => view! { <AnswerView calc=*c on_use_format /> }.into_any(),
+                    Some(Ok(Outcome::Needs(n))) => view! {
+                        <h2 id="needs-heading">{format!("What does {} need?", n.model)}</h2>
+                        {needs_view(*n)}
+                        <p class="note">"No device chosen: choose one (or drop a probe report) for its verdict, speed and launch command."</p>
+                    }.into_any(),
                 }}
             </div>
             <div class="inputs">
@@ -115,12 +138,12 @@ pub fn CalculatorPage() -> impl IntoView {
             </div>
             <div id="result-details" class="card details">
                 {move || match result.with(|r| r.out.clone()) {
-                    Some(Ok(c)) => view! {
+                    Some(Ok(Outcome::Answer(c))) => view! {
                         <crate::components::launch::LaunchView launch=c.answer.launch.clone() />
                         <crate::components::serving::ServingView serving=c.answer.serving.clone() />
                         <FormatTableView answer=c.answer.clone() />
                         <crate::components::needs::NeedsView answer=c.answer.clone() />
-                        <DetailsView calc=c />
+                        <DetailsView calc=*c />
                     }.into_any(),
                     _ => view! { <p class="note">"Every format, the model part by part and the assumptions appear here."</p> }.into_any(),
                 }}
