@@ -15,7 +15,7 @@ use headroom_core::{
     },
     training::Mode,
 };
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::{
@@ -210,7 +210,13 @@ pub fn CanRunPage() -> impl IntoView {
     let settings = RwSignal::new(CanRunSettings::from_query(&Query::parse(
         &browser::location_search(),
     )));
-    let device_error = RwSignal::new(None::<WebError>);
+    let read_report =
+        Action::new_local(|files: &Vec<web_sys::File>| measured_device_json(files.clone()));
+    Effect::new(move |_| {
+        if let Some(Ok(spec)) = read_report.value().get() {
+            settings.update(|s| s.device = DeviceChoice::Measured(spec));
+        }
+    });
     Effect::new(move |_| {
         let q = settings.with(|s| s.to_query());
         browser::replace_search(&q.to_search());
@@ -257,18 +263,11 @@ pub fn CanRunPage() -> impl IntoView {
                         <input id="canrun-report" type="file" accept=".json,application/json"
                             on:change=move |ev| {
                                 let input = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
-                                let files = browser::files_of(input.and_then(|i| i.files()));
-                                spawn_local(async move {
-                                    device_error.set(None);
-                                    match measured_device_json(files).await {
-                                        Ok(spec) => settings.update(|s| s.device = DeviceChoice::Measured(spec)),
-                                        Err(e) => device_error.set(Some(e)),
-                                    }
-                                });
+                                read_report.dispatch_local(browser::files_of(input.and_then(|i| i.files())));
                             } />
                     </div>
                 </div>
-                {move || device_error.get().map(|e| view! { <p id="canrun-device-error" class="error">{e.to_string()}</p> })}
+                {move || read_report.value().get().and_then(Result::err).map(|e| view! { <p id="canrun-device-error" class="error">{e.to_string()}</p> })}
                 <p class="note">"A report from " <code>"headroom probe"</code> " or saved from the Benchmark page; read here, nothing is uploaded."</p>
                 <div class="row">
                     <div>

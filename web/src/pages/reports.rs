@@ -3,7 +3,7 @@
 //! calculator.
 
 use headroom_core::{limits::MAX_REPORT_JSON_BYTES, report::ProbeReport};
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::{
@@ -35,16 +35,33 @@ pub fn ReportsPage() -> impl IntoView {
     let on_use_device = nav.map(|nav| Callback::new(move |d| nav.use_device_in_calculator(&d)));
     let on_show_runs = nav.map(|nav| Callback::new(move |d| nav.show_what_it_runs(&d)));
     let over = RwSignal::new(false);
-    let handle = move |files: Vec<web_sys::File>| {
-        errors.set(Vec::new());
-        spawn_local(async move {
+    // Reading dropped reports is an action; each finished read adds its reports and says which
+    // files failed.
+    let read = Action::new_local(|files: &Vec<web_sys::File>| {
+        let files = files.clone();
+        async move {
+            let mut out = Vec::with_capacity(files.len());
             for f in files {
-                match load(f).await {
-                    Ok(r) => reports.update(|v| v.push(r)),
-                    Err(e) => errors.update(|v| v.push(e)),
-                }
+                out.push(load(f).await);
             }
-        });
+            out
+        }
+    });
+    Effect::new(move |_| {
+        let Some(outcomes) = read.value().get() else {
+            return;
+        };
+        let mut failed = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(r) => reports.update(|v| v.push(r)),
+                Err(e) => failed.push(e),
+            }
+        }
+        errors.set(failed);
+    });
+    let handle = move |files: Vec<web_sys::File>| {
+        read.dispatch_local(files);
     };
     view! {
         <section id="reports">

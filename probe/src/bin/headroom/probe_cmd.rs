@@ -3,6 +3,9 @@
 //! file + rename, so Ctrl-C, a crash or the OOM killer leaves every finished step in a valid
 //! file), then prints a summary.
 
+mod environment;
+mod report_file;
+
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +18,9 @@ use headroom_probe::kernels::{GIB, MIB};
 use headroom_probe::plan::{Capabilities, Plan, PlanError, Request, Target, pick_adapter};
 use headroom_probe::run::{Outcome, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use self::environment::{give_mesa_a_runtime_dir, no_adapter_message};
+use self::report_file::{resolve_out, utc_now, write_atomic};
 
 /// Environment variable (tests): allocations beyond this many bytes fail as a simulated
 /// out-of-memory in the largest-buffer search and the allocation stage.
@@ -94,157 +100,6 @@ fn parse_backend(name: &str) -> anyhow::Result<wgpu::Backends> {
         "gl" => wgpu::Backends::GL,
         other => bail!("--backend `{other}`: use metal, vulkan, dx12 or gl"),
     })
-}
-
-/// RFC 3339 UTC from the system clock (civil-from-days: H. Hinnant, "chrono-compatible
-/// low-level date algorithms").
-fn utc_now() -> String {
-    utc_from_unix(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
-}
-
-fn utc_from_unix(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// What `--out` names, resolved once before the run: the path itself when nothing is there or a
-/// regular file is, the file a symlink names (so the report replaces that file, not the link),
-/// and an error for anything else — renaming over a device node, a FIFO or a folder would
-/// replace it (as root, `--out /dev/null` would replace the system's `/dev/null`).
-fn resolve_out(path: &Path) -> anyhow::Result<PathBuf> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
-        Err(err) => {
-            return Err(anyhow::Error::new(err).context(format!(
-                "--out {}: cannot look at this path",
-                path.display()
-            )));
-        }
-    };
-    if meta.file_type().is_symlink() {
-        let target = std::fs::canonicalize(path).with_context(|| {
-            format!(
-                "--out {} is a symlink to a file that does not exist; give a file path",
-                path.display()
-            )
-        })?;
-        return match std::fs::metadata(&target) {
-            Ok(m) if m.is_file() => Ok(target),
-            _ => bail!(
-                "--out {} is a symlink to {}, which is not a regular file; give a file path",
-                path.display(),
-                target.display()
-            ),
-        };
-    }
-    if !meta.is_file() {
-        bail!(
-            "--out {} is {}, not a regular file: the report would replace it; give a file path",
-            path.display(),
-            crate::user_file::kind_of(&meta)
-        );
-    }
-    Ok(path.to_path_buf())
-}
-
-/// Writes the report to a new temporary file beside `path`, then renames it over `path`: readers
-/// and an interrupted run only ever see a whole, valid file. `path` comes from [`resolve_out`];
-/// it is checked again here because the run takes minutes and the path may change meanwhile.
-fn write_atomic(path: &Path, report: &ProbeReport) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Ok(meta) = std::fs::symlink_metadata(path)
-        && !meta.is_file()
-    {
-        bail!(
-            "{} is no longer a regular file; the report was not written",
-            path.display()
-        );
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    // A stale temporary file (or a symlink planted in its place) is removed, and the new one is
-    // created exclusively, so the write never goes through a link to somewhere else.
-    match std::fs::remove_file(&tmp) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(anyhow::Error::new(err).context(format!(
-                "cannot replace the stale temporary file {}",
-                tmp.display()
-            )));
-        }
-        _ => {}
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut file| file.write_all((report.to_json() + "\n").as_bytes()))
-        .with_context(|| format!("cannot write the report to {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
-    Ok(())
-}
-
-/// What Wayland's client library accepts as `XDG_RUNTIME_DIR`: an absolute path to a folder.
-fn usable_runtime_dir(value: Option<&std::ffi::OsStr>) -> bool {
-    value
-        .map(Path::new)
-        .is_some_and(|dir| dir.is_absolute() && dir.is_dir())
-}
-
-/// Wayland's client library (loaded by Mesa's Vulkan drivers) prints `error: XDG_RUNTIME_DIR is
-/// invalid or not set in the environment` on every run without a usable one, as under `sudo`,
-/// in containers and in CI. A private, empty folder satisfies it (nothing listens there, so no
-/// display is found, which a compute-only run does not need). Returns the folder to remove at
-/// the end, if one was made.
-fn give_mesa_a_runtime_dir() -> Option<PathBuf> {
-    const VAR: &str = "XDG_RUNTIME_DIR";
-    if usable_runtime_dir(std::env::var_os(VAR).as_deref()) || !cfg!(target_os = "linux") {
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("headroom-runtime-{}", std::process::id()));
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(&dir).ok()?;
-    // SAFETY: called from `run` before the wgpu instance, the progress bar or any other thread
-    // exists: nothing reads the environment concurrently.
-    unsafe { std::env::set_var(VAR, &dir) };
-    Some(dir)
-}
-
-fn no_adapter_message(backends: wgpu::Backends) -> String {
-    format!(
-        "no GPU adapter found (backends searched: {backends:?}).\n\
-         Install your GPU's driver (NVIDIA, AMD or Intel; Apple GPUs need macOS 11 or newer).\n\
-         On Linux without a GPU, Mesa's lavapipe gives a CPU Vulkan driver for a correctness check:\n\
-         \x20   sudo apt-get install mesa-vulkan-drivers libvulkan1\n\
-         Then run `vulkaninfo --summary` (package vulkan-tools) to see the adapters."
-    )
 }
 
 /// The progress bar (one tick per step) and the report file, saved at every change.
@@ -474,41 +329,6 @@ mod tests {
     }
 
     #[test]
-    fn xdg_runtime_dir_is_replaced_when_unset_relative_or_missing() {
-        use std::ffi::OsStr;
-        assert!(!usable_runtime_dir(None));
-        assert!(!usable_runtime_dir(Some(OsStr::new("run/user/1000"))));
-        assert!(!usable_runtime_dir(Some(OsStr::new(
-            "/nonexistent/headroom/runtime"
-        ))));
-        assert!(usable_runtime_dir(Some(std::env::temp_dir().as_os_str())));
-    }
-
-    #[test]
-    fn out_refuses_what_is_not_a_regular_file_and_follows_symlinks() {
-        let dir = std::env::temp_dir().join(format!("headroom-out-unit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("folder")).unwrap_or_else(|e| panic!("{e}"));
-        let file = dir.join("report.json");
-        std::fs::write(&file, "{}").unwrap_or_else(|e| panic!("{e}"));
-        assert!(resolve_out(&dir.join("folder")).is_err());
-        assert!(resolve_out(Path::new("/dev/null")).is_err());
-        assert_eq!(resolve_out(&file).ok(), Some(file.clone()));
-        let new = dir.join("new.json");
-        assert_eq!(resolve_out(&new).ok(), Some(new));
-        #[cfg(unix)]
-        {
-            let link = dir.join("link.json");
-            std::os::unix::fs::symlink(&file, &link).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(resolve_out(&link).ok(), std::fs::canonicalize(&file).ok());
-            let to_dev = dir.join("to-dev");
-            std::os::unix::fs::symlink("/dev/null", &to_dev).unwrap_or_else(|e| panic!("{e}"));
-            assert!(resolve_out(&to_dev).is_err());
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
     fn size_grammar_never_panics_on_random_text() {
         // A seeded fuzz of the --budget grammar (xorshift over a small alphabet).
         const ALPHABET: &[u8] = b"0123456789.eE+-kKmMgGtTiIbB \t";
@@ -532,15 +352,5 @@ mod tests {
         }
         assert!(parse_size("1e400").is_err());
         assert!(parse_size("99999999999TiB").is_err());
-    }
-
-    #[test]
-    fn date_is_rfc3339() {
-        assert_eq!(utc_from_unix(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_from_unix(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(utc_from_unix(951_782_400), "2000-02-29T00:00:00Z");
-        let d = utc_now();
-        assert_eq!(d.len(), 20, "{d}");
-        assert!(d.ends_with('Z') && d.as_bytes()[10] == b'T', "{d}");
     }
 }

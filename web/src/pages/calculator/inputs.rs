@@ -3,7 +3,7 @@
 //! writes one field of the page's [`CalcSettings`]; nothing here computes an answer.
 
 use headroom_core::training::Mode;
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::{
@@ -153,8 +153,40 @@ pub fn ModelInput(
         ModelSource::Catalog(id) => id.clone(),
         _ => String::new(),
     };
-    let file_error = RwSignal::new(None::<WebError>);
-    let file_busy = RwSignal::new(false);
+    // Reading dropped files is an action: its pending state and its last outcome are signals.
+    let read_files =
+        Action::new_local(|files: &Vec<web_sys::File>| model::read_model_files(files.clone()));
+    // A model read from the files becomes the page's model; a spec that cannot be written into
+    // the link is the file's error.
+    let spec_error = RwSignal::new(None::<WebError>);
+    Effect::new(move |_| {
+        let Some(Ok(out)) = read_files.value().get() else {
+            return;
+        };
+        spec_error.set(None);
+        if let Some(spec) = out.spec {
+            match serde_json::to_string(&spec) {
+                Ok(json) => settings.update(|s| s.model = ModelSource::Spec(json)),
+                Err(e) => spec_error.set(Some(WebError::File(e.to_string()))),
+            }
+        }
+        settings.update(|s| {
+            s.exact = Some(out.exact);
+            if let Some(ft) = out.file_type
+                && catalog::format_names().contains(&ft)
+            {
+                s.format = ft;
+            }
+        });
+        file_summary.set(Some(out.summary));
+    });
+    let file_error = move || {
+        read_files
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| spec_error.get())
+    };
     let drag_over = RwSignal::new(false);
 
     let set_model = move |source: ModelSource| {
@@ -187,31 +219,7 @@ pub fn ModelInput(
         set_model(ModelSource::Hub(id));
     };
     let handle_files = move |files: Vec<web_sys::File>| {
-        file_busy.set(true);
-        file_error.set(None);
-        spawn_local(async move {
-            match model::read_model_files(files).await {
-                Ok(out) => {
-                    if let Some(spec) = out.spec {
-                        match serde_json::to_string(&spec) {
-                            Ok(json) => settings.update(|s| s.model = ModelSource::Spec(json)),
-                            Err(e) => file_error.set(Some(WebError::File(e.to_string()))),
-                        }
-                    }
-                    settings.update(|s| {
-                        s.exact = Some(out.exact);
-                        if let Some(ft) = out.file_type
-                            && catalog::format_names().contains(&ft)
-                        {
-                            s.format = ft;
-                        }
-                    });
-                    file_summary.set(Some(out.summary));
-                }
-                Err(e) => file_error.set(Some(e)),
-            }
-            file_busy.set(false);
-        });
+        read_files.dispatch_local(files);
     };
     let tab_button = move |t: ModelTab, label: &'static str, id: &'static str| {
         view! {
@@ -295,8 +303,8 @@ pub fn ModelInput(
                     <input id="model-file" type="file" accept=".gguf,.safetensors" multiple
                         on:change=move |ev| handle_files(chosen_files(&ev)) />
                 </div>
-                <Show when=move || file_busy.get()><p class="note">"reading the header…"</p></Show>
-                {move || file_error.get().map(|e| view! { <p id="file-error" class="error">{e.to_string()}</p> })}
+                <Show when=move || read_files.pending().get()><p class="note">"reading the header…"</p></Show>
+                {move || file_error().map(|e| view! { <p id="file-error" class="error">{e.to_string()}</p> })}
                 {move || file_summary.get().map(|s| view! { <FileSummaryView summary=s /> })}
             </div>
             <p id="model-status">{children()}</p>
@@ -451,7 +459,14 @@ pub fn DeviceInput(
     /// The page's settings.
     settings: RwSignal<CalcSettings>,
 ) -> impl IntoView {
-    let device_error = RwSignal::new(None::<WebError>);
+    let read_report = Action::new_local(|files: &Vec<web_sys::File>| {
+        crate::components::report_view::measured_device_json(files.clone())
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(spec)) = read_report.value().get() {
+            settings.update(|s| s.device = DeviceChoice::Measured(spec));
+        }
+    });
     let initial = settings.with_untracked(|s| match &s.device {
         DeviceChoice::Catalog(id) => id.clone(),
         _ => String::new(),
@@ -570,17 +585,8 @@ pub fn DeviceInput(
             </details>
             <label for="device-report">"My device: a probe report"</label>
             <input id="device-report" type="file" accept=".json,application/json"
-                on:change=move |ev| {
-                    let files = chosen_files(&ev);
-                    spawn_local(async move {
-                        device_error.set(None);
-                        match crate::components::report_view::measured_device_json(files).await {
-                            Ok(spec) => settings.update(|s| s.device = DeviceChoice::Measured(spec)),
-                            Err(e) => device_error.set(Some(e)),
-                        }
-                    });
-                } />
-            {move || device_error.get().map(|e| view! { <p id="device-error" class="error">{e.to_string()}</p> })}
+                on:change=move |ev| { read_report.dispatch_local(chosen_files(&ev)); } />
+            {move || read_report.value().get().and_then(Result::err).map(|e| view! { <p id="device-error" class="error">{e.to_string()}</p> })}
             <p class="note">"A report from " <code>"headroom probe"</code> " or the Benchmark page; the Reports page also has “use this device”. This browser remembers the last one."</p>
         </div>
     }
