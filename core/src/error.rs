@@ -133,6 +133,10 @@ pub enum Setting {
     MacosVersion,
     /// Concurrent users (sequences) a server holds at the context.
     Users,
+    /// llama.cpp's flash attention (on or off).
+    FlashAttn,
+    /// llama.cpp's micro-batch (`n_ubatch`).
+    Ubatch,
 }
 
 impl Setting {
@@ -158,6 +162,8 @@ impl Setting {
             Setting::Sort => "order",
             Setting::MacosVersion => "macOS version",
             Setting::Users => "users",
+            Setting::FlashAttn => "flash attention",
+            Setting::Ubatch => "micro-batch (n_ubatch)",
         }
     }
 }
