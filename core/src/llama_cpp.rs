@@ -316,3 +316,48 @@ pub struct LlamaCppBuffers {
     /// only where memory is unified (a CPU, Apple silicon).
     pub output_buffer_counted: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_by_hand() {
+        // 5,000 tokens: llama.cpp settles on 5,120 cells (its log: n_ctx = 5120).
+        assert_eq!(kv_streams(5000, 1, true), (5120, 1));
+        // 4 sequences over 16,384 cells: one stream, or four of 4,096.
+        assert_eq!(kv_streams(16384, 4, true), (16384, 1));
+        assert_eq!(kv_streams(16384, 4, false), (4096, 4));
+        // 3 sequences over 1,000 tokens without a unified cache: pad256(1024 / 3) = 512 each.
+        assert_eq!(kv_streams(1000, 3, false), (512, 3));
+        let s = LlamaCppSettings::default();
+        // Gemma-3's window of 512 + n_ubatch 512 = 1,024 cells; never more than the cache.
+        assert_eq!(swa_cells(32768, 512, 1, &s), 1024);
+        assert_eq!(swa_cells(768, 512, 1, &s), 768);
+        // Unified: the window of every sequence; split: one window per stream.
+        assert_eq!(swa_cells(16384, 4096, 4, &s), 16384);
+        let split = LlamaCppSettings {
+            kv_unified: false,
+            ..s
+        };
+        assert_eq!(swa_cells(4096, 512, 4, &split), 1024);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(LlamaCppSettings::default().validate().is_ok());
+        for bad in [0, MAX_UBATCH + 1] {
+            let s = LlamaCppSettings {
+                n_ubatch: bad,
+                ..LlamaCppSettings::default()
+            };
+            assert!(matches!(
+                s.validate(),
+                Err(CoreError::Setting {
+                    setting: Setting::Ubatch,
+                    ..
+                })
+            ));
+        }
+    }
+}
