@@ -36,6 +36,7 @@ use crate::{
     kv_cache::KvDtype,
     launch::{LaunchCommand, ModelRef, launch_command},
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
+    llama_cpp::LlamaCppSettings,
     macos::MacosVersion,
     model::ModelSpec,
     quant::WeightFormat,
@@ -108,6 +109,10 @@ pub struct Question {
     /// must then be 1.
     #[serde(default)]
     pub users: Option<u64>,
+    /// llama.cpp's flash attention, micro-batch and unified KV cache; defaults are
+    /// llama-server's. Only llama.cpp takes other values.
+    #[serde(default)]
+    pub llama_cpp: LlamaCppSettings,
 }
 
 /// What a checkpoint's headers say about its weights ([`crate::files::CheckpointWeights`] in
@@ -176,6 +181,7 @@ impl Question {
             checkpoint: None,
             macos: None,
             users: None,
+            llama_cpp: LlamaCppSettings::default(),
         }
     }
 }
@@ -413,6 +419,7 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
             _ => None,
         },
         macos: q.macos,
+        llama_cpp: q.llama_cpp,
     })
 }
 

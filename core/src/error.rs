@@ -135,6 +135,10 @@ pub enum Setting {
     Users,
     /// The fewest bits per weight a ranking may pick a format with.
     MinBits,
+    /// llama.cpp's flash attention (on or off).
+    FlashAttn,
+    /// llama.cpp's micro-batch (`n_ubatch`).
+    Ubatch,
 }
 
 impl Setting {
@@ -161,6 +165,8 @@ impl Setting {
             Setting::MacosVersion => "macOS version",
             Setting::Users => "users",
             Setting::MinBits => "minimum bits per weight",
+            Setting::FlashAttn => "flash attention",
+            Setting::Ubatch => "micro-batch (n_ubatch)",
         }
     }
 }

@@ -16,8 +16,9 @@ use crate::{
     devices::{DeviceSpec, MemoryKind},
     error::{Fix, Setting},
     facts::ModelFacts,
-    kv_cache::{KvDtype, kv_cache_bytes},
+    kv_cache::{KvDtype, kv_cache_bytes_with},
     limits::{MAX_BATCH, MAX_CONTEXT_TOKENS, MAX_DEVICES},
+    llama_cpp::{LlamaCppBuffers, LlamaCppSettings, compute_buffer, output_buffer_bytes},
     macos::{MacosVersion, mps_high_watermark_bytes},
     model::ModelSpec,
     quant::WeightFormat,
@@ -74,6 +75,10 @@ pub struct EstimateRequest {
     /// newest release with reports ([`crate::macos`]).
     #[serde(default)]
     pub macos: Option<MacosVersion>,
+    /// llama.cpp's flash attention, micro-batch and unified cache (llama-server's defaults);
+    /// `batch` is its number of parallel sequences. Other runtimes take the defaults only.
+    #[serde(default)]
+    pub llama_cpp: LlamaCppSettings,
 }
 
 /// A checkpoint's weight bytes as shipped, and the format they are stored in.
@@ -118,6 +123,7 @@ impl EstimateRequest {
             activation: ActivationOptions::default(),
             checkpoint: None,
             macos: None,
+            llama_cpp: LlamaCppSettings::default(),
         }
     }
 
@@ -222,6 +228,9 @@ pub struct Estimate {
     /// PyTorch MPS's allocation limit (1.7 × the working set), bytes; transformers-mps only.
     #[serde(default)]
     pub mps_high_watermark_bytes: Option<u64>,
+    /// llama.cpp only: its settings, compute buffer (the activations) and output buffer.
+    #[serde(default)]
+    pub llama_cpp: Option<LlamaCppBuffers>,
 }
 
 /// What allocates the largest single buffer.
@@ -304,7 +313,14 @@ fn largest_buffer_check(
     let kv_layer_bytes = if req.mode.is_training() {
         0
     } else {
-        let kv = kv_cache_bytes(&req.model, context, req.batch, req.kv_dtype, req.runtime);
+        let kv = kv_cache_bytes_with(
+            &req.model,
+            context,
+            req.batch,
+            req.kv_dtype,
+            req.runtime,
+            &req.llama_cpp,
+        );
         // Keys and values are separate tensors; an MLA latent is one.
         let parts = if kv.mla_latent { 1 } else { 2 };
         kv.per_layer_bytes.iter().copied().max().unwrap_or(0) / parts
@@ -442,6 +458,46 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             ));
         }
         _ => {}
+    }
+    req.llama_cpp.validate()?;
+    if req.runtime != Runtime::LlamaCpp && req.llama_cpp != LlamaCppSettings::default() {
+        let (setting, value) = if req.llama_cpp.n_ubatch != LlamaCppSettings::default().n_ubatch {
+            (Setting::Ubatch, req.llama_cpp.n_ubatch.to_string())
+        } else {
+            (
+                Setting::FlashAttn,
+                if req.llama_cpp.flash_attn {
+                    "on"
+                } else {
+                    "off"
+                }
+                .to_string(),
+            )
+        };
+        return Err(CoreError::setting(
+            setting,
+            value,
+            format!("is a llama.cpp setting, and the runtime is {}", req.runtime),
+            vec![Fix::new(Setting::Runtime, "llama.cpp")],
+        ));
+    }
+    if req.runtime == Runtime::LlamaCpp
+        && !req.llama_cpp.flash_attn
+        && matches!(req.kv_dtype, KvDtype::Q8_0 | KvDtype::Q4_0)
+    {
+        // llama_init_from_model: "V cache quantization requires flash_attn".
+        return Err(CoreError::setting(
+            Setting::FlashAttn,
+            "off",
+            format!(
+                "llama.cpp needs flash attention for a quantized ({}) V cache",
+                req.kv_dtype
+            ),
+            vec![
+                Fix::new(Setting::FlashAttn, "on"),
+                Fix::new(Setting::KvDtype, "f16"),
+            ],
+        ));
     }
     if !req.runtime.supports_kv_dtype(req.kv_dtype) {
         return Err(CoreError::setting(
@@ -628,7 +684,7 @@ pub(crate) fn estimate_with(
         }
         _ => computed_weights,
     };
-    let (weights, kv, activations, training) = if req.mode.is_training() {
+    let (weights, kv, activations, training, llama_buffers) = if req.mode.is_training() {
         let t = training_memory_with(
             facts,
             &req.mode,
@@ -642,14 +698,45 @@ pub(crate) fn estimate_with(
         assumptions.extend(t.assumptions.iter().cloned());
         assumptions
             .push("training: no KV cache (use_cache=False); sequence length = context".to_string());
-        (t.weights_bytes, 0, 0, t.training_bytes)
+        (t.weights_bytes, 0, 0, t.training_bytes, None)
     } else {
-        let kv = kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime);
+        let kv = kv_cache_bytes_with(
+            model,
+            context,
+            batch,
+            req.kv_dtype,
+            req.runtime,
+            &req.llama_cpp,
+        );
         let act =
             prefill_activation_bytes(model, context, batch, req.runtime, &profile, req.activation);
+        // llama.cpp: the compute buffer it reserves for its worst-case graph, and its output
+        // buffer (host memory: charged where the device's memory is the host's).
+        let llama_buffers = (req.runtime == Runtime::LlamaCpp).then(|| {
+            let compute =
+                compute_buffer(model, context.saturating_mul(batch), batch, &req.llama_cpp);
+            let output = output_buffer_bytes(model, batch);
+            let charged_output = if req.device.memory_kind == MemoryKind::Unified {
+                output
+            } else {
+                0
+            };
+            LlamaCppBuffers {
+                settings: req.llama_cpp,
+                sequences: batch,
+                compute,
+                output_buffer_bytes: output,
+                output_buffer_counted: charged_output > 0,
+            }
+        });
         let mut kv_note = format!(
-            "KV cache {} for {batch} × {context} tokens: {} B per token per layer{}",
+            "KV cache {} for {batch} × {context} tokens{}: {} B per token per layer{}",
             req.kv_dtype,
+            if req.runtime == Runtime::LlamaCpp {
+                " (llama.cpp rounds the context up to a multiple of 256 cells per stream)"
+            } else {
+                ""
+            },
             kv.bytes_per_token_per_layer,
             if kv.mla_latent {
                 " (MLA compressed latent kv_lora_rank + qk_rope_head_dim)"
@@ -669,8 +756,9 @@ pub(crate) fn estimate_with(
                     "; sliding-window layers hold min(tokens, window)"
                 }
                 crate::runtime::SlidingWindowCache::WindowPlusUbatch => {
-                    "; sliding-window layers hold window × batch + n_ubatch (512) cells, padded \
-                     to 256 (llama.cpp SWA cache)"
+                    "; sliding-window layers hold window × sequences + n_ubatch cells, padded \
+                     to 256 (llama.cpp SWA cache; llama.cpp's llama and phi3 architectures, \
+                     which run Mistral-7B-v0.1 and Phi-3, ignore the window)"
                 }
                 crate::runtime::SlidingWindowCache::FullUntilFirstDecode => {
                     "; sliding-window layers keep only the window once decoding runs, but hold \
@@ -680,25 +768,79 @@ pub(crate) fn estimate_with(
             });
         }
         assumptions.push(kv_note);
-        assumptions.push(format!(
-            "activations: prefill of {} tokens per forward pass, {} attention, logits for {} \
+        if let Some(LlamaCppBuffers {
+            compute,
+            output_buffer_bytes: output,
+            output_buffer_counted,
+            ..
+        }) = &llama_buffers
+        {
+            assumptions.push(req.llama_cpp.statement(batch));
+            assumptions.push(format!(
+                "llama.cpp compute buffer {:.2} GiB: the worst-case graph it reserves at start, \
+                 {} tokens (n_ubatch) against {} KV cells with logits for every one of them \
+                 ({:.2} GiB logits, {:.2} GiB attention{}, {:.2} GiB feed-forward, {:.2} GiB \
+                 masks; the largest phase plus the masks); output buffer {:.2} MiB (f32 logits \
+                 of one token per sequence, in host memory{}); the CPU backend's repacked weight \
+                 copies (CPU_REPACK) exist on the CPU only and are not counted",
+                gib(compute.total_bytes),
+                compute.tokens,
+                compute.kv_cells,
+                gib(compute.logits_bytes),
+                gib(compute.attention_bytes),
+                if req.llama_cpp.flash_attn {
+                    " with flash attention".to_string()
+                } else {
+                    format!(" incl. {:.2} GiB f32 scores", gib(compute.scores_bytes))
+                },
+                gib(compute.ffn_bytes),
+                gib(compute.mask_bytes),
+                *output as f64 / (1u64 << 20) as f64,
+                if *output_buffer_counted {
+                    ", the device's own memory here: counted"
+                } else {
+                    ", not the GPU's: not counted"
+                }
+            ));
+        }
+        let activation_total = match &llama_buffers {
+            Some(b) => b
+                .compute
+                .total_bytes
+                .saturating_add(if b.output_buffer_counted {
+                    b.output_buffer_bytes
+                } else {
+                    0
+                }),
+            None => act.total_bytes,
+        };
+        if llama_buffers.is_none() {
+            assumptions.push(format!(
+                "activations: prefill of {} tokens per forward pass, {} attention, logits for {} \
              ({:.2} GiB layer working set, {:.2} GiB scores, {:.2} GiB logits)",
-            act.chunk_tokens,
-            if act.fused_attention {
-                "fused (no score matrix)"
-            } else {
-                "materialized"
-            },
-            if act.logits_all_positions {
-                "every position"
-            } else {
-                "the last position only"
-            },
-            gib(act.layer_bytes),
-            gib(act.attention_scores_bytes),
-            gib(act.logits_bytes)
-        ));
-        (frozen_weights, kv.total_bytes, act.total_bytes, 0)
+                act.chunk_tokens,
+                if act.fused_attention {
+                    "fused (no score matrix)"
+                } else {
+                    "materialized"
+                },
+                if act.logits_all_positions {
+                    "every position"
+                } else {
+                    "the last position only"
+                },
+                gib(act.layer_bytes),
+                gib(act.attention_scores_bytes),
+                gib(act.logits_bytes)
+            ));
+        }
+        (
+            frozen_weights,
+            kv.total_bytes,
+            activation_total,
+            0,
+            llama_buffers,
+        )
     };
     let overhead_per_device = profile.fixed_overhead_bytes;
     let overhead = overhead_per_device.saturating_mul(n_dev);
@@ -840,8 +982,15 @@ pub(crate) fn estimate_with(
         } else {
             (computed_active as f64 * frozen_weights as f64 / computed_weights as f64) as u64
         };
-        let kv_steady =
-            kv_cache_bytes(model, context, batch, req.kv_dtype, req.runtime).steady_bytes;
+        let kv_steady = kv_cache_bytes_with(
+            model,
+            context,
+            batch,
+            req.kv_dtype,
+            req.runtime,
+            &req.llama_cpp,
+        )
+        .steady_bytes;
         let kv_per_seq = kv_steady / batch.max(1);
         let mut d = decode_tokens_per_s(&req.device, active_bytes, kv_per_seq, batch);
         // PyTorch (transformers) and vLLM run fp16/bf16 GEMMs with fp32 accumulation;
@@ -939,5 +1088,6 @@ pub(crate) fn estimate_with(
         device_count: req.device_count,
         largest_buffer,
         mps_high_watermark_bytes: mps_high_watermark,
+        llama_cpp: llama_buffers,
     })
 }

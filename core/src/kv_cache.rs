@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     CoreError,
+    llama_cpp::{self, LlamaCppSettings},
     model::{CompressedAttentionSpec, LayerAttention, LayerSpec, Mixer, ModelSpec},
     runtime::{LLAMA_CPP_KV_PAD, LLAMA_CPP_N_UBATCH, MlaCache, Runtime, SlidingWindowCache},
 };
@@ -351,8 +352,27 @@ fn mixer_row_bytes(mixer: &Mixer, dtype: KvDtype, runtime: Runtime) -> u64 {
 }
 
 /// Cells a layer holds for `batch` sequences of `tokens`, at the peak and while decoding.
-fn layer_cells(attention: LayerAttention, tokens: u64, batch: u64, runtime: Runtime) -> (u64, u64) {
+/// `llama`: llama.cpp's own layout (padded context, streams, its SWA cells) with these settings,
+/// and whether its implementation of the architecture applies sliding windows.
+fn layer_cells(
+    attention: LayerAttention,
+    tokens: u64,
+    batch: u64,
+    runtime: Runtime,
+    llama: Option<(&LlamaCppSettings, bool)>,
+) -> (u64, u64) {
     let full = tokens.saturating_mul(batch);
+    if let (Runtime::LlamaCpp, Some((settings, applies_swa))) = (runtime, llama) {
+        let (per_stream, streams) = llama_cpp::kv_streams(full, batch, settings.kv_unified);
+        let cells = match attention.limit() {
+            Some(window) if applies_swa => {
+                llama_cpp::swa_cells(per_stream, window, batch, settings)
+            }
+            _ => per_stream,
+        };
+        let cells = cells.saturating_mul(streams);
+        return (cells, cells);
+    }
     let Some(window) = attention.limit() else {
         return (full, full);
     };
@@ -391,6 +411,41 @@ pub fn kv_cache_bytes(
     dtype: KvDtype,
     runtime: Runtime,
 ) -> KvCacheBytes {
+    kv_cache_bytes_inner(model, tokens, batch, dtype, runtime, None)
+}
+
+/// [`kv_cache_bytes`] as the engine allocates it for a whole context: on llama.cpp, with its
+/// `settings`, the context is rounded up to whole 256-cell blocks per stream, sliding-window
+/// layers get llama.cpp's SWA cells and architectures whose llama.cpp implementation has no
+/// sliding window keep every layer full ([`crate::llama_cpp`]). `batch` sequences are its
+/// parallel sequences. Other runtimes: the same as [`kv_cache_bytes`].
+pub fn kv_cache_bytes_with(
+    model: &ModelSpec,
+    tokens: u64,
+    batch: u64,
+    dtype: KvDtype,
+    runtime: Runtime,
+    settings: &LlamaCppSettings,
+) -> KvCacheBytes {
+    let applies_swa = llama_cpp::applies_sliding_window(&model.architecture);
+    kv_cache_bytes_inner(
+        model,
+        tokens,
+        batch,
+        dtype,
+        runtime,
+        Some((settings, applies_swa)),
+    )
+}
+
+fn kv_cache_bytes_inner(
+    model: &ModelSpec,
+    tokens: u64,
+    batch: u64,
+    dtype: KvDtype,
+    runtime: Runtime,
+    llama: Option<(&LlamaCppSettings, bool)>,
+) -> KvCacheBytes {
     let layers = model.layers();
     let mut per_layer_bytes = Vec::with_capacity(layers.len());
     let mut per_layer_tokens = Vec::with_capacity(layers.len());
@@ -407,7 +462,7 @@ pub fn kv_cache_bytes(
             // buffers and overlap state ([`compressor_bytes`]).
             let raw = compressed_raw_row_bytes(c, dtype);
             let span = LayerAttention::Sliding { window: c.window };
-            let (peak, steady_cells) = layer_cells(span, tokens, batch, runtime);
+            let (peak, steady_cells) = layer_cells(span, tokens, batch, runtime, llama);
             let compressor = compressor_bytes(c, tokens, dtype);
             let compressed_cells = compressor.compressed_rows.saturating_mul(batch);
             let extra = compressor.total().saturating_mul(batch);
@@ -432,7 +487,7 @@ pub fn kv_cache_bytes(
         states = states.saturating_add(state);
         let span = mixer_span(&layer.mixer);
         let (peak_cells, steady_cells) = if per_token > 0 {
-            layer_cells(span, tokens, batch, runtime)
+            layer_cells(span, tokens, batch, runtime, llama)
         } else {
             (0, 0)
         };

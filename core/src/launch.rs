@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     estimate::EstimateRequest,
     kv_cache::KvDtype,
+    llama_cpp::{LLAMA_SERVER_N_BATCH, LlamaCppSettings},
     quant::WeightFormat,
     runtime::Runtime,
     training::{LoraSettings, Mode, Optimizer, TrainingPrecision},
@@ -111,13 +112,26 @@ fn llama_cpp_line(
     };
     // `-c` is the context of all parallel slots together: each of `-np` slots gets c / np.
     let total_context = context.saturating_mul(req.batch.max(1));
+    let settings = &req.llama_cpp;
     let mut line = format!(
-        "llama-server -m {} -c {total_context} -ngl {LLAMA_CPP_ALL_LAYERS} -fa on -ctk {kv} \
+        "llama-server -m {} -c {total_context} -ngl {LLAMA_CPP_ALL_LAYERS} -fa {} -ctk {kv} \
          -ctv {kv}",
-        quote(&file)
+        quote(&file),
+        if settings.flash_attn { "on" } else { "off" }
     );
+    if settings.n_ubatch != LlamaCppSettings::default().n_ubatch {
+        // A micro-batch beyond the logical batch (-b, 2048) is cut down to it: raise both.
+        if settings.n_ubatch > LLAMA_SERVER_N_BATCH {
+            line.push_str(&format!(" -b {}", settings.n_ubatch));
+        }
+        line.push_str(&format!(" -ub {}", settings.n_ubatch));
+    }
     if req.batch > 1 {
         line.push_str(&format!(" -np {}", req.batch));
+        // An explicit -np leaves the unified cache off unless asked for.
+        if settings.kv_unified {
+            line.push_str(" --kv-unified");
+        }
     }
     if req.device_count > 1 {
         line.push_str(" --split-mode layer");
@@ -407,7 +421,21 @@ mod tests {
         assert_eq!(
             c.command,
             "llama-server -m Llama-3.1-8B-Q4_K_M.gguf -c 16384 -ngl 99 -fa on -ctk q8_0 -ctv q8_0 \
-             -np 2"
+             -np 2 --kv-unified"
+        );
+        // The llama.cpp settings reach the command: flash attention off, a micro-batch beyond
+        // the logical batch (both raised), one cache per sequence.
+        r.kv_dtype = KvDtype::F16;
+        r.llama_cpp = crate::llama_cpp::LlamaCppSettings {
+            flash_attn: false,
+            n_ubatch: 4096,
+            kv_unified: false,
+        };
+        let c = launch_command(&r, &ModelRef::for_model_name("llama-3.1-8b"));
+        assert_eq!(
+            c.command,
+            "llama-server -m Llama-3.1-8B-Q4_K_M.gguf -c 16384 -ngl 99 -fa off -ctk f16 -ctv f16 \
+             -b 4096 -ub 4096 -np 2"
         );
         assert!(
             c.notes[0].contains("meta-llama/Llama-3.1-8B"),

@@ -60,6 +60,7 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod launch;
 pub mod limits;
+pub mod llama_cpp;
 pub mod machine;
 pub mod macos;
 pub mod model;

@@ -320,8 +320,9 @@ impl Runtime {
                 mla: self.mla_cache(),
                 kv_preallocated: true,
                 notes: "ggml-alloc reserves one compute buffer sized for the worst-case graph \
-                        (n_ubatch tokens against the full context) at start; KV cells for \
-                        n_ctx are allocated up front. Only the last token's logits are output."
+                        at start (n_ubatch tokens against every KV cell, with logits for every \
+                        one of them); KV cells for n_ctx, rounded up to 256, are allocated up \
+                        front; the output buffer keeps one token's logits per sequence."
                     .into(),
             },
             Runtime::Mlx => RuntimeProfile {

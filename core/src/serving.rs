@@ -274,8 +274,13 @@ pub(crate) fn serving_with(
             }
         ),
         Runtime::LlamaCpp => format!(
-            "llama-server -np {settings_users} -c {} --kv-unified",
-            settings_users.saturating_mul(context)
+            "llama-server -np {settings_users} -c {}{}",
+            settings_users.saturating_mul(context),
+            if req.llama_cpp.kv_unified {
+                " --kv-unified"
+            } else {
+                ""
+            }
         ),
         _ => "mlx-lm batched generation (one KV cache per sequence)".to_string(),
     };

@@ -10,6 +10,7 @@ use headroom_core::{
     error::Setting,
     kv_cache::KvDtype,
     limits::MAX_MEMORY_GIB,
+    llama_cpp::LlamaCppSettings,
     macos::MacosVersion,
     model::ModelSpec,
     model_catalog,
@@ -171,6 +172,12 @@ pub struct CalcSettings {
     pub text_only: bool,
     /// Load the MTP layers for speculative decoding (`mtp=1`).
     pub with_mtp: bool,
+    /// llama.cpp's flash attention (`fa=on|off`); `None` = on, llama-server's default.
+    pub flash_attn: Option<bool>,
+    /// llama.cpp's micro-batch (`ub=`); `None` = 512, llama-server's default.
+    pub ubatch: Option<u64>,
+    /// llama.cpp's unified KV cache for several sequences (`kvu=on|off`); `None` = on.
+    pub kv_unified: Option<bool>,
 }
 
 /// Model of the first screen when the URL names none: a popular pairing that fits.
@@ -204,6 +211,9 @@ impl Default for CalcSettings {
             exact: None,
             text_only: false,
             with_mtp: false,
+            flash_attn: None,
+            ubatch: None,
+            kv_unified: None,
         }
     }
 }
@@ -291,6 +301,9 @@ impl CalcSettings {
             exact,
             text_only: q.get("text") == Some("1"),
             with_mtp: q.get("mtp") == Some("1"),
+            flash_attn: on_off(q.get("fa")),
+            ubatch: q.get("ub").and_then(|u| u.parse().ok()),
+            kv_unified: on_off(q.get("kvu")),
         }
     }
 
@@ -371,6 +384,16 @@ impl CalcSettings {
         }
         if self.with_mtp {
             q.set("mtp", "1");
+        }
+        let word = |on: bool| if on { "on" } else { "off" };
+        if let Some(fa) = self.flash_attn {
+            q.set("fa", word(fa));
+        }
+        if let Some(ub) = self.ubatch {
+            q.set("ub", ub.to_string());
+        }
+        if let Some(kvu) = self.kv_unified {
+            q.set("kvu", word(kvu));
         }
         self.device.write_query(&mut q);
         q
@@ -579,6 +602,15 @@ pub struct Calculation {
     pub exact: Option<ExactWeights>,
 }
 
+/// `on` / `off` in a link, else nothing.
+fn on_off(v: Option<&str>) -> Option<bool> {
+    match v {
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => None,
+    }
+}
+
 /// The question the settings ask about `model`. Each bad setting is named by its control.
 pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, WebError> {
     question_on(settings, model, device(&settings.device)?)
@@ -624,6 +656,12 @@ fn question_on(
         );
     }
     q.users = settings.users;
+    let d = LlamaCppSettings::default();
+    q.llama_cpp = LlamaCppSettings {
+        flash_attn: settings.flash_attn.unwrap_or(d.flash_attn),
+        n_ubatch: settings.ubatch.unwrap_or(d.n_ubatch),
+        kv_unified: settings.kv_unified.unwrap_or(d.kv_unified),
+    };
     q.text_only = settings.text_only;
     q.with_mtp = settings.with_mtp;
     q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
@@ -653,6 +691,8 @@ pub fn control(setting: Setting) -> &'static str {
         Setting::HostMemory => "Host memory",
         Setting::MacosVersion => "macOS release",
         Setting::Users => "Users",
+        Setting::FlashAttn => "Flash attention",
+        Setting::Ubatch => "Micro-batch",
         // `Setting` is non-exhaustive: a new one is named by core's word until it gets a control.
         _ => setting.name(),
     }
@@ -762,6 +802,34 @@ mod tests {
     }
 
     #[test]
+    fn llama_cpp_settings_reach_the_request_and_errors_name_controls() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        let s = CalcSettings {
+            format: "Q4_K_M".into(),
+            flash_attn: Some(false),
+            ubatch: Some(1024),
+            kv_unified: Some(false),
+            ..CalcSettings::default()
+        };
+        let c = calculate(&s, &model).unwrap();
+        let l = c.answer.request.llama_cpp;
+        assert_eq!(
+            (l.flash_attn, l.n_ubatch, l.kv_unified),
+            (false, 1024, false)
+        );
+        let bad = CalcSettings {
+            kv: "q8_0".into(),
+            ..s
+        };
+        let err = calculate(&bad, &model).unwrap_err().to_string();
+        assert!(err.contains("Flash attention"), "{err}");
+        assert!(
+            !err.contains("--"),
+            "no command-line flags in the site: {err}"
+        );
+    }
+
+    #[test]
     fn settings_round_trip_through_the_url() {
         let s = CalcSettings {
             model: ModelSource::Config {
@@ -800,6 +868,9 @@ mod tests {
             }),
             text_only: true,
             with_mtp: true,
+            flash_attn: Some(false),
+            ubatch: Some(1024),
+            kv_unified: Some(false),
         };
         let q = Query::parse(&s.to_query().to_search());
         assert_eq!(CalcSettings::from_query(&q), s);

@@ -21,6 +21,7 @@ use headroom_core::{
     error::Setting,
     kv_cache::KvDtype,
     launch::{ModelRef, launch_command},
+    llama_cpp::LlamaCppSettings,
     model::ModelSpec,
     ranking::devices_that_fit,
     units::{GIB, MIB},
@@ -195,6 +196,14 @@ fn question_for(
         checkpoint: checkpoint.map(CheckpointSize::from),
         macos: checked.macos,
         users: checked.users,
+        llama_cpp: {
+            let d = LlamaCppSettings::default();
+            LlamaCppSettings {
+                flash_attn: args.flash_attn.map_or(d.flash_attn, |v| v.is_on()),
+                n_ubatch: args.ubatch.unwrap_or(d.n_ubatch),
+                kv_unified: args.kv_unified.map_or(d.kv_unified, |v| v.is_on()),
+            }
+        },
     }
 }
 

@@ -439,6 +439,30 @@ pub fn SettingsInput(
                 </div>
             </div>
             <div class="row">
+                <div>
+                    <label for="flash-attn">"llama.cpp flash attention"</label>
+                    <select id="flash-attn" on:change=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.flash_attn = match v.as_str() { "on" => Some(true), "off" => Some(false), _ => None }) }>
+                        <option value="" selected=move || settings.with(|s| s.flash_attn.is_none())>"on (llama-server's default)"</option>
+                        <option value="on" selected=move || settings.with(|s| s.flash_attn == Some(true))>"on"</option>
+                        <option value="off" selected=move || settings.with(|s| s.flash_attn == Some(false))>"off (f32 attention scores)"</option>
+                    </select>
+                </div>
+                <div>
+                    <label for="ubatch">"llama.cpp micro-batch (-ub)"</label>
+                    <input id="ubatch" type="number" min="1" placeholder="512"
+                        prop:value=move || settings.with(|s| s.ubatch.map(|u| u.to_string()).unwrap_or_default())
+                        on:input=move |ev| { let u = event_target_value(&ev).trim().parse::<u64>().ok(); settings.update(|s| s.ubatch = u) } />
+                </div>
+                <div>
+                    <label for="kv-unified">"llama.cpp KV cache across sequences"</label>
+                    <select id="kv-unified" on:change=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.kv_unified = match v.as_str() { "on" => Some(true), "off" => Some(false), _ => None }) }>
+                        <option value="" selected=move || settings.with(|s| s.kv_unified.is_none())>"unified (default)"</option>
+                        <option value="on" selected=move || settings.with(|s| s.kv_unified == Some(true))>"unified"</option>
+                        <option value="off" selected=move || settings.with(|s| s.kv_unified == Some(false))>"one per sequence"</option>
+                    </select>
+                </div>
+            </div>
+            <div class="row">
                 <label class="check"><input id="text-only" type="checkbox"
                     prop:checked=move || settings.with(|s| s.text_only)
                     on:change=move |ev| { let on = event_target_checked(&ev); settings.update(|s| s.text_only = on) } />

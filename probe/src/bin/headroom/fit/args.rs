@@ -234,9 +234,40 @@ pub struct FitArgs {
     #[arg(long)]
     pub(super) devices_that_fit: bool,
 
+    /// llama.cpp's flash attention (`-fa`). Off, llama.cpp keeps f32 attention scores of
+    /// n_ubatch × context × heads in its compute buffer, and cannot quantize the V cache.
+    /// Default: on (llama-server's `auto` on every backend with the kernel).
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub(super) flash_attn: Option<OnOff>,
+
+    /// llama.cpp's micro-batch (`-ub`, n_ubatch): tokens per graph; its compute buffer holds
+    /// logits for every one of them. Default: 512.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=headroom_core::llama_cpp::MAX_UBATCH))]
+    pub(super) ubatch: Option<u64>,
+
+    /// llama.cpp with several sequences (--users or --batch): one KV cache shared by all
+    /// (`--kv-unified`, on) or one per sequence (off; sliding-window layers then keep a window
+    /// per sequence). Default: on (llama-server's default when it picks the slots itself).
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub(super) kv_unified: Option<OnOff>,
+
     /// Print JSON instead of a table: one object, or with --quant all an array of objects.
     #[arg(long)]
     pub(super) json: bool,
+}
+
+/// A switch given as on or off.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub(super) fn is_on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 const AFTER_HELP: &str = "\
@@ -510,6 +541,8 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::HostMemory => "--host-memory-gib",
         Setting::MacosVersion => "--macos",
         Setting::Users => "--users",
+        Setting::FlashAttn => "--flash-attn",
+        Setting::Ubatch => "--ubatch",
         // `Setting` is non-exhaustive: a new one is named by core's own word until it gets a flag.
         _ => setting.name(),
     }
