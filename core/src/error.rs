@@ -133,6 +133,10 @@ pub enum Setting {
     MacosVersion,
     /// Concurrent users (sequences) a server holds at the context.
     Users,
+    /// Layers on the GPU (llama.cpp `-ngl`).
+    GpuLayers,
+    /// Layers whose expert tensors stay on the host (llama.cpp `--n-cpu-moe`).
+    NCpuMoe,
 }
 
 impl Setting {
@@ -158,6 +162,8 @@ impl Setting {
             Setting::Sort => "order",
             Setting::MacosVersion => "macOS version",
             Setting::Users => "users",
+            Setting::GpuLayers => "GPU layers",
+            Setting::NCpuMoe => "expert layers on the host",
         }
     }
 }
