@@ -512,6 +512,9 @@ fn regression_a_probe_report_alone_gives_an_estimate() {
         fp16_flops: Some(3.0e12),
         max_buffer_bytes: Some(8 * GIB),
         decode_simulation_tokens_per_s: None,
+        host_read_bandwidth_bytes_per_s: None,
+        host_to_device_bytes_per_s: None,
+        device_to_host_bytes_per_s: None,
     };
     for name in [
         "Apple M2",

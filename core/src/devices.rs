@@ -411,6 +411,15 @@ impl DeviceSpec {
         if let Some(b) = m.max_buffer_bytes {
             self.max_buffer_bytes = Some(b);
         }
+        let positive = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
+        self.host = HostLink {
+            read_bandwidth_bytes_per_s: positive(m.host_read_bandwidth_bytes_per_s)
+                .or(self.host.read_bandwidth_bytes_per_s),
+            host_to_device_bytes_per_s: positive(m.host_to_device_bytes_per_s)
+                .or(self.host.host_to_device_bytes_per_s),
+            device_to_host_bytes_per_s: positive(m.device_to_host_bytes_per_s)
+                .or(self.host.device_to_host_bytes_per_s),
+        };
         if !self.source.is_empty() {
             self.source = format!("{}; measured figures from a probe report", self.source);
         }
