@@ -252,3 +252,35 @@ fn too_little_host_memory_does_not_fit_even_split() {
     assert!(a.launch.is_none());
     assert_eq!(a.estimate.decode_tokens_per_s, 0.0);
 }
+
+#[test]
+fn placement_from_the_tensor_groups_is_the_tensor_by_tensor_placement() {
+    for model in [
+        "qwen3-30b-a3b",
+        "deepseek-v3",
+        "llama-3.1-70b",
+        "gemma-3-27b",
+        "gpt-oss-20b",
+    ] {
+        let spec = model_catalog::find(model).unwrap_or_else(|e| panic!("{model}: {e}"));
+        let groups = headroom_core::quant::ModelTensors::new(&spec);
+        for format in [
+            "Q4_K_M",
+            "Q2_K",
+            "IQ4_XS",
+            "Q8_0",
+            "bf16",
+            "fp8",
+            "awq-4bit-g128",
+        ] {
+            let f = format.parse().unwrap_or_else(|e| panic!("{format}: {e}"));
+            let slow = PlacementBytes::new(&spec, &f);
+            assert_eq!(groups.placement(&spec, &f), slow, "{model} {format}");
+            assert_eq!(
+                slow.total_bytes(),
+                headroom_core::quant::weights_bytes(&spec, &f),
+                "{model} {format}"
+            );
+        }
+    }
+}

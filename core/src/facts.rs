@@ -90,7 +90,10 @@ impl<'m> ModelFacts<'m> {
         if let Some((_, p)) = self.placement.borrow().iter().find(|(f, _)| f == format) {
             return p.clone();
         }
-        let p = PlacementBytes::new(self.model, format);
+        let p = self
+            .tensors
+            .get_or_init(|| ModelTensors::new(self.model))
+            .placement(self.model, format);
         self.placement
             .borrow_mut()
             .push((format.clone(), p.clone()));

@@ -211,46 +211,50 @@ pub struct PlacementBytes {
 }
 
 impl PlacementBytes {
-    /// The grouping of `model`'s tensors in `format`.
+    /// The grouping of `model`'s tensors in `format`, tensor by tensor from
+    /// [`tensor_formats`] ([`crate::quant::ModelTensors::placement`] gives the same bytes from
+    /// the tensor groups, faster).
     pub fn new(model: &ModelSpec, format: &WeightFormat) -> PlacementBytes {
-        let n = usize::try_from(model.num_layers).unwrap_or(0);
-        let mut p = PlacementBytes {
+        let mut p = PlacementBytes::with_layers(model.num_layers);
+        for (t, s) in tensor_formats(model, format) {
+            p.add(t.role, t.layer, s.bytes, s.active_bytes);
+        }
+        p
+    }
+
+    /// Nothing placed yet, for a model of `layers` decoder layers.
+    pub fn with_layers(layers: u64) -> PlacementBytes {
+        let n = usize::try_from(layers).unwrap_or(0);
+        PlacementBytes {
             layer_bytes: vec![0; n],
             layer_active_bytes: vec![0; n],
             expert_bytes: vec![0; n],
             expert_active_bytes: vec![0; n],
             ..PlacementBytes::default()
-        };
-        for (t, s) in tensor_formats(model, format) {
-            let layer = t
-                .layer
-                .and_then(|l| usize::try_from(l).ok())
-                .filter(|l| *l < n);
-            match (t.role, layer) {
-                (TensorRole::TokenEmbedding, _) => {
-                    p.input_bytes += s.bytes;
-                    p.input_active_bytes += s.active_bytes;
-                }
-                (
-                    TensorRole::FfnGateExperts
-                    | TensorRole::FfnUpExperts
-                    | TensorRole::FfnDownExperts,
-                    Some(l),
-                ) => {
-                    p.expert_bytes[l] += s.bytes;
-                    p.expert_active_bytes[l] += s.active_bytes;
-                }
-                (_, Some(l)) => {
-                    p.layer_bytes[l] += s.bytes;
-                    p.layer_active_bytes[l] += s.active_bytes;
-                }
-                (_, None) => {
-                    p.output_bytes += s.bytes;
-                    p.output_active_bytes += s.active_bytes;
-                }
-            }
         }
-        p
+    }
+
+    /// Places one tensor of `role` in `layer` (`None`, or beyond the decoder layers: MTP
+    /// layers, encoders, the head — the output layer) stored in `bytes`, `active` of them read
+    /// per token.
+    pub fn add(&mut self, role: TensorRole, layer: Option<u64>, bytes: u64, active: u64) {
+        let n = self.layer_bytes.len();
+        let layer = layer
+            .and_then(|l| usize::try_from(l).ok())
+            .filter(|l| *l < n);
+        let (total, read) = match (role, layer) {
+            (TensorRole::TokenEmbedding, _) => {
+                (&mut self.input_bytes, &mut self.input_active_bytes)
+            }
+            (
+                TensorRole::FfnGateExperts | TensorRole::FfnUpExperts | TensorRole::FfnDownExperts,
+                Some(l),
+            ) => (&mut self.expert_bytes[l], &mut self.expert_active_bytes[l]),
+            (_, Some(l)) => (&mut self.layer_bytes[l], &mut self.layer_active_bytes[l]),
+            (_, None) => (&mut self.output_bytes, &mut self.output_active_bytes),
+        };
+        *total = total.saturating_add(bytes);
+        *read = read.saturating_add(active);
     }
 
     /// Every byte.
@@ -515,6 +519,14 @@ fn describe(kind: SplitKind, w: &PlacementBytes) -> String {
     }
 }
 
+fn sides(kind: SplitKind, w: &PlacementBytes, inp: &OffloadInputs<'_>) -> Sides {
+    match kind {
+        SplitKind::GpuLayers { n_gpu_layers } => ngl_sides(w, inp, n_gpu_layers),
+        SplitKind::CpuMoe { n_cpu_moe } => cpu_moe_sides(w, inp, n_cpu_moe),
+        SplitKind::DeviceMap { gpu_decoder_layers } => device_map_sides(w, inp, gpu_decoder_layers),
+    }
+}
+
 fn split_of(
     kind: SplitKind,
     w: &PlacementBytes,
@@ -522,11 +534,7 @@ fn split_of(
     host_bw: f64,
     link_bw: f64,
 ) -> OffloadSplit {
-    let s = match kind {
-        SplitKind::GpuLayers { n_gpu_layers } => ngl_sides(w, inp, n_gpu_layers),
-        SplitKind::CpuMoe { n_cpu_moe } => cpu_moe_sides(w, inp, n_cpu_moe),
-        SplitKind::DeviceMap { gpu_decoder_layers } => device_map_sides(w, inp, gpu_decoder_layers),
-    };
+    let s = sides(kind, w, inp);
     let gpu_bw = gpu_bandwidth(inp.device);
     let copies = matches!(kind, SplitKind::DeviceMap { .. });
     // transformers copies the host's layers over the link; llama.cpp's CPU reads them in place.
@@ -565,24 +573,30 @@ fn split_of(
     }
 }
 
-/// The split with the most on the GPU among `candidates` (ordered from most to least on the
-/// GPU) whose GPU part fits; the last candidate when none does.
+/// The split with the most on the GPU among the `count` candidates `kind_at(0..count)`
+/// (ordered from most to least on the GPU, so their GPU bytes never grow) whose GPU part fits;
+/// the last candidate when none does. A binary search: the GPU bytes are monotonic.
 fn largest_gpu_share(
-    candidates: impl Iterator<Item = SplitKind>,
+    count: u64,
+    kind_at: impl Fn(u64) -> SplitKind,
     w: &PlacementBytes,
     inp: &OffloadInputs<'_>,
     host_bw: f64,
     link_bw: f64,
 ) -> Option<OffloadSplit> {
-    let mut last = None;
-    for kind in candidates {
-        let s = split_of(kind, w, inp, host_bw, link_bw);
-        if s.gpu_bytes <= inp.gpu_capacity_bytes {
-            return Some(s);
+    let last = count.checked_sub(1)?;
+    let fits = |i: u64| sides(kind_at(i), w, inp).gpu_bytes <= inp.gpu_capacity_bytes;
+    // The first index that fits, in [0, last]; `last` when none does.
+    let (mut lo, mut hi) = (0, last);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
-        last = Some(s);
     }
-    last
+    Some(split_of(kind_at(lo), w, inp, host_bw, link_bw))
 }
 
 /// The offload plan for `engine`: the split with the largest GPU share that fits (llama.cpp:
@@ -601,9 +615,10 @@ pub fn plan(
     let (chosen, alternative) = match engine {
         OffloadEngine::Transformers => {
             let best = largest_gpu_share(
-                (0..=layers).rev().map(|n| SplitKind::DeviceMap {
-                    gpu_decoder_layers: n,
-                }),
+                layers + 1,
+                |i| SplitKind::DeviceMap {
+                    gpu_decoder_layers: layers - i,
+                },
                 weights,
                 inputs,
                 host_bw,
@@ -618,9 +633,10 @@ pub fn plan(
         }
         OffloadEngine::LlamaCpp => {
             let ngl = largest_gpu_share(
-                (0..=layers + 1)
-                    .rev()
-                    .map(|n| SplitKind::GpuLayers { n_gpu_layers: n }),
+                layers + 2,
+                |i| SplitKind::GpuLayers {
+                    n_gpu_layers: layers + 1 - i,
+                },
                 weights,
                 inputs,
                 host_bw,
@@ -628,7 +644,8 @@ pub fn plan(
             );
             let moe = if weights.has_experts() {
                 largest_gpu_share(
-                    (0..=layers).map(|n| SplitKind::CpuMoe { n_cpu_moe: n }),
+                    layers + 1,
+                    |n| SplitKind::CpuMoe { n_cpu_moe: n },
                     weights,
                     inputs,
                     host_bw,
