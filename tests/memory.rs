@@ -324,6 +324,9 @@ fn measured_device_replaces_catalog_figures() {
         fp16_flops: None,
         max_buffer_bytes: Some(8 * GIB),
         decode_simulation_tokens_per_s: None,
+        host_read_bandwidth_bytes_per_s: None,
+        host_to_device_bytes_per_s: None,
+        device_to_host_bytes_per_s: None,
     };
     let base = devices::find("m2-10c-16gb").unwrap();
     let d = base.clone().with_measurements(&m);

@@ -159,7 +159,11 @@ const H200: &str = include_str!("data/reports/h200-report.json");
 fn h200_full_run_ran_end_to_end() {
     let report = ProbeReport::from_json(H200).unwrap_or_else(|e| panic!("H200 fixture: {e}"));
     assert!(report.complete);
-    for stage in Stage::ALL {
+    // The host bandwidth and transfer stages came after this run: it has every stage before them.
+    for stage in Stage::ALL
+        .into_iter()
+        .filter(|s| !matches!(s, Stage::HostBandwidth | Stage::Transfer))
+    {
         let record = report
             .stage(stage)
             .unwrap_or_else(|| panic!("no {stage} stage"));

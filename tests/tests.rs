@@ -12,6 +12,7 @@ mod hostile;
 mod layers;
 mod macos;
 mod memory;
+mod offload;
 mod params;
 mod properties;
 mod report;

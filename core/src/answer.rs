@@ -39,6 +39,7 @@ use crate::{
     llama_cpp::LlamaCppSettings,
     macos::MacosVersion,
     model::ModelSpec,
+    offload::{OffloadPlan, OffloadSettings},
     quant::WeightFormat,
     runtime::Runtime,
     serving::{Serving, serves, serving_with},
@@ -113,6 +114,10 @@ pub struct Question {
     /// llama-server's. Only llama.cpp takes other values.
     #[serde(default)]
     pub llama_cpp: LlamaCppSettings,
+    /// A split between GPU and host to use (llama.cpp `-ngl`, `--n-cpu-moe`); by default headroom
+    /// chooses one when the model does not fit the GPU.
+    #[serde(default)]
+    pub offload: OffloadSettings,
 }
 
 /// What a checkpoint's headers say about its weights ([`crate::files::CheckpointWeights`] in
@@ -182,6 +187,7 @@ impl Question {
             macos: None,
             users: None,
             llama_cpp: LlamaCppSettings::default(),
+            offload: OffloadSettings::default(),
         }
     }
 }
@@ -235,6 +241,11 @@ pub struct Answer {
     /// asked, or by default when the runtime serves (vLLM, llama.cpp, MLX) in inference.
     #[serde(default)]
     pub serving: Option<Serving>,
+    /// The split between GPU and host memory when the model does not fit the GPU (llama.cpp:
+    /// `-ngl` or `--n-cpu-moe`, transformers: `device_map="auto"`) or the question forced one:
+    /// memory per device, speeds, and the other way to split.
+    #[serde(default)]
+    pub offload: Option<OffloadPlan>,
 }
 
 /// `model` without its vision and audio encoders and projectors.
@@ -420,6 +431,7 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
         },
         macos: q.macos,
         llama_cpp: q.llama_cpp,
+        offload: q.offload,
     })
 }
 
@@ -528,9 +540,11 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
     };
     assumptions.append(&mut est.assumptions);
     est.assumptions = assumptions;
-    let launch = est
-        .fits
-        .then(|| launch_command(&req, &ModelRef::for_model_name(&q.model.name)));
+    // A split that fits launches too: llama.cpp with its -ngl / --n-cpu-moe.
+    let launch = (est.fits || est.verdict == crate::estimate::Verdict::NeedsOffload)
+        .then(|| launch_command(&req, &ModelRef::for_model_name(&q.model.name)))
+        .map(|l| crate::launch::with_offload(l, est.offload.as_ref()));
+    let offload = est.offload.clone();
     let context_beyond_model_max = matches!(q.context, ContextAsk::Tokens(t) if q.model.max_context > 0 && t > q.model.max_context);
     Ok(Answer {
         estimate: est,
@@ -550,6 +564,7 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         approximations,
         launch,
         serving,
+        offload,
         request: req,
     })
 }

@@ -69,6 +69,31 @@ pub struct DeviceSpec {
     /// fp16/bf16 GEMMs accumulate in fp32. `None` where both rates are equal (datacenter GPUs).
     #[serde(default)]
     pub fp16_fp32_accumulate_flops: Option<f64>,
+    /// The host beside the device as a probe measured it (for offload); empty when not measured.
+    #[serde(default, skip_serializing_if = "HostLink::is_empty")]
+    pub host: HostLink,
+}
+
+/// The host's memory and its link to the device, as a probe report measured them; offload
+/// ([`crate::offload`]) reads them instead of its assumptions.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct HostLink {
+    /// Host RAM read bandwidth with every core reading, bytes per second.
+    #[serde(default)]
+    pub read_bandwidth_bytes_per_s: Option<f64>,
+    /// Host→device upload rate, bytes per second.
+    #[serde(default)]
+    pub host_to_device_bytes_per_s: Option<f64>,
+    /// Device→host download rate, bytes per second.
+    #[serde(default)]
+    pub device_to_host_bytes_per_s: Option<f64>,
+}
+
+impl HostLink {
+    /// Nothing measured.
+    pub fn is_empty(&self) -> bool {
+        *self == HostLink::default()
+    }
 }
 
 #[derive(Deserialize)]
@@ -347,6 +372,7 @@ impl DeviceSpec {
             bandwidth_measured: false,
             compute_measured: false,
             fp16_fp32_accumulate_flops: None,
+            host: Default::default(),
         };
         let mut d = base.with_measurements(m);
         d.source = format!("probe report for {}", m.name);
@@ -385,6 +411,15 @@ impl DeviceSpec {
         if let Some(b) = m.max_buffer_bytes {
             self.max_buffer_bytes = Some(b);
         }
+        let positive = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
+        self.host = HostLink {
+            read_bandwidth_bytes_per_s: positive(m.host_read_bandwidth_bytes_per_s)
+                .or(self.host.read_bandwidth_bytes_per_s),
+            host_to_device_bytes_per_s: positive(m.host_to_device_bytes_per_s)
+                .or(self.host.host_to_device_bytes_per_s),
+            device_to_host_bytes_per_s: positive(m.device_to_host_bytes_per_s)
+                .or(self.host.device_to_host_bytes_per_s),
+        };
         if !self.source.is_empty() {
             self.source = format!("{}; measured figures from a probe report", self.source);
         }

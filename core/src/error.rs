@@ -139,6 +139,10 @@ pub enum Setting {
     FlashAttn,
     /// llama.cpp's micro-batch (`n_ubatch`).
     Ubatch,
+    /// Layers on the GPU (llama.cpp `-ngl`).
+    GpuLayers,
+    /// Layers whose expert tensors stay on the host (llama.cpp `--n-cpu-moe`).
+    NCpuMoe,
 }
 
 impl Setting {
@@ -167,6 +171,8 @@ impl Setting {
             Setting::MinBits => "minimum bits per weight",
             Setting::FlashAttn => "flash attention",
             Setting::Ubatch => "micro-batch (n_ubatch)",
+            Setting::GpuLayers => "GPU layers",
+            Setting::NCpuMoe => "expert layers on the host",
         }
     }
 }

@@ -21,12 +21,12 @@ use crate::{
     llama_cpp::{LlamaCppBuffers, LlamaCppSettings, compute_buffer, output_buffer_bytes},
     macos::{MacosVersion, mps_high_watermark_bytes},
     model::ModelSpec,
+    offload::{OffloadEngine, OffloadInputs, OffloadPlan, OffloadSettings, SplitKind},
     quant::WeightFormat,
     runtime::Runtime,
     speed::{
-        ALLREDUCE_HOP_LATENCY_S, HOST_OFFLOAD_BANDWIDTH_BYTES_PER_S, INTERCONNECT_BYTES_PER_S,
-        decode_tokens_per_s, offloaded_tokens_per_s, prefill_tokens_per_s_accumulating,
-        tensor_parallel_speedup,
+        ALLREDUCE_HOP_LATENCY_S, INTERCONNECT_BYTES_PER_S, decode_tokens_per_s,
+        offloaded_tokens_per_s, prefill_tokens_per_s_accumulating, tensor_parallel_speedup,
     },
     training::{Mode, training_memory_with},
     units::GIB,
@@ -79,6 +79,10 @@ pub struct EstimateRequest {
     /// `batch` is its number of parallel sequences. Other runtimes take the defaults only.
     #[serde(default)]
     pub llama_cpp: LlamaCppSettings,
+    /// A split between GPU and host the user forced (llama.cpp `-ngl`, `--n-cpu-moe`); by
+    /// default headroom chooses one when the model does not fit ([`crate::offload`]).
+    #[serde(default)]
+    pub offload: OffloadSettings,
 }
 
 /// A checkpoint's weight bytes as shipped, and the format they are stored in.
@@ -124,6 +128,7 @@ impl EstimateRequest {
             checkpoint: None,
             macos: None,
             llama_cpp: LlamaCppSettings::default(),
+            offload: OffloadSettings::default(),
         }
     }
 
@@ -231,6 +236,10 @@ pub struct Estimate {
     /// llama.cpp only: its settings, compute buffer (the activations) and output buffer.
     #[serde(default)]
     pub llama_cpp: Option<LlamaCppBuffers>,
+    /// The split between GPU and host memory, when the model does not fit the GPU (llama.cpp,
+    /// transformers) or the question forced one; its speeds are the estimate's.
+    #[serde(default)]
+    pub offload: Option<OffloadPlan>,
 }
 
 /// What allocates the largest single buffer.
@@ -427,6 +436,7 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
             ));
         }
     }
+    validate_offload(req)?;
     // A ModelSpec can arrive deserialized (a shared link, a file header) without passing the
     // config parser's checks: apply the same limits before any arithmetic.
     crate::config::check_model_spec(&req.model)?;
@@ -602,6 +612,88 @@ pub fn validate(req: &EstimateRequest) -> Result<u64, CoreError> {
         }
     }
     Ok(context)
+}
+
+/// The forced split must be one the runtime and the model have.
+fn validate_offload(req: &EstimateRequest) -> Result<(), CoreError> {
+    let o = req.offload;
+    let (setting, value) = match (o.gpu_layers, o.n_cpu_moe) {
+        (None, None) => return Ok(()),
+        (Some(_), Some(m)) => {
+            return Err(CoreError::setting(
+                Setting::NCpuMoe,
+                m,
+                "and GPU layers are two ways to split: give one of them",
+                vec![],
+            ));
+        }
+        (Some(n), None) => (Setting::GpuLayers, n),
+        (None, Some(m)) => (Setting::NCpuMoe, m),
+    };
+    if req.runtime != Runtime::LlamaCpp {
+        return Err(CoreError::setting(
+            setting,
+            value,
+            format!("is a llama.cpp split, and the runtime is {}", req.runtime),
+            vec![Fix::new(Setting::Runtime, "llama.cpp")],
+        ));
+    }
+    if req.mode.is_training() {
+        return Err(CoreError::setting(
+            setting,
+            value,
+            "splits inference in llama.cpp, not training",
+            vec![Fix::new(Setting::Mode, "inference")],
+        ));
+    }
+    if req.device.vendor == crate::machine::CPU_VENDOR {
+        return Err(CoreError::setting(
+            setting,
+            value,
+            "splits between a GPU and the host, and this device is the CPU alone",
+            vec![],
+        ));
+    }
+    let layers = req.model.num_layers;
+    if setting == Setting::GpuLayers && value > layers + 1 {
+        return Err(CoreError::setting(
+            setting,
+            value,
+            format!(
+                "{} has {layers} layers plus the output layer: at most {}",
+                req.model.name,
+                layers + 1
+            ),
+            vec![Fix::new(Setting::GpuLayers, (layers + 1).to_string())],
+        ));
+    }
+    if setting == Setting::NCpuMoe {
+        let has_experts = req
+            .model
+            .layers()
+            .iter()
+            .any(|l| matches!(l.mlp, crate::model::Mlp::Moe(_)));
+        if !has_experts {
+            return Err(CoreError::setting(
+                setting,
+                value,
+                format!(
+                    "keeps expert tensors on the host, and {} is a dense model (no experts)",
+                    req.model.name
+                ),
+                vec![Fix::new(Setting::GpuLayers, layers.to_string())],
+            ));
+        }
+        if value > layers {
+            return Err(CoreError::setting(
+                setting,
+                value,
+                format!("{} has {layers} layers: at most {layers}", req.model.name),
+                vec![Fix::new(Setting::NCpuMoe, layers.to_string())],
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// QLoRA's base format: bitsandbytes NF4 with double quantization (the QLoRA paper's setting),
@@ -879,7 +971,7 @@ pub(crate) fn estimate_with(
         .saturating_mul(FITS_THRESHOLD_PERCENT)
         .saturating_add(usable_bytes % 100 * FITS_THRESHOLD_PERCENT / 100);
     let offload = offload_capacity_bytes(&req.device, usable_bytes, req.host_memory_bytes);
-    let verdict = if per_device <= fits_limit {
+    let mut verdict = if per_device <= fits_limit {
         Verdict::Fits
     } else if per_device <= usable_bytes {
         Verdict::FitsTightly
@@ -887,6 +979,59 @@ pub(crate) fn estimate_with(
         Verdict::NeedsOffload
     } else {
         Verdict::DoesNotFit
+    };
+    let offload_engine = match req.runtime {
+        Runtime::LlamaCpp => Some(OffloadEngine::LlamaCpp),
+        Runtime::TransformersCuda => Some(OffloadEngine::Transformers),
+        _ => None,
+    }
+    .filter(|_| !req.mode.is_training() && req.device.vendor != crate::machine::CPU_VENDOR);
+    let offload_plan = match offload_engine {
+        Some(engine) if req.offload.forced() || per_device > usable_bytes => {
+            let plan = offload_plan(
+                facts,
+                req,
+                engine,
+                &format_used,
+                weights,
+                context,
+                activations.saturating_add(overhead),
+                usable_bytes.saturating_mul(n_dev),
+                offload,
+            );
+            let chosen = &plan.chosen;
+            if req.offload.forced() && chosen.host_bytes > chosen.host_capacity_bytes {
+                let host = req.host_memory_bytes.unwrap_or(DEFAULT_HOST_MEMORY_BYTES);
+                return Err(CoreError::setting(
+                    Setting::HostMemory,
+                    format!("{:.0}", gib(host)),
+                    format!(
+                        "GiB: offload may use {:.1} GiB of it (3/4), less than the {:.1} GiB the \
+                         split {} keeps on the host",
+                        gib(chosen.host_capacity_bytes),
+                        gib(chosen.host_bytes),
+                        chosen.split.flag()
+                    ),
+                    vec![Fix::new(
+                        Setting::HostMemory,
+                        format!("{}", (chosen.host_bytes * 4 / 3).div_ceil(GIB)),
+                    )],
+                ));
+            }
+            let everything_on_gpu = matches!(
+                chosen.split,
+                SplitKind::GpuLayers { n_gpu_layers } if n_gpu_layers > model.num_layers
+            ) || matches!(chosen.split, SplitKind::CpuMoe { n_cpu_moe: 0 });
+            if !(everything_on_gpu && verdict.fits()) {
+                verdict = if chosen.fits {
+                    Verdict::NeedsOffload
+                } else {
+                    Verdict::DoesNotFit
+                };
+            }
+            Some(plan)
+        }
+        _ => None,
     };
     assumptions.push(format!(
         "verdict: fits ≤ {FITS_THRESHOLD_PERCENT}% of usable memory per device, fits tightly ≤ \
@@ -1033,7 +1178,11 @@ pub(crate) fn estimate_with(
                 ALLREDUCE_HOP_LATENCY_S * 1e6
             ));
         }
-        if verdict == Verdict::NeedsOffload {
+        if let Some(plan) = &offload_plan {
+            d.tokens_per_s = plan.chosen.decode_tokens_per_s;
+            p.tokens_per_s = plan.chosen.prefill_tokens_per_s;
+            d.assumptions.push(plan.statement());
+        } else if verdict == Verdict::NeedsOffload {
             // The part beyond the devices' usable memory lives in host memory and is read from
             // there on every token (llama.cpp runs those layers on the CPU).
             let on_devices = usable_bytes.saturating_mul(n_dev);
@@ -1043,12 +1192,14 @@ pub(crate) fn estimate_with(
                 total.saturating_sub(on_devices) as f64 / total as f64
             };
             let device_bw = req.device.bandwidth_bytes_per_s;
-            let host_bw = HOST_OFFLOAD_BANDWIDTH_BYTES_PER_S.min(device_bw.max(1.0));
+            let host_bw = crate::offload::host_bandwidth(&req.device)
+                .0
+                .min(device_bw.max(1.0));
             d.tokens_per_s = offloaded_tokens_per_s(d.tokens_per_s, device_bw, host_bw, share);
             p.tokens_per_s = offloaded_tokens_per_s(p.tokens_per_s, device_bw, host_bw, share);
             d.assumptions.push(format!(
                 "offload: {:.0}% of the memory lives in host memory, read at {:.0} GB/s on every \
-                 token (dual-channel DDR5 as CPUs reach it) against {:.0} GB/s on the device; \
+                 token (measured by a probe, or dual-channel DDR5 as CPUs reach it) against {:.0} GB/s on the device; \
                  decode and prefill slowed in proportion",
                 share * 100.0,
                 host_bw / 1e9,
@@ -1089,5 +1240,65 @@ pub(crate) fn estimate_with(
         largest_buffer,
         mps_high_watermark_bytes: mps_high_watermark,
         llama_cpp: llama_buffers,
+        offload: offload_plan,
     })
+}
+
+/// The offload plan for `req` (see [`crate::offload`]): weights grouped by placement and scaled
+/// to the estimate's `weights` bytes, each layer's KV cache, and the GPU-only prefill speed.
+#[allow(clippy::too_many_arguments)]
+fn offload_plan(
+    facts: &ModelFacts<'_>,
+    req: &EstimateRequest,
+    engine: OffloadEngine,
+    format: &WeightFormat,
+    weights: u64,
+    context: u64,
+    gpu_fixed_bytes: u64,
+    gpu_capacity_bytes: u64,
+    host_capacity_bytes: u64,
+) -> OffloadPlan {
+    let placement = facts.placement(format).scaled_to(weights);
+    // The cache as the engine allocates it (llama.cpp's padded and SWA cells), layer by layer.
+    let kv = kv_cache_bytes_with(
+        &req.model,
+        context,
+        req.batch,
+        req.kv_dtype,
+        req.runtime,
+        &req.llama_cpp,
+    );
+    let per_layer_sum: u64 = kv.per_layer_bytes.iter().sum();
+    let scale = |target: u64| -> Vec<u64> {
+        if per_layer_sum == 0 {
+            return vec![0; kv.per_layer_bytes.len()];
+        }
+        let f = target as f64 / per_layer_sum as f64;
+        kv.per_layer_bytes
+            .iter()
+            .map(|b| (*b as f64 * f) as u64)
+            .collect()
+    };
+    let fp32_accumulate = req.runtime == Runtime::TransformersCuda;
+    let gpu_prefill = prefill_tokens_per_s_accumulating(
+        &req.device,
+        &req.model,
+        facts.counts().active_excluding_input_embedding,
+        context,
+        !matches!(format, WeightFormat::F32),
+        fp32_accumulate,
+    )
+    .tokens_per_s;
+    let inputs = OffloadInputs {
+        device: &req.device,
+        device_count: req.device_count,
+        kv_layer_bytes: scale(kv.total_bytes),
+        kv_layer_read_bytes: scale(kv.steady_bytes),
+        gpu_fixed_bytes,
+        gpu_capacity_bytes,
+        host_capacity_bytes,
+        gpu_prefill_tokens_per_s: gpu_prefill,
+        context,
+    };
+    crate::offload::plan(engine, &placement, &inputs, req.offload)
 }

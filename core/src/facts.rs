@@ -13,6 +13,7 @@ use std::cell::{OnceCell, RefCell};
 use crate::{
     CoreError,
     model::ModelSpec,
+    offload::PlacementBytes,
     params::{ParamCounts, param_counts},
     quant::{ModelTensors, WeightFormat, WeightTotals},
     training::{LoraParams, LoraSettings},
@@ -29,6 +30,8 @@ pub struct ModelFacts<'m> {
     bnb_unquantized: OnceCell<u64>,
     /// LoRA counts per settings asked (the training advice tries about twenty).
     lora: RefCell<Vec<(LoraSettings, LoraParams)>>,
+    /// Weights grouped by placement for offload, per format asked.
+    placement: RefCell<Vec<(WeightFormat, PlacementBytes)>>,
 }
 
 impl<'m> ModelFacts<'m> {
@@ -41,6 +44,7 @@ impl<'m> ModelFacts<'m> {
             largest_matrix: OnceCell::new(),
             bnb_unquantized: OnceCell::new(),
             lora: RefCell::new(Vec::new()),
+            placement: RefCell::new(Vec::new()),
         }
     }
 
@@ -78,6 +82,22 @@ impl<'m> ModelFacts<'m> {
                 .get_or_init(|| ModelTensors::new(self.model))
                 .bnb_unquantized_elements(self.model)
         })
+    }
+
+    /// Weights grouped the way runtimes place them when offloading
+    /// ([`crate::offload::PlacementBytes`]), in `format`.
+    pub fn placement(&self, format: &WeightFormat) -> PlacementBytes {
+        if let Some((_, p)) = self.placement.borrow().iter().find(|(f, _)| f == format) {
+            return p.clone();
+        }
+        let p = self
+            .tensors
+            .get_or_init(|| ModelTensors::new(self.model))
+            .placement(self.model, format);
+        self.placement
+            .borrow_mut()
+            .push((format.clone(), p.clone()));
+        p
     }
 
     /// LoRA trainable parameters for `settings` ([`crate::training::lora_params`]).

@@ -12,6 +12,7 @@ use crate::{
     estimate::EstimateRequest,
     kv_cache::KvDtype,
     llama_cpp::{LLAMA_SERVER_N_BATCH, LlamaCppSettings},
+    offload::{OffloadPlan, SplitKind},
     quant::WeightFormat,
     runtime::Runtime,
     training::{LoraSettings, Mode, Optimizer, TrainingPrecision},
@@ -396,6 +397,36 @@ fn quote(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }
+}
+
+/// `launch` with the offload split of `plan` applied: llama.cpp's `-ngl` becomes the split's
+/// layer count, or `--n-cpu-moe N` joins it; for transformers a note gives accelerate's
+/// `max_memory`, which decides how many layers stay on the GPU.
+pub fn with_offload(mut launch: LaunchCommand, plan: Option<&OffloadPlan>) -> LaunchCommand {
+    let Some(plan) = plan else {
+        return launch;
+    };
+    let all = format!("-ngl {LLAMA_CPP_ALL_LAYERS}");
+    match plan.chosen.split {
+        SplitKind::GpuLayers { n_gpu_layers } => {
+            launch.command = launch
+                .command
+                .replace(&all, &format!("-ngl {n_gpu_layers}"));
+        }
+        SplitKind::CpuMoe { n_cpu_moe } if n_cpu_moe > 0 => {
+            launch.command = launch
+                .command
+                .replace(&all, &format!("{all} --n-cpu-moe {n_cpu_moe}"));
+        }
+        SplitKind::CpuMoe { .. } => {}
+        SplitKind::DeviceMap { gpu_decoder_layers } => launch.notes.push(format!(
+            "offload: device_map=\"auto\" with max_memory={{0: \"{}GiB\", \"cpu\": \"{}GiB\"}} \
+             keeps the first {gpu_decoder_layers} layers on the GPU and the rest in host memory",
+            plan.chosen.gpu_capacity_bytes / crate::units::GIB,
+            plan.chosen.host_capacity_bytes / crate::units::GIB
+        )),
+    }
+    launch
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ pub mod machine;
 pub mod macos;
 pub mod model;
 pub mod model_catalog;
+pub mod offload;
 pub mod params;
 pub mod quant;
 pub mod ranking;

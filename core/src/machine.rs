@@ -99,6 +99,7 @@ pub fn cpu_device(host: &HostInfo) -> Option<DeviceSpec> {
         bandwidth_measured: false,
         compute_measured: false,
         fp16_fp32_accumulate_flops: None,
+        host: Default::default(),
     })
 }
 
@@ -200,6 +201,7 @@ pub fn this_machine(host: &HostInfo, adapters: &[AdapterInfo]) -> Option<ThisMac
         bandwidth_measured: false,
         compute_measured: false,
         fp16_fp32_accumulate_flops: None,
+        host: Default::default(),
     };
     Some(ThisMachine {
         description: format!(

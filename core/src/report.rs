@@ -64,8 +64,8 @@ pub mod params;
 pub mod plausible;
 
 pub use names::{
-    AttentionMetric, AttentionStorage, BandwidthMetric, DecodeMetric, GemmMetric, Metric, Stage,
-    UnknownName,
+    AttentionMetric, AttentionStorage, BandwidthMetric, DecodeMetric, GemmMetric, HostMetric,
+    Metric, Stage, UnknownName,
 };
 
 /// The report's JSON Schema (draft 2020-12).
@@ -106,6 +106,15 @@ pub struct MeasuredDevice {
     pub max_buffer_bytes: Option<u64>,
     /// Measured decode tokens/s from the decode simulation, if run.
     pub decode_simulation_tokens_per_s: Option<f64>,
+    /// Measured host RAM read bandwidth (every core), bytes per second.
+    #[serde(default)]
+    pub host_read_bandwidth_bytes_per_s: Option<f64>,
+    /// Measured host→device upload rate, bytes per second.
+    #[serde(default)]
+    pub host_to_device_bytes_per_s: Option<f64>,
+    /// Measured device→host download rate, bytes per second.
+    #[serde(default)]
+    pub device_to_host_bytes_per_s: Option<f64>,
 }
 
 /// One run of `headroom probe` (or the browser benchmark).
@@ -687,6 +696,18 @@ impl ProbeReport {
                 .map(|m| m.largest_verified_bytes)
                 .filter(|&b| b > 0),
             decode_simulation_tokens_per_s: decode,
+            host_read_bandwidth_bytes_per_s: best(
+                |m| m == Metric::Host(HostMetric::Read),
+                |m| m.bytes_per_s,
+            ),
+            host_to_device_bytes_per_s: best(
+                |m| m == Metric::Host(HostMetric::Upload),
+                |m| m.bytes_per_s,
+            ),
+            device_to_host_bytes_per_s: best(
+                |m| m == Metric::Host(HostMetric::Download),
+                |m| m.bytes_per_s,
+            ),
         }
     }
 }

@@ -53,6 +53,12 @@ pub struct Sizes {
     pub attention_key_block: Option<u32>,
     /// A fixed memory cap (the browser's); `None`: from the budget policy.
     pub memory_cap_bytes: Option<u64>,
+    /// Host buffer summed by the host-bandwidth stage, bytes: far beyond any last-level cache
+    /// (the largest are about 1 GiB, AMD's Genoa-X), so RAM itself is read; 0 where the stage
+    /// does not run (a browser tab).
+    pub host_bandwidth_bytes: u64,
+    /// Buffer moved each way by the transfer stage, bytes.
+    pub transfer_bytes: u64,
 }
 
 /// The full native run.
@@ -69,6 +75,8 @@ pub const FULL: Sizes = Sizes {
     measure: MeasureSettings::FULL,
     attention_key_block: None,
     memory_cap_bytes: None,
+    host_bandwidth_bytes: 2 * GIB,
+    transfer_bytes: GIB,
 };
 
 /// `--quick`: under a minute on a real GPU.
@@ -83,6 +91,8 @@ pub const QUICK: Sizes = Sizes {
     measure: MeasureSettings::QUICK,
     attention_key_block: None,
     memory_cap_bytes: None,
+    host_bandwidth_bytes: GIB,
+    transfer_bytes: 256 * MIB,
 };
 
 /// A native CPU rasterizer (lavapipe, ~1 GFLOP/s) checks correctness, not speed: tiny sizes.
@@ -99,6 +109,8 @@ pub const CPU_ADAPTER: Sizes = Sizes {
     measure: MeasureSettings::ONCE,
     attention_key_block: Some(4),
     memory_cap_bytes: None,
+    host_bandwidth_bytes: 64 * MIB,
+    transfer_bytes: 16 * MIB,
 };
 
 /// A real GPU in a browser: the quick run's kernel sizes, memory capped at 4 GiB for the tab.
@@ -113,6 +125,8 @@ pub const BROWSER_GPU: Sizes = Sizes {
     measure: MeasureSettings::QUICK,
     attention_key_block: None,
     memory_cap_bytes: Some(4 * GIB),
+    host_bandwidth_bytes: 0,
+    transfer_bytes: 64 * MIB,
 };
 
 /// A CPU fallback adapter in a browser (SwiftShader): correctness sizes, like [`CPU_ADAPTER`].
@@ -128,6 +142,8 @@ pub const BROWSER_CPU: Sizes = Sizes {
     measure: MeasureSettings::ONCE,
     attention_key_block: Some(4),
     memory_cap_bytes: Some(256 * MIB),
+    host_bandwidth_bytes: 0,
+    transfer_bytes: 4 * MIB,
 };
 
 /// Where the run happens.
@@ -231,6 +247,16 @@ pub enum Step {
     MaxBuffer,
     /// The model-size allocation stage.
     Allocation,
+    /// Host RAM read by every core.
+    HostBandwidth {
+        /// Buffer size, bytes.
+        bytes: u64,
+    },
+    /// Host→device upload and device→host download.
+    Transfer {
+        /// Buffer size, bytes.
+        bytes: u64,
+    },
 }
 
 impl Step {
@@ -243,6 +269,8 @@ impl Step {
             Step::Decode { .. } => Stage::Decode,
             Step::MaxBuffer => Stage::MaxBuffer,
             Step::Allocation => Stage::Allocation,
+            Step::HostBandwidth { .. } => Stage::HostBandwidth,
+            Step::Transfer { .. } => Stage::Transfer,
         }
     }
 
@@ -262,6 +290,14 @@ impl Step {
             ),
             Step::MaxBuffer => "largest buffer".to_owned(),
             Step::Allocation => "model-size allocation, step by step".to_owned(),
+            Step::HostBandwidth { bytes } => format!(
+                "host RAM read, every core, {:.0} MiB",
+                *bytes as f64 / MIB as f64
+            ),
+            Step::Transfer { bytes } => format!(
+                "host↔device transfer, {:.0} MiB each way",
+                *bytes as f64 / MIB as f64
+            ),
         }
     }
 }
@@ -489,7 +525,23 @@ pub struct Plan {
     pub simulate_oom_above_bytes: Option<u64>,
     /// The adapter's capabilities.
     pub capabilities: Capabilities,
+    /// Stages left out of this plan for a reason other than `--only`, with the reason (the
+    /// report records them as skipped).
+    pub skipped: Vec<(Stage, String)>,
+    /// The host's RAM, bytes, when known (caps the host-bandwidth buffer).
+    pub host_ram_bytes: Option<u64>,
 }
+
+/// Why a browser run has no host-bandwidth stage.
+pub const BROWSER_HOST_BANDWIDTH_SKIP: &str = "a browser tab cannot read host RAM with every core \
+     (WebAssembly here runs on one thread, without shared memory): run `headroom probe` natively";
+
+/// Why a CPU adapter has no transfer stage.
+pub const CPU_TRANSFER_SKIP: &str =
+    "the adapter is the CPU: its memory is host memory, nothing crosses a link";
+
+/// Share of host RAM the host-bandwidth buffer may take at most: 1/8.
+const HOST_BANDWIDTH_RAM_SHARE: u64 = 8;
 
 impl Plan {
     /// The plan for `request` on the adapter described by `adapter` (its `device_type` decides
@@ -507,12 +559,22 @@ impl Plan {
             .or(adapter.device_local_memory_bytes)
             .or(host.ram_bytes)
             .unwrap_or(UNKNOWN_RAM_BYTES);
+        let mut skipped = Vec::new();
+        if request.target == Target::Browser {
+            skipped.push((Stage::HostBandwidth, BROWSER_HOST_BANDWIDTH_SKIP.to_owned()));
+        }
+        if adapter.device_type == "cpu" {
+            skipped.push((Stage::Transfer, CPU_TRANSFER_SKIP.to_owned()));
+        }
         Plan {
             sizes,
             stages: Stage::ALL
                 .into_iter()
                 .filter(|s| request.only.is_empty() || request.only.contains(s))
+                .filter(|s| !skipped.iter().any(|(k, _)| k == s))
                 .collect(),
+            skipped,
+            host_ram_bytes: host.ram_bytes,
             budget,
             memory_cap_bytes,
             allow_swap: request.allow_swap,
@@ -566,6 +628,23 @@ impl Plan {
                 .collect(),
             Stage::MaxBuffer => vec![Step::MaxBuffer],
             Stage::Allocation => vec![Step::Allocation],
+            Stage::HostBandwidth => vec![Step::HostBandwidth {
+                bytes: self
+                    .sizes
+                    .host_bandwidth_bytes
+                    .min(
+                        self.host_ram_bytes
+                            .map_or(u64::MAX, |r| r / HOST_BANDWIDTH_RAM_SHARE),
+                    )
+                    .max(MIB),
+            }],
+            Stage::Transfer => vec![Step::Transfer {
+                bytes: self
+                    .sizes
+                    .transfer_bytes
+                    .min(self.memory_cap_bytes / BANDWIDTH_CAP_SHARE)
+                    .max(MIB),
+            }],
         }
     }
 

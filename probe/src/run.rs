@@ -22,6 +22,7 @@ use crate::kernels::bandwidth::{self, BandwidthParams};
 use crate::kernels::decode::{self, DecodeParams};
 use crate::kernels::gemm::{self, GemmParams, Tile};
 use crate::kernels::max_buffer::{self, MaxBufferParams};
+use crate::kernels::transfer::{self, TransferParams};
 use crate::plan::{Plan, Step};
 
 /// What a front end hears of a run. Every method but [`Progress::go_on`] has an empty default.
@@ -199,9 +200,12 @@ pub async fn run<P: Progress>(
         }
     }
     for stage in Stage::ALL.into_iter().filter(|s| !plan.stages.contains(s)) {
-        report
-            .stages
-            .push(StageRecord::skipped(stage, "not selected by --only"));
+        let reason = plan
+            .skipped
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map_or("not selected by --only", |(_, why)| why.as_str());
+        report.stages.push(StageRecord::skipped(stage, reason));
     }
     report.complete = true;
     progress.report_changed(report);
@@ -311,6 +315,31 @@ async fn run_step<P: Progress>(
                 subgroup_size: caps.fixed_subgroup_size,
             };
             StepResult::Measurements(vec![decode::run(device, queue, &p).await])
+        }
+        Step::HostBandwidth { bytes } => {
+            #[cfg(not(target_arch = "wasm32"))]
+            let measurement = crate::kernels::host_bandwidth::run(
+                &crate::kernels::host_bandwidth::HostBandwidthParams {
+                    size_bytes: bytes,
+                    seed,
+                    settings: sizes.measure,
+                },
+            );
+            #[cfg(target_arch = "wasm32")]
+            let measurement = crate::kernels::skipped(
+                headroom_core::report::Metric::Host(headroom_core::report::HostMetric::Read),
+                crate::params! { "buffer_bytes" => bytes },
+                crate::plan::BROWSER_HOST_BANDWIDTH_SKIP,
+            );
+            StepResult::Measurements(vec![measurement])
+        }
+        Step::Transfer { bytes } => {
+            let p = TransferParams {
+                size_bytes: bytes,
+                seed: seed as u32,
+                settings: sizes.measure,
+            };
+            StepResult::Measurements(transfer::run(device, queue, &p).await)
         }
         Step::MaxBuffer => {
             let p = MaxBufferParams {

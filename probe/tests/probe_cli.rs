@@ -86,15 +86,32 @@ fn quick_run_writes_a_schema_valid_report_and_show_reads_it() {
             "gemm",
             "attention",
             "bandwidth",
+            "host_bandwidth",
             "decode",
             "max_buffer",
-            "sweep"
+            "sweep",
+            "transfer"
         ]
     );
     for stage in &report.stages {
         assert_ne!(stage.status, Status::Failed, "{stage:?}");
     }
+    // lavapipe is the CPU: nothing crosses a link, and the report says so.
+    let transfer = report.stages.last().expect("stages");
+    assert_eq!(transfer.status, Status::Skipped);
+    assert!(
+        transfer
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("the adapter is the CPU")),
+        "{transfer:?}"
+    );
     let device = report.measured_device();
+    assert!(
+        device
+            .host_read_bandwidth_bytes_per_s
+            .is_some_and(|b| b > 0.0)
+    );
     assert!(device.fp32_flops.is_some_and(|f| f > 0.0));
     assert!(device.read_bandwidth_bytes_per_s.is_some());
     assert!(device.max_buffer_bytes.is_some_and(|b| b <= 64 * MIB));

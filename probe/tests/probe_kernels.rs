@@ -12,7 +12,9 @@ use headroom_probe::kernels::attention_coop::{self, CoopAttention, TileStore};
 use headroom_probe::kernels::bandwidth::{self, BandwidthParams};
 use headroom_probe::kernels::decode::{self, DecodeFormat, DecodeParams, HIDDEN};
 use headroom_probe::kernels::gemm::{self, GemmParams, GemmVariant, Tile};
+use headroom_probe::kernels::host_bandwidth::{self, HostBandwidthParams};
 use headroom_probe::kernels::max_buffer::{self, MaxBufferParams};
+use headroom_probe::kernels::transfer::{self, TransferParams};
 use headroom_probe::kernels::{MIB, MeasureSettings};
 use headroom_probe::plan::Capabilities;
 
@@ -231,6 +233,45 @@ fn bandwidth_read_write_copy_are_checked() {
         ms[2].params["bytes_per_iteration"].as_f64(),
         Some(2.0 * (8 * MIB) as f64)
     );
+}
+
+/// Host↔device transfer: upload and download of one buffer, the round trip checked word for
+/// word before either speed counts.
+#[test]
+fn transfer_upload_and_download_round_trip() {
+    let g = gpu();
+    let p = TransferParams {
+        size_bytes: 4 * MIB + 100,
+        seed: 11,
+        settings: MeasureSettings::ONCE,
+    };
+    let ms = pollster::block_on(transfer::run(&g.device, &g.queue, &p));
+    let names: Vec<String> = ms.iter().map(|m| m.name.to_string()).collect();
+    assert_eq!(names, ["transfer.upload", "transfer.download"]);
+    for m in &ms {
+        assert_ok(m);
+        assert!(m.bytes_per_s.is_some_and(|b| b > 0.0), "{}", m.name);
+        // Rounded down to the binding alignment; every 4-byte word compared.
+        assert_eq!(m.params["buffer_bytes"].as_u64(), Some(4 * MIB));
+        let v = m.verification.as_ref().expect("verification");
+        assert_eq!(v.checked_elements, MIB);
+        assert!(m.timing.as_ref().is_some_and(|t| t.iterations >= 3));
+    }
+}
+
+/// Host RAM read with every core: the parallel sums match the single-threaded reference.
+#[test]
+fn host_bandwidth_sums_are_checked() {
+    let m = host_bandwidth::run(&HostBandwidthParams {
+        size_bytes: 16 * MIB,
+        seed: 5,
+        settings: MeasureSettings::ONCE,
+    });
+    assert_eq!(m.name.to_string(), "host_bandwidth.read");
+    assert_ok(&m);
+    assert!(m.bytes_per_s.is_some_and(|b| b > 0.0));
+    assert!(m.params["threads"].as_u64().is_some_and(|t| t >= 1));
+    assert!(m.verification.as_ref().is_some_and(|v| v.passed));
 }
 
 /// Write's flat 2-D grids and joined dispatches on a device with tiny grid and binding limits:

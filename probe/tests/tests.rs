@@ -7,6 +7,8 @@
 //! * `hub_checkpoints`: checkpoint headers read from that stand-in by Range requests.
 //! * `questions`: the three questions — `fit` on this machine by default, `fit --devices-that-fit`,
 //!   `models --fits`, `devices --limits` — and the launch command.
+//! * `offload_cli`: `fit` when a model does not fit the GPU: the split, `--gpu-layers`,
+//!   `--n-cpu-moe` and their checks.
 //! * `probe_cli`: `headroom probe` and `show` on a real Vulkan device (lavapipe in CI).
 //! * `probe_kernels`: every WGSL kernel's correctness on a real Vulkan device (slow on lavapipe:
 //!   `cargo test -p headroom-probe --test tests probe_kernels::`).
@@ -16,6 +18,7 @@ mod cli;
 mod hostile;
 mod hub;
 mod hub_checkpoints;
+mod offload_cli;
 mod probe_cli;
 mod probe_kernels;
 mod questions;

@@ -567,6 +567,7 @@ pub fn custom_device(c: &CustomDevice) -> Result<DeviceSpec, WebError> {
         bandwidth_measured: false,
         compute_measured: false,
         fp16_fp32_accumulate_flops: None,
+        host: Default::default(),
     })
 }
 

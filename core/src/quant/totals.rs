@@ -71,6 +71,9 @@ pub struct ModelTensors {
     /// Totals already computed, per format. Weights do not depend on context, batch, runtime or
     /// device, so the longest-context search and the format table ask for the same ones again.
     totals: std::cell::RefCell<Vec<(WeightFormat, WeightTotals)>>,
+    /// Every tensor in file order as (group index, layer): what offload needs to place the
+    /// groups' bytes layer by layer ([`ModelTensors::placement`]).
+    members: Vec<(u32, Option<u64>)>,
 }
 
 impl ModelTensors {
@@ -100,6 +103,43 @@ impl ModelTensors {
         let totals = compute_weight_totals(model, self, format);
         self.totals.borrow_mut().push((format.clone(), totals));
         totals
+    }
+
+    /// The bytes of `model` (the one these groups are of) in `format` grouped the way runtimes
+    /// place them when offloading: the same per-tensor bytes as [`tensor_formats`], summed per
+    /// layer from the groups.
+    pub fn placement(
+        &self,
+        model: &ModelSpec,
+        format: &WeightFormat,
+    ) -> crate::offload::PlacementBytes {
+        let ctx = match format {
+            WeightFormat::Gguf(ftype) => {
+                Some(gguf::Context::new(model, self.tied, self.n_attn_v, *ftype))
+            }
+            _ => None,
+        };
+        let per_group: Vec<(u64, u64)> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let bytes = group_bytes(model, g, format, ctx.as_ref());
+                (
+                    bytes,
+                    active_share(shape_elements(g.shape()), g.active_elements, bytes),
+                )
+            })
+            .collect();
+        let mut p = crate::offload::PlacementBytes::with_layers(model.num_layers);
+        for &(g, layer) in &self.members {
+            let Some((group, &(bytes, active))) =
+                self.groups.get(g as usize).zip(per_group.get(g as usize))
+            else {
+                continue;
+            };
+            p.add(group.role, layer, bytes, active);
+        }
+        p
     }
 }
 
@@ -132,7 +172,7 @@ fn same_kind(a: &TensorEntry, b: &TensorEntry) -> bool {
 fn group_tensors(model: &ModelSpec) -> ModelTensors {
     let mut kinds: Vec<Kind> = Vec::new();
     // (kind, position) of every tensor, in file order.
-    let mut order: Vec<(usize, gguf::Position)> = Vec::new();
+    let mut order: Vec<(usize, gguf::Position, Option<u64>)> = Vec::new();
     let mut counters = gguf::Counters::new(model);
     let mut prev = usize::MAX;
     let mut tied = true;
@@ -165,22 +205,31 @@ fn group_tensors(model: &ModelSpec) -> ModelTensors {
             tied = false;
         }
         let kind = &kinds[k];
-        order.push((k, counters.next(kind.category, kind.allowed, e.layer)));
+        order.push((
+            k,
+            counters.next(kind.category, kind.allowed, e.layer),
+            e.layer,
+        ));
     });
     // llama.cpp counts every attn_v-like name, quantizable or not.
     let n_attn_v = order
         .iter()
-        .filter(|(k, _)| gguf::is_attn_v_like(kinds[*k].category))
+        .filter(|(k, _, _)| gguf::is_attn_v_like(kinds[*k].category))
         .count() as u64;
     // The class tests do not depend on the file type; any one gives the model's facts.
     let ctx = gguf::Context::new(model, tied, n_attn_v, LlamaFileType::F16);
     let mut groups: Vec<TensorGroup> = Vec::new();
-    for (k, position) in order {
+    let mut members = Vec::with_capacity(order.len());
+    for (k, position, layer) in order {
         let kind = &mut kinds[k];
         let class = gguf::rule_class(&ctx, kind.category, position);
         match kind.groups.get(class).copied() {
-            Some(g) if g != usize::MAX => groups[g].count += 1,
+            Some(g) if g != usize::MAX => {
+                groups[g].count += 1;
+                members.push((g as u32, layer));
+            }
             slot => {
+                members.push((groups.len() as u32, layer));
                 if slot.is_some() {
                     kind.groups[class] = groups.len();
                 }
@@ -202,6 +251,41 @@ fn group_tensors(model: &ModelSpec) -> ModelTensors {
         tied,
         n_attn_v,
         totals: std::cell::RefCell::new(Vec::new()),
+        members,
+    }
+}
+
+/// Bytes of one member of group `g` in `format` (the per-tensor rules of [`tensor_formats`]).
+/// `ctx`: llama.cpp's rule context for a GGUF file type.
+fn group_bytes(
+    model: &ModelSpec,
+    g: &TensorGroup,
+    format: &WeightFormat,
+    ctx: Option<&gguf::Context>,
+) -> u64 {
+    let shape = g.shape();
+    match (format, ctx) {
+        (WeightFormat::Gguf(ftype), Some(ctx)) => {
+            let t = gguf::tensor_type(
+                ctx,
+                *ftype,
+                ftype.default_type(),
+                g.category,
+                g.allowed,
+                shape,
+                g.position,
+            );
+            gguf::shape_bytes(shape, t)
+        }
+        (WeightFormat::GgufPure(block), _) => {
+            let t = if g.allowed {
+                gguf::fallback(*block, shape_row_len(shape))
+            } else {
+                GgmlType::F32
+            };
+            gguf::shape_bytes(shape, t)
+        }
+        _ => storage_hf(model, g.shaped(), format).1,
     }
 }
 

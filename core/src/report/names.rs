@@ -21,6 +21,12 @@ pub enum Stage {
     /// Read, write and copy bandwidth of device memory.
     #[serde(rename = "bandwidth")]
     Bandwidth,
+    /// Host RAM read bandwidth with every core reading (native runs only), for offload.
+    #[serde(rename = "host_bandwidth")]
+    HostBandwidth,
+    /// Host→device upload and device→host download of a large buffer, for offload.
+    #[serde(rename = "transfer")]
+    Transfer,
     /// A decode step simulated as a dequantizing matrix–vector product.
     #[serde(rename = "decode")]
     Decode,
@@ -35,10 +41,12 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in run order.
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Gemm,
         Stage::Attention,
         Stage::Bandwidth,
+        Stage::HostBandwidth,
+        Stage::Transfer,
         Stage::Decode,
         Stage::MaxBuffer,
         Stage::Allocation,
@@ -50,6 +58,8 @@ impl Stage {
             Stage::Gemm => "gemm",
             Stage::Attention => "attention",
             Stage::Bandwidth => "bandwidth",
+            Stage::HostBandwidth => "host_bandwidth",
+            Stage::Transfer => "transfer",
             Stage::Decode => "decode",
             Stage::MaxBuffer => "max_buffer",
             Stage::Allocation => "sweep",
@@ -160,6 +170,22 @@ impl BandwidthMetric {
     ];
 }
 
+/// A measurement of the host beside the device: its RAM and the link between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostMetric {
+    /// Host RAM read with every core (`host_bandwidth.read`).
+    Read,
+    /// Host→device upload (`transfer.upload`).
+    Upload,
+    /// Device→host download (`transfer.download`).
+    Download,
+}
+
+impl HostMetric {
+    /// Every measurement, in report order.
+    pub const ALL: [HostMetric; 3] = [HostMetric::Read, HostMetric::Upload, HostMetric::Download];
+}
+
 /// The weight format of a decode simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DecodeMetric {
@@ -190,6 +216,8 @@ pub enum Metric {
     Bandwidth(BandwidthMetric),
     /// A decode simulation.
     Decode(DecodeMetric),
+    /// Host RAM and host↔device transfer.
+    Host(HostMetric),
 }
 
 impl Metric {
@@ -208,6 +236,7 @@ impl Metric {
             }
         }
         out.extend(BandwidthMetric::ALL.map(Metric::Bandwidth));
+        out.extend(HostMetric::ALL.map(Metric::Host));
         out.extend(DecodeMetric::ALL.map(Metric::Decode));
         out
     }
@@ -219,6 +248,8 @@ impl Metric {
             Metric::Attention(_) => Stage::Attention,
             Metric::Bandwidth(_) => Stage::Bandwidth,
             Metric::Decode(_) => Stage::Decode,
+            Metric::Host(HostMetric::Read) => Stage::HostBandwidth,
+            Metric::Host(_) => Stage::Transfer,
         }
     }
 }
@@ -251,6 +282,11 @@ impl Metric {
                 DecodeMetric::Q4_0 => "decode.q4_0",
                 DecodeMetric::Q8_0 => "decode.q8_0",
                 DecodeMetric::Fp16 => "decode.fp16",
+            }),
+            Metric::Host(h) => String::from(match h {
+                HostMetric::Read => "host_bandwidth.read",
+                HostMetric::Upload => "transfer.upload",
+                HostMetric::Download => "transfer.download",
             }),
         }
     }

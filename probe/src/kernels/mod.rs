@@ -18,8 +18,11 @@ pub mod bandwidth;
 pub mod decode;
 pub mod fill;
 pub mod gemm;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod host_bandwidth;
 pub mod max_buffer;
 pub mod search;
+pub mod transfer;
 
 use crate::ProbeError;
 

@@ -23,6 +23,7 @@ use headroom_core::{
     launch::{ModelRef, launch_command},
     llama_cpp::LlamaCppSettings,
     model::ModelSpec,
+    offload::OffloadSettings,
     ranking::devices_that_fit,
     units::{GIB, MIB},
 };
@@ -60,7 +61,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
             );
         }
         let device = first_catalog_device()?;
-        let question = question_for(&args, &checked, &spec, device, checkpoint.as_ref());
+        let question = question_for(&args, &checked, &spec, device, checkpoint.as_ref(), None);
         let needs = devices_that_fit(&question, devices::catalog()).map_err(|err| {
             anyhow::anyhow!(
                 "{}: {}",
@@ -82,7 +83,14 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         eprintln!("note: {how}");
     }
     let device = chosen.device.clone();
-    let question = question_for(&args, &checked, &spec, device.clone(), checkpoint.as_ref());
+    let question = question_for(
+        &args,
+        &checked,
+        &spec,
+        device.clone(),
+        checkpoint.as_ref(),
+        chosen.host_ram_bytes,
+    );
     let mut answer = answer(&question).map_err(|err| {
         let about = match (&err, &question.format) {
             (
@@ -129,7 +137,10 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         ModelSource::Catalog(_) | ModelSource::Hub(_) => None,
     };
     if let (Some(launch), Some((path, is_gguf_file))) = (answer.launch.as_mut(), local) {
-        *launch = launch_command(&answer.request, &ModelRef { path, is_gguf_file });
+        *launch = headroom_core::launch::with_offload(
+            launch_command(&answer.request, &ModelRef { path, is_gguf_file }),
+            answer.offload.as_ref(),
+        );
     }
     let ctx = OutputContext {
         args: &args,
@@ -170,6 +181,7 @@ fn question_for(
     spec: &ModelSpec,
     device: DeviceSpec,
     checkpoint: Option<&headroom_core::files::CheckpointWeights>,
+    host_ram_bytes: Option<u64>,
 ) -> Question {
     Question {
         model: spec.clone(),
@@ -190,7 +202,7 @@ fn question_for(
         device,
         device_count: args.device_count,
         wired_limit_bytes: args.wired_limit_mb.map(|mb| mb * MIB),
-        host_memory_bytes: args.host_memory_gib.map(|g| g * GIB),
+        host_memory_bytes: args.host_memory_gib.map(|g| g * GIB).or(host_ram_bytes),
         text_only: args.text_only,
         with_mtp: args.mtp,
         checkpoint: checkpoint.map(CheckpointSize::from),
@@ -203,6 +215,10 @@ fn question_for(
                 n_ubatch: args.ubatch.unwrap_or(d.n_ubatch),
                 kv_unified: args.kv_unified.map_or(d.kv_unified, |v| v.is_on()),
             }
+        },
+        offload: OffloadSettings {
+            gpu_layers: args.gpu_layers,
+            n_cpu_moe: args.n_cpu_moe,
         },
     }
 }

@@ -25,6 +25,9 @@ pub struct ChosenDevice {
     pub this_machine: Option<String>,
     /// The probe report the figures came from, if any.
     pub report: Option<PathBuf>,
+    /// This machine's RAM (discovered, or from the probe report): the host memory offload may
+    /// use when the question gives none.
+    pub host_ram_bytes: Option<u64>,
 }
 
 /// The device from `--device NAME`, `--probe REPORT`, both, or (neither) this machine; `None`
@@ -61,6 +64,7 @@ pub fn choose(
                  pass {flag} NAME to ask about another device"
             )),
             report: None,
+            host_ram_bytes: host.ram_bytes,
         },
     ))
 }
@@ -80,6 +84,7 @@ fn from_flags(
             device: catalog.context("no device given")?,
             this_machine: None,
             report: None,
+            host_ram_bytes: None,
         });
     };
     let text = crate::user_file::read_text(path, "probe report", MAX_REPORT_JSON_BYTES)
@@ -129,6 +134,7 @@ fn from_flags(
         device,
         this_machine: None,
         report: Some(path.to_path_buf()),
+        host_ram_bytes: report.host.ram_bytes,
     })
 }
 

@@ -229,6 +229,16 @@ fn summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Result<()> {
         d.usable_bytes
             .map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b as f64 / GIB)),
     )?;
+    if d.host_read_bandwidth_bytes_per_s.is_some() || d.host_to_device_bytes_per_s.is_some() {
+        let gbs = |b: Option<f64>| b.map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b / 1e9));
+        writeln!(
+            out,
+            "for offload: host RAM read {} GB/s, upload {} GB/s, download {} GB/s",
+            gbs(d.host_read_bandwidth_bytes_per_s),
+            gbs(d.host_to_device_bytes_per_s),
+            gbs(d.device_to_host_bytes_per_s),
+        )?;
+    }
     // Where the usable figure comes from, or why the allocation stage's was left out (a sweep
     // stopped by its budget is a lower bound).
     if let Some(basis) = &d.usable_basis {

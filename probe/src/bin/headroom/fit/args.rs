@@ -212,6 +212,18 @@ pub struct FitArgs {
           value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_GIB))]
     pub(super) host_memory_gib: Option<u64>,
 
+    /// llama.cpp `-ngl N`: the layers on the GPU (the output layer counts as one; the model's
+    /// layer count + 1 puts everything there), the rest and their KV cache in host memory.
+    /// Default: when the model does not fit the GPU, the largest share that fits.
+    #[arg(long, value_name = "N", conflicts_with = "n_cpu_moe")]
+    pub(super) gpu_layers: Option<u64>,
+
+    /// llama.cpp `--n-cpu-moe N`: the expert tensors of the first N layers stay in host memory,
+    /// everything else (attention, KV cache) on the GPU. MoE models only. Default: when a MoE
+    /// does not fit the GPU, the smallest N that fits, if faster than --gpu-layers.
+    #[arg(long, value_name = "N")]
+    pub(super) n_cpu_moe: Option<u64>,
+
     /// A report written by `headroom probe`: its measured memory, bandwidth and compute replace
     /// the catalog's figures (alone, or on top of --device).
     #[arg(long, value_name = "REPORT.json")]
@@ -286,7 +298,13 @@ best_format ({format, runtime, verdict, total_bytes, decode_tokens_per_s} or nul
 training, training_advice; for lora/qlora, lora_layers (the adapted layers, 0-based); for a
 .gguf file or safetensors checkpoint, checkpoint ({checkpoint_parameters, config_parameters,
 parameters_agree, checkpoint_bytes, computed_bytes}); launch ({runtime, command, notes}: the
-command that runs it, null when it does not fit); this_machine (how this machine was found,
+command that runs it, null when it does not fit); offload (when it does not fit the GPU with
+llama.cpp or transformers, or --gpu-layers / --n-cpu-moe forced a split: {chosen, alternative
+(each {split: {kind: gpu_layers | cpu_moe | device_map, n_gpu_layers | n_cpu_moe |
+gpu_decoder_layers}, description, gpu_bytes, gpu_capacity_bytes, host_bytes,
+host_capacity_bytes, fits, gpu_read_bytes_per_token, host_read_bytes_per_token,
+decode_tokens_per_s, prefill_tokens_per_s}, alternative may be null), host_bandwidth_bytes_per_s,
+host_bandwidth_basis, host_to_device_bytes_per_s, host_to_device_basis}, else null); this_machine (how this machine was found,
 without --device/--probe). Byte counts are integers. With --quant all: a JSON array of such
 objects, one per format that could be estimated, highest precision first (without the advice).
 With --devices-that-fit: one object {model, mode, context, format, format_fixed, weights_bytes,
@@ -543,6 +561,8 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::Users => "--users",
         Setting::FlashAttn => "--flash-attn",
         Setting::Ubatch => "--ubatch",
+        Setting::GpuLayers => "--gpu-layers",
+        Setting::NCpuMoe => "--n-cpu-moe",
         // `Setting` is non-exhaustive: a new one is named by core's own word until it gets a flag.
         _ => setting.name(),
     }

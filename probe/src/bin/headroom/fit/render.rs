@@ -39,12 +39,44 @@ fn verdict_words(estimate: &Estimate) -> String {
         Verdict::FitsTightly => {
             format!("fits tightly — {usage}; over 90% leaves little room for anything else")
         }
-        Verdict::NeedsOffload => format!(
-            "does not fit in GPU memory — {usage}; runs only with layers offloaded to the CPU \
-             (much slower){needed}"
-        ),
+        Verdict::NeedsOffload => match &estimate.offload {
+            Some(plan) => offload_words(&usage, plan),
+            None => format!(
+                "does not fit in GPU memory — {usage}; runs only with layers offloaded to the \
+                 CPU (much slower){needed}"
+            ),
+        },
         Verdict::DoesNotFit => format!("does not fit — {usage}{needed}"),
     }
+}
+
+/// The needs-offload verdict with its split: where the bytes go and how fast it runs, and the
+/// other way to split.
+fn offload_words(usage: &str, plan: &headroom_core::offload::OffloadPlan) -> String {
+    let c = &plan.chosen;
+    let mut words = format!(
+        "needs offload — {usage} on the GPU alone; with {}: {} GPU + {} host (of {} / {}), \
+         ~{} decode, ~{} prefill — {}",
+        c.split.flag(),
+        gib(c.gpu_bytes),
+        gib(c.host_bytes),
+        gib(c.gpu_capacity_bytes),
+        gib(c.host_capacity_bytes),
+        tokens_per_s(c.decode_tokens_per_s),
+        tokens_per_s(c.prefill_tokens_per_s),
+        c.description
+    );
+    if let Some(a) = &plan.alternative {
+        words.push_str(&format!(
+            "; alternative {}: {} GPU + {} host, ~{} decode{}",
+            a.split.flag(),
+            gib(a.gpu_bytes),
+            gib(a.host_bytes),
+            tokens_per_s(a.decode_tokens_per_s),
+            if a.fits { "" } else { " (does not fit)" }
+        ));
+    }
+    words
 }
 
 /// `~rate` or `n/a`.
@@ -334,10 +366,11 @@ impl OutputContext<'_> {
                 "{} tokens/s decode per sequence, {} tokens/s prefill (estimates{})",
                 approx_rate(e.decode_tokens_per_s),
                 approx_rate(e.prefill_tokens_per_s),
-                if e.fits {
-                    ""
-                } else {
-                    "; with everything in GPU memory, which it is not"
+                match (&e.offload, e.fits) {
+                    (Some(plan), _) if e.verdict != Verdict::DoesNotFit =>
+                        format!("; split {} between GPU and host", plan.chosen.split.flag()),
+                    (_, true) => String::new(),
+                    _ => "; with everything in GPU memory, which it is not".to_owned(),
                 }
             )
         } else {
