@@ -14,6 +14,7 @@ mod macos;
 mod memory;
 mod params;
 mod properties;
+mod published_speeds;
 mod report;
 mod serving;
 mod transformers_counts;

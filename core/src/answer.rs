@@ -38,6 +38,7 @@ use crate::{
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
     macos::MacosVersion,
     model::ModelSpec,
+    published::{SpeedBand, bands_for},
     quant::WeightFormat,
     runtime::Runtime,
     serving::{Serving, serves, serving_with},
@@ -229,6 +230,10 @@ pub struct Answer {
     /// asked, or by default when the runtime serves (vLLM, llama.cpp, MLX) in inference.
     #[serde(default)]
     pub serving: Option<Serving>,
+    /// How far headroom's speed estimates for this runtime and kind of device were from
+    /// published measurements ([`crate::published`]); empty where none were collected.
+    #[serde(default)]
+    pub speed_bands: Vec<SpeedBand>,
 }
 
 /// `model` without its vision and audio encoders and projectors.
@@ -511,6 +516,19 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
                 .to_string(),
         );
     }
+    let speed_bands: Vec<SpeedBand> = if req.mode.is_training() {
+        Vec::new()
+    } else {
+        bands_for(req.runtime, &req.device)
+            .into_iter()
+            .cloned()
+            .collect()
+    };
+    assumptions.extend(
+        speed_bands
+            .iter()
+            .map(|b| format!("speed held to published measurements: {}", b.sentence())),
+    );
     let approximations = if req.model.approximate && req.model.approximations.is_empty() {
         vec![format!(
             "{}: unknown architecture, parameter counts approximated from generic config fields",
@@ -543,6 +561,7 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         approximations,
         launch,
         serving,
+        speed_bands,
         request: req,
     })
 }

@@ -34,6 +34,7 @@
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
 //! * [`devices`], [`usable_memory`] and [`macos`] (the GPU share of a Mac by release) — what a
 //!   machine offers; [`speed`] — tokens per second.
+//! * [`published`] — published llama.cpp speeds and the band of headroom's error against them.
 //! * [`serving`] — how many users a server holds at a context, and their decode speed.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
@@ -65,6 +66,7 @@ pub mod macos;
 pub mod model;
 pub mod model_catalog;
 pub mod params;
+pub mod published;
 pub mod quant;
 pub mod ranking;
 pub mod report;

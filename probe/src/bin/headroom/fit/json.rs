@@ -6,6 +6,7 @@ use headroom_core::{
     components::{CacheComponent, Component, LayerKindCount},
     estimate::Estimate,
     launch::LaunchCommand,
+    published::SpeedBand,
     serving::Serving,
 };
 use serde::Serialize;
@@ -83,6 +84,11 @@ pub(super) struct FitJson<'a> {
     /// --users or a serving runtime.
     #[serde(skip_serializing_if = "Option::is_none")]
     serving: Option<&'a Serving>,
+    /// How far headroom's speeds for this runtime and kind of device were from published
+    /// measurements: [{runtime, family, kind, rows, low_percent, high_percent, median_percent,
+    /// sources}]; one format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed_bands: Option<&'a [SpeedBand]>,
 }
 
 impl OutputContext<'_> {
@@ -109,6 +115,7 @@ impl OutputContext<'_> {
             launch: answer.map(|a| a.launch.as_ref()),
             this_machine: self.this_machine,
             serving: answer.and_then(|a| a.serving.as_ref()),
+            speed_bands: answer.map(|a| a.speed_bands.as_slice()),
         }
     }
 }
