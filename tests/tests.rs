@@ -6,6 +6,7 @@
 mod accuracy;
 mod advice;
 mod catalog;
+mod extra_models;
 mod formats;
 mod fuzz;
 mod hostile;

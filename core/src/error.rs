@@ -133,6 +133,16 @@ pub enum Setting {
     MacosVersion,
     /// Concurrent users (sequences) a server holds at the context.
     Users,
+    /// The vision projector (llama.cpp's mmproj file) loaded beside the model.
+    Mmproj,
+    /// The draft model for speculative decoding.
+    Draft,
+    /// The draft model's weight format.
+    DraftFormat,
+    /// Draft tokens proposed per speculative step.
+    DraftTokens,
+    /// The share of draft tokens the model accepts.
+    DraftAcceptance,
 }
 
 impl Setting {
@@ -158,6 +168,11 @@ impl Setting {
             Setting::Sort => "order",
             Setting::MacosVersion => "macOS version",
             Setting::Users => "users",
+            Setting::Mmproj => "vision projector",
+            Setting::Draft => "draft model",
+            Setting::DraftFormat => "draft format",
+            Setting::DraftTokens => "draft tokens",
+            Setting::DraftAcceptance => "draft acceptance rate",
         }
     }
 }

@@ -38,6 +38,7 @@
 //! * [`serving`] — how many users a server holds at a context, and their decode speed.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
+//! * [`extra_models`] — the vision projector and a draft model beside the main one.
 //! * [`launch`] — the command that runs what an answer estimated, per runtime.
 //! * [`ranking`] — the inverse questions: every catalog model ranked for one device, the catalog
 //!   devices that hold one model, and the practical-limits table.
@@ -55,6 +56,7 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod estimate;
+pub mod extra_models;
 pub mod facts;
 pub mod files;
 pub mod gguf;

@@ -19,6 +19,7 @@ use headroom_core::{
     answer::{CheckpointSize, ContextAsk, Question, answer},
     devices::{self, DeviceSpec},
     error::Setting,
+    extra_models::{DraftAsk, ExtraAsk, launch_flags},
     kv_cache::KvDtype,
     launch::{ModelRef, launch_command},
     model::ModelSpec,
@@ -50,6 +51,35 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     if let Some(weights) = &checkpoint {
         say!("{}", model_input::describe_checkpoint(weights));
     }
+    let draft = match args.draft.as_deref() {
+        None => None,
+        Some(text) => {
+            let d = model_input::resolve(text).with_context(|| format!("--draft `{text}`"))?;
+            // A .gguf draft is in its own format unless --draft-quant says otherwise.
+            let own_format = d
+                .checkpoint
+                .as_ref()
+                .and_then(|c| c.format_name.as_deref())
+                .and_then(|f| f.parse().ok());
+            let path = match &d.source {
+                ModelSource::Gguf(path) | ModelSource::File(path) => {
+                    Some(path.display().to_string())
+                }
+                ModelSource::Catalog(_) | ModelSource::Hub(_) => None,
+            };
+            Some(DraftAsk {
+                model: d.spec,
+                format: checked.draft_format.clone().or(own_format),
+                tokens: args.draft_tokens,
+                acceptance: checked.draft_acceptance,
+                path,
+            })
+        }
+    };
+    let extras = ExtraAsk {
+        mmproj: args.mmproj,
+        draft,
+    };
     let Some(chosen) = chosen else {
         if !args.devices_that_fit {
             eprintln!(
@@ -59,7 +89,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
             );
         }
         let device = first_catalog_device()?;
-        let question = question_for(&args, &checked, &spec, device, checkpoint.as_ref());
+        let question = question_for(&args, &checked, &spec, device, checkpoint.as_ref(), &extras);
         let needs = devices_that_fit(&question, devices::catalog()).map_err(|err| {
             anyhow::anyhow!(
                 "{}: {}",
@@ -81,7 +111,14 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         eprintln!("note: {how}");
     }
     let device = chosen.device.clone();
-    let question = question_for(&args, &checked, &spec, device.clone(), checkpoint.as_ref());
+    let question = question_for(
+        &args,
+        &checked,
+        &spec,
+        device.clone(),
+        checkpoint.as_ref(),
+        &extras,
+    );
     let mut answer = answer(&question).map_err(|err| {
         let about = match (&err, &question.format) {
             (
@@ -128,7 +165,18 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         ModelSource::Catalog(_) | ModelSource::Hub(_) => None,
     };
     if let (Some(launch), Some((path, is_gguf_file))) = (answer.launch.as_mut(), local) {
-        *launch = launch_command(&answer.request, &ModelRef { path, is_gguf_file });
+        let main = ModelRef { path, is_gguf_file };
+        *launch = launch_command(&answer.request, &main);
+        let flags = launch_flags(
+            answer.request.runtime,
+            &main.path,
+            &answer.extra_models,
+            answer.speculation.as_ref(),
+            &extras,
+            answer.with_mtp,
+            &mut launch.notes,
+        );
+        launch.command.push_str(&flags);
     }
     let ctx = OutputContext {
         args: &args,
@@ -169,6 +217,7 @@ fn question_for(
     spec: &ModelSpec,
     device: DeviceSpec,
     checkpoint: Option<&headroom_core::files::CheckpointWeights>,
+    extras: &ExtraAsk,
 ) -> Question {
     Question {
         model: spec.clone(),
@@ -195,6 +244,7 @@ fn question_for(
         checkpoint: checkpoint.map(CheckpointSize::from),
         macos: checked.macos,
         users: checked.users,
+        extras: extras.clone(),
     }
 }
 
