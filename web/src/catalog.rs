@@ -8,6 +8,7 @@ use headroom_core::{
     answer::{self, Answer, CheckpointSize, ContextAsk, Question},
     devices::{self, DeviceSpec, MemoryKind},
     error::Setting,
+    extra_models::DraftAsk,
     kv_cache::KvDtype,
     limits::MAX_MEMORY_GIB,
     macos::MacosVersion,
@@ -163,6 +164,16 @@ pub struct CalcSettings {
     pub text_only: bool,
     /// Load the MTP layers for speculative decoding (`mtp=1`).
     pub with_mtp: bool,
+    /// Load the vision projector and one image's compute (`mmproj=1`).
+    pub mmproj: bool,
+    /// A catalog model as the draft for speculative decoding (`draft=`); empty = none.
+    pub draft: String,
+    /// The draft's weight format (`dformat=`); empty = the model's.
+    pub draft_format: String,
+    /// Draft tokens per step (`dtokens=`); `None` = the runtime's usual number.
+    pub draft_tokens: Option<u64>,
+    /// The acceptance rate the user states (`daccept=`); `None` = no expected speed.
+    pub draft_acceptance: Option<f64>,
 }
 
 /// Model of the first screen when the URL names none: a popular pairing that fits.
@@ -196,6 +207,11 @@ impl Default for CalcSettings {
             exact: None,
             text_only: false,
             with_mtp: false,
+            mmproj: false,
+            draft: String::new(),
+            draft_format: String::new(),
+            draft_tokens: None,
+            draft_acceptance: None,
         }
     }
 }
@@ -281,6 +297,11 @@ impl CalcSettings {
             exact,
             text_only: q.get("text") == Some("1"),
             with_mtp: q.get("mtp") == Some("1"),
+            mmproj: q.get("mmproj") == Some("1"),
+            draft: text("draft"),
+            draft_format: text("dformat"),
+            draft_tokens: q.get("dtokens").and_then(|t| t.parse().ok()),
+            draft_acceptance: number("daccept"),
         }
     }
 
@@ -362,6 +383,21 @@ impl CalcSettings {
         if self.with_mtp {
             q.set("mtp", "1");
         }
+        if self.mmproj {
+            q.set("mmproj", "1");
+        }
+        if !self.draft.is_empty() {
+            q.set("draft", self.draft.clone());
+        }
+        if !self.draft_format.is_empty() {
+            q.set("dformat", self.draft_format.clone());
+        }
+        if let Some(t) = self.draft_tokens {
+            q.set("dtokens", t.to_string());
+        }
+        if let Some(a) = self.draft_acceptance {
+            q.set("daccept", a.to_string());
+        }
         self.device.write_query(&mut q);
         q
     }
@@ -432,6 +468,14 @@ pub fn device_choices() -> Vec<(String, String)> {
 /// Every weight format name, highest precision first.
 pub fn format_names() -> Vec<String> {
     WeightFormat::all().iter().map(|f| f.to_string()).collect()
+}
+
+/// Every catalog model id (the draft model's choices).
+pub fn model_ids() -> Vec<String> {
+    model_catalog::entries()
+        .iter()
+        .map(|e| e.id.clone())
+        .collect()
 }
 
 /// Every runtime name.
@@ -603,6 +647,28 @@ pub fn question(settings: &CalcSettings, model: &ModelSpec) -> Result<Question, 
     q.users = settings.users;
     q.text_only = settings.text_only;
     q.with_mtp = settings.with_mtp;
+    q.extras.mmproj = settings.mmproj;
+    if !settings.draft.trim().is_empty() {
+        let draft = model_catalog::find(settings.draft.trim()).map_err(|e| WebError::Setting {
+            control: control(Setting::Draft),
+            problem: e.to_string(),
+        })?;
+        let format = if settings.draft_format.trim().is_empty() {
+            None
+        } else {
+            Some(
+                WeightFormat::from_str(settings.draft_format.trim())
+                    .map_err(|e| bad(Setting::DraftFormat, e))?,
+            )
+        };
+        q.extras.draft = Some(DraftAsk {
+            model: draft,
+            format,
+            tokens: settings.draft_tokens,
+            acceptance: settings.draft_acceptance,
+            path: None,
+        });
+    }
     q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
         source: e.file.clone(),
         format_name: e.format.clone(),
@@ -630,6 +696,11 @@ pub fn control(setting: Setting) -> &'static str {
         Setting::HostMemory => "Host memory",
         Setting::MacosVersion => "macOS release",
         Setting::Users => "Users",
+        Setting::Mmproj => "Vision projector",
+        Setting::Draft => "Draft model",
+        Setting::DraftFormat => "Draft format",
+        Setting::DraftTokens => "Draft tokens",
+        Setting::DraftAcceptance => "Draft acceptance rate",
         // `Setting` is non-exhaustive: a new one is named by core's word until it gets a control.
         _ => setting.name(),
     }
@@ -734,6 +805,11 @@ mod tests {
             }),
             text_only: true,
             with_mtp: true,
+            mmproj: true,
+            draft: "llama-3.2-1b".into(),
+            draft_format: "Q8_0".into(),
+            draft_tokens: Some(4),
+            draft_acceptance: Some(0.7),
         };
         let q = Query::parse(&s.to_query().to_search());
         assert_eq!(CalcSettings::from_query(&q), s);
@@ -952,5 +1028,59 @@ mod tests {
                 .to_string()
                 .contains("measured device")
         );
+    }
+
+    #[test]
+    fn extra_models_reach_the_question_and_errors_name_controls() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        let s = CalcSettings {
+            format: "Q4_K_M".into(),
+            draft: "llama-3.2-1b".into(),
+            draft_tokens: Some(4),
+            draft_acceptance: Some(0.7),
+            ..CalcSettings::default()
+        };
+        let c = calculate(&s, &model).unwrap();
+        assert_eq!(c.answer.extra_models.len(), 1);
+        let sp = c.answer.speculation.expect("speculation");
+        assert_eq!(sp.draft_tokens, 4);
+        assert!(sp.expected_tokens_per_s.is_some());
+        for (bad, control) in [
+            (
+                CalcSettings {
+                    draft: "qwen3-0.6b".into(),
+                    ..s.clone()
+                },
+                "Draft model",
+            ),
+            (
+                CalcSettings {
+                    draft_acceptance: Some(2.0),
+                    ..s.clone()
+                },
+                "Draft acceptance rate",
+            ),
+            (
+                CalcSettings {
+                    draft_format: "q5".into(),
+                    ..s.clone()
+                },
+                "Draft format",
+            ),
+            (
+                CalcSettings {
+                    mmproj: true,
+                    ..s.clone()
+                },
+                "Vision projector",
+            ),
+        ] {
+            let err = calculate(&bad, &model).unwrap_err().to_string();
+            assert!(err.contains(control), "{err}");
+            assert!(
+                !err.contains("--"),
+                "no command-line flags in the site: {err}"
+            );
+        }
     }
 }
