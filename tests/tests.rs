@@ -6,6 +6,7 @@
 mod accuracy;
 mod advice;
 mod catalog;
+mod extra_models;
 mod formats;
 mod fuzz;
 mod hostile;
@@ -15,6 +16,7 @@ mod memory;
 mod offload;
 mod params;
 mod properties;
+mod published_speeds;
 mod report;
 mod serving;
 mod transformers_counts;

@@ -31,15 +31,19 @@ use crate::{
     },
     devices::DeviceSpec,
     error::{Fix, Setting},
-    estimate::{CheckpointBytes, Estimate, EstimateRequest, estimate_with, qlora_base_format},
+    estimate::{
+        CheckpointBytes, Estimate, EstimateRequest, Verdict, estimate_with, qlora_base_format,
+    },
+    extra_models::{ExtraAsk, ExtraModel, ExtraModelKind, Speculation, towers_in_separate_file},
     facts::ModelFacts,
     kv_cache::KvDtype,
     launch::{LaunchCommand, ModelRef, launch_command},
     limits::{MAX_CONTEXT_TOKENS, MAX_LORA_RANK, MAX_MEMORY_GIB},
     llama_cpp::LlamaCppSettings,
     macos::MacosVersion,
-    model::ModelSpec,
+    model::{ComponentKind, ModelSpec},
     offload::{OffloadPlan, OffloadSettings},
+    published::{SpeedBand, bands_for},
     quant::WeightFormat,
     runtime::Runtime,
     serving::{Serving, serves, serving_with},
@@ -118,6 +122,11 @@ pub struct Question {
     /// chooses one when the model does not fit the GPU.
     #[serde(default)]
     pub offload: OffloadSettings,
+    /// Models loaded beside this one: the vision projector and a draft model
+    /// ([`crate::extra_models`]). Without the projector, llama.cpp's answer leaves the towers
+    /// out (they live in a separate mmproj file).
+    #[serde(default)]
+    pub extras: ExtraAsk,
 }
 
 /// What a checkpoint's headers say about its weights ([`crate::files::CheckpointWeights`] in
@@ -188,6 +197,7 @@ impl Question {
             users: None,
             llama_cpp: LlamaCppSettings::default(),
             offload: OffloadSettings::default(),
+            extras: ExtraAsk::default(),
         }
     }
 }
@@ -246,6 +256,18 @@ pub struct Answer {
     /// memory per device, speeds, and the other way to split.
     #[serde(default)]
     pub offload: Option<OffloadPlan>,
+    /// How far headroom's speed estimates for this runtime and kind of device were from
+    /// published measurements ([`crate::published`]); empty where none were collected.
+    #[serde(default)]
+    pub speed_bands: Vec<SpeedBand>,
+    /// Models loaded beside this one (vision projector, draft model), each with its memory;
+    /// their bytes are in the estimate's total and verdict.
+    #[serde(default)]
+    pub extra_models: Vec<ExtraModel>,
+    /// What speculative decoding with the draft costs per step and, at a stated acceptance
+    /// rate, gains.
+    #[serde(default)]
+    pub speculation: Option<Speculation>,
 }
 
 /// `model` without its vision and audio encoders and projectors.
@@ -303,9 +325,22 @@ pub fn default_kv_dtype(model: &ModelSpec, runtime: Runtime) -> KvDtype {
 /// that need the model (LoRA layers) and the limits of [`crate::limits`] that the request does
 /// not check itself.
 pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
+    // The format and runtime do not depend on the towers or MTP layers: resolve them first, so
+    // llama.cpp's separate projector file can decide what the main model holds.
+    let shipped = checkpoint_format(q);
+    let format = match (&q.format, &shipped) {
+        (Some(f), _) => f.clone(),
+        // The checkpoint's own format, where the mode can use it.
+        (None, Some(f)) if crate::advice::mode_accepts_format(&q.mode, f).is_ok() => f.clone(),
+        (None, _) => default_format(&q.model, &q.mode),
+    };
+    let runtime = q
+        .runtime
+        .unwrap_or_else(|| default_runtime(&q.device, &format, &q.mode));
+    let leave_towers = q.text_only || towers_in_separate_file(runtime);
     let shaped;
-    let model = if q.text_only || q.with_mtp {
-        let base = if q.text_only {
+    let model = if leave_towers || q.with_mtp {
+        let base = if leave_towers {
             text_only(&q.model)
         } else {
             q.model.clone()
@@ -319,16 +354,6 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
     } else {
         &q.model
     };
-    let shipped = checkpoint_format(q);
-    let format = match (&q.format, &shipped) {
-        (Some(f), _) => f.clone(),
-        // The checkpoint's own format, where the mode can use it.
-        (None, Some(f)) if crate::advice::mode_accepts_format(&q.mode, f).is_ok() => f.clone(),
-        (None, _) => default_format(model, &q.mode),
-    };
-    let runtime = q
-        .runtime
-        .unwrap_or_else(|| default_runtime(&q.device, &format, &q.mode));
     let kv_dtype = q
         .kv_dtype
         .unwrap_or_else(|| default_kv_dtype(model, runtime));
@@ -438,6 +463,7 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
 /// The whole answer to `q`. An error names the setting that cannot be answered and what to do;
 /// formats other than the asked one that cannot run are rows with a reason, not errors.
 pub fn answer(q: &Question) -> Result<Answer, CoreError> {
+    crate::extra_models::validate(&q.model, &q.extras, q.mode.is_training(), q.text_only)?;
     let mut req = request(q)?;
     let mut fallback_note = None;
     if q.format.is_none()
@@ -515,12 +541,34 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         assumptions.extend(s.assumptions.iter().map(|a| format!("serving: {a}")));
     }
     let has_towers = !q.model.encoders.is_empty() || !q.model.projectors.is_empty();
+    let towers_apart = towers_in_separate_file(req.runtime) && !q.extras.mmproj;
+    if towers_apart && !q.text_only && has_towers {
+        assumptions.push(
+            "llama.cpp: the vision/audio towers are not in the model's GGUF but in a separate \
+             mmproj file, left out here (text generation); ask for the vision projector to load \
+             it"
+            .to_string(),
+        );
+    }
     if q.text_only && has_towers {
         assumptions.push(
             "text only: the vision/audio encoders and projectors are left out (weights and \
              parameters are the language model's)"
                 .to_string(),
         );
+    }
+    if q.with_mtp
+        && q.model.mtp.is_some()
+        && matches!(
+            req.runtime,
+            Runtime::LlamaCpp | Runtime::TransformersCuda | Runtime::TransformersMps
+        )
+    {
+        assumptions.push(format!(
+            "MTP layers: {} skips them when it loads the model; counted here because they were \
+             asked for (vLLM and SGLang load them for speculative decoding)",
+            req.runtime
+        ));
     }
     if q.with_mtp && q.model.mtp.is_some() {
         assumptions.push(
@@ -529,6 +577,44 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
              its KV cache included"
                 .to_string(),
         );
+    }
+    let speed_bands: Vec<SpeedBand> = if req.mode.is_training() {
+        Vec::new()
+    } else {
+        bands_for(req.runtime, &req.device)
+            .into_iter()
+            .cloned()
+            .collect()
+    };
+    assumptions.extend(
+        speed_bands
+            .iter()
+            .map(|b| format!("speed held to published measurements: {}", b.sentence())),
+    );
+    let extras = crate::extra_models::extra_models(&q.model, &req, &est, &q.extras)?;
+    if !extras.models.is_empty() {
+        let added = extras.total_bytes();
+        est.total_bytes = est.total_bytes.saturating_add(added);
+        // Extra models sit on the (first) device beside the model.
+        est.per_device_bytes = est.per_device_bytes.saturating_add(added);
+        if est.fits {
+            let fits_limit = est.usable_bytes / 100 * crate::estimate::FITS_THRESHOLD_PERCENT;
+            est.verdict = if est.per_device_bytes <= fits_limit {
+                Verdict::Fits
+            } else if est.per_device_bytes <= est.usable_bytes {
+                Verdict::FitsTightly
+            } else {
+                Verdict::DoesNotFit
+            };
+            est.fits = est.verdict.fits();
+        }
+        assumptions.push(format!(
+            "extra models: {:.2} GiB beside the model on the same device, in the total and the \
+             verdict (headroom does not offload them; the every-format table, best format, \
+             longest context and serving are for the model alone)",
+            added as f64 / GIB as f64
+        ));
+        assumptions.extend(extras.assumptions.iter().cloned());
     }
     let approximations = if req.model.approximate && req.model.approximations.is_empty() {
         vec![format!(
@@ -540,10 +626,25 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
     };
     assumptions.append(&mut est.assumptions);
     est.assumptions = assumptions;
-    // A split that fits launches too: llama.cpp with its -ngl / --n-cpu-moe.
-    let launch = (est.fits || est.verdict == crate::estimate::Verdict::NeedsOffload)
-        .then(|| launch_command(&req, &ModelRef::for_model_name(&q.model.name)))
-        .map(|l| crate::launch::with_offload(l, est.offload.as_ref()));
+    // A split that fits launches too: llama.cpp with its -ngl / --n-cpu-moe; then the extra
+    // models' flags.
+    let launch = (est.fits || est.verdict == crate::estimate::Verdict::NeedsOffload).then(|| {
+        let mut l = crate::launch::with_offload(
+            launch_command(&req, &ModelRef::for_model_name(&q.model.name)),
+            est.offload.as_ref(),
+        );
+        let flags = crate::extra_models::launch_flags(
+            req.runtime,
+            &ModelRef::for_model_name(&q.model.name).path,
+            &extras.models,
+            extras.speculation.as_ref(),
+            &q.extras,
+            q.with_mtp && q.model.mtp.is_some(),
+            &mut l.notes,
+        );
+        l.command.push_str(&flags);
+        l
+    });
     let offload = est.offload.clone();
     let context_beyond_model_max = matches!(q.context, ContextAsk::Tokens(t) if q.model.max_context > 0 && t > q.model.max_context);
     Ok(Answer {
@@ -554,10 +655,37 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         best_format: best,
         training,
         lora_layers,
-        text_only: q.text_only && has_towers,
+        text_only: (q.text_only || towers_apart) && has_towers,
         with_mtp: q.with_mtp && q.model.mtp.is_some(),
         checkpoint,
-        components: components(&req.model),
+        components: {
+            let mut parts = components(&req.model);
+            if q.extras.mmproj && towers_in_separate_file(req.runtime) {
+                // The towers are the mmproj file's: their lines come from the model as given.
+                parts.extend(components(&q.model).into_iter().filter(|c| {
+                    matches!(
+                        c.kind,
+                        ComponentKind::VisionEncoder
+                            | ComponentKind::VisionProjector
+                            | ComponentKind::AudioEncoder
+                            | ComponentKind::AudioProjector
+                    )
+                }));
+            }
+            parts.extend(
+                extras
+                    .models
+                    .iter()
+                    .filter(|m| m.kind == ExtraModelKind::Draft)
+                    .map(|m| Component {
+                        kind: ComponentKind::DraftModel,
+                        params: m.params,
+                        active_params: m.params,
+                        in_total: true,
+                    }),
+            );
+            parts
+        },
         layer_kinds: layer_kinds(&req.model),
         cache: cache_components(&req.model, req.kv_dtype, req.runtime),
         exact: req.model.exact(),
@@ -565,6 +693,9 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
         launch,
         serving,
         offload,
+        speed_bands,
+        extra_models: extras.models,
+        speculation: extras.speculation,
         request: req,
     })
 }

@@ -143,6 +143,16 @@ pub enum Setting {
     GpuLayers,
     /// Layers whose expert tensors stay on the host (llama.cpp `--n-cpu-moe`).
     NCpuMoe,
+    /// The vision projector (llama.cpp's mmproj file) loaded beside the model.
+    Mmproj,
+    /// The draft model for speculative decoding.
+    Draft,
+    /// The draft model's weight format.
+    DraftFormat,
+    /// Draft tokens proposed per speculative step.
+    DraftTokens,
+    /// The share of draft tokens the model accepts.
+    DraftAcceptance,
 }
 
 impl Setting {
@@ -173,6 +183,11 @@ impl Setting {
             Setting::Ubatch => "micro-batch (n_ubatch)",
             Setting::GpuLayers => "GPU layers",
             Setting::NCpuMoe => "expert layers on the host",
+            Setting::Mmproj => "vision projector",
+            Setting::Draft => "draft model",
+            Setting::DraftFormat => "draft format",
+            Setting::DraftTokens => "draft tokens",
+            Setting::DraftAcceptance => "draft acceptance rate",
         }
     }
 }

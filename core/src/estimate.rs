@@ -26,7 +26,8 @@ use crate::{
     runtime::Runtime,
     speed::{
         ALLREDUCE_HOP_LATENCY_S, INTERCONNECT_BYTES_PER_S, decode_tokens_per_s,
-        offloaded_tokens_per_s, prefill_tokens_per_s_accumulating, tensor_parallel_speedup,
+        llama_cpp_decode_step_overhead_s, offloaded_tokens_per_s,
+        prefill_tokens_per_s_accumulating, tensor_parallel_speedup, with_step_overhead,
     },
     training::{Mode, training_memory_with},
     units::GIB,
@@ -1138,6 +1139,12 @@ pub(crate) fn estimate_with(
         .steady_bytes;
         let kv_per_seq = kv_steady / batch.max(1);
         let mut d = decode_tokens_per_s(&req.device, active_bytes, kv_per_seq, batch);
+        if req.runtime == Runtime::LlamaCpp {
+            d = with_step_overhead(
+                d,
+                llama_cpp_decode_step_overhead_s(&req.device, model.num_layers),
+            );
+        }
         // PyTorch (transformers) and vLLM run fp16/bf16 GEMMs with fp32 accumulation;
         // llama.cpp's CUDA kernels accumulate f16 matmuls in f16 and quantized ones in int32.
         let fp32_accumulate = matches!(

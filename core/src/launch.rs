@@ -387,7 +387,7 @@ fn py_str(text: &str) -> String {
 }
 
 /// `text` as one shell word: as is when it holds only safe characters, else single-quoted.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let safe = !text.is_empty()
         && text
             .chars()

@@ -34,9 +34,11 @@
 //! * [`kv_cache`], [`activations`], [`runtime`], [`training`] — the other parts of memory.
 //! * [`devices`], [`usable_memory`] and [`macos`] (the GPU share of a Mac by release) — what a
 //!   machine offers; [`speed`] — tokens per second.
+//! * [`published`] — published llama.cpp speeds and the band of headroom's error against them.
 //! * [`serving`] — how many users a server holds at a context, and their decode speed.
 //! * [`answer`] — the whole answer to one question, the one function every front end calls;
 //!   [`estimate`] (components, verdict, speed) and [`advice`] (what would fit) are its parts.
+//! * [`extra_models`] — the vision projector and a draft model beside the main one.
 //! * [`launch`] — the command that runs what an answer estimated, per runtime.
 //! * [`ranking`] — the inverse questions: every catalog model ranked for one device, the catalog
 //!   devices that hold one model, and the practical-limits table.
@@ -54,6 +56,7 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod estimate;
+pub mod extra_models;
 pub mod facts;
 pub mod files;
 pub mod gguf;
@@ -67,6 +70,7 @@ pub mod model;
 pub mod model_catalog;
 pub mod offload;
 pub mod params;
+pub mod published;
 pub mod quant;
 pub mod ranking;
 pub mod report;

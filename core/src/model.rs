@@ -540,6 +540,9 @@ pub enum ComponentKind {
     AudioProjector,
     /// Multi-token-prediction layers (not loaded by transformers; not in the total).
     Mtp,
+    /// A draft model loaded beside the model for speculative decoding
+    /// ([`crate::extra_models`]).
+    DraftModel,
 }
 
 impl ComponentKind {
@@ -554,6 +557,7 @@ impl ComponentKind {
             ComponentKind::AudioEncoder => "audio_encoder",
             ComponentKind::AudioProjector => "audio_projector",
             ComponentKind::Mtp => "mtp",
+            ComponentKind::DraftModel => "draft_model",
         }
     }
 }

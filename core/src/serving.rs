@@ -29,7 +29,7 @@ use crate::{
     runtime::Runtime,
     speed::{
         DATASHEET_COMPUTE_EFFICIENCY, attention_flops_per_token, decode_tokens_per_s,
-        tensor_parallel_speedup,
+        llama_cpp_decode_step_overhead_s, tensor_parallel_speedup,
     },
     units::GIB,
 };
@@ -323,11 +323,22 @@ fn speed_at(
     };
     let kv_per_user = kv_cache_bytes(model, context, 1, req.kv_dtype, req.runtime).steady_bytes;
     let memory = decode_tokens_per_s(&req.device, active_bytes, kv_per_user, users);
-    let mem_step_s = if memory.tokens_per_s > 0.0 {
+    let mut mem_step_s = if memory.tokens_per_s > 0.0 {
         1.0 / memory.tokens_per_s
     } else {
         0.0
     };
+    if req.runtime == Runtime::LlamaCpp && mem_step_s > 0.0 {
+        // The same fixed cost per step as one sequence's decode (`estimate`), paid once per
+        // step however many users share it.
+        let overhead_s = llama_cpp_decode_step_overhead_s(&req.device, model.num_layers);
+        mem_step_s += overhead_s;
+        assumptions.push(format!(
+            "serving decode: each step also pays llama.cpp's {:.2} ms of kernel launches and \
+             waits (once per step, shared by every user)",
+            overhead_s * 1e3
+        ));
+    }
     let active_params = facts.counts().active_excluding_input_embedding as f64;
     // Decode attends to every cached key: twice the prompt's average key length.
     let flops_per_token =

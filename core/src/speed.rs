@@ -53,6 +53,47 @@ pub fn offloaded_tokens_per_s(
     1.0 / seconds
 }
 
+/// Time llama.cpp's Metal backend spends per decoder layer on every decode step besides reading
+/// the weights (encoding and launching the layer's kernels, waiting on each): 170 µs. A decode
+/// step is far slower than its bytes alone explain on fast Apple GPUs (an M2 Ultra reads a 7B
+/// Q4_0 model's 3.8 GB at 800 GB/s in under 6 ms but takes 10.6 ms per token) and nearly as
+/// fast on slow ones, which a fixed cost per step explains and a lower bandwidth does not. The
+/// figure is the median of that excess per layer over the published llama-bench rows on Apple
+/// GPUs (`core/data/published_speeds.json`); the rows are then within the band the answer
+/// quotes ([`crate::published`]).
+pub const LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S: f64 = 170e-6;
+
+/// The same fixed cost per decoder layer and decode step for llama.cpp on other GPUs (CUDA
+/// and the rest): 70 µs, the median excess per layer over the published llama-bench rows on
+/// NVIDIA GPUs. Recent builds with CUDA graphs on GeForce cards spend less (about 27 µs),
+/// older builds and data-centre cards more; the band the answer quotes covers both.
+pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 70e-6;
+
+/// The fixed time llama.cpp adds to every decode step of a model with `layers` decoder layers on
+/// `device`, besides reading weights and cache.
+pub fn llama_cpp_decode_step_overhead_s(device: &DeviceSpec, layers: u64) -> f64 {
+    let per_layer = if device.is_apple_silicon() {
+        LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S
+    } else {
+        LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S
+    };
+    per_layer * layers as f64
+}
+
+/// `estimate` with `overhead_s` added to every step (one token per sequence per step), and the
+/// assumption that says so.
+pub fn with_step_overhead(mut estimate: SpeedEstimate, overhead_s: f64) -> SpeedEstimate {
+    if estimate.tokens_per_s > 0.0 && overhead_s > 0.0 {
+        estimate.tokens_per_s = 1.0 / (1.0 / estimate.tokens_per_s + overhead_s);
+        estimate.assumptions.push(format!(
+            "decode: plus {:.2} ms per step that llama.cpp spends launching and waiting on each \
+             layer's kernels (the median excess over published llama-bench results)",
+            overhead_s * 1e3
+        ));
+    }
+    estimate
+}
+
 /// A speed with the assumptions behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeedEstimate {

@@ -1660,3 +1660,173 @@ fn users_on_a_server() {
         true,
     );
 }
+
+/// `--mmproj` and `--draft`: the extra models' lines in the table, `extra_models` and
+/// `speculation` in `--json` (in the total), their launch flags; bad values are one line, exit 2.
+#[test]
+fn extra_models_beside_the_model() {
+    let base = [
+        "fit",
+        "gemma-3-12b",
+        "--quant",
+        "Q4_K_M",
+        "--device",
+        "m4-pro-20c-48gb",
+        "--json",
+    ];
+    let plain = json(&headroom(&base));
+    let mut with_args = base.to_vec();
+    with_args.push("--mmproj");
+    let with = json(&headroom(&with_args));
+    let extra = &with["extra_models"][0];
+    assert_eq!(extra["kind"], "mmproj", "{with}");
+    assert_eq!(extra["format"], "f16", "{extra}");
+    let added = extra["total_bytes"].as_u64().unwrap_or(0);
+    assert!(added > 1 << 30, "{extra}");
+    assert_eq!(
+        with["total_bytes"].as_u64().unwrap_or(0),
+        plain["total_bytes"].as_u64().unwrap_or(0) + added,
+        "{with}"
+    );
+    assert!(plain.get("extra_models").is_none(), "{plain}");
+    let command = with["launch"]["command"].as_str().unwrap_or("");
+    assert!(
+        command.contains("--mmproj mmproj-gemma-3-12b-it-f16.gguf"),
+        "{command}"
+    );
+
+    // A draft: its line in the table, the speculative step, and the flags that load it.
+    let out = success(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--quant",
+        "Q4_K_M",
+        "--draft",
+        "llama-3.2-1b",
+        "--draft-acceptance",
+        "0.7",
+        "--draft-tokens",
+        "4",
+        "--device",
+        "rtx-4090",
+    ]));
+    assert!(out.contains("draft llama-3.2-1b (Q4_K_M)"), "{out}");
+    assert!(out.contains("at acceptance 0.7 (yours)"), "{out}");
+    assert!(
+        out.contains("-md Llama-3.2-1B-Q4_K_M.gguf -ngld 99 --draft-max 4"),
+        "{out}"
+    );
+    let j = json(&headroom(&[
+        "fit",
+        "llama-3.1-8b",
+        "--quant",
+        "Q4_K_M",
+        "--draft",
+        &config("Llama-3.2-1B"),
+        "--draft-quant",
+        "Q8_0",
+        "--device",
+        "rtx-4090",
+        "--json",
+    ]));
+    let d = &j["extra_models"][0];
+    assert_eq!(d["kind"], "draft", "{j}");
+    assert_eq!(d["format"], "Q8_0", "{d}");
+    assert!(d["weights_bytes"].as_u64().unwrap_or(0) > 1 << 30, "{d}");
+    assert!(d["kv_cache_bytes"].as_u64().unwrap_or(0) > 0, "{d}");
+    let sp = &j["speculation"];
+    assert_eq!(sp["draft_tokens"], 16, "{sp}");
+    assert!(sp["expected_tokens_per_s"].is_null(), "{sp}");
+    assert!(sp["step_ms"].as_f64().unwrap_or(0.0) > 0.0, "{sp}");
+    // The speed band against published measurements rides along.
+    assert_eq!(j["speed_bands"][0]["kind"], "decode", "{j}");
+
+    for (args, needle) in [
+        (
+            vec!["llama-3.1-8b", "--mmproj", "--device", "rtx-4090"],
+            "--mmproj",
+        ),
+        (
+            vec![
+                "gemma-3-12b",
+                "--mmproj",
+                "--text-only",
+                "--device",
+                "rtx-4090",
+            ],
+            "--mmproj",
+        ),
+        (
+            vec![
+                "llama-3.1-8b",
+                "--draft",
+                "qwen3-0.6b",
+                "--device",
+                "rtx-4090",
+            ],
+            "vocabulary",
+        ),
+        (
+            vec![
+                "llama-3.1-8b",
+                "--draft",
+                "no-such-model",
+                "--device",
+                "rtx-4090",
+            ],
+            "--draft `no-such-model`",
+        ),
+        (
+            vec![
+                "llama-3.1-8b",
+                "--draft",
+                "llama-3.2-1b",
+                "--draft-acceptance",
+                "1.5",
+                "--device",
+                "rtx-4090",
+            ],
+            "--draft-acceptance",
+        ),
+        (
+            vec![
+                "llama-3.1-8b",
+                "--draft",
+                "llama-3.2-1b",
+                "--draft-acceptance",
+                "most",
+                "--device",
+                "rtx-4090",
+            ],
+            "--draft-acceptance `most`",
+        ),
+        (
+            vec![
+                "llama-3.1-8b",
+                "--draft",
+                "llama-3.2-1b",
+                "--draft-tokens",
+                "0",
+                "--device",
+                "rtx-4090",
+            ],
+            "--draft-tokens",
+        ),
+        (
+            vec![
+                "llama-3.1-8b",
+                "--draft",
+                "llama-3.2-1b",
+                "--draft-quant",
+                "q5",
+                "--device",
+                "rtx-4090",
+            ],
+            "--draft-quant `q5`",
+        ),
+    ] {
+        let mut full = vec!["fit"];
+        full.extend(args);
+        assert_bad_input(&full, &[needle], true);
+    }
+}

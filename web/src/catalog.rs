@@ -8,6 +8,7 @@ use headroom_core::{
     answer::{self, Answer, CheckpointSize, ContextAsk, Question},
     devices::{self, DeviceSpec, MemoryKind},
     error::Setting,
+    extra_models::DraftAsk,
     kv_cache::KvDtype,
     limits::MAX_MEMORY_GIB,
     llama_cpp::LlamaCppSettings,
@@ -178,6 +179,16 @@ pub struct CalcSettings {
     pub ubatch: Option<u64>,
     /// llama.cpp's unified KV cache for several sequences (`kvu=on|off`); `None` = on.
     pub kv_unified: Option<bool>,
+    /// Load the vision projector and one image's compute (`mmproj=1`).
+    pub mmproj: bool,
+    /// A catalog model as the draft for speculative decoding (`draft=`); empty = none.
+    pub draft: String,
+    /// The draft's weight format (`dformat=`); empty = the model's.
+    pub draft_format: String,
+    /// Draft tokens per step (`dtokens=`); `None` = the runtime's usual number.
+    pub draft_tokens: Option<u64>,
+    /// The acceptance rate the user states (`daccept=`); `None` = no expected speed.
+    pub draft_acceptance: Option<f64>,
 }
 
 /// Model of the first screen when the URL names none: a popular pairing that fits.
@@ -214,6 +225,11 @@ impl Default for CalcSettings {
             flash_attn: None,
             ubatch: None,
             kv_unified: None,
+            mmproj: false,
+            draft: String::new(),
+            draft_format: String::new(),
+            draft_tokens: None,
+            draft_acceptance: None,
         }
     }
 }
@@ -304,6 +320,11 @@ impl CalcSettings {
             flash_attn: on_off(q.get("fa")),
             ubatch: q.get("ub").and_then(|u| u.parse().ok()),
             kv_unified: on_off(q.get("kvu")),
+            mmproj: q.get("mmproj") == Some("1"),
+            draft: text("draft"),
+            draft_format: text("dformat"),
+            draft_tokens: q.get("dtokens").and_then(|t| t.parse().ok()),
+            draft_acceptance: number("daccept"),
         }
     }
 
@@ -395,6 +416,21 @@ impl CalcSettings {
         if let Some(kvu) = self.kv_unified {
             q.set("kvu", word(kvu));
         }
+        if self.mmproj {
+            q.set("mmproj", "1");
+        }
+        if !self.draft.is_empty() {
+            q.set("draft", self.draft.clone());
+        }
+        if !self.draft_format.is_empty() {
+            q.set("dformat", self.draft_format.clone());
+        }
+        if let Some(t) = self.draft_tokens {
+            q.set("dtokens", t.to_string());
+        }
+        if let Some(a) = self.draft_acceptance {
+            q.set("daccept", a.to_string());
+        }
         self.device.write_query(&mut q);
         q
     }
@@ -465,6 +501,14 @@ pub fn device_choices() -> Vec<(String, String)> {
 /// Every weight format name, highest precision first.
 pub fn format_names() -> Vec<String> {
     WeightFormat::all().iter().map(|f| f.to_string()).collect()
+}
+
+/// Every catalog model id (the draft model's choices).
+pub fn model_ids() -> Vec<String> {
+    model_catalog::entries()
+        .iter()
+        .map(|e| e.id.clone())
+        .collect()
 }
 
 /// Every runtime name.
@@ -665,6 +709,28 @@ fn question_on(
     };
     q.text_only = settings.text_only;
     q.with_mtp = settings.with_mtp;
+    q.extras.mmproj = settings.mmproj;
+    if !settings.draft.trim().is_empty() {
+        let draft = model_catalog::find(settings.draft.trim()).map_err(|e| WebError::Setting {
+            control: control(Setting::Draft),
+            problem: e.to_string(),
+        })?;
+        let format = if settings.draft_format.trim().is_empty() {
+            None
+        } else {
+            Some(
+                WeightFormat::from_str(settings.draft_format.trim())
+                    .map_err(|e| bad(Setting::DraftFormat, e))?,
+            )
+        };
+        q.extras.draft = Some(DraftAsk {
+            model: draft,
+            format,
+            tokens: settings.draft_tokens,
+            acceptance: settings.draft_acceptance,
+            path: None,
+        });
+    }
     q.checkpoint = settings.exact.as_ref().map(|e| CheckpointSize {
         source: e.file.clone(),
         format_name: e.format.clone(),
@@ -694,6 +760,11 @@ pub fn control(setting: Setting) -> &'static str {
         Setting::Users => "Users",
         Setting::FlashAttn => "Flash attention",
         Setting::Ubatch => "Micro-batch",
+        Setting::Mmproj => "Vision projector",
+        Setting::Draft => "Draft model",
+        Setting::DraftFormat => "Draft format",
+        Setting::DraftTokens => "Draft tokens",
+        Setting::DraftAcceptance => "Draft acceptance rate",
         // `Setting` is non-exhaustive: a new one is named by core's word until it gets a control.
         _ => setting.name(),
     }
@@ -872,6 +943,11 @@ mod tests {
             flash_attn: Some(false),
             ubatch: Some(1024),
             kv_unified: Some(false),
+            mmproj: true,
+            draft: "llama-3.2-1b".into(),
+            draft_format: "Q8_0".into(),
+            draft_tokens: Some(4),
+            draft_acceptance: Some(0.7),
         };
         let q = Query::parse(&s.to_query().to_search());
         assert_eq!(CalcSettings::from_query(&q), s);
@@ -1090,5 +1166,59 @@ mod tests {
                 .to_string()
                 .contains("measured device")
         );
+    }
+
+    #[test]
+    fn extra_models_reach_the_question_and_errors_name_controls() {
+        let model = catalog_model(DEFAULT_MODEL).unwrap();
+        let s = CalcSettings {
+            format: "Q4_K_M".into(),
+            draft: "llama-3.2-1b".into(),
+            draft_tokens: Some(4),
+            draft_acceptance: Some(0.7),
+            ..CalcSettings::default()
+        };
+        let c = calculate(&s, &model).unwrap();
+        assert_eq!(c.answer.extra_models.len(), 1);
+        let sp = c.answer.speculation.expect("speculation");
+        assert_eq!(sp.draft_tokens, 4);
+        assert!(sp.expected_tokens_per_s.is_some());
+        for (bad, control) in [
+            (
+                CalcSettings {
+                    draft: "qwen3-0.6b".into(),
+                    ..s.clone()
+                },
+                "Draft model",
+            ),
+            (
+                CalcSettings {
+                    draft_acceptance: Some(2.0),
+                    ..s.clone()
+                },
+                "Draft acceptance rate",
+            ),
+            (
+                CalcSettings {
+                    draft_format: "q5".into(),
+                    ..s.clone()
+                },
+                "Draft format",
+            ),
+            (
+                CalcSettings {
+                    mmproj: true,
+                    ..s.clone()
+                },
+                "Vision projector",
+            ),
+        ] {
+            let err = calculate(&bad, &model).unwrap_err().to_string();
+            assert!(err.contains(control), "{err}");
+            assert!(
+                !err.contains("--"),
+                "no command-line flags in the site: {err}"
+            );
+        }
     }
 }

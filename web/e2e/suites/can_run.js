@@ -210,4 +210,44 @@ module.exports = {
     await page.waitForSelector('.error', { timeout: 30000 });
     assert.match(await page.textContent('body'), /macOS release: .*11 to 15 and 26/);
   },
+
+  async 'calculator: vision projector and draft model beside the model, from the form and the link'({ page, base, log }) {
+    // llama.cpp keeps gemma-3's vision tower in a separate mmproj file: off by default, a line
+    // of its own (and of the total) when asked, and --mmproj in the launch command.
+    await page.goto(`${base}?model=gemma-3-12b&device=m4-pro-20c-48gb&format=Q4_K_M&runtime=llama.cpp`);
+    await page.waitForSelector('#verdict', { timeout: 30000 });
+    assert.strictEqual(await page.$('tr.extra-model'), null, 'no extra model unless asked');
+    await page.check('#mmproj');
+    await page.waitForFunction(() => /[?&]mmproj=1(&|$)/.test(location.search), null, { timeout: 30000 });
+    await page.waitForSelector('tr.extra-model', { timeout: 30000 });
+    const mm = (await page.textContent('tr.extra-model')).trim();
+    log(mm);
+    assert.match(mm, /Vision projector \(f16\)/);
+    await page.waitForSelector('#launch-command', { timeout: 30000 });
+    assert.match(await page.textContent('#launch-command'), /--mmproj mmproj-gemma-3-12b-it-f16\.gguf/);
+    // A draft model with a stated acceptance rate: its line, the step's cost and the speed.
+    await page.goto(`${base}?model=llama-3.1-8b&device=rtx-4090&format=Q4_K_M&runtime=llama.cpp`);
+    await page.waitForSelector('#verdict', { timeout: 30000 });
+    await page.selectOption('#draft', 'llama-3.2-1b');
+    await page.fill('#draft-tokens', '4');
+    await page.fill('#draft-acceptance', '0.7');
+    await page.waitForFunction(() => ['draft=llama-3.2-1b', 'dtokens=4', 'daccept=0.7'].every((k) => location.search.includes(k)), null, { timeout: 30000 });
+    await page.waitForFunction(() => /at your acceptance rate 0\.7/.test(document.querySelector('#speculation')?.textContent || ''), null, { timeout: 30000 });
+    const sp = (await page.textContent('#speculation')).trim();
+    log(sp);
+    assert.match(sp, /^4 draft tokens \+ one check: [\d.]+ ms/);
+    assert.match(await page.textContent('tr.extra-model'), /Draft llama-3\.2-1b \(Q4_K_M\)/);
+    assert.match(await page.textContent('#launch-command'), /-md Llama-3\.2-1B-Q4_K_M\.gguf -ngld 99 --draft-max 4/);
+    // The link reproduces it.
+    const url = page.url();
+    await page.goto(url);
+    await page.waitForSelector('#speculation', { timeout: 30000 });
+    assert.strictEqual((await page.textContent('#speculation')).trim(), sp);
+    // A draft with another tokenizer is an inline error naming the control, no flags.
+    await page.goto(`${base}?model=llama-3.1-8b&device=rtx-4090&format=Q4_K_M&draft=qwen3-0.6b`);
+    await page.waitForSelector('.error', { timeout: 30000 });
+    const err = await page.textContent('body');
+    assert.match(err, /Draft model.*vocabulary/);
+    assert.doesNotMatch(err, /--draft/);
+  },
 };

@@ -19,6 +19,7 @@ use headroom_core::{
     answer::{CheckpointSize, ContextAsk, Question, answer},
     devices::{self, DeviceSpec},
     error::Setting,
+    extra_models::{DraftAsk, ExtraAsk, launch_flags},
     kv_cache::KvDtype,
     launch::{ModelRef, launch_command},
     llama_cpp::LlamaCppSettings,
@@ -52,6 +53,35 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     if let Some(weights) = &checkpoint {
         say!("{}", model_input::describe_checkpoint(weights));
     }
+    let draft = match args.draft.as_deref() {
+        None => None,
+        Some(text) => {
+            let d = model_input::resolve(text).with_context(|| format!("--draft `{text}`"))?;
+            // A .gguf draft is in its own format unless --draft-quant says otherwise.
+            let own_format = d
+                .checkpoint
+                .as_ref()
+                .and_then(|c| c.format_name.as_deref())
+                .and_then(|f| f.parse().ok());
+            let path = match &d.source {
+                ModelSource::Gguf(path) | ModelSource::File(path) => {
+                    Some(path.display().to_string())
+                }
+                ModelSource::Catalog(_) | ModelSource::Hub(_) => None,
+            };
+            Some(DraftAsk {
+                model: d.spec,
+                format: checked.draft_format.clone().or(own_format),
+                tokens: args.draft_tokens,
+                acceptance: checked.draft_acceptance,
+                path,
+            })
+        }
+    };
+    let extras = ExtraAsk {
+        mmproj: args.mmproj,
+        draft,
+    };
     let Some(chosen) = chosen else {
         if !args.devices_that_fit {
             eprintln!(
@@ -61,7 +91,15 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
             );
         }
         let device = first_catalog_device()?;
-        let question = question_for(&args, &checked, &spec, device, checkpoint.as_ref(), None);
+        let question = question_for(
+            &args,
+            &checked,
+            &spec,
+            device,
+            checkpoint.as_ref(),
+            None,
+            &extras,
+        );
         let needs = devices_that_fit(&question, devices::catalog()).map_err(|err| {
             anyhow::anyhow!(
                 "{}: {}",
@@ -90,6 +128,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         device.clone(),
         checkpoint.as_ref(),
         chosen.host_ram_bytes,
+        &extras,
     );
     let mut answer = answer(&question).map_err(|err| {
         let about = match (&err, &question.format) {
@@ -137,10 +176,21 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         ModelSource::Catalog(_) | ModelSource::Hub(_) => None,
     };
     if let (Some(launch), Some((path, is_gguf_file))) = (answer.launch.as_mut(), local) {
+        let main = ModelRef { path, is_gguf_file };
         *launch = headroom_core::launch::with_offload(
-            launch_command(&answer.request, &ModelRef { path, is_gguf_file }),
+            launch_command(&answer.request, &main),
             answer.offload.as_ref(),
         );
+        let flags = launch_flags(
+            answer.request.runtime,
+            &main.path,
+            &answer.extra_models,
+            answer.speculation.as_ref(),
+            &extras,
+            answer.with_mtp,
+            &mut launch.notes,
+        );
+        launch.command.push_str(&flags);
     }
     let ctx = OutputContext {
         args: &args,
@@ -182,6 +232,7 @@ fn question_for(
     device: DeviceSpec,
     checkpoint: Option<&headroom_core::files::CheckpointWeights>,
     host_ram_bytes: Option<u64>,
+    extras: &ExtraAsk,
 ) -> Question {
     Question {
         model: spec.clone(),
@@ -220,6 +271,7 @@ fn question_for(
             gpu_layers: args.gpu_layers,
             n_cpu_moe: args.n_cpu_moe,
         },
+        extras: extras.clone(),
     }
 }
 

@@ -44,7 +44,8 @@ struct Cli {
 enum Command {
     /// Will MODEL fit on this machine (or --device), and how fast will it run? With
     /// --devices-that-fit: which catalog devices hold it.
-    Fit(fit::FitArgs),
+    // Boxed: `fit` has far more options than the other commands.
+    Fit(Box<fit::FitArgs>),
     /// List the bundled model catalog; with --fits [DEVICE]: every model that fits, ranked.
     Models(models_cmd::ModelsArgs),
     /// List the bundled device catalog; with --limits: the largest model each device runs.
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Fit(args) => fit::run(args),
+        Command::Fit(args) => fit::run(*args),
         Command::Models(args) => models_cmd::run(args),
         Command::Devices(args) => devices_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args),

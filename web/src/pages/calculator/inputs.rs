@@ -313,7 +313,7 @@ pub fn ModelInput(
 }
 
 /// Every setting of `headroom fit`: format, mode and its training settings, context, batch,
-/// runtime, KV cache type, text only, MTP layers.
+/// runtime, KV cache type, text only, MTP layers, the vision projector and a draft model.
 #[component]
 pub fn SettingsInput(
     /// The page's settings.
@@ -322,6 +322,8 @@ pub fn SettingsInput(
     let cur_format = Memo::new(move |_| settings.with(|s| s.format.clone()));
     let cur_runtime = Memo::new(move |_| settings.with(|s| s.runtime.clone()));
     let cur_kv = Memo::new(move |_| settings.with(|s| s.kv.clone()));
+    let cur_draft = Memo::new(move |_| settings.with(|s| s.draft.clone()));
+    let cur_draft_format = Memo::new(move |_| settings.with(|s| s.draft_format.clone()));
     // The mode as core reads it: a link's `qlora:ckpt` shows as qlora with checkpointing on.
     let mode = Memo::new(move |_| settings.with(|s| s.mode().ok()));
     let cur_mode =
@@ -471,6 +473,40 @@ pub fn SettingsInput(
                     prop:checked=move || settings.with(|s| s.with_mtp)
                     on:change=move |ev| { let on = event_target_checked(&ev); settings.update(|s| s.with_mtp = on) } />
                     " MTP layers (speculative decoding)"</label>
+                <label class="check"><input id="mmproj" type="checkbox"
+                    prop:checked=move || settings.with(|s| s.mmproj)
+                    on:change=move |ev| { let on = event_target_checked(&ev); settings.update(|s| s.mmproj = on) } />
+                    " vision projector (llama.cpp's mmproj file, one image)"</label>
+            </div>
+            <div class="row">
+                <div>
+                    <label for="draft">"Draft model"</label>
+                    <select id="draft" on:change=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.draft = v) }>
+                        <option value="" selected=move || cur_draft.get().is_empty()>"none"</option>
+                        {options(catalog::model_ids(), cur_draft)}
+                    </select>
+                </div>
+                <div>
+                    <label for="draft-format">"Draft format"</label>
+                    <select id="draft-format" on:change=move |ev| { let v = event_target_value(&ev); settings.update(|s| s.draft_format = v) }>
+                        <option value="" selected=move || cur_draft_format.get().is_empty()>"the model's"</option>
+                        {options(catalog::format_names(), cur_draft_format)}
+                    </select>
+                </div>
+            </div>
+            <div class="row">
+                <div>
+                    <label for="draft-tokens">"Draft tokens per step"</label>
+                    <input id="draft-tokens" type="number" min="1" max="64" placeholder="runtime's usual"
+                        prop:value=move || settings.with(|s| s.draft_tokens.map(|t| t.to_string()).unwrap_or_default())
+                        on:input=move |ev| { let t = number(&ev); settings.update(|s| s.draft_tokens = t) } />
+                </div>
+                <div>
+                    <label for="draft-acceptance">"Draft acceptance rate (yours)"</label>
+                    <input id="draft-acceptance" type="number" min="0" max="1" step="0.05" placeholder="none: no expected speed"
+                        prop:value=move || settings.with(|s| s.draft_acceptance.map(|a| a.to_string()).unwrap_or_default())
+                        on:input=move |ev| { let a = event_target_value(&ev).trim().parse::<f64>().ok(); settings.update(|s| s.draft_acceptance = a) } />
+                </div>
             </div>
         </div>
     }

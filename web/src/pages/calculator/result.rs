@@ -1,7 +1,9 @@
 //! The answer: the verdict with the best format beside it, the memory bar and the key numbers
 //! first; then the model part by part, training settings that fit and every assumption.
 
-use headroom_core::{advice::TrainingAdvice, estimate::Verdict, units::GIB};
+use headroom_core::{
+    advice::TrainingAdvice, estimate::Verdict, extra_models::ExtraModelKind, units::GIB,
+};
 use leptos::prelude::*;
 
 use super::model::FileSummary;
@@ -32,12 +34,19 @@ pub fn AnswerView(
     let e = &calc.answer.estimate;
     let n = e.device_count.max(1) as f64;
     let per = |b: u64| b as f64 / GIB as f64 / n;
+    let extra_bytes = calc
+        .answer
+        .extra_models
+        .iter()
+        .fold(0u64, |acc, m| acc.saturating_add(m.total_bytes));
     let segments = [
         ("Weights", e.weights_bytes, "seg-weights"),
         ("KV cache", e.kv_cache_bytes, "seg-kv"),
         ("Activations", e.activation_bytes, "seg-act"),
         ("Runtime overhead", e.overhead_bytes, "seg-overhead"),
         ("Training state", e.training_bytes, "seg-training"),
+        // Extra models sit on one device, not split over several.
+        ("Extra models", (extra_bytes as f64 * n) as u64, "seg-extra"),
     ]
     .into_iter()
     .map(|(label, bytes, class)| Segment {
@@ -143,6 +152,36 @@ pub fn AnswerView(
         ("inference", _) => "",
         _ => " (not estimated for training)",
     };
+    let extras = calc
+        .answer
+        .extra_models
+        .iter()
+        .map(|m| {
+            let name = match m.kind {
+                ExtraModelKind::Mmproj if m.weights_bytes > 0 => {
+                    format!("Vision projector ({})", m.format)
+                }
+                ExtraModelKind::Mmproj => "One image's encoder compute".to_string(),
+                ExtraModelKind::Draft => format!("Draft {} ({})", m.name, m.format),
+            };
+            let speed = m
+                .decode_tokens_per_s
+                .map(|t| format!(", {} decode alone", format::tokens_per_s(t)))
+                .unwrap_or_default();
+            view! { <tr class="extra-model"><th>{name}</th><td class="num">{format::bytes(m.total_bytes)}{speed}</td></tr> }
+        })
+        .collect_view();
+    let speculation = calc.answer.speculation.as_ref().map(|sp| {
+        let gain = match (sp.acceptance, sp.expected_tokens_per_s) {
+            (Some(a), Some(t)) => format!(
+                "; at your acceptance rate {a}: ≈ {} decode against {} without",
+                format::tokens_per_s(t),
+                format::tokens_per_s(sp.plain_tokens_per_s)
+            ),
+            _ => "; give an acceptance rate for an expected speed".to_string(),
+        };
+        view! { <tr><th>"Speculative step"</th><td class="num" id="speculation">{format!("{} draft tokens + one check: {:.1} ms{gain}", sp.draft_tokens, sp.step_ms)}</td></tr> }
+    });
     let devices_needed = e.devices_needed.map(|d| {
         view! { <tr><th>"Devices needed"</th><td class="num" id="devices-needed">{d}</td></tr> }
     });
@@ -153,6 +192,7 @@ pub fn AnswerView(
         <table id="facts">
             <tbody>
                 <tr><th>"Parameters"</th><td class="num">{format::count(e.params_total)} " total, " {format::count(e.params_active)} " active"</td></tr>
+                {extras}
                 <tr><th>"Total memory"</th><td class="num">{format::bytes(e.total_bytes)}</td></tr>
                 {split.then(|| view! { <tr><th>"Per device"</th><td class="num">{format::bytes(e.per_device_bytes)}</td></tr> })}
                 <tr><th>"Usable on the device"</th><td class="num" id="usable" title=usable_basis.clone()>{format::bytes(e.usable_bytes)}</td></tr>
@@ -160,6 +200,7 @@ pub fn AnswerView(
                 <tr><th>"Decode"</th><td class="num" id="decode">{format::tokens_per_s(e.decode_tokens_per_s)}
                     {(e.decode_tokens_per_s > 0.0).then_some(" per sequence")}{no_speed}</td></tr>
                 <tr><th>"Prefill"</th><td class="num">{format::tokens_per_s(e.prefill_tokens_per_s)}</td></tr>
+                {speculation}
                 <tr><th>"Runtime, KV cache, mode"</th><td class="num" id="runtime-kv-mode">{format!("{}, {}, {}", e.runtime, e.kv_cache_dtype, e.mode)}</td></tr>
             </tbody>
         </table>

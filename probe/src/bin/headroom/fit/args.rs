@@ -240,6 +240,32 @@ pub struct FitArgs {
     #[arg(long)]
     pub(super) mtp: bool,
 
+    /// Load the vision projector too and reserve one image's compute memory. llama.cpp keeps a
+    /// multimodal model's vision/audio towers in a separate `--mmproj` GGUF (f16) and leaves
+    /// them out unless this is given; transformers, vLLM and MLX load them with the model.
+    #[arg(long, visible_alias = "vision")]
+    pub(super) mmproj: bool,
+
+    /// A draft model for speculative decoding on the same device: a catalog name, config.json,
+    /// .gguf file, folder or Hugging Face id, read as MODEL is. Its weights, its KV cache at the
+    /// same context and its compute memory are added; the answer gives its decode speed and the
+    /// cost of one speculative step.
+    #[arg(long, value_name = "DRAFT_MODEL")]
+    pub(super) draft: Option<String>,
+
+    /// The draft's weight format. Default: the main model's format (a .gguf draft: its own).
+    #[arg(long, value_name = "FORMAT", requires = "draft")]
+    pub(super) draft_quant: Option<String>,
+
+    /// Draft tokens proposed per step, 1 to 64. Default: llama.cpp's --draft-max (16), else 5.
+    #[arg(long, value_name = "K", requires = "draft")]
+    pub(super) draft_tokens: Option<u64>,
+
+    /// The share of draft tokens the model accepts (between 0 and 1, e.g. 0.7), stated by you:
+    /// only then does the answer give an expected speed with the draft.
+    #[arg(long, value_name = "RATE", requires = "draft")]
+    pub(super) draft_acceptance: Option<String>,
+
     /// What does the model need? The memory, then per device class (Apple, NVIDIA consumer,
     /// NVIDIA datacenter, AMD, Intel) the smallest catalog device that holds it and how many of
     /// the class's largest, with decode speed: in --quant FORMAT, or the best format per device.
@@ -304,7 +330,13 @@ llama.cpp or transformers, or --gpu-layers / --n-cpu-moe forced a split: {chosen
 gpu_decoder_layers}, description, gpu_bytes, gpu_capacity_bytes, host_bytes,
 host_capacity_bytes, fits, gpu_read_bytes_per_token, host_read_bytes_per_token,
 decode_tokens_per_s, prefill_tokens_per_s}, alternative may be null), host_bandwidth_bytes_per_s,
-host_bandwidth_basis, host_to_device_bytes_per_s, host_to_device_basis}, else null); this_machine (how this machine was found,
+host_bandwidth_basis, host_to_device_bytes_per_s, host_to_device_basis}, else null); extra_models (with --mmproj/--draft: [{kind
+(mmproj | draft), name, format, params, weights_bytes, kv_cache_bytes, compute_bytes,
+total_bytes, decode_tokens_per_s}], in total_bytes and the verdict) and speculation (with --draft:
+{draft_tokens, draft_token_ms, verify_ms, step_ms, acceptance, expected_tokens_per_step,
+expected_tokens_per_s, plain_tokens_per_s}); speed_bands (how far speeds for this engine and
+kind of device were from published measurements: [{runtime, family, kind, rows, low_percent,
+high_percent, median_percent, sources}]); this_machine (how this machine was found,
 without --device/--probe). Byte counts are integers. With --quant all: a JSON array of such
 objects, one per format that could be estimated, highest precision first (without the advice).
 With --devices-that-fit: one object {model, mode, context, format, format_fixed, weights_bytes,
@@ -332,7 +364,9 @@ Examples:
   headroom fit llama-3.1-8b --mode lora --lora-layers last:8 --context 2048 --device rtx-4090
   headroom fit llama-3.1-8b --probe report.json
   headroom fit llama-3.1-70b --quant Q4_K_M --device m3-max-40c-64gb --macos 15
-  headroom fit llama-3.1-8b --runtime vllm --context 32k --users 16 --device h100-sxm";
+  headroom fit llama-3.1-8b --runtime vllm --context 32k --users 16 --device h100-sxm
+  headroom fit gemma-3-12b --quant Q4_K_M --mmproj --device m4-pro-20c-24gb
+  headroom fit llama-3.1-8b --quant Q4_K_M --draft llama-3.2-1b --draft-acceptance 0.7 --device rtx-4090";
 
 /// `--context`: a token count or the model's maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,6 +415,10 @@ pub(super) enum QuantChoice {
 /// The arguments after the checks that need no I/O.
 pub(super) struct Checked {
     pub(super) quant: QuantChoice,
+    /// `--draft-quant`, parsed.
+    pub(super) draft_format: Option<WeightFormat>,
+    /// `--draft-acceptance`, parsed (its range is core's check).
+    pub(super) draft_acceptance: Option<f64>,
     pub(super) users: Option<u64>,
     pub(super) macos: Option<MacosVersion>,
     pub(super) runtime: Option<Runtime>,
@@ -532,8 +570,27 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             )
         })?),
     };
+    let draft_format = match args.draft_quant.as_deref().map(str::trim) {
+        None => None,
+        Some(q) => Some(q.parse::<WeightFormat>().with_context(|| {
+            format!("--draft-quant `{q}`: list the formats with `headroom fit MODEL --quant all`")
+        })?),
+    };
+    let draft_acceptance = match args.draft_acceptance.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => Some(text.parse::<f64>().map_err(|_| {
+            anyhow::anyhow!(
+                "--draft-acceptance `{text}`: expected a share between 0 and 1, such as 0.7"
+            )
+        })?),
+    };
+    if args.draft.is_some() && args.devices_that_fit {
+        bail!("--devices-that-fit answers for the model alone; drop --draft");
+    }
     Ok(Checked {
         quant,
+        draft_format,
+        draft_acceptance,
         users,
         macos,
         runtime,
@@ -563,6 +620,11 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::Ubatch => "--ubatch",
         Setting::GpuLayers => "--gpu-layers",
         Setting::NCpuMoe => "--n-cpu-moe",
+        Setting::Mmproj => "--mmproj",
+        Setting::Draft => "--draft",
+        Setting::DraftFormat => "--draft-quant",
+        Setting::DraftTokens => "--draft-tokens",
+        Setting::DraftAcceptance => "--draft-acceptance",
         // `Setting` is non-exhaustive: a new one is named by core's own word until it gets a flag.
         _ => setting.name(),
     }

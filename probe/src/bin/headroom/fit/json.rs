@@ -5,7 +5,9 @@ use headroom_core::{
     answer::{Answer, CheckpointCheck},
     components::{CacheComponent, Component, LayerKindCount},
     estimate::Estimate,
+    extra_models::{ExtraModel, Speculation},
     launch::LaunchCommand,
+    published::SpeedBand,
     serving::Serving,
 };
 use serde::Serialize;
@@ -83,6 +85,18 @@ pub(super) struct FitJson<'a> {
     /// --users or a serving runtime.
     #[serde(skip_serializing_if = "Option::is_none")]
     serving: Option<&'a Serving>,
+    /// How far headroom's speeds for this runtime and kind of device were from published
+    /// measurements: [{runtime, family, kind, rows, low_percent, high_percent, median_percent,
+    /// sources}]; one format only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed_bands: Option<&'a [SpeedBand]>,
+    /// Models loaded beside this one (--mmproj, --draft), in total_bytes and the verdict; one
+    /// format only, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_models: Option<&'a [ExtraModel]>,
+    /// Speculative decoding's cost per step and, at --draft-acceptance, its expected speed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speculation: Option<&'a Speculation>,
 }
 
 impl OutputContext<'_> {
@@ -109,6 +123,11 @@ impl OutputContext<'_> {
             launch: answer.map(|a| a.launch.as_ref()),
             this_machine: self.this_machine,
             serving: answer.and_then(|a| a.serving.as_ref()),
+            speed_bands: answer.map(|a| a.speed_bands.as_slice()),
+            extra_models: answer
+                .map(|a| a.extra_models.as_slice())
+                .filter(|m| !m.is_empty()),
+            speculation: answer.and_then(|a| a.speculation.as_ref()),
         }
     }
 }

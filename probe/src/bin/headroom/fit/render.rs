@@ -5,6 +5,7 @@ use headroom_core::{
     advice::{RowOutcome, TrainingAdvice},
     answer::Answer,
     estimate::{Estimate, Verdict},
+    extra_models::ExtraModelKind,
     training::{Mode, describe_layers},
 };
 
@@ -332,6 +333,16 @@ impl OutputContext<'_> {
         if !matches!(answer.request.mode, Mode::Inference) {
             row("training", e.training_bytes);
         }
+        for m in &answer.extra_models {
+            let name = match m.kind {
+                ExtraModelKind::Mmproj if m.weights_bytes > 0 => {
+                    format!("vision projector ({})", m.format)
+                }
+                ExtraModelKind::Mmproj => "one image's encoder compute".to_owned(),
+                ExtraModelKind::Draft => format!("draft {} ({})", m.name, m.format),
+            };
+            row(&name, m.total_bytes);
+        }
         row("total", e.total_bytes);
         if self.args.device_count > 1 {
             row(
@@ -377,6 +388,28 @@ impl OutputContext<'_> {
             "not estimated for training".to_owned()
         };
         let _ = writeln!(out, "speed:   {speed}");
+        if let Some(sp) = &answer.speculation {
+            let draft_speed = answer
+                .extra_models
+                .iter()
+                .find_map(|m| m.decode_tokens_per_s)
+                .unwrap_or(0.0);
+            let gain = match (sp.acceptance, sp.expected_tokens_per_s) {
+                (Some(a), Some(tps)) => format!(
+                    "; at acceptance {a} (yours): {} tokens/s against {} without",
+                    approx_rate(tps),
+                    approx_rate(sp.plain_tokens_per_s)
+                ),
+                _ => "; no speed-up given without --draft-acceptance".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "draft:   {} tokens/s alone; a step of {} draft tokens + one check takes {:.1} ms{gain}",
+                approx_rate(draft_speed),
+                sp.draft_tokens,
+                sp.step_ms
+            );
+        }
         if let Some(serving) = &answer.serving {
             serving_lines(out, serving);
         }

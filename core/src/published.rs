@@ -1,0 +1,227 @@
+//! Speeds other people measured and published, and how far headroom's estimates are from them.
+//!
+//! `core/data/published_speeds.json` holds llama.cpp `llama-bench` results (prefill of a
+//! 512-token prompt, decode of 128 or 512 tokens, batch 1, every layer on the GPU), each with
+//! where it was read, the catalog device and model it maps to, the GGUF type, backend, build and
+//! date. Its `bands` give, per engine and device family, the range of headroom's error over
+//! those rows; the test `tests/published_speeds.rs` recomputes every error from the answer and
+//! fails when a stated band no longer holds, so the band the answer quotes is the one the code
+//! reaches.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, devices::DeviceSpec, runtime::Runtime};
+
+/// The bundled table's JSON text.
+pub const PUBLISHED_SPEEDS_JSON: &str = include_str!("../data/published_speeds.json");
+
+/// Which speed a row measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeedKind {
+    /// Tokens generated per second, one sequence (`tg128`, `tg512`).
+    Decode,
+    /// Prompt tokens processed per second (`pp512`).
+    Prefill,
+}
+
+impl SpeedKind {
+    /// The word used in text.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpeedKind::Decode => "decode",
+            SpeedKind::Prefill => "prefill",
+        }
+    }
+}
+
+/// One published measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedSpeed {
+    /// Where the number was published (URL).
+    pub source: String,
+    /// When the number was read in a copy of the source rather than on the source itself, what
+    /// that copy was.
+    #[serde(default)]
+    pub read_via: Option<String>,
+    /// The catalog device id it maps to (`core/data/devices.json`).
+    pub device: String,
+    /// The device as the source names it.
+    pub device_label: String,
+    /// The catalog model id (`core/data/models.json`).
+    pub model: String,
+    /// The GGUF type (`Q4_0`, `Q8_0`, `F16`, `Q4_K_M`).
+    pub quant: String,
+    /// The llama.cpp backend (`Metal`, `CUDA`).
+    pub backend: String,
+    /// The llama.cpp build and settings, as far as the source gives them.
+    pub build: String,
+    /// Year and month of the measurement, when the source gives it.
+    #[serde(default)]
+    pub date: Option<String>,
+    /// The llama-bench test: `pp512`, `tg128` or `tg512`.
+    pub test: String,
+    /// The published result.
+    pub tokens_per_s: f64,
+    /// How the row was mapped, where that needed a choice.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl PublishedSpeed {
+    /// Decode or prefill, and the tokens in context the test runs at (its prompt or generated
+    /// length); `None` for a test name this table does not know.
+    pub fn kind_and_tokens(&self) -> Option<(SpeedKind, u64)> {
+        let (kind, n) = if let Some(n) = self.test.strip_prefix("pp") {
+            (SpeedKind::Prefill, n)
+        } else if let Some(n) = self.test.strip_prefix("tg") {
+            (SpeedKind::Decode, n)
+        } else {
+            return None;
+        };
+        n.parse().ok().filter(|n| *n > 0).map(|n| (kind, n))
+    }
+}
+
+/// Which devices a band covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceFamily {
+    /// Apple silicon GPUs (Metal).
+    AppleGpu,
+    /// NVIDIA GPUs (CUDA).
+    NvidiaGpu,
+}
+
+impl DeviceFamily {
+    /// The family of `device`.
+    pub fn of(device: &DeviceSpec) -> Option<DeviceFamily> {
+        if device.is_apple_silicon() {
+            Some(DeviceFamily::AppleGpu)
+        } else if device.vendor.eq_ignore_ascii_case("nvidia") {
+            Some(DeviceFamily::NvidiaGpu)
+        } else {
+            None
+        }
+    }
+
+    /// The words used in text.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceFamily::AppleGpu => "Apple GPUs",
+            DeviceFamily::NvidiaGpu => "NVIDIA GPUs",
+        }
+    }
+}
+
+/// The range of headroom's error over the published rows of one engine, device family and
+/// speed: `(estimate − published) ÷ published`, in percent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeedBand {
+    /// The engine (only llama.cpp has published rows so far).
+    pub runtime: String,
+    /// The devices.
+    pub family: DeviceFamily,
+    /// Decode or prefill.
+    pub kind: SpeedKind,
+    /// Rows compared.
+    pub rows: u32,
+    /// Lowest error, percent (negative: headroom says slower than measured).
+    pub low_percent: f64,
+    /// Highest error, percent.
+    pub high_percent: f64,
+    /// Median error, percent.
+    pub median_percent: f64,
+    /// The sources of those rows.
+    pub sources: Vec<String>,
+}
+
+impl SpeedBand {
+    /// The band in words, for the answer's assumptions.
+    pub fn sentence(&self) -> String {
+        format!(
+            "{} estimates for {} on {} were within {:+.0}%..{:+.0}% (median {:+.0}%) of {} \
+             published llama-bench measurements ({})",
+            self.kind.name(),
+            self.runtime,
+            self.family.name(),
+            // Adding 0.0 turns a rounded −0 into 0, which prints without its sign.
+            self.low_percent + 0.0,
+            self.high_percent + 0.0,
+            self.median_percent.round() + 0.0,
+            self.rows,
+            self.sources.join(", ")
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct PublishedFile {
+    rows: Vec<PublishedSpeed>,
+    #[serde(default)]
+    bands: Vec<SpeedBand>,
+}
+
+/// Parse the bundled table, reporting a malformed file (a build-time mistake) as an error.
+pub fn table_result() -> Result<(Vec<PublishedSpeed>, Vec<SpeedBand>), CoreError> {
+    serde_json::from_str::<PublishedFile>(PUBLISHED_SPEEDS_JSON)
+        .map(|f| (f.rows, f.bands))
+        .map_err(|e| CoreError::MalformedJson {
+            what: "core/data/published_speeds.json".into(),
+            detail: e.to_string(),
+        })
+}
+
+fn table() -> &'static (Vec<PublishedSpeed>, Vec<SpeedBand>) {
+    static TABLE: OnceLock<(Vec<PublishedSpeed>, Vec<SpeedBand>)> = OnceLock::new();
+    TABLE.get_or_init(|| table_result().unwrap_or_default())
+}
+
+/// Every published row (parsed once). Empty only if the bundled file is malformed, which a test
+/// rules out.
+pub fn rows() -> &'static [PublishedSpeed] {
+    &table().0
+}
+
+/// Every stated band.
+pub fn bands() -> &'static [SpeedBand] {
+    &table().1
+}
+
+/// The bands that apply to an answer for `runtime` on `device` (decode first).
+pub fn bands_for(runtime: Runtime, device: &DeviceSpec) -> Vec<&'static SpeedBand> {
+    let Some(family) = DeviceFamily::of(device) else {
+        return Vec::new();
+    };
+    if runtime != Runtime::LlamaCpp {
+        return Vec::new();
+    }
+    let mut out: Vec<&SpeedBand> = bands()
+        .iter()
+        .filter(|b| b.runtime == "llama.cpp" && b.family == family)
+        .collect();
+    out.sort_by_key(|b| b.kind != SpeedKind::Decode);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_table_parses_and_every_test_name_is_known() {
+        let (rows, _) = table_result().expect("bundled table parses");
+        assert!(!rows.is_empty());
+        for r in &rows {
+            assert!(
+                r.kind_and_tokens().is_some(),
+                "{}: test {}",
+                r.source,
+                r.test
+            );
+            assert!(r.tokens_per_s > 0.0);
+        }
+    }
+}
