@@ -163,7 +163,10 @@ fn h200_full_run_ran_end_to_end() {
     // reads: the offload figures fall back to their stated assumptions).
     let newer = [Stage::HostBandwidth, Stage::Transfer];
     for stage in newer {
-        assert!(report.stage(stage).is_none(), "{stage}: regenerate the test");
+        assert!(
+            report.stage(stage).is_none(),
+            "{stage}: regenerate the test"
+        );
     }
     for stage in Stage::ALL.into_iter().filter(|s| !newer.contains(s)) {
         let record = report
