@@ -243,6 +243,16 @@ fn offload_settings_are_checked() {
     let mut enough = small.clone();
     enough.host_memory_bytes = Some(32 * GIB);
     assert!(answer(&enough).is_ok());
+    // On unified memory the host's part is what the GPU's working set leaves of RAM: the split
+    // is what to change, not a host memory setting.
+    let mac = Question {
+        offload: OffloadSettings {
+            gpu_layers: Some(0),
+            n_cpu_moe: None,
+        },
+        ..question("llama-3.1-8b", "Q8_0", "m2-10c-16gb", 64)
+    };
+    assert_eq!(setting_error(&mac), Setting::GpuLayers);
 }
 
 #[test]

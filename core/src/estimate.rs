@@ -1002,22 +1002,7 @@ pub(crate) fn estimate_with(
             );
             let chosen = &plan.chosen;
             if req.offload.forced() && chosen.host_bytes > chosen.host_capacity_bytes {
-                let host = req.host_memory_bytes.unwrap_or(DEFAULT_HOST_MEMORY_BYTES);
-                return Err(CoreError::setting(
-                    Setting::HostMemory,
-                    format!("{:.0}", gib(host)),
-                    format!(
-                        "GiB: offload may use {:.1} GiB of it (3/4), less than the {:.1} GiB the \
-                         split {} keeps on the host",
-                        gib(chosen.host_capacity_bytes),
-                        gib(chosen.host_bytes),
-                        chosen.split.flag()
-                    ),
-                    vec![Fix::new(
-                        Setting::HostMemory,
-                        format!("{}", (chosen.host_bytes * 4 / 3).div_ceil(GIB)),
-                    )],
-                ));
+                return Err(host_too_small(req, chosen));
             }
             let everything_on_gpu = matches!(
                 chosen.split,
@@ -1249,6 +1234,48 @@ pub(crate) fn estimate_with(
         llama_cpp: llama_buffers,
         offload: offload_plan,
     })
+}
+
+/// The error for a forced split whose host part does not fit: on a discrete GPU the host memory
+/// setting is what to raise; on unified memory the host's share is what the GPU's working set
+/// leaves of RAM, so the split itself is what to change.
+fn host_too_small(req: &EstimateRequest, chosen: &crate::offload::OffloadSplit) -> CoreError {
+    if req.device.memory_kind == MemoryKind::Unified {
+        let (setting, value) = match (req.offload.gpu_layers, req.offload.n_cpu_moe) {
+            (Some(n), _) => (Setting::GpuLayers, n),
+            (None, n) => (Setting::NCpuMoe, n.unwrap_or(0)),
+        };
+        return CoreError::setting(
+            setting,
+            value,
+            format!(
+                "keeps {:.1} GiB beside the GPU, and this machine's unified memory leaves only \
+                 {:.1} GiB outside the GPU's working set: put more on the GPU",
+                gib(chosen.host_bytes),
+                gib(chosen.host_capacity_bytes)
+            ),
+            vec![],
+        );
+    }
+    let host = req.host_memory_bytes.unwrap_or(DEFAULT_HOST_MEMORY_BYTES);
+    CoreError::setting(
+        Setting::HostMemory,
+        format!("{:.0} GiB", gib(host)),
+        format!(
+            "offload may use {:.1} GiB of it (3/4), less than the {:.1} GiB the split {} keeps \
+             on the host",
+            gib(chosen.host_capacity_bytes),
+            gib(chosen.host_bytes),
+            chosen.split.flag()
+        ),
+        vec![Fix::new(
+            Setting::HostMemory,
+            format!(
+                "{}",
+                (chosen.host_bytes.saturating_mul(4) / 3).div_ceil(GIB)
+            ),
+        )],
+    )
 }
 
 /// The offload plan for `req` (see [`crate::offload`]): weights grouped by placement and scaled

@@ -712,6 +712,54 @@ mod tests {
     }
 
     #[test]
+    fn offload_stages_run_where_they_mean_something() {
+        let host = HostInfo {
+            ram_bytes: Some(16 * GIB),
+            ..HostInfo::default()
+        };
+        let gpu = adapter("discrete_gpu", Some(80 * GIB));
+        let cpu = adapter("cpu", None);
+        let plan = |target, a: &AdapterInfo| Plan::new(&request(target), a, caps(), &host);
+        // A native GPU run measures both; the host buffer stays within 1/8 of RAM.
+        let full = plan(Target::Native { quick: false }, &gpu);
+        assert!(
+            full.stages.contains(&Stage::HostBandwidth) && full.stages.contains(&Stage::Transfer)
+        );
+        assert_eq!(
+            full.steps(Stage::HostBandwidth),
+            vec![Step::HostBandwidth { bytes: 2 * GIB }]
+        );
+        assert_eq!(
+            full.steps(Stage::Transfer),
+            vec![Step::Transfer { bytes: GIB }]
+        );
+        // A CPU adapter: host bandwidth only, and the reason transfer is left out.
+        let lavapipe = plan(Target::Native { quick: false }, &cpu);
+        assert!(lavapipe.stages.contains(&Stage::HostBandwidth));
+        assert!(!lavapipe.stages.contains(&Stage::Transfer));
+        assert_eq!(
+            lavapipe.skipped,
+            vec![(Stage::Transfer, CPU_TRANSFER_SKIP.to_owned())]
+        );
+        // A browser tab: no host bandwidth, and why.
+        let browser = plan(Target::Browser, &gpu);
+        assert!(!browser.stages.contains(&Stage::HostBandwidth));
+        assert!(browser.stages.contains(&Stage::Transfer));
+        assert_eq!(browser.skipped[0].0, Stage::HostBandwidth);
+        // --only keeps its meaning.
+        let only = Plan::new(
+            &Request {
+                only: vec![Stage::Transfer],
+                ..request(Target::Native { quick: true })
+            },
+            &gpu,
+            caps(),
+            &host,
+        );
+        assert_eq!(only.stages, vec![Stage::Transfer]);
+    }
+
+    #[test]
     fn budget_above_the_machine_is_refused() {
         let host = HostInfo {
             ram_bytes: Some(24 * GIB),

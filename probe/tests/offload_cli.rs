@@ -118,7 +118,10 @@ fn bad_offload_settings_exit_2_with_one_line() {
     let mut small = MOE_ON_8_GB.to_vec();
     small[7] = "8";
     small.extend(["--n-cpu-moe", "48"]);
-    assert_refused(&small, &["--host-memory-gib `8`", "--host-memory-gib 23"]);
+    assert_refused(
+        &small,
+        &["--host-memory-gib `8 GiB`", "--host-memory-gib 23"],
+    );
     // Experts on the host of a dense model.
     assert_refused(
         &[

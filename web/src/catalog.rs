@@ -167,6 +167,10 @@ pub struct CalcSettings {
     pub macos: String,
     /// Users a server holds at the context (`users=`); `None` = none asked.
     pub users: Option<u64>,
+    /// llama.cpp layers on the GPU (`ngl=`, `-ngl`); `None` = headroom's split when needed.
+    pub gpu_layers: Option<u64>,
+    /// llama.cpp layers whose experts stay on the host (`ncmoe=`, `--n-cpu-moe`).
+    pub n_cpu_moe: Option<u64>,
     /// Exact weights from a dropped file (`wbytes=`, `wparams=`, `wfile=`).
     pub exact: Option<ExactWeights>,
     /// Leave out vision/audio encoders and projectors (`text=1`).
@@ -219,6 +223,8 @@ impl Default for CalcSettings {
             host_memory_gib: None,
             macos: String::new(),
             users: None,
+            gpu_layers: None,
+            n_cpu_moe: None,
             exact: None,
             text_only: false,
             with_mtp: false,
@@ -314,6 +320,8 @@ impl CalcSettings {
             host_memory_gib: q.get("host").and_then(|h| h.parse().ok()),
             macos: text("macos"),
             users: q.get("users").and_then(|u| u.parse().ok()),
+            gpu_layers: q.get("ngl").and_then(|n| n.parse().ok()),
+            n_cpu_moe: q.get("ncmoe").and_then(|n| n.parse().ok()),
             exact,
             text_only: q.get("text") == Some("1"),
             with_mtp: q.get("mtp") == Some("1"),
@@ -399,6 +407,12 @@ impl CalcSettings {
         }
         if let Some(u) = self.users {
             q.set("users", u.to_string());
+        }
+        if let Some(n) = self.gpu_layers {
+            q.set("ngl", n.to_string());
+        }
+        if let Some(n) = self.n_cpu_moe {
+            q.set("ncmoe", n.to_string());
         }
         if self.text_only {
             q.set("text", "1");
@@ -707,6 +721,10 @@ fn question_on(
         n_ubatch: settings.ubatch.unwrap_or(d.n_ubatch),
         kv_unified: settings.kv_unified.unwrap_or(d.kv_unified),
     };
+    q.offload = headroom_core::offload::OffloadSettings {
+        gpu_layers: settings.gpu_layers,
+        n_cpu_moe: settings.n_cpu_moe,
+    };
     q.text_only = settings.text_only;
     q.with_mtp = settings.with_mtp;
     q.extras.mmproj = settings.mmproj;
@@ -765,6 +783,8 @@ pub fn control(setting: Setting) -> &'static str {
         Setting::DraftFormat => "Draft format",
         Setting::DraftTokens => "Draft tokens",
         Setting::DraftAcceptance => "Draft acceptance rate",
+        Setting::GpuLayers => "GPU layers",
+        Setting::NCpuMoe => "Expert layers on the host",
         // `Setting` is non-exhaustive: a new one is named by core's word until it gets a control.
         _ => setting.name(),
     }
@@ -931,6 +951,8 @@ mod tests {
             host_memory_gib: Some(64),
             macos: "15.5".into(),
             users: Some(8),
+            gpu_layers: Some(20),
+            n_cpu_moe: Some(3),
             exact: Some(ExactWeights {
                 file: "x.gguf".into(),
                 bytes: 123,
@@ -1031,6 +1053,14 @@ mod tests {
             ..CalcSettings::default()
         };
         let q = question(&apple, &model).unwrap();
+        let split = CalcSettings {
+            gpu_layers: Some(10),
+            ..CalcSettings::default()
+        };
+        assert_eq!(
+            question(&split, &model).unwrap().offload.gpu_layers,
+            Some(10)
+        );
         assert_eq!(q.wired_limit_bytes, Some(14000 << 20));
         assert_eq!(q.host_memory_bytes, Some(64 * GIB));
         assert_eq!(q.macos.map(|m| m.major), Some(15));

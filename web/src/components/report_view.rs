@@ -237,6 +237,13 @@ pub fn ReportView(
         BANDWIDTH_UNITS,
     );
     let decode = bars(&report, Stage::Decode, |m| m.tokens_per_s, TOKEN_UNITS);
+    let host = bars(
+        &report,
+        Stage::HostBandwidth,
+        |m| m.bytes_per_s,
+        BANDWIDTH_UNITS,
+    );
+    let transfer = bars(&report, Stage::Transfer, |m| m.bytes_per_s, BANDWIDTH_UNITS);
     let decode_title = match simulated_model(&report) {
         Some(model) => format!("Decode simulation: {model}, one token per step"),
         None => "Decode simulation".to_string(),
@@ -381,6 +388,8 @@ pub fn ReportView(
             {chart("Attention, verified", attention)}
             {chart("Memory bandwidth (copy counts read + write)", bandwidth)}
             {chart(&decode_title, decode)}
+            {chart("Host RAM read, every core (for offload)", host)}
+            {chart("Host↔device transfer (for offload)", transfer)}
             <details>
                 <summary>"Every measurement"</summary>
                 <div class="table-wrap">

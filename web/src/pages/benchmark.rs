@@ -79,6 +79,26 @@ fn summarize(ms: &[Measurement]) -> (String, &'static str) {
 /// measurement was skipped or failed; otherwise how many ran, were skipped and failed.
 pub fn summary(report: &ProbeReport, cancelled: bool) -> String {
     let all = || report.stages.iter().flat_map(|s| s.measurements.iter());
+    // Stages a browser never runs (host RAM with every core) or that mean nothing on this
+    // adapter (a transfer to the CPU's own memory) are not features it lacks: said apart.
+    let not_here = |s: &StageRecord| {
+        s.status == Status::Skipped
+            && s.reason.as_deref().is_some_and(|r| {
+                r == headroom_probe::plan::BROWSER_HOST_BANDWIDTH_SKIP
+                    || r == headroom_probe::plan::CPU_TRANSFER_SKIP
+            })
+    };
+    let not_run: Vec<String> = report
+        .stages
+        .iter()
+        .filter(|s| not_here(s))
+        .map(|s| format!("{} — {}", s.stage, s.reason.as_deref().unwrap_or_default()))
+        .collect();
+    let not_run = if not_run.is_empty() {
+        String::new()
+    } else {
+        format!(". Not run here: {}", not_run.join("; "))
+    };
     let verified = all()
         .filter(|m| m.status == Status::Ok && m.verification.as_ref().is_some_and(|v| v.passed))
         .count();
@@ -86,7 +106,7 @@ pub fn summary(report: &ProbeReport, cancelled: bool) -> String {
         + report
             .stages
             .iter()
-            .filter(|s| s.status == Status::Skipped)
+            .filter(|s| s.status == Status::Skipped && !not_here(s))
             .count();
     let failed = all()
         .filter(|m| {
@@ -103,7 +123,7 @@ pub fn summary(report: &ProbeReport, cancelled: bool) -> String {
         "{verified} measurement{} verified, {skipped} skipped, {failed} failed",
         if verified == 1 { "" } else { "s" }
     );
-    if cancelled {
+    let text = if cancelled {
         format!("cancelled: the report keeps the steps that finished ({counts})")
     } else if failed > 0 {
         format!("finished with failures ({counts}): see the steps marked FAILED")
@@ -114,7 +134,8 @@ pub fn summary(report: &ProbeReport, cancelled: bool) -> String {
         )
     } else {
         format!("finished: every kernel ran and every result was verified ({counts})")
-    }
+    };
+    text + &not_run
 }
 
 /// A step's line: its measurements, or the memory stage's result.
@@ -406,5 +427,16 @@ mod tests {
         let text = summary(&report, false);
         assert!(text.contains("every result was verified"), "{text}");
         assert!(summary(&report, true).starts_with("cancelled"));
+        // A stage the browser never runs is said apart, not counted as a missing feature.
+        report.stages.push(StageRecord::skipped(
+            headroom_core::report::Stage::HostBandwidth,
+            headroom_probe::plan::BROWSER_HOST_BANDWIDTH_SKIP,
+        ));
+        let text = summary(&report, false);
+        assert!(text.contains("every result was verified"), "{text}");
+        assert!(
+            text.contains("Not run here: host_bandwidth — a browser tab cannot"),
+            "{text}"
+        );
     }
 }

@@ -602,6 +602,18 @@ pub fn DeviceInput(
                         prop:value=move || settings.with(|s| s.host_memory_gib.map(|h| h.to_string()).unwrap_or_default())
                         on:input=move |ev| { let h = number(&ev); settings.update(|s| s.host_memory_gib = h) } />
                 </div>
+                <div>
+                    <label for="gpu-layers">"GPU layers (llama.cpp -ngl)"</label>
+                    <input id="gpu-layers" type="number" min="0" placeholder="auto"
+                        prop:value=move || settings.with(|s| s.gpu_layers.map(|n| n.to_string()).unwrap_or_default())
+                        on:input=move |ev| { let n = number(&ev); settings.update(|s| s.gpu_layers = n) } />
+                </div>
+                <div>
+                    <label for="n-cpu-moe">"Expert layers on the host (--n-cpu-moe)"</label>
+                    <input id="n-cpu-moe" type="number" min="0" placeholder="auto"
+                        prop:value=move || settings.with(|s| s.n_cpu_moe.map(|n| n.to_string()).unwrap_or_default())
+                        on:input=move |ev| { let n = number(&ev); settings.update(|s| s.n_cpu_moe = n) } />
+                </div>
             </div>
             <p id="device-status">
                 {move || settings.with(|s| match resolved.get() {

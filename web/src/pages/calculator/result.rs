@@ -90,7 +90,11 @@ pub fn AnswerView(
             String::new()
         },
         e.device,
-        e.verdict.label(),
+        match (&e.offload, e.verdict) {
+            (Some(p), Verdict::NeedsOffload) =>
+                format!("needs offload ({})", p.chosen.split.flag()),
+            _ => e.verdict.label().to_string(),
+        },
         format::bytes(e.per_device_bytes),
         format::bytes(e.usable_bytes),
         if split { " per device" } else { "" },
@@ -185,9 +189,11 @@ pub fn AnswerView(
     let devices_needed = e.devices_needed.map(|d| {
         view! { <tr><th>"Devices needed"</th><td class="num" id="devices-needed">{d}</td></tr> }
     });
+    let offload = e.offload.clone().map(|plan| view! { <OffloadView plan /> });
     view! {
         <p id="verdict" class=format!("verdict {}", verdict_class(e.verdict))>{verdict_line}</p>
         {best}
+        {offload}
         <StackedBar title=title segments=segments markers=markers />
         <table id="facts">
             <tbody>
@@ -205,6 +211,51 @@ pub fn AnswerView(
             </tbody>
         </table>
         <p class="note" id="usable-basis">"Usable memory: " {usable_basis}</p>
+    }
+}
+
+/// The split between GPU and host memory: where the bytes go, how fast it runs, and the other way
+/// to split.
+#[component]
+fn OffloadView(
+    /// The plan to show.
+    plan: headroom_core::offload::OffloadPlan,
+) -> impl IntoView {
+    let c = &plan.chosen;
+    let of = |have: u64, cap: u64| format!("{} of {}", format::bytes(have), format::bytes(cap));
+    let alternative = plan.alternative.as_ref().map(|a| {
+        view! {
+            <p id="offload-alternative">{format!(
+                "Alternative: {} — GPU {}, host {}, ≈ {} decode{}",
+                a.split.flag(),
+                format::bytes(a.gpu_bytes),
+                format::bytes(a.host_bytes),
+                format::tokens_per_s(a.decode_tokens_per_s),
+                if a.fits { "" } else { " (does not fit)" }
+            )}</p>
+        }
+    });
+    view! {
+        <div id="offload-split" class="offload">
+            <p><strong>"Offload: " <code id="offload-flag">{c.split.flag()}</code></strong>
+                {format!(" — {}{}", c.description, if c.fits { "" } else { " (does not fit)" })}</p>
+            <table>
+                <tbody>
+                    <tr><th>"GPU"</th><td class="num" id="offload-gpu">{of(c.gpu_bytes, c.gpu_capacity_bytes)}</td></tr>
+                    <tr><th>"Host RAM"</th><td class="num" id="offload-host">{of(c.host_bytes, c.host_capacity_bytes)}</td></tr>
+                    <tr><th>"Decode"</th><td class="num" id="offload-decode">{format::tokens_per_s(c.decode_tokens_per_s)}</td></tr>
+                    <tr><th>"Prefill"</th><td class="num">{format::tokens_per_s(c.prefill_tokens_per_s)}</td></tr>
+                </tbody>
+            </table>
+            {alternative}
+            <p class="note">{format!(
+                "Host RAM read at {:.0} GB/s ({}); host→GPU at {:.0} GB/s ({}).",
+                plan.host_bandwidth_bytes_per_s / 1e9,
+                plan.host_bandwidth_basis,
+                plan.host_to_device_bytes_per_s / 1e9,
+                plan.host_to_device_basis
+            )}</p>
+        </div>
     }
 }
 
