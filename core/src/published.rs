@@ -142,8 +142,8 @@ impl SpeedBand {
     /// The band in words, for the answer's assumptions.
     pub fn sentence(&self) -> String {
         format!(
-            "{} estimates for {} on {} were within {:+.0}%..{:+.0}% (median {:+.0}%) of {} \
-             published llama-bench measurements ({})",
+            "{} estimates for {} on {} (catalog figures) were within {:+.0}%..{:+.0}% (median \
+             {:+.0}%) of {} published llama-bench measurements ({})",
             self.kind.name(),
             self.runtime,
             self.family.name(),

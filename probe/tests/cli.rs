@@ -1767,6 +1767,19 @@ fn extra_models_beside_the_model() {
             "vocabulary",
         ),
         (
+            vec!["gemma-3-12b", "--mmproj", "--devices-that-fit"],
+            "drop --mmproj",
+        ),
+        (
+            vec![
+                "llama-3.1-8b",
+                "--draft",
+                "llama-3.2-1b",
+                "--devices-that-fit",
+            ],
+            "drop --draft",
+        ),
+        (
             vec![
                 "llama-3.1-8b",
                 "--draft",

@@ -584,8 +584,11 @@ pub(super) fn check(args: &FitArgs) -> anyhow::Result<Checked> {
             )
         })?),
     };
-    if args.draft.is_some() && args.devices_that_fit {
-        bail!("--devices-that-fit answers for the model alone; drop --draft");
+    if args.devices_that_fit && (args.draft.is_some() || args.mmproj) {
+        bail!(
+            "--devices-that-fit answers for the model alone; drop {}",
+            if args.mmproj { "--mmproj" } else { "--draft" }
+        );
     }
     Ok(Checked {
         quant,

@@ -25,7 +25,7 @@ use super::OutputContext;
 ///  "kv_cache_bytes": 536870912, "activation_bytes": 109051904, "overhead_bytes": 524288000,
 ///  "training_bytes": 0, "total_bytes": 6083108864, "per_device_bytes": 6083108864,
 ///  "device": "NVIDIA GeForce RTX 4090", "usable_bytes": 25769803776, "devices_needed": 1,
-///  "fits": true, "verdict": "fits", "decode_tokens_per_s": 167.86,
+///  "fits": true, "verdict": "fits", "decode_tokens_per_s": 121.99,
 ///  "prefill_tokens_per_s": 16389.35, "assumptions": ["context 4096 tokens (default: ...)"],
 ///  "runtime": "llama.cpp", "mode": "inference", "kv_cache_dtype": "f16", "device_count": 1,
 ///  "device_id": "rtx-4090", "model_source": "config Llama-3.1-8B.json",
