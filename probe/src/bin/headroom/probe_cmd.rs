@@ -32,7 +32,8 @@ pub struct ProbeArgs {
     /// Smaller sizes and shorter measurements (under a minute on a real GPU).
     #[arg(long)]
     quick: bool,
-    /// Run only these stages (comma-separated): gemm, attention, bandwidth, decode, max_buffer, sweep.
+    /// Run only these stages (comma-separated): gemm, attention, bandwidth, host_bandwidth,
+    /// transfer, decode, max_buffer, sweep.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Adapter to measure: its index in the list, or part of its name.
