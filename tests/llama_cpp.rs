@@ -5,8 +5,9 @@
 //! `tests/measure/llama_cpp/measure.py`: random-weight GGUFs of real configs, quantized by
 //! `llama-quantize` (full depth with `--dry-run`, cut depth for real) and loaded by a small
 //! program that creates one context per setting. Every case carries the config it was built
-//! from. Tolerances are the issue's: weights 1%, KV cache 1%, compute buffer 20%; the output
-//! buffer to llama.cpp's logging precision (MiB with two decimals).
+//! from. Tolerances are the issue's: weights 1% (GGUF tensor bytes, and the mapped model buffer
+//! of every loaded file the CPU backend does not repack), KV cache 1%, compute buffer 20%; the
+//! output buffer to llama.cpp's logging precision (MiB with two decimals).
 //!
 //! Every comparison is printed (run with `--nocapture` to see the table), and every one is
 //! asserted.
@@ -149,6 +150,13 @@ fn rows() -> Vec<Row> {
                 .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
                 .collect();
             let method = w.get("method").and_then(Value::as_str).unwrap_or("");
+            // The dry runs price llama-quantize's choices; where a file was really written, its
+            // header must agree with the dry run, or the dry runs prove nothing.
+            assert_ne!(
+                w.get("dry_run_matches").and_then(Value::as_bool),
+                Some(false),
+                "{id} {ftype_name}: the written file differs from llama-quantize --dry-run"
+            );
             let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>() as f64;
             let by_type = if predicted == measured {
                 String::new()
@@ -165,6 +173,7 @@ fn rows() -> Vec<Row> {
                 slack_bytes: 0.0,
             });
         }
+        let mut model_buffer_seen: Vec<String> = Vec::new();
         for l in case
             .get("loads")
             .and_then(Value::as_array)
@@ -207,6 +216,30 @@ fn rows() -> Vec<Row> {
                     l.get("error")
                 );
                 continue;
+            }
+            let ftype_name = l.get("ftype").and_then(Value::as_str).unwrap_or("");
+            let buffers = l.get("model_buffers_mib").and_then(Value::as_object);
+            let repacked = buffers.is_some_and(|b| b.contains_key("CPU_REPACK"));
+            if !repacked && !model_buffer_seen.contains(&ftype_name.to_string()) {
+                // The mapped model buffer is the tensor data; files the CPU backend repacks
+                // (Q4_0 here: a CPU_REPACK copy beside a shorter mapping) are CPU-only and not
+                // compared.
+                model_buffer_seen.push(ftype_name.to_string());
+                let ftype = LlamaFileType::from_name(ftype_name)
+                    .unwrap_or_else(|| panic!("{id}: file type {ftype_name} unknown to core"));
+                let predicted: u64 = file_tensor_types(&cut, ftype)
+                    .iter()
+                    .map(|(t, g)| tensor_bytes(t, *g))
+                    .sum();
+                rows.push(Row {
+                    quantity: "model buffer",
+                    case: id.to_string(),
+                    setting: format!("{ftype_name} {} layers (CPU_Mapped)", cut.num_layers),
+                    predicted: predicted as f64,
+                    measured: mib_sum(l, "model_buffers_mib"),
+                    tolerance: WEIGHTS_TOLERANCE,
+                    slack_bytes: LOG_ROUNDING_BYTES,
+                });
             }
             let tokens = n_ctx / n_seq.max(1);
             let kv = kv_cache_bytes_with(&cut, tokens, n_seq, dtype, Runtime::LlamaCpp, &settings);
@@ -280,7 +313,13 @@ fn llama_cpp_buffers_match_the_measurements() {
     let rows = rows();
     let text = report(&rows);
     println!("{text}");
-    for quantity in ["weights", "KV cache", "compute buffer", "output buffer"] {
+    for quantity in [
+        "weights",
+        "model buffer",
+        "KV cache",
+        "compute buffer",
+        "output buffer",
+    ] {
         assert!(
             rows.iter().any(|r| r.quantity == quantity),
             "the fixture has no {quantity} comparisons"

@@ -11,6 +11,7 @@ mod formats;
 mod fuzz;
 mod hostile;
 mod layers;
+mod llama_cpp;
 mod macos;
 mod memory;
 mod offload;

@@ -214,6 +214,10 @@ pub fn request_for_format(
     if !r.runtime.supports_kv_dtype(r.kv_dtype) {
         r.kv_dtype = crate::answer::default_kv_dtype(&r.model, r.runtime);
     }
+    // llama.cpp's own settings mean nothing to the runtime of a non-GGUF row.
+    if r.runtime != Runtime::LlamaCpp {
+        r.llama_cpp = crate::llama_cpp::LlamaCppSettings::default();
+    }
     r
 }
 

@@ -150,7 +150,7 @@ pub fn output_buffer_bytes(model: &ModelSpec, n_seq: u64) -> u64 {
 /// The compute buffer llama.cpp reserves, and what sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComputeBuffer {
-    /// The buffer: `max(logits, mask build, attention + mask, feed-forward + mask)`.
+    /// The buffer: `max(logits, attention + mask, feed-forward + mask)`.
     pub total_bytes: u64,
     /// Tokens of the worst-case graph: `min(n_ubatch, n_ctx)`.
     pub tokens: u64,
@@ -179,12 +179,11 @@ pub struct ComputeBuffer {
 ///   softmax runs in place);
 /// * feed-forward: residual, normed input, gate, up and their product, `t · (2h + 3·ff)` (MoE:
 ///   every selected expert of every token, `t · top_k · 3 · ff_expert`, plus the router);
-/// * masks: `t · n_kv` per cache kind (full, sliding), built in f32; flash attention reads an
-///   f16 copy, and the f32 original is freed once the copy is made. The mask read by the
-///   layers is alive from the first layer's attention to the last one's.
+/// * masks: `t · n_kv` per cache kind (full, sliding), f16 with flash attention, else f32,
+///   alive from the first layer's attention to the last one's.
 ///
-/// The buffer is `max(logits, mask build, attention + mask, feed-forward + mask)` (the last
-/// layer's feed-forward runs without the mask: for a one-layer model, `feed-forward` alone).
+/// The buffer is `max(logits, attention + mask, feed-forward + mask)` (the last layer's
+/// feed-forward runs without the mask: for a one-layer model, `feed-forward` alone).
 pub fn compute_buffer(
     model: &ModelSpec,
     n_ctx: u64,
@@ -264,29 +263,23 @@ pub fn compute_buffer(
         .iter()
         .map(|cells| t.saturating_mul(*cells))
         .fold(0u64, u64::saturating_add);
-    // The mask is built in f32; flash attention reads an f16 copy, made once, after which the
-    // f32 original is freed: both are alive only while the copy is made.
-    let (mask_live, mask_build) = if settings.flash_attn {
-        (
-            mask_cells.saturating_mul(F16_BYTES),
-            mask_cells.saturating_mul(F32_BYTES + F16_BYTES),
-        )
+    // `build_attn_inp_kq_mask`: "flash attention requires an f16 mask", else f32.
+    let mask = mask_cells.saturating_mul(if settings.flash_attn {
+        F16_BYTES
     } else {
-        let m = mask_cells.saturating_mul(F32_BYTES);
-        (m, m)
-    };
+        F32_BYTES
+    });
     let b = |x: u64| x.saturating_mul(F32_BYTES);
     // The mask is read by every layer's attention and freed after the last one: it sits beside
     // every attention phase and beside the feed-forward phases of all layers but the last,
     // never beside the logits.
     let ffn_phase = if model.num_layers > 1 {
-        b(ffn).saturating_add(mask_live)
+        b(ffn).saturating_add(mask)
     } else {
         b(ffn)
     };
     let total = b(logits)
-        .max(mask_build)
-        .max(b(attention).saturating_add(mask_live))
+        .max(b(attention).saturating_add(mask))
         .max(ffn_phase);
     ComputeBuffer {
         total_bytes: total,
@@ -296,7 +289,7 @@ pub fn compute_buffer(
         attention_bytes: b(attention),
         scores_bytes: b(scores),
         ffn_bytes: b(ffn),
-        mask_bytes: mask_live,
+        mask_bytes: mask,
     }
 }
 

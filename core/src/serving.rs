@@ -240,9 +240,14 @@ pub(crate) fn serving_with(
             assumptions.push(if req.runtime == Runtime::LlamaCpp {
                 format!(
                     "llama.cpp server: N users at {context} tokens need n_ctx = N × {context} \
-                     cells shared by N slots (unified KV cache; without it each slot gets n_ctx \
-                     / N, the same memory), plus the compute buffer for that n_ctx; the most \
-                     users is the largest N whose whole estimate fits"
+                     cells ({}; each stream rounded up to 256 cells), plus the compute buffer \
+                     for that n_ctx; the most users is the largest N whose whole estimate fits",
+                    if req.llama_cpp.kv_unified {
+                        "one unified KV cache shared by the N slots"
+                    } else {
+                        "one KV cache of n_ctx / N cells per slot: the same memory for \
+                         full-attention layers, but a window per slot for sliding ones"
+                    }
                 )
             } else {
                 format!(

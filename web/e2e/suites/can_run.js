@@ -86,6 +86,28 @@ module.exports = {
     assert.ok(search.includes(`model=${first}`) && search.includes('device=h200'), search);
   },
 
+  async 'calculator: llama.cpp flash attention, micro-batch and unified cache, from the form and the link'({ page, base, log }) {
+    await page.goto(`${base}?model=llama-3.2-1b&device=rtx-4090&format=Q4_K_M&ctx=32768`);
+    await page.waitForSelector('#launch-command', { timeout: 30000 });
+    assert.match(await page.textContent('#launch-command'), /-fa on/);
+    // Flash attention off: f32 scores in the compute buffer, the command and the link say so.
+    await page.selectOption('#flash-attn', 'off');
+    await page.waitForFunction(() => /-fa off/.test(document.querySelector('#launch-command')?.textContent || ''), null, { timeout: 30000 });
+    assert.match(page.url(), /[?&]fa=off(&|$)/);
+    assert.match(await page.textContent('#assumptions'), /f32 scores/);
+    // A larger micro-batch reaches the command.
+    await page.fill('#ubatch', '1024');
+    await page.waitForFunction(() => /-ub 1024/.test(document.querySelector('#launch-command')?.textContent || ''), null, { timeout: 30000 });
+    assert.match(page.url(), /[?&]ub=1024(&|$)/);
+    log((await page.textContent('#launch-command')).trim());
+    // A quantized V cache needs flash attention: an inline error naming the control.
+    await page.goto(`${base}?model=llama-3.2-1b&device=rtx-4090&format=Q4_K_M&kv=q8_0&fa=off`);
+    await page.waitForSelector('#result-error', { timeout: 30000 });
+    assert.match(await page.textContent('#result-error'), /Flash attention/);
+    assert.doesNotMatch(await page.textContent('#result-error'), /--/);
+    assert.strictEqual(await page.inputValue('#flash-attn'), 'off');
+  },
+
   async 'what can I run: a dropped probe report, and filters that leave nothing'({ page, base, log }) {
     await page.goto(`${base}?page=canrun`);
     await ranking(page);

@@ -316,7 +316,10 @@ devices_needed, fits, verdict (fits | fits_tightly | needs_offload | does_not_fi
 decode_tokens_per_s, prefill_tokens_per_s, assumptions (array of strings), runtime, mode,
 kv_cache_dtype, largest_buffer (Macs and probed devices: {kind: weight_tensor | kv_layer, name,
 bytes, max_buffer_bytes, limit_source, exceeds, fix, whole_weights_note}, else null), mps_high_watermark_bytes
-(transformers-mps: 1.7 × the working set, else null), serving (with --users or a serving runtime,
+(transformers-mps: 1.7 × the working set, else null), llama_cpp (llama.cpp only, else null:
+{settings: {flash_attn, n_ubatch, kv_unified}, sequences, compute: {total_bytes, tokens, kv_cells,
+logits_bytes, attention_bytes, scores_bytes, ffn_bytes, mask_bytes}, output_buffer_bytes,
+output_buffer_counted}), serving (with --users or a serving runtime,
 one format only: {engine, context, users_asked, max_users, limited_by, kv_bytes_per_user,
 kv_pool_bytes (vLLM), block_tokens, max_num_seqs, engine_settings, at_users and at_max_users
 ({users, per_user_tokens_per_s, aggregate_tokens_per_s, compute_bound}), assumptions}), model_source and, for one format, longest_context (null if nothing fits),
