@@ -248,3 +248,55 @@ fn measurement_parameters_read_back_typed() {
         assert!(seen.iter().all(|&n| n > 0), "{name}: {seen:?}");
     }
 }
+
+/// The full `headroom probe` on an NVIDIA H200 (Vulkan, driver 580.159.04) with the
+/// host_bandwidth and transfer stages, and PyTorch's figures for the same machine in the same
+/// lease (`tests/measure/host_reference.py`: a float32 sum over 2 GiB on 16 threads, and 2 GiB
+/// copies between host and device, median of 5).
+const H200_HOST: &str = include_str!("data/reports/h200-host-report.json");
+const H200_HOST_REFERENCE: &str = include_str!("data/measured/h200-host-reference.json");
+
+#[test]
+fn host_bandwidth_and_transfer_held_to_pytorch_on_the_same_machine() {
+    let report = ProbeReport::from_json(H200_HOST).unwrap_or_else(|e| panic!("fixture: {e}"));
+    assert!(report.complete);
+    for stage in Stage::ALL {
+        let record = report
+            .stage(stage)
+            .unwrap_or_else(|| panic!("no {stage} stage"));
+        assert_eq!(record.status, Status::Ok, "{stage}: {:?}", record.reason);
+    }
+    let reference: serde_json::Value =
+        serde_json::from_str(H200_HOST_REFERENCE).unwrap_or_else(|e| panic!("reference: {e}"));
+    let torch = |key: &str| {
+        reference[key]["median"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in the reference"))
+    };
+    let device = report.measured_device();
+    let host = device.host_read_bandwidth_bytes_per_s.expect("host read");
+    let up = device.host_to_device_bytes_per_s.expect("upload");
+    let down = device.device_to_host_bytes_per_s.expect("download");
+    let ratio = host / torch("host_read_bytes_per_s");
+    println!(
+        "host read: probe {:.1} GB/s, torch {:.1} GB/s (ratio {ratio:.2}); upload: probe {:.1} \
+         GB/s, torch pageable {:.1}, pinned {:.1}; download: probe {:.1} GB/s, torch pageable \
+         {:.1}, pinned {:.1}",
+        host / 1e9,
+        torch("host_read_bytes_per_s") / 1e9,
+        up / 1e9,
+        torch("h2d_pageable_bytes_per_s") / 1e9,
+        torch("h2d_pinned_bytes_per_s") / 1e9,
+        down / 1e9,
+        torch("d2h_pageable_bytes_per_s") / 1e9,
+        torch("d2h_pinned_bytes_per_s") / 1e9,
+    );
+    // The host read is the same kind of all-core streaming sum: within 20% of PyTorch's.
+    assert!((0.8..=1.2).contains(&ratio), "host read ratio {ratio}");
+    // wgpu's upload and map-read go through a staging copy from pageable memory: below what
+    // PyTorch reaches from pageable memory, far below its pinned copies (what llama.cpp's CUDA
+    // backend uses for host weights).
+    assert!(up <= torch("h2d_pageable_bytes_per_s"), "{up}");
+    assert!(down <= torch("d2h_pageable_bytes_per_s"), "{down}");
+    assert!(up < 0.2 * torch("h2d_pinned_bytes_per_s"), "{up}");
+}

@@ -23,9 +23,14 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=16)
     ap.add_argument("--out")
     a = ap.parse_args()
+    started = time.perf_counter()
+
+    def say(what):
+        print(f"[{time.perf_counter() - started:6.1f} s] {what}", flush=True)
+
     cfg = AutoConfig.from_pretrained(a.config)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for p in model.parameters():
@@ -34,6 +39,7 @@ def main():
             if b.is_floating_point():
                 b.zero_()
     model.eval()
+    say("built on the CPU")
     # Rotary frequencies are buffers computed at build time: build them again on the CPU.
     for m in model.modules():
         if hasattr(m, "rope_init_fn") and hasattr(m, "inv_freq"):
@@ -44,6 +50,7 @@ def main():
     no_split = getattr(model, "_no_split_modules", None) or []
     device_map = infer_auto_device_map(model, max_memory=max_memory, no_split_module_classes=no_split)
     model = dispatch_model(model, device_map=device_map)
+    say("dispatched")
     sizes = {"gpu": 0, "cpu": 0}
     for name, p in model.named_parameters():
         dev = "gpu" if p.device.type == "cuda" else "cpu"
@@ -54,6 +61,7 @@ def main():
     with torch.no_grad():
         model.generate(ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)
         torch.cuda.synchronize()
+        say("warmed up")
         t0 = time.perf_counter()
         model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)
         torch.cuda.synchronize()
