@@ -159,7 +159,7 @@ fn lora_params_of(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPara
     let mut per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
     let mut act_per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
     // Per layer: the bytes with fp32 activations (see `shared_input_activation_bytes_per_token_layer`)
-    // and the width of the shared norm outputs already counted (attention input, MLP input).
+    // and whether the shared norm outputs (attention input, MLP input) are counted yet.
     let mut shared_per_layer: std::collections::BTreeMap<u64, (u64, bool, bool)> =
         Default::default();
     let k = model.moe.as_ref().map_or(1, |m| m.experts_per_token);
