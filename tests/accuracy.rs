@@ -54,20 +54,12 @@ const TRAINING_TOLERANCE: f64 = 0.15;
 /// Comparisons the model does not meet yet: (case id, quantity, setting prefix, reason).
 /// A row matches when its case and quantity are equal and its setting starts with the prefix.
 /// Each reason names the framework behaviour behind the miss (see `core/docs/ACCURACY.md`).
-const KNOWN_MISSES: &[(&str, &str, &str, &str)] = &[
-    (
-        "gemma-3-1b",
-        "weights (allocated)",
-        "bf16, memory_allocated after build",
-        "allocator residue of the random initialisation, held by no Python-visible tensor (35.9 MiB in both sweeps, 50.4 MiB when built first in a fresh process): not model state, not modelled",
-    ),
-    (
-        "llama-3.2-3b-qlora",
-        "training peak (total)",
-        "qlora_kbit b2",
-        "QLoRA after peft's kbit preparation without checkpointing keeps about 2.2x the per-layer activations of the same run without the preparation (measured), more than fp32 activations alone explain (-31% left; with checkpointing, the usual setup, within 0.3%): which extra tensors autograd keeps is not yet found",
-    ),
-];
+const KNOWN_MISSES: &[(&str, &str, &str, &str)] = &[(
+    "gemma-3-1b",
+    "weights (allocated)",
+    "bf16, memory_allocated after build",
+    "allocator residue of the random initialisation, held by no Python-visible tensor (35.9 MiB in both sweeps, 50.4 MiB when built first in a fresh process): not model state, not modelled",
+)];
 
 /// One predicted-vs-measured comparison.
 #[derive(Debug, Clone)]

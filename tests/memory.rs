@@ -773,3 +773,59 @@ fn lora_layer_specs_parse_against_the_layer_count() {
         }
     }
 }
+
+#[test]
+fn qlora_after_kbit_preparation_keeps_what_autograd_keeps() {
+    // peft's prepare_model_for_kbit_training leaves fp32 activations. Per token of one adapted
+    // Llama-3.2-3B layer (h 3072, q 3072, kv 1024, I 8192, 24 heads over 8 key/value heads) at
+    // 2048 tokens: SDPA falls back to its math path (fp32 with grouped heads), which keeps the
+    // scaled query, the expanded scaled keys, the expanded values and the output copy
+    // (4 · 3072) plus one fp32 softmax output of 24 · 2048; the MLP keeps gate, SiLU and up
+    // (3 · 8192); all fp32: 4 · (12,288 + 24,576) + 4 · 49,152 = 344,064 B. The two RMSNorms
+    // keep the fp32 residual stream (2 · 4 · 3072 = 24,576 B). peft's lora_A keeps the module
+    // inputs themselves, no copies: the input norm's output once for q/k/v, the
+    // post-attention norm's output once for gate/up, the down input (4 · (3072 + 3072 + 8192))
+    // and seven rank-16 fp32 outputs (7 · 64): 57,792 B. Sum 426,432 B per token.
+    let m = fixture_model("Llama-3.2-3B");
+    let layers = m.num_layers;
+    let qlora = |layers: Option<Vec<u64>>| {
+        Mode::Qlora(LoraSettings {
+            gradient_checkpointing: false,
+            layers,
+            ..LoraSettings::default_settings()
+        })
+    };
+    let lp = lora_params(&m, &LoraSettings::default_settings()).unwrap();
+    assert_eq!(lp.shared_input_activation_bytes_per_token_layer, 57_792);
+    let act = |k: u64| {
+        training_memory(
+            &m,
+            &qlora(Some(LoraSettings::last_layers(layers, k))),
+            0,
+            1,
+            2048,
+            true,
+        )
+        .unwrap()
+        .activation_bytes
+    };
+    assert_eq!(act(5) - act(4), 2048 * 426_432);
+    // Llama-2-7B has as many key/value heads as query heads: the memory-efficient kernel takes
+    // fp32, so no probabilities are kept: q, k, v and the output (4 · 4096 · 4 B), the MLP
+    // (3 · 11008 · 4 B), the norms' fp32 inputs (2 · 4 · 4096 B) and peft's inputs
+    // (4 · (4096 + 4096 + 11008) + 7 · 64 B): 197,632 + 32,768 + 77,248 = 307,648 B.
+    let mha = fixture_model("Llama-2-7b-hf");
+    let act = |k: u64| {
+        training_memory(
+            &mha,
+            &qlora(Some(LoraSettings::last_layers(mha.num_layers, k))),
+            0,
+            1,
+            2048,
+            true,
+        )
+        .unwrap()
+        .activation_bytes
+    };
+    assert_eq!(act(5) - act(4), 2048 * 307_648);
+}

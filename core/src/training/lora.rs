@@ -76,6 +76,15 @@ pub struct LoraParams {
     /// saved for `lora_A`'s backward) and saves `lora_A`'s fp32 output (`r · 4`). Routed experts
     /// count `experts_per_token` matrices per token.
     pub activation_bytes_per_token_layer: u64,
+    /// The same when activations already flow in the adapters' fp32 (QLoRA after peft's
+    /// `prepare_model_for_kbit_training`): peft's `_cast_input_dtype` returns its input
+    /// unchanged when the dtypes match (`peft/tuners/tuners_utils.py`), so `lora_A` saves the
+    /// module's input itself. q/k/v (and the MLA down-projections) share one saved tensor, the
+    /// input norm's output (`in · 4` once); gate/up share the post-attention norm's output;
+    /// `o_proj`'s input is the attention output the attention itself keeps (not counted again);
+    /// the others keep their input as before. Plus `lora_A`'s fp32 output (`r · 4`) each.
+    #[serde(default)]
+    pub shared_input_activation_bytes_per_token_layer: u64,
     /// Bytes of expert weights peft's `ParamWrapper` materializes (W + ΔW, bf16) in each MoE
     /// layer and keeps for the backward pass, when gate/up/down targets land on stacked experts.
     #[serde(default)]
@@ -149,6 +158,10 @@ fn lora_params_of(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPara
     let mut matrices: u64 = 0;
     let mut per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
     let mut act_per_layer: std::collections::BTreeMap<u64, u64> = Default::default();
+    // Per layer: the bytes with fp32 activations (see `shared_input_activation_bytes_per_token_layer`)
+    // and whether the shared norm outputs (attention input, MLP input) are counted yet.
+    let mut shared_per_layer: std::collections::BTreeMap<u64, (u64, bool, bool)> =
+        Default::default();
     let k = model.moe.as_ref().map_or(1, |m| m.experts_per_token);
     // Name-free walk: this runs on every calculator change in a training mode, and building
     // ~1000 tensor names per estimate cost milliseconds (DeepSeek-V3).
@@ -176,6 +189,33 @@ fn lora_params_of(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPara
                 .saturating_mul(FP32_BYTES);
             let entry = act_per_layer.entry(layer).or_default();
             *entry = entry.saturating_add(bytes);
+            let adapter_out = per_token_matrices
+                .saturating_mul(settings.rank)
+                .saturating_mul(FP32_BYTES);
+            let input = per_token_matrices
+                .saturating_mul(cols)
+                .saturating_mul(FP32_BYTES);
+            let (shared, attn_in_counted, mlp_in_counted) =
+                shared_per_layer.entry(layer).or_default();
+            let input = match tensor.role {
+                AttnQ | AttnK | AttnV | AttnQkv | AttnQA | AttnKvA => {
+                    if std::mem::replace(attn_in_counted, true) {
+                        0
+                    } else {
+                        input
+                    }
+                }
+                FfnGate | FfnUp | FfnGateUp | FfnGateShared | FfnUpShared => {
+                    if std::mem::replace(mlp_in_counted, true) {
+                        0
+                    } else {
+                        input
+                    }
+                }
+                AttnOutput => 0,
+                _ => input,
+            };
+            *shared = shared.saturating_add(input).saturating_add(adapter_out);
         }
     });
     let mut materialized = 0u64;
@@ -232,6 +272,11 @@ fn lora_params_of(model: &ModelSpec, settings: &LoraSettings) -> Result<LoraPara
         adapted_matrices: matrices,
         adapted_per_layer: per_layer.values().copied().max().unwrap_or(0),
         activation_bytes_per_token_layer: act_per_layer.values().copied().max().unwrap_or(0),
+        shared_input_activation_bytes_per_token_layer: shared_per_layer
+            .values()
+            .map(|(bytes, _, _)| *bytes)
+            .max()
+            .unwrap_or(0),
         materialized_expert_bytes_per_layer: materialized.saturating_mul(2),
     })
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     mode::{Mode, Optimizer, TrainingPrecision, describe_layers},
-    saved_activations::training_activation_bytes_for,
+    saved_activations::{training_activation_bytes_for, training_uses_math_attention},
 };
 use crate::{CoreError, facts::ModelFacts, model::ModelSpec};
 
@@ -69,7 +69,11 @@ pub(crate) fn training_memory_with(
 ) -> Result<TrainingBytes, CoreError> {
     let model = facts.model();
     let mut assumptions = Vec::new();
-    let attn = if fused_attention {
+    let attn = if training_uses_math_attention(model, mode, fused_attention) {
+        "SDPA on PyTorch's math path (fp32 activations with grouped key/value heads: no fused \
+         kernel takes them): the fp32 attention probabilities are stored per head, and the keys \
+         and values repeated to every query head"
+    } else if fused_attention {
         "fused attention (SDPA/flash): no score matrix stored"
     } else {
         "eager attention: scores stored in bf16 and fp32 per head"
@@ -192,7 +196,9 @@ pub(crate) fn training_memory_with(
                 assumptions.push(format!(
                     "QLoRA as peft runs it: prepare_model_for_kbit_training upcasts the {kept_16bit} \
                      parameters not stored in 4-bit (embeddings, norms, output head) to fp32 \
-                     (+{:.0} MiB), so activations flow in fp32",
+                     (+{:.0} MiB), so activations flow in fp32 (the norms and bitsandbytes' \
+                     4-bit layers return fp32) and peft's lora_A keeps each projection's fp32 \
+                     input itself, one tensor shared by q/k/v and one by gate/up",
                     upcast_bytes as f64 / (1u64 << 20) as f64
                 ));
             }
@@ -221,13 +227,18 @@ pub(crate) fn training_memory_with(
             }
             assumptions.push(format!(
                 "training activations for batch {batch} × {seq} tokens: {attn}; {}; frozen \
-                 linear layers keep no inputs, adapted ones an fp32 copy for peft",
+                 linear layers keep no inputs, adapted ones {} for peft",
                 if l.gradient_checkpointing {
                     "gradient checkpointing per decoder layer"
                 } else if lp.first_adapted_layer > 0 {
                     "activations kept from the first adapted layer to the loss"
                 } else {
                     "all layer activations kept"
+                },
+                if matches!(mode, Mode::Qlora(_)) {
+                    "their fp32 input"
+                } else {
+                    "an fp32 copy of their input each"
                 }
             ));
             Ok(TrainingBytes {

@@ -50,6 +50,14 @@
 //! of every expert (bf16) per MoE layer and keep it for the backward pass. QLoRA adds one bf16
 //! dequantized copy of the largest 4-bit matrix (bitsandbytes dequantizes per matmul).
 //!
+//! QLoRA after peft's `prepare_model_for_kbit_training` runs its activations in fp32 (the
+//! upcast norms and bitsandbytes' 4-bit layers return fp32). peft then keeps each adapted
+//! module's input itself, not a copy: one tensor for q/k/v, one for gate/up, the product for
+//! down, and nothing more for `o_proj` (its input is the attention output the attention keeps).
+//! And fp32 queries with grouped key/value heads leave SDPA no fused kernel, so it runs its math
+//! path, which keeps the scaled query, the keys and values repeated to every query head and the
+//! fp32 softmax output (`heads · s · 4` bytes per token): the bulk of such a layer.
+//!
 //! LoRA on a subset of layers (peft's `layers_to_transform`, [`LoraSettings::layers`]): only
 //! those layers' adapters are trained, and without checkpointing autograd keeps activations only
 //! from the first adapted layer to the loss (earlier layers have no input that requires grad).

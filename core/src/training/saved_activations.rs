@@ -13,8 +13,10 @@ use crate::{
 /// Activation element size during training: bf16 (mixed and pure) or fp32. QLoRA runs in fp32:
 /// peft's `prepare_model_for_kbit_training` upcasts every parameter that is not 4-bit
 /// (embeddings, norms, output head) to fp32, so the residual stream, the norms' outputs and the
-/// 4-bit layers' outputs (bitsandbytes returns its input's dtype) are fp32 — measured on an H100:
-/// 1.9× the activations of the same QLoRA without the preparation.
+/// 4-bit layers' outputs (bitsandbytes' `Linear4bit.forward` casts the product back to its
+/// input's dtype) are fp32. With grouped key/value heads that also sends SDPA to its math path
+/// ([`sdpa_math_fallback`]): measured on an H100, 2.2× the per-layer activations of the same
+/// QLoRA without the preparation.
 fn training_activation_bytes(mode: &Mode) -> u64 {
     match mode {
         Mode::Full(FullSettings {
@@ -24,6 +26,29 @@ fn training_activation_bytes(mode: &Mode) -> u64 {
         | Mode::Qlora(_) => 4,
         _ => 2,
     }
+}
+
+/// Whether transformers' SDPA attention runs PyTorch's math path during training, which keeps
+/// the full attention probabilities. transformers passes `enable_gqa=True` when there is no
+/// padding mask (`use_gqa_in_sdpa`, `transformers/integrations/sdpa_attention.py`); with fp32
+/// queries PyTorch's flash and cuDNN kernels are out (fp16/bf16 only) and the memory-efficient
+/// kernel admits no grouped heads (`check_batch_size_and_num_heads_dense<false>` in
+/// `use_mem_efficient_attention`, `aten/src/ATen/native/transformers/cuda/sdp_utils.cpp`), so
+/// fp32 activations with fewer key/value heads than query heads fall back to math.
+fn sdpa_math_fallback(model: &ModelSpec, e: u64, fused_attention: bool) -> bool {
+    fused_attention
+        && e >= FP32_BYTES
+        && model.mla.is_none()
+        && model.num_kv_heads < model.num_attention_heads
+}
+
+/// Whether a training step in `mode` runs SDPA's math path ([`sdpa_math_fallback`]).
+pub(crate) fn training_uses_math_attention(
+    model: &ModelSpec,
+    mode: &Mode,
+    fused_attention: bool,
+) -> bool {
+    sdpa_math_fallback(model, training_activation_bytes(mode), fused_attention)
 }
 
 /// Activations stored per token of one layer, in elements (see the module docs).
@@ -111,7 +136,28 @@ pub fn training_activation_bytes_for(
 ) -> u64 {
     let e = training_activation_bytes(mode);
     let tokens = batch.saturating_mul(seq);
-    let scores_per_token = if fused_attention {
+    let math_attention = sdpa_math_fallback(model, e, fused_attention);
+    let (q_dim, kv_dim) = attention_widths(model);
+    // PyTorch's math path (`_scaled_dot_product_attention_math`, `attention.cpp`) keeps, instead
+    // of the fused kernels' q, k, v and output: the scaled query, the keys repeated to every
+    // query head and scaled, the values repeated to every query head (`matmul` saves both
+    // operands), the fp32 softmax output (saved by `softmax` and by the second `matmul`); the
+    // output transformers makes contiguous is the output projection's input.
+    let math_elements_delta = if math_attention {
+        q_dim.saturating_mul(4).saturating_sub(
+            q_dim
+                .saturating_mul(2)
+                .saturating_add(kv_dim.saturating_mul(2)),
+        )
+    } else {
+        0
+    };
+    let scores_per_token = if math_attention {
+        model
+            .num_attention_heads
+            .saturating_mul(seq)
+            .saturating_mul(FP32_BYTES)
+    } else if fused_attention {
         0
     } else {
         model
@@ -136,7 +182,15 @@ pub fn training_activation_bytes_for(
             .is_some_and(|m| !m.dense_layers.contains(&layer));
         let (lora_per_token, materialized) = if adapted(layer) {
             (
-                lora.map_or(0, |l| l.activation_bytes_per_token_layer),
+                lora.map_or(0, |l| {
+                    // Activations already in the adapters' fp32: peft saves the module inputs
+                    // themselves, not per-module fp32 copies.
+                    if e >= FP32_BYTES {
+                        l.shared_input_activation_bytes_per_token_layer
+                    } else {
+                        l.activation_bytes_per_token_layer
+                    }
+                }),
                 materialized,
             )
         } else {
@@ -145,6 +199,7 @@ pub fn training_activation_bytes_for(
         tokens
             .saturating_mul(
                 layer_activation_elements_per_token(model, layer, experts_trained)
+                    .saturating_add(math_elements_delta)
                     .saturating_mul(e)
                     .saturating_add(norm_bytes)
                     .saturating_add(scores_per_token)
