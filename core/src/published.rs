@@ -262,4 +262,32 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn each_engine_gets_its_own_bands() {
+        let mac = crate::devices::find("m3-max-40c-64gb").expect("catalog device");
+        let nvidia = crate::devices::find("rtx-4090").expect("catalog device");
+        for runtime in [Runtime::LlamaCpp, Runtime::Mlx] {
+            let bands = bands_for(runtime, &mac);
+            assert_eq!(bands.len(), 2, "{runtime}: decode and prefill");
+            assert_eq!(bands[0].kind, SpeedKind::Decode);
+            assert!(bands.iter().all(|b| b.runtime == runtime.to_string()));
+        }
+        let mlx = bands_for(Runtime::Mlx, &mac);
+        assert!(mlx[0].sentence().contains("published mlx-lm measurements"));
+        assert!(
+            bands_for(Runtime::LlamaCpp, &mac)[0]
+                .sentence()
+                .contains("published llama-bench measurements")
+        );
+        // mlx-lm runs on Apple GPUs only, and no published rows cover transformers.
+        assert!(bands_for(Runtime::Mlx, &nvidia).is_empty());
+        assert!(bands_for(Runtime::TransformersMps, &mac).is_empty());
+        // Rows without a runtime are llama.cpp's.
+        let n_mlx = rows()
+            .iter()
+            .filter(|r| r.engine() == Some(Runtime::Mlx))
+            .count();
+        assert!(n_mlx > 0 && n_mlx < rows().len());
+    }
 }
