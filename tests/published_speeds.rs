@@ -195,3 +195,22 @@ fn published_speeds_within_the_stated_bands() {
         }
     }
 }
+
+#[test]
+fn an_mlx_answer_on_an_apple_gpu_quotes_the_mlx_band() {
+    let device = devices::find("m3-max-40c-64gb").expect("catalog device");
+    let model = model_catalog::find("llama-3.3-70b").expect("catalog model");
+    let mut q = Question::new(model, device);
+    q.format = Some("mlx-4bit-g64".parse().expect("known format"));
+    q.runtime = Some(Runtime::Mlx);
+    let a = answer(&q).expect("answer");
+    assert_eq!(a.speed_bands.len(), 2, "decode and prefill");
+    assert!(a.speed_bands.iter().all(|b| b.runtime == "mlx"));
+    assert!(
+        a.estimate.assumptions.iter().any(|s| s
+            .starts_with("speed held to published measurements: decode estimates for mlx")
+            && s.contains("published mlx-lm measurements")),
+        "{:#?}",
+        a.estimate.assumptions
+    );
+}
