@@ -1,8 +1,9 @@
 //! Speed held to published measurements: headroom's llama.cpp and mlx-lm decode and prefill
-//! estimates for the devices and models of `core/data/published_speeds.json` (llama-bench and
-//! mlx-lm results people published, each with its source), row by row, with each row's engine. Every run prints the per-row error table; the
-//! test asserts that the bands the file states (and the answer quotes) are exactly the bands the
-//! estimates reach, and that decode stays within [`DECODE_LIMIT_PERCENT`].
+//! estimates for the devices and models of `core/data/published_speeds.json` (llama-bench,
+//! llama-cli and mlx-lm results people published, each with its source), row by row, with each
+//! row's engine. Every run prints the per-row error table; the test asserts that the bands the file
+//! states (and the answer quotes) are exactly the bands the estimates reach, and that decode stays
+//! within [`DECODE_LIMIT_PERCENT`].
 
 use headroom_core::{
     answer::{ContextAsk, Question, answer},

@@ -1,13 +1,13 @@
 //! Speeds other people measured and published, and how far headroom's estimates are from them.
 //!
-//! `core/data/published_speeds.json` holds llama.cpp `llama-bench` results (prefill of a
-//! 512-token prompt, decode of 128 or 512 tokens, batch 1, every layer on the GPU) and mlx-lm
-//! results (`mlx_lm.generate`/`mlx_lm.benchmark` prompt and generation speeds, batch 1), each
-//! with where it was read, its engine, the catalog device and model it maps to, the weight
-//! format, backend, build and date. Its `bands` give, per engine and device family, the range of
-//! headroom's error over those rows; the test `tests/published_speeds.rs` recomputes every error from the answer and
-//! fails when a stated band no longer holds, so the band the answer quotes is the one the code
-//! reaches.
+//! `core/data/published_speeds.json` holds llama.cpp `llama-bench` results (prefill of a 512-token
+//! prompt, decode of 128 or 512 tokens, batch 1, every layer on the GPU), a few `llama-cli` runs at
+//! published prompt lengths, and mlx-lm results (`mlx_lm.generate`/`mlx_lm.benchmark` prompt and
+//! generation speeds, batch 1), each with where it was read, its engine, the catalog device and
+//! model it maps to, the weight format, backend, build and date. Its `bands` give, per engine and
+//! device family, the range of headroom's error over those rows; the test
+//! `tests/published_speeds.rs` recomputes every error from the answer and fails when a stated band
+//! no longer holds, so the band the answer quotes is the one the code reaches.
 
 use std::sync::OnceLock;
 
@@ -106,12 +106,13 @@ fn llama_cpp_name() -> String {
     Runtime::LlamaCpp.to_string()
 }
 
-/// What the published measurements of `runtime` are called in text.
+/// What the published measurements of `runtime` are called in text: the engine's project name
+/// (llama.cpp rows are llama-bench and llama-cli runs; MLX rows are mlx-lm's).
 fn measurements_of(runtime: &str) -> &'static str {
     if runtime == Runtime::Mlx.to_string() {
         "mlx-lm"
     } else {
-        "llama-bench"
+        "llama.cpp"
     }
 }
 
@@ -278,7 +279,7 @@ mod tests {
         assert!(
             bands_for(Runtime::LlamaCpp, &mac)[0]
                 .sentence()
-                .contains("published llama-bench measurements")
+                .contains("published llama.cpp measurements")
         );
         // mlx-lm runs on Apple GPUs only, and no published rows cover transformers.
         assert!(bands_for(Runtime::Mlx, &nvidia).is_empty());
