@@ -1,8 +1,9 @@
-//! Speed held to published measurements: headroom's llama.cpp decode and prefill estimates for
-//! the devices and models of `core/data/published_speeds.json` (llama-bench results people
-//! published, each with its source), row by row. Every run prints the per-row error table; the
-//! test asserts that the bands the file states (and the answer quotes) are exactly the bands the
-//! estimates reach, and that decode stays within [`DECODE_LIMIT_PERCENT`].
+//! Speed held to published measurements: headroom's llama.cpp and mlx-lm decode and prefill
+//! estimates for the devices and models of `core/data/published_speeds.json` (llama-bench,
+//! llama-cli and mlx-lm results people published, each with its source), row by row, with each
+//! row's engine. Every run prints the per-row error table; the test asserts that the bands the file
+//! states (and the answer quotes) are exactly the bands the estimates reach, and that decode stays
+//! within [`DECODE_LIMIT_PERCENT`].
 
 use headroom_core::{
     answer::{ContextAsk, Question, answer},
@@ -26,6 +27,7 @@ const BAND_ROUNDING_PERCENT: f64 = 0.5;
 
 /// One compared row.
 struct Compared {
+    runtime: String,
     family: DeviceFamily,
     kind: SpeedKind,
     source: String,
@@ -41,7 +43,7 @@ fn estimated(row: &headroom_core::published::PublishedSpeed) -> (SpeedKind, f64,
     let model = model_catalog::find(&row.model).expect("catalog model");
     let mut q = Question::new(model, device);
     q.format = Some(row.quant.parse().expect("known format"));
-    q.runtime = Some(Runtime::LlamaCpp);
+    q.runtime = Some(row.engine().expect("known runtime"));
     q.context = ContextAsk::Tokens(tokens);
     let a = answer(&q).expect("answer");
     let e = &a.estimate;
@@ -55,18 +57,21 @@ fn estimated(row: &headroom_core::published::PublishedSpeed) -> (SpeedKind, f64,
 fn compare() -> Vec<Compared> {
     let mut out = Vec::new();
     println!(
-        "{:<22} {:<11} {:<7} {:<6} {:>9} {:>9} {:>7}  verdict   source",
-        "device", "model", "quant", "test", "published", "headroom", "error"
+        "{:<9} {:<22} {:<13} {:<12} {:<7} {:>6} {:>9} {:>9} {:>7}  verdict   source",
+        "engine", "device", "model", "quant", "test", "ctx", "published", "headroom", "error"
     );
     for row in rows() {
         let (kind, tps, verdict, fits) = estimated(row);
+        let (_, tokens) = row.kind_and_tokens().expect("known test name");
         let error_percent = (tps - row.tokens_per_s) / row.tokens_per_s * 100.0;
         println!(
-            "{:<22} {:<11} {:<7} {:<6} {:>9.1} {:>9.1} {:>+6.1}%  {:<9} {}",
+            "{:<9} {:<22} {:<13} {:<12} {:<7} {:>6} {:>9.1} {:>9.1} {:>+6.1}%  {:<9} {}",
+            row.runtime,
             row.device,
             row.model,
             row.quant,
             row.test,
+            tokens,
             row.tokens_per_s,
             tps,
             error_percent,
@@ -78,6 +83,7 @@ fn compare() -> Vec<Compared> {
         }
         let device = devices::find(&row.device).expect("catalog device");
         out.push(Compared {
+            runtime: row.runtime.clone(),
             family: DeviceFamily::of(&device).expect("Apple or NVIDIA"),
             kind,
             source: row.source.clone(),
@@ -106,31 +112,33 @@ fn published_speeds_within_the_stated_bands() {
         "only the F16 rows of the 16 GB M1 Pro are expected not to fit"
     );
     let mut computed = Vec::new();
-    for family in [DeviceFamily::AppleGpu, DeviceFamily::NvidiaGpu] {
-        for kind in [SpeedKind::Decode, SpeedKind::Prefill] {
-            let these: Vec<&Compared> = compared
-                .iter()
-                .filter(|c| c.family == family && c.kind == kind)
-                .collect();
-            if these.is_empty() {
-                continue;
+    for runtime in [Runtime::LlamaCpp.to_string(), Runtime::Mlx.to_string()] {
+        for family in [DeviceFamily::AppleGpu, DeviceFamily::NvidiaGpu] {
+            for kind in [SpeedKind::Decode, SpeedKind::Prefill] {
+                let these: Vec<&Compared> = compared
+                    .iter()
+                    .filter(|c| c.runtime == runtime && c.family == family && c.kind == kind)
+                    .collect();
+                if these.is_empty() {
+                    continue;
+                }
+                let (low, high, median) = band_of(&these);
+                let mut sources: Vec<String> = these.iter().map(|c| c.source.clone()).collect();
+                sources.sort();
+                sources.dedup();
+                let band = SpeedBand {
+                    runtime: runtime.clone(),
+                    family,
+                    kind,
+                    rows: these.len() as u32,
+                    low_percent: low.round(),
+                    high_percent: high.round(),
+                    median_percent: median.round(),
+                    sources,
+                };
+                println!("{}", band.sentence());
+                computed.push((band, low, high, median));
             }
-            let (low, high, median) = band_of(&these);
-            let mut sources: Vec<String> = these.iter().map(|c| c.source.clone()).collect();
-            sources.sort();
-            sources.dedup();
-            let band = SpeedBand {
-                runtime: "llama.cpp".into(),
-                family,
-                kind,
-                rows: these.len() as u32,
-                low_percent: low.round(),
-                high_percent: high.round(),
-                median_percent: median.round(),
-                sources,
-            };
-            println!("{}", band.sentence());
-            computed.push((band, low, high, median));
         }
     }
     let decode: Vec<&Compared> = compared
@@ -161,7 +169,7 @@ fn published_speeds_within_the_stated_bands() {
     for (band, low, high, median) in &computed {
         let stated = bands()
             .iter()
-            .find(|b| b.family == band.family && b.kind == band.kind)
+            .find(|b| b.runtime == band.runtime && b.family == band.family && b.kind == band.kind)
             .unwrap_or_else(|| panic!("no stated band for {}", band.sentence()));
         for (name, s, c) in [
             ("low", stated.low_percent, *low),
@@ -170,7 +178,8 @@ fn published_speeds_within_the_stated_bands() {
         ] {
             assert!(
                 (s - c).abs() <= BAND_ROUNDING_PERCENT + 1e-9,
-                "{} {} {name}: stated {s}%, reached {c:.2}%",
+                "{} {} {} {name}: stated {s}%, reached {c:.2}%",
+                band.runtime,
                 band.family.name(),
                 band.kind.name()
             );
@@ -180,9 +189,29 @@ fn published_speeds_within_the_stated_bands() {
         if band.kind == SpeedKind::Decode {
             assert!(
                 low.abs() <= DECODE_LIMIT_PERCENT && high.abs() <= DECODE_LIMIT_PERCENT,
-                "{}: decode band {low:.1}%..{high:.1}% beyond ±{DECODE_LIMIT_PERCENT}%",
+                "{} {}: decode band {low:.1}%..{high:.1}% beyond ±{DECODE_LIMIT_PERCENT}%",
+                band.runtime,
                 band.family.name()
             );
         }
     }
+}
+
+#[test]
+fn an_mlx_answer_on_an_apple_gpu_quotes_the_mlx_band() {
+    let device = devices::find("m3-max-40c-64gb").expect("catalog device");
+    let model = model_catalog::find("llama-3.3-70b").expect("catalog model");
+    let mut q = Question::new(model, device);
+    q.format = Some("mlx-4bit-g64".parse().expect("known format"));
+    q.runtime = Some(Runtime::Mlx);
+    let a = answer(&q).expect("answer");
+    assert_eq!(a.speed_bands.len(), 2, "decode and prefill");
+    assert!(a.speed_bands.iter().all(|b| b.runtime == "mlx"));
+    assert!(
+        a.estimate.assumptions.iter().any(|s| s
+            .starts_with("speed held to published measurements: decode estimates for mlx")
+            && s.contains("published mlx-lm measurements")),
+        "{:#?}",
+        a.estimate.assumptions
+    );
 }

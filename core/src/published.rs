@@ -1,12 +1,13 @@
 //! Speeds other people measured and published, and how far headroom's estimates are from them.
 //!
-//! `core/data/published_speeds.json` holds llama.cpp `llama-bench` results (prefill of a
-//! 512-token prompt, decode of 128 or 512 tokens, batch 1, every layer on the GPU), each with
-//! where it was read, the catalog device and model it maps to, the GGUF type, backend, build and
-//! date. Its `bands` give, per engine and device family, the range of headroom's error over
-//! those rows; the test `tests/published_speeds.rs` recomputes every error from the answer and
-//! fails when a stated band no longer holds, so the band the answer quotes is the one the code
-//! reaches.
+//! `core/data/published_speeds.json` holds llama.cpp `llama-bench` results (prefill of a 512-token
+//! prompt, decode of 128 or 512 tokens, batch 1, every layer on the GPU), a few `llama-cli` runs at
+//! published prompt lengths, and mlx-lm results (`mlx_lm.generate`/`mlx_lm.benchmark` prompt and
+//! generation speeds, batch 1), each with where it was read, its engine, the catalog device and
+//! model it maps to, the weight format, backend, build and date. Its `bands` give, per engine and
+//! device family, the range of headroom's error over those rows; the test
+//! `tests/published_speeds.rs` recomputes every error from the answer and fails when a stated band
+//! no longer holds, so the band the answer quotes is the one the code reaches.
 
 use std::sync::OnceLock;
 
@@ -46,23 +47,33 @@ pub struct PublishedSpeed {
     /// that copy was.
     #[serde(default)]
     pub read_via: Option<String>,
+    /// The engine that measured it, as `Runtime` names it (`llama.cpp`, `mlx`); rows without
+    /// one are llama.cpp's.
+    #[serde(default = "llama_cpp_name")]
+    pub runtime: String,
     /// The catalog device id it maps to (`core/data/devices.json`).
     pub device: String,
     /// The device as the source names it.
     pub device_label: String,
     /// The catalog model id (`core/data/models.json`).
     pub model: String,
-    /// The GGUF type (`Q4_0`, `Q8_0`, `F16`, `Q4_K_M`).
+    /// The weight format as headroom parses it: a GGUF type (`Q4_0`, `Q8_0`, `F16`, `Q4_K_M`)
+    /// or an MLX one (`mlx-4bit-g64`, `bf16`).
     pub quant: String,
-    /// The llama.cpp backend (`Metal`, `CUDA`).
+    /// The backend (`Metal`, `CUDA`).
     pub backend: String,
-    /// The llama.cpp build and settings, as far as the source gives them.
+    /// The engine's build and settings, as far as the source gives them.
     pub build: String,
     /// Year and month of the measurement, when the source gives it.
     #[serde(default)]
     pub date: Option<String>,
-    /// The llama-bench test: `pp512`, `tg128` or `tg512`.
+    /// The test: `ppN` (prefill of an N-token prompt) or `tgN` (decode of N tokens), as
+    /// llama-bench names them; mlx-lm rows use the same names with the published lengths.
     pub test: String,
+    /// The tokens in context the measurement ran at, where that is not the test's own length:
+    /// an mlx-lm decode after a long prompt runs at about the prompt's length.
+    #[serde(default)]
+    pub context_tokens: Option<u64>,
     /// The published result.
     pub tokens_per_s: f64,
     /// How the row was mapped, where that needed a choice.
@@ -71,8 +82,8 @@ pub struct PublishedSpeed {
 }
 
 impl PublishedSpeed {
-    /// Decode or prefill, and the tokens in context the test runs at (its prompt or generated
-    /// length); `None` for a test name this table does not know.
+    /// Decode or prefill, and the tokens in context the test runs at (`context_tokens`, else
+    /// its prompt or generated length); `None` for a test name this table does not know.
     pub fn kind_and_tokens(&self) -> Option<(SpeedKind, u64)> {
         let (kind, n) = if let Some(n) = self.test.strip_prefix("pp") {
             (SpeedKind::Prefill, n)
@@ -81,7 +92,27 @@ impl PublishedSpeed {
         } else {
             return None;
         };
-        n.parse().ok().filter(|n| *n > 0).map(|n| (kind, n))
+        let n = n.parse().ok().filter(|n| *n > 0)?;
+        Some((kind, self.context_tokens.filter(|c| *c > 0).unwrap_or(n)))
+    }
+
+    /// The engine, `None` for a name `Runtime` does not parse.
+    pub fn engine(&self) -> Option<Runtime> {
+        self.runtime.parse().ok()
+    }
+}
+
+fn llama_cpp_name() -> String {
+    Runtime::LlamaCpp.to_string()
+}
+
+/// What the published measurements of `runtime` are called in text: the engine's project name
+/// (llama.cpp rows are llama-bench and llama-cli runs; MLX rows are mlx-lm's).
+fn measurements_of(runtime: &str) -> &'static str {
+    if runtime == Runtime::Mlx.to_string() {
+        "mlx-lm"
+    } else {
+        "llama.cpp"
     }
 }
 
@@ -120,7 +151,7 @@ impl DeviceFamily {
 /// speed: `(estimate − published) ÷ published`, in percent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeedBand {
-    /// The engine (only llama.cpp has published rows so far).
+    /// The engine, as `Runtime` names it (`llama.cpp`, `mlx`).
     pub runtime: String,
     /// The devices.
     pub family: DeviceFamily,
@@ -143,7 +174,7 @@ impl SpeedBand {
     pub fn sentence(&self) -> String {
         format!(
             "{} estimates for {} on {} (catalog figures) were within {:+.0}%..{:+.0}% (median \
-             {:+.0}%) of {} published llama-bench measurements ({})",
+             {:+.0}%) of {} published {} measurements ({})",
             self.kind.name(),
             self.runtime,
             self.family.name(),
@@ -152,6 +183,7 @@ impl SpeedBand {
             self.high_percent + 0.0,
             self.median_percent.round() + 0.0,
             self.rows,
+            measurements_of(&self.runtime),
             self.sources.join(", ")
         )
     }
@@ -195,12 +227,13 @@ pub fn bands_for(runtime: Runtime, device: &DeviceSpec) -> Vec<&'static SpeedBan
     let Some(family) = DeviceFamily::of(device) else {
         return Vec::new();
     };
-    if runtime != Runtime::LlamaCpp {
+    if !matches!(runtime, Runtime::LlamaCpp | Runtime::Mlx) {
         return Vec::new();
     }
+    let name = runtime.to_string();
     let mut out: Vec<&SpeedBand> = bands()
         .iter()
-        .filter(|b| b.runtime == "llama.cpp" && b.family == family)
+        .filter(|b| b.runtime == name && b.family == family)
         .collect();
     out.sort_by_key(|b| b.kind != SpeedKind::Decode);
     out
@@ -222,6 +255,40 @@ mod tests {
                 r.test
             );
             assert!(r.tokens_per_s > 0.0);
+            assert!(
+                matches!(r.engine(), Some(Runtime::LlamaCpp | Runtime::Mlx)),
+                "{}: runtime {}",
+                r.source,
+                r.runtime
+            );
         }
+    }
+
+    #[test]
+    fn each_engine_gets_its_own_bands() {
+        let mac = crate::devices::find("m3-max-40c-64gb").expect("catalog device");
+        let nvidia = crate::devices::find("rtx-4090").expect("catalog device");
+        for runtime in [Runtime::LlamaCpp, Runtime::Mlx] {
+            let bands = bands_for(runtime, &mac);
+            assert_eq!(bands.len(), 2, "{runtime}: decode and prefill");
+            assert_eq!(bands[0].kind, SpeedKind::Decode);
+            assert!(bands.iter().all(|b| b.runtime == runtime.to_string()));
+        }
+        let mlx = bands_for(Runtime::Mlx, &mac);
+        assert!(mlx[0].sentence().contains("published mlx-lm measurements"));
+        assert!(
+            bands_for(Runtime::LlamaCpp, &mac)[0]
+                .sentence()
+                .contains("published llama.cpp measurements")
+        );
+        // mlx-lm runs on Apple GPUs only, and no published rows cover transformers.
+        assert!(bands_for(Runtime::Mlx, &nvidia).is_empty());
+        assert!(bands_for(Runtime::TransformersMps, &mac).is_empty());
+        // Rows without a runtime are llama.cpp's.
+        let n_mlx = rows()
+            .iter()
+            .filter(|r| r.engine() == Some(Runtime::Mlx))
+            .count();
+        assert!(n_mlx > 0 && n_mlx < rows().len());
     }
 }
