@@ -297,10 +297,7 @@ fn compute_weight_totals(
     format: &WeightFormat,
 ) -> WeightTotals {
     let gguf_rules = match format {
-        WeightFormat::Gguf(ftype) => Some((
-            gguf::Context::new(model, mt.tied, mt.n_attn_v, *ftype),
-            *ftype,
-        )),
+        WeightFormat::Gguf(ftype) => Some(gguf::Context::new(model, mt.tied, mt.n_attn_v, *ftype)),
         _ => None,
     };
     let mut totals = WeightTotals {
@@ -310,29 +307,7 @@ fn compute_weight_totals(
     };
     for g in &mt.groups {
         let shape = g.shape();
-        let bytes = match (format, &gguf_rules) {
-            (WeightFormat::Gguf(_), Some((ctx, ftype))) => {
-                let t = gguf::tensor_type(
-                    ctx,
-                    *ftype,
-                    ftype.default_type(),
-                    g.category,
-                    g.allowed,
-                    shape,
-                    g.position,
-                );
-                gguf::shape_bytes(shape, t)
-            }
-            (WeightFormat::GgufPure(block), _) => {
-                let t = if g.allowed {
-                    gguf::fallback(*block, shape_row_len(shape))
-                } else {
-                    GgmlType::F32
-                };
-                gguf::shape_bytes(shape, t)
-            }
-            _ => storage_hf(model, g.shaped(), format).1,
-        };
+        let bytes = group_bytes(model, g, format, gguf_rules.as_ref());
         let active = active_share(shape_elements(shape), g.active_elements, bytes);
         totals.weights_bytes = totals
             .weights_bytes
