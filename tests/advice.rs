@@ -516,6 +516,7 @@ fn regression_a_probe_report_alone_gives_an_estimate() {
         host_read_bandwidth_bytes_per_s: None,
         host_to_device_bytes_per_s: None,
         device_to_host_bytes_per_s: None,
+        host_ram_bytes: None,
     };
     for name in [
         "Apple M2",

@@ -327,6 +327,7 @@ fn measured_device_replaces_catalog_figures() {
         host_read_bandwidth_bytes_per_s: None,
         host_to_device_bytes_per_s: None,
         device_to_host_bytes_per_s: None,
+        host_ram_bytes: None,
     };
     let base = devices::find("m2-10c-16gb").unwrap();
     let d = base.clone().with_measurements(&m);

@@ -300,3 +300,32 @@ fn host_bandwidth_and_transfer_held_to_pytorch_on_the_same_machine() {
     assert!(down <= torch("d2h_pageable_bytes_per_s"), "{down}");
     assert!(up < 0.2 * torch("h2d_pinned_bytes_per_s"), "{up}");
 }
+
+/// A report's host RAM (beside a discrete GPU) is the offload verdict's host memory when the
+/// question gives none; a figure the question gives wins.
+#[test]
+fn a_reports_host_ram_is_the_offload_host_memory() {
+    use headroom_core::answer::{Question, request};
+    use headroom_core::devices::DeviceSpec;
+    let report = ProbeReport::from_json(H200_HOST).unwrap_or_else(|e| panic!("fixture: {e}"));
+    let ram = report
+        .host
+        .ram_bytes
+        .expect("the report has the host's RAM");
+    let measured = report.measured_device();
+    assert_eq!(measured.host_ram_bytes, Some(ram));
+    let device = DeviceSpec::from_measured(&measured);
+    assert_eq!(device.host.ram_bytes, Some(ram));
+    let model =
+        headroom_core::model_catalog::find("llama-3.1-8b").unwrap_or_else(|e| panic!("{e}"));
+    let mut q = Question::new(model, device);
+    let req = request(&q).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(req.host_memory_bytes, Some(ram));
+    q.host_memory_bytes = Some(64 << 30);
+    let req = request(&q).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(req.host_memory_bytes, Some(64 << 30));
+    // Unified memory: the RAM is the device's memory, not a host to offload to.
+    let lavapipe = lavapipe().measured_device();
+    assert!(lavapipe.unified_memory);
+    assert_eq!(lavapipe.host_ram_bytes, None);
+}

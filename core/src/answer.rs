@@ -444,7 +444,11 @@ pub fn request(q: &Question) -> Result<EstimateRequest, CoreError> {
         device: q.device.clone(),
         device_count: q.device_count,
         wired_limit_bytes: q.wired_limit_bytes,
-        host_memory_bytes: q.host_memory_bytes,
+        host_memory_bytes: q.host_memory_bytes.or(q
+            .device
+            .host
+            .ram_bytes
+            .filter(|&b| b <= MAX_MEMORY_GIB * GIB)),
         activation: Default::default(),
         checkpoint: match (&q.checkpoint, shipped) {
             (Some(c), Some(format)) => Some(CheckpointBytes {

@@ -87,6 +87,10 @@ pub struct HostLink {
     /// Device→host download rate, bytes per second.
     #[serde(default)]
     pub device_to_host_bytes_per_s: Option<f64>,
+    /// The host's RAM beside a discrete GPU, bytes, as the probe's machine reported it: the
+    /// offload verdict's host memory when the question gives none.
+    #[serde(default)]
+    pub ram_bytes: Option<u64>,
 }
 
 impl HostLink {
@@ -419,6 +423,7 @@ impl DeviceSpec {
                 .or(self.host.host_to_device_bytes_per_s),
             device_to_host_bytes_per_s: positive(m.device_to_host_bytes_per_s)
                 .or(self.host.device_to_host_bytes_per_s),
+            ram_bytes: m.host_ram_bytes.filter(|&b| b > 0).or(self.host.ram_bytes),
         };
         if !self.source.is_empty() {
             self.source = format!("{}; measured figures from a probe report", self.source);

@@ -115,6 +115,10 @@ pub struct MeasuredDevice {
     /// Measured device→host download rate, bytes per second.
     #[serde(default)]
     pub device_to_host_bytes_per_s: Option<f64>,
+    /// The host's RAM beside a discrete GPU (what layers can be offloaded to), bytes; `None` on
+    /// unified memory, where the RAM is the device's memory.
+    #[serde(default)]
+    pub host_ram_bytes: Option<u64>,
 }
 
 /// One run of `headroom probe` (or the browser benchmark).
@@ -708,6 +712,11 @@ impl ProbeReport {
                 |m| m == Metric::Host(HostMetric::Download),
                 |m| m.bytes_per_s,
             ),
+            host_ram_bytes: if unified_memory {
+                None
+            } else {
+                self.host.ram_bytes.filter(|&b| b > 0)
+            },
         }
     }
 }
