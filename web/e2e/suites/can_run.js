@@ -19,6 +19,16 @@ async function rankedIds(page) {
   return page.$$eval('#ranking-table tbody tr', (rows) => rows.map((r) => r.getAttribute('data-model')));
 }
 
+/** At phone width (390 px) nothing may widen the page past the screen; a screenshot of it. */
+async function fitsPhone(page, shot, label) {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  await shot(`${label}-phone`);
+  if (before) await page.setViewportSize(before);
+  assert.ok(width <= 390, `${label}: the page is ${width} px wide on a 390 px phone`);
+}
+
 module.exports = {
   async 'what can I run: a catalog device ranks every model that fits, within budget'({ page, base, shot, log }) {
     await page.goto(base);
@@ -143,7 +153,7 @@ module.exports = {
     assert.match(err, /Min\. tokens\/s .*the fastest does/);
   },
 
-  async 'what can I run: no 1- or 2-bit files unless the floor is lowered'({ page, base, log }) {
+  async 'what can I run: no 1- or 2-bit files unless the floor is lowered'({ page, base, shot, log }) {
     const formats = () => page.$$eval('#ranking-table tbody tr', (rows) => rows.map((r) => r.children[3].textContent.trim()));
     const low = (f) => /^(IQ1|IQ2|Q2_K)/.test(f);
     await page.goto(`${base}?page=canrun&device=rtx-3060-12gb`);
@@ -151,6 +161,7 @@ module.exports = {
     const floor3 = await formats();
     assert.ok(!floor3.some(low), floor3.join(' '));
     assert.match(await page.textContent('#ranking-device'), /formats of ≥ 3 bits per weight/);
+    await fitsPhone(page, shot, 'can-run-ranking');
     await page.selectOption('#canrun-minbits', '1.5');
     await page.waitForFunction(() => document.location.search.includes('minbits=1.5'));
     await page.waitForFunction(() => /≥ 1\.5 bits/.test(document.querySelector('#ranking-device')?.textContent || ''));
@@ -193,6 +204,7 @@ module.exports = {
     const ms = Number(await page.getAttribute('#result', 'data-recompute-ms'));
     log(`devices that fit, whole catalog: ${ms.toFixed(1)} ms`);
     await shot('calculator-no-device');
+    await fitsPhone(page, shot, 'calculator-no-device');
     // The link reopens the same view; a change of context recomputes it.
     await page.goto(page.url());
     await page.waitForSelector('#result #needs-table tbody tr', { timeout: 30000 });

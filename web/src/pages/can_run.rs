@@ -450,13 +450,15 @@ fn RankingView(
         .collect_view();
     view! {
         <h2 id="ranking-device">{heading}</h2>
-        <table id="ranking-table">
-            <thead><tr>
-                <th>"#"</th><th>"model"</th><th>"params"</th><th>"best format that fits"</th><th>"runtime"</th>
-                <th>"memory"</th><th>"decode"</th><th>"prefill"</th><th>"longest context"</th>
-            </tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <div class="table-wrap">
+            <table id="ranking-table">
+                <thead><tr>
+                    <th>"#"</th><th>"model"</th><th>"params"</th><th>"best format that fits"</th><th>"runtime"</th>
+                    <th>"memory"</th><th>"decode"</th><th>"prefill"</th><th>"longest context"</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
         <ul class="note">{assumptions}</ul>
     }
     .into_any()
