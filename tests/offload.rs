@@ -112,9 +112,11 @@ fn a_dense_model_that_does_not_fit_runs_with_its_first_layers_on_the_host() {
     });
     let m = &more.offload.as_ref().expect("plan").chosen;
     assert!(m.gpu_bytes > m.gpu_capacity_bytes);
-    // Decode falls as layers move to the host; every split adds up to the total.
+    // Decode falls as layers move to the host; every split adds up to the total. (`-ngl 0` is
+    // left out of the ordering: a step wholly on the CPU pays no split costs, so it can beat
+    // `-ngl 1` by a few percent; `tests/llama_cpp_offload.rs` holds both to llama-bench.)
     let mut last = f64::INFINITY;
-    for n in [n_gpu_layers, n_gpu_layers / 2, 1, 0] {
+    for n in [n_gpu_layers, n_gpu_layers / 2, 1] {
         let a = ask(&Question {
             offload: OffloadSettings {
                 gpu_layers: Some(n),

@@ -12,6 +12,7 @@ mod fuzz;
 mod hostile;
 mod layers;
 mod llama_cpp;
+mod llama_cpp_offload;
 mod macos;
 mod memory;
 mod offload;

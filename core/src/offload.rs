@@ -15,8 +15,12 @@
 //!
 //! **Decode** reads every active weight and the KV cache once per step on the side that holds
 //! it: time per step = GPU bytes ÷ GPU bandwidth + host bytes ÷ host read bandwidth (the CPU runs
-//! the host's layers and experts). A MoE reads only the routed experts of a token, which is why
-//! experts on the host cost far less than whole layers there.
+//! the host's layers and experts), plus llama.cpp's fixed costs: the per-layer launch cost of the
+//! GPU's layers (as on a GPU alone, [`crate::speed::llama_cpp_decode_step_overhead_s`]) and, in a
+//! step split between GPU and CPU, a fixed cost per layer the CPU runs
+//! ([`LLAMA_CPP_SPLIT_HOST_LAYER_S`], [`LLAMA_CPP_SPLIT_HOST_EXPERTS_S`]). A MoE reads only the
+//! routed experts of a token, which is why experts on the host cost far less than whole layers
+//! there. Held to llama-bench on an H100 host (`tests/llama_cpp_offload.rs`).
 //!
 //! **Prefill**: llama.cpp's CUDA backend runs an operation of a batch of at least 32 tokens on
 //! the GPU even when its weights live on the host (`offload_op`, `op_offload_min_batch_size`),
@@ -58,6 +62,24 @@ pub const DEFAULT_ACCELERATE_COPY_BYTES_PER_S: f64 = 5.0e9;
 /// llama.cpp's default micro-batch (`n_ubatch`, 512): host weights are copied to the GPU once
 /// per micro-batch during prefill.
 pub const LLAMA_CPP_UBATCH_TOKENS: u64 = 512;
+
+/// Time a decode step split between GPU and CPU spends per decoder layer whose attention and
+/// dense feed-forward run on the CPU (llama.cpp `-ngl` below the layer count), besides reading
+/// its weights: 0.35 ms. The CPU backend runs each graph node across all its threads and waits
+/// for them at a barrier, and a split step hands the hidden state between the devices; bytes
+/// alone predicted llama-bench's decode 14–29% too fast. The figure is the mean excess per host
+/// layer of Llama-3.1-8B Q4_0 at `-ngl 24` and `-ngl 16` on a 16-core Xeon host with an H100
+/// (`tests/data/measured/llama-cpp-cuda-h100.json`); one machine: a faster or slower CPU moves it.
+/// A step that runs wholly on the CPU (`-ngl 0`) pays none: there llama-bench matched the
+/// host's read bandwidth alone within 1%.
+pub const LLAMA_CPP_SPLIT_HOST_LAYER_S: f64 = 0.35e-3;
+
+/// The same for each layer whose routed experts run on the CPU (`--n-cpu-moe`, or a whole MoE
+/// layer on the host, which pays both): 0.18 ms — the expert matmuls (`mul_mat_id`), the sum over
+/// the chosen experts and the two hand-overs per layer. Mean excess per host expert layer of
+/// Qwen3-30B-A3B Q4_0 at `--n-cpu-moe` 12, 24, 36 and 48 on the same machine; with the host-layer
+/// cost it predicted the whole-layer split (`-ngl 24`) within 1% before that row was looked at.
+pub const LLAMA_CPP_SPLIT_HOST_EXPERTS_S: f64 = 0.18e-3;
 
 /// Splits a user can ask for; `None` everywhere lets headroom choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -130,6 +152,8 @@ pub struct OffloadSplit {
     pub gpu_read_bytes_per_token: u64,
     /// Bytes read from host memory (or copied over the host link) per decode step.
     pub host_read_bytes_per_token: u64,
+    /// Fixed seconds per decode step besides the reads (llama.cpp's launch and split costs).
+    pub fixed_step_s: f64,
     /// Decode tokens/s per sequence.
     pub decode_tokens_per_s: f64,
     /// Prefill tokens/s.
@@ -175,7 +199,7 @@ impl OffloadPlan {
         let mut s = format!(
             "offload split {}: {}; GPU {:.2} of {:.2} GiB, host {:.2} of {:.2} GiB; decode {:.1} \
              tokens/s (GPU reads {:.2} GB per token at the GPU's bandwidth, the host's {:.2} GB \
-             are {host_how} at {:.1} GB/s: {}), prefill {:.0} tokens/s (host-resident weights \
+             are {host_how} at {:.1} GB/s: {}{}), prefill {:.0} tokens/s (host-resident weights \
              copied to the GPU at {:.1} GB/s: {})",
             c.split.flag(),
             c.description,
@@ -188,6 +212,18 @@ impl OffloadPlan {
             c.host_read_bytes_per_token as f64 / 1e9,
             host_rate / 1e9,
             host_basis,
+            if c.fixed_step_s > 0.0 {
+                format!(
+                    "; plus {:.2} ms per step of llama.cpp's fixed costs: the GPU layers' kernel \
+                     launches and, in a step split between GPU and CPU, {:.2} ms per layer and \
+                     {:.2} ms per layer's experts the CPU runs, measured on an H100 host",
+                    c.fixed_step_s * 1e3,
+                    LLAMA_CPP_SPLIT_HOST_LAYER_S * 1e3,
+                    LLAMA_CPP_SPLIT_HOST_EXPERTS_S * 1e3
+                )
+            } else {
+                String::new()
+            },
             c.prefill_tokens_per_s,
             self.host_to_device_bytes_per_s / 1e9,
             self.host_to_device_basis,
@@ -412,6 +448,7 @@ pub fn host_to_device(device: &DeviceSpec, engine: OffloadEngine) -> (f64, Strin
     }
 }
 
+#[derive(Default)]
 struct Sides {
     gpu_bytes: u64,
     host_bytes: u64,
@@ -419,6 +456,12 @@ struct Sides {
     host_read: u64,
     /// Host weight bytes copied to the GPU per prefill micro-batch / forward pass.
     host_weights: u64,
+    /// Decoder layers whose attention / dense part runs on the GPU.
+    gpu_layers: u64,
+    /// Decoder layers whose attention / dense part runs on the host.
+    host_layers: u64,
+    /// Decoder layers whose routed experts run on the host.
+    host_expert_layers: u64,
 }
 
 /// Memory and reads of llama.cpp's `-ngl n`.
@@ -431,6 +474,7 @@ fn ngl_sides(w: &PlacementBytes, inp: &OffloadInputs<'_>, n: u64) -> Sides {
         gpu_read: 0,
         host_read: w.input_active_bytes,
         host_weights: 0,
+        ..Sides::default()
     };
     for i in 0..w.layer_bytes.len() {
         let bytes = w.layer_bytes[i] + w.expert_bytes[i];
@@ -440,10 +484,15 @@ fn ngl_sides(w: &PlacementBytes, inp: &OffloadInputs<'_>, n: u64) -> Sides {
         if i as u64 >= first_gpu {
             s.gpu_bytes += bytes + kv;
             s.gpu_read += read + kv_read;
+            s.gpu_layers += 1;
         } else {
             s.host_bytes += bytes + kv;
             s.host_read += read + kv_read;
             s.host_weights += bytes;
+            s.host_layers += 1;
+            if w.expert_bytes[i] > 0 {
+                s.host_expert_layers += 1;
+            }
         }
     }
     if n >= 1 {
@@ -465,6 +514,8 @@ fn cpu_moe_sides(w: &PlacementBytes, inp: &OffloadInputs<'_>, n: u64) -> Sides {
         gpu_read: w.output_active_bytes,
         host_read: w.input_active_bytes,
         host_weights: 0,
+        gpu_layers: w.layer_bytes.len() as u64,
+        ..Sides::default()
     };
     for i in 0..w.layer_bytes.len() {
         let kv = inp.kv_layer_bytes.get(i).copied().unwrap_or(0);
@@ -475,6 +526,9 @@ fn cpu_moe_sides(w: &PlacementBytes, inp: &OffloadInputs<'_>, n: u64) -> Sides {
             s.host_bytes += w.expert_bytes[i];
             s.host_read += w.expert_active_bytes[i];
             s.host_weights += w.expert_bytes[i];
+            if w.expert_bytes[i] > 0 {
+                s.host_expert_layers += 1;
+            }
         } else {
             s.gpu_bytes += w.expert_bytes[i];
             s.gpu_read += w.expert_active_bytes[i];
@@ -496,6 +550,7 @@ fn device_map_sides(w: &PlacementBytes, inp: &OffloadInputs<'_>, n: u64) -> Side
         gpu_read: kv_read + w.input_active_bytes,
         host_read: 0,
         host_weights: 0,
+        ..Sides::default()
     };
     // The hooks bring each offloaded layer onto the GPU before it runs: room for the largest.
     let mut largest_offloaded = 0;
@@ -577,8 +632,9 @@ fn split_of(
     let copies = matches!(kind, SplitKind::DeviceMap { .. });
     // transformers copies the host's layers over the link; llama.cpp's CPU reads them in place.
     let host_rate = if copies { link_bw } else { host_bw };
+    let fixed_step_s = llama_cpp_fixed_s(kind, &s, inp);
     let step_s = if gpu_bw > 0.0 && host_rate > 0.0 {
-        s.gpu_read as f64 / gpu_bw + s.host_read as f64 / host_rate
+        s.gpu_read as f64 / gpu_bw + s.host_read as f64 / host_rate + fixed_step_s
     } else {
         0.0
     };
@@ -606,9 +662,28 @@ fn split_of(
         fits: s.gpu_bytes <= inp.gpu_capacity_bytes && s.host_bytes <= inp.host_capacity_bytes,
         gpu_read_bytes_per_token: s.gpu_read,
         host_read_bytes_per_token: s.host_read,
+        fixed_step_s,
         decode_tokens_per_s: decode,
         prefill_tokens_per_s: prefill,
     }
+}
+
+/// llama.cpp's fixed time per decode step of a split: the GPU layers' launch cost and, when the
+/// step is split between GPU and CPU, the cost of each layer (and each layer's experts) the CPU
+/// runs. Zero for transformers (its copies are priced by the link rate).
+fn llama_cpp_fixed_s(kind: SplitKind, s: &Sides, inp: &OffloadInputs<'_>) -> f64 {
+    if matches!(kind, SplitKind::DeviceMap { .. }) {
+        return 0.0;
+    }
+    let gpu = crate::speed::llama_cpp_decode_step_overhead_s(inp.device, s.gpu_layers);
+    let split = s.gpu_layers > 0 || s.gpu_read > 0;
+    let host = if split {
+        s.host_layers as f64 * LLAMA_CPP_SPLIT_HOST_LAYER_S
+            + s.host_expert_layers as f64 * LLAMA_CPP_SPLIT_HOST_EXPERTS_S
+    } else {
+        0.0
+    };
+    gpu + host
 }
 
 /// The split with the most on the GPU among the `count` candidates `kind_at(0..count)`

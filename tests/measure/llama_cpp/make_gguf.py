@@ -8,7 +8,12 @@ converted checkpoint. 1-D tensors (norms, biases) and MoE routers are F32, as
 config's real size (``tokenizer.ggml.model = none`` plus ``<arch>.vocab_size``): tokens do not
 change memory, the vocabulary size does.
 
-Usage: make_gguf.py CONFIG.json LAYERS OUT.gguf [--gguf-py DIR]
+``--type q4_0`` / ``q8_0`` writes the matrices directly in that block format instead (random quants,
+a fixed valid scale per block; ``output.weight`` in Q6_K, as ``llama-quantize`` writes it for these
+file types), with no F16 file and no quantizer: for speed measurements, where values do not matter
+and a 30B model's F16 file would not fit the disk.
+
+Usage: make_gguf.py CONFIG.json LAYERS OUT.gguf [--gguf-py DIR] [--type f16|q4_0|q8_0]
 Prints the config actually used (layers cut) as JSON on stdout.
 """
 
@@ -49,6 +54,7 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--gguf-py", required=True)
     ap.add_argument("--sparse", action="store_true", help="header only, zero data (a hole)")
+    ap.add_argument("--type", default="f16", choices=["f16", "q4_0", "q8_0"])
     a = ap.parse_args()
     sys.path.insert(0, a.gguf_py)
     import gguf  # noqa: E402  (the vendored gguf-py of the llama.cpp being measured)
@@ -80,7 +86,8 @@ def main() -> None:
     w.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
     w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
     w.add_vocab_size(n_vocab)
-    w.add_file_type(1)  # MOSTLY_F16
+    # llama_ftype: MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7.
+    w.add_file_type({"f16": 1, "q4_0": 2, "q8_0": 7}[a.type])
     w.add_tokenizer_model("none")
     if arch in ("gemma2", "gemma3") and cfg.get("sliding_window"):
         w.add_sliding_window(cfg["sliding_window"])
@@ -170,6 +177,10 @@ def main() -> None:
         return
 
     rng = np.random.default_rng(0)
+    if a.type != "f16":
+        write_blocks(w, gguf, specs, a.type, rng)
+        json.dump(cfg, sys.stdout)
+        return
     for name, ne, is_mat in specs:
         shape = tuple(reversed(ne))
         if is_mat:
@@ -185,6 +196,51 @@ def main() -> None:
     w.write_tensors_to_file()
     w.close()
     json.dump(cfg, sys.stdout)
+
+
+# (elements per block, bytes per block, byte offset of the f16 scale `d`, scale) of ggml's blocks:
+# block_q4_0 {d; qs[16]}, block_q8_0 {d; qs[32]}, block_q6_K {ql[128]; qh[64]; scales[16]; d}.
+BLOCKS = {
+    "q4_0": (32, 18, 0, 0.01),
+    "q8_0": (32, 34, 0, 0.0005),
+    "q6_k": (256, 210, 208, 0.0001),
+}
+
+
+def block_pool(kind: str, rng, n_blocks: int = 1 << 20) -> np.ndarray:
+    """`n_blocks` random blocks of `kind` (uint8, one row per block) with a fixed, finite scale."""
+    _, nbytes, d_at, d = BLOCKS[kind]
+    pool = rng.integers(0, 256, size=(n_blocks, nbytes), dtype=np.uint8)
+    pool[:, d_at : d_at + 2] = np.frombuffer(np.float16(d).tobytes(), dtype=np.uint8)
+    return pool
+
+
+def write_blocks(w, gguf, specs, kind: str, rng) -> None:
+    """Writes every tensor, matrices as random `kind` blocks (output.weight as Q6_K), streaming."""
+    pools = {k: block_pool(k, rng) for k in (kind, "q6_k")}
+    qtype = {"q4_0": gguf.GGMLQuantizationType.Q4_0, "q8_0": gguf.GGMLQuantizationType.Q8_0,
+             "q6_k": gguf.GGMLQuantizationType.Q6_K}
+    arrays = []
+    for name, ne, is_mat in specs:
+        shape = tuple(reversed(ne))
+        if not is_mat:
+            arr = np.ones(shape, dtype=np.float32)
+            if name.endswith("ffn_gate_inp.weight"):
+                arr = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float32)
+            w.add_tensor(name, arr)
+            arrays.append(None)
+            continue
+        k = "q6_k" if name == "output.weight" else kind
+        per, nbytes, _, _ = BLOCKS[k]
+        if ne[0] % per:
+            raise SystemExit(f"{name}: row of {ne[0]} is not a whole number of {k} blocks")
+        n_blocks = int(np.prod(ne)) // per
+        data = np.resize(pools[k], (n_blocks, nbytes))
+        w.add_tensor(name, data.reshape(*shape[:-1], ne[0] // per * nbytes), raw_dtype=qtype[k])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 if __name__ == "__main__":
