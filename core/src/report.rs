@@ -440,7 +440,8 @@ pub enum AllocationStopReason {
     Budget,
     /// An allocation, fill or check failed (out of memory, validation error, device lost).
     Error,
-    /// A step's time per GB jumped far above the earlier steps: the host is swapping.
+    /// A step's time per GB jumped far above the earlier steps and the host swapped pages out
+    /// during it (or, where the OS gives no swap counters, two steps in a row were that slow).
     Swapping,
     /// The stage's time limit was reached.
     TimeLimit,
@@ -460,8 +461,14 @@ pub struct AllocationResult {
     /// Budget the stage stayed within, bytes, if any.
     pub budget_bytes: Option<u64>,
     /// A step whose seconds per GB exceed this factor times the median of the earlier steps
-    /// counts as swapping.
+    /// is slow; a slow step is the swap knee only if the host swapped pages out during it
+    /// (`swap_counters`), or, without counters, if the next step is slow too.
     pub swap_factor: f64,
+    /// Where the stage read the host's swap activity (e.g. `Linux /proc/vmstat pswpout`);
+    /// absent: the host gave no counters (browser, Windows, older reports), so only two slow
+    /// steps in a row counted as the knee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_counters: Option<String>,
     /// Every step taken, in order (the failed one last, if any).
     pub steps: Vec<AllocationStep>,
     /// Why the stage ended.
@@ -491,6 +498,42 @@ pub struct AllocationStep {
     /// The error, if the step failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Pages (the OS's page size) the host swapped out during the step; absent where the OS
+    /// gives no counter (browser, Windows) or the report predates the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages_swapped_out: Option<u64>,
+    /// Pages the host swapped in during the step, where the OS counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages_swapped_in: Option<u64>,
+    /// Why a slow step was or was not the swap knee (e.g. `slow step, no pages swapped out:
+    /// contention, not swapping`); absent for an ordinary step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl AllocationResult {
+    /// What the stage saw of the host's swapping, in words the CLI and the site both show: the
+    /// pages swapped out over all steps (where the OS counted them) and every slow step's note.
+    /// `None` when there is neither (no counters and no slow step, or an older report).
+    pub fn swap_summary(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(source) = &self.swap_counters {
+            let out: u64 = self.steps.iter().filter_map(|s| s.pages_swapped_out).sum();
+            parts.push(format!(
+                "{out} pages swapped out by the host during the sweep ({source})"
+            ));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            if let Some(note) = &step.note {
+                parts.push(format!(
+                    "step {} ({:.2} GiB held): {note}",
+                    i + 1,
+                    step.total_bytes as f64 / crate::units::GIB as f64
+                ));
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
 
 impl ProbeReport {
@@ -970,6 +1013,7 @@ mod schema_tests {
                         chunk_bytes: 1 << 21,
                         budget_bytes: Some(1 << 22),
                         swap_factor: 4.0,
+                        swap_counters: Some("Linux /proc/vmstat pswpout".to_owned()),
                         steps: vec![AllocationStep {
                             params: 1 << 20,
                             total_bytes: 1 << 21,
@@ -977,6 +1021,12 @@ mod schema_tests {
                             s_per_gb: 0.5,
                             ok: true,
                             error: None,
+                            pages_swapped_out: Some(0),
+                            pages_swapped_in: Some(0),
+                            note: Some(
+                                "slow step, no pages swapped out: contention, not swapping"
+                                    .to_owned(),
+                            ),
                         }],
                         stop_reason: AllocationStopReason::Budget,
                         stop_detail: "budget".to_owned(),
