@@ -513,8 +513,9 @@ pub struct AllocationStep {
 
 impl AllocationResult {
     /// What the stage saw of the host's swapping, in words the CLI and the site both show: the
-    /// pages swapped out over all steps (where the OS counted them) and every slow step's note.
-    /// `None` when there is neither (no counters and no slow step, or an older report).
+    /// pages swapped out over all steps (where the OS counted them), which steps were slow, and
+    /// the first slow step's note (the others read alike). `None` when there is neither (no
+    /// counters and no slow step, or an older report).
     pub fn swap_summary(&self) -> Option<String> {
         let mut parts = Vec::new();
         if let Some(source) = &self.swap_counters {
@@ -523,14 +524,27 @@ impl AllocationResult {
                 "{out} pages swapped out by the host during the sweep ({source})"
             ));
         }
-        for (i, step) in self.steps.iter().enumerate() {
-            if let Some(note) = &step.note {
-                parts.push(format!(
-                    "step {} ({:.2} GiB held): {note}",
-                    i + 1,
-                    step.total_bytes as f64 / crate::units::GIB as f64
-                ));
-            }
+        let noted: Vec<(usize, &AllocationStep, &str)> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.note.as_deref().map(|n| (i + 1, s, n)))
+            .collect();
+        if let Some(&(first, step, note)) = noted.first() {
+            let numbers: Vec<String> = noted.iter().map(|(n, _, _)| n.to_string()).collect();
+            let held = format!(
+                "{:.2} GiB held",
+                step.total_bytes as f64 / crate::units::GIB as f64
+            );
+            parts.push(if noted.len() == 1 {
+                format!("step {first} ({held}): {note}")
+            } else {
+                format!(
+                    "{} slow steps ({}); the first, step {first} ({held}): {note}",
+                    noted.len(),
+                    numbers.join(", ")
+                )
+            });
         }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -1079,6 +1093,59 @@ mod schema_tests {
             },
             stages,
         }
+    }
+
+    #[test]
+    fn the_swap_summary_counts_pages_and_names_the_slow_steps() {
+        let step = |note: Option<&str>| AllocationStep {
+            params: 1 << 30,
+            total_bytes: 1 << 31,
+            step_s: 1.0,
+            s_per_gb: 1.0,
+            ok: true,
+            error: None,
+            pages_swapped_out: Some(3),
+            pages_swapped_in: None,
+            note: note.map(str::to_owned),
+        };
+        let mut sweep = AllocationResult {
+            step_params: 1 << 30,
+            bytes_per_param: 2,
+            chunk_bytes: 1 << 30,
+            budget_bytes: None,
+            swap_factor: 4.0,
+            swap_counters: Some("Linux /proc/vmstat pswpout".to_owned()),
+            steps: vec![
+                step(None),
+                step(Some("slow step, no pages swapped out")),
+                step(None),
+            ],
+            stop_reason: AllocationStopReason::Budget,
+            stop_detail: String::new(),
+            largest_clean_params: 0,
+            largest_clean_bytes: 0,
+        };
+        assert_eq!(
+            sweep.swap_summary().as_deref(),
+            Some(
+                "9 pages swapped out by the host during the sweep (Linux /proc/vmstat pswpout); \
+                 step 2 (2.00 GiB held): slow step, no pages swapped out"
+            )
+        );
+        sweep.steps[2].note = Some("slow again".to_owned());
+        assert!(
+            sweep
+                .swap_summary()
+                .is_some_and(|s| s.contains("2 slow steps (2, 3); the first, step 2")),
+            "{:?}",
+            sweep.swap_summary()
+        );
+        // An older report: no counters, no notes, nothing to say.
+        sweep.swap_counters = None;
+        for s in &mut sweep.steps {
+            s.note = None;
+        }
+        assert_eq!(sweep.swap_summary(), None);
     }
 
     #[test]
