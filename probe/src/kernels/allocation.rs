@@ -243,6 +243,7 @@ pub async fn run(
         }
         on_step(&result);
     }
+    // A suspect that no later step confirmed or cleared (the budget or the clock came first).
     if let Some(suspect) = judge.suspect
         && let Some(step) = result.steps.get_mut(suspect)
     {
@@ -353,11 +354,6 @@ impl KneeJudge {
             baseline: Vec::new(),
             suspect: None,
         }
-    }
-
-    /// Whether a suspect step waits for the next one.
-    pub fn has_suspect(&self) -> bool {
-        self.suspect.is_some()
     }
 
     /// Judges the step at `index` (its timing and what the counters said during it).
