@@ -440,7 +440,8 @@ pub enum AllocationStopReason {
     Budget,
     /// An allocation, fill or check failed (out of memory, validation error, device lost).
     Error,
-    /// A step's time per GB jumped far above the earlier steps: the host is swapping.
+    /// A step's time per GB jumped far above the earlier steps and the host swapped pages out
+    /// during it (or, where the OS gives no swap counters, two steps in a row were that slow).
     Swapping,
     /// The stage's time limit was reached.
     TimeLimit,
@@ -460,8 +461,14 @@ pub struct AllocationResult {
     /// Budget the stage stayed within, bytes, if any.
     pub budget_bytes: Option<u64>,
     /// A step whose seconds per GB exceed this factor times the median of the earlier steps
-    /// counts as swapping.
+    /// is slow; a slow step is the swap knee only if the host swapped pages out during it
+    /// (`swap_counters`), or, without counters, if the next step is slow too.
     pub swap_factor: f64,
+    /// Where the stage read the host's swap activity (e.g. `Linux /proc/vmstat pswpout`);
+    /// absent: the host gave no counters (browser, Windows, older reports), so only two slow
+    /// steps in a row counted as the knee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_counters: Option<String>,
     /// Every step taken, in order (the failed one last, if any).
     pub steps: Vec<AllocationStep>,
     /// Why the stage ended.
@@ -491,6 +498,56 @@ pub struct AllocationStep {
     /// The error, if the step failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Pages (the OS's page size) the host swapped out during the step; absent where the OS
+    /// gives no counter (browser, Windows) or the report predates the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages_swapped_out: Option<u64>,
+    /// Pages the host swapped in during the step, where the OS counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages_swapped_in: Option<u64>,
+    /// Why a slow step was or was not the swap knee (e.g. `slow step, no pages swapped out:
+    /// contention, not swapping`); absent for an ordinary step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl AllocationResult {
+    /// What the stage saw of the host's swapping, in words the CLI and the site both show: the
+    /// pages swapped out over all steps (where the OS counted them), which steps were slow, and
+    /// the first slow step's note (the others read alike). `None` when there is neither (no
+    /// counters and no slow step, or an older report).
+    pub fn swap_summary(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(source) = &self.swap_counters {
+            let out: u64 = self.steps.iter().filter_map(|s| s.pages_swapped_out).sum();
+            parts.push(format!(
+                "{out} pages swapped out by the host during the sweep ({source})"
+            ));
+        }
+        let noted: Vec<(usize, &AllocationStep, &str)> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.note.as_deref().map(|n| (i + 1, s, n)))
+            .collect();
+        if let Some(&(first, step, note)) = noted.first() {
+            let numbers: Vec<String> = noted.iter().map(|(n, _, _)| n.to_string()).collect();
+            let held = format!(
+                "{:.2} GiB held",
+                step.total_bytes as f64 / crate::units::GIB as f64
+            );
+            parts.push(if noted.len() == 1 {
+                format!("step {first} ({held}): {note}")
+            } else {
+                format!(
+                    "{} slow steps ({}); the first, step {first} ({held}): {note}",
+                    noted.len(),
+                    numbers.join(", ")
+                )
+            });
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
 
 impl ProbeReport {
@@ -970,6 +1027,7 @@ mod schema_tests {
                         chunk_bytes: 1 << 21,
                         budget_bytes: Some(1 << 22),
                         swap_factor: 4.0,
+                        swap_counters: Some("Linux /proc/vmstat pswpout".to_owned()),
                         steps: vec![AllocationStep {
                             params: 1 << 20,
                             total_bytes: 1 << 21,
@@ -977,6 +1035,12 @@ mod schema_tests {
                             s_per_gb: 0.5,
                             ok: true,
                             error: None,
+                            pages_swapped_out: Some(0),
+                            pages_swapped_in: Some(0),
+                            note: Some(
+                                "slow step, no pages swapped out: contention, not swapping"
+                                    .to_owned(),
+                            ),
                         }],
                         stop_reason: AllocationStopReason::Budget,
                         stop_detail: "budget".to_owned(),
@@ -1029,6 +1093,59 @@ mod schema_tests {
             },
             stages,
         }
+    }
+
+    #[test]
+    fn the_swap_summary_counts_pages_and_names_the_slow_steps() {
+        let step = |note: Option<&str>| AllocationStep {
+            params: 1 << 30,
+            total_bytes: 1 << 31,
+            step_s: 1.0,
+            s_per_gb: 1.0,
+            ok: true,
+            error: None,
+            pages_swapped_out: Some(3),
+            pages_swapped_in: None,
+            note: note.map(str::to_owned),
+        };
+        let mut sweep = AllocationResult {
+            step_params: 1 << 30,
+            bytes_per_param: 2,
+            chunk_bytes: 1 << 30,
+            budget_bytes: None,
+            swap_factor: 4.0,
+            swap_counters: Some("Linux /proc/vmstat pswpout".to_owned()),
+            steps: vec![
+                step(None),
+                step(Some("slow step, no pages swapped out")),
+                step(None),
+            ],
+            stop_reason: AllocationStopReason::Budget,
+            stop_detail: String::new(),
+            largest_clean_params: 0,
+            largest_clean_bytes: 0,
+        };
+        assert_eq!(
+            sweep.swap_summary().as_deref(),
+            Some(
+                "9 pages swapped out by the host during the sweep (Linux /proc/vmstat pswpout); \
+                 step 2 (2.00 GiB held): slow step, no pages swapped out"
+            )
+        );
+        sweep.steps[2].note = Some("slow again".to_owned());
+        assert!(
+            sweep
+                .swap_summary()
+                .is_some_and(|s| s.contains("2 slow steps (2, 3); the first, step 2")),
+            "{:?}",
+            sweep.swap_summary()
+        );
+        // An older report: no counters, no notes, nothing to say.
+        sweep.swap_counters = None;
+        for s in &mut sweep.steps {
+            s.note = None;
+        }
+        assert_eq!(sweep.swap_summary(), None);
     }
 
     #[test]

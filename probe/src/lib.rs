@@ -13,6 +13,8 @@
 //!   fresh random data before a speed counts, and returns report types from
 //!   [`headroom_core::report`].
 //! * [`gpu`] — pipelines, error scopes, read-back and timing shared by the kernels.
+//! * [`swap`] — the host's swap counters, which tell the allocation stage's swap knee from a
+//!   busy CPU or GPU.
 //! * [`adapter`] — an adapter's description for the report, and the device request the probe uses.
 //! * `discovery` (native only) — OS, CPU, RAM and, on macOS, Metal's working set.
 #![deny(missing_docs)]
@@ -25,6 +27,7 @@ pub mod kernels;
 pub mod pattern;
 pub mod plan;
 pub mod run;
+pub mod swap;
 
 use thiserror::Error;
 

@@ -171,6 +171,9 @@ pub struct Request {
     pub allow_swap: bool,
     /// Test hook: allocations beyond this many bytes fail as a simulated out-of-memory.
     pub simulate_oom_above_bytes: Option<u64>,
+    /// Test hook: these allocation steps (1 for the first) are timed as if the host had slowed
+    /// them (see `kernels::allocation::AllocationParams::simulate_slow_steps`).
+    pub simulate_slow_steps: Vec<u32>,
 }
 
 /// The adapter's capabilities the kernels choose by, read once from the adapter.
@@ -523,6 +526,9 @@ pub struct Plan {
     pub allow_swap: bool,
     /// Test hook: allocations beyond this many bytes fail as a simulated out-of-memory.
     pub simulate_oom_above_bytes: Option<u64>,
+    /// Test hook: these allocation steps (1 for the first) are timed as if the host had slowed
+    /// them (see `kernels::allocation::AllocationParams::simulate_slow_steps`).
+    pub simulate_slow_steps: Vec<u32>,
     /// The adapter's capabilities.
     pub capabilities: Capabilities,
     /// Stages left out of this plan for a reason other than `--only`, with the reason (the
@@ -579,6 +585,7 @@ impl Plan {
             memory_cap_bytes,
             allow_swap: request.allow_swap,
             simulate_oom_above_bytes: request.simulate_oom_above_bytes,
+            simulate_slow_steps: request.simulate_slow_steps.clone(),
             capabilities,
         }
     }
@@ -689,6 +696,7 @@ mod tests {
             budget_bytes: None,
             allow_swap: false,
             simulate_oom_above_bytes: None,
+            simulate_slow_steps: Vec::new(),
         }
     }
 

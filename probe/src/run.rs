@@ -363,7 +363,11 @@ async fn run_step<P: Progress>(
                 time_limit_s: sizes.stage_time_limit_s,
                 seed: seed as u32,
                 simulate_oom_above_bytes: plan.simulate_oom_above_bytes,
+                simulate_slow_steps: plan.simulate_slow_steps.clone(),
             };
+            // Native: the OS's swap counters; a browser has none (the stage then needs two slow
+            // steps in a row to call the knee).
+            let mut counters = crate::swap::host_counters();
             // Every verified step goes into the report at once: a stage killed by the OOM
             // killer keeps the sizes it verified.
             let mut on_step = |partial: &AllocationResult| {
@@ -373,7 +377,7 @@ async fn run_step<P: Progress>(
                 progress.report_changed(report);
             };
             StepResult::Allocation(
-                allocation::run(device, queue, &p, &mut on_step)
+                allocation::run(device, queue, &p, counters.as_mut(), &mut on_step)
                     .await
                     .map_err(|e| e.to_string()),
             )
@@ -445,6 +449,7 @@ mod tests {
             chunk_bytes: 2,
             budget_bytes: Some(4),
             swap_factor: 4.0,
+            swap_counters: None,
             steps: Vec::new(),
             stop_reason: AllocationStopReason::Budget,
             stop_detail: "the budget".to_owned(),

@@ -214,6 +214,76 @@ fn the_sweep_stops_at_the_budget() {
     );
 }
 
+/// Regression: under a busy CPU one step of a lavapipe sweep took 11.4 s/GB against a 2.0 s/GB
+/// median, and the stage stopped there as if the host swapped, reporting 0.41 GiB usable. On
+/// Linux the swap counters say whether it did.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_slow_step_without_swapping_does_not_stop_the_sweep() {
+    let out_path = temp_path("slow.json");
+    // Steps of 32 MiB on a CPU adapter: five fit the budget; step 3 is timed 10 s longer.
+    let out = probe(
+        &["--only", "sweep", "--budget", "160MiB"],
+        &out_path,
+        &[("HEADROOM_PROBE_SIMULATE_SLOW_STEPS", "3")],
+    );
+    assert_success(&out);
+    validate_against_schema(&out_path);
+    let report = read_report(&out_path);
+    let sweep = report
+        .stage(Stage::Allocation)
+        .and_then(|s| s.allocation.as_ref())
+        .expect("sweep result");
+    assert_eq!(sweep.stop_reason, AllocationStopReason::Budget, "{sweep:?}");
+    assert_eq!(sweep.steps.len(), 5, "{sweep:?}");
+    assert!(
+        sweep
+            .swap_counters
+            .as_deref()
+            .is_some_and(|s| s.contains("/proc/vmstat")),
+        "{sweep:?}"
+    );
+    assert!(sweep.steps.iter().all(|s| s.pages_swapped_out.is_some()));
+    assert!(
+        sweep.steps[2]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("contention, not swapping")),
+        "{sweep:?}"
+    );
+    let shown = Command::new(BIN)
+        .arg("show")
+        .arg(&out_path)
+        .output()
+        .expect("run headroom show");
+    assert_success(&shown);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("pages swapped out by the host during the sweep"),
+        "{text}"
+    );
+    assert!(
+        text.contains("step 3 (") && text.contains("contention, not swapping"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_slow_step_list_is_one_clear_line() {
+    let out_path = temp_path("slow-bad.json");
+    let out = probe(
+        &["--only", "sweep", "--budget", "64MiB"],
+        &out_path,
+        &[("HEADROOM_PROBE_SIMULATE_SLOW_STEPS", "3,x")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HEADROOM_PROBE_SIMULATE_SLOW_STEPS") && err.contains("`x`"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_simulated_out_of_memory_is_recorded_not_a_crash() {
     let out_path = temp_path("oom.json");

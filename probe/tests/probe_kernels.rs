@@ -17,6 +17,7 @@ use headroom_probe::kernels::max_buffer::{self, MaxBufferParams};
 use headroom_probe::kernels::transfer::{self, TransferParams};
 use headroom_probe::kernels::{MIB, MeasureSettings};
 use headroom_probe::plan::Capabilities;
+use headroom_probe::swap::{NoSwapCounters, SwapCounters, SwapSample};
 
 struct TestGpu {
     device: wgpu::Device,
@@ -359,7 +360,177 @@ fn allocation_params() -> AllocationParams {
         time_limit_s: 120.0,
         seed: 9,
         simulate_oom_above_bytes: None,
+        simulate_slow_steps: Vec::new(),
     }
+}
+
+/// Swap counters that a test scripts: the host has `swap_total_bytes` of swap and swaps
+/// `PAGES_SWAPPED` pages out during step `swap_during` (1 for the first), none otherwise.
+struct ScriptedSwap {
+    swap_total_bytes: u64,
+    swap_during: Option<u32>,
+    reads: u32,
+    pages_out: u64,
+}
+
+const PAGES_SWAPPED: u64 = 500;
+
+impl ScriptedSwap {
+    fn new(swap_total_bytes: u64, swap_during: Option<u32>) -> ScriptedSwap {
+        ScriptedSwap {
+            swap_total_bytes,
+            swap_during,
+            reads: 0,
+            pages_out: 0,
+        }
+    }
+}
+
+impl SwapCounters for ScriptedSwap {
+    fn source(&self) -> Option<String> {
+        Some("scripted".to_owned())
+    }
+    fn sample(&mut self) -> Option<SwapSample> {
+        // The stage reads twice a step: before it (odd reads) and after it (even reads).
+        self.reads += 1;
+        if self.reads.is_multiple_of(2) && Some(self.reads / 2) == self.swap_during {
+            self.pages_out += PAGES_SWAPPED;
+        }
+        Some(SwapSample {
+            pages_out: self.pages_out,
+            pages_in: 0,
+            swap_total_bytes: Some(self.swap_total_bytes),
+            mem_available_bytes: Some(1 << 30),
+        })
+    }
+}
+
+/// The allocation stage with steps `slow` (1 for the first) timed as if the host slowed them.
+fn allocation_with(
+    slow: &[u32],
+    counters: &mut dyn SwapCounters,
+) -> headroom_core::report::AllocationResult {
+    let g = gpu();
+    let p = AllocationParams {
+        simulate_slow_steps: slow.to_vec(),
+        ..allocation_params()
+    };
+    pollster::block_on(allocation::run(
+        &g.device,
+        &g.queue,
+        &p,
+        counters,
+        &mut |_| {},
+    ))
+    .expect("fill kernels")
+}
+
+const SWAP_ON_BYTES: u64 = 8 << 30;
+
+#[test]
+fn a_slow_step_without_swap_outs_is_contention_and_the_stage_goes_on() {
+    // A busy CPU slowed step 3; the host swapped nothing out.
+    let r = allocation_with(&[3], &mut ScriptedSwap::new(SWAP_ON_BYTES, None));
+    assert_eq!(r.stop_reason, AllocationStopReason::Budget, "{r:?}");
+    assert_eq!(r.steps.len(), 5, "{r:?}");
+    assert_eq!(r.largest_clean_bytes, 20 * MIB);
+    assert_eq!(r.swap_counters.as_deref(), Some("scripted"));
+    let slow = &r.steps[2];
+    assert!(slow.step_s >= allocation::SIMULATED_SLOW_STEP_S, "{slow:?}");
+    assert_eq!(slow.pages_swapped_out, Some(0));
+    assert!(
+        slow.note.as_deref().is_some_and(
+            |n| n.contains("slow step, no pages swapped out: contention, not swapping")
+        ),
+        "{slow:?}"
+    );
+    assert!(
+        r.stop_detail
+            .contains("1 slow step(s) were not the swap knee"),
+        "{}",
+        r.stop_detail
+    );
+    assert!(r.steps.iter().all(|s| s.pages_swapped_out == Some(0)));
+}
+
+#[test]
+fn a_slow_step_with_swap_outs_is_the_knee() {
+    let r = allocation_with(&[3], &mut ScriptedSwap::new(SWAP_ON_BYTES, Some(3)));
+    assert_eq!(r.stop_reason, AllocationStopReason::Swapping, "{r:?}");
+    assert_eq!(r.steps.len(), 3, "{r:?}");
+    assert_eq!(r.steps[2].pages_swapped_out, Some(PAGES_SWAPPED));
+    assert!(
+        r.stop_detail.contains("swapped out 500 pages"),
+        "{}",
+        r.stop_detail
+    );
+    // Two steps of 4 MiB held cleanly before the knee.
+    assert_eq!(r.largest_clean_bytes, 8 * MIB);
+}
+
+#[test]
+fn swap_outs_during_an_ordinary_step_are_recorded_but_not_the_knee() {
+    let r = allocation_with(&[], &mut ScriptedSwap::new(SWAP_ON_BYTES, Some(3)));
+    assert_eq!(r.stop_reason, AllocationStopReason::Budget, "{r:?}");
+    assert_eq!(r.steps[2].pages_swapped_out, Some(PAGES_SWAPPED));
+}
+
+#[test]
+fn with_swap_off_slow_steps_never_make_a_knee() {
+    let r = allocation_with(&[3, 4, 5], &mut ScriptedSwap::new(0, None));
+    assert_eq!(r.stop_reason, AllocationStopReason::Budget, "{r:?}");
+    assert_eq!(r.largest_clean_bytes, 20 * MIB);
+    assert!(
+        r.steps[2..]
+            .iter()
+            .all(|s| s.note.as_deref().is_some_and(|n| n.contains("swap is off"))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn without_counters_one_slow_step_is_not_the_knee() {
+    let r = allocation_with(&[3], &mut NoSwapCounters);
+    assert_eq!(r.stop_reason, AllocationStopReason::Budget, "{r:?}");
+    assert_eq!(r.largest_clean_bytes, 20 * MIB);
+    assert_eq!(r.swap_counters, None);
+    assert!(r.steps.iter().all(|s| s.pages_swapped_out.is_none()));
+    assert!(
+        r.steps[2]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("the next step was not slow")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn without_counters_two_slow_steps_in_a_row_are_the_knee() {
+    let r = allocation_with(&[3, 4], &mut NoSwapCounters);
+    assert_eq!(r.stop_reason, AllocationStopReason::Swapping, "{r:?}");
+    assert_eq!(r.steps.len(), 4, "{r:?}");
+    assert!(
+        r.stop_detail.contains("second slow step in a row"),
+        "{}",
+        r.stop_detail
+    );
+    // The knee began at the first slow step: only the two before it were clean.
+    assert_eq!(r.largest_clean_bytes, 8 * MIB);
+}
+
+#[test]
+fn without_counters_a_slow_last_step_is_not_counted_clean() {
+    // Step 5 is the last the budget allows: nothing can confirm or clear it.
+    let r = allocation_with(&[5], &mut NoSwapCounters);
+    assert_eq!(r.stop_reason, AllocationStopReason::Budget, "{r:?}");
+    assert_eq!(r.largest_clean_bytes, 16 * MIB);
+    assert!(
+        r.steps[4]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("ended before a next step could confirm it")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -369,6 +540,7 @@ fn allocation_stops_at_the_budget() {
         &g.device,
         &g.queue,
         &allocation_params(),
+        &mut NoSwapCounters,
         &mut |_| {},
     ))
     .expect("fill kernels");
@@ -387,9 +559,13 @@ fn allocation_records_a_simulated_out_of_memory() {
         ..allocation_params()
     };
     let mut steps = 0;
-    let r = pollster::block_on(allocation::run(&g.device, &g.queue, &p, &mut |_| {
-        steps += 1
-    }))
+    let r = pollster::block_on(allocation::run(
+        &g.device,
+        &g.queue,
+        &p,
+        &mut NoSwapCounters,
+        &mut |_| steps += 1,
+    ))
     .expect("fill kernels");
     assert_eq!(r.stop_reason, AllocationStopReason::Error, "{r:?}");
     assert!(r.stop_detail.contains("out of memory"), "{}", r.stop_detail);

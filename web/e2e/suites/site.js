@@ -290,6 +290,17 @@ module.exports = {
     assert.ok(await page.$('.report svg.bar-chart'), 'bar charts');
     const sweepTitle = await page.textContent('.report svg.line-chart title');
     assert.match(sweepTitle, /sweep step/);
+    // A report that read the host's swap counters shows what they said under the sweep chart.
+    const sweep = JSON.parse(fs.readFileSync(PROBE_REPORT, 'utf8')).stages
+      .find((s) => s.stage === 'sweep')?.sweep;
+    if (sweep?.swap_counters) {
+      const swap = await page.textContent('.report .sweep-swap');
+      log(`sweep swap: ${swap.slice(0, 200)}`);
+      assert.match(swap, /pages swapped out by the host during the sweep/);
+      if (sweep.steps.some((st) => st.note)) assert.match(swap, /contention, not swapping/);
+    } else {
+      assert.equal(await page.$('.report .sweep-swap'), null, 'no swap line without counters');
+    }
     const device = (await page.textContent('.report-device')).trim();
     log(`device: ${device}`);
     await shot('reports');

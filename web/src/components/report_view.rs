@@ -92,9 +92,13 @@ pub fn allocation_stop_words(a: &headroom_core::report::AllocationResult) -> Str
             "Stopped when an allocation failed after {held}: the device's limit ({}).",
             a.stop_detail
         ),
+        Stop::Swapping if a.swap_counters.is_some() => format!(
+            "Stopped after {held}: a step took far longer than the ones before while the host \
+             swapped pages out — the host began to swap."
+        ),
         Stop::Swapping => format!(
-            "Stopped after {held}: a step took far longer than the ones before, the host began \
-             to swap."
+            "Stopped after {held}: steps took far longer than the ones before, the host probably \
+             began to swap (it gives no swap counters, so two slow steps in a row decided)."
         ),
         Stop::NothingToAllocate => {
             "Nothing to allocate: the adapter's buffer limits leave no room.".to_string()
@@ -290,6 +294,10 @@ pub fn ReportView(
         });
         let stop = last.map(|p| (p, format!("{:?}", s.stop_reason).to_lowercase()));
         let stop_detail = allocation_stop_words(&s);
+        // Pages swapped out and every slow step's note: what decided the knee.
+        let swap = s
+            .swap_summary()
+            .map(|summary| view! { <p class="note sweep-swap">{format!("Swap: {summary}.")}</p> });
         view! {
             <h3>"Model-size sweep"</h3>
             <p class="note">{format!(
@@ -306,6 +314,7 @@ pub fn ReportView(
                 stop=stop
             />
             <p class="note">{stop_detail}</p>
+            {swap}
         }
     });
     let max_buffer = report

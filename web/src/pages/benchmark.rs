@@ -259,6 +259,7 @@ fn browser_plan(ctx: &GpuContext) -> Plan {
         budget_bytes: None,
         allow_swap: false,
         simulate_oom_above_bytes: None,
+        simulate_slow_steps: Vec::new(),
     };
     Plan::new(
         &request,

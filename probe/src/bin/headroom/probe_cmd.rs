@@ -25,6 +25,10 @@ use self::report_file::{resolve_out, utc_now, write_atomic};
 /// Environment variable (tests): allocations beyond this many bytes fail as a simulated
 /// out-of-memory in the largest-buffer search and the allocation stage.
 const SIMULATE_OOM_ENV: &str = "HEADROOM_PROBE_SIMULATE_OOM_BYTES";
+/// Environment variable (tests): the allocation steps listed, comma-separated with 1 for the
+/// first (`3` or `3,4`), are timed as if the host had slowed each by 10 s, to check what the
+/// stage makes of a slow step (on Linux, without swap-outs: contention, and it goes on).
+const SIMULATE_SLOW_STEPS_ENV: &str = "HEADROOM_PROBE_SIMULATE_SLOW_STEPS";
 
 /// Arguments of `headroom probe`.
 #[derive(clap::Args)]
@@ -178,13 +182,40 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         Err(_) => None,
     };
 
+    let simulate_slow_steps = match std::env::var(SIMULATE_SLOW_STEPS_ENV) {
+        Ok(text) => parse_step_list(&text).with_context(|| SIMULATE_SLOW_STEPS_ENV.to_string())?,
+        Err(_) => Vec::new(),
+    };
+    let hooks = TestHooks {
+        simulate_oom,
+        simulate_slow_steps,
+    };
+
     // Discovery.
     let runtime_dir = give_mesa_a_runtime_dir();
-    let result = probe(&args, only, backends, budget_bytes, simulate_oom, &out);
+    let result = probe(&args, only, backends, budget_bytes, hooks, &out);
     if let Some(dir) = runtime_dir {
         let _ = std::fs::remove_dir(dir);
     }
     result
+}
+
+/// What the test hooks in the environment asked for.
+struct TestHooks {
+    /// `HEADROOM_PROBE_SIMULATE_OOM_BYTES`.
+    simulate_oom: Option<u64>,
+    /// `HEADROOM_PROBE_SIMULATE_SLOW_STEPS`.
+    simulate_slow_steps: Vec<u32>,
+}
+
+/// Step numbers, comma-separated, each 1 or more (`3` or `3,4`).
+fn parse_step_list(text: &str) -> anyhow::Result<Vec<u32>> {
+    text.split(',')
+        .map(|word| match word.trim().parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("`{word}` is not a step number: give steps as 1, 2, … separated by commas"),
+        })
+        .collect()
 }
 
 /// The run itself, from discovery to the summary, with the arguments checked.
@@ -193,7 +224,7 @@ fn probe(
     only: Vec<Stage>,
     backends: wgpu::Backends,
     budget_bytes: Option<u64>,
-    simulate_oom: Option<u64>,
+    hooks: TestHooks,
     out: &Path,
 ) -> anyhow::Result<()> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
@@ -234,7 +265,8 @@ fn probe(
         only: only.clone(),
         budget_bytes,
         allow_swap: args.allow_swap,
-        simulate_oom_above_bytes: simulate_oom,
+        simulate_oom_above_bytes: hooks.simulate_oom,
+        simulate_slow_steps: hooks.simulate_slow_steps,
     };
     let plan = Plan::new(&request, info, Capabilities::of(adapter), &host);
     let mut report = ProbeReport {

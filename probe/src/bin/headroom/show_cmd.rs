@@ -215,6 +215,10 @@ fn summary(report: &ProbeReport, out: &mut dyn Write) -> std::io::Result<()> {
                 sw.steps.len(),
                 sw.stop_detail
             )?;
+            // Pages swapped out and the slow steps' notes: what decided the knee.
+            if let Some(summary) = sw.swap_summary() {
+                writeln!(out, "{:<28} {summary}", "  swap")?;
+            }
         }
     }
     let d = report.measured_device();
