@@ -30,10 +30,18 @@ const REPORT: &str = include_str!("data/reports/h100-llama-bench-host-report.jso
 /// from these rows, except `-ngl 24` of the MoE, which they predicted within 3%).
 const DECODE_TOLERANCE_PERCENT: f64 = 8.0;
 
-/// The device the rows ran on, from the report.
+/// The device the rows ran on, from the report as `--probe` reads it: the catalog's H100 SXM
+/// with the measured figures in place.
 fn device() -> DeviceSpec {
     let report = ProbeReport::from_json(REPORT).unwrap_or_else(|e| panic!("report: {e}"));
-    DeviceSpec::from_measured(&report.measured_device())
+    let (device, entry) = DeviceSpec::from_report(&report.measured_device());
+    assert_eq!(
+        entry.as_deref(),
+        Some("NVIDIA H100 SXM 80 GB"),
+        "the adapter is matched"
+    );
+    assert!(device.bandwidth_measured);
+    device
 }
 
 /// headroom's decode tokens/s for one llama-bench row, and the split it answered with.

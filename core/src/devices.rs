@@ -383,6 +383,30 @@ impl DeviceSpec {
         d
     }
 
+    /// The device a probe report measured, for answering: the catalog entry its adapter name
+    /// stands for ([`match_adapter`], by name and measured memory) with every measured figure
+    /// replacing the catalog's, so what the report did not measure — a `--quick --only` run's
+    /// GEMM rate, the SM figures llama.cpp's kernels are priced by — comes from the datasheet;
+    /// the measurements alone ([`DeviceSpec::from_measured`]) for an adapter the catalog does
+    /// not know or whose measured rates are implausible for the entry. Keeps the adapter's name
+    /// and the id `measured`; the second value names the catalog entry used, if any.
+    pub fn from_report(m: &MeasuredDevice) -> (DeviceSpec, Option<String>) {
+        let Some(entry) = match_adapter(&m.name, m.memory_bytes)
+            .filter(|e| crate::report::plausible::against_catalog(m, e).is_ok())
+        else {
+            return (DeviceSpec::from_measured(m), None);
+        };
+        let catalog_name = entry.name.clone();
+        let mut d = entry.with_measurements(m);
+        d.id = "measured".into();
+        d.name = m.name.clone();
+        d.source = format!(
+            "probe report for {}; figures it did not measure from the catalog's {catalog_name}",
+            m.name
+        );
+        (d, Some(catalog_name))
+    }
+
     /// This catalog entry with every figure the probe measured replacing the catalog's.
     pub fn with_measurements(mut self, m: &MeasuredDevice) -> DeviceSpec {
         if let Some(bytes) = m.memory_bytes {

@@ -185,9 +185,11 @@ fn bars(
     (bars, unit)
 }
 
-/// The device a report measured, as the calculator uses it.
+/// The device a report measured, as the calculator uses it: the catalog entry its adapter
+/// stands for with the measured figures in place ([`DeviceSpec::from_report`], as the CLI's
+/// `--probe` does), or the measurements alone.
 pub fn device_from_report(report: &ProbeReport) -> DeviceSpec {
-    DeviceSpec::from_measured(&report.measured_device())
+    DeviceSpec::from_report(&report.measured_device()).0
 }
 
 /// The measured device of a chosen probe report file, as the `devspec=` JSON both the

@@ -119,7 +119,8 @@ fn from_flags(
             device.with_measurements(&measured)
         }
         None => {
-            if measured.memory_bytes.is_none() && measured.usable_bytes.is_none() {
+            let (device, catalog_entry) = DeviceSpec::from_report(&measured);
+            if device.memory_bytes == 0 && measured.usable_bytes.is_none() {
                 bail!(
                     "probe report {} does not say how much memory {} has; add {flag} NAME \
                      to take the memory size from the catalog (`headroom devices`)",
@@ -127,7 +128,15 @@ fn from_flags(
                     measured.name
                 );
             }
-            DeviceSpec::from_measured(&measured)
+            if let Some(entry) = catalog_entry {
+                say!(
+                    "note: {} measured `{}`, the catalog's {entry}: figures the report does not \
+                     have come from its datasheet (give {flag} NAME to choose another entry)",
+                    path.display(),
+                    measured.name
+                );
+            }
+            device
         }
     };
     Ok(ChosenDevice {
