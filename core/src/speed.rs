@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     devices::DeviceSpec,
     model::{LayerAttention, ModelSpec},
+    quant::WeightFormat,
 };
 
 /// Achieved ÷ datasheet bandwidth: 4.12 TB/s measured device copy on an H200 (4.8 TB/s
@@ -64,10 +65,70 @@ pub fn offloaded_tokens_per_s(
 pub const LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S: f64 = 170e-6;
 
 /// The same fixed cost per decoder layer and decode step for llama.cpp on other GPUs (CUDA
-/// and the rest): 70 µs, the median excess per layer over the published llama-bench rows on
-/// NVIDIA GPUs. Recent builds with CUDA graphs on GeForce cards spend less (about 27 µs),
-/// older builds and data-centre cards more; the band the answer quotes covers both.
-pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 70e-6;
+/// and the rest): 27 µs. llama.cpp's CUDA backend replays a decode step's kernels as one CUDA
+/// graph (since llama.cpp PR #6766, 2024), which leaves little launch cost per kernel; 27 µs per
+/// layer is the median excess over the published llama-bench decode results of current builds
+/// on NVIDIA GPUs (llama.cpp discussion #15013) once the bandwidth a decode step reaches
+/// ([`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]) is accounted for.
+pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 27e-6;
+
+/// Bytes llama.cpp's decode kernels (the quantized and f16 matrix-vector products) read per
+/// streaming multiprocessor and clock at most on NVIDIA GPUs: 5.75.
+///
+/// A matrix-vector product keeps only so many loads in flight per SM, and the bandwidth it
+/// reaches is those bytes over the memory's latency (Little's law), whatever the memory could
+/// deliver. On GeForce cards the GDDR bandwidth is reached first; on A100 and H100, whose HBM
+/// delivers two to three times as much per SM, the kernels stop at about 45% of it: the current
+/// build's published Llama-2-7B Q4_0 decode (discussion #15013: A100 201, H100 SXM 281 tokens/s,
+/// with the per-layer cost above) reads about 6.1 and 5.4 bytes per SM-clock, and the 2023 F16
+/// decode results on A100 and H100 PCIe fall in the same range. The figure is their middle.
+pub const LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK: f64 = 5.75;
+
+/// The most bandwidth llama.cpp's decode kernels reach on `device`, bytes per second: SMs ×
+/// boost clock × [`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]; `None` where the catalog has no SM
+/// figures (non-NVIDIA devices).
+pub fn llama_cpp_decode_bandwidth_cap(device: &DeviceSpec) -> Option<f64> {
+    if !device.vendor.eq_ignore_ascii_case("nvidia") {
+        return None;
+    }
+    device
+        .sm_clocks_per_s()
+        .map(|c| c * LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK)
+        .filter(|b| b.is_finite() && *b > 0.0)
+}
+
+/// The bandwidth a decode step reads at on `device` before any cap: the measured figure, or the
+/// datasheet's times [`DATASHEET_BANDWIDTH_EFFICIENCY`].
+pub fn achieved_bandwidth(device: &DeviceSpec) -> f64 {
+    if device.bandwidth_measured {
+        device.bandwidth_bytes_per_s
+    } else {
+        device.bandwidth_bytes_per_s * DATASHEET_BANDWIDTH_EFFICIENCY
+    }
+}
+
+/// `estimate` (a decode speed at [`achieved_bandwidth`]) slowed to llama.cpp's decode bandwidth
+/// cap on `device` where the cap is lower, and the assumption that says so.
+pub fn with_llama_cpp_bandwidth_cap(
+    mut estimate: SpeedEstimate,
+    device: &DeviceSpec,
+) -> SpeedEstimate {
+    let bw = achieved_bandwidth(device);
+    if let Some(cap) = llama_cpp_decode_bandwidth_cap(device).filter(|c| *c < bw) {
+        estimate.tokens_per_s *= cap / bw;
+        estimate.assumptions.push(format!(
+            "decode: llama.cpp's matrix-vector kernels read at most {:.0} GB/s here ({} SMs × \
+             {:.0} MHz × {:.2} bytes per SM and clock, what they reach on A100 and H100 in \
+             published llama-bench results), below the {:.0} GB/s the memory gives",
+            cap / 1e9,
+            device.sm_count.unwrap_or(0),
+            device.boost_clock_mhz.unwrap_or(0.0),
+            LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK,
+            bw / 1e9
+        ));
+    }
+    estimate
+}
 
 /// The fixed time llama.cpp adds to every decode step of a model with `layers` decoder layers on
 /// `device`, besides reading weights and cache.
@@ -237,6 +298,92 @@ pub fn prefill_tokens_per_s_accumulating(
             flops_per_token / 1e9,
             active_params as f64 / 1e9,
             attn / 1e9
+        )],
+    }
+}
+
+/// Operations (two per multiply-add) llama.cpp's quantized matrix kernels (MMQ) complete per
+/// streaming multiprocessor and clock on NVIDIA GPUs: 570.
+///
+/// At a prompt's batch (more than 8–16 tokens) llama.cpp multiplies quantized GGUF weights with
+/// MMQ on every NVIDIA GPU since Turing (`ggml_cuda_should_use_mmq` returns true wherever
+/// `turing_mma_available`): tiles of weights and of the activations (quantized to q8_1) go
+/// through shared memory, are unpacked to int8 and multiplied with `mma.sync` int8 tensor-core
+/// instructions (`m16n8k32`, the Turing/Ampere form, also on Hopper and Blackwell), and every
+/// 32-element block's product is scaled in fp32. What limits it is not the tensor cores: an
+/// A100 SM has twice, an H100 SM about four times the int8 rate of a GeForce SM, yet the
+/// published llama-bench pp512 results of the current kernels reach the same rate per SM and
+/// clock on all of them — 460–610 operations per SM-clock over the seven GPUs of the CUDA
+/// scoreboard (RTX 3060, 3090, 4090, 5080, 5090, A100, H100 SXM: llama.cpp discussion #15013,
+/// Llama-2-7B Q4_0), median 570. That is about 28% of a GeForce SM's int8 tensor rate: the
+/// instructions that load, unpack and scale the tiles, issued by the SM's four schedulers at one
+/// per clock each (the same on every architecture since Volta), set the pace.
+pub const LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK: f64 = 570.0;
+
+/// llama.cpp's MMQ rate on `device`, operations per second: SMs × boost clock ×
+/// [`LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK`]; `None` where the catalog has no SM figures (non-NVIDIA
+/// devices, a device known only from a probe report).
+pub fn llama_cpp_mmq_ops_per_s(device: &DeviceSpec) -> Option<f64> {
+    if !device.vendor.eq_ignore_ascii_case("nvidia") {
+        return None;
+    }
+    device
+        .sm_clocks_per_s()
+        .map(|c| c * LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK)
+}
+
+/// Whether llama.cpp runs `format`'s matrix products through MMQ on `device` at a prompt's batch:
+/// quantized GGUF weights on an NVIDIA GPU whose SM figures the catalog has.
+pub fn llama_cpp_uses_mmq(device: &DeviceSpec, format: &WeightFormat) -> bool {
+    format.is_gguf() && format.is_quantized() && llama_cpp_mmq_ops_per_s(device).is_some()
+}
+
+/// Prefill tokens/s for llama.cpp: quantized GGUF weights on NVIDIA GPUs go through MMQ at
+/// [`llama_cpp_mmq_ops_per_s`] with attention (flash attention's f16 tensor-core kernels) at the
+/// fp16 rate; everything else (F16 weights through cuBLAS with f16 accumulation, Metal, other
+/// GPUs) at the fp16 rate as [`prefill_tokens_per_s`] gives it.
+pub fn llama_cpp_prefill_tokens_per_s(
+    device: &DeviceSpec,
+    model: &ModelSpec,
+    active_params: u64,
+    context: u64,
+    format: &WeightFormat,
+) -> SpeedEstimate {
+    let use_fp16_rate = !matches!(format, WeightFormat::F32);
+    let mmq = llama_cpp_mmq_ops_per_s(device).filter(|r| r.is_finite() && *r > 0.0);
+    let Some(mmq) = mmq.filter(|_| llama_cpp_uses_mmq(device, format)) else {
+        return prefill_tokens_per_s(device, model, active_params, context, use_fp16_rate);
+    };
+    let eff = if device.compute_measured {
+        1.0
+    } else {
+        DATASHEET_COMPUTE_EFFICIENCY
+    };
+    let attn_rate = device.fp16_flops * eff;
+    let matmul = 2.0 * active_params as f64;
+    let attn = attention_flops_per_token(model, context);
+    let attn_s = if attn_rate.is_finite() && attn_rate > 0.0 {
+        attn / attn_rate
+    } else {
+        0.0
+    };
+    let seconds = matmul / mmq + attn_s;
+    let tps = if seconds > 0.0 { 1.0 / seconds } else { 0.0 };
+    SpeedEstimate {
+        tokens_per_s: tps,
+        assumptions: vec![format!(
+            "prefill: llama.cpp's int8 MMQ kernels at {:.0} TOPS ({} SMs × {:.0} MHz × {:.0} \
+             operations per SM and clock, what they reach in published llama-bench results) for \
+             {:.2} GFLOP per token (2 × {:.2}B active params), plus {:.2} GFLOP attention at \
+             {context} tokens at {:.0} TFLOPS fp16",
+            mmq / 1e12,
+            device.sm_count.unwrap_or(0),
+            device.boost_clock_mhz.unwrap_or(0.0),
+            LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK,
+            matmul / 1e9,
+            active_params as f64 / 1e9,
+            attn / 1e9,
+            attn_rate / 1e12
         )],
     }
 }
