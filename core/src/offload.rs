@@ -174,9 +174,10 @@ impl OffloadPlan {
         };
         let mut s = format!(
             "offload split {}: {}; GPU {:.2} of {:.2} GiB, host {:.2} of {:.2} GiB; decode {:.1} \
-             tokens/s (GPU reads {:.2} GB per token at the GPU's bandwidth, the host's {:.2} GB \
-             are {host_how} at {:.1} GB/s: {}), prefill {:.0} tokens/s (host-resident weights \
-             copied to the GPU at {:.1} GB/s: {})",
+             tokens/s (GPU reads {:.2} GB per token at the GPU's bandwidth or the rate \
+             llama.cpp's kernels reach there, the host's {:.2} GB are {host_how} at {:.1} GB/s: \
+             {}), prefill {:.0} tokens/s (host-resident weights copied to the GPU at {:.1} GB/s: \
+             {})",
             c.split.flag(),
             c.description,
             gib(c.gpu_bytes),
@@ -573,8 +574,13 @@ fn split_of(
     link_bw: f64,
 ) -> OffloadSplit {
     let s = sides(kind, w, inp);
-    let gpu_bw = gpu_bandwidth(inp.device);
     let copies = matches!(kind, SplitKind::DeviceMap { .. });
+    // llama.cpp's matrix-vector kernels stop below the memory's bandwidth on some GPUs
+    // (`speed::llama_cpp_decode_bandwidth_cap`).
+    let gpu_bw = match crate::speed::llama_cpp_decode_bandwidth_cap(inp.device) {
+        Some(cap) if !copies => gpu_bandwidth(inp.device).min(cap),
+        _ => gpu_bandwidth(inp.device),
+    };
     // transformers copies the host's layers over the link; llama.cpp's CPU reads them in place.
     let host_rate = if copies { link_bw } else { host_bw };
     let step_s = if gpu_bw > 0.0 && host_rate > 0.0 {
