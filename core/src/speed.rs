@@ -352,7 +352,19 @@ pub fn llama_cpp_prefill_tokens_per_s(
     let use_fp16_rate = !matches!(format, WeightFormat::F32);
     let mmq = llama_cpp_mmq_ops_per_s(device).filter(|r| r.is_finite() && *r > 0.0);
     let Some(mmq) = mmq.filter(|_| llama_cpp_uses_mmq(device, format)) else {
-        return prefill_tokens_per_s(device, model, active_params, context, use_fp16_rate);
+        let mut p = prefill_tokens_per_s(device, model, active_params, context, use_fp16_rate);
+        if mmq.is_some() {
+            // An NVIDIA GPU with unquantized weights: cuBLAS, which no current build's published
+            // result holds (`core/data/published_speeds.json`: only pre-June-2024 F16 rows).
+            p.assumptions.push(
+                "prefill: F16/BF16 weights go through cuBLAS with f16 accumulation; the \
+                 published llama.cpp results on NVIDIA that the band holds are of quantized \
+                 weights (MMQ), and builds of 2023 to mid-2024 ran F16 prompts at 13–56% of the \
+                 fp16 tensor rate, so this estimate may be optimistic"
+                    .to_string(),
+            );
+        }
+        return p;
     };
     let eff = if device.compute_measured {
         1.0
@@ -429,6 +441,58 @@ pub fn tensor_parallel_speedup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn llama_cpp_on_nvidia_runs_at_its_kernels_rate_per_sm() {
+        let rtx = crate::devices::find("rtx-4090").unwrap();
+        let h100 = crate::devices::find("h100-sxm").unwrap();
+        let m3 = crate::devices::find("m3-max-40c-64gb").unwrap();
+        // 128 SMs × 2.52 GHz × 570 = 184 TOPS: far below the card's int8 tensor peak.
+        let mmq = llama_cpp_mmq_ops_per_s(&rtx).unwrap();
+        assert!((mmq / 1e12 - 183.9).abs() < 0.1, "{mmq}");
+        assert!(mmq < rtx.fp16_flops);
+        let q4: WeightFormat = "Q4_0".parse().unwrap();
+        let f16: WeightFormat = "F16".parse().unwrap();
+        assert!(llama_cpp_uses_mmq(&rtx, &q4));
+        assert!(!llama_cpp_uses_mmq(&rtx, &f16), "F16 goes through cuBLAS");
+        assert!(!llama_cpp_uses_mmq(&m3, &q4), "Metal has no MMQ");
+        assert!(llama_cpp_mmq_ops_per_s(&m3).is_none());
+        // An H100 SXM's MMQ rate is about the RTX 4090's although its tensor cores are three
+        // times as fast: the kernels are bound per SM and clock.
+        let ratio = llama_cpp_mmq_ops_per_s(&h100).unwrap() / mmq;
+        assert!((0.75..0.9).contains(&ratio), "{ratio}");
+        // Prefill of a quantized model follows the MMQ rate, F16 the fp16 tensor rate.
+        let model = crate::model_catalog::find("llama-2-7b").unwrap();
+        let p = 6_607_000_000;
+        let quant = llama_cpp_prefill_tokens_per_s(&rtx, &model, p, 512, &q4);
+        let half = llama_cpp_prefill_tokens_per_s(&rtx, &model, p, 512, &f16);
+        assert!(quant.tokens_per_s < half.tokens_per_s);
+        assert!(
+            quant.assumptions[0].contains("int8 MMQ"),
+            "{:?}",
+            quant.assumptions
+        );
+        let expected = 1.0 / (2.0 * p as f64 / mmq);
+        assert!(quant.tokens_per_s < expected && quant.tokens_per_s > 0.95 * expected);
+    }
+
+    #[test]
+    fn llama_cpp_decode_stops_below_hbm_bandwidth() {
+        let rtx = crate::devices::find("rtx-4090").unwrap();
+        let h100 = crate::devices::find("h100-sxm").unwrap();
+        // GDDR6X is reached before the kernels' limit; HBM3 is not.
+        assert!(llama_cpp_decode_bandwidth_cap(&rtx).unwrap() > achieved_bandwidth(&rtx));
+        let cap = llama_cpp_decode_bandwidth_cap(&h100).unwrap();
+        assert!(cap < 0.6 * achieved_bandwidth(&h100), "{cap}");
+        let d = decode_tokens_per_s(&h100, 3_800_000_000, 0, 1);
+        let capped = with_llama_cpp_bandwidth_cap(d.clone(), &h100);
+        let expected = d.tokens_per_s * cap / achieved_bandwidth(&h100);
+        assert!((capped.tokens_per_s - expected).abs() < 1e-9);
+        assert_eq!(capped.assumptions.len(), 2);
+        let uncapped =
+            with_llama_cpp_bandwidth_cap(decode_tokens_per_s(&rtx, 3_800_000_000, 0, 1), &rtx);
+        assert_eq!(uncapped.assumptions.len(), 1);
+    }
 
     #[test]
     fn tensor_parallel_speed_grows_less_than_the_device_count() {
