@@ -317,7 +317,10 @@ pub fn prefill_tokens_per_s_accumulating(
 /// scoreboard (RTX 3060, 3090, 4090, 5080, 5090, A100, H100 SXM: llama.cpp discussion #15013,
 /// Llama-2-7B Q4_0), median 570. That is about 28% of a GeForce SM's int8 tensor rate: the
 /// instructions that load, unpack and scale the tiles, issued by the SM's four schedulers at one
-/// per clock each (the same on every architecture since Volta), set the pace.
+/// per clock each (the same on every architecture since Volta), set the pace. The formats run
+/// at similar rates (llama.cpp PRs #7676 and #8062, mid-2024 MMQ on an RTX 3090, Llama-3-8B with
+/// 512-token micro-batches: Q5_0, Q5_1, Q5_K_S and Q6_K prompts at 3,400–3,700 tokens/s), so one
+/// rate serves every quantized format.
 pub const LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK: f64 = 570.0;
 
 /// llama.cpp's MMQ rate on `device`, operations per second: SMs × boost clock ×
