@@ -65,12 +65,12 @@ pub fn offloaded_tokens_per_s(
 pub const LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S: f64 = 170e-6;
 
 /// The same fixed cost per decoder layer and decode step for llama.cpp on other GPUs (CUDA
-/// and the rest): 27 µs. llama.cpp's CUDA backend replays a decode step's kernels as one CUDA
-/// graph (since llama.cpp PR #6766, 2024), which leaves little launch cost per kernel; 27 µs per
+/// and the rest): 25 µs. llama.cpp's CUDA backend replays a decode step's kernels as one CUDA
+/// graph (since llama.cpp PR #6766, 2024), which leaves little launch cost per kernel; 25 µs per
 /// layer is the median excess over the published llama-bench decode results of current builds
-/// on NVIDIA GPUs (llama.cpp discussion #15013) once the bandwidth a decode step reaches
-/// ([`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]) is accounted for.
-pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 27e-6;
+/// on NVIDIA GPUs (llama.cpp discussion #15013, seven GPUs from the RTX 3060 to the H100) once
+/// the bandwidth a decode step reaches ([`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]) is accounted for.
+pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 25e-6;
 
 /// Bytes llama.cpp's decode kernels (the quantized and f16 matrix-vector products) read per
 /// streaming multiprocessor and clock at most on NVIDIA GPUs: 5.75.
@@ -81,7 +81,8 @@ pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 27e-6;
 /// delivers two to three times as much per SM, the kernels stop at about 45% of it: the current
 /// build's published Llama-2-7B Q4_0 decode (discussion #15013: A100 201, H100 SXM 281 tokens/s,
 /// with the per-layer cost above) reads about 6.1 and 5.4 bytes per SM-clock, and the 2023 F16
-/// decode results on A100 and H100 PCIe fall in the same range. The figure is their middle.
+/// decode results on A100 and H100 PCIe about 7 and 6. The figure is the middle of the first
+/// two.
 pub const LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK: f64 = 5.75;
 
 /// The most bandwidth llama.cpp's decode kernels reach on `device`, bytes per second: SMs ×
@@ -311,13 +312,14 @@ pub fn prefill_tokens_per_s_accumulating(
 /// through shared memory, are unpacked to int8 and multiplied with `mma.sync` int8 tensor-core
 /// instructions (`m16n8k32`, the Turing/Ampere form, also on Hopper and Blackwell), and every
 /// 32-element block's product is scaled in fp32. What limits it is not the tensor cores: an
-/// A100 SM has twice, an H100 SM about four times the int8 rate of a GeForce SM, yet the
+/// A100 SM has twice, an H100 SM nearly four times the int8 rate of a GeForce SM, yet the
 /// published llama-bench pp512 results of the current kernels reach the same rate per SM and
 /// clock on all of them — 460–610 operations per SM-clock over the seven GPUs of the CUDA
 /// scoreboard (RTX 3060, 3090, 4090, 5080, 5090, A100, H100 SXM: llama.cpp discussion #15013,
-/// Llama-2-7B Q4_0), median 570. That is about 28% of a GeForce SM's int8 tensor rate: the
-/// instructions that load, unpack and scale the tiles, issued by the SM's four schedulers at one
-/// per clock each (the same on every architecture since Volta), set the pace. The formats run
+/// Llama-2-7B Q4_0), median 570. That is about 28% of a GeForce SM's int8 tensor rate; what
+/// scales alike on every architecture since Volta is the SM's instruction issue (four
+/// schedulers, one instruction per clock each), which the loads, unpacking and scaling of the
+/// tiles keep busy — the likely limit, and why the rate follows SMs × clock. The formats run
 /// at similar rates (llama.cpp PRs #7676 and #8062, mid-2024 MMQ on an RTX 3090, Llama-3-8B with
 /// 512-token micro-batches: Q5_0, Q5_1, Q5_K_S and Q6_K prompts at 3,400–3,700 tokens/s), so one
 /// rate serves every quantized format.
