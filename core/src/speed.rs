@@ -358,11 +358,11 @@ pub fn llama_cpp_prefill_tokens_per_s(
     let mmq = llama_cpp_mmq_ops_per_s(device).filter(|r| r.is_finite() && *r > 0.0);
     let Some(mmq) = mmq.filter(|_| llama_cpp_uses_mmq(device, format)) else {
         let mut p = prefill_tokens_per_s(device, model, active_params, context, use_fp16_rate);
-        if mmq.is_some() {
+        if mmq.is_some() && !format.is_quantized() {
             // An NVIDIA GPU with unquantized weights: cuBLAS, which no current build's published
             // result holds (`core/data/published_speeds.json`: only pre-June-2024 F16 rows).
             p.assumptions.push(
-                "prefill: F16/BF16 weights go through cuBLAS with f16 accumulation; the \
+                "prefill: unquantized weights go through cuBLAS (F16 with f16 accumulation); the \
                  published llama.cpp results on NVIDIA that the band holds are of quantized \
                  weights (MMQ), and builds of 2023 to mid-2024 ran F16 prompts at 13–56% of the \
                  fp16 tensor rate, so this estimate may be optimistic"
