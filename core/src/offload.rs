@@ -174,10 +174,9 @@ impl OffloadPlan {
         };
         let mut s = format!(
             "offload split {}: {}; GPU {:.2} of {:.2} GiB, host {:.2} of {:.2} GiB; decode {:.1} \
-             tokens/s (GPU reads {:.2} GB per token at the GPU's bandwidth or the rate \
-             llama.cpp's kernels reach there, the host's {:.2} GB are {host_how} at {:.1} GB/s: \
-             {}), prefill {:.0} tokens/s (host-resident weights copied to the GPU at {:.1} GB/s: \
-             {})",
+             tokens/s (GPU reads {:.2} GB per token at the GPU's bandwidth, the host's {:.2} GB \
+             are {host_how} at {:.1} GB/s: {}), prefill {:.0} tokens/s (host-resident weights \
+             copied to the GPU at {:.1} GB/s: {})",
             c.split.flag(),
             c.description,
             gib(c.gpu_bytes),
