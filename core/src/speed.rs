@@ -64,13 +64,23 @@ pub fn offloaded_tokens_per_s(
 /// quotes ([`crate::published`]).
 pub const LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S: f64 = 170e-6;
 
-/// The same fixed cost per decoder layer and decode step for llama.cpp on other GPUs (CUDA
-/// and the rest): 25 µs. llama.cpp's CUDA backend replays a decode step's kernels as one CUDA
-/// graph (since llama.cpp PR #6766, 2024), which leaves little launch cost per kernel; 25 µs per
-/// layer is the median excess over the published llama-bench decode results of current builds
-/// on NVIDIA GPUs (llama.cpp discussion #15013, seven GPUs from the RTX 3060 to the H100) once
-/// the bandwidth a decode step reaches ([`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]) is accounted for.
-pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 25e-6;
+/// The same fixed cost per decoder layer and decode step for llama.cpp on NVIDIA GPUs whose SM
+/// figures the catalog has: 25 µs. llama.cpp's CUDA backend replays a decode step's kernels as
+/// one CUDA graph (since llama.cpp PR #6766, 2024), which leaves little launch cost per kernel;
+/// 25 µs per layer is the median excess over the published llama-bench decode results of current
+/// builds on NVIDIA GPUs (llama.cpp discussion #15013, seven GPUs from the RTX 3060 to the H100)
+/// once the bandwidth a decode step reaches ([`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]) is
+/// accounted for.
+pub const LLAMA_CPP_CUDA_DECODE_LAYER_OVERHEAD_S: f64 = 25e-6;
+
+/// The fixed cost per decoder layer and decode step for llama.cpp on other GPUs — AMD, Intel,
+/// and a GPU known only from a probe report — where the catalog has no SM figures, so the decode
+/// kernels' bandwidth limit ([`llama_cpp_decode_bandwidth_cap`]) cannot be placed: 70 µs, the
+/// median excess per layer over every published llama-bench decode row on NVIDIA GPUs with the
+/// bandwidth alone. It carries both the launch cost and, on HBM cards, the bandwidth the kernels
+/// leave unused (on a probe-measured H100 it puts llama-bench's Llama-3.1-8B Q4_0 decode within
+/// `tests/llama_cpp_offload.rs`'s tolerance).
+pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 70e-6;
 
 /// Bytes llama.cpp's decode kernels (the quantized and f16 matrix-vector products) read per
 /// streaming multiprocessor and clock at most on NVIDIA GPUs: 5.75.
@@ -136,6 +146,8 @@ pub fn with_llama_cpp_bandwidth_cap(
 pub fn llama_cpp_decode_step_overhead_s(device: &DeviceSpec, layers: u64) -> f64 {
     let per_layer = if device.is_apple_silicon() {
         LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S
+    } else if llama_cpp_decode_bandwidth_cap(device).is_some() {
+        LLAMA_CPP_CUDA_DECODE_LAYER_OVERHEAD_S
     } else {
         LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S
     };
