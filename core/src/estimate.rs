@@ -26,9 +26,9 @@ use crate::{
     runtime::Runtime,
     speed::{
         ALLREDUCE_HOP_LATENCY_S, INTERCONNECT_BYTES_PER_S, decode_tokens_per_s,
-        llama_cpp_decode_step_overhead_s, llama_cpp_prefill_tokens_per_s, offloaded_tokens_per_s,
-        prefill_tokens_per_s_accumulating, tensor_parallel_speedup, with_llama_cpp_bandwidth_cap,
-        with_step_overhead,
+        llama_cpp_decode_step_overhead_s, llama_cpp_moe_step_overhead_s,
+        llama_cpp_prefill_tokens_per_s, offloaded_tokens_per_s, prefill_tokens_per_s_accumulating,
+        tensor_parallel_speedup, with_llama_cpp_bandwidth_cap, with_step_overhead,
     },
     training::{Mode, training_memory_with},
     units::GIB,
@@ -1129,7 +1129,8 @@ pub(crate) fn estimate_with(
             d = with_llama_cpp_bandwidth_cap(d, &req.device);
             d = with_step_overhead(
                 d,
-                llama_cpp_decode_step_overhead_s(&req.device, model.num_layers),
+                llama_cpp_decode_step_overhead_s(&req.device, model.num_layers)
+                    + llama_cpp_moe_step_overhead_s(&req.device, model),
             );
         }
         // PyTorch (transformers) and vLLM run fp16/bf16 GEMMs with fp32 accumulation;

@@ -29,8 +29,8 @@ use crate::{
     runtime::Runtime,
     speed::{
         DATASHEET_COMPUTE_EFFICIENCY, attention_flops_per_token, decode_tokens_per_s,
-        llama_cpp_decode_step_overhead_s, llama_cpp_mmq_ops_per_s, llama_cpp_uses_mmq,
-        tensor_parallel_speedup, with_llama_cpp_bandwidth_cap,
+        llama_cpp_decode_step_overhead_s, llama_cpp_mmq_ops_per_s, llama_cpp_moe_step_overhead_s,
+        llama_cpp_uses_mmq, tensor_parallel_speedup, with_llama_cpp_bandwidth_cap,
     },
     units::GIB,
 };
@@ -340,7 +340,8 @@ fn speed_at(
     if req.runtime == Runtime::LlamaCpp && mem_step_s > 0.0 {
         // The same fixed cost per step as one sequence's decode (`estimate`), paid once per
         // step however many users share it.
-        let overhead_s = llama_cpp_decode_step_overhead_s(&req.device, model.num_layers);
+        let overhead_s = llama_cpp_decode_step_overhead_s(&req.device, model.num_layers)
+            + llama_cpp_moe_step_overhead_s(&req.device, model);
         mem_step_s += overhead_s;
         assumptions.push(format!(
             "serving decode: each step also pays llama.cpp's {:.2} ms of kernel launches and \

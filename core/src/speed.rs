@@ -82,6 +82,30 @@ pub const LLAMA_CPP_CUDA_DECODE_LAYER_OVERHEAD_S: f64 = 25e-6;
 /// `tests/llama_cpp_offload.rs`'s tolerance).
 pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 70e-6;
 
+/// The further fixed cost of a MoE layer in llama.cpp's CUDA decode step on NVIDIA GPUs whose SM
+/// figures the catalog has: 30 µs. A MoE layer runs the router's product, its softmax and top-k,
+/// the gathers of the chosen experts and their weighted sum besides the expert products
+/// (`mul_mat_id`), each a small kernel the GPU cannot fill. The figure is what a llama-bench run
+/// of Qwen3-30B-A3B Q4_0 with every layer on an H100 needed beyond the dense cost and the
+/// bandwidth limit (254.6 tokens/s; the same run's Llama-3.1-8B Q4_0, 271.8 tokens/s, is within
+/// 1% of the dense model alone: the run `tests/llama_cpp_offload.rs` holds offload to).
+pub const LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S: f64 = 30e-6;
+
+/// The extra fixed time llama.cpp's decode step spends on `model`'s MoE layers on `device`:
+/// [`LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S`] per MoE layer on NVIDIA GPUs with SM figures; 0 for dense
+/// models and elsewhere (the 70 µs per layer without SM figures already carries it).
+pub fn llama_cpp_moe_step_overhead_s(device: &DeviceSpec, model: &ModelSpec) -> f64 {
+    match &model.moe {
+        Some(moe) if llama_cpp_decode_bandwidth_cap(device).is_some() => {
+            let moe_layers = model
+                .num_layers
+                .saturating_sub(moe.dense_layers.len() as u64);
+            LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S * moe_layers as f64
+        }
+        _ => 0.0,
+    }
+}
+
 /// Bytes llama.cpp's decode kernels (the quantized and f16 matrix-vector products) read per
 /// streaming multiprocessor and clock at most on NVIDIA GPUs: 5.75.
 ///
@@ -491,6 +515,27 @@ mod tests {
         );
         let expected = 1.0 / (2.0 * p as f64 / mmq);
         assert!(quant.tokens_per_s < expected && quant.tokens_per_s > 0.95 * expected);
+    }
+
+    #[test]
+    fn moe_layers_cost_more_on_cuda_only() {
+        let rtx = crate::devices::find("rtx-4090").unwrap();
+        let m3 = crate::devices::find("m3-max-40c-64gb").unwrap();
+        let moe = crate::model_catalog::find("qwen3-30b-a3b").unwrap();
+        let dense = crate::model_catalog::find("llama-3.1-8b").unwrap();
+        // 48 MoE layers × 30 µs.
+        let extra = llama_cpp_moe_step_overhead_s(&rtx, &moe);
+        assert!((extra - 48.0 * 30e-6).abs() < 1e-12, "{extra}");
+        assert_eq!(llama_cpp_moe_step_overhead_s(&rtx, &dense), 0.0);
+        assert_eq!(llama_cpp_moe_step_overhead_s(&m3, &moe), 0.0);
+        // Without SM figures the all-in-one 70 µs per layer stands.
+        let mut unknown = rtx.clone();
+        unknown.sm_count = None;
+        assert_eq!(llama_cpp_moe_step_overhead_s(&unknown, &moe), 0.0);
+        assert!(
+            llama_cpp_decode_step_overhead_s(&unknown, 32)
+                > llama_cpp_decode_step_overhead_s(&rtx, 32)
+        );
     }
 
     #[test]
