@@ -91,18 +91,28 @@ pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 70e-6;
 /// 1% of the dense model alone: the run `tests/llama_cpp_offload.rs` holds offload to).
 pub const LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S: f64 = 30e-6;
 
+/// The extra fixed time of one MoE layer in llama.cpp's decode step on `device`:
+/// [`LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S`] on NVIDIA GPUs with SM figures, else 0 (the 70 µs per
+/// layer without SM figures already carries it; Metal's 170 µs was read from dense models).
+pub fn llama_cpp_moe_layer_overhead_s(device: &DeviceSpec) -> f64 {
+    if llama_cpp_decode_bandwidth_cap(device).is_some() {
+        LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S
+    } else {
+        0.0
+    }
+}
+
 /// The extra fixed time llama.cpp's decode step spends on `model`'s MoE layers on `device`:
-/// [`LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S`] per MoE layer on NVIDIA GPUs with SM figures; 0 for dense
-/// models and elsewhere (the 70 µs per layer without SM figures already carries it).
+/// [`llama_cpp_moe_layer_overhead_s`] per MoE layer; 0 for dense models.
 pub fn llama_cpp_moe_step_overhead_s(device: &DeviceSpec, model: &ModelSpec) -> f64 {
     match &model.moe {
-        Some(moe) if llama_cpp_decode_bandwidth_cap(device).is_some() => {
+        Some(moe) => {
             let moe_layers = model
                 .num_layers
                 .saturating_sub(moe.dense_layers.len() as u64);
-            LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S * moe_layers as f64
+            llama_cpp_moe_layer_overhead_s(device) * moe_layers as f64
         }
-        _ => 0.0,
+        None => 0.0,
     }
 }
 
