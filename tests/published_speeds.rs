@@ -2,8 +2,10 @@
 //! estimates for the devices and models of `core/data/published_speeds.json` (llama-bench,
 //! llama-cli and mlx-lm results people published, each with its source), row by row, with each
 //! row's engine. Every run prints the per-row error table; the test asserts that the bands the file
-//! states (and the answer quotes) are exactly the bands the estimates reach, and that decode stays
-//! within [`DECODE_LIMIT_PERCENT`].
+//! states (and the answer quotes) are exactly the bands the estimates reach, and that every band
+//! stays within its limit ([`DECODE_LIMIT_PERCENT`], [`PREFILL_LIMIT_PERCENT`] and their NVIDIA
+//! counterparts). Rows of old builds that measured code paths llama.cpp has since replaced are
+//! printed but kept out of the bands, each with its reason (`out_of_band`).
 
 use headroom_core::{
     answer::{ContextAsk, Question, answer},
@@ -12,15 +14,30 @@ use headroom_core::{
     runtime::Runtime,
 };
 
-/// No published decode row may be further than this from headroom's estimate, percent. The
-/// issue aimed at ±15%; over every row the model reaches about ±70% today: the outliers are a
-/// 2023 build on data-centre cards (A100, H100 PCIe: +38..+67%), recent builds on the fastest
-/// GeForce cards (−20..−30%, CUDA graphs cut the per-step cost) and the M1 Max (+26..+67%,
-/// which reads well below its 400 GB/s). A change that makes any row worse fails here.
+/// No published decode row in a band may be further than this from headroom's estimate,
+/// percent. The issue aimed at ±15%; the outliers left are on Apple GPUs: the M1 Max rows (up to
+/// +67%: a late-2023 measurement of the 24-core part that sits below its own hardware, and
+/// Q4_K_M's unpacking cost on the M1 generation; their notes say so). A change that makes any row
+/// worse fails here or at the NVIDIA limit below.
 const DECODE_LIMIT_PERCENT: f64 = 70.0;
 
-/// Most decode rows are within the issue's ±15%: at least this share of them must stay so.
-const DECODE_WITHIN_15_SHARE: f64 = 0.75;
+/// The same for llama.cpp decode on NVIDIA GPUs: with CUDA graphs' small per-layer cost and the
+/// matrix-vector kernels' bandwidth per SM (`core/src/speed.rs`), every row in the band is within
+/// −16..+31%: the current build's rows within −8..+12%, the May 2024 build's Q4_K_M rows on the
+/// RTX 3080 Ti, 3090 and 4090 (+23..+31%) the high end, the 2023 F16 row on the A100 the low.
+const NVIDIA_DECODE_LIMIT_PERCENT: f64 = 32.0;
+
+/// Most decode rows in the bands are within the issue's ±15%: at least this share of them must
+/// stay so.
+const DECODE_WITHIN_15_SHARE: f64 = 0.80;
+
+/// No published prefill row in a band may be further than this from headroom's estimate,
+/// percent: the M1 Max (24-core) rows of late 2023 (+124..+139%) set it.
+const PREFILL_LIMIT_PERCENT: f64 = 140.0;
+
+/// The same for llama.cpp prefill on NVIDIA GPUs, where the int8 MMQ rate per SM and clock
+/// (`core/src/speed.rs`) puts every current-build row within −7..+24%.
+const NVIDIA_PREFILL_LIMIT_PERCENT: f64 = 25.0;
 
 /// Stated band ends are rounded to whole percent; the recomputed ones must match to this.
 const BAND_ROUNDING_PERCENT: f64 = 0.5;
@@ -57,7 +74,7 @@ fn estimated(row: &headroom_core::published::PublishedSpeed) -> (SpeedKind, f64,
 fn compare() -> Vec<Compared> {
     let mut out = Vec::new();
     println!(
-        "{:<9} {:<22} {:<13} {:<12} {:<7} {:>6} {:>9} {:>9} {:>7}  verdict   source",
+        "{:<9} {:<22} {:<13} {:<12} {:<7} {:>6} {:>9} {:>9} {:>7}  verdict   source (* out of band)",
         "engine", "device", "model", "quant", "test", "ctx", "published", "headroom", "error"
     );
     for row in rows() {
@@ -65,7 +82,7 @@ fn compare() -> Vec<Compared> {
         let (_, tokens) = row.kind_and_tokens().expect("known test name");
         let error_percent = (tps - row.tokens_per_s) / row.tokens_per_s * 100.0;
         println!(
-            "{:<9} {:<22} {:<13} {:<12} {:<7} {:>6} {:>9.1} {:>9.1} {:>+6.1}%  {:<9} {}",
+            "{:<9} {:<22} {:<13} {:<12} {:<7} {:>6} {:>9.1} {:>9.1} {:>+6.1}%  {:<9} {}{}",
             row.runtime,
             row.device,
             row.model,
@@ -76,9 +93,21 @@ fn compare() -> Vec<Compared> {
             tps,
             error_percent,
             verdict,
-            row.source
+            row.source,
+            if row.out_of_band.is_some() { " *" } else { "" }
         );
         if !fits {
+            continue;
+        }
+        if let Some(why) = &row.out_of_band {
+            assert!(
+                out_of_band_allowed(row),
+                "{} {} {}: only NVIDIA rows of builds before June 2024 may be kept out of the \
+                 bands ({why})",
+                row.device,
+                row.quant,
+                row.test
+            );
             continue;
         }
         let device = devices::find(&row.device).expect("catalog device");
@@ -91,6 +120,20 @@ fn compare() -> Vec<Compared> {
         });
     }
     out
+}
+
+/// Whether `row` may be kept out of the bands: NVIDIA (CUDA) llama.cpp rows measured by a build
+/// from before June 2024 (dated before then, or a build the source places in 2023). Those builds
+/// ran code paths llama.cpp has since replaced: quantized weights at prompt batches went through
+/// f16 cuBLAS (llama.cpp PR #8075 made the int8 MMQ kernels the default in June 2024), and the
+/// current build decodes the same quantized model on the same card 27-48% faster than the
+/// late-2023 one. Every other row, however far off, counts; each kept-out row says why.
+fn out_of_band_allowed(row: &headroom_core::published::PublishedSpeed) -> bool {
+    let before_june_2024 = match &row.date {
+        Some(date) => date.as_str() < "2024-06",
+        None => row.build.contains("2023"),
+    };
+    row.backend == "CUDA" && row.runtime == Runtime::LlamaCpp.to_string() && before_june_2024
 }
 
 fn band_of(rows: &[&Compared]) -> (f64, f64, f64) {
@@ -107,8 +150,9 @@ fn band_of(rows: &[&Compared]) -> (f64, f64, f64) {
 #[test]
 fn published_speeds_within_the_stated_bands() {
     let compared = compare();
+    let out_of_band = rows().iter().filter(|r| r.out_of_band.is_some()).count();
     assert!(
-        compared.len() + 2 >= rows().len(),
+        compared.len() + 2 + out_of_band >= rows().len(),
         "only the F16 rows of the 16 GB M1 Pro are expected not to fit"
     );
     let mut computed = Vec::new();
@@ -186,14 +230,19 @@ fn published_speeds_within_the_stated_bands() {
         }
         assert_eq!(stated.rows, band.rows);
         assert_eq!(stated.sources, band.sources);
-        if band.kind == SpeedKind::Decode {
-            assert!(
-                low.abs() <= DECODE_LIMIT_PERCENT && high.abs() <= DECODE_LIMIT_PERCENT,
-                "{} {}: decode band {low:.1}%..{high:.1}% beyond ±{DECODE_LIMIT_PERCENT}%",
-                band.runtime,
-                band.family.name()
-            );
-        }
+        let limit = match (band.kind, band.family) {
+            (SpeedKind::Decode, DeviceFamily::NvidiaGpu) => NVIDIA_DECODE_LIMIT_PERCENT,
+            (SpeedKind::Decode, _) => DECODE_LIMIT_PERCENT,
+            (SpeedKind::Prefill, DeviceFamily::NvidiaGpu) => NVIDIA_PREFILL_LIMIT_PERCENT,
+            (SpeedKind::Prefill, _) => PREFILL_LIMIT_PERCENT,
+        };
+        assert!(
+            low.abs() <= limit && high.abs() <= limit,
+            "{} {} {}: band {low:.1}%..{high:.1}% beyond ±{limit}%",
+            band.runtime,
+            band.family.name(),
+            band.kind.name()
+        );
     }
 }
 

@@ -69,6 +69,13 @@ pub struct DeviceSpec {
     /// fp16/bf16 GEMMs accumulate in fp32. `None` where both rates are equal (datacenter GPUs).
     #[serde(default)]
     pub fp16_fp32_accumulate_flops: Option<f64>,
+    /// Streaming multiprocessors (NVIDIA), where NVIDIA publishes them: llama.cpp's quantized
+    /// matrix kernels run at a rate per SM and clock ([`crate::speed::llama_cpp_mmq_ops_per_s`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_count: Option<u32>,
+    /// Boost clock, MHz (NVIDIA), beside `sm_count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boost_clock_mhz: Option<f64>,
     /// The host beside the device as a probe measured it (for offload); empty when not measured.
     #[serde(default, skip_serializing_if = "HostLink::is_empty")]
     pub host: HostLink,
@@ -339,6 +346,13 @@ fn close_matches_hint(devices: &[DeviceSpec], q_tokens: &[String]) -> String {
 }
 
 impl DeviceSpec {
+    /// SM cycles per second (`sm_count × boost clock`), where the catalog has both.
+    pub fn sm_clocks_per_s(&self) -> Option<f64> {
+        let sms = f64::from(self.sm_count?);
+        let mhz = self.boost_clock_mhz.filter(|c| c.is_finite() && *c > 0.0)?;
+        (sms > 0.0).then_some(sms * mhz * 1e6)
+    }
+
     /// Apple silicon: a catalog entry of vendor `apple`, or a measured unified-memory adapter whose
     /// name says Apple (Metal names its adapters `Apple M2 Pro`, ...). Decides which engines can
     /// run here (MLX and PyTorch's MPS backend exist only on Apple silicon, CUDA never does).
@@ -376,6 +390,8 @@ impl DeviceSpec {
             bandwidth_measured: false,
             compute_measured: false,
             fp16_fp32_accumulate_flops: None,
+            sm_count: None,
+            boost_clock_mhz: None,
             host: Default::default(),
         };
         let mut d = base.with_measurements(m);
@@ -453,5 +469,37 @@ impl DeviceSpec {
             self.source = format!("{}; measured figures from a probe report", self.source);
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sm_counts_and_clocks_agree_with_the_fp32_rate() {
+        // FP32 = SMs × FP32 lanes per SM × 2 × boost clock: 64 lanes on A100 (GA100), 128 on
+        // GeForce Ampere/Ada/Blackwell, Hopper and the Ada data-centre cards. A typo in either
+        // figure shows here.
+        let mut checked = 0;
+        for d in catalog() {
+            let Some(sm_clocks) = d.sm_clocks_per_s() else {
+                assert!(
+                    d.sm_count.is_none() && d.boost_clock_mhz.is_none(),
+                    "{}: SM count and boost clock come together",
+                    d.id
+                );
+                continue;
+            };
+            let lanes = d.fp32_flops / (2.0 * sm_clocks);
+            assert!(
+                [64.0, 128.0].iter().any(|l| (lanes / l - 1.0).abs() < 0.01),
+                "{}: FP32 {:.1} TFLOPS is {lanes:.1} lanes per SM",
+                d.id,
+                d.fp32_flops / 1e12
+            );
+            checked += 1;
+        }
+        assert!(checked >= 30, "{checked} NVIDIA entries carry SM figures");
     }
 }

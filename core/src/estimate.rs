@@ -26,8 +26,9 @@ use crate::{
     runtime::Runtime,
     speed::{
         ALLREDUCE_HOP_LATENCY_S, INTERCONNECT_BYTES_PER_S, decode_tokens_per_s,
-        llama_cpp_decode_step_overhead_s, offloaded_tokens_per_s,
-        prefill_tokens_per_s_accumulating, tensor_parallel_speedup, with_step_overhead,
+        llama_cpp_decode_step_overhead_s, llama_cpp_moe_step_overhead_s,
+        llama_cpp_prefill_tokens_per_s, offloaded_tokens_per_s, prefill_tokens_per_s_accumulating,
+        tensor_parallel_speedup, with_llama_cpp_bandwidth_cap, with_step_overhead,
     },
     training::{Mode, training_memory_with},
     units::GIB,
@@ -1125,9 +1126,11 @@ pub(crate) fn estimate_with(
         let kv_per_seq = kv_steady / batch.max(1);
         let mut d = decode_tokens_per_s(&req.device, active_bytes, kv_per_seq, batch);
         if req.runtime == Runtime::LlamaCpp {
+            d = with_llama_cpp_bandwidth_cap(d, &req.device);
             d = with_step_overhead(
                 d,
-                llama_cpp_decode_step_overhead_s(&req.device, model.num_layers),
+                llama_cpp_decode_step_overhead_s(&req.device, model.num_layers)
+                    + llama_cpp_moe_step_overhead_s(&req.device, model),
             );
         }
         // PyTorch (transformers) and vLLM run fp16/bf16 GEMMs with fp32 accumulation;
@@ -1136,14 +1139,24 @@ pub(crate) fn estimate_with(
             req.runtime,
             Runtime::TransformersCuda | Runtime::TransformersMps | Runtime::Vllm { .. }
         );
-        let mut p = prefill_tokens_per_s_accumulating(
-            &req.device,
-            model,
-            counts.active_excluding_input_embedding,
-            context,
-            !matches!(format_used, WeightFormat::F32),
-            fp32_accumulate,
-        );
+        let mut p = if req.runtime == Runtime::LlamaCpp {
+            llama_cpp_prefill_tokens_per_s(
+                &req.device,
+                model,
+                counts.active_excluding_input_embedding,
+                context,
+                &format_used,
+            )
+        } else {
+            prefill_tokens_per_s_accumulating(
+                &req.device,
+                model,
+                counts.active_excluding_input_embedding,
+                context,
+                !matches!(format_used, WeightFormat::F32),
+                fp32_accumulate,
+            )
+        };
         if req.device_count > 1 && d.tokens_per_s > 0.0 && p.tokens_per_s > 0.0 {
             let decode_x = tensor_parallel_speedup(
                 1.0 / d.tokens_per_s,
@@ -1314,14 +1327,19 @@ fn offload_plan(
             .collect()
     };
     let fp32_accumulate = req.runtime == Runtime::TransformersCuda;
-    let gpu_prefill = prefill_tokens_per_s_accumulating(
-        &req.device,
-        &req.model,
-        facts.counts().active_excluding_input_embedding,
-        context,
-        !matches!(format, WeightFormat::F32),
-        fp32_accumulate,
-    )
+    let active = facts.counts().active_excluding_input_embedding;
+    let gpu_prefill = if req.runtime == Runtime::LlamaCpp {
+        llama_cpp_prefill_tokens_per_s(&req.device, &req.model, active, context, format)
+    } else {
+        prefill_tokens_per_s_accumulating(
+            &req.device,
+            &req.model,
+            active,
+            context,
+            !matches!(format, WeightFormat::F32),
+            fp32_accumulate,
+        )
+    }
     .tokens_per_s;
     let inputs = OffloadInputs {
         device: &req.device,

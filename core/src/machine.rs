@@ -99,6 +99,8 @@ pub fn cpu_device(host: &HostInfo) -> Option<DeviceSpec> {
         bandwidth_measured: false,
         compute_measured: false,
         fp16_fp32_accumulate_flops: None,
+        sm_count: None,
+        boost_clock_mhz: None,
         host: Default::default(),
     })
 }
@@ -201,6 +203,8 @@ pub fn this_machine(host: &HostInfo, adapters: &[AdapterInfo]) -> Option<ThisMac
         bandwidth_measured: false,
         compute_measured: false,
         fp16_fp32_accumulate_flops: None,
+        sm_count: None,
+        boost_clock_mhz: None,
         host: Default::default(),
     };
     Some(ThisMachine {

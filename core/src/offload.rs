@@ -628,8 +628,13 @@ fn split_of(
     link_bw: f64,
 ) -> OffloadSplit {
     let s = sides(kind, w, inp);
-    let gpu_bw = gpu_bandwidth(inp.device);
     let copies = matches!(kind, SplitKind::DeviceMap { .. });
+    // llama.cpp's matrix-vector kernels stop below the memory's bandwidth on some GPUs
+    // (`speed::llama_cpp_decode_bandwidth_cap`).
+    let gpu_bw = match crate::speed::llama_cpp_decode_bandwidth_cap(inp.device) {
+        Some(cap) if !copies => gpu_bandwidth(inp.device).min(cap),
+        _ => gpu_bandwidth(inp.device),
+    };
     // transformers copies the host's layers over the link; llama.cpp's CPU reads them in place.
     let host_rate = if copies { link_bw } else { host_bw };
     let fixed_step_s = llama_cpp_fixed_s(kind, &s, inp);

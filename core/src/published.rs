@@ -79,6 +79,11 @@ pub struct PublishedSpeed {
     /// How the row was mapped, where that needed a choice.
     #[serde(default)]
     pub note: Option<String>,
+    /// Why the row is kept out of the stated bands, when it is: it measured code paths that
+    /// llama.cpp has since replaced and headroom does not model (its error is still printed by
+    /// `tests/published_speeds.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_band: Option<String>,
 }
 
 impl PublishedSpeed {

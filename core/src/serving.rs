@@ -29,7 +29,8 @@ use crate::{
     runtime::Runtime,
     speed::{
         DATASHEET_COMPUTE_EFFICIENCY, attention_flops_per_token, decode_tokens_per_s,
-        llama_cpp_decode_step_overhead_s, tensor_parallel_speedup,
+        llama_cpp_decode_step_overhead_s, llama_cpp_mmq_ops_per_s, llama_cpp_moe_step_overhead_s,
+        llama_cpp_uses_mmq, tensor_parallel_speedup, with_llama_cpp_bandwidth_cap,
     },
     units::GIB,
 };
@@ -327,7 +328,10 @@ fn speed_at(
         _ => totals.active_weights_bytes,
     };
     let kv_per_user = kv_cache_bytes(model, context, 1, req.kv_dtype, req.runtime).steady_bytes;
-    let memory = decode_tokens_per_s(&req.device, active_bytes, kv_per_user, users);
+    let mut memory = decode_tokens_per_s(&req.device, active_bytes, kv_per_user, users);
+    if req.runtime == Runtime::LlamaCpp {
+        memory = with_llama_cpp_bandwidth_cap(memory, &req.device);
+    }
     let mut mem_step_s = if memory.tokens_per_s > 0.0 {
         1.0 / memory.tokens_per_s
     } else {
@@ -336,7 +340,8 @@ fn speed_at(
     if req.runtime == Runtime::LlamaCpp && mem_step_s > 0.0 {
         // The same fixed cost per step as one sequence's decode (`estimate`), paid once per
         // step however many users share it.
-        let overhead_s = llama_cpp_decode_step_overhead_s(&req.device, model.num_layers);
+        let overhead_s = llama_cpp_decode_step_overhead_s(&req.device, model.num_layers)
+            + llama_cpp_moe_step_overhead_s(&req.device, model);
         mem_step_s += overhead_s;
         assumptions.push(format!(
             "serving decode: each step also pays llama.cpp's {:.2} ms of kernel launches and \
@@ -357,10 +362,24 @@ fn speed_at(
     } else {
         DATASHEET_COMPUTE_EFFICIENCY
     };
-    let compute_step_s = if rate.is_finite() && rate > 0.0 {
-        users as f64 * flops_per_token / (rate * eff)
+    // llama.cpp multiplies quantized GGUF weights through MMQ once a step carries more than a
+    // few tokens: the matrix products at its rate, attention at the fp16 rate.
+    let mmq = llama_cpp_mmq_ops_per_s(&req.device).filter(|_| {
+        req.runtime == Runtime::LlamaCpp && llama_cpp_uses_mmq(&req.device, &req.format)
+    });
+    let compute_step_s = match mmq {
+        Some(mmq) if rate.is_finite() && rate > 0.0 => {
+            let attn = flops_per_token - 2.0 * active_params;
+            users as f64 * (2.0 * active_params / mmq + attn / (rate * eff))
+        }
+        _ if rate.is_finite() && rate > 0.0 => users as f64 * flops_per_token / (rate * eff),
+        _ => 0.0,
+    };
+    // The rate the step's compute runs at, for the statement.
+    let achieved_rate = if compute_step_s > 0.0 {
+        users as f64 * flops_per_token / compute_step_s
     } else {
-        0.0
+        rate * eff
     };
     let compute_bound = compute_step_s > mem_step_s;
     let mut step_s = mem_step_s.max(compute_step_s);
@@ -378,7 +397,7 @@ fn speed_at(
         mem_step_s * 1e3,
         flops_per_token / 1e9,
         compute_step_s * 1e3,
-        rate * eff / 1e12,
+        achieved_rate / 1e12,
         if compute_bound {
             "compute-bound"
         } else {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     devices::DeviceSpec,
     model::{LayerAttention, ModelSpec},
+    quant::WeightFormat,
 };
 
 /// Achieved ÷ datasheet bandwidth: 4.12 TB/s measured device copy on an H200 (4.8 TB/s
@@ -63,17 +64,124 @@ pub fn offloaded_tokens_per_s(
 /// quotes ([`crate::published`]).
 pub const LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S: f64 = 170e-6;
 
-/// The same fixed cost per decoder layer and decode step for llama.cpp on other GPUs (CUDA
-/// and the rest): 70 µs, the median excess per layer over the published llama-bench rows on
-/// NVIDIA GPUs. Recent builds with CUDA graphs on GeForce cards spend less (about 27 µs),
-/// older builds and data-centre cards more; the band the answer quotes covers both.
+/// The same fixed cost per decoder layer and decode step for llama.cpp on NVIDIA GPUs whose SM
+/// figures the catalog has: 25 µs. llama.cpp's CUDA backend replays a decode step's kernels as
+/// one CUDA graph (since llama.cpp PR #6766, 2024), which leaves little launch cost per kernel;
+/// 25 µs per layer is the median excess over the published llama-bench decode results of current
+/// builds on NVIDIA GPUs (llama.cpp discussion #15013, seven GPUs from the RTX 3060 to the H100)
+/// once the bandwidth a decode step reaches ([`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]) is
+/// accounted for.
+pub const LLAMA_CPP_CUDA_DECODE_LAYER_OVERHEAD_S: f64 = 25e-6;
+
+/// The fixed cost per decoder layer and decode step for llama.cpp on other GPUs — AMD, Intel,
+/// and a GPU known only from a probe report — where the catalog has no SM figures, so the decode
+/// kernels' bandwidth limit ([`llama_cpp_decode_bandwidth_cap`]) cannot be placed: 70 µs, the
+/// median excess per layer over every published llama-bench decode row on NVIDIA GPUs with the
+/// bandwidth alone. It carries both the launch cost and, on HBM cards, the bandwidth the kernels
+/// leave unused (on a probe-measured H100 it puts llama-bench's Llama-3.1-8B Q4_0 decode within
+/// `tests/llama_cpp_offload.rs`'s tolerance).
 pub const LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S: f64 = 70e-6;
+
+/// The further fixed cost of a MoE layer in llama.cpp's CUDA decode step on NVIDIA GPUs whose SM
+/// figures the catalog has: 30 µs. A MoE layer runs the router's product, its softmax and top-k,
+/// the gathers of the chosen experts and their weighted sum besides the expert products
+/// (`mul_mat_id`), each a small kernel the GPU cannot fill. The figure is what a llama-bench run
+/// of Qwen3-30B-A3B Q4_0 with every layer on an H100 needed beyond the dense cost and the
+/// bandwidth limit (254.6 tokens/s; the same run's Llama-3.1-8B Q4_0, 271.8 tokens/s, is within
+/// 1% of the dense model alone: the run `tests/llama_cpp_offload.rs` holds offload to).
+pub const LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S: f64 = 30e-6;
+
+/// The extra fixed time of one MoE layer in llama.cpp's decode step on `device`:
+/// [`LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S`] on NVIDIA GPUs with SM figures, else 0 (the 70 µs per
+/// layer without SM figures already carries it; Metal's 170 µs was read from dense models).
+pub fn llama_cpp_moe_layer_overhead_s(device: &DeviceSpec) -> f64 {
+    if llama_cpp_decode_bandwidth_cap(device).is_some() {
+        LLAMA_CPP_CUDA_MOE_LAYER_EXTRA_S
+    } else {
+        0.0
+    }
+}
+
+/// The extra fixed time llama.cpp's decode step spends on `model`'s MoE layers on `device`:
+/// [`llama_cpp_moe_layer_overhead_s`] per MoE layer; 0 for dense models.
+pub fn llama_cpp_moe_step_overhead_s(device: &DeviceSpec, model: &ModelSpec) -> f64 {
+    match &model.moe {
+        Some(moe) => {
+            let moe_layers = model
+                .num_layers
+                .saturating_sub(moe.dense_layers.len() as u64);
+            llama_cpp_moe_layer_overhead_s(device) * moe_layers as f64
+        }
+        None => 0.0,
+    }
+}
+
+/// Bytes llama.cpp's decode kernels (the quantized and f16 matrix-vector products) read per
+/// streaming multiprocessor and clock at most on NVIDIA GPUs: 5.75.
+///
+/// A matrix-vector product keeps only so many loads in flight per SM, and the bandwidth it
+/// reaches is those bytes over the memory's latency (Little's law), whatever the memory could
+/// deliver. On GeForce cards the GDDR bandwidth is reached first; on A100 and H100, whose HBM
+/// delivers two to three times as much per SM, the kernels stop at about 45% of it: the current
+/// build's published Llama-2-7B Q4_0 decode (discussion #15013: A100 201, H100 SXM 281 tokens/s,
+/// with the per-layer cost above) reads about 6.1 and 5.4 bytes per SM-clock, and the 2023 F16
+/// decode results on A100 and H100 PCIe about 7 and 6. The figure is the middle of the first
+/// two.
+pub const LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK: f64 = 5.75;
+
+/// The most bandwidth llama.cpp's decode kernels reach on `device`, bytes per second: SMs ×
+/// boost clock × [`LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK`]; `None` where the catalog has no SM
+/// figures (non-NVIDIA devices).
+pub fn llama_cpp_decode_bandwidth_cap(device: &DeviceSpec) -> Option<f64> {
+    if !device.vendor.eq_ignore_ascii_case("nvidia") {
+        return None;
+    }
+    device
+        .sm_clocks_per_s()
+        .map(|c| c * LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK)
+        .filter(|b| b.is_finite() && *b > 0.0)
+}
+
+/// The bandwidth a decode step reads at on `device` before any cap: the measured figure, or the
+/// datasheet's times [`DATASHEET_BANDWIDTH_EFFICIENCY`].
+pub fn achieved_bandwidth(device: &DeviceSpec) -> f64 {
+    if device.bandwidth_measured {
+        device.bandwidth_bytes_per_s
+    } else {
+        device.bandwidth_bytes_per_s * DATASHEET_BANDWIDTH_EFFICIENCY
+    }
+}
+
+/// `estimate` (a decode speed at [`achieved_bandwidth`]) slowed to llama.cpp's decode bandwidth
+/// cap on `device` where the cap is lower, and the assumption that says so.
+pub fn with_llama_cpp_bandwidth_cap(
+    mut estimate: SpeedEstimate,
+    device: &DeviceSpec,
+) -> SpeedEstimate {
+    let bw = achieved_bandwidth(device);
+    if let Some(cap) = llama_cpp_decode_bandwidth_cap(device).filter(|c| *c < bw) {
+        estimate.tokens_per_s *= cap / bw;
+        estimate.assumptions.push(format!(
+            "decode: llama.cpp's matrix-vector kernels read at most {:.0} GB/s here ({} SMs × \
+             {:.0} MHz × {:.2} bytes per SM and clock, what they reach on A100 and H100 in \
+             published llama-bench results), below the {:.0} GB/s the memory gives",
+            cap / 1e9,
+            device.sm_count.unwrap_or(0),
+            device.boost_clock_mhz.unwrap_or(0.0),
+            LLAMA_CPP_DECODE_BYTES_PER_SM_CLOCK,
+            bw / 1e9
+        ));
+    }
+    estimate
+}
 
 /// The fixed time llama.cpp adds to every decode step of a model with `layers` decoder layers on
 /// `device`, besides reading weights and cache.
 pub fn llama_cpp_decode_step_overhead_s(device: &DeviceSpec, layers: u64) -> f64 {
     let per_layer = if device.is_apple_silicon() {
         LLAMA_CPP_METAL_DECODE_LAYER_OVERHEAD_S
+    } else if llama_cpp_decode_bandwidth_cap(device).is_some() {
+        LLAMA_CPP_CUDA_DECODE_LAYER_OVERHEAD_S
     } else {
         LLAMA_CPP_GPU_DECODE_LAYER_OVERHEAD_S
     };
@@ -241,6 +349,108 @@ pub fn prefill_tokens_per_s_accumulating(
     }
 }
 
+/// Operations (two per multiply-add) llama.cpp's quantized matrix kernels (MMQ) complete per
+/// streaming multiprocessor and clock on NVIDIA GPUs: 570.
+///
+/// At a prompt's batch (more than 8–16 tokens) llama.cpp multiplies quantized GGUF weights with
+/// MMQ on every NVIDIA GPU since Turing (`ggml_cuda_should_use_mmq` returns true wherever
+/// `turing_mma_available`): tiles of weights and of the activations (quantized to q8_1) go
+/// through shared memory, are unpacked to int8 and multiplied with `mma.sync` int8 tensor-core
+/// instructions (`m16n8k32`, the Turing/Ampere form, also on Hopper and Blackwell), and every
+/// 32-element block's product is scaled in fp32. What limits it is not the tensor cores: an
+/// A100 SM has twice, an H100 SM nearly four times the int8 rate of a GeForce SM, yet the
+/// published llama-bench pp512 results of the current kernels reach the same rate per SM and
+/// clock on all of them — 460–610 operations per SM-clock over the seven GPUs of the CUDA
+/// scoreboard (RTX 3060, 3090, 4090, 5080, 5090, A100, H100 SXM: llama.cpp discussion #15013,
+/// Llama-2-7B Q4_0), median 570. That is about 28% of a GeForce SM's int8 tensor rate; what
+/// scales alike on every architecture since Volta is the SM's instruction issue (four
+/// schedulers, one instruction per clock each), which the loads, unpacking and scaling of the
+/// tiles keep busy — the likely limit, and why the rate follows SMs × clock. The formats run
+/// at similar rates (llama.cpp PRs #7676 and #8062, mid-2024 MMQ on an RTX 3090, Llama-3-8B with
+/// 512-token micro-batches: Q5_0, Q5_1, Q5_K_S and Q6_K prompts at 3,400–3,700 tokens/s), so one
+/// rate serves every quantized format.
+pub const LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK: f64 = 570.0;
+
+/// llama.cpp's MMQ rate on `device`, operations per second: SMs × boost clock ×
+/// [`LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK`]; `None` where the catalog has no SM figures (non-NVIDIA
+/// devices, a device known only from a probe report).
+pub fn llama_cpp_mmq_ops_per_s(device: &DeviceSpec) -> Option<f64> {
+    if !device.vendor.eq_ignore_ascii_case("nvidia") {
+        return None;
+    }
+    device
+        .sm_clocks_per_s()
+        .map(|c| c * LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK)
+}
+
+/// Whether llama.cpp runs `format`'s matrix products through MMQ on `device` at a prompt's batch:
+/// quantized GGUF weights on an NVIDIA GPU whose SM figures the catalog has.
+pub fn llama_cpp_uses_mmq(device: &DeviceSpec, format: &WeightFormat) -> bool {
+    format.is_gguf() && format.is_quantized() && llama_cpp_mmq_ops_per_s(device).is_some()
+}
+
+/// Prefill tokens/s for llama.cpp: quantized GGUF weights on NVIDIA GPUs go through MMQ at
+/// [`llama_cpp_mmq_ops_per_s`] with attention (flash attention's f16 tensor-core kernels) at the
+/// fp16 rate; everything else (F16 weights through cuBLAS with f16 accumulation, Metal, other
+/// GPUs) at the fp16 rate as [`prefill_tokens_per_s`] gives it.
+pub fn llama_cpp_prefill_tokens_per_s(
+    device: &DeviceSpec,
+    model: &ModelSpec,
+    active_params: u64,
+    context: u64,
+    format: &WeightFormat,
+) -> SpeedEstimate {
+    let use_fp16_rate = !matches!(format, WeightFormat::F32);
+    let mmq = llama_cpp_mmq_ops_per_s(device).filter(|r| r.is_finite() && *r > 0.0);
+    let Some(mmq) = mmq.filter(|_| llama_cpp_uses_mmq(device, format)) else {
+        let mut p = prefill_tokens_per_s(device, model, active_params, context, use_fp16_rate);
+        if mmq.is_some() && !format.is_quantized() {
+            // An NVIDIA GPU with unquantized weights: cuBLAS, which no current build's published
+            // result holds (`core/data/published_speeds.json`: only pre-June-2024 F16 rows).
+            p.assumptions.push(
+                "prefill: unquantized weights go through cuBLAS (F16 with f16 accumulation); the \
+                 published llama.cpp results on NVIDIA that the band holds are of quantized \
+                 weights (MMQ), and builds of 2023 to mid-2024 ran F16 prompts at 13–56% of the \
+                 fp16 tensor rate, so this estimate may be optimistic"
+                    .to_string(),
+            );
+        }
+        return p;
+    };
+    let eff = if device.compute_measured {
+        1.0
+    } else {
+        DATASHEET_COMPUTE_EFFICIENCY
+    };
+    let attn_rate = device.fp16_flops * eff;
+    let matmul = 2.0 * active_params as f64;
+    let attn = attention_flops_per_token(model, context);
+    let attn_s = if attn_rate.is_finite() && attn_rate > 0.0 {
+        attn / attn_rate
+    } else {
+        0.0
+    };
+    let seconds = matmul / mmq + attn_s;
+    let tps = if seconds > 0.0 { 1.0 / seconds } else { 0.0 };
+    SpeedEstimate {
+        tokens_per_s: tps,
+        assumptions: vec![format!(
+            "prefill: llama.cpp's int8 MMQ kernels at {:.0} TOPS ({} SMs × {:.0} MHz × {:.0} \
+             operations per SM and clock, what they reach in published llama-bench results) for \
+             {:.2} GFLOP per token (2 × {:.2}B active params), plus {:.2} GFLOP attention at \
+             {context} tokens at {:.0} TFLOPS fp16",
+            mmq / 1e12,
+            device.sm_count.unwrap_or(0),
+            device.boost_clock_mhz.unwrap_or(0.0),
+            LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK,
+            matmul / 1e9,
+            active_params as f64 / 1e9,
+            attn / 1e9,
+            attn_rate / 1e12
+        )],
+    }
+}
+
 /// Time one hop of an all-reduce takes besides moving the bytes (a kernel launch and a link
 /// round trip): 3 µs, the order of the small-message latency per ring step that NCCL's tests
 /// show between GPUs of one host. A ring all-reduce over N devices takes 2(N − 1) hops.
@@ -282,6 +492,79 @@ pub fn tensor_parallel_speedup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn llama_cpp_on_nvidia_runs_at_its_kernels_rate_per_sm() {
+        let rtx = crate::devices::find("rtx-4090").unwrap();
+        let h100 = crate::devices::find("h100-sxm").unwrap();
+        let m3 = crate::devices::find("m3-max-40c-64gb").unwrap();
+        // 128 SMs × 2.52 GHz × 570 = 184 TOPS: far below the card's int8 tensor peak.
+        let mmq = llama_cpp_mmq_ops_per_s(&rtx).unwrap();
+        assert!((mmq / 1e12 - 183.9).abs() < 0.1, "{mmq}");
+        assert!(mmq < rtx.fp16_flops);
+        let q4: WeightFormat = "Q4_0".parse().unwrap();
+        let f16: WeightFormat = "F16".parse().unwrap();
+        assert!(llama_cpp_uses_mmq(&rtx, &q4));
+        assert!(!llama_cpp_uses_mmq(&rtx, &f16), "F16 goes through cuBLAS");
+        assert!(!llama_cpp_uses_mmq(&m3, &q4), "Metal has no MMQ");
+        assert!(llama_cpp_mmq_ops_per_s(&m3).is_none());
+        // An H100 SXM's MMQ rate is about the RTX 4090's although its tensor cores are three
+        // times as fast: the kernels are bound per SM and clock.
+        let ratio = llama_cpp_mmq_ops_per_s(&h100).unwrap() / mmq;
+        assert!((0.75..0.9).contains(&ratio), "{ratio}");
+        // Prefill of a quantized model follows the MMQ rate, F16 the fp16 tensor rate.
+        let model = crate::model_catalog::find("llama-2-7b").unwrap();
+        let p = 6_607_000_000;
+        let quant = llama_cpp_prefill_tokens_per_s(&rtx, &model, p, 512, &q4);
+        let half = llama_cpp_prefill_tokens_per_s(&rtx, &model, p, 512, &f16);
+        assert!(quant.tokens_per_s < half.tokens_per_s);
+        assert!(
+            quant.assumptions[0].contains("int8 MMQ"),
+            "{:?}",
+            quant.assumptions
+        );
+        let expected = 1.0 / (2.0 * p as f64 / mmq);
+        assert!(quant.tokens_per_s < expected && quant.tokens_per_s > 0.95 * expected);
+    }
+
+    #[test]
+    fn moe_layers_cost_more_on_cuda_only() {
+        let rtx = crate::devices::find("rtx-4090").unwrap();
+        let m3 = crate::devices::find("m3-max-40c-64gb").unwrap();
+        let moe = crate::model_catalog::find("qwen3-30b-a3b").unwrap();
+        let dense = crate::model_catalog::find("llama-3.1-8b").unwrap();
+        // 48 MoE layers × 30 µs.
+        let extra = llama_cpp_moe_step_overhead_s(&rtx, &moe);
+        assert!((extra - 48.0 * 30e-6).abs() < 1e-12, "{extra}");
+        assert_eq!(llama_cpp_moe_step_overhead_s(&rtx, &dense), 0.0);
+        assert_eq!(llama_cpp_moe_step_overhead_s(&m3, &moe), 0.0);
+        // Without SM figures the all-in-one 70 µs per layer stands.
+        let mut unknown = rtx.clone();
+        unknown.sm_count = None;
+        assert_eq!(llama_cpp_moe_step_overhead_s(&unknown, &moe), 0.0);
+        assert!(
+            llama_cpp_decode_step_overhead_s(&unknown, 32)
+                > llama_cpp_decode_step_overhead_s(&rtx, 32)
+        );
+    }
+
+    #[test]
+    fn llama_cpp_decode_stops_below_hbm_bandwidth() {
+        let rtx = crate::devices::find("rtx-4090").unwrap();
+        let h100 = crate::devices::find("h100-sxm").unwrap();
+        // GDDR6X is reached before the kernels' limit; HBM3 is not.
+        assert!(llama_cpp_decode_bandwidth_cap(&rtx).unwrap() > achieved_bandwidth(&rtx));
+        let cap = llama_cpp_decode_bandwidth_cap(&h100).unwrap();
+        assert!(cap < 0.6 * achieved_bandwidth(&h100), "{cap}");
+        let d = decode_tokens_per_s(&h100, 3_800_000_000, 0, 1);
+        let capped = with_llama_cpp_bandwidth_cap(d.clone(), &h100);
+        let expected = d.tokens_per_s * cap / achieved_bandwidth(&h100);
+        assert!((capped.tokens_per_s - expected).abs() < 1e-9);
+        assert_eq!(capped.assumptions.len(), 2);
+        let uncapped =
+            with_llama_cpp_bandwidth_cap(decode_tokens_per_s(&rtx, 3_800_000_000, 0, 1), &rtx);
+        assert_eq!(uncapped.assumptions.len(), 1);
+    }
 
     #[test]
     fn tensor_parallel_speed_grows_less_than_the_device_count() {

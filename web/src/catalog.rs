@@ -625,6 +625,8 @@ pub fn custom_device(c: &CustomDevice) -> Result<DeviceSpec, WebError> {
         bandwidth_measured: false,
         compute_measured: false,
         fp16_fp32_accumulate_flops: None,
+        sm_count: None,
+        boost_clock_mhz: None,
         host: Default::default(),
     })
 }
