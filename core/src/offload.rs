@@ -65,21 +65,21 @@ pub const LLAMA_CPP_UBATCH_TOKENS: u64 = 512;
 
 /// Time a decode step split between GPU and CPU spends per decoder layer whose attention and
 /// dense feed-forward run on the CPU (llama.cpp `-ngl` below the layer count), besides reading
-/// its weights: 0.35 ms. The CPU backend runs each graph node across all its threads and waits
+/// its weights: 0.33 ms. The CPU backend runs each graph node across all its threads and waits
 /// for them at a barrier, and a split step hands the hidden state between the devices; bytes
 /// alone predicted llama-bench's decode 14–29% too fast. The figure is the mean excess per host
 /// layer of Llama-3.1-8B Q4_0 at `-ngl 24` and `-ngl 16` on a 16-core Xeon host with an H100
 /// (`tests/data/measured/llama-cpp-cuda-h100.json`); one machine: a faster or slower CPU moves it.
 /// A step that runs wholly on the CPU (`-ngl 0`) pays none: there llama-bench matched the
 /// host's read bandwidth alone within 1%.
-pub const LLAMA_CPP_SPLIT_HOST_LAYER_S: f64 = 0.35e-3;
+pub const LLAMA_CPP_SPLIT_HOST_LAYER_S: f64 = 0.33e-3;
 
 /// The same for each layer whose routed experts run on the CPU (`--n-cpu-moe`, or a whole MoE
-/// layer on the host, which pays both): 0.18 ms — the expert matmuls (`mul_mat_id`), the sum over
+/// layer on the host, which pays both): 0.19 ms — the expert matmuls (`mul_mat_id`), the sum over
 /// the chosen experts and the two hand-overs per layer. Mean excess per host expert layer of
 /// Qwen3-30B-A3B Q4_0 at `--n-cpu-moe` 12, 24, 36 and 48 on the same machine; with the host-layer
 /// cost it predicted the whole-layer split (`-ngl 24`) within 1% before that row was looked at.
-pub const LLAMA_CPP_SPLIT_HOST_EXPERTS_S: f64 = 0.18e-3;
+pub const LLAMA_CPP_SPLIT_HOST_EXPERTS_S: f64 = 0.19e-3;
 
 /// Splits a user can ask for; `None` everywhere lets headroom choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -637,7 +637,7 @@ fn split_of(
     };
     // transformers copies the host's layers over the link; llama.cpp's CPU reads them in place.
     let host_rate = if copies { link_bw } else { host_bw };
-    let fixed_step_s = llama_cpp_fixed_s(kind, &s, inp);
+    let fixed_step_s = llama_cpp_fixed_s(kind, &s, inp, w.has_experts());
     let step_s = if gpu_bw > 0.0 && host_rate > 0.0 {
         s.gpu_read as f64 / gpu_bw + s.host_read as f64 / host_rate + fixed_step_s
     } else {
@@ -676,11 +676,18 @@ fn split_of(
 /// llama.cpp's fixed time per decode step of a split: the GPU layers' launch cost and, when the
 /// step is split between GPU and CPU, the cost of each layer (and each layer's experts) the CPU
 /// runs. Zero for transformers (its copies are priced by the link rate).
-fn llama_cpp_fixed_s(kind: SplitKind, s: &Sides, inp: &OffloadInputs<'_>) -> f64 {
+fn llama_cpp_fixed_s(kind: SplitKind, s: &Sides, inp: &OffloadInputs<'_>, moe: bool) -> f64 {
     if matches!(kind, SplitKind::DeviceMap { .. }) {
         return 0.0;
     }
-    let gpu = crate::speed::llama_cpp_decode_step_overhead_s(inp.device, s.gpu_layers);
+    // A MoE's GPU layers also run its routing kernels (`speed::llama_cpp_moe_layer_overhead_s`).
+    let moe_layer_s = if moe {
+        crate::speed::llama_cpp_moe_layer_overhead_s(inp.device)
+    } else {
+        0.0
+    };
+    let gpu = crate::speed::llama_cpp_decode_step_overhead_s(inp.device, s.gpu_layers)
+        + moe_layer_s * s.gpu_layers as f64;
     let split = s.gpu_layers > 0 || s.gpu_read > 0;
     let host = if split {
         s.host_layers as f64 * LLAMA_CPP_SPLIT_HOST_LAYER_S

@@ -430,8 +430,28 @@ pub fn llama_cpp_prefill_tokens_per_s(
     } else {
         0.0
     };
-    let seconds = matmul / mmq + attn_s;
+    // A MoE's routed experts each get only their share of the micro-batch's tokens.
+    let routed = (2 * routed_active_params(model)).min(2 * active_params) as f64;
+    let tokens_per_expert = model.moe.as_ref().map_or(f64::INFINITY, |m| {
+        (context.clamp(1, LLAMA_CPP_PREFILL_UBATCH_TOKENS) * m.experts_per_token) as f64
+            / m.num_experts.max(1) as f64
+    });
+    let slowdown = mmq_tile_slowdown(tokens_per_expert);
+    let seconds = (matmul - routed) / mmq + routed * slowdown / mmq + attn_s;
     let tps = if seconds > 0.0 { 1.0 / seconds } else { 0.0 };
+    let mut assumptions = Vec::new();
+    if routed > 0.0 && slowdown > 1.0 {
+        assumptions.push(format!(
+            "prefill: the routed experts' {:.2} GFLOP per token run {slowdown:.2}× slower: each \
+             expert gets {tokens_per_expert:.0} of a {}-token micro-batch's tokens, fewer than \
+             MMQ's {LLAMA_CPP_MMQ_FULL_TILE_TOKENS:.0}-token tile, so its weight tiles are unpacked \
+             for fewer tokens ({:.0}% of MMQ's time at a full tile; derived from one measured MoE, \
+             Qwen3-30B-A3B on an H100)",
+            routed / 1e9,
+            LLAMA_CPP_PREFILL_UBATCH_TOKENS,
+            100.0 * LLAMA_CPP_MMQ_WEIGHT_TILE_SHARE
+        ));
+    }
     SpeedEstimate {
         tokens_per_s: tps,
         assumptions: vec![format!(
@@ -447,8 +467,50 @@ pub fn llama_cpp_prefill_tokens_per_s(
             active_params as f64 / 1e9,
             attn / 1e9,
             attn_rate / 1e12
-        )],
+        )]
+        .into_iter()
+        .chain(assumptions)
+        .collect(),
     }
+}
+
+/// Tokens llama.cpp's MMQ kernels multiply per weight tile at most (`mmq_x`, 128 on the GPUs
+/// that matter here).
+pub const LLAMA_CPP_MMQ_FULL_TILE_TOKENS: f64 = 128.0;
+
+/// Share of MMQ's time per token at a full tile that goes to the weight tiles (loading and
+/// unpacking the quantized weights to int8), which a tile of fewer tokens pays all the same:
+/// 0.83. Derived from one measurement, llama-bench pp512 of Qwen3-30B-A3B Q4_0 on an H100 (9,833
+/// tokens/s; 128 experts, 8 per token: 32 tokens per expert of a 512-token micro-batch), where
+/// the routed experts ran 3.5× slower per FLOP than the dense rate
+/// ([`LLAMA_CPP_MMQ_OPS_PER_SM_CLOCK`]) that Llama-3.1-8B reached within 11% on the same machine
+/// (`tests/data/measured/llama-cpp-cuda-h100.json`). MoEs whose experts get a full tile
+/// (Mixtral: 8 experts, 2 per token) pay nothing.
+pub const LLAMA_CPP_MMQ_WEIGHT_TILE_SHARE: f64 = 0.83;
+
+/// Micro-batch llama.cpp splits a prompt into (`-ub`, default 512).
+const LLAMA_CPP_PREFILL_UBATCH_TOKENS: u64 = 512;
+
+/// How much slower per FLOP MMQ runs when a weight tile meets `tokens` tokens instead of a full
+/// tile: the weight tiles' share is paid per tile whatever the tokens.
+fn mmq_tile_slowdown(tokens: f64) -> f64 {
+    if !(tokens.is_finite() && tokens > 0.0) || tokens >= LLAMA_CPP_MMQ_FULL_TILE_TOKENS {
+        return 1.0;
+    }
+    (1.0 - LLAMA_CPP_MMQ_WEIGHT_TILE_SHARE)
+        + LLAMA_CPP_MMQ_WEIGHT_TILE_SHARE * LLAMA_CPP_MMQ_FULL_TILE_TOKENS / tokens
+}
+
+/// Routed-expert parameters one token goes through (gate, up and down of each chosen expert in
+/// every MoE layer); 0 for a dense model.
+fn routed_active_params(model: &ModelSpec) -> u64 {
+    let Some(m) = model.moe.as_ref() else {
+        return 0;
+    };
+    let moe_layers = (0..model.num_layers)
+        .filter(|i| !m.dense_layers.contains(i))
+        .count() as u64;
+    moe_layers * m.experts_per_token * 3 * model.hidden_size * m.expert_intermediate_size
 }
 
 /// Time one hop of an all-reduce takes besides moving the bytes (a kernel launch and a link
