@@ -30,6 +30,12 @@ module.exports = {
     await page.waitForSelector('#offload-flag', { timeout: 30000 });
     assert.strictEqual((await page.textContent('#offload-flag')).trim(), '--n-cpu-moe 40');
     assert.strictEqual(await page.inputValue('#n-cpu-moe'), '40');
+    // A model no format fits on the GPU alone, which the split runs: the format advice says so
+    // instead of "try a shorter context".
+    await page.goto(`${base}?model=gpt-oss-120b&device=rtx-4090&runtime=llama.cpp&host=128`);
+    assert.match(await verdict(page), /needs offload \(--n-cpu-moe \d+\)/);
+    await page.waitForSelector('#best-format-next', { timeout: 30000 });
+    assert.match(await page.textContent('#best-format-next'), /No format fits the GPU alone with these settings: the offload split below runs this one/);
     // Bad settings are inline errors naming the control.
     await page.goto(`${base}?model=qwen3-30b-a3b&device=rtx-4060-ti-8gb&format=Q4_K_M&ngl=60`);
     await page.waitForSelector('.error', { timeout: 30000 });

@@ -137,10 +137,21 @@ pub fn AnswerView(
             } else {
                 " (the training settings that fit are listed below)"
             };
+            // With an offload split that runs it, the model does run: say what would fit whole.
+            let text = if e.verdict == Verdict::NeedsOffload && e.offload.is_some() {
+                format!(
+                    "No format fits the GPU alone with these settings: the offload split below \
+                     runs this one (a shorter context, a smaller batch{more} may fit it \
+                     whole){training}."
+                )
+            } else {
+                format!(
+                    "No format fits with these settings: try a shorter context, a smaller \
+                     batch{more}{training}."
+                )
+            };
             view! {
-                <p id="best-format-next" class="best-next none">
-                    {format!("No format fits with these settings: try a shorter context, a smaller batch{more}{training}.")}
-                </p>
+                <p id="best-format-next" class="best-next none">{text}</p>
             }
             .into_any()
         }
