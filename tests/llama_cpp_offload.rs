@@ -51,12 +51,6 @@ fn device() -> DeviceSpec {
     device
 }
 
-/// headroom's decode tokens/s for one llama-bench row, and the split it answered with.
-fn decode_of(row: &Value, device: &DeviceSpec) -> (f64, String) {
-    let (decode, _, split) = speeds_of(row, device);
-    (decode, split)
-}
-
 /// headroom's decode and prefill tokens/s for one llama-bench row (at the row's prompt or
 /// generated length), and the split it answered with.
 fn speeds_of(row: &Value, device: &DeviceSpec) -> (f64, f64, String) {
@@ -94,29 +88,52 @@ fn speeds_of(row: &Value, device: &DeviceSpec) -> (f64, f64, String) {
     )
 }
 
-#[test]
-fn llama_cpp_decode_on_the_gpu_and_split_with_the_host_matches_llama_bench() {
+/// Which speed a comparison holds.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `tg` rows: decode.
+    Decode,
+    /// `pp` rows: prefill.
+    Prefill,
+}
+
+/// Compares every row of `kind` with headroom's estimate, prints the table and returns the rows
+/// off by more than `tolerance_percent` and how many were answered as splits.
+fn compare(kind: Kind, tolerance_percent: f64) -> (Vec<String>, usize, usize) {
     let measured: Value = serde_json::from_str(MEASURED).expect("fixture parses");
     let device = device();
+    let length = match kind {
+        Kind::Decode => "n_gen",
+        Kind::Prefill => "n_prompt",
+    };
     let rows: Vec<&Value> = measured["rows"]
         .as_array()
         .expect("rows")
         .iter()
-        .filter(|r| r["n_gen"].as_u64().unwrap_or(0) > 0)
+        .filter(|r| r[length].as_u64().unwrap_or(0) > 0)
         .collect();
-    assert!(rows.len() >= 10, "the fixture has its decode rows");
     println!(
-        "{:<15} {:>4} {:>6}  {:>9} {:>9} {:>7}  headroom's split",
-        "model", "ngl", "ncmoe", "llama.cpp", "headroom", "error"
+        "{:<6} {:<15} {:>4} {:>6}  {:>9} {:>9} {:>7}  headroom's split",
+        "test", "model", "ngl", "ncmoe", "llama.cpp", "headroom", "error"
     );
     let mut failures = Vec::new();
     let mut splits = 0;
-    for row in rows {
+    for row in &rows {
         let measured_tps = row["tokens_per_s"].as_f64().expect("tokens_per_s");
-        let (tps, split) = decode_of(row, &device);
+        let (decode, prefill, split) = speeds_of(row, &device);
+        let tps = if kind == Kind::Decode {
+            decode
+        } else {
+            prefill
+        };
         let error = 100.0 * (tps / measured_tps - 1.0);
         println!(
-            "{:<15} {:>4} {:>6}  {:>9.1} {:>9.1} {:>+6.1}%  {split}",
+            "{:<6} {:<15} {:>4} {:>6}  {:>9.1} {:>9.1} {:>+6.1}%  {split}",
+            format!(
+                "{}{}",
+                if kind == Kind::Decode { "tg" } else { "pp" },
+                row[length].as_u64().unwrap_or(0)
+            ),
             row["model"].as_str().unwrap_or("?"),
             row["n_gpu_layers"].as_u64().unwrap_or(0),
             row["n_cpu_moe"].as_u64().unwrap_or(0),
@@ -127,10 +144,17 @@ fn llama_cpp_decode_on_the_gpu_and_split_with_the_host_matches_llama_bench() {
         if split != "all on the GPU" {
             splits += 1;
         }
-        if error.abs() > DECODE_TOLERANCE_PERCENT {
+        if error.abs() > tolerance_percent {
             failures.push(format!("{row}: headroom {tps:.1} tokens/s ({error:+.1}%)"));
         }
     }
+    (failures, rows.len(), splits)
+}
+
+#[test]
+fn llama_cpp_decode_on_the_gpu_and_split_with_the_host_matches_llama_bench() {
+    let (failures, rows, splits) = compare(Kind::Decode, DECODE_TOLERANCE_PERCENT);
+    assert!(rows >= 10, "the fixture has its decode rows ({rows})");
     assert!(
         splits >= 8,
         "the split rows were answered as splits ({splits})"
@@ -176,36 +200,8 @@ fn a_step_wholly_on_the_cpu_pays_no_split_cost() {
 
 #[test]
 fn llama_cpp_prefill_on_the_h100_matches_llama_bench() {
-    let measured: Value = serde_json::from_str(MEASURED).expect("fixture parses");
-    let device = device();
-    let rows: Vec<&Value> = measured["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .filter(|r| r["n_prompt"].as_u64().unwrap_or(0) > 0)
-        .collect();
-    assert_eq!(
-        rows.len(),
-        3,
-        "pp512: two models on the GPU alone, one split"
-    );
-    let mut failures = Vec::new();
-    for row in rows {
-        let measured_tps = row["tokens_per_s"].as_f64().expect("tokens_per_s");
-        let (_, tps, split) = speeds_of(row, &device);
-        let error = 100.0 * (tps / measured_tps - 1.0);
-        println!(
-            "pp{:<4} {:<15} {:>9.0} {:>9.0} {:>+6.1}%  {split}",
-            row["n_prompt"].as_u64().unwrap_or(0),
-            row["model"].as_str().unwrap_or("?"),
-            measured_tps,
-            tps,
-            error
-        );
-        if error.abs() > PREFILL_TOLERANCE_PERCENT {
-            failures.push(format!("{row}: headroom {tps:.0} tokens/s ({error:+.1}%)"));
-        }
-    }
+    let (failures, rows, _) = compare(Kind::Prefill, PREFILL_TOLERANCE_PERCENT);
+    assert_eq!(rows, 3, "pp512: two models on the GPU alone, one split");
     assert!(
         failures.is_empty(),
         "prefill off by more than {PREFILL_TOLERANCE_PERCENT}%:\n{}",
