@@ -1127,11 +1127,19 @@ pub(crate) fn estimate_with(
         let mut d = decode_tokens_per_s(&req.device, active_bytes, kv_per_seq, batch);
         if req.runtime == Runtime::LlamaCpp {
             d = with_llama_cpp_bandwidth_cap(d, &req.device);
+            let moe_s = llama_cpp_moe_step_overhead_s(&req.device, model);
             d = with_step_overhead(
                 d,
-                llama_cpp_decode_step_overhead_s(&req.device, model.num_layers)
-                    + llama_cpp_moe_step_overhead_s(&req.device, model),
+                llama_cpp_decode_step_overhead_s(&req.device, model.num_layers) + moe_s,
             );
+            if moe_s > 0.0 && d.tokens_per_s > 0.0 {
+                d.assumptions.push(format!(
+                    "decode: {:.2} ms of that is the MoE layers' routing kernels ({:.0} µs per MoE \
+                     layer, derived from one measured model: Qwen3-30B-A3B on an H100)",
+                    moe_s * 1e3,
+                    crate::speed::llama_cpp_moe_layer_overhead_s(&req.device) * 1e6
+                ));
+            }
         }
         // PyTorch (transformers) and vLLM run fp16/bf16 GEMMs with fp32 accumulation;
         // llama.cpp's CUDA kernels accumulate f16 matmuls in f16 and quantized ones in int32.
