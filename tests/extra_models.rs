@@ -48,15 +48,7 @@ fn draft(name: &str) -> DraftAsk {
 fn tower_params(m: &ModelSpec) -> u64 {
     headroom_core::components::components(m)
         .iter()
-        .filter(|c| {
-            matches!(
-                c.kind,
-                ComponentKind::VisionEncoder
-                    | ComponentKind::VisionProjector
-                    | ComponentKind::AudioEncoder
-                    | ComponentKind::AudioProjector
-            )
-        })
+        .filter(|c| c.kind.is_tower())
         .map(|c| c.params)
         .sum()
 }

@@ -666,15 +666,11 @@ pub fn answer(q: &Question) -> Result<Answer, CoreError> {
             let mut parts = components(&req.model);
             if q.extras.mmproj && towers_in_separate_file(req.runtime) {
                 // The towers are the mmproj file's: their lines come from the model as given.
-                parts.extend(components(&q.model).into_iter().filter(|c| {
-                    matches!(
-                        c.kind,
-                        ComponentKind::VisionEncoder
-                            | ComponentKind::VisionProjector
-                            | ComponentKind::AudioEncoder
-                            | ComponentKind::AudioProjector
-                    )
-                }));
+                parts.extend(
+                    components(&q.model)
+                        .into_iter()
+                        .filter(|c| c.kind.is_tower()),
+                );
             }
             parts.extend(
                 extras

@@ -296,15 +296,7 @@ fn image_patches(e: &crate::model::EncoderSpec) -> (u64, bool) {
 fn projector(model: &ModelSpec, runtime: Runtime, notes: &mut Vec<String>) -> ExtraModel {
     let tower_params: u64 = components(model)
         .iter()
-        .filter(|c| {
-            matches!(
-                c.kind,
-                ComponentKind::VisionEncoder
-                    | ComponentKind::VisionProjector
-                    | ComponentKind::AudioEncoder
-                    | ComponentKind::AudioProjector
-            )
-        })
+        .filter(|c| c.kind.is_tower())
         .map(|c| c.params)
         .sum();
     // One image through the largest vision encoder: ggml-alloc reuses buffers from layer to

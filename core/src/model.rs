@@ -546,6 +546,18 @@ pub enum ComponentKind {
 }
 
 impl ComponentKind {
+    /// A vision or audio encoder or projector: the towers llama.cpp keeps in a separate mmproj
+    /// file ([`crate::extra_models`]).
+    pub fn is_tower(self) -> bool {
+        matches!(
+            self,
+            ComponentKind::VisionEncoder
+                | ComponentKind::VisionProjector
+                | ComponentKind::AudioEncoder
+                | ComponentKind::AudioProjector
+        )
+    }
+
     /// A short name for display and JSON (`embedding`, `decoder`, `vision_encoder`, ...).
     pub fn name(self) -> &'static str {
         match self {
