@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use headroom_core::report::{AllocationStopReason, ProbeReport, Stage, Status};
+use headroom_core::report::{AllocationResult, AllocationStopReason, ProbeReport, Stage, Status};
 
 use crate::util::{BIN, data_dir, scratch};
 
@@ -69,6 +69,14 @@ fn validate_against_schema(report: &Path) {
 fn read_report(path: &Path) -> ProbeReport {
     let text = std::fs::read_to_string(path).expect("report written");
     ProbeReport::from_json(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// The allocation stage's result in `report` (the test asked for the sweep).
+fn sweep_of(report: &ProbeReport) -> &AllocationResult {
+    report
+        .stage(Stage::Allocation)
+        .and_then(|s| s.allocation.as_ref())
+        .expect("sweep result")
 }
 
 #[test]
@@ -190,10 +198,7 @@ fn the_sweep_stops_at_the_budget() {
     assert_success(&out);
     validate_against_schema(&out_path);
     let report = read_report(&out_path);
-    let sweep = report
-        .stage(Stage::Allocation)
-        .and_then(|s| s.allocation.as_ref())
-        .expect("sweep result");
+    let sweep = sweep_of(&report);
     assert_eq!(sweep.stop_reason, AllocationStopReason::Budget, "{sweep:?}");
     assert!(!sweep.steps.is_empty());
     assert!(
@@ -230,10 +235,7 @@ fn a_slow_step_without_swapping_does_not_stop_the_sweep() {
     assert_success(&out);
     validate_against_schema(&out_path);
     let report = read_report(&out_path);
-    let sweep = report
-        .stage(Stage::Allocation)
-        .and_then(|s| s.allocation.as_ref())
-        .expect("sweep result");
+    let sweep = sweep_of(&report);
     assert_eq!(sweep.stop_reason, AllocationStopReason::Budget, "{sweep:?}");
     assert_eq!(sweep.steps.len(), 5, "{sweep:?}");
     assert!(
@@ -295,10 +297,7 @@ fn a_simulated_out_of_memory_is_recorded_not_a_crash() {
     assert_success(&out);
     validate_against_schema(&out_path);
     let report = read_report(&out_path);
-    let sweep = report
-        .stage(Stage::Allocation)
-        .and_then(|s| s.allocation.as_ref())
-        .expect("sweep result");
+    let sweep = sweep_of(&report);
     assert_eq!(sweep.stop_reason, AllocationStopReason::Error, "{sweep:?}");
     assert!(
         sweep.stop_detail.contains("out of memory"),
